@@ -1,0 +1,17 @@
+"""SIMULATOR: Python models of the project's PowerShell operation scripts, keyed by the script's
+``# op: <resource>/<operation>`` header line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from devhost.fs import WindowsFs
+from devhost.ops import settings_file
+from devhost.ops.envelope import Envelope
+
+Operation = Callable[[WindowsFs, dict[str, Any]], Envelope]
+
+OPERATIONS: dict[str, Operation] = {
+    **settings_file.OPERATIONS,
+}

@@ -1,0 +1,36 @@
+"""Value checks shared by resource models; each message says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import re
+
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
+_FORBIDDEN = re.compile(r'[<>"|?*\x00-\x1f]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def windows_absolute_path(value: str, *, allow_root: bool = False) -> str:
+    """A local absolute path like ``C:\\identitymanager\\Runtime``; returns it without a trailing backslash."""
+    if "/" in value:
+        suggestion = value.replace("/", "\\")
+        raise ValueError(f"{value!r} uses forward slashes; Windows paths use backslashes: {suggestion!r}")
+    if not _DRIVE_PATH.match(value):
+        raise ValueError(
+            f"{value!r} is not an absolute Windows path; give the drive and full path, e.g. 'C:\\identitymanager\\Runtime'"
+        )
+    trimmed = value.rstrip("\\") if len(value) > 3 else value
+    parts = trimmed[3:].split("\\") if len(trimmed) > 3 else []
+    if not parts and not allow_root:
+        raise ValueError(f"{value!r} is a drive root; give a folder or file below it")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise ValueError(f"{value!r} has an empty, '.' or '..' segment; give the normalized full path")
+        if _FORBIDDEN.search(part) or ":" in part:
+            raise ValueError(f"{value!r}: segment {part!r} contains a character Windows forbids in names (<>:\"|?*)")
+        if part.rstrip(" .") != part:
+            raise ValueError(f"{value!r}: segment {part!r} ends with a space or dot, which Windows strips silently")
+        if part.split(".")[0].upper() in _RESERVED:
+            raise ValueError(f"{value!r}: segment {part!r} is a reserved device name on Windows")
+    if len(trimmed) > 32000:
+        raise ValueError(f"path is {len(trimmed)} characters long; Windows allows at most 32,767")
+    return trimmed

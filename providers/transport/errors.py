@@ -1,0 +1,41 @@
+"""One exception tree for everything that can go wrong between us and a host."""
+
+from __future__ import annotations
+
+
+class WinRMError(Exception):
+    """Base of every error raised by the transport; always names the host."""
+
+    error_id = "WinRMError"
+
+    def __init__(self, host: str, message: str, fix: str | None = None) -> None:
+        self.host = host
+        self.fix = fix
+        text = f"[{self.error_id}] host {host}: {message}"
+        if fix:
+            text += f" Fix: {fix}"
+        super().__init__(text)
+
+
+class HostUnreachable(WinRMError):
+    """No TCP connection, or no answer before the configured time-out."""
+
+    error_id = "HostUnreachable"
+
+
+class AuthenticationFailed(WinRMError):
+    """The host refused the credentials (HTTP 401)."""
+
+    error_id = "AuthenticationFailed"
+
+
+class WinRMProtocolError(WinRMError):
+    """The host answered, but with a WS-Management fault or an HTTP error."""
+
+    error_id = "WinRMProtocolError"
+
+
+class CommandTimedOut(WinRMError):
+    """A command did not finish within the connection's command time-out."""
+
+    error_id = "CommandTimedOut"
