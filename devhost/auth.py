@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 import re
@@ -114,9 +115,9 @@ def check_basic(header_value: str, users_file: Path) -> str:
         raise AuthFailed("malformed Basic credentials")
     domain, user = split_user(name)
     for entry in load_users(users_file):
-        if entry.user.upper() == user.upper() and entry.domain.upper() == domain.upper():
-            if hmac.compare_digest(entry.password.encode("utf-8"), password.encode("utf-8")):
-                return entry.principal
+        same_user = entry.user.upper() == user.upper() and entry.domain.upper() == domain.upper()
+        if same_user and hmac.compare_digest(entry.password.encode("utf-8"), password.encode("utf-8")):
+            return entry.principal
     raise AuthFailed(f"wrong user name or password for {name!r}")
 
 
@@ -130,8 +131,6 @@ def parse_authorization(value: str | None) -> tuple[str, str]:
 
 def tls_channel_bindings(cert_der: bytes, hash_name: str = "sha256") -> spnego.channel_bindings.GssChannelBindings:
     """RFC 5929 tls-server-end-point bindings, as requests_ntlm sends them over HTTPS."""
-    import hashlib
-
     digest = hashlib.new(hash_name, cert_der).digest()
     return spnego.channel_bindings.GssChannelBindings(application_data=b"tls-server-end-point:" + digest)
 
@@ -139,7 +138,9 @@ def tls_channel_bindings(cert_der: bytes, hash_name: str = "sha256") -> spnego.c
 class NtlmConnection:
     """NTLM acceptor state for one TCP connection, and its message sealing."""
 
-    def __init__(self, users_file: Path, channel_bindings: spnego.channel_bindings.GssChannelBindings | None = None) -> None:
+    def __init__(
+        self, users_file: Path, channel_bindings: spnego.channel_bindings.GssChannelBindings | None = None
+    ) -> None:
         self._users_file = users_file
         self._bindings = channel_bindings
         self._context: spnego.ContextProxy | None = None
@@ -213,8 +214,15 @@ class NtlmConnection:
         return (
             _BOUNDARY + b"\r\n"
             b"\tContent-Type: " + ENCRYPTED_PROTOCOL.encode() + b"\r\n"
-            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + str(len(message)).encode() + b"\r\n"
-            + _BOUNDARY + b"\r\n" + _OCTET_HEADER
-            + struct.pack("<i", len(result.header)) + result.header + result.data
-            + _BOUNDARY + b"--\r\n"
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+            + str(len(message)).encode()
+            + b"\r\n"
+            + _BOUNDARY
+            + b"\r\n"
+            + _OCTET_HEADER
+            + struct.pack("<i", len(result.header))
+            + result.header
+            + result.data
+            + _BOUNDARY
+            + b"--\r\n"
         )

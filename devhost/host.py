@@ -112,16 +112,18 @@ class SimulatedHost(SimulatedHostApi):
     def start(self, request: CommandRequest) -> SimulatedProcess:
         if len(request.command_line) > CMD_LINE_LIMIT:
             return FinishedProcess(stderr=b"The command line is too long.\r\n", exit_code=1)
-        if _POWERSHELL.match(request.command) and "-EncodedCommand" in request.arguments:
-            return self._start_bootstrap(request)
+        # pywinrm sends all arguments in one rsp:Arguments element; split them as powershell.exe would.
+        arguments = " ".join(request.arguments).split()
+        if _POWERSHELL.match(request.command) and "-EncodedCommand" in arguments:
+            return self._start_bootstrap(arguments)
         from devhost.builtin_commands import start_builtin
 
         return start_builtin(request)
 
-    def _start_bootstrap(self, request: CommandRequest) -> SimulatedProcess:
-        index = request.arguments.index("-EncodedCommand")
+    def _start_bootstrap(self, arguments: list[str]) -> SimulatedProcess:
+        index = arguments.index("-EncodedCommand")
         try:
-            bootstrap = base64.b64decode(request.arguments[index + 1], validate=True).decode("utf-16-le")
+            bootstrap = base64.b64decode(arguments[index + 1], validate=True).decode("utf-16-le")
         except (IndexError, binascii.Error, UnicodeDecodeError):
             return loud_failure("-EncodedCommand is not base64 of UTF-16LE text")
         missing = [s for s in _BOOTSTRAP_STATEMENTS if s not in bootstrap]

@@ -84,7 +84,14 @@ DEFAULT_MAX_ENVELOPE_KB = 500
 # A Receive never waits longer than this, whatever OperationTimeout says.
 MAX_OPERATION_TIMEOUT = 60.0
 
-_PROVIDER_FAULT = ('<f:ProviderFault provider="Shell cmd plugin" path="%systemroot%\\system32\\winrscmd.dll">', "</f:ProviderFault>")
+_INVALID_SELECTORS = (
+    "The WS-Management service cannot process the request because the request contained invalid selectors "
+    "for the resource. "
+)
+_PROVIDER_FAULT = (
+    '<f:ProviderFault provider="Shell cmd plugin" path="%systemroot%\\system32\\winrscmd.dll">',
+    "</f:ProviderFault>",
+)
 
 
 def _esc(text: str) -> str:
@@ -124,7 +131,7 @@ def unknown_command_fault() -> WsmanFault:
     return WsmanFault(
         "s:Sender",
         "w:InvalidSelectors",
-        "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ",
+        _INVALID_SELECTORS,
         2150858843,
         message="The Windows Remote Shell received a request to perform an operation on a command identifier that does "
         "not exist. Either the command has completed execution or the client specified an invalid command identifier. ",
@@ -136,11 +143,11 @@ def unknown_shell_fault(shell_id: str) -> WsmanFault:
     return WsmanFault(
         "s:Sender",
         "w:InvalidSelectors",
-        "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ",
+        _INVALID_SELECTORS,
         2150858843,
-        message=f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was not found "
-        "on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer exists on the "
-        "server. Provide the correct ShellId or create a new shell and retry the operation. ",
+        message=f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was not "
+        "found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer exists "
+        "on the server. Provide the correct ShellId or create a new shell and retry the operation. ",
         detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
     )
 
@@ -171,7 +178,8 @@ def invalid_body_fault(why: str) -> WsmanFault:
     return WsmanFault(
         "s:Sender",
         "w:InvalidBody",
-        "The WS-Management service cannot process the request because the request packet does not have a valid SOAP body. ",
+        "The WS-Management service cannot process the request because the request packet does not have a valid "
+        "SOAP body. ",
         2150858791,
         message=f"The WS-Management service cannot process the request: {why} ",
     )
@@ -188,7 +196,9 @@ def envelope_too_large_fault() -> WsmanFault:
 
 
 def file_not_found_fault() -> WsmanFault:
-    return WsmanFault("s:Receiver", "w:InternalError", "The system cannot find the file specified. ", 2147942402, provider=True)
+    return WsmanFault(
+        "s:Receiver", "w:InternalError", "The system cannot find the file specified. ", 2147942402, provider=True
+    )
 
 
 # --- requests --------------------------------------------------------------
@@ -252,9 +262,12 @@ def parse_request(data: bytes) -> WsmanRequest:
         return (node.text or "").strip() if node is not None else ""
 
     selectors = {
-        node.get("Name", ""): (node.text or "").strip() for node in header.iterfind(f"{{{NS_W}}}SelectorSet/{{{NS_W}}}Selector")
+        node.get("Name", ""): (node.text or "").strip()
+        for node in header.iterfind(f"{{{NS_W}}}SelectorSet/{{{NS_W}}}Selector")
     }
-    options = {node.get("Name", ""): (node.text or "") for node in header.iterfind(f"{{{NS_W}}}OptionSet/{{{NS_W}}}Option")}
+    options = {
+        node.get("Name", ""): (node.text or "") for node in header.iterfind(f"{{{NS_W}}}OptionSet/{{{NS_W}}}Option")
+    }
     try:
         timeout = parse_duration(text(NS_W, "OperationTimeout") or "PT60S")
         max_size = int(text(NS_W, "MaxEnvelopeSize") or DEFAULT_MAX_ENVELOPE_KB * 1024)
@@ -284,7 +297,7 @@ def build_envelope(kind: str, action: str, relates_to: str, body: str) -> bytes:
         f"<a:To>{ANONYMOUS}</a:To>"
         f"<a:RelatesTo>{_esc(relates_to)}</a:RelatesTo>"
         f"</s:Header><s:Body>{body}</s:Body></s:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def build_fault(fault: WsmanFault, relates_to: str, machine: str) -> bytes:
@@ -489,7 +502,11 @@ class WinRSService:
                 f'<rsp:Variable Name="{_esc(k)}">{_esc(v)}</rsp:Variable>' for k, v in shell.environment.items()
             )
             env = f"<rsp:Environment>{variables}</rsp:Environment>"
-        cwd = f"<rsp:WorkingDirectory>{_esc(shell.working_directory)}</rsp:WorkingDirectory>" if shell.working_directory else ""
+        cwd = (
+            f"<rsp:WorkingDirectory>{_esc(shell.working_directory)}</rsp:WorkingDirectory>"
+            if shell.working_directory
+            else ""
+        )
         return (
             f"<x:ResourceCreated><a:Address>{_esc(caller.address)}</a:Address><a:ReferenceParameters>"
             f'<w:ResourceURI>{RESOURCE_CMD}</w:ResourceURI><w:SelectorSet><w:Selector Name="ShellId">{shell.shell_id}'
@@ -543,7 +560,12 @@ class WinRSService:
         )
         command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
         self.journal(
-            {"kind": "command", "shell_id": shell.shell_id, "command_id": command_id, "command_line": command_request.command_line}
+            {
+                "kind": "command",
+                "shell_id": shell.shell_id,
+                "command_id": command_id,
+                "command_line": command_request.command_line,
+            }
         )
         if request.option_true("WINRS_SKIP_CMD_SHELL") and not re.search(r"[\\/]", executable):
             # Without cmd.exe nothing searches PATH: Windows wants a full path

@@ -43,7 +43,7 @@ def engine_env(stack: str, extra: Mapping[str, str] | None = None) -> dict[str, 
         "PULUMI_RUNTIME_VIRTUALENV": os.environ.get("PULUMI_RUNTIME_VIRTUALENV", str(ROOT / ".venv")),
         "PULUMI_PYTHON_CMD": str(ROOT / ".venv" / "bin" / "python"),
     }
-    passphrase = os.environ.get("PULUMI_CONFIG_PASSPHRASE")
+    passphrase = (extra or {}).get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get("PULUMI_CONFIG_PASSPHRASE")
     if passphrase is None and stack == LOCAL_STACK:
         passphrase = LOCAL_DEV_PASSPHRASE
     if passphrase is None and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:

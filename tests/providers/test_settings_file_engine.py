@@ -1,0 +1,224 @@
+"""SettingsFile through the real Pulumi CLI against the host under test (simulated unless configured)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+
+from providers.scripting.runner import ScriptRef, run_script
+from providers.settings_file import SettingsFile
+from providers.transport.connection import HostConnection
+from tests.support.engine import EngineStack
+from tests.support.hosts import Target
+
+pytestmark = pytest.mark.engine
+
+Engine = Callable[[Callable[[], None]], EngineStack]
+
+
+def new_folder() -> str:
+    return f"C:\\UsercubeIacTests\\{uuid.uuid4().hex[:8]}"
+
+
+def file_program(target: Target, desired: dict[str, Any], **overrides: Any) -> Callable[[], None]:
+    """A program with one SettingsFile whose inputs are read from ``desired`` at each run."""
+
+    def program() -> None:
+        connection = {**target.connection, **overrides, "password": pulumi.Output.secret(
+            overrides.get("password", target.connection["password"]))}
+        settings = SettingsFile(
+            "settings",
+            connection=connection,
+            path=desired["path"],
+            content=desired["content"],
+            secret=desired.get("secret", False),
+        )
+        pulumi.export("sha256", settings.sha256)
+
+    return program
+
+
+def host_connection(target: Target) -> HostConnection:
+    return HostConnection.model_validate(target.connection)
+
+
+def edit_out_of_band(target: Target, path: str, content: str) -> None:
+    """What an administrator does by hand: on the simulator, edit the file in its state directory."""
+    if target.simulated:
+        target.windows_file(path).write_bytes(content.encode("utf-8"))
+    else:
+        payload = {"path": path, "content": content, "encoding": "utf-8", "keep_backup": False}
+        run_script(host_connection(target), ScriptRef("providers.settings_file", "set"), payload, resource="test")
+
+
+def read_host_file(target: Target, path: str) -> str | None:
+    payload = {"path": path, "content": "", "encoding": "utf-8", "keep_backup": True}
+    result = run_script(host_connection(target), ScriptRef("providers.settings_file", "get"), payload, resource="t")
+    return result.state.get("content") if result.state["ensure"] == "present" else None
+
+
+def test_create_then_second_up_changes_nothing_and_sends_nothing(target: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\appsettings.json", "content": '{"A": 1}\n'}
+    stack = engine(file_program(target, desired))
+
+    first = stack.up()
+    assert first.ok, first.output
+    assert first.summary.get("create") == 2  # the stack and the file
+    assert read_host_file(target, desired["path"]) == '{"A": 1}\n'
+
+    mark = target.journal_mark() if target.simulated else 0
+    second = stack.up()
+    assert second.ok, second.output
+    assert second.summary == {"same": 2}
+    if target.simulated:
+        assert target.journal_since(mark) == [], "a no-op up must not talk to the host"
+
+
+def test_content_change_shows_in_preview_diff_then_applies_with_backup(target: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\appsettings.json", "content": "version one\n"}
+    stack = engine(file_program(target, desired))
+    assert stack.up().ok
+
+    desired["content"] = "version two\n"
+    preview = stack.preview(diff=True)
+    assert preview.ok, preview.output
+    assert "~ content" in preview.stdout or '~ content:' in preview.stdout.replace("  ", " "), preview.stdout
+    assert "version two" in preview.stdout
+    assert read_host_file(target, desired["path"]) == "version one\n", "preview must not apply anything"
+
+    applied = stack.up()
+    assert applied.ok, applied.output
+    assert applied.summary.get("update") == 1
+    assert read_host_file(target, desired["path"]) == "version two\n"
+    assert read_host_file(target, desired["path"] + ".bak") == "version one\n"
+    assert stack.outputs()["sha256"] != ""
+
+
+def test_out_of_band_edit_is_found_by_refresh_and_repaired_by_up(target: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\web.config", "content": "<configuration />\n"}
+    stack = engine(file_program(target, desired))
+    assert stack.up().ok
+    assert stack.refresh(expect_no_changes=True).ok, "no drift yet"
+
+    edit_out_of_band(target, desired["path"], "<configuration>edited by hand</configuration>\n")
+    drift = stack.refresh(expect_no_changes=True)
+    assert not drift.ok, "refresh --expect-no-changes must fail on drift"
+    assert "settings" in drift.output  # names the resource
+    assert "no changes were expected" in drift.output.lower() or "expected no changes" in drift.output.lower()
+
+    repaired = stack.up()
+    assert repaired.ok, repaired.output
+    assert repaired.summary.get("update") == 1
+    assert read_host_file(target, desired["path"]) == "<configuration />\n"
+    assert stack.refresh(expect_no_changes=True).ok
+
+
+def test_file_deleted_out_of_band_is_recreated(target: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\appsettings.json", "content": "{}\n"}
+    stack = engine(file_program(target, desired))
+    assert stack.up().ok
+    if target.simulated:
+        target.windows_file(desired["path"]).unlink()
+    else:
+        run_script(host_connection(target), ScriptRef("providers.settings_file", "remove"),
+                   {**desired, "encoding": "utf-8", "keep_backup": True}, resource="test")
+    assert not stack.refresh(expect_no_changes=True).ok
+    assert stack.up().ok
+    assert read_host_file(target, desired["path"]) == "{}\n"
+
+
+def test_destroy_removes_the_file_and_nothing_else(target: Target, engine: Engine) -> None:
+    folder = new_folder()
+    neighbour = {"path": f"{folder}\\keep-me.json", "content": "not ours\n"}
+    edit_out_of_band(target, neighbour["path"], neighbour["content"]) if not target.simulated else None
+    if target.simulated:
+        target.windows_file(neighbour["path"]).parent.mkdir(parents=True, exist_ok=True)
+        target.windows_file(neighbour["path"]).write_text(neighbour["content"])
+    desired = {"path": f"{folder}\\appsettings.json", "content": "ours\n"}
+    stack = engine(file_program(target, desired))
+    assert stack.up().ok
+
+    destroyed = stack.destroy()
+    assert destroyed.ok, destroyed.output
+    assert read_host_file(target, desired["path"]) is None
+    assert read_host_file(target, neighbour["path"]) == "not ours\n"
+
+
+def test_scripts_longer_than_a_command_line_travel_through_stdin(simulated: Target, engine: Engine) -> None:
+    big = "x" * 20_000 + "\n"  # far beyond cmd.exe's 8191-character command line
+    desired = {"path": f"{new_folder()}\\big.json", "content": big}
+    mark = simulated.journal_mark()
+    stack = engine(file_program(simulated, desired))
+    assert stack.up().ok
+    assert read_host_file(simulated, desired["path"]) == big
+    commands = [e["command_line"] for e in simulated.journal_since(mark) if e["kind"] == "command"]
+    assert commands, "the journal must record command lines"
+    assert max(len(c) for c in commands) <= 8191
+
+
+def test_secret_content_never_appears_in_output_state_or_command_lines(simulated: Target, engine: Engine) -> None:
+    secret = f"Sup3r-Secret-{uuid.uuid4().hex}"
+    desired = {"path": f"{new_folder()}\\appsettings.agent.json", "content": f'{{"Pw": "{secret}"}}\n', "secret": True}
+    mark = simulated.journal_mark()
+    stack = engine(file_program(simulated, desired))
+    runs = [stack.up(), stack.preview(diff=True)]
+    desired["content"] = f'{{"Pw": "{secret}-rotated"}}\n'
+    runs += [stack.preview(diff=True), stack.up(), stack.refresh()]
+    for run in runs:
+        assert run.ok, run.output
+        assert secret not in run.output
+    assert "[secret]" in runs[2].stdout
+    exported = stack.export()
+    assert '"content"' in exported and "ciphertext" in exported
+    assert secret not in exported
+    assert secret not in stack.raw_state()
+    assert simulated.connection["password"] not in stack.export()
+    for entry in simulated.journal_since(mark):
+        assert secret not in json.dumps(entry)  # stdin is base64 on the wire and in the journal...
+        if entry["kind"] == "command":
+            assert secret not in entry["command_line"]
+    stdins = [base64.b64decode(base64.b64decode(e["data"])) for e in simulated.journal_since(mark) if e["kind"] == "stdin"]
+    assert any(secret.encode() in json.dumps(json.loads(s)).encode() for s in stdins), "...and reaches the host only there"
+
+
+def test_relative_path_is_refused_before_any_host_call(simulated: Target, engine: Engine) -> None:
+    desired = {"path": "Runtime\\appsettings.json", "content": "{}"}
+    mark = simulated.journal_mark()
+    run = engine(file_program(simulated, desired)).up()
+    assert not run.ok
+    assert "path" in run.output and "not an absolute Windows path" in run.output
+    assert simulated.journal_since(mark) == []
+
+
+def test_wrong_password_gives_one_clear_error_naming_the_host(target: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\a.json", "content": "{}"}
+    run = engine(file_program(target, desired, password="wrong-password")).up()
+    assert not run.ok
+    label = f"{target.connection['host']}:{target.connection.get('port', '')}"
+    assert "[AuthenticationFailed]" in run.output
+    assert label.rstrip(":") in run.output
+    assert "wrong-password" not in run.output
+
+
+def test_unreachable_host_fails_clearly_after_the_timeout(simulated: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\a.json", "content": "{}"}
+    simulated.set_knobs(faults=[{"kind": "timeout", "on": "Create", "seconds": 30}])
+    try:
+        run = engine(file_program(simulated, desired, read_timeout_s=3, operation_timeout_s=2, retries=0)).up()
+    finally:
+        simulated.set_knobs()
+    assert not run.ok
+    assert "[HostUnreachable]" in run.output and "no answer within read_timeout_s=3s" in run.output
+
+
+def test_closed_port_fails_clearly(target: Target, engine: Engine) -> None:
+    desired = {"path": f"{new_folder()}\\a.json", "content": "{}"}
+    run = engine(file_program(target, desired, host="127.0.0.1", port=1, use_https=False, retries=0)).up()
+    assert not run.ok
+    assert "[HostUnreachable] host 127.0.0.1:1" in run.output
