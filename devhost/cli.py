@@ -76,6 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.bind not in ("127.0.0.1", "::1", "localhost"):
+        print(f"devhost: WARNING: listening on {args.bind}, not only loopback", file=sys.stderr)
     server = DevhostServer(state, http_port=args.port, https_port=args.https_port, bind=args.bind)
     server.start()
     stop = threading.Event()

@@ -33,6 +33,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -250,7 +251,9 @@ class _Listener(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("[devhost SIMULATOR] connection from %s ended with an error", client_address, exc_info=True)
+        # Clients hanging up (or a failed TLS handshake) are routine; anything else is a simulator bug.
+        level = logging.DEBUG if isinstance(sys.exc_info()[1], (OSError, ssl.SSLError)) else logging.ERROR
+        log.log(level, "[devhost SIMULATOR] connection from %s ended with an error", client_address, exc_info=True)
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -446,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(wsman.WsmanFault):
                 relates_to = wsman.parse_request(message).message_id
             injected = wsman.WsmanFault(
-                "s:Receiver", "w:InternalError", "devhost (simulator) injected HTTP 500 fault. ", 2147500037
+                "s:Receiver", "w:InternalError", "devhost (simulator) injected HTTP 500 fault. ", wsman.E_FAIL
             )
             self._send_body(500, wsman.build_fault(injected, relates_to, "devhost"), encrypt=self.encrypted)
             return True
@@ -516,7 +519,10 @@ class DevhostServer:
     def start(self) -> None:
         for listener in (self._http, self._https):
             if listener is not None:
-                thread = threading.Thread(target=listener.serve_forever, name="devhost-listener", daemon=True)
+                # A short poll interval keeps stop() quick (tests start and stop many servers).
+                thread = threading.Thread(
+                    target=listener.serve_forever, kwargs={"poll_interval": 0.05}, name="devhost-listener", daemon=True
+                )
                 thread.start()
                 self._threads.append(thread)
         log.info("[devhost SIMULATOR] %s listening on http %s https %s", BANNER, self.http_port, self.https_port)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import threading
 import uuid
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from devhost.processes import CommandRejected, CommandRequest, SimulatedHostApi, SimulatedProcess
+
+log = logging.getLogger("devhost.wsman")
 
 NS_S = "http://www.w3.org/2003/05/soap-envelope"
 NS_A = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
@@ -79,6 +82,8 @@ _DECLARED = {
     "fault": ("s", "a", "x", "e", "n", "w", "p"),
 }
 
+# HRESULT E_FAIL, for failures Windows would not have (simulator bugs, injected faults).
+E_FAIL = 0x80004005
 # Windows' default winrm/config MaxEnvelopeSizekb.
 DEFAULT_MAX_ENVELOPE_KB = 500
 # A Receive never waits longer than this, whatever OperationTimeout says.
@@ -415,6 +420,15 @@ class WinRSService:
         except WsmanFault as fault:
             # Windows answers every SOAP fault with HTTP 500.
             return 500, build_fault(fault, relates_to, caller.machine)
+        except Exception as exc:  # noqa: BLE001 - a bug in the simulator must reach the client as a loud fault
+            log.exception("[devhost SIMULATOR] internal error while handling a request")
+            internal = WsmanFault(
+                "s:Receiver",
+                "w:InternalError",
+                f"devhost (simulator) internal error: {exc!r} ",
+                E_FAIL,
+            )
+            return 500, build_fault(internal, relates_to, caller.machine)
 
     def close_all(self) -> None:
         with self._lock:

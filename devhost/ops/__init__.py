@@ -15,3 +15,7 @@ Operation = Callable[[WindowsFs, dict[str, Any]], Envelope]
 OPERATIONS: dict[str, Operation] = {
     **settings_file.OPERATIONS,
 }
+
+# Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
+# a stale configuration as on Windows). All others run one at a time under the host's lock.
+UNLOCKED_OPERATIONS: set[str] = set()

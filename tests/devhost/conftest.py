@@ -16,7 +16,7 @@ from devhost.processes import SimulatedHostApi
 from devhost.server import BuiltinHost, DevhostServer, sim_dir, users_file
 
 USER = "vagrant"
-PASSWORD = "Sim-Passw0rd!"  # noqa: S105 - a test user of the simulator
+PASSWORD = "Sim-Passw0rd!"
 
 
 @dataclass

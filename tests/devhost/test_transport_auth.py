@@ -73,17 +73,13 @@ def test_basic_over_https_validates_the_simulator_certificate(sim: SimServer) ->
 
 def test_https_certificate_is_really_validated(sim: SimServer) -> None:
     # No CA given: the system trust store does not know the simulator's CA.
-    protocol = Protocol(
-        sim.https_url, transport="basic", username=USER, password=PASSWORD, ca_trust_path=None  # type: ignore[arg-type]
-    )
+    protocol = Protocol(sim.https_url, transport="basic", username=USER, password=PASSWORD, ca_trust_path=None)
     with pytest.raises(requests.exceptions.SSLError):
         protocol.open_shell()
 
 
 def test_ntlm_over_https_with_channel_binding(sim: SimServer) -> None:
-    protocol = Protocol(
-        sim.https_url, transport="ntlm", username=USER, password=PASSWORD, ca_trust_path=sim.ca_cert
-    )
+    protocol = Protocol(sim.https_url, transport="ntlm", username=USER, password=PASSWORD, ca_trust_path=sim.ca_cert)
     assert run(protocol, "echo", ["over tls"]) == (b"over tls\r\n", b"", 0)
 
 
@@ -95,13 +91,13 @@ def test_wrong_password_is_invalid_credentials(sim: SimServer, transport: str) -
 
 
 def test_unknown_user_is_invalid_credentials(sim: SimServer) -> None:
-    protocol = Protocol(sim.http_url, transport="ntlm", username="nobody", password=PASSWORD)
+    protocol = Protocol(sim.http_url, transport="ntlm", username="nobody", password=PASSWORD, ca_trust_path=sim.ca_cert)
     with pytest.raises(InvalidCredentialsError):
         protocol.open_shell()
 
 
 def test_basic_over_plain_http_is_refused(sim: SimServer) -> None:
-    protocol = Protocol(sim.http_url, transport="basic", username=USER, password=PASSWORD)
+    protocol = Protocol(sim.http_url, transport="basic", username=USER, password=PASSWORD, ca_trust_path=sim.ca_cert)
     with pytest.raises(InvalidCredentialsError):
         protocol.open_shell()
     assert not sim.journal("create")
@@ -140,7 +136,7 @@ def test_encoded_command_runs_its_script(sim: SimServer) -> None:
 def test_command_line_limit_is_8191_characters(sim: SimServer) -> None:
     protocol = sim.basic()
     fits = "x" * (CMD_LINE_LIMIT - len("cmd.exe /c echo "))
-    stdout, stderr, code = run(protocol, "cmd.exe", [f"/c echo {fits}"])
+    stdout, _stderr, code = run(protocol, "cmd.exe", [f"/c echo {fits}"])
     assert (stdout, code) == (fits.encode() + b"\r\n", 0)
     too_long = fits + "y"
     assert run(protocol, "cmd.exe", [f"/c echo {too_long}"]) == (b"", b"The command line is too long.\r\n", 1)
@@ -148,7 +144,8 @@ def test_command_line_limit_is_8191_characters(sim: SimServer) -> None:
 
 def test_unknown_command_fails_loudly(sim: SimServer) -> None:
     stdout, stderr, code = run(sim.ntlm(), "net.exe", ["user", "someone", "/add"])
-    assert code != 0 and stdout == b""
+    assert code != 0
+    assert stdout == b""
     assert b"devhost (simulator) does not model this command: net.exe user someone /add" in stderr
 
 
@@ -194,7 +191,8 @@ def test_large_output_is_split_across_receives(sim: SimServer) -> None:
         stdout += out
         receives += 1
     protocol.close_shell(shell)
-    assert receives >= 2 and code == 0
+    assert receives >= 2
+    assert code == 0
     assert b"BIG=" + b"z" * 200_000 + b"\r\n" in stdout
 
 
@@ -367,8 +365,20 @@ def test_cli_add_user_and_serve(tmp_path: Path) -> None:
     assert PASSWORD not in added.stdout
     ready = tmp_path / "ready.json"
     server = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "serve", "--state", str(state), "--port", "0", "--https-port", "0",
-         "--ready-file", str(ready)],
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "serve",
+            "--state",
+            str(state),
+            "--port",
+            "0",
+            "--https-port",
+            "0",
+            "--ready-file",
+            str(ready),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -388,8 +398,14 @@ def test_cli_add_user_and_serve(tmp_path: Path) -> None:
             ca_trust_path=info["ca_cert"],
         )
         assert run(protocol, "echo", ["cli"]) == (b"cli\r\n", b"", 0)
-        assert run(Protocol(f"http://127.0.0.1:{info['http_port']}/wsman", transport="ntlm", username=USER,
-                            password=PASSWORD), "echo", ["ntlm"])[0] == b"ntlm\r\n"
+        over_http = Protocol(
+            f"http://127.0.0.1:{info['http_port']}/wsman",
+            transport="ntlm",
+            username=USER,
+            password=PASSWORD,
+            ca_trust_path=info["ca_cert"],
+        )
+        assert run(over_http, "echo", ["ntlm"])[0] == b"ntlm\r\n"
     finally:
         server.terminate()
         out, _ = server.communicate(timeout=30)
@@ -402,23 +418,31 @@ def test_default_host_factory_is_used_when_none_given(sim_state: Path) -> None:
     try:
         server.start()
         protocol = Protocol(
-            f"http://127.0.0.1:{server.http_port}/wsman", transport="ntlm", username=USER, password=PASSWORD
+            f"http://127.0.0.1:{server.http_port}/wsman",
+            transport="ntlm",
+            username=USER,
+            password=PASSWORD,
+            ca_trust_path="unused-over-http",
         )
         assert run(protocol, "cmd.exe", ["/c echo via default host"])[0] == b"via default host\r\n"
     finally:
         server.stop()
 
 
-def test_two_servers_in_one_process_keep_their_own_users(tmp_path: Path,
-                                                        start_sim: Callable[..., SimServer]) -> None:
+def test_two_servers_in_one_process_keep_their_own_users(tmp_path: Path, start_sim: Callable[..., SimServer]) -> None:
     first = start_sim()
     other_state = make_state(tmp_path / "other")
     (other_state / "_sim" / "users").write_text(":vagrant:different\n", encoding="utf-8")
     second = DevhostServer(other_state)
     second.start()
     try:
-        ok = Protocol(f"http://127.0.0.1:{second.http_port}/wsman", transport="ntlm", username=USER,
-                      password="different")
+        ok = Protocol(
+            f"http://127.0.0.1:{second.http_port}/wsman",
+            transport="ntlm",
+            username=USER,
+            password="different",
+            ca_trust_path="unused-over-http",
+        )
         assert run(ok, "echo", ["b"])[0] == b"b\r\n"
         assert run(first.ntlm(), "echo", ["a"])[0] == b"a\r\n"
         assert os.environ.get("NTLM_USER_FILE") is None or "other" not in os.environ["NTLM_USER_FILE"]

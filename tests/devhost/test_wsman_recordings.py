@@ -194,7 +194,8 @@ def replay(path: Path, send: Send) -> None:
         relates = got_root.findtext(f".//{{{wsman.NS_A}}}RelatesTo")
         assert relates == req_root.findtext(f".//{{{wsman.NS_A}}}MessageID"), where
         message_id = got_root.findtext(f".//{{{wsman.NS_A}}}MessageID") or ""
-        assert UUID_RE.match(message_id) and message_id != relates, where
+        assert UUID_RE.match(message_id), where
+        assert message_id != relates, where
         for recorded_id, sim_id in zip(ids_in(recorded), ids_in(got), strict=True):
             assert UUID_RE.match(sim_id), where
             id_map[recorded_id] = sim_id
@@ -235,10 +236,10 @@ def test_recordings_are_present() -> None:
 # --- envelope behaviour the recordings do not show -------------------------
 
 
-def envelope(action: str, body: str, shell_id: str | None = None, max_size: int = 153600, timeout: str = "PT5S") -> bytes:
-    selector = (
-        f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>' if shell_id else ""
-    )
+def envelope(
+    action: str, body: str, shell_id: str | None = None, max_size: int = 153600, timeout: str = "PT5S"
+) -> bytes:
+    selector = f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>' if shell_id else ""
     return (
         f'<s:Envelope xmlns:s="{wsman.NS_S}" xmlns:a="{wsman.NS_A}" xmlns:w="{wsman.NS_W}" xmlns:rsp="{wsman.NS_RSP}">'
         f"<s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:{uuid.uuid4()}</a:MessageID>"
@@ -269,11 +270,14 @@ def test_receive_never_exceeds_max_envelope_size() -> None:
         caller,
     )
     command_id = ids_in(started)[0]
-    receive = f'<rsp:Receive><rsp:DesiredStream CommandId="{command_id}">stdout stderr</rsp:DesiredStream></rsp:Receive>'
+    receive = (
+        f'<rsp:Receive><rsp:DesiredStream CommandId="{command_id}">stdout stderr</rsp:DesiredStream></rsp:Receive>'
+    )
     collected, replies, state = b"", 0, ""
     while not state.endswith("Done"):
         status, reply = service.handle(envelope(wsman.ACTION_RECEIVE, receive, shell_id, max_size=4000), caller)
-        assert status == 200 and len(reply) <= 4000
+        assert status == 200
+        assert len(reply) <= 4000
         collected += stdout_of(reply)
         replies += 1
         node = ET.fromstring(reply).find(f".//{{{wsman.NS_RSP}}}CommandState")
@@ -293,17 +297,23 @@ def test_envelope_too_small_for_any_output_is_a_fault() -> None:
         envelope(wsman.ACTION_COMMAND, "<rsp:CommandLine><rsp:Command>big</rsp:Command></rsp:CommandLine>", shell_id),
         caller,
     )
-    receive = f'<rsp:Receive><rsp:DesiredStream CommandId="{ids_in(started)[0]}">stdout</rsp:DesiredStream></rsp:Receive>'
+    receive = (
+        f'<rsp:Receive><rsp:DesiredStream CommandId="{ids_in(started)[0]}">stdout</rsp:DesiredStream></rsp:Receive>'
+    )
     status, reply = service.handle(envelope(wsman.ACTION_RECEIVE, receive, shell_id, max_size=600), caller)
-    assert status == 500 and b'Code="2150858790"' in reply
+    assert status == 500
+    assert b'Code="2150858790"' in reply
 
 
 @pytest.mark.parametrize(
     ("action", "body", "code"),
     [
         (wsman.NS_X + "/Enumerate", "", b'Code="2150858771"'),
-        (wsman.ACTION_RECEIVE, '<rsp:Receive><rsp:DesiredStream CommandId="X">stdout</rsp:DesiredStream></rsp:Receive>',
-         b'Code="2150858843"'),
+        (
+            wsman.ACTION_RECEIVE,
+            '<rsp:Receive><rsp:DesiredStream CommandId="X">stdout</rsp:DesiredStream></rsp:Receive>',
+            b'Code="2150858843"',
+        ),
         (wsman.ACTION_DELETE, "", b'Code="2150858843"'),
     ],
 )
@@ -311,7 +321,8 @@ def test_bad_requests_are_faults(action: str, body: str, code: bytes) -> None:
     service = wsman.WinRSService(BuiltinHost(Path(".")))
     caller = wsman.Caller("vagrant", "127.0.0.1", "http://127.0.0.1/wsman", "127.0.0.1")
     status, reply = service.handle(envelope(action, body, shell_id="0000-UNKNOWN"), caller)
-    assert status == 500 and code in reply
+    assert status == 500
+    assert code in reply
     assert b"<a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action>" in reply
 
 
@@ -319,14 +330,17 @@ def test_unknown_shell_fault_names_the_shell() -> None:
     service = wsman.WinRSService(BuiltinHost(Path(".")))
     caller = wsman.Caller("vagrant", "127.0.0.1", "http://127.0.0.1/wsman", "127.0.0.1")
     status, reply = service.handle(envelope(wsman.ACTION_DELETE, "", shell_id="ABC-123"), caller)
-    assert status == 500 and b"ShellId ABC-123" in reply and b"w:InvalidSelectors" in reply
+    assert status == 500
+    assert b"ShellId ABC-123" in reply
+    assert b"w:InvalidSelectors" in reply
 
 
 def test_malformed_xml_is_a_fault() -> None:
     service = wsman.WinRSService(BuiltinHost(Path(".")))
     caller = wsman.Caller("vagrant", "127.0.0.1", "http://127.0.0.1/wsman", "127.0.0.1")
     status, reply = service.handle(b"<not-xml", caller)
-    assert status == 500 and b"w:InvalidBody" in reply
+    assert status == 500
+    assert b"w:InvalidBody" in reply
 
 
 def test_put_max_envelope_size_then_get() -> None:

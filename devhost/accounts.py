@@ -1,0 +1,124 @@
+"""SIMULATOR: the accounts the simulated host can translate to SIDs (and back).
+
+Well-known accounts are built in. Domain and local accounts (service accounts, gMSAs) live in
+``<state>/_sim/accounts.json`` (``python -m devhost add-account``). Virtual accounts
+``IIS AppPool\\<pool>`` exist only while their pool exists, as on Windows; the IIS model
+registers a check for that (``register_virtual_domain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Account:
+    sid: str
+    name: str  # canonical DOMAIN\name as Windows prints it
+    kind: str  # "well-known", "user", "gmsa", "group", "virtual"
+    password_sha256: str | None = None
+
+
+class IdentityNotMapped(Exception):
+    """What .NET raises as IdentityNotMappedException: 'Some or all identity references could not be translated.'"""
+
+
+_WELL_KNOWN: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("S-1-1-0", "Everyone", ()),
+    ("S-1-3-0", "CREATOR OWNER", ()),
+    ("S-1-5-11", "NT AUTHORITY\\Authenticated Users", ()),
+    ("S-1-5-18", "NT AUTHORITY\\SYSTEM", ("LocalSystem", "SYSTEM")),
+    ("S-1-5-19", "NT AUTHORITY\\LOCAL SERVICE", ("LocalService",)),
+    ("S-1-5-20", "NT AUTHORITY\\NETWORK SERVICE", ("NetworkService",)),
+    ("S-1-5-32-544", "BUILTIN\\Administrators", ("Administrators",)),
+    ("S-1-5-32-545", "BUILTIN\\Users", ("Users",)),
+    ("S-1-5-32-568", "BUILTIN\\IIS_IUSRS", ("IIS_IUSRS",)),
+    ("S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464", "NT SERVICE\\TrustedInstaller", ()),
+)
+
+VirtualNames = Callable[[Path], list[str]]
+_virtual_domains: dict[str, tuple[int, VirtualNames]] = {}
+
+
+def register_virtual_domain(domain: str, rid: int, names: VirtualNames) -> None:
+    """E.g. ``IIS APPPOOL`` (rid 82): ``names(state_dir)`` lists the virtual accounts that exist now."""
+    _virtual_domains[domain.upper()] = (rid, names)
+
+
+def virtual_sid(domain_rid: int, name: str) -> str:
+    """Windows derives virtual-account SIDs from SHA-1 of the upper-cased name (UTF-16LE)."""
+    digest = hashlib.sha1(name.upper().encode("utf-16-le")).digest()  # noqa: S324 - Windows' own scheme
+    parts = struct.unpack("<5I", digest)
+    return f"S-1-5-{domain_rid}-" + "-".join(str(p) for p in parts)
+
+
+def _accounts_file(state_dir: Path) -> Path:
+    return state_dir / "_sim" / "accounts.json"
+
+
+def _stored(state_dir: Path) -> list[Account]:
+    path = _accounts_file(state_dir)
+    if not path.exists():
+        return []
+    return [Account(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def add_account(state_dir: Path, name: str, kind: str, password: str | None = None) -> Account:
+    """Create a domain/local account (kind user, gmsa or group) with a deterministic SID."""
+    if "\\" not in name:
+        raise ValueError("give the account as DOMAIN\\name")
+    if kind == "gmsa" and not name.endswith("$"):
+        raise ValueError("a group managed service account name ends with '$'")
+    rid = 1000 + int(hashlib.sha256(name.lower().encode()).hexdigest()[:6], 16) % 100000
+    account = Account(
+        sid=f"S-1-5-21-1004336348-1177238915-682003330-{rid}",
+        name=name,
+        kind=kind,
+        password_sha256=hashlib.sha256(password.encode()).hexdigest() if password else None,
+    )
+    accounts = [a for a in _stored(state_dir) if a.name.lower() != name.lower()] + [account]
+    path = _accounts_file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([a.__dict__ for a in accounts], indent=2), encoding="utf-8")
+    return account
+
+
+def resolve(state_dir: Path, name: str) -> Account:
+    """Translate an account name (or a SID string) as NTAccount.Translate would."""
+    if name.upper().startswith("S-1-"):
+        return lookup_sid(state_dir, name)
+    lowered = name.lower()
+    for sid, canonical, aliases in _WELL_KNOWN:
+        candidates = {canonical.lower(), canonical.split("\\")[-1].lower(), *(a.lower() for a in aliases)}
+        if lowered in candidates:
+            return Account(sid, canonical, "well-known")
+    for account in _stored(state_dir):
+        if account.name.lower() == lowered:
+            return account
+    if "\\" in name:
+        domain, short = name.split("\\", 1)
+        if domain.upper() in _virtual_domains:
+            rid, names = _virtual_domains[domain.upper()]
+            for existing in names(state_dir):
+                if existing.lower() == short.lower():
+                    return Account(virtual_sid(rid, existing), f"{domain.upper()}\\{existing}", "virtual")
+    raise IdentityNotMapped(f"Some or all identity references could not be translated. ({name})")
+
+
+def lookup_sid(state_dir: Path, sid: str) -> Account:
+    for known_sid, canonical, _ in _WELL_KNOWN:
+        if known_sid == sid.upper():
+            return Account(known_sid, canonical, "well-known")
+    for account in _stored(state_dir):
+        if account.sid == sid.upper():
+            return account
+    for domain, (rid, names) in _virtual_domains.items():
+        for existing in names(state_dir):
+            if virtual_sid(rid, existing) == sid.upper():
+                return Account(sid.upper(), f"{domain}\\{existing}", "virtual")
+    raise IdentityNotMapped(f"Some or all identity references could not be translated. ({sid})")

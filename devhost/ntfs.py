@@ -1,0 +1,155 @@
+"""SIMULATOR: NTFS security descriptors of the simulated host's files and folders.
+
+Only what Windows stores is stored: each path's owner, whether it is protected (inheritance
+disabled) and its *explicit* access entries, in ``<state>/_sim/ntfs.json``. Inherited entries
+are computed from the ancestors' inheritable entries with Windows' propagation rules, so an
+inherited entry can never be mistaken for an explicit one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+# Inheritance and propagation flags, as .NET's InheritanceFlags / PropagationFlags name them.
+CONTAINER_INHERIT = "ContainerInherit"
+OBJECT_INHERIT = "ObjectInherit"
+NO_PROPAGATE = "NoPropagateInherit"
+INHERIT_ONLY = "InheritOnly"
+
+
+@dataclass(frozen=True)
+class Ace:
+    sid: str
+    mask: int
+    allow: bool = True
+    inheritance: frozenset[str] = frozenset()  # ContainerInherit, ObjectInherit
+    propagation: frozenset[str] = frozenset()  # NoPropagateInherit, InheritOnly
+    inherited: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["inheritance"] = sorted(self.inheritance)
+        data["propagation"] = sorted(self.propagation)
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, object]) -> Ace:
+        return Ace(
+            sid=str(data["sid"]),
+            mask=int(data["mask"]),  # type: ignore[call-overload]
+            allow=bool(data.get("allow", True)),
+            inheritance=frozenset(data.get("inheritance", ())),  # type: ignore[arg-type]
+            propagation=frozenset(data.get("propagation", ())),  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class Descriptor:
+    owner: str = "S-1-5-32-544"
+    protected: bool = False
+    explicit: list[Ace] = field(default_factory=list)
+
+
+FULL_CONTROL = 0x1F01FF
+MODIFY = 0x1301BF
+READ_AND_EXECUTE = 0x1200A9
+_BOTH = frozenset({CONTAINER_INHERIT, OBJECT_INHERIT})
+
+# What `icacls C:\` shows on a fresh Windows Server (simplified to the entries that matter here).
+DRIVE_ROOT = Descriptor(
+    owner="S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464",
+    protected=True,
+    explicit=[
+        Ace("S-1-5-18", FULL_CONTROL, inheritance=_BOTH),
+        Ace("S-1-5-32-544", FULL_CONTROL, inheritance=_BOTH),
+        Ace("S-1-5-32-545", READ_AND_EXECUTE, inheritance=_BOTH),
+        Ace("S-1-5-11", MODIFY, inheritance=_BOTH, propagation=frozenset({INHERIT_ONLY})),
+        Ace("S-1-3-0", FULL_CONTROL, inheritance=_BOTH, propagation=frozenset({INHERIT_ONLY})),
+    ],
+)
+
+
+def inherit(parent: Ace, child_is_container: bool) -> Ace | None:
+    """The entry a child receives from an inheritable entry of its parent (None: not inherited)."""
+    if child_is_container:
+        if CONTAINER_INHERIT in parent.inheritance:
+            if NO_PROPAGATE in parent.propagation:
+                return replace(parent, inheritance=frozenset(), propagation=frozenset(), inherited=True)
+            return replace(parent, propagation=parent.propagation - {INHERIT_ONLY}, inherited=True)
+        if OBJECT_INHERIT in parent.inheritance and NO_PROPAGATE not in parent.propagation:
+            return replace(parent, propagation=frozenset({INHERIT_ONLY}), inherited=True)
+        return None
+    if OBJECT_INHERIT in parent.inheritance:
+        return replace(parent, inheritance=frozenset(), propagation=frozenset(), inherited=True)
+    return None
+
+
+class NtfsStore:
+    """Security descriptors keyed by lower-cased Windows path (NTFS is case-insensitive)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, state_dir: Path) -> None:
+        self._file = state_dir / "_sim" / "ntfs.json"
+
+    def _load(self) -> dict[str, Descriptor]:
+        if not self._file.exists():
+            return {}
+        raw = json.loads(self._file.read_text(encoding="utf-8"))
+        return {
+            key: Descriptor(value["owner"], value["protected"], [Ace.from_json(a) for a in value["explicit"]])
+            for key, value in raw.items()
+        }
+
+    def _save(self, data: dict[str, Descriptor]) -> None:
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        raw = {
+            key: {"owner": d.owner, "protected": d.protected, "explicit": [a.to_json() for a in d.explicit]}
+            for key, d in sorted(data.items())
+        }
+        self._file.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+
+    @staticmethod
+    def key(windows_path: str) -> str:
+        return windows_path.rstrip("\\").lower() if len(windows_path) > 3 else windows_path[:2].lower() + "\\"
+
+    def descriptor(self, windows_path: str) -> Descriptor:
+        key = self.key(windows_path)
+        if len(key) == 3:
+            return self._load().get(key, DRIVE_ROOT)
+        return self._load().get(key, Descriptor())
+
+    def set_descriptor(self, windows_path: str, descriptor: Descriptor) -> None:
+        with self._lock:
+            data = self._load()
+            data[self.key(windows_path)] = Descriptor(
+                descriptor.owner, descriptor.protected, [replace(a, inherited=False) for a in descriptor.explicit]
+            )
+            self._save(data)
+
+    def forget(self, windows_path: str) -> None:
+        """The path was deleted: drop its descriptor and its descendants'."""
+        prefix = self.key(windows_path)
+        with self._lock:
+            data = self._load()
+            for key in [k for k in data if k == prefix or k.startswith(prefix + "\\")]:
+                del data[key]
+            self._save(data)
+
+    def inherited(self, windows_path: str, is_container: bool) -> list[Ace]:
+        """Entries the path inherits, computed from the nearest ancestors down."""
+        key = self.key(windows_path)
+        if len(key) == 3 or self.descriptor(windows_path).protected:
+            return []
+        parent = key.rsplit("\\", 1)[0]
+        parent = parent + "\\" if len(parent) == 2 else parent
+        parent_aces = self.explicit_and_inherited(parent, is_container=True)
+        result = [inherit(ace, is_container) for ace in parent_aces]
+        return [ace for ace in result if ace is not None]
+
+    def explicit_and_inherited(self, windows_path: str, is_container: bool) -> list[Ace]:
+        """The full DACL in Windows' canonical order: explicit entries first, then inherited ones."""
+        return list(self.descriptor(windows_path).explicit) + self.inherited(windows_path, is_container)
