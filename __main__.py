@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 
 from components import config
-from components.settings_content import WEB_CONFIG, agent_settings_json
+from components.settings_content import WEB_CONFIG, agent_settings
 from providers.settings_file import SettingsFile
 
 settings, secrets = config.load()
@@ -20,8 +20,7 @@ agent_settings = SettingsFile(
     "appsettings-agent",
     connection=connection,
     path=f"{runtime}\\appsettings.agent.json",
-    content=agent_settings_json(settings.agent_identifier, settings.application_uri, secrets["openIdClientSecret"]),
-    secret=True,
+    json_content=agent_settings(settings.agent_identifier, settings.application_uri, secrets["openIdClientSecret"]),
 )
 web_config = SettingsFile("web-config", connection=connection, path=f"{runtime}\\web.config", content=WEB_CONFIG)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import pulumi
 
@@ -13,7 +13,8 @@ WEB_CONFIG = """<?xml version="1.0" encoding="utf-8"?>
       <handlers>
         <add name="aspNetCore" path="*" verb="*" modules="AspNetCoreModuleV2" resourceType="Unspecified" />
       </handlers>
-      <aspNetCore processPath="dotnet" arguments="./identitymanager-Agent.dll" stdoutLogEnabled="false" stdoutLogFile="../Temp/stdout-agent.log" hostingModel="inprocess" />
+      <aspNetCore processPath="dotnet" arguments="./identitymanager-Agent.dll" stdoutLogEnabled="false"
+                  stdoutLogFile="../Temp/stdout-agent.log" hostingModel="inprocess" />
       <applicationInitialization doAppInitAfterRestart="true">
         <add initializationPage="/" />
       </applicationInitialization>
@@ -23,18 +24,11 @@ WEB_CONFIG = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def agent_settings_json(
-    agent_identifier: str, application_uri: str, client_secret: pulumi.Output[str]
-) -> pulumi.Output[str]:
-    """appsettings.agent.json; the result is a secret because it embeds the OpenId client secret."""
-
-    def render(secret: str) -> str:
-        document = {
-            "OpenId": {"AgentIdentifier": agent_identifier},
-            "ApplicationUri": application_uri,
-            "OpenIdClients": {"Job": secret},
-            "DefaultOpenIdClient": "Job",
-        }
-        return json.dumps(document, indent=2) + "\n"
-
-    return pulumi.Output.secret(client_secret.apply(render))
+def agent_settings(agent_identifier: str, application_uri: str, client_secret: pulumi.Output[str]) -> dict[str, Any]:
+    """appsettings.agent.json as a JSON object: the client secret stays a Pulumi secret inside it."""
+    return {
+        "OpenId": {"AgentIdentifier": agent_identifier},
+        "ApplicationUri": application_uri,
+        "OpenIdClients": {"Job": client_secret},
+        "DefaultOpenIdClient": "Job",
+    }

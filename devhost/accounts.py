@@ -52,7 +52,7 @@ def register_virtual_domain(domain: str, rid: int, names: VirtualNames) -> None:
 
 def virtual_sid(domain_rid: int, name: str) -> str:
     """Windows derives virtual-account SIDs from SHA-1 of the upper-cased name (UTF-16LE)."""
-    digest = hashlib.sha1(name.upper().encode("utf-16-le")).digest()  # noqa: S324 - Windows' own scheme
+    digest = hashlib.sha1(name.upper().encode("utf-16-le")).digest()  # Windows' own scheme
     parts = struct.unpack("<5I", digest)
     return f"S-1-5-{domain_rid}-" + "-".join(str(p) for p in parts)
 

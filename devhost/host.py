@@ -162,8 +162,15 @@ class SimulatedHost(SimulatedHostApi):
         except WindowsPathError as error:
             return FinishedProcess(
                 stdout=json.dumps(
-                    {"ok": False, "error": {"id": "UnexpectedError", "category": "InvalidArgument",
-                                            "message": str(error), "property": None}}
+                    {
+                        "ok": False,
+                        "error": {
+                            "id": "UnexpectedError",
+                            "category": "InvalidArgument",
+                            "message": str(error),
+                            "property": None,
+                        },
+                    }
                 ).encode(),
                 exit_code=1,
             )

@@ -420,7 +420,9 @@ class WinRSService:
         except WsmanFault as fault:
             # Windows answers every SOAP fault with HTTP 500.
             return 500, build_fault(fault, relates_to, caller.machine)
-        except Exception as exc:  # noqa: BLE001 - a bug in the simulator must reach the client as a loud fault
+        except Exception as exc:
+            # A bug in the simulator (or the host's models) must reach the client as a loud fault,
+            # not as a dropped connection. log.exception keeps the traceback (BLE accepts that).
             log.exception("[devhost SIMULATOR] internal error while handling a request")
             internal = WsmanFault(
                 "s:Receiver",

@@ -25,17 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     def err(line: str) -> None:
         print(line, end="" if line.endswith("\n") else "\n", file=sys.stderr, flush=True)
 
-    streams = {"on_output": out, "on_error": err}
     try:
         stack = open_stack(args.stack)
         if args.verb == "up":
-            stack.up(**streams, diff=args.diff, expect_no_changes=args.expect_no_changes or None)
+            stack.up(on_output=out, on_error=err, diff=args.diff, expect_no_changes=args.expect_no_changes or None)
         elif args.verb == "preview":
-            stack.preview(**streams, diff=args.diff, expect_no_changes=args.expect_no_changes or None)
+            stack.preview(on_output=out, on_error=err, diff=args.diff, expect_no_changes=args.expect_no_changes or None)
         elif args.verb == "refresh":
-            stack.refresh(**streams, expect_no_changes=args.expect_no_changes or None)
+            stack.refresh(on_output=out, on_error=err, expect_no_changes=args.expect_no_changes or None)
         else:
-            stack.destroy(**streams, diff=args.diff)
+            stack.destroy(on_output=out, on_error=err, diff=args.diff)
     except WorkspaceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

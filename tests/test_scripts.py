@@ -39,7 +39,9 @@ def test_the_grammar_catches_syntax_errors() -> None:
 
 def test_every_script_has_a_reviewed_model() -> None:
     stale = {op for op, digests in current_hashes().items() if digests[0] not in modelled_scripts().get(op, [])}
-    assert not stale, f"scripts changed without review of their simulator model: {sorted(stale)}; run `make bless-scripts`"
+    assert not stale, (
+        f"scripts changed without review of their simulator model: {sorted(stale)}; run `make bless-scripts`"
+    )
 
 
 def test_modelled_scripts_file_is_sorted_json() -> None:

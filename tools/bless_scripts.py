@@ -30,8 +30,7 @@ def operation_scripts() -> list[ScriptRef]:
 
 def current_hashes() -> dict[str, list[str]]:
     return {
-        ref.operation: [hashlib.sha256(render_script(ref).encode("utf-8")).hexdigest()]
-        for ref in operation_scripts()
+        ref.operation: [hashlib.sha256(render_script(ref).encode("utf-8")).hexdigest()] for ref in operation_scripts()
     }
 
 

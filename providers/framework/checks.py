@@ -57,7 +57,7 @@ def validate_inputs(model: type[ResourceModel], raw: dict[str, Any]) -> tuple[Re
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 annotation.model_validate(value)
             else:
-                TypeAdapter(typing.Annotated[annotation, field]).validate_python(value)
+                TypeAdapter[Any](typing.Annotated[annotation, field]).validate_python(value)  # type: ignore[arg-type]
         except ValidationError as error:
             failures.extend(failures_from(error, prefix=f"{name}."))
     return None, failures

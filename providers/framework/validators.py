@@ -16,7 +16,8 @@ def windows_absolute_path(value: str, *, allow_root: bool = False) -> str:
         raise ValueError(f"{value!r} uses forward slashes; Windows paths use backslashes: {suggestion!r}")
     if not _DRIVE_PATH.match(value):
         raise ValueError(
-            f"{value!r} is not an absolute Windows path; give the drive and full path, e.g. 'C:\\identitymanager\\Runtime'"
+            f"{value!r} is not an absolute Windows path; "
+            "give the drive and full path, e.g. 'C:\\identitymanager\\Runtime'"
         )
     trimmed = value.rstrip("\\") if len(value) > 3 else value
     parts = trimmed[3:].split("\\") if len(trimmed) > 3 else []
@@ -26,7 +27,7 @@ def windows_absolute_path(value: str, *, allow_root: bool = False) -> str:
         if part in ("", ".", ".."):
             raise ValueError(f"{value!r} has an empty, '.' or '..' segment; give the normalized full path")
         if _FORBIDDEN.search(part) or ":" in part:
-            raise ValueError(f"{value!r}: segment {part!r} contains a character Windows forbids in names (<>:\"|?*)")
+            raise ValueError(f'{value!r}: segment {part!r} contains a character Windows forbids in names (<>:"|?*)')
         if part.rstrip(" .") != part:
             raise ValueError(f"{value!r}: segment {part!r} ends with a space or dot, which Windows strips silently")
         if part.split(".")[0].upper() in _RESERVED:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import json
+from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
 from providers.framework.validators import windows_absolute_path
 
 FileEncoding = Literal["utf-8", "utf-8-bom", "utf-16"]
+UNPARSEABLE = "$unparseable_sha256"
 
 
 class SettingsFileModel(ResourceModel):
@@ -20,18 +23,23 @@ class SettingsFileModel(ResourceModel):
         replaces=True,
         manual="install-agents-6.2: settings files in the Runtime folder",
     )
-    content: str = prop(
-        description="Exact text of the file. Create the resource with secret=True when it holds passwords, "
-        "client secrets or connection strings: then the content and its hash are Pulumi secrets.",
+    content: str | None = prop(
+        None,
+        description="Exact text of the file (give this or json_content). Create the resource with secret=True when "
+        "it holds passwords, client secrets or connection strings: then the content and its hash are secrets.",
+    )
+    json_content: dict[str, Any] | None = prop(
+        None,
+        description="The file as a JSON object (give this or content); written indented. `preview --diff` shows "
+        "changes key by key; values passed as Pulumi secrets stay masked.",
+        manual="install-agents-6.2: appsettings.agent.json (OpenId, OpenIdClients, Connections...)",
     )
     encoding: FileEncoding = prop(
         "utf-8",
-        description="utf-8 (no byte-order mark, what .NET reads by default), utf-8-bom, or utf-16 (little endian with BOM).",
+        description="utf-8 (no byte-order mark, what .NET reads by default), utf-8-bom, "
+        "or utf-16 (little endian, BOM).",
     )
-    keep_backup: bool = prop(
-        True,
-        description="Keep the previous version as '<path>.bak' when the content changes.",
-    )
+    keep_backup: bool = prop(True, description="Keep the previous version as '<path>.bak' when the content changes.")
 
     @field_validator("path")
     @classmethod
@@ -41,5 +49,44 @@ class SettingsFileModel(ResourceModel):
             raise ValueError(f"{value!r} ends in .bak, the name this resource uses for backups; choose another name")
         return path
 
+    @model_validator(mode="after")
+    def _one_content(self) -> SettingsFileModel:
+        if (self.content is None) == (self.json_content is None):
+            raise ValueError("give exactly one of 'content' (text) or 'json_content' (a JSON object)")
+        return self
+
     def resource_id(self) -> str:
         return self.path
+
+    def file_text(self) -> str:
+        if self.json_content is not None:
+            # Sorted: Pulumi hands objects over in no particular order, and the file must not churn.
+            return json.dumps(self.json_content, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        assert self.content is not None
+        return self.content
+
+    def script_input(self) -> dict[str, Any]:
+        # The host only ever sees text: JSON is rendered here so Get/Set stay one simple script family.
+        return {
+            "path": self.path,
+            "content": self.file_text(),
+            "encoding": self.encoding,
+            "keep_backup": self.keep_backup,
+        }
+
+    def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The content properties as the host has them, in the form this resource declares them."""
+        text = state.get("content")
+        actual: dict[str, Any] = {"encoding": state.get("encoding", self.encoding)}
+        if self.json_content is None:
+            actual["content"] = text
+            return actual
+        try:
+            parsed = json.loads(text or "")
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            # Never echo the text: it may hold secrets. The hash is enough to show that it differs.
+            parsed = {UNPARSEABLE: hashlib.sha256((text or "").encode()).hexdigest()}
+        actual["json_content"] = parsed
+        return actual

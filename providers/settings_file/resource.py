@@ -11,7 +11,11 @@ from providers.settings_file.provider import SettingsFileProvider
 
 
 class SettingsFile(Resource, module="windows", name="SettingsFile"):
-    """One file on a Windows host, written atomically (temporary file, then replace), previous version kept."""
+    """One file on a Windows host, written atomically (temporary file, then replace), previous version kept.
+
+    Give ``content`` (text) or ``json_content`` (a JSON object whose values may be Pulumi secrets;
+    ``preview --diff`` then shows changes key by key with the secrets masked).
+    """
 
     path: pulumi.Output[str]
     sha256: pulumi.Output[str]
@@ -24,22 +28,28 @@ class SettingsFile(Resource, module="windows", name="SettingsFile"):
         *,
         connection: pulumi.Input[dict[str, Any]],
         path: pulumi.Input[str],
-        content: pulumi.Input[str],
+        content: pulumi.Input[str] | None = None,
+        json_content: pulumi.Input[dict[str, Any]] | None = None,
         secret: bool = False,
         encoding: pulumi.Input[str] = "utf-8",
         keep_backup: pulumi.Input[bool] = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``secret=True`` makes the content, and the hash that could reveal it, Pulumi secrets."""
+        """``secret=True`` makes the text content, and the hash that could reveal it, Pulumi secrets."""
+        if secret and content is not None:
+            content = pulumi.Output.secret(content)
         props: dict[str, Any] = {
             "connection": connection,
             "path": path,
-            "content": pulumi.Output.secret(content) if secret else content,
+            "content": content,
+            "json_content": json_content,
             "encoding": encoding,
             "keep_backup": keep_backup,
             "sha256": None,
             "size": None,
             "backup_path": None,
         }
-        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["content", "sha256"] if secret else [])
+        # The hash of a file that embeds secrets could confirm a guessed secret: keep it secret too.
+        hidden = ["sha256"] if (secret or json_content is not None) else []
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=hidden)
         super().__init__(SettingsFileProvider(), resource_name, props, pulumi.ResourceOptions.merge(opts, secret_opts))

@@ -39,7 +39,9 @@ class HostConnection(BaseModel):
     operation_timeout_s: int = Field(default=20, ge=1, le=3600, description="WS-Man OperationTimeout per request.")
     read_timeout_s: int = Field(default=30, ge=2, le=3600, description="HTTP connect/read time-out per request.")
     command_timeout_s: int = Field(default=600, ge=1, le=86400, description="Longest a single script may run.")
-    retries: int = Field(default=3, ge=0, le=10, description="Retries of an idempotent operation after a transient failure.")
+    retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of an idempotent operation after a transient failure."
+    )
     max_shells: int = Field(default=4, ge=1, le=16, description="Shells kept open at once for parallel operations.")
 
     @model_validator(mode="after")

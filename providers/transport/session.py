@@ -57,7 +57,7 @@ class _Shell:
         transport = "ssl" if conn.transport == "basic" else conn.transport
         self.protocol = Protocol(
             endpoint=conn.endpoint,
-            transport=transport,  # type: ignore[arg-type]
+            transport=transport,
             username=conn.username,
             password=conn.password,
             server_cert_validation="validate" if conn.validate_certificate else "ignore",
@@ -200,7 +200,7 @@ class WinRMSession:
             raise WinRMProtocolError(label, f"HTTP {error.code} from the WinRM service: {error.message}") from None
         except WSManFaultError as error:
             raise WinRMProtocolError(
-                label, f"WS-Management fault {error.wsmanfault_code or error.code}: {error.reason}"
+                label, f"WS-Management fault {error.wsman_fault_code or error.code}: {error.reason}"
             ) from None
         except PyWinRMError as error:
             raise WinRMProtocolError(label, str(error)) from None

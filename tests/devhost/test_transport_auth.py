@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import certifi
 import pytest
 import requests
 from winrm.exceptions import (
@@ -72,8 +73,10 @@ def test_basic_over_https_validates_the_simulator_certificate(sim: SimServer) ->
 
 
 def test_https_certificate_is_really_validated(sim: SimServer) -> None:
-    # No CA given: the system trust store does not know the simulator's CA.
-    protocol = Protocol(sim.https_url, transport="basic", username=USER, password=PASSWORD, ca_trust_path=None)
+    # A public trust store does not know the simulator's CA.
+    protocol = Protocol(
+        sim.https_url, transport="basic", username=USER, password=PASSWORD, ca_trust_path=certifi.where()
+    )
     with pytest.raises(requests.exceptions.SSLError):
         protocol.open_shell()
 
@@ -448,3 +451,22 @@ def test_two_servers_in_one_process_keep_their_own_users(tmp_path: Path, start_s
         assert os.environ.get("NTLM_USER_FILE") is None or "other" not in os.environ["NTLM_USER_FILE"]
     finally:
         second.stop()
+
+
+class BrokenHost:
+    def __init__(self, state_dir: Path) -> None:
+        pass
+
+    def start(self, request: object) -> object:
+        raise RuntimeError("model exploded")
+
+
+def test_a_bug_in_the_host_is_a_loud_fault(start_sim: Callable[..., SimServer]) -> None:
+    sim = start_sim(BrokenHost)
+    protocol = sim.ntlm()
+    shell = protocol.open_shell()
+    with pytest.raises(WSManFaultError) as caught:
+        protocol.run_command(shell, "echo", ["x"])
+    assert "devhost (simulator) internal error" in caught.value.reason
+    assert "model exploded" in caught.value.reason
+    protocol.close_shell(shell)  # the service keeps working

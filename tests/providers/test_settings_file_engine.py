@@ -30,8 +30,11 @@ def file_program(target: Target, desired: dict[str, Any], **overrides: Any) -> C
     """A program with one SettingsFile whose inputs are read from ``desired`` at each run."""
 
     def program() -> None:
-        connection = {**target.connection, **overrides, "password": pulumi.Output.secret(
-            overrides.get("password", target.connection["password"]))}
+        connection = {
+            **target.connection,
+            **overrides,
+            "password": pulumi.Output.secret(overrides.get("password", target.connection["password"])),
+        }
         settings = SettingsFile(
             "settings",
             connection=connection,
@@ -88,7 +91,7 @@ def test_content_change_shows_in_preview_diff_then_applies_with_backup(target: T
     desired["content"] = "version two\n"
     preview = stack.preview(diff=True)
     assert preview.ok, preview.output
-    assert "~ content" in preview.stdout or '~ content:' in preview.stdout.replace("  ", " "), preview.stdout
+    assert "~ content" in preview.stdout or "~ content:" in preview.stdout.replace("  ", " "), preview.stdout
     assert "version two" in preview.stdout
     assert read_host_file(target, desired["path"]) == "version one\n", "preview must not apply anything"
 
@@ -126,8 +129,12 @@ def test_file_deleted_out_of_band_is_recreated(target: Target, engine: Engine) -
     if target.simulated:
         target.windows_file(desired["path"]).unlink()
     else:
-        run_script(host_connection(target), ScriptRef("providers.settings_file", "remove"),
-                   {**desired, "encoding": "utf-8", "keep_backup": True}, resource="test")
+        run_script(
+            host_connection(target),
+            ScriptRef("providers.settings_file", "remove"),
+            {**desired, "encoding": "utf-8", "keep_backup": True},
+            resource="test",
+        )
     assert not stack.refresh(expect_no_changes=True).ok
     assert stack.up().ok
     assert read_host_file(target, desired["path"]) == "{}\n"
@@ -183,8 +190,12 @@ def test_secret_content_never_appears_in_output_state_or_command_lines(simulated
         assert secret not in json.dumps(entry)  # stdin is base64 on the wire and in the journal...
         if entry["kind"] == "command":
             assert secret not in entry["command_line"]
-    stdins = [base64.b64decode(base64.b64decode(e["data"])) for e in simulated.journal_since(mark) if e["kind"] == "stdin"]
-    assert any(secret.encode() in json.dumps(json.loads(s)).encode() for s in stdins), "...and reaches the host only there"
+    stdins = [
+        base64.b64decode(base64.b64decode(e["data"])) for e in simulated.journal_since(mark) if e["kind"] == "stdin"
+    ]
+    assert any(secret.encode() in json.dumps(json.loads(s)).encode() for s in stdins), (
+        "...and reaches the host only there"
+    )
 
 
 def test_relative_path_is_refused_before_any_host_call(simulated: Target, engine: Engine) -> None:
@@ -222,3 +233,45 @@ def test_closed_port_fails_clearly(target: Target, engine: Engine) -> None:
     run = engine(file_program(target, desired, host="127.0.0.1", port=1, use_https=False, retries=0)).up()
     assert not run.ok
     assert "[HostUnreachable] host 127.0.0.1:1" in run.output
+
+
+def json_program(target: Target, desired: dict[str, Any]) -> Callable[[], None]:
+    def program() -> None:
+        connection = {**target.connection, "password": pulumi.Output.secret(target.connection["password"])}
+        document = {
+            "OpenId": {"AgentIdentifier": desired["agent"]},
+            "OpenIdClients": {"Job": pulumi.Output.secret(desired["client_secret"])},
+            "DefaultOpenIdClient": "Job",
+        }
+        SettingsFile("agent-settings", connection=connection, path=desired["path"], json_content=document)
+
+    return program
+
+
+def test_json_content_diffs_key_by_key_with_secrets_masked(target: Target, engine: Engine) -> None:
+    secret = f"client-secret-{uuid.uuid4().hex}"
+    desired = {"path": f"{new_folder()}\\appsettings.agent.json", "agent": "A", "client_secret": secret}
+    stack = engine(json_program(target, desired))
+    assert stack.up().ok
+    on_host = json.loads(read_host_file(target, desired["path"]) or "")
+    assert on_host["OpenId"]["AgentIdentifier"] == "A" and on_host["OpenIdClients"]["Job"] == secret
+
+    desired["agent"] = "B"
+    desired["client_secret"] = secret + "-rotated"
+    preview = stack.preview(diff=True)
+    assert preview.ok, preview.output
+    assert 'AgentIdentifier: "A" => "B"' in preview.stdout, preview.stdout
+    assert "Job" in preview.stdout and "[secret]" in preview.stdout
+    assert secret not in preview.output
+    assert stack.up().ok
+    assert secret not in stack.export() and secret not in stack.raw_state()
+
+    # An administrator edits one key by hand: refresh names it, up puts it back.
+    if target.simulated:
+        edited = json.loads(target.windows_file(desired["path"]).read_text())
+        edited["OpenId"]["AgentIdentifier"] = "edited"
+        target.windows_file(desired["path"]).write_text(json.dumps(edited, indent=2) + "\n")
+        drift = stack.refresh(expect_no_changes=True)
+        assert not drift.ok
+        assert stack.up().ok
+        assert json.loads(read_host_file(target, desired["path"]) or "")["OpenId"]["AgentIdentifier"] == "B"

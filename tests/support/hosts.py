@@ -101,7 +101,17 @@ def start_simulator(state_dir: Path, password: str = TEST_PASSWORD) -> Target:
     """Start ``python -m devhost serve`` on free loopback ports and wait until it listens."""
     state_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "devhost", "add-user", "--state", str(state_dir), "--user", TEST_USER, "--password-stdin"],
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "add-user",
+            "--state",
+            str(state_dir),
+            "--user",
+            TEST_USER,
+            "--password-stdin",
+        ],
         input=password.encode(),
         check=True,
         cwd=ROOT,
@@ -110,8 +120,20 @@ def start_simulator(state_dir: Path, password: str = TEST_PASSWORD) -> Target:
     ready.unlink(missing_ok=True)
     log = open(state_dir / "devhost.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "serve", "--state", str(state_dir), "--port", "0", "--https-port", "0",
-         "--ready-file", str(ready)],
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "serve",
+            "--state",
+            str(state_dir),
+            "--port",
+            "0",
+            "--https-port",
+            "0",
+            "--ready-file",
+            str(ready),
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
