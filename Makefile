@@ -16,7 +16,7 @@ DEVHOST_PASSWORD := DevHost-Only-Passw0rd
 DEVHOST_HTTP_PORT := 15985
 DEVHOST_HTTPS_PORT := 15986
 
-.PHONY: help up preview refresh destroy test lint devhost-start devhost-stop down pulumi bless-scripts clean
+.PHONY: help up preview refresh destroy test lint devhost-start devhost-stop down pulumi bless-scripts docs clean
 
 help:
 	@echo "make up      deploy the example 'local' stack against the simulated Windows host (devhost)"
@@ -68,6 +68,9 @@ lint: $(STAMP)
 
 test: pulumi
 	$(PY) -m pytest
+
+docs: $(STAMP)
+	$(PY) tools/gen_docs.py
 
 bless-scripts: $(STAMP)
 	$(PY) tools/bless_scripts.py

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 from pulumi.dynamic import CheckFailure
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from providers.framework.model import ResourceModel
 
@@ -44,20 +43,17 @@ def validate_inputs(model: type[ResourceModel], raw: dict[str, Any]) -> tuple[Re
         except ValidationError as error:
             return None, failures_from(error)
     failures: list[CheckFailure] = []
-    hints = typing.get_type_hints(model, include_extras=True)
     for name, value in raw.items():
-        field = model.model_fields.get(name)
-        if field is None:
+        if name not in model.model_fields:
             failures.append(CheckFailure(name, "is not a property of this resource; remove it or check its spelling"))
             continue
         if contains_unknown(value):
             continue
-        annotation = hints[name]
         try:
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                annotation.model_validate(value)
-            else:
-                TypeAdapter[Any](typing.Annotated[annotation, field]).validate_python(value)  # type: ignore[arg-type]
+            # validate_assignment runs the field's own validators; model-level (cross-property)
+            # rules need every value and are checked again once they are all known.
+            blank = model.model_construct()  # type: ignore[call-arg]  # deliberately without values
+            model.__pydantic_validator__.validate_assignment(blank, name, value)
         except ValidationError as error:
-            failures.extend(failures_from(error, prefix=f"{name}."))
+            failures.extend(f for f in failures_from(error) if f.property != "(resource)")
     return None, failures

@@ -16,6 +16,8 @@ UNPARSEABLE = "$unparseable_sha256"
 
 
 class SettingsFileModel(ResourceModel):
+    """One file on the host (appsettings*.json, web.config), written atomically with the previous version kept."""
+
     kind = "SettingsFile"
 
     path: str = prop(
