@@ -21,12 +21,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from devhost.builtin_commands import check_command_line, start_builtin
 from devhost.fs import WindowsFs, WindowsPathError
 from devhost.ops import OPERATIONS, UNLOCKED_OPERATIONS
 from devhost.ops.envelope import InputContractError
 from devhost.processes import CommandRequest, ProcessOutput, SimulatedHostApi, SimulatedProcess
-
-CMD_LINE_LIMIT = 8191  # cmd.exe's limit; WinRS starts commands through cmd.exe
 
 # Statements the bootstrap must contain for the model below to be right: it reads all of stdin,
 # decodes base64 UTF-8 JSON, and invokes the script with the input JSON string.
@@ -110,14 +109,13 @@ class SimulatedHost(SimulatedHostApi):
         self._lock = threading.Lock()
 
     def start(self, request: CommandRequest) -> SimulatedProcess:
-        if len(request.command_line) > CMD_LINE_LIMIT:
-            return FinishedProcess(stderr=b"The command line is too long.\r\n", exit_code=1)
+        too_long = check_command_line(request)
+        if too_long is not None:
+            return too_long
         # pywinrm sends all arguments in one rsp:Arguments element; split them as powershell.exe would.
         arguments = " ".join(request.arguments).split()
         if _POWERSHELL.match(request.command) and "-EncodedCommand" in arguments:
             return self._start_bootstrap(arguments)
-        from devhost.builtin_commands import start_builtin
-
         return start_builtin(request)
 
     def _start_bootstrap(self, arguments: list[str]) -> SimulatedProcess:

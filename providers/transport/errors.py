@@ -34,6 +34,10 @@ class WinRMProtocolError(WinRMError):
 
     error_id = "WinRMProtocolError"
 
+    def __init__(self, host: str, message: str, fix: str | None = None, *, transient: bool = False) -> None:
+        super().__init__(host, message, fix)
+        self.transient = transient
+
 
 class CommandTimedOut(WinRMError):
     """A command did not finish within the connection's command time-out."""

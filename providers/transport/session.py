@@ -197,19 +197,27 @@ class WinRMSession:
                 "check the address, port and firewall, and that WinRM is enabled (winrm quickconfig)",
             ) from None
         except WinRMTransportError as error:
-            raise WinRMProtocolError(label, f"HTTP {error.code} from the WinRM service: {error.message}") from None
-        except WSManFaultError as error:
             raise WinRMProtocolError(
-                label, f"WS-Management fault {error.wsman_fault_code or error.code}: {error.reason}"
+                label, f"HTTP {error.code} from the WinRM service: {error.message}", transient=error.code >= 500
+            ) from None
+        except WSManFaultError as error:
+            code = error.wsman_fault_code or error.code
+            raise WinRMProtocolError(
+                label, f"WS-Management fault {code}: {error.reason}", transient=code in _TRANSIENT_FAULTS
             ) from None
         except PyWinRMError as error:
             raise WinRMProtocolError(label, str(error)) from None
 
 
+# WS-Man faults worth another try: E_FAIL (the service hiccuped) and the per-user shell/operation
+# quotas (another client's shells are closing). Every other fault means the request itself is wrong.
+_TRANSIENT_FAULTS = {0x80004005, 0x803381A4, 0x803381A6}
+
+
 def _is_transient(error: WinRMError) -> bool:
     if isinstance(error, HostUnreachable):
         return "certificate" not in str(error)
-    return isinstance(error, WinRMProtocolError) and "HTTP 5" in str(error)
+    return isinstance(error, WinRMProtocolError) and error.transient
 
 
 def _root_cause(error: BaseException) -> str:
