@@ -2,6 +2,7 @@
 
     python -m devhost serve --state DIR --port N [--https-port M] [--bind 127.0.0.1] [--ready-file PATH]
     python -m devhost add-user --state DIR --user NAME --password-stdin
+    python -m devhost admin <file-write|file-delete|file-show|add-account|journal|...> --state DIR ...
 
 ``serve`` runs a WinRM endpoint backed by simulated processes until SIGTERM or
 Ctrl-C. It binds to loopback unless told otherwise, and refuses to start
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from devhost import auth
+from devhost import admin, auth
 from devhost.server import BANNER, DevhostServer, users_file
 
 
@@ -39,11 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--state", type=Path, required=True)
     add.add_argument("--user", required=True, help="NAME or DOMAIN\\NAME")
     add.add_argument("--password-stdin", action="store_true", required=True, help="read the password from stdin")
+    _ADMIN_HANDLERS.update(admin.register(sub))
     return parser
+
+
+_ADMIN_HANDLERS: dict[str, admin.Handler] = {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "admin":
+        return _ADMIN_HANDLERS[args.admin_cmd](args)
     if args.cmd == "add-user":
         return _add_user(args.state, args.user)
     return _serve(args)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -52,9 +54,10 @@ def host_connection(target: Target) -> HostConnection:
 
 
 def edit_out_of_band(target: Target, path: str, content: str) -> None:
-    """What an administrator does by hand: on the simulator, edit the file in its state directory."""
+    """What an administrator does by hand: on the simulator, through its admin command line."""
     if target.simulated:
-        target.windows_file(path).write_bytes(content.encode("utf-8"))
+        command = [sys.executable, "-m", "devhost", "admin", "file-write", "--state", str(target.state_dir)]
+        subprocess.run([*command, "--path", path, "--text", content], check=True, capture_output=True)
     else:
         payload = {"path": path, "content": content, "encoding": "utf-8", "keep_backup": False}
         run_script(host_connection(target), ScriptRef("providers.settings_file", "set"), payload, resource="test")

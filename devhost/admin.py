@@ -1,0 +1,88 @@
+"""SIMULATOR: out-of-band changes, as an administrator makes them by hand on a real server.
+
+`python -m devhost admin <command> --state DIR ...`; each command edits the simulated host's
+state files directly (no WinRM), exactly what `refresh` must then find.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from devhost import accounts
+from devhost.fs import WindowsFs
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _file_write(args: argparse.Namespace) -> int:
+    target = WindowsFs(args.state).resolve(args.path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = sys.stdin.read() if args.text is None else args.text
+    target.write_bytes(text.encode("utf-8"))
+    print(f"devhost (simulator): wrote {args.path}")
+    return 0
+
+
+def _file_delete(args: argparse.Namespace) -> int:
+    target = WindowsFs(args.state).resolve(args.path)
+    if not target.is_file():
+        print(f"devhost (simulator): {args.path} is not a file", file=sys.stderr)
+        return 1
+    target.unlink()
+    print(f"devhost (simulator): deleted {args.path}")
+    return 0
+
+
+def _file_show(args: argparse.Namespace) -> int:
+    target = WindowsFs(args.state).resolve(args.path)
+    if not target.is_file():
+        print(f"devhost (simulator): {args.path} is not a file", file=sys.stderr)
+        return 1
+    sys.stdout.write(target.read_text(encoding="utf-8", errors="replace"))
+    return 0
+
+
+def _add_account(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    account = accounts.add_account(args.state, args.name, args.kind, password)
+    print(f"devhost (simulator): account {account.name} ({account.kind}) = {account.sid}")
+    return 0
+
+
+def _journal(args: argparse.Namespace) -> int:
+    path = args.state / "_sim" / "journal.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in lines[-args.tail :]:
+        entry = json.loads(line)
+        if entry.get("kind") in ("command", "signal", "create", "delete", "fault"):
+            print(entry.get("time", ""), entry["kind"], entry.get("command_line", "")[:160])
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
+    """Add the admin commands to the CLI; returns the handler of each."""
+    admin = sub.add_parser("admin", help="change the simulated host out of band, as an administrator would")
+    commands = admin.add_subparsers(dest="admin_cmd", required=True)
+    handlers: dict[str, Handler] = {}
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("--state", type=Path, required=True, help="the simulated host's state directory")
+        handlers[name] = handler
+        return parser
+
+    write = command("file-write", _file_write, "replace a file's content (text from --text or stdin)")
+    write.add_argument("--path", required=True, help="Windows path, e.g. C:\\identitymanagerContoso\\Runtime\\x.json")
+    write.add_argument("--text", default=None)
+    command("file-delete", _file_delete, "delete a file").add_argument("--path", required=True)
+    command("file-show", _file_show, "print a file").add_argument("--path", required=True)
+    account = command("add-account", _add_account, "create a domain account, gMSA or group")
+    account.add_argument("--name", required=True, help="DOMAIN\\name (a gMSA ends with $)")
+    account.add_argument("--kind", choices=["user", "gmsa", "group"], default="user")
+    account.add_argument("--password-stdin", action="store_true")
+    command("journal", _journal, "print the commands the host received").add_argument("--tail", type=int, default=50)
+    return handlers
