@@ -5,7 +5,7 @@ Every error names the configuration key (as written in ``stacks/Pulumi.<stack>.y
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,6 +33,19 @@ class StackConfig(BaseModel):
     working_directory: str = Field("", alias="workingDirectory")
     agent_identifier: str = Field(alias="agentIdentifier", min_length=1, max_length=64)
     application_uri: str = Field(alias="applicationUri", pattern=r"^https://[^\s/]+(/\S*)?$")
+    hosting: Literal["iis", "service"] = "iis"
+    host_name: str = Field(alias="hostName", min_length=1)
+    site_name: str = Field("", alias="siteName")
+    pool_name: str = Field("", alias="poolName")
+    https_port: int = Field(443, alias="httpsPort", ge=1, le=65535)
+    http_port: int = Field(0, alias="httpPort", ge=0, le=65535)
+    identity_kind: Literal["ApplicationPoolIdentity", "GroupManagedServiceAccount", "User"] = Field(
+        "ApplicationPoolIdentity", alias="identityKind"
+    )
+    identity_account: str = Field("", alias="identityAccount")
+    data_folder_rights: Literal["Modify", "FullControl"] = Field("Modify", alias="dataFolderRights")
+    remove_default_site: bool = Field(True, alias="removeDefaultSite")
+    rsat_ad_tools: bool = Field(False, alias="rsatAdTools")
 
     @field_validator("agent_identifier")
     @classmethod
@@ -83,7 +96,16 @@ def load() -> tuple[StackConfig, dict[str, pulumi.Output[str]]]:
             lines.append(f"  {PROJECT}:{key} {message} (set it with `pulumi config set {key} ...`)")
         raise ConfigError("invalid stack configuration:\n" + "\n".join(lines)) from None
     secrets = {
-        "winrmPassword": config.require_secret("winrmPassword"),
-        "openIdClientSecret": config.require_secret("openIdClientSecret"),
+        key: config.require_secret(key)
+        for key in (
+            "winrmPassword",
+            "openIdClientSecret",
+            "sslPfx",
+            "sslPfxPassword",
+            "encryptionPfx",
+            "encryptionPfxPassword",
+        )
     }
+    if settings.identity_kind == "User":
+        secrets["identityPassword"] = config.require_secret("identityPassword")
     return settings, secrets
