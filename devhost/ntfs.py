@@ -9,9 +9,11 @@ inherited entry can never be mistaken for an explicit one.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 # Inheritance and propagation flags, as .NET's InheritanceFlags / PropagationFlags name them.
 CONTAINER_INHERIT = "ContainerInherit"
@@ -36,13 +38,13 @@ class Ace:
         return data
 
     @staticmethod
-    def from_json(data: dict[str, object]) -> Ace:
+    def from_json(data: dict[str, Any]) -> Ace:
         return Ace(
             sid=str(data["sid"]),
-            mask=int(data["mask"]),  # type: ignore[call-overload]
+            mask=int(data["mask"]),
             allow=bool(data.get("allow", True)),
-            inheritance=frozenset(data.get("inheritance", ())),  # type: ignore[arg-type]
-            propagation=frozenset(data.get("propagation", ())),  # type: ignore[arg-type]
+            inheritance=frozenset(data.get("inheritance", ())),
+            propagation=frozenset(data.get("propagation", ())),
         )
 
 
@@ -110,7 +112,11 @@ class NtfsStore:
             key: {"owner": d.owner, "protected": d.protected, "explicit": [a.to_json() for a in d.explicit]}
             for key, d in sorted(data.items())
         }
-        self._file.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+        # Replaced atomically: tests and the admin CLI edit this file from other processes while the
+        # host reads it, and must never see it half written.
+        temporary = self._file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+        os.replace(temporary, self._file)
 
     @staticmethod
     def key(windows_path: str) -> str:
@@ -153,3 +159,55 @@ class NtfsStore:
     def explicit_and_inherited(self, windows_path: str, is_container: bool) -> list[Ace]:
         """The full DACL in Windows' canonical order: explicit entries first, then inherited ones."""
         return list(self.descriptor(windows_path).explicit) + self.inherited(windows_path, is_container)
+
+
+# .NET's FileSystemAccessRule adds Synchronize to allow entries and strips it from deny entries
+# (except FullControl), so a later read shows a mask that differs from the rights requested.
+SYNCHRONIZE = 0x100000
+_DELETE_CHILD = 0x40
+
+
+def access_mask_for(rights: int, allow: bool) -> int:
+    """The mask Windows stores for ``rights`` in an allow or deny entry."""
+    if allow:
+        return rights | SYNCHRONIZE
+    if rights in (FULL_CONTROL, FULL_CONTROL & ~_DELETE_CHILD):
+        return rights
+    return rights & ~SYNCHRONIZE
+
+
+def same_kind(a: Ace, b: Ace) -> bool:
+    """Same SID, type and flags: Windows keeps one entry per such kind and merges masks into it."""
+    return (a.sid, a.allow, a.inheritance, a.propagation) == (b.sid, b.allow, b.inheritance, b.propagation)
+
+
+def merge_entry(explicit: list[Ace], ace: Ace) -> list[Ace]:
+    """The explicit entries after adding ``ace`` as AddAccessRule does: merged into an entry of the same
+    kind, otherwise added in canonical order (explicit deny entries before explicit allow entries)."""
+    for index, existing in enumerate(explicit):
+        if same_kind(existing, ace):
+            return [*explicit[:index], replace(existing, mask=existing.mask | ace.mask), *explicit[index + 1 :]]
+    denies = [a for a in explicit if not a.allow]
+    allows = [a for a in explicit if a.allow]
+    added = replace(ace, inherited=False)
+    return [*denies, added, *allows] if not ace.allow else [*denies, *allows, added]
+
+
+def without_entries(explicit: list[Ace], sid: str, allow: bool) -> list[Ace]:
+    """The explicit entries without any of ``sid``'s entries of that type (RemoveAccessRuleAll)."""
+    return [a for a in explicit if not (a.sid.upper() == sid.upper() and a.allow == allow)]
+
+
+def _update(store: NtfsStore, windows_path: str, entries: list[Ace]) -> Descriptor:
+    current = store.descriptor(windows_path)
+    updated = Descriptor(current.owner, current.protected, entries)
+    store.set_descriptor(windows_path, updated)
+    return updated
+
+
+def add_entry(store: NtfsStore, windows_path: str, ace: Ace) -> Descriptor:
+    return _update(store, windows_path, merge_entry(list(store.descriptor(windows_path).explicit), ace))
+
+
+def remove_entries(store: NtfsStore, windows_path: str, sid: str, allow: bool) -> Descriptor:
+    return _update(store, windows_path, without_entries(list(store.descriptor(windows_path).explicit), sid, allow))

@@ -1,0 +1,180 @@
+"""ProductionAgent: a separate Identity Manager agent on its own Windows Server, as the manual prescribes.
+
+Composes, in the manual's order (DOMAIN.md):
+1. Windows features Web-Server and Web-AppInit (+ RSAT AD tools when asked) — IIS hosting only.
+2. A read-only prerequisites check: IIS >= 10, .NET hosting bundle, AspNetCoreModuleV2.
+3. The working directory with Runtime, Mails, Sources, Temp, Work (never deleted with data).
+4. The application pool (No Managed Code, AlwaysRunning, idle 0, load profile, no periodic
+   recycling) and its identity — or a Windows service running Usercube-Agent.exe --service.
+5. NTFS permissions for that identity: working directory and Runtime read/execute/list, Temp,
+   Work and Mails Modify (or FullControl when the stack chooses it).
+6. Certificates: the SSL certificate for the https binding and the encryption key pair
+   (RSA >= 2048, SHA-256), private key readable by the agent's identity.
+7. Settings: web.config (in-process, the agent dll, app initialization) and
+   appsettings.agent.json (agent identifier, server URL, OpenId clients, encryption certificate,
+   managed-system connections) — secrets stay Pulumi secrets.
+8. The IIS site on <working directory>\\Runtime with https on 443 (and optional http), preload on;
+   the Default Web Site and DefaultAppPool removed when asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.args import AgentSettings, DataFolderRights, Identity, PfxCertificate, WebHosting, working_directory
+from components.building_blocks import (
+    agent_settings_document,
+    certificate,
+    data_folder_acls,
+    features,
+    identity_for_pool,
+    prerequisites,
+    web_config,
+    working_folders,
+)
+from providers.iis_app_pool import IisAppPool
+from providers.iis_site import IisSite
+from providers.settings_file import SettingsFile
+from providers.windows_service import WindowsService
+
+AGENT_DLL = "./identitymanager-Agent.dll"
+
+
+class ProductionAgentArgs(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    organization: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+    working_directory: str | None = None
+    hosting: Literal["iis", "service"] = "iis"
+    web: WebHosting | None = None
+    service_name: str | None = None
+    identity: Identity = Field(default_factory=Identity)
+    ssl_certificate: PfxCertificate | None = None
+    encryption_certificate: PfxCertificate
+    settings: AgentSettings
+    data_folder_rights: DataFolderRights = "Modify"
+    install_features: bool = True
+    rsat_ad_tools: bool = False
+    minimum_hosting_bundle: str = "8.0"
+
+    @model_validator(mode="after")
+    def _hosting(self) -> ProductionAgentArgs:
+        if self.hosting == "iis":
+            if self.web is None:
+                raise ValueError("web: IIS hosting needs site_name, pool_name and host_name")
+            if self.ssl_certificate is None:
+                raise ValueError("ssl_certificate: IIS hosting serves the agent over HTTPS; give the PFX")
+        elif self.identity.kind == "ApplicationPoolIdentity":
+            raise ValueError("identity: a Windows service cannot run as ApplicationPoolIdentity; use a gMSA or user")
+        return self
+
+    @property
+    def root(self) -> str:
+        return working_directory(self.organization, self.working_directory)
+
+
+class ProductionAgent(pulumi.ComponentResource):
+    """A separate agent: features, folders, identity, permissions, certificates, settings, site or service."""
+
+    site_name: pulumi.Output[str] | None
+    identity_account: pulumi.Output[str]
+    encryption_thumbprint: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: ProductionAgentArgs,
+        connection: pulumi.Input[dict[str, Any]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("usercube:agents:ProductionAgent", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        root = args.root
+        runtime = f"{root}\\Runtime"
+
+        installed = features(name, connection, args, child) if args.hosting == "iis" and args.install_features else []
+        checked = (
+            [prerequisites(name, connection, args.minimum_hosting_bundle, child, installed)]
+            if args.hosting == "iis"
+            else []
+        )
+        folders = working_folders(name, connection, root, child)
+
+        pool: IisAppPool | None = None
+        if args.hosting == "iis":
+            assert args.web is not None
+            pool = IisAppPool(
+                f"{name}-pool",
+                connection=connection,
+                name=args.web.pool_name,
+                **identity_for_pool(args.identity),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*installed, *checked]),
+            )
+            account: pulumi.Output[str] = pool.identity_account
+        else:
+            account = pulumi.Output.from_input(str(args.identity.account))
+
+        acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
+        encryption = certificate(f"{name}-encryption-cert", connection, args.encryption_certificate, [account], child)
+        files = [
+            SettingsFile(
+                f"{name}-appsettings-agent",
+                connection=connection,
+                path=f"{runtime}\\appsettings.agent.json",
+                json_content=agent_settings_document(args.settings, encryption.thumbprint),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[folders]),
+            )
+        ]
+
+        self.site_name = None
+        if args.hosting == "iis":
+            assert args.web is not None and args.ssl_certificate is not None and pool is not None
+            files.append(web_config(f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, folders))
+            ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
+            bindings: list[Any] = [
+                {
+                    "protocol": "https",
+                    "ip_address": "*",
+                    "port": args.web.https_port,
+                    "host_header": args.web.host_name,
+                    "certificate_thumbprint": ssl.thumbprint,
+                    "certificate_store": "My",
+                    "sni": True,
+                }
+            ]
+            if args.web.http_port:
+                bindings.insert(
+                    0, {"protocol": "http", "ip_address": "*", "port": args.web.http_port, "host_header": args.web.host_name}
+                )
+            site = IisSite(
+                f"{name}-site",
+                connection=connection,
+                name=args.web.site_name,
+                physical_path=runtime,
+                app_pool=args.web.pool_name,
+                bindings=bindings,
+                preload_enabled=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *acls, *files]),
+            )
+            self.site_name = site.name
+        else:
+            WindowsService(
+                f"{name}-service",
+                connection=connection,
+                name=args.service_name or f"IdentityManagerAgent{args.organization}",
+                display_name=f"Identity Manager Agent {args.organization}",
+                binary_path=f"{runtime}\\Usercube-Agent.exe",
+                arguments=["--service"],
+                account=str(args.identity.account),
+                password=args.identity.password,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*acls, *files]),
+            )
+
+        self.identity_account = account
+        self.encryption_thumbprint = encryption.thumbprint
+        self.register_outputs(
+            {"identity_account": account, "encryption_thumbprint": encryption.thumbprint, "site_name": self.site_name}
+        )

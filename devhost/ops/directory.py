@@ -1,0 +1,117 @@
+"""SIMULATOR: model of providers/directory/scripts/{get,set,remove}.ps1."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from devhost.fs import WindowsFs
+from devhost.ntfs import NtfsStore
+from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+
+_KEYS = {"path", "subfolders", "delete_contents"}
+
+
+class _Failed(Exception):
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(envelope.error)
+        self.envelope = envelope
+
+
+def _not_a_folder(path: str, prop: str, fix: str) -> _Failed:
+    return _Failed(fail("PathIsNotAFolder", f"'{path}' exists and is a file, not a folder{fix}", prop=prop))
+
+
+def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
+    """Get-DirectoryState."""
+    path = spec["path"]
+    root = fs.resolve(path)
+    if not root.is_dir():
+        if root.exists():
+            raise _not_a_folder(path, "path", "; choose another path or move the file away.")
+        return {"ensure": "absent", "path": path, "subfolders": []}
+    present = []
+    for name in spec["subfolders"]:
+        target = fs.resolve(f"{path}\\{name}")
+        if target.is_dir():
+            present.append(name)
+        elif target.exists():
+            raise _not_a_folder(f"{path}\\{name}", "subfolders", "; move the file away or rename the sub-folder.")
+    return {"ensure": "present", "path": path, "subfolders": present}
+
+
+def _new_folder_tree(fs: WindowsFs, path: str) -> list[str]:
+    """New-FolderTree: create ``path`` and missing parents; return the created ones, parents first."""
+    missing: list[str] = []
+    current = path
+    while len(current) > 3 and not fs.resolve(current).is_dir():
+        if fs.resolve(current).exists():
+            raise _not_a_folder(current, "path", ".")
+        missing.insert(0, current)
+        current = current.rsplit("\\", 1)[0]
+        current = current + "\\" if len(current) == 2 else current
+    drive = fs.root / path[0].upper()
+    if path[0].upper() != "C" and not drive.is_dir():
+        # Directory.CreateDirectory on a drive that does not exist (the trap reports it).
+        reason = f"Could not find a part of the path '{path[:3]}'."
+        message = f'Exception calling "CreateDirectory" with "1" argument(s): "{reason}"'
+        raise _Failed(fail("UnexpectedError", message, category="NotSpecified"))
+    for folder in missing:
+        fs.resolve(folder).mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    try:
+        return succeed(_state(fs, spec))
+    except _Failed as failed:
+        return failed.envelope
+
+
+def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    path = spec["path"]
+    try:
+        before = _state(fs, spec)
+        created = _new_folder_tree(fs, path)
+        for name in spec["subfolders"]:
+            created += _new_folder_tree(fs, f"{path}\\{name}")
+        after = {**_state(fs, spec), "created": created}
+    except _Failed as failed:
+        return failed.envelope
+    if not created:
+        return succeed(after)
+    changes = [change("ensure", "absent", "present")] if before["ensure"] == "absent" else []
+    changes.append(change("subfolders", before["subfolders"], after["subfolders"]))
+    return succeed(after, changes)
+
+
+def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS | {"created"})
+    ntfs = NtfsStore(fs.root)
+    removed: list[str] = []
+    kept: list[str] = []
+    for folder in sorted(spec["created"], key=len, reverse=True):
+        target = fs.resolve(folder)
+        if not target.is_dir():
+            continue
+        if spec["delete_contents"]:
+            shutil.rmtree(target)
+        elif not any(target.iterdir()):
+            target.rmdir()
+        else:
+            kept.append(folder)
+            continue
+        ntfs.forget(folder)  # the folder's security descriptor goes with it
+        removed.append(folder)
+    state = {
+        "ensure": "present" if fs.resolve(spec["path"]).is_dir() else "absent",
+        "path": spec["path"],
+        "removed": removed,
+        "kept": kept,
+    }
+    return succeed(state, [change("folder", folder, None) for folder in removed])
+
+
+OPERATIONS = {"directory/get": get, "directory/set": set_, "directory/remove": remove}

@@ -1,0 +1,231 @@
+"""SIMULATOR: model of providers/file_acl/scripts/{get,set,remove}.ps1 on the simulated NTFS (devhost.ntfs).
+
+Also ``admin_edit_entry``: what an administrator does by hand (icacls /grant, /deny, /remove), for
+tests and the devhost CLI.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from devhost import accounts, ntfs
+from devhost.fs import WindowsFs
+from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+
+_KEYS = {"path", "principal", "access", "mask", "inheritance", "propagation"}
+_SID = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
+_NOT_TRANSLATED = "Some or all identity references could not be translated."
+_GENERIC = {0x80000000: 0x120089, 0x40000000: 0x120116, 0x20000000: 0x1200A0, 0x10000000: 0x1F01FF}
+_BOTH = ["ContainerInherit", "ObjectInherit"]
+# icacls' simple rights, as an administrator types them (icacls stores Synchronize with them).
+ICACLS_RIGHTS = {"F": 0x1F01FF, "M": 0x1301BF, "RX": 0x1200A9, "R": 0x120089, "W": 0x100116}
+
+
+class _Failed(Exception):
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(envelope.error)
+        self.envelope = envelope
+
+
+def comparable_mask(mask: int) -> int:
+    """ConvertTo-ComparableMask: generic bits mapped, Synchronize dropped."""
+    value = mask & 0xFFFFFFFF
+    for generic, specific in _GENERIC.items():
+        if value & generic:
+            value = (value & ~generic) | specific
+    return value & ~ntfs.SYNCHRONIZE
+
+
+def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
+    """Resolve-Principal: (SID, name as Windows prints it; the bare SID for an unknown SID)."""
+    if principal.upper().startswith("S-1-"):
+        if not _SID.match(principal):
+            raise _Failed(_not_mapped(principal, "Value was invalid.\r\nParameter name: sddlForm"))
+        try:
+            return principal.upper(), accounts.lookup_sid(state_dir, principal).name
+        except accounts.IdentityNotMapped:
+            return principal.upper(), principal.upper()
+    try:
+        account = accounts.resolve(state_dir, principal)
+    except accounts.IdentityNotMapped:
+        raise _Failed(_not_mapped(principal, _NOT_TRANSLATED)) from None
+    return account.sid, account.name
+
+
+def _not_mapped(principal: str, reason: str) -> Envelope:
+    return fail(
+        "IdentityNotMapped",
+        f"principal '{principal}': {reason} Create the account first; for 'IIS AppPool\\<pool>' "
+        "the application pool must exist (make this resource depend on it).",
+        prop="principal",
+        category="ObjectNotFound",
+    )
+
+
+def _kind(fs: WindowsFs, path: str) -> bool | None:
+    """Get-AclItem: True for a folder, False for a file, None when the path does not exist."""
+    target = fs.resolve(path)
+    if target.is_dir():
+        return True
+    return False if target.is_file() else None
+
+
+def _entries(store: ntfs.NtfsStore, path: str, sid: str, allow: bool) -> list[ntfs.Ace]:
+    # Explicit entries only, as GetAccessRules($true, $false, ...): inherited ones are computed elsewhere.
+    return [a for a in store.descriptor(path).explicit if a.sid.upper() == sid and a.allow == allow]
+
+
+def _entry_json(ace: ntfs.Ace) -> dict[str, Any]:
+    return {"mask": ace.mask, "inheritance": sorted(ace.inheritance), "propagation": sorted(ace.propagation)}
+
+
+def _describe(entries: list[dict[str, Any]]) -> list[str]:
+    """Format-Entries."""
+    return [
+        f"0x{e['mask']:X} ({','.join(e['inheritance']) or 'None'}; {','.join(e['propagation']) or 'None'})"
+        for e in entries
+    ]
+
+
+def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
+    """Get-FileAclState."""
+    sid, name = _resolve(fs.root, spec["principal"])
+    state: dict[str, Any] = {
+        "ensure": "absent",
+        "path": spec["path"],
+        "principal_sid": sid,
+        "principal_name": name,
+        "is_container": False,
+        "entries": [],
+        "access_mask": None,
+    }
+    kind = _kind(fs, spec["path"])
+    if kind is None:
+        return state
+    state["is_container"] = kind
+    entries = [_entry_json(a) for a in _entries(ntfs.NtfsStore(fs.root), spec["path"], sid, spec["access"] == "Allow")]
+    state["entries"] = entries
+    if entries:
+        state["ensure"] = "present"
+        state["access_mask"] = entries[0]["mask"]
+    return state
+
+
+def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    try:
+        return succeed(_state(fs, spec))
+    except _Failed as failed:
+        return failed.envelope
+
+
+def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    path = spec["path"]
+    kind = _kind(fs, path)
+    if kind is None:
+        return fail(
+            "PathNotFound",
+            f"Could not find a part of the path '{path}'. Create the folder first (a Directory resource) "
+            "and make this entry depend on it.",
+            prop="path",
+            category="ObjectNotFound",
+        )
+    inheritance = list(_BOTH) if kind else []
+    if spec["inheritance"] is not None:
+        inheritance = sorted(spec["inheritance"])
+    propagation = sorted(spec["propagation"])
+    if not kind and (inheritance or propagation):
+        return fail(
+            "InheritanceOnFile",
+            f"'{path}' is a file, and a file's entry cannot be inherited (No flags can be set.): "
+            "leave inheritance unset (or empty) and propagation empty.",
+            prop="inheritance",
+            category="InvalidArgument",
+        )
+    if not inheritance and propagation:
+        return fail(
+            "PropagationWithoutInheritance",
+            "propagation flags need inheritance flags: set inheritance or leave propagation empty.",
+            prop="propagation",
+            category="InvalidArgument",
+        )
+    try:
+        before = _state(fs, spec)
+    except _Failed as failed:
+        return failed.envelope
+    desired = {"mask": spec["mask"], "inheritance": inheritance, "propagation": propagation}
+    matching = [e for e in before["entries"] if {**e, "mask": comparable_mask(e["mask"])} == desired]
+    if len(before["entries"]) == 1 and len(matching) == 1:
+        return succeed(before)
+    allow = spec["access"] == "Allow"
+    store = ntfs.NtfsStore(fs.root)
+    ntfs.remove_entries(store, path, before["principal_sid"], allow)
+    ace = ntfs.Ace(
+        sid=before["principal_sid"],
+        mask=ntfs.access_mask_for(spec["mask"], allow),
+        allow=allow,
+        inheritance=frozenset(inheritance),
+        propagation=frozenset(propagation),
+    )
+    ntfs.add_entry(store, path, ace)
+    after = _state(fs, spec)
+    return succeed(after, [change("entries", _describe(before["entries"]), _describe(after["entries"]))])
+
+
+def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS | {"principal_sid"})
+    path = spec["path"]
+    if _kind(fs, path) is None:
+        return succeed({"ensure": "absent", "path": path, "entries": []})
+    try:
+        sid, _ = _resolve(fs.root, spec["principal_sid"] or spec["principal"])
+    except _Failed as failed:
+        return failed.envelope
+    allow = spec["access"] == "Allow"
+    store = ntfs.NtfsStore(fs.root)
+    entries = [_entry_json(a) for a in _entries(store, path, sid, allow)]
+    state = {"ensure": "absent", "path": path, "principal_sid": sid, "entries": []}
+    if not entries:
+        return succeed(state)
+    ntfs.remove_entries(store, path, sid, allow)
+    return succeed(state, [change("entries", _describe(entries), [])])
+
+
+def admin_edit_entry(
+    state_dir: Path,
+    windows_path: str,
+    principal: str,
+    rights: str | int = "M",
+    *,
+    deny: bool = False,
+    inheritance: Sequence[str] = (),
+    propagation: Sequence[str] = (),
+    remove: bool = False,
+) -> list[dict[str, Any]]:
+    """An administrator's hand edit of one path's explicit entries, as icacls does it.
+
+    Grant (or deny) ``rights`` (icacls letters F, M, RX, R, W, or a mask) to ``principal``, merged
+    into an entry of the same kind as Windows merges; or with ``remove=True`` remove all of the
+    principal's explicit entries of that type. Returns the path's explicit entries afterwards.
+    Raises ``FileNotFoundError`` for a missing path and ``accounts.IdentityNotMapped`` for an
+    unknown account, as icacls refuses both.
+    """
+    fs = WindowsFs(state_dir)
+    if _kind(fs, windows_path) is None:
+        raise FileNotFoundError(f"{windows_path}: The system cannot find the file specified.")
+    sid = accounts.resolve(state_dir, principal).sid
+    store = ntfs.NtfsStore(state_dir)
+    if remove:
+        descriptor = ntfs.remove_entries(store, windows_path, sid, allow=not deny)
+    else:
+        mask = ICACLS_RIGHTS[rights.upper()] if isinstance(rights, str) else rights
+        ace = ntfs.Ace(sid, mask, not deny, frozenset(inheritance), frozenset(propagation))
+        descriptor = ntfs.add_entry(store, windows_path, ace)
+    return [{**a.to_json(), "allow": a.allow} for a in descriptor.explicit]
+
+
+OPERATIONS = {"file_acl/get": get, "file_acl/set": set_, "file_acl/remove": remove}

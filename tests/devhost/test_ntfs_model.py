@@ -1,0 +1,92 @@
+"""SIMULATOR: the NTFS model follows Windows' inheritance, merge and mask rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from devhost import accounts, ntfs
+from devhost.ops import file_acl
+
+CI, OI = ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT
+IO, NP = ntfs.INHERIT_ONLY, ntfs.NO_PROPAGATE
+USER = "S-1-5-21-1-2-3-1001"
+OTHER = "S-1-5-21-1-2-3-1002"
+
+
+def ace(mask: int = ntfs.MODIFY, *, allow: bool = True, inh: Iterable[str] = (), prop: Iterable[str] = ()) -> ntfs.Ace:
+    return ntfs.Ace(USER, mask, allow, frozenset(inh), frozenset(prop))
+
+
+@pytest.mark.parametrize(
+    ("parent", "container", "expected"),
+    [
+        (ace(inh={CI, OI}), True, ace(inh={CI, OI})),  # folders inherit it and pass it on
+        (ace(inh={CI, OI}), False, ace()),  # files inherit it, without flags
+        (ace(inh={CI}), False, None),  # container-only: files do not get it
+        (ace(inh={OI}), True, ace(inh={OI}, prop={IO})),  # object-only: a folder holds it for its files
+        (ace(inh={CI, OI}, prop={NP}), True, ace()),  # no-propagate: children only, without flags
+        (ace(inh={OI}, prop={NP}), True, None),
+        (ace(inh={CI, OI}, prop={IO}), True, ace(inh={CI, OI})),  # inherit-only applies to the children
+        (ace(), True, None),  # not inheritable
+    ],
+)
+def test_inheritance_rules(parent: ntfs.Ace, container: bool, expected: ntfs.Ace | None) -> None:
+    child = ntfs.inherit(parent, container)
+    if expected is None:
+        assert child is None
+    else:
+        assert child is not None and child.inherited
+        assert (child.mask, child.inheritance, child.propagation) == (
+            expected.mask,
+            expected.inheritance,
+            expected.propagation,
+        )
+
+
+def test_inherited_entries_are_computed_never_stored_as_explicit(tmp_path: Path) -> None:
+    store = ntfs.NtfsStore(tmp_path)
+    store.set_descriptor("C:\\im", ntfs.Descriptor(explicit=[ace(inh={CI, OI})]))
+    runtime = store.explicit_and_inherited("C:\\im\\Runtime", is_container=True)
+    assert [a.sid for a in store.descriptor("C:\\im\\Runtime").explicit] == []
+    assert any(a.sid == USER and a.inherited for a in runtime)
+    assert any(a.sid == "S-1-5-18" and a.inherited for a in runtime), "and the drive root's entries"
+    store.set_descriptor("C:\\im\\Runtime", ntfs.Descriptor(protected=True))
+    assert store.inherited("C:\\im\\Runtime", is_container=True) == [], "protected: inheritance stops"
+    assert store.inherited("C:\\im\\Runtime\\bin", is_container=True) == []
+    store.forget("C:\\im")
+    assert store.descriptor("C:\\IM").explicit == [] and store.descriptor("C:\\im\\runtime").protected is False
+
+
+def test_entries_of_the_same_kind_merge_and_deny_comes_first() -> None:
+    entries = ntfs.merge_entry([], ace(0x120089, inh={CI, OI}))
+    entries = ntfs.merge_entry(entries, ace(0x100116, inh={CI, OI}))  # same SID, type and flags: one entry
+    assert [(a.mask, a.inheritance) for a in entries] == [(0x12019F, frozenset({CI, OI}))]
+    entries = ntfs.merge_entry(entries, ace(0x116, inh={CI}))  # other flags: a second entry
+    entries = ntfs.merge_entry(entries, ace(0x116, allow=False))  # deny: placed before the allow entries
+    assert [(a.allow, a.mask) for a in entries] == [(False, 0x116), (True, 0x12019F), (True, 0x116)]
+    other = ntfs.merge_entry(entries, ntfs.Ace(OTHER, ntfs.MODIFY))
+    assert ntfs.without_entries(other, USER, allow=True) == [entries[0], other[-1]], "deny and others stay"
+
+
+def test_masks_as_dotnet_stores_them() -> None:
+    assert ntfs.access_mask_for(0x301BF, allow=True) == ntfs.MODIFY  # Synchronize added
+    assert ntfs.access_mask_for(0x116, allow=False) == 0x116  # and removed from a deny entry...
+    assert ntfs.access_mask_for(ntfs.FULL_CONTROL, allow=False) == ntfs.FULL_CONTROL  # ...but FullControl
+    assert file_acl.comparable_mask(0x10000000) == 0xF01FF  # GENERIC_ALL maps to FullControl
+    assert file_acl.comparable_mask(ntfs.MODIFY) == 0x301BF
+
+
+def test_an_administrator_edits_by_hand(tmp_path: Path) -> None:
+    account = accounts.add_account(tmp_path, "CONTOSO\\svc-agent", "user", "pw")
+    (tmp_path / "C" / "im").mkdir(parents=True)
+    file_acl.admin_edit_entry(tmp_path, "C:\\im", "CONTOSO\\svc-agent", "R", inheritance=[CI, OI])
+    entries = file_acl.admin_edit_entry(tmp_path, "C:\\im", "contoso\\SVC-AGENT", "W", inheritance=[CI, OI])
+    assert [(e["sid"], e["mask"]) for e in entries] == [(account.sid, 0x12019F)], "icacls /grant merges"
+    assert file_acl.admin_edit_entry(tmp_path, "C:\\im", "CONTOSO\\svc-agent", remove=True) == []
+    with pytest.raises(accounts.IdentityNotMapped):
+        file_acl.admin_edit_entry(tmp_path, "C:\\im", "CONTOSO\\nobody", "F")
+    with pytest.raises(FileNotFoundError):
+        file_acl.admin_edit_entry(tmp_path, "C:\\missing", "CONTOSO\\svc-agent", "F")
