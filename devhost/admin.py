@@ -53,6 +53,24 @@ def _add_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acl_edit(args: argparse.Namespace) -> int:
+    from devhost.ops.file_acl import admin_edit_entry
+
+    rights: str | int = int(args.rights, 0) if args.rights.lower().startswith("0x") else args.rights
+    entries = admin_edit_entry(
+        args.state,
+        args.path,
+        args.principal,
+        rights,
+        deny=args.deny,
+        inheritance=args.inheritance or (),
+        remove=args.remove,
+    )
+    for entry in entries:
+        print(json.dumps(entry))
+    return 0
+
+
 def _journal(args: argparse.Namespace) -> int:
     path = args.state / "_sim" / "journal.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
@@ -61,6 +79,19 @@ def _journal(args: argparse.Namespace) -> int:
         if entry.get("kind") in ("command", "signal", "create", "delete", "fault"):
             print(entry.get("time", ""), entry["kind"], entry.get("command_line", "")[:160])
     return 0
+
+
+def _reporting(handler: Handler) -> Handler:
+    """Errors of an admin edit are the administrator's to read, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (OSError, ValueError, accounts.IdentityNotMapped) as error:
+            print(f"devhost (simulator): {error}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -72,7 +103,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("--state", type=Path, required=True, help="the simulated host's state directory")
-        handlers[name] = handler
+        handlers[name] = _reporting(handler)
         return parser
 
     write = command("file-write", _file_write, "replace a file's content (text from --text or stdin)")
@@ -84,5 +115,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     account.add_argument("--name", required=True, help="DOMAIN\\name (a gMSA ends with $)")
     account.add_argument("--kind", choices=["user", "gmsa", "group"], default="user")
     account.add_argument("--password-stdin", action="store_true")
+    acl = command("acl-edit", _acl_edit, "add (icacls /grant style) or remove a principal's explicit entry")
+    acl.add_argument("--path", required=True)
+    acl.add_argument("--principal", required=True, help="account name or SID")
+    acl.add_argument("--rights", default="M", help="F, M, RX, R, W or a mask like 0x1301bf")
+    acl.add_argument("--deny", action="store_true")
+    acl.add_argument("--inheritance", nargs="*", choices=["ContainerInherit", "ObjectInherit"])
+    acl.add_argument("--remove", action="store_true", help="remove the principal's explicit entries instead")
     command("journal", _journal, "print the commands the host received").add_argument("--tail", type=int, default=50)
     return handlers
