@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pulumi.dynamic import CheckFailure
+from pulumi.output import Unknown
 from pydantic import ValidationError
 
 from providers.framework.model import ResourceModel
@@ -13,6 +14,9 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the SDK's marker for a value
 
 
 def contains_unknown(value: Any) -> bool:
+    # check and diff receive unknowns as pulumi.output.Unknown objects (deserialized with keep_unknowns).
+    if isinstance(value, Unknown):
+        return True
     if isinstance(value, str):
         return value == UNKNOWN
     if isinstance(value, dict):

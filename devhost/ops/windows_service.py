@@ -1,0 +1,285 @@
+"""SIMULATOR: model of providers/windows_service/scripts/{get,set,remove}.ps1 on devhost.scm.
+
+Errors carry the ids and messages the scripts build from Win32_Service return values and from
+the Win32Exception of a start or stop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from devhost import accounts, scm
+from devhost.fs import WindowsFs
+from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+
+_KEYS = {
+    "name",
+    "display_name",
+    "image_path",
+    "start_type",
+    "account",
+    "password",
+    "apply_password",
+    "create",
+    "description",
+    "failure_actions",
+    "state",
+}
+
+# Win32 error -> the Win32_Service return value that carries it, with the script's id and fix.
+_METHOD_RESULTS = {
+    5: (2, "AccessDenied", "run the deployment as a local administrator"),
+    1069: (15, "ServiceLogonFailed", "check the password"),
+    1072: (
+        16,
+        "ServiceMarkedForDelete",
+        "close services.msc and every program holding the service open, then retry",
+    ),
+    1078: (19, "DuplicateServiceName", "choose another display_name"),
+    123: (20, "InvalidServiceName", "choose another name"),
+    87: (21, "InvalidParameter", "check the values"),
+    1057: (22, "InvalidServiceAccount", "create the account or fix its name"),
+    1073: (23, "ServiceExists", "choose another name, or delete or import the existing service"),
+}
+_METHOD_PROPERTY = {"Create": "name", "Delete": "name", "Change": "account"}
+_START_ERRORS = {
+    2: ("ServiceBinaryNotFound", "binary_path", "put the agent runtime in place first"),
+    193: ("ServiceBinaryNotValid", "binary_path", "binary_path must be a Windows program"),
+    1058: ("ServiceDisabled", "start_type", "set start_type to Automatic or Manual"),
+    1069: (
+        "ServiceLogonFailed",
+        "password",
+        'check the password and that the account holds "Log on as a service" (SeServiceLogonRight)',
+    ),
+}
+_START_NAMES = {
+    "LocalSystem": ("LocalSystem", ""),
+    "NetworkService": ("NT AUTHORITY\\NetworkService", ""),
+    "LocalService": ("NT AUTHORITY\\LocalService", ""),
+}
+_ACCOUNT_OF_START_NAME = {
+    "localsystem": "LocalSystem",
+    "nt authority\\system": "LocalSystem",
+    "nt authority\\networkservice": "NetworkService",
+    "nt authority\\localservice": "LocalService",
+}
+_CIM_START_MODE = {"Manual": "Manual", "Disabled": "Disabled"}  # anything else: Automatic
+_SC_START = {
+    "Automatic": ("Auto", False),
+    "AutomaticDelayedStart": ("Auto", True),
+    "Manual": ("Manual", False),
+    "Disabled": ("Disabled", False),
+}
+_SID_OF_ACCOUNT = {"LocalSystem": "S-1-5-18", "LocalService": "S-1-5-19", "NetworkService": "S-1-5-20"}
+
+
+class _Stop(Exception):
+    """Stop-Operation in the script: carries the failure envelope."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+
+
+def _method_failed(method: str, error: scm.ScmError) -> _Stop:
+    if error.code not in _METHOD_RESULTS:
+        raise error  # a Win32 error Win32_Service does not return for this call: not modelled
+    value, error_id, fix = _METHOD_RESULTS[error.code]
+    text = f"{scm.WIN32_MESSAGES[error.code]} ({error.code})"
+    message = f"Win32_Service.{method} returned {value}: {text}; {fix}"
+    return _Stop(fail(error_id, message, prop=_METHOD_PROPERTY[method]))
+
+
+def _control_failed(name: str, action: str, error: scm.ScmError) -> _Stop:
+    error_id, prop, fix = _START_ERRORS.get(error.code, (f"Service{action}Failed", "state", "see the System event log"))
+    message = f"{action.lower()} of service '{name}' failed: {scm.WIN32_MESSAGES[error.code]} ({error.code}); {fix}"
+    return _Stop(fail(error_id, message, prop=prop))
+
+
+def _account_sid(state_dir: Path, account: str) -> str | None:
+    if account in _SID_OF_ACCOUNT:
+        return _SID_OF_ACCOUNT[account]
+    try:
+        return accounts.resolve(state_dir, account).sid
+    except accounts.IdentityNotMapped:
+        return None
+
+
+def _state(state_dir: Path, name: str) -> dict[str, Any]:
+    service = scm.get(state_dir, name)
+    if service is None:
+        return {"ensure": "absent", "name": name}
+    start_type = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}.get(
+        service.start_mode, service.start_mode
+    )
+    if service.start_mode == "Auto" and service.delayed_auto_start:
+        start_type = "AutomaticDelayedStart"
+    account = _ACCOUNT_OF_START_NAME.get(service.start_name.lower(), service.start_name)
+    return {
+        "ensure": "present",
+        "name": service.name,
+        "display_name": service.display_name,
+        "image_path": service.image_path,
+        "start_type": start_type,
+        "account": account,
+        "description": service.description,
+        "failure_actions": {
+            "actions": [dict(a) for a in service.failure_actions.get("actions", [])],
+            "reset_period_seconds": int(service.failure_actions.get("reset_period_seconds", 0)),
+        },
+        "state": service.state,
+        "service_sid": accounts.virtual_sid(scm.SERVICE_DOMAIN_RID, service.name),
+        "account_sid": _account_sid(state_dir, account),
+    }
+
+
+def _failure_key(value: dict[str, Any]) -> str:
+    parts = [f"{a['action']}:{a['delay_seconds']}" for a in value["actions"]]
+    return f"{value['reset_period_seconds']};" + ",".join(parts)
+
+
+def _credential(account: str, password: str | None) -> tuple[str, str | None]:
+    if account in _START_NAMES:
+        return _START_NAMES[account]
+    if account.endswith("$"):
+        return account, None
+    return account, password or ""
+
+
+def _control(state_dir: Path, name: str, action: str) -> None:
+    try:
+        if action == "Start":
+            scm.start(state_dir, name)
+        else:
+            scm.stop(state_dir, name)
+    except scm.ScmError as error:
+        raise _control_failed(name, action, error) from None
+
+
+def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    return succeed(_state(fs.root, spec["name"]))
+
+
+def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    try:
+        return _set(fs.root, spec)
+    except _Stop as stop:
+        return stop.envelope
+
+
+def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
+    name = spec["name"]
+    start_name, password = _credential(spec["account"], spec["password"])
+    changes: list[dict[str, Any]] = []
+    before = _state(state_dir, name)
+    created = False
+    if before["ensure"] == "absent" or spec["create"]:
+        try:
+            scm.create(
+                state_dir,
+                name=name,
+                display_name=spec["display_name"],
+                image_path=spec["image_path"],
+                start_mode="Auto" if _CIM_START_MODE.get(spec["start_type"]) is None else spec["start_type"],
+                start_name=start_name,
+                password=password,
+            )
+        except scm.ScmError as error:
+            raise _method_failed("Create", error) from None
+        changes.append(change("ensure", "absent", "present"))
+        created = True
+        before = _state(state_dir, name)
+
+    config: dict[str, Any] = {}
+    reconfigured = False
+    if before["display_name"] != spec["display_name"]:
+        config["display_name"] = spec["display_name"]
+        changes.append(change("display_name", before["display_name"], spec["display_name"]))
+    if before["image_path"] != spec["image_path"]:
+        config["image_path"] = spec["image_path"]
+        reconfigured = True
+        changes.append(change("image_path", before["image_path"], spec["image_path"]))
+    account_differs = before["account"].lower() != spec["account"].lower()
+    if account_differs or (spec["apply_password"] and not created):
+        config["start_name"] = start_name
+        if password is not None:
+            config["password"] = password
+        reconfigured = True
+        if account_differs:
+            changes.append(change("account", before["account"], spec["account"]))
+        if spec["password"] is not None:
+            changes.append(change("password", None, None, secret=True))
+    if config:
+        try:
+            scm.change(state_dir, name, **config)
+        except scm.ScmError as error:
+            raise _method_failed("Change", error) from None
+
+    if before["start_type"].lower() != spec["start_type"].lower():
+        mode, delayed = _SC_START[spec["start_type"]]
+        scm.change(state_dir, name, start_mode=mode, delayed_auto_start=delayed)
+        if not created:
+            changes.append(change("start_type", before["start_type"], spec["start_type"]))
+    if before["description"] != spec["description"]:
+        scm.change(state_dir, name, description=spec["description"])
+        changes.append(change("description", before["description"], spec["description"]))
+    before_key, desired_key = _failure_key(before["failure_actions"]), _failure_key(spec["failure_actions"])
+    if before_key != desired_key:
+        scm.change(state_dir, name, failure_actions=_as_stored(spec["failure_actions"]))
+        changes.append(change("failure_actions", before_key, desired_key))
+
+    if spec["state"] == "Running":
+        if before["state"] != "Running":
+            _control(state_dir, name, "Start")
+            changes.append(change("state", before["state"], "Running"))
+        elif reconfigured:
+            _control(state_dir, name, "Stop")
+            _control(state_dir, name, "Start")
+            changes.append(change("state", "Running", "Running (restarted)"))
+    elif spec["state"] == "Stopped":
+        if before["state"] != "Stopped":
+            _control(state_dir, name, "Stop")
+            changes.append(change("state", before["state"], "Stopped"))
+    else:
+        raise ValueError(f"SIMULATOR: the set script does not handle state {spec['state']!r}")
+    return succeed(_state(state_dir, name), changes)
+
+
+def _as_stored(value: dict[str, Any]) -> dict[str, Any]:
+    """What QueryServiceConfig2 gives back after `sc.exe failure`: whole seconds, the three kinds."""
+    actions = []
+    for item in value["actions"]:
+        if item["action"] not in ("Restart", "Reboot", "None"):
+            raise ValueError(f"SIMULATOR: sc.exe failure does not take the action {item['action']!r}")
+        actions.append({"action": item["action"], "delay_seconds": int(item["delay_seconds"])})
+    return {"actions": actions, "reset_period_seconds": int(value["reset_period_seconds"])}
+
+
+def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    state_dir, name = fs.root, spec["name"]
+    before = _state(state_dir, name)
+    if before["ensure"] == "absent":
+        return succeed(before)
+    changes = []
+    try:
+        if before["state"] != "Stopped":
+            _control(state_dir, name, "Stop")
+            changes.append(change("state", before["state"], "Stopped"))
+        try:
+            scm.delete(state_dir, name)
+        except scm.ScmError as error:
+            raise _method_failed("Delete", error) from None
+    except _Stop as stop:
+        return stop.envelope
+    changes.append(change("ensure", "present", "absent"))
+    return succeed(_state(state_dir, name), changes)
+
+
+OPERATIONS = {
+    "windows_service/get": get,
+    "windows_service/set": set_,
+    "windows_service/remove": remove,
+}

@@ -1,0 +1,328 @@
+"""SIMULATOR: the service control manager of the simulated host.
+
+Services live in ``<state>/_sim/services.json`` (one object per service: configuration, stored
+password hash, running state), so tests and the admin CLI can change them out of band.
+System services (W3SVC, WAS) are added by the feature model while IIS is installed.
+
+Modelled Windows rules, with the Win32 error each raises:
+- create: a name with '/' or '\\' (123), a name or display name already in use (1073 / 1078),
+  an account that does not exist or is a group (1057);
+- start: a disabled service (1058), an image path whose program is missing (2) or is not a
+  Windows program (193: the file must start with 'MZ'), a wrong or missing password, or a
+  password given for a gMSA (1069);
+- delete of a running service only marks it for deletion (1072 for later changes); it goes when
+  it stops.
+A program that starts is taken to answer the service control manager (no 1053 is modelled).
+Per-service SIDs (``NT SERVICE\\<name>``) resolve while the service exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devhost import accounts
+from devhost.fs import WindowsFs, WindowsPathError
+
+WIN32_MESSAGES = {
+    2: "The system cannot find the file specified.",
+    5: "Access is denied.",
+    87: "The parameter is incorrect.",
+    123: "The filename, directory name, or volume label syntax is incorrect.",
+    193: "%1 is not a valid Win32 application.",
+    1057: "The account name is invalid or does not exist, or the password is invalid for the account name specified.",
+    1058: "The service cannot be started, either because it is disabled or because it has no enabled devices "
+    "associated with it.",
+    1060: "The specified service does not exist as an installed service.",
+    1062: "The service has not been started.",
+    1069: "The service did not start due to a logon failure.",
+    1072: "The specified service has been marked for deletion.",
+    1073: "The specified service already exists.",
+    1078: "The name is already in use as either a service name or a service display name.",
+}
+
+# Win32_Service's own names for the built-in accounts (StartName), and their SIDs.
+BUILTIN_START_NAMES = {
+    "localsystem": "S-1-5-18",
+    "nt authority\\system": "S-1-5-18",
+    "nt authority\\localservice": "S-1-5-19",
+    "nt authority\\networkservice": "S-1-5-20",
+}
+SERVICE_DOMAIN_RID = 80  # NT SERVICE\<name>: S-1-5-80-<SHA-1 of the upper-cased name>
+
+
+class ScmError(Exception):
+    """A Win32 error of the service control manager (code and its system message)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        super().__init__(WIN32_MESSAGES[code])
+
+
+@dataclass
+class Service:
+    name: str
+    display_name: str
+    image_path: str
+    start_mode: str = "Auto"  # as Win32_Service shows it: Auto, Manual, Disabled
+    delayed_auto_start: bool = False
+    start_name: str = "LocalSystem"
+    password_sha256: str | None = None
+    description: str = ""
+    failure_actions: dict[str, Any] = field(default_factory=lambda: {"actions": [], "reset_period_seconds": 0})
+    state: str = "Stopped"
+    process_id: int = 0
+    system: bool = False
+    marked_for_delete: bool = False
+
+
+def _path(state_dir: Path) -> Path:
+    return state_dir / "_sim" / "services.json"
+
+
+def load(state_dir: Path) -> dict[str, Service]:
+    path = _path(state_dir)
+    if not path.exists():
+        return {}
+    return {item["name"].lower(): Service(**item) for item in json.loads(path.read_text(encoding="utf-8"))}
+
+
+def save(state_dir: Path, services: dict[str, Service]) -> None:
+    path = _path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    items = [asdict(s) for s in sorted(services.values(), key=lambda s: s.name.lower())]
+    temporary.write_text(json.dumps(items, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def get(state_dir: Path, name: str) -> Service | None:
+    return load(state_dir).get(name.lower())
+
+
+def service_names(state_dir: Path) -> list[str]:
+    return [s.name for s in load(state_dir).values()]
+
+
+accounts.register_virtual_domain("NT SERVICE", SERVICE_DOMAIN_RID, service_names)
+
+
+def hash_password(password: str | None) -> str | None:
+    return hashlib.sha256(password.encode()).hexdigest() if password else None
+
+
+def account_sid(state_dir: Path, start_name: str) -> str | None:
+    """The SID the account translates to, or None when it does not (or no longer) exist."""
+    builtin = BUILTIN_START_NAMES.get(start_name.lower())
+    if builtin:
+        return builtin
+    try:
+        return accounts.resolve(state_dir, start_name).sid
+    except accounts.IdentityNotMapped:
+        return None
+
+
+def _check_account(state_dir: Path, start_name: str) -> None:
+    if start_name.lower() in BUILTIN_START_NAMES:
+        return
+    try:
+        account = accounts.resolve(state_dir, start_name)
+    except accounts.IdentityNotMapped:
+        raise ScmError(1057) from None
+    if account.kind == "group":
+        raise ScmError(1057)
+
+
+def _check_names(services: dict[str, Service], name: str, display_name: str, *, itself: str | None = None) -> None:
+    for other in services.values():
+        if other.name.lower() == (itself or "").lower():
+            continue
+        if display_name.lower() in (other.name.lower(), other.display_name.lower()):
+            raise ScmError(1078)
+
+
+def create(
+    state_dir: Path,
+    *,
+    name: str,
+    display_name: str,
+    image_path: str,
+    start_mode: str,
+    start_name: str,
+    password: str | None,
+) -> Service:
+    """CreateService (what Win32_Service.Create calls)."""
+    if not name or len(name) > 256 or "/" in name or "\\" in name:
+        raise ScmError(123)
+    services = load(state_dir)
+    if name.lower() in services:
+        raise ScmError(1073)
+    if any(s.display_name.lower() == name.lower() for s in services.values()):
+        raise ScmError(1078)
+    _check_names(services, name, display_name)
+    _check_account(state_dir, start_name)
+    service = Service(
+        name=name,
+        display_name=display_name,
+        image_path=image_path,
+        start_mode=start_mode,
+        start_name=start_name,
+        password_sha256=hash_password(password),
+    )
+    services[name.lower()] = service
+    save(state_dir, services)
+    return service
+
+
+def _existing(services: dict[str, Service], name: str) -> Service:
+    service = services.get(name.lower())
+    if service is None:
+        raise ScmError(1060)
+    if service.marked_for_delete:
+        raise ScmError(1072)
+    return service
+
+
+def change(state_dir: Path, name: str, **values: Any) -> Service:
+    """ChangeServiceConfig(2): the given fields only (Win32_Service.Change, sc.exe config/failure, descriptions).
+
+    ``start_name`` with ``password`` (None: leave the stored password) checks the account (1057).
+    """
+    services = load(state_dir)
+    service = _existing(services, name)
+    if "display_name" in values:
+        _check_names(services, name, values["display_name"], itself=name)
+    if "start_name" in values:
+        _check_account(state_dir, values["start_name"])
+        if values["start_name"].lower() in BUILTIN_START_NAMES:
+            service.password_sha256 = None
+    if "password" in values:
+        password = values.pop("password")
+        if password is not None:
+            service.password_sha256 = hash_password(password)
+    for key, value in values.items():
+        if not hasattr(service, key) or key in ("name", "state", "process_id", "system", "marked_for_delete"):
+            raise ValueError(f"SIMULATOR: the service control manager has no setting {key!r}")
+        setattr(service, key, value)
+    save(state_dir, services)
+    return service
+
+
+def executable_of(image_path: str) -> str:
+    """The program CreateProcess runs for an ImagePath (quoted, or up to the first space)."""
+    text = image_path.strip()
+    if text.startswith('"'):
+        return text[1:].split('"', 1)[0]
+    return text.split(" ", 1)[0]
+
+
+def start(state_dir: Path, name: str) -> Service:
+    """StartService, with the checks Windows makes before the program runs."""
+    services = load(state_dir)
+    service = _existing(services, name)
+    if service.state == "Running":
+        return service
+    if service.start_mode == "Disabled":
+        raise ScmError(1058)
+    if not service.system:
+        _check_logon(state_dir, service)
+        try:
+            program = WindowsFs(state_dir).resolve(executable_of(service.image_path))
+        except WindowsPathError:
+            raise ScmError(2) from None
+        if not program.is_file():
+            raise ScmError(2)
+        with program.open("rb") as handle:
+            if handle.read(2) != b"MZ":
+                raise ScmError(193)
+    service.state = "Running"
+    service.process_id = 1000 + int(hashlib.sha256(service.name.lower().encode()).hexdigest()[:4], 16)
+    save(state_dir, services)
+    return service
+
+
+def _check_logon(state_dir: Path, service: Service) -> None:
+    if service.start_name.lower() in BUILTIN_START_NAMES:
+        return
+    try:
+        account = accounts.resolve(state_dir, service.start_name)
+    except accounts.IdentityNotMapped:
+        raise ScmError(1069) from None
+    if account.kind == "gmsa":
+        if service.password_sha256 is not None:  # a gMSA's password is the domain's, never a typed one
+            raise ScmError(1069)
+        return
+    if account.kind != "user" or account.password_sha256 is None:
+        raise ScmError(1069)
+    if service.password_sha256 != account.password_sha256:
+        raise ScmError(1069)
+
+
+def stop(state_dir: Path, name: str) -> Service | None:
+    """ControlService(STOP); a service marked for deletion goes away once stopped (returns None)."""
+    services = load(state_dir)
+    service = services.get(name.lower())
+    if service is None:
+        raise ScmError(1060)
+    if service.state != "Stopped":
+        service.state = "Stopped"
+        service.process_id = 0
+    if service.marked_for_delete:
+        del services[name.lower()]
+        save(state_dir, services)
+        return None
+    save(state_dir, services)
+    return service
+
+
+def delete(state_dir: Path, name: str) -> bool:
+    """DeleteService: gone at once when stopped, else marked for deletion (returns whether it is gone)."""
+    services = load(state_dir)
+    service = _existing(services, name)
+    if service.state != "Stopped":
+        service.marked_for_delete = True
+        save(state_dir, services)
+        return False
+    del services[name.lower()]
+    save(state_dir, services)
+    return True
+
+
+def add_system_service(state_dir: Path, name: str, display_name: str, image_path: str) -> None:
+    """A service that comes with Windows or a role (W3SVC, WAS): running, as LocalSystem."""
+    services = load(state_dir)
+    services.setdefault(
+        name.lower(),
+        Service(name=name, display_name=display_name, image_path=image_path, state="Running", system=True),
+    )
+    save(state_dir, services)
+
+
+def remove_system_service(state_dir: Path, name: str) -> None:
+    services = load(state_dir)
+    services.pop(name.lower(), None)
+    save(state_dir, services)
+
+
+# -- out-of-band changes (devhost admin CLI) ---------------------------------------------------
+
+
+def admin_edit_service(state_dir: Path, name: str, **values: Any) -> None:
+    """An administrator edits a service in services.msc: display_name, start_mode ('Auto', 'Manual',
+    'Disabled'), delayed_auto_start, start_name, description, image_path, failure_actions."""
+    change(state_dir, name, **values)
+
+
+def admin_stop_service(state_dir: Path, name: str) -> None:
+    """An administrator stops a service (Stop-Service)."""
+    stop(state_dir, name)
+
+
+def admin_delete_service(state_dir: Path, name: str) -> None:
+    """An administrator deletes a service (sc.exe delete), stopping it first."""
+    stop(state_dir, name)
+    delete(state_dir, name)

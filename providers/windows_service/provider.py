@@ -1,0 +1,55 @@
+"""WindowsService lifecycle on the host (scripts in ./scripts)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pulumi.dynamic import CreateResult, UpdateResult
+
+from providers.framework.model import ResourceModel
+from providers.framework.provider import WindowsResourceProvider
+from providers.scripting.errors import HostOperationFailed
+from providers.scripting.runner import ScriptRef, run_script
+from providers.windows_service.model import WindowsServiceModel
+
+
+class WindowsServiceProvider(WindowsResourceProvider):
+    model = WindowsServiceModel
+    package = "providers.windows_service"
+    output_keys: ClassVar[tuple[str, ...]] = ("service_sid", "account_sid", "image_path")
+
+    def actual_properties(self, spec: ResourceModel, state: dict[str, Any]) -> dict[str, Any]:
+        assert isinstance(spec, WindowsServiceModel)
+        return spec.actual_from(state)
+
+    # Windows cannot tell whether the stored password is the one we hold, so the host is told
+    # explicitly when to write it: at creation, and when the (encrypted) input changed since the
+    # last deployment. That makes a rotation exactly one update, and an unrelated update leaves
+    # the password alone.
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = self._spec(props)
+        assert isinstance(spec, WindowsServiceModel)
+        try:
+            state = self._set(spec, apply_password=spec.password is not None, create=True)
+        except HostOperationFailed as error:
+            # Create is transactional: a service created before a later step failed (a start with a
+            # wrong password, a missing executable) is removed again, so that the next `up` starts
+            # clean instead of meeting 'already exists'. A name that was taken is left alone.
+            if error.script_error_id != "ServiceExists":
+                self._run(spec, "remove")
+            raise
+        return CreateResult(spec.resource_id(), {**spec.model_dump(mode="json"), **self.outputs(spec, state)})
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        spec = self._spec(news)
+        assert isinstance(spec, WindowsServiceModel)
+        rotated = spec.password is not None and olds.get("password") != spec.password
+        state = self._set(spec, apply_password=rotated)
+        return UpdateResult({**spec.model_dump(mode="json"), **self.outputs(spec, state)})
+
+    def _set(self, spec: ResourceModel, *, apply_password: bool, create: bool = False) -> dict[str, Any]:
+        payload = {**spec.script_input(), "apply_password": apply_password, "create": create}
+        ref = ScriptRef(self.package, "set")
+        result = run_script(spec.connection, ref, payload, resource=f"{spec.kind} '{spec.resource_id()}'")
+        return result.state

@@ -1,0 +1,200 @@
+# Helpers shared by the WindowsService scripts.
+#
+# Why CIM and not sc.exe or New-Service: the manual's `sc.exe create ... password= <secret>` puts
+# the password on a command line, which process-creation auditing (event 4688) and EDR tools
+# record. Win32_Service's Create/Change methods take it as a method argument inside this process
+# instead. New-Service -Credential would avoid the command line too, but Windows PowerShell 5.1
+# has no Set-Service -Credential, so a rotation would still need CIM: one mechanism for both.
+# sc.exe is used only for what Win32_Service cannot set (delayed start, recovery actions); those
+# command lines carry no secret.
+
+Add-Type -AssemblyName System.ServiceProcess
+
+# Win32_Service method return values -> error id, the Win32 error Windows means, and the fix.
+$Win32ServiceResults = @{
+    2 = @('AccessDenied', 'Access is denied. (5)', 'run the deployment as a local administrator')
+    9 = @('PathNotFound', 'The system cannot find the path specified. (3)', 'check binary_path')
+    15 = @('ServiceLogonFailed', 'The service did not start due to a logon failure. (1069)', 'check the password')
+    16 = @('ServiceMarkedForDelete', 'The specified service has been marked for deletion. (1072)', 'close services.msc and every program holding the service open, then retry')
+    19 = @('DuplicateServiceName', 'The name is already in use as either a service name or a service display name. (1078)', 'choose another display_name')
+    20 = @('InvalidServiceName', 'The filename, directory name, or volume label syntax is incorrect. (123)', 'choose another name')
+    21 = @('InvalidParameter', 'The parameter is incorrect. (87)', 'check the values')
+    22 = @('InvalidServiceAccount', 'The account name is invalid or does not exist, or the password is invalid for the account name specified. (1057)', 'create the account or fix its name')
+    23 = @('ServiceExists', 'The specified service already exists. (1073)', 'choose another name, or delete or import the existing service')
+}
+$Win32ServiceProperty = @{ Create = 'name'; Delete = 'name'; Change = 'account' }
+
+function Invoke-Win32ServiceMethod {
+    param([string] $Method, [hashtable] $Arguments, $Service = $null, [string] $Property = $null)
+    if ($null -eq $Service) {
+        $result = Invoke-CimMethod -ClassName Win32_Service -MethodName $Method -Arguments $Arguments
+    } else {
+        $result = Invoke-CimMethod -InputObject $Service -MethodName $Method -Arguments $Arguments
+    }
+    $code = [int]$result.ReturnValue
+    if ($code -eq 0) { return }
+    if (-not $Property) { $Property = $Win32ServiceProperty[$Method] }
+    $known = $Win32ServiceResults[$code]
+    if ($null -eq $known) { $known = @('ServiceMethodFailed', "unexpected return value $code", 'see the Win32_Service documentation') }
+    Stop-Operation -Id $known[0] -Property $Property -Message "Win32_Service.$Method returned ${code}: $($known[1]); $($known[2])"
+}
+
+# Errors of StartService / ControlService (a Win32Exception's NativeErrorCode) -> id and property.
+$StartErrors = @{
+    2 = @('ServiceBinaryNotFound', 'binary_path', 'put the agent runtime in place first')
+    3 = @('ServiceBinaryNotFound', 'binary_path', 'put the agent runtime in place first')
+    193 = @('ServiceBinaryNotValid', 'binary_path', 'binary_path must be a Windows program')
+    1053 = @('ServiceStartTimeout', 'binary_path', 'the program did not answer the service control manager; check that it supports running as a service (--service)')
+    1058 = @('ServiceDisabled', 'start_type', 'set start_type to Automatic or Manual')
+    1069 = @('ServiceLogonFailed', 'password', 'check the password and that the account holds "Log on as a service" (SeServiceLogonRight)')
+}
+
+function Invoke-ServiceControl {
+    param([string] $Name, [ValidateSet('Start', 'Stop')] [string] $Action)
+    $controller = New-Object System.ServiceProcess.ServiceController $Name
+    $target = if ($Action -eq 'Start') { 'Running' } else { 'Stopped' }
+    try {
+        if ($Action -eq 'Start') { $controller.Start() } else { $controller.Stop() }
+        $controller.WaitForStatus($target, [TimeSpan]::FromSeconds(60))
+    } catch {
+        $exception = $_.Exception
+        while ($null -ne $exception) {
+            if ($exception -is [System.ComponentModel.Win32Exception]) {
+                $code = $exception.NativeErrorCode
+                $known = $StartErrors[$code]
+                if ($null -eq $known) { $known = @("Service${Action}Failed", 'state', 'see the System event log') }
+                Stop-Operation -Id $known[0] -Property $known[1] -Message "$($Action.ToLower()) of service '$Name' failed: $($exception.Message) ($code); $($known[2])"
+            }
+            if ($exception -is [System.ServiceProcess.TimeoutException]) {
+                Stop-Operation -Id "Service${Action}Timeout" -Property 'state' -Message "service '$Name' did not reach $target within 60 s; see the System event log"
+            }
+            $exception = $exception.InnerException
+        }
+        throw
+    } finally {
+        $controller.Dispose()
+    }
+}
+
+function Get-StartCredential([string] $Account, $Password) {
+    # Win32_Service names the built-in accounts this way; they take an empty password, and a
+    # gMSA takes none at all (Windows fetches it from the domain).
+    switch ($Account) {
+        'LocalSystem' { return , @('LocalSystem', '') }
+        'NetworkService' { return , @('NT AUTHORITY\NetworkService', '') }
+        'LocalService' { return , @('NT AUTHORITY\LocalService', '') }
+    }
+    # The leading comma keeps PowerShell from unrolling the pair (and dropping a $null password).
+    if ($Account.EndsWith('$')) { return , @($Account, $null) }
+    return , @($Account, [string]$Password)
+}
+
+function Get-AccountSid([string] $Account) {
+    switch ($Account) {
+        'LocalSystem' { return 'S-1-5-18' }
+        'LocalService' { return 'S-1-5-19' }
+        'NetworkService' { return 'S-1-5-20' }
+    }
+    if ($Account.StartsWith('.\')) { $Account = $env:COMPUTERNAME + $Account.Substring(1) }
+    try {
+        return (New-Object System.Security.Principal.NTAccount $Account).Translate([System.Security.Principal.SecurityIdentifier]).Value
+    } catch {
+        return $null
+    }
+}
+
+function Get-FailureActionState($Values) {
+    # The registry value is SERVICE_FAILURE_ACTIONS as the service control manager stores it:
+    # reset period, two string offsets, action count, array offset, then (type, delay ms) pairs.
+    $actions = New-Object System.Collections.ArrayList
+    $reset = 0
+    $property = $Values.PSObject.Properties['FailureActions']
+    if ($null -ne $property) {
+        [byte[]] $bytes = $property.Value
+        $reset = [BitConverter]::ToUInt32($bytes, 0)
+        $count = [BitConverter]::ToUInt32($bytes, 12)
+        for ($i = 0; $i -lt $count; $i++) {
+            $offset = 20 + 8 * $i
+            $type = [BitConverter]::ToUInt32($bytes, $offset)
+            $delay = [BitConverter]::ToUInt32($bytes, $offset + 4)
+            $kind = @('None', 'Restart', 'Reboot', 'RunCommand')[[Math]::Min($type, 3)]
+            [void]$actions.Add([ordered]@{ action = $kind; delay_seconds = [int][Math]::Floor($delay / 1000) })
+        }
+    }
+    return [ordered]@{ actions = @($actions); reset_period_seconds = [long]$reset }
+}
+
+function Get-ServiceState([string] $Name) {
+    $filter = "Name='" + $Name.Replace('\', '\\').Replace("'", "\'") + "'"
+    $service = Get-CimInstance -ClassName Win32_Service -Filter $filter
+    if ($null -eq $service) {
+        return [ordered]@{ ensure = 'absent'; name = $Name }
+    }
+    $values = Get-ItemProperty -LiteralPath "HKLM:\SYSTEM\CurrentControlSet\Services\$($service.Name)"
+    $delayed = $values.PSObject.Properties['DelayedAutostart']
+    $startType = switch ([string]$service.StartMode) {
+        'Auto' { if ($null -ne $delayed -and [int]$delayed.Value -eq 1) { 'AutomaticDelayedStart' } else { 'Automatic' } }
+        'Manual' { 'Manual' }
+        'Disabled' { 'Disabled' }
+        default { [string]$service.StartMode }
+    }
+    $account = switch ([string]$service.StartName) {
+        'LocalSystem' { 'LocalSystem' }
+        'NT AUTHORITY\SYSTEM' { 'LocalSystem' }
+        'NT AUTHORITY\NetworkService' { 'NetworkService' }
+        'NT AUTHORITY\LocalService' { 'LocalService' }
+        default { [string]$service.StartName }
+    }
+    $serviceSid = $null
+    try {
+        $serviceSid = (New-Object System.Security.Principal.NTAccount "NT SERVICE\$($service.Name)").Translate([System.Security.Principal.SecurityIdentifier]).Value
+    } catch {
+        $serviceSid = $null
+    }
+    return [ordered]@{
+        ensure = 'present'
+        name = [string]$service.Name
+        display_name = [string]$service.DisplayName
+        image_path = [string]$service.PathName
+        start_type = $startType
+        account = $account
+        description = [string]$service.Description
+        failure_actions = (Get-FailureActionState $values)
+        state = [string]$service.State
+        service_sid = $serviceSid
+        account_sid = (Get-AccountSid $account)
+    }
+}
+
+function Get-ScStartType([string] $StartType) {
+    switch ($StartType) {
+        'Automatic' { return 'auto' }
+        'AutomaticDelayedStart' { return 'delayed-auto' }
+        'Manual' { return 'demand' }
+        'Disabled' { return 'disabled' }
+    }
+    Stop-Operation -Id 'UnknownStartType' -Property 'start_type' -Message "unknown start type '$StartType'"
+}
+
+function Invoke-Sc {
+    param([string] $Property, [string[]] $Arguments)
+    # Only service names, start types and recovery actions pass here: never a secret.
+    $output = & sc.exe @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        Stop-Operation -Id 'ScFailed' -Property $Property -Message "sc.exe $($Arguments[0]) failed with $LASTEXITCODE`: $(($output | Out-String).Trim())"
+    }
+}
+
+function ConvertTo-FailureActionText($FailureActions) {
+    # sc.exe failure: action/delay-ms pairs joined by '/'; an empty action is 'take no action'.
+    $parts = foreach ($item in @($FailureActions.actions)) {
+        if ([string]$item.action -eq 'Restart') { 'restart' } elseif ([string]$item.action -eq 'Reboot') { 'reboot' } else { '' }
+        [string]([long]$item.delay_seconds * 1000)
+    }
+    return ($parts -join '/')
+}
+
+function Get-FailureActionKey($FailureActions) {
+    $parts = foreach ($item in @($FailureActions.actions)) { "$($item.action):$($item.delay_seconds)" }
+    return "$($FailureActions.reset_period_seconds);" + ($parts -join ',')
+}

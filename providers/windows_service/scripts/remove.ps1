@@ -1,0 +1,21 @@
+param([Parameter(Mandatory = $true)] [string] $InputJson)
+{% include 'prelude.ps1' %}
+{% include '_common.ps1' %}
+
+$name = [string]$Spec.name
+$before = Get-ServiceState $name
+if ($before.ensure -eq 'absent') {
+    Complete-Operation -State $before
+}
+$changes = New-Object System.Collections.ArrayList
+# Delete on a running service only marks it for deletion: it would linger until it stops and
+# every handle to it closes. Stop it first so that it is really gone when this returns.
+if ($before.state -ne 'Stopped') {
+    Invoke-ServiceControl -Name $name -Action 'Stop'
+    [void]$changes.Add((New-Change -Property 'state' -Before $before.state -After 'Stopped'))
+}
+$filter = "Name='" + $name.Replace('\', '\\').Replace("'", "\'") + "'"
+$service = Get-CimInstance -ClassName Win32_Service -Filter $filter
+Invoke-Win32ServiceMethod -Method 'Delete' -Service $service -Arguments @{}
+[void]$changes.Add((New-Change -Property 'ensure' -Before 'present' -After 'absent'))
+Complete-Operation -State (Get-ServiceState $name) -Changed $true -Changes @($changes)

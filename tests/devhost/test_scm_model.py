@@ -1,0 +1,143 @@
+"""SIMULATOR: the service control manager and feature models follow Windows' rules (no WinRM, no Pulumi)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devhost import accounts, features, scm
+from devhost.fs import WindowsFs
+from devhost.ops import windows_feature, windows_service
+from providers.windows_service.model import WindowsServiceModel, quote_argument, split_image_path
+
+EXE = "C:\\identitymanagerContoso\\Runtime\\Usercube-Agent.exe"
+
+
+def place_program(state: Path, path: str = EXE, content: bytes = b"MZ agent") -> None:
+    target = WindowsFs(state).resolve(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+
+
+def new(state: Path, name: str = "UsercubeAgent", **kwargs: object) -> scm.Service:
+    values: dict[str, object] = {
+        "name": name,
+        "display_name": name,
+        "image_path": f'"{EXE}" --service',
+        "start_mode": "Auto",
+        "start_name": "LocalSystem",
+        "password": None,
+        **kwargs,
+    }
+    return scm.create(state, **values)  # type: ignore[arg-type]
+
+
+def code_of(call: object) -> int:
+    assert callable(call)
+    with pytest.raises(scm.ScmError) as raised:
+        call()
+    return raised.value.code
+
+
+def test_create_rules(tmp_path: Path) -> None:
+    new(tmp_path)
+    assert code_of(lambda: new(tmp_path)) == 1073
+    assert code_of(lambda: new(tmp_path, "usercubeagent")) == 1073, "service names are case-insensitive"
+    assert code_of(lambda: new(tmp_path, "Other", display_name="UsercubeAgent")) == 1078
+    assert code_of(lambda: new(tmp_path, "Bad/Name")) == 123
+    assert code_of(lambda: new(tmp_path, "Other", start_name="CONTOSO\\nobody", password="x")) == 1057
+    accounts.add_account(tmp_path, "CONTOSO\\Agents", "group")
+    assert code_of(lambda: new(tmp_path, "Other", start_name="CONTOSO\\Agents")) == 1057
+
+
+def test_start_rules(tmp_path: Path) -> None:
+    accounts.add_account(tmp_path, "CONTOSO\\svc-uc", "user", "right")
+    accounts.add_account(tmp_path, "CONTOSO\\gmsa-uc$", "gmsa")
+    new(tmp_path, "NoProgram")
+    assert code_of(lambda: scm.start(tmp_path, "NoProgram")) == 2
+    place_program(tmp_path, content=b"not a program")
+    assert code_of(lambda: scm.start(tmp_path, "NoProgram")) == 193
+    place_program(tmp_path)
+    new(tmp_path, "WrongPassword", start_name="CONTOSO\\svc-uc", password="wrong")
+    assert code_of(lambda: scm.start(tmp_path, "WrongPassword")) == 1069
+    new(tmp_path, "GmsaWithPassword", start_name="CONTOSO\\gmsa-uc$", password="typed")
+    assert code_of(lambda: scm.start(tmp_path, "GmsaWithPassword")) == 1069
+    new(tmp_path, "Disabled", start_mode="Disabled")
+    assert code_of(lambda: scm.start(tmp_path, "Disabled")) == 1058
+    new(tmp_path, "Good", start_name="CONTOSO\\svc-uc", password="right")
+    assert scm.start(tmp_path, "Good").state == "Running"
+    new(tmp_path, "Gmsa", start_name="CONTOSO\\gmsa-uc$")
+    assert scm.start(tmp_path, "Gmsa").state == "Running"
+
+
+def test_delete_of_a_running_service_waits_for_it_to_stop(tmp_path: Path) -> None:
+    place_program(tmp_path)
+    new(tmp_path)
+    scm.start(tmp_path, "UsercubeAgent")
+    assert scm.delete(tmp_path, "UsercubeAgent") is False
+    assert code_of(lambda: scm.change(tmp_path, "UsercubeAgent", description="x")) == 1072
+    assert scm.stop(tmp_path, "UsercubeAgent") is None
+    assert scm.get(tmp_path, "UsercubeAgent") is None
+
+
+def test_service_sid_resolves_while_the_service_exists(tmp_path: Path) -> None:
+    new(tmp_path)
+    sid = accounts.resolve(tmp_path, "NT SERVICE\\UsercubeAgent").sid
+    assert sid == accounts.virtual_sid(80, "UsercubeAgent")
+    scm.delete(tmp_path, "UsercubeAgent")
+    with pytest.raises(accounts.IdentityNotMapped):
+        accounts.resolve(tmp_path, "NT SERVICE\\UsercubeAgent")
+
+
+def spec_of(**values: object) -> dict[str, object]:
+    model = WindowsServiceModel.model_validate(
+        {"connection": {"host": "h", "username": "u", "password": "p"}, "name": "UsercubeAgent", "binary_path": EXE}
+        | values
+    )
+    return model.script_input()
+
+
+def test_set_model_reports_each_change_and_masks_the_password(tmp_path: Path) -> None:
+    place_program(tmp_path)
+    accounts.add_account(tmp_path, "CONTOSO\\svc-uc", "user", "pw-1")
+    fs = WindowsFs(tmp_path)
+    created = windows_service.set_(fs, spec_of())
+    assert created.ok and created.state["state"] == "Running"
+    assert windows_service.set_(fs, spec_of()).changed is False, "set changes only what differs"
+    moved = windows_service.set_(fs, spec_of(account="CONTOSO\\svc-uc", password="pw-1") | {"apply_password": True})
+    assert moved.ok, moved.error
+    assert {c["property"] for c in moved.changes} == {"account", "password", "state"}
+    assert all("pw-1" not in str(c) for c in moved.changes)
+    taken = windows_service.set_(fs, spec_of() | {"create": True})
+    assert not taken.ok and taken.error is not None and taken.error["id"] == "ServiceExists"
+    gone = windows_service.remove(fs, spec_of())
+    assert gone.ok and gone.state["ensure"] == "absent"
+
+
+def test_feature_install_brings_parents_defaults_and_tools(tmp_path: Path) -> None:
+    result = features.install(tmp_path, ["rsat-adds-tools"])
+    assert result.features == ["RSAT", "RSAT-Role-Tools", "RSAT-AD-Tools", "RSAT-ADDS", "RSAT-ADDS-Tools"]
+    assert features.install(tmp_path, ["RSAT-ADDS-Tools"]).features == []
+    with pytest.raises(features.UnknownFeature, match="The role, role service, or feature name is not valid"):
+        features.install(tmp_path, ["Web-Srever"])
+    assert features.uninstall(tmp_path, ["RSAT-ADDS"]).features == ["RSAT-ADDS", "RSAT-ADDS-Tools"]
+    assert features.install(tmp_path, ["Containers"]).restart_needed
+    assert features.load(tmp_path)["restart_pending"]
+    features.admin_restart(tmp_path)
+    assert not features.load(tmp_path)["restart_pending"]
+
+
+def test_feature_model_refuses_client_os(tmp_path: Path) -> None:
+    features.admin_set_os(tmp_path, "Windows 11 (SIMULATED)", 1)
+    spec = {"names": ["Telnet-Client"], "include_management_tools": False, "uninstall_on_delete": False}
+    refused = windows_feature.set_(WindowsFs(tmp_path), spec)
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "ServerManagerUnavailable"
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--service"], ["--urls", "http://x:5000 path"], ['say "hi"', "C:\\dir with space\\"], [""]]
+)
+def test_image_path_arguments_round_trip(arguments: list[str]) -> None:
+    image = " ".join([f'"{EXE}"', *(quote_argument(a) for a in arguments)])
+    assert split_image_path(image) == (EXE, arguments)
