@@ -71,6 +71,57 @@ def _acl_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_edit(args: argparse.Namespace) -> int:
+    from devhost import scm
+
+    values = {
+        k: v
+        for k, v in (
+            ("display_name", args.display_name),
+            ("start_mode", args.start_mode),
+            ("start_name", args.start_name),
+            ("description", args.description),
+            ("image_path", args.image_path),
+        )
+        if v is not None
+    }
+    scm.admin_edit_service(args.state, args.name, **values)
+    print(f"devhost (simulator): service {args.name} changed: {sorted(values)}")
+    return 0
+
+
+def _service_stop(args: argparse.Namespace) -> int:
+    from devhost import scm
+
+    scm.admin_stop_service(args.state, args.name)
+    print(f"devhost (simulator): service {args.name} stopped")
+    return 0
+
+
+def _service_delete(args: argparse.Namespace) -> int:
+    from devhost import scm
+
+    scm.admin_delete_service(args.state, args.name)
+    print(f"devhost (simulator): service {args.name} deleted")
+    return 0
+
+
+def _feature_remove(args: argparse.Namespace) -> int:
+    from devhost import features
+
+    features.admin_remove_feature(args.state, args.name)
+    print(f"devhost (simulator): feature {args.name} removed")
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from devhost import features
+
+    features.admin_restart(args.state)
+    print("devhost (simulator): restarted (pending restart cleared)")
+    return 0
+
+
 def _journal(args: argparse.Namespace) -> int:
     path = args.state / "_sim" / "journal.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
@@ -87,7 +138,7 @@ def _reporting(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (OSError, ValueError, accounts.IdentityNotMapped) as error:
+        except Exception as error:  # noqa: BLE001 - every model error (ScmError, IdentityNotMapped...) is the message
             print(f"devhost (simulator): {error}", file=sys.stderr)
             return 1
 
@@ -122,5 +173,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     acl.add_argument("--deny", action="store_true")
     acl.add_argument("--inheritance", nargs="*", choices=["ContainerInherit", "ObjectInherit"])
     acl.add_argument("--remove", action="store_true", help="remove the principal's explicit entries instead")
+    edit = command("service-edit", _service_edit, "change a service's configuration (as services.msc would)")
+    edit.add_argument("--name", required=True)
+    for option in ("--display-name", "--start-mode", "--start-name", "--description", "--image-path"):
+        edit.add_argument(option, default=None)
+    command("service-stop", _service_stop, "stop a service").add_argument("--name", required=True)
+    command("service-delete", _service_delete, "delete a service (sc.exe delete)").add_argument("--name", required=True)
+    command("feature-remove", _feature_remove, "uninstall a Windows feature").add_argument("--name", required=True)
+    command("restart", _restart, "restart the simulated machine (clears a pending restart)")
     command("journal", _journal, "print the commands the host received").add_argument("--tail", type=int, default=50)
     return handlers
