@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from providers.framework.checks import contains_unknown, validate_inputs
 from providers.framework.model import CONNECTION, ResourceModel
 from providers.scripting.runner import OperationResult, ScriptRef, run_script
 
 PROVIDER_KEY = "__provider"
+
+
+def unnamed(failures: list[CheckFailure]) -> list[CheckFailure]:
+    """Put the property name into the reason instead of the failure's property field.
+
+    The engine prints a named property's value next to the reason ("property connection value
+    {...} has a problem"), in plain text even when the value is or contains a secret (a
+    connection's password, secret content, a PFX). Whether a value is secret is not visible to a
+    dynamic provider, so no failure names its property in that field.
+    """
+    return [CheckFailure("", f"{f.property}: {f.reason}") if f.property else f for f in failures]
 
 
 class WindowsResourceProvider(ResourceProvider):
@@ -40,7 +51,7 @@ class WindowsResourceProvider(ResourceProvider):
         raw = {k: v for k, v in news.items() if k != PROVIDER_KEY and k not in self.output_keys}
         spec, failures = validate_inputs(self.model, raw)
         if failures or spec is None:
-            return CheckResult(raw, failures)
+            return CheckResult(raw, unnamed(failures))
         return CheckResult(spec.model_dump(mode="json"), [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

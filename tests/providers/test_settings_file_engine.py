@@ -275,3 +275,16 @@ def test_json_content_diffs_key_by_key_with_secrets_masked(target: Target, engin
         assert not drift.ok
         assert stack.up().ok
         assert json.loads(read_host_file(target, desired["path"]) or "")["OpenId"]["AgentIdentifier"] == "B"
+
+
+def test_check_failures_never_print_secret_values(simulated: Target, engine: Engine) -> None:
+    """The engine prints a failing property's value next to the reason; a failure must not name a
+    property that holds a secret (here the connection, with its password) or the secret shows."""
+    password = f"Pw-{uuid.uuid4().hex}"
+    secret = f"S-{uuid.uuid4().hex}"
+    desired = {"path": "relative\\file.json", "content": secret, "secret": True}
+    run = engine(file_program(simulated, desired, transport="basic", password=password)).preview()
+    assert not run.ok
+    assert "use_https=true" in run.output
+    assert password not in run.output
+    assert secret not in run.output

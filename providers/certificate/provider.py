@@ -1,0 +1,136 @@
+"""Certificate lifecycle on the host (scripts in ./scripts).
+
+Differences from the generic provider, each for a reason:
+- ``check`` also opens the PFX locally (providers.certificate.pfx): a weak or undecryptable PFX is
+  refused in preview, before any WinRM call.
+- ``diff`` replaces only when the PFX holds another certificate (another thumbprint); and deletes
+  first only when old and new are the same store entry (same thumbprint, same store).
+- get and remove never receive the PFX or its password; only set does.
+- ``imported`` (this stack put the certificate there) is remembered in the state: remove deletes the
+  certificate and its key only then.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
+
+from providers.certificate.model import CertificateModel
+from providers.certificate.pfx import PfxRefused, inspect_pfx, pfx_thumbprint
+from providers.framework.checks import contains_unknown
+from providers.framework.model import ResourceModel
+from providers.framework.provider import WindowsResourceProvider, unnamed
+from providers.scripting.runner import OperationResult, ScriptRef, run_script
+
+_log = logging.getLogger(__name__)
+
+
+class CertificateProvider(WindowsResourceProvider):
+    model = CertificateModel
+    package = "providers.certificate"
+    output_keys: ClassVar[tuple[str, ...]] = (
+        "thumbprint",
+        "subject",
+        "not_after",
+        "has_private_key",
+        "key_storage",
+        "imported",
+    )
+
+    def actual_properties(self, spec: ResourceModel, state: dict[str, Any]) -> dict[str, Any]:
+        assert isinstance(spec, CertificateModel)
+        return spec.actual_from(state)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        result = super().check(olds, news)
+        pfx, password = news.get("pfx"), news.get("pfx_password")
+        failures = list(result.failures)
+        if (
+            not failures
+            and isinstance(pfx, str)
+            and isinstance(password, str)
+            and not contains_unknown([pfx, password])
+        ):
+            try:
+                inspect_pfx(pfx, password)
+            except PfxRefused as refused:
+                failures = [CheckFailure(refused.property, refused.message)]
+        return CheckResult(result.inputs, unnamed(failures))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [
+            key
+            for key in self.model.desired_keys()
+            if contains_unknown(news.get(key)) or olds.get(key) != news.get(key)
+        ]
+        replaces = [key for key in changed if key in self.model.replace_keys()]
+        new_thumbprint = self._thumbprint_of(news)
+        if ("pfx" in changed or "pfx_password" in changed) and new_thumbprint != olds.get("thumbprint"):
+            replaces.append("pfx")  # another certificate: a new store entry, then the old one goes
+        same_entry = new_thumbprint == olds.get("thumbprint") and all(
+            news.get(key) == olds.get(key) for key in ("store_location", "store_name")
+        )
+        # Creating first would find the old entry in place and adopt it, and deleting the old one
+        # afterwards would remove what the new one stands for.
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=bool(replaces) and same_entry)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = self._spec(props)
+        result = self._run(spec, "set")
+        return CreateResult(spec.resource_id(), self._outs(spec, result, imported=bool(result.state.get("imported"))))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        spec = self._spec(news)
+        result = self._run(spec, "set")
+        # Imported once by this stack stays ours; set also imports again if it vanished meanwhile.
+        imported = bool(olds.get("imported")) or bool(result.state.get("imported"))
+        return UpdateResult(self._outs(spec, result, imported=imported))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        spec = self._spec(props)
+        assert isinstance(spec, CertificateModel)
+        result = self._lookup(spec, id_, "get", spec.lookup_input(id_))
+        if result.state.get("ensure") == "absent":
+            return ReadResult("", {})
+        inputs = {**spec.model_dump(mode="json"), **self.actual_properties(spec, result.state)}
+        outputs = self._outs_from_state(spec, result.state, imported=bool(props.get("imported")))
+        return ReadResult(id_, {**inputs, **outputs}, inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        spec = self._spec(props)
+        assert isinstance(spec, CertificateModel)
+        payload = {**spec.lookup_input(id_), "imported": bool(props.get("imported"))}
+        result = self._lookup(spec, id_, "remove", payload)
+        if result.state.get("left_in_store"):
+            # Not ours: it was in the store before this stack's create, and someone else may use it.
+            _log.warning(
+                "Certificate %s was in %s\\%s before this stack imported it; left in place.",
+                id_,
+                spec.store_location,
+                spec.store_name,
+            )
+
+    # -- internals -------------------------------------------------------------------------
+
+    @staticmethod
+    def _thumbprint_of(props: dict[str, Any]) -> str | None:
+        pfx, password = props.get("pfx"), props.get("pfx_password")
+        if not isinstance(pfx, str) or not isinstance(password, str) or contains_unknown([pfx, password]):
+            return None
+        try:
+            return pfx_thumbprint(pfx, password)
+        except PfxRefused:
+            return None
+
+    def _lookup(self, spec: CertificateModel, id_: str, operation: str, payload: dict[str, Any]) -> OperationResult:
+        return run_script(spec.connection, ScriptRef(self.package, operation), payload, resource=f"{spec.kind} '{id_}'")
+
+    def _outs_from_state(self, spec: ResourceModel, state: dict[str, Any], *, imported: bool) -> dict[str, Any]:
+        return {**self.outputs(spec, state), "imported": imported}
+
+    def _outs(  # type: ignore[override]  # the base has no notion of 'imported'
+        self, spec: ResourceModel, result: OperationResult, *, imported: bool
+    ) -> dict[str, Any]:
+        return {**spec.model_dump(mode="json"), **self._outs_from_state(spec, result.state, imported=imported)}

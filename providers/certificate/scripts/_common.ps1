@@ -1,0 +1,129 @@
+# Helpers shared by the Certificate scripts.
+#
+# The store is opened through X509Store (not the Cert: drive) so that the import needs no file:
+# the PFX bytes arrive in $Spec from standard input and go straight to X509Certificate2's constructor.
+
+# FileSystemRights.Read (ReadData, ReadAttributes, ReadExtendedAttributes, ReadPermissions): what
+# reading a private key file needs. SYSTEM, Administrators and the key's owner keep their entries.
+$KeyReadRights = [long]0x20089
+$KeptSids = @('S-1-5-18', 'S-1-5-32-544')
+
+function Open-CertificateStore($Spec, [string] $Mode) {
+    $store = New-Object System.Security.Cryptography.X509Certificates.X509Store(
+        [string]$Spec.store_name, [System.Security.Cryptography.X509Certificates.StoreLocation][string]$Spec.store_location)
+    $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]$Mode)
+    return $store
+}
+
+function Find-StoreCertificate($Store, [string] $Thumbprint) {
+    $found = $Store.Certificates.Find(
+        [System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $Thumbprint, $false)
+    if ($found.Count -eq 0) { return $null }
+    return $found[0]
+}
+
+# Where the private key lives and whether it can be exported. .NET Framework hands out RSACng /
+# ECDsaCng for keys of a CNG provider and RSACryptoServiceProvider for keys of a legacy CSP.
+function Get-PrivateKeyInfo($Certificate) {
+    $info = [ordered]@{ key_storage = $null; key_file = $null; exportable = $null }
+    if (-not $Certificate.HasPrivateKey) { return $info }
+    $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+    if ($null -eq $key) {
+        $key = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey($Certificate)
+    }
+    if ($key -is [System.Security.Cryptography.RSACng] -or $key -is [System.Security.Cryptography.ECDsaCng]) {
+        $policy = $key.Key.ExportPolicy
+        $info.key_storage = 'CNG'
+        $info.key_file = Join-Path $env:ProgramData ('Microsoft\Crypto\Keys\' + $key.Key.UniqueName)
+        $info.exportable = (($policy -band [System.Security.Cryptography.CngExportPolicies]::AllowExport) -ne 0) -or
+            (($policy -band [System.Security.Cryptography.CngExportPolicies]::AllowPlaintextExport) -ne 0)
+    } elseif ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+        $info.key_storage = 'CAPI'
+        $info.key_file = Join-Path $env:ProgramData ('Microsoft\Crypto\RSA\MachineKeys\' + $key.CspKeyContainerInfo.UniqueKeyContainerName)
+        $info.exportable = $key.CspKeyContainerInfo.Exportable
+    } else {
+        Stop-Operation -Id 'UnsupportedKey' -Category 'NotImplemented' -Property 'pfx' -Message (
+            "the private key of certificate $($Certificate.Thumbprint) is neither an RSA nor an ECDSA key of a " +
+            'CNG or CSP provider; this resource cannot manage its key file.')
+    }
+    return $info
+}
+
+function Resolve-Principal([string] $Principal) {
+    try {
+        if ($Principal -match '^S-1-') { return (New-Object System.Security.Principal.SecurityIdentifier($Principal)) }
+        return (New-Object System.Security.Principal.NTAccount($Principal)).Translate([System.Security.Principal.SecurityIdentifier])
+    } catch {
+        # Translate's IdentityNotMappedException arrives wrapped in a MethodInvocationException.
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        Stop-Operation -Id 'IdentityNotMapped' -Category 'ObjectNotFound' -Property 'private_key_readers' -Message (
+            "private_key_readers: '$Principal': $($reason.Message) Create the account first; for " +
+            "'IIS AppPool\<pool>' the application pool must exist (make this resource depend on it).")
+    }
+}
+
+# The SID of each declared reader, $null for one that does not resolve (get must not fail on it).
+function Get-DeclaredReaderSids($Spec) {
+    $sids = New-Object System.Collections.Generic.List[object]
+    foreach ($name in @($Spec.private_key_readers)) {
+        $sid = $null
+        try {
+            if ([string]$name -match '^S-1-') { $sid = (New-Object System.Security.Principal.SecurityIdentifier([string]$name)).Value }
+            else { $sid = (New-Object System.Security.Principal.NTAccount([string]$name)).Translate([System.Security.Principal.SecurityIdentifier]).Value }
+        } catch { $sid = $null }
+        $sids.Add($sid)
+    }
+    return ,$sids.ToArray()
+}
+
+# Accounts with an explicit allow entry that includes Read on the key file, except the kept ones:
+# SYSTEM, Administrators, the file's owner and the account running this script, which Windows gives
+# full control of a key it creates (whether the owner is that account or Administrators depends on policy).
+function Get-KeyReaders([string] $KeyFile) {
+    $sections = [System.Security.AccessControl.AccessControlSections]'Access, Owner'
+    $security = (New-Object System.IO.FileInfo($KeyFile)).GetAccessControl($sections)
+    $owner = $security.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    $self = [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value
+    $readers = @()
+    foreach ($rule in $security.GetAccessRules($true, $false, [System.Security.Principal.SecurityIdentifier])) {
+        $sid = $rule.IdentityReference.Value
+        if ([string]$rule.AccessControlType -ne 'Allow' -or $KeptSids -contains $sid -or $sid -eq $owner -or $sid -eq $self) { continue }
+        if ((([long][int]$rule.FileSystemRights) -band $KeyReadRights) -ne $KeyReadRights) { continue }
+        if (@($readers | Where-Object { $_.sid -eq $sid }).Count -gt 0) { continue }
+        $name = $sid
+        try { $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $sid }
+        $readers += [ordered]@{ sid = $sid; name = $name }
+    }
+    return ,$readers
+}
+
+function Format-UtcIso([datetime] $Moment) {
+    return $Moment.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Get-CertificateState($Spec) {
+    $thumbprint = ([string]$Spec.thumbprint).ToUpperInvariant()
+    $state = [ordered]@{
+        ensure = 'absent'
+        thumbprint = $thumbprint
+        store_location = [string]$Spec.store_location
+        store_name = [string]$Spec.store_name
+    }
+    $store = Open-CertificateStore $Spec 'ReadOnly'
+    try { $certificate = Find-StoreCertificate $store $thumbprint } finally { $store.Close() }
+    if ($null -eq $certificate) { return $state }
+    $key = Get-PrivateKeyInfo $certificate
+    $readers = @()
+    if ($null -ne $key.key_file) { $readers = Get-KeyReaders $key.key_file }
+    $state.ensure = 'present'
+    $state.subject = $certificate.Subject
+    $state.not_after = Format-UtcIso $certificate.NotAfter
+    $state.has_private_key = [bool]$certificate.HasPrivateKey
+    $state.key_storage = $key.key_storage
+    $state.key_file = $key.key_file
+    $state.exportable = $key.exportable
+    $state.private_key_readers = @($readers)
+    $state.reader_sids = Get-DeclaredReaderSids $Spec
+    return $state
+}

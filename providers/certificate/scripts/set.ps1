@@ -1,0 +1,83 @@
+param([Parameter(Mandatory = $true)] [string] $InputJson)
+{% include 'prelude.ps1' %}
+{% include '_common.ps1' %}
+
+$thumbprint = ([string]$Spec.thumbprint).ToUpperInvariant()
+$before = Get-CertificateState $Spec
+$changes = @()
+$imported = $false
+
+if ($before.ensure -eq 'present' -and $before.has_private_key) {
+    if ([bool]$before.exportable -ne [bool]$Spec.exportable) {
+        Stop-Operation -Id 'ExportPolicyDiffers' -Property 'exportable' -Message (
+            "certificate $thumbprint is already in $($Spec.store_location)\$($Spec.store_name) with exportable=" +
+            "$($before.exportable), not imported by this resource; set exportable to match, or remove it from the store first.")
+    }
+} else {
+    # No file: the bytes go from standard input to the constructor. MachineKeySet puts the key in the
+    # machine's key store (not the WinRM user's profile); PersistKeySet keeps it after this process.
+    $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]'MachineKeySet, PersistKeySet'
+    if ([bool]$Spec.exportable) {
+        $flags = $flags -bor [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::Exportable
+    }
+    $bytes = [Convert]::FromBase64String([string]$Spec.pfx)
+    try {
+        $certificate = [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($bytes, [string]$Spec.pfx_password, $flags)
+    } catch {
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        # 0x80070056 ERROR_INVALID_PASSWORD: "The specified network password is not correct."
+        if ($reason.HResult -eq -2147024810) {
+            Stop-Operation -Id 'PfxPasswordIncorrect' -Category 'InvalidData' -Property 'pfx_password' -Message (
+                "$($reason.Message) Give the password the PFX was exported with.")
+        }
+        Stop-Operation -Id 'PfxImportFailed' -Category 'InvalidData' -Property 'pfx' -Message (
+            "the PFX could not be imported: $($reason.Message) Give the bytes of an intact .pfx file, base64-encoded.")
+    } finally {
+        [Array]::Clear($bytes, 0, $bytes.Length)
+    }
+    if ($certificate.Thumbprint -ne $thumbprint) {
+        Stop-Operation -Id 'ThumbprintMismatch' -Property 'pfx' -Message (
+            "the PFX's certificate has thumbprint $($certificate.Thumbprint), expected $thumbprint; the PFX changed between check and import.")
+    }
+    if (-not $certificate.HasPrivateKey) {
+        Stop-Operation -Id 'PfxHasNoPrivateKey' -Property 'pfx' -Message (
+            'the PFX holds no private key; export the certificate together with its private key.')
+    }
+    $store = Open-CertificateStore $Spec 'ReadWrite'
+    try { $store.Add($certificate) } finally { $store.Close() }
+    $imported = $before.ensure -eq 'absent'
+    if ($imported) {
+        $changes += New-Change -Property 'ensure' -Before 'absent' -After 'present'
+    } else {
+        $changes += New-Change -Property 'has_private_key' -Before $false -After $true
+    }
+}
+
+$current = Get-CertificateState $Spec
+$wanted = @(@($Spec.private_key_readers) | ForEach-Object { (Resolve-Principal ([string]$_)).Value })
+$present = @($current.private_key_readers | ForEach-Object { $_.sid })
+$missing = @($wanted | Where-Object { $present -notcontains $_ })
+$extra = @($present | Where-Object { $wanted -notcontains $_ })
+if ($missing.Count -gt 0 -or $extra.Count -gt 0) {
+    $file = New-Object System.IO.FileInfo($current.key_file)
+    # Only the DACL is read and written back: owner and SACL stay untouched (no SeSecurityPrivilege needed).
+    $security = $file.GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
+    foreach ($sid in $extra) {
+        $identity = New-Object System.Security.Principal.SecurityIdentifier($sid)
+        $security.RemoveAccessRuleAll((New-Object System.Security.AccessControl.FileSystemAccessRule(
+            $identity, [System.Security.AccessControl.FileSystemRights]::Read, [System.Security.AccessControl.AccessControlType]::Allow)))
+    }
+    foreach ($sid in $missing) {
+        $identity = New-Object System.Security.Principal.SecurityIdentifier($sid)
+        $security.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule(
+            $identity, [System.Security.AccessControl.FileSystemRights]::Read, [System.Security.AccessControl.AccessControlType]::Allow)))
+    }
+    $file.SetAccessControl($security)
+    $after = Get-CertificateState $Spec
+    $changes += New-Change -Property 'private_key_readers' -Before @($current.private_key_readers | ForEach-Object { $_.name }) -After @($after.private_key_readers | ForEach-Object { $_.name })
+    $current = $after
+}
+
+$current.imported = $imported
+Complete-Operation -State $current -Changed ($changes.Count -gt 0) -Changes $changes

@@ -1,0 +1,252 @@
+"""IisSite and IisDefaultSiteRemoval through the real Pulumi CLI against the host under test."""
+
+from __future__ import annotations
+
+import datetime
+import random
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from devhost import certstore, iis
+from providers.iis_app_pool import IisAppPool
+from providers.iis_default_site_removal import IisDefaultSiteRemoval
+from providers.iis_site import IisSite, IisSiteModel
+from tests.providers.test_iis_app_pool_engine import (
+    Engine,
+    changed_properties,
+    host_state,
+    install_iis,
+    secret_connection,
+    unique,
+)
+from tests.support.hosts import Target
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(autouse=True)
+def _iis(target: Target) -> None:
+    install_iis(target)
+
+
+def free_port() -> int:
+    return random.randint(20000, 60000)
+
+
+def site_on_host(target: Target, name: str) -> dict[str, Any]:
+    spec = IisSiteModel.model_validate(
+        {
+            "connection": target.connection,
+            "name": name,
+            "physical_path": "C:\\x",
+            "app_pool": "x",
+            "bindings": [{"protocol": "http", "port": 1}],
+        }
+    )
+    return host_state(target, "providers.iis_site", spec.script_input())
+
+
+def site_program(target: Target, desired: dict[str, Any]) -> Callable[[], None]:
+    """A pool and a site in it; the site's inputs are read from ``desired`` at each run."""
+
+    def program() -> None:
+        conn = secret_connection(target)
+        pool = IisAppPool("pool", connection=conn, name=desired["app_pool"])
+        site = IisSite("site", connection=conn, **desired, opts=pulumi.ResourceOptions(depends_on=[pool]))
+        pulumi.export("site_id", site.site_id)
+
+    return program
+
+
+def import_certificate(target: Target, host: str) -> str:
+    """A self-signed server certificate in the simulated LocalMachine\\My; returns its thumbprint."""
+    assert target.state_dir is not None
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"t", key, certificate, None, serialization.BestAvailableEncryption(b"pw")
+    )
+    return certstore.admin_import_pfx(target.state_dir, pfx, "pw").thumbprint
+
+
+def test_site_lifecycle_with_bindings_drift_and_destroy(target: Target, engine: Engine) -> None:
+    port = free_port()
+    desired: dict[str, Any] = {
+        "name": unique("UcSite"),
+        "app_pool": unique("UcSitePool"),
+        "physical_path": "C:\\UsercubeIacTests\\Runtime",
+        "bindings": [{"protocol": "http", "port": port, "host_header": "agent.contoso.com"}],
+    }
+    stack = engine(site_program(target, desired))
+    created = stack.up()
+    assert created.ok, created.output
+    state = site_on_host(target, desired["name"])
+    assert state["state"] == "Started" and state["preload_enabled"] is True and state["app_pool"] == desired["app_pool"]
+    assert state["bindings"][0]["binding_information"] == f"*:{port}:agent.contoso.com"
+
+    mark = target.journal_mark() if target.simulated else 0
+    assert stack.up().summary == {"same": 3}
+    if target.simulated:
+        assert target.operations_since(mark) == []
+
+    desired["bindings"] = [{"protocol": "http", "port": port + 1, "host_header": "agent.contoso.com"}]
+    preview = stack.preview(diff=True)
+    assert changed_properties(preview.stdout) == {"bindings", "port"}, preview.stdout  # bindings[0].port
+    assert "(update)" in preview.stdout and "replace" not in preview.stdout
+    desired["physical_path"] = "C:\\UsercubeIacTests\\Runtime2"
+    updated = stack.up()
+    assert updated.ok and updated.summary.get("update") == 1, updated.output
+    state = site_on_host(target, desired["name"])
+    assert state["physical_path"] == desired["physical_path"]
+    assert [b["binding_information"] for b in state["bindings"]] == [f"*:{port + 1}:agent.contoso.com"]
+
+    if target.simulated:
+        assert target.state_dir is not None
+        iis.admin_set_site_physical_path(target.state_dir, desired["name"], "C:\\elsewhere")
+        iis.admin_add_binding(target.state_dir, desired["name"], "http", f"*:{port + 2}:")
+        drift = stack.refresh(expect_no_changes=True)
+        assert not drift.ok and "site" in drift.output
+        assert stack.up().ok
+        assert stack.refresh(expect_no_changes=True).ok
+        assert len(site_on_host(target, desired["name"])["bindings"]) == 1
+
+    assert stack.destroy().ok
+    assert site_on_host(target, desired["name"])["ensure"] == "absent"
+
+
+def test_https_binding_with_sni_and_its_certificate(simulated: Target, engine: Engine) -> None:
+    assert simulated.state_dir is not None
+    host = f"{unique('im')}.contoso.com"
+    first, second = import_certificate(simulated, host), import_certificate(simulated, host)
+    port = free_port()
+    binding = {"protocol": "https", "port": port, "host_header": host, "sni": True, "certificate_thumbprint": first}
+    desired: dict[str, Any] = {
+        "name": unique("UcTls"),
+        "app_pool": unique("UcTlsPool"),
+        "physical_path": "C:\\UsercubeIacTests\\Tls",
+        "bindings": [binding],
+    }
+    stack = engine(site_program(simulated, desired))
+    assert stack.up().ok
+    assert iis.sslcerts(simulated.state_dir)[f"{host}:{port}"] == {"hash": first, "store": "My"}
+
+    desired["bindings"] = [{**binding, "certificate_thumbprint": second.lower()}]  # renewed certificate
+    preview = stack.preview(diff=True)
+    assert changed_properties(preview.stdout) == {"bindings", "certificate_thumbprint"}, preview.stdout
+    assert stack.up().summary.get("update") == 1
+    assert iis.sslcerts(simulated.state_dir)[f"{host}:{port}"]["hash"] == second
+
+    desired["bindings"] = [{**binding, "certificate_thumbprint": "AB" * 20}]
+    missing = stack.up()
+    assert not missing.ok and "[CertificateNotFound]" in missing.output
+    assert "bindings.0.certificate_thumbprint" in missing.output
+    desired["bindings"] = [{**binding, "certificate_thumbprint": second}]
+    assert stack.destroy().ok
+    assert f"{host}:{port}" not in iis.sslcerts(simulated.state_dir), "removing the binding frees HTTP.sys"
+
+
+def test_binding_used_by_another_site_is_refused(target: Target, engine: Engine) -> None:
+    desired: dict[str, Any] = {
+        "name": unique("UcDup"),
+        "app_pool": unique("UcDupPool"),
+        "physical_path": "C:\\UsercubeIacTests\\Dup",
+        "bindings": [{"protocol": "http", "port": 80}],  # the Default Web Site's *:80:
+    }
+    stack = engine(site_program(target, desired))
+    run = stack.up()
+    assert not run.ok and "[BindingInUse]" in run.output and "Default Web Site" in run.output
+    assert site_on_host(target, desired["name"])["ensure"] == "absent"
+    assert stack.destroy().ok  # the pool it created
+
+
+def removal_program(target: Target) -> Callable[[], None]:
+    def program() -> None:
+        removal = IisDefaultSiteRemoval("defaults", connection=secret_connection(target))
+        pulumi.export("removed_site", removal.removed_site)
+
+    return program
+
+
+def defaults_snapshot(target: Target) -> tuple[set[str], set[str], bytes | None, bytes | None]:
+    """Pools, sites, and the default pool and site elements (order among other pools is IIS's business)."""
+    assert target.state_dir is not None
+    manager = iis.ServerManager(target.state_dir)
+    site, pool = manager.find_site(iis.DEFAULT_SITE), manager.find_pool(iis.DEFAULT_POOL)
+    return (
+        set(manager.pool_names()),
+        set(manager.site_names()),
+        ET.tostring(site) if site is not None else None,
+        ET.tostring(pool) if pool is not None else None,
+    )
+
+
+def test_default_site_removal_and_destroy_restores_it(simulated: Target, engine: Engine) -> None:
+    assert simulated.state_dir is not None
+    before = defaults_snapshot(simulated)
+    stack = engine(removal_program(simulated))
+    assert stack.up().ok
+    assert stack.outputs()["removed_site"] is True
+    manager = iis.ServerManager(simulated.state_dir)
+    assert manager.find_site(iis.DEFAULT_SITE) is None and manager.find_pool(iis.DEFAULT_POOL) is None
+    assert stack.up().summary == {"same": 2}
+    assert stack.refresh(expect_no_changes=True).ok
+    assert stack.destroy().ok
+    assert defaults_snapshot(simulated) == before
+    assert iis.ServerManager(simulated.state_dir).site_state(iis.DEFAULT_SITE) == "Started"
+
+
+HTTP = {"protocol": "http", "port": 8080}
+BAD_SITES: list[tuple[dict[str, Any], str, str]] = [
+    ({"name": "Bad?Site"}, "name", "IIS refuses"),
+    ({"bindings": [{**HTTP, "port": 0}]}, "bindings.0.port", "greater than or equal to 1"),
+    ({"bindings": [{**HTTP, "port": 70000}]}, "bindings.0.port", "less than or equal to 65535"),
+    ({"bindings": [{**HTTP, "ip_address": "10.0.0.300"}]}, "bindings.0.ip_address", "not '*' or an IP address"),
+    ({"bindings": [{**HTTP, "protocol": "https", "certificate_thumbprint": "XYZ"}]}, "certificate_thumbprint", "40"),
+    ({"bindings": [{**HTTP, "certificate_thumbprint": "AB" * 20}]}, "bindings.0", "http binding takes no"),
+    (
+        {"bindings": [{**HTTP, "protocol": "https", "certificate_thumbprint": "AB" * 20, "sni": True}]},
+        "bindings.0",
+        "sni needs a host_header",
+    ),
+    ({"bindings": [HTTP, HTTP]}, "bindings", "both use"),
+    ({"physical_path": "C:/inetpub/agent"}, "physical_path", "backslashes"),
+    ({"bindings": [{**HTTP, "host_header": "bad_host!"}]}, "bindings.0.host_header", "not a DNS host name"),
+]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "names", "message"), BAD_SITES, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_SITES)]
+)
+def test_bad_input_is_refused_before_any_host_call(
+    simulated: Target, engine: Engine, inputs: dict[str, Any], names: str, message: str
+) -> None:
+    desired = {"name": unique("UcBad"), "physical_path": "C:\\x", "bindings": [HTTP], **inputs}
+
+    def program() -> None:
+        IisSite("site", connection=secret_connection(simulated), app_pool="NoSuchPool", **desired)
+
+    mark = simulated.journal_mark()
+    run = engine(program).up()
+    assert not run.ok
+    assert names in run.output and message in run.output, run.output
+    assert simulated.journal_since(mark) == []
