@@ -7,15 +7,40 @@ from collections.abc import Callable
 from typing import Any
 
 from devhost.fs import WindowsFs
-from devhost.ops import settings_file
+from devhost.ops import (
+    certificate,
+    directory,
+    file_acl,
+    iis_app_pool,
+    iis_default_site_removal,
+    iis_prerequisites,
+    iis_site,
+    settings_file,
+    windows_feature,
+    windows_service,
+)
 from devhost.ops.envelope import Envelope
 
 Operation = Callable[[WindowsFs, dict[str, Any]], Envelope]
 
 OPERATIONS: dict[str, Operation] = {
+    **certificate.OPERATIONS,
     **settings_file.OPERATIONS,
+    **windows_service.OPERATIONS,
+    **windows_feature.OPERATIONS,
+    **file_acl.OPERATIONS,
+    **directory.OPERATIONS,
+    **iis_app_pool.OPERATIONS,
+    **iis_site.OPERATIONS,
+    **iis_default_site_removal.OPERATIONS,
+    **iis_prerequisites.OPERATIONS,
 }
 
 # Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
 # a stale configuration as on Windows). All others run one at a time under the host's lock.
-UNLOCKED_OPERATIONS: set[str] = set()
+UNLOCKED_OPERATIONS: set[str] = {
+    *iis_app_pool.OPERATIONS,
+    *iis_site.OPERATIONS,
+    *iis_default_site_removal.OPERATIONS,
+    *iis_prerequisites.OPERATIONS,
+}

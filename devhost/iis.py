@@ -1,0 +1,911 @@
+"""SIMULATOR: IIS 10 on the simulated host.
+
+State, split as Windows splits it:
+- configuration: ``applicationHost.config`` at its real place (``C:\\Windows\\System32\\inetsrv\\config``),
+  in IIS's own schema (``system.applicationHost/applicationPools``, ``sites``,
+  ``system.webServer/globalModules``), so an administrator-style edit of the file is drift;
+- runtime state WAS keeps (pool/site started or stopped, the last start failure):
+  ``_sim/iis_runtime.json``; it is not configuration, as on Windows;
+- HTTP.sys certificate bindings (``netsh http show sslcert``): ``_sim/http_sslcert.json``;
+  applicationHost.config never holds certificate hashes;
+- registry values (InetStp, the ASP.NET Core shared framework): ``_sim/registry.json``.
+
+``ServerManager`` behaves as Microsoft.Web.Administration's: it reads the file once; ``commit``
+fails with the real error when another writer committed in between, applies HTTP.sys bindings
+(failing like Windows when the certificate is not in the store), and makes WAS start new pools
+and sites. Values are read with IIS's inheritance: the element, then ``*Defaults``, then the
+schema default. Anything this model does not know raises instead of being accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from devhost import accounts
+from devhost.fs import WindowsFs
+
+T = TypeVar("T")
+
+CONFIG_PATH = "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config"
+INETSTP = "HKLM:\\SOFTWARE\\Microsoft\\InetStp"
+ASPNETCORE_SHARED_FRAMEWORK = "HKLM:\\SOFTWARE\\Microsoft\\ASP.NET Core\\Shared Framework"
+ASPNETCORE_MODULE = "AspNetCoreModuleV2"
+ASPNETCORE_MODULE_IMAGE = "%ProgramFiles%\\IIS\\Asp.Net Core Module\\V2\\aspnetcorev2.dll"
+DEFAULT_POOL = "DefaultAppPool"
+DEFAULT_SITE = "Default Web Site"
+DEFAULT_SITE_PATH = "%SystemDrive%\\inetpub\\wwwroot"
+# Reading and parsing the real file takes tens of milliseconds; keeping a comparable window between
+# load and commit lets parallel operations collide as they do on Windows.
+LOAD_LATENCY_S = 0.03
+
+# What the Web-Server role's default role services register (IIS 10, Windows Server 2019/2022).
+_DEFAULT_MODULES = (
+    ("HttpLoggingModule", "%windir%\\System32\\inetsrv\\loghttp.dll"),
+    ("UriCacheModule", "%windir%\\System32\\inetsrv\\cachuri.dll"),
+    ("FileCacheModule", "%windir%\\System32\\inetsrv\\cachfile.dll"),
+    ("TokenCacheModule", "%windir%\\System32\\inetsrv\\cachtokn.dll"),
+    ("HttpCacheModule", "%windir%\\System32\\inetsrv\\cachhttp.dll"),
+    ("StaticCompressionModule", "%windir%\\System32\\inetsrv\\compstat.dll"),
+    ("DefaultDocumentModule", "%windir%\\System32\\inetsrv\\defdoc.dll"),
+    ("DirectoryListingModule", "%windir%\\System32\\inetsrv\\dirlist.dll"),
+    ("ProtocolSupportModule", "%windir%\\System32\\inetsrv\\protsup.dll"),
+    ("StaticFileModule", "%windir%\\System32\\inetsrv\\static.dll"),
+    ("AnonymousAuthenticationModule", "%windir%\\System32\\inetsrv\\authanon.dll"),
+    ("RequestFilteringModule", "%windir%\\System32\\inetsrv\\modrqflt.dll"),
+    ("CustomErrorModule", "%windir%\\System32\\inetsrv\\custerr.dll"),
+)
+
+# Schema defaults (IIS_schema.xml) of the attributes this model reads; the rest is refused.
+_POOL_SCHEMA: dict[str, str] = {
+    "managedRuntimeVersion": "v4.0",
+    "managedPipelineMode": "Integrated",
+    "startMode": "OnDemand",
+    "autoStart": "true",
+    "processModel/identityType": "ApplicationPoolIdentity",
+    "processModel/userName": "",
+    "processModel/password": "",
+    "processModel/idleTimeout": "00:20:00",
+    "processModel/loadUserProfile": "false",
+    "recycling/periodicRestart/time": "1.05:00:00",
+}
+_IDENTITY_TYPES = ("ApplicationPoolIdentity", "NetworkService", "LocalSystem", "LocalService", "SpecificUser")
+_ENUMS = {
+    "managedPipelineMode": ("Integrated", "Classic"),
+    "startMode": ("OnDemand", "AlwaysRunning"),
+    "processModel/identityType": _IDENTITY_TYPES,
+}
+
+# --- errors, with the messages Windows gives ------------------------------------------------------
+
+
+class IisError(Exception):
+    """An exception Microsoft.Web.Administration / the configuration system raises (message as on Windows)."""
+
+
+class ConfigChangedOnDisk(IisError):
+    """System.IO.FileLoadException from ServerManager.CommitChanges after another writer committed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Filename: \\\\?\\{CONFIG_PATH}\r\nError: Cannot commit configuration changes because the file has "
+            "changed on disk\r\n\r\n"
+        )
+
+
+class DuplicateEntry(IisError):
+    """COMException 0x800700B7 of a collection add with an existing unique key."""
+
+    def __init__(self, kind: str, keys: str, values: str) -> None:
+        super().__init__(
+            f"Cannot add duplicate collection entry of type '{kind}' with unique key attribute '{keys}' "
+            f"set to '{values}'"
+        )
+
+
+class LogonSessionMissing(IisError):
+    """What HTTP.sys returns (ERROR_NO_SUCH_LOGON_SESSION) for a certificate that is not in the store."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A specified logon session does not exist. It may already have been terminated. "
+            "(Exception from HRESULT: 0x80070520)"
+        )
+
+
+class EndpointInUse(IisError):
+    """Starting a site whose binding another started site holds (HTTP.sys URL reservation)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The process cannot access the file because it is being used by another process. "
+            "(Exception from HRESULT: 0x80070020)"
+        )
+
+
+class NotInstalled(IisError):
+    """Microsoft.Web.Administration.dll is absent until the Web-Server role is installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Could not load file or assembly "
+            "'file:///C:\\Windows\\system32\\inetsrv\\Microsoft.Web.Administration.dll' "
+            "or one of its dependencies. The system cannot find the file specified."
+        )
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def config_file(state_dir: Path) -> Path:
+    return WindowsFs(state_dir).resolve(CONFIG_PATH)
+
+
+def _sim_file(state_dir: Path, name: str) -> Path:
+    return state_dir / "_sim" / name
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """The configuration system writes applicationHost.config under an exclusive lock."""
+    lock = _sim_file(state_dir, "iis_config.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- registry --------------------------------------------------------------------------------------
+
+
+def registry(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """Registry keys (``HKLM:\\...``) and their values, as the IIS and hosting-bundle installers wrote them."""
+    data: dict[str, dict[str, Any]] = _read_json(_sim_file(state_dir, "registry.json"), {})
+    return data
+
+
+def registry_key(state_dir: Path, key: str) -> dict[str, Any] | None:
+    for name, values in registry(state_dir).items():
+        if name.lower() == key.lower():
+            return values
+    return None
+
+
+def registry_subkeys(state_dir: Path, key: str) -> list[str]:
+    prefix = key.lower().rstrip("\\") + "\\"
+    names = {n[len(prefix) :].split("\\", 1)[0] for n in registry(state_dir) if n.lower().startswith(prefix)}
+    return sorted(names)
+
+
+def _set_registry(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:
+    data = {k: v for k, v in registry(state_dir).items() if k.lower() != key.lower()}
+    if values is not None:
+        data[key] = values
+    _write_json(_sim_file(state_dir, "registry.json"), data)
+
+
+# --- installation (what Install-WindowsFeature Web-Server and the hosting bundle do) ------------------
+
+
+def is_installed(state_dir: Path) -> bool:
+    return config_file(state_dir).is_file()
+
+
+def _default_pool() -> ET.Element:
+    return ET.Element("add", {"name": DEFAULT_POOL})
+
+
+def _default_site(site_id: int) -> ET.Element:
+    site = ET.Element("site", {"name": DEFAULT_SITE, "id": str(site_id)})
+    application = ET.SubElement(site, "application", {"path": "/"})
+    ET.SubElement(application, "virtualDirectory", {"path": "/", "physicalPath": DEFAULT_SITE_PATH})
+    bindings = ET.SubElement(site, "bindings")
+    ET.SubElement(bindings, "binding", {"protocol": "http", "bindingInformation": "*:80:"})
+    return site
+
+
+def _default_config() -> ET.ElementTree[ET.Element]:
+    root = ET.Element("configuration")
+    host = ET.SubElement(root, "system.applicationHost")
+    pools = ET.SubElement(host, "applicationPools")
+    pools.append(_default_pool())
+    defaults = ET.SubElement(pools, "applicationPoolDefaults", {"managedRuntimeVersion": "v4.0"})
+    ET.SubElement(
+        defaults,
+        "processModel",
+        {"identityType": "ApplicationPoolIdentity", "loadUserProfile": "true", "setProfileEnvironment": "false"},
+    )
+    sites = ET.SubElement(host, "sites")
+    sites.append(_default_site(1))
+    site_defaults = ET.SubElement(sites, "siteDefaults")
+    ET.SubElement(site_defaults, "logFile", {"logFormat": "W3C", "directory": "%SystemDrive%\\inetpub\\logs\\LogFiles"})
+    ET.SubElement(sites, "applicationDefaults", {"applicationPool": DEFAULT_POOL})
+    ET.SubElement(sites, "virtualDirectoryDefaults", {"allowSubDirConfig": "true"})
+    web = ET.SubElement(root, "system.webServer")
+    modules = ET.SubElement(web, "globalModules")
+    for name, image in _DEFAULT_MODULES:
+        ET.SubElement(modules, "add", {"name": name, "image": image})
+    return ET.ElementTree(root)
+
+
+def ensure_installed(state_dir: Path) -> None:
+    """Install-WindowsFeature Web-Server: the default configuration, wwwroot and InetStp, if not there."""
+    fs = WindowsFs(state_dir)
+    with _locked(state_dir):
+        path = config_file(state_dir)
+        if not path.is_file():
+            _write_tree(path, _default_config())
+            wwwroot = fs.resolve("C:\\inetpub\\wwwroot")
+            wwwroot.mkdir(parents=True, exist_ok=True)
+            start = wwwroot / "iisstart.htm"
+            if not start.exists():
+                start.write_text("<!DOCTYPE html><html><head><title>IIS Windows Server</title></head></html>\n")
+    if registry_key(state_dir, INETSTP) is None:
+        values = {"MajorVersion": 10, "MinorVersion": 0, "InstallPath": "C:\\Windows\\system32\\inetsrv"}
+        _set_registry(state_dir, INETSTP, values)
+    runtime = _runtime(state_dir)
+    runtime["pools"].setdefault(DEFAULT_POOL, {"state": "Started"})
+    runtime["sites"].setdefault(DEFAULT_SITE, {"state": "Started"})
+    _save_runtime(state_dir, runtime)
+
+
+def ensure_removed(state_dir: Path) -> None:
+    """Uninstall-WindowsFeature Web-Server: the configuration (and every module in it) and InetStp go.
+
+    Content (inetpub) and HTTP.sys certificate bindings stay, as on Windows.
+    """
+    with _locked(state_dir):
+        config_file(state_dir).unlink(missing_ok=True)
+    _sim_file(state_dir, "iis_runtime.json").unlink(missing_ok=True)
+    _set_registry(state_dir, INETSTP, None)
+
+
+def install_hosting_bundle(state_dir: Path, version: str) -> None:
+    """The .NET Hosting Bundle installer: the ASP.NET Core shared framework, and AspNetCoreModuleV2 only if
+    IIS is installed at that moment (the manual's failure mode: bundle first, IIS after, module missing)."""
+    parts = version.split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"SIMULATOR: a hosting bundle version looks like 8.0.11, not {version!r}")
+    full = ".".join(parts + ["0"] * (3 - len(parts)))
+    key = f"{ASPNETCORE_SHARED_FRAMEWORK}\\v{parts[0]}.{parts[1]}\\{full}"
+    _set_registry(state_dir, key, {"Version": f"{full}.0"})
+    if not is_installed(state_dir):
+        return
+    with _locked(state_dir):
+        path = config_file(state_dir)
+        tree = ET.parse(path)
+        modules = _section(tree.getroot(), "system.webServer/globalModules")
+        if not any(m.get("name", "").lower() == ASPNETCORE_MODULE.lower() for m in modules.findall("add")):
+            ET.SubElement(modules, "add", {"name": ASPNETCORE_MODULE, "image": ASPNETCORE_MODULE_IMAGE})
+            _write_tree(path, tree)
+
+
+def remove_global_module(state_dir: Path, name: str) -> None:
+    """Out of band: a global module disappears from applicationHost.config (tests, admin CLI)."""
+    with _locked(state_dir):
+        path = config_file(state_dir)
+        tree = ET.parse(path)
+        modules = _section(tree.getroot(), "system.webServer/globalModules")
+        for module in modules.findall("add"):
+            if module.get("name", "").lower() == name.lower():
+                modules.remove(module)
+        _write_tree(path, tree)
+
+
+def _write_tree(path: Path, tree: ET.ElementTree[ET.Element]) -> None:
+    ET.indent(tree, space="    ")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    tree.write(temporary, encoding="UTF-8", xml_declaration=True)
+    os.replace(temporary, path)
+
+
+def _section(root: ET.Element, path: str) -> ET.Element:
+    element = root.find(path)
+    if element is None:
+        raise IisError(f"SIMULATOR: applicationHost.config has no <{path}> section; the file is not IIS's")
+    return element
+
+
+# --- runtime state (WAS) ---------------------------------------------------------------------------
+
+
+def _runtime(state_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    data: dict[str, dict[str, dict[str, Any]]] = _read_json(_sim_file(state_dir, "iis_runtime.json"), {})
+    data.setdefault("pools", {})
+    data.setdefault("sites", {})
+    return data
+
+
+def _save_runtime(state_dir: Path, data: dict[str, dict[str, dict[str, Any]]]) -> None:
+    _write_json(_sim_file(state_dir, "iis_runtime.json"), data)
+
+
+def _lookup(entries: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    for key, value in entries.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+# --- passwords: stored as IIS stores them, never in plain text ----------------------------------------
+
+_ENC_PREFIX = "[enc:IISWASOnlyCngProvider:"
+_ENC_SUFFIX = ":enc]"
+
+
+def _host_key(state_dir: Path) -> bytes:
+    path = _sim_file(state_dir, "iis_key.bin")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(32))
+    return path.read_bytes()
+
+
+def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
+    out = b""
+    counter = 0
+    while len(out) < length:
+        out += hashlib.sha256(key + nonce + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    return out[:length]
+
+
+def encrypt_password(state_dir: Path, password: str) -> str:
+    """An opaque ``[enc:IISWASOnlyCngProvider:...:enc]`` value (a simulator cipher, not the real CNG one)."""
+    if not password:
+        return ""
+    nonce = os.urandom(16)
+    data = password.encode("utf-8")
+    body = bytes(a ^ b for a, b in zip(data, _keystream(_host_key(state_dir), nonce, len(data)), strict=True))
+    return _ENC_PREFIX + base64.b64encode(nonce + body).decode("ascii") + _ENC_SUFFIX
+
+
+def decrypt_password(state_dir: Path, stored: str) -> str:
+    """What the configuration system hands an administrator: the decrypted value."""
+    if not stored:
+        return ""
+    if not (stored.startswith(_ENC_PREFIX) and stored.endswith(_ENC_SUFFIX)):
+        return stored  # IIS reads a plain-text attribute as it is (written by hand)
+    raw = base64.b64decode(stored[len(_ENC_PREFIX) : -len(_ENC_SUFFIX)])
+    nonce, body = raw[:16], raw[16:]
+    return bytes(a ^ b for a, b in zip(body, _keystream(_host_key(state_dir), nonce, len(body)), strict=True)).decode()
+
+
+# --- bindings ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binding:
+    protocol: str
+    binding_information: str  # "<ip or *>:<port>:<host header>", IPv6 in brackets
+    ssl_flags: int = 0
+
+    @property
+    def endpoint(self) -> tuple[str, int, str]:
+        ip, port, host = split_binding_information(self.binding_information)
+        return ip, port, host
+
+    def sslcert_key(self) -> str:
+        """HTTP.sys keys SNI bindings by host name and port, others by IP and port (0.0.0.0 for all)."""
+        ip, port, host = self.endpoint
+        if self.ssl_flags & 1:
+            return f"{host}:{port}"
+        address = "0.0.0.0" if ip == "*" else ip
+        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def split_binding_information(value: str) -> tuple[str, int, str]:
+    if value.startswith("["):
+        closing = value.index("]")
+        ip, rest = value[1:closing], value[closing + 2 :]
+    else:
+        ip, rest = value.split(":", 1)
+    port_text, host = rest.split(":", 1)
+    return ip, int(port_text), host
+
+
+def binding_information(ip: str, port: int, host: str) -> str:
+    if ip != "*" and isinstance(ipaddress.ip_address(ip), ipaddress.IPv6Address):
+        ip = f"[{ip}]"
+    return f"{ip}:{port}:{host}"
+
+
+def sites_conflict(a: Binding, b: Binding) -> bool:
+    """Two bindings HTTP.sys cannot both serve: same port and host header on overlapping addresses.
+
+    The protocol does not matter: one address and port is either TLS or plain in HTTP.sys.
+    """
+    ip_a, port_a, host_a = a.endpoint
+    ip_b, port_b, host_b = b.endpoint
+    overlapping = ip_a == ip_b or "*" in (ip_a, ip_b)
+    return overlapping and port_a == port_b and host_a.lower() == host_b.lower()
+
+
+def sslcerts(state_dir: Path) -> dict[str, dict[str, str]]:
+    """HTTP.sys certificate bindings: ``ip:port`` or ``host:port`` -> certificate hash and store."""
+    data: dict[str, dict[str, str]] = _read_json(_sim_file(state_dir, "http_sslcert.json"), {})
+    return data
+
+
+def certificate_in_store(state_dir: Path, thumbprint: str, store: str) -> bool:
+    """The Certificate model's store: ``_sim/certstore/LocalMachine/<store>/<THUMBPRINT>.json``."""
+    folder = state_dir / "_sim" / "certstore" / "LocalMachine"
+    if not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        if entry.name.lower() == store.lower():
+            return (entry / f"{thumbprint.upper()}.json").is_file()
+    return False
+
+
+# --- ServerManager ------------------------------------------------------------------------------------
+
+
+class ServerManager:
+    """Microsoft.Web.Administration.ServerManager over the simulated applicationHost.config."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        path = config_file(state_dir)
+        if not path.is_file():
+            raise NotInstalled()
+        data = path.read_bytes()
+        self._digest = hashlib.sha256(data).hexdigest()
+        self.root = ET.fromstring(data)
+        self._sslcert_changes: dict[str, dict[str, str] | None] = {}
+        self._pool_starts: list[str] = []
+        time.sleep(LOAD_LATENCY_S)
+
+    # -- application pools --
+
+    @property
+    def _pools(self) -> ET.Element:
+        return _section(self.root, "system.applicationHost/applicationPools")
+
+    def pool_names(self) -> list[str]:
+        return [p.get("name", "") for p in self._pools.findall("add")]
+
+    def find_pool(self, name: str) -> ET.Element | None:
+        # Collection lookups of the configuration system ignore case, as Windows names do.
+        for pool in self._pools.findall("add"):
+            if pool.get("name", "").lower() == name.lower():
+                return pool
+        return None
+
+    def add_pool(self, name: str) -> ET.Element:
+        if self.find_pool(name) is not None:
+            raise DuplicateEntry("add", "name", name)
+        pool = ET.Element("add", {"name": name})
+        defaults = self._pools.find("applicationPoolDefaults")
+        index = list(self._pools).index(defaults) if defaults is not None else len(self._pools)
+        self._pools.insert(index, pool)
+        self._pool_starts.append(name)
+        return pool
+
+    def remove_pool(self, name: str) -> None:
+        """The configuration system has no referential integrity: applications keep naming the pool."""
+        pool = self.find_pool(name)
+        if pool is not None:
+            self._pools.remove(pool)
+
+    def pool_value(self, pool: ET.Element, path: str) -> str:
+        if path not in _POOL_SCHEMA:
+            raise IisError(f"SIMULATOR: the IIS model does not know pool attribute '{path}'")
+        *elements, attribute = path.split("/")
+        candidates = [pool]
+        defaults = self._pools.find("applicationPoolDefaults")
+        if defaults is not None:
+            candidates.append(defaults)
+        for candidate in candidates:
+            element: ET.Element | None = candidate
+            for name in elements:
+                element = element.find(name) if element is not None else None
+            if element is not None and attribute in element.attrib:
+                return element.attrib[attribute]
+        return _POOL_SCHEMA[path]
+
+    def set_pool_value(self, pool: ET.Element, path: str, value: str) -> None:
+        if path not in _POOL_SCHEMA:
+            raise IisError(f"SIMULATOR: the IIS model does not know pool attribute '{path}'")
+        allowed = _ENUMS.get(path)
+        if allowed is not None and value not in allowed:
+            raise IisError(f"The enumeration value must be one of the following: {', '.join(allowed)}.")
+        *elements, attribute = path.split("/")
+        element = pool
+        for name in elements:
+            child = element.find(name)
+            element = child if child is not None else ET.SubElement(element, name)
+        if attribute == "password":
+            value = encrypt_password(self.state_dir, value)
+        element.set(attribute, value)
+
+    def pool_password(self, pool: ET.Element) -> str:
+        return decrypt_password(self.state_dir, self.pool_value(pool, "processModel/password"))
+
+    def applications_of_pool(self, name: str) -> list[str]:
+        """``<site>/<path>`` of every application that runs in the pool (explicitly or by default)."""
+        default = self._sites.find("applicationDefaults")
+        default_pool = default.get("applicationPool", DEFAULT_POOL) if default is not None else DEFAULT_POOL
+        found = []
+        for site in self._sites.findall("site"):
+            for application in site.findall("application"):
+                if application.get("applicationPool", default_pool).lower() == name.lower():
+                    found.append(f"{site.get('name')}{application.get('path')}")
+        return found
+
+    # -- sites --
+
+    @property
+    def _sites(self) -> ET.Element:
+        return _section(self.root, "system.applicationHost/sites")
+
+    def site_names(self) -> list[str]:
+        return [s.get("name", "") for s in self._sites.findall("site")]
+
+    def find_site(self, name: str) -> ET.Element | None:
+        for site in self._sites.findall("site"):
+            if site.get("name", "").lower() == name.lower():
+                return site
+        return None
+
+    def add_site(self, name: str, physical_path: str, site_id: int | None = None) -> ET.Element:
+        """ServerManager.Sites.Add: the next free id, a root application and virtual directory."""
+        if self.find_site(name) is not None:
+            raise DuplicateEntry("site", "name", name)
+        used = {int(s.get("id", "0")) for s in self._sites.findall("site")}
+        if site_id is None or site_id in used:
+            site_id = max(used, default=0) + 1
+        site = ET.Element("site", {"name": name, "id": str(site_id)})
+        application = ET.SubElement(site, "application", {"path": "/"})
+        ET.SubElement(application, "virtualDirectory", {"path": "/", "physicalPath": physical_path})
+        ET.SubElement(site, "bindings")
+        index = len(self._sites.findall("site"))
+        self._sites.insert(index, site)
+        return site
+
+    def remove_site(self, name: str) -> None:
+        site = self.find_site(name)
+        if site is None:
+            return
+        for binding in self.bindings(site):
+            if binding.protocol == "https":
+                self._sslcert_changes[binding.sslcert_key()] = None  # Bindings.Remove drops the SSL binding too
+        self._sites.remove(site)
+
+    @staticmethod
+    def root_application(site: ET.Element) -> ET.Element:
+        for application in site.findall("application"):
+            if application.get("path") == "/":
+                return application
+        raise IisError(f"SIMULATOR: site '{site.get('name')}' has no root application; the model does not know it")
+
+    def root_directory(self, site: ET.Element) -> ET.Element:
+        for directory in self.root_application(site).findall("virtualDirectory"):
+            if directory.get("path") == "/":
+                return directory
+        raise IisError(f"SIMULATOR: site '{site.get('name')}' has no root virtual directory")
+
+    def application_pool_of(self, site: ET.Element) -> str:
+        default = self._sites.find("applicationDefaults")
+        fallback = default.get("applicationPool", DEFAULT_POOL) if default is not None else DEFAULT_POOL
+        return self.root_application(site).get("applicationPool", fallback)
+
+    def bindings(self, site: ET.Element) -> list[Binding]:
+        element = site.find("bindings")
+        if element is None:
+            return []
+        return [
+            Binding(b.get("protocol", ""), b.get("bindingInformation", ""), _ssl_flags(b.get("sslFlags", "None")))
+            for b in element.findall("binding")
+        ]
+
+    def add_binding(
+        self, site: ET.Element, binding: Binding, certificate_hash: str | None = None, store: str | None = None
+    ) -> None:
+        element = site.find("bindings")
+        if element is None:
+            element = ET.SubElement(site, "bindings")
+        for existing in element.findall("binding"):
+            if (existing.get("protocol"), existing.get("bindingInformation")) == (
+                binding.protocol,
+                binding.binding_information,
+            ):
+                pair = f"{binding.protocol}, {binding.binding_information}"
+                raise DuplicateEntry("binding", "protocol, bindingInformation", pair)
+        attributes = {"protocol": binding.protocol, "bindingInformation": binding.binding_information}
+        if binding.ssl_flags:
+            attributes["sslFlags"] = "Sni" if binding.ssl_flags == 1 else str(binding.ssl_flags)
+        ET.SubElement(element, "binding", attributes)
+        if binding.protocol == "https" and certificate_hash:
+            self._sslcert_changes[binding.sslcert_key()] = {"hash": certificate_hash.upper(), "store": store or "My"}
+
+    def remove_binding(self, site: ET.Element, binding: Binding) -> None:
+        element = site.find("bindings")
+        if element is None:
+            return
+        for existing in element.findall("binding"):
+            if (existing.get("protocol"), existing.get("bindingInformation")) == (
+                binding.protocol,
+                binding.binding_information,
+            ):
+                element.remove(existing)
+                if binding.protocol == "https":
+                    self._sslcert_changes[binding.sslcert_key()] = None
+
+    def certificate_of(self, binding: Binding) -> dict[str, str] | None:
+        """Binding.CertificateHash / CertificateStoreName: read from HTTP.sys, not from the file."""
+        if binding.protocol != "https":
+            return None
+        key = binding.sslcert_key()
+        if key in self._sslcert_changes:
+            return self._sslcert_changes[key]
+        return _lookup(sslcerts(self.state_dir), key)
+
+    def sites_using_endpoint(self, binding: Binding, exclude: str) -> list[str]:
+        users = []
+        for site in self._sites.findall("site"):
+            if site.get("name", "").lower() == exclude.lower():
+                continue
+            if any(sites_conflict(binding, other) for other in self.bindings(site)):
+                users.append(site.get("name", ""))
+        return users
+
+    # -- global modules --
+
+    def global_modules(self) -> list[str]:
+        return [m.get("name", "") for m in _section(self.root, "system.webServer/globalModules").findall("add")]
+
+    # -- commit --
+
+    def commit(self) -> None:
+        """CommitChanges: fails if the file changed since this manager read it; applies HTTP.sys bindings."""
+        with _locked(self.state_dir):
+            path = config_file(self.state_dir)
+            current = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            if current != self._digest:
+                raise ConfigChangedOnDisk()
+            certs = sslcerts(self.state_dir)
+            for value in self._sslcert_changes.values():
+                if value is not None and not certificate_in_store(self.state_dir, value["hash"], value["store"]):
+                    raise LogonSessionMissing()
+            for key, value in self._sslcert_changes.items():
+                certs = {k: v for k, v in certs.items() if k.lower() != key.lower()}
+                if value is not None:
+                    certs[key] = value
+            tree: ET.ElementTree[ET.Element] = ET.ElementTree(self.root)
+            _write_tree(path, tree)
+            self._digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            _write_json(_sim_file(self.state_dir, "http_sslcert.json"), certs)
+            self._sslcert_changes = {}
+        self._was_picks_up()
+
+    def _was_picks_up(self) -> None:
+        """WAS reads the new configuration: new pools and sites with autoStart start, removed ones go."""
+        runtime = _runtime(self.state_dir)
+        pools = self.pool_names()
+        runtime["pools"] = {k: v for k, v in runtime["pools"].items() if k.lower() in {p.lower() for p in pools}}
+        _save_runtime(self.state_dir, runtime)
+        for name in pools:
+            if _lookup(runtime["pools"], name) is None:
+                pool = self.find_pool(name)
+                assert pool is not None
+                if self.pool_value(pool, "autoStart") == "true":
+                    self.start_pool(name)
+                else:
+                    self._set_runtime("pools", name, "Stopped", None)
+        sites = self.site_names()
+        runtime = _runtime(self.state_dir)
+        runtime["sites"] = {k: v for k, v in runtime["sites"].items() if k.lower() in {s.lower() for s in sites}}
+        _save_runtime(self.state_dir, runtime)
+        for name in sites:
+            if _lookup(runtime["sites"], name) is None:
+                site = self.find_site(name)
+                assert site is not None
+                if site.get("serverAutoStart", "true") == "true":
+                    try:
+                        self.start_site(name)
+                    except EndpointInUse:
+                        self._set_runtime("sites", name, "Stopped", str(EndpointInUse()))
+                else:
+                    self._set_runtime("sites", name, "Stopped", None)
+
+    # -- runtime (ApplicationPool.Start/Stop/State, Site.Start/Stop/State) --
+
+    def _set_runtime(self, kind: str, name: str, state: str, error: str | None) -> None:
+        runtime = _runtime(self.state_dir)
+        entries = {k: v for k, v in runtime[kind].items() if k.lower() != name.lower()}
+        entries[name] = {"state": state, **({"last_error": error} if error else {})}
+        runtime[kind] = entries
+        _save_runtime(self.state_dir, runtime)
+
+    def pool_state(self, name: str) -> str:
+        entry = _lookup(_runtime(self.state_dir)["pools"], name)
+        return str(entry["state"]) if entry else "Stopped"
+
+    def start_pool(self, name: str) -> str:
+        """WAS starts the pool; an identity that cannot log on leaves it Stopped (event 5021/5057)."""
+        pool = self.find_pool(name)
+        if pool is None:
+            raise IisError(
+                "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
+            )
+        error = self._logon_error(pool)
+        self._set_runtime("pools", name, "Stopped" if error else "Started", error)
+        return self.pool_state(name)
+
+    def stop_pool(self, name: str) -> str:
+        self._set_runtime("pools", name, "Stopped", None)
+        return "Stopped"
+
+    def pool_last_error(self, name: str) -> str | None:
+        entry = _lookup(_runtime(self.state_dir)["pools"], name)
+        return entry.get("last_error") if entry else None
+
+    def _logon_error(self, pool: ET.Element) -> str | None:
+        if self.pool_value(pool, "processModel/identityType") != "SpecificUser":
+            return None
+        user = self.pool_value(pool, "processModel/userName")
+        password = self.pool_password(pool)
+        invalid = (
+            f"The identity of application pool {pool.get('name')} is invalid. The user name or password that is "
+            "specified for the identity may be incorrect, or the user may not have batch logon rights."
+        )
+        try:
+            account = accounts.resolve(self.state_dir, user)
+        except accounts.IdentityNotMapped:
+            return invalid
+        if account.kind == "gmsa":
+            return None if not password else invalid
+        if account.kind != "user" or account.password_sha256 is None:
+            return invalid
+        return None if hashlib.sha256(password.encode()).hexdigest() == account.password_sha256 else invalid
+
+    def site_state(self, name: str) -> str:
+        entry = _lookup(_runtime(self.state_dir)["sites"], name)
+        return str(entry["state"]) if entry else "Stopped"
+
+    def start_site(self, name: str) -> str:
+        site = self.find_site(name)
+        if site is None:
+            raise IisError(
+                "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
+            )
+        runtime = _runtime(self.state_dir)
+        for other in self._sites.findall("site"):
+            other_name = other.get("name", "")
+            if other_name.lower() == name.lower():
+                continue
+            entry = _lookup(runtime["sites"], other_name)
+            if entry is None or entry.get("state") != "Started":
+                continue
+            if any(sites_conflict(mine, theirs) for mine in self.bindings(site) for theirs in self.bindings(other)):
+                raise EndpointInUse()
+        self._set_runtime("sites", name, "Started", None)
+        return "Started"
+
+    def stop_site(self, name: str) -> str:
+        self._set_runtime("sites", name, "Stopped", None)
+        return "Stopped"
+
+
+def _ssl_flags(value: str) -> int:
+    """sslFlags is a flags attribute: names (``Sni``, ``CentralCertStore``) or a number."""
+    if value.isdigit():
+        return int(value)
+    names = {"none": 0, "sni": 1, "centralcertstore": 2}
+    total = 0
+    for part in value.split(","):
+        key = part.strip().lower()
+        if key not in names:
+            raise IisError(f"SIMULATOR: the IIS model does not know sslFlags value '{part}'")
+        total |= names[key]
+    return total
+
+
+def with_retries(state_dir: Path, change: Callable[[ServerManager], T], attempts: int = 10) -> T:
+    """The scripts' Invoke-IisChange: a fresh ServerManager per attempt, retried when the file changed,
+    after 100 ms x attempt plus up to 100 ms of jitter (as the script sleeps)."""
+    for attempt in range(1, attempts + 1):
+        manager = ServerManager(state_dir)
+        try:
+            return change(manager)
+        except ConfigChangedOnDisk:
+            _count_conflict(state_dir)
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt + random.random() * 0.1)
+    raise AssertionError("unreachable")
+
+
+def _count_conflict(state_dir: Path) -> None:
+    with _locked(state_dir):
+        path = _sim_file(state_dir, "iis_stats.json")
+        stats = _read_json(path, {})
+        stats["commit_conflicts"] = int(stats.get("commit_conflicts", 0)) + 1
+        _write_json(path, stats)
+
+
+def commit_conflicts(state_dir: Path) -> int:
+    return int(_read_json(_sim_file(state_dir, "iis_stats.json"), {}).get("commit_conflicts", 0))
+
+
+# --- out-of-band changes, as an administrator makes them (devhost admin CLI) ---------------------------
+
+
+def admin_set_pool_attribute(state_dir: Path, pool: str, path: str, value: str) -> None:
+    """E.g. ``admin_set_pool_attribute(d, "MyPool", "processModel/idleTimeout", "00:20:00")``."""
+    manager = ServerManager(state_dir)
+    element = manager.find_pool(pool)
+    if element is None:
+        raise KeyError(f"no application pool '{pool}'")
+    manager.set_pool_value(element, path, value)
+    manager.commit()
+
+
+def admin_set_state(state_dir: Path, kind: str, name: str, state: str) -> None:
+    """Stop or start a pool (``kind="pool"``) or a site (``kind="site"``) by hand, as IIS Manager does."""
+    manager = ServerManager(state_dir)
+    if kind not in ("pool", "site") or state not in ("Started", "Stopped"):
+        raise ValueError("kind is pool or site; state is Started or Stopped")
+    if kind == "pool":
+        manager.start_pool(name) if state == "Started" else manager.stop_pool(name)
+    else:
+        manager.start_site(name) if state == "Started" else manager.stop_site(name)
+
+
+def admin_set_site_physical_path(state_dir: Path, site: str, physical_path: str) -> None:
+    manager = ServerManager(state_dir)
+    element = manager.find_site(site)
+    if element is None:
+        raise KeyError(f"no site '{site}'")
+    manager.root_directory(element).set("physicalPath", physical_path)
+    manager.commit()
+
+
+def admin_add_binding(state_dir: Path, site: str, protocol: str, information: str) -> None:
+    """Add an http binding by hand (IIS Manager, Edit Bindings)."""
+    manager = ServerManager(state_dir)
+    element = manager.find_site(site)
+    if element is None:
+        raise KeyError(f"no site '{site}'")
+    manager.add_binding(element, Binding(protocol, information))
+    manager.commit()
+
+
+def _pool_names(state_dir: Path) -> list[str]:
+    path = config_file(state_dir)
+    if not path.is_file():
+        return []
+    pools = ET.parse(path).getroot().find("system.applicationHost/applicationPools")
+    return [p.get("name", "") for p in pools.findall("add")] if pools is not None else []
+
+
+# IIS AppPool\<pool> virtual accounts exist exactly while their pool is configured (rid 82).
+accounts.register_virtual_domain("IIS APPPOOL", 82, _pool_names)

@@ -1,0 +1,12 @@
+param([Parameter(Mandatory = $true)] [string] $InputJson)
+{% include 'prelude.ps1' %}
+{% include '_iis.ps1' %}
+{% include '_common.ps1' %}
+
+Import-IisAdministration
+$manager = New-Object Microsoft.Web.Administration.ServerManager
+try {
+    Complete-Operation -State (Get-PoolState $manager ([string]$Spec.name))
+} finally {
+    $manager.Dispose()
+}

@@ -1,0 +1,77 @@
+# Helpers shared by the IisSite scripts.
+
+function ConvertTo-HashBytes([string] $Hex) {
+    $bytes = New-Object byte[] ($Hex.Length / 2)
+    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($Hex.Substring(2 * $i, 2), 16) }
+    return ,$bytes
+}
+
+function ConvertFrom-HashBytes([byte[]] $Bytes) {
+    if ($null -eq $Bytes -or $Bytes.Length -eq 0) { return $null }
+    return (-join ($Bytes | ForEach-Object { $_.ToString('X2') }))
+}
+
+function Get-Endpoint([string] $Information) {
+    # bindingInformation is '<ip or *>:<port>:<host>', an IPv6 address in brackets.
+    if ($Information.StartsWith('[')) {
+        $close = $Information.IndexOf(']')
+        $ip = $Information.Substring(1, $close - 1)
+        $rest = $Information.Substring($close + 2)
+    } else {
+        $ip, $rest = $Information.Split(':', 2)
+    }
+    $port, $hostName = $rest.Split(':', 2)
+    return @{ Ip = $ip; Port = [int]$port; HostName = $hostName.ToLowerInvariant() }
+}
+
+function Test-EndpointConflict($A, $B) {
+    # HTTP.sys serves one binding per address, port and host name, whatever the protocol.
+    return ($A.Ip -eq $B.Ip -or $A.Ip -eq '*' -or $B.Ip -eq '*') -and $A.Port -eq $B.Port -and $A.HostName -eq $B.HostName
+}
+
+function Get-BindingState($Binding) {
+    # The certificate hash and store come from HTTP.sys through ServerManager; applicationHost.config has neither.
+    $https = $Binding.Protocol -eq 'https'
+    $state = [ordered]@{
+        protocol = $Binding.Protocol
+        binding_information = $Binding.BindingInformation
+        ssl_flags = [int]$Binding.GetAttributeValue('sslFlags')
+        certificate_hash = $null
+        certificate_store = $null
+    }
+    if ($https) {
+        $state.certificate_hash = ConvertFrom-HashBytes $Binding.CertificateHash
+        $state.certificate_store = $Binding.CertificateStoreName
+    }
+    return $state
+}
+
+function Format-Binding($Binding) {
+    $text = "$($Binding.protocol) $($Binding.binding_information)"
+    if ($Binding.protocol -eq 'https') { $text += " certificate $($Binding.certificate_store)\$($Binding.certificate_hash) sslFlags $($Binding.ssl_flags)" }
+    return $text
+}
+
+function Test-SameBinding($Actual, $Desired) {
+    if ($Actual.protocol -ne $Desired.protocol -or $Actual.binding_information -ne $Desired.binding_information) { return $false }
+    if ($Actual.protocol -ne 'https') { return $true }
+    return $Actual.ssl_flags -eq [int]$Desired.ssl_flags -and $Actual.certificate_hash -eq $Desired.certificate_hash -and $Actual.certificate_store -eq $Desired.certificate_store
+}
+
+function Get-SiteState($Manager, [string] $Name) {
+    $site = $Manager.Sites[$Name]
+    if ($null -eq $site) {
+        return [ordered]@{ ensure = 'absent'; name = $Name }
+    }
+    $root = $site.Applications['/']
+    return [ordered]@{
+        ensure = 'present'
+        name = $site.Name
+        site_id = [int]$site.Id
+        physical_path = $root.VirtualDirectories['/'].PhysicalPath
+        app_pool = $root.ApplicationPoolName
+        bindings = @(foreach ($binding in $site.Bindings) { Get-BindingState $binding })
+        preload_enabled = [bool]$root.GetAttributeValue('preloadEnabled')
+        state = (Get-IisObjectState { $site.State })
+    }
+}
