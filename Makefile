@@ -45,6 +45,10 @@ devhost-start: $(STAMP)
 	  [ -f $(DEVHOST_READY) ] || { cat $(DEVHOST_STATE)/devhost.log; exit 1; }; \
 	  echo "simulated Windows host (devhost, NOT Windows) listening on 127.0.0.1:$(DEVHOST_HTTP_PORT) (http+ntlm) and :$(DEVHOST_HTTPS_PORT) (https); log $(DEVHOST_STATE)/devhost.log"; \
 	fi
+	@# The server as the manual's prerequisites leave it: IIS installed, then the .NET 8 hosting bundle
+	@# (installed by hand before any deployment; the stack checks it). Both steps are idempotent.
+	@$(PY) -m devhost admin feature-install --state $(DEVHOST_STATE) --name Web-Server >/dev/null
+	@$(PY) -m devhost admin install-hosting-bundle --state $(DEVHOST_STATE) --version 8.0.11
 
 devhost-stop down:
 	@if [ -f $(DEVHOST_READY) ]; then kill $$($(PY) -c "import json;print(json.load(open('$(DEVHOST_READY)'))['pid'])") 2>/dev/null || true; rm -f $(DEVHOST_READY); echo "simulated host stopped"; fi

@@ -29,6 +29,7 @@ from components.building_blocks import (
     agent_settings_document,
     certificate,
     data_folder_acls,
+    default_site_removal,
     features,
     identity_for_pool,
     prerequisites,
@@ -132,7 +133,9 @@ class ProductionAgent(pulumi.ComponentResource):
         self.site_name = None
         if args.hosting == "iis":
             assert args.web is not None and args.ssl_certificate is not None and pool is not None
-            files.append(web_config(f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, folders))
+            files.append(
+                web_config(f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, folders)
+            )
             ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
             bindings: list[Any] = [
                 {
@@ -147,8 +150,15 @@ class ProductionAgent(pulumi.ComponentResource):
             ]
             if args.web.http_port:
                 bindings.insert(
-                    0, {"protocol": "http", "ip_address": "*", "port": args.web.http_port, "host_header": args.web.host_name}
+                    0,
+                    {
+                        "protocol": "http",
+                        "ip_address": "*",
+                        "port": args.web.http_port,
+                        "host_header": args.web.host_name,
+                    },
                 )
+            removed = default_site_removal(name, connection, child, installed) if args.web.remove_default_site else []
             site = IisSite(
                 f"{name}-site",
                 connection=connection,
@@ -157,7 +167,7 @@ class ProductionAgent(pulumi.ComponentResource):
                 app_pool=args.web.pool_name,
                 bindings=bindings,
                 preload_enabled=True,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *acls, *files]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *acls, *files, *removed]),
             )
             self.site_name = site.name
         else:

@@ -122,6 +122,66 @@ def _restart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feature_install(args: argparse.Namespace) -> int:
+    from devhost import features
+
+    result = features.install(args.state, args.name)
+    print(f"devhost (simulator): installed {result.features or 'nothing new'}")
+    return 0
+
+
+def _hosting_bundle(args: argparse.Namespace) -> int:
+    from devhost import iis
+
+    iis.install_hosting_bundle(args.state, args.version)
+    module = "with" if iis.is_installed(args.state) else "WITHOUT (IIS is not installed yet)"
+    print(f"devhost (simulator): .NET hosting bundle {args.version} installed {module} AspNetCoreModuleV2")
+    return 0
+
+
+def _iis_pool_set(args: argparse.Namespace) -> int:
+    from devhost import iis
+
+    iis.admin_set_pool_attribute(args.state, args.pool, args.attribute, args.value)
+    print(f"devhost (simulator): pool {args.pool}: {args.attribute} = {args.value}")
+    return 0
+
+
+def _iis_state(args: argparse.Namespace) -> int:
+    from devhost import iis
+
+    iis.admin_set_state(args.state, args.kind, args.name, args.to)
+    print(f"devhost (simulator): {args.kind} {args.name} {args.to}")
+    return 0
+
+
+def _iis_add_binding(args: argparse.Namespace) -> int:
+    from devhost import iis
+
+    iis.admin_add_binding(args.state, args.site, args.protocol, args.information)
+    print(f"devhost (simulator): site {args.site}: binding {args.protocol} {args.information} added")
+    return 0
+
+
+def _cert_remove(args: argparse.Namespace) -> int:
+    from devhost import certstore
+
+    removed = certstore.admin_remove(args.state, args.thumbprint, store=args.store)
+    print(f"devhost (simulator): certificate {args.thumbprint} {'removed' if removed else 'not found'}")
+    return 0 if removed else 1
+
+
+def _cert_key_access(args: argparse.Namespace) -> int:
+    from devhost import certstore
+
+    if args.revoke:
+        certstore.admin_revoke_key_access(args.state, args.thumbprint, args.principal, store=args.store)
+    else:
+        certstore.admin_grant_key_read(args.state, args.thumbprint, args.principal, store=args.store)
+    print(f"devhost (simulator): private key of {args.thumbprint}: {'revoked' if args.revoke else 'read granted'}")
+    return 0
+
+
 def _journal(args: argparse.Namespace) -> int:
     path = args.state / "_sim" / "journal.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
@@ -180,6 +240,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     command("service-stop", _service_stop, "stop a service").add_argument("--name", required=True)
     command("service-delete", _service_delete, "delete a service (sc.exe delete)").add_argument("--name", required=True)
     command("feature-remove", _feature_remove, "uninstall a Windows feature").add_argument("--name", required=True)
+    install = command("feature-install", _feature_install, "Install-WindowsFeature (e.g. Web-Server)")
+    install.add_argument("--name", nargs="+", required=True)
+    bundle = command("install-hosting-bundle", _hosting_bundle, "run the .NET Hosting Bundle installer")
+    bundle.add_argument("--version", required=True, help="e.g. 8.0.11")
+    pool = command("iis-pool-set", _iis_pool_set, "change an application pool attribute (as IIS Manager would)")
+    pool.add_argument("--pool", required=True)
+    pool.add_argument("--attribute", required=True, help="e.g. processModel/idleTimeout")
+    pool.add_argument("--value", required=True, help="e.g. 00:20:00")
+    state = command("iis-state", _iis_state, "start or stop a pool or site")
+    state.add_argument("--kind", choices=["pool", "site"], required=True)
+    state.add_argument("--name", required=True)
+    state.add_argument("--to", choices=["Started", "Stopped"], required=True)
+    binding = command("iis-add-binding", _iis_add_binding, "add a binding to a site")
+    binding.add_argument("--site", required=True)
+    binding.add_argument("--protocol", choices=["http", "https"], default="http")
+    binding.add_argument("--information", required=True, help="bindingInformation, e.g. *:8080:")
+    cert = command("cert-remove", _cert_remove, "delete a certificate and its key from LocalMachine")
+    cert.add_argument("--thumbprint", required=True)
+    cert.add_argument("--store", default="My")
+    key = command("cert-key-access", _cert_key_access, "grant read on (or revoke) a certificate's private key")
+    key.add_argument("--thumbprint", required=True)
+    key.add_argument("--principal", required=True)
+    key.add_argument("--store", default="My")
+    key.add_argument("--revoke", action="store_true")
     command("restart", _restart, "restart the simulated machine (clears a pending restart)")
     command("journal", _journal, "print the commands the host received").add_argument("--tail", type=int, default=50)
     return handlers

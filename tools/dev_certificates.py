@@ -22,7 +22,7 @@ from pulumi import automation as auto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stackrun.workspace import LOCAL_STACK, PROJECT, open_stack  # noqa: E402
+from stackrun.workspace import LOCAL_STACK, PROJECT, open_stack
 
 
 def self_signed_pfx(common_name: str, password: str, dns: str | None = None) -> bytes:

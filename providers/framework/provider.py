@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
 
 from providers.framework.checks import contains_unknown, validate_inputs
 from providers.framework.model import CONNECTION, ResourceModel

@@ -1,0 +1,152 @@
+"""Pieces both agent shapes share: features, folders, permissions, certificates, settings files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.args import AgentSettings, DataFolderRights, Identity, PfxCertificate
+from providers.certificate import Certificate
+from providers.directory import Directory
+from providers.file_acl import FileAcl
+from providers.iis_default_site_removal import IisDefaultSiteRemoval
+from providers.iis_prerequisites import IisPrerequisites
+from providers.settings_file import SettingsFile
+from providers.windows_feature import WindowsFeature
+
+SUBFOLDERS = ("Runtime", "Mails", "Sources", "Temp", "Work")
+DATA_FOLDERS = ("Temp", "Work", "Mails")
+
+WEB_CONFIG_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <location path="." inheritInChildApplications="false">
+    <system.webServer>
+      <handlers>
+        <add name="aspNetCore" path="*" verb="*" modules="AspNetCoreModuleV2" resourceType="Unspecified" />
+      </handlers>
+      <aspNetCore processPath="dotnet" arguments="{dll}" stdoutLogEnabled="false"
+                  stdoutLogFile="../Temp/{log}" hostingModel="inprocess" />
+      <applicationInitialization doAppInitAfterRestart="true">
+        <add initializationPage="/" />
+      </applicationInitialization>
+    </system.webServer>
+  </location>
+</configuration>
+"""
+
+
+def features(name: str, connection: Any, args: Any, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """IIS with Application Initialization (install-agents-saas-full-guide: Install IIS via Server Manager)."""
+    names = ["Web-Server", "Web-AppInit"] + (["RSAT-ADDS-Tools"] if args.rsat_ad_tools else [])
+    return [WindowsFeature(f"{name}-features", connection=connection, names=names, opts=opts)]
+
+
+def prerequisites(
+    name: str, connection: Any, minimum: str, opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
+) -> pulumi.Resource:
+    """IIS >= 10, the hosting bundle and AspNetCoreModuleV2 (agent-requirements, finalize)."""
+    return IisPrerequisites(
+        f"{name}-prerequisites",
+        connection=connection,
+        minimum_hosting_bundle=minimum,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+    )
+
+
+def default_site_removal(
+    name: str, connection: Any, opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
+) -> list[pulumi.Resource]:
+    """The manual removes the Default Web Site and DefaultAppPool; destroy puts them back."""
+    options = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after))
+    return [IisDefaultSiteRemoval(f"{name}-remove-default-site", connection=connection, opts=options)]
+
+
+def working_folders(name: str, connection: Any, root: str, opts: pulumi.ResourceOptions) -> Directory:
+    """The working directory and its sub-folders (install-production-agent-6.1). Never deleted with data in it."""
+    return Directory(
+        f"{name}-working-directory", connection=connection, path=root, subfolders=list(SUBFOLDERS), opts=opts
+    )
+
+
+def identity_for_pool(identity: Identity) -> dict[str, Any]:
+    if identity.kind == "ApplicationPoolIdentity":
+        return {"identity_type": "ApplicationPoolIdentity"}
+    if identity.kind == "GroupManagedServiceAccount":
+        return {"identity_type": "SpecificUser", "identity_user": identity.account}
+    return {"identity_type": "SpecificUser", "identity_user": identity.account, "identity_password": identity.password}
+
+
+def data_folder_acls(
+    name: str,
+    connection: Any,
+    root: str,
+    account: pulumi.Input[str],
+    data_rights: DataFolderRights,
+    opts: pulumi.ResourceOptions,
+    after: list[pulumi.Resource],
+) -> list[pulumi.Resource]:
+    """Permissions of the agent's account (DOMAIN.md: Permissions). No Deny entries are added: the
+    account gets nothing else explicitly, and inherited rights stay as the server's policy sets them."""
+    options = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after))
+    grants: list[tuple[str, str, list[str]]] = [
+        ("root", root, ["Read", "ReadAndExecute", "ListDirectory"]),
+        ("runtime", f"{root}\\Runtime", ["ReadAndExecute", "ListDirectory"]),
+        *[(folder.lower(), f"{root}\\{folder}", [str(data_rights)]) for folder in DATA_FOLDERS],
+    ]
+    return [
+        FileAcl(f"{name}-acl-{key}", connection=connection, path=path, principal=account, rights=rights, opts=options)
+        for key, path, rights in grants
+    ]
+
+
+def certificate(
+    name: str, connection: Any, pfx: PfxCertificate, readers: list[pulumi.Input[str]], opts: pulumi.ResourceOptions
+) -> Certificate:
+    """Imported into LocalMachine\\My with a non-exportable key readable by ``readers``."""
+    return Certificate(
+        name,
+        connection=connection,
+        pfx=pfx.pfx_base64,
+        pfx_password=pfx.password,
+        private_key_readers=readers,
+        opts=opts,
+    )
+
+
+def agent_settings_document(settings: AgentSettings, encryption_thumbprint: pulumi.Input[str]) -> dict[str, Any]:
+    """appsettings.agent.json (install-agents-6.2); the encryption certificate is referenced in the
+    store (the manual's recommended method), never as a PFX file with its password."""
+    document: dict[str, Any] = {
+        "OpenId": {"AgentIdentifier": settings.agent_identifier},
+        "ApplicationUri": settings.application_uri,
+        "OpenIdClients": dict(settings.openid_clients),
+        "DefaultOpenIdClient": settings.default_openid_client,
+        "EncryptionCertificate": {
+            "Thumbprint": encryption_thumbprint,
+            "StoreLocation": "LocalMachine",
+            "StoreName": "My",
+        },
+    }
+    if settings.connections:
+        document["Connections"] = dict(settings.connections)
+    return document
+
+
+def web_config(
+    name: str,
+    connection: Any,
+    runtime: str,
+    dll: str,
+    log: str,
+    opts: pulumi.ResourceOptions,
+    after: pulumi.Resource,
+) -> SettingsFile:
+    """web.config: in-process hosting of ``dll`` with application initialization (IIS start mode)."""
+    return SettingsFile(
+        name,
+        connection=connection,
+        path=f"{runtime}\\web.config",
+        content=WEB_CONFIG_TEMPLATE.format(dll=dll, log=log),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[after])),
+    )

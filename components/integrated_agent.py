@@ -1,0 +1,153 @@
+"""IntegratedAgent: the agent inside the Identity Manager server (Usercube-Server.exe).
+
+There is no agent executable: deploying it means deploying the server's site, pool, identity,
+permissions, certificates and settings (agent-requirements, install-server-6.2). The agent's
+settings live in appsettings.agent.json next to the server in Runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.args import DataFolderRights, Identity, PfxCertificate, WebHosting, require_secret, working_directory
+from components.building_blocks import (
+    certificate,
+    data_folder_acls,
+    default_site_removal,
+    features,
+    identity_for_pool,
+    prerequisites,
+    web_config,
+    working_folders,
+)
+from providers.iis_app_pool import IisAppPool
+from providers.iis_site import IisSite
+from providers.settings_file import SettingsFile
+
+SERVER_DLL = "./identitymanager-Server.dll"
+
+
+class IntegratedAgentArgs(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    organization: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+    working_directory: str | None = None
+    web: WebHosting
+    identity: Identity = Field(default_factory=Identity)
+    ssl_certificate: PfxCertificate
+    encryption_certificate: PfxCertificate
+    identity_server_certificate: PfxCertificate
+    license: Any = Field(description="The license key (a Pulumi secret).")
+    connection_string: Any = Field(
+        description="Database connection string (a Pulumi secret); Integrated Security=SSPI recommended."
+    )
+    agent_connections: dict[str, Any] = Field(default_factory=dict, description="Managed systems of the agent.")
+    data_folder_rights: DataFolderRights = "Modify"
+    install_features: bool = True
+    rsat_ad_tools: bool = False
+    minimum_hosting_bundle: str = "8.0"
+
+    def model_post_init(self, context: Any, /) -> None:
+        require_secret(self.license, "license")
+        require_secret(self.connection_string, "connection_string")
+
+    @property
+    def root(self) -> str:
+        return working_directory(self.organization, self.working_directory)
+
+
+class IntegratedAgent(pulumi.ComponentResource):
+    identity_account: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: IntegratedAgentArgs,
+        connection: pulumi.Input[dict[str, Any]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("usercube:agents:IntegratedAgent", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        root = args.root
+        runtime = f"{root}\\Runtime"
+
+        installed = features(name, connection, args, child) if args.install_features else []
+        checked = prerequisites(name, connection, args.minimum_hosting_bundle, child, installed)
+        folders = working_folders(name, connection, root, child)
+        pool = IisAppPool(
+            f"{name}-pool",
+            connection=connection,
+            name=args.web.pool_name,
+            **identity_for_pool(args.identity),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*installed, checked]),
+        )
+        account = pool.identity_account
+        acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
+        encryption = certificate(f"{name}-encryption-cert", connection, args.encryption_certificate, [account], child)
+        identity_server = certificate(
+            f"{name}-identity-server-cert", connection, args.identity_server_certificate, [account], child
+        )
+        ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
+        after_folders = pulumi.ResourceOptions(parent=self, depends_on=[folders])
+        server_settings = SettingsFile(
+            f"{name}-appsettings",
+            connection=connection,
+            path=f"{runtime}\\appsettings.json",
+            json_content={
+                "License": args.license,
+                "ConnectionString": args.connection_string,
+                # The store (recommended by the manual), never a PFX file path with its password.
+                "IdentityServer": {
+                    "X509Thumbprint": identity_server.thumbprint,
+                    "X509StoreLocation": "LocalMachine",
+                    "X509StoreName": "My",
+                },
+                "EncryptionCertificate": {
+                    "Thumbprint": encryption.thumbprint,
+                    "StoreLocation": "LocalMachine",
+                    "StoreName": "My",
+                },
+            },
+            opts=after_folders,
+        )
+        files: list[pulumi.Resource] = [server_settings]
+        if args.agent_connections:
+            files.append(
+                SettingsFile(
+                    f"{name}-appsettings-agent",
+                    connection=connection,
+                    path=f"{runtime}\\appsettings.agent.json",
+                    json_content={"Connections": dict(args.agent_connections)},
+                    opts=after_folders,
+                )
+            )
+        files.append(
+            web_config(f"{name}-web-config", connection, runtime, SERVER_DLL, "stdout-server.log", child, folders)
+        )
+        bindings: list[Any] = [
+            {
+                "protocol": "https",
+                "ip_address": "*",
+                "port": args.web.https_port,
+                "host_header": args.web.host_name,
+                "certificate_thumbprint": ssl.thumbprint,
+                "certificate_store": "My",
+                "sni": True,
+            }
+        ]
+        removed = default_site_removal(name, connection, child, installed) if args.web.remove_default_site else []
+        IisSite(
+            f"{name}-site",
+            connection=connection,
+            name=args.web.site_name,
+            physical_path=runtime,
+            app_pool=args.web.pool_name,
+            bindings=bindings,
+            preload_enabled=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *acls, *files, *removed]),
+        )
+        self.identity_account = account
+        self.register_outputs({"identity_account": account})
