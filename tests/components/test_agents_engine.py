@@ -1,0 +1,234 @@
+"""The agent components end to end: the manual's whole installation through the real Pulumi CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from xml.etree import ElementTree
+
+import pulumi
+import pytest
+
+from components.args import AgentSettings, Identity, PfxCertificate, WebHosting
+from components.integrated_agent import IntegratedAgent, IntegratedAgentArgs
+from components.production_agent import ProductionAgent, ProductionAgentArgs
+from devhost import iis
+from tests.providers.test_certificate_engine import PASSWORD, make_pfx
+from tests.providers.test_iis_app_pool_engine import install_iis
+from tests.support.engine import EngineStack
+from tests.support.hosts import Target
+
+pytestmark = pytest.mark.engine
+Engine = Callable[[Callable[[], None]], EngineStack]
+
+
+def secret(value: str) -> pulumi.Output[str]:
+    return pulumi.Output.secret(value)
+
+
+def pfx(pfx_base64: str) -> PfxCertificate:
+    """Outputs must be made inside the program (the engine runs it on its own event loop)."""
+    return PfxCertificate(pfx_base64=secret(pfx_base64), password=secret(PASSWORD))
+
+
+def connection(target: Target) -> dict[str, Any]:
+    return {**target.connection, "password": secret(target.connection["password"])}
+
+
+def production_program(target: Target, org: str, desired: dict[str, Any]) -> Callable[[], None]:
+    def program() -> None:
+        agent = ProductionAgent(
+            "agent",
+            ProductionAgentArgs(
+                organization=org,
+                working_directory=f"C:\\UsercubeIacTests\\identitymanager{org}",
+                web=WebHosting(
+                    site_name=f"Identity Manager Agent {org}",
+                    pool_name=f"IdentityManagerAgent{org}",
+                    host_name=f"agent-{org.lower()}.contoso.example",
+                    remove_default_site=False,
+                ),
+                ssl_certificate=pfx(desired["ssl"]),
+                encryption_certificate=pfx(desired["encryption"]),
+                settings=AgentSettings(
+                    agent_identifier=desired["agent_identifier"],
+                    application_uri="https://identitymanager.contoso.example",
+                    openid_clients={"Job": secret(desired["client_secret"])},
+                    default_openid_client="Job",
+                    connections={"ADExport": {"Login": "CONTOSO\\svc-ad", "Password": secret(desired["ad_password"])}},
+                ),
+            ),
+            connection=connection(target),
+        )
+        pulumi.export("identity", agent.identity_account)
+
+    return program
+
+
+@pytest.fixture(autouse=True)
+def _prepared_server(target: Target) -> None:
+    install_iis(target)
+
+
+def test_production_agent_installs_as_the_manual_says_and_converges(target: Target, engine: Engine) -> None:
+    org = f"T{uuid.uuid4().hex[:6]}"
+    client_secret = f"client-{uuid.uuid4().hex}"
+    ad_password = f"ad-{uuid.uuid4().hex}"
+    desired = {
+        "ssl": make_pfx(cn=f"agent-{org.lower()}.contoso.example"),
+        "encryption": make_pfx(cn=f"IdentityManager{org}"),
+        "agent_identifier": "A1",
+        "client_secret": client_secret,
+        "ad_password": ad_password,
+    }
+    stack = engine(production_program(target, org, desired))
+    first = stack.up()
+    assert first.ok, first.output
+    assert first.summary.get("create") == 16  # stack, component, 14 Windows resources
+    assert stack.outputs()["identity"] == f"IIS APPPOOL\\IdentityManagerAgent{org}"
+
+    if target.simulated:
+        assert target.state_dir is not None
+        root = f"C:\\UsercubeIacTests\\identitymanager{org}"
+        settings = json.loads(target.windows_file(f"{root}\\Runtime\\appsettings.agent.json").read_text())
+        assert settings["OpenId"]["AgentIdentifier"] == "A1"
+        assert settings["OpenIdClients"]["Job"] == client_secret
+        assert settings["Connections"]["ADExport"]["Password"] == ad_password
+        assert len(settings["EncryptionCertificate"]["Thumbprint"]) == 40
+        web_config = target.windows_file(f"{root}\\Runtime\\web.config").read_text()
+        assert 'arguments="./identitymanager-Agent.dll"' in web_config and 'hostingModel="inprocess"' in web_config
+        tree = ElementTree.parse(iis.config_file(target.state_dir))
+        pool = tree.find(f".//applicationPools/add[@name='IdentityManagerAgent{org}']")
+        assert pool is not None
+        assert pool.get("managedRuntimeVersion") == ""  # No Managed Code (mandatory)
+        assert pool.get("startMode") == "AlwaysRunning"
+        assert pool.find("processModel").get("idleTimeout") == "00:00:00"  # type: ignore[union-attr]
+        assert pool.find("recycling/periodicRestart").get("time") == "00:00:00"  # type: ignore[union-attr]
+        site = tree.find(f".//sites/site[@name='Identity Manager Agent {org}']")
+        assert site is not None
+        assert site.find("application").get("preloadEnabled") == "true"  # type: ignore[union-attr]
+        binding = site.find("bindings/binding")
+        assert binding is not None and binding.get("protocol") == "https"
+        assert binding.get("bindingInformation") == f"*:443:agent-{org.lower()}.contoso.example"
+        for folder in ("Runtime", "Mails", "Sources", "Temp", "Work"):
+            assert target.windows_file(f"{root}\\{folder}").is_dir()
+
+    mark = target.journal_mark() if target.simulated else 0
+    again = stack.up()
+    assert again.ok, again.output
+    assert again.summary == {"same": 16}
+    if target.simulated:
+        assert [op for op in target.operations_since(mark) if op.endswith("/set")] == []
+    assert stack.refresh(expect_no_changes=True).ok
+
+    desired["agent_identifier"] = "A2"
+    preview = stack.preview(diff=True)
+    assert preview.ok, preview.output
+    assert 'AgentIdentifier: "A1" => "A2"' in preview.stdout
+    for value in (client_secret, ad_password):
+        assert value not in preview.output and value not in stack.export() and value not in stack.raw_state()
+    assert stack.up().summary.get("update") == 1
+
+    destroyed = stack.destroy()
+    assert destroyed.ok, destroyed.output
+    if target.simulated:
+        assert f'name="IdentityManagerAgent{org}"' not in iis.config_file(target.state_dir).read_text()
+
+
+def test_integrated_agent_deploys_the_server_site_with_secrets_masked(simulated: Target, engine: Engine) -> None:
+    org = f"S{uuid.uuid4().hex[:6]}"
+    certificates = [make_pfx(cn=f"im-{org.lower()}.contoso.example"), make_pfx(cn="enc"), make_pfx(cn="ids")]
+    connection_string = f"data source=.;Database=Usercube{org};Integrated Security=SSPI;Password=x{uuid.uuid4().hex}"
+
+    def program() -> None:
+        IntegratedAgent(
+            "server",
+            IntegratedAgentArgs(
+                organization=org,
+                working_directory=f"C:\\UsercubeIacTests\\identitymanager{org}",
+                web=WebHosting(
+                    site_name=f"Identity Manager {org}",
+                    pool_name=f"IdentityManager{org}",
+                    host_name=f"im-{org.lower()}.contoso.example",
+                    remove_default_site=False,
+                ),
+                ssl_certificate=pfx(certificates[0]),
+                encryption_certificate=pfx(certificates[1]),
+                identity_server_certificate=pfx(certificates[2]),
+                license=secret("LICENSE-KEY"),
+                connection_string=secret(connection_string),
+            ),
+            connection=connection(simulated),
+        )
+
+    stack = engine(program)
+    up = stack.up()
+    assert up.ok, up.output
+    assert connection_string not in up.output and connection_string not in stack.raw_state()
+    root = f"C:\\UsercubeIacTests\\identitymanager{org}"
+    server_settings = json.loads(simulated.windows_file(f"{root}\\Runtime\\appsettings.json").read_text())
+    assert server_settings["ConnectionString"] == connection_string
+    assert "identitymanager-Server.dll" in simulated.windows_file(f"{root}\\Runtime\\web.config").read_text()
+    assert stack.up().summary.get("same") is not None
+    assert stack.destroy().ok
+
+
+PLAIN = "not-a-secret"
+
+
+@pytest.mark.parametrize(
+    ("build", "fragment"),
+    [
+        (
+            lambda: AgentSettings(
+                agent_identifier="Local",
+                application_uri="https://s",
+                openid_clients={"Job": secret("x")},
+                default_openid_client="Job",
+            ),
+            "reserved",
+        ),
+        (
+            lambda: AgentSettings(
+                agent_identifier="A",
+                application_uri="http://s",
+                openid_clients={"Job": secret("x")},
+                default_openid_client="Job",
+            ),
+            "application_uri",
+        ),
+        (
+            lambda: AgentSettings(
+                agent_identifier="A",
+                application_uri="https://s",
+                openid_clients={"Job": PLAIN},
+                default_openid_client="Job",
+            ),
+            "openid_clients['Job'] must be a Pulumi secret",
+        ),
+        (
+            lambda: AgentSettings(
+                agent_identifier="A",
+                application_uri="https://s",
+                openid_clients={"Job": secret("x")},
+                default_openid_client="Admin",
+            ),
+            "default_openid_client",
+        ),
+        (lambda: PfxCertificate(pfx_base64=PLAIN, password=secret("x")), "pfx_base64 must be a Pulumi secret"),
+        (
+            lambda: Identity(kind="GroupManagedServiceAccount", account="CONTOSO\\svc$", password=secret("x")),
+            "a gMSA has no password",
+        ),
+        (lambda: Identity(kind="User", account="CONTOSO\\svc", password=PLAIN), "identity.password must be"),
+        (lambda: Identity(kind="GroupManagedServiceAccount", account="CONTOSO\\svc"), "ends with '$'"),
+        (lambda: WebHosting(site_name="s", pool_name="p", host_name="Agent01.Contoso.com"), "lower case"),
+        (lambda: WebHosting(site_name="s", pool_name="p", host_name="agent01", https_port=0), "https_port"),
+    ],
+)
+def test_component_arguments_are_refused_with_the_setting_named(build: Callable[[], object], fragment: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        build()
