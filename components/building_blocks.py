@@ -6,12 +6,13 @@ from typing import Any
 
 import pulumi
 
-from components.args import AgentSettings, DataFolderRights, Identity, PfxCertificate
+from components.args import AgentSettings, DataFolderRights, Identity, PfxCertificate, WebHosting
 from providers.certificate import Certificate
 from providers.directory import Directory
 from providers.file_acl import FileAcl
 from providers.iis_default_site_removal import IisDefaultSiteRemoval
 from providers.iis_prerequisites import IisPrerequisites
+from providers.iis_site import IisSite
 from providers.settings_file import SettingsFile
 from providers.windows_feature import WindowsFeature
 
@@ -149,4 +150,43 @@ def web_config(
         path=f"{runtime}\\web.config",
         content=WEB_CONFIG_TEMPLATE.format(dll=dll, log=log),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[after])),
+    )
+
+
+def web_site(
+    name: str,
+    connection: Any,
+    web: WebHosting,
+    runtime: str,
+    ssl_thumbprint: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    installed: list[pulumi.Resource],
+    after: list[pulumi.Resource],
+) -> IisSite:
+    """The site on Runtime: https with the host name and SSL certificate (plus http when asked),
+    preload on; the Default Web Site and DefaultAppPool removed first when asked (install-agents-6.2)."""
+    bindings: list[dict[str, Any]] = []
+    if web.http_port:
+        bindings.append({"protocol": "http", "ip_address": "*", "port": web.http_port, "host_header": web.host_name})
+    bindings.append(
+        {
+            "protocol": "https",
+            "ip_address": "*",
+            "port": web.https_port,
+            "host_header": web.host_name,
+            "certificate_thumbprint": ssl_thumbprint,
+            "certificate_store": "My",
+            "sni": True,
+        }
+    )
+    removed = default_site_removal(name, connection, opts, installed) if web.remove_default_site else []
+    return IisSite(
+        f"{name}-site",
+        connection=connection,
+        name=web.site_name,
+        physical_path=runtime,
+        app_pool=web.pool_name,
+        bindings=bindings,
+        preload_enabled=True,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*after, *removed])),
     )

@@ -16,15 +16,14 @@ from components.args import DataFolderRights, Identity, PfxCertificate, WebHosti
 from components.building_blocks import (
     certificate,
     data_folder_acls,
-    default_site_removal,
     features,
     identity_for_pool,
     prerequisites,
     web_config,
+    web_site,
     working_folders,
 )
 from providers.iis_app_pool import IisAppPool
-from providers.iis_site import IisSite
 from providers.settings_file import SettingsFile
 
 SERVER_DLL = "./identitymanager-Server.dll"
@@ -127,27 +126,6 @@ class IntegratedAgent(pulumi.ComponentResource):
         files.append(
             web_config(f"{name}-web-config", connection, runtime, SERVER_DLL, "stdout-server.log", child, folders)
         )
-        bindings: list[Any] = [
-            {
-                "protocol": "https",
-                "ip_address": "*",
-                "port": args.web.https_port,
-                "host_header": args.web.host_name,
-                "certificate_thumbprint": ssl.thumbprint,
-                "certificate_store": "My",
-                "sni": True,
-            }
-        ]
-        removed = default_site_removal(name, connection, child, installed) if args.web.remove_default_site else []
-        IisSite(
-            f"{name}-site",
-            connection=connection,
-            name=args.web.site_name,
-            physical_path=runtime,
-            app_pool=args.web.pool_name,
-            bindings=bindings,
-            preload_enabled=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *acls, *files, *removed]),
-        )
+        web_site(name, connection, args.web, runtime, ssl.thumbprint, child, installed, [pool, *acls, *files])
         self.identity_account = account
         self.register_outputs({"identity_account": account})

@@ -29,15 +29,14 @@ from components.building_blocks import (
     agent_settings_document,
     certificate,
     data_folder_acls,
-    default_site_removal,
     features,
     identity_for_pool,
     prerequisites,
     web_config,
+    web_site,
     working_folders,
 )
 from providers.iis_app_pool import IisAppPool
-from providers.iis_site import IisSite
 from providers.settings_file import SettingsFile
 from providers.windows_service import WindowsService
 
@@ -137,37 +136,8 @@ class ProductionAgent(pulumi.ComponentResource):
                 web_config(f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, folders)
             )
             ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
-            bindings: list[Any] = [
-                {
-                    "protocol": "https",
-                    "ip_address": "*",
-                    "port": args.web.https_port,
-                    "host_header": args.web.host_name,
-                    "certificate_thumbprint": ssl.thumbprint,
-                    "certificate_store": "My",
-                    "sni": True,
-                }
-            ]
-            if args.web.http_port:
-                bindings.insert(
-                    0,
-                    {
-                        "protocol": "http",
-                        "ip_address": "*",
-                        "port": args.web.http_port,
-                        "host_header": args.web.host_name,
-                    },
-                )
-            removed = default_site_removal(name, connection, child, installed) if args.web.remove_default_site else []
-            site = IisSite(
-                f"{name}-site",
-                connection=connection,
-                name=args.web.site_name,
-                physical_path=runtime,
-                app_pool=args.web.pool_name,
-                bindings=bindings,
-                preload_enabled=True,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *acls, *files, *removed]),
+            site = web_site(
+                name, connection, args.web, runtime, ssl.thumbprint, child, installed, [pool, *acls, *files]
             )
             self.site_name = site.name
         else:
