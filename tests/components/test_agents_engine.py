@@ -232,3 +232,48 @@ PLAIN = "not-a-secret"
 def test_component_arguments_are_refused_with_the_setting_named(build: Callable[[], object], fragment: str) -> None:
     with pytest.raises(ValueError, match=re.escape(fragment)):
         build()
+
+
+def test_production_agent_as_a_windows_service_under_a_gmsa(simulated: Target, engine: Engine) -> None:
+    from devhost import accounts
+
+    assert simulated.state_dir is not None
+    org = f"W{uuid.uuid4().hex[:6]}"
+    gmsa = f"CONTOSO\\svc-{org.lower()}$"
+    accounts.add_account(simulated.state_dir, gmsa, "gmsa")
+    root = f"C:\\UsercubeIacTests\\identitymanager{org}"
+    # The runtime archive's content, which the operator extracts into Runtime (not this project's to ship).
+    exe = simulated.windows_file(f"{root}\\Runtime\\Usercube-Agent.exe")
+    exe.parent.mkdir(parents=True)
+    exe.write_bytes(b"MZ simulated agent executable")
+    encryption = make_pfx(cn=f"IdentityManager{org}")
+
+    def program() -> None:
+        ProductionAgent(
+            "agent",
+            ProductionAgentArgs(
+                organization=org,
+                working_directory=root,
+                hosting="service",
+                identity=Identity(kind="GroupManagedServiceAccount", account=gmsa),
+                encryption_certificate=pfx(encryption),
+                settings=AgentSettings(
+                    agent_identifier="A1",
+                    application_uri="https://identitymanager.contoso.example",
+                    openid_clients={"Job": secret("s")},
+                    default_openid_client="Job",
+                ),
+            ),
+            connection=connection(simulated),
+        )
+
+    stack = engine(program)
+    up = stack.up()
+    assert up.ok, up.output
+    services = json.loads((simulated.state_dir / "_sim" / "services.json").read_text())
+    text = json.dumps(services)
+    assert f"IdentityManagerAgent{org}" in text
+    assert "--service" in text and gmsa.replace("\\", "\\\\") in text
+    assert stack.up().summary.get("same") is not None
+    assert stack.destroy().ok
+    assert f"IdentityManagerAgent{org}" not in (simulated.state_dir / "_sim" / "services.json").read_text()
