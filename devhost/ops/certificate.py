@@ -10,17 +10,12 @@ from devhost import accounts
 from devhost.certstore import CertificateError, CertStore, StoredCertificate, open_pfx
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ops.envelope import OperationStopped as _Failed
 
 _LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers"}
 _SET = _LOOKUP | {"pfx", "pfx_password", "exportable"}
 _REMOVE = _LOOKUP | {"imported"}
 _WRONG_PASSWORD_HRESULT = -2147024810
-
-
-class _Failed(Exception):
-    def __init__(self, envelope: Envelope) -> None:
-        super().__init__(envelope.error)
-        self.envelope = envelope
 
 
 def _declared_sids(fs: WindowsFs, spec: dict[str, Any]) -> list[str | None]:

@@ -8,14 +8,9 @@ from typing import Any
 from devhost.fs import WindowsFs
 from devhost.ntfs import NtfsStore
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ops.envelope import OperationStopped as _Failed
 
 _KEYS = {"path", "subfolders", "delete_contents"}
-
-
-class _Failed(Exception):
-    def __init__(self, envelope: Envelope) -> None:
-        super().__init__(envelope.error)
-        self.envelope = envelope
 
 
 def _not_a_folder(path: str, prop: str, fix: str) -> _Failed:

@@ -38,6 +38,14 @@ def change(prop: str, before: Any, after: Any, *, secret: bool = False) -> dict[
     return {"property": prop, "before": before, "after": after}
 
 
+class OperationStopped(Exception):
+    """The script called Stop-Operation: it exits with this envelope (raised deep inside a model)."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(envelope.error)
+        self.envelope = envelope
+
+
 class InputContractError(Exception):
     """The script's input does not match what the model expects: a contract drift, reported loudly."""
 

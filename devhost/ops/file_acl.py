@@ -14,6 +14,7 @@ from typing import Any
 from devhost import accounts, ntfs
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ops.envelope import OperationStopped as _Failed
 
 _KEYS = {"path", "principal", "access", "mask", "inheritance", "propagation"}
 _SID = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
@@ -22,12 +23,6 @@ _GENERIC = {0x80000000: 0x120089, 0x40000000: 0x120116, 0x20000000: 0x1200A0, 0x
 _BOTH = ["ContainerInherit", "ObjectInherit"]
 # icacls' simple rights, as an administrator types them (icacls stores Synchronize with them).
 ICACLS_RIGHTS = {"F": 0x1F01FF, "M": 0x1301BF, "RX": 0x1200A9, "R": 0x120089, "W": 0x100116}
-
-
-class _Failed(Exception):
-    def __init__(self, envelope: Envelope) -> None:
-        super().__init__(envelope.error)
-        self.envelope = envelope
 
 
 def comparable_mask(mask: int) -> int:

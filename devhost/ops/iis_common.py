@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from devhost.ops.envelope import Envelope, fail
+from devhost.ops.envelope import Envelope, OperationStopped, fail
 
-
-class ScriptStop(Exception):
-    """Stop-Operation called inside Invoke-IisChange: the script exits with this envelope."""
-
-    def __init__(self, envelope: Envelope) -> None:
-        super().__init__(envelope.error)
-        self.envelope = envelope
+# Stop-Operation inside Invoke-IisChange: the script exits with this envelope.
+ScriptStop = OperationStopped
 
 
 def not_installed() -> Envelope:
