@@ -85,8 +85,17 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.bind not in ("127.0.0.1", "::1", "localhost"):
         print(f"devhost: WARNING: listening on {args.bind}, not only loopback", file=sys.stderr)
-    server = DevhostServer(state, http_port=args.port, https_port=args.https_port, bind=args.bind)
-    server.start()
+    try:
+        server = DevhostServer(state, http_port=args.port, https_port=args.https_port, bind=args.bind)
+        server.start()
+    except OSError as error:
+        ports = ", ".join(str(p) for p in (args.port, args.https_port) if p)
+        print(
+            f"devhost (simulator): cannot listen on {args.bind} port {ports}: {error.strerror}. Another simulated "
+            "host may still run (`make down` in its checkout) or another program uses the port.",
+            file=sys.stderr,
+        )
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
