@@ -24,7 +24,7 @@ from typing import Any
 from devhost.builtin_commands import check_command_line, start_builtin
 from devhost.fs import WindowsFs, WindowsPathError
 from devhost.ops import OPERATIONS, UNLOCKED_OPERATIONS
-from devhost.ops.envelope import InputContractError, OperationStopped
+from devhost.ops.envelope import InputContractError
 from devhost.processes import CommandRequest, ProcessOutput, SimulatedHostApi, SimulatedProcess
 
 # Statements the bootstrap must contain for the model below to be right: it reads all of stdin,
@@ -155,8 +155,6 @@ class SimulatedHost(SimulatedHostApi):
             else:
                 with self._lock:
                     envelope = model(self.fs, payload)
-        except OperationStopped as stopped:
-            envelope = stopped.envelope
         except InputContractError as error:
             return loud_failure(f"operation '{op}' input does not match the model: {error}")
         except WindowsPathError as error:

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from devhost.fs import WindowsFs
 from devhost.ops import (
     certificate,
     directory,
@@ -19,9 +15,7 @@ from devhost.ops import (
     windows_feature,
     windows_service,
 )
-from devhost.ops.envelope import Envelope
-
-Operation = Callable[[WindowsFs, dict[str, Any]], Envelope]
+from devhost.ops.envelope import Operation
 
 OPERATIONS: dict[str, Operation] = {
     **certificate.OPERATIONS,

@@ -9,8 +9,7 @@ from typing import Any
 from devhost import accounts
 from devhost.certstore import CertificateError, CertStore, StoredCertificate, open_pfx
 from devhost.fs import WindowsFs
-from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
-from devhost.ops.envelope import OperationStopped as _Failed
+from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 
 _LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers"}
 _SET = _LOOKUP | {"pfx", "pfx_password", "exportable"}
@@ -34,7 +33,7 @@ def _resolve(fs: WindowsFs, name: str) -> str:
     try:
         return accounts.resolve(fs.root, name).sid
     except accounts.IdentityNotMapped as error:
-        raise _Failed(
+        raise OperationStopped(
             fail(
                 "IdentityNotMapped",
                 f"private_key_readers: '{name}': {str(error).split(' (')[0]} Create the account first; for "
@@ -60,7 +59,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> tuple[dict[str, Any], StoredC
         return state, None
     if entry.has_private_key and not stores.key_exists(entry):
         # Windows: the certificate says it has a key, but opening the key fails ("Keyset does not exist").
-        raise _Failed(fail("UnexpectedError", "Keyset does not exist", category="NotSpecified"))
+        raise OperationStopped(fail("UnexpectedError", "Keyset does not exist", category="NotSpecified"))
     readers = stores.key_readers(entry) if entry.has_private_key else []
     state.update(
         ensure="present",
@@ -76,12 +75,10 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> tuple[dict[str, Any], StoredC
     return state, entry
 
 
+@operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _LOOKUP)
-    try:
-        return succeed(_state(fs, spec)[0])
-    except _Failed as failed:
-        return failed.envelope
+    return succeed(_state(fs, spec)[0])
 
 
 def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str) -> Envelope | None:
@@ -133,58 +130,52 @@ def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str) -> Envelope | 
     return None
 
 
+@operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _SET)
     thumbprint = str(spec["thumbprint"]).upper()
-    try:
-        before, _ = _state(fs, spec)
-        changes: list[dict[str, Any]] = []
-        imported = False
-        if before["ensure"] == "present" and before["has_private_key"]:
-            if bool(before["exportable"]) != bool(spec["exportable"]):
-                return fail(
-                    "ExportPolicyDiffers",
-                    f"certificate {thumbprint} is already in {spec['store_location']}\\{spec['store_name']} with "
-                    f"exportable={'True' if before['exportable'] else 'False'}, not imported by this resource; set "
-                    "exportable to match, or remove it from the store first.",
-                    prop="exportable",
-                )
-        else:
-            stopped = _import(fs, spec, thumbprint)
-            if stopped is not None:
-                return stopped
-            imported = before["ensure"] == "absent"
-            changes.append(
-                change("ensure", "absent", "present") if imported else change("has_private_key", False, True)
+    before, _ = _state(fs, spec)
+    changes: list[dict[str, Any]] = []
+    imported = False
+    if before["ensure"] == "present" and before["has_private_key"]:
+        if bool(before["exportable"]) != bool(spec["exportable"]):
+            return fail(
+                "ExportPolicyDiffers",
+                f"certificate {thumbprint} is already in {spec['store_location']}\\{spec['store_name']} with "
+                f"exportable={'True' if before['exportable'] else 'False'}, not imported by this resource; set "
+                "exportable to match, or remove it from the store first.",
+                prop="exportable",
             )
-        current, entry = _state(fs, spec)
-        assert entry is not None
-        wanted = [_resolve(fs, str(name)) for name in spec["private_key_readers"]]
-        present = [r["sid"] for r in current["private_key_readers"]]
-        missing = [sid for sid in wanted if sid not in present]
-        extra = [sid for sid in present if sid not in wanted]
-        if missing or extra:
-            stores = CertStore(fs.root)
-            for sid in extra:
-                stores.revoke(entry, sid)
-            for sid in missing:
-                stores.grant_read(entry, sid)
-            after, _ = _state(fs, spec)
-            names = [r["name"] for r in current["private_key_readers"]]
-            changes.append(change("private_key_readers", names, [r["name"] for r in after["private_key_readers"]]))
-            current = after
-    except _Failed as failed:
-        return failed.envelope
+    else:
+        stopped = _import(fs, spec, thumbprint)
+        if stopped is not None:
+            return stopped
+        imported = before["ensure"] == "absent"
+        changes.append(change("ensure", "absent", "present") if imported else change("has_private_key", False, True))
+    current, entry = _state(fs, spec)
+    assert entry is not None
+    wanted = [_resolve(fs, str(name)) for name in spec["private_key_readers"]]
+    present = [r["sid"] for r in current["private_key_readers"]]
+    missing = [sid for sid in wanted if sid not in present]
+    extra = [sid for sid in present if sid not in wanted]
+    if missing or extra:
+        stores = CertStore(fs.root)
+        for sid in extra:
+            stores.revoke(entry, sid)
+        for sid in missing:
+            stores.grant_read(entry, sid)
+        after, _ = _state(fs, spec)
+        names = [r["name"] for r in current["private_key_readers"]]
+        changes.append(change("private_key_readers", names, [r["name"] for r in after["private_key_readers"]]))
+        current = after
     current["imported"] = imported
     return succeed(current, changes)
 
 
+@operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _REMOVE)
-    try:
-        before, _ = _state(fs, spec)
-    except _Failed as failed:
-        return failed.envelope
+    before, _ = _state(fs, spec)
     if before["ensure"] == "absent":
         return succeed(before)
     if not spec["imported"]:

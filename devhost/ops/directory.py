@@ -7,14 +7,13 @@ from typing import Any
 
 from devhost.fs import WindowsFs
 from devhost.ntfs import NtfsStore
-from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
-from devhost.ops.envelope import OperationStopped as _Failed
+from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 
 _KEYS = {"path", "subfolders", "delete_contents"}
 
 
-def _not_a_folder(path: str, prop: str, fix: str) -> _Failed:
-    return _Failed(fail("PathIsNotAFolder", f"'{path}' exists and is a file, not a folder{fix}", prop=prop))
+def _not_a_folder(path: str, prop: str, fix: str) -> OperationStopped:
+    return OperationStopped(fail("PathIsNotAFolder", f"'{path}' exists and is a file, not a folder{fix}", prop=prop))
 
 
 def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
@@ -50,31 +49,27 @@ def _new_folder_tree(fs: WindowsFs, path: str) -> list[str]:
         # Directory.CreateDirectory on a drive that does not exist (the trap reports it).
         reason = f"Could not find a part of the path '{path[:3]}'."
         message = f'Exception calling "CreateDirectory" with "1" argument(s): "{reason}"'
-        raise _Failed(fail("UnexpectedError", message, category="NotSpecified"))
+        raise OperationStopped(fail("UnexpectedError", message, category="NotSpecified"))
     for folder in missing:
         fs.resolve(folder).mkdir(parents=True, exist_ok=True)
     return missing
 
 
+@operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
-    try:
-        return succeed(_state(fs, spec))
-    except _Failed as failed:
-        return failed.envelope
+    return succeed(_state(fs, spec))
 
 
+@operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     path = spec["path"]
-    try:
-        before = _state(fs, spec)
-        created = _new_folder_tree(fs, path)
-        for name in spec["subfolders"]:
-            created += _new_folder_tree(fs, f"{path}\\{name}")
-        after = {**_state(fs, spec), "created": created}
-    except _Failed as failed:
-        return failed.envelope
+    before = _state(fs, spec)
+    created = _new_folder_tree(fs, path)
+    for name in spec["subfolders"]:
+        created += _new_folder_tree(fs, f"{path}\\{name}")
+    after = {**_state(fs, spec), "created": created}
     if not created:
         return succeed(after)
     changes = [change("ensure", "absent", "present")] if before["ensure"] == "absent" else []
@@ -82,6 +77,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(after, changes)
 
 
+@operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS | {"created"})
     ntfs = NtfsStore(fs.root)

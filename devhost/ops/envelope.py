@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from devhost.fs import WindowsFs
 
 
 @dataclass
@@ -44,6 +48,25 @@ class OperationStopped(Exception):
     def __init__(self, envelope: Envelope) -> None:
         super().__init__(envelope.error)
         self.envelope = envelope
+
+
+Operation = Callable[[WindowsFs, dict[str, Any]], Envelope]
+
+
+def operation(
+    model: Operation,
+) -> Operation:
+    """Mark a model of an operation script: a Stop-Operation raised anywhere inside it
+    (``OperationStopped``) becomes the envelope the script prints, as the prelude's exit does."""
+
+    @functools.wraps(model)
+    def run(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+        try:
+            return model(fs, spec)
+        except OperationStopped as stopped:
+            return stopped.envelope
+
+    return run
 
 
 class InputContractError(Exception):

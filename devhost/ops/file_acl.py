@@ -13,8 +13,7 @@ from typing import Any
 
 from devhost import accounts, ntfs
 from devhost.fs import WindowsFs
-from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
-from devhost.ops.envelope import OperationStopped as _Failed
+from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 
 _KEYS = {"path", "principal", "access", "mask", "inheritance", "propagation"}
 _SID = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
@@ -38,7 +37,7 @@ def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
     """Resolve-Principal: (SID, name as Windows prints it; the bare SID for an unknown SID)."""
     if principal.upper().startswith("S-1-"):
         if not _SID.match(principal):
-            raise _Failed(_not_mapped(principal, "Value was invalid.\r\nParameter name: sddlForm"))
+            raise OperationStopped(_not_mapped(principal, "Value was invalid.\r\nParameter name: sddlForm"))
         try:
             return principal.upper(), accounts.lookup_sid(state_dir, principal).name
         except accounts.IdentityNotMapped:
@@ -46,7 +45,7 @@ def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
     try:
         account = accounts.resolve(state_dir, principal)
     except accounts.IdentityNotMapped:
-        raise _Failed(_not_mapped(principal, _NOT_TRANSLATED)) from None
+        raise OperationStopped(_not_mapped(principal, _NOT_TRANSLATED)) from None
     return account.sid, account.name
 
 
@@ -109,14 +108,13 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+@operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
-    try:
-        return succeed(_state(fs, spec))
-    except _Failed as failed:
-        return failed.envelope
+    return succeed(_state(fs, spec))
 
 
+@operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     path = spec["path"]
@@ -148,10 +146,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="propagation",
             category="InvalidArgument",
         )
-    try:
-        before = _state(fs, spec)
-    except _Failed as failed:
-        return failed.envelope
+    before = _state(fs, spec)
     desired = {"mask": spec["mask"], "inheritance": inheritance, "propagation": propagation}
     matching = [e for e in before["entries"] if {**e, "mask": comparable_mask(e["mask"])} == desired]
     if len(before["entries"]) == 1 and len(matching) == 1:
@@ -171,15 +166,13 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(after, [change("entries", _describe(before["entries"]), _describe(after["entries"]))])
 
 
+@operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS | {"principal_sid"})
     path = spec["path"]
     if _kind(fs, path) is None:
         return succeed({"ensure": "absent", "path": path, "entries": []})
-    try:
-        sid, _ = _resolve(fs.root, spec["principal_sid"] or spec["principal"])
-    except _Failed as failed:
-        return failed.envelope
+    sid, _ = _resolve(fs.root, spec["principal_sid"] or spec["principal"])
     allow = spec["access"] == "Allow"
     store = ntfs.NtfsStore(fs.root)
     entries = [_entry_json(a) for a in _entries(store, path, sid, allow)]

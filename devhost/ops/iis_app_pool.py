@@ -9,7 +9,7 @@ from typing import Any
 
 from devhost import accounts, iis
 from devhost.fs import WindowsFs
-from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import ScriptStop, not_installed
 
 _KEYS = {
@@ -95,6 +95,7 @@ def _state(manager: iis.ServerManager, name: str) -> dict[str, Any]:
     return state
 
 
+@operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -102,6 +103,7 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(iis.ServerManager(fs.root), spec["name"]))
 
 
+@operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -171,6 +173,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(manager, name), changes)
 
 
+@operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -195,10 +198,7 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         manager.commit()
         return [change("ensure", "present", "absent")]
 
-    try:
-        changes: list[dict[str, Any]] = iis.with_retries(fs.root, delete)
-    except ScriptStop as stop:
-        return stop.envelope
+    changes: list[dict[str, Any]] = iis.with_retries(fs.root, delete)
     return succeed(_state(iis.ServerManager(fs.root), name), changes)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from devhost import iis
 from devhost.fs import WindowsFs
-from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import ScriptStop, not_installed
 
 _KEYS = {"site_name", "pool_name", "restore_site", "restore_pool"}
@@ -19,6 +19,7 @@ def _state(manager: iis.ServerManager, spec: dict[str, Any]) -> dict[str, Any]:
     return {"ensure": ensure, "site_present": site_present, "pool_present": pool_present}
 
 
+@operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -26,6 +27,7 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(iis.ServerManager(fs.root), spec))
 
 
+@operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -56,16 +58,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             manager.commit()
         return changes, removed_site, removed_pool
 
-    try:
-        changes, removed_site, removed_pool = iis.with_retries(fs.root, configure)
-    except ScriptStop as stop:
-        return stop.envelope
+    changes, removed_site, removed_pool = iis.with_retries(fs.root, configure)
     state = _state(iis.ServerManager(fs.root), spec)
     state["removed_site"] = removed_site
     state["removed_pool"] = removed_pool
     return succeed(state, changes)
 
 
+@operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):

@@ -6,7 +6,7 @@ from typing import Any
 
 from devhost import iis
 from devhost.fs import WindowsFs
-from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import ScriptStop, not_installed
 
 _KEYS = {"name", "physical_path", "app_pool", "bindings", "preload_enabled", "state"}
@@ -65,6 +65,7 @@ def _state(manager: iis.ServerManager, name: str) -> dict[str, Any]:
     }
 
 
+@operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -72,6 +73,7 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(iis.ServerManager(fs.root), spec["name"]))
 
 
+@operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
@@ -166,8 +168,6 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 
     try:
         changes: list[dict[str, Any]] = iis.with_retries(fs.root, configure)
-    except ScriptStop as stop:
-        return stop.envelope
     except iis.LogonSessionMissing as error:
         return fail("UnexpectedError", str(error), category="NotSpecified")
     manager = iis.ServerManager(fs.root)
@@ -188,6 +188,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(manager, name), changes)
 
 
+@operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
