@@ -3,7 +3,7 @@
 SIMULATOR: nothing here is Windows. This module parses the SOAP requests a
 WinRM client (pywinrm, pypsrp) sends and builds the responses a real Windows
 Server sends back, element for element, as held in the recordings under
-``shared/winrm-recordings``: Create/Command/Send/Receive/Signal/Delete on the
+``tests/devhost/recordings``: Create/Command/Send/Receive/Signal/Delete on the
 ``windows/shell/cmd`` resource, Get/Put of the ``wsman/1/config`` resource, and
 the SOAP faults (``w:TimedOut`` 2150858793, ``w:InvalidSelectors`` 2150858843,
 ...). Responses are written as text templates rather than through an XML

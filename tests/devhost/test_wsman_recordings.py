@@ -1,7 +1,7 @@
 """Replay real Windows WinRM exchanges against the SIMULATED host (devhost).
 
-The recordings in ``shared/winrm-recordings`` (from pypsrp's test data, recorded
-against Windows Server) are the reference: every request is sent to the
+The recordings in ``tests/devhost/recordings`` (pypsrp's test data, MIT licence in
+``LICENSE-pypsrp`` there, recorded against Windows Server) are the reference: every request is sent to the
 simulator, with the recorded shell and command ids swapped for the ones the
 simulator handed out, and the *structure* of each response must match the
 recorded one: namespace declarations, element names and namespaces, attributes,
@@ -35,7 +35,7 @@ from devhost.builtin_commands import start_builtin
 from devhost.server import BuiltinHost
 from tests.devhost.conftest import PASSWORD, USER, SimServer
 
-RECORDINGS = Path(__file__).resolve().parents[3] / "shared" / "winrm-recordings"
+RECORDINGS = Path(__file__).resolve().parent / "recordings"
 FILES = sorted(RECORDINGS.glob("*.yml"))
 
 # The recordings of test_winrs_operation_timeout wait 10 s per Receive for a 30 s sleep; replay
