@@ -20,6 +20,26 @@ DataFolderRights = Literal["Modify", "FullControl"]
 _DNS_ALIAS = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
+ORGANIZATION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+APPLICATION_URI_PATTERN = r"^https://[^\s/]+(/\S*)?$"
+
+
+def dns_alias(value: str) -> str:
+    """The agent's DNS alias: the manual requires it in lower case (agent-requirements)."""
+    if value != value.lower():
+        raise ValueError(f"{value!r}: the manual requires the DNS alias in lower case: {value.lower()!r}")
+    if not _DNS_ALIAS.match(value):
+        raise ValueError(f"{value!r} is not a DNS name (letters, digits, '-' and '.')")
+    return value
+
+
+def agent_identifier(value: str) -> str:
+    """OpenId.AgentIdentifier: anything but 'Local', which Identity Manager reserves for the integrated agent."""
+    if value.lower() == "local":
+        raise ValueError("'Local' is reserved by Identity Manager for the integrated agent; choose another name")
+    return value
+
+
 def require_secret(value: Any, setting: str) -> pulumi.Output[Any]:
     """A Pulumi secret, or a clear error naming the setting."""
     if not isinstance(value, pulumi.Output):
@@ -43,6 +63,20 @@ class PfxCertificate(BaseModel):
         require_secret(self.pfx_base64, "pfx_base64")
         require_secret(self.password, "password")
         return self
+
+
+class StoreCertificate(BaseModel):
+    """A certificate already in LocalMachine\\My (the manual's recommended store method), by thumbprint.
+
+    Nothing is imported or removed; whoever put it there grants the agent's account read access
+    to its private key (the program says so in a warning)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    thumbprint: str = Field(pattern=r"^[0-9A-Fa-f]{40}$")
+
+
+CertificateSource = PfxCertificate | StoreCertificate
 
 
 class Identity(BaseModel):
@@ -82,7 +116,7 @@ class AgentSettings(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     agent_identifier: str = Field(min_length=1, max_length=64)
-    application_uri: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$")
+    application_uri: str = Field(pattern=APPLICATION_URI_PATTERN)
     openid_clients: dict[str, Any] = Field(description="OpenId client name -> secret (Pulumi secrets).")
     default_openid_client: str
     connections: dict[str, Any] = Field(default_factory=dict, description="Managed systems (secrets inside).")
@@ -90,9 +124,7 @@ class AgentSettings(BaseModel):
     @field_validator("agent_identifier")
     @classmethod
     def _not_local(cls, value: str) -> str:
-        if value.lower() == "local":
-            raise ValueError("agent_identifier: 'Local' is reserved for the integrated agent; choose another name")
-        return value
+        return agent_identifier(value)
 
     @model_validator(mode="after")
     def _clients(self) -> AgentSettings:
@@ -116,6 +148,7 @@ class WebHosting(BaseModel):
     site_name: str
     pool_name: str
     host_name: str = Field(description="The agent's DNS alias, lower case (agent-requirements).")
+    ip_address: str = Field("*", description="IP address of the bindings; * means all unassigned (the manual's).")
     http_port: int | None = Field(None, ge=1, le=65535, description="Optional plain-HTTP binding.")
     https_port: int = Field(443, ge=1, le=65535)
     remove_default_site: bool = True
@@ -123,11 +156,7 @@ class WebHosting(BaseModel):
     @field_validator("host_name")
     @classmethod
     def _lowercase_dns(cls, value: str) -> str:
-        if value != value.lower():
-            raise ValueError(f"host_name {value!r}: the manual requires the DNS alias in lower case: {value.lower()!r}")
-        if not _DNS_ALIAS.match(value):
-            raise ValueError(f"host_name {value!r} is not a DNS name")
-        return value
+        return dns_alias(value)
 
 
 def working_directory(organization: str, explicit: str | None) -> str:

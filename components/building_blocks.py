@@ -6,7 +6,7 @@ from typing import Any
 
 import pulumi
 
-from components.args import AgentSettings, DataFolderRights, Identity, PfxCertificate, WebHosting
+from components.args import AgentSettings, CertificateSource, DataFolderRights, Identity, StoreCertificate, WebHosting
 from providers.certificate import Certificate
 from providers.directory import Directory
 from providers.file_acl import FileAcl
@@ -37,9 +37,9 @@ WEB_CONFIG_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def features(name: str, connection: Any, args: Any, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+def features(name: str, connection: Any, rsat_ad_tools: bool, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
     """IIS with Application Initialization (install-agents-saas-full-guide: Install IIS via Server Manager)."""
-    names = ["Web-Server", "Web-AppInit"] + (["RSAT-ADDS-Tools"] if args.rsat_ad_tools else [])
+    names = ["Web-Server", "Web-AppInit"] + (["RSAT-ADDS-Tools"] if rsat_ad_tools else [])
     return [WindowsFeature(f"{name}-features", connection=connection, names=names, opts=opts)]
 
 
@@ -102,17 +102,29 @@ def data_folder_acls(
 
 
 def certificate(
-    name: str, connection: Any, pfx: PfxCertificate, readers: list[pulumi.Input[str]], opts: pulumi.ResourceOptions
-) -> Certificate:
-    """Imported into LocalMachine\\My with a non-exportable key readable by ``readers``."""
+    name: str,
+    connection: Any,
+    source: CertificateSource,
+    readers: list[pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """The certificate's thumbprint: a PFX is imported into LocalMachine\\My with a non-exportable key
+    readable by ``readers``; a certificate already in the store is only referenced."""
+    if isinstance(source, StoreCertificate):
+        if readers:
+            pulumi.log.warn(
+                f"{name}: certificate {source.thumbprint} is taken from LocalMachine\\My as it is; grant the "
+                "agent's account read access to its private key where it was imported (the manual requires it)"
+            )
+        return pulumi.Output.from_input(source.thumbprint.upper())
     return Certificate(
         name,
         connection=connection,
-        pfx=pfx.pfx_base64,
-        pfx_password=pfx.password,
+        pfx=source.pfx_base64,
+        pfx_password=source.password,
         private_key_readers=readers,
         opts=opts,
-    )
+    ).thumbprint
 
 
 def agent_settings_document(settings: AgentSettings, encryption_thumbprint: pulumi.Input[str]) -> dict[str, Any]:
@@ -167,11 +179,13 @@ def web_site(
     preload on; the Default Web Site and DefaultAppPool removed first when asked (install-agents-6.2)."""
     bindings: list[dict[str, Any]] = []
     if web.http_port:
-        bindings.append({"protocol": "http", "ip_address": "*", "port": web.http_port, "host_header": web.host_name})
+        bindings.append(
+            {"protocol": "http", "ip_address": web.ip_address, "port": web.http_port, "host_header": web.host_name}
+        )
     bindings.append(
         {
             "protocol": "https",
-            "ip_address": "*",
+            "ip_address": web.ip_address,
             "port": web.https_port,
             "host_header": web.host_name,
             "certificate_thumbprint": ssl_thumbprint,

@@ -12,7 +12,14 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.args import DataFolderRights, Identity, PfxCertificate, WebHosting, require_secret, working_directory
+from components.args import (
+    CertificateSource,
+    DataFolderRights,
+    Identity,
+    WebHosting,
+    require_secret,
+    working_directory,
+)
 from components.building_blocks import (
     certificate,
     data_folder_acls,
@@ -23,6 +30,7 @@ from components.building_blocks import (
     web_site,
     working_folders,
 )
+from components.host_baseline import HostBaseline
 from providers.iis_app_pool import IisAppPool
 from providers.settings_file import SettingsFile
 
@@ -36,9 +44,9 @@ class IntegratedAgentArgs(BaseModel):
     working_directory: str | None = None
     web: WebHosting
     identity: Identity = Field(default_factory=Identity)
-    ssl_certificate: PfxCertificate
-    encryption_certificate: PfxCertificate
-    identity_server_certificate: PfxCertificate
+    ssl_certificate: CertificateSource
+    encryption_certificate: CertificateSource
+    identity_server_certificate: CertificateSource
     license: Any = Field(description="The license key (a Pulumi secret).")
     connection_string: Any = Field(
         description="Database connection string (a Pulumi secret); Integrated Security=SSPI recommended."
@@ -60,6 +68,9 @@ class IntegratedAgentArgs(BaseModel):
 
 class IntegratedAgent(pulumi.ComponentResource):
     identity_account: pulumi.Output[str]
+    encryption_thumbprint: pulumi.Output[str]
+    ssl_thumbprint: pulumi.Output[str]
+    site_name: pulumi.Output[str]
 
     def __init__(
         self,
@@ -67,21 +78,28 @@ class IntegratedAgent(pulumi.ComponentResource):
         args: IntegratedAgentArgs,
         connection: pulumi.Input[dict[str, Any]],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        baseline: HostBaseline | None = None,
     ) -> None:
+        """``baseline``: the host's features, prerequisites check and default-site removal (see ProductionAgent)."""
         super().__init__("usercube:agents:IntegratedAgent", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         root = args.root
         runtime = f"{root}\\Runtime"
 
-        installed = features(name, connection, args, child) if args.install_features else []
-        checked = prerequisites(name, connection, args.minimum_hosting_bundle, child, installed)
+        installed: list[pulumi.Resource] = []
+        if baseline is None:
+            installed = features(name, connection, args.rsat_ad_tools, child) if args.install_features else []
+            ready = [*installed, prerequisites(name, connection, args.minimum_hosting_bundle, child, installed)]
+        else:
+            ready = baseline.ready
         folders = working_folders(name, connection, root, child)
         pool = IisAppPool(
             f"{name}-pool",
             connection=connection,
             name=args.web.pool_name,
             **identity_for_pool(args.identity),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*installed, checked]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
         account = pool.identity_account
         acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
@@ -100,12 +118,12 @@ class IntegratedAgent(pulumi.ComponentResource):
                 "ConnectionString": args.connection_string,
                 # The store (recommended by the manual), never a PFX file path with its password.
                 "IdentityServer": {
-                    "X509Thumbprint": identity_server.thumbprint,
+                    "X509Thumbprint": identity_server,
                     "X509StoreLocation": "LocalMachine",
                     "X509StoreName": "My",
                 },
                 "EncryptionCertificate": {
-                    "Thumbprint": encryption.thumbprint,
+                    "Thumbprint": encryption,
                     "StoreLocation": "LocalMachine",
                     "StoreName": "My",
                 },
@@ -126,6 +144,10 @@ class IntegratedAgent(pulumi.ComponentResource):
         files.append(
             web_config(f"{name}-web-config", connection, runtime, SERVER_DLL, "stdout-server.log", child, folders)
         )
-        web_site(name, connection, args.web, runtime, ssl.thumbprint, child, installed, [pool, *acls, *files])
+        web = args.web if baseline is None else args.web.model_copy(update={"remove_default_site": False})
+        site = web_site(name, connection, web, runtime, ssl, child, installed, [*ready, pool, *acls, *files])
         self.identity_account = account
-        self.register_outputs({"identity_account": account})
+        self.encryption_thumbprint = encryption
+        self.ssl_thumbprint = ssl
+        self.site_name = site.name
+        self.register_outputs({"identity_account": account, "encryption_thumbprint": encryption})

@@ -24,7 +24,14 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.args import AgentSettings, DataFolderRights, Identity, PfxCertificate, WebHosting, working_directory
+from components.args import (
+    AgentSettings,
+    CertificateSource,
+    DataFolderRights,
+    Identity,
+    WebHosting,
+    working_directory,
+)
 from components.building_blocks import (
     agent_settings_document,
     certificate,
@@ -36,6 +43,7 @@ from components.building_blocks import (
     web_site,
     working_folders,
 )
+from components.host_baseline import HostBaseline
 from providers.iis_app_pool import IisAppPool
 from providers.settings_file import SettingsFile
 from providers.windows_service import WindowsService
@@ -52,8 +60,8 @@ class ProductionAgentArgs(BaseModel):
     web: WebHosting | None = None
     service_name: str | None = None
     identity: Identity = Field(default_factory=Identity)
-    ssl_certificate: PfxCertificate | None = None
-    encryption_certificate: PfxCertificate
+    ssl_certificate: CertificateSource | None = None
+    encryption_certificate: CertificateSource
     settings: AgentSettings
     data_folder_rights: DataFolderRights = "Modify"
     install_features: bool = True
@@ -66,7 +74,7 @@ class ProductionAgentArgs(BaseModel):
             if self.web is None:
                 raise ValueError("web: IIS hosting needs site_name, pool_name and host_name")
             if self.ssl_certificate is None:
-                raise ValueError("ssl_certificate: IIS hosting serves the agent over HTTPS; give the PFX")
+                raise ValueError("ssl_certificate: IIS hosting serves the agent over HTTPS; give the certificate")
         elif self.identity.kind == "ApplicationPoolIdentity":
             raise ValueError("identity: a Windows service cannot run as ApplicationPoolIdentity; use a gMSA or user")
         return self
@@ -82,6 +90,7 @@ class ProductionAgent(pulumi.ComponentResource):
     site_name: pulumi.Output[str] | None
     identity_account: pulumi.Output[str]
     encryption_thumbprint: pulumi.Output[str]
+    ssl_thumbprint: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -89,18 +98,23 @@ class ProductionAgent(pulumi.ComponentResource):
         args: ProductionAgentArgs,
         connection: pulumi.Input[dict[str, Any]],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        baseline: HostBaseline | None = None,
     ) -> None:
+        """``baseline``: the host's features, prerequisites check and default-site removal, declared
+        once per host by the stack; without it the agent declares its own (a host of its own)."""
         super().__init__("usercube:agents:ProductionAgent", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         root = args.root
         runtime = f"{root}\\Runtime"
 
-        installed = features(name, connection, args, child) if args.hosting == "iis" and args.install_features else []
-        checked = (
-            [prerequisites(name, connection, args.minimum_hosting_bundle, child, installed)]
-            if args.hosting == "iis"
-            else []
-        )
+        installed: list[pulumi.Resource] = []
+        ready: list[pulumi.Resource] = []
+        if baseline is not None:
+            ready = baseline.ready
+        elif args.hosting == "iis":
+            installed = features(name, connection, args.rsat_ad_tools, child) if args.install_features else []
+            ready = [*installed, prerequisites(name, connection, args.minimum_hosting_bundle, child, installed)]
         folders = working_folders(name, connection, root, child)
 
         pool: IisAppPool | None = None
@@ -111,7 +125,7 @@ class ProductionAgent(pulumi.ComponentResource):
                 connection=connection,
                 name=args.web.pool_name,
                 **identity_for_pool(args.identity),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*installed, *checked]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
             )
             account: pulumi.Output[str] = pool.identity_account
         else:
@@ -124,22 +138,23 @@ class ProductionAgent(pulumi.ComponentResource):
                 f"{name}-appsettings-agent",
                 connection=connection,
                 path=f"{runtime}\\appsettings.agent.json",
-                json_content=agent_settings_document(args.settings, encryption.thumbprint),
+                json_content=agent_settings_document(args.settings, encryption),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[folders]),
             )
         ]
 
         self.site_name = None
+        self.ssl_thumbprint = None
         if args.hosting == "iis":
             assert args.web is not None and args.ssl_certificate is not None and pool is not None
             files.append(
                 web_config(f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, folders)
             )
             ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
-            site = web_site(
-                name, connection, args.web, runtime, ssl.thumbprint, child, installed, [pool, *acls, *files]
-            )
+            web = args.web if baseline is None else args.web.model_copy(update={"remove_default_site": False})
+            site = web_site(name, connection, web, runtime, ssl, child, installed, [*ready, pool, *acls, *files])
             self.site_name = site.name
+            self.ssl_thumbprint = ssl
         else:
             WindowsService(
                 f"{name}-service",
@@ -150,11 +165,11 @@ class ProductionAgent(pulumi.ComponentResource):
                 arguments=["--service"],
                 account=str(args.identity.account),
                 password=args.identity.password,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*acls, *files]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, *acls, *files]),
             )
 
         self.identity_account = account
-        self.encryption_thumbprint = encryption.thumbprint
+        self.encryption_thumbprint = encryption
         self.register_outputs(
-            {"identity_account": account, "encryption_thumbprint": encryption.thumbprint, "site_name": self.site_name}
+            {"identity_account": account, "encryption_thumbprint": encryption, "site_name": self.site_name}
         )

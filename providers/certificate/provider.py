@@ -21,7 +21,7 @@ from providers.certificate.model import CertificateModel
 from providers.certificate.pfx import PfxRefused, inspect_pfx, pfx_thumbprint
 from providers.framework.checks import contains_unknown
 from providers.framework.model import ResourceModel
-from providers.framework.provider import WindowsResourceProvider, unnamed
+from providers.framework.provider import WindowsResourceProvider, connection_change, unnamed
 from providers.scripting.runner import OperationResult, ScriptRef, run_script
 
 _log = logging.getLogger(__name__)
@@ -69,19 +69,28 @@ class CertificateProvider(WindowsResourceProvider):
         new_thumbprint = self._thumbprint_of(news)
         if ("pfx" in changed or "pfx_password" in changed) and new_thumbprint != olds.get("thumbprint"):
             replaces.append("pfx")  # another certificate: a new store entry, then the old one goes
-        same_entry = new_thumbprint == olds.get("thumbprint") and all(
-            news.get(key) == olds.get(key) for key in ("store_location", "store_name")
+        moved, reach = connection_change(olds, news)
+        if moved:
+            replaces.append("connection")
+        same_entry = (
+            not moved
+            and new_thumbprint == olds.get("thumbprint")
+            and all(news.get(key) == olds.get(key) for key in ("store_location", "store_name"))
         )
         # Creating first would find the old entry in place and adopt it, and deleting the old one
         # afterwards would remove what the new one stands for.
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=bool(replaces) and same_entry)
+        return DiffResult(
+            changes=bool(changed) or moved or reach,
+            replaces=replaces,
+            delete_before_replace=bool(replaces) and same_entry,
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = self._spec(props)
         result = self._run(spec, "set")
         return CreateResult(spec.resource_id(), self._outs(spec, result, imported=bool(result.state.get("imported"))))
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = self._spec(news)
         result = self._run(spec, "set")
         # Imported once by this stack stays ours; set also imports again if it vanished meanwhile.

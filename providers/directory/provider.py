@@ -26,8 +26,8 @@ class DirectoryProvider(WindowsResourceProvider):
         assert isinstance(spec, DirectoryModel)
         return {"folder_paths": spec.folder_paths(), "created_folders": list(state.get("created") or [])}
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        result = super().update(_id, olds, news)
+    def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        result = super().apply_update(_id, olds, news)
         outs = dict(result.outs or {})
         # Sub-folders created earlier stay ours (also those dropped from the list): destroy may remove them.
         outs["created_folders"] = _union(olds.get("created_folders"), outs.get("created_folders"))

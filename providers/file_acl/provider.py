@@ -9,7 +9,7 @@ from pulumi.dynamic import DiffResult
 from providers.file_acl.model import FileAclModel
 from providers.framework.checks import contains_unknown
 from providers.framework.model import ResourceModel
-from providers.framework.provider import WindowsResourceProvider
+from providers.framework.provider import WindowsResourceProvider, connection_change
 from providers.scripting.errors import HostOperationFailed
 from providers.scripting.runner import ScriptRef, run_script
 
@@ -39,9 +39,13 @@ class FileAclProvider(WindowsResourceProvider):
             if (contains_unknown(news.get(key)) or olds.get(key) != news.get(key)) and not self._same(key, olds, news)
         ]
         replaces = [key for key in changed if key in self.model.replace_keys()]
+        moved, reach = connection_change(olds, news)
         # Delete first: old and new entry may be the same ACE (same SID, path differing only in case),
         # and deleting the old one after creating the new one would remove what was just granted.
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
+        if moved:
+            # Another host: its entry cannot be the one deleted here, so create it first like any move.
+            return DiffResult(changes=True, replaces=[*replaces, "connection"], delete_before_replace=False)
+        return DiffResult(changes=bool(changed) or reach, replaces=replaces, delete_before_replace=True)
 
     def _same(self, key: str, olds: dict[str, Any], news: dict[str, Any]) -> bool:
         old, new = olds.get(key), news.get(key)

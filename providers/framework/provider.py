@@ -36,6 +36,24 @@ def unnamed(failures: list[CheckFailure]) -> list[CheckFailure]:
     return [CheckFailure("", f"{f.property}: {f.reason}") if f.property else f for f in failures]
 
 
+def _location(connection: Any) -> tuple[str, Any] | None:
+    """Where an object lives: the host's address and the WinRM port as declared."""
+    if not isinstance(connection, dict) or contains_unknown(connection.get("host")):
+        return None
+    return (str(connection.get("host") or "").lower(), connection.get("port"))
+
+
+def connection_change(olds: dict[str, Any], news: dict[str, Any]) -> tuple[bool, bool]:
+    """(moved, reach): ``moved`` when the object is declared on another host (a replacement: created
+    there, then deleted here); ``reach`` when only the way to reach the same host changed (user,
+    password, transport, HTTPS, CA bundle): an update that changes nothing on the host but puts the
+    new connection in the state, so later refresh and destroy use it."""
+    old, new = olds.get(CONNECTION), news.get(CONNECTION)
+    new_location = _location(new)
+    moved = new_location is None or _location(old) != new_location
+    return moved, not moved and (contains_unknown(new) or old != new)
+
+
 class WindowsResourceProvider(ResourceProvider):
     """Subclasses set ``model`` and ``package`` and map host state with the two hooks below."""
 
@@ -70,7 +88,10 @@ class WindowsResourceProvider(ResourceProvider):
             if contains_unknown(news.get(key)) or olds.get(key) != news.get(key)
         ]
         replaces = [key for key in changed if key in self.model.replace_keys()]
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+        moved, reach = connection_change(olds, news)
+        if moved:
+            replaces.append(CONNECTION)
+        return DiffResult(changes=bool(changed) or moved or reach, replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = self._spec(props)
@@ -86,7 +107,13 @@ class WindowsResourceProvider(ResourceProvider):
         inputs = {**spec.model_dump(mode="json"), **actual}
         return ReadResult(id_, {**inputs, **self.outputs(spec, result.state)}, inputs)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if self._only_reach_changed(olds, news):
+            return UpdateResult({**olds, **self._spec(news).model_dump(mode="json")})
+        return self.apply_update(id_, olds, news)
+
+    def apply_update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Bring the object on the host to ``news`` (subclasses extend this, not ``update``)."""
         spec = self._spec(news)
         return UpdateResult(self._outs(spec, self._run(spec, "set")))
 
@@ -94,6 +121,10 @@ class WindowsResourceProvider(ResourceProvider):
         self._run(self._spec(props), "remove")
 
     # -- internals -------------------------------------------------------------------------
+
+    def _only_reach_changed(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        moved, reach = connection_change(olds, news)
+        return reach and not moved and all(olds.get(key) == news.get(key) for key in self.model.desired_keys())
 
     def _spec(self, props: dict[str, Any]) -> ResourceModel:
         known = set(self.model.model_fields)

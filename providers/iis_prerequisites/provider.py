@@ -23,7 +23,7 @@ class IisPrerequisitesProvider(WindowsResourceProvider):
         spec = self._spec(props)
         return CreateResult(spec.resource_id(), self._outs(spec, self._run(spec, "get")))
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def apply_update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = self._spec(news)
         return UpdateResult(self._outs(spec, self._run(spec, "get")))
 

@@ -41,7 +41,7 @@ class WindowsServiceProvider(WindowsResourceProvider):
             raise
         return CreateResult(spec.resource_id(), {**spec.model_dump(mode="json"), **self.outputs(spec, state)})
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = self._spec(news)
         assert isinstance(spec, WindowsServiceModel)
         rotated = spec.password is not None and olds.get("password") != spec.password

@@ -1,0 +1,194 @@
+"""One environment: a connection and a baseline per host, then every agent the stack describes.
+
+Resource names come from the agent's ``name`` (and the host's key for the baseline), never from
+its position in the list, so adding, removing or reordering agents touches only those agents.
+Moving an agent to another host keeps its names: its resources are replaced because their
+connection's host changed (created on the new host first, then deleted on the old one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import pulumi
+
+from components.args import (
+    AgentSettings,
+    CertificateSource,
+    Identity,
+    PfxCertificate,
+    StoreCertificate,
+    WebHosting,
+)
+from components.host_baseline import HostBaseline
+from components.integrated_agent import IntegratedAgent, IntegratedAgentArgs
+from components.production_agent import ProductionAgent, ProductionAgentArgs
+from components.stack.load import Estate
+from components.stack.schema import AgentSpec, CertificateSpec, HostSpec
+from components.stack.secrets import must_be_secret
+
+
+def connection(host: HostSpec, password: pulumi.Output[str]) -> dict[str, Any]:
+    """The WinRM connection input of every resource on ``host``; the password stays a Pulumi secret."""
+    return {
+        "host": host.address,
+        "port": host.port or None,
+        "transport": host.transport,
+        "use_https": host.use_https,
+        "validate_certificate": host.validate_certificate,
+        "ca_bundle": host.ca_bundle or None,
+        "username": host.user,
+        "password": password,
+    }
+
+
+def deploy(estate: Estate) -> dict[str, Any]:
+    """Declare every host's baseline and every agent; return the stack's ``agents`` export."""
+    spec = estate.spec
+    connections = {
+        name: connection(host, pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()
+    }
+    baselines = {name: _baseline(name, connections[name], spec.agents) for name in spec.hosts}
+    exports: dict[str, Any] = {}
+    for index, agent in enumerate(spec.agents):
+        secrets = _Secrets(estate, index)
+        link = connections[agent.host]
+        base = baselines[agent.host]
+        deployed: ProductionAgent | IntegratedAgent
+        if agent.kind == "integrated":
+            deployed = IntegratedAgent(agent.name, _integrated_args(agent, secrets), link, baseline=base)
+        else:
+            deployed = ProductionAgent(agent.name, _production_args(agent, secrets), link, baseline=base)
+        exports[agent.name] = {
+            "kind": agent.kind,
+            "host": agent.host,
+            "url": agent.url,
+            "identityAccount": deployed.identity_account,
+            "sslCertificateThumbprint": deployed.ssl_thumbprint,
+            "encryptionCertificateThumbprint": deployed.encryption_thumbprint,
+            "workingDirectory": agent.root,
+            "xmlConfiguration": agent_xml(agent),
+        }
+    return exports
+
+
+def agent_xml(agent: AgentSpec) -> str:
+    """The line the integration team adds to the XML configuration (its Identifier is the agent's)."""
+    display = agent.display_name or agent.identifier
+    return (
+        f"<Agent Identifier={quoteattr(agent.identifier)} DisplayName_L1={quoteattr(display)} "
+        f"URI={quoteattr(agent.url)} />"
+    )
+
+
+def _baseline(host: str, link: dict[str, Any], agents: list[AgentSpec]) -> HostBaseline | None:
+    """One per host that runs an IIS agent: the union of what its agents ask of the server."""
+    iis = [agent for agent in agents if agent.host == host and agent.hosting == "iis"]
+    if not iis:
+        return None
+    return HostBaseline(
+        f"host-{host}",
+        link,
+        rsat_ad_tools=any(agent.rsat_ad_tools for agent in iis),
+        minimum_hosting_bundle=max((agent.minimum_hosting_bundle for agent in iis), key=_version),
+        remove_default_site=any(agent.remove_default_site for agent in iis),
+        install_features=any(agent.install_features for agent in iis),
+    )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+class _Secrets:
+    """Wraps the values of one agent that are secrets as Pulumi secrets, each on its own."""
+
+    def __init__(self, estate: Estate, index: int) -> None:
+        self.estate = estate
+        self.at: tuple[str | int, ...] = ("agents", index)
+
+    def __call__(self, value: Any) -> pulumi.Output[Any]:
+        return pulumi.Output.secret(value)
+
+    def tree(self, value: Any, *path: str | int) -> Any:
+        """A free-form object (managed-system connections): secret where the stack encrypted it or
+        where the key names a password or secret; plain elsewhere, so those diffs stay visible."""
+        loc = (*self.at, *path)
+        if isinstance(value, dict):
+            return {key: self.tree(item, *path, key) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.tree(item, *path, index) for index, item in enumerate(value)]
+        if self.estate.is_secret(loc) or must_be_secret(loc):
+            return pulumi.Output.secret(value)
+        return value
+
+    def certificate(self, spec: CertificateSpec) -> CertificateSource:
+        if spec.from_store:
+            return StoreCertificate(thumbprint=spec.thumbprint)
+        return PfxCertificate(pfx_base64=self(spec.pfx), password=self(spec.password))
+
+    def identity(self, agent: AgentSpec) -> Identity:
+        spec = agent.identity
+        return Identity(
+            kind=spec.kind,
+            account=spec.account or None,
+            password=self(spec.password) if spec.password else None,
+        )
+
+
+def _web(agent: AgentSpec) -> WebHosting:
+    return WebHosting(
+        site_name=agent.effective_site_name,
+        pool_name=agent.effective_pool_name,
+        host_name=agent.host_name,
+        https_port=agent.https_port,
+        http_port=agent.http_port or None,
+        ip_address=agent.ip_address,
+        remove_default_site=agent.remove_default_site,
+    )
+
+
+def _production_args(agent: AgentSpec, secrets: _Secrets) -> ProductionAgentArgs:
+    settings = agent.settings
+    return ProductionAgentArgs(
+        organization=agent.organization,
+        working_directory=agent.working_directory or None,
+        hosting=agent.hosting,
+        web=_web(agent) if agent.hosting == "iis" else None,
+        service_name=agent.effective_service_name,
+        identity=secrets.identity(agent),
+        ssl_certificate=secrets.certificate(agent.ssl_certificate) if agent.ssl_certificate else None,
+        encryption_certificate=secrets.certificate(agent.encryption_certificate),
+        settings=AgentSettings(
+            agent_identifier=settings.agent_identifier,
+            application_uri=settings.application_uri,
+            openid_clients={name: secrets(value) for name, value in settings.open_id_clients.items()},
+            default_openid_client=settings.default_client,
+            connections=secrets.tree(settings.connections, "settings", "connections"),
+        ),
+        data_folder_rights=agent.data_folder_rights,
+        install_features=agent.install_features,
+        rsat_ad_tools=agent.rsat_ad_tools,
+        minimum_hosting_bundle=agent.minimum_hosting_bundle,
+    )
+
+
+def _integrated_args(agent: AgentSpec, secrets: _Secrets) -> IntegratedAgentArgs:
+    assert agent.ssl_certificate is not None and agent.identity_server_certificate is not None  # checked on load
+    return IntegratedAgentArgs(
+        organization=agent.organization,
+        working_directory=agent.working_directory or None,
+        web=_web(agent),
+        identity=secrets.identity(agent),
+        ssl_certificate=secrets.certificate(agent.ssl_certificate),
+        encryption_certificate=secrets.certificate(agent.encryption_certificate),
+        identity_server_certificate=secrets.certificate(agent.identity_server_certificate),
+        license=secrets(agent.license),
+        connection_string=secrets(agent.connection_string),
+        agent_connections=secrets.tree(agent.settings.connections, "settings", "connections"),
+        data_folder_rights=agent.data_folder_rights,
+        install_features=agent.install_features,
+        rsat_ad_tools=agent.rsat_ad_tools,
+        minimum_hosting_bundle=agent.minimum_hosting_bundle,
+    )

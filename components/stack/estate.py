@@ -1,0 +1,195 @@
+"""Rules of the estate as a whole: what one agent's keys alone cannot tell.
+
+Hosts referenced exist; the fields each agent kind needs are there and the ones it cannot use are
+not; no two agents on one host share a working directory, site, pool, service or binding; agent
+identifiers are unique in the environment; PFX files pass the manual's rules (checked locally,
+before any host is contacted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from components.stack.errors import Problem, key_path, nearest
+from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec
+from providers.certificate.pfx import PfxRefused, inspect_pfx
+from providers.transport.connection import HostConnection
+
+
+def check_estate(spec: EstateSpec, project_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _hosts(spec, project_dir)
+    for index, agent in enumerate(spec.agents):
+        problems += _agent(index, agent, spec)
+    problems += _unique_in_environment(spec)
+    problems += _unique_per_host(spec)
+    return problems
+
+
+def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
+    problems = []
+    for name, host in spec.hosts.items():
+        try:
+            HostConnection(
+                host=host.address,
+                port=host.port or None,
+                transport=host.transport,
+                use_https=host.use_https,
+                validate_certificate=host.validate_certificate,
+                ca_bundle=host.ca_bundle or None,
+                username=host.user,
+                password=host.password,
+            )
+        except ValueError as error:
+            reason = str(error).split("\n", 1)[-1].strip().removeprefix("Value error, ")
+            problems.append(Problem(f"hosts.{name}", reason.splitlines()[0]))
+        if host.ca_bundle and not (project_dir / host.ca_bundle).is_file():
+            problems.append(
+                Problem(
+                    f"hosts.{name}.caBundle",
+                    f"file {host.ca_bundle!r} does not exist (relative paths start at the project directory); "
+                    "give the PEM file of the CAs that issued the host's WinRM certificate",
+                )
+            )
+    return problems
+
+
+def _agent(index: int, agent: AgentSpec, spec: EstateSpec) -> list[Problem]:
+    at = f"agents[{index}]"
+    problems: list[Problem] = []
+
+    def need(condition: bool, key: str, message: str) -> None:
+        if not condition:
+            problems.append(Problem(f"{at}.{key}", message))
+
+    if agent.host not in spec.hosts:
+        guess = nearest(agent.host, spec.hosts)
+        hint = f"did you mean {guess!r}? " if guess else ""
+        problems.append(
+            Problem(f"{at}.host", f"unknown host {agent.host!r}; {hint}hosts of this stack: {sorted(spec.hosts)}")
+        )
+    if agent.http_port and agent.http_port == agent.https_port:
+        need(False, "httpPort", f"equals httpsPort ({agent.https_port}); give another port, or 0 for no http binding")
+    settings = agent.settings
+    if agent.kind == "production":
+        need(bool(settings.agent_identifier), "settings.agentIdentifier", "is required for a production agent")
+        need(bool(settings.application_uri), "settings.applicationUri", "is required: the Identity Manager URL")
+        need(bool(settings.open_id_clients), "settings.openIdClients", "give at least one client: name -> secret")
+        if settings.open_id_clients and settings.default_client not in settings.open_id_clients:
+            need(
+                False,
+                "settings.defaultOpenIdClient",
+                f"{settings.default_open_id_client or '(empty)'} is not a key of settings.openIdClients "
+                f"({sorted(settings.open_id_clients)}); name one of them",
+            )
+        for key, present in (
+            ("license", agent.license),
+            ("connectionString", agent.connection_string),
+            ("identityServerCertificate", agent.identity_server_certificate),
+        ):
+            need(not present, key, "belongs to the integrated agent (the server); remove it from a production agent")
+    else:
+        need(agent.hosting == "iis", "hosting", "the integrated agent runs in the server's IIS site; use iis")
+        need(bool(agent.license), "license", "is required for the integrated agent (the server's License)")
+        need(bool(agent.connection_string), "connectionString", "is required for the integrated agent (a secret)")
+        need(agent.identity_server_certificate is not None, "identityServerCertificate", "is required (the server)")
+        unused: tuple[tuple[str, object], ...] = (
+            ("settings.agentIdentifier", settings.agent_identifier),
+            ("settings.applicationUri", settings.application_uri),
+            ("settings.openIdClients", settings.open_id_clients),
+        )
+        for key, value in unused:
+            need(not value, key, "is not used by the integrated agent (it is the server's 'Local' agent); remove it")
+    if agent.hosting == "iis":
+        need(agent.ssl_certificate is not None, "sslCertificate", "IIS serves the agent over HTTPS; give pfx+password")
+    else:
+        need(
+            agent.identity.kind != "ApplicationPoolIdentity",
+            "identity.kind",
+            "a Windows service cannot run as ApplicationPoolIdentity; use GroupManagedServiceAccount or User",
+        )
+        need(agent.ssl_certificate is None, "sslCertificate", "is used only with hosting: iis; remove it")
+    for key, certificate in (
+        ("sslCertificate", agent.ssl_certificate),
+        ("encryptionCertificate", agent.encryption_certificate),
+        ("identityServerCertificate", agent.identity_server_certificate),
+    ):
+        problems += _pfx(f"{at}.{key}", certificate)
+    return problems
+
+
+def _pfx(at: str, certificate: CertificateSpec | None) -> list[Problem]:
+    if certificate is None or certificate.from_store:
+        return []
+    try:
+        inspect_pfx(certificate.pfx, certificate.password)
+    except PfxRefused as refused:
+        key = "password" if refused.property == "pfx_password" else "pfx"
+        return [Problem(f"{at}.{key}", refused.message)]
+    return []
+
+
+def _duplicates(
+    agents: Sequence[tuple[int, AgentSpec]], value: Callable[[AgentSpec], object], key: str, what: str
+) -> list[Problem]:
+    seen: dict[object, int] = {}
+    problems = []
+    for index, agent in agents:
+        item = value(agent)
+        if item is None:
+            continue
+        if item in seen:
+            first = seen[item]
+            problems.append(
+                Problem(
+                    f"agents[{index}].{key}",
+                    f"{what} is also used by agents[{first}] ({dict(agents)[first].name}); give each agent its own",
+                )
+            )
+        else:
+            seen[item] = index
+    return problems
+
+
+def _unique_in_environment(spec: EstateSpec) -> list[Problem]:
+    indexed = list(enumerate(spec.agents))
+    problems = _duplicates(indexed, lambda a: a.name, "name", "this name")
+    production = [(i, a) for i, a in indexed if a.kind == "production" and a.settings.agent_identifier]
+    problems += _duplicates(
+        production, lambda a: a.settings.agent_identifier.lower(), "settings.agentIdentifier", "this agent identifier"
+    )
+    return problems
+
+
+def _unique_per_host(spec: EstateSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    for host in spec.hosts:
+        on_host = [(i, a) for i, a in enumerate(spec.agents) if a.host == host]
+        iis = [(i, a) for i, a in on_host if a.hosting == "iis"]
+        service = [(i, a) for i, a in on_host if a.hosting == "service"]
+        problems += _duplicates(
+            on_host, lambda a: a.root.lower(), "workingDirectory", f"working directory on host {host!r}"
+        )
+        problems += _duplicates(iis, lambda a: a.effective_site_name.lower(), "siteName", f"site on host {host!r}")
+        problems += _duplicates(iis, lambda a: a.effective_pool_name.lower(), "poolName", f"pool on host {host!r}")
+        problems += _duplicates(
+            service, lambda a: a.effective_service_name.lower(), "serviceName", f"service on host {host!r}"
+        )
+        bindings = [(i, a, port) for i, a in iis for port in (a.https_port, a.http_port) if port]
+        seen: dict[tuple[str, int, str], int] = {}
+        for index, agent, port in bindings:
+            binding = (agent.ip_address, port, agent.host_name)
+            if binding in seen and seen[binding] != index:
+                problems.append(
+                    Problem(
+                        f"agents[{index}].{'httpsPort' if port == agent.https_port else 'httpPort'}",
+                        f"binding {agent.ip_address}:{port}:{agent.host_name} on host {host!r} is also used by "
+                        f"agents[{seen[binding]}]; give another hostName or port",
+                    )
+                )
+            seen.setdefault(binding, index)
+    return problems
+
+
+__all__ = ["check_estate", "key_path"]

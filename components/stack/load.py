@@ -1,0 +1,134 @@
+"""Read the stack configuration and validate all of it before the program declares any resource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
+
+import pulumi
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from components.stack.errors import PROJECT, ConfigError, Loc, Problem, key_path, nearest
+from components.stack.estate import check_estate
+from components.stack.schema import EstateSpec
+from components.stack.secrets import check_secrets, may_be_secret, secure_paths
+
+TOP_LEVEL_KEYS = ("hosts", "agents")
+# The one-agent keys of the first version: named so an old stack file gets a pointer, not a typo hint.
+_FLAT_KEYS = {
+    "windowsHost", "winrmPort", "winrmTransport", "winrmUseHttps", "winrmValidateCertificate", "winrmCaBundle",
+    "winrmUser", "winrmPassword", "organization", "workingDirectory", "agentIdentifier", "applicationUri",
+    "openIdClientSecret", "hosting", "hostName", "siteName", "poolName", "httpsPort", "httpPort", "identityKind",
+    "identityAccount", "identityPassword", "dataFolderRights", "removeDefaultSite", "rsatAdTools", "sslPfx",
+    "sslPfxPassword", "encryptionPfx", "encryptionPfxPassword",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Estate:
+    """The validated environment, with the paths whose values are Pulumi secrets."""
+
+    spec: EstateSpec
+    secret_paths: frozenset[tuple[str | int, ...]]
+    stack: str
+
+    def is_secret(self, loc: Loc) -> bool:
+        return tuple(loc) in self.secret_paths
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    return project_dir / str(project.get("stackConfigDir", ".")) / f"Pulumi.{stack}.yaml"
+
+
+def load(project_dir: Path) -> Estate:
+    """The current stack's configuration, as the engine passes it, checked against its stack file."""
+    stack = pulumi.get_stack()
+    path = stack_file(project_dir, stack)
+    if not path.is_file():
+        raise ConfigError([Problem("", f"stack file {path} not found; create it with `pulumi stack init {stack}`")])
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config = pulumi.Config(PROJECT)
+    raw = {key: config.get_object(key) for key in TOP_LEVEL_KEYS}
+    return load_from({k: v for k, v in raw.items() if v is not None}, document.get("config") or {}, stack, project_dir)
+
+
+def load_from(raw: dict[str, Any], stack_file_config: dict[str, Any], stack: str, project_dir: Path) -> Estate:
+    """Validate ``raw`` (decrypted values) against the schema, the stack file's secrets and the estate rules."""
+    problems = _top_level(raw, stack_file_config)
+    secure = secure_paths(stack_file_config)
+    problems += check_secrets(raw, secure, stack)
+    try:
+        spec = EstateSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(problems + _schema_problems(error)) from None
+    problems += check_estate(spec, project_dir)
+    if problems:
+        raise ConfigError(problems)
+    secret = {loc for loc in secure if may_be_secret(loc)}
+    return Estate(spec, frozenset(secret), stack)
+
+
+def _top_level(raw: dict[str, Any], stack_file_config: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for full_key in stack_file_config:
+        namespace, _, key = str(full_key).partition(":")
+        if namespace != PROJECT or key in TOP_LEVEL_KEYS:
+            continue
+        if key in _FLAT_KEYS:
+            message = "is a key of the one-agent layout, replaced by `hosts` and `agents` (README: Stack configuration)"
+        else:
+            guess = nearest(key, TOP_LEVEL_KEYS)
+            message = f"is not a setting of this project{f'; did you mean {guess!r}?' if guess else ''}"
+        problems.append(Problem(key, f"{message}; remove it with `pulumi config rm {key}`"))
+    for key in TOP_LEVEL_KEYS:
+        if key not in raw:
+            problems.append(Problem(key, "is required: describe the environment's hosts and agents (see README)"))
+    return problems
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The schema model that holds the keys at ``loc`` (to suggest the key a typo meant)."""
+    current: Any = EstateSpec
+    for part in loc:
+        model = _as_model(current)
+        if model is not None and isinstance(part, str):
+            fields = {field.alias or name: field for name, field in model.model_fields.items()}
+            current = fields[part].annotation if part in fields else None
+        else:  # a list index or a dict key (a host name, a client name): step into the item type
+            arguments = [a for a in get_args(current) if a is not type(None)]
+            current = arguments[-1] if get_origin(current) in (list, dict) and arguments else None
+    return _as_model(current)
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    """``Model`` or ``Model | None`` -> Model."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, UnionType):
+        models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def _schema_problems(error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            keys = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
+            guess = nearest(str(loc[-1]), keys)
+            hint = f"did you mean {guess!r}?" if guess else f"valid keys: {', '.join(keys)}"
+            message = f"is not a known key; {hint}"
+        elif item["type"] == "missing":
+            message = "is required"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if "input" in item and item["type"] in ("literal_error", "string_pattern_mismatch", "enum"):
+                message = f"{message}, not {item['input']!r}" if isinstance(item["input"], str | int) else message
+        problems.append(Problem(key_path(loc), message))
+    return problems
