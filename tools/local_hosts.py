@@ -63,10 +63,12 @@ def start(name: str, host: dict[str, Any], agents: list[dict[str, Any]]) -> None
     (state / "_sim" / "ready.json").unlink(missing_ok=True)
     devhost("add-user", "--state", str(state), "--user", USER, "--password-stdin", stdin=PASSWORD)
     log = (state / "devhost.log").open("wb")
-    subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "devhost", "serve", "--state", str(state), "--bind", address]
-        + ["--port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT)]
-        + ["--ready-file", str(state / "_sim" / "ready.json")],
+    subprocess.Popen(
+        [
+            *(sys.executable, "-m", "devhost", "serve", "--state", str(state), "--bind", address),
+            *("--port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT)),
+            *("--ready-file", str(state / "_sim" / "ready.json")),
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

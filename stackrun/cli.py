@@ -1,0 +1,138 @@
+"""`python -m stackrun VERB [flags]`: the Pulumi CLI's verbs, flags and exit codes, with an inline program.
+
+Exit codes are the CLI's own (pkg/cmd/pulumi/cmd/exit_codes.go in pulumi v3.259.0): 0 success,
+1 error, 2 invalid flags or configuration, 7 `--expect-no-changes` found changes, 8 cancelled.
+Workspace errors found before the CLI starts (a stack without a passphrase) exit 2 as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from pulumi import automation as auto
+
+from stackrun.engine import run_cli
+from stackrun.workspace import LOCAL_STACK, ROOT, WorkspaceError, main_program, open_stack
+
+# `pulumi ... --expect-no-changes` exits with ExitNoChanges when the operation has (or proposes)
+# changes: pkg/v3@v3.259.0/cmd/pulumi/cmd/exit_codes.go, `ExitNoChanges = 7`, returned by
+# ExitCodeFor for backenderr.NoChangesExpectedError (raised by operations/{up,preview,refresh}.go).
+EXIT_CHANGES_FOUND = 7
+# ExitConfigurationError in the same file: what the CLI returns for invalid flags or configuration.
+EXIT_CONFIGURATION = 2
+
+VERB_HELP = {
+    "up": "create or update the stack's resources (never asks for confirmation)",
+    "preview": "show what `up` would change",
+    "refresh": "read the resources' real state; with --preview-only, only show the drift, never save it",
+    "destroy": "delete the stack's resources (never asks for confirmation)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stack", "-s", default=LOCAL_STACK, help=f"stack name (default: {LOCAL_STACK})")
+    common.add_argument("--diff", action="store_true", help="display the operation as a rich diff")
+    common.add_argument("--json", "-j", action="store_true", help="the CLI's JSON output on stdout, unchanged")
+    common.add_argument(
+        "--target",
+        "-t",
+        action="append",
+        default=[],
+        metavar="URN",
+        help="only this resource URN (repeatable; the CLI's URN wildcards apply)",
+    )
+    common.add_argument("--parallel", "-p", type=int, metavar="N", help="at most N resource operations at once")
+    common.add_argument("--yes", "-y", action="store_true", help="accepted for CLI compatibility; nothing prompts")
+    common.add_argument(
+        "--color",
+        choices=["always", "never", "raw", "auto"],
+        help="colorize output (default: auto on a terminal, never otherwise)",
+    )
+    expect = argparse.ArgumentParser(add_help=False)
+    expect.add_argument(
+        "--expect-no-changes",
+        action="store_true",
+        help=f"exit {EXIT_CHANGES_FOUND} if anything changes (up, refresh: after applying; preview: if proposed)",
+    )
+    refresh_first = argparse.ArgumentParser(add_help=False)
+    refresh_first.add_argument("--refresh", "-r", action="store_true", help="refresh the state before the operation")
+
+    parser = argparse.ArgumentParser(prog="python -m stackrun", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{up,preview,refresh,destroy}")
+    verbs.add_parser("up", parents=[common, expect, refresh_first], help=VERB_HELP["up"])
+    verbs.add_parser("preview", parents=[common, expect, refresh_first], help=VERB_HELP["preview"])
+    refresh = verbs.add_parser("refresh", parents=[common, expect], help=VERB_HELP["refresh"])
+    refresh.add_argument(
+        "--preview-only",
+        action="store_true",
+        help="only show what the refresh would change; the state is never written",
+    )
+    verbs.add_parser("destroy", parents=[common], help=VERB_HELP["destroy"])
+    return parser
+
+
+def cli_args(options: argparse.Namespace, *, terminal: bool) -> list[str]:
+    """The `pulumi` command line (verb and flags, without --stack) for parsed ``options``."""
+    args = [options.verb]
+    if options.verb in ("up", "destroy") or (options.verb == "refresh" and not options.preview_only):
+        # Apply without asking, in one pass (as the Automation API runs them): `--yes` alone would
+        # run a preview first (the program twice), and without it the non-interactive CLI refuses.
+        args += ["--yes", "--skip-preview"]
+    if getattr(options, "preview_only", False):
+        # Never with --yes: the CLI rejects that combination. A preview-only refresh is a dry run:
+        # no snapshot manager, no history, no backup (backend/diy/backend.go, Refresh and apply).
+        args.append("--preview-only")
+    if getattr(options, "refresh", False):
+        args.append("--refresh")
+    if getattr(options, "expect_no_changes", False):
+        args.append("--expect-no-changes")
+    if options.diff:
+        args.append("--diff")
+    if options.json:
+        args.append("--json")
+    for urn in options.target:
+        args += ["--target", urn]
+    if options.parallel is not None:
+        args += ["--parallel", str(options.parallel)]
+    args += ["--color", options.color or ("auto" if terminal else "never")]
+    return args
+
+
+def _is_terminal(stream: IO[str] | int | None) -> bool:
+    if stream is None:
+        stream = sys.stdout
+    if isinstance(stream, int):
+        return os.isatty(stream)
+    return stream.isatty()
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    program: Callable[[], None] = main_program,
+    work_dir: Path = ROOT,
+    extra_env: Mapping[str, str] | None = None,
+    stdout: IO[str] | int | None = None,
+    stderr: IO[str] | int | None = None,
+) -> int:
+    """Run one verb; return the exit code. ``program``, ``work_dir``, ``extra_env`` default to this project."""
+    try:
+        options = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or argparse's own exit 2 for invalid flags
+        return exit_.code if isinstance(exit_.code, int) else EXIT_CONFIGURATION
+    err = stderr if stderr is not None and not isinstance(stderr, int) else sys.stderr
+    try:
+        stack = open_stack(options.stack, program, work_dir=work_dir, extra_env=extra_env)
+    except WorkspaceError as error:
+        print(f"error: {error}", file=err, flush=True)
+        return EXIT_CONFIGURATION
+    except auto.CommandError as error:  # selecting or creating the stack failed; the CLI said why
+        print(f"error: {error}", file=err, flush=True)
+        return 1
+    return run_cli(stack, cli_args(options, terminal=_is_terminal(stdout)), stdout=stdout, stderr=stderr)
