@@ -46,9 +46,7 @@ def connection(host: HostSpec, password: pulumi.Output[str]) -> dict[str, Any]:
 def deploy(estate: Estate) -> dict[str, Any]:
     """Declare every host's baseline and every agent; return the stack's ``agents`` export."""
     spec = estate.spec
-    connections = {
-        name: connection(host, pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()
-    }
+    connections = {name: connection(host, pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()}
     baselines = {name: _baseline(name, connections[name], spec.agents) for name in spec.hosts}
     exports: dict[str, Any] = {}
     for index, agent in enumerate(spec.agents):

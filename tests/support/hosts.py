@@ -97,7 +97,7 @@ def real_host_from_env() -> Target | None:
     return Target(connection=connection)
 
 
-def start_simulator(state_dir: Path, password: str = TEST_PASSWORD) -> Target:
+def start_simulator(state_dir: Path, password: str = TEST_PASSWORD, address: str = "127.0.0.1") -> Target:
     """Start ``python -m devhost serve`` on free loopback ports and wait until it listens."""
     state_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -133,6 +133,8 @@ def start_simulator(state_dir: Path, password: str = TEST_PASSWORD) -> Target:
             "0",
             "--ready-file",
             str(ready),
+            "--bind",
+            address,
         ],
         cwd=ROOT,
         stdout=log,
@@ -145,7 +147,7 @@ def start_simulator(state_dir: Path, password: str = TEST_PASSWORD) -> Target:
         time.sleep(0.05)
     info = json.loads(ready.read_text())
     connection = {
-        "host": "127.0.0.1",
+        "host": address,
         "port": info["http_port"],
         "transport": "ntlm",
         "use_https": False,

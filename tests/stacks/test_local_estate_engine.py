@@ -1,0 +1,146 @@
+"""The local estate (stacks/Pulumi.local.yaml) through the real CLI, on three SIMULATED hosts.
+
+An integrated agent on `server`, production agents on `zone-a` (IIS) and `zone-b` (Windows
+service under a gMSA): deployed, converged (a second `up` sends no command to any host),
+changed one agent at a time (add, move to another host, remove), destroyed.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.estate import AGENTS_KEY, LOCAL_HOST_PASSWORD, EstateProject
+
+pytestmark = pytest.mark.engine
+
+CONTOSO = "C:\\identitymanagerContoso"
+FABRIKAM = "C:\\identitymanagerFabrikam"
+
+
+def agents(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(config[AGENTS_KEY])
+
+
+def test_local_stack_deploys_every_agent_on_every_host_then_changes_nothing(local: EstateProject) -> None:
+    code, text = local.run("up")
+    assert code == 0, text
+    estate = local.estate
+    server_settings = json.loads(estate.file("server", f"{CONTOSO}\\Runtime\\appsettings.json").read_text())
+    assert server_settings["IdentityServer"]["X509StoreName"] == "My"
+    zone_a = json.loads(estate.file("zone-a", f"{CONTOSO}\\Runtime\\appsettings.agent.json").read_text())
+    assert zone_a["OpenId"]["AgentIdentifier"] == "Contoso-zone-a"
+    assert zone_a["Connections"]["ADExport"]["Login"] == "CONTOSO\\svc-ad-export"
+    services = json.loads(estate.simulator_file("zone-b", "services.json").read_text())
+    accounts = [s["start_name"] for s in services if s["name"] == "IdentityManagerAgentContoso"]
+    assert accounts == ["CONTOSO\\svc-agent-b$"]
+    assert not estate.file("zone-b", f"{CONTOSO}\\Runtime\\web.config").exists()  # a service has no site
+
+    exports = local.outputs()["agents"]
+    assert sorted(exports) == ["server", "zone-a", "zone-b"]
+    assert exports["zone-a"]["identityAccount"] == "IIS APPPOOL\\IdentityManagerAgentContoso"
+    assert exports["zone-b"]["identityAccount"] == "CONTOSO\\svc-agent-b$"
+    assert exports["server"]["xmlConfiguration"] == (
+        '<Agent Identifier="Local" DisplayName_L1="Local" URI="https://identitymanager.contoso.example" />'
+    )
+    assert exports["zone-a"]["xmlConfiguration"] == (
+        '<Agent Identifier="Contoso-zone-a" DisplayName_L1="Contoso-zone-a" '
+        'URI="https://agent-zone-a.contoso.example" />'
+    )
+    assert len(exports["zone-a"]["encryptionCertificateThumbprint"]) == 40
+
+    marks = estate.marks()
+    code, again = local.run("up")
+    assert code == 0, again
+    assert "46 unchanged" in again
+    assert estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}
+    code, preview = local.run("preview", "--diff", "--expect-no-changes")
+    assert code == 0, preview
+    assert estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}
+    for output in (text, again, preview):
+        assert LOCAL_HOST_PASSWORD not in output
+        assert base64.b64encode(LOCAL_HOST_PASSWORD.encode()).decode() not in output
+
+    code, text = local.run("destroy")
+    assert code == 0, text
+    assert not estate.file("zone-a", f"{CONTOSO}\\Runtime\\appsettings.agent.json").exists()
+
+
+def fabrikam_agent(config: dict[str, Any], host: str) -> dict[str, Any]:
+    """A new production agent; its certificates are the server's (secrets kept encrypted as they are)."""
+    server = next(agent for agent in agents(config) if agent["name"] == "server")
+    zone_a = next(agent for agent in agents(config) if agent["name"] == "zone-a")
+    return {
+        "name": "zone-c",
+        "kind": "production",
+        "host": host,
+        "organization": "Fabrikam",
+        "hostName": "agent-zone-c.fabrikam.example",
+        "sslCertificate": copy.deepcopy(server["sslCertificate"]),
+        "encryptionCertificate": copy.deepcopy(server["encryptionCertificate"]),
+        "settings": {
+            "agentIdentifier": "Fabrikam-zone-c",
+            "applicationUri": "https://identitymanager.contoso.example",
+            "openIdClients": copy.deepcopy(zone_a["settings"]["openIdClients"]),
+        },
+    }
+
+
+def changed_steps(local: EstateProject) -> list[tuple[str, str]]:
+    """(operation, resource name) of every step `preview --json` proposes, the stack itself aside."""
+    return sorted(
+        (step["op"], step["urn"].rsplit("::", 1)[-1])
+        for step in local.preview_steps()
+        if not step["urn"].endswith("pulumi:pulumi:Stack::usercube-agents-local") and step["op"] != "same"
+    )
+
+
+def test_adding_moving_and_removing_an_agent_touch_only_that_agent(local: EstateProject) -> None:
+    code, text = local.run("up")
+    assert code == 0, text
+    estate = local.estate
+
+    # Add: only the new agent's resources are created (its host already has a baseline).
+    config = local.config()
+    config[AGENTS_KEY] = [*agents(config), fabrikam_agent(config, "zone-a")]
+    local.write(config)
+    steps = changed_steps(local)
+    assert steps and all(op == "create" and name.startswith("zone-c") for op, name in steps), steps
+    code, text = local.run("up")
+    assert code == 0, text
+    assert estate.file("zone-a", f"{FABRIKAM}\\Runtime\\appsettings.agent.json").exists()
+    data = estate.file("zone-a", f"{FABRIKAM}\\Work\\provisioning-order.json")
+    data.write_text('{"order": 1}')
+
+    # Move to zone-b: the agent's resources are replaced (and zone-b gets the IIS baseline it lacked).
+    config[AGENTS_KEY][-1]["host"] = "zone-b"
+    local.write(config)
+    steps = changed_steps(local)
+    moved = [(op, name) for op, name in steps if name.startswith("zone-c")]
+    assert moved and all(op == "replace" for op, _ in moved), steps
+    assert all(name.startswith(("zone-c", "host-zone-b")) for _, name in steps), steps
+    marks = estate.marks()
+    code, text = local.run("up")
+    assert code == 0, text
+    assert estate.file("zone-b", f"{FABRIKAM}\\Runtime\\appsettings.agent.json").exists()
+    assert not estate.file("zone-a", f"{FABRIKAM}\\Runtime\\appsettings.agent.json").exists()
+    assert data.exists(), "the old host's data folders are kept"
+    first_create = min(t for t, op in estate.operations("zone-b", marks["zone-b"]) if op.endswith("/set"))
+    first_delete = min(t for t, op in estate.operations("zone-a", marks["zone-a"]) if op.endswith("/remove"))
+    assert first_create < first_delete, "the new host is set up before the old one is cleared"
+
+    # Remove: only its resources go (and zone-b's baseline, which no other IIS agent there needs).
+    config[AGENTS_KEY] = config[AGENTS_KEY][:-1]
+    local.write(config)
+    steps = changed_steps(local)
+    assert steps and all(op == "delete" and name.startswith(("zone-c", "host-zone-b")) for op, name in steps), steps
+    code, text = local.run("up")
+    assert code == 0, text
+    assert not estate.file("zone-b", f"{FABRIKAM}\\Runtime\\appsettings.agent.json").exists()
+    assert estate.file("zone-a", f"{CONTOSO}\\Runtime\\appsettings.agent.json").exists()
+    code, text = local.run("destroy")
+    assert code == 0, text
