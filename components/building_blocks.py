@@ -8,6 +8,7 @@ import pulumi
 
 from components.args import AgentSettings, CertificateSource, DataFolderRights, Identity, StoreCertificate, WebHosting
 from providers.certificate import Certificate
+from providers.certificate.pfx import pfx_thumbprint
 from providers.directory import Directory
 from providers.file_acl import FileAcl
 from providers.iis_default_site_removal import IisDefaultSiteRemoval
@@ -117,14 +118,32 @@ def certificate(
                 "agent's account read access to its private key where it was imported (the manual requires it)"
             )
         return pulumi.Output.from_input(source.thumbprint.upper())
-    return Certificate(
+    imported = Certificate(
         name,
         connection=connection,
         pfx=source.pfx_base64,
         pfx_password=source.password,
         private_key_readers=readers,
         opts=opts,
-    ).thumbprint
+    )
+    # The PFX determines its thumbprint: computed here, it is known in every preview, also when the
+    # certificate is being updated (whose outputs the engine marks unknown until the update ran), so
+    # the bindings and settings that use it show no false change. Not a secret: Windows shows it.
+    thumbprint = pulumi.Output.unsecret(
+        pulumi.Output.all(source.pfx_base64, source.password).apply(lambda pair: pfx_thumbprint(pair[0], pair[1]))
+    )
+    return known_after(imported, thumbprint)
+
+
+def known_after(resource: pulumi.Resource, value: pulumi.Input[str]) -> pulumi.Output[str]:
+    """``value``, known in previews, that still makes its consumers wait for ``resource``."""
+    return pulumi.Output.all(resource.urn, value).apply(lambda pair: str(pair[1]))
+
+
+def pool_account(pool_name: str, identity: Identity) -> str:
+    """The account an application pool runs as: ``IIS APPPOOL\\<pool>`` for ApplicationPoolIdentity
+    (the virtual account Windows derives from the pool's name), else the configured account."""
+    return f"IIS APPPOOL\\{pool_name}" if identity.kind == "ApplicationPoolIdentity" else str(identity.account)
 
 
 def agent_settings_document(settings: AgentSettings, encryption_thumbprint: pulumi.Input[str]) -> dict[str, Any]:

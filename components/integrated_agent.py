@@ -25,6 +25,8 @@ from components.building_blocks import (
     data_folder_acls,
     features,
     identity_for_pool,
+    known_after,
+    pool_account,
     prerequisites,
     web_config,
     web_site,
@@ -101,7 +103,8 @@ class IntegratedAgent(pulumi.ComponentResource):
             **identity_for_pool(args.identity),
             opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
-        account = pool.identity_account
+        # Known from the inputs (previews stay exact), and still waiting for the pool to exist.
+        account = known_after(pool, pool_account(args.web.pool_name, args.identity))
         acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
         encryption = certificate(f"{name}-encryption-cert", connection, args.encryption_certificate, [account], child)
         identity_server = certificate(

@@ -38,6 +38,8 @@ from components.building_blocks import (
     data_folder_acls,
     features,
     identity_for_pool,
+    known_after,
+    pool_account,
     prerequisites,
     web_config,
     web_site,
@@ -127,7 +129,8 @@ class ProductionAgent(pulumi.ComponentResource):
                 **identity_for_pool(args.identity),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
             )
-            account: pulumi.Output[str] = pool.identity_account
+            # Known from the inputs (previews stay exact), and still waiting for the pool to exist.
+            account: pulumi.Output[str] = known_after(pool, pool_account(args.web.pool_name, args.identity))
         else:
             account = pulumi.Output.from_input(str(args.identity.account))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devhost import auth, iis
 from tests.support.estate import AGENTS_KEY, LOCAL_HOST_PASSWORD, EstateProject
 
 pytestmark = pytest.mark.engine
@@ -144,3 +145,59 @@ def test_adding_moving_and_removing_an_agent_touch_only_that_agent(local: Estate
     assert estate.file("zone-a", f"{CONTOSO}\\Runtime\\appsettings.agent.json").exists()
     code, text = local.run("destroy")
     assert code == 0, text
+
+
+def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: EstateProject) -> None:
+    """Issue 11: after the host's password and the stack's secret change, `up` records the new
+    connection (an update that sends nothing to the host), and refresh and destroy then use it."""
+    code, text = local.run("up")
+    assert code == 0, text
+    zone_a = local.estate.hosts["zone-a"]
+    assert zone_a.state_dir is not None
+    new_password = "Rotated-Only-Passw0rd-2"
+    auth.write_user(zone_a.state_dir / "_sim" / "users", "administrator", new_password)
+    local.set_secret("hosts.zone-a.password", new_password)
+
+    steps = changed_steps(local)
+    assert steps and {op for op, _ in steps} == {"update"}, steps
+    assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+    marks = local.estate.marks()
+    code, text = local.run("up")
+    assert code == 0, text
+    assert local.estate.commands_since(marks)["zone-a"] == 0, "a new password changes nothing on the host"
+    code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+    code, text = local.run("destroy")
+    assert code == 0, text
+    assert new_password not in text
+
+
+def test_one_change_by_hand_shows_as_exactly_that_change(local: EstateProject) -> None:
+    """Issue 7: the pool's idle time-out changed in IIS Manager on one host; the drift check and
+    `preview --refresh` name that pool alone (an update, no replacement, no other resource), the
+    drift check keeps reporting it until `up --refresh` repairs it."""
+    code, text = local.run("up")
+    assert code == 0, text
+    zone_a = local.estate.hosts["zone-a"]
+    assert zone_a.state_dir is not None
+    iis.admin_set_pool_attribute(
+        zone_a.state_dir, "IdentityManagerAgentContoso", "processModel/idleTimeout", "00:20:00"
+    )
+
+    for _ in range(2):  # the check never writes state: the same drift, every night
+        code, text = local.run("refresh", "--preview-only", "--expect-no-changes", "--diff")
+        assert code == 7, text
+        assert "zone-a-pool" in text and "idle_timeout" in text, text
+    code, text = local.run("preview", "--refresh", "--json")
+    assert code == 0, text
+    steps = [
+        (step["op"], step["urn"].rsplit("::", 1)[-1])
+        for step in json.loads(text[text.index("{") :])["steps"]
+        if step["op"] not in ("same", "refresh") and not step["urn"].endswith("Stack::usercube-agents-local")
+    ]
+    assert steps == [("update", "zone-a-pool")], steps
+    code, text = local.run("up", "--refresh")
+    assert code == 0, text
+    code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+    local.run("destroy")

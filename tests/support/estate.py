@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pulumi import automation as auto
 
 from devhost import accounts, features, iis
 from stackrun.cli import main as stackrun_main
-from stackrun.workspace import LOCAL_DEV_PASSPHRASE, PROJECT, ROOT
+from stackrun.workspace import LOCAL_DEV_PASSPHRASE, PROJECT, ROOT, open_stack
 from tests.support.hosts import Target, start_simulator, stop_simulator
 
 # The password the local stack holds (encrypted) for every simulated host: dev-only.
@@ -137,6 +138,19 @@ class EstateProject:
     def write(self, config: dict[str, Any] | None = None) -> None:
         document = {**self.document, "config": config if config is not None else self.document["config"]}
         self.stack_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+    def set_secret(self, path: str, value: str) -> None:
+        """`pulumi config set --secret --path <path>` on this stack (the stack file is then re-read)."""
+        if not self.stack_file.exists():
+            self.write()
+        stack = open_stack(
+            self.stack,
+            self.program,
+            work_dir=self.project,
+            extra_env={"PULUMI_BACKEND_URL": f"file://{self.backend}", "PULUMI_CONFIG_PASSPHRASE": self.passphrase},
+        )
+        stack.set_config(f"{PROJECT}:{path}", auto.ConfigValue(value, secret=True), path=True)
+        self.document = yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))
 
     # -- the CLI ---------------------------------------------------------------------------------
 
