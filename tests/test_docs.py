@@ -1,8 +1,14 @@
-"""The README's property tables are generated from the models; stale tables fail the suite."""
+"""The README's reference tables are generated from the models; stale tables fail the suite."""
 
 from __future__ import annotations
 
-from tools.gen_docs import README, render, resource_models
+import inspect
+
+from pydantic import BaseModel
+
+from components.stack import schema
+from components.stack.secrets import SECRET_PATHS
+from tools.gen_docs import README, _pattern, render, resource_models, stack_keys, stack_models
 
 
 def test_readme_tables_match_the_models() -> None:
@@ -14,3 +20,24 @@ def test_every_model_property_is_described() -> None:
     for model in resource_models():
         for name, field in model.model_fields.items():
             assert field.description, f"{model.kind}.{name} has no description"
+
+
+def test_every_stack_key_is_described() -> None:
+    for path, field in stack_keys():
+        assert field.description, f"{'.'.join(path)} has no description"
+
+
+def test_every_stack_model_has_a_table() -> None:
+    documented = {model for model, _ in stack_models()}
+    for name, model in inspect.getmembers(schema, inspect.isclass):
+        if issubclass(model, BaseModel) and model.__module__ == schema.__name__ and name.endswith("Spec"):
+            assert model in documented or model is schema.EstateSpec, f"{name} is not in the stack reference"
+
+
+def test_every_secret_path_is_a_documented_key() -> None:
+    keys = {_pattern(path) for path, _ in stack_keys()}
+    for pattern in SECRET_PATHS:
+        # a key, or the values of a map key (openIdClients.*)
+        assert pattern in keys or (pattern[-1] == "*" and pattern[:-1] in keys), (
+            f"SECRET_PATHS entry {'.'.join(pattern)} names no key of the stack schema"
+        )
