@@ -16,6 +16,8 @@ from components import environment, stack
 try:
     estate = stack.load(Path(__file__).resolve().parent)
 except stack.ConfigError as error:
-    # RunError: the engine prints the message alone (no traceback) and stops before any resource.
-    raise pulumi.RunError(str(error)) from None
+    # The problems once, as an error diagnostic; the RunError that stops the program (no traceback)
+    # carries only the outcome, as the Automation API's server prints it a second time.
+    pulumi.log.error(str(error))
+    raise pulumi.RunError("the stack configuration is invalid: no resource was declared, no host contacted") from None
 pulumi.export("agents", environment.deploy(estate))

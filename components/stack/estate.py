@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from components.stack.errors import Problem, key_path, nearest
 from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec
 from providers.certificate.pfx import PfxRefused, inspect_pfx
@@ -41,9 +43,11 @@ def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
                 username=host.user,
                 password=host.password,
             )
-        except ValueError as error:
-            reason = str(error).split("\n", 1)[-1].strip().removeprefix("Value error, ")
-            problems.append(Problem(f"hosts.{name}", reason.splitlines()[0]))
+        except ValidationError as error:  # only the messages: the input (with the password) stays out
+            for item in error.errors(include_url=False, include_input=False):
+                reason = str(item["msg"]).removeprefix("Value error, ")
+                reason = reason.replace("use_https=true", "useHttps: true").replace("'use_https'", "'useHttps'")
+                problems.append(Problem(f"hosts.{name}", reason))
         if host.ca_bundle and not (project_dir / host.ca_bundle).is_file():
             problems.append(
                 Problem(
@@ -103,7 +107,7 @@ def _agent(index: int, agent: AgentSpec, spec: EstateSpec) -> list[Problem]:
             need(not value, key, "is not used by the integrated agent (it is the server's 'Local' agent); remove it")
     if agent.hosting == "iis":
         need(agent.ssl_certificate is not None, "sslCertificate", "IIS serves the agent over HTTPS; give pfx+password")
-    else:
+    elif agent.kind == "production":  # an integrated agent is told above to use iis
         need(
             agent.identity.kind != "ApplicationPoolIdentity",
             "identity.kind",
@@ -126,7 +130,7 @@ def _pfx(at: str, certificate: CertificateSpec | None) -> list[Problem]:
         inspect_pfx(certificate.pfx, certificate.password)
     except PfxRefused as refused:
         key = "password" if refused.property == "pfx_password" else "pfx"
-        return [Problem(f"{at}.{key}", refused.message)]
+        return [Problem(f"{at}.{key}", refused.message.replace("with pfx_password", "with this password"))]
     return []
 
 

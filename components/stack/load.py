@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from components.stack.errors import PROJECT, ConfigError, Loc, Problem, key_path, nearest
 from components.stack.estate import check_estate
 from components.stack.schema import EstateSpec
-from components.stack.secrets import check_secrets, may_be_secret, secure_paths
+from components.stack.secrets import check_secrets, leaves, may_be_secret, secure_paths
 
 TOP_LEVEL_KEYS = ("hosts", "agents")
 # The one-agent keys of the first version: named so an old stack file gets a pointer, not a typo hint.
@@ -64,12 +64,28 @@ def load_from(raw: dict[str, Any], stack_file_config: dict[str, Any], stack: str
     try:
         spec = EstateSpec.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(problems + _schema_problems(error)) from None
-    problems += check_estate(spec, project_dir)
+        raise ConfigError(_once(problems, _schema_problems(error), raw, secure)) from None
+    problems = _once(problems, check_estate(spec, project_dir), raw, secure)
     if problems:
         raise ConfigError(problems)
     secret = {loc for loc in secure if may_be_secret(loc)}
     return Estate(spec, frozenset(secret), stack)
+
+
+def _once(
+    first: list[Problem], more: list[Problem], raw: dict[str, Any], secure: set[tuple[str | int, ...]]
+) -> list[Problem]:
+    """``first`` then the ``more`` about other keys (one message per key path), with the plaintext of
+    every value the stack file holds encrypted masked: a non-secret set with --secret stays hidden."""
+    reported = {problem.path for problem in first}
+    hidden = {value for loc, value in leaves(raw, ()) if loc in secure and isinstance(value, str) and value}
+    problems = []
+    for problem in [*first, *(p for p in more if p.path not in reported)]:
+        message = problem.message
+        for value in sorted(hidden, key=len, reverse=True):
+            message = message.replace(value, "[secret]")
+        problems.append(Problem(problem.path, message))
+    return problems
 
 
 def _top_level(raw: dict[str, Any], stack_file_config: dict[str, Any]) -> list[Problem]:
@@ -125,7 +141,10 @@ def _schema_problems(error: ValidationError) -> list[Problem]:
             hint = f"did you mean {guess!r}?" if guess else f"valid keys: {', '.join(keys)}"
             message = f"is not a known key; {hint}"
         elif item["type"] == "missing":
-            message = "is required"
+            parent = _model_at(loc[:-1])
+            fields = {f.alias or n: f for n, f in parent.model_fields.items()} if parent else {}
+            described = fields.get(str(loc[-1]))
+            message = f"is required: {described.description}" if described and described.description else "is required"
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             if "input" in item and item["type"] in ("literal_error", "string_pattern_mismatch", "enum"):
