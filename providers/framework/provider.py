@@ -49,6 +49,8 @@ def connection_change(olds: dict[str, Any], news: dict[str, Any]) -> tuple[bool,
     password, transport, HTTPS, CA bundle): an update that changes nothing on the host but puts the
     new connection in the state, so later refresh and destroy use it."""
     old, new = olds.get(CONNECTION), news.get(CONNECTION)
+    if old == new:
+        return False, False
     new_location = _location(new)
     moved = new_location is None or _location(old) != new_location
     return moved, not moved and (contains_unknown(new) or old != new)
