@@ -39,25 +39,44 @@ def failures_from(error: ValidationError, prefix: str = "") -> list[CheckFailure
     return failures
 
 
-def validate_inputs(model: type[ResourceModel], raw: dict[str, Any]) -> tuple[ResourceModel | None, list[CheckFailure]]:
-    """Validate ``raw``; with values still unknown (preview), validate each known property on its own."""
+def validate_inputs(
+    model: type[ResourceModel], raw: dict[str, Any]
+) -> tuple[ResourceModel | None, list[CheckFailure], dict[str, Any]]:
+    """Validate ``raw``: (the model, failures, the inputs as the engine should record them).
+
+    With every value known, the recorded inputs are the model's own dump (defaults applied,
+    values normalized). With some still unknown (preview), each known property is validated and
+    normalized on its own and defaults are applied, so the preview compares like with like: a
+    default or a normalized value must not show as removed or changed only because another
+    property is not known yet. Model-level (cross-property) rules need every value and run once
+    they are all known.
+    """
     if not contains_unknown(raw):
         try:
-            return model.model_validate(raw), []
+            spec = model.model_validate(raw)
+            return spec, [], spec.model_dump(mode="json")
         except ValidationError as error:
-            return None, failures_from(error)
+            return None, failures_from(error), raw
     failures: list[CheckFailure] = []
+    normalized: dict[str, Any] = {}
+    blank = model.model_construct()  # type: ignore[call-arg]  # deliberately without values
     for name, value in raw.items():
         if name not in model.model_fields:
             failures.append(CheckFailure(name, "is not a property of this resource; remove it or check its spelling"))
             continue
         if contains_unknown(value):
+            normalized[name] = value
             continue
         try:
-            # validate_assignment runs the field's own validators; model-level (cross-property)
-            # rules need every value and are checked again once they are all known.
-            blank = model.model_construct()  # type: ignore[call-arg]  # deliberately without values
+            # validate_assignment runs the field's own validators (and converts the value).
             model.__pydantic_validator__.validate_assignment(blank, name, value)
+            normalized[name] = blank.model_dump(mode="json", include={name})[name]
         except ValidationError as error:
             failures.extend(f for f in failures_from(error) if f.property != "(resource)")
-    return None, failures
+            normalized[name] = value
+    for name, field in model.model_fields.items():
+        if name not in normalized and not field.is_required():
+            normalized[name] = model.model_construct(**{name: field.get_default(call_default_factory=True)}).model_dump(
+                mode="json", include={name}
+            )[name]
+    return None, failures, normalized

@@ -77,10 +77,8 @@ class WindowsResourceProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         raw = {k: v for k, v in news.items() if k != PROVIDER_KEY and k not in self.output_keys}
-        spec, failures = validate_inputs(self.model, raw)
-        if failures or spec is None:
-            return CheckResult(raw, unnamed(failures))
-        return CheckResult(spec.model_dump(mode="json"), [])
+        _spec, failures, inputs = validate_inputs(self.model, raw)
+        return CheckResult(inputs, unnamed(failures))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Only properties of the Windows object count: a new WinRM password is not a change of the file.

@@ -155,21 +155,24 @@ def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: Estate
     zone_a = local.estate.hosts["zone-a"]
     assert zone_a.state_dir is not None
     new_password = "Rotated-Only-Passw0rd-2"
-    auth.write_user(zone_a.state_dir / "_sim" / "users", "administrator", new_password)
-    local.set_secret("hosts.zone-a.password", new_password)
-
-    steps = changed_steps(local)
-    assert steps and {op for op, _ in steps} == {"update"}, steps
-    assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
-    marks = local.estate.marks()
-    code, text = local.run("up")
-    assert code == 0, text
-    assert local.estate.commands_since(marks)["zone-a"] == 0, "a new password changes nothing on the host"
-    code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
-    assert code == 0, text
-    code, text = local.run("destroy")
-    assert code == 0, text
-    assert new_password not in text
+    users = zone_a.state_dir / "_sim" / "users"
+    auth.write_user(users, "administrator", new_password)
+    try:
+        local.set_secret("hosts.zone-a.password", new_password)
+        steps = changed_steps(local)
+        assert steps and {op for op, _ in steps} == {"update"}, steps
+        assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+        marks = local.estate.marks()
+        code, text = local.run("up")
+        assert code == 0, text
+        assert local.estate.commands_since(marks)["zone-a"] == 0, "a new password changes nothing on the host"
+        code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
+        assert code == 0, text
+        code, text = local.run("destroy")
+        assert code == 0, text
+        assert new_password not in text
+    finally:  # the simulated hosts are shared by this module's tests
+        auth.write_user(users, "administrator", LOCAL_HOST_PASSWORD)
 
 
 def test_one_change_by_hand_shows_as_exactly_that_change(local: EstateProject) -> None:

@@ -1,0 +1,157 @@
+"""One change by hand, per resource type: the drift check and `preview --refresh` show exactly it.
+
+Issue 7's acceptance, table-driven over the local estate on three SIMULATED hosts: for each
+out-of-band change (as an administrator makes it in IIS Manager, services.msc, the Security tab,
+Server Manager...), `refresh --preview-only --diff` and `preview --refresh --diff` name that
+resource alone, with that property alone, as an update (never a replacement), and `up --refresh`
+repairs it. Then the same for a change of one property in the stack file.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stackrun.workspace import ROOT
+from tests.support.estate import AGENTS_KEY, EstateProject, SimulatedEstate
+
+pytestmark = pytest.mark.engine
+
+_HEADER = re.compile(r"^\s*([~+-]{1,2})\s+pulumi-python:dynamic/windows:(\w+): \(([\w-]+)\)")
+_URN = re.compile(r"\[urn=[^\]]*::([\w-]+)\]")
+_PROPERTY = re.compile(r"^(\s*)([~+-])\s([a-z_]+)\s*:")
+
+
+@dataclass(frozen=True)
+class Change:
+    op: str
+    resource: str
+    properties: frozenset[str]
+
+
+def changes_in(text: str) -> list[Change]:
+    """The resources a `--diff` output proposes to change, with the properties it marks."""
+    found: list[Change] = []
+    op = resource = None
+    properties: set[str] = set()
+    indent = 0  # a top-level property's marker sits two columns left of the resource's [urn=...] line
+    for line in text.splitlines():
+        header = _HEADER.match(line)
+        if header:
+            if resource:
+                found.append(Change(str(op), resource, frozenset(properties)))
+            op, resource, properties = header.group(3), None, set()
+            continue
+        urn = _URN.search(line)
+        if urn and op and resource is None and "pulumi:pulumi:Stack" not in line:
+            resource = urn.group(1)
+            indent = len(line) - len(line.lstrip()) - 2
+            continue
+        prop = _PROPERTY.match(line)
+        if prop and resource and len(prop.group(1)) == indent:
+            properties.add(prop.group(3))
+    if resource:
+        found.append(Change(str(op), resource, frozenset(properties)))
+    return found
+
+
+def admin(estate: SimulatedEstate, host: str, *args: str) -> None:
+    state = estate.hosts[host].state_dir
+    assert state is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "devhost", "admin", args[0], "--state", str(state), *args[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+POOL = "IdentityManagerAgentContoso"
+ROOT_DIR = "C:\\identitymanagerContoso"
+# (case, host, admin command, resource expected, property expected)
+OUT_OF_BAND = [
+    ("pool-idle", "zone-a", ["iis-pool-set", "--pool", POOL, "--attribute", "processModel/idleTimeout",
+                            "--value", "00:20:00"], "zone-a-pool", "idle_timeout_minutes"),
+    ("pool-stopped", "zone-a", ["iis-state", "--kind", "pool", "--name", POOL, "--to", "Stopped"],
+     "zone-a-pool", "state"),
+    ("site-binding", "zone-a", ["iis-add-binding", "--site", "Identity Manager Agent Contoso",
+                               "--information", "*:8080:"], "zone-a-site", "bindings"),
+    ("settings-file", "zone-a", ["file-write", "--path", f"{ROOT_DIR}\\Runtime\\appsettings.agent.json",
+                                "--text", '{"OpenId": {"AgentIdentifier": "Tampered"}}'],
+     "zone-a-appsettings-agent", "json_content"),
+    ("web-config", "server", ["file-write", "--path", f"{ROOT_DIR}\\Runtime\\web.config", "--text", "<x/>"],
+     "server-web-config", "content"),
+    ("acl-rights", "zone-a", ["acl-edit", "--path", f"{ROOT_DIR}\\Work", "--principal", f"IIS APPPOOL\\{POOL}",
+                             "--rights", "F", "--inheritance", "ContainerInherit", "ObjectInherit"],
+     "zone-a-acl-work", "rights"),
+    ("service-start-mode", "zone-b", ["service-edit", "--name", POOL, "--start-mode", "Manual"],
+     "zone-b-service", "start_type"),
+    ("feature-removed", "server", ["feature-remove", "--name", "Web-AppInit"], "host-server-features", "names"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, estate: SimulatedEstate) -> Iterator[EstateProject]:
+    project = EstateProject(Path(tmp_path_factory.mktemp("drift")), estate)
+    code, text = project.run("up")
+    assert code == 0, text
+    yield project
+    project.run("destroy")
+
+
+# Outputs the host computes from a property (a file's size, a feature's installed list) change with it.
+DERIVED = {"json_content": {"size"}, "content": {"size"}, "names": {"installed"}, "rights": {"access_mask"}}
+
+
+def only(changes: list[Change], resource: str, prop: str, op: str) -> None:
+    assert [(c.op, c.resource) for c in changes] == [(op, resource)], changes
+    assert prop in changes[0].properties and changes[0].properties <= {prop, *DERIVED.get(prop, ())}, changes
+
+
+@pytest.mark.parametrize(
+    ("host", "command", "resource", "prop"),
+    [pytest.param(*case[1:], id=case[0]) for case in OUT_OF_BAND],
+)
+def test_one_change_by_hand_shows_as_that_resource_and_property_alone(
+    deployed: EstateProject, host: str, command: list[str], resource: str, prop: str
+) -> None:
+    admin(deployed.estate, host, *command)
+    try:
+        code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
+        assert code == 7, check
+        only(changes_in(check), resource, prop, "update")
+        assert "to replace" not in check and "to delete" not in check
+        code, preview = deployed.run("preview", "--refresh", "--diff")
+        assert code == 0, preview
+        proposed = [c for c in changes_in(preview) if c.op != "refresh"]
+        only(proposed, resource, prop, "update")
+        assert "to replace" not in preview
+    finally:
+        code, text = deployed.run("up", "--refresh")
+    assert code == 0, text
+    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+
+
+def test_a_change_in_the_stack_shows_exactly_the_resources_that_change(deployed: EstateProject) -> None:
+    """The data-folder rights of one agent: its three data-folder ACLs, nothing else."""
+    config = deployed.config()
+    agent = next(a for a in config[AGENTS_KEY] if a["name"] == "zone-a")
+    agent["dataFolderRights"] = "FullControl"
+    deployed.write(config)
+    try:
+        code, preview = deployed.run("preview", "--diff")
+        assert code == 0, preview
+        changes = changes_in(preview)
+        assert sorted(c.resource for c in changes) == ["zone-a-acl-mails", "zone-a-acl-temp", "zone-a-acl-work"]
+        assert {c.op for c in changes} == {"update"} and all(c.properties == {"rights"} for c in changes), changes
+    finally:
+        deployed.write(deployed.config())
