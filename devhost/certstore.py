@@ -48,6 +48,18 @@ WRONG_PASSWORD = "The specified network password is not correct."
 NOT_A_PFX = "Cannot find the requested object."
 
 
+# Windows' generic mapping for files (learn.microsoft.com, "File Security and Access Rights"): an ACE
+# may hold generic bits (icacls (GR) writes GENERIC_READ), which mean the FILE_GENERIC_* rights.
+GENERIC_FILE_RIGHTS = {0x80000000: 0x120089, 0x40000000: 0x120116, 0x20000000: 0x1200A0, 0x10000000: 0x1F01FF}
+
+
+def specific_file_rights(mask: int) -> int:
+    for generic, specific in GENERIC_FILE_RIGHTS.items():
+        if mask & generic:
+            mask = (mask & ~generic) | specific
+    return mask
+
+
 class CertificateError(Exception):
     """What .NET raises as CryptographicException; ``hresult`` as Windows reports it."""
 
@@ -79,6 +91,12 @@ class StoredCertificate:
 class OpenedPfx:
     certificate: x509.Certificate
     key: PrivateKeyTypes | None
+    others: tuple[x509.Certificate, ...] = ()  # the PFX's other certificates (its chain), in file order
+
+    @property
+    def intermediates(self) -> list[x509.Certificate]:
+        """The chain's CA certificates that are not self-signed (subject differs from issuer)."""
+        return [c for c in self.others if c.subject != c.issuer]
 
     @property
     def thumbprint(self) -> str:
@@ -102,11 +120,26 @@ def open_pfx(data: bytes, password: str) -> OpenedPfx:
         if certificate is None:
             if not chain:
                 raise CertificateError(NOT_A_PFX, -2146885620)  # CRYPT_E_NOT_FOUND
-            return OpenedPfx(chain[0], None)
-        return OpenedPfx(certificate, key)
+            return OpenedPfx(chain[0], None, tuple(chain[1:]))
+        return OpenedPfx(certificate, key, tuple(chain))
     if not data.startswith(b"\x30"):
         raise CertificateError(NOT_A_PFX, -2146885620)
     raise CertificateError(WRONG_PASSWORD, -2147024810)  # ERROR_INVALID_PASSWORD
+
+
+@dataclass(frozen=True)
+class PrivateKeyHandle:
+    """What ``GetRSAPrivateKey`` / ``GetECDsaPrivateKey`` return on .NET Framework 4.6+ (powershell.exe 5.1).
+
+    Every key is opened through CNG, a legacy CSP key too (the Microsoft Software Key Storage Provider
+    reads CAPI keys: learn.microsoft.com/windows/win32/seccng/key-storage-and-retrieval), so the object
+    is RSACng or ECDsaCng, never RSACryptoServiceProvider, and ``.Key.UniqueName`` is the key file's
+    name, in RSA\\MachineKeys for a CAPI key and in Crypto\\Keys for a CNG key. The handle does not
+    say which folder: a script has to look."""
+
+    dotnet_type: str  # "RSACng" or "ECDsaCng"
+    unique_name: str
+    exportable: bool | None
 
 
 class CertStore:
@@ -136,6 +169,25 @@ class CertStore:
 
     def key_exists(self, entry: StoredCertificate) -> bool:
         return entry.key_path is not None and self.fs.resolve(entry.key_path).is_file()
+
+    def open_private_key(self, entry: StoredCertificate) -> PrivateKeyHandle | None:
+        """GetRSAPrivateKey, else GetECDsaPrivateKey: None without a key; "Keyset does not exist" when
+        the certificate says it has a key whose file is gone."""
+        if not entry.has_private_key or entry.key_file is None:
+            return None
+        if not self.key_exists(entry):
+            raise CertificateError("Keyset does not exist", -2146893802)  # NTE_BAD_KEYSET
+        der = self.fs.resolve(entry.key_path or "").read_bytes()
+        key = serialization.load_der_private_key(der, None)
+        dotnet_type = "ECDsaCng" if isinstance(key, ec.EllipticCurvePrivateKey) else "RSACng"
+        return PrivateKeyHandle(dotnet_type, entry.key_file, entry.exportable)
+
+    def machine_key_file(self, unique_name: str) -> str | None:
+        """The first of C:\\ProgramData\\Microsoft\\Crypto\\Keys\\<name>, ...\\RSA\\MachineKeys\\<name> that exists."""
+        for folder in (KEY_FOLDERS["CNG"], KEY_FOLDERS["CAPI"]):
+            if self.fs.resolve(f"{folder}\\{unique_name}").is_file():
+                return f"{folder}\\{unique_name}"
+        return None
 
     def add(self, location: str, store: str, pfx: OpenedPfx, *, exportable: bool) -> StoredCertificate:
         """X509Store.Add of a certificate opened with MachineKeySet|PersistKeySet: the key is persisted
@@ -200,7 +252,7 @@ class CertStore:
             sid = ace.sid.upper()
             if not ace.allow or sid in (SYSTEM, ADMINISTRATORS, descriptor.owner.upper()):
                 continue
-            if ace.mask & 0x20089 != 0x20089 or sid in [s for s, _ in readers]:
+            if specific_file_rights(ace.mask) & 0x20089 != 0x20089 or sid in [s for s, _ in readers]:
                 continue
             try:
                 name = accounts.lookup_sid(self.state_dir, sid).name
@@ -267,6 +319,19 @@ def admin_grant_key_read(
     """icacls <key file> /grant <principal>:R (raises accounts.IdentityNotMapped for an unknown account)."""
     sid = accounts.resolve(state_dir, principal).sid
     CertStore(state_dir).grant_read(_entry(state_dir, thumbprint, location, store), sid)
+
+
+def admin_grant_key_generic_read(
+    state_dir: Path, thumbprint: str, principal: str, *, location: str = "LocalMachine", store: str = "My"
+) -> None:
+    """icacls <key file> /grant <principal>:(GR): an allow entry holding only GENERIC_READ (0x80000000)."""
+    sid = accounts.resolve(state_dir, principal).sid
+    stores = CertStore(state_dir)
+    entry = _entry(state_dir, thumbprint, location, store)
+    assert entry.key_path is not None
+    current = stores.ntfs.descriptor(entry.key_path)
+    explicit = [*current.explicit, ntfs.Ace(sid.upper(), 0x80000000)]
+    stores.ntfs.set_descriptor(entry.key_path, ntfs.Descriptor(current.owner, current.protected, explicit))
 
 
 def admin_revoke_key_access(

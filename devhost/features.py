@@ -9,6 +9,13 @@ Modelled rules: installing a feature installs its parents, its dependencies and 
 sub-features (Web-Server brings the default role services); -IncludeManagementTools adds the
 feature's tools; uninstalling removes the feature, what lies below it and what depends on it.
 Installing Web-Server installs IIS (``devhost.iis``) and its services W3SVC and WAS.
+
+As on Windows (Get-WindowsFeature's Feature.InstallState, learn.microsoft.com
+Microsoft.Windows.ServerManager.Commands): a feature that needs a restart to finish is
+``InstallPending`` (``Installed`` False) until ``admin_restart``; an uninstall that needs one
+leaves it ``UninstallPending``. ``RestartNeeded`` of the result is a RestartState, ``Yes``, ``No``
+or ``Maybe`` (``features.json`` key ``next_restart_answer`` makes the next one ``Maybe``). A failed
+install is an error record, not a result (``install_failures``: feature name -> the error text).
 """
 
 from __future__ import annotations
@@ -118,12 +125,40 @@ class UnknownFeature(Exception):
         )
 
 
+class FeatureInstallError(Exception):
+    """The error record Install-WindowsFeature writes for a failed install (its exception's message)."""
+
+
 @dataclass
 class Result:
     """What Install-/Uninstall-WindowsFeature return: the features changed and RestartNeeded."""
 
     features: list[str]
-    restart_needed: bool
+    restart: str  # RestartState: "Yes", "No" or "Maybe"
+
+    @property
+    def restart_needed(self) -> bool:
+        return self.restart != "No"
+
+
+def _restart_answer(data: dict[str, Any], needed: bool) -> str:
+    answer = data.pop("next_restart_answer", None)
+    if answer is not None:
+        if answer not in ("Yes", "No", "Maybe"):
+            raise ValueError(f"SIMULATOR: RestartNeeded {answer!r} is not a RestartState")
+        return str(answer)
+    return "Yes" if needed else "No"
+
+
+def install_state(state_dir: Path, name: str) -> str:
+    """Get-WindowsFeature's InstallState: Installed, InstallPending, UninstallPending or Available."""
+    data = load(state_dir)
+    lowered = name.lower()
+    if lowered in {n.lower() for n in data.get("install_pending", [])}:
+        return "InstallPending"
+    if lowered in {n.lower() for n in data.get("uninstall_pending", [])}:
+        return "UninstallPending"
+    return "Installed" if lowered in {n.lower() for n in data["installed"]} else "Available"
 
 
 def _path(state_dir: Path) -> Path:
@@ -163,7 +198,14 @@ def canonical(names: list[str]) -> list[str]:
 
 
 def installed(state_dir: Path) -> set[str]:
+    """Names (lower case) that are Installed or InstallPending."""
     return {n.lower() for n in load(state_dir)["installed"]}
+
+
+def fully_installed(state_dir: Path) -> set[str]:
+    """Names (lower case) whose Installed property is True: InstallPending ones are not."""
+    pending = {n.lower() for n in load(state_dir).get("install_pending", [])}
+    return installed(state_dir) - pending
 
 
 def children(name: str) -> list[Feature]:
@@ -206,14 +248,21 @@ def install(state_dir: Path, names: list[str], *, include_management_tools: bool
     data = load(state_dir)
     present = {n.lower() for n in data["installed"]}
     new = [n for n in wanted if n.lower() not in present]
+    data = load(state_dir)
+    failures = data.get("install_failures", {})
+    failed = [n for n in new if n in failures]
+    if failed:
+        raise FeatureInstallError(str(failures[failed[0]]))
     if any(n.lower() == "web-server" for n in new):
         _install_iis(state_dir)
-    restart = any(CATALOG[n.lower()].restart_on_install for n in new)
+    pending = [n for n in new if CATALOG[n.lower()].restart_on_install]
     data = load(state_dir)  # the IIS model may have written files; features.json is ours alone
     data["installed"] = [*data["installed"], *new]
-    data["restart_pending"] = bool(data.get("restart_pending")) or restart
+    data["install_pending"] = [*data.get("install_pending", []), *pending]
+    answer = _restart_answer(data, bool(pending))
+    data["restart_pending"] = bool(data.get("restart_pending")) or answer != "No"
     save(state_dir, data)
-    return Result(new, restart)
+    return Result(new, answer)
 
 
 def uninstall(state_dir: Path, names: list[str]) -> Result:
@@ -232,13 +281,16 @@ def uninstall(state_dir: Path, names: list[str]) -> Result:
             doomed.extend(n for n in subtree(feature.name) if n.lower() in present and n not in doomed)
     if any(n.lower() == "web-server" for n in doomed):
         _remove_iis(state_dir)
-    restart = any(CATALOG[n.lower()].restart_on_uninstall for n in doomed)
+    pending = [n for n in doomed if CATALOG[n.lower()].restart_on_uninstall]
     gone = {n.lower() for n in doomed}
     data = load(state_dir)
     data["installed"] = [n for n in data["installed"] if n.lower() not in gone]
-    data["restart_pending"] = bool(data.get("restart_pending")) or restart
+    data["install_pending"] = [n for n in data.get("install_pending", []) if n.lower() not in gone]
+    data["uninstall_pending"] = [*data.get("uninstall_pending", []), *pending]
+    answer = _restart_answer(data, bool(pending))
+    data["restart_pending"] = bool(data.get("restart_pending")) or answer != "No"
     save(state_dir, data)
-    return Result(doomed, restart)
+    return Result(doomed, answer)
 
 
 def _iis_function(name: str) -> Callable[[Path], object]:
@@ -282,6 +334,20 @@ def admin_restart(state_dir: Path) -> None:
     """The server restarts: pending feature changes complete."""
     data = load(state_dir)
     data["restart_pending"] = False
+    data["install_pending"] = []
+    data["uninstall_pending"] = []
+    save(state_dir, data)
+
+
+def admin_fail_install(state_dir: Path, name: str, message: str) -> None:
+    """Make installing ``name`` fail as DISM does (e.g. missing source files), until cleared with ''."""
+    data = load(state_dir)
+    failures = dict(data.get("install_failures", {}))
+    if message:
+        failures[CATALOG[name.lower()].name] = message
+    else:
+        failures.pop(CATALOG[name.lower()].name, None)
+    data["install_failures"] = failures
     save(state_dir, data)
 
 

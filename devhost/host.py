@@ -20,6 +20,7 @@ import traceback
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from devhost.builtin_commands import check_command_line, start_builtin
 from devhost.fs import WindowsFs, WindowsPathError
@@ -28,11 +29,16 @@ from devhost.ops.envelope import InputContractError
 from devhost.processes import CommandRequest, ProcessOutput, SimulatedHostApi, SimulatedProcess
 
 # Statements the bootstrap must contain for the model below to be right: it reads all of stdin,
-# decodes base64 UTF-8 JSON, and invokes the script with the input JSON string.
+# decodes base64 UTF-8 JSON (with JavaScriptSerializer, no length limit), and invokes the script with
+# the input JSON string.
 _BOOTSTRAP_STATEMENTS = (
     "[Convert]::FromBase64String([Console]::In.ReadToEnd())",
-    "ConvertFrom-Json",
-    "& ([scriptblock]::Create($request.script)) -InputJson $request.input",
+    # Without a console (a service host, some WinRM plugins) the OutputEncoding setter throws an
+    # IOException; Ansible's bootstrap_wrapper.ps1 guards the same line.
+    "try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }",
+    "$json.MaxJsonLength = [int]::MaxValue",
+    "$json.DeserializeObject(",
+    "& ([scriptblock]::Create($request['script'])) -InputJson $request['input']",
     "$ErrorActionPreference = 'Stop'",
     "$ProgressPreference = 'SilentlyContinue'",
 )
@@ -67,8 +73,39 @@ class FinishedProcess:
         pass
 
 
-def loud_failure(message: str, exit_code: int = 1) -> FinishedProcess:
-    return FinishedProcess(stderr=f"devhost (SIMULATOR): {message}\r\n".encode(), exit_code=exit_code)
+def _clixml_text(text: str) -> str:
+    """XML text with the escapes PowerShell's serializer adds: ``_xHHHH_`` for control characters and for an
+    underscore that would read as one."""
+    out = []
+    for index, char in enumerate(text):
+        if char == "_" and re.match(r"x[0-9A-Fa-f]{4}_", text[index + 1 :]):
+            out.append("_x005F_")
+        elif ord(char) < 0x20:
+            out.append(f"_x{ord(char):04X}_")
+        else:
+            out.append(xml_escape(char))
+    return "".join(out)
+
+
+def powershell_failure(message: str, exit_code: int = 1) -> FinishedProcess:
+    """A failure of powershell.exe as a WinRM client receives it.
+
+    Under -EncodedCommand with stderr redirected (WinRS always redirects it), powershell.exe 5.1 writes its
+    error, warning, verbose and progress records to stderr serialized as CLIXML, behind a ``#< CLIXML``
+    line (ConsoleHost: ``-OutputFormat`` defaults to XML when the input is not a console; pywinrm's
+    ``Session._clean_error_msg`` and pypsrp decode the same stream). The first record is usually the
+    "Preparing modules for first use." progress record; each error line is an ``S="Error"`` string ending
+    in ``_x000D__x000A_``.
+    """
+    progress = (
+        '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+        '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing modules for first '
+        "use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR></MS></Obj>"
+    )
+    lines = f"devhost (SIMULATOR): {message}".split("\r\n")
+    errors = "".join(f'<S S="Error">{_clixml_text(line + chr(13) + chr(10))}</S>' for line in lines)
+    text = f'#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">{progress}{errors}</Objs>'
+    return FinishedProcess(stderr=text.encode("utf-8"), exit_code=exit_code)
 
 
 class ScriptProcess:
@@ -123,10 +160,10 @@ class SimulatedHost(SimulatedHostApi):
         try:
             bootstrap = base64.b64decode(arguments[index + 1], validate=True).decode("utf-16-le")
         except (IndexError, binascii.Error, UnicodeDecodeError):
-            return loud_failure("-EncodedCommand is not base64 of UTF-16LE text")
+            return powershell_failure("-EncodedCommand is not base64 of UTF-16LE text")
         missing = [s for s in _BOOTSTRAP_STATEMENTS if s not in bootstrap]
         if missing:
-            return loud_failure(f"does not model this -EncodedCommand script; missing statements {missing}")
+            return powershell_failure(f"does not model this -EncodedCommand script; missing statements {missing}")
         return ScriptProcess(self)
 
     def run_operation(self, stdin: bytes) -> FinishedProcess:
@@ -135,17 +172,17 @@ class SimulatedHost(SimulatedHostApi):
             script: str = request["script"]
             payload: dict[str, Any] = json.loads(request["input"])
         except (ValueError, KeyError, TypeError) as error:
-            return loud_failure(f"stdin is not the bootstrap's base64 JSON request: {error}")
+            return powershell_failure(f"stdin is not the bootstrap's base64 JSON request: {error}")
         header = _HEADER.match(script)
         if not header:
-            return loud_failure("the script has no '# op: <resource>/<operation>' header; it is not modelled")
+            return powershell_failure("the script has no '# op: <resource>/<operation>' header; it is not modelled")
         op = header.group("op")
         model = OPERATIONS.get(op)
         if model is None:
-            return loud_failure(f"does not model operation '{op}'")
+            return powershell_failure(f"does not model operation '{op}'")
         digest = hashlib.sha256(script.encode("utf-8")).hexdigest()
         if digest not in modelled_scripts().get(op, []):
-            return loud_failure(
+            return powershell_failure(
                 f"operation '{op}' arrived with script text sha256 {digest}, which its model was not reviewed "
                 "against; review devhost/ops against the changed script, then run `make bless-scripts`"
             )
@@ -156,7 +193,7 @@ class SimulatedHost(SimulatedHostApi):
                 with self._lock:
                     envelope = model(self.fs, payload)
         except InputContractError as error:
-            return loud_failure(f"operation '{op}' input does not match the model: {error}")
+            return powershell_failure(f"operation '{op}' input does not match the model: {error}")
         except WindowsPathError as error:
             return FinishedProcess(
                 stdout=json.dumps(
@@ -173,5 +210,5 @@ class SimulatedHost(SimulatedHostApi):
                 exit_code=1,
             )
         except Exception:  # noqa: BLE001 - a crash of a model must be visible, never a success
-            return loud_failure(f"the model of '{op}' crashed:\r\n{traceback.format_exc()}", exit_code=2)
+            return powershell_failure(f"the model of '{op}' crashed:\r\n{traceback.format_exc()}", exit_code=2)
         return FinishedProcess(stdout=json.dumps(envelope.to_json()).encode("utf-8"), exit_code=envelope.exit_code)

@@ -92,11 +92,20 @@ _ENUMS = {
 
 
 class IisError(Exception):
-    """An exception Microsoft.Web.Administration / the configuration system raises (message as on Windows)."""
+    """An exception Microsoft.Web.Administration / the configuration system raises (message as on Windows).
+
+    ``dotnet_type`` and ``hresult`` are what a script can rely on; the message is translated on a
+    localized Windows, so no model decision may depend on it."""
+
+    dotnet_type = "System.Runtime.InteropServices.COMException"
+    hresult = 0x80004005
 
 
 class ConfigChangedOnDisk(IisError):
-    """System.IO.FileLoadException from ServerManager.CommitChanges after another writer committed."""
+    """System.IO.FileLoadException from ServerManager.CommitChanges after another writer committed
+    (microsoft/IIS.Administration#324 shows the type and message)."""
+
+    dotnet_type = "System.IO.FileLoadException"
 
     def __init__(self) -> None:
         super().__init__(
@@ -128,11 +137,39 @@ class LogonSessionMissing(IisError):
 class EndpointInUse(IisError):
     """Starting a site whose binding another started site holds (HTTP.sys URL reservation)."""
 
+    hresult = 0x80070020
+
     def __init__(self) -> None:
         super().__init__(
             "The process cannot access the file because it is being used by another process. "
             "(Exception from HRESULT: 0x80070020)"
         )
+
+
+class NotYetKnown(IisError):
+    """What Site.State and Site.Start() throw while WAS has not yet picked up a site just committed."""
+
+    hresult = 0x800710D8
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
+        )
+
+
+def was_pickup_s(state_dir: Path) -> float:
+    """How long WAS takes to learn of a new site after the commit (knob ``iis_was_pickup_ms``, default 0).
+
+    WAS reads applicationHost.config on its change notification; until then the site exists in the
+    configuration but Site.State and Site.Start() throw 0x800710D8 (ERROR_OBJECT_NOT_FOUND), as scripts
+    that create then start a site see (the retry of WebAdministrationDsc/microsoft.iis after New-Website).
+    """
+    try:
+        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0.0
+    value = knobs.get("iis_was_pickup_ms", 0) if isinstance(knobs, dict) else 0
+    return float(value or 0) / 1000
 
 
 class NotInstalled(IisError):
@@ -401,6 +438,18 @@ def decrypt_password(state_dir: Path, stored: str) -> str:
 # --- bindings ---------------------------------------------------------------------------------------
 
 
+HTTP_PROTOCOLS = ("http", "https")
+# What WCF non-HTTP activation (the NET-WCF-*-Activation45 features) adds to the Default Web Site, in
+# the bindingInformation formats WAS uses for them (learn.microsoft.com "Configuring WAS for use with
+# WCF": net.tcp '808:*', net.pipe '*', net.msmq and msmq.formatname 'localhost').
+WCF_ACTIVATION_BINDINGS = (
+    ("net.tcp", "808:*"),
+    ("net.pipe", "*"),
+    ("net.msmq", "localhost"),
+    ("msmq.formatname", "localhost"),
+)
+
+
 @dataclass(frozen=True)
 class Binding:
     protocol: str
@@ -408,7 +457,18 @@ class Binding:
     ssl_flags: int = 0
 
     @property
+    def is_http(self) -> bool:
+        return self.protocol in HTTP_PROTOCOLS
+
+    @property
     def endpoint(self) -> tuple[str, int, str]:
+        if not self.is_http:
+            # A script that parses these as '<ip>:<port>:<host>' fails on Windows ([int]'*', $null.Split):
+            # the model refuses to guess an endpoint too.
+            raise IisError(
+                f"SIMULATOR: a {self.protocol} binding ('{self.binding_information}') has no HTTP.sys endpoint; "
+                "only http and https bindingInformation is '<ip>:<port>:<host>'"
+            )
         ip, port, host = split_binding_information(self.binding_information)
         return ip, port, host
 
@@ -438,14 +498,19 @@ def binding_information(ip: str, port: int, host: str) -> str:
 
 
 def sites_conflict(a: Binding, b: Binding) -> bool:
-    """Two bindings HTTP.sys cannot both serve: same port and host header on overlapping addresses.
+    """Two bindings HTTP.sys cannot both serve: same address, port and host header.
 
-    The protocol does not matter: one address and port is either TLS or plain in HTTP.sys.
+    The protocol does not matter: one address and port is either TLS or plain in HTTP.sys. A specific
+    address and ``*`` on the same port do not clash: IIS registers ``*`` as a weak wildcard, and HTTP.sys
+    routes a request to the most specific registration (learn.microsoft.com, "UrlPrefix Strings":
+    weak wildcard '*' is matched last), so ``*:80:`` and ``10.0.0.5:80:`` on two sites both start.
+    Non-HTTP bindings (net.tcp, net.pipe, msmq) are not HTTP.sys's and never clash here.
     """
+    if not (a.is_http and b.is_http):
+        return False
     ip_a, port_a, host_a = a.endpoint
     ip_b, port_b, host_b = b.endpoint
-    overlapping = ip_a == ip_b or "*" in (ip_a, ip_b)
-    return overlapping and port_a == port_b and host_a.lower() == host_b.lower()
+    return ip_a.lower() == ip_b.lower() and port_a == port_b and host_a.lower() == host_b.lower()
 
 
 def sslcerts(state_dir: Path) -> dict[str, dict[str, str]]:
@@ -591,12 +656,12 @@ class ServerManager:
         return site
 
     def remove_site(self, name: str) -> None:
+        """Sites.Remove changes only the configuration: HTTP.sys certificate bindings of the site's https
+        bindings stay (netsh http show sslcert), unless each binding was removed first with
+        ``remove_binding(..., remove_config_only=False)``."""
         site = self.find_site(name)
         if site is None:
             return
-        for binding in self.bindings(site):
-            if binding.protocol == "https":
-                self._sslcert_changes[binding.sslcert_key()] = None  # Bindings.Remove drops the SSL binding too
         self._sites.remove(site)
 
     @staticmethod
@@ -646,7 +711,16 @@ class ServerManager:
         if binding.protocol == "https" and certificate_hash:
             self._sslcert_changes[binding.sslcert_key()] = {"hash": certificate_hash.upper(), "store": store or "My"}
 
-    def remove_binding(self, site: ET.Element, binding: Binding) -> None:
+    def remove_binding(self, site: ET.Element, binding: Binding, remove_config_only: bool | None = None) -> None:
+        """BindingCollection.Remove.
+
+        ``None`` is ``Remove(binding)``, the collection's inherited Remove, and ``True`` is
+        ``Remove(binding, removeConfigOnly: true)``: the element goes, HTTP.sys's certificate binding stays
+        (a stale ``netsh http show sslcert`` entry). ``False`` also deletes that entry, whoever else uses it:
+        a ``0.0.0.0:443`` entry is shared by every non-SNI https binding on port 443 (the behaviour of
+        Remove-IISSiteBinding without -RemoveConfigOnly, learn.microsoft.com; the BindingCollection API
+        as mirrored by jexuswebserver/JexusManager).
+        """
         element = site.find("bindings")
         if element is None:
             return
@@ -656,8 +730,24 @@ class ServerManager:
                 binding.binding_information,
             ):
                 element.remove(existing)
-                if binding.protocol == "https":
+                if binding.protocol == "https" and remove_config_only is False:
                     self._sslcert_changes[binding.sslcert_key()] = None
+
+    def sslcert_shared(self, site: ET.Element, binding: Binding) -> bool:
+        """Whether another https binding (of any site) uses the HTTP.sys entry of ``binding``."""
+        if binding.protocol != "https":
+            return False
+        key = binding.sslcert_key().lower()
+        for other_site in self._sites.findall("site"):
+            for other in self.bindings(other_site):
+                if other_site is site and (other.protocol, other.binding_information) == (
+                    binding.protocol,
+                    binding.binding_information,
+                ):
+                    continue
+                if other.protocol == "https" and other.sslcert_key().lower() == key:
+                    return True
+        return False
 
     def certificate_of(self, binding: Binding) -> dict[str, str] | None:
         """Binding.CertificateHash / CertificateStoreName: read from HTTP.sys, not from the file."""
@@ -724,11 +814,16 @@ class ServerManager:
         runtime = _runtime(self.state_dir)
         runtime["sites"] = {k: v for k, v in runtime["sites"].items() if k.lower() in {s.lower() for s in sites}}
         _save_runtime(self.state_dir, runtime)
+        pickup = was_pickup_s(self.state_dir)
         for name in sites:
             if _lookup(runtime["sites"], name) is None:
                 site = self.find_site(name)
                 assert site is not None
-                if site.get("serverAutoStart", "true") == "true":
+                if pickup > 0:
+                    runtime = _runtime(self.state_dir)
+                    runtime["sites"][name] = {"state": "Stopped", "known_at": time.time() + pickup}
+                    _save_runtime(self.state_dir, runtime)
+                elif site.get("serverAutoStart", "true") == "true":
                     try:
                         self.start_site(name)
                     except EndpointInUse:
@@ -787,16 +882,31 @@ class ServerManager:
             return invalid
         return None if hashlib.sha256(password.encode()).hexdigest() == account.password_sha256 else invalid
 
+    def _picked_up(self, name: str) -> None:
+        """Raise NotYetKnown while WAS has not learnt of the site; once it has, start it if it auto-starts."""
+        entry = _lookup(_runtime(self.state_dir)["sites"], name)
+        if entry is None or "known_at" not in entry:
+            return
+        if time.time() < float(entry["known_at"]):
+            raise NotYetKnown()
+        self._set_runtime("sites", name, "Stopped", None)
+        site = self.find_site(name)
+        if site is not None and site.get("serverAutoStart", "true") == "true":
+            try:
+                self.start_site(name)
+            except EndpointInUse:
+                self._set_runtime("sites", name, "Stopped", str(EndpointInUse()))
+
     def site_state(self, name: str) -> str:
+        self._picked_up(name)
         entry = _lookup(_runtime(self.state_dir)["sites"], name)
         return str(entry["state"]) if entry else "Stopped"
 
     def start_site(self, name: str) -> str:
         site = self.find_site(name)
         if site is None:
-            raise IisError(
-                "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
-            )
+            raise NotYetKnown()
+        self._picked_up(name)
         runtime = _runtime(self.state_dir)
         for other in self._sites.findall("site"):
             other_name = other.get("name", "")
@@ -829,6 +939,12 @@ def _ssl_flags(value: str) -> int:
     return total
 
 
+def is_commit_conflict(error: IisError) -> bool:
+    """_iis.ps1 Test-IisCommitConflict: by exception type (FileLoadException) or HRESULT 0x80070020
+    (sharing violation), never by message text, which a localized Windows translates."""
+    return error.dotnet_type == "System.IO.FileLoadException" or error.hresult == 0x80070020
+
+
 def with_retries(state_dir: Path, change: Callable[[ServerManager], T], attempts: int = 10) -> T:
     """The scripts' Invoke-IisChange: a fresh ServerManager per attempt, retried when the file changed,
     after 100 ms x attempt plus up to 100 ms of jitter (as the script sleeps)."""
@@ -836,7 +952,9 @@ def with_retries(state_dir: Path, change: Callable[[ServerManager], T], attempts
         manager = ServerManager(state_dir)
         try:
             return change(manager)
-        except ConfigChangedOnDisk:
+        except IisError as error:
+            if not is_commit_conflict(error):
+                raise
             _count_conflict(state_dir)
             if attempt == attempts:
                 raise

@@ -176,6 +176,22 @@ def access_mask_for(rights: int, allow: bool) -> int:
     return rights & ~SYNCHRONIZE
 
 
+def is_canonical(explicit: list[Ace]) -> bool:
+    """Whether the explicit entries are in canonical order (every deny entry before every allow entry).
+
+    Some tools and raw SetSecurityDescriptor calls write allow-before-deny DACLs; .NET's CommonAcl then
+    refuses AddAccessRule/RemoveAccessRule* with InvalidOperationException "This access control list is
+    not in canonical form and therefore cannot be modified." (learn.microsoft.com,
+    ObjectSecurity.AreAccessRulesCanonical / "Order of ACEs in a DACL")."""
+    seen_allow = False
+    for ace in explicit:
+        if ace.allow:
+            seen_allow = True
+        elif seen_allow:
+            return False
+    return True
+
+
 def same_kind(a: Ace, b: Ace) -> bool:
     """Same SID, type and flags: Windows keeps one entry per such kind and merges masks into it."""
     return (a.sid, a.allow, a.inheritance, a.propagation) == (b.sid, b.allow, b.inheritance, b.propagation)

@@ -9,7 +9,7 @@ Modelled Windows rules, with the Win32 error each raises:
   an account that does not exist or is a group (1057);
 - start: a disabled service (1058), an image path whose program is missing (2) or is not a
   Windows program (193: the file must start with 'MZ'), a wrong or missing password, or a
-  password given for a gMSA (1069);
+  password given for a gMSA, a user or gMSA without "Log on as a service" (1069);
 - delete of a running service only marks it for deletion (1072 for later changes); it goes when
   it stops.
 A program that starts is taken to answer the service control manager (no 1053 is modelled).
@@ -212,6 +212,63 @@ def change(state_dir: Path, name: str, **values: Any) -> Service:
     return service
 
 
+# -- sc.exe, as the program sees its argv ---------------------------------------------------------
+
+SC_USAGE_EXIT = 1639  # ERROR_INVALID_COMMAND_LINE; *unverified* which code sc.exe returns with its usage text
+_SC_START = {"auto": ("Auto", False), "delayed-auto": ("Auto", True), "demand": ("Manual", False)}
+_SC_START["disabled"] = ("Disabled", False)
+_SC_ACTIONS = {"": "None", "restart": "Restart", "reboot": "Reboot"}
+
+
+def _sc_options(argv: list[str]) -> dict[str, str] | None:
+    """sc.exe's `name= value` pairs (learn.microsoft.com sc-config / sc-failure: "option= value", the
+    value a separate argument); None when an option has no value after it (usage error)."""
+    options: dict[str, str] = {}
+    index = 0
+    while index < len(argv):
+        option = argv[index]
+        if not option.endswith("=") or index + 1 >= len(argv):
+            return None
+        options[option[:-1].lower()] = argv[index + 1]
+        index += 2
+    return options
+
+
+def sc_exe(state_dir: Path, argv: list[str]) -> tuple[int, str, str]:
+    """``sc.exe <argv>`` for `config <svc> start= <type>` and `failure <svc> reset= <s> actions= <list>`:
+    (exit code, stdout, stderr). sc.exe writes its messages, failures included, to stdout."""
+    if len(argv) < 2 or argv[0].lower() not in ("config", "failure"):
+        raise ValueError(f"SIMULATOR: sc.exe {argv[:1]} is not modelled")
+    options = _sc_options(argv[2:])
+    usage = (
+        f"DESCRIPTION:\r\n        Modifies a service entry ({argv[0]}).\r\n"
+        f"USAGE:\r\n        sc <server> {argv[0]} ...\r\n"
+    )
+    if options is None:
+        return SC_USAGE_EXIT, usage, ""
+    name = argv[1]
+    if get(state_dir, name) is None:
+        return 1060, f"[SC] OpenService FAILED 1060:\r\n\r\n{WIN32_MESSAGES[1060]}\r\n\r\n", ""
+    if argv[0].lower() == "config":
+        if set(options) != {"start"} or options["start"].lower() not in _SC_START:
+            raise ValueError(f"SIMULATOR: sc.exe config {options} is not modelled")
+        mode, delayed = _SC_START[options["start"].lower()]
+        change(state_dir, name, start_mode=mode, delayed_auto_start=delayed)
+        return 0, "[SC] ChangeServiceConfig SUCCESS\r\n", ""
+    if set(options) != {"reset", "actions"}:
+        raise ValueError(f"SIMULATOR: sc.exe failure {options} is not modelled")
+    # actions= "" removes every action; otherwise action/delay-ms pairs joined by '/'.
+    parts = options["actions"].split("/") if options["actions"] else []
+    if len(parts) % 2 or any(p.lower() not in _SC_ACTIONS for p in parts[0::2]):
+        return SC_USAGE_EXIT, usage, ""
+    actions = [
+        {"action": _SC_ACTIONS[kind.lower()], "delay_seconds": int(delay) // 1000}
+        for kind, delay in zip(parts[0::2], parts[1::2], strict=True)
+    ]
+    change(state_dir, name, failure_actions={"actions": actions, "reset_period_seconds": int(options["reset"])})
+    return 0, "[SC] ChangeServiceConfig2 SUCCESS\r\n", ""
+
+
 def executable_of(image_path: str) -> str:
     """The program CreateProcess runs for an ImagePath (quoted, or up to the first space)."""
     text = image_path.strip()
@@ -245,6 +302,42 @@ def start(state_dir: Path, name: str) -> Service:
     return service
 
 
+# -- user rights (the local security policy's User Rights Assignment) -------------------------------
+
+SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
+
+
+def _rights_file(state_dir: Path) -> Path:
+    return state_dir / "_sim" / "user_rights.json"
+
+
+def rights_of(state_dir: Path, sid: str) -> list[str]:
+    path = _rights_file(state_dir)
+    data: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return data.get(sid.upper(), [])
+
+
+def grant_right(state_dir: Path, sid: str, right: str) -> bool:
+    """LsaAddAccountRights: True when added, False when the account already held it."""
+    path = _rights_file(state_dir)
+    data: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    held = data.setdefault(sid.upper(), [])
+    if right in held:
+        return False
+    held.append(right)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    return True
+
+
+def admin_revoke_right(state_dir: Path, sid: str, right: str) -> None:
+    """secpol.msc: remove the account from a User Rights Assignment entry."""
+    path = _rights_file(state_dir)
+    data: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data[sid.upper()] = [r for r in data.get(sid.upper(), []) if r != right]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def _check_logon(state_dir: Path, service: Service) -> None:
     if service.start_name.lower() in BUILTIN_START_NAMES:
         return
@@ -255,10 +348,13 @@ def _check_logon(state_dir: Path, service: Service) -> None:
     if account.kind == "gmsa":
         if service.password_sha256 is not None:  # a gMSA's password is the domain's, never a typed one
             raise ScmError(1069)
-        return
-    if account.kind != "user" or account.password_sha256 is None:
+    elif (
+        account.kind != "user" or account.password_sha256 is None or service.password_sha256 != account.password_sha256
+    ):
         raise ScmError(1069)
-    if service.password_sha256 != account.password_sha256:
+    # A user or gMSA needs "Log on as a service"; without it the start fails with 1069 (event 7041,
+    # "the user has not been granted the requested logon type"; learn.microsoft.com "Log on as a service").
+    if SERVICE_LOGON_RIGHT not in rights_of(state_dir, account.sid):
         raise ScmError(1069)
 
 

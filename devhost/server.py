@@ -348,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._inject(fault, message):
             event["status"] = 500 if fault.get("kind") == "http500" else None
             return
-        self._send_body(status, reply, encrypt=self.encrypted)
+        self._send_body(status, reply, encrypt=self.encrypted and bool(reply))
         event["status"] = status
 
     # -- auth --

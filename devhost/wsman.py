@@ -21,6 +21,7 @@ import binascii
 import logging
 import re
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -86,6 +87,10 @@ _DECLARED = {
 E_FAIL = 0x80004005
 # Windows' default winrm/config MaxEnvelopeSizekb.
 DEFAULT_MAX_ENVELOPE_KB = 500
+# Windows' default winrm/config/winrs MaxShellsPerUser (learn.microsoft.com, "Installation and configuration
+# for Windows Remote Management": MaxShellsPerUser default 30), and IdleTimeout (7200000 ms): a shell nobody
+# deletes holds one of the 30 for two hours.
+DEFAULT_MAX_SHELLS_PER_USER = 30
 # A Receive never waits longer than this, whatever OperationTimeout says.
 MAX_OPERATION_TIMEOUT = 60.0
 
@@ -197,6 +202,18 @@ def envelope_too_large_fault() -> WsmanFault:
         "The WS-Management service cannot process the response because it is larger than the maximum size allowed. ",
         2150858790,
         detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MaxEnvelopeSize",
+    )
+
+
+def shell_quota_fault(limit: int) -> WsmanFault:
+    """ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ (0x803381A6): the user already holds MaxShellsPerUser shells."""
+    return WsmanFault(
+        "s:Receiver",
+        "w:InternalError",
+        "The WS-Management service cannot process the request. This user is allowed a maximum number of "
+        f"{limit} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this "
+        "user. ",
+        0x803381A6,
     )
 
 
@@ -319,7 +336,7 @@ def build_fault(fault: WsmanFault, relates_to: str, machine: str) -> bytes:
     return build_envelope("fault", ACTION_FAULT, relates_to, body)
 
 
-def config_body(max_envelope_kb: int) -> str:
+def config_body(max_envelope_kb: int, max_shells_per_user: int = DEFAULT_MAX_SHELLS_PER_USER) -> str:
     """winrm/config as Windows Server answers a Get (values from the recordings)."""
     client = (
         "<cfg:Client><cfg:NetworkDelayms>5000</cfg:NetworkDelayms><cfg:URLPrefix>wsman</cfg:URLPrefix>"
@@ -349,7 +366,7 @@ def config_body(max_envelope_kb: int) -> str:
         "<cfg:Winrs><cfg:AllowRemoteShellAccess>true</cfg:AllowRemoteShellAccess><cfg:IdleTimeout>7200000"
         "</cfg:IdleTimeout><cfg:MaxConcurrentUsers>2147483647</cfg:MaxConcurrentUsers><cfg:MaxShellRunTime>2147483647"
         "</cfg:MaxShellRunTime><cfg:MaxProcessesPerShell>2147483647</cfg:MaxProcessesPerShell>"
-        "<cfg:MaxMemoryPerShellMB>2147483647</cfg:MaxMemoryPerShellMB><cfg:MaxShellsPerUser>2147483647"
+        f"<cfg:MaxMemoryPerShellMB>2147483647</cfg:MaxMemoryPerShellMB><cfg:MaxShellsPerUser>{max_shells_per_user}"
         "</cfg:MaxShellsPerUser></cfg:Winrs>"
     )
     return (
@@ -385,6 +402,7 @@ class Shell:
     working_directory: str | None
     environment: dict[str, str]
     commands: dict[str, Command] = field(default_factory=dict)
+    last_used: float = field(default_factory=time.monotonic)
 
 
 Journal = Callable[[dict[str, object]], None]
@@ -407,12 +425,18 @@ class WinRSService:
         self.host = host
         self.journal: Journal = journal or (lambda event: None)
         self.max_envelope_kb = DEFAULT_MAX_ENVELOPE_KB
+        self.max_shells_per_user = DEFAULT_MAX_SHELLS_PER_USER
         self._lock = threading.Lock()
         self._shells: dict[str, Shell] = {}
 
     def handle(self, data: bytes, caller: Caller) -> tuple[int, bytes]:
         """Answer one request envelope: (HTTP status, response envelope)."""
         relates_to = ""
+        if len(data) > self.max_envelope_kb * 1024:
+            # Windows refuses a request envelope over MaxEnvelopeSizekb with HTTP 413 and no body (seen by
+            # pywinrm as "Bad HTTP response returned from server. Code 413", ansible.windows#620 and #391):
+            # stdin larger than that must go in several Sends.
+            return 413, b""
         try:
             request = parse_request(data)
             relates_to = request.message_id
@@ -465,17 +489,37 @@ class WinRSService:
                 raise invalid_body_fault("devhost models a Put of cfg:Config/cfg:MaxEnvelopeSizekb only")
             self.max_envelope_kb = int((node.text or "").strip())
         action = NS_X + ("/PutResponse" if request.action == ACTION_PUT else "/GetResponse")
-        return build_envelope("config", action, request.message_id, config_body(self.max_envelope_kb))
+        body = config_body(self.max_envelope_kb, self.max_shells_per_user)
+        return build_envelope("config", action, request.message_id, body)
 
     # -- shells --
 
     def _shell(self, request: WsmanRequest) -> Shell:
         shell_id = request.selectors.get("ShellId", "")
         with self._lock:
+            self._expire_idle()
             shell = self._shells.get(shell_id.upper())
+            if shell is not None:
+                shell.last_used = time.monotonic()
         if shell is None:
             raise unknown_shell_fault(shell_id)
         return shell
+
+    def _expire_idle(self) -> None:
+        """WinRM deletes a shell nobody used for its IdleTimeOut (default 2 hours). Call with the lock held."""
+        now = time.monotonic()
+        for shell_id, shell in list(self._shells.items()):
+            if now - shell.last_used > shell.idle_timeout:
+                self._shells.pop(shell_id)
+                for command in shell.commands.values():
+                    command.process.signal(SIGNAL_TERMINATE)
+                self.journal({"kind": "expire", "shell_id": shell_id})
+
+    def open_shells(self) -> list[tuple[str, str]]:
+        """(shell id, owner) of every shell the service holds (tests: no shell may leak)."""
+        with self._lock:
+            self._expire_idle()
+            return [(shell.shell_id, shell.owner) for shell in self._shells.values()]
 
     def _create(self, request: WsmanRequest, caller: Caller) -> bytes:
         spec = request.body.find(f"{{{NS_RSP}}}Shell")
@@ -506,6 +550,10 @@ class WinRSService:
             environment=env,
         )
         with self._lock:
+            self._expire_idle()
+            held = sum(1 for s in self._shells.values() if s.owner.lower() == shell.owner.lower())
+            if held >= self.max_shells_per_user:
+                raise shell_quota_fault(self.max_shells_per_user)
             self._shells[shell.shell_id] = shell
         self.journal({"kind": "create", "shell_id": shell.shell_id, "user": caller.user})
         return build_envelope("shell", NS_X + "/CreateResponse", request.message_id, self._created_body(shell, caller))

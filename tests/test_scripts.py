@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+import jinja2
 import pytest
 import tree_sitter
 import tree_sitter_powershell
@@ -47,3 +49,178 @@ def test_every_script_has_a_reviewed_model() -> None:
 def test_modelled_scripts_file_is_sorted_json() -> None:
     data = modelled_scripts()
     assert json.dumps(data, sort_keys=True) == json.dumps(data)
+
+
+# --- Windows PowerShell 5.1 compatibility ---------------------------------------------------------
+# Windows Server 2019/2022 run the scripts in powershell.exe 5.1, never pwsh 7. Syntax and parameters
+# that came with PowerShell 6+ fail there only at run time (a parse error or "A parameter cannot be
+# found"), which the simulator, running Python models, would never show. Each rule names the 5.1 way.
+# Sources: about_Operators / about_Pipeline_Chain_Operators / about_Functions_Advanced_Methods (clean,
+# 7.3) and the 5.1 cmdlet reference on learn.microsoft.com.
+
+_PS7_PARAMETERS: dict[tuple[str, str], str] = {
+    ("convertfrom-json", "-ashashtable"): "5.1 has no -AsHashtable: read the PSCustomObject's properties, or "
+    "[System.Web.Script.Serialization.JavaScriptSerializer]::new().DeserializeObject($text) for a dictionary",
+    ("convertfrom-json", "-depth"): "5.1's ConvertFrom-Json has no -Depth (it parses any depth): drop it",
+    ("convertto-json", "-asarray"): "5.1 has no -AsArray: pass @(...) with ConvertTo-Json -InputObject",
+    ("convertto-json", "-enumsasstrings"): "5.1 has no -EnumsAsStrings: cast the enum values to [string] first",
+    ("foreach-object", "-parallel"): "5.1 has no ForEach-Object -Parallel: use a plain foreach, or Start-Job / "
+    "a RunspacePool",
+    ("get-content", "-asbytestream"): "5.1 has no -AsByteStream: use -Encoding Byte, or [IO.File]::ReadAllBytes()",
+    ("set-content", "-asbytestream"): "5.1 has no -AsByteStream: use -Encoding Byte, or [IO.File]::WriteAllBytes()",
+    ("add-content", "-asbytestream"): "5.1 has no -AsByteStream: use -Encoding Byte",
+    ("join-path", "-additionalchildpath"): "5.1's Join-Path takes one -ChildPath: nest the calls, "
+    "Join-Path (Join-Path $a $b) $c, or use [IO.Path]::Combine($a, $b, $c)",
+    ("split-path", "-extension"): "5.1 has no Split-Path -Extension: use [IO.Path]::GetExtension()",
+    ("split-path", "-leafbase"): "5.1 has no Split-Path -LeafBase: use [IO.Path]::GetFileNameWithoutExtension()",
+    ("invoke-webrequest", "-skipcertificatecheck"): "5.1 has no -SkipCertificateCheck: set "
+    "[Net.ServicePointManager]::ServerCertificateValidationCallback",
+    ("invoke-restmethod", "-skipcertificatecheck"): "5.1 has no -SkipCertificateCheck: set "
+    "[Net.ServicePointManager]::ServerCertificateValidationCallback",
+    ("test-connection", "-targetname"): "5.1's Test-Connection takes -ComputerName",
+}
+_PS7_ENCODINGS = {"utf8nobom", "utf8bom"}
+_PS7_VARIABLES = {
+    "$iswindows": "$IsWindows is PowerShell 6+ (on 5.1 it is $null): 5.1 runs only on Windows, drop the test, "
+    "or use $env:OS -eq 'Windows_NT'",
+    "$islinux": "$IsLinux is PowerShell 6+: 5.1 runs only on Windows",
+    "$ismacos": "$IsMacOS is PowerShell 6+: 5.1 runs only on Windows",
+    "$iscoreclr": "$IsCoreCLR is PowerShell 6+: 5.1 is always .NET Framework ($PSVersionTable.PSEdition -eq 'Desktop')",
+}
+_PS7_COMMANDS = {
+    "test-json": "Test-Json is PowerShell 6.1+: parse with ConvertFrom-Json inside try/catch",
+    "get-error": "Get-Error is PowerShell 7: read $Error[0] / $_.Exception",
+}
+
+
+_CLEAN_BLOCK = "a 'clean { }' block is PowerShell 7.3: put the clean-up in try { } finally { }"
+
+
+def _text(source: bytes, node: tree_sitter.Node) -> str:
+    return source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
+
+
+def ps51_violations(text: str) -> list[str]:
+    """Constructs of PowerShell 6+ in ``text``, each as 'line N: what, and the 5.1 way'."""
+    source = text.encode("utf-8")
+    lines = text.splitlines()
+    found: list[tuple[int, str]] = []
+    stack = [PARSER.parse(source).root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        line = node.start_point[0] + 1
+        if node.type == "ERROR":
+            # The grammar knows only 5.1 syntax: the 7.x operators are parse errors; name them.
+            code = lines[node.start_point[0]] if node.start_point[0] < len(lines) else ""
+            if re.search(r"\bclean\s*\{", code, re.IGNORECASE):
+                found.append((line, _CLEAN_BLOCK))
+            elif "??" in code:
+                found.append(
+                    (line, "'??'/'??=' (null-coalescing) is PowerShell 7: write if ($null -eq $a) { $b } else { $a }")
+                )
+            elif "?." in code or "?[" in code:
+                found.append((line, "'?.'/'?[]' (null-conditional) is PowerShell 7: test $null -ne $a first"))
+            elif " ? " in code and " : " in code:
+                found.append((line, "'$c ? $a : $b' (ternary) is PowerShell 7: write if ($c) { $a } else { $b }"))
+        elif node.type == "pipeline_chain_tail":
+            found.append(
+                (
+                    line,
+                    f"'{_text(source, node.children[0])}' between pipelines is PowerShell 7: write "
+                    "the second statement under if ($?) { ... } (or if (-not $?) for '||'), or test "
+                    "$LASTEXITCODE after a native command",
+                )
+            )
+        elif node.type == "variable" and _text(source, node).lower() in _PS7_VARIABLES:
+            found.append((line, _PS7_VARIABLES[_text(source, node).lower()]))
+        elif node.type == "command":
+            name_node = node.child_by_field_name("command_name") or next(
+                (c for c in node.children if c.type == "command_name"), None
+            )
+            if name_node is None:
+                continue
+            name = _text(source, name_node).lower()
+            if _PS7_COMMANDS.get(name):
+                found.append((line, _PS7_COMMANDS[name]))
+            elements = next((c for c in node.children if c.type == "command_elements"), None)
+            parts = [c for c in elements.children if c.type != "command_argument_sep"] if elements else []
+            if name == "clean" and parts and _text(source, parts[0]).lstrip().startswith("{"):
+                found.append((line, _CLEAN_BLOCK))
+            for index, part in enumerate(parts):
+                if part.type != "command_parameter":
+                    continue
+                parameter = _text(source, part).lower().rstrip(":")
+                why = _PS7_PARAMETERS.get((name, parameter))
+                if why:
+                    found.append((line, f"{_text(source, name_node)} {_text(source, part)}: {why}"))
+                if parameter == "-encoding" and index + 1 < len(parts):
+                    value = _text(source, parts[index + 1]).strip("'\"").lower()
+                    if value in _PS7_ENCODINGS:
+                        found.append(
+                            (
+                                line,
+                                f"-Encoding {value} is PowerShell 6+: 5.1's utf8 writes a BOM; for "
+                                "no BOM use [IO.File]::WriteAllText($path, $text, "
+                                "(New-Object System.Text.UTF8Encoding $false))",
+                            )
+                        )
+    return [f"line {n}: {why}" for n, why in sorted(set(found))]
+
+
+def _all_script_texts() -> list[tuple[str, str]]:
+    texts = [(ref.operation, render_script(ref)) for ref in operation_scripts()]
+    source = jinja2.PackageLoader("providers.scripting", "ps").get_source(jinja2.Environment(), "bootstrap.ps1")[0]
+    return [*texts, ("bootstrap", source)]
+
+
+@pytest.mark.parametrize(("name", "text"), _all_script_texts(), ids=lambda value: value if "\n" not in value else "")
+def test_script_runs_on_windows_powershell_5_1(name: str, text: str) -> None:
+    assert ps51_violations(text) == [], f"{name} uses PowerShell 6+ only constructs"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("$a = $b ?? 'x'\n", "if ($null -eq $a)"),
+        ("$a ??= 3\n", "if ($null -eq $a)"),
+        ("$v = $ok ? 1 : 2\n", "if ($c) { $a } else { $b }"),
+        ("$n = $x?.Name\n", "test $null -ne $a first"),
+        ("git fetch && git merge\n", "if ($?)"),
+        ("git fetch || exit 1\n", "if ($?)"),
+        ("$o = $t | ConvertFrom-Json -AsHashtable\n", "JavaScriptSerializer"),
+        ("$o = $t | ConvertFrom-Json -Depth 10\n", "drop it"),
+        ("1..3 | ForEach-Object -Parallel { $_ }\n", "RunspacePool"),
+        ("$b = Get-Content -LiteralPath $p -AsByteStream -Raw\n", "-Encoding Byte"),
+        ("$p = Join-Path $a 'b' -AdditionalChildPath 'c'\n", "[IO.Path]::Combine"),
+        ("if ($IsWindows) { 1 }\n", "$env:OS"),
+        ("function f { process { 1 } clean { 2 } }\n", "try { } finally { }"),
+        ("Set-Content -LiteralPath $p -Value $t -Encoding utf8NoBOM\n", "UTF8Encoding $false"),
+        ("Test-Json -Json $t\n", "ConvertFrom-Json inside try/catch"),
+    ],
+)
+def test_ps7_only_constructs_fail_with_the_5_1_way(snippet: str, expected: str) -> None:
+    problems = ps51_violations(snippet)
+    assert problems and any(expected in problem for problem in problems), problems
+
+
+def test_5_1_constructs_pass() -> None:
+    text = (
+        "$a = if ($null -eq $b) { 'x' } else { $b }\n"
+        "$o = $t | ConvertFrom-Json\n"
+        "$p = Join-Path (Join-Path $a 'b') 'c'\n"
+        "foreach ($i in 1..3) { $i }\n"
+        "$q = 'who ?? knows ? a : b'\n"
+        "try { 1 } finally { 2 }\n"
+    )
+    assert ps51_violations(text) == []
+
+
+def test_bootstrap_and_prelude_pass_no_input_through_a_cmdlet() -> None:
+    # R7: Module Logging (event 4103) records every cmdlet's parameter bindings, so the JSON input (with its
+    # secrets) must be parsed by a .NET method, never piped into ConvertFrom-Json.
+    loader = jinja2.PackageLoader("providers.scripting", "ps")
+    for name in ("bootstrap.ps1", "prelude.ps1"):
+        text = loader.get_source(jinja2.Environment(), name)[0]
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        assert "ConvertFrom-Json" not in code and "Add-Member" not in code, name

@@ -35,6 +35,17 @@ def current_hashes() -> dict[str, list[str]]:
 
 
 def main() -> int:
+    from devhost.ops import SCRIPT_FACTS
+    from devhost.ps51 import check_script
+
+    problems = [
+        problem
+        for ref in operation_scripts()
+        for problem in check_script(SCRIPT_FACTS, ref.operation, render_script(ref))
+    ]
+    if problems:
+        print("not recorded: the models do not describe these scripts:\n" + "\n".join(problems), file=sys.stderr)
+        return 1
     TARGET.write_text(json.dumps(current_hashes(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"recorded {len(current_hashes())} operation scripts in {TARGET.relative_to(ROOT)}")
     return 0

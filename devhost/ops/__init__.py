@@ -16,6 +16,7 @@ from devhost.ops import (
     windows_service,
 )
 from devhost.ops.envelope import Operation
+from devhost.ps51 import ScriptFact
 
 OPERATIONS: dict[str, Operation] = {
     **certificate.OPERATIONS,
@@ -38,3 +39,12 @@ UNLOCKED_OPERATIONS: set[str] = {
     *iis_default_site_removal.OPERATIONS,
     *iis_prerequisites.OPERATIONS,
 }
+
+# The script constructs the models rely on (devhost.ps51): tools/bless_scripts.py refuses to record a
+# script text that lacks one, so the hash gate never admits a script its model does not describe.
+SCRIPT_FACTS: tuple[ScriptFact, ...] = (
+    *certificate.SCRIPT_FACTS,
+    *settings_file.SCRIPT_FACTS,
+    *windows_service.SCRIPT_FACTS,
+    *windows_feature.SCRIPT_FACTS,
+)

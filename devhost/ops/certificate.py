@@ -7,14 +7,42 @@ import binascii
 from typing import Any
 
 from devhost import accounts
-from devhost.certstore import CertificateError, CertStore, StoredCertificate, open_pfx
+from devhost.certstore import KEY_FOLDERS, CertificateError, CertStore, OpenedPfx, StoredCertificate, open_pfx
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
+from devhost.ps51 import ScriptFact
 
 _LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers"}
 _SET = _LOOKUP | {"pfx", "pfx_password", "exportable"}
 _REMOVE = _LOOKUP | {"imported"}
 _WRONG_PASSWORD_HRESULT = -2147024810
+_ALL = ("certificate/get", "certificate/set", "certificate/remove")
+SCRIPT_FACTS = (
+    ScriptFact(
+        _ALL,
+        r"\$MachineKeyFolders = \[ordered\]@\{ CNG = 'Microsoft\\Crypto\\Keys'; "
+        r"CAPI = 'Microsoft\\Crypto\\RSA\\MachineKeys' \}",
+        "on .NET Framework 4.6+ a CAPI key is an RSACng whose UniqueName is its file in RSA\\MachineKeys "
+        "(learn.microsoft.com seccng/key-storage-and-retrieval): both folders must be searched",
+    ),
+    ScriptFact(_ALL, r"Find-MachineKeyFile \$Certificate\.Thumbprint \$key\.Key\.UniqueName", "the RSACng branch"),
+    ScriptFact(
+        _ALL,
+        r"'Microsoft\\Crypto\\Keys\\' \+ \$key\.Key\.UniqueName",
+        "an RSACng key is not always in Crypto\\Keys",
+        present=False,
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"\$caStore\.Add\(\$intermediate\)",
+        "X509Certificate2(bytes) keeps only the leaf; IIS needs the intermediates in LocalMachine\\CA",
+    ),
+    ScriptFact(
+        _ALL,
+        r"ConvertTo-SpecificFileRights \(\[long\]\[int\]\$rule\.FileSystemRights\)",
+        "an ACE holding GENERIC_READ alone (icacls (GR)) grants read: generic bits are mapped before the test",
+    ),
+)
 
 
 def _declared_sids(fs: WindowsFs, spec: dict[str, Any]) -> list[str | None]:
@@ -57,22 +85,43 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> tuple[dict[str, Any], StoredC
     entry = stores.find(spec["store_location"], spec["store_name"], thumbprint)
     if entry is None:
         return state, None
-    if entry.has_private_key and not stores.key_exists(entry):
+    try:
+        handle = stores.open_private_key(entry)
+    except CertificateError as error:
         # Windows: the certificate says it has a key, but opening the key fails ("Keyset does not exist").
-        raise OperationStopped(fail("UnexpectedError", "Keyset does not exist", category="NotSpecified"))
+        raise OperationStopped(fail("UnexpectedError", str(error), category="NotSpecified")) from None
+    key_storage = key_file = None
+    if handle is not None:
+        # Get-PrivateKeyInfo: the handle is RSACng/ECDsaCng whatever the provider; Find-MachineKeyFile
+        # looks for its UniqueName in Crypto\Keys, then RSA\MachineKeys, and the folder gives key_storage.
+        key_file = stores.machine_key_file(handle.unique_name)
+        if key_file is None:
+            raise OperationStopped(_key_file_not_found(thumbprint, handle.unique_name))
+        key_storage = "CNG" if key_file.startswith(KEY_FOLDERS["CNG"] + "\\") else "CAPI"
     readers = stores.key_readers(entry) if entry.has_private_key else []
     state.update(
         ensure="present",
         subject=entry.subject,
         not_after=entry.not_after,
         has_private_key=entry.has_private_key,
-        key_storage=entry.key_storage,
-        key_file=entry.key_path,
-        exportable=entry.exportable,
+        key_storage=key_storage,
+        key_file=key_file,
+        exportable=handle.exportable if handle is not None else None,
         private_key_readers=[{"sid": sid, "name": name} for sid, name in readers],
         reader_sids=_declared_sids(fs, spec),
     )
     return state, entry
+
+
+def _key_file_not_found(thumbprint: str, unique_name: str) -> Envelope:
+    return fail(
+        "KeyFileNotFound",
+        f"the private key '{unique_name}' of certificate {thumbprint} has no file under "
+        "C:\\ProgramData\\Microsoft\\Crypto\\Keys or \\RSA\\MachineKeys; it is not a machine key. Import the PFX "
+        "into LocalMachine (this resource does) or remove the certificate and let this resource import it.",
+        prop="private_key_readers",
+        category="ObjectNotFound",
+    )
 
 
 @operation
@@ -81,7 +130,7 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(fs, spec)[0])
 
 
-def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str) -> Envelope | None:
+def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[dict[str, Any]]) -> Envelope | None:
     """The set script's import branch; an Envelope when it stops."""
     try:
         data = base64.b64decode(str(spec["pfx"]), validate=True)
@@ -127,6 +176,15 @@ def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str) -> Envelope | 
     # X509Store.Add over an entry without a key: the entry now points to the new key.
     stores.remove(spec["store_location"], spec["store_name"], thumbprint, delete_key=False)
     stores.add(spec["store_location"], spec["store_name"], opened, exportable=bool(spec["exportable"]))
+    # The set script adds the PFX's intermediate CA certificates to LocalMachine\CA (not self-signed roots).
+    added = []
+    for intermediate in opened.intermediates:
+        ca = OpenedPfx(intermediate, None)
+        if stores.find("LocalMachine", "CA", ca.thumbprint) is None:
+            stores.add("LocalMachine", "CA", ca, exportable=False)
+            added.append(ca.thumbprint)
+    if added:
+        changes.append(change("intermediate_certificates", None, added))
     return None
 
 
@@ -147,11 +205,13 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
                 prop="exportable",
             )
     else:
-        stopped = _import(fs, spec, thumbprint)
+        chain_changes: list[dict[str, Any]] = []
+        stopped = _import(fs, spec, thumbprint, chain_changes)
         if stopped is not None:
             return stopped
         imported = before["ensure"] == "absent"
         changes.append(change("ensure", "absent", "present") if imported else change("has_private_key", False, True))
+        changes.extend(chain_changes)
     current, entry = _state(fs, spec)
     assert entry is not None
     wanted = [_resolve(fs, str(name)) for name in spec["private_key_readers"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 from typing import Any
 
 from devhost.fs import WindowsFs
@@ -77,6 +77,20 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(after, changes)
 
 
+def _remove_tree(folder: Path) -> None:
+    """The script's Remove-FolderTree: a junction or directory symbolic link (a symlink here) inside the
+    tree is removed as a link, never entered; Remove-Item -Recurse in Windows PowerShell 5.1 entered it
+    and emptied its target (PowerShell/PowerShell#621)."""
+    for entry in list(folder.iterdir()):
+        if entry.is_symlink():
+            entry.unlink()
+        elif entry.is_dir():
+            _remove_tree(entry)
+        else:
+            entry.unlink()
+    folder.rmdir()
+
+
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS | {"created"})
@@ -88,7 +102,7 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if not target.is_dir():
             continue
         if spec["delete_contents"]:
-            shutil.rmtree(target)
+            _remove_tree(target)
         elif not any(target.iterdir()):
             target.rmdir()
         else:

@@ -108,6 +108,18 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _not_canonical(path: str) -> Envelope:
+    """The scripts' check of AreAccessRulesCanonical before changing the DACL."""
+    return fail(
+        "AclNotCanonical",
+        f"the access control list of '{path}' is not in canonical order (an allow entry before a deny entry), "
+        "so Windows cannot change it safely; open the folder's Properties > Security tab, which offers to "
+        "reorder it, then run again",
+        prop="path",
+        category="InvalidData",
+    )
+
+
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
@@ -153,6 +165,8 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return succeed(before)
     allow = spec["access"] == "Allow"
     store = ntfs.NtfsStore(fs.root)
+    if not ntfs.is_canonical(store.descriptor(path).explicit):
+        return _not_canonical(path)
     ntfs.remove_entries(store, path, before["principal_sid"], allow)
     ace = ntfs.Ace(
         sid=before["principal_sid"],
@@ -179,6 +193,8 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     state = {"ensure": "absent", "path": path, "principal_sid": sid, "entries": []}
     if not entries:
         return succeed(state)
+    if not ntfs.is_canonical(store.descriptor(path).explicit):
+        return _not_canonical(path)
     ntfs.remove_entries(store, path, sid, allow)
     return succeed(state, [change("entries", _describe(entries), [])])
 

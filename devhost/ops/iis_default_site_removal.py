@@ -7,7 +7,7 @@ from typing import Any
 from devhost import iis
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
-from devhost.ops.iis_common import ScriptStop, not_installed
+from devhost.ops.iis_common import ScriptStop, not_installed, remove_site
 
 _KEYS = {"site_name", "pool_name", "restore_site", "restore_pool"}
 
@@ -37,7 +37,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         changes = []
         removed_site = removed_pool = False
         if manager.find_site(spec["site_name"]) is not None:
-            manager.remove_site(spec["site_name"])
+            remove_site(manager, spec["site_name"])
             removed_site = True
             changes.append(change("default_site", "present", "absent"))
         pool = manager.find_pool(spec["pool_name"])

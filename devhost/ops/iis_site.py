@@ -7,7 +7,7 @@ from typing import Any
 from devhost import iis
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
-from devhost.ops.iis_common import ScriptStop, not_installed
+from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_binding, remove_site, start_site
 
 _KEYS = {"name", "physical_path", "app_pool", "bindings", "preload_enabled", "state"}
 _BINDING_KEYS = {"protocol", "binding_information", "ssl_flags", "certificate_hash", "certificate_store"}
@@ -61,7 +61,7 @@ def _state(manager: iis.ServerManager, name: str) -> dict[str, Any]:
         "app_pool": manager.application_pool_of(site),
         "bindings": [_binding_state(manager, b) for b in manager.bindings(site)],
         "preload_enabled": root.get("preloadEnabled", "false") == "true",
-        "state": manager.site_state(str(site.get("name"))),
+        "state": object_state(lambda: manager.site_state(str(site.get("name")))),
     }
 
 
@@ -148,7 +148,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         for binding in manager.bindings(site):
             actual = _binding_state(manager, binding)
             if not any(_same(actual, wanted) for wanted in desired):
-                manager.remove_binding(site, binding)
+                remove_binding(manager, site, binding)
                 changes.append(change("bindings", _format(actual), None))
         for wanted in desired:
             present = [
@@ -171,11 +171,11 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     except iis.LogonSessionMissing as error:
         return fail("UnexpectedError", str(error), category="NotSpecified")
     manager = iis.ServerManager(fs.root)
-    current = manager.site_state(name)
+    current = object_state(lambda: manager.site_state(name))
     if spec["state"] == "Started" and current != "Started":
         try:
-            manager.start_site(name)
-        except iis.EndpointInUse as error:
+            start_site(manager, name)
+        except (iis.EndpointInUse, iis.NotYetKnown) as error:
             return fail(
                 "SiteStartFailed",
                 f"site '{name}' did not start: {error}. Another process or site holds one of its bindings "
@@ -198,7 +198,7 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     def delete(manager: iis.ServerManager) -> list[dict[str, Any]]:
         if manager.find_site(name) is None:
             return []
-        manager.remove_site(name)
+        remove_site(manager, name)
         manager.commit()
         return [change("ensure", "present", "absent")]
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts, scm
+from devhost import accounts, ps51, scm
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
+from devhost.ps51 import ScriptFact
 
 _KEYS = {
     "name",
@@ -65,12 +66,32 @@ _ACCOUNT_OF_START_NAME = {
     "nt authority\\localservice": "LocalService",
 }
 _CIM_START_MODE = {"Manual": "Manual", "Disabled": "Disabled"}  # anything else: Automatic
-_SC_START = {
-    "Automatic": ("Auto", False),
-    "AutomaticDelayedStart": ("Auto", True),
-    "Manual": ("Manual", False),
-    "Disabled": ("Disabled", False),
-}
+_SC_START = {"Automatic": "auto", "AutomaticDelayedStart": "delayed-auto", "Manual": "demand", "Disabled": "disabled"}
+# What the reviewed set script passes (SCRIPT_FACTS holds the script to it).
+EMPTY_ACTIONS_ARGUMENT = '""'
+SC_CALL_EAP = "Continue"
+_SET = ("windows_service/set",)
+SCRIPT_FACTS = (
+    ScriptFact(
+        _SET,
+        r"if \(Grant-ServiceLogonRight \(\[string\]\$Spec\.account\)\) \{",
+        "Win32_Service Create/Change do not grant 'Log on as a service'; a user or gMSA without it fails to "
+        "start with 1069 (learn.microsoft.com, Log on as a service)",
+    ),
+    ScriptFact(_SET, r"Check\(LsaAddAccountRights\(policy, sidBytes, wanted, 1\)\);", "LsaAddAccountRights"),
+    ScriptFact(
+        _SET,
+        r"if \(\$text -eq ''\) \{ return '\"\"' \}",
+        'no failure actions must reach sc.exe as `actions= ""`: Windows PowerShell 5.1 drops an empty-string '
+        "argument to a native program (PowerShell/PowerShell#15143, #16639), leaving `actions=` without a value",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$ErrorActionPreference = 'Continue'\n    \$output = & sc\.exe @Arguments 2>&1",
+        "under 'Stop', 5.1 makes a redirected stderr line of sc.exe a terminating NativeCommandError before "
+        "$LASTEXITCODE is read (PowerShell/PowerShell#3996, #14273)",
+    ),
+)
 _SID_OF_ACCOUNT = {"LocalSystem": "S-1-5-18", "LocalService": "S-1-5-19", "NetworkService": "S-1-5-20"}
 
 
@@ -218,8 +239,7 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
             raise _method_failed("Change", error) from None
 
     if before["start_type"].lower() != spec["start_type"].lower():
-        mode, delayed = _SC_START[spec["start_type"]]
-        scm.change(state_dir, name, start_mode=mode, delayed_auto_start=delayed)
+        _invoke_sc(state_dir, "start_type", ["config", name, "start=", _SC_START[spec["start_type"]]])
         if not created:
             changes.append(change("start_type", before["start_type"], spec["start_type"]))
     if before["description"] != spec["description"]:
@@ -227,8 +247,28 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
         changes.append(change("description", before["description"], spec["description"]))
     before_key, desired_key = _failure_key(before["failure_actions"]), _failure_key(spec["failure_actions"])
     if before_key != desired_key:
-        scm.change(state_dir, name, failure_actions=_as_stored(spec["failure_actions"]))
+        wanted = spec["failure_actions"]
+        _invoke_sc(
+            state_dir,
+            "failure_actions",
+            ["failure", name, "reset=", str(wanted["reset_period_seconds"]), "actions=", _failure_action_text(wanted)],
+        )
         changes.append(change("failure_actions", before_key, desired_key))
+
+    if spec["account"] not in _SID_OF_ACCOUNT:
+        # Grant-ServiceLogonRight: Win32_Service does not grant "Log on as a service".
+        sid = _account_sid(state_dir, spec["account"])
+        if sid is None:
+            raise _Stop(
+                fail(
+                    "LogonRightNotGranted",
+                    f"cannot grant 'Log on as a service' (SeServiceLogonRight) to '{spec['account']}': the account "
+                    "does not resolve to a SID; create it first",
+                    prop="account",
+                )
+            )
+        if scm.grant_right(state_dir, sid, scm.SERVICE_LOGON_RIGHT):
+            changes.append(change("logon_right", None, scm.SERVICE_LOGON_RIGHT))
 
     if spec["state"] == "Running":
         if before["state"] != "Running":
@@ -247,14 +287,27 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
     return succeed(_state(state_dir, name), changes)
 
 
-def _as_stored(value: dict[str, Any]) -> dict[str, Any]:
-    """What QueryServiceConfig2 gives back after `sc.exe failure`: whole seconds, the three kinds."""
-    actions = []
+def _failure_action_text(value: dict[str, Any]) -> str:
+    """ConvertTo-FailureActionText: action/delay-ms pairs joined by '/', and '""' for no actions."""
+    parts: list[str] = []
     for item in value["actions"]:
         if item["action"] not in ("Restart", "Reboot", "None"):
-            raise ValueError(f"SIMULATOR: sc.exe failure does not take the action {item['action']!r}")
-        actions.append({"action": item["action"], "delay_seconds": int(item["delay_seconds"])})
-    return {"actions": actions, "reset_period_seconds": int(value["reset_period_seconds"])}
+            raise ValueError(f"SIMULATOR: the script does not pass the action {item['action']!r} to sc.exe")
+        parts += [
+            {"Restart": "restart", "Reboot": "reboot"}.get(item["action"], ""),
+            str(int(item["delay_seconds"]) * 1000),
+        ]
+    return "/".join(parts) or EMPTY_ACTIONS_ARGUMENT
+
+
+def _invoke_sc(state_dir: Path, prop: str, arguments: list[str]) -> None:
+    """Invoke-Sc: `& sc.exe @Arguments 2>&1` with a local $ErrorActionPreference = 'Continue'; the
+    arguments reach sc.exe as 5.1's legacy argument passing leaves them (ps51.native_argv)."""
+    code, stdout, stderr = scm.sc_exe(state_dir, ps51.native_argv(arguments))
+    output = ps51.native_call_output(stdout, stderr, eap=SC_CALL_EAP)
+    if code != 0:
+        message = f"sc.exe {arguments[0]} failed with {code}: {output.strip()}"
+        raise _Stop(fail("ScFailed", message, prop=prop))
 
 
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:

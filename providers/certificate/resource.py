@@ -10,6 +10,7 @@ from pulumi.dynamic import Resource
 
 from providers.certificate.model import CertificateModel
 from providers.certificate.provider import CertificateProvider
+from providers.framework.adoption import refuse_import
 
 
 class Certificate(Resource, module="windows", name="Certificate"):
@@ -58,4 +59,5 @@ class Certificate(Resource, module="windows", name="Certificate"):
             "imported": None,
         }
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=sorted(secrets))
+        refuse_import("Certificate", resource_name, opts)
         super().__init__(CertificateProvider(), resource_name, props, pulumi.ResourceOptions.merge(opts, secret_opts))

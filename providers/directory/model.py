@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from providers.framework.model import ResourceModel, prop
-from providers.framework.validators import windows_absolute_path
+from providers.framework.validators import MAX_FOLDER_PATH, windows_absolute_path
 
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -41,12 +41,13 @@ class DirectoryModel(ResourceModel):
     @field_validator("path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
-        return windows_absolute_path(value)
+        return windows_absolute_path(value, max_length=MAX_FOLDER_PATH)
 
     @field_validator("subfolders")
     @classmethod
-    def _folder_names(cls, value: list[str]) -> list[str]:
+    def _folder_names(cls, value: list[str], info: ValidationInfo) -> list[str]:
         seen: set[str] = set()
+        root = info.data.get("path")
         for name in value:
             if name in ("", ".", "..") or "\\" in name or "/" in name:
                 raise ValueError(
@@ -62,6 +63,12 @@ class DirectoryModel(ResourceModel):
             if name.lower() in seen:
                 raise ValueError(f"{name!r} is listed twice (folder names are case-insensitive on Windows)")
             seen.add(name.lower())
+            if isinstance(root, str) and len(f"{root}\\{name}") > MAX_FOLDER_PATH:
+                raise ValueError(
+                    f"{root}\\{name} is {len(root) + 1 + len(name)} characters long; Windows PowerShell 5.1 (.NET "
+                    f"Framework, no long-path support) creates folders of at most {MAX_FOLDER_PATH}: shorten path "
+                    f"or {name!r}"
+                )
         return value
 
     def resource_id(self) -> str:

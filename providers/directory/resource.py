@@ -9,6 +9,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from providers.directory.provider import DirectoryProvider
+from providers.framework.adoption import refuse_import
 
 
 class Directory(Resource, module="windows", name="Directory"):
@@ -40,4 +41,5 @@ class Directory(Resource, module="windows", name="Directory"):
             "folder_paths": None,
             "created_folders": None,
         }
+        refuse_import("Directory", resource_name, opts)
         super().__init__(DirectoryProvider(), resource_name, props, opts)

@@ -9,6 +9,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from providers.file_acl.provider import FileAclProvider
+from providers.framework.adoption import refuse_import
 
 
 class FileAcl(Resource, module="windows", name="FileAcl"):
@@ -51,4 +52,5 @@ class FileAcl(Resource, module="windows", name="FileAcl"):
             "principal_name": None,
             "access_mask": None,
         }
+        refuse_import("FileAcl", resource_name, opts)
         super().__init__(FileAclProvider(), resource_name, props, opts)

@@ -6,10 +6,17 @@ import re
 
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
 _FORBIDDEN = re.compile(r'[<>"|?*\x00-\x1f]')
+# The scripts run in powershell.exe 5.1 on .NET Framework, which is not long-path aware: its file APIs
+# throw PathTooLongException from MAX_PATH (260 characters with the terminating NUL), whatever
+# LongPathsEnabled says (learn.microsoft.com, "Maximum Path Length Limitation": an application must
+# declare longPathAware in its manifest, which powershell.exe 5.1 does not). A directory must also
+# leave room for an 8.3 file name (CreateDirectory: MAX_PATH - 12).
+MAX_FILE_PATH = 259
+MAX_FOLDER_PATH = 247
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
-def windows_absolute_path(value: str, *, allow_root: bool = False) -> str:
+def windows_absolute_path(value: str, *, allow_root: bool = False, max_length: int = MAX_FILE_PATH) -> str:
     """A local absolute path like ``C:\\identitymanager\\Runtime``; returns it without a trailing backslash."""
     if "/" in value:
         suggestion = value.replace("/", "\\")
@@ -32,6 +39,9 @@ def windows_absolute_path(value: str, *, allow_root: bool = False) -> str:
             raise ValueError(f"{value!r}: segment {part!r} ends with a space or dot, which Windows strips silently")
         if part.split(".")[0].upper() in _RESERVED:
             raise ValueError(f"{value!r}: segment {part!r} is a reserved device name on Windows")
-    if len(trimmed) > 32000:
-        raise ValueError(f"path is {len(trimmed)} characters long; Windows allows at most 32,767")
+    if len(trimmed) > max_length:
+        raise ValueError(
+            f"path is {len(trimmed)} characters long; Windows PowerShell 5.1 (.NET Framework, no long-path "
+            f"support) handles at most {max_length} here: choose a shorter folder (e.g. C:\\identitymanager\\<org>)"
+        )
     return trimmed

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.iis_app_pool.model import IisAppPoolModel
 from providers.iis_app_pool.provider import IisAppPoolProvider
 
@@ -59,4 +60,5 @@ class IisAppPool(Resource, module="windows", name="IisAppPool"):
             "identity_sid": None,
         }
         secrets = pulumi.ResourceOptions(additional_secret_outputs=sorted(IisAppPoolModel.secret_keys()))
+        refuse_import("IisAppPool", resource_name, opts)
         super().__init__(IisAppPoolProvider(), resource_name, props, pulumi.ResourceOptions.merge(opts, secrets))

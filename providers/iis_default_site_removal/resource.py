@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.iis_default_site_removal.provider import IisDefaultSiteRemovalProvider
 
 
@@ -26,4 +27,5 @@ class IisDefaultSiteRemoval(Resource, module="windows", name="IisDefaultSiteRemo
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {"connection": connection, "removed_site": None, "removed_pool": None}
+        refuse_import("IisDefaultSiteRemoval", resource_name, opts)
         super().__init__(IisDefaultSiteRemovalProvider(), resource_name, props, opts)

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.iis_prerequisites.provider import IisPrerequisitesProvider
 
 
@@ -33,4 +34,5 @@ class IisPrerequisites(Resource, module="windows", name="IisPrerequisites"):
             "hosting_bundle_version": None,
             "aspnetcore_module_present": None,
         }
+        refuse_import("IisPrerequisites", resource_name, opts)
         super().__init__(IisPrerequisitesProvider(), resource_name, props, opts)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
-from providers.framework.validators import windows_absolute_path
+from providers.framework.validators import MAX_FOLDER_PATH, windows_absolute_path
 from providers.iis_app_pool.model import pool_name
 
 # IIS's siteName validation refuses these characters.
@@ -168,7 +168,7 @@ class IisSiteModel(ResourceModel):
     @field_validator("physical_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        return windows_absolute_path(value)
+        return windows_absolute_path(value, max_length=MAX_FOLDER_PATH)
 
     @field_validator("bindings")
     @classmethod

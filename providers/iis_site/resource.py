@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.iis_site.provider import IisSiteProvider
 
 
@@ -43,4 +44,5 @@ class IisSite(Resource, module="windows", name="IisSite"):
             "state": state,
             "site_id": None,
         }
+        refuse_import("IisSite", resource_name, opts)
         super().__init__(IisSiteProvider(), resource_name, props, opts)

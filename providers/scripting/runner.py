@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -80,6 +82,36 @@ def encode_request(ref: ScriptRef, payload: dict[str, Any]) -> bytes:
     return base64.b64encode(json.dumps(request).encode("utf-8"))
 
 
+_CLIXML_HEADER = "#< CLIXML"
+_CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_PS_NAMESPACE = "{http://schemas.microsoft.com/powershell/2004/04}"
+
+
+def decode_stderr(raw: bytes) -> str:
+    """powershell.exe's stderr as text.
+
+    Under -EncodedCommand with redirected stderr (always, over WinRM), powershell.exe 5.1 writes error,
+    warning and progress records as CLIXML behind a ``#< CLIXML`` line (as pywinrm's
+    ``Session._clean_error_msg`` decodes it): keep the error and warning strings, unescape ``_xHHHH_``,
+    drop progress records. Anything else is returned as it came.
+    """
+    text = raw.decode("utf-8", errors="replace")
+    start = text.find(_CLIXML_HEADER)
+    if start < 0:
+        return text.strip()
+    before, xml_text = text[:start], text[start + len(_CLIXML_HEADER) :].strip()
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError:
+        return text.strip()
+    lines = [
+        _CLIXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), node.text or "")
+        for node in root.iter(f"{_PS_NAMESPACE}S")
+        if node.get("S") in ("Error", "Warning")
+    ]
+    return (before + "".join(lines)).strip()
+
+
 def run_script(conn: HostConnection, ref: ScriptRef, payload: dict[str, Any], *, resource: str) -> OperationResult:
     """Run one operation script on the host and return its parsed envelope; raise on any failure."""
     result = session_for(conn).run(POWERSHELL, bootstrap_arguments(), encode_request(ref, payload))
@@ -89,7 +121,7 @@ def run_script(conn: HostConnection, ref: ScriptRef, payload: dict[str, Any], *,
     except json.JSONDecodeError:
         envelope = None
     if not isinstance(envelope, dict) or "ok" not in envelope:
-        stderr = result.stderr.decode("utf-8", errors="replace").strip()
+        stderr = decode_stderr(result.stderr)
         raise ScriptOutputInvalid(
             conn.label,
             f"{resource} ({ref.operation}): the script exited with code {result.exit_code} without a JSON result; "

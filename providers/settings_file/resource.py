@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.settings_file.provider import SettingsFileProvider
 
 
@@ -52,4 +53,5 @@ class SettingsFile(Resource, module="windows", name="SettingsFile"):
         # The hash of a file that embeds secrets could confirm a guessed secret: keep it secret too.
         hidden = ["sha256"] if (secret or json_content is not None) else []
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=hidden)
+        refuse_import("SettingsFile", resource_name, opts)
         super().__init__(SettingsFileProvider(), resource_name, props, pulumi.ResourceOptions.merge(opts, secret_opts))

@@ -37,10 +37,21 @@ from providers.transport.errors import (
 )
 
 _log = logging.getLogger(__name__)
+# requests reads proxy settings by setting and deleting os.environ["no_proxy"] around the lookup
+# (requests.utils.set_environ, called from Session.merge_environment_settings, which pywinrm's
+# build_session calls): two sessions built at once in two threads make one of them fail with
+# KeyError 'no_proxy'. pywinrm builds a session once and caches it, so building under a lock is enough.
+_SESSION_BUILD = threading.Lock()
 _T = TypeVar("_T")
 
 # UTF-8 console code page, so output of any language survives the trip.
 _UTF8_CODEPAGE = 65001
+
+# Raw stdin bytes per WinRM Send. pywinrm base64-encodes them again (x4/3) into one envelope, and Windows
+# refuses an envelope over MaxEnvelopeSizekb with HTTP 413 (default 500 KB; 150 KB on older hosts), so a
+# large input goes in several Sends, End only on the last (as Ansible's winrm connection plugin does with
+# its _wrapper_payload_stream). 96 KiB -> 128 KiB of base64, under even the old 150 KB limit.
+STDIN_CHUNK_BYTES = 96 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,13 +78,26 @@ class _Shell:
             message_encryption="auto",
             proxy=None,
         )
+        with _SESSION_BUILD:
+            self.protocol.transport.build_session()
         self.shell_id = self.protocol.open_shell(codepage=_UTF8_CODEPAGE)
+        _close_at_exit()
 
     def close(self) -> None:
-        try:
-            self.protocol.close_shell(self.shell_id)
-        except Exception:  # noqa: BLE001 - closing is best effort; the host expires idle shells
-            _log.debug("closing shell %s failed", self.shell_id, exc_info=True)
+        # An undeleted shell holds one of the user's MaxShellsPerUser (30 by default) for the shell's
+        # IdleTimeout (2 hours), so a failed Delete is retried once on a new, freshly authenticated
+        # connection: NTLM authenticates (and encrypts for) one TCP connection, and at interpreter exit
+        # urllib3 may already have closed the pooled one.
+        for attempt in (1, 2):
+            try:
+                if attempt == 2:
+                    self.protocol.transport.close_session()
+                    with _SESSION_BUILD:
+                        self.protocol.transport.build_session()
+                self.protocol.close_shell(self.shell_id)
+                return
+            except Exception:  # noqa: BLE001 - closing is best effort; the host expires idle shells
+                _log.debug("closing shell %s failed (attempt %d)", self.shell_id, attempt, exc_info=True)
 
 
 class WinRMSession:
@@ -137,7 +161,9 @@ class WinRMSession:
     def _run_on(self, shell: _Shell, command: str, arguments: list[str], stdin: bytes) -> CommandResult:
         def run() -> CommandResult:
             command_id = shell.protocol.run_command(shell.shell_id, command, arguments)
-            shell.protocol.send_command_input(shell.shell_id, command_id, stdin, end=True)
+            chunks = [stdin[i : i + STDIN_CHUNK_BYTES] for i in range(0, len(stdin), STDIN_CHUNK_BYTES)] or [b""]
+            for index, chunk in enumerate(chunks):
+                shell.protocol.send_command_input(shell.shell_id, command_id, chunk, end=index == len(chunks) - 1)
             result = self._collect(shell, command_id)
             shell.protocol.cleanup_command(shell.shell_id, command_id)
             return result
@@ -241,7 +267,26 @@ def session_for(conn: HostConnection) -> WinRMSession:
         return session
 
 
-@atexit.register
+_close_registered = False
+_close_registered_lock = threading.Lock()
+
+
+def _close_at_exit() -> None:
+    """Register ``_close_all`` with atexit once a shell (and so a urllib3 connection pool) exists.
+
+    atexit runs handlers last-registered first, and urllib3 closes its pools from weakref.finalize's exit
+    hook, which is registered when the first finalizer (the first pool) is created. Registered at import,
+    our handler ran after it: every Delete went out on a new connection, failed NTLM authentication (401)
+    and left the shell on the host. Registered after the first pool, it runs first; ``_Shell.close``
+    retries on a fresh connection in any case.
+    """
+    global _close_registered
+    with _close_registered_lock:
+        if not _close_registered:
+            atexit.register(_close_all)
+            _close_registered = True
+
+
 def _close_all() -> None:
     with _sessions_lock:
         sessions = list(_sessions.values())

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.windows_feature.provider import WindowsFeatureProvider
 
 
@@ -38,4 +39,5 @@ class WindowsFeature(Resource, module="windows", name="WindowsFeature"):
             "installed": None,
             "restart_pending": None,
         }
+        refuse_import("WindowsFeature", resource_name, opts)
         super().__init__(WindowsFeatureProvider(), resource_name, props, opts)

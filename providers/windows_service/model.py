@@ -113,6 +113,18 @@ class FailureActions(BaseModel):
         ge=0, le=2_147_483, description="Seconds without failure after which the failure count restarts at 0."
     )
 
+    @model_validator(mode="after")
+    def _no_reset_without_actions(self) -> FailureActions:
+        # Windows deletes the reset period together with the actions when there are none
+        # (learn.microsoft.com SERVICE_FAILURE_ACTIONS: "If this value is 0, but lpsaActions is not
+        # NULL, the reset period and array of failure actions are deleted"), so a reset period
+        # without actions could never be read back: it would be drift on every refresh.
+        if not self.actions and self.reset_period_seconds:
+            raise ValueError(
+                "reset_period_seconds has no effect without actions (Windows deletes it with them); set it to 0"
+            )
+        return self
+
 
 DEFAULT_FAILURE_ACTIONS = FailureActions(
     actions=[

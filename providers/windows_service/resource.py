@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from providers.framework.adoption import refuse_import
 from providers.windows_service.model import WindowsServiceModel
 from providers.windows_service.provider import WindowsServiceProvider
 
@@ -60,6 +61,7 @@ class WindowsService(Resource, module="windows", name="WindowsService"):
         }
         hidden = sorted(WindowsServiceModel.secret_keys())
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=hidden)
+        refuse_import("WindowsService", resource_name, opts)
         super().__init__(
             WindowsServiceProvider(), resource_name, props, pulumi.ResourceOptions.merge(opts, secret_opts)
         )

@@ -233,3 +233,115 @@ def test_uninstalling_iis_takes_the_module_with_it(state: Path) -> None:
         iis.ServerManager(state)
     iis.ensure_installed(state)
     assert iis.ASPNETCORE_MODULE not in iis.ServerManager(state).global_modules()
+
+
+def http(information: str) -> dict[str, Any]:
+    return {
+        "protocol": "http",
+        "binding_information": information,
+        "ssl_flags": 0,
+        "certificate_hash": None,
+        "certificate_store": None,
+    }
+
+
+def https(information: str, thumbprint: str, sni: bool = False) -> dict[str, Any]:
+    return {
+        "protocol": "https",
+        "binding_information": information,
+        "ssl_flags": 1 if sni else 0,
+        "certificate_hash": thumbprint,
+        "certificate_store": "My",
+    }
+
+
+def fake_certificate(state: Path, thumbprint: str) -> None:
+    folder = state / "_sim" / "certstore" / "LocalMachine" / "My"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{thumbprint}.json").write_text("{}")
+
+
+def test_wcf_non_http_bindings_of_other_sites_are_not_parsed_as_endpoints(state: Path) -> None:
+    # B2: WCF non-HTTP activation adds net.tcp '808:*', net.pipe '*', msmq 'localhost' to the Default Web Site.
+    for protocol, information in iis.WCF_ACTIVATION_BINDINGS:
+        iis.admin_add_binding(state, iis.DEFAULT_SITE, protocol, information)
+    with pytest.raises(iis.IisError, match=r"no HTTP\.sys endpoint"):
+        _ = iis.Binding("net.tcp", "808:*").endpoint  # what the unfixed Get-Endpoint did with it
+    assert iis_app_pool.set_(WindowsFs(state), pool_spec("P")).ok
+    created = iis_site.set_(WindowsFs(state), site_spec("S", "P"))
+    assert created.ok and created.state["state"] == "Started", created.error
+    refused = iis_site.set_(WindowsFs(state), site_spec("T", "P", [http("*:80:")]))
+    assert refused.error is not None and refused.error["id"] == "BindingInUse"
+
+
+def test_wildcard_and_specific_address_on_one_port_both_run(state: Path) -> None:
+    # W3: HTTP.sys prefers the specific address; '*' is the weak wildcard.
+    assert iis_app_pool.set_(WindowsFs(state), pool_spec("P")).ok
+    specific = iis_site.set_(WindowsFs(state), site_spec("Specific", "P", [http("10.0.0.5:80:")]))
+    assert specific.ok and specific.state["state"] == "Started", specific.error
+    assert iis.ServerManager(state).site_state(iis.DEFAULT_SITE) == "Started"
+    same = iis_site.set_(WindowsFs(state), site_spec("Same", "P", [http("10.0.0.5:80:")]))
+    assert same.error is not None and same.error["id"] == "BindingInUse" and "Specific" in same.error["message"]
+
+
+def test_removing_https_bindings_cleans_http_sys_unless_the_entry_is_shared(state: Path) -> None:
+    # W1: one 0.0.0.0:443 entry serves every non-SNI https binding on 443; an SNI entry is per host:port.
+    thumbprint = "C" * 40
+    fake_certificate(state, thumbprint)
+    assert iis_app_pool.set_(WindowsFs(state), pool_spec("P")).ok
+    a = site_spec("A", "P", [https("*:443:a.contoso.com", thumbprint)])
+    b = site_spec(
+        "B", "P", [https("*:443:b.contoso.com", thumbprint), https("*:443:sni.contoso.com", thumbprint, True)]
+    )
+    assert iis_site.set_(WindowsFs(state), a).ok and iis_site.set_(WindowsFs(state), b).ok
+    assert set(iis.sslcerts(state)) == {"0.0.0.0:443", "sni.contoso.com:443"}
+    assert iis_site.remove(WindowsFs(state), a).ok
+    assert "0.0.0.0:443" in iis.sslcerts(state), "B still needs the shared entry"
+    assert iis_site.remove(WindowsFs(state), b).ok
+    assert iis.sslcerts(state) == {}, "no stale netsh http sslcert entry is left"
+    # The inherited Bindings.Remove($b) (what the scripts used) leaves the entry behind:
+    assert iis_site.set_(WindowsFs(state), a).ok
+    manager = iis.ServerManager(state)
+    site = manager.find_site("A")
+    assert site is not None
+    manager.remove_binding(site, manager.bindings(site)[0])
+    manager.remove_site("A")
+    manager.commit()
+    assert "0.0.0.0:443" in iis.sslcerts(state)
+
+
+def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
+    thumbprint = "D" * 40
+    fake_certificate(state, thumbprint)
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.add_binding(site, iis.Binding("https", "*:443:"), thumbprint, "My")
+    manager.commit()
+    spec = {"site_name": iis.DEFAULT_SITE, "pool_name": iis.DEFAULT_POOL, "restore_site": False, "restore_pool": False}
+    assert iis_default_site_removal.set_(WindowsFs(state), spec).ok
+    assert iis.sslcerts(state) == {}
+
+
+def test_a_new_site_starts_although_was_does_not_know_it_for_a_moment(state: Path) -> None:
+    # R10: for a while after the commit, Site.State and Site.Start() throw 0x800710D8; Get-IisObjectState
+    # gives up after 5 s ('Unknown'), so Start() comes while WAS still does not know the site.
+    (state / "_sim" / "knobs.json").write_text('{"iis_was_pickup_ms": 5600}')
+    assert iis_app_pool.set_(WindowsFs(state), pool_spec("P")).ok
+    manager = iis.ServerManager(state)
+    manager.add_site("Probe", "C:\\probe")
+    manager.commit()
+    with pytest.raises(iis.NotYetKnown, match="0x800710D8"):
+        iis.ServerManager(state).start_site("Probe")  # the unfixed script's single Start()
+    created = iis_site.set_(WindowsFs(state), site_spec("S", "P"))
+    assert created.ok and created.state["state"] == "Started", created.error
+
+
+def test_commit_conflicts_are_recognized_by_type_and_hresult_not_by_message(state: Path) -> None:
+    # W5: on a localized Windows the "changed on disk" text is translated; the type and HRESULT are not.
+    conflict = iis.ConfigChangedOnDisk()
+    conflict.args = ("(the same error, in the language of a localized Windows)",)
+    assert iis.is_commit_conflict(conflict)
+    assert iis.is_commit_conflict(iis.EndpointInUse())  # 0x80070020, the sharing violation
+    assert not iis.is_commit_conflict(iis.DuplicateEntry("site", "name", "x"))
+    assert not iis.is_commit_conflict(iis.NotYetKnown())

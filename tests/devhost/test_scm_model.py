@@ -66,8 +66,11 @@ def test_start_rules(tmp_path: Path) -> None:
     new(tmp_path, "Disabled", start_mode="Disabled")
     assert code_of(lambda: scm.start(tmp_path, "Disabled")) == 1058
     new(tmp_path, "Good", start_name="CONTOSO\\svc-uc", password="right")
+    assert code_of(lambda: scm.start(tmp_path, "Good")) == 1069, 'no "Log on as a service" yet'
+    scm.grant_right(tmp_path, accounts.resolve(tmp_path, "CONTOSO\\svc-uc").sid, scm.SERVICE_LOGON_RIGHT)
     assert scm.start(tmp_path, "Good").state == "Running"
     new(tmp_path, "Gmsa", start_name="CONTOSO\\gmsa-uc$")
+    scm.grant_right(tmp_path, accounts.resolve(tmp_path, "CONTOSO\\gmsa-uc$").sid, scm.SERVICE_LOGON_RIGHT)
     assert scm.start(tmp_path, "Gmsa").state == "Running"
 
 
@@ -107,7 +110,7 @@ def test_set_model_reports_each_change_and_masks_the_password(tmp_path: Path) ->
     assert windows_service.set_(fs, spec_of()).changed is False, "set changes only what differs"
     moved = windows_service.set_(fs, spec_of(account="CONTOSO\\svc-uc", password="pw-1") | {"apply_password": True})
     assert moved.ok, moved.error
-    assert {c["property"] for c in moved.changes} == {"account", "password", "state"}
+    assert {c["property"] for c in moved.changes} == {"account", "password", "logon_right", "state"}
     assert all("pw-1" not in str(c) for c in moved.changes)
     taken = windows_service.set_(fs, spec_of() | {"create": True})
     assert not taken.ok and taken.error is not None and taken.error["id"] == "ServiceExists"

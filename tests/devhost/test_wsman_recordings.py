@@ -176,6 +176,8 @@ def replay(path: Path, send: Send) -> None:
     if recorded_kb:
         # Replay against a host configured like the recorded one.
         send.service.max_envelope_kb = int(recorded_kb.group(1))  # type: ignore[attr-defined]
+        # The recorded server (pypsrp's test host) had raised MaxShellsPerUser from Windows' default of 30.
+        send.service.max_shells_per_user = 2147483647  # type: ignore[attr-defined]
     id_map: dict[str, str] = {}
     set_env: dict[str, str] = {}
     for index, message in enumerate(messages):

@@ -157,6 +157,8 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("forward slashes in path", {"path": "C:/identitymanager"}, "path", "backslashes"),
     ("drive root", {"path": "C:\\"}, "path", "drive root"),
     ("misspelt property", {"folders": ["Work"]}, "folders", "not a property"),
+    ("path over MAX_PATH", {"path": "C:\\" + "a" * 250}, "path", "Windows PowerShell 5.1"),
+    ("sub-folder over MAX_PATH", {"path": "C:\\" + "a" * 240, "subfolders": ["Workspace1"]}, "subfolders", "247"),
 ]
 
 
@@ -174,3 +176,42 @@ def test_bad_input_in_a_program_makes_no_host_call(simulated: Target, engine: En
     run = engine(directory_program(simulated, {"path": "C:\\im", "subfolders": ["Work", "..\\Windows"]})).up()
     assert not run.ok and "subfolders" in run.output and "not one folder name" in run.output
     assert simulated.journal_since(mark) == []
+
+
+def test_delete_contents_removes_a_junction_inside_the_tree_never_its_target(simulated: Target) -> None:
+    # R8: Remove-Item -Recurse in Windows PowerShell 5.1 descends into a junction (mklink /J) and empties
+    # its target; the script removes the link itself.
+    root, outside = new_root(), new_root()
+    kept = simulated.windows_file(outside)
+    kept.mkdir(parents=True)
+    (kept / "orders.xml").write_text("provisioning order")
+    work = simulated.windows_file(f"{root}\\Work")
+    work.mkdir(parents=True)
+    (work / "data.txt").write_text("x")
+    (work / "link").symlink_to(kept, target_is_directory=True)
+    payload = {"path": root, "subfolders": ["Work"], "delete_contents": True, "created": [root, f"{root}\\Work"]}
+    result = run_script(conn(simulated), ScriptRef("providers.directory", "remove"), payload, resource="t")
+    assert result.state["ensure"] == "absent" and not simulated.windows_file(root).exists()
+    assert (kept / "orders.xml").read_text() == "provisioning order", "the junction's target is untouched"
+
+
+@pytest.mark.engine
+def test_import_option_is_refused_with_what_to_do_instead(simulated: Target, engine: Engine) -> None:
+    # The dynamic provider's Read gets no properties on import ("Exception calling application:
+    # '__provider'"); the resource refuses import_ before that, naming the way that works.
+    root = new_root()
+
+    def program() -> None:
+        Directory(
+            "adopted",
+            connection=simulated.connection,
+            path=root,
+            opts=pulumi.ResourceOptions(import_=root),
+        )
+
+    mark = simulated.journal_mark()
+    run = engine(program).up()
+    assert not run.ok and "cannot adopt an existing object" in run.output
+    assert "declare the resource with the object's current settings" in run.output
+    assert "'__provider'" not in run.output
+    assert simulated.operations_since(mark) == []

@@ -352,3 +352,25 @@ def test_bad_input_in_a_program_makes_no_host_call(simulated: Target, engine: En
     run = engine(single_program(simulated, desired)).up()
     assert not run.ok and "backslashes" in run.output and "not a file-system right" in run.output
     assert simulated.journal_since(mark) == []
+
+
+def test_a_non_canonical_acl_is_refused_with_a_clear_error(simulated: Target, principals: Any) -> None:
+    # R11: .NET refuses to change a DACL with an allow entry before a deny entry ("not in canonical form").
+    assert simulated.state_dir is not None
+    path = new_folder()
+    make_folder(simulated, path)
+    (name, _), (_, other_sid) = principals
+    store = ntfs.NtfsStore(simulated.state_dir)
+    store.set_descriptor(
+        path,
+        ntfs.Descriptor(
+            explicit=[ntfs.Ace(other_sid, ntfs.READ_AND_EXECUTE), ntfs.Ace(other_sid, 0x2, allow=False)],
+        ),
+    )
+    payload = {"path": path, "principal": name, "access": "Allow", "mask": ntfs.MODIFY, "inheritance": None}
+    with pytest.raises(HostOperationFailed, match="canonical order") as failed:
+        run_script(
+            conn(simulated), ScriptRef("providers.file_acl", "set"), {**payload, "propagation": []}, resource="t"
+        )
+    assert "AclNotCanonical" in str(failed.value)
+    remove_tree(simulated, path)

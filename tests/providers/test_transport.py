@@ -106,3 +106,100 @@ def test_https_certificate_not_trusted_is_refused(simulated: Target) -> None:
     conn = connect(simulated, transport="basic", use_https=True, port=simulated.https_port, retries=0, ca_bundle=None)
     with pytest.raises(HostUnreachable, match="certificate could not be verified"):
         run_script(conn, GET, payload(), resource="t")
+
+
+# --- what Windows' WinRM limits make of the session layer --------------------------------------------
+
+
+def raw_protocol(target: Target) -> Any:
+    from winrm.protocol import Protocol
+
+    conn = connect(target)
+    return Protocol(
+        endpoint=conn.endpoint,
+        transport="ssl" if conn.transport == "basic" else conn.transport,
+        username=conn.username,
+        password=conn.password,
+        server_cert_validation="validate" if conn.validate_certificate else "ignore",
+        ca_trust_path=conn.ca_bundle if conn.ca_bundle else "legacy_requests",
+        message_encryption="auto",
+    )
+
+
+def open_shells_since(target: Target, mark: int) -> set[str]:
+    events = target.journal_since(mark)
+    created = {str(e["shell_id"]) for e in events if e["kind"] == "create"}
+    gone = {str(e["shell_id"]) for e in events if e["kind"] in ("delete", "expire")}
+    return created - gone
+
+
+def test_max_shells_per_user_is_windows_default_of_30(simulated: Target) -> None:
+    from winrm.exceptions import WSManFaultError
+
+    protocol = raw_protocol(simulated)
+    shells: list[str] = []
+    try:
+
+        def open_all() -> None:
+            for _ in range(31):  # this test process's pooled sessions may hold a few already
+                shells.append(protocol.open_shell())
+
+        with pytest.raises(WSManFaultError, match="maximum number of 30 concurrent shells"):
+            open_all()
+    finally:
+        for shell in shells:
+            protocol.close_shell(shell)
+    protocol.close_shell(protocol.open_shell())  # freed again
+
+
+def test_every_cli_verb_deletes_its_shells(simulated: Target, engine: Any) -> None:
+    # The provider process closes its pooled shells at exit; they used to go out after urllib3 had closed
+    # the authenticated connections (401), so each verb leaked its shells until the 2-hour idle time-out.
+    from providers.directory import Directory
+    from tests.providers.test_iis_app_pool_engine import secret_connection
+
+    path = f"C:\\UsercubeIacTests\\leak-{uuid.uuid4().hex[:8]}"
+
+    def program() -> None:
+        Directory("d", connection=secret_connection(simulated), path=path, subfolders=["a"])
+
+    stack = engine(program)
+    for verb in (stack.up, stack.refresh, stack.destroy):  # (preview and an up without changes read no host)
+        mark = simulated.journal_mark()
+        run = verb()
+        assert run.ok, run.output
+        assert [e for e in simulated.journal_since(mark) if e["kind"] == "create"], "the verb used the host"
+        assert open_shells_since(simulated, mark) == set(), f"{verb.__name__} left shells open on the host"
+
+
+def test_large_stdin_goes_in_chunks_under_max_envelope_size(simulated: Target) -> None:
+    # Over MaxEnvelopeSizekb (500) a request envelope gets HTTP 413; the runner's stdin is sent in chunks.
+    from winrm.exceptions import WinRMTransportError
+
+    protocol = raw_protocol(simulated)
+    shell = protocol.open_shell()
+    try:
+        command = protocol.run_command(shell, "cmd.exe", ["/c", "more"])
+        with pytest.raises(WinRMTransportError) as refused:
+            protocol.send_command_input(shell, command, b"x" * 600_000, end=True)
+        assert refused.value.code == 413
+    finally:
+        protocol.close_shell(shell)
+    big = {**payload(), "content": "é" * 400_000}  # ~1.1 MB of stdin once encoded
+    mark = simulated.journal_mark()
+    run_script(connect(simulated), GET, big, resource="big")
+    sends = [e for e in simulated.journal_since(mark) if e["kind"] == "stdin"]
+    assert len(sends) > 1 and [e["end"] for e in sends] == [False] * (len(sends) - 1) + [True]
+
+
+def test_clixml_on_stderr_is_decoded_into_the_error_message(simulated: Target) -> None:
+    from providers.scripting.errors import ScriptOutputInvalid
+    from providers.scripting.runner import POWERSHELL, bootstrap_arguments, decode_stderr
+
+    result = session_for(connect(simulated)).run(POWERSHELL, bootstrap_arguments(), b"not base64!")
+    assert result.stderr.startswith(b"#< CLIXML"), "powershell.exe -EncodedCommand writes errors as CLIXML"
+    text = decode_stderr(result.stderr)
+    assert "stdin is not the bootstrap's base64 JSON request" in text
+    assert "_x000D_" not in text and "<Objs" not in text and "Preparing modules" not in text
+    assert decode_stderr(b"plain text\r\n") == "plain text"
+    assert issubclass(ScriptOutputInvalid, Exception)

@@ -253,6 +253,12 @@ def test_windows_refusals_name_the_property(simulated: Target, engine: Engine) -
 EXE = "C:\\identitymanagerContoso\\Runtime\\Usercube-Agent.exe"
 BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("slash in name", {"name": "Usercube/Agent"}, "name", "not allowed in a service name"),
+    (
+        "reset period without actions",
+        {"failure_actions": {"actions": [], "reset_period_seconds": 86400}},
+        "failure_actions",
+        "has no effect without actions",
+    ),
     ("backslash in name", {"name": "Usercube\\Agent"}, "name", "not allowed in a service name"),
     ("relative binary", {"binary_path": "Runtime\\Usercube-Agent.exe"}, "binary_path", "not an absolute"),
     ("forward slashes", {"binary_path": "C:/identitymanager/Usercube-Agent.exe"}, "binary_path", "backslashes"),

@@ -7,6 +7,38 @@
 # reading a private key file needs. SYSTEM, Administrators and the key's owner keep their entries.
 $KeyReadRights = [long]0x20089
 $KeptSids = @('S-1-5-18', 'S-1-5-32-544')
+# Windows' generic mapping for files (FILE_GENERIC_*, learn.microsoft.com "File Security and Access
+# Rights"): icacls (GR) writes GENERIC_READ alone, which is read access all the same. Int64 keys:
+# 0x80000000 is negative as an Int32 literal in Windows PowerShell.
+$GenericFileRights = @(
+    @([long]2147483648, 0x120089),
+    @([long]1073741824, 0x120116),
+    @([long]536870912, 0x1200A0),
+    @([long]268435456, 0x1F01FF)
+)
+# Where machine keys live, by provider: CNG (Microsoft Software Key Storage Provider) and the legacy
+# CSPs (CAPI). Both are searched for a key's unique name: see Get-PrivateKeyInfo.
+$MachineKeyFolders = [ordered]@{ CNG = 'Microsoft\Crypto\Keys'; CAPI = 'Microsoft\Crypto\RSA\MachineKeys' }
+
+function ConvertTo-SpecificFileRights([long] $Mask) {
+    $value = $Mask -band [long]4294967295
+    foreach ($pair in $GenericFileRights) {
+        if ($value -band $pair[0]) { $value = ($value -band (-bnot $pair[0])) -bor $pair[1] }
+    }
+    return $value
+}
+
+# The key file of a machine key with this unique name, and the provider its folder belongs to.
+function Find-MachineKeyFile([string] $Thumbprint, [string] $UniqueName) {
+    foreach ($storage in @($MachineKeyFolders.Keys)) {
+        $file = Join-Path $env:ProgramData ($MachineKeyFolders[$storage] + '\' + $UniqueName)
+        if (Test-Path -LiteralPath $file -PathType Leaf) { return , @($storage, $file) }
+    }
+    Stop-Operation -Id 'KeyFileNotFound' -Category 'ObjectNotFound' -Property 'private_key_readers' -Message (
+        "the private key '$UniqueName' of certificate $Thumbprint has no file under " +
+        "$env:ProgramData\Microsoft\Crypto\Keys or \RSA\MachineKeys; it is not a machine key. Import the PFX " +
+        'into LocalMachine (this resource does) or remove the certificate and let this resource import it.')
+}
 
 function Open-CertificateStore($Spec, [string] $Mode) {
     $store = New-Object System.Security.Cryptography.X509Certificates.X509Store(
@@ -22,8 +54,13 @@ function Find-StoreCertificate($Store, [string] $Thumbprint) {
     return $found[0]
 }
 
-# Where the private key lives and whether it can be exported. .NET Framework hands out RSACng /
-# ECDsaCng for keys of a CNG provider and RSACryptoServiceProvider for keys of a legacy CSP.
+# Where the private key lives and whether it can be exported. .NET Framework 4.6 and later open
+# every key through CNG and hand out RSACng / ECDsaCng, for a key of a legacy CSP too: the
+# Microsoft Software Key Storage Provider reads CAPI keys (learn.microsoft.com, "Key Storage and
+# Retrieval"). A PFX without a provider attribute, as OpenSSL and Python's cryptography write it,
+# puts an RSA key in the default CSP, with its file in RSA\MachineKeys; CNG's UniqueName is then
+# that file's name (viOpsGit/Public CertificateManagement looks up RSA\MachineKeys\<UniqueName> the
+# same way). So the file is searched in both folders, and the folder it is in gives key_storage.
 function Get-PrivateKeyInfo($Certificate) {
     $info = [ordered]@{ key_storage = $null; key_file = $null; exportable = $null }
     if (-not $Certificate.HasPrivateKey) { return $info }
@@ -33,19 +70,19 @@ function Get-PrivateKeyInfo($Certificate) {
     }
     if ($key -is [System.Security.Cryptography.RSACng] -or $key -is [System.Security.Cryptography.ECDsaCng]) {
         $policy = $key.Key.ExportPolicy
-        $info.key_storage = 'CNG'
-        $info.key_file = Join-Path $env:ProgramData ('Microsoft\Crypto\Keys\' + $key.Key.UniqueName)
+        $found = Find-MachineKeyFile $Certificate.Thumbprint $key.Key.UniqueName
         $info.exportable = (($policy -band [System.Security.Cryptography.CngExportPolicies]::AllowExport) -ne 0) -or
             (($policy -band [System.Security.Cryptography.CngExportPolicies]::AllowPlaintextExport) -ne 0)
     } elseif ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
-        $info.key_storage = 'CAPI'
-        $info.key_file = Join-Path $env:ProgramData ('Microsoft\Crypto\RSA\MachineKeys\' + $key.CspKeyContainerInfo.UniqueKeyContainerName)
+        $found = Find-MachineKeyFile $Certificate.Thumbprint $key.CspKeyContainerInfo.UniqueKeyContainerName
         $info.exportable = $key.CspKeyContainerInfo.Exportable
     } else {
         Stop-Operation -Id 'UnsupportedKey' -Category 'NotImplemented' -Property 'pfx' -Message (
             "the private key of certificate $($Certificate.Thumbprint) is neither an RSA nor an ECDSA key of a " +
             'CNG or CSP provider; this resource cannot manage its key file.')
     }
+    $info.key_storage = $found[0]
+    $info.key_file = $found[1]
     return $info
 }
 
@@ -89,7 +126,7 @@ function Get-KeyReaders([string] $KeyFile) {
     foreach ($rule in $security.GetAccessRules($true, $false, [System.Security.Principal.SecurityIdentifier])) {
         $sid = $rule.IdentityReference.Value
         if ([string]$rule.AccessControlType -ne 'Allow' -or $KeptSids -contains $sid -or $sid -eq $owner -or $sid -eq $self) { continue }
-        if ((([long][int]$rule.FileSystemRights) -band $KeyReadRights) -ne $KeyReadRights) { continue }
+        if (((ConvertTo-SpecificFileRights ([long][int]$rule.FileSystemRights)) -band $KeyReadRights) -ne $KeyReadRights) { continue }
         if (@($readers | Where-Object { $_.sid -eq $sid }).Count -gt 0) { continue }
         $name = $sid
         try { $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $sid }

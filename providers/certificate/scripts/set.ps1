@@ -21,8 +21,12 @@ if ($before.ensure -eq 'present' -and $before.has_private_key) {
         $flags = $flags -bor [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::Exportable
     }
     $bytes = [Convert]::FromBase64String([string]$Spec.pfx)
+    # The whole PFX, not only its first certificate: the intermediate CA certificates go to
+    # LocalMachine\CA below. The certificate is the one with the key, as X509Certificate2's constructor picks it.
+    $collection = New-Object System.Security.Cryptography.X509Certificates.X509Certificate2Collection
     try {
-        $certificate = [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($bytes, [string]$Spec.pfx_password, $flags)
+        $collection.Import($bytes, [string]$Spec.pfx_password, $flags)
+        $certificate = @($collection | Where-Object { $_.HasPrivateKey }) + @($collection) | Select-Object -First 1
     } catch {
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
@@ -35,6 +39,10 @@ if ($before.ensure -eq 'present' -and $before.has_private_key) {
             "the PFX could not be imported: $($reason.Message) Give the bytes of an intact .pfx file, base64-encoded.")
     } finally {
         [Array]::Clear($bytes, 0, $bytes.Length)
+    }
+    if ($null -eq $certificate) {
+        Stop-Operation -Id 'PfxImportFailed' -Category 'InvalidData' -Property 'pfx' -Message (
+            'the PFX could not be imported: it holds no certificate. Give the bytes of an intact .pfx file, base64-encoded.')
     }
     if ($certificate.Thumbprint -ne $thumbprint) {
         Stop-Operation -Id 'ThumbprintMismatch' -Property 'pfx' -Message (
@@ -51,6 +59,24 @@ if ($before.ensure -eq 'present' -and $before.has_private_key) {
         $changes += New-Change -Property 'ensure' -Before 'absent' -After 'present'
     } else {
         $changes += New-Change -Property 'has_private_key' -Before $false -After $true
+    }
+    # IIS (HTTP.sys, SChannel) sends the chain it builds from the machine's stores, so intermediates
+    # missing from LocalMachine\CA mean an incomplete chain for clients that do not fetch them
+    # (learn.microsoft.com, "Certificate stores": Intermediate Certification Authorities). A
+    # self-signed root is left out: trusting a root (Root store) is the administrator's call.
+    $intermediates = @($collection | Where-Object { $_.Thumbprint -ne $certificate.Thumbprint -and $_.Subject -ne $_.Issuer })
+    if ($intermediates.Count -gt 0) {
+        $added = @()
+        $caStore = Open-CertificateStore ([ordered]@{ store_name = 'CA'; store_location = 'LocalMachine' }) 'ReadWrite'
+        try {
+            foreach ($intermediate in $intermediates) {
+                if ($null -eq (Find-StoreCertificate $caStore $intermediate.Thumbprint)) {
+                    $caStore.Add($intermediate)
+                    $added += $intermediate.Thumbprint
+                }
+            }
+        } finally { $caStore.Close() }
+        if ($added.Count -gt 0) { $changes += New-Change -Property 'intermediate_certificates' -Before $null -After $added }
     }
 }
 

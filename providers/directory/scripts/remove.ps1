@@ -5,13 +5,32 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 # Only folders this resource created (recorded in the Pulumi state), deepest first, and only while
 # empty: Work, Temp, Mails and Sources hold synchronization data and provisioning orders. With
 # delete_contents they go with everything in them. Folders that existed before are never removed.
+function Remove-FolderTree([System.IO.DirectoryInfo] $Folder) {
+    # Not Remove-Item -Recurse: Windows PowerShell 5.1 descends into a junction or directory symbolic
+    # link inside the tree and deletes its target's contents (PowerShell/PowerShell#621). A reparse
+    # point is removed as a link, never entered: Directory.Delete on it removes the link only
+    # (learn.microsoft.com, Directory.Delete remarks: "This method does not recurse through the
+    # reparse point"). Read-only files are made writable first, as Remove-Item -Force does.
+    foreach ($entry in $Folder.GetFileSystemInfos()) {
+        $isLink = ($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0
+        if ($entry -is [System.IO.DirectoryInfo]) {
+            if ($isLink) { [System.IO.Directory]::Delete($entry.FullName, $false) } else { Remove-FolderTree $entry }
+        } else {
+            $entry.Attributes = [System.IO.FileAttributes]::Normal
+            $entry.Delete()
+        }
+    }
+    $Folder.Attributes = [System.IO.FileAttributes]::Normal
+    $Folder.Delete($false)
+}
+
 $removed = @()
 $kept = @()
 foreach ($folder in @(@($Spec.created) | Sort-Object -Property Length -Descending)) {
     if (-not (Test-Path -LiteralPath $folder -PathType Container)) { continue }
     $isEmpty = @(Get-ChildItem -LiteralPath $folder -Force | Select-Object -First 1).Count -eq 0
     if ($Spec.delete_contents) {
-        Remove-Item -LiteralPath $folder -Recurse -Force
+        Remove-FolderTree (New-Object System.IO.DirectoryInfo $folder)
         $removed += $folder
     } elseif ($isEmpty) {
         Remove-Item -LiteralPath $folder -Force

@@ -20,6 +20,11 @@ $state = [ordered]@{ ensure = 'absent'; path = $path; principal_sid = $sid.Value
 if ($entries.Count -eq 0) {
     Complete-Operation -State $state
 }
+if (-not $security.AreAccessRulesCanonical) {
+    # .NET's CommonAcl refuses to change a non-canonical DACL (InvalidOperationException "This access
+    # control list is not in canonical form and therefore cannot be modified").
+    Stop-Operation -Id 'AclNotCanonical' -Category 'InvalidData' -Property 'path' -Message "the access control list of '$($Spec.path)' is not in canonical order (an allow entry before a deny entry), so Windows cannot change it safely; open the folder's Properties > Security tab, which offers to reorder it, then run again"
+}
 foreach ($entry in $entries) {
     $security.RemoveAccessRuleSpecific($entry.rule)
 }

@@ -45,6 +45,11 @@ if ($before.entries.Count -eq 1 -and $matching.Count -eq 1) {
 $principal = Resolve-Principal ([string]$Spec.principal)
 $type = Get-AccessType ([string]$Spec.access)
 $security = $item.GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
+if (-not $security.AreAccessRulesCanonical) {
+    # .NET's CommonAcl refuses to change a non-canonical DACL (InvalidOperationException "This access
+    # control list is not in canonical form and therefore cannot be modified").
+    Stop-Operation -Id 'AclNotCanonical' -Category 'InvalidData' -Property 'path' -Message "the access control list of '$($Spec.path)' is not in canonical order (an allow entry before a deny entry), so Windows cannot change it safely; open the folder's Properties > Security tab, which offers to reorder it, then run again"
+}
 foreach ($entry in (Get-ExplicitEntries $security $principal.Sid ([string]$Spec.access))) {
     $security.RemoveAccessRuleSpecific($entry.rule)
 }

@@ -12,8 +12,9 @@ $result = Invoke-IisChange {
     $removedPool = $false
     $site = $manager.Sites[[string]$Spec.site_name]
     if ($null -ne $site) {
-        # Removing each binding first also removes any HTTP.sys certificate binding someone added.
-        foreach ($binding in @($site.Bindings)) { $site.Bindings.Remove($binding) }
+        # Removing each binding first also removes any HTTP.sys certificate binding someone added (unless
+        # another site shares it): Sites.Remove alone changes only the configuration.
+        foreach ($binding in @($site.Bindings)) { Remove-IisBinding $manager $site $binding }
         $manager.Sites.Remove($site)
         $removedSite = $true
         $changes += New-Change -Property 'default_site' -Before 'present' -After 'absent'

@@ -11,22 +11,13 @@ function ConvertFrom-HashBytes([byte[]] $Bytes) {
     return (-join ($Bytes | ForEach-Object { $_.ToString('X2') }))
 }
 
-function Get-Endpoint([string] $Information) {
-    # bindingInformation is '<ip or *>:<port>:<host>', an IPv6 address in brackets.
-    if ($Information.StartsWith('[')) {
-        $close = $Information.IndexOf(']')
-        $ip = $Information.Substring(1, $close - 1)
-        $rest = $Information.Substring($close + 2)
-    } else {
-        $ip, $rest = $Information.Split(':', 2)
-    }
-    $port, $hostName = $rest.Split(':', 2)
-    return @{ Ip = $ip; Port = [int]$port; HostName = $hostName.ToLowerInvariant() }
-}
-
 function Test-EndpointConflict($A, $B) {
-    # HTTP.sys serves one binding per address, port and host name, whatever the protocol.
-    return ($A.Ip -eq $B.Ip -or $A.Ip -eq '*' -or $B.Ip -eq '*') -and $A.Port -eq $B.Port -and $A.HostName -eq $B.HostName
+    # HTTP.sys serves one binding per address, port and host name, whatever the protocol. A specific
+    # address wins over '*' (IIS registers '*' as a weak wildcard), so '*:80:' on one site and
+    # '10.0.0.5:80:' on another both start; only the same address clashes. Non-HTTP bindings
+    # (net.tcp, net.pipe, msmq) have no endpoint ($null) and never clash.
+    if ($null -eq $A -or $null -eq $B) { return $false }
+    return $A.Ip -eq $B.Ip -and $A.Port -eq $B.Port -and $A.HostName -eq $B.HostName
 }
 
 function Get-BindingState($Binding) {

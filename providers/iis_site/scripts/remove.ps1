@@ -11,8 +11,9 @@ $result = Invoke-IisChange {
     param($manager)
     $site = $manager.Sites[$name]
     if ($null -eq $site) { return @{ Changes = @() } }
-    # Removing each binding first also removes its HTTP.sys certificate binding.
-    foreach ($binding in @($site.Bindings)) { $site.Bindings.Remove($binding) }
+    # Removing each binding first also removes its HTTP.sys certificate binding (unless shared):
+    # Sites.Remove alone changes only the configuration.
+    foreach ($binding in @($site.Bindings)) { Remove-IisBinding $manager $site $binding }
     $manager.Sites.Remove($site)
     @{ Changes = @(New-Change -Property 'ensure' -Before 'present' -After 'absent') }
 }

@@ -31,7 +31,7 @@ $result = Invoke-IisChange {
         if ($other.Name -eq $name) { continue }
         foreach ($theirs in $other.Bindings) {
             for ($i = 0; $i -lt $desired.Count; $i++) {
-                if (Test-EndpointConflict (Get-Endpoint $desired[$i].binding_information) (Get-Endpoint $theirs.BindingInformation)) {
+                if (Test-EndpointConflict (Get-BindingEndpoint ([string]$desired[$i].protocol) ([string]$desired[$i].binding_information)) (Get-BindingEndpoint $theirs.Protocol $theirs.BindingInformation)) {
                     Stop-Operation -Id 'BindingInUse' -Property "bindings.$i" -Message "binding '$($desired[$i].binding_information)' is already used by site '$($other.Name)' ($($theirs.Protocol) $($theirs.BindingInformation)); choose another port or host name, or remove that site"
                 }
             }
@@ -66,11 +66,11 @@ $result = Invoke-IisChange {
     }
 
     # Bindings that differ in anything (certificate included) are replaced; removing a binding also
-    # removes its HTTP.sys certificate binding.
+    # removes its HTTP.sys certificate binding unless another binding shares it (Remove-IisBinding).
     foreach ($binding in @($site.Bindings)) {
         $actual = Get-BindingState $binding
         if (-not ($desired | Where-Object { Test-SameBinding $actual $_ })) {
-            $site.Bindings.Remove($binding)
+            Remove-IisBinding $manager $site $binding
             $changes += New-Change -Property 'bindings' -Before (Format-Binding $actual) -After $null
         }
     }
@@ -96,7 +96,7 @@ try {
     $current = Get-IisObjectState { $site.State }
     if ([string]$Spec.state -eq 'Started' -and $current -ne 'Started') {
         try {
-            [void]$site.Start()
+            Start-IisSite $site
         } catch {
             Stop-Operation -Id 'SiteStartFailed' -Property 'bindings' -Message "site '$name' did not start: $($_.Exception.Message). Another process or site holds one of its bindings (netsh http show urlacl / servicestate)"
         }

@@ -16,10 +16,12 @@ function Import-IisAdministration {
 function Test-IisCommitConflict([System.Exception] $Exception) {
     # Another writer (IIS Manager, a parallel operation of the same stack) committed after this
     # ServerManager read applicationHost.config: CommitChanges throws System.IO.FileLoadException
-    # "Cannot commit configuration changes because the file has changed on disk", or, while the
-    # other writer still holds the file, "Cannot write configuration file" (sharing violation, 0x80070020).
+    # ("Cannot commit configuration changes because the file has changed on disk"; microsoft/IIS.Administration#324),
+    # or, while the other writer still holds the file, a COMException with HRESULT 0x80070020 (sharing
+    # violation; jexuswebserver/JexusManager#164). Matched on the type and HRESULT only: the messages are
+    # translated on a localized Windows.
     for ($e = $Exception; $null -ne $e; $e = $e.InnerException) {
-        if ($e.Message -match 'changed on disk|Cannot write configuration file' -or $e.HResult -eq -2147024864) { return $true }
+        if ($e -is [System.IO.FileLoadException] -or $e.HResult -eq -2147024864) { return $true }
     }
     return $false
 }
@@ -60,4 +62,69 @@ function Wait-IisObjectState([scriptblock] $Read, [string[]] $Final) {
         $state = Get-IisObjectState $Read
     }
     return $state
+}
+
+function Start-IisSite($Site) {
+    # Right after a commit that created the site, WAS may not know it yet: Start() throws
+    # 0x800710D8 (ERROR_OBJECT_NOT_FOUND, "The object identifier does not represent a valid object")
+    # for a moment, as State does above. Retried for up to 10 s; any other error is the caller's.
+    for ($i = 0; ; $i++) {
+        try { [void]$Site.Start(); return }
+        catch {
+            $notYet = $false
+            for ($e = $_.Exception; $null -ne $e; $e = $e.InnerException) { if ($e.HResult -eq -2147020584) { $notYet = $true } }
+            if (-not $notYet -or $i -ge 40) { throw }
+            Start-Sleep -Milliseconds 250
+        }
+    }
+}
+
+function Get-BindingEndpoint([string] $Protocol, [string] $Information) {
+    # http and https bindingInformation is '<ip or *>:<port>:<host>', an IPv6 address in brackets. The
+    # WCF non-HTTP activation bindings are not: net.tcp '808:*', net.pipe '*', net.msmq and
+    # msmq.formatname 'localhost' (learn.microsoft.com, "Configuring WAS for use with WCF"); HTTP.sys
+    # never serves them, so they have no endpoint here ($null).
+    if ($Protocol -ne 'http' -and $Protocol -ne 'https') { return $null }
+    if ($Information.StartsWith('[')) {
+        $close = $Information.IndexOf(']')
+        $ip = $Information.Substring(1, $close - 1)
+        $rest = $Information.Substring($close + 2)
+    } else {
+        $ip, $rest = $Information.Split(':', 2)
+    }
+    $port, $hostName = $rest.Split(':', 2)
+    return @{ Ip = $ip; Port = [int]$port; HostName = ([string]$hostName).ToLowerInvariant() }
+}
+
+function Get-SslBindingKey($Binding) {
+    # The HTTP.sys certificate binding an https binding uses (netsh http show sslcert): '<host>:<port>'
+    # with SNI (sslFlags bit 1), otherwise '<ip>:<port>' with 0.0.0.0 for '*', shared by every
+    # non-SNI https binding on that port, whatever its host name.
+    if ($Binding.Protocol -ne 'https') { return $null }
+    $endpoint = Get-BindingEndpoint $Binding.Protocol $Binding.BindingInformation
+    if (([int]$Binding.GetAttributeValue('sslFlags') -band 1) -eq 1) { return "$($endpoint.HostName):$($endpoint.Port)" }
+    $address = $endpoint.Ip
+    if ($address -eq '*') { $address = '0.0.0.0' }
+    if ($address.Contains(':')) { $address = "[$address]" }
+    return "$($address):$($endpoint.Port)".ToLowerInvariant()
+}
+
+function Remove-IisBinding($Manager, $Site, $Binding) {
+    # Bindings.Remove($b) is the collection's inherited Remove: it leaves the HTTP.sys certificate
+    # binding behind, pointing at a certificate that may be deleted next. BindingCollection.Remove($b,
+    # $removeConfigOnly) with $false deletes it too (the default of Remove-IISSiteBinding, whose
+    # -RemoveConfigOnly keeps it; learn.microsoft.com Remove-IISSiteBinding). An entry another https
+    # binding still uses (a shared 0.0.0.0:443) is kept: $true.
+    $key = Get-SslBindingKey $Binding
+    $shared = $false
+    if ($null -ne $key) {
+        # (PowerShell names ignore case: the loop variable must not be called $site.)
+        foreach ($candidate in $Manager.Sites) {
+            foreach ($other in $candidate.Bindings) {
+                if ($candidate.Name -eq $Site.Name -and $other.Protocol -eq $Binding.Protocol -and $other.BindingInformation -eq $Binding.BindingInformation) { continue }
+                if ((Get-SslBindingKey $other) -eq $key) { $shared = $true }
+            }
+        }
+    }
+    [void]$Site.Bindings.Remove($Binding, $shared)
 }

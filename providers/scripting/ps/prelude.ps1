@@ -5,7 +5,24 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 Set-StrictMode -Version 3.0
 
-$Spec = $InputJson | ConvertFrom-Json
+function ConvertTo-SpecObject($Value) {
+    # JavaScriptSerializer (a .NET method, not a cmdlet: Module Logging records a cmdlet's parameter
+    # bindings, secrets included, in event 4103) gives dictionaries and object[]; the scripts read
+    # $Spec.name as from ConvertFrom-Json. PSNoteProperty::new, not Add-Member, for the same reason.
+    if ($Value -is [System.Collections.IDictionary]) {
+        $object = New-Object PSObject
+        foreach ($key in $Value.Keys) {
+            $object.PSObject.Properties.Add([System.Management.Automation.PSNoteProperty]::new([string]$key, (ConvertTo-SpecObject $Value[$key])))
+        }
+        return $object
+    }
+    if ($Value -is [object[]]) { return ,@(foreach ($item in $Value) { ConvertTo-SpecObject $item }) }
+    return $Value
+}
+
+$JsonSerializer = New-Object System.Web.Script.Serialization.JavaScriptSerializer
+$JsonSerializer.MaxJsonLength = [int]::MaxValue  # the default is 2 MB of text
+$Spec = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject($InputJson))
 
 function Complete-Operation {
     param(

@@ -4,7 +4,7 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 
 $path = [string]$Spec.path
 $before = Get-SettingsFileState $path
-$desired = ConvertTo-FileBytes ([string]$Spec.content) ([string]$Spec.encoding)
+[byte[]] $desired = ConvertTo-FileBytes ([string]$Spec.content) ([string]$Spec.encoding)
 $desiredHash = Get-Sha256Hex $desired
 
 if ($before.ensure -eq 'present' -and $before.sha256 -eq $desiredHash) {
@@ -26,12 +26,13 @@ try {
     if ($before.ensure -eq 'present') {
         $backup = $null
         if ($Spec.keep_backup) { $backup = "$path.bak" }
-        [System.IO.File]::Replace($temporary, $path, $backup)
+        Invoke-FileReplace -Source $temporary -Target $path -Backup $backup
     } else {
         [System.IO.File]::Move($temporary, $path)
     }
 } finally {
-    if (Test-Path -LiteralPath $temporary) { Remove-Item -LiteralPath $temporary -Force }
+    # Only once the target exists: after a half-done ReplaceFile the temporary file can hold the only copy.
+    if ((Test-Path -LiteralPath $temporary) -and (Test-Path -LiteralPath $path -PathType Leaf)) { Remove-Item -LiteralPath $temporary -Force }
 }
 
 $after = Get-SettingsFileState $path

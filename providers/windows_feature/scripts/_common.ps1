@@ -9,6 +9,19 @@ function Assert-ServerManager {
     Import-Module ServerManager
 }
 
+# A feature installed until the next restart has InstallState InstallPending and Installed = $false
+# (Microsoft.Windows.ServerManager.Commands.Feature / InstallState, learn.microsoft.com); it counts as
+# installed here, and restart_pending says the restart is still due.
+function Test-FeatureInstalled($Feature) {
+    return ([bool]$Feature.Installed -or [string]$Feature.InstallState -eq 'InstallPending')
+}
+
+# RestartNeeded of a FeatureOperationResult is a RestartState: No, Yes or Maybe (learn.microsoft.com,
+# Install-WindowsFeature outputs); Maybe is a restart that may be due, so it is reported as pending.
+function Test-RestartNeeded($Result) {
+    return ([string]$Result.RestartNeeded -ne 'No')
+}
+
 function Get-FeatureCatalog {
     # One query for every feature: Get-WindowsFeature -Name silently skips unknown names.
     $catalog = @{}
@@ -32,7 +45,7 @@ function Get-FeatureState($Catalog, [string[]] $Names) {
     foreach ($name in $Names) { $queue.Enqueue($name) }
     while ($queue.Count -gt 0) {
         $feature = $Catalog[[string]$queue.Dequeue()]
-        if ($feature.Installed) { [void]$installed.Add([string]$feature.Name) }
+        if (Test-FeatureInstalled $feature) { [void]$installed.Add([string]$feature.Name) }
         foreach ($sub in @($feature.SubFeatures)) {
             if ($sub) { $queue.Enqueue($sub) }
         }
@@ -42,7 +55,7 @@ function Get-FeatureState($Catalog, [string[]] $Names) {
     return [ordered]@{
         ensure = 'present'
         names = @($Names)
-        installed_names = @($Names | Where-Object { $Catalog[$_].Installed })
+        installed_names = @($Names | Where-Object { Test-FeatureInstalled $Catalog[$_] })
         installed = @($installed)
         restart_pending = ($pending -or $rebootKey)
     }

@@ -6,7 +6,7 @@ Assert-ServerManager
 $catalog = Get-FeatureCatalog
 $names = Resolve-FeatureName $catalog @($Spec.names)
 $before = Get-FeatureState $catalog $names
-$missing = @($names | Where-Object { -not $catalog[$_].Installed })
+$missing = @($names | Where-Object { -not (Test-FeatureInstalled $catalog[$_]) })
 # Management tools are an install option Get-WindowsFeature cannot relate to a feature: when they
 # are asked for, Install-WindowsFeature runs (it installs only what is missing).
 if ($missing.Count -eq 0 -and -not [bool]$Spec.include_management_tools) {
@@ -15,7 +15,13 @@ if ($missing.Count -eq 0 -and -not [bool]$Spec.include_management_tools) {
 
 $parameters = @{ Name = $names }
 if ([bool]$Spec.include_management_tools) { $parameters.IncludeManagementTools = $true }
-$result = Install-WindowsFeature @parameters
+# A failed install is an error record (with 'Stop': a terminating error), not a result with
+# Success = $false, so it is caught here to report it with its id.
+try {
+    $result = Install-WindowsFeature @parameters
+} catch {
+    Stop-Operation -Id 'FeatureInstallFailed' -Property 'names' -Message ("Install-WindowsFeature " + ($names -join ', ') + " failed: $($_.Exception.Message) See C:\Windows\Logs\DISM\dism.log")
+}
 if (-not $result.Success) {
     Stop-Operation -Id 'FeatureInstallFailed' -Property 'names' -Message ("Install-WindowsFeature " + ($names -join ', ') + " failed with exit code $($result.ExitCode); see C:\Windows\Logs\DISM\dism.log")
 }
@@ -24,5 +30,5 @@ foreach ($feature in @($result.FeatureResult)) {
     [void]$changes.Add((New-Change -Property 'installed' -Before $null -After ([string]$feature.Name)))
 }
 $after = Get-FeatureState (Get-FeatureCatalog) $names
-if ([string]$result.RestartNeeded -eq 'Yes') { $after.restart_pending = $true }
+if (Test-RestartNeeded $result) { $after.restart_pending = $true }
 Complete-Operation -State $after -Changed ($changes.Count -gt 0) -Changes @($changes)

@@ -103,6 +103,88 @@ function Get-AccountSid([string] $Account) {
     }
 }
 
+# "Log on as a service" (SeServiceLogonRight) for the service's account. Win32_Service.Create and
+# Change do not grant it (services.msc does), and without it the first start fails with 1069
+# (learn.microsoft.com, "Log on as a service" security policy setting). LsaAddAccountRights is what
+# secpol.msc and ansible.windows win_user_right use; a right set by Group Policy replaces this one at
+# the next policy refresh, so there the policy must name the account.
+$AccountRightsSource = @'
+using System;
+using System.Runtime.InteropServices;
+using System.Security.Principal;
+namespace UsercubeIac {
+    public static class AccountRights {
+        [StructLayout(LayoutKind.Sequential)]
+        struct LsaString { public ushort Length; public ushort MaximumLength; public IntPtr Buffer; }
+        [StructLayout(LayoutKind.Sequential)]
+        struct LsaAttributes { public int Length; public IntPtr RootDirectory; public IntPtr ObjectName; public int Attributes; public IntPtr SecurityDescriptor; public IntPtr SecurityQualityOfService; }
+        [DllImport("advapi32.dll")] static extern uint LsaOpenPolicy(IntPtr system, ref LsaAttributes attributes, int access, out IntPtr policy);
+        [DllImport("advapi32.dll")] static extern uint LsaEnumerateAccountRights(IntPtr policy, byte[] sid, out IntPtr rights, out uint count);
+        [DllImport("advapi32.dll")] static extern uint LsaAddAccountRights(IntPtr policy, byte[] sid, LsaString[] rights, uint count);
+        [DllImport("advapi32.dll")] static extern uint LsaFreeMemory(IntPtr buffer);
+        [DllImport("advapi32.dll")] static extern uint LsaClose(IntPtr policy);
+        [DllImport("advapi32.dll")] static extern int LsaNtStatusToWinError(uint status);
+        const int PolicyLookupNames = 0x800, PolicyCreateAccount = 0x10;
+        const uint StatusObjectNameNotFound = 0xC0000034;
+
+        static void Check(uint status) {
+            if (status != 0) { throw new System.ComponentModel.Win32Exception(LsaNtStatusToWinError(status)); }
+        }
+
+        // True when the right was added, false when the account already held it.
+        public static bool Grant(string sidText, string right) {
+            SecurityIdentifier sid = new SecurityIdentifier(sidText);
+            byte[] sidBytes = new byte[sid.BinaryLength];
+            sid.GetBinaryForm(sidBytes, 0);
+            LsaAttributes attributes = new LsaAttributes();
+            IntPtr policy;
+            Check(LsaOpenPolicy(IntPtr.Zero, ref attributes, PolicyLookupNames | PolicyCreateAccount, out policy));
+            try {
+                IntPtr held; uint count;
+                uint status = LsaEnumerateAccountRights(policy, sidBytes, out held, out count);
+                if (status != StatusObjectNameNotFound) {
+                    Check(status);
+                    try {
+                        int size = Marshal.SizeOf(typeof(LsaString));
+                        for (int i = 0; i < count; i++) {
+                            LsaString item = (LsaString)Marshal.PtrToStructure(new IntPtr(held.ToInt64() + i * size), typeof(LsaString));
+                            if (Marshal.PtrToStringUni(item.Buffer, item.Length / 2) == right) { return false; }
+                        }
+                    } finally { LsaFreeMemory(held); }
+                }
+                IntPtr text = Marshal.StringToHGlobalUni(right);
+                try {
+                    LsaString[] wanted = new LsaString[1];
+                    wanted[0].Buffer = text;
+                    wanted[0].Length = (ushort)(right.Length * 2);
+                    wanted[0].MaximumLength = (ushort)(right.Length * 2 + 2);
+                    Check(LsaAddAccountRights(policy, sidBytes, wanted, 1));
+                } finally { Marshal.FreeHGlobal(text); }
+                return true;
+            } finally { LsaClose(policy); }
+        }
+    }
+}
+'@
+
+function Grant-ServiceLogonRight([string] $Account) {
+    $sid = Get-AccountSid $Account
+    if ($null -eq $sid) {
+        Stop-Operation -Id 'LogonRightNotGranted' -Property 'account' -Message (
+            "cannot grant 'Log on as a service' (SeServiceLogonRight) to '$Account': the account does not resolve to a SID; create it first")
+    }
+    if (-not ('UsercubeIac.AccountRights' -as [type])) { Add-Type -TypeDefinition $AccountRightsSource }
+    try {
+        return [UsercubeIac.AccountRights]::Grant($sid, 'SeServiceLogonRight')
+    } catch {
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        Stop-Operation -Id 'LogonRightNotGranted' -Property 'account' -Message (
+            "granting 'Log on as a service' (SeServiceLogonRight) to '$Account' failed: $($reason.Message) " +
+            'Grant it in secpol.msc (Local Policies, User Rights Assignment) or in the Group Policy that sets it.')
+    }
+}
+
 function Get-FailureActionState($Values) {
     # The registry value is SERVICE_FAILURE_ACTIONS as the service control manager stores it:
     # reset period, two string offsets, action count, array offset, then (type, delay ms) pairs.
@@ -179,6 +261,10 @@ function Get-ScStartType([string] $StartType) {
 function Invoke-Sc {
     param([string] $Property, [string[]] $Arguments)
     # Only service names, start types and recovery actions pass here: never a secret.
+    # In Windows PowerShell 5.1 a stderr line of a native program redirected with 2>&1 is an error
+    # record, which the script's 'Stop' would turn into a terminating error before the exit code is
+    # read (PowerShell/PowerShell#3996, #14273); in this function's scope it is only output.
+    $ErrorActionPreference = 'Continue'
     $output = & sc.exe @Arguments 2>&1
     if ($LASTEXITCODE -ne 0) {
         Stop-Operation -Id 'ScFailed' -Property $Property -Message "sc.exe $($Arguments[0]) failed with $LASTEXITCODE`: $(($output | Out-String).Trim())"
@@ -191,7 +277,12 @@ function ConvertTo-FailureActionText($FailureActions) {
         if ([string]$item.action -eq 'Restart') { 'restart' } elseif ([string]$item.action -eq 'Reboot') { 'reboot' } else { '' }
         [string]([long]$item.delay_seconds * 1000)
     }
-    return ($parts -join '/')
+    $text = $parts -join '/'
+    # No actions is `actions= ""`. Windows PowerShell 5.1 drops an empty-string argument to a native
+    # program (legacy argument passing: PowerShell/PowerShell#15143, #16639), so sc.exe would see
+    # `actions=` with no value; the two quote characters reach it as one empty argument.
+    if ($text -eq '') { return '""' }
+    return $text
 }
 
 function Get-FailureActionKey($FailureActions) {

@@ -73,6 +73,13 @@ if ((Get-FailureActionKey $before.failure_actions) -ne (Get-FailureActionKey $Sp
     [void]$changes.Add((New-Change -Property 'failure_actions' -Before (Get-FailureActionKey $before.failure_actions) -After (Get-FailureActionKey $Spec.failure_actions)))
 }
 
+# Before any start: a custom account needs "Log on as a service" (Grant-ServiceLogonRight).
+if (@('LocalSystem', 'NetworkService', 'LocalService') -notcontains [string]$Spec.account) {
+    if (Grant-ServiceLogonRight ([string]$Spec.account)) {
+        [void]$changes.Add((New-Change -Property 'logon_right' -Before $null -After 'SeServiceLogonRight'))
+    }
+}
+
 # A running service keeps its old program and logon until it restarts.
 if ([string]$Spec.state -eq 'Running') {
     if ($before.state -ne 'Running') {
