@@ -31,6 +31,7 @@ VERB_HELP = {
     "preview": "show what `up` would change",
     "refresh": "read the resources' real state; with --preview-only, only show the drift, never save it",
     "destroy": "delete the stack's resources (never asks for confirmation)",
+    "report": "markdown report of a preview (--kind preview) or of the drift (--kind drift); exit 0, 7 or 1",
 }
 
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh_first.add_argument("--refresh", "-r", action="store_true", help="refresh the state before the operation")
 
     parser = argparse.ArgumentParser(prog="python -m stackrun", description=__doc__)
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{up,preview,refresh,destroy}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{up,preview,refresh,destroy,report}")
     verbs.add_parser("up", parents=[common, expect, refresh_first], help=VERB_HELP["up"])
     verbs.add_parser("preview", parents=[common, expect, refresh_first], help=VERB_HELP["preview"])
     refresh = verbs.add_parser("refresh", parents=[common, expect], help=VERB_HELP["refresh"])
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="only show what the refresh would change; the state is never written",
     )
     verbs.add_parser("destroy", parents=[common], help=VERB_HELP["destroy"])
+    report = verbs.add_parser("report", help=VERB_HELP["report"])
+    report.add_argument("--stack", "-s", default=LOCAL_STACK, help=f"stack name (default: {LOCAL_STACK})")
+    report.add_argument("--kind", choices=["preview", "drift"], default="preview", help="what to report")
+    report.add_argument("--output", "-o", metavar="FILE", help="write the markdown to FILE (default: stdout)")
     return parser
 
 
@@ -127,6 +132,14 @@ def main(
     except SystemExit as exit_:  # --help, or argparse's own exit 2 for invalid flags
         return exit_.code if isinstance(exit_.code, int) else EXIT_CONFIGURATION
     err = stderr if stderr is not None and not isinstance(stderr, int) else sys.stderr
+    if options.verb == "report":
+        from stackrun.report import run_report
+
+        def runner(args: Sequence[str], out: IO[str], errors: IO[str]) -> int:
+            return main(args, program=program, work_dir=work_dir, extra_env=extra_env, stdout=out, stderr=errors)
+
+        console = stdout if stdout is not None and not isinstance(stdout, int) else None
+        return run_report(options.stack, options.kind, options.output, runner, stdout=console)
     try:
         stack = open_stack(options.stack, program, work_dir=work_dir, extra_env=extra_env)
     except WorkspaceError as error:
