@@ -205,7 +205,16 @@ class IisSiteModel(ResourceModel):
 
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:
         actual = {key: state[key] for key in ("name", "physical_path", "app_pool", "preload_enabled", "state")}
-        found = [BindingModel.from_host(item) for item in state.get("bindings") or []]
+        # A site's bindings are exactly the declared ones (set removes any other), so a non-HTTP
+        # binding added by hand (WCF non-HTTP activation: net.tcp '808:*', net.pipe '*',
+        # msmq.formatname 'localhost'; learn.microsoft.com "Configuring WAS for Use with WCF") is
+        # drift too. It has no ip:port:host to parse, so it is shown as IIS lists it.
+        found = [
+            BindingModel.from_host(item)
+            if item.get("protocol") in ("http", "https")
+            else {"protocol": item.get("protocol"), "binding_information": item.get("binding_information")}
+            for item in state.get("bindings") or []
+        ]
         desired = [b.model_dump(mode="json") for b in self.bindings]
         # IIS keeps bindings in the order they were added; the same set in another order is no drift.
         found.sort(key=lambda b: desired.index(b) if b in desired else len(desired))

@@ -124,8 +124,11 @@ def test_site_lifecycle_with_bindings_drift_and_destroy(target: Target, engine: 
         assert target.state_dir is not None
         iis.admin_set_site_physical_path(target.state_dir, desired["name"], "C:\\elsewhere")
         iis.admin_add_binding(target.state_dir, desired["name"], "http", f"*:{port + 2}:")
+        # WCF non-HTTP activation's kind of binding: no ip:port:host, still drift (review of B2).
+        iis.admin_add_binding(target.state_dir, desired["name"], "net.tcp", "808:*")
         drift = stack.refresh(expect_no_changes=True)
         assert not drift.ok and "site" in drift.output
+        assert "~bindings" in drift.output and "Exception" not in drift.output, drift.output
         assert stack.up().ok
         assert stack.refresh(expect_no_changes=True).ok
         assert len(site_on_host(target, desired["name"])["bindings"]) == 1
