@@ -44,6 +44,8 @@ UNLOCKED_OPERATIONS: set[str] = {
 # script text that lacks one, so the hash gate never admits a script its model does not describe.
 SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *certificate.SCRIPT_FACTS,
+    *directory.SCRIPT_FACTS,
+    *iis_site.SCRIPT_FACTS,
     *settings_file.SCRIPT_FACTS,
     *windows_service.SCRIPT_FACTS,
     *windows_feature.SCRIPT_FACTS,

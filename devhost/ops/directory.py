@@ -8,8 +8,24 @@ from typing import Any
 from devhost.fs import WindowsFs
 from devhost.ntfs import NtfsStore
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
+from devhost.ps51 import ScriptFact
 
 _KEYS = {"path", "subfolders", "delete_contents"}
+
+SCRIPT_FACTS = (
+    ScriptFact(
+        ("directory/remove",),
+        r"if \(Test-ReparsePoint \$Folder\) \{\s*"
+        r"\[System\.IO\.Directory\]::Delete\(\$Folder\.FullName, \$false\)\s*return",
+        "a created folder replaced by a junction (mklink /J) is removed as a link: GetFileSystemInfos on it "
+        "lists the target, so entering it deletes the target's files (Directory.Delete remarks, learn.microsoft.com)",
+    ),
+    ScriptFact(
+        ("directory/remove",),
+        r"if \(Test-BehindLink \$folder @\(\$Spec\.created\)\) \{ continue \}",
+        "a created folder below a created folder that is now a junction lies in the junction's target",
+    ),
+)
 
 
 def _not_a_folder(path: str, prop: str, fix: str) -> OperationStopped:
@@ -77,18 +93,34 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return succeed(after, changes)
 
 
+def _delete_link(link: Path) -> None:
+    """Directory.Delete(path, false) on a junction or directory symbolic link (a symlink here): the
+    link goes, its target stays (learn.microsoft.com, Directory.Delete remarks)."""
+    link.unlink()
+
+
 def _remove_tree(folder: Path) -> None:
-    """The script's Remove-FolderTree: a junction or directory symbolic link (a symlink here) inside the
-    tree is removed as a link, never entered; Remove-Item -Recurse in Windows PowerShell 5.1 entered it
-    and emptied its target (PowerShell/PowerShell#621)."""
+    """The script's Remove-FolderTree: a junction or directory symbolic link, inside the tree or the
+    folder itself, is removed as a link, never entered. Listing a link enters it (GetFileSystemInfos
+    on a junction lists its target, as ``iterdir`` on a symlink does), so an unchecked root link would
+    have its target emptied; Remove-Item -Recurse in Windows PowerShell 5.1 did that for nested links
+    (PowerShell/PowerShell#621)."""
+    if folder.is_symlink():
+        _delete_link(folder)
+        return
     for entry in list(folder.iterdir()):
-        if entry.is_symlink():
-            entry.unlink()
-        elif entry.is_dir():
+        if entry.is_dir():
             _remove_tree(entry)
         else:
             entry.unlink()
     folder.rmdir()
+
+
+def _behind_link(fs: WindowsFs, folder: str, created: list[str]) -> bool:
+    """Test-BehindLink: a created folder above ``folder`` is now a link, so ``folder`` is in its target."""
+    return any(
+        folder.lower().startswith(parent.lower() + "\\") and fs.resolve(parent).is_symlink() for parent in created
+    )
 
 
 @operation
@@ -99,12 +131,15 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     kept: list[str] = []
     for folder in sorted(spec["created"], key=len, reverse=True):
         target = fs.resolve(folder)
-        if not target.is_dir():
+        if not target.is_dir() or _behind_link(fs, folder, spec["created"]):
             continue
         if spec["delete_contents"]:
             _remove_tree(target)
         elif not any(target.iterdir()):
-            target.rmdir()
+            if target.is_symlink():
+                _delete_link(target)  # Remove-Item on a link to an empty folder removes the link
+            else:
+                target.rmdir()
         else:
             kept.append(folder)
             continue

@@ -8,9 +8,19 @@ from devhost import iis
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_binding, remove_site, start_site
+from devhost.ps51 import ScriptFact
 
 _KEYS = {"name", "physical_path", "app_pool", "bindings", "preload_enabled", "state"}
 _BINDING_KEYS = {"protocol", "binding_information", "ssl_flags", "certificate_hash", "certificate_store"}
+
+SCRIPT_FACTS = (
+    ScriptFact(
+        ("iis_site/set",),
+        r"Stop-Operation -Id 'CertificateConflict'",
+        "HTTP.sys holds one certificate per ip:port (host:port with SNI): Bindings.Add with another hash rewrites "
+        "an entry another site shares and silently changes that site's certificate",
+    ),
+)
 
 
 def _binding_state(manager: iis.ServerManager, binding: iis.Binding) -> dict[str, Any]:
@@ -46,6 +56,26 @@ def _same(actual: dict[str, Any], desired: dict[str, Any]) -> bool:
         desired["certificate_hash"],
         desired["certificate_store"],
     )
+
+
+def _certificate_conflict(
+    manager: iis.ServerManager, wanted: dict[str, Any], theirs: iis.Binding
+) -> tuple[str, str] | None:
+    """The shared HTTP.sys entry (key, hash) another site's binding holds with another certificate.
+
+    HTTP.sys keeps one certificate per ip:port (host:port with SNI): ``ServerManager.add_binding`` with
+    another hash rewrites the entry, which silently changes the other site's certificate (the script
+    refuses that, as IIS Manager warns about it).
+    """
+    if wanted["protocol"] != "https" or theirs.protocol != "https":
+        return None
+    key = iis.Binding("https", wanted["binding_information"], int(wanted["ssl_flags"])).sslcert_key().lower()
+    certificate = manager.certificate_of(theirs)
+    if theirs.sslcert_key().lower() != key or certificate is None:
+        return None
+    if certificate["hash"].lower() == str(wanted["certificate_hash"]).lower():
+        return None
+    return key, certificate["hash"]
 
 
 def _state(manager: iis.ServerManager, name: str) -> dict[str, Any]:
@@ -121,6 +151,20 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
                                 f"binding '{wanted['binding_information']}' is already used by site '{other}' "
                                 f"({theirs.protocol} {theirs.binding_information}); choose another port or host "
                                 "name, or remove that site",
+                                prop=f"bindings.{index}",
+                            )
+                        )
+                    conflict = _certificate_conflict(manager, wanted, theirs)
+                    if conflict is not None:
+                        key, their_hash = conflict
+                        raise ScriptStop(
+                            fail(
+                                "CertificateConflict",
+                                f"binding '{wanted['binding_information']}' shares the HTTP.sys certificate binding "
+                                f"{key} with site '{other}' ({theirs.protocol} {theirs.binding_information}), which "
+                                f"uses certificate {their_hash}; HTTP.sys holds one certificate per endpoint, so "
+                                f"this would replace that site's certificate. Use SNI (a host name with ssl_flags 1) "
+                                f"or the same certificate as site '{other}'",
                                 prop=f"bindings.{index}",
                             )
                         )

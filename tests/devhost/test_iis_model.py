@@ -310,6 +310,37 @@ def test_removing_https_bindings_cleans_http_sys_unless_the_entry_is_shared(stat
     assert "0.0.0.0:443" in iis.sslcerts(state)
 
 
+def test_a_new_certificate_on_a_shared_non_sni_entry_is_refused_not_given_to_the_other_site(state: Path) -> None:
+    # Review: '*:443:a' and '*:443:b' share HTTP.sys's 0.0.0.0:443 entry, which holds one certificate.
+    first, second = "E" * 40, "F" * 40
+    fake_certificate(state, first)
+    fake_certificate(state, second)
+    assert iis_app_pool.set_(WindowsFs(state), pool_spec("P")).ok
+    assert iis_site.set_(WindowsFs(state), site_spec("A", "P", [https("*:443:a.contoso.com", first)])).ok
+    assert iis_site.set_(WindowsFs(state), site_spec("B", "P", [https("*:443:b.contoso.com", first)])).ok
+    before = iis.sslcerts(state)
+    assert before == {"0.0.0.0:443": {"hash": first, "store": "My"}}
+    refused = iis_site.set_(WindowsFs(state), site_spec("B", "P", [https("*:443:b.contoso.com", second)]))
+    assert refused.error is not None and refused.error["id"] == "CertificateConflict", refused.error
+    message = refused.error["message"]
+    assert "site 'A'" in message and "0.0.0.0:443" in message and "SNI" in message and first in message
+    assert refused.error["property"] == "bindings.0" and iis.sslcerts(state) == before
+    # An SNI binding has its own host:port entry: no conflict.
+    sni = iis_site.set_(WindowsFs(state), site_spec("B", "P", [https("*:443:b.contoso.com", second, True)]))
+    assert sni.ok, sni.error
+    assert iis.sslcerts(state)["0.0.0.0:443"]["hash"] == first
+    # What the unfixed script did (keep the shared entry, Bindings.Add with the new hash): A's certificate
+    # changes with nothing said.
+    manager = iis.ServerManager(state)
+    site = manager.find_site("B")
+    assert site is not None
+    manager.remove_binding(site, manager.bindings(site)[0], remove_config_only=True)
+    manager.add_binding(site, iis.Binding("https", "*:443:b.contoso.com"), second, "My")
+    manager.commit()
+    assert iis.sslcerts(state)["0.0.0.0:443"]["hash"] == second
+    assert iis_site.get(WindowsFs(state), site_spec("A", "P")).state["bindings"][0]["certificate_hash"] == second
+
+
 def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
     thumbprint = "D" * 40
     fake_certificate(state, thumbprint)

@@ -10,9 +10,11 @@ from typing import Any
 import pulumi
 import pytest
 
+from devhost.ops import SCRIPT_FACTS
+from devhost.ps51 import check_script
 from providers.directory import Directory
 from providers.directory.provider import DirectoryProvider
-from providers.scripting.runner import ScriptRef, run_script
+from providers.scripting.runner import ScriptRef, render_script, run_script
 from providers.transport.connection import HostConnection
 from tests.support.engine import EngineStack
 from tests.support.hosts import Target
@@ -193,6 +195,41 @@ def test_delete_contents_removes_a_junction_inside_the_tree_never_its_target(sim
     result = run_script(conn(simulated), ScriptRef("providers.directory", "remove"), payload, resource="t")
     assert result.state["ensure"] == "absent" and not simulated.windows_file(root).exists()
     assert (kept / "orders.xml").read_text() == "provisioning order", "the junction's target is untouched"
+
+
+@pytest.mark.parametrize("replaced", ["Work", ""], ids=["sub-folder", "root"])
+def test_delete_contents_removes_a_created_folder_replaced_by_a_junction_never_its_target(
+    simulated: Target, replaced: str
+) -> None:
+    # Review: an administrator moved a created folder's data to another disk and left a junction
+    # (mklink /J) in its place. Listing the junction lists the target, so the unfixed Remove-FolderTree,
+    # which only checked nested entries, deleted the moved data; the script now removes the link only.
+    root, outside = new_root(), new_root()
+    moved = simulated.windows_file(outside)
+    (moved / "Work").mkdir(parents=True)
+    (moved / "orders.xml").write_text("provisioning order")
+    (moved / "Work" / "sync.csv").write_text("data")
+    folder = f"{root}\\{replaced}" if replaced else root
+    link = simulated.windows_file(folder)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(moved, target_is_directory=True)
+    assert {p.name for p in link.iterdir()} == {"Work", "orders.xml"}, "entering the link lists the moved data"
+    created = [root, f"{root}\\Work"]
+    payload = {"path": root, "subfolders": ["Work"], "delete_contents": True, "created": created}
+    result = run_script(conn(simulated), ScriptRef("providers.directory", "remove"), payload, resource="t")
+    assert result.state["ensure"] == "absent" and not simulated.windows_file(root).exists()
+    assert (moved / "orders.xml").read_text() == "provisioning order", "the junction's target is untouched"
+    assert (moved / "Work" / "sync.csv").read_text() == "data"
+
+
+def test_the_unfixed_remove_script_is_refused_by_the_model() -> None:
+    # The text that entered a root junction is not one the directory model describes.
+    script = render_script(ScriptRef("providers.directory", "remove"))
+    fixed = "    if (Test-ReparsePoint $Folder) {\n        [System.IO.Directory]::Delete($Folder.FullName, $false)\n"
+    assert fixed in script
+    unfixed = script.replace(fixed, "    if ($false) {\n")
+    problems = check_script(SCRIPT_FACTS, "directory/remove", unfixed)
+    assert len(problems) == 1 and "junction" in problems[0]
 
 
 @pytest.mark.engine

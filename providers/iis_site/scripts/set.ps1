@@ -34,6 +34,19 @@ $result = Invoke-IisChange {
                 if (Test-EndpointConflict (Get-BindingEndpoint ([string]$desired[$i].protocol) ([string]$desired[$i].binding_information)) (Get-BindingEndpoint $theirs.Protocol $theirs.BindingInformation)) {
                     Stop-Operation -Id 'BindingInUse' -Property "bindings.$i" -Message "binding '$($desired[$i].binding_information)' is already used by site '$($other.Name)' ($($theirs.Protocol) $($theirs.BindingInformation)); choose another port or host name, or remove that site"
                 }
+                # HTTP.sys holds one certificate per ip:port (per host:port with SNI): every non-SNI
+                # '*:443:<host>' binding of every site shares the 0.0.0.0:443 entry. Bindings.Add with
+                # another hash rewrites that one entry, so the other site's certificate would change
+                # silently and the two resources would flip it back and forth. IIS Manager warns in
+                # this case ("At least one other site is using the same HTTPS binding and the binding
+                # is configured with a different certificate").
+                if ($desired[$i].protocol -eq 'https' -and $theirs.Protocol -eq 'https') {
+                    $key = Get-SslEndpointKey ([string]$desired[$i].binding_information) ([int]$desired[$i].ssl_flags)
+                    $theirHash = ConvertFrom-HashBytes $theirs.CertificateHash
+                    if ((Get-SslBindingKey $theirs) -eq $key -and $null -ne $theirHash -and $theirHash -ne [string]$desired[$i].certificate_hash) {
+                        Stop-Operation -Id 'CertificateConflict' -Property "bindings.$i" -Message "binding '$($desired[$i].binding_information)' shares the HTTP.sys certificate binding $key with site '$($other.Name)' ($($theirs.Protocol) $($theirs.BindingInformation)), which uses certificate $theirHash; HTTP.sys holds one certificate per endpoint, so this would replace that site's certificate. Use SNI (a host name with ssl_flags 1) or the same certificate as site '$($other.Name)'"
+                    }
+                }
             }
         }
     }

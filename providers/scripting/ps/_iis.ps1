@@ -101,8 +101,13 @@ function Get-SslBindingKey($Binding) {
     # with SNI (sslFlags bit 1), otherwise '<ip>:<port>' with 0.0.0.0 for '*', shared by every
     # non-SNI https binding on that port, whatever its host name.
     if ($Binding.Protocol -ne 'https') { return $null }
-    $endpoint = Get-BindingEndpoint $Binding.Protocol $Binding.BindingInformation
-    if (([int]$Binding.GetAttributeValue('sslFlags') -band 1) -eq 1) { return "$($endpoint.HostName):$($endpoint.Port)" }
+    return Get-SslEndpointKey $Binding.BindingInformation ([int]$Binding.GetAttributeValue('sslFlags'))
+}
+
+function Get-SslEndpointKey([string] $Information, [int] $SslFlags) {
+    # Get-SslBindingKey for an https binding given by its bindingInformation and sslFlags.
+    $endpoint = Get-BindingEndpoint 'https' $Information
+    if (($SslFlags -band 1) -eq 1) { return "$($endpoint.HostName):$($endpoint.Port)" }
     $address = $endpoint.Ip
     if ($address -eq '*') { $address = '0.0.0.0' }
     if ($address.Contains(':')) { $address = "[$address]" }
