@@ -183,6 +183,21 @@ class IisSiteModel(ResourceModel):
                     "each address, port and host name can appear once"
                 )
             seen[key] = index
+        # Without SNI, HTTP.sys keeps one certificate per address and port (the ip:port entry of
+        # `netsh http show sslcert`), whatever the host names: two such bindings with different
+        # certificates would overwrite each other's entry on every `up`.
+        certificates: dict[tuple[str, int], tuple[int, str | None]] = {}
+        for index, binding in enumerate(value):
+            if binding.protocol != "https" or binding.sni:
+                continue
+            endpoint = (binding.ip_address, binding.port)
+            first = certificates.setdefault(endpoint, (index, binding.certificate_thumbprint))
+            if first[1] != binding.certificate_thumbprint:
+                raise ValueError(
+                    f"bindings {first[0]} and {index} share the HTTP.sys entry {binding.ip_address}:{binding.port} "
+                    "(https without SNI) with different certificates; HTTP.sys keeps one certificate per address "
+                    "and port: use sni: true with a host name, or the same certificate"
+                )
         return value
 
     def resource_id(self) -> str:

@@ -232,6 +232,16 @@ BAD_SITES: list[tuple[dict[str, Any], str, str]] = [
         "sni needs a host_header",
     ),
     ({"bindings": [HTTP, HTTP]}, "bindings", "both use"),
+    (
+        {
+            "bindings": [
+                {**HTTP, "protocol": "https", "port": 443, "host_header": host, "certificate_thumbprint": t}
+                for host, t in (("a.contoso.com", "AB" * 20), ("b.contoso.com", "CD" * 20))
+            ]
+        },
+        "bindings",
+        "one certificate per address and port",
+    ),
     ({"physical_path": "C:/inetpub/agent"}, "physical_path", "backslashes"),
     ({"bindings": [{**HTTP, "host_header": "bad_host!"}]}, "bindings.0.host_header", "not a DNS host name"),
 ]
