@@ -172,7 +172,11 @@ def _cert_remove(args: argparse.Namespace) -> int:
 
 
 def _cert_key_access(args: argparse.Namespace) -> int:
-    from devhost import certstore
+    from devhost import certstore, iis, scm
+
+    # Importing iis and scm registers the IIS APPPOOL and NT SERVICE virtual accounts, so a pool's
+    # or a service's identity resolves here as it does on Windows.
+    del iis, scm
 
     if args.revoke:
         certstore.admin_revoke_key_access(args.state, args.thumbprint, args.principal, store=args.store)

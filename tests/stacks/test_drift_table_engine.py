@@ -155,3 +155,22 @@ def test_a_change_in_the_stack_shows_exactly_the_resources_that_change(deployed:
         assert {c.op for c in changes} == {"update"} and all(c.properties == {"rights"} for c in changes), changes
     finally:
         deployed.write(deployed.config())
+
+
+def test_a_private_key_reader_removed_by_hand_shows_on_that_certificate_alone(deployed: EstateProject) -> None:
+    """The certificate MMC's "Manage Private Keys...": the pool's read access on the encryption key revoked."""
+    thumbprint = deployed.outputs()["agents"]["zone-a"]["encryptionCertificateThumbprint"]
+    admin(
+        deployed.estate,
+        "zone-a",
+        *("cert-key-access", "--thumbprint", thumbprint, "--principal", f"IIS APPPOOL\\{POOL}", "--revoke"),
+    )
+    try:
+        code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
+        assert code == 7, check
+        only(changes_in(check), "zone-a-encryption-cert", "private_key_readers", "update")
+    finally:
+        code, text = deployed.run("up", "--refresh")
+    assert code == 0, text
+    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
