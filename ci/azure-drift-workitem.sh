@@ -13,10 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 stack="${1:?usage: ci/azure-drift-workitem.sh STACK}"
 need SYSTEM_ACCESSTOKEN
 need SYSTEM_TEAMPROJECT
-collection="${AZURE_DEVOPS_API_URL:-${SYSTEM_COLLECTIONURI:?SYSTEM_COLLECTIONURI is not set}}"
-collection="${collection%/}"
-project="$("$PYTHON" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$SYSTEM_TEAMPROJECT")"
-wit="$collection/$project/_apis/wit"
+project_url="$(azure_project_url)"
+wit="$project_url/_apis/wit"
 version="api-version=7.1"
 type="${DRIFT_WORK_ITEM_TYPE:-Issue}"
 closed="${DRIFT_CLOSED_STATE:-Done}"

@@ -15,10 +15,8 @@ need SYSTEM_ACCESSTOKEN
 need SYSTEM_TEAMPROJECT
 need BUILD_REPOSITORY_ID
 need SYSTEM_PULLREQUEST_PULLREQUESTID
-collection="${AZURE_DEVOPS_API_URL:-${SYSTEM_COLLECTIONURI:?SYSTEM_COLLECTIONURI is not set}}"
-collection="${collection%/}"
-project="$("$PYTHON" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$SYSTEM_TEAMPROJECT")"
-threads="$collection/$project/_apis/git/repositories/$BUILD_REPOSITORY_ID/pullRequests/$SYSTEM_PULLREQUEST_PULLREQUESTID/threads"
+project_url="$(azure_project_url)"
+threads="$project_url/_apis/git/repositories/$BUILD_REPOSITORY_ID/pullRequests/$SYSTEM_PULLREQUEST_PULLREQUESTID/threads"
 version="api-version=7.1"
 marker="<!-- usercube-preview:$stack -->"
 

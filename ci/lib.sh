@@ -42,3 +42,13 @@ api() {
   [ -n "$body" ] && args+=(--data-binary "@$body")
   curl "${args[@]}" "$url"
 }
+
+# The Azure DevOps project's REST base: the collection URI (AZURE_DEVOPS_API_URL overrides it) and
+# the URL-quoted SYSTEM_TEAMPROJECT, without a trailing slash.
+azure_project_url() {
+  need SYSTEM_TEAMPROJECT
+  local collection="${AZURE_DEVOPS_API_URL:-${SYSTEM_COLLECTIONURI:?SYSTEM_COLLECTIONURI is not set}}"
+  local project
+  project="$("$PYTHON" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$SYSTEM_TEAMPROJECT")"
+  echo "${collection%/}/$project"
+}

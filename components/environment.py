@@ -25,28 +25,14 @@ from components.host_baseline import HostBaseline
 from components.integrated_agent import IntegratedAgent, IntegratedAgentArgs
 from components.production_agent import ProductionAgent, ProductionAgentArgs
 from components.stack.load import Estate
-from components.stack.schema import AgentSpec, CertificateSpec, HostSpec
+from components.stack.schema import AgentSpec, CertificateSpec
 from components.stack.secrets import must_be_secret
-
-
-def connection(host: HostSpec, password: pulumi.Output[str]) -> dict[str, Any]:
-    """The WinRM connection input of every resource on ``host``; the password stays a Pulumi secret."""
-    return {
-        "host": host.address,
-        "port": host.port or None,
-        "transport": host.transport,
-        "use_https": host.use_https,
-        "validate_certificate": host.validate_certificate,
-        "ca_bundle": host.ca_bundle or None,
-        "username": host.user,
-        "password": password,
-    }
 
 
 def deploy(estate: Estate) -> dict[str, Any]:
     """Declare every host's baseline and every agent; return the stack's ``agents`` export."""
     spec = estate.spec
-    connections = {name: connection(host, pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()}
+    connections = {name: host.connection(pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()}
     baselines = {name: _baseline(name, connections[name], spec.agents) for name in spec.hosts}
     exports: dict[str, Any] = {}
     for index, agent in enumerate(spec.agents):

@@ -33,16 +33,7 @@ def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
     problems = []
     for name, host in spec.hosts.items():
         try:
-            HostConnection(
-                host=host.address,
-                port=host.port or None,
-                transport=host.transport,
-                use_https=host.use_https,
-                validate_certificate=host.validate_certificate,
-                ca_bundle=host.ca_bundle or None,
-                username=host.user,
-                password=host.password,
-            )
+            HostConnection.model_validate(host.connection(host.password))
         except ValidationError as error:  # only the messages: the input (with the password) stays out
             for item in error.errors(include_url=False, include_input=False):
                 reason = str(item["msg"]).removeprefix("Value error, ")

@@ -10,6 +10,7 @@ from typing import Any, Union, get_args, get_origin
 import pulumi
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from components.stack.errors import PROJECT, ConfigError, Loc, Problem, key_path, nearest
 from components.stack.estate import check_estate
@@ -106,13 +107,18 @@ def _top_level(raw: dict[str, Any], stack_file_config: dict[str, Any]) -> list[P
     return problems
 
 
+def _fields_by_key(model: type[BaseModel] | None) -> dict[str, FieldInfo]:
+    """A schema model's fields by the key a stack file writes (the camelCase alias)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()} if model else {}
+
+
 def _model_at(loc: Loc) -> type[BaseModel] | None:
     """The schema model that holds the keys at ``loc`` (to suggest the key a typo meant)."""
     current: Any = EstateSpec
     for part in loc:
         model = _as_model(current)
         if model is not None and isinstance(part, str):
-            fields = {field.alias or name: field for name, field in model.model_fields.items()}
+            fields = _fields_by_key(model)
             current = fields[part].annotation if part in fields else None
         else:  # a list index or a dict key (a host name, a client name): step into the item type
             arguments = [a for a in get_args(current) if a is not type(None)]
@@ -135,15 +141,12 @@ def _schema_problems(error: ValidationError) -> list[Problem]:
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
         if item["type"] == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            keys = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
+            keys = list(_fields_by_key(_model_at(loc[:-1])))
             guess = nearest(str(loc[-1]), keys)
             hint = f"did you mean {guess!r}?" if guess else f"valid keys: {', '.join(keys)}"
             message = f"is not a known key; {hint}"
         elif item["type"] == "missing":
-            parent = _model_at(loc[:-1])
-            fields = {f.alias or n: f for n, f in parent.model_fields.items()} if parent else {}
-            described = fields.get(str(loc[-1]))
+            described = _fields_by_key(_model_at(loc[:-1])).get(str(loc[-1]))
             message = f"is required: {described.description}" if described and described.description else "is required"
         else:
             message = str(item["msg"]).removeprefix("Value error, ")

@@ -47,6 +47,20 @@ class HostSpec(_Schema):
     user: str = Field(min_length=1, description="WinRM account (a local administrator), e.g. CONTOSO\\deploy.")
     password: str = Field(min_length=1, description="Password of `user`. Always a secret.")
 
+    def connection(self, password: Any) -> dict[str, Any]:
+        """The resources' WinRM ``connection`` (providers.transport.HostConnection's fields), with
+        ``password`` as given: the plain value to validate it, a Pulumi secret to declare resources."""
+        return {
+            "host": self.address,
+            "port": self.port or None,
+            "transport": self.transport,
+            "use_https": self.use_https,
+            "validate_certificate": self.validate_certificate,
+            "ca_bundle": self.ca_bundle or None,
+            "username": self.user,
+            "password": password,
+        }
+
 
 class IdentitySpec(_Schema):
     """The account that runs the agent (``agents[i].identity``)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime
 import secrets
 from collections.abc import Callable
 from functools import cache
@@ -16,14 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
-from cryptography.x509.oid import NameOID
 
 from components.stack import ConfigError, Estate, load_from
 from components.stack.errors import Problem, key_path
+from tests.providers.test_certificate_engine import make_pfx, rsa_key
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK = "dev"
@@ -39,27 +34,8 @@ class Secret(str):
 def pfx(key_size: int = 2048, expired: bool = False) -> tuple[Secret, Secret]:
     """A self-signed PFX (base64) and its password; made once per module and kind."""
     password = secrets.token_urlsafe(18)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agent.contoso.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=365)
-    if expired:
-        start, end = now - datetime.timedelta(days=60), now - datetime.timedelta(days=30)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("agent.contoso.example")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    data = pkcs12.serialize_key_and_certificates(
-        b"agent", key, certificate, None, BestAvailableEncryption(password.encode())
-    )
-    return Secret(base64.b64encode(data).decode()), Secret(password)
+    validity = {"valid_from_days": -60, "valid_days": 30} if expired else {}
+    return Secret(make_pfx(password=password, key=rsa_key(key_size), **validity)), Secret(password)
 
 
 def certificate(**kind: Any) -> dict[str, Secret]:

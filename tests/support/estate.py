@@ -8,7 +8,6 @@ real `pulumi` CLI on it. The secrets stay as the stack file holds them, encrypte
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import runpy
@@ -51,16 +50,7 @@ class SimulatedEstate:
 
     def operations(self, host: str, mark: int) -> list[tuple[float, str]]:
         """(time, ``# op:`` name) of every script ``host`` ran since ``mark``."""
-        found = []
-        for entry in self.hosts[host].journal_since(mark):
-            if entry.get("kind") != "stdin":
-                continue
-            try:
-                request = json.loads(base64.b64decode(base64.b64decode(entry["data"])))
-            except ValueError:
-                continue
-            found.append((float(entry["time"]), request["script"].split("\n", 1)[0].removeprefix("# op: ")))
-        return found
+        return self.hosts[host].timed_operations_since(mark)
 
     def simulator_file(self, host: str, name: str) -> Path:
         """A file of the simulator's own model (services, features), under ``_sim``."""

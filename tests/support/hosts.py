@@ -61,6 +61,10 @@ class Target:
 
     def operations_since(self, mark: int) -> list[str]:
         """The ``# op:`` names of the scripts the host received since ``mark``."""
+        return [op for _time, op in self.timed_operations_since(mark)]
+
+    def timed_operations_since(self, mark: int) -> list[tuple[float, str]]:
+        """(journal time, ``# op:`` name) of every script the host received since ``mark``."""
         ops = []
         for entry in self.journal_since(mark):
             if entry.get("kind") != "stdin":
@@ -70,7 +74,7 @@ class Target:
             except ValueError:
                 continue
             first_line = request["script"].split("\n", 1)[0]
-            ops.append(first_line.removeprefix("# op: "))
+            ops.append((float(entry["time"]), first_line.removeprefix("# op: ")))
         return ops
 
     def set_knobs(self, **knobs: Any) -> None:
