@@ -166,6 +166,8 @@ def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: Estate
         code, text = local.run("up")
         assert code == 0, text
         assert local.estate.commands_since(marks)["zone-a"] == 0, "a new password changes nothing on the host"
+        state = "\n".join(p.read_text(errors="replace") for p in local.backend.rglob("*") if p.is_file())
+        assert new_password not in state, "the new password is in the state only encrypted"
         code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
         assert code == 0, text
         code, text = local.run("destroy")
