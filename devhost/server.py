@@ -49,6 +49,7 @@ from spnego.channel_bindings import GssChannelBindings
 
 from devhost import auth, wsman
 from devhost.builtin_commands import start_builtin
+from devhost.hooks import Journal, Knobs, sim_dir
 from devhost.processes import CommandRequest, SimulatedHostApi, SimulatedProcess
 
 log = logging.getLogger("devhost.server")
@@ -81,61 +82,8 @@ def default_host_factory(state_dir: Path) -> SimulatedHostApi:
     return host
 
 
-def sim_dir(state_dir: Path) -> Path:
-    return state_dir / "_sim"
-
-
 def users_file(state_dir: Path) -> Path:
     return sim_dir(state_dir) / "users"
-
-
-# --- journal and knobs -----------------------------------------------------
-
-
-class Journal:
-    """Append-only JSON-lines event log another process can tail."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, event: dict[str, object]) -> None:
-        line = json.dumps({"time": time.time(), **event}, ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-
-
-class Knobs:
-    """``knobs.json``, re-read on every request so a test can turn knobs live."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("[devhost SIMULATOR] ignoring unreadable %s: %s", self.path, exc)
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def take_fault(self, action: str) -> dict[str, Any] | None:
-        """Remove and return the first injected fault that applies to ``action``."""
-        with self._lock:
-            data = self.read()
-            faults = data.get("faults") or []
-            for index, fault in enumerate(faults):
-                if isinstance(fault, dict) and fault.get("on", "any") in ("any", action):
-                    data["faults"] = faults[:index] + faults[index + 1 :]
-                    tmp = self.path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(data), encoding="utf-8")
-                    os.replace(tmp, self.path)
-                    return fault
-        return None
 
 
 # --- TLS -------------------------------------------------------------------

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from devhost.ops import (
     certificate,
     directory,
@@ -42,7 +44,25 @@ UNLOCKED_OPERATIONS: set[str] = {
 
 # The script constructs the models rely on (devhost.ps51): tools/bless_scripts.py refuses to record a
 # script text that lacks one, so the hash gate never admits a script its model does not describe.
+# Every script runs inside the bootstrap's long-lived loop (providers/scripting/ps/bootstrap.ps1).
+_IN_THE_LOOP: tuple[ScriptFact, ...] = (
+    ScriptFact(
+        tuple(OPERATIONS),
+        r"(?im)(^|[;{}]|\belse\b)\s*exit\b(?!-)",
+        "`exit` would end the loop's powershell.exe (about_Language_Keywords: exit ends the script or the PowerShell "
+        "instance) with every other operation in flight; a script ends through Complete-Operation/Stop-Operation",
+        present=False,
+    ),
+    ScriptFact(
+        tuple(OPERATIONS),
+        re.escape("if ($_.Exception.Data.Contains('UsercubeEnvelope')) { break }"),
+        "the prelude's trap must let the end of the operation through to the loop (a trap's `break` rethrows; "
+        "about_Trap), or every Complete-Operation would turn into an UnexpectedError",
+    ),
+)
+
 SCRIPT_FACTS: tuple[ScriptFact, ...] = (
+    *_IN_THE_LOOP,
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,

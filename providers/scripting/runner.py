@@ -1,10 +1,11 @@
 """The one way an operation reaches a host.
 
-A fixed bootstrap runs as ``powershell.exe -EncodedCommand``; the operation's script and its
-JSON input travel through the command's standard input (WinRM Send). Two reasons: cmd.exe caps
-a command line at 8191 characters, so a script on the command line breaks as soon as it grows;
-and Windows records command lines in process-creation and script-block logs, where a secret
-must never appear. The bootstrap therefore never changes and carries no data.
+A fixed bootstrap runs as ``powershell.exe -EncodedCommand`` and stays running; each operation's
+script and its JSON input travel through the command's standard input (WinRM Send) as one request
+line, and its envelope comes back as one response line. Two reasons for stdin: cmd.exe caps a
+command line at 8191 characters, so a script on the command line breaks as soon as it grows; and
+Windows records command lines in process-creation and script-block logs, where a secret must never
+appear. The bootstrap therefore never changes and carries no data.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -21,8 +20,20 @@ from typing import Any
 import jinja2
 
 from providers.scripting.errors import HostOperationFailed, ScriptOutputInvalid
+from providers.transport.clixml import decode_stderr
 from providers.transport.connection import HostConnection
 from providers.transport.session import session_for
+
+__all__ = [
+    "POWERSHELL",
+    "OperationResult",
+    "ScriptRef",
+    "bootstrap_arguments",
+    "decode_stderr",
+    "encode_request",
+    "loop_preamble",
+    "run_script",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -69,63 +80,43 @@ def render_script(ref: ScriptRef) -> str:
     return f"# op: {ref.operation}\n{body}"
 
 
+def _ps_source(name: str) -> str:
+    return jinja2.PackageLoader("providers.scripting", "ps").get_source(jinja2.Environment(), name)[0]
+
+
 @cache
 def bootstrap_arguments() -> list[str]:
-    text = jinja2.PackageLoader("providers.scripting", "ps").get_source(jinja2.Environment(), "bootstrap.ps1")[0]
-    encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+    """The fixed command line: powershell.exe runs bootstrap.ps1, which reads the loop from stdin."""
+    encoded = base64.b64encode(_ps_source("bootstrap.ps1").encode("utf-16-le")).decode("ascii")
     return ["-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", encoded]
 
 
+@cache
+def loop_preamble() -> bytes:
+    """The first line of stdin: the loop (loop.ps1), base64 of UTF-8."""
+    return base64.b64encode(_ps_source("loop.ps1").encode("utf-8")) + b"\n"
+
+
 def encode_request(ref: ScriptRef, payload: dict[str, Any]) -> bytes:
-    """What goes to stdin: base64 of UTF-8 JSON, so no console code page can mangle it."""
+    """One request line (without its id): base64 of UTF-8 JSON, so no console code page can mangle it and
+    no line feed can split it."""
     request = {"script": render_script(ref), "input": json.dumps(payload, separators=(",", ":"))}
     return base64.b64encode(json.dumps(request).encode("utf-8"))
 
 
-_CLIXML_HEADER = "#< CLIXML"
-_CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_PS_NAMESPACE = "{http://schemas.microsoft.com/powershell/2004/04}"
-
-
-def decode_stderr(raw: bytes) -> str:
-    """powershell.exe's stderr as text.
-
-    Under -EncodedCommand with redirected stderr (always, over WinRM), powershell.exe 5.1 writes error,
-    warning and progress records as CLIXML behind a ``#< CLIXML`` line (as pywinrm's
-    ``Session._clean_error_msg`` decodes it): keep the error and warning strings, unescape ``_xHHHH_``,
-    drop progress records. Anything else is returned as it came.
-    """
-    text = raw.decode("utf-8", errors="replace")
-    start = text.find(_CLIXML_HEADER)
-    if start < 0:
-        return text.strip()
-    before, xml_text = text[:start], text[start + len(_CLIXML_HEADER) :].strip()
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError:
-        return text.strip()
-    lines = [
-        _CLIXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), node.text or "")
-        for node in root.iter(f"{_PS_NAMESPACE}S")
-        if node.get("S") in ("Error", "Warning")
-    ]
-    return (before + "".join(lines)).strip()
-
-
 def run_script(conn: HostConnection, ref: ScriptRef, payload: dict[str, Any], *, resource: str) -> OperationResult:
     """Run one operation script on the host and return its parsed envelope; raise on any failure."""
-    result = session_for(conn).run(POWERSHELL, bootstrap_arguments(), encode_request(ref, payload))
-    stdout = result.stdout.decode("utf-8", errors="replace").strip()
+    answer = session_for(conn).request(
+        POWERSHELL, bootstrap_arguments(), encode_request(ref, payload), preamble=loop_preamble()
+    )
+    text = answer.decode("utf-8", errors="replace")
     try:
-        envelope = json.loads(stdout) if stdout else None
+        envelope = json.loads(text)
     except json.JSONDecodeError:
         envelope = None
     if not isinstance(envelope, dict) or "ok" not in envelope:
-        stderr = decode_stderr(result.stderr)
         raise ScriptOutputInvalid(
-            conn.label,
-            f"{resource} ({ref.operation}): the script exited with code {result.exit_code} without a JSON result; "
-            f"stderr: {stderr[:2000] or '(empty)'}; stdout: {stdout[:500] or '(empty)'}",
+            conn.label, f"{resource} ({ref.operation}): the host answered without a JSON envelope: {text[:500]!r}"
         )
     if not envelope["ok"]:
         error = envelope.get("error") or {}

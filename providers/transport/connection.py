@@ -42,7 +42,15 @@ class HostConnection(BaseModel):
     retries: int = Field(
         default=3, ge=0, le=10, description="Retries of an idempotent operation after a transient failure."
     )
-    max_shells: int = Field(default=4, ge=1, le=16, description="Shells kept open at once for parallel operations.")
+    max_parallel_operations: int = Field(
+        default=8, ge=1, le=32, description="Operations in flight on this host at once (one shell, one process)."
+    )
+    process_max_requests: int = Field(
+        default=1000, ge=1, le=100000, description="Requests a PowerShell process answers before it is replaced."
+    )
+    process_max_memory_mb: int = Field(
+        default=1024, ge=64, le=65536, description="Working set after which a PowerShell process is replaced."
+    )
 
     @model_validator(mode="after")
     def _check_consistency(self) -> HostConnection:

@@ -43,3 +43,10 @@ class CommandTimedOut(WinRMError):
     """A command did not finish within the connection's command time-out."""
 
     error_id = "CommandTimedOut"
+
+
+class ProcessEnded(WinRMError):
+    """The long-lived PowerShell process ended (or was stopped) while an operation waited for it; the
+    operation may not have run, so an idempotent one is tried again on a new process."""
+
+    error_id = "ProcessEnded"

@@ -1,10 +1,8 @@
-"""One authenticated WinRM session per host, reused by every operation of the provider process.
+"""One WinRM session per host, reused by every operation of the provider process.
 
-pywinrm's ``Session.run_ps`` opens a TCP connection, authenticates and creates and
-deletes a shell for every call. We use its ``Protocol`` level instead and keep a small
-pool of open shells per host: the Python dynamic-provider server runs up to four
-operations at once, and a cmd shell runs one command at a time, so each operation
-borrows a shell and returns it.
+pywinrm's ``Session.run_ps`` opens a TCP connection, authenticates, creates a shell and starts a
+process for every call. We use its ``Protocol`` level instead: per host one shell whose process stays
+running and answers framed requests (``providers.transport.channel``), shared by every operation.
 """
 
 from __future__ import annotations
@@ -27,31 +25,19 @@ from winrm.exceptions import (
 from winrm.exceptions import WinRMError as PyWinRMError
 from winrm.protocol import Protocol
 
+from providers.transport.channel import SESSION_BUILD, STDIN_CHUNK_BYTES, UTF8_CODEPAGE, Channel, Response
 from providers.transport.connection import HostConnection
 from providers.transport.errors import (
     AuthenticationFailed,
     CommandTimedOut,
     HostUnreachable,
+    ProcessEnded,
     WinRMError,
     WinRMProtocolError,
 )
 
 _log = logging.getLogger(__name__)
-# requests reads proxy settings by setting and deleting os.environ["no_proxy"] around the lookup
-# (requests.utils.set_environ, called from Session.merge_environment_settings, which pywinrm's
-# build_session calls): two sessions built at once in two threads make one of them fail with
-# KeyError 'no_proxy'. pywinrm builds a session once and caches it, so building under a lock is enough.
-_SESSION_BUILD = threading.Lock()
 _T = TypeVar("_T")
-
-# UTF-8 console code page, so output of any language survives the trip.
-_UTF8_CODEPAGE = 65001
-
-# Raw stdin bytes per WinRM Send. pywinrm base64-encodes them again (x4/3) into one envelope, and Windows
-# refuses an envelope over MaxEnvelopeSizekb with HTTP 413 (default 500 KB; 150 KB on older hosts), so a
-# large input goes in several Sends, End only on the last (as Ansible's winrm connection plugin does with
-# its _wrapper_payload_stream). 96 KiB -> 128 KiB of base64, under even the old 150 KB limit.
-STDIN_CHUNK_BYTES = 96 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,14 +47,121 @@ class CommandResult:
     exit_code: int
 
 
-class _Shell:
-    """An open cmd shell and the authenticated HTTP session it lives on."""
+class WinRMSession:
+    """Runs operations on one host; thread-safe; retries transient failures of idempotent operations.
+
+    Operations go through one long-lived command (a ``Channel``) that takes up to
+    ``max_parallel_operations`` requests at once, so the host starts powershell.exe once per provider
+    process rather than once per operation. A channel that fails is replaced; one that answered
+    ``process_max_requests`` requests or grew past ``process_max_memory_mb`` is drained and replaced.
+    """
 
     def __init__(self, conn: HostConnection) -> None:
-        transport = "ssl" if conn.transport == "basic" else conn.transport
-        self.protocol = Protocol(
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(conn.max_parallel_operations)
+        self._channel: Channel | None = None
+        self._draining: list[Channel] = []
+        self._closed = False
+        self.channels_started = 0
+
+    @property
+    def connection(self) -> HostConnection:
+        return self._conn
+
+    def request(
+        self, command: str, arguments: list[str], payload: bytes, *, preamble: bytes = b"", idempotent: bool = True
+    ) -> bytes:
+        """Send ``payload`` (one line, no line feed) to the long-lived ``command`` and return its answer.
+        ``preamble`` is what a new process gets on stdin before its first request."""
+        if b"\n" in payload:
+            raise ValueError("a request is one line: encode the payload (e.g. base64) before sending it")
+        attempts = 1 + (self._conn.retries if idempotent else 0)
+        delay = 0.5
+        with self._slots:
+            for attempt in range(1, attempts + 1):
+                try:
+                    channel = self._channel_for(command, arguments, preamble)
+                    response = channel.request(payload, self._conn.command_timeout_s)
+                    self._after_response(channel, response)
+                    return response.payload
+                except (HostUnreachable, WinRMProtocolError, ProcessEnded) as error:
+                    if attempt == attempts or not _is_transient(error):
+                        raise
+                    _log.warning("%s (attempt %d of %d); retrying in %.1fs", error, attempt, attempts, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def run(self, command: str, arguments: list[str], stdin: bytes) -> CommandResult:
+        """Run one command to its end in a shell of its own (diagnostics and tests; operations use
+        ``request``). Not retried."""
+        protocol = self._translate(self._new_protocol)
+
+        def run() -> CommandResult:
+            shell_id = protocol.open_shell(codepage=UTF8_CODEPAGE)
+            try:
+                command_id = protocol.run_command(shell_id, command, arguments)
+                chunks = [stdin[i : i + STDIN_CHUNK_BYTES] for i in range(0, len(stdin), STDIN_CHUNK_BYTES)]
+                for index, chunk in enumerate(chunks or [b""]):
+                    protocol.send_command_input(shell_id, command_id, chunk, end=index == max(len(chunks) - 1, 0))
+                stdout, stderr, code = self._collect(protocol, shell_id, command_id)
+                protocol.cleanup_command(shell_id, command_id)
+                return CommandResult(stdout, stderr, code)
+            finally:
+                protocol.close_shell(shell_id)
+                protocol.transport.close_session()
+
+        return self._translate(run)
+
+    def close(self) -> None:
+        with self._lock:
+            channels = [c for c in (self._channel, *self._draining) if c is not None]
+            self._channel, self._draining, self._closed = None, [], True
+        for channel in channels:
+            channel.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _channel_for(self, command: str, arguments: list[str], preamble: bytes) -> Channel:
+        with self._lock:
+            if self._closed:
+                raise HostUnreachable(self._conn.label, "the session was closed (the provider is exiting)")
+            channel = self._channel
+            if channel is not None and channel.usable:
+                return channel
+            self._channel = None
+            # Created under the lock: requests that arrive together wait for one process, not one each.
+            channel = Channel(self._conn, self._new_protocol, self._translate, command, arguments, preamble)
+            self._channel = channel
+            self.channels_started += 1
+            _close_at_exit()
+            return channel
+
+    def _after_response(self, channel: Channel, response: Response) -> None:
+        worn = channel.requests_sent >= self._conn.process_max_requests
+        heavy = response.working_set > self._conn.process_max_memory_mb * 1024 * 1024
+        with self._lock:
+            if (worn or heavy) and channel is self._channel:
+                _log.info(
+                    "recycling the PowerShell process on %s (%d requests, working set %d MB)",
+                    self._conn.label,
+                    channel.requests_sent,
+                    response.working_set // (1024 * 1024),
+                )
+                channel.drain()
+                self._channel = None
+                self._draining.append(channel)
+            finished = [c for c in self._draining if c.idle]
+            self._draining = [c for c in self._draining if not c.idle]
+        for old in finished:
+            old.close()
+
+    def _new_protocol(self) -> Protocol:
+        conn = self._conn
+        protocol = Protocol(
             endpoint=conn.endpoint,
-            transport=transport,
+            transport="ssl" if conn.transport == "basic" else conn.transport,
             username=conn.username,
             password=conn.password,
             server_cert_validation="validate" if conn.validate_certificate else "ignore",
@@ -78,118 +171,30 @@ class _Shell:
             message_encryption="auto",
             proxy=None,
         )
-        with _SESSION_BUILD:
-            self.protocol.transport.build_session()
-        self.shell_id = self.protocol.open_shell(codepage=_UTF8_CODEPAGE)
-        _close_at_exit()
+        with SESSION_BUILD:
+            protocol.transport.build_session()
+        return protocol
 
-    def close(self) -> None:
-        # An undeleted shell holds one of the user's MaxShellsPerUser (30 by default) for the shell's
-        # IdleTimeout (2 hours), so a failed Delete is retried once on a new, freshly authenticated
-        # connection: NTLM authenticates (and encrypts for) one TCP connection, and at interpreter exit
-        # urllib3 may already have closed the pooled one.
-        for attempt in (1, 2):
-            try:
-                if attempt == 2:
-                    self.protocol.transport.close_session()
-                    with _SESSION_BUILD:
-                        self.protocol.transport.build_session()
-                self.protocol.close_shell(self.shell_id)
-                return
-            except Exception:  # noqa: BLE001 - closing is best effort; the host expires idle shells
-                _log.debug("closing shell %s failed (attempt %d)", self.shell_id, attempt, exc_info=True)
-
-
-class WinRMSession:
-    """Runs commands on one host; thread-safe; retries transient failures of idempotent commands."""
-
-    def __init__(self, conn: HostConnection) -> None:
-        self._conn = conn
-        self._idle: list[_Shell] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(conn.max_shells)
-        self._closed = False
-
-    @property
-    def connection(self) -> HostConnection:
-        return self._conn
-
-    def run(self, command: str, arguments: list[str], stdin: bytes, *, idempotent: bool = True) -> CommandResult:
-        """Run one command, send ``stdin`` (then close it) and wait for the exit code."""
-        attempts = 1 + (self._conn.retries if idempotent else 0)
-        delay = 0.5
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._with_shell(lambda shell: self._run_on(shell, command, arguments, stdin))
-            except (HostUnreachable, WinRMProtocolError) as error:
-                if attempt == attempts or not _is_transient(error):
-                    raise
-                _log.warning("%s (attempt %d of %d); retrying in %.1fs", error, attempt, attempts, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 8.0)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def close(self) -> None:
-        with self._lock:
-            shells, self._idle, self._closed = self._idle, [], True
-        for shell in shells:
-            shell.close()
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _with_shell(self, action: Callable[[_Shell], _T]) -> _T:
-        with self._slots:
-            shell = self._borrow()
-            try:
-                result = action(shell)
-            except BaseException:
-                shell.close()  # its state is unknown after a failure; never hand it out again
-                raise
-            with self._lock:
-                if self._closed:
-                    shell.close()
-                else:
-                    self._idle.append(shell)
-            return result
-
-    def _borrow(self) -> _Shell:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._translate(lambda: _Shell(self._conn))
-
-    def _run_on(self, shell: _Shell, command: str, arguments: list[str], stdin: bytes) -> CommandResult:
-        def run() -> CommandResult:
-            command_id = shell.protocol.run_command(shell.shell_id, command, arguments)
-            chunks = [stdin[i : i + STDIN_CHUNK_BYTES] for i in range(0, len(stdin), STDIN_CHUNK_BYTES)] or [b""]
-            for index, chunk in enumerate(chunks):
-                shell.protocol.send_command_input(shell.shell_id, command_id, chunk, end=index == len(chunks) - 1)
-            result = self._collect(shell, command_id)
-            shell.protocol.cleanup_command(shell.shell_id, command_id)
-            return result
-
-        return self._translate(run)
-
-    def _collect(self, shell: _Shell, command_id: str) -> CommandResult:
+    def _collect(self, protocol: Protocol, shell_id: str, command_id: str) -> tuple[bytes, bytes, int]:
         deadline = time.monotonic() + self._conn.command_timeout_s
         stdout: list[bytes] = []
         stderr: list[bytes] = []
         while True:
             try:
-                out, err, code, done = shell.protocol.get_command_output_raw(shell.shell_id, command_id)
+                out, err, code, done = protocol.get_command_output_raw(shell_id, command_id)
             except WinRMOperationTimeoutError:
-                # The host had nothing new within OperationTimeout: normal for a long script.
+                # The host had nothing new within OperationTimeout: normal for a long command.
                 if time.monotonic() > deadline:
                     raise CommandTimedOut(
                         self._conn.label,
                         f"the command did not finish within command_timeout_s={self._conn.command_timeout_s}s",
-                        "raise command_timeout_s in the connection settings if the operation is expected to be slow",
+                        "raise command_timeout_s in the connection settings if the command is expected to be slow",
                     ) from None
                 continue
             stdout.append(out)
             stderr.append(err)
             if done:
-                return CommandResult(b"".join(stdout), b"".join(stderr), code)
+                return b"".join(stdout), b"".join(stderr), code
 
     def _translate(self, action: Callable[[], _T]) -> _T:
         """Run ``action`` and turn pywinrm/requests exceptions into our tree, naming the host."""
@@ -241,6 +246,8 @@ _TRANSIENT_FAULTS = {0x80004005, 0x803381A4, 0x803381A6}
 
 
 def _is_transient(error: WinRMError) -> bool:
+    if isinstance(error, ProcessEnded):
+        return True
     if isinstance(error, HostUnreachable):
         return "certificate" not in str(error)
     return isinstance(error, WinRMProtocolError) and error.transient
@@ -265,6 +272,14 @@ def session_for(conn: HostConnection) -> WinRMSession:
         if session is None:
             session = _sessions[key] = WinRMSession(conn)
         return session
+
+
+def close_session(conn: HostConnection) -> None:
+    """Close and forget the process-wide session for these settings (its shell is deleted)."""
+    with _sessions_lock:
+        session = _sessions.pop(conn.fingerprint(), None)
+    if session is not None:
+        session.close()
 
 
 _close_registered = False

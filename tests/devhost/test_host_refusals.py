@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from providers.scripting.runner import POWERSHELL, ScriptRef, bootstrap_arguments, render_script
+from providers.scripting.runner import POWERSHELL, ScriptRef, bootstrap_arguments, loop_preamble, render_script
 from providers.transport.connection import HostConnection
 from providers.transport.session import session_for
 from tests.support.hosts import Target
@@ -15,45 +15,59 @@ GET = ScriptRef("providers.settings_file", "get")
 PAYLOAD = {"path": "C:\\x.json", "content": "", "encoding": "utf-8", "keep_backup": True}
 
 
-def run(target: Target, script: str, payload: dict[str, Any] = PAYLOAD, arguments: list[str] | None = None) -> Any:
+def run(target: Target, script: str, payload: dict[str, Any] = PAYLOAD) -> dict[str, Any]:
+    """The envelope the host's loop answers one request with."""
     request = {"script": script, "input": json.dumps(payload)}
-    stdin = base64.b64encode(json.dumps(request).encode())
+    line = base64.b64encode(json.dumps(request).encode())
     conn = HostConnection.model_validate(target.connection)
-    return session_for(conn).run(POWERSHELL, arguments or bootstrap_arguments(), stdin)
+    answer = session_for(conn).request(POWERSHELL, bootstrap_arguments(), line, preamble=loop_preamble())
+    envelope: dict[str, Any] = json.loads(answer)
+    return envelope
+
+
+def refusal(envelope: dict[str, Any]) -> str:
+    assert envelope["ok"] is False and envelope["error"]["id"].startswith("Simulator"), envelope
+    message: str = envelope["error"]["message"]
+    assert message.startswith("devhost (SIMULATOR)")
+    return message
 
 
 def test_the_reviewed_script_runs(simulated: Target) -> None:
-    result = run(simulated, render_script(GET))
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["state"]["ensure"] == "absent"
+    assert run(simulated, render_script(GET))["state"]["ensure"] == "absent"
 
 
 def test_an_edited_script_is_refused_until_its_model_is_reviewed(simulated: Target) -> None:
     edited = render_script(GET).replace("Complete-Operation -State", "Complete-Operation -Sate")
-    result = run(simulated, edited)
-    assert result.exit_code != 0 and result.stdout == b""
-    assert b"not reviewed" in result.stderr and b"settings_file/get" in result.stderr
+    message = refusal(run(simulated, edited))
+    assert "not reviewed" in message and "settings_file/get" in message
 
 
 def test_an_unknown_operation_is_refused(simulated: Target) -> None:
-    result = run(simulated, "# op: registry/set\nparam([string]$InputJson)\n")
-    assert result.exit_code != 0 and b"does not model operation 'registry/set'" in result.stderr
+    assert "does not model operation 'registry/set'" in refusal(
+        run(simulated, "# op: registry/set\nparam([string]$InputJson)\n")
+    )
 
 
 def test_a_script_without_header_is_refused(simulated: Target) -> None:
-    result = run(simulated, "Write-Output 'hello'\n")
-    assert result.exit_code != 0 and b"no '# op:" in result.stderr
+    assert "no '# op:" in refusal(run(simulated, "Write-Output 'hello'\n"))
 
 
 def test_input_that_does_not_match_the_model_is_refused(simulated: Target) -> None:
-    result = run(simulated, render_script(GET), {**PAYLOAD, "unexpected": 1})
-    assert result.exit_code != 0 and b"input does not match the model" in result.stderr
+    assert "input does not match the model" in refusal(run(simulated, render_script(GET), {**PAYLOAD, "unexpected": 1}))
 
 
 def test_another_encoded_command_is_refused(simulated: Target) -> None:
     other = base64.b64encode("Get-ChildItem C:\\".encode("utf-16-le")).decode()
-    result = run(simulated, render_script(GET), arguments=["-NoProfile", "-EncodedCommand", other])
+    conn = HostConnection.model_validate(simulated.connection)
+    result = session_for(conn).run(POWERSHELL, ["-NoProfile", "-EncodedCommand", other], b"")
     assert result.exit_code != 0 and b"does not model this -EncodedCommand" in result.stderr
+
+
+def test_another_loop_is_refused(simulated: Target) -> None:
+    other_loop = base64.b64encode(b"while ($true) { }") + b"\n"
+    conn = HostConnection.model_validate(simulated.connection)
+    result = session_for(conn).run(POWERSHELL, bootstrap_arguments(), other_loop)
+    assert result.exit_code != 0 and b"does not model this loop script" in result.stderr
 
 
 def test_an_arbitrary_command_is_refused(simulated: Target) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from providers.scripting.runner import ScriptRef, run_script
 from providers.transport.connection import HostConnection
 from providers.transport.errors import AuthenticationFailed, HostUnreachable, WinRMProtocolError
-from providers.transport.session import session_for
+from providers.transport.session import close_session, session_for
 from tests.support.hosts import Target
 
 GET = ScriptRef("providers.settings_file", "get")
@@ -31,21 +32,34 @@ def connect(target: Target, **overrides: Any) -> HostConnection:
     return HostConnection.model_validate({**target.connection, **overrides})
 
 
-def test_operations_reuse_one_authenticated_session(simulated: Target) -> None:
-    conn = connect(simulated, max_shells=1)
+def fresh(conn: HostConnection) -> HostConnection:
+    """``conn`` with no session cached in this process, so its next operation starts a new process."""
+    close_session(conn)
+    return conn
+
+
+def test_operations_reuse_one_shell_and_one_process(simulated: Target) -> None:
+    conn = connect(simulated)
     run_script(conn, GET, payload(), resource="warm-up")
     mark = simulated.journal_mark()
     for _ in range(5):
         run_script(conn, GET, payload(), resource="t")
-    kinds = [e["kind"] for e in simulated.journal_since(mark)]
+    events = simulated.journal_since(mark)
+    kinds = [e["kind"] for e in events]
     assert kinds.count("create") == 0, "the shell stays open between operations"
-    assert kinds.count("command") == 5
-    statuses = [e.get("status") for e in simulated.journal_since(mark) if e["kind"] == "request"]
-    assert statuses and 401 not in statuses, "no new NTLM handshake per operation"
+    assert kinds.count("command") == 0, "powershell.exe is started once, not once per operation"
+    assert kinds.count("operation") == 5
+    requests = [e for e in events if e["kind"] == "request"]
+    assert [e["action"] for e in requests].count("Send") == 5
+    assert len(requests) <= 10, "one Send and one Receive per operation"
+    assert 401 not in [e.get("status") for e in requests], "no new NTLM handshake per operation"
 
 
-def test_parallel_operations_use_several_shells(simulated: Target) -> None:
-    conn = connect(simulated, max_shells=4)
+def test_parallel_operations_share_one_process(simulated: Target) -> None:
+    conn = connect(simulated, max_parallel_operations=8)
+    run_script(conn, GET, payload(), resource="warm-up")
+    simulated.set_knobs(latency_ms=20)
+    mark = simulated.journal_mark()
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -54,18 +68,76 @@ def test_parallel_operations_use_several_shells(simulated: Target) -> None:
         except BaseException as error:  # noqa: BLE001 - collected and asserted below
             errors.append(error)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        simulated.set_knobs()
     assert errors == []
+    events = simulated.journal_since(mark)
+    assert [e["kind"] for e in events].count("command") == 0
+    operations = simulated.operation_events_since(mark)
+    assert len(operations) == 16
+    assert len({e["shell_id"] for e in operations}) == 1
+    sends = [e for e in events if e["kind"] == "request" and e["action"] == "Send"]
+    assert len(sends) < 16, "requests queued while a Send is on the wire go out together"
+
+
+def test_a_new_process_replaces_one_that_crashed(simulated: Target) -> None:
+    conn = connect(simulated)
+    run_script(conn, GET, payload(), resource="warm-up")
+    simulated.set_knobs(process_faults=[{"kind": "crash", "on": "settings_file/get"}])
+    mark = simulated.journal_mark()
+    try:
+        result = run_script(conn, GET, payload(), resource="t")
+    finally:
+        simulated.set_knobs()
+    assert result.state["ensure"] == "absent"
+    kinds = [e["kind"] for e in simulated.journal_since(mark)]
+    assert kinds.count("process_crash") == 1 and kinds.count("command") == 1, "one new process, then the retry"
+
+
+def test_a_hung_operation_is_stopped_and_named(simulated: Target) -> None:
+    from providers.transport.errors import CommandTimedOut
+
+    conn = connect(simulated, command_timeout_s=2, operation_timeout_s=1, read_timeout_s=5)
+    run_script(conn, GET, payload(), resource="warm-up")
+    simulated.set_knobs(process_faults=[{"kind": "hang", "on": "settings_file/get"}])
+    mark = simulated.journal_mark()
+    try:
+        with pytest.raises(CommandTimedOut, match="command_timeout_s=2"):
+            run_script(conn, GET, payload(), resource="t")
+    finally:
+        simulated.set_knobs()
+    events = simulated.journal_since(mark)
+    assert any(e["kind"] == "delete" for e in events), "the hung process's shell is deleted, which stops it"
+    assert run_script(conn, GET, payload(), resource="after").state["ensure"] == "absent", "a new process serves"
+
+
+@pytest.mark.parametrize("limit", ["requests", "memory"])
+def test_processes_are_recycled(simulated: Target, limit: str) -> None:
+    settings = {"process_max_requests": 3} if limit == "requests" else {"process_max_memory_mb": 100}
+    conn = connect(simulated, **settings)
+    simulated.set_knobs(process_working_set_mb=150 if limit == "memory" else 70)
+    mark = simulated.journal_mark()
+    try:
+        for _ in range(6):
+            run_script(conn, GET, payload(), resource="t")
+    finally:
+        simulated.set_knobs()
+    events = simulated.journal_since(mark)
+    shells = {e["shell_id"] for e in simulated.operation_events_since(mark)}
+    expected = 2 if limit == "requests" else 6
+    assert len(shells) == expected
+    assert [e["kind"] for e in events].count("delete") >= expected - 1, "a recycled process's shell is deleted"
 
 
 @pytest.mark.parametrize("kind", ["http500", "drop"])
 def test_transient_failures_are_retried(simulated: Target, kind: str) -> None:
-    conn = connect(simulated, retries=2)
-    run_script(conn, GET, payload(), resource="warm-up")
+    conn = fresh(connect(simulated, retries=2))  # its first operation starts the process
     simulated.set_knobs(faults=[{"kind": kind, "on": "Command"}])
     try:
         result = run_script(conn, GET, payload(), resource="t")
@@ -75,8 +147,20 @@ def test_transient_failures_are_retried(simulated: Target, kind: str) -> None:
     assert any(e["kind"] == "fault" for e in simulated.journal()[-40:])
 
 
+@pytest.mark.parametrize("action", ["Send", "Receive"])
+def test_transient_failures_of_a_running_process_are_retried(simulated: Target, action: str) -> None:
+    conn = connect(simulated, retries=2)
+    run_script(conn, GET, payload(), resource="warm-up")
+    simulated.set_knobs(faults=[{"kind": "http500", "on": action}])
+    try:
+        result = run_script(conn, GET, payload(), resource="t")
+    finally:
+        simulated.set_knobs()
+    assert result.state["ensure"] == "absent"
+
+
 def test_retries_are_bounded(simulated: Target) -> None:
-    conn = connect(simulated, retries=1)
+    conn = fresh(connect(simulated, retries=1))
     simulated.set_knobs(faults=[{"kind": "http500", "on": "Command"}] * 3)
     try:
         with pytest.raises(
@@ -189,17 +273,31 @@ def test_large_stdin_goes_in_chunks_under_max_envelope_size(simulated: Target) -
     mark = simulated.journal_mark()
     run_script(connect(simulated), GET, big, resource="big")
     sends = [e for e in simulated.journal_since(mark) if e["kind"] == "stdin"]
-    assert len(sends) > 1 and [e["end"] for e in sends] == [False] * (len(sends) - 1) + [True]
+    assert len(sends) > 1 and not any(e["end"] for e in sends), "several Sends; stdin stays open for the next one"
+    assert [r["input"] for r in simulated.requests_since(mark)] == [json.dumps(big, separators=(",", ":"))]
 
 
 def test_clixml_on_stderr_is_decoded_into_the_error_message(simulated: Target) -> None:
-    from providers.scripting.errors import ScriptOutputInvalid
+    import base64
+
     from providers.scripting.runner import POWERSHELL, bootstrap_arguments, decode_stderr
 
-    result = session_for(connect(simulated)).run(POWERSHELL, bootstrap_arguments(), b"not base64!")
+    other = base64.b64encode("Write-Output 'not the bootstrap'".encode("utf-16-le")).decode("ascii")
+    result = session_for(connect(simulated)).run(POWERSHELL, [*bootstrap_arguments()[:-1], other], b"")
     assert result.stderr.startswith(b"#< CLIXML"), "powershell.exe -EncodedCommand writes errors as CLIXML"
     text = decode_stderr(result.stderr)
-    assert "stdin is not the bootstrap's base64 JSON request" in text
+    assert "does not model this -EncodedCommand script" in text
     assert "_x000D_" not in text and "<Objs" not in text and "Preparing modules" not in text
     assert decode_stderr(b"plain text\r\n") == "plain text"
-    assert issubclass(ScriptOutputInvalid, Exception)
+
+
+def test_a_request_line_that_is_not_a_request_gets_an_error_answer(simulated: Target) -> None:
+    import base64
+
+    from providers.scripting.runner import POWERSHELL, bootstrap_arguments
+
+    answer = session_for(connect(simulated)).request(POWERSHELL, bootstrap_arguments(), b"not-base64!")
+    envelope = json.loads(answer)
+    assert envelope["ok"] is False and envelope["error"]["id"].endswith("BadRequest")
+    with pytest.raises(ValueError, match="one line"):
+        session_for(connect(simulated)).request(POWERSHELL, bootstrap_arguments(), base64.b64encode(b"x") + b"\n")

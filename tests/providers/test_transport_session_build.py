@@ -9,15 +9,19 @@ KeyError 'no_proxy' (seen in a refresh of the local estate).
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 import requests
 from winrm.transport import Transport
 
-from providers.transport import session as session_module
+from providers.scripting.runner import POWERSHELL, ScriptRef, bootstrap_arguments, encode_request, loop_preamble
+from providers.transport import channel as channel_module
 from providers.transport.connection import HostConnection
+from providers.transport.session import WinRMSession
 from tests.support.hosts import Target
+
+GET = ScriptRef("providers.settings_file", "get")
+PAYLOAD = {"path": "C:\\x.json", "content": "", "encoding": "utf-8", "keep_backup": True}
 
 
 def test_every_session_is_built_under_the_build_lock(simulated: Target, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,17 +30,18 @@ def test_every_session_is_built_under_the_build_lock(simulated: Target, monkeypa
 
     def checked(self: Transport) -> requests.Session:
         if self.session is None:
-            built.append(session_module._SESSION_BUILD.locked())
+            built.append(channel_module.SESSION_BUILD.locked())
         return original(self)
 
     monkeypatch.setattr(Transport, "build_session", checked)
-    conn = HostConnection.model_validate({**simulated.connection, "max_shells": 4})
+    conn = HostConnection.model_validate(simulated.connection)
     errors: list[BaseException] = []
 
     def open_one() -> None:
         try:
-            shell: Any = session_module._Shell(conn)
-            shell.close()
+            session = WinRMSession(conn)  # each its own channel: two connections built at once
+            session.request(POWERSHELL, bootstrap_arguments(), encode_request(GET, PAYLOAD), preamble=loop_preamble())
+            session.close()
         except BaseException as error:  # noqa: BLE001 - collected and asserted below
             errors.append(error)
 

@@ -42,9 +42,10 @@ class SimulatedEstate:
         return {name: host.journal_mark() for name, host in self.hosts.items()}
 
     def commands_since(self, marks: dict[str, int]) -> dict[str, int]:
-        """Commands each host received since ``marks`` (0 everywhere: nothing touched any host)."""
+        """Process starts and operations each host received since ``marks`` (0 everywhere: nothing touched
+        any host)."""
         return {
-            name: sum(1 for e in host.journal_since(marks[name]) if e.get("kind") == "command")
+            name: sum(1 for e in host.journal_since(marks[name]) if e.get("kind") in ("command", "operation"))
             for name, host in self.hosts.items()
         }
 

@@ -64,18 +64,34 @@ class Target:
         return [op for _time, op in self.timed_operations_since(mark)]
 
     def timed_operations_since(self, mark: int) -> list[tuple[float, str]]:
-        """(journal time, ``# op:`` name) of every script the host received since ``mark``."""
-        ops = []
+        """(start time, ``# op:`` name) of every operation the host ran since ``mark``, in start order."""
+        ops = [
+            (float(entry["started"]), str(entry["op"]))
+            for entry in self.journal_since(mark)
+            if entry.get("kind") == "operation"
+        ]
+        return sorted(ops)
+
+    def operation_events_since(self, mark: int) -> list[dict[str, Any]]:
+        """The journal's ``operation`` events (op, shell_id, request_id, started, ended, ok) since ``mark``."""
+        return [entry for entry in self.journal_since(mark) if entry.get("kind") == "operation"]
+
+    def requests_since(self, mark: int) -> list[dict[str, Any]]:
+        """The operation requests the host received since ``mark``: {"script", "input"} decoded from stdin
+        (each Send may carry several request lines, and a long line may span several Sends)."""
+        buffers: dict[str, bytes] = {}
+        requests = []
         for entry in self.journal_since(mark):
             if entry.get("kind") != "stdin":
                 continue
-            try:
-                request = json.loads(base64.b64decode(base64.b64decode(entry["data"])))
-            except ValueError:
-                continue
-            first_line = request["script"].split("\n", 1)[0]
-            ops.append((float(entry["time"]), first_line.removeprefix("# op: ")))
-        return ops
+            key = str(entry["command_id"])
+            data = buffers.get(key, b"") + base64.b64decode(entry["data"])
+            *lines, buffers[key] = data.split(b"\n")
+            for line in lines:
+                request_id, _, encoded = line.partition(b" ")
+                if request_id.isdigit():  # (the first line of a process is the loop script, not a request)
+                    requests.append(json.loads(base64.b64decode(encoded)))
+        return requests
 
     def set_knobs(self, **knobs: Any) -> None:
         assert self.state_dir is not None

@@ -1,8 +1,5 @@
+# powershell.exe -EncodedCommand <this>: the whole command line, fixed and without data. The loop it runs
+# (loop.ps1) comes as the first line of stdin, base64 of UTF-8: cmd.exe, which WinRS starts commands
+# through, caps a command line at 8191 characters, and the loop is longer than that once encoded.
 $ErrorActionPreference = 'Stop'
-$ProgressPreference = 'SilentlyContinue'
-try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }
-Add-Type -AssemblyName System.Web.Extensions
-$json = New-Object System.Web.Script.Serialization.JavaScriptSerializer
-$json.MaxJsonLength = [int]::MaxValue
-$request = $json.DeserializeObject([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([Console]::In.ReadToEnd())))
-& ([scriptblock]::Create($request['script'])) -InputJson $request['input']
+& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([Console]::In.ReadLine()))))

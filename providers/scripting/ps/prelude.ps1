@@ -31,8 +31,7 @@ function Complete-Operation {
         [object[]] $Changes = @()
     )
     $envelope = [ordered]@{ ok = $true; changed = $Changed; changes = @($Changes); state = $State }
-    [Console]::Out.Write(($envelope | ConvertTo-Json -Depth 20 -Compress))
-    exit 0
+    Exit-Operation ($envelope | ConvertTo-Json -Depth 20 -Compress)
 }
 
 function Stop-Operation {
@@ -43,8 +42,18 @@ function Stop-Operation {
         [string] $Property = $null
     )
     $failure = [ordered]@{ id = $Id; category = $Category; message = $Message; property = $Property }
-    [Console]::Out.Write(([ordered]@{ ok = $false; error = $failure } | ConvertTo-Json -Depth 5 -Compress))
-    exit 1
+    Exit-Operation ([ordered]@{ ok = $false; error = $failure } | ConvertTo-Json -Depth 5 -Compress)
+}
+
+function Exit-Operation([string] $Envelope) {
+    # Ends the operation wherever it is called from. The bootstrap's loop runs many operations in one
+    # powershell.exe, so a script never calls `exit` (it would end the loop's process, or in a hosted
+    # runspace end the pipeline without a result); it throws this exception, which carries the envelope,
+    # and the loop's wrapper answers with it. A catch block that swallows every error would stop it, so
+    # no script calls Complete-Operation or Stop-Operation inside a try whose catch does not rethrow.
+    $end = New-Object System.OperationCanceledException 'the operation has completed'
+    $end.Data['UsercubeEnvelope'] = $Envelope
+    throw $end
 }
 
 function New-Change {
@@ -54,5 +63,7 @@ function New-Change {
 }
 
 trap {
+    # The end of the operation (Exit-Operation) passes through to the loop; any other error becomes one.
+    if ($_.Exception.Data.Contains('UsercubeEnvelope')) { break }
     Stop-Operation -Id 'UnexpectedError' -Category ([string]$_.CategoryInfo.Category) -Message $_.Exception.Message
 }
