@@ -2,8 +2,8 @@
 
 Hosts referenced exist; the fields each agent kind needs are there and the ones it cannot use are
 not; no two agents on one host share a working directory, site, pool, service or binding; agent
-identifiers are unique in the environment; PFX files pass the manual's rules (checked locally,
-before any host is contacted).
+identifiers are unique in the environment; PFX files pass the manual's rules and runtime archives
+exist with the SHA-256 the stack expects (checked locally, before any host is contacted).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from components.stack.errors import Problem, key_path, nearest
-from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec
+from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec, RuntimeArchiveSpec
 from providers.certificate.pfx import PfxRefused, inspect_pfx
+from providers.runtime_archive.local import ArchiveRefused, inspect_archive
 from providers.transport.connection import HostConnection
 
 
@@ -24,6 +25,7 @@ def check_estate(spec: EstateSpec, project_dir: Path) -> list[Problem]:
     problems += _hosts(spec, project_dir)
     for index, agent in enumerate(spec.agents):
         problems += _agent(index, agent, spec)
+        problems += _runtime_archive(f"agents[{index}].runtimeArchive", agent.runtime_archive, project_dir)
     problems += _unique_in_environment(spec)
     problems += _unique_per_host(spec)
     return problems
@@ -122,6 +124,30 @@ def _pfx(at: str, certificate: CertificateSpec | None) -> list[Problem]:
     except PfxRefused as refused:
         key = "password" if refused.property == "pfx_password" else "pfx"
         return [Problem(f"{at}.{key}", refused.message.replace("with pfx_password", "with this password"))]
+    return []
+
+
+def archive_path(archive: RuntimeArchiveSpec, project_dir: Path) -> Path:
+    """Where the archive is: relative paths start at the project directory (as caBundle's)."""
+    return project_dir / Path(archive.path).expanduser()
+
+
+def _runtime_archive(at: str, archive: RuntimeArchiveSpec | None, project_dir: Path) -> list[Problem]:
+    if archive is None:
+        return []
+    try:
+        found = inspect_archive(archive_path(archive, project_dir))
+    except ArchiveRefused as refused:
+        return [Problem(f"{at}.path", f"{refused} (relative paths start at the project directory)")]
+    if archive.sha256 and found.sha256 != archive.sha256:
+        return [
+            Problem(
+                f"{at}.sha256",
+                f"{found.name} has SHA-256 {found.sha256}, not the {archive.sha256} the stack expects: it is not the "
+                "archive you meant (another version, or a corrupted download); download it again, or set the "
+                "SHA-256 the vendor publishes for the file you mean",
+            )
+        ]
     return []
 
 

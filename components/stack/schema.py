@@ -26,6 +26,7 @@ from providers.framework.validators import windows_absolute_path
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 HOST_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,39}$"
 _THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
+_SHA256 = re.compile(r"^[0-9A-Fa-f]{64}$")
 _IP_ADDRESS = re.compile(r"^(\*|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\])$")
 
 
@@ -118,6 +119,28 @@ class CertificateSpec(_Schema):
         return bool(self.thumbprint)
 
 
+class RuntimeArchiveSpec(_Schema):
+    """The vendor's runtime archive for ``Runtime`` (``agents[i].runtimeArchive``), a zip on this machine."""
+
+    path: str = Field(
+        min_length=1,
+        description="Path of the zip the vendor distributes (relative paths start at the project directory). "
+        "This project never ships or downloads it.",
+    )
+    sha256: str = Field(
+        "",
+        description="Expected SHA-256 of the file (64 hexadecimal digits); a file that does not match is refused "
+        "before any host is contacted. Empty: not checked.",
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if value and not _SHA256.match(value):
+            raise ValueError(f"{value!r} is not a SHA-256: give 64 hexadecimal digits (e.g. from `sha256sum FILE`)")
+        return value.lower()
+
+
 class AgentSettingsSpec(_Schema):
     """What goes into appsettings.agent.json (``agents[i].settings``)."""
 
@@ -184,6 +207,11 @@ class AgentSpec(_Schema):
     install_features: bool = Field(True, description="Install Web-Server and Web-AppInit (iis).")
     minimum_hosting_bundle: str = Field("8.0", pattern=r"^\d+\.\d+(\.\d+)?$", description="Lowest hosting bundle.")
     display_name: str = Field("", description="DisplayName_L1 of the agent in the XML configuration.")
+    runtime_archive: RuntimeArchiveSpec | None = Field(
+        None,
+        description="The vendor's runtime archive, uploaded and extracted into Runtime (upgraded when it changes); "
+        "not set: Runtime is left as it is.",
+    )
 
     @field_validator("host_name")
     @classmethod

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import secrets
+import zipfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -190,6 +192,65 @@ def test_bytes_that_are_no_pfx_are_refused() -> None:
     problem = only(refused(change(lambda r: r["agents"][0].update(sslCertificate=garbage))))
     assert problem.path == "agents[0].sslCertificate.pfx"
     assert "is not a PFX (PKCS#12) file" in problem.message
+
+
+# -- the runtime archive, checked locally ------------------------------------------------------------
+
+
+def small_zip(folder: Path, name: str = "runtime.zip") -> Path:
+    path = folder / name
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("identitymanager-Agent.dll", b"MZ agent")
+    return path
+
+
+def with_archive(archive: dict[str, Any]) -> dict[str, Any]:
+    return change(lambda r: r["agents"][0].update(runtimeArchive=archive))
+
+
+def test_a_runtime_archive_with_its_sha256_loads(tmp_path: Path) -> None:
+    path = small_zip(tmp_path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    loaded = load(with_archive({"path": str(path), "sha256": digest.upper()}))
+    archive = loaded.spec.agents[0].runtime_archive
+    assert archive is not None and archive.sha256 == digest  # normalized to lower case
+
+
+def test_a_relative_archive_path_starts_at_the_project_directory(tmp_path: Path) -> None:
+    small_zip(tmp_path, "vendor.zip")
+    raw = with_archive({"path": "vendor.zip"})
+    loaded = load_from(copy.deepcopy(raw), stack_file(raw), STACK, tmp_path)
+    assert loaded.spec.agents[0].runtime_archive is not None
+    assert only(refused(raw)).path == "agents[0].runtimeArchive.path"  # not in the repository root
+
+
+def test_a_wrong_archive_sha256_is_refused_naming_the_key_and_both_hashes(tmp_path: Path) -> None:
+    path = small_zip(tmp_path)
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    problem = only(refused(with_archive({"path": str(path), "sha256": "ab" * 32})))
+    assert problem.path == "agents[0].runtimeArchive.sha256"
+    assert f"runtime.zip has SHA-256 {actual}, not the {'ab' * 32} the stack expects" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "does not exist"), (b"", "is empty"), (b"PK but not really a zip", "is not a zip archive")],
+)
+def test_a_missing_or_broken_archive_is_refused_naming_its_path(
+    tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    path = tmp_path / "runtime.zip"
+    if content is not None:
+        path.write_bytes(content)
+    problem = only(refused(with_archive({"path": str(path)})))
+    assert problem.path == "agents[0].runtimeArchive.path"
+    assert reason in problem.message
+
+
+def test_an_archive_sha256_that_is_no_sha256_is_refused(tmp_path: Path) -> None:
+    problem = only(refused(with_archive({"path": str(small_zip(tmp_path)), "sha256": "1234"})))
+    assert problem.path == "agents[0].runtimeArchive.sha256"
+    assert "is not a SHA-256: give 64 hexadecimal digits" in problem.message
 
 
 # -- secrets ----------------------------------------------------------------------------------------
