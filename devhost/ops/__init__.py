@@ -13,6 +13,7 @@ from devhost.ops import (
     iis_default_site_removal,
     iis_prerequisites,
     iis_site,
+    runtime_archive,
     settings_file,
     windows_feature,
     windows_service,
@@ -31,6 +32,7 @@ OPERATIONS: dict[str, Operation] = {
     **iis_site.OPERATIONS,
     **iis_default_site_removal.OPERATIONS,
     **iis_prerequisites.OPERATIONS,
+    **runtime_archive.OPERATIONS,
 }
 
 # Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
@@ -66,6 +68,7 @@ SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
+    *runtime_archive.SCRIPT_FACTS,
     *settings_file.SCRIPT_FACTS,
     *windows_service.SCRIPT_FACTS,
     *windows_feature.SCRIPT_FACTS,

@@ -1,0 +1,161 @@
+"""SIMULATOR: the .NET Framework file operations the RuntimeArchive scripts use (File.Move, File.Delete,
+FileInfo.Delete, Directory.Delete), with what running programs and open handles forbid.
+
+Program images. Windows maps a program's .exe and its DLLs into the process: while it runs they can be
+neither opened for writing nor deleted ("DeleteFile fails if an application attempts to delete a file that
+has other handles open for normal I/O or as a memory-mapped file", learn.microsoft.com DeleteFile; ASP.NET
+Core's "Locked deployment files": the app's files are locked while it runs, stop the app pool to release
+them, learn.microsoft.com "Host ASP.NET Core on Windows with IIS"), but they can be renamed or moved on the
+same volume, since the lock protects the file's data, not its directory entry (stackoverflow.com/q/14774099,
+a loaded assembly renamed while it runs). Which files a running agent holds: every .dll and .exe below its
+content root, for an IIS site that is Started with its pool Started (the in-process ASP.NET Core app runs in
+w3wp.exe; the project's pools start AlwaysRunning with preload), or below the program folder of a running
+service. Exact for the files that were there when the agent started; for a file put there later the model
+errs on the side of "held".
+
+Other programs' handles. ``knobs.json`` ``files_held_open`` lists Windows paths some other program (an
+antivirus scan, an editor) holds open without sharing: moving or deleting one fails with a sharing violation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from devhost import iis, scm
+from devhost.fs import WindowsFs
+
+_IMAGES = (".dll", ".exe")
+
+
+class DotNetError(Exception):
+    """A .NET exception as a script sees it: its type, message and HRESULT."""
+
+    def __init__(self, type_name: str, message: str, hresult: int = 0) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.message = message
+        self.hresult = hresult
+
+    def called(self, method: str, arguments: int) -> str:
+        """The message PowerShell's MethodInvocationException wraps it in (what a trap reports)."""
+        return f'Exception calling "{method}" with "{arguments}" argument(s): "{self.message}"'
+
+
+def _sharing_violation(path: str) -> DotNetError:
+    return DotNetError(
+        "System.IO.IOException",
+        f"The process cannot access the file '{path}' because it is being used by another process.",
+        0x80070020,
+    )
+
+
+def _access_denied(path: str) -> DotNetError:
+    return DotNetError("System.UnauthorizedAccessException", f"Access to the path '{path}' is denied.", 0x80070005)
+
+
+def _content_roots(state_dir: Path) -> list[tuple[str, str]]:
+    """(content root, lower case; the program that runs from it) of every running agent."""
+    roots: list[tuple[str, str]] = []
+    if iis.is_installed(state_dir):
+        manager = iis.ServerManager(state_dir)
+        for name in manager.site_names():
+            site = manager.find_site(name)
+            assert site is not None
+            pool = manager.application_pool_of(site)
+            try:
+                running = manager.site_state(name) == "Started" and manager.pool_state(pool) == "Started"
+            except iis.IisError:  # WAS does not know the site yet: it does not run
+                running = False
+            if running:
+                root = manager.root_directory(site).get("physicalPath", "").replace("%SystemDrive%", "C:")
+                roots.append((root.rstrip("\\").lower(), f"w3wp.exe (application pool {pool})"))
+    for service in scm.load(state_dir).values():
+        if service.state == "Running" and not service.system:
+            folder, _, exe = scm.executable_of(service.image_path).rpartition("\\")
+            roots.append((folder.lower(), f"{exe} (service {service.name})"))
+    return roots
+
+
+def held_by(state_dir: Path, windows_path: str) -> str | None:
+    """The running program whose image ``windows_path`` is, or None."""
+    lowered = windows_path.lower()
+    if not lowered.endswith(_IMAGES):
+        return None
+    for root, program in _content_roots(state_dir):
+        if root and lowered.startswith(root + "\\"):
+            return program
+    return None
+
+
+def _held_open(state_dir: Path, windows_path: str) -> bool:
+    try:
+        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return False
+    held = knobs.get("files_held_open") or [] if isinstance(knobs, dict) else []
+    return windows_path.lower() in {str(path).lower() for path in held}
+
+
+def move_file(fs: WindowsFs, source: str, target: str) -> None:
+    """File.Move(source, target): a rename on the same volume, allowed for a running program's image."""
+    src, dst = fs.resolve(source), fs.resolve(target)
+    if not src.is_file():
+        raise DotNetError("System.IO.FileNotFoundException", f"Could not find file '{source}'.", 0x80070002)
+    if dst.exists():
+        raise DotNetError("System.IO.IOException", "Cannot create a file when that file already exists.", 0x800700B7)
+    if not dst.parent.is_dir():
+        raise DotNetError("System.IO.DirectoryNotFoundException", "Could not find a part of the path.", 0x80070003)
+    if _held_open(fs.root, source):
+        raise _sharing_violation(source)
+    os.replace(src, dst)
+
+
+def delete_file(fs: WindowsFs, path: str) -> None:
+    """File.Delete / FileInfo.Delete (after the scripts cleared its attributes): refused for a running
+    program's image and for a file another program holds open; a missing file is no error."""
+    target = fs.resolve(path)
+    if not target.exists():
+        return
+    if held_by(fs.root, path) is not None:
+        raise _access_denied(path)
+    if _held_open(fs.root, path):
+        raise _sharing_violation(path)
+    target.unlink()
+
+
+def write_file(fs: WindowsFs, path: str, data: bytes) -> None:
+    """A new file's content (FileMode.CreateNew): the caller has checked that it does not exist."""
+    target = fs.resolve(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def delete_empty_folder(fs: WindowsFs, path: str) -> None:
+    """Directory.Delete(path, false)."""
+    folder = fs.resolve(path)
+    if any(folder.iterdir()):
+        raise DotNetError("System.IO.IOException", "The directory is not empty.", 0x80070091)
+    folder.rmdir()
+
+
+def remove_tree(fs: WindowsFs, path: str) -> None:
+    """The scripts' Remove-Tree: files deleted one by one (FileInfo.Delete, whose failure the scripts do not
+    catch), then each folder; a link (a symlink here, a junction on Windows) is removed as a link, never
+    entered."""
+    folder = fs.resolve(path)
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink():
+        folder.unlink()
+        return
+    for entry in sorted(folder.iterdir()):
+        child = f"{path}\\{entry.name}"
+        if entry.is_dir() and not entry.is_symlink():
+            remove_tree(fs, child)
+        elif entry.is_symlink():
+            entry.unlink()
+        else:
+            delete_file(fs, child)
+    folder.rmdir()

@@ -1,0 +1,130 @@
+"""The RuntimeArchive properties: the single source of truth for validation, diffs and docs."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from pydantic import field_validator, model_validator
+
+from providers.framework.model import ResourceModel, prop
+from providers.framework.validators import MAX_FOLDER_PATH, windows_absolute_path
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FORBIDDEN = re.compile(r'[<>:"/|?*\x00-\x1f]')
+# The files the stack writes itself (SettingsFile resources, after the extraction): never taken from the
+# archive and never removed by an upgrade (DOMAIN.md, settings files in Runtime).
+MANAGED_FILES = ("web.config", "appsettings.json", "appsettings.agent.json")
+# Folders inside Runtime the host scripts use for the swap; an archive entry may not use these names.
+WORK_FOLDERS = (".iac-new", ".iac-old")
+
+
+class RuntimeArchiveModel(ResourceModel):
+    """The vendor's runtime archive, uploaded in resumable chunks and extracted into the agent's Runtime folder."""
+
+    kind = "RuntimeArchive"
+
+    source_path: str = prop(
+        description="Absolute path of the zip on the machine that runs Pulumi. Only read to upload it; moving the "
+        "file (another checkout, another CI runner) is no change: the archive is tracked by sha256.",
+        local=True,
+    )
+    archive_name: str = prop(
+        description="The archive's file name, shown in previews with its sha256 (e.g. IdentityManager-Runtime.zip).",
+        manual="install-agents-6.2: the agent runtime content is extracted from the runtime archive",
+    )
+    sha256: str = prop(
+        description="SHA-256 of the archive (lower-case hex). The host checks the uploaded file against it before "
+        "extracting; a new value is an upgrade (upload, then extraction with the agent stopped).",
+    )
+    size: int = prop(description="Size of the archive in bytes.", gt=0)
+    runtime_path: str = prop(
+        description="The agent's Runtime folder (e.g. C:\\identitymanagerContoso\\Runtime), created when missing.",
+        replaces=True,
+        manual="install-production-agent-6.1: working directory, Runtime",
+    )
+    keep_files: list[str] = prop(
+        list(MANAGED_FILES),
+        description="Paths relative to runtime_path that this project writes itself (SettingsFile resources): "
+        "never taken from the archive, never removed by an upgrade.",
+    )
+    app_pool: str = prop(
+        "",
+        description="IIS application pool that runs the agent: stopped for an upgrade (a running agent holds its "
+        "DLLs) and started again after. Empty: none.",
+    )
+    service_name: str = prop(
+        "", description="Windows service that runs the agent, stopped and started like app_pool. Empty: none."
+    )
+    files_present: bool = prop(
+        True,
+        description="Whether every file the archive put in Runtime is there. Always true as desired; refresh reads "
+        "it from the host, so a file deleted by hand is drift that `up --refresh` repairs (the archive is sent "
+        "and extracted again).",
+    )
+
+    @field_validator("source_path")
+    @classmethod
+    def _absolute_local(cls, value: str) -> str:
+        if not os.path.isabs(value):
+            raise ValueError(f"{value!r} is not an absolute path on this machine; give the archive's full path")
+        return value
+
+    @field_validator("archive_name")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value:
+            raise ValueError(f"{value!r} is not a file name; give the archive's name without its folder")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _SHA256.match(value.lower()):
+            raise ValueError(f"{value!r} is not a SHA-256: give 64 hexadecimal digits")
+        return value.lower()
+
+    @field_validator("runtime_path")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        return windows_absolute_path(value, max_length=MAX_FOLDER_PATH)
+
+    @field_validator("keep_files")
+    @classmethod
+    def _relative_files(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for path in value:
+            parts = path.split("\\")
+            if "/" in path:
+                fixed = path.replace("/", "\\")
+                raise ValueError(f"{path!r}: write relative paths with backslashes: {fixed!r}")
+            if any(part in ("", ".", "..") or _FORBIDDEN.search(part) for part in parts):
+                raise ValueError(f"{path!r} is not a file path relative to runtime_path (no drive, '.' or '..')")
+            if path.lower() in seen:
+                raise ValueError(f"{path!r} is listed twice (paths are case-insensitive on Windows)")
+            seen.add(path.lower())
+        return value
+
+    @model_validator(mode="after")
+    def _one_runner(self) -> RuntimeArchiveModel:
+        if self.app_pool and self.service_name:
+            raise ValueError("give app_pool (IIS hosting) or service_name (a Windows service), not both")
+        return self
+
+    def resource_id(self) -> str:
+        return self.runtime_path
+
+    def script_input(self) -> dict[str, Any]:
+        # Never the local path: the host has no use for it.
+        return self.model_dump(mode="json", exclude={"connection", "source_path", "files_present"})
+
+    def chunk_input(self, offset: int, data: str) -> dict[str, Any]:
+        """The input of one upload chunk: ``data`` (base64) goes at ``offset`` of the staging file."""
+        return {
+            "runtime_path": self.runtime_path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "offset": offset,
+            "data": data,
+        }

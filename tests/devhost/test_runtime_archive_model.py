@@ -1,0 +1,280 @@
+"""SIMULATOR: the models behind RuntimeArchive follow Windows' and .NET Framework's rules (no WinRM, no Pulumi):
+ZipFile.ExtractToDirectory, the images a running agent holds, and the get/chunk/set/remove operations."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devhost import fileops, ntfs, scm, ziparchive
+from devhost.fs import WindowsFs
+from devhost.ops import runtime_archive as model
+
+RUNTIME = "C:\\identitymanagerContoso\\Runtime"
+SERVICE = "IdentityManagerAgentContoso"
+
+
+def make_zip(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def put(fs: WindowsFs, path: str, data: bytes) -> None:
+    target = fs.resolve(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def spec(data: bytes, **overrides: Any) -> dict[str, Any]:
+    return {
+        "runtime_path": RUNTIME,
+        "archive_name": "runtime.zip",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "keep_files": ["web.config", "appsettings.json", "appsettings.agent.json"],
+        "app_pool": "",
+        "service_name": "",
+        **overrides,
+    }
+
+
+def upload(fs: WindowsFs, data: bytes, chunk: int = 1000) -> None:
+    for offset in range(0, len(data), chunk):
+        payload = {
+            "runtime_path": RUNTIME,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "offset": offset,
+            "data": base64.b64encode(data[offset : offset + chunk]).decode(),
+        }
+        assert model.chunk(fs, payload).ok
+
+
+def install(fs: WindowsFs, data: bytes, **overrides: Any) -> dict[str, Any]:
+    upload(fs, data)
+    envelope = model.set_(fs, spec(data, **overrides))
+    assert envelope.ok, envelope.error
+    return envelope.state
+
+
+def running_service(state: Path) -> None:
+    scm.create(
+        state,
+        name=SERVICE,
+        display_name=SERVICE,
+        image_path=f'"{RUNTIME}\\Usercube-Agent.exe" --service',
+        start_mode="Auto",
+        start_name="LocalSystem",
+        password=None,
+    )
+    scm.start(state, SERVICE)
+
+
+def journal(state: Path) -> list[dict[str, Any]]:
+    path = state / "_sim" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+NOISE = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(200))  # 6400 bytes that do not compress
+V1 = {
+    "Usercube-Agent.exe": b"MZ v1",
+    "lib\\old.dll": b"MZ old",
+    "web.config": b"<vendor/>",
+    "readme.txt": b"v1",
+    "data.bin": NOISE,
+}
+V2 = {"Usercube-Agent.exe": b"MZ v2", "lib/new.dll": b"MZ new", "readme.txt": b"v2", "data.bin": NOISE[::-1]}
+
+
+@pytest.fixture
+def fs(tmp_path: Path) -> WindowsFs:
+    return WindowsFs(tmp_path)
+
+
+# -- ZipFile.ExtractToDirectory ----------------------------------------------------------------------
+
+
+def test_extract_refuses_an_existing_destination_and_never_overwrites(fs: WindowsFs) -> None:
+    put(fs, "C:\\a.zip", make_zip({"x.txt": b"1"}))
+    put(fs, "C:\\out\\x.txt", b"mine")
+    with pytest.raises(fileops.DotNetError, match="already exists") as raised:
+        ziparchive.extract_to_directory(fs, "C:\\a.zip", "C:\\out")
+    assert raised.value.type_name == "System.IO.IOException"
+    put(fs, "C:\\b.zip", make_zip({"x.txt": b"1", "X.TXT": b"2"}))
+    with pytest.raises(fileops.DotNetError, match="already exists"):  # the same name, as NTFS compares names
+        ziparchive.extract_to_directory(fs, "C:\\b.zip", "C:\\fresh")
+    assert fs.resolve("C:\\fresh\\x.txt").read_bytes() == b"1", "what was extracted stays (partially extracted)"
+
+
+def test_extract_refuses_an_entry_outside_the_destination(fs: WindowsFs) -> None:
+    put(fs, "C:\\a.zip", make_zip({"../escape.dll": b"MZ"}))
+    with pytest.raises(fileops.DotNetError, match="outside the specified destination"):
+        ziparchive.extract_to_directory(fs, "C:\\a.zip", "C:\\out")
+    assert not fs.resolve("C:\\escape.dll").exists()
+
+
+def test_extract_decodes_only_stored_and_deflate_and_checks_no_crc(fs: WindowsFs) -> None:
+    put(fs, "C:\\bz.zip", make_zip({"x.txt": b"data"}, zipfile.ZIP_BZIP2))
+    with pytest.raises(fileops.DotNetError, match="unsupported compression method") as raised:
+        ziparchive.extract_to_directory(fs, "C:\\bz.zip", "C:\\out1")
+    assert raised.value.type_name == "System.IO.InvalidDataException"
+    stored = bytearray(make_zip({"x.txt": b"data"}, zipfile.ZIP_STORED))
+    crc_at = stored.index(b"PK\x01\x02") + 16  # the central directory's CRC-32 of the entry
+    stored[crc_at : crc_at + 4] = struct.pack("<I", 0xDEADBEEF)
+    put(fs, "C:\\crc.zip", bytes(stored))
+    ziparchive.extract_to_directory(fs, "C:\\crc.zip", "C:\\out2")  # .NET Framework does not check it
+    assert fs.resolve("C:\\out2\\x.txt").read_bytes() == b"data"
+
+
+def test_open_read_of_a_file_that_is_no_zip_is_invalid_data(fs: WindowsFs) -> None:
+    put(fs, "C:\\no.zip", b"this is not a zip archive")
+    with pytest.raises(fileops.DotNetError, match="End of Central Directory record could not be found"):
+        ziparchive.open_read(fs, "C:\\no.zip")
+
+
+# -- images a running agent holds ---------------------------------------------------------------------
+
+
+def test_a_running_services_images_can_be_moved_but_not_deleted(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\Usercube-Agent.exe", b"MZ v1")
+    put(fs, f"{RUNTIME}\\lib\\a.dll", b"MZ a")
+    put(fs, f"{RUNTIME}\\notes.txt", b"text")
+    running_service(fs.root)
+    assert fileops.held_by(fs.root, f"{RUNTIME}\\lib\\a.dll") == f"Usercube-Agent.exe (service {SERVICE})"
+    with pytest.raises(fileops.DotNetError, match="is denied") as raised:
+        fileops.delete_file(fs, f"{RUNTIME}\\lib\\a.dll")
+    assert raised.value.type_name == "System.UnauthorizedAccessException"
+    fileops.delete_file(fs, f"{RUNTIME}\\notes.txt")  # not an image: no lock
+    fs.resolve(f"{RUNTIME}\\old").mkdir()
+    fileops.move_file(fs, f"{RUNTIME}\\lib\\a.dll", f"{RUNTIME}\\old\\a.dll")  # a rename is allowed
+    with pytest.raises(fileops.DotNetError):  # and the moved file is still the running program's
+        fileops.delete_file(fs, f"{RUNTIME}\\old\\a.dll")
+    scm.stop(fs.root, SERVICE)
+    fileops.delete_file(fs, f"{RUNTIME}\\old\\a.dll")
+
+
+def test_a_file_another_program_holds_open_can_be_neither_moved_nor_deleted(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\readme.txt", b"x")
+    (fs.root / "_sim").mkdir()
+    (fs.root / "_sim" / "knobs.json").write_text(json.dumps({"files_held_open": [f"{RUNTIME}\\README.txt"]}))
+    with pytest.raises(fileops.DotNetError, match="being used by another process"):
+        fileops.move_file(fs, f"{RUNTIME}\\readme.txt", f"{RUNTIME}\\moved.txt")
+    with pytest.raises(fileops.DotNetError, match="being used by another process"):
+        fileops.delete_file(fs, f"{RUNTIME}\\readme.txt")
+
+
+# -- the operations ------------------------------------------------------------------------------------
+
+
+def test_chunks_stage_the_archive_in_a_folder_only_system_and_administrators_can_read(fs: WindowsFs) -> None:
+    data = make_zip(V1)
+    upload(fs, data)
+    folder = model.staging_folder(RUNTIME)
+    partial = model.partial_path(folder, hashlib.sha256(data).hexdigest())
+    assert fs.resolve(partial).read_bytes() == data
+    store = ntfs.NtfsStore(fs.root)
+    root = folder.rsplit("\\", 1)[0]
+    assert store.descriptor(root).protected
+    readers = {ace.sid for ace in store.explicit_and_inherited(partial, is_container=False)}
+    assert readers == {"S-1-5-18", "S-1-5-32-544"}
+
+
+def test_a_chunk_sent_again_lands_where_it_did_and_a_gap_is_refused(fs: WindowsFs) -> None:
+    data = make_zip(V1)
+    upload(fs, data)
+    again = {
+        "runtime_path": RUNTIME,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "offset": 1000,
+        "data": base64.b64encode(data[1000:2000]).decode(),
+    }
+    assert model.chunk(fs, again).state == {"held_bytes": 2000}  # cut to the offset, then written
+    gap = model.chunk(fs, {**again, "offset": 5000})
+    assert not gap.ok and gap.error is not None and gap.error["id"] == "UploadOutOfOrder"
+
+
+def test_install_keeps_managed_files_and_records_what_it_extracted(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\web.config", b"<ours/>")
+    state = install(fs, make_zip(V1))
+    assert state["file_count"] == 4 and state["missing_files"] == []
+    assert fs.resolve(f"{RUNTIME}\\web.config").read_bytes() == b"<ours/>", "a managed file is never replaced"
+    assert fs.resolve(f"{RUNTIME}\\lib\\old.dll").read_bytes() == b"MZ old"
+    assert not fs.resolve(f"{RUNTIME}\\.iac-new").exists() and not fs.resolve(f"{RUNTIME}\\.iac-old").exists()
+    staged = [entry.name for entry in fs.resolve(model.staging_folder(RUNTIME)).iterdir()]
+    assert staged == ["manifest.json"], "the uploaded archive is deleted once extracted"
+
+
+def test_an_upgrade_stops_the_running_service_and_removes_what_the_new_version_lacks(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    put(fs, f"{RUNTIME}\\agent.log", b"the agent's own file")
+    state = install(fs, make_zip(V2), service_name=SERVICE)
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    assert fs.resolve(f"{RUNTIME}\\lib\\new.dll").exists()
+    assert not fs.resolve(f"{RUNTIME}\\lib\\old.dll").exists(), "a file of the previous version is removed"
+    assert fs.resolve(f"{RUNTIME}\\agent.log").exists(), "a file no archive put there is not touched"
+    assert state["sha256"] == hashlib.sha256(make_zip(V2)).hexdigest()
+    events = [(e["action"], e["name"]) for e in journal(fs.root) if e["kind"] == "agent"]
+    assert events == [("stop", SERVICE), ("start", SERVICE)]
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+
+
+def test_without_stopping_the_agent_the_upgrade_could_not_delete_the_old_images(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    running_service(fs.root)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2)))  # service_name not given: nothing is stopped
+    assert not envelope.ok and envelope.error is not None
+    assert "Access to the path" in envelope.error["message"] and ".iac-old" in envelope.error["message"]
+
+
+def test_a_failed_extraction_leaves_the_previous_version_running(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    broken = bytearray(make_zip({"Usercube-Agent.exe": b"MZ v3" * 100, "b.dll": b"MZ b"}))
+    data_at = broken.index(b"Usercube-Agent.exe") + len("Usercube-Agent.exe")
+    broken[data_at] = 0xFF  # the first Deflate block header: block type 3, which does not exist
+    upload(fs, bytes(broken))
+    envelope = model.set_(fs, spec(bytes(broken), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ExtractionFailed"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    assert not fs.resolve(f"{RUNTIME}\\.iac-new").exists()
+    assert [e for e in journal(fs.root) if e["kind"] == "agent"] == [], "the agent was never stopped"
+
+
+def test_a_failed_swap_puts_every_file_back_and_starts_the_agent_again(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    (fs.root / "_sim" / "knobs.json").write_text(json.dumps({"files_held_open": [f"{RUNTIME}\\readme.txt"]}))
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapFailed"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    assert fs.resolve(f"{RUNTIME}\\lib\\old.dll").exists() and not fs.resolve(f"{RUNTIME}\\lib\\new.dll").exists()
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+    assert model.get(fs, spec(make_zip(V1))).state["sha256"] == hashlib.sha256(make_zip(V1)).hexdigest()
+
+
+def test_remove_deletes_only_what_the_archive_put_there(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\web.config", b"<ours/>")
+    install(fs, make_zip(V1))
+    put(fs, f"{RUNTIME}\\agent.log", b"log")
+    envelope = model.remove(fs, spec(make_zip(V1)))
+    assert envelope.ok and envelope.state["ensure"] == "absent"
+    remaining = sorted(p.name for p in fs.resolve(RUNTIME).rglob("*"))
+    assert remaining == ["agent.log", "web.config"]
+    assert not fs.resolve(model.staging_folder(RUNTIME)).exists()
