@@ -7,11 +7,13 @@ has other handles open for normal I/O or as a memory-mapped file", learn.microso
 Core's "Locked deployment files": the app's files are locked while it runs, stop the app pool to release
 them, learn.microsoft.com "Host ASP.NET Core on Windows with IIS"), but they can be renamed or moved on the
 same volume, since the lock protects the file's data, not its directory entry (stackoverflow.com/q/14774099,
-a loaded assembly renamed while it runs). Which files a running agent holds: every .dll and .exe below its
-content root, for an IIS site that is Started with its pool Started (the in-process ASP.NET Core app runs in
-w3wp.exe; the project's pools start AlwaysRunning with preload), or below the program folder of a running
-service. Exact for the files that were there when the agent started; for a file put there later the model
-errs on the side of "held".
+a loaded assembly renamed while it runs). Which files a running agent holds: the .dll and .exe files below its
+content root whose content was there when it started (modified no later than its start: a file written
+afterwards was never loaded, and a held file keeps its modification time when it is renamed, so it stays
+held), for an IIS site that is Started with its pool Started (the in-process ASP.NET Core app runs in
+w3wp.exe and loads at the later of the two starts; the project's pools start AlwaysRunning with preload), or
+below the program folder of a running service. Not modelled: a held file moved out of the content root (it
+would stay held on Windows; the scripts never move one there).
 
 Other programs' handles. ``knobs.json`` ``files_held_open`` lists Windows paths some other program (an
 antivirus scan, an editor) holds open without sharing: moving or deleting one fails with a sharing violation.
@@ -55,26 +57,25 @@ def _access_denied(path: str) -> DotNetError:
     return DotNetError("System.UnauthorizedAccessException", f"Access to the path '{path}' is denied.", 0x80070005)
 
 
-def _content_roots(state_dir: Path) -> list[tuple[str, str]]:
-    """(content root, lower case; the program that runs from it) of every running agent."""
-    roots: list[tuple[str, str]] = []
+def _content_roots(state_dir: Path) -> list[tuple[str, float, str]]:
+    """(content root in lower case, when its program started, the program) of every running agent."""
+    roots: list[tuple[str, float, str]] = []
     if iis.is_installed(state_dir):
         manager = iis.ServerManager(state_dir)
         for name in manager.site_names():
             site = manager.find_site(name)
             assert site is not None
             pool = manager.application_pool_of(site)
-            try:
-                running = manager.site_state(name) == "Started" and manager.pool_state(pool) == "Started"
-            except iis.IisError:  # WAS does not know the site yet: it does not run
-                running = False
-            if running:
+            # (A site WAS has not picked up yet is not Started: it runs nothing.)
+            site_start, pool_start = manager.running_since("sites", name), manager.running_since("pools", pool)
+            if site_start is not None and pool_start is not None:
                 root = manager.root_directory(site).get("physicalPath", "").replace("%SystemDrive%", "C:")
-                roots.append((root.rstrip("\\").lower(), f"w3wp.exe (application pool {pool})"))
+                started = max(site_start, pool_start)
+                roots.append((root.rstrip("\\").lower(), started, f"w3wp.exe (application pool {pool})"))
     for service in scm.load(state_dir).values():
         if service.state == "Running" and not service.system:
             folder, _, exe = scm.executable_of(service.image_path).rpartition("\\")
-            roots.append((folder.lower(), f"{exe} (service {service.name})"))
+            roots.append((folder.lower(), service.started_at, f"{exe} (service {service.name})"))
     return roots
 
 
@@ -83,8 +84,11 @@ def held_by(state_dir: Path, windows_path: str) -> str | None:
     lowered = windows_path.lower()
     if not lowered.endswith(_IMAGES):
         return None
-    for root, program in _content_roots(state_dir):
-        if root and lowered.startswith(root + "\\"):
+    file = WindowsFs(state_dir).resolve(windows_path)
+    if not file.is_file():
+        return None
+    for root, started, program in _content_roots(state_dir):
+        if root and lowered.startswith(root + "\\") and file.stat().st_mtime <= started:
             return program
     return None
 

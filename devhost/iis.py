@@ -835,8 +835,12 @@ class ServerManager:
 
     def _set_runtime(self, kind: str, name: str, state: str, error: str | None) -> None:
         runtime = _runtime(self.state_dir)
+        previous = _lookup(runtime[kind], name) or {}
         entries = {k: v for k, v in runtime[kind].items() if k.lower() != name.lower()}
-        entries[name] = {"state": state, **({"last_error": error} if error else {})}
+        # ``since``: when it entered this state (a started pool's worker loads the app's images then; see
+        # devhost.fileops); a Start of what already runs changes nothing.
+        since = previous.get("since") if previous.get("state") == state and "since" in previous else time.time()
+        entries[name] = {"state": state, "since": since, **({"last_error": error} if error else {})}
         runtime[kind] = entries
         _save_runtime(self.state_dir, runtime)
 
@@ -858,6 +862,13 @@ class ServerManager:
     def stop_pool(self, name: str) -> str:
         self._set_runtime("pools", name, "Stopped", None)
         return "Stopped"
+
+    def running_since(self, kind: str, name: str) -> float | None:
+        """When the pool (``kind="pools"``) or site (``"sites"``) last started, while it is Started."""
+        entry = _lookup(_runtime(self.state_dir)[kind], name)
+        if not entry or entry.get("state") != "Started":
+            return None
+        return float(entry.get("since", 0.0))
 
     def pool_last_error(self, name: str) -> str | None:
         entry = _lookup(_runtime(self.state_dir)["pools"], name)

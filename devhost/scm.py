@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,13 @@ class Service:
     failure_actions: dict[str, Any] = field(default_factory=lambda: {"actions": [], "reset_period_seconds": 0})
     state: str = "Stopped"
     process_id: int = 0
+    started_at: float = 0.0  # when it last started (its program loads its images then; see devhost.fileops)
     system: bool = False
     marked_for_delete: bool = False
+
+
+# What the service control manager keeps about a running service, which no setting changes.
+_RUNTIME_FIELDS = ("name", "state", "process_id", "started_at", "system", "marked_for_delete")
 
 
 def _path(state_dir: Path) -> Path:
@@ -205,7 +211,7 @@ def change(state_dir: Path, name: str, **values: Any) -> Service:
         if password is not None:
             service.password_sha256 = hash_password(password)
     for key, value in values.items():
-        if not hasattr(service, key) or key in ("name", "state", "process_id", "system", "marked_for_delete"):
+        if not hasattr(service, key) or key in _RUNTIME_FIELDS:
             raise ValueError(f"SIMULATOR: the service control manager has no setting {key!r}")
         setattr(service, key, value)
     save(state_dir, services)
@@ -298,6 +304,7 @@ def start(state_dir: Path, name: str) -> Service:
                 raise ScmError(193)
     service.state = "Running"
     service.process_id = 1000 + int(hashlib.sha256(service.name.lower().encode()).hexdigest()[:4], 16)
+    service.started_at = time.time()
     save(state_dir, services)
     return service
 
