@@ -159,5 +159,16 @@ class WebHosting(BaseModel):
         return dns_alias(value)
 
 
+class RuntimeArchiveSource(BaseModel):
+    """The vendor's runtime archive on this machine, as checked when the stack was loaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="Absolute path of the zip.")
+    name: str = Field(description="Its file name (what previews show).")
+    size: int = Field(gt=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 def working_directory(organization: str, explicit: str | None) -> str:
     return windows_absolute_path(explicit) if explicit else f"C:\\identitymanager{organization}"

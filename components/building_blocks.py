@@ -6,7 +6,15 @@ from typing import Any
 
 import pulumi
 
-from components.args import AgentSettings, CertificateSource, DataFolderRights, Identity, StoreCertificate, WebHosting
+from components.args import (
+    AgentSettings,
+    CertificateSource,
+    DataFolderRights,
+    Identity,
+    RuntimeArchiveSource,
+    StoreCertificate,
+    WebHosting,
+)
 from providers.certificate import Certificate
 from providers.certificate.pfx import pfx_thumbprint
 from providers.directory import Directory
@@ -14,6 +22,7 @@ from providers.file_acl import FileAcl
 from providers.iis_default_site_removal import IisDefaultSiteRemoval
 from providers.iis_prerequisites import IisPrerequisites
 from providers.iis_site import IisSite
+from providers.runtime_archive import RuntimeArchive
 from providers.settings_file import SettingsFile
 from providers.windows_feature import WindowsFeature
 
@@ -165,6 +174,38 @@ def agent_settings_document(settings: AgentSettings, encryption_thumbprint: pulu
     return document
 
 
+def runtime_archive(
+    name: str,
+    connection: Any,
+    source: RuntimeArchiveSource | None,
+    runtime: str,
+    opts: pulumi.ResourceOptions,
+    after: list[pulumi.Resource],
+    *,
+    app_pool: str = "",
+    service_name: str = "",
+) -> list[pulumi.Resource]:
+    """The vendor's runtime archive extracted into Runtime (install-agents-6.2: working directory content),
+    upgraded with the pool or service stopped; none when the stack names no archive. The settings files
+    are written after it (they depend on it) and kept by it (its keep_files default)."""
+    if source is None:
+        return []
+    return [
+        RuntimeArchive(
+            f"{name}-runtime",
+            connection=connection,
+            source_path=source.path,
+            archive_name=source.name,
+            sha256=source.sha256,
+            size=source.size,
+            runtime_path=runtime,
+            app_pool=app_pool,
+            service_name=service_name,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+        )
+    ]
+
+
 def web_config(
     name: str,
     connection: Any,
@@ -172,7 +213,7 @@ def web_config(
     dll: str,
     log: str,
     opts: pulumi.ResourceOptions,
-    after: pulumi.Resource,
+    after: list[pulumi.Resource],
 ) -> SettingsFile:
     """web.config: in-process hosting of ``dll`` with application initialization (IIS start mode)."""
     return SettingsFile(
@@ -180,7 +221,7 @@ def web_config(
         connection=connection,
         path=f"{runtime}\\web.config",
         content=WEB_CONFIG_TEMPLATE.format(dll=dll, log=log),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[after])),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
     )
 
 

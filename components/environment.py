@@ -18,6 +18,7 @@ from components.args import (
     CertificateSource,
     Identity,
     PfxCertificate,
+    RuntimeArchiveSource,
     StoreCertificate,
     WebHosting,
 )
@@ -121,6 +122,14 @@ class _Secrets:
         )
 
 
+def _runtime_archive(secrets: _Secrets) -> RuntimeArchiveSource | None:
+    """The agent's runtime archive as the loader checked it (not a secret: a path, a name, a size, a hash)."""
+    found = secrets.estate.runtime_archive(int(secrets.at[1]))
+    if found is None:
+        return None
+    return RuntimeArchiveSource(path=found.path, name=found.name, size=found.size, sha256=found.sha256)
+
+
 def _web(agent: AgentSpec) -> WebHosting:
     return WebHosting(
         site_name=agent.effective_site_name,
@@ -155,6 +164,7 @@ def _production_args(agent: AgentSpec, secrets: _Secrets) -> ProductionAgentArgs
         install_features=agent.install_features,
         rsat_ad_tools=agent.rsat_ad_tools,
         minimum_hosting_bundle=agent.minimum_hosting_bundle,
+        runtime_archive=_runtime_archive(secrets),
     )
 
 
@@ -175,4 +185,5 @@ def _integrated_args(agent: AgentSpec, secrets: _Secrets) -> IntegratedAgentArgs
         install_features=agent.install_features,
         rsat_ad_tools=agent.rsat_ad_tools,
         minimum_hosting_bundle=agent.minimum_hosting_bundle,
+        runtime_archive=_runtime_archive(secrets),
     )

@@ -16,6 +16,7 @@ from components.args import (
     CertificateSource,
     DataFolderRights,
     Identity,
+    RuntimeArchiveSource,
     WebHosting,
     require_secret,
     working_directory,
@@ -28,6 +29,7 @@ from components.building_blocks import (
     known_after,
     pool_account,
     prerequisites,
+    runtime_archive,
     web_config,
     web_site,
     working_folders,
@@ -58,6 +60,7 @@ class IntegratedAgentArgs(BaseModel):
     install_features: bool = True
     rsat_ad_tools: bool = False
     minimum_hosting_bundle: str = "8.0"
+    runtime_archive: RuntimeArchiveSource | None = None
 
     def model_post_init(self, context: Any, /) -> None:
         require_secret(self.license, "license")
@@ -106,12 +109,15 @@ class IntegratedAgent(pulumi.ComponentResource):
         # Known from the inputs (previews stay exact), and still waiting for the pool to exist.
         account = known_after(pool, pool_account(args.web.pool_name, args.identity))
         acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
+        archive = runtime_archive(
+            name, connection, args.runtime_archive, runtime, child, [folders, *acls, pool], app_pool=args.web.pool_name
+        )
         encryption = certificate(f"{name}-encryption-cert", connection, args.encryption_certificate, [account], child)
         identity_server = certificate(
             f"{name}-identity-server-cert", connection, args.identity_server_certificate, [account], child
         )
         ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
-        after_folders = pulumi.ResourceOptions(parent=self, depends_on=[folders])
+        after_folders = pulumi.ResourceOptions(parent=self, depends_on=[folders, *archive])
         server_settings = SettingsFile(
             f"{name}-appsettings",
             connection=connection,
@@ -145,7 +151,9 @@ class IntegratedAgent(pulumi.ComponentResource):
                 )
             )
         files.append(
-            web_config(f"{name}-web-config", connection, runtime, SERVER_DLL, "stdout-server.log", child, folders)
+            web_config(
+                f"{name}-web-config", connection, runtime, SERVER_DLL, "stdout-server.log", child, [folders, *archive]
+            )
         )
         web = args.web if baseline is None else args.web.model_copy(update={"remove_default_site": False})
         site = web_site(name, connection, web, runtime, ssl, child, installed, [*ready, pool, *acls, *files])

@@ -10,9 +10,10 @@ Composes, in the manual's order (DOMAIN.md):
    Work and Mails Modify (or FullControl when the stack chooses it).
 6. Certificates: the SSL certificate for the https binding and the encryption key pair
    (RSA >= 2048, SHA-256), private key readable by the agent's identity.
-7. Settings: web.config (in-process, the agent dll, app initialization) and
-   appsettings.agent.json (agent identifier, server URL, OpenId clients, encryption certificate,
-   managed-system connections) — secrets stay Pulumi secrets.
+7. The runtime archive (when the stack names one) extracted into Runtime, then the settings:
+   web.config (in-process, the agent dll, app initialization) and appsettings.agent.json (agent
+   identifier, server URL, OpenId clients, encryption certificate, managed-system connections) —
+   secrets stay Pulumi secrets.
 8. The IIS site on <working directory>\\Runtime with https on 443 (and optional http), preload on;
    the Default Web Site and DefaultAppPool removed when asked.
 """
@@ -29,6 +30,7 @@ from components.args import (
     CertificateSource,
     DataFolderRights,
     Identity,
+    RuntimeArchiveSource,
     WebHosting,
     working_directory,
 )
@@ -41,6 +43,7 @@ from components.building_blocks import (
     known_after,
     pool_account,
     prerequisites,
+    runtime_archive,
     web_config,
     web_site,
     working_folders,
@@ -69,6 +72,7 @@ class ProductionAgentArgs(BaseModel):
     install_features: bool = True
     rsat_ad_tools: bool = False
     minimum_hosting_bundle: str = "8.0"
+    runtime_archive: RuntimeArchiveSource | None = None
 
     @model_validator(mode="after")
     def _hosting(self) -> ProductionAgentArgs:
@@ -135,6 +139,17 @@ class ProductionAgent(pulumi.ComponentResource):
             account = pulumi.Output.from_input(str(args.identity.account))
 
         acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
+        service_name = args.service_name or f"IdentityManagerAgent{args.organization}"
+        archive = runtime_archive(
+            name,
+            connection,
+            args.runtime_archive,
+            runtime,
+            child,
+            [folders, *acls, *([pool] if pool is not None else [])],
+            app_pool=args.web.pool_name if args.web is not None and args.hosting == "iis" else "",
+            service_name=service_name if args.hosting == "service" else "",
+        )
         encryption = certificate(f"{name}-encryption-cert", connection, args.encryption_certificate, [account], child)
         files = [
             SettingsFile(
@@ -142,7 +157,7 @@ class ProductionAgent(pulumi.ComponentResource):
                 connection=connection,
                 path=f"{runtime}\\appsettings.agent.json",
                 json_content=agent_settings_document(args.settings, encryption),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[folders]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[folders, *archive]),
             )
         ]
 
@@ -151,7 +166,9 @@ class ProductionAgent(pulumi.ComponentResource):
         if args.hosting == "iis":
             assert args.web is not None and args.ssl_certificate is not None and pool is not None
             files.append(
-                web_config(f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, folders)
+                web_config(
+                    f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, [folders, *archive]
+                )
             )
             ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
             web = args.web if baseline is None else args.web.model_copy(update={"remove_default_site": False})
@@ -162,13 +179,14 @@ class ProductionAgent(pulumi.ComponentResource):
             WindowsService(
                 f"{name}-service",
                 connection=connection,
-                name=args.service_name or f"IdentityManagerAgent{args.organization}",
+                name=service_name,
                 display_name=f"Identity Manager Agent {args.organization}",
                 binary_path=f"{runtime}\\Usercube-Agent.exe",
                 arguments=["--service"],
                 account=str(args.identity.account),
                 password=args.identity.password,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, *acls, *files]),
+                # After the archive: the service starts its program, which the archive puts in Runtime.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, *acls, *files, *archive]),
             )
 
         self.identity_account = account
