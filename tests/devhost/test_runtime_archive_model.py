@@ -278,3 +278,14 @@ def test_remove_deletes_only_what_the_archive_put_there(fs: WindowsFs) -> None:
     remaining = sorted(p.name for p in fs.resolve(RUNTIME).rglob("*"))
     assert remaining == ["agent.log", "web.config"]
     assert not fs.resolve(model.staging_folder(RUNTIME)).exists()
+
+
+@pytest.mark.parametrize("name", ["../escape.dll", "lib//twice.dll", ".iac-old/x.dll", "bad|name.dll"])
+def test_an_entry_name_that_cannot_be_extracted_safely_is_refused_before_anything_changes(
+    fs: WindowsFs, name: str
+) -> None:
+    data = make_zip({"ok.dll": b"MZ", name: b"MZ"})
+    upload(fs, data)
+    envelope = model.set_(fs, spec(data))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchiveEntryRefused"
+    assert not fs.resolve(RUNTIME).exists(), "nothing was extracted"

@@ -78,7 +78,8 @@ def start_estate(root: Path, names: list[str], first_address: int = 2) -> Iterat
 
 def _prepare(target: Target) -> None:
     """IIS, then the .NET 8 hosting bundle (the manual's prerequisites), the domain's gMSAs, and the
-    agent runtime a service-hosted agent starts (extracted by the operator; not automated yet)."""
+    agent runtime a service-hosted agent starts (as an operator extracts it when the stack names no
+    runtimeArchive)."""
     assert target.state_dir is not None
     features.install(target.state_dir, ["Web-Server"])
     iis.install_hosting_bundle(target.state_dir, "8.0.11")

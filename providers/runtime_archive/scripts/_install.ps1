@@ -19,7 +19,8 @@ function Get-ArchiveFileList([string] $Zip, [string] $RuntimePath) {
             $isFolder = $name.EndsWith('\')
             $relative = $name.TrimEnd('\')
             $parts = $relative.Split('\')
-            $bad = ($relative.Length -eq 0) -or ($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 })
+            # (Counted: a pipeline that yields only the empty segment would read as false.)
+            $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
             if ($bad) {
                 Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
             }
