@@ -18,6 +18,8 @@ Test hooks, all under ``<state>/_sim/``:
   ``{"kind": "drop"|"http500"|"timeout", "on": "any"|"Create"|..., "seconds": 60,
   "when": "before"|"after"}``; ``when`` (default ``before``) says whether the
   operation runs before its answer is lost.
+  Read by the models: ``files_held_open`` (Windows paths another program holds
+  open: moving or deleting them fails, devhost.fileops), ``iis_was_pickup_ms``.
 * ``tls/`` — the generated CA and server certificate.
 """
 
