@@ -101,8 +101,9 @@ class Channel:
         self._shell_id = ""
         self.requests_sent = 0
         self.working_set = 0
-        self._control = new_protocol()
-        self._receiver = new_protocol()
+        # (building a session authenticates it: NTLM with message encryption handshakes right away)
+        self._control = translate(new_protocol)
+        self._receiver = translate(new_protocol)
         self.command_id = ""
         self._shell_id = str(translate(lambda: self._control.open_shell(codepage=UTF8_CODEPAGE)))
         try:
