@@ -252,18 +252,18 @@ def _walk(node: tree_sitter.Node) -> list[tree_sitter.Node]:
     return found
 
 
-def _text(node: tree_sitter.Node) -> str:
+def _node_text(node: tree_sitter.Node) -> str:
     return (node.text or b"").decode("utf-8")
 
 
 def _called(node: tree_sitter.Node) -> set[str]:
-    return {_text(n).lower() for n in _walk(node) if n.type == "command_name"}
+    return {_node_text(n).lower() for n in _walk(node) if n.type == "command_name"}
 
 
 def _ending_functions(root: tree_sitter.Node) -> set[str]:
     """Functions that end the operation, directly or through another function."""
     bodies = {
-        _text(n.child_by_field_name("name") or n.children[1]).lower(): n
+        _node_text(n.child_by_field_name("name") or n.children[1]).lower(): n
         for n in _walk(root)
         if n.type == "function_statement"
     }
@@ -277,14 +277,14 @@ def _ending_functions(root: tree_sitter.Node) -> set[str]:
 
 def _rethrows(catch: tree_sitter.Node) -> bool:
     # A bare `throw` rethrows the error being handled (about_Throw), the end of the operation included.
-    return any(n.type == "flow_control_statement" and _text(n).strip() == "throw" for n in _walk(catch))
+    return any(n.type == "flow_control_statement" and _node_text(n).strip() == "throw" for n in _walk(catch))
 
 
 def _catches_everything(catch: tree_sitter.Node) -> bool:
     types = [c for c in catch.children if c.type == "catch_type_list"]
     if not types:
         return True
-    names = {_text(n).strip("[]").lower() for n in _walk(types[0]) if n.type == "type_literal"}
+    names = {_node_text(n).strip("[]").lower() for n in _walk(types[0]) if n.type == "type_literal"}
     return bool(names & _CATCH_ALL_TYPES)
 
 
