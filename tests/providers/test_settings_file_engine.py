@@ -59,12 +59,12 @@ def edit_out_of_band(target: Target, path: str, content: str) -> None:
         command = [sys.executable, "-m", "devhost", "admin", "file-write", "--state", str(target.state_dir)]
         subprocess.run([*command, "--path", path, "--text", content], check=True, capture_output=True)
     else:
-        payload = {"path": path, "content": content, "encoding": "utf-8", "keep_backup": False}
+        payload = {"path": path, "content": content, "encoding": "utf-8", "keep_backup": False, "readers": None}
         run_script(host_connection(target), ScriptRef("providers.settings_file", "set"), payload, resource="test")
 
 
 def read_host_file(target: Target, path: str) -> str | None:
-    payload = {"path": path, "content": "", "encoding": "utf-8", "keep_backup": True}
+    payload = {"path": path, "content": "", "encoding": "utf-8", "keep_backup": True, "readers": None}
     result = run_script(host_connection(target), ScriptRef("providers.settings_file", "get"), payload, resource="t")
     return result.state.get("content") if result.state["ensure"] == "present" else None
 
@@ -135,7 +135,7 @@ def test_file_deleted_out_of_band_is_recreated(target: Target, engine: Engine) -
         run_script(
             host_connection(target),
             ScriptRef("providers.settings_file", "remove"),
-            {**desired, "encoding": "utf-8", "keep_backup": True},
+            {**desired, "encoding": "utf-8", "keep_backup": True, "readers": None},
             resource="test",
         )
     assert not stack.refresh(expect_no_changes=True).ok
