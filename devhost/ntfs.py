@@ -20,6 +20,7 @@ CONTAINER_INHERIT = "ContainerInherit"
 OBJECT_INHERIT = "ObjectInherit"
 NO_PROPAGATE = "NoPropagateInherit"
 INHERIT_ONLY = "InheritOnly"
+CREATOR_OWNER = "S-1-3-0"
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,22 @@ class NtfsStore:
         parent = key.rsplit("\\", 1)[0]
         parent = parent + "\\" if len(parent) == 2 else parent
         parent_aces = self.explicit_and_inherited(parent, is_container=True)
-        result = [inherit(ace, is_container) for ace in parent_aces]
-        return [ace for ace in result if ace is not None]
+        owner = self.descriptor(windows_path).owner
+        result: list[Ace] = []
+        for ace in parent_aces:
+            child = inherit(ace, is_container)
+            if child is None:
+                continue
+            if child.sid == CREATOR_OWNER and INHERIT_ONLY not in child.propagation:
+                # CREATOR OWNER is "a SID to be replaced by the SID of the user who creates a new object"
+                # (learn.microsoft.com, Well-known SIDs): the entry that applies names the owner; a folder
+                # keeps an inherit-only CREATOR OWNER entry for its own children.
+                result.append(replace(child, sid=owner, inheritance=frozenset(), propagation=frozenset()))
+                if child.inheritance:
+                    result.append(replace(child, propagation=child.propagation | {INHERIT_ONLY}))
+                continue
+            result.append(child)
+        return result
 
     def explicit_and_inherited(self, windows_path: str, is_container: bool) -> list[Ace]:
         """The full DACL in Windows' canonical order: explicit entries first, then inherited ones."""
