@@ -371,3 +371,37 @@ def test_a_file_with_readers_is_theirs_alone_and_a_hand_made_change_is_drift_rep
     assert stack.destroy().ok
     leftovers = [p.name for p in simulated.windows_file(folder).iterdir()]
     assert leftovers == [], f"destroy leaves nothing behind: {leftovers}"
+
+
+def test_a_file_deployed_without_readers_gets_them_on_the_next_up_its_content_untouched(
+    simulated: Target, engine: Engine
+) -> None:
+    """An estate deployed before settings files were protected: one update, the ACL, nothing else."""
+    assert simulated.state_dir is not None
+    suffix = uuid.uuid4().hex[:8]
+    reader = accounts.add_account(simulated.state_dir, f"CONTOSO\\svc-agent-{suffix}", "user", "pw").name
+    local_user = accounts.add_account(simulated.state_dir, f"SIMHOST\\user-{suffix}", "user", "pw").name
+    folder = new_folder()
+    desired: dict[str, Any] = {
+        "path": f"{folder}\\appsettings.agent.json",
+        "plain": f"{folder}\\web.config",
+        "client_secret": f"client-{uuid.uuid4().hex}",
+        "readers": None,
+    }
+    stack = engine(protected_program(simulated, desired))
+    assert stack.up().ok
+    assert can_read(simulated, desired["path"], local_user), "the old behaviour: C:\\'s Users entry"
+    before = simulated.windows_file(desired["path"]).read_bytes()
+
+    desired["readers"] = [reader]
+    preview = stack.preview(diff=True)
+    assert preview.ok and "+ readers" in preview.stdout.replace("  ", " "), preview.stdout
+    mark = simulated.journal_mark()
+    upgraded = stack.up()
+    assert upgraded.ok and upgraded.summary.get("update") == 1, upgraded.output
+    assert simulated.operations_since(mark).count("settings_file/set") == 1
+    assert simulated.windows_file(desired["path"]).read_bytes() == before, "content untouched"
+    assert not simulated.windows_file(desired["path"] + ".bak").exists(), "no new version, no backup"
+    assert not can_read(simulated, desired["path"], local_user) and can_read(simulated, desired["path"], reader)
+    assert stack.refresh(expect_no_changes=True).ok
+    assert stack.destroy().ok
