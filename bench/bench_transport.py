@@ -29,7 +29,13 @@ N = 60
 
 
 def payload() -> dict[str, object]:
-    return {"path": f"C:\\bench\\{uuid.uuid4().hex[:8]}.json", "content": "", "encoding": "utf-8", "keep_backup": True}
+    return {
+        "path": f"C:\\bench\\{uuid.uuid4().hex[:8]}.json",
+        "content": "",
+        "encoding": "utf-8",
+        "keep_backup": True,
+        "readers": None,
+    }
 
 
 def timed(label: str, count: int, action: object) -> float:

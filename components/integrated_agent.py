@@ -131,6 +131,9 @@ class IntegratedAgent(pulumi.ComponentResource):
                     "StoreName": "My",
                 },
             },
+            # The license and connection string: only the server's account (with SYSTEM and
+            # Administrators) may read the file.
+            readers=[account],
             opts=after_folders,
         )
         files: list[pulumi.Resource] = [server_settings]
@@ -141,6 +144,7 @@ class IntegratedAgent(pulumi.ComponentResource):
                     connection=connection,
                     path=f"{runtime}\\appsettings.agent.json",
                     json_content={"Connections": dict(args.agent_connections)},
+                    readers=[account],
                     opts=after_folders,
                 )
             )

@@ -21,7 +21,7 @@ from providers.transport.session import WinRMSession
 from tests.support.hosts import Target
 
 GET = ScriptRef("providers.settings_file", "get")
-PAYLOAD = {"path": "C:\\x.json", "content": "", "encoding": "utf-8", "keep_backup": True}
+PAYLOAD = {"path": "C:\\x.json", "content": "", "encoding": "utf-8", "keep_backup": True, "readers": None}
 
 
 def test_every_session_is_built_under_the_build_lock(simulated: Target, monkeypatch: pytest.MonkeyPatch) -> None:
