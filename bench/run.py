@@ -71,8 +71,11 @@ class Project:
         project = cls(root, estate)
         (root / "project" / "stacks").mkdir(parents=True)
         (root / "backend").mkdir()
-        for name in ("Pulumi.yaml", "__main__.py"):
-            shutil.copy(ROOT / name, root / "project" / name)
+        shutil.copy(ROOT / "__main__.py", root / "project" / "__main__.py")
+        project_file = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+        for plugin in project_file.get("plugins", {}).get("providers", []):
+            plugin["path"] = str(ROOT / plugin["path"])  # (relative to the repository, not to the copy)
+        (root / "project" / "Pulumi.yaml").write_text(yaml.safe_dump(project_file, sort_keys=False), encoding="utf-8")
         local = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text(encoding="utf-8"))
         template_host = local["config"][HOSTS_KEY]["zone-a"]
         template_agent = next(a for a in local["config"][AGENTS_KEY] if a["name"] == "zone-a")
