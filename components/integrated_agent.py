@@ -137,6 +137,9 @@ class IntegratedAgent(pulumi.ComponentResource):
                     "StoreName": "My",
                 },
             },
+            # The license and connection string: only the server's account (with SYSTEM and
+            # Administrators) may read the file.
+            readers=[account],
             opts=after_folders,
         )
         files: list[pulumi.Resource] = [server_settings]
@@ -147,6 +150,7 @@ class IntegratedAgent(pulumi.ComponentResource):
                     connection=connection,
                     path=f"{runtime}\\appsettings.agent.json",
                     json_content={"Connections": dict(args.agent_connections)},
+                    readers=[account],
                     opts=after_folders,
                 )
             )

@@ -13,7 +13,8 @@ Composes, in the manual's order (DOMAIN.md):
 7. The runtime archive (when the stack names one) extracted into Runtime, then the settings:
    web.config (in-process, the agent dll, app initialization) and appsettings.agent.json (agent
    identifier, server URL, OpenId clients, encryption certificate, managed-system connections) —
-   secrets stay Pulumi secrets.
+   secrets stay Pulumi secrets, and the file is readable only by the agent's account, SYSTEM and
+   Administrators.
 8. The IIS site on <working directory>\\Runtime with https on 443 (and optional http), preload on;
    the Default Web Site and DefaultAppPool removed when asked.
 """
@@ -157,6 +158,9 @@ class ProductionAgent(pulumi.ComponentResource):
                 connection=connection,
                 path=f"{runtime}\\appsettings.agent.json",
                 json_content=agent_settings_document(args.settings, encryption),
+                # The OpenId client secret and managed-system passwords: only the agent's account (with
+                # SYSTEM and Administrators) may read the file.
+                readers=[account],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[folders, *archive]),
             )
         ]

@@ -122,3 +122,38 @@ def lookup_sid(state_dir: Path, sid: str) -> Account:
             if virtual_sid(rid, existing) == sid.upper():
                 return Account(sid.upper(), f"{domain}\\{existing}", "virtual")
     raise IdentityNotMapped(f"Some or all identity references could not be translated. ({sid})")
+
+
+EVERYONE = "S-1-1-0"
+AUTHENTICATED_USERS = "S-1-5-11"
+SERVICE_LOGON = "S-1-5-6"
+USERS = "S-1-5-32-545"
+ADMINISTRATORS = "S-1-5-32-544"
+IIS_IUSRS = "S-1-5-32-568"
+SYSTEM = "S-1-5-18"
+
+
+def token_sids(state_dir: Path, name: str) -> set[str]:
+    """The SIDs in the access token of a logon of ``name`` (its own SID and its groups), for access checks.
+
+    From learn.microsoft.com "Well-known SIDs" and "Security groups": every authenticated logon carries
+    Everyone and Authenticated Users, and BUILTIN\\Users holds Authenticated Users (and Domain Users) by
+    default; a service logon (a pool's worker process, a Windows service) carries SERVICE; LocalSystem's
+    token holds BUILTIN\\Administrators. "Application Pool Identities" (learn.microsoft.com, IIS): the
+    worker process of a pool gets the IIS_IUSRS group in its token. Accounts are members of no other
+    group here (no membership model); a group cannot log on."""
+    account = resolve(state_dir, name)
+    if (
+        account.kind == "group"
+        or account.sid.startswith("S-1-5-32-")
+        or account.sid in (EVERYONE, "S-1-3-0", AUTHENTICATED_USERS)
+    ):
+        raise ValueError(f"SIMULATOR: {account.name} is a group, not an account that logs on")
+    sids = {account.sid, EVERYONE, AUTHENTICATED_USERS, USERS}
+    if account.sid == SYSTEM:
+        sids.add(ADMINISTRATORS)
+    if account.kind in ("virtual", "gmsa") or account.sid in ("S-1-5-19", "S-1-5-20", SYSTEM):
+        sids.add(SERVICE_LOGON)
+    if account.kind == "virtual" and account.name.upper().startswith("IIS APPPOOL\\"):
+        sids.add(IIS_IUSRS)
+    return sids

@@ -28,11 +28,14 @@ def _file_write(args: argparse.Namespace) -> int:
 
 
 def _file_delete(args: argparse.Namespace) -> int:
+    from devhost import ntfs
+
     target = WindowsFs(args.state).resolve(args.path)
     if not target.is_file():
         print(f"devhost (simulator): {args.path} is not a file", file=sys.stderr)
         return 1
     target.unlink()
+    ntfs.NtfsStore(args.state).forget(args.path)  # its security descriptor goes with it
     print(f"devhost (simulator): deleted {args.path}")
     return 0
 
@@ -43,6 +46,22 @@ def _file_show(args: argparse.Namespace) -> int:
         print(f"devhost (simulator): {args.path} is not a file", file=sys.stderr)
         return 1
     sys.stdout.write(target.read_text(encoding="utf-8", errors="replace"))
+    return 0
+
+
+def _file_read_as(args: argparse.Namespace) -> int:
+    from devhost import iis, scm
+    from devhost.ops.file_acl import admin_read_as
+
+    del iis, scm  # registers the IIS APPPOOL and NT SERVICE virtual accounts (see _cert_key_access)
+    sys.stdout.write(admin_read_as(args.state, args.path, args.principal).decode("utf-8", errors="replace"))
+    return 0
+
+
+def _acl_inheritance(args: argparse.Namespace) -> int:
+    from devhost.ops.file_acl import admin_set_inheritance
+
+    print(json.dumps(admin_set_inheritance(args.state, args.path, args.mode)))
     return 0
 
 
@@ -226,6 +245,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     write.add_argument("--text", default=None)
     command("file-delete", _file_delete, "delete a file").add_argument("--path", required=True)
     command("file-show", _file_show, "print a file").add_argument("--path", required=True)
+    read_as = command("file-read-as", _file_read_as, "print a file as an account reads it (or: access denied)")
+    read_as.add_argument("--path", required=True)
+    read_as.add_argument("--principal", required=True, help="e.g. 'IIS APPPOOL\\<pool>' or SERVER\\alice")
     account = command("add-account", _add_account, "create a domain account, gMSA or group")
     account.add_argument("--name", required=True, help="DOMAIN\\name (a gMSA ends with $)")
     account.add_argument("--kind", choices=["user", "gmsa", "group"], default="user")
@@ -237,6 +259,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     acl.add_argument("--deny", action="store_true")
     acl.add_argument("--inheritance", nargs="*", choices=["ContainerInherit", "ObjectInherit"])
     acl.add_argument("--remove", action="store_true", help="remove the principal's explicit entries instead")
+    inheritance = command("acl-inheritance", _acl_inheritance, "icacls /inheritance:e|d|r on a file or folder")
+    inheritance.add_argument("--path", required=True)
+    inheritance.add_argument("--mode", choices=["e", "d", "r"], required=True)
     edit = command("service-edit", _service_edit, "change a service's configuration (as services.msc would)")
     edit.add_argument("--name", required=True)
     for option in ("--display-name", "--start-mode", "--start-name", "--description", "--image-path"):

@@ -25,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from devhost import iis, scm
+from devhost import iis, ntfs, scm
 from devhost.fs import WindowsFs
 
 _IMAGES = (".dll", ".exe")
@@ -114,6 +114,7 @@ def move_file(fs: WindowsFs, source: str, target: str) -> None:
     if _held_open(fs.root, source):
         raise _sharing_violation(source)
     os.replace(src, dst)
+    ntfs.NtfsStore(fs.root).rename(source, target)  # it keeps its own security descriptor
 
 
 def delete_file(fs: WindowsFs, path: str) -> None:
@@ -127,6 +128,7 @@ def delete_file(fs: WindowsFs, path: str) -> None:
     if _held_open(fs.root, path):
         raise _sharing_violation(path)
     target.unlink()
+    ntfs.NtfsStore(fs.root).forget(path)
 
 
 def write_file(fs: WindowsFs, path: str, data: bytes) -> None:
@@ -163,3 +165,4 @@ def remove_tree(fs: WindowsFs, path: str) -> None:
         else:
             delete_file(fs, child)
     folder.rmdir()
+    ntfs.NtfsStore(fs.root).forget(path)

@@ -41,24 +41,29 @@ _BOOTSTRAP_STATEMENTS = (
 # request in a new PowerShell instance of a runspace pool in a new local scope, and answers with one framed
 # line per request; the operation's script ends through the exception Exit-Operation throws.
 _LOOP_STATEMENTS = (
-    "$line = $stdin.ReadLine(); $null -ne $line; $line = $stdin.ReadLine()",
+    "for ($line = $Stdin.ReadLine(); $null -ne $line; $line = $Stdin.ReadLine())",
     # Without a console (a service host, some WinRM plugins) the OutputEncoding setter throws an
     # IOException; Ansible's bootstrap_wrapper.ps1 guards the same line.
     "try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }",
     "$json.MaxJsonLength = [int]::MaxValue",
     "$json.DeserializeObject(",
     "[Convert]::FromBase64String($line.Substring($space + 1))",
-    "$pool = [RunspaceFactory]::CreateRunspacePool(1, 32)",
+    # Native programs the operations start (sc.exe, csc.exe under Add-Type) must not inherit the request
+    # pipe: a synchronous ReadFile pending on it blocks their C runtime start-up (python/cpython#78961).
+    "[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_INPUT_HANDLE), 1, 0)",
+    "[void]$kernel32::SetStdHandle($STD_INPUT_HANDLE, [IntPtr]::Zero)",
+    "[void]$pool.SetMaxRunspaces(32)",
     "$instance.RunspacePool = $pool",
-    "AddScript($operation, $true)",
-    "$null = & ([scriptblock]::Create($Script)) -InputJson $InputJson",
-    "$_.Exception.Data.Contains('UsercubeEnvelope')",
-    '[Console]::Out.Write("`n#usercube-response $Id $([Environment]::WorkingSet) $encoded`n")',
+    "AddScript($operation, $true).AddArgument($argument)",
+    "$null = & ([scriptblock]::Create($UsercubeRequest.Script)) -InputJson $UsercubeRequest.InputJson",
+    "if ($e.Data.Contains('UsercubeEnvelope'))",
+    '$frame = [Text.Encoding]::ASCII.GetBytes("`n#usercube-response $Id $([Environment]::WorkingSet) $encoded`n")',
+    "$stdout.Write($frame, 0, $frame.Length)",
     "$ErrorActionPreference = 'Stop'",
     "$ProgressPreference = 'SilentlyContinue'",
 )
-# RunspaceFactory.CreateRunspacePool(1, 32): at most 32 requests run at once; BeginInvoke queues the rest
-# until a runspace is free (learn.microsoft.com, RunspacePool class).
+# RunspacePool.SetMaxRunspaces(32): at most 32 requests run at once; BeginInvoke queues the rest until a
+# runspace is free (learn.microsoft.com, RunspacePool class).
 _POOL_SIZE = 32
 _HEADER = re.compile(r"^# op: (?P<op>[a-z_]+/[a-z_]+)\n")
 _POWERSHELL = re.compile(r"^(?:.*\\)?powershell(?:\.exe)?$", re.IGNORECASE)

@@ -20,6 +20,7 @@ CONTAINER_INHERIT = "ContainerInherit"
 OBJECT_INHERIT = "ObjectInherit"
 NO_PROPAGATE = "NoPropagateInherit"
 INHERIT_ONLY = "InheritOnly"
+CREATOR_OWNER = "S-1-3-0"
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,48 @@ class NtfsStore:
                 del data[key]
             self._save(data)
 
+    def rename(self, old_path: str, new_path: str) -> None:
+        """The file at ``old_path`` now lives at ``new_path`` (MoveFileEx on one volume, replacing any file
+        there): it keeps its own security descriptor, explicit entries and protection alike, and does not
+        take the new folder's inheritable entries (learn.microsoft.com, "File Security and Access Rights";
+        Firefox bug 1980886 and microsoft/winfile#289 re-apply inheritance by hand after a move for that
+        reason). A path without a stored descriptor keeps inheriting, now from its new folder."""
+        with self._lock:
+            data = self._load()
+            moved = data.pop(self.key(old_path), None)
+            data.pop(self.key(new_path), None)
+            if moved is not None:
+                data[self.key(new_path)] = moved
+            self._save(data)
+
+    def replace_file(self, replaced: str, replacement: str, backup: str | None) -> None:
+        """The security descriptors after a successful ReplaceFileW(replaced, replacement, backup).
+
+        learn.microsoft.com, ReplaceFileW, Remarks: the function "preserves the following attributes of the
+        original file: ... DACLs ...", and "the resulting file has the same file ID as the replacement file".
+        So the file now named ``replaced`` is the replacement's file object (its owner stays) carrying the
+        replaced file's DACL, protection included; the replaced file itself becomes ``backup`` (a rename: it
+        keeps its own descriptor) or is deleted."""
+        with self._lock:
+            data = self._load()
+            original = data.pop(self.key(replaced), None) or Descriptor()
+            incoming = data.pop(self.key(replacement), None) or Descriptor()
+            if backup is not None:
+                data[self.key(backup)] = original
+            data[self.key(replaced)] = Descriptor(incoming.owner, original.protected, list(original.explicit))
+            self._save(data)
+
+    def copy_dacl(self, source: str, target: str) -> None:
+        """``target`` takes ``source``'s DACL (its owner stays): what ReplaceFileW has done to the replacement
+        file when it fails with ERROR_UNABLE_TO_MOVE_REPLACEMENT_2 ("it has inherited the file streams and
+        attributes from the file it is replacing", learn.microsoft.com ReplaceFileW, Return value)."""
+        with self._lock:
+            data = self._load()
+            dacl = data.get(self.key(source)) or Descriptor()
+            current = data.get(self.key(target)) or Descriptor()
+            data[self.key(target)] = Descriptor(current.owner, dacl.protected, list(dacl.explicit))
+            self._save(data)
+
     def inherited(self, windows_path: str, is_container: bool) -> list[Ace]:
         """Entries the path inherits, computed from the nearest ancestors down."""
         key = self.key(windows_path)
@@ -153,8 +196,22 @@ class NtfsStore:
         parent = key.rsplit("\\", 1)[0]
         parent = parent + "\\" if len(parent) == 2 else parent
         parent_aces = self.explicit_and_inherited(parent, is_container=True)
-        result = [inherit(ace, is_container) for ace in parent_aces]
-        return [ace for ace in result if ace is not None]
+        owner = self.descriptor(windows_path).owner
+        result: list[Ace] = []
+        for ace in parent_aces:
+            child = inherit(ace, is_container)
+            if child is None:
+                continue
+            if child.sid == CREATOR_OWNER and INHERIT_ONLY not in child.propagation:
+                # CREATOR OWNER is "a SID to be replaced by the SID of the user who creates a new object"
+                # (learn.microsoft.com, Well-known SIDs): the entry that applies names the owner; a folder
+                # keeps an inherit-only CREATOR OWNER entry for its own children.
+                result.append(replace(child, sid=owner, inheritance=frozenset(), propagation=frozenset()))
+                if child.inheritance:
+                    result.append(replace(child, propagation=child.propagation | {INHERIT_ONLY}))
+                continue
+            result.append(child)
+        return result
 
     def explicit_and_inherited(self, windows_path: str, is_container: bool) -> list[Ace]:
         """The full DACL in Windows' canonical order: explicit entries first, then inherited ones."""
@@ -227,3 +284,43 @@ def add_entry(store: NtfsStore, windows_path: str, ace: Ace) -> Descriptor:
 
 def remove_entries(store: NtfsStore, windows_path: str, sid: str, allow: bool) -> Descriptor:
     return _update(store, windows_path, without_entries(list(store.descriptor(windows_path).explicit), sid, allow))
+
+
+# Windows' generic mapping for files (FILE_GENERIC_READ, _WRITE, _EXECUTE, FILE_ALL_ACCESS).
+GENERIC_FILE_MAPPING = {0x80000000: 0x120089, 0x40000000: 0x120116, 0x20000000: 0x1200A0, 0x10000000: 0x1F01FF}
+FILE_READ_DATA = 0x1
+
+
+def map_generic(mask: int) -> int:
+    for generic, specific in GENERIC_FILE_MAPPING.items():
+        if mask & generic:
+            mask = (mask & ~generic) | specific
+    return mask
+
+
+def granted_rights(dacl: list[Ace], token_sids: set[str]) -> int:
+    """The rights a token with ``token_sids`` gets from ``dacl`` (explicit then inherited, canonical order).
+
+    AccessCheck as learn.microsoft.com "How DACLs Control Access to an Object" describes it: the entries
+    are examined in order; an inherit-only entry does not apply to the object itself; an access-denied
+    entry for one of the token's SIDs denies the rights it names that no earlier entry granted; an
+    access-allowed entry grants the rights it names that no earlier entry denied. Rights nobody granted
+    are denied ("If the DACL has no ACEs, the system denies all access")."""
+    sids = {sid.upper() for sid in token_sids}
+    granted = denied = 0
+    for ace in dacl:
+        if INHERIT_ONLY in ace.propagation or ace.sid.upper() not in sids:
+            continue
+        mask = map_generic(ace.mask)
+        if ace.allow:
+            granted |= mask & ~denied
+        else:
+            denied |= mask & ~granted
+    return granted
+
+
+def can_read_file(store: NtfsStore, windows_path: str, token_sids: set[str]) -> bool:
+    """Whether a token may open the file for reading its content (FILE_READ_DATA)."""
+    return bool(
+        granted_rights(store.explicit_and_inherited(windows_path, is_container=False), token_sids) & FILE_READ_DATA
+    )

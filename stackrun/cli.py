@@ -25,6 +25,11 @@ from stackrun.workspace import LOCAL_STACK, ROOT, WorkspaceError, main_program, 
 EXIT_CHANGES_FOUND = 7
 # ExitConfigurationError in the same file: what the CLI returns for invalid flags or configuration.
 EXIT_CONFIGURATION = 2
+# Resource operations at once when neither --parallel nor PULUMI_PARALLEL says otherwise. The CLI's own
+# default is 4 per CPU (defaultParallel in pkg/v3@v3.259.0/cmd/pulumi/operations/up.go: 8 on a two-CPU
+# build machine), sized for CPU-bound providers; ours wait on remote hosts. The provider's worker
+# threads (providers/dynamic_server.py, 64) and each host's max_parallel_operations bound it further.
+DEFAULT_PARALLEL = 64
 
 VERB_HELP = {
     "up": "create or update the stack's resources (never asks for confirmation)",
@@ -48,7 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URN",
         help="only this resource URN (repeatable; the CLI's URN wildcards apply)",
     )
-    common.add_argument("--parallel", "-p", type=int, metavar="N", help="at most N resource operations at once")
+    common.add_argument(
+        "--parallel",
+        "-p",
+        type=int,
+        metavar="N",
+        help=f"at most N resource operations at once (default: PULUMI_PARALLEL, else {DEFAULT_PARALLEL})",
+    )
     common.add_argument("--yes", "-y", action="store_true", help="accepted for CLI compatibility; nothing prompts")
     common.add_argument(
         "--color",
@@ -82,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cli_args(options: argparse.Namespace, *, terminal: bool) -> list[str]:
+def cli_args(options: argparse.Namespace, *, terminal: bool, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The `pulumi` command line (verb and flags, without --stack) for parsed ``options``."""
     args = [options.verb]
     if options.verb in ("up", "destroy") or (options.verb == "refresh" and not options.preview_only):
@@ -103,8 +114,11 @@ def cli_args(options: argparse.Namespace, *, terminal: bool) -> list[str]:
         args.append("--json")
     for urn in options.target:
         args += ["--target", urn]
-    if options.parallel is not None:
-        args += ["--parallel", str(options.parallel)]
+    parallel = options.parallel
+    if parallel is None and not environ.get("PULUMI_PARALLEL"):  # the CLI reads that variable itself
+        parallel = DEFAULT_PARALLEL
+    if parallel is not None:
+        args += ["--parallel", str(parallel)]
     args += ["--color", options.color or ("auto" if terminal else "never")]
     return args
 
@@ -148,4 +162,5 @@ def main(
     except auto.CommandError as error:  # selecting or creating the stack failed; the CLI said why
         print(f"error: {error}", file=err, flush=True)
         return 1
-    return run_cli(stack, cli_args(options, terminal=_is_terminal(stdout)), stdout=stdout, stderr=stderr)
+    args = cli_args(options, terminal=_is_terminal(stdout), environ={**os.environ, **(extra_env or {})})
+    return run_cli(stack, args, stdout=stdout, stderr=stderr)

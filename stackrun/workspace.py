@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import runpy
 import subprocess
 from collections.abc import Callable, Mapping
@@ -10,6 +11,9 @@ from functools import cache
 from pathlib import Path
 
 from pulumi import automation as auto
+from semver import VersionInfo
+
+from providers.dynamic_server import WorkersSettingError, worker_count
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "usercube-agents"
@@ -18,6 +22,7 @@ LOCAL_STACK = "local"
 # on loopback. Real stacks must set PULUMI_CONFIG_PASSPHRASE (or use a cloud secrets provider).
 LOCAL_DEV_PASSPHRASE = "usercube-local-dev-only"
 DEFAULT_BACKEND = f"file://{ROOT / '.pulumi-state'}"
+ENSURE_PULUMI = ROOT / "tools" / "ensure-pulumi.sh"
 
 
 class WorkspaceError(Exception):
@@ -27,11 +32,62 @@ class WorkspaceError(Exception):
 @cache
 def pulumi_bin_dir() -> Path:
     """Directory of the pinned `pulumi` CLI and its Python plugin scripts (built once if needed)."""
-    script = ROOT / "tools" / "ensure-pulumi.sh"
-    done = subprocess.run([str(script)], check=False, capture_output=True, text=True)
+    done = subprocess.run([str(ENSURE_PULUMI)], check=False, capture_output=True, text=True)
     if done.returncode != 0:
         raise WorkspaceError(f"could not provide the Pulumi CLI:\n{done.stderr.strip()}")
     return Path(done.stdout.strip().splitlines()[-1])
+
+
+def pinned_cli_version() -> str:
+    """The version tools/ensure-pulumi.sh pins (``VERSION="v3.259.0"``), without the ``v``."""
+    found = re.search(r'^VERSION="v([^"]+)"$', ENSURE_PULUMI.read_text(encoding="utf-8"), re.MULTILINE)
+    if found is None:
+        raise WorkspaceError(f'{ENSURE_PULUMI} does not pin a VERSION="v..." line')
+    return found.group(1)
+
+
+class LocatedCli(auto.PulumiCommand):
+    """The CLI that tools/ensure-pulumi.sh located, with the version that script has just checked.
+
+    ``auto.PulumiCommand`` runs ``pulumi version`` in its constructor to learn the version: after the
+    script's own check, a second CLI start (about 0.2 s) on every verb for an answer already known.
+    """
+
+    def __init__(self, bin_dir: Path, version: str) -> None:  # no super().__init__(): that is the call saved
+        self.command = str(bin_dir / "pulumi")
+        self.version = VersionInfo.parse(version)
+
+
+def file_backend_holds(backend_url: str, project: str, stack: str) -> bool:
+    """Whether a local file backend already holds ``stack`` of ``project`` (False when it cannot tell).
+
+    The layout is the CLI's project-scoped one (``.pulumi/stacks/<project>/<stack>.json``, or
+    ``.json.gz`` when the backend gzips checkpoints): pkg/backend/diy in pulumi v3.259.0. A backend in
+    another layout, a URL with options, or a qualified stack name answer False, and the caller asks the CLI.
+    """
+    if not backend_url.startswith("file://") or "?" in backend_url or "/" in stack:
+        return False
+    root = Path(backend_url.removeprefix("file://")).expanduser()
+    if not root.is_absolute():
+        return False
+    stacks = root / ".pulumi" / "stacks" / project
+    return any((stacks / f"{stack}{suffix}").is_file() for suffix in (".json", ".json.gz"))
+
+
+class RepositoryWorkspace(auto.LocalWorkspace):
+    """A LocalWorkspace whose ``select_stack`` costs no CLI start when the stack is known to exist.
+
+    ``pulumi stack select`` checks that the stack exists and records it as the current one for later
+    commands run without ``--stack``. Every command we run names its stack (``run_cli`` and the
+    Automation API's ``Stack`` methods pass ``--stack``), so only the existence check matters, and a
+    local file backend answers it with a file lookup. Anything else is asked of the CLI as before.
+    """
+
+    def select_stack(self, stack_name: str) -> None:
+        backend = self.env_vars.get("PULUMI_BACKEND_URL", "")
+        if file_backend_holds(backend, self.project_settings().name, stack_name):
+            return
+        super().select_stack(stack_name)
 
 
 def engine_env(stack: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -55,6 +111,10 @@ def engine_env(stack: str, extra: Mapping[str, str] | None = None) -> dict[str, 
         env["PULUMI_CONFIG_PASSPHRASE"] = passphrase
     if extra:
         env.update(extra)
+    try:  # the provider plugin would refuse it too, but only once the engine has started
+        worker_count({**os.environ, **env})
+    except WorkersSettingError as error:
+        raise WorkspaceError(str(error)) from None
     return env
 
 
@@ -77,12 +137,17 @@ def open_stack(
     env = engine_env(stack, extra_env)
     if env["PULUMI_BACKEND_URL"].startswith("file://"):
         Path(env["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    options = auto.LocalWorkspaceOptions(
+    # What auto.create_or_select_stack does for an inline program, with our workspace and CLI.
+    has_project_file = any((work_dir / f"Pulumi{ext}").exists() for ext in (".yaml", ".yml", ".json"))
+    default_project = auto.ProjectSettings(name=PROJECT, runtime="python", main=os.getcwd())
+    workspace = RepositoryWorkspace(
         work_dir=str(work_dir),
+        program=program,
         env_vars=env,
         secrets_provider="passphrase",
-        pulumi_command=auto.PulumiCommand(root=None),
+        project_settings=None if has_project_file else default_project,
+        pulumi_command=LocatedCli(bin_dir, pinned_cli_version()),
     )
     if create:
-        return auto.create_or_select_stack(stack, project_name=PROJECT, program=program, opts=options)
-    return auto.select_stack(stack, project_name=PROJECT, program=program, opts=options)
+        return auto.Stack.create_or_select(stack, workspace)
+    return auto.Stack.select(stack, workspace)

@@ -27,3 +27,21 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     result = run(str(BIN / "mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_provider_starts_without_the_winrm_client() -> None:
+    # A preview that reads no host never opens a session: the provider process (and the program) must not
+    # pay for importing pywinrm, requests, pyspnego and jinja2 at start (issue 9: the fixed cost of a verb).
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, importlib, pkgutil, providers\n"
+        "for m in pkgutil.iter_modules(providers.__path__):\n"
+        "    if m.ispkg and m.name not in ('transport', 'scripting', 'framework'):\n"
+        "        importlib.import_module(f'providers.{m.name}.provider')\n"
+        "import components.environment\n"
+        "print(sorted(n for n in ('winrm', 'jinja2', 'requests', 'spnego') if n in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

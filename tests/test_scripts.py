@@ -224,3 +224,97 @@ def test_bootstrap_and_prelude_pass_no_input_through_a_cmdlet() -> None:
         text = loader.get_source(jinja2.Environment(), name)[0]
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         assert "ConvertFrom-Json" not in code and "Add-Member" not in code, name
+
+
+# --- the end of an operation is an exception: no catch may swallow it --------------------------------
+# Complete-Operation and Stop-Operation end the script by throwing the exception Exit-Operation builds
+# (prelude.ps1; the bootstrap's loop runs many operations in one process, so no script may `exit`). A
+# catch that handles every exception and does not rethrow would swallow that end and let the script go on
+# (a success turned into whatever the catch does next). Typed catches of other exceptions are fine.
+
+_ENDING = {"complete-operation", "stop-operation", "exit-operation"}
+_CATCH_ALL_TYPES = {
+    "exception",
+    "system.exception",
+    "systemexception",
+    "system.systemexception",
+    "operationcanceledexception",
+    "system.operationcanceledexception",
+}
+
+
+def _walk(node: tree_sitter.Node) -> list[tree_sitter.Node]:
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(current.children)
+    return found
+
+
+def _node_text(node: tree_sitter.Node) -> str:
+    return (node.text or b"").decode("utf-8")
+
+
+def _called(node: tree_sitter.Node) -> set[str]:
+    return {_node_text(n).lower() for n in _walk(node) if n.type == "command_name"}
+
+
+def _ending_functions(root: tree_sitter.Node) -> set[str]:
+    """Functions that end the operation, directly or through another function."""
+    bodies = {
+        _node_text(n.child_by_field_name("name") or n.children[1]).lower(): n
+        for n in _walk(root)
+        if n.type == "function_statement"
+    }
+    ending = set(_ENDING)
+    while True:
+        more = {name for name, body in bodies.items() if name not in ending and _called(body) & ending}
+        if not more:
+            return ending
+        ending |= more
+
+
+def _rethrows(catch: tree_sitter.Node) -> bool:
+    # A bare `throw` rethrows the error being handled (about_Throw), the end of the operation included.
+    return any(n.type == "flow_control_statement" and _node_text(n).strip() == "throw" for n in _walk(catch))
+
+
+def _catches_everything(catch: tree_sitter.Node) -> bool:
+    types = [c for c in catch.children if c.type == "catch_type_list"]
+    if not types:
+        return True
+    names = {_node_text(n).strip("[]").lower() for n in _walk(types[0]) if n.type == "type_literal"}
+    return bool(names & _CATCH_ALL_TYPES)
+
+
+def swallowed_endings(text: str) -> list[str]:
+    root = PARSER.parse(text.encode("utf-8")).root_node
+    ending = _ending_functions(root)
+    problems = []
+    for node in _walk(root):
+        if node.type != "try_statement":
+            continue
+        body = next(c for c in node.children if c.type == "statement_block")
+        calls = _called(body) & ending
+        clauses = [
+            c for n in node.children if n.type == "catch_clauses" for c in n.children if c.type == "catch_clause"
+        ]
+        for catch in clauses:
+            if calls and _catches_everything(catch) and not _rethrows(catch):
+                problems.append(f"line {node.start_point[0] + 1}: try calls {sorted(calls)}, catch does not rethrow")
+    return problems
+
+
+@pytest.mark.parametrize("ref", operation_scripts(), ids=lambda ref: ref.operation)
+def test_no_catch_swallows_the_end_of_an_operation(ref: object) -> None:
+    assert swallowed_endings(render_script(ref)) == []  # type: ignore[arg-type]
+
+
+def test_the_swallow_check_finds_a_swallowing_catch() -> None:
+    script = "function Stop-Operation { }\nfunction Fail { Stop-Operation -Id x }\n"
+    assert swallowed_endings(script + "try { Fail } catch { $x = 1 }\n") != []
+    assert swallowed_endings(script + "try { Fail } catch [System.Exception] { }\n") != []
+    assert swallowed_endings(script + "try { Fail } catch { if ($a) { throw } }\n") == []
+    assert swallowed_endings(script + "try { Fail } catch [System.IO.IOException] { }\n") == []
+    assert swallowed_endings(script + "try { Other } catch { }\n") == []

@@ -13,8 +13,9 @@ import pulumi
 import pytest
 
 from providers.settings_file import SettingsFile
-from stackrun.cli import EXIT_CHANGES_FOUND, build_parser, cli_args, main
-from tests.support.engine import TEST_PASSPHRASE
+from stackrun.cli import DEFAULT_PARALLEL, EXIT_CHANGES_FOUND, build_parser, cli_args, main
+from stackrun.workspace import file_backend_holds, pulumi_bin_dir
+from tests.support.engine import TEST_PASSPHRASE, project_file
 from tests.support.hosts import Target
 
 pytestmark = pytest.mark.engine
@@ -38,7 +39,7 @@ class CliProject:
         self.root = root
         self.project = root / "project"
         self.project.mkdir(parents=True)
-        (self.project / "Pulumi.yaml").write_text("name: usercube-test\nruntime: python\n", encoding="utf-8")
+        (self.project / "Pulumi.yaml").write_text(project_file(), encoding="utf-8")
         # A backend of its own: every byte in it belongs to this test's stack.
         self.backend = root / "backend"
         self.stack = f"cli{uuid.uuid4().hex[:8]}"
@@ -177,6 +178,7 @@ def test_no_cli_call_after_the_verb(project: CliProject, monkeypatch: pytest.Mon
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
     for verb in (["up"], ["preview"], ["refresh", "--preview-only"], ["refresh"], ["destroy"]):
         started.clear()
+        pulumi_bin_dir.cache_clear()  # as in a new process: the CLI is located again
         assert project.run(*verb).code == 0, verb
         calls = [argv[1:] for argv in started if Path(argv[0]).name == "pulumi"]
         assert calls, "the CLI must have been run"
@@ -184,6 +186,41 @@ def test_no_cli_call_after_the_verb(project: CliProject, monkeypatch: pytest.Mon
         assert sum(verb[0] in call for call in calls) == 1, calls
         for call in calls:
             assert "output" not in call and "history" not in call and "export" not in call, calls
+        # Located once: tools/ensure-pulumi.sh checks the version; nobody asks `pulumi version` again.
+        assert [Path(argv[0]).name for argv in started].count("ensure-pulumi.sh") == 1, started
+        assert all(call != ["version"] for call in calls), calls
+        if verb != ["up"]:  # the stack exists: its file in the backend says so, no `stack select`
+            assert len(calls) == 1, calls
+        else:  # a new stack: the CLI is asked (select fails), then creates it
+            assert [call[1:3] for call in calls[:-1]] == [["stack", "select"], ["stack", "init"]], calls
+
+
+def test_file_backend_lookup_answers_only_what_it_knows(tmp_path: Path) -> None:
+    stacks = tmp_path / ".pulumi" / "stacks" / "proj"
+    stacks.mkdir(parents=True)
+    (stacks / "dev.json").write_text("{}", encoding="utf-8")
+    (stacks / "zipped.json.gz").write_bytes(b"")
+    url = f"file://{tmp_path}"
+    assert file_backend_holds(url, "proj", "dev")
+    assert file_backend_holds(url, "proj", "zipped")
+    assert not file_backend_holds(url, "proj", "prod")  # unknown here: the CLI is asked (and creates it)
+    assert not file_backend_holds(url, "other", "dev")
+    assert not file_backend_holds(f"{url}?no_tmp_dir=true", "proj", "dev")
+    assert not file_backend_holds("file://relative/state", "proj", "dev")
+    assert not file_backend_holds(url, "proj", "organization/proj/dev")
+    assert not file_backend_holds("s3://bucket", "proj", "dev")
+
+
+def test_parallel_defaults_to_many_operations_unless_given() -> None:
+    """The CLI's own default is 4 per CPU (8 here); stackrun asks for more unless told otherwise."""
+    parse = build_parser().parse_args
+    assert DEFAULT_PARALLEL >= 16
+    default = cli_args(parse(["refresh"]), terminal=False, environ={})
+    assert default[default.index("--parallel") + 1] == str(DEFAULT_PARALLEL)
+    given = cli_args(parse(["up", "-p", "3"]), terminal=False, environ={"PULUMI_PARALLEL": "5"})
+    assert given[given.index("--parallel") + 1] == "3" and given.count("--parallel") == 1
+    # PULUMI_PARALLEL is read by the CLI itself (env.Parallel); stackrun then passes no flag.
+    assert "--parallel" not in cli_args(parse(["preview"]), terminal=False, environ={"PULUMI_PARALLEL": "5"})
 
 
 def test_a_stack_without_passphrase_exits_2_before_the_cli(

@@ -22,6 +22,7 @@ from components.args import (
     dns_alias,
 )
 from providers.framework.validators import windows_absolute_path
+from providers.transport.connection import HostConnection
 
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 HOST_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,39}$"
@@ -32,6 +33,9 @@ _IP_ADDRESS = re.compile(r"^(\*|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\])$")
 
 class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+DEFAULT_PARALLEL_OPERATIONS = HostConnection.model_fields["max_parallel_operations"].default
 
 
 class HostSpec(_Schema):
@@ -47,6 +51,12 @@ class HostSpec(_Schema):
     ca_bundle: str = Field("", description="PEM file of the CAs that issued the host's WinRM HTTPS certificate.")
     user: str = Field(min_length=1, description="WinRM account (a local administrator), e.g. CONTOSO\\deploy.")
     password: str = Field(min_length=1, description="Password of `user`. Always a secret.")
+    max_parallel_operations: int = Field(
+        DEFAULT_PARALLEL_OPERATIONS,
+        ge=1,
+        le=32,
+        description="Operations run on this host at once, all in one shell and one powershell.exe.",
+    )
 
     def connection(self, password: Any) -> dict[str, Any]:
         """The resources' WinRM ``connection`` (providers.transport.HostConnection's fields), with
@@ -60,6 +70,12 @@ class HostSpec(_Schema):
             "ca_bundle": self.ca_bundle or None,
             "username": self.user,
             "password": password,
+            # Only when set: a key every resource's connection gained would show as a change of each.
+            **(
+                {"max_parallel_operations": self.max_parallel_operations}
+                if self.max_parallel_operations != DEFAULT_PARALLEL_OPERATIONS
+                else {}
+            ),
         }
 
 

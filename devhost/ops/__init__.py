@@ -57,7 +57,7 @@ _IN_THE_LOOP: tuple[ScriptFact, ...] = (
     ),
     ScriptFact(
         tuple(OPERATIONS),
-        re.escape("if ($_.Exception.Data.Contains('UsercubeEnvelope')) { break }"),
+        re.escape("if (Test-OperationEnd $_.Exception) { break }"),
         "the prelude's trap must let the end of the operation through to the loop (a trap's `break` rethrows; "
         "about_Trap), or every Complete-Operation would turn into an UnexpectedError",
     ),

@@ -233,3 +233,40 @@ def admin_edit_entry(
 
 
 OPERATIONS = {"file_acl/get": get, "file_acl/set": set_, "file_acl/remove": remove}
+
+
+def admin_set_inheritance(state_dir: Path, windows_path: str, mode: str) -> dict[str, Any]:
+    """``icacls <path> /inheritance:e|d|r`` (learn.microsoft.com, icacls): ``e`` enables inheritance, ``d``
+    disables it and copies the inherited entries as explicit ones, ``r`` disables it and drops them.
+    Returns the path's protection and explicit entries afterwards."""
+    fs = WindowsFs(state_dir)
+    kind = _kind(fs, windows_path)
+    if kind is None:
+        raise FileNotFoundError(f"{windows_path}: The system cannot find the file specified.")
+    store = ntfs.NtfsStore(state_dir)
+    current = store.descriptor(windows_path)
+    if mode == "e":
+        updated = ntfs.Descriptor(current.owner, False, list(current.explicit))
+    elif mode == "d":
+        copied = list(current.explicit)
+        for ace in store.inherited(windows_path, is_container=kind):
+            copied = ntfs.merge_entry(copied, ace)
+        updated = ntfs.Descriptor(current.owner, True, copied)
+    elif mode == "r":
+        updated = ntfs.Descriptor(current.owner, True, list(current.explicit))
+    else:
+        raise ValueError(f"icacls /inheritance:{mode}: give e, d or r")
+    store.set_descriptor(windows_path, updated)
+    return {"protected": updated.protected, "explicit": [{**a.to_json(), "allow": a.allow} for a in updated.explicit]}
+
+
+def admin_read_as(state_dir: Path, windows_path: str, principal: str) -> bytes:
+    """The file's content as ``principal`` reads it (a program running as that account opening it for
+    reading): ``PermissionError`` when its DACL grants that account's token no FILE_READ_DATA."""
+    fs = WindowsFs(state_dir)
+    if _kind(fs, windows_path) is not False:
+        raise FileNotFoundError(f"{windows_path}: The system cannot find the file specified.")
+    sids = accounts.token_sids(state_dir, principal)
+    if not ntfs.can_read_file(ntfs.NtfsStore(state_dir), windows_path, sids):
+        raise PermissionError(f"Access to the path '{windows_path}' is denied.")
+    return fs.resolve(windows_path).read_bytes()

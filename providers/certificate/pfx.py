@@ -3,6 +3,13 @@
 Runs in ``check`` with the ``cryptography`` package, so a weak, expired or undecryptable PFX is refused
 in ``preview`` without a WinRM call, and the thumbprint (the resource id) is known before the import.
 Messages never contain the PFX or its password.
+
+Decrypting a PFX is slow on purpose (its key derivation runs thousands of hash rounds: about 45 ms
+each), and the same PFX is opened by the stack loader, the program (its thumbprint), and the
+provider's ``check`` and ``diff`` of every preview. So each process decrypts a PFX once: the outcome
+(certificates, the key's public half and algorithm, or the refusal) is kept in memory, keyed by a
+keyed hash of the PFX and its password, never by the secrets themselves, and never written anywhere.
+The private key itself is not kept.
 """
 
 from __future__ import annotations
@@ -10,9 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import secrets
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,6 +39,8 @@ OPENSSL_FIX = (
     "or have your PKI issue one"
 )
 WRONG_PASSWORD = "The specified network password is not correct."
+# Distinct PFX/password pairs kept per process: a stack has a handful; the oldest goes first.
+_CACHE_SIZE = 256
 
 
 class PfxRefused(ValueError):
@@ -89,6 +100,90 @@ def _load(data: bytes, password: str) -> tuple[PrivateKeyTypes | None, x509.Cert
     )
 
 
+@dataclass(frozen=True)
+class _KeySummary:
+    """What the rules need of the private key, without the key: its public half and its algorithm."""
+
+    public_der: bytes
+    kind: str  # "RSA", "EC", "DSA" or the key class's name
+    size: int
+    curve: str | None
+
+
+@dataclass(frozen=True)
+class _Contents:
+    """A decrypted PFX: the certificate that goes with the key (if any), the others, and the key's summary."""
+
+    certificate: x509.Certificate | None
+    others: tuple[x509.Certificate, ...]
+    key: _KeySummary | None
+
+
+def _summary(key: PrivateKeyTypes | None) -> _KeySummary | None:
+    if key is None:
+        return None
+    curve = key.curve.name if isinstance(key, ec.EllipticCurvePrivateKey) else None
+    if isinstance(key, rsa.RSAPrivateKey):
+        kind = "RSA"
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = "EC"
+    elif isinstance(key, dsa.DSAPrivateKey):
+        kind = "DSA"
+    else:
+        kind = type(key).__name__
+    return _KeySummary(_public_der(key), kind, int(getattr(key, "key_size", 0)), curve)
+
+
+def _open(pfx: str, password: str) -> _Contents:
+    key, certificate, others = _load(_decode(pfx), password)
+    return _Contents(certificate, tuple(others), _summary(key))
+
+
+_CACHE_KEY = secrets.token_bytes(32)  # per process: a cache key reveals nothing, even beside a guess
+_cache: dict[bytes, Future[_Contents]] = {}
+_cache_lock = threading.Lock()
+
+
+def _cache_key(pfx: str, password: str) -> bytes:
+    digest = hashlib.blake2b(key=_CACHE_KEY, digest_size=32)
+    for part in (pfx.encode("utf-8"), password.encode("utf-8")):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+def _contents(pfx: str, password: str) -> _Contents:
+    """The PFX decrypted once per process; threads asking for the same PFX meanwhile wait for that one."""
+    key = _cache_key(pfx, password)
+    with _cache_lock:
+        outcome = _cache.get(key)
+        opener = outcome is None
+        if outcome is None:
+            outcome = _cache[key] = Future()
+            while len(_cache) > _CACHE_SIZE:
+                del _cache[next(iter(_cache))]
+    if opener:
+        try:
+            outcome.set_result(_open(pfx, password))
+        except PfxRefused as refused:  # the same answer next time: wrong password or no PFX
+            outcome.set_exception(refused)
+        except BaseException as error:  # anything else is not remembered
+            with _cache_lock:
+                _cache.pop(key, None)
+            outcome.set_exception(error)
+            raise
+    try:
+        return outcome.result()
+    except PfxRefused as refused:
+        raise PfxRefused(refused.property, refused.message) from None
+
+
+def clear_cache() -> None:
+    """Forget every decrypted PFX (tests)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def _public_der(key: object) -> bytes:
     public = key.public_key()  # type: ignore[attr-defined]
     der: bytes = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -101,19 +196,18 @@ def windows_subject(name: x509.Name) -> str:
     return ", ".join(rdn.rfc4514_string(overrides) for rdn in reversed(name.rdns))
 
 
-def _key_algorithm(key: object) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size < MIN_RSA_BITS:
+def _key_algorithm(key: _KeySummary) -> str:
+    if key.kind == "RSA":
+        if key.size < MIN_RSA_BITS:
             raise PfxRefused(
-                "pfx", f"holds an RSA-{key.key_size} key; the manual requires RSA-2048 or larger: {OPENSSL_FIX}"
+                "pfx", f"holds an RSA-{key.size} key; the manual requires RSA-2048 or larger: {OPENSSL_FIX}"
             )
-        return f"RSA-{key.key_size}"
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        if key.curve.name not in ALLOWED_CURVES:
-            raise PfxRefused("pfx", f"holds an EC key on {key.curve.name}; use P-256 or larger, or {OPENSSL_FIX}")
-        return f"EC-{key.curve.name}"
-    kind = "DSA" if isinstance(key, dsa.DSAPrivateKey) else type(key).__name__
-    raise PfxRefused("pfx", f"holds a {kind} key, which IIS and Identity Manager do not use: {OPENSSL_FIX}")
+        return f"RSA-{key.size}"
+    if key.kind == "EC":
+        if key.curve not in ALLOWED_CURVES:
+            raise PfxRefused("pfx", f"holds an EC key on {key.curve}; use P-256 or larger, or {OPENSSL_FIX}")
+        return f"EC-{key.curve}"
+    raise PfxRefused("pfx", f"holds a {key.kind} key, which IIS and Identity Manager do not use: {OPENSSL_FIX}")
 
 
 def thumbprint(certificate: x509.Certificate) -> str:
@@ -123,7 +217,8 @@ def thumbprint(certificate: x509.Certificate) -> str:
 
 def inspect_pfx(pfx: str, password: str, now: datetime | None = None) -> PfxInfo:
     """Every rule of the manual, in the order a user would fix them; raises ``PfxRefused``."""
-    key, certificate, chain = _load(_decode(pfx), password)
+    contents = _contents(pfx, password)
+    key, certificate, chain = contents.key, contents.certificate, contents.others
     if certificate is None and key is not None and chain:
         raise PfxRefused(
             "pfx", "holds a private key that belongs to none of its certificates; export the matching pair"
@@ -138,7 +233,7 @@ def inspect_pfx(pfx: str, password: str, now: datetime | None = None) -> PfxInfo
             "holds a certificate but no private key; export it with its key (`openssl pkcs12 -export -inkey "
             "agent.key -in agent.crt`, or Export-PfxCertificate from a store where the key is present)",
         )
-    if _public_der(key) != certificate.public_key().public_bytes(
+    if key.public_der != certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ):
         raise PfxRefused("pfx", "holds a private key that does not belong to its certificate; export the matching pair")
@@ -170,11 +265,10 @@ def inspect_pfx(pfx: str, password: str, now: datetime | None = None) -> PfxInfo
     )
 
 
-@lru_cache(maxsize=64)
 def pfx_thumbprint(pfx: str, password: str) -> str:
     """The thumbprint alone (no policy rules): for ids and diffs of a PFX already accepted once."""
-    _key, certificate, chain = _load(_decode(pfx), password)
-    certificate = certificate or (chain[0] if chain else None)
+    contents = _contents(pfx, password)
+    certificate = contents.certificate or (contents.others[0] if contents.others else None)
     if certificate is None:
         raise PfxRefused("pfx", "holds no certificate")
     return thumbprint(certificate)

@@ -22,7 +22,7 @@ from providers.certificate.pfx import PfxRefused, inspect_pfx, pfx_thumbprint
 from providers.framework.checks import contains_unknown
 from providers.framework.model import ResourceModel
 from providers.framework.provider import WindowsResourceProvider, connection_change, unnamed
-from providers.scripting.runner import OperationResult, ScriptRef, run_script
+from providers.scripting import OperationResult, ScriptRef, run_script
 
 _log = logging.getLogger(__name__)
 

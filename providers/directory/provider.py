@@ -14,7 +14,7 @@ from pulumi.dynamic import ReadResult, UpdateResult
 from providers.directory.model import DirectoryModel
 from providers.framework.model import ResourceModel
 from providers.framework.provider import WindowsResourceProvider
-from providers.scripting.runner import ScriptRef, run_script
+from providers.scripting import ScriptRef, run_script
 
 
 class DirectoryProvider(WindowsResourceProvider):

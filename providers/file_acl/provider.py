@@ -10,8 +10,8 @@ from providers.file_acl.model import FileAclModel
 from providers.framework.checks import contains_unknown
 from providers.framework.model import ResourceModel
 from providers.framework.provider import WindowsResourceProvider, connection_change
+from providers.scripting import ScriptRef, run_script
 from providers.scripting.errors import HostOperationFailed
-from providers.scripting.runner import ScriptRef, run_script
 
 
 class FileAclProvider(WindowsResourceProvider):

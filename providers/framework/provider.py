@@ -20,7 +20,7 @@ from pulumi.dynamic import (
 
 from providers.framework.checks import contains_unknown, validate_inputs
 from providers.framework.model import CONNECTION, ResourceModel
-from providers.scripting.runner import OperationResult, ScriptRef, run_script
+from providers.scripting import OperationResult, ScriptRef, run_script
 
 PROVIDER_KEY = "__provider"
 

@@ -45,3 +45,23 @@ def windows_absolute_path(value: str, *, allow_root: bool = False, max_length: i
             f"support) handles at most {max_length} here: choose a shorter folder (e.g. C:\\identitymanager\\<org>)"
         )
     return trimmed
+
+
+SID_PATTERN = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
+# Characters Windows refuses in account and domain names (sAMAccountName rules).
+_ACCOUNT_FORBIDDEN = re.compile(r'["/\[\]:;|=,+*?<>]')
+
+
+def account_name(value: str) -> str:
+    """An account as Windows resolves it: 'DOMAIN\\name', 'name' or a SID 'S-1-5-...' (normalized)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("holds an empty name; give accounts such as 'IIS AppPool\\Agent' or 'CONTOSO\\svc-agent$'")
+    if text.upper().startswith("S-"):
+        if not SID_PATTERN.match(text):
+            raise ValueError(f"{value!r} is not a valid SID; a SID looks like 'S-1-5-21-1004336348-...-1105'")
+        return "S" + text[1:]
+    parts = text.split("\\")
+    if len(parts) > 2 or any(not part.strip() for part in parts) or _ACCOUNT_FORBIDDEN.search(text):
+        raise ValueError(f"{value!r} is not an account name; give 'DOMAIN\\name', 'name' or a SID")
+    return text

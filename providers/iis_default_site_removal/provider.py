@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from providers.framework.provider import WindowsResourceProvider
 from providers.iis_default_site_removal.model import IisDefaultSiteRemovalModel
-from providers.scripting.runner import OperationResult, ScriptRef, run_script
+from providers.scripting import OperationResult, ScriptRef, run_script
 
 
 class IisDefaultSiteRemovalProvider(WindowsResourceProvider):

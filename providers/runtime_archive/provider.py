@@ -19,7 +19,7 @@ from providers.framework.provider import WindowsResourceProvider, unnamed
 from providers.runtime_archive import local
 from providers.runtime_archive.model import RuntimeArchiveModel
 from providers.runtime_archive.upload import upload
-from providers.scripting.runner import OperationResult, ScriptRef, run_script
+from providers.scripting import OperationResult, ScriptRef, run_script
 
 
 def local_problems(spec: RuntimeArchiveModel) -> list[CheckFailure]:

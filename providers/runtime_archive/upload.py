@@ -16,7 +16,7 @@ from typing import Any
 
 from providers.runtime_archive import local
 from providers.runtime_archive.model import RuntimeArchiveModel
-from providers.scripting.runner import OperationResult
+from providers.scripting import OperationResult
 
 CHUNK_BYTES = 256 * 1024
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import jinja2
 
 from providers.scripting.errors import HostOperationFailed, ScriptOutputInvalid
+from providers.scripting.refs import OperationResult, ScriptRef
 from providers.transport.clixml import decode_stderr
 from providers.transport.connection import HostConnection
 from providers.transport.session import session_for
@@ -38,25 +38,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 POWERSHELL = "powershell.exe"
-
-
-@dataclass(frozen=True)
-class ScriptRef:
-    """A script file ``<package>/scripts/<name>.ps1``, e.g. ``ScriptRef("providers.settings_file", "get")``."""
-
-    package: str
-    name: str
-
-    @property
-    def operation(self) -> str:
-        return f"{self.package.rsplit('.', 1)[-1]}/{self.name}"
-
-
-@dataclass(frozen=True)
-class OperationResult:
-    changed: bool
-    state: dict[str, Any]
-    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @cache

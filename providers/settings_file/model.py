@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
-from providers.framework.validators import windows_absolute_path
+from providers.framework.validators import account_name, windows_absolute_path
+from providers.settings_file.acl import readers_on_host
 
 FileEncoding = Literal["utf-8", "utf-8-bom", "utf-16"]
 UNPARSEABLE = "$unparseable_sha256"
@@ -41,7 +42,21 @@ class SettingsFileModel(ResourceModel):
         description="utf-8 (no byte-order mark, what .NET reads by default), utf-8-bom, "
         "or utf-16 (little endian, BOM).",
     )
-    keep_backup: bool = prop(True, description="Keep the previous version as '<path>.bak' when the content changes.")
+    keep_backup: bool = prop(
+        True,
+        description="Keep the previous version as '<path>.bak' when the content changes (with the file's own "
+        "permissions). Deleted with the resource, as are temporary files an interrupted run left.",
+    )
+    readers: list[str] | None = prop(
+        None,
+        description="For a file that holds secrets: the accounts that may read it, e.g. the pool identity "
+        "'IIS AppPool\\<pool>' or the service account (they must exist: make the resource depend on them). "
+        "The file then gets protected permissions: inheritance off, Full control for SYSTEM and "
+        "Administrators, Read for these accounts, nothing else; set on the temporary file at its creation, so "
+        "the content is never readable by others, and kept on the backup. A hand-made change shows as drift "
+        "of `readers` and is repaired by `up`. None (the default): the file takes its folder's permissions.",
+        manual="agent-requirements: permissions of the agent's account; other permissions should be denied",
+    )
 
     @field_validator("path")
     @classmethod
@@ -50,6 +65,18 @@ class SettingsFileModel(ResourceModel):
         if path.lower().endswith(".bak"):
             raise ValueError(f"{value!r} ends in .bak, the name this resource uses for backups; choose another name")
         return path
+
+    @field_validator("readers")
+    @classmethod
+    def _readers(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [account_name(item) for item in value]
+        lowered = [name.lower() for name in names]
+        duplicates = sorted({name for name in lowered if lowered.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"lists {duplicates} more than once; give each account once")
+        return names
 
     @model_validator(mode="after")
     def _one_content(self) -> SettingsFileModel:
@@ -74,12 +101,16 @@ class SettingsFileModel(ResourceModel):
             "content": self.file_text(),
             "encoding": self.encoding,
             "keep_backup": self.keep_backup,
+            "readers": self.readers,
         }
 
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:
         """The content properties as the host has them, in the form this resource declares them."""
         text = state.get("content")
         actual: dict[str, Any] = {"encoding": state.get("encoding", self.encoding)}
+        if self.readers is not None:
+            sids = state.get("reader_sids") or []
+            actual["readers"] = readers_on_host(self.readers, sids, state.get("acl"), state.get("backup_acl"))
         if self.json_content is None:
             actual["content"] = text
             return actual

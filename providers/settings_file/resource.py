@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -34,9 +35,12 @@ class SettingsFile(Resource, module="windows", name="SettingsFile"):
         secret: bool = False,
         encoding: pulumi.Input[str] = "utf-8",
         keep_backup: pulumi.Input[bool] = True,
+        readers: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``secret=True`` makes the text content, and the hash that could reveal it, Pulumi secrets."""
+        """``secret=True`` makes the text content, and the hash that could reveal it, Pulumi secrets.
+        ``readers``: for a file with secrets, the only accounts besides SYSTEM and Administrators that may
+        read it (protected permissions, set before any content is written)."""
         if secret and content is not None:
             content = pulumi.Output.secret(content)
         props: dict[str, Any] = {
@@ -46,6 +50,7 @@ class SettingsFile(Resource, module="windows", name="SettingsFile"):
             "json_content": json_content,
             "encoding": encoding,
             "keep_backup": keep_backup,
+            "readers": readers,
             "sha256": None,
             "size": None,
             "backup_path": None,

@@ -47,11 +47,6 @@ STDIN_CHUNK_BYTES = 96 * 1024
 # UTF-8 console code page, so output of any language survives the trip.
 UTF8_CODEPAGE = 65001
 _STRAY_KEPT = 20
-# requests reads proxy settings by setting and deleting os.environ["no_proxy"] around the lookup
-# (requests.utils.set_environ, called from Session.merge_environment_settings, which pywinrm's
-# build_session calls): two sessions built at once in two threads make one of them fail with
-# KeyError 'no_proxy'. pywinrm builds a session once and caches it, so building under a lock is enough.
-SESSION_BUILD = threading.Lock()
 
 
 class Response:
@@ -101,8 +96,9 @@ class Channel:
         self._shell_id = ""
         self.requests_sent = 0
         self.working_set = 0
-        self._control = new_protocol()
-        self._receiver = new_protocol()
+        # (building a session authenticates it: NTLM with message encryption handshakes right away)
+        self._control = translate(new_protocol)
+        self._receiver = translate(new_protocol)
         self.command_id = ""
         self._shell_id = str(translate(lambda: self._control.open_shell(codepage=UTF8_CODEPAGE)))
         try:
@@ -263,8 +259,7 @@ class Channel:
             try:
                 if attempt == 2:
                     self._control.transport.close_session()
-                    with SESSION_BUILD:
-                        self._control.transport.build_session()
+                    self._control.transport.build_session()
                 self._control.close_shell(shell_id)
                 break
             except Exception:  # noqa: BLE001 - closing is best effort; the host expires idle shells

@@ -25,7 +25,8 @@ from winrm.exceptions import (
 from winrm.exceptions import WinRMError as PyWinRMError
 from winrm.protocol import Protocol
 
-from providers.transport.channel import SESSION_BUILD, STDIN_CHUNK_BYTES, UTF8_CODEPAGE, Channel, Response
+from providers.transport import proxy_environ
+from providers.transport.channel import STDIN_CHUNK_BYTES, UTF8_CODEPAGE, Channel, Response
 from providers.transport.connection import HostConnection
 from providers.transport.errors import (
     AuthenticationFailed,
@@ -37,6 +38,7 @@ from providers.transport.errors import (
 )
 
 _log = logging.getLogger(__name__)
+proxy_environ.install()
 _T = TypeVar("_T")
 
 
@@ -171,8 +173,7 @@ class WinRMSession:
             message_encryption="auto",
             proxy=None,
         )
-        with SESSION_BUILD:
-            protocol.transport.build_session()
+        protocol.transport.build_session()  # (authenticates: NTLM with encryption handshakes here)
         return protocol
 
     def _collect(self, protocol: Protocol, shell_id: str, command_id: str) -> tuple[bytes, bytes, int]:

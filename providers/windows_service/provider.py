@@ -8,8 +8,8 @@ from pulumi.dynamic import CreateResult, UpdateResult
 
 from providers.framework.model import ResourceModel
 from providers.framework.provider import WindowsResourceProvider
+from providers.scripting import ScriptRef, run_script
 from providers.scripting.errors import HostOperationFailed
-from providers.scripting.runner import ScriptRef, run_script
 from providers.windows_service.model import WindowsServiceModel
 
 

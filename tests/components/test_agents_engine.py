@@ -15,7 +15,8 @@ import pytest
 from components.args import AgentSettings, Identity, PfxCertificate, WebHosting
 from components.integrated_agent import IntegratedAgent, IntegratedAgentArgs
 from components.production_agent import ProductionAgent, ProductionAgentArgs
-from devhost import iis
+from devhost import accounts, iis
+from devhost.ops.file_acl import admin_read_as
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx
 from tests.providers.test_iis_app_pool_engine import install_iis
 from tests.support.engine import EngineStack
@@ -73,6 +74,30 @@ def _prepared_server(target: Target) -> None:
     install_iis(target)
 
 
+def local_user(target: Target) -> str:
+    """An ordinary local account of the simulated host (member of BUILTIN\\Users, as every account)."""
+    assert target.state_dir is not None
+    return accounts.add_account(target.state_dir, "SIMHOST\\alice", "user", "Alice-Passw0rd").name
+
+
+def can_read(target: Target, windows_path: str, account: str) -> bool:
+    """Whether a program running as ``account`` may open the file for reading (the simulator's access check)."""
+    assert target.state_dir is not None
+    try:
+        admin_read_as(target.state_dir, windows_path, account)
+    except PermissionError:
+        return False
+    return True
+
+
+def leftovers(target: Target, root: str) -> list[str]:
+    """Backups and temporary files of settings files anywhere under ``root`` on the simulated host."""
+    folder = target.windows_file(root)
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in (".bak", ".tmp"))
+
+
 def test_production_agent_installs_as_the_manual_says_and_converges(target: Target, engine: Engine) -> None:
     org = f"T{uuid.uuid4().hex[:6]}"
     client_secret = f"client-{uuid.uuid4().hex}"
@@ -115,6 +140,12 @@ def test_production_agent_installs_as_the_manual_says_and_converges(target: Targ
         assert binding.get("bindingInformation") == f"*:443:agent-{org.lower()}.contoso.example"
         for folder in ("Runtime", "Mails", "Sources", "Temp", "Work"):
             assert target.windows_file(f"{root}\\{folder}").is_dir()
+        # The client secret and passwords: readable by the pool's identity, not by a local user.
+        agent_settings = f"{root}\\Runtime\\appsettings.agent.json"
+        pool_identity = f"IIS APPPOOL\\IdentityManagerAgent{org}"
+        assert can_read(target, agent_settings, pool_identity)
+        assert not can_read(target, agent_settings, local_user(target))
+        assert can_read(target, f"{root}\\Runtime\\web.config", local_user(target)), "no secret, not protected"
 
     mark = target.journal_mark() if target.simulated else 0
     again = stack.up()
@@ -131,11 +162,16 @@ def test_production_agent_installs_as_the_manual_says_and_converges(target: Targ
     for value in (client_secret, ad_password):
         assert value not in preview.output and value not in stack.export() and value not in stack.raw_state()
     assert stack.up().summary.get("update") == 1
+    if target.simulated:
+        backup = f"{root}\\Runtime\\appsettings.agent.json.bak"
+        assert target.windows_file(backup).is_file(), "the update kept the previous version"
+        assert can_read(target, backup, pool_identity) and not can_read(target, backup, local_user(target))
 
     destroyed = stack.destroy()
     assert destroyed.ok, destroyed.output
     if target.simulated:
         assert f'name="IdentityManagerAgent{org}"' not in iis.config_file(target.state_dir).read_text()
+        assert leftovers(target, root) == [], "destroy leaves no backup or temporary file (data folders stay)"
 
 
 def test_integrated_agent_deploys_the_server_site_with_secrets_masked(simulated: Target, engine: Engine) -> None:
@@ -171,6 +207,9 @@ def test_integrated_agent_deploys_the_server_site_with_secrets_masked(simulated:
     root = f"C:\\UsercubeIacTests\\identitymanager{org}"
     server_settings = json.loads(simulated.windows_file(f"{root}\\Runtime\\appsettings.json").read_text())
     assert server_settings["ConnectionString"] == connection_string
+    # The license and connection string: readable by the server's pool identity, not by a local user.
+    assert can_read(simulated, f"{root}\\Runtime\\appsettings.json", f"IIS APPPOOL\\IdentityManager{org}")
+    assert not can_read(simulated, f"{root}\\Runtime\\appsettings.json", local_user(simulated))
     assert "identitymanager-Server.dll" in simulated.windows_file(f"{root}\\Runtime\\web.config").read_text()
     assert stack.up().summary.get("same") is not None
     assert stack.destroy().ok

@@ -12,7 +12,7 @@ from providers.transport.session import session_for
 from tests.support.hosts import Target
 
 GET = ScriptRef("providers.settings_file", "get")
-PAYLOAD = {"path": "C:\\x.json", "content": "", "encoding": "utf-8", "keep_backup": True}
+PAYLOAD = {"path": "C:\\x.json", "content": "", "encoding": "utf-8", "keep_backup": True, "readers": None}
 
 
 def run(target: Target, script: str, payload: dict[str, Any] = PAYLOAD) -> dict[str, Any]:

@@ -90,3 +90,14 @@ def test_an_administrator_edits_by_hand(tmp_path: Path) -> None:
         file_acl.admin_edit_entry(tmp_path, "C:\\im", "CONTOSO\\nobody", "F")
     with pytest.raises(FileNotFoundError):
         file_acl.admin_edit_entry(tmp_path, "C:\\missing", "CONTOSO\\svc-agent", "F")
+
+
+def test_creator_owner_becomes_the_owner_in_the_entry_that_applies(tmp_path: Path) -> None:
+    """C:\\ grants CREATOR OWNER full control, inherit-only: a file below gets an entry for its owner."""
+    store = ntfs.NtfsStore(tmp_path)
+    store.set_descriptor("C:\\im\\a.json", ntfs.Descriptor(owner=USER))
+    on_file = [(a.sid, a.propagation) for a in store.inherited("C:\\im\\a.json", is_container=False)]
+    assert (USER, frozenset()) in on_file and all(sid != "S-1-3-0" for sid, _ in on_file)
+    on_folder = [(a.sid, a.propagation) for a in store.inherited("C:\\im", is_container=True)]
+    assert ("S-1-5-32-544", frozenset()) in on_folder, "the folder's owner (Administrators by default)"
+    assert ("S-1-3-0", frozenset({IO})) in on_folder, "and an inherit-only CREATOR OWNER entry for its children"

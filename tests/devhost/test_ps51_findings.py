@@ -152,7 +152,7 @@ def test_w2_a_generic_read_entry_is_reported_and_removed(tmp_path: Path) -> None
 
 
 def settings_spec(path: str, content: str, keep_backup: bool = False) -> dict[str, object]:
-    return {"path": path, "content": content, "encoding": "utf-8", "keep_backup": keep_backup}
+    return {"path": path, "content": content, "encoding": "utf-8", "keep_backup": keep_backup, "readers": None}
 
 
 def test_b3_an_empty_file_can_be_written(tmp_path: Path) -> None:

@@ -42,7 +42,13 @@ def write_file(target: Target, path: str) -> None:
     if target.simulated:
         target.windows_file(path).write_text("provisioning order")
         return
-    payload = {"path": path, "content": "provisioning order", "encoding": "utf-8", "keep_backup": False}
+    payload = {
+        "path": path,
+        "content": "provisioning order",
+        "encoding": "utf-8",
+        "keep_backup": False,
+        "readers": None,
+    }
     run_script(conn(target), ScriptRef("providers.settings_file", "set"), payload, resource="t")
 
 

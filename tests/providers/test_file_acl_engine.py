@@ -221,7 +221,7 @@ def test_deny_on_a_file_and_host_side_refusals(target: Target, engine: Engine, p
         target.windows_file(file_path).parent.mkdir(parents=True)
         target.windows_file(file_path).write_text("{}")
     else:
-        payload = {"path": file_path, "content": "{}", "encoding": "utf-8", "keep_backup": False}
+        payload = {"path": file_path, "content": "{}", "encoding": "utf-8", "keep_backup": False, "readers": None}
         run_script(conn(target), ScriptRef("providers.settings_file", "set"), payload, resource="t")
     desired: dict[str, Any] = {"path": file_path, "principal": ours, "rights": ["Write"], "access": "Deny"}
     stack = engine(single_program(target, desired))

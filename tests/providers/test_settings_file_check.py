@@ -24,6 +24,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown encoding", {"encoding": "latin-1"}, "encoding", "utf-8"),
     ("both contents", {"json_content": {"A": 1}}, "(resource)", "exactly one"),
     ("misspelt property", {"contents": "{}"}, "contents", "not a property"),
+    ("empty reader", {"readers": [" "]}, "readers", "empty name"),
+    ("reader twice", {"readers": ["IIS AppPool\\A", "iis apppool\\a"]}, "readers", "more than once"),
+    ("reader not an account", {"readers": ["a\\b\\c"]}, "readers", "not an account name"),
+    ("reader bad SID", {"readers": ["S-1-x"]}, "readers", "not a valid SID"),
     (
         "basic over http",
         {"connection": {**CONNECTION, "transport": "basic", "use_https": False}},

@@ -12,6 +12,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from devhost import accounts
+from devhost.ops.file_acl import admin_read_as
 from providers.scripting.runner import ScriptRef, run_script
 from providers.settings_file import SettingsFile
 from providers.transport.connection import HostConnection
@@ -58,12 +60,12 @@ def edit_out_of_band(target: Target, path: str, content: str) -> None:
         command = [sys.executable, "-m", "devhost", "admin", "file-write", "--state", str(target.state_dir)]
         subprocess.run([*command, "--path", path, "--text", content], check=True, capture_output=True)
     else:
-        payload = {"path": path, "content": content, "encoding": "utf-8", "keep_backup": False}
+        payload = {"path": path, "content": content, "encoding": "utf-8", "keep_backup": False, "readers": None}
         run_script(host_connection(target), ScriptRef("providers.settings_file", "set"), payload, resource="test")
 
 
 def read_host_file(target: Target, path: str) -> str | None:
-    payload = {"path": path, "content": "", "encoding": "utf-8", "keep_backup": True}
+    payload = {"path": path, "content": "", "encoding": "utf-8", "keep_backup": True, "readers": None}
     result = run_script(host_connection(target), ScriptRef("providers.settings_file", "get"), payload, resource="t")
     return result.state.get("content") if result.state["ensure"] == "present" else None
 
@@ -134,7 +136,7 @@ def test_file_deleted_out_of_band_is_recreated(target: Target, engine: Engine) -
         run_script(
             host_connection(target),
             ScriptRef("providers.settings_file", "remove"),
-            {**desired, "encoding": "utf-8", "keep_backup": True},
+            {**desired, "encoding": "utf-8", "keep_backup": True, "readers": None},
             resource="test",
         )
     assert not stack.refresh(expect_no_changes=True).ok
@@ -283,3 +285,118 @@ def test_check_failures_never_print_secret_values(simulated: Target, engine: Eng
     assert "use_https=true" in run.output
     assert password not in run.output
     assert secret not in run.output
+
+
+def devhost_admin(target: Target, *arguments: str) -> None:
+    """An administrator's change on the simulated host, through its admin command line."""
+    command = [sys.executable, "-m", "devhost", "admin", arguments[0], "--state", str(target.state_dir)]
+    subprocess.run([*command, *arguments[1:]], check=True, capture_output=True)
+
+
+def can_read(target: Target, path: str, account: str) -> bool:
+    """Whether a program running as ``account`` can open the file for reading (the simulator's access check)."""
+    assert target.state_dir is not None
+    try:
+        admin_read_as(target.state_dir, path, account)
+    except PermissionError:
+        return False
+    return True
+
+
+def protected_program(target: Target, desired: dict[str, Any]) -> Callable[[], None]:
+    def program() -> None:
+        connection = {**target.connection, "password": pulumi.Output.secret(target.connection["password"])}
+        SettingsFile(
+            "agent-settings",
+            connection=connection,
+            path=desired["path"],
+            json_content={"OpenIdClients": {"Job": pulumi.Output.secret(desired["client_secret"])}},
+            readers=desired["readers"],
+        )
+        SettingsFile("web-config", connection=connection, path=desired["plain"], content="<configuration />\n")
+
+    return program
+
+
+def test_a_file_with_readers_is_theirs_alone_and_a_hand_made_change_is_drift_repaired_by_up(
+    simulated: Target, engine: Engine
+) -> None:
+    assert simulated.state_dir is not None
+    suffix = uuid.uuid4().hex[:8]
+    reader = accounts.add_account(simulated.state_dir, f"CONTOSO\\svc-agent-{suffix}", "user", "pw").name
+    local_user = accounts.add_account(simulated.state_dir, f"SIMHOST\\user-{suffix}", "user", "pw").name
+    folder = new_folder()
+    desired = {
+        "path": f"{folder}\\appsettings.agent.json",
+        "plain": f"{folder}\\web.config",
+        "client_secret": f"client-{uuid.uuid4().hex}",
+        "readers": [reader],
+    }
+    stack = engine(protected_program(simulated, desired))
+    assert stack.up().ok
+    assert can_read(simulated, desired["path"], reader)
+    assert not can_read(simulated, desired["path"], local_user)
+    assert can_read(simulated, desired["plain"], local_user), "without readers a file takes C:\\'s permissions"
+    assert stack.refresh(expect_no_changes=True).ok, "the protected permissions read back as declared"
+
+    for change in (
+        ("acl-edit", "--path", desired["path"], "--principal", local_user, "--rights", "R"),
+        ("acl-inheritance", "--path", desired["path"], "--mode", "e"),
+    ):
+        devhost_admin(simulated, *change)
+        assert can_read(simulated, desired["path"], local_user), change
+        drift = stack.refresh(expect_no_changes=True)
+        assert not drift.ok and "agent-settings" in drift.output, change
+        preview = stack.preview(diff=True)
+        assert preview.ok and "~ readers" in preview.stdout.replace("  ", " "), preview.stdout
+        assert desired["client_secret"] not in preview.output
+        mark = simulated.journal_mark()
+        repaired = stack.up()
+        assert repaired.ok and repaired.summary.get("update") == 1, repaired.output
+        assert simulated.operations_since(mark).count("settings_file/set") == 1, "only the drifted file"
+        assert not can_read(simulated, desired["path"], local_user) and can_read(simulated, desired["path"], reader)
+        assert stack.refresh(expect_no_changes=True).ok
+
+    # An update keeps the previous version, as protected as the file; destroy takes it.
+    desired["client_secret"] += "-rotated"
+    assert stack.up().ok
+    backup = desired["path"] + ".bak"
+    assert read_host_file(simulated, backup) is not None
+    assert can_read(simulated, backup, reader) and not can_read(simulated, backup, local_user)
+    assert stack.destroy().ok
+    leftovers = [p.name for p in simulated.windows_file(folder).iterdir()]
+    assert leftovers == [], f"destroy leaves nothing behind: {leftovers}"
+
+
+def test_a_file_deployed_without_readers_gets_them_on_the_next_up_its_content_untouched(
+    simulated: Target, engine: Engine
+) -> None:
+    """An estate deployed before settings files were protected: one update, the ACL, nothing else."""
+    assert simulated.state_dir is not None
+    suffix = uuid.uuid4().hex[:8]
+    reader = accounts.add_account(simulated.state_dir, f"CONTOSO\\svc-agent-{suffix}", "user", "pw").name
+    local_user = accounts.add_account(simulated.state_dir, f"SIMHOST\\user-{suffix}", "user", "pw").name
+    folder = new_folder()
+    desired: dict[str, Any] = {
+        "path": f"{folder}\\appsettings.agent.json",
+        "plain": f"{folder}\\web.config",
+        "client_secret": f"client-{uuid.uuid4().hex}",
+        "readers": None,
+    }
+    stack = engine(protected_program(simulated, desired))
+    assert stack.up().ok
+    assert can_read(simulated, desired["path"], local_user), "the old behaviour: C:\\'s Users entry"
+    before = simulated.windows_file(desired["path"]).read_bytes()
+
+    desired["readers"] = [reader]
+    preview = stack.preview(diff=True)
+    assert preview.ok and "+ readers" in preview.stdout.replace("  ", " "), preview.stdout
+    mark = simulated.journal_mark()
+    upgraded = stack.up()
+    assert upgraded.ok and upgraded.summary.get("update") == 1, upgraded.output
+    assert simulated.operations_since(mark).count("settings_file/set") == 1
+    assert simulated.windows_file(desired["path"]).read_bytes() == before, "content untouched"
+    assert not simulated.windows_file(desired["path"] + ".bak").exists(), "no new version, no backup"
+    assert not can_read(simulated, desired["path"], local_user) and can_read(simulated, desired["path"], reader)
+    assert stack.refresh(expect_no_changes=True).ok
+    assert stack.destroy().ok

@@ -25,6 +25,7 @@ def payload() -> dict[str, Any]:
         "content": "",
         "encoding": "utf-8",
         "keep_backup": True,
+        "readers": None,
     }
 
 

@@ -32,7 +32,7 @@ def new_service(target: Target) -> dict[str, Any]:
         program.parent.mkdir(parents=True, exist_ok=True)
         program.write_bytes(b"MZ simulated agent")
     else:
-        payload = {"path": binary, "content": "MZ", "encoding": "utf-8", "keep_backup": False}
+        payload = {"path": binary, "content": "MZ", "encoding": "utf-8", "keep_backup": False, "readers": None}
         run_script(connection(target), ScriptRef("providers.settings_file", "set"), payload, resource="test")
     # A real host cannot start a stand-in executable: there the tests keep the service stopped.
     return {"name": name, "binary_path": binary, "state": "Running" if target.simulated else "Stopped"}

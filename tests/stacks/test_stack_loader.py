@@ -156,6 +156,18 @@ def test_a_valid_estate_loads_with_its_secret_paths() -> None:
         assert not loaded.is_secret(plain), plain
 
 
+def test_parallel_operations_per_host_reach_the_connection_only_when_set() -> None:
+    from providers.transport.connection import HostConnection
+
+    default = load(estate()).spec.hosts["main"].connection("pw")
+    assert "max_parallel_operations" not in default, "the default adds no key every resource would show as changed"
+    assert HostConnection.model_validate(default).max_parallel_operations == 8
+    raw = change(lambda r: r["hosts"]["main"].update(maxParallelOperations=2))
+    assert load(raw).spec.hosts["main"].connection("pw")["max_parallel_operations"] == 2
+    too_many = only(refused(change(lambda r: r["hosts"]["main"].update(maxParallelOperations=64))))
+    assert "maxParallelOperations" in str(too_many)
+
+
 def test_a_managed_system_value_may_be_encrypted_and_is_then_a_secret() -> None:
     raw = change(lambda r: r["agents"][0]["settings"]["connections"]["ADExport"].update(Login=Secret("CONTOSO\\x")))
     assert load(raw).is_secret(("agents", 0, "settings", "connections", "ADExport", "Login"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +11,18 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from providers.dynamic_server import PLUGIN_DIR
 from stackrun.workspace import open_stack
 
 TEST_PASSPHRASE = "test-only-passphrase"
 _counter = itertools.count()
+
+
+def project_file(name: str = "usercube-test") -> str:
+    """Pulumi.yaml of a throw-away test project: a Python program whose dynamic providers run under our
+    plugin (the SDK's server with more workers), as the repository's own Pulumi.yaml declares it."""
+    plugin = {"name": "pulumi-python", "path": str(PLUGIN_DIR)}
+    return f"name: {name}\nruntime: python\nplugins:\n  providers:\n    - {json.dumps(plugin)}\n"
 
 
 @dataclass
@@ -36,7 +45,7 @@ class EngineStack:
     def __init__(self, project_dir: Path, backend: Path, program: Callable[[], None]) -> None:
         project_dir.mkdir(parents=True, exist_ok=True)
         self.backend = backend
-        (project_dir / "Pulumi.yaml").write_text("name: usercube-test\nruntime: python\n", encoding="utf-8")
+        (project_dir / "Pulumi.yaml").write_text(project_file(), encoding="utf-8")
         self.name = f"t{next(_counter)}"
         self.stack = open_stack(
             self.name,

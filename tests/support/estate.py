@@ -105,7 +105,12 @@ class EstateProject:
     def __post_init__(self) -> None:
         self.project = self.root / "project"
         (self.project / "stacks").mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "Pulumi.yaml", self.project / "Pulumi.yaml")
+        project_file = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+        for plugin in project_file.get("plugins", {}).get("providers", []):
+            # Relative to the repository; a copy of the plugin here would put a `providers` folder in the
+            # project directory (the plugin's working directory), shadowing the `providers` package.
+            plugin["path"] = str(ROOT / plugin["path"])
+        (self.project / "Pulumi.yaml").write_text(yaml.safe_dump(project_file, sort_keys=False), encoding="utf-8")
         shutil.copy(ROOT / "__main__.py", self.project / "__main__.py")
         self.backend = self.root / "backend"
         self.backend.mkdir(exist_ok=True)

@@ -20,10 +20,6 @@ function ConvertTo-SpecObject($Value) {
     return $Value
 }
 
-$JsonSerializer = New-Object System.Web.Script.Serialization.JavaScriptSerializer
-$JsonSerializer.MaxJsonLength = [int]::MaxValue  # the default is 2 MB of text
-$Spec = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject($InputJson))
-
 function Complete-Operation {
     param(
         [Parameter(Mandatory = $true)] $State,
@@ -53,6 +49,8 @@ function Exit-Operation([string] $Envelope) {
     # no script calls Complete-Operation or Stop-Operation inside a try whose catch does not rethrow.
     $end = New-Object System.OperationCanceledException 'the operation has completed'
     $end.Data['UsercubeEnvelope'] = $Envelope
+    # Under a caller's SilentlyContinue or Ignore a throw would be dropped; with Stop it reaches the loop.
+    $ErrorActionPreference = 'Stop'
     throw $end
 }
 
@@ -64,6 +62,20 @@ function New-Change {
 
 trap {
     # The end of the operation (Exit-Operation) passes through to the loop; any other error becomes one.
-    if ($_.Exception.Data.Contains('UsercubeEnvelope')) { break }
+    if (Test-OperationEnd $_.Exception) { break }
     Stop-Operation -Id 'UnexpectedError' -Category ([string]$_.CategoryInfo.Category) -Message $_.Exception.Message
 }
+
+function Test-OperationEnd([System.Exception] $Exception) {
+    # (wrapped in a MethodInvocationException when it crossed a script block run as a .NET delegate)
+    for ($e = $Exception; $null -ne $e; $e = $e.InnerException) {
+        if ($e.Data.Contains('UsercubeEnvelope')) { return $true }
+    }
+    return $false
+}
+
+# After the functions: a failure here goes through the trap, which needs Stop-Operation defined.
+$JsonSerializer = New-Object System.Web.Script.Serialization.JavaScriptSerializer
+$JsonSerializer.MaxJsonLength = [int]::MaxValue  # the default is 2 MB of text
+$Spec = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject($InputJson))
+

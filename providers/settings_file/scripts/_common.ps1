@@ -61,15 +61,153 @@ function Get-Sha256Hex([byte[]] $Bytes) {
     try { return (-join ($sha.ComputeHash($Bytes) | ForEach-Object { $_.ToString('x2') })) } finally { $sha.Dispose() }
 }
 
+# -- Permissions of a file that holds secrets (readers given) ------------------------------------
+# Protected (inheritance off, nothing of the folder's entries copied), full control for LocalSystem and
+# the local Administrators, Read for each reader, no other entry: the manual's "other permissions should
+# be denied" (agent-requirements) for the files that hold the client secrets and passwords.
+$KeptSids = @('S-1-5-18', 'S-1-5-32-544')
+$FullControlMask = [long]0xF01FF  # FullControl without Synchronize, which .NET adds to every allow entry
+$ReadMask = [long]0x20089
+$GenericFileRights = @(
+    @([long]2147483648, 0x120089),
+    @([long]1073741824, 0x120116),
+    @([long]536870912, 0x1200A0),
+    @([long]268435456, 0x1F01FF)
+)
+
+# Generic bits mapped as Windows maps them for files, Synchronize dropped: a mask as it compares.
+function ConvertTo-ComparableMask([long] $Mask) {
+    $value = $Mask -band [long]4294967295
+    foreach ($pair in $GenericFileRights) {
+        if ($value -band $pair[0]) { $value = ($value -band (-bnot $pair[0])) -bor $pair[1] }
+    }
+    return ($value -band (-bnot [long]0x100000))
+}
+
+# set: a reader that does not resolve stops the operation with the fix.
+function Resolve-ReaderSid([string] $Name) {
+    try {
+        if ($Name -match '^S-1-') { return (New-Object System.Security.Principal.SecurityIdentifier($Name)).Value }
+        return (New-Object System.Security.Principal.NTAccount($Name)).Translate([System.Security.Principal.SecurityIdentifier]).Value
+    } catch {
+        # Translate's IdentityNotMappedException arrives wrapped in a MethodInvocationException.
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        Stop-Operation -Id 'IdentityNotMapped' -Category 'ObjectNotFound' -Property 'readers' -Message (
+            "readers: '$Name': $($reason.Message) Create the account first; for 'IIS AppPool\<pool>' " +
+            'the application pool must exist (make this resource depend on it).')
+    }
+}
+
+# get: the SID of each declared reader, $null for one that does not resolve (get must not fail on it);
+# $null when the file's permissions are not managed.
+function Get-DeclaredReaderSids($Spec) {
+    if ($null -eq $Spec.readers) { return $null }
+    $sids = New-Object System.Collections.Generic.List[object]
+    foreach ($name in @($Spec.readers)) {
+        $sid = $null
+        try {
+            if ([string]$name -match '^S-1-') { $sid = (New-Object System.Security.Principal.SecurityIdentifier([string]$name)).Value }
+            else { $sid = (New-Object System.Security.Principal.NTAccount([string]$name)).Translate([System.Security.Principal.SecurityIdentifier]).Value }
+        } catch { $sid = $null }
+        $sids.Add($sid)
+    }
+    return ,$sids.ToArray()
+}
+
+# The file's DACL as Windows has it: protection, then every entry, explicit ones first (GetAccessControl
+# reads the Access section only: no SeSecurityPrivilege needed).
+function Get-FileAcl([string] $Path) {
+    $security = (New-Object System.IO.FileInfo($Path)).GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
+    $entries = @()
+    foreach ($rule in $security.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
+        $sid = $rule.IdentityReference.Value
+        $name = $sid
+        try { $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $sid }
+        $entries += [ordered]@{
+            sid = $sid
+            name = $name
+            access = [string]$rule.AccessControlType
+            mask = ([long][int]$rule.FileSystemRights) -band [long]4294967295
+            inherited = [bool]$rule.IsInherited
+        }
+    }
+    return [ordered]@{ protected = [bool]$security.AreAccessRulesProtected; entries = @($entries) }
+}
+
+# Whether a DACL is exactly the protected one for these readers.
+function Test-ProtectedAcl($Acl, [string[]] $ReaderSids) {
+    if (-not $Acl.protected) { return $false }
+    $expected = @{}
+    foreach ($sid in $KeptSids) { $expected[$sid] = $FullControlMask }
+    foreach ($sid in $ReaderSids) { if (-not $expected.ContainsKey($sid)) { $expected[$sid] = $ReadMask } }
+    $seen = @{}
+    foreach ($entry in $Acl.entries) {
+        if ($entry.inherited -or $entry.access -ne 'Allow' -or -not $expected.ContainsKey($entry.sid)) { return $false }
+        if ($seen.ContainsKey($entry.sid) -or (ConvertTo-ComparableMask $entry.mask) -ne $expected[$entry.sid]) { return $false }
+        $seen[$entry.sid] = $true
+    }
+    return ($seen.Count -eq $expected.Count)
+}
+
+function New-ProtectedFileSecurity([string[]] $ReaderSids) {
+    $security = New-Object System.Security.AccessControl.FileSecurity
+    # Inheritance off, and the inherited entries not copied: nothing of the folder's (BUILTIN\Users...) stays.
+    $security.SetAccessRuleProtection($true, $false)
+    $allow = [System.Security.AccessControl.AccessControlType]::Allow
+    foreach ($sid in $KeptSids) {
+        $security.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule(
+            (New-Object System.Security.Principal.SecurityIdentifier($sid)), [System.Security.AccessControl.FileSystemRights]::FullControl, $allow)))
+    }
+    foreach ($sid in $ReaderSids) {
+        if ($KeptSids -contains $sid) { continue }
+        $security.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule(
+            (New-Object System.Security.Principal.SecurityIdentifier($sid)), [System.Security.AccessControl.FileSystemRights]::Read, $allow)))
+    }
+    return $security
+}
+
+# SetAccessControl persists only the sections that were modified: the DACL and its protection. Owner
+# and SACL stay as they are.
+function Set-ProtectedAcl([string] $Path, [string[]] $ReaderSids) {
+    (New-Object System.IO.FileInfo($Path)).SetAccessControl((New-ProtectedFileSecurity $ReaderSids))
+}
+
+function Format-Acl($Acl) {
+    $lines = @()
+    if (-not $Acl.protected) { $lines += 'inherits the folder''s permissions' }
+    foreach ($entry in $Acl.entries) {
+        $origin = ''
+        if ($entry.inherited) { $origin = ' (inherited)' }
+        $lines += ('{0}: {1} 0x{2:X}{3}' -f $entry.name, $entry.access, (ConvertTo-ComparableMask $entry.mask), $origin)
+    }
+    return ,$lines
+}
+
+# The temporary files set.ps1 writes next to the target: '.<name>.<32 hex digits>.tmp'.
+function Get-TemporaryFiles([string] $Path) {
+    $folder = [System.IO.Path]::GetDirectoryName($Path)
+    if (-not (Test-Path -LiteralPath $folder -PathType Container)) { return ,@() }
+    $name = [System.IO.Path]::GetFileName($Path)
+    $pattern = '^\.' + [regex]::Escape($name) + '\.[0-9a-f]{32}\.tmp$'
+    # The wildcard is only a first filter (a three-letter extension pattern also matches longer ones in
+    # .NET Framework); the regular expression decides.
+    return ,@([System.IO.Directory]::GetFiles($folder, '.' + $name + '.*.tmp') | Where-Object { [System.IO.Path]::GetFileName($_) -match $pattern })
+}
+
 function Get-SettingsFileState([string] $Path) {
     $backup = "$Path.bak"
     $backupPath = $null
-    if (Test-Path -LiteralPath $backup -PathType Leaf) { $backupPath = $backup }
+    $backupAcl = $null
+    if (Test-Path -LiteralPath $backup -PathType Leaf) {
+        $backupPath = $backup
+        $backupAcl = Get-FileAcl $backup
+    }
     if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
         if (Test-Path -LiteralPath $Path) {
             Stop-Operation -Id 'PathIsNotAFile' -Property 'path' -Message "'$Path' exists and is not a file"
         }
-        return [ordered]@{ ensure = 'absent'; path = $Path; backup_path = $backupPath }
+        return [ordered]@{ ensure = 'absent'; path = $Path; backup_path = $backupPath; backup_acl = $backupAcl }
     }
     $bytes = [System.IO.File]::ReadAllBytes($Path)
     $encodingName = Get-FileEncodingName $bytes
@@ -81,5 +219,7 @@ function Get-SettingsFileState([string] $Path) {
         sha256 = (Get-Sha256Hex $bytes)
         size = $bytes.Length
         backup_path = $backupPath
+        acl = (Get-FileAcl $Path)
+        backup_acl = $backupAcl
     }
 }

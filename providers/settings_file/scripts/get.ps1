@@ -2,4 +2,6 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 {% include 'prelude.ps1' %}
 {% include '_common.ps1' %}
 
-Complete-Operation -State (Get-SettingsFileState $Spec.path)
+$state = Get-SettingsFileState $Spec.path
+$state.reader_sids = Get-DeclaredReaderSids $Spec
+Complete-Operation -State $state

@@ -2,11 +2,23 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 {% include 'prelude.ps1' %}
 {% include '_common.ps1' %}
 
-# Only the file itself: its folder and any backup stay, as other resources or people may own them.
+# The file, its backup and any temporary file an interrupted set left: all three are this resource's
+# (no SettingsFile may be named '*.bak', and the temporary names carry a GUID). Its folder stays, as
+# other resources or people may own it.
 $path = [string]$Spec.path
 $before = Get-SettingsFileState $path
-if ($before.ensure -eq 'absent') {
-    Complete-Operation -State $before
+$temporaries = Get-TemporaryFiles $path
+$changes = @()
+if ($before.ensure -eq 'present') {
+    Remove-Item -LiteralPath $path -Force
+    $changes += New-Change -Property 'ensure' -Before 'present' -After 'absent'
 }
-Remove-Item -LiteralPath $path -Force
-Complete-Operation -State (Get-SettingsFileState $path) -Changed $true -Changes @(New-Change -Property 'ensure' -Before 'present' -After 'absent')
+if ($null -ne $before.backup_path) {
+    Remove-Item -LiteralPath $before.backup_path -Force
+    $changes += New-Change -Property 'backup_path' -Before $before.backup_path -After $null
+}
+foreach ($temporary in $temporaries) {
+    Remove-Item -LiteralPath $temporary -Force
+    $changes += New-Change -Property 'temporary_file' -Before $temporary -After $null
+}
+Complete-Operation -State (Get-SettingsFileState $path) -Changed ($changes.Count -gt 0) -Changes $changes

@@ -1,0 +1,85 @@
+"""The Pulumi SDK's dynamic-provider server, run with more worker threads than its four.
+
+The engine runs every Python dynamic provider in one plugin process, ``pulumi-resource-pulumi-python``.
+The SDK's script of that name runs ``python -m pulumi.dynamic``, whose ``main()`` serves the provider
+over gRPC with ``ThreadPoolExecutor(max_workers=4)`` (pulumi/dynamic/__main__.py, pulumi 3.259.0).
+Every Check, Diff, Create, Read, Update and Delete holds one of those threads for as long as its WinRM
+round trips take, so no more than four operations were ever in flight, across all hosts, whatever the
+engine's ``--parallel`` said.
+
+Our plugin script (``providers/plugin/pulumi-resource-pulumi-python``, declared in Pulumi.yaml under
+``plugins.providers``) runs this module instead. It runs the SDK's own module, unchanged and not copied;
+the only difference is the thread pool ``grpc.server`` receives: ``USERCUBE_PROVIDER_WORKERS`` threads
+(default 64). Threads only wait on the network here; the bound per host stays the connection's
+``max_parallel_operations``.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]  # no stubs in the pinned dev dependencies
+
+WORKERS_SETTING = "USERCUBE_PROVIDER_WORKERS"
+DEFAULT_WORKERS = 64
+MAX_WORKERS = 1024
+# The directory Pulumi.yaml names as the `pulumi-python` plugin: it holds our pulumi-resource-pulumi-python.
+PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
+SDK_SERVER_MODULE = "pulumi.dynamic"
+
+
+class WorkersSettingError(ValueError):
+    pass
+
+
+def worker_count(environ: Mapping[str, str]) -> int:
+    """The provider's worker threads from ``USERCUBE_PROVIDER_WORKERS``; raises with the fix when invalid."""
+    raw = environ.get(WORKERS_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_WORKERS
+    try:
+        workers = int(raw)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise WorkersSettingError(
+            f"environment variable {WORKERS_SETTING} must be a whole number from 1 to {MAX_WORKERS} "
+            f"(the dynamic provider's worker threads, default {DEFAULT_WORKERS}); unset it or set e.g. "
+            f"{WORKERS_SETTING}={DEFAULT_WORKERS}"
+        )
+    return workers
+
+
+def _server_with_workers(original: Callable[..., Any], workers: int) -> Callable[..., Any]:
+    """``grpc.server`` that swaps the thread pool it is given for one of ``workers`` threads."""
+
+    def server(thread_pool: futures.Executor | None = None, *args: Any, **kwargs: Any) -> Any:
+        grpc.server = original  # the provider process starts one server: only the SDK's is changed
+        if thread_pool is not None:
+            thread_pool.shutdown(wait=False)  # never used: a ThreadPoolExecutor starts threads on first submit
+        pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamic-provider")
+        return original(pool, *args, **kwargs)
+
+    return server
+
+
+def main() -> None:
+    try:
+        workers = worker_count(os.environ)
+    except WorkersSettingError as error:
+        # The engine shows a plugin's stderr when it fails to start.
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    grpc.server = _server_with_workers(grpc.server, workers)
+    # What `python -m pulumi.dynamic` does; its main() prints the port and serves until the engine stops it.
+    runpy.run_module(SDK_SERVER_MODULE, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
