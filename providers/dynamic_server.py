@@ -79,6 +79,12 @@ def main() -> None:
     grpc.server = _server_with_workers(grpc.server, workers)
     # What `python -m pulumi.dynamic` does; its main() prints the port and serves until the engine stops it.
     runpy.run_module(SDK_SERVER_MODULE, run_name="__main__", alter_sys=True)
+    # The engine stops the plugin with SIGINT and kills it 5 seconds later (sdk/go/common/resource/plugin/
+    # plugin.go, newPlugin's kill). Delete the hosts' shells now, before the interpreter's own teardown
+    # (thread joins, module cleanup) eats into that time; the atexit hook stays as the backstop.
+    session = sys.modules.get("providers.transport.session")
+    if session is not None:
+        session.close_all_sessions()
 
 
 if __name__ == "__main__":

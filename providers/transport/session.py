@@ -288,7 +288,7 @@ _close_registered_lock = threading.Lock()
 
 
 def _close_at_exit() -> None:
-    """Register ``_close_all`` with atexit once a shell (and so a urllib3 connection pool) exists.
+    """Register ``close_all_sessions`` with atexit once a shell (and so a urllib3 connection pool) exists.
 
     atexit runs handlers last-registered first, and urllib3 closes its pools from weakref.finalize's exit
     hook, which is registered when the first finalizer (the first pool) is created. Registered at import,
@@ -299,13 +299,17 @@ def _close_at_exit() -> None:
     global _close_registered
     with _close_registered_lock:
         if not _close_registered:
-            atexit.register(_close_all)
+            atexit.register(close_all_sessions)
             _close_registered = True
 
 
-def _close_all() -> None:
+def close_all_sessions() -> None:
+    """Delete every host's shell (the provider is exiting), the hosts in parallel."""
     with _sessions_lock:
         sessions = list(_sessions.values())
         _sessions.clear()
-    for session in sessions:
-        session.close()
+    threads = [threading.Thread(target=session.close, daemon=True) for session in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=4.0)
