@@ -253,7 +253,7 @@ def test_hosts_encrypted_as_a_whole_are_refused() -> None:
 
 def test_a_winrm_error_never_shows_the_host_password() -> None:
     problem = only(refused(change(lambda r: r["hosts"]["main"].update(transport="basic", useHttps=False))))
-    assert problem.path == "hosts.main"
+    assert problem.path == "hosts.main.transport"
     assert problem.message.startswith("transport 'basic' over plain HTTP would send the password readable")
     assert "set useHttps: true" in problem.message
 
