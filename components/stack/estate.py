@@ -250,10 +250,11 @@ def _unique_per_host(spec: EstateSpec) -> list[Problem]:
         for index, agent, port in bindings:
             binding = (agent.ip_address, port, agent.host_name)
             if binding in seen and seen[binding] != index:
+                address = f"[{agent.ip_address}]" if ":" in agent.ip_address else agent.ip_address  # as IIS writes it
                 problems.append(
                     Problem(
                         f"agents[{index}].{'httpsPort' if port == agent.https_port else 'httpPort'}",
-                        f"binding {agent.ip_address}:{port}:{agent.host_name} on host {host!r} is also used by "
+                        f"binding {address}:{port}:{agent.host_name} on host {host!r} is also used by "
                         f"agents[{seen[binding]}]; give another hostName or port",
                     )
                 )

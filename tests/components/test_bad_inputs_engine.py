@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +62,32 @@ def secret(value: str) -> pulumi.Output[str]:
     return pulumi.Output.secret(value)
 
 
-def pfx(data: str | None = None) -> PfxCertificate:
-    return PfxCertificate(pfx_base64=secret(data or make_pfx()), password=secret(PASSWORD))
+def pfx() -> PfxCertificate:
+    return PfxCertificate(pfx_base64=secret(pfx_of()), password=secret(PASSWORD))
 
 
 # -- one resource each ----------------------------------------------------------------------------
 
 
-def certificate(**inputs: Any) -> Declare:
+@cache
+def pfx_of(kind: str = "good") -> str:
+    """A PFX (base64) of ``kind``, made once when a case first runs."""
+    makers: dict[str, Callable[[], str]] = {
+        "good": make_pfx,
+        "rsa-1024": lambda: make_pfx(key=rsa_key(1024)),
+        "sha1": lambda: make_pfx(signature="sha1"),
+        "no-key": lambda: make_pfx(with_key=False),
+        "dsa": lambda: make_pfx(key=dsa.generate_private_key(2048)),
+    }
+    return makers[kind]()
+
+
+def certificate(kind: str = "good", **inputs: Any) -> Declare:
     def declare(connection: Connection) -> object:
-        given = {"pfx": make_pfx(), "pfx_password": PASSWORD, **inputs}
+        given = dict(inputs)
+        password = given.pop("pfx_password", PASSWORD)
         return Certificate(
-            "bad",
-            connection=connection,
-            **{**given, "pfx": secret(given["pfx"]), "pfx_password": secret(given["pfx_password"])},
+            "bad", connection=connection, pfx=secret(pfx_of(kind)), pfx_password=secret(password), **given
         )
 
     return declare
@@ -110,10 +123,10 @@ def service(**inputs: Any) -> Declare:
 
 RESOURCE_CASES = [
     # Certificate: the manual's rules on the PFX, checked locally
-    Case("certificate-rsa-1024", certificate(pfx=make_pfx(key=rsa_key(1024))), "pfx", "RSA-2048 and SHA-256"),
-    Case("certificate-sha1", certificate(pfx=make_pfx(signature="sha1")), "pfx", "re-issue it signed with SHA-256"),
-    Case("certificate-no-key", certificate(pfx=make_pfx(with_key=False)), "pfx", "export it with its key"),
-    Case("certificate-dsa", certificate(pfx=make_pfx(key=dsa.generate_private_key(2048))), "pfx", "RSA-2048"),
+    Case("certificate-rsa-1024", certificate("rsa-1024"), "pfx", "RSA-2048 and SHA-256"),
+    Case("certificate-sha1", certificate("sha1"), "pfx", "re-issue it signed with SHA-256"),
+    Case("certificate-no-key", certificate("no-key"), "pfx", "export it with its key"),
+    Case("certificate-dsa", certificate("dsa"), "pfx", "RSA-2048"),
     Case(
         "certificate-wrong-password",
         certificate(pfx_password="Wr0ng-Pfx-Passw0rd"),
