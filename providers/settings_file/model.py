@@ -40,7 +40,9 @@ class SettingsFileModel(ResourceModel):
     kind = "SettingsFile"
 
     path: str = prop(
-        description="Absolute Windows path of the file, e.g. C:\\identitymanager\\Runtime\\appsettings.agent.json.",
+        description="Absolute Windows path of the file, e.g. C:\\identitymanager\\Runtime\\appsettings.agent.json; at "
+        f"most {MAX_SETTINGS_FILE_PATH} characters, so that the temporary file written beside it stays within "
+        "MAX_PATH.",
         replaces=True,
         manual="install-agents-6.2: settings files in the Runtime folder",
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -122,7 +123,7 @@ def rename(loc: Loc, new_key: str) -> Mutation:
 
 def stack_key(key: str, value: Any) -> Mutation:
     def mutate(cfg: Config, values: Values) -> None:
-        cfg[f"usercube-agents:{key}"] = value
+        cfg[f"usercube-agents:{key}"] = _resolve(value, cfg, values)
 
     return mutate
 
@@ -522,6 +523,15 @@ CASES = [
         )
     ),
     Case(
+        "identity-server-pfx-sha1",
+        put(
+            ("agents", 0, "identityServerCertificate"),
+            {"pfx": Encrypted("sha1"), "password": Encrypted("pfx-password")},
+        ),
+        "agents[0].identityServerCertificate.pfx",
+        "which the manual forbids (never SHA-1)",
+    ),
+    Case(
         "encryption-pfx-weak",
         put(
             ("agents", 2, "encryptionCertificate"),
@@ -645,6 +655,12 @@ CASES = [
         "is not a setting of this project; did you mean 'agents'?; remove it with `pulumi config rm",
     ),
     Case(
+        "typo-of-a-one-agent-layout-secret",
+        stack_key("winrmPasword", Encrypted("pfx-password")),
+        "winrmPasword",
+        "looks like 'winrmPassword', a key of the one-agent layout, replaced by `hosts` and `agents`",
+    ),
+    Case(
         "one-agent-layout-key",
         stack_key("windowsHost", "agent01.contoso.com"),
         "windowsHost",
@@ -733,6 +749,9 @@ def test_bad_configuration_is_refused_before_any_host_is_touched(
     (problem,) = problems
     assert problem.startswith(f"usercube-agents:{case.path}: "), output
     assert case.fix in problem, output
+    # The stack's words, not the resources': no snake_case property outside quoted values and commands.
+    words = re.sub(r"'[^']*'|`[^`]*`|\"[^\"]*\"", "", problem)
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", words), problem
     assert local.estate.commands_since(marks) == dict.fromkeys(local.estate.hosts, 0)
     leaked = [value for value in secrets if value in output]
     assert not leaked, "a secret's plaintext is in the output"
