@@ -211,12 +211,13 @@ def _duplicates(
 def _unique_in_environment(spec: EstateSpec) -> list[Problem]:
     indexed = list(enumerate(spec.agents))
     problems = _duplicates(indexed, lambda a: a.name, "name", "this name")
-    # The server reaches each agent at its URL, and DNS sends a name to one host: two agents on two
-    # hosts cannot share one (on one host, the binding checks below say which binding collides).
+    # The server reaches each agent at its URL, and DNS sends a name to one host: no two agents can
+    # share one (two IIS agents on one host are told by the binding checks below which binding collides).
     first_url: dict[str, int] = {}
     for index, agent in indexed:
         first = spec.agents[first_url.setdefault(agent.url, index)]
-        if first is not agent and first.host != agent.host:
+        both_iis_on_one_host = first.host == agent.host and first.hosting == agent.hosting == "iis"
+        if first is not agent and not both_iis_on_one_host:
             problems.append(
                 Problem(
                     f"agents[{index}].hostName",

@@ -420,3 +420,23 @@ def test_what_a_resource_would_refuse_is_refused_at_its_key(
     problem = only(refused(raw, config))
     assert problem.path == path
     assert fragment in problem.message
+
+
+def test_an_iis_agent_and_a_service_agent_on_one_host_cannot_share_a_url() -> None:
+    def beside(raw: dict[str, Any]) -> None:
+        second = copy.deepcopy(raw["agents"][0])
+        del second["sslCertificate"]
+        second.update(
+            name="two",
+            workingDirectory="C:\\two",
+            hosting="service",
+            identity={"kind": "GroupManagedServiceAccount", "account": "CONTOSO\\svc-two$"},
+        )
+        second["settings"]["agentIdentifier"] = "Contoso-two"
+        raw["agents"].append(second)
+
+    problem = only(refused(change(beside)))
+    assert problem.path == "agents[1].hostName"
+    assert problem.message.startswith(
+        "https://agent.contoso.example is also the URL of agents[0] (main) on host 'main'"
+    )
