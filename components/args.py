@@ -8,13 +8,18 @@ secret is required is refused, so it can never land unencrypted in state.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from providers.framework.validators import windows_absolute_path
+from providers.framework.validators import MAX_FILE_PATH, MAX_FOLDER_PATH, account_name, windows_absolute_path
+from providers.iis_app_pool.model import pool_identity_user, pool_name
+from providers.iis_site.model import binding_address, site_name
+from providers.settings_file.model import MAX_SETTINGS_FILE_PATH
+from providers.windows_service.model import service_account
 
+_T = TypeVar("_T")
 IdentityKind = Literal["ApplicationPoolIdentity", "GroupManagedServiceAccount", "User"]
 DataFolderRights = Literal["Modify", "FullControl"]
 _DNS_ALIAS = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -22,6 +27,70 @@ _DNS_ALIAS = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[
 
 ORGANIZATION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
 APPLICATION_URI_PATTERN = r"^https://[^\s/]+(/\S*)?$"
+# The longest path an agent writes below its working directory; as a SettingsFile it must leave room for
+# the temporary file beside it, which sets the working directory's own limit.
+LONGEST_BELOW_ROOT = "\\Runtime\\appsettings.agent.json"
+MAX_WORKING_DIRECTORY = MAX_SETTINGS_FILE_PATH - len(LONGEST_BELOW_ROOT)
+
+
+def working_directory_path(value: str) -> str:
+    """An agent's working directory: a folder path short enough for every file the agent puts below it."""
+    root = windows_absolute_path(value, max_length=MAX_FOLDER_PATH)
+    if len(root) > MAX_WORKING_DIRECTORY:
+        raise ValueError(
+            f"is {len(root)} characters long: with {LONGEST_BELOW_ROOT[1:]} below it and that file's temporary "
+            f"copy, paths pass the {MAX_FILE_PATH} characters Windows PowerShell 5.1 (no long-path support) can "
+            f"write; keep it to {MAX_WORKING_DIRECTORY} characters, e.g. C:\\identitymanager<Organization>"
+        )
+    return root
+
+
+def identity_account(account: str, hosting: str) -> str:
+    """The account that runs the agent, as every resource that names it accepts it: the pool's identity or
+    the service's account, and the principal of the folders', key files' and settings files' entries."""
+    account_name(account)
+    return service_account(account) if hosting == "service" else pool_identity_user(account)
+
+
+def configuration_key_problems(value: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """(where, what) for each key of a settings object the agent's .NET configuration cannot read back.
+
+    Microsoft.Extensions.Configuration flattens the JSON with ':' between nested keys and compares keys
+    case-insensitively (learn.microsoft.com, "Configuration in ASP.NET Core", configuration keys and
+    values): a key holding ':' would be read as another section, and two keys differing only in case
+    are one setting, the last one silently winning."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += configuration_key_problems(item, (*loc, index))
+    if not isinstance(value, dict):
+        return problems
+    seen: dict[str, str] = {}
+    for name, item in value.items():
+        key = str(name)
+        at = (*loc, key)
+        if not key.strip():
+            problems.append((at, "is an empty key; give the setting its name"))
+        elif ":" in key:
+            problems.append((at, "holds ':', which .NET configuration reads as a nested section; rename the key"))
+        elif key.lower() in seen:
+            problems.append(
+                (
+                    at,
+                    f"differs from {seen[key.lower()]!r} only in case: .NET configuration reads both as one "
+                    "setting; keep one of them",
+                )
+            )
+        seen.setdefault(key.lower(), key)
+        problems += configuration_key_problems(item, at)
+    return problems
+
+
+def check_configuration_keys(value: _T, setting: str) -> _T:
+    """``value`` unchanged, or the first of its configuration_key_problems as a ValueError naming ``setting``."""
+    for loc, message in configuration_key_problems(value):
+        raise ValueError(f"{setting}{''.join(f'[{part!r}]' for part in loc)}: {message}")
+    return value
 
 
 def dns_alias(value: str) -> str:
@@ -126,6 +195,17 @@ class AgentSettings(BaseModel):
     def _not_local(cls, value: str) -> str:
         return agent_identifier(value)
 
+    @field_validator("openid_clients")
+    @classmethod
+    def _client_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_configuration_keys(dict.fromkeys(value), "openid_clients")  # the names; the values are secrets
+        return value
+
+    @field_validator("connections")
+    @classmethod
+    def _connection_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_configuration_keys(value, "connections")
+
     @model_validator(mode="after")
     def _clients(self) -> AgentSettings:
         if not self.openid_clients:
@@ -158,6 +238,30 @@ class WebHosting(BaseModel):
     def _lowercase_dns(cls, value: str) -> str:
         return dns_alias(value)
 
+    @field_validator("site_name")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        return site_name(value)
+
+    @field_validator("pool_name")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        return pool_name(value)
+
+    @field_validator("ip_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return binding_address(value)
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> WebHosting:
+        if self.http_port == self.https_port:
+            raise ValueError(
+                f"http_port equals https_port ({self.https_port}): one port serves one protocol; give another "
+                "http_port, or none"
+            )
+        return self
+
 
 class RuntimeArchiveSource(BaseModel):
     """The vendor's runtime archive on this machine, as checked when the stack was loaded."""
@@ -171,4 +275,4 @@ class RuntimeArchiveSource(BaseModel):
 
 
 def working_directory(organization: str, explicit: str | None) -> str:
-    return windows_absolute_path(explicit) if explicit else f"C:\\identitymanager{organization}"
+    return working_directory_path(explicit) if explicit else f"C:\\identitymanager{organization}"

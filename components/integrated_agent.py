@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.args import (
     CertificateSource,
@@ -18,8 +18,11 @@ from components.args import (
     Identity,
     RuntimeArchiveSource,
     WebHosting,
+    check_configuration_keys,
+    identity_account,
     require_secret,
     working_directory,
+    working_directory_path,
 )
 from components.building_blocks import (
     certificate,
@@ -61,6 +64,25 @@ class IntegratedAgentArgs(BaseModel):
     rsat_ad_tools: bool = False
     minimum_hosting_bundle: str = "8.0"
     runtime_archive: RuntimeArchiveSource | None = None
+
+    @field_validator("working_directory")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        return None if value is None else working_directory_path(value)
+
+    @field_validator("agent_connections")
+    @classmethod
+    def _connection_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_configuration_keys(value, "agent_connections")
+
+    @model_validator(mode="after")
+    def _account(self) -> IntegratedAgentArgs:
+        if self.identity.account is not None:
+            try:
+                identity_account(self.identity.account, "iis")
+            except ValueError as error:
+                raise ValueError(f"identity.account: {error}") from None
+        return self
 
     def model_post_init(self, context: Any, /) -> None:
         require_secret(self.license, "license")

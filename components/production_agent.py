@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.args import (
     AgentSettings,
@@ -33,7 +33,9 @@ from components.args import (
     Identity,
     RuntimeArchiveSource,
     WebHosting,
+    identity_account,
     working_directory,
+    working_directory_path,
 )
 from components.building_blocks import (
     agent_settings_document,
@@ -53,6 +55,7 @@ from components.host_baseline import HostBaseline
 from providers.iis_app_pool import IisAppPool
 from providers.settings_file import SettingsFile
 from providers.windows_service import WindowsService
+from providers.windows_service.model import service_name
 
 AGENT_DLL = "./identitymanager-Agent.dll"
 
@@ -75,6 +78,16 @@ class ProductionAgentArgs(BaseModel):
     minimum_hosting_bundle: str = "8.0"
     runtime_archive: RuntimeArchiveSource | None = None
 
+    @field_validator("working_directory")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        return None if value is None else working_directory_path(value)
+
+    @field_validator("service_name")
+    @classmethod
+    def _service(cls, value: str | None) -> str | None:
+        return None if value is None else service_name(value)
+
     @model_validator(mode="after")
     def _hosting(self) -> ProductionAgentArgs:
         if self.hosting == "iis":
@@ -84,6 +97,11 @@ class ProductionAgentArgs(BaseModel):
                 raise ValueError("ssl_certificate: IIS hosting serves the agent over HTTPS; give the certificate")
         elif self.identity.kind == "ApplicationPoolIdentity":
             raise ValueError("identity: a Windows service cannot run as ApplicationPoolIdentity; use a gMSA or user")
+        if self.identity.account is not None:
+            try:
+                identity_account(self.identity.account, self.hosting)
+            except ValueError as error:
+                raise ValueError(f"identity.account: {error}") from None
         return self
 
     @property

@@ -41,3 +41,19 @@ def test_every_secret_path_is_a_documented_key() -> None:
         assert pattern in keys or (pattern[-1] == "*" and pattern[:-1] in keys), (
             f"SECRET_PATHS entry {'.'.join(pattern)} names no key of the stack schema"
         )
+
+
+def test_the_readme_states_the_bad_input_corpus_as_it_is() -> None:
+    from tests.components import test_bad_inputs_engine as inputs
+    from tests.stacks import test_bad_configuration as stacks
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    total = len(stacks.CASES) + len(inputs.CASES)
+    for phrase in (
+        f"The bad-input corpus: {total} cases.",
+        f"holds {len(stacks.CASES)} invalid stack configurations",
+        f"{len(inputs.CASES)} bad inputs: {len(inputs.RESOURCE_CASES)} to the ten resources",
+        f"{len(inputs.COMPONENT_CASES)} to `ProductionAgent` and `IntegratedAgent`",
+    ):
+        assert phrase in text, f"README.md: update the corpus counts ({phrase!r})"
+    assert total >= 60

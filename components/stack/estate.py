@@ -13,11 +13,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from components.args import configuration_key_problems, identity_account
 from components.stack.errors import Problem, key_path, nearest
 from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec, RuntimeArchiveSpec
 from providers.certificate.pfx import PfxRefused, inspect_pfx
 from providers.runtime_archive.local import ArchiveRefused, inspect_archive
-from providers.transport.connection import HostConnection
+from providers.transport.connection import HostConnection, ca_bundle_file
 
 
 def check_estate(spec: EstateSpec, project_dir: Path) -> list[Problem]:
@@ -31,25 +32,70 @@ def check_estate(spec: EstateSpec, project_dir: Path) -> list[Problem]:
     return problems
 
 
+# HostConnection's fields as `hosts.<name>` writes them.
+_CONNECTION_KEYS = {
+    "host": "address",
+    "port": "port",
+    "transport": "transport",
+    "use_https": "useHttps",
+    "validate_certificate": "validateCertificate",
+    "ca_bundle": "caBundle",
+    "username": "user",
+    "password": "password",
+    "max_parallel_operations": "maxParallelOperations",
+}
+
+
+def _stack_words(message: str) -> str:
+    """A HostConnection message in the stack file's words."""
+    message = message.replace("use_https=true", "useHttps: true")
+    for field, key in _CONNECTION_KEYS.items():
+        message = message.replace(f"'{field}'", f"'{key}'")
+    return message
+
+
 def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
     problems = []
+    endpoints: dict[tuple[str, int], str] = {}
     for name, host in spec.hosts.items():
+        at = f"hosts.{name}"
+        # The CA bundle is checked where a relative path starts (the project directory), below.
+        connection = {**host.connection(host.password), "ca_bundle": None}
         try:
-            HostConnection.model_validate(host.connection(host.password))
+            checked = HostConnection.model_validate(connection)
         except ValidationError as error:  # only the messages: the input (with the password) stays out
             for item in error.errors(include_url=False, include_input=False):
-                reason = str(item["msg"]).removeprefix("Value error, ")
-                reason = reason.replace("use_https=true", "useHttps: true").replace("'use_https'", "'useHttps'")
-                problems.append(Problem(f"hosts.{name}", reason))
-        if host.ca_bundle and not (project_dir / host.ca_bundle).is_file():
-            problems.append(
-                Problem(
-                    f"hosts.{name}.caBundle",
-                    f"file {host.ca_bundle!r} does not exist (relative paths start at the project directory); "
-                    "give the PEM file of the CAs that issued the host's WinRM certificate",
+                # The one rule across fields is basic authentication over plain HTTP: the transport's.
+                key = _CONNECTION_KEYS.get(str(item["loc"][0]), "transport") if item["loc"] else "transport"
+                reason = _stack_words(str(item["msg"]).removeprefix("Value error, "))
+                problems.append(Problem(f"{at}.{key}", reason))
+        else:
+            endpoint = (checked.host.lower(), checked.effective_port)
+            if endpoint in endpoints:
+                problems.append(
+                    Problem(
+                        f"{at}.address",
+                        f"{checked.label} is also hosts.{endpoints[endpoint]}: one Windows host is one entry of "
+                        "hosts (its features and default site are declared once); put its agents on "
+                        f"{endpoints[endpoint]!r} and remove this entry",
+                    )
                 )
-            )
+            endpoints.setdefault(endpoint, name)
+        if host.ca_bundle:
+            problems += _ca_bundle(f"{at}.caBundle", host.ca_bundle, project_dir)
     return problems
+
+
+def _ca_bundle(at: str, path: str, project_dir: Path) -> list[Problem]:
+    resolved = str(project_dir / path)
+    try:
+        ca_bundle_file(resolved)
+    except ValueError as error:
+        message = str(error).replace(repr(resolved), repr(path))
+        if not Path(path).is_absolute():
+            message = message.replace(f"{path!r} ", f"{path!r} (relative paths start at the project directory) ", 1)
+        return [Problem(at, message)]
+    return []
 
 
 def _agent(index: int, agent: AgentSpec, spec: EstateSpec) -> list[Problem]:
@@ -68,7 +114,22 @@ def _agent(index: int, agent: AgentSpec, spec: EstateSpec) -> list[Problem]:
         )
     if agent.http_port and agent.http_port == agent.https_port:
         need(False, "httpPort", f"equals httpsPort ({agent.https_port}); give another port, or 0 for no http binding")
+    if agent.identity.account:
+        try:
+            identity_account(agent.identity.account, agent.hosting)
+        except ValueError as error:
+            need(False, "identity.account", str(error))
+    for name_key, name, hosting in (
+        ("siteName", agent.site_name, "iis"),
+        ("poolName", agent.pool_name, "iis"),
+        ("serviceName", agent.service_name, "service"),
+    ):
+        need(not name or agent.hosting == hosting, name_key, f"is used only with hosting: {hosting}; remove it")
     settings = agent.settings
+    for loc, message in configuration_key_problems(dict.fromkeys(settings.open_id_clients)):
+        problems.append(Problem(key_path(("agents", index, "settings", "openIdClients", *loc)), message))
+    for loc, message in configuration_key_problems(settings.connections):
+        problems.append(Problem(key_path(("agents", index, "settings", "connections", *loc)), message))
     if agent.kind == "production":
         need(bool(settings.agent_identifier), "settings.agentIdentifier", "is required for a production agent")
         need(bool(settings.application_uri), "settings.applicationUri", "is required: the Identity Manager URL")
@@ -176,6 +237,20 @@ def _duplicates(
 def _unique_in_environment(spec: EstateSpec) -> list[Problem]:
     indexed = list(enumerate(spec.agents))
     problems = _duplicates(indexed, lambda a: a.name, "name", "this name")
+    # The server reaches each agent at its URL, and DNS sends a name to one host: no two agents can
+    # share one (two IIS agents on one host are told by the binding checks below which binding collides).
+    first_url: dict[str, int] = {}
+    for index, agent in indexed:
+        first = spec.agents[first_url.setdefault(agent.url, index)]
+        both_iis_on_one_host = first.host == agent.host and first.hosting == agent.hosting == "iis"
+        if first is not agent and not both_iis_on_one_host:
+            problems.append(
+                Problem(
+                    f"agents[{index}].hostName",
+                    f"{agent.url} is also the URL of agents[{first_url[agent.url]}] ({first.name}) on host "
+                    f"{first.host!r}; give each agent its own DNS alias",
+                )
+            )
     production = [(i, a) for i, a in indexed if a.kind == "production" and a.settings.agent_identifier]
     problems += _duplicates(
         production, lambda a: a.settings.agent_identifier.lower(), "settings.agentIdentifier", "this agent identifier"
@@ -202,14 +277,30 @@ def _unique_per_host(spec: EstateSpec) -> list[Problem]:
         for index, agent, port in bindings:
             binding = (agent.ip_address, port, agent.host_name)
             if binding in seen and seen[binding] != index:
+                address = f"[{agent.ip_address}]" if ":" in agent.ip_address else agent.ip_address  # as IIS writes it
                 problems.append(
                     Problem(
                         f"agents[{index}].{'httpsPort' if port == agent.https_port else 'httpPort'}",
-                        f"binding {agent.ip_address}:{port}:{agent.host_name} on host {host!r} is also used by "
+                        f"binding {address}:{port}:{agent.host_name} on host {host!r} is also used by "
                         f"agents[{seen[binding]}]; give another hostName or port",
                     )
                 )
             seen.setdefault(binding, index)
+        # With SNI (how the agents' https bindings are made), HTTP.sys keeps one certificate per host name
+        # and port, whatever the address (netsh http add sslcert hostnameport=<name>:<port>): two agents
+        # with one hostName and httpsPort on different addresses would overwrite each other's certificate.
+        sni: dict[tuple[str, int], int] = {}
+        for index, agent in iis:
+            first = sni.setdefault((agent.host_name, agent.https_port), index)
+            if first != index and spec.agents[first].ip_address != agent.ip_address:
+                problems.append(
+                    Problem(
+                        f"agents[{index}].hostName",
+                        f"{agent.host_name}:{agent.https_port} on host {host!r} is also the https binding of "
+                        f"agents[{first}] (on another address); HTTP.sys keeps one certificate per host name and "
+                        "port: give another hostName or httpsPort",
+                    )
+                )
     return problems
 
 

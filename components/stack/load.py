@@ -102,10 +102,14 @@ def _top_level(raw: dict[str, Any], stack_file_config: dict[str, Any]) -> list[P
         namespace, _, key = str(full_key).partition(":")
         if namespace != PROJECT or key in TOP_LEVEL_KEYS:
             continue
-        if key in _FLAT_KEYS:
-            message = "is a key of the one-agent layout, replaced by `hosts` and `agents` (README: Stack configuration)"
+        guess = nearest(key, TOP_LEVEL_KEYS)
+        flat = key if key in _FLAT_KEYS else None if guess else nearest(key, _FLAT_KEYS)
+        if flat:
+            known = "is" if flat == key else f"looks like {flat!r},"
+            message = (
+                f"{known} a key of the one-agent layout, replaced by `hosts` and `agents` (README: Stack configuration)"
+            )
         else:
-            guess = nearest(key, TOP_LEVEL_KEYS)
             message = f"is not a setting of this project{f'; did you mean {guess!r}?' if guess else ''}"
         problems.append(Problem(key, f"{message}; remove it with `pulumi config rm {key}`"))
     for key in TOP_LEVEL_KEYS:

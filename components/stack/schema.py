@@ -20,15 +20,18 @@ from components.args import (
     IdentityKind,
     agent_identifier,
     dns_alias,
+    working_directory_path,
 )
-from providers.framework.validators import windows_absolute_path
+from providers.iis_app_pool.model import pool_name
+from providers.iis_prerequisites.model import hosting_bundle_version
+from providers.iis_site.model import binding_address, site_name
 from providers.transport.connection import HostConnection
+from providers.windows_service.model import service_name
 
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 HOST_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,39}$"
 _THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
 _SHA256 = re.compile(r"^[0-9A-Fa-f]{64}$")
-_IP_ADDRESS = re.compile(r"^(\*|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\])$")
 
 
 class _Schema(BaseModel):
@@ -205,7 +208,9 @@ class AgentSpec(_Schema):
     pool_name: str = Field("", description="IIS pool; default IdentityManagerAgent<org> (server IdentityManager<org>).")
     service_name: str = Field("", description="Windows service (hosting: service); default IdentityManagerAgent<org>.")
     host_name: str = Field(description="The agent's DNS alias, lower case: binding host header and certificate name.")
-    ip_address: str = Field("*", description="IP address of the bindings; * means all unassigned.")
+    ip_address: str = Field(
+        "*", description="IP address of the bindings: * (all unassigned), IPv4, or IPv6 with or without [ ]."
+    )
     https_port: int = Field(443, ge=1, le=65535, description="Port of the https binding.")
     http_port: int = Field(0, ge=0, le=65535, description="Port of an additional plain-http binding; 0 means none.")
     identity: IdentitySpec = Field(default_factory=IdentitySpec, description="The account that runs the agent.")
@@ -221,7 +226,7 @@ class AgentSpec(_Schema):
     remove_default_site: bool = Field(True, description="Remove the Default Web Site and DefaultAppPool (host-wide).")
     rsat_ad_tools: bool = Field(False, description="Also install RSAT AD DS Snap-Ins and Command-Line Tools.")
     install_features: bool = Field(True, description="Install Web-Server and Web-AppInit (iis).")
-    minimum_hosting_bundle: str = Field("8.0", pattern=r"^\d+\.\d+(\.\d+)?$", description="Lowest hosting bundle.")
+    minimum_hosting_bundle: str = Field("8.0", description="Lowest hosting bundle (8.0 or newer).")
     display_name: str = Field("", description="DisplayName_L1 of the agent in the XML configuration.")
     runtime_archive: RuntimeArchiveSpec | None = Field(
         None,
@@ -237,14 +242,34 @@ class AgentSpec(_Schema):
     @field_validator("working_directory")
     @classmethod
     def _path(cls, value: str) -> str:
-        return windows_absolute_path(value) if value else value
+        return working_directory_path(value) if value else value
+
+    # The resources' own checks (one definition each), so a name IIS or the service control manager
+    # would refuse stops the program before any resource is declared, not at that resource's turn.
+    @field_validator("site_name")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        return site_name(value) if value else value
+
+    @field_validator("pool_name")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        return pool_name(value) if value else value
+
+    @field_validator("service_name")
+    @classmethod
+    def _service(cls, value: str) -> str:
+        return service_name(value) if value else value
 
     @field_validator("ip_address")
     @classmethod
     def _ip(cls, value: str) -> str:
-        if not _IP_ADDRESS.match(value):
-            raise ValueError(f"{value!r} is not '*' or an IP address")
-        return value
+        return binding_address(value)
+
+    @field_validator("minimum_hosting_bundle")
+    @classmethod
+    def _bundle(cls, value: str) -> str:
+        return hosting_bundle_version(value)
 
     # -- effective values (the manual's defaults) -------------------------------------------------
 

@@ -25,12 +25,21 @@ def pool_name(value: str) -> str:
     bad = sorted({c for c in value if c in _POOL_FORBIDDEN or ord(c) < 32})
     if bad:
         raise ValueError(
-            f"{value!r} contains {''.join(bad)!r}; IIS refuses \\ / \" [ ] : | < > + = ; , ? * ' in pool names"
+            f"{value!r} contains {''.join(bad)!r}; a pool name holds none of \\ / \" [ ] : | < > + = ; , ? * ' "
+            "(IIS refuses them) nor $ % & (the name becomes the account IIS APPPOOL\\<name>): leave them out, "
+            "e.g. 'IdentityManagerAgentContoso'"
         )
     if value in (".", ".."):
         raise ValueError(f"{value!r} is not a valid application pool name")
     if len(value) > 64:
         raise ValueError(f"{value!r} has {len(value)} characters; keep pool names to 64 (the IIS APPPOOL account name)")
+    return value
+
+
+def pool_identity_user(value: str) -> str:
+    """The SpecificUser account of a pool: a down-level logon name DOMAIN\\name."""
+    if not _ACCOUNT.match(value):
+        raise ValueError(f"{value!r}: give the account as DOMAIN\\name (down-level logon name), e.g. CONTOSO\\svc-im")
     return value
 
 
@@ -100,11 +109,7 @@ class IisAppPoolModel(ResourceModel):
     @field_validator("identity_user")
     @classmethod
     def _user(cls, value: str | None) -> str | None:
-        if value is not None and not _ACCOUNT.match(value):
-            raise ValueError(
-                f"{value!r}: give the account as DOMAIN\\name (down-level logon name), e.g. CONTOSO\\svc-im"
-            )
-        return value
+        return None if value is None else pool_identity_user(value)
 
     @model_validator(mode="after")
     def _identity(self) -> IisAppPoolModel:

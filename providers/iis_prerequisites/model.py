@@ -11,6 +11,17 @@ from providers.framework.model import ResourceModel, prop
 
 MINIMUM_IIS_MAJOR = 10
 _VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+# agent-requirements: the .NET 8 (or newer) ASP.NET Core Hosting Bundle; an older one cannot run the agent.
+MANUAL_MINIMUM_BUNDLE = (8, 0)
+
+
+def hosting_bundle_version(value: str) -> str:
+    """A hosting bundle version like 8.0 or 8.0.11, not older than the manual's .NET 8."""
+    if not _VERSION.match(value):
+        raise ValueError(f"{value!r} is not a version like 8.0 or 8.0.11")
+    if tuple(int(part) for part in value.split(".")[:2]) < MANUAL_MINIMUM_BUNDLE:
+        raise ValueError(f"{value!r} is older than the .NET 8 hosting bundle the manual requires; give 8.0 or newer")
+    return value
 
 
 class IisPrerequisitesModel(ResourceModel):
@@ -28,9 +39,7 @@ class IisPrerequisitesModel(ResourceModel):
     @field_validator("minimum_hosting_bundle")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not _VERSION.match(value):
-            raise ValueError(f"{value!r} is not a version like 8.0 or 8.0.11")
-        return value
+        return hosting_bundle_version(value)
 
     def resource_id(self) -> str:
         return "iis-prerequisites"

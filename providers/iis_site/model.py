@@ -18,6 +18,28 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 
 
+def binding_address(value: str) -> str:
+    """The address part of a binding: '*' (all unassigned), an IPv4 address in dotted decimal, or an
+    IPv6 address with or without the brackets IIS writes around it in bindingInformation
+    ('[2001:db8::5]:443:host'); returned in Python's canonical form (IPv6 compressed, lower case, no
+    brackets), so two spellings of one address compare equal. A zone index ('fe80::1%12') is refused:
+    it names an interface of one machine, and bindingInformation has no place for it."""
+    if value == "*":
+        return value
+    bracketed = value.startswith("[") and value.endswith("]")
+    text = value[1:-1] if bracketed else value
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is None or (bracketed and address.version == 4) or "%" in text:
+        raise ValueError(
+            f"{value!r} is not '*' or an IP address; give '*' (all unassigned), an IPv4 address (10.0.0.5) or an "
+            "IPv6 address without a zone index (2001:db8::5 or [2001:db8::5])"
+        )
+    return str(address)
+
+
 class BindingModel(BaseModel):
     """One site binding, as IIS Manager's Edit Bindings dialog has it."""
 
@@ -37,12 +59,7 @@ class BindingModel(BaseModel):
     @field_validator("ip_address")
     @classmethod
     def _ip(cls, value: str) -> str:
-        if value == "*":
-            return value
-        try:
-            return str(ipaddress.ip_address(value.strip("[]")))
-        except ValueError:
-            raise ValueError(f"{value!r} is not '*' or an IP address (e.g. 10.0.0.5 or ::1)") from None
+        return binding_address(value)
 
     @field_validator("host_header")
     @classmethod
@@ -121,7 +138,8 @@ def site_name(value: str) -> str:
     bad = sorted({c for c in value if c in _SITE_FORBIDDEN or ord(c) < 32})
     if bad:
         raise ValueError(
-            f'{value!r} contains {"".join(bad)!r}; IIS refuses \\ / ? ; : @ & = + $ , | " < > * in site names'
+            f'{value!r} contains {"".join(bad)!r}; IIS refuses \\ / ? ; : @ & = + $ , | " < > * in site names: '
+            "leave them out, e.g. 'Identity Manager Agent Contoso'"
         )
     return value
 

@@ -9,11 +9,29 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
-from providers.framework.validators import account_name, windows_absolute_path
+from providers.framework.validators import MAX_FILE_PATH, account_name, windows_absolute_path
 from providers.settings_file.acl import readers_on_host
 
 FileEncoding = Literal["utf-8", "utf-8-bom", "utf-16"]
 UNPARSEABLE = "$unparseable_sha256"
+# set.ps1 first writes the new content to '<folder>\.<name>.<32 hex digits>.tmp' beside the file, a
+# path 38 characters longer than the file's own (two dots, the digits, '.tmp') under the same MAX_PATH.
+TEMPORARY_NAME_EXTRA = len("..") + 32 + len(".tmp")
+MAX_SETTINGS_FILE_PATH = MAX_FILE_PATH - TEMPORARY_NAME_EXTRA
+
+
+def settings_file_path(value: str) -> str:
+    """A settings file's absolute path, short enough for its temporary file, and not a backup's name."""
+    path = windows_absolute_path(value)
+    if path.lower().endswith(".bak"):
+        raise ValueError(f"{value!r} ends in .bak, the name this resource uses for backups; choose another name")
+    if len(path) > MAX_SETTINGS_FILE_PATH:
+        raise ValueError(
+            f"path is {len(path)} characters long; the temporary file written beside it adds {TEMPORARY_NAME_EXTRA}, "
+            f"and Windows PowerShell 5.1 (no long-path support) handles at most {MAX_FILE_PATH}: keep the path to "
+            f"{MAX_SETTINGS_FILE_PATH} characters"
+        )
+    return path
 
 
 class SettingsFileModel(ResourceModel):
@@ -22,7 +40,9 @@ class SettingsFileModel(ResourceModel):
     kind = "SettingsFile"
 
     path: str = prop(
-        description="Absolute Windows path of the file, e.g. C:\\identitymanager\\Runtime\\appsettings.agent.json.",
+        description="Absolute Windows path of the file, e.g. C:\\identitymanager\\Runtime\\appsettings.agent.json; at "
+        f"most {MAX_SETTINGS_FILE_PATH} characters, so that the temporary file written beside it stays within "
+        "MAX_PATH.",
         replaces=True,
         manual="install-agents-6.2: settings files in the Runtime folder",
     )
@@ -61,10 +81,7 @@ class SettingsFileModel(ResourceModel):
     @field_validator("path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
-        path = windows_absolute_path(value)
-        if path.lower().endswith(".bak"):
-            raise ValueError(f"{value!r} ends in .bak, the name this resource uses for backups; choose another name")
-        return path
+        return settings_file_path(value)
 
     @field_validator("readers")
     @classmethod

@@ -5,14 +5,40 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from cryptography import x509
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 WinRMTransportKind = Literal["ntlm", "kerberos", "credssp", "basic"]
 
 # A DNS name or an IPv4/IPv6 literal; no scheme, port or path (those have their own settings).
 _HOST_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$")
+
+
+def ca_bundle_file(path: str) -> str:
+    """A readable PEM file holding at least one CA certificate: what pywinrm hands to requests (``verify``)
+    and requests to OpenSSL, which would otherwise fail at the first connection with an error that names
+    neither the setting nor the file. Checked locally, before any host is contacted."""
+    fix = "give the PEM file of the CAs that issued the host's WinRM HTTPS certificate"
+    file = Path(path)
+    if not file.exists():
+        raise ValueError(f"file {path!r} does not exist; {fix}")
+    if not file.is_file():
+        raise ValueError(f"{path!r} is not a file; {fix}")
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise ValueError(f"file {path!r} cannot be read ({error.strerror}); {fix}") from None
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ValueError(
+            f"file {path!r} holds no valid PEM certificate ('-----BEGIN CERTIFICATE-----' ...); {fix}, e.g. "
+            "converted from DER with `openssl x509 -inform der -in ca.cer -out ca.pem`"
+        ) from None
+    return path
 
 
 class HostConnection(BaseModel):
@@ -52,13 +78,23 @@ class HostConnection(BaseModel):
         default=1024, ge=64, le=65536, description="Working set after which a PowerShell process is replaced."
     )
 
-    @model_validator(mode="after")
-    def _check_consistency(self) -> HostConnection:
-        if not _HOST_PATTERN.match(self.host):
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not _HOST_PATTERN.match(value):
             raise ValueError(
-                f"host {self.host!r} is not a DNS name or IP address; give only the name, "
+                f"{value!r} is not a DNS name or IP address; give only the name, "
                 "without 'http://', port or path (set 'port' and 'use_https' separately)"
             )
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None) -> str | None:
+        return None if value is None else ca_bundle_file(value)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> HostConnection:
         if self.transport == "basic" and not self.use_https:
             raise ValueError(
                 "transport 'basic' over plain HTTP would send the password readable on the wire; "

@@ -90,6 +90,33 @@ def split_image_path(image_path: str) -> tuple[str, list[str]]:
     return executable, arguments
 
 
+def service_name(value: str) -> str:
+    """A service (key) name the service control manager accepts (CreateService: at most 256 characters,
+    '/' and '\\' are invalid)."""
+    if not value or len(value) > 256:
+        raise ValueError(f"{value!r}: a service name has 1 to 256 characters")
+    if _NAME_FORBIDDEN.search(value):
+        raise ValueError(f"{value!r}: '/' and '\\' (and control characters) are not allowed in a service name")
+    if value.strip() != value:
+        raise ValueError(f"{value!r} starts or ends with a space; remove it")
+    return value
+
+
+def service_account(value: str) -> str:
+    """The account a service runs as: a built-in one (by the name Win32_Service uses) or DOMAIN\\user."""
+    builtin = BUILTIN_ACCOUNTS.get(value.lower())
+    if builtin:
+        return builtin
+    if "@" in value:
+        raise ValueError(f"{value!r}: give the account as DOMAIN\\user, not as user@domain")
+    if not _ACCOUNT.match(value):
+        raise ValueError(
+            f"{value!r} is not LocalSystem, NetworkService, LocalService or DOMAIN\\user "
+            "(a group managed service account is DOMAIN\\name$; a local account is .\\user)"
+        )
+    return value
+
+
 class FailureAction(BaseModel):
     """What the service control manager does after one failure of the service."""
 
@@ -187,13 +214,7 @@ class WindowsServiceModel(ResourceModel):
     @field_validator("name")
     @classmethod
     def _service_name(cls, value: str) -> str:
-        if not value or len(value) > 256:
-            raise ValueError(f"{value!r}: a service name has 1 to 256 characters")
-        if _NAME_FORBIDDEN.search(value):
-            raise ValueError(f"{value!r}: '/' and '\\' (and control characters) are not allowed in a service name")
-        if value.strip() != value:
-            raise ValueError(f"{value!r} starts or ends with a space; remove it")
-        return value
+        return service_name(value)
 
     @field_validator("display_name")
     @classmethod
@@ -223,17 +244,7 @@ class WindowsServiceModel(ResourceModel):
     @field_validator("account")
     @classmethod
     def _account(cls, value: str) -> str:
-        builtin = BUILTIN_ACCOUNTS.get(value.lower())
-        if builtin:
-            return builtin
-        if "@" in value:
-            raise ValueError(f"{value!r}: give the account as DOMAIN\\user, not as user@domain")
-        if not _ACCOUNT.match(value):
-            raise ValueError(
-                f"{value!r} is not LocalSystem, NetworkService, LocalService or DOMAIN\\user "
-                "(a group managed service account is DOMAIN\\name$; a local account is .\\user)"
-            )
-        return value
+        return service_account(value)
 
     @model_validator(mode="after")
     def _password_fits_account(self) -> WindowsServiceModel:

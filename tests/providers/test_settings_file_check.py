@@ -34,7 +34,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "connection",
         "use_https=true",
     ),
-    ("host with scheme", {"connection": {**CONNECTION, "host": "https://agent01"}}, "connection", "without 'http://'"),
+    (
+        "host with scheme",
+        {"connection": {**CONNECTION, "host": "https://agent01"}},
+        "connection.host",
+        "without 'http://'",
+    ),
     ("port out of range", {"connection": {**CONNECTION, "port": 70000}}, "connection.port", "less than or equal"),
     ("unknown transport", {"connection": {**CONNECTION, "transport": "digest"}}, "connection.transport", "ntlm"),
     (

@@ -1,22 +1,31 @@
 """Bad stack configurations are refused before any resource is declared, each with one message.
 
-Every case changes one thing in the `local` stack file, as a user editing it would, and runs
-`preview` through the real Pulumi CLI against the simulated estate. Each must fail with exactly one
-problem, written as ``usercube-agents:<key path>: <what is wrong and how to fix it>``; no simulated
-host may receive a single command; and no secret's plaintext may appear in the output.
+The stack half of the bad-input corpus (the resource and component half is
+tests/components/test_bad_inputs_engine.py). Every case changes one thing in the `local` stack file,
+as a user editing it would, and runs `up` through the real Pulumi CLI against the simulated estate.
+Each must fail with exactly one problem, written as ``usercube-agents:<key path>: <what is wrong and
+how to fix it>``; no simulated host may receive a single command (with `up`, a check that only a
+resource made would come after other resources already ran); and no secret's plaintext may appear
+in the output.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import dsa
+from pulumi import automation as auto
 
 from stackrun.workspace import open_stack
+from tests.providers.test_certificate_engine import PASSWORD, make_pfx, rsa_key
 from tests.support.estate import (
     AGENTS_KEY,
     HOSTS_KEY,
@@ -30,7 +39,18 @@ pytestmark = pytest.mark.engine
 Config = dict[str, Any]  # the stack file's `config` section (secrets as {secure: v1:...})
 Plain = dict[str, Any]  # the same values decrypted: {"hosts": {...}, "agents": [...]}
 Loc = tuple[str | int, ...]  # ("agents", 1, "hostName")
-Mutation = Callable[[Config, Plain], None]
+
+
+@dataclass(frozen=True)
+class Values:
+    """What a mutation can write: the stack's values decrypted, and the bad secrets of ``bad_secrets()``
+    encrypted for this stack (``{secure: ...}``, as `pulumi config set --secret` writes them)."""
+
+    plain: Plain
+    encrypted: dict[str, dict[str, str]]
+
+
+Mutation = Callable[[Config, Values], None]
 STACK = "local"
 SET_SECRET = f"pulumi config set --stack {STACK} --secret --path"
 
@@ -49,6 +69,13 @@ class Copied:
     loc: Loc
 
 
+@dataclass(frozen=True)
+class Encrypted:
+    """One of ``bad_secrets()``, encrypted."""
+
+    name: str
+
+
 def _parent(document: Any, loc: Loc) -> Any:
     for part in loc[:-1]:
         document = document[part]
@@ -60,30 +87,34 @@ def _top(cfg: Config) -> dict[str, Any]:
     return {"hosts": cfg[HOSTS_KEY], "agents": cfg[AGENTS_KEY]}
 
 
-def _resolve(value: Any, cfg: Config, plain: Plain) -> Any:
+def _resolve(value: Any, cfg: Config, values: Values) -> Any:
     if isinstance(value, PlainText):
-        return _parent(plain, value.loc)[value.loc[-1]]
+        return _parent(values.plain, value.loc)[value.loc[-1]]
     if isinstance(value, Copied):
         return copy.deepcopy(_parent(_top(cfg), value.loc)[value.loc[-1]])
+    if isinstance(value, Encrypted):
+        return dict(values.encrypted[value.name])
+    if isinstance(value, dict):
+        return {key: _resolve(item, cfg, values) for key, item in value.items()}
     return value
 
 
 def put(loc: Loc, value: Any) -> Mutation:
-    def mutate(cfg: Config, plain: Plain) -> None:
-        _parent(_top(cfg), loc)[loc[-1]] = _resolve(value, cfg, plain)
+    def mutate(cfg: Config, values: Values) -> None:
+        _parent(_top(cfg), loc)[loc[-1]] = _resolve(value, cfg, values)
 
     return mutate
 
 
 def drop(loc: Loc) -> Mutation:
-    def mutate(cfg: Config, plain: Plain) -> None:
+    def mutate(cfg: Config, values: Values) -> None:
         del _parent(_top(cfg), loc)[loc[-1]]
 
     return mutate
 
 
 def rename(loc: Loc, new_key: str) -> Mutation:
-    def mutate(cfg: Config, plain: Plain) -> None:
+    def mutate(cfg: Config, values: Values) -> None:
         parent = _parent(_top(cfg), loc)
         parent[new_key] = parent.pop(loc[-1])
 
@@ -91,16 +122,16 @@ def rename(loc: Loc, new_key: str) -> Mutation:
 
 
 def stack_key(key: str, value: Any) -> Mutation:
-    def mutate(cfg: Config, plain: Plain) -> None:
-        cfg[f"usercube-agents:{key}"] = value
+    def mutate(cfg: Config, values: Values) -> None:
+        cfg[f"usercube-agents:{key}"] = _resolve(value, cfg, values)
 
     return mutate
 
 
 def steps(*mutations: Mutation) -> Mutation:
-    def mutate(cfg: Config, plain: Plain) -> None:
+    def mutate(cfg: Config, values: Values) -> None:
         for mutation in mutations:
-            mutation(cfg, plain)
+            mutation(cfg, values)
 
     return mutate
 
@@ -109,7 +140,7 @@ def twin(of: int, **keys: Any) -> Mutation:
     """A second agent beside ``agents[of]`` on the same host, valid as it is (its own directory,
     site, pool, service, DNS alias, name and identifier), appended as agents[3] with ``keys``."""
 
-    def mutate(cfg: Config, plain: Plain) -> None:
+    def mutate(cfg: Config, values: Values) -> None:
         agent = copy.deepcopy(cfg[AGENTS_KEY][of])
         agent.update(name="two", workingDirectory="C:\\identitymanagerTwo", hostName="agent-two.contoso.example")
         if agent.get("hosting") == "service":
@@ -230,6 +261,139 @@ CASES = [
         "agents[1].httpPort",
         "equals httpsPort (443); give another port, or 0 for no http binding",
     ),
+    Case(
+        "shared-binding-ipv6-spelled-twice",
+        steps(
+            put(("agents", 1, "ipAddress"), "2001:db8::5"),
+            twin(1, hostName="agent-zone-a.contoso.example", ipAddress="[2001:DB8:0::5]"),
+        ),
+        "agents[3].httpsPort",
+        "binding [2001:db8::5]:443:agent-zone-a.contoso.example on host 'zone-a' is also used by agents[1]",
+    ),
+    Case(
+        "shared-sni-entry-on-two-addresses",
+        steps(
+            put(("agents", 1, "ipAddress"), "10.0.0.5"),
+            twin(1, hostName="agent-zone-a.contoso.example", ipAddress="10.0.0.6"),
+        ),
+        "agents[3].hostName",
+        "HTTP.sys keeps one certificate per host name and port: give another hostName or httpsPort",
+    ),
+    Case(
+        "one-url-on-two-hosts",
+        put(("agents", 2, "hostName"), "agent-zone-a.contoso.example"),
+        "agents[2].hostName",
+        "https://agent-zone-a.contoso.example is also the URL of agents[1] (zone-a) on host 'zone-a'; give each",
+    ),
+    Case(
+        "http-port-equals-https-port-elsewhere",
+        steps(put(("agents", 1, "httpsPort"), 8443), put(("agents", 1, "httpPort"), 8443)),
+        "agents[1].httpPort",
+        "equals httpsPort (8443); give another port, or 0 for no http binding",
+    ),
+    # -- names the resources check, checked first -----------------------------------------------
+    Case(
+        "site-name-forbidden-character",
+        put(("agents", 1, "siteName"), "Identity Manager: Zone A"),
+        "agents[1].siteName",
+        'IIS refuses \\ / ? ; : @ & = + $ , | " < > * in site names: leave them out',
+    ),
+    Case(
+        "pool-name-forbidden-character",
+        put(("agents", 1, "poolName"), "IdentityManager/ZoneA"),
+        "agents[1].poolName",
+        "(IIS refuses them) nor $ % & (the name becomes the account IIS APPPOOL\\<name>): leave them out",
+    ),
+    Case(
+        "pool-name-too-long",
+        put(("agents", 0, "poolName"), "IdentityManager" + "x" * 60),
+        "agents[0].poolName",
+        "keep pool names to 64 (the IIS APPPOOL account name)",
+    ),
+    Case(
+        "service-name-backslash",
+        put(("agents", 2, "serviceName"), "Identity\\Manager"),
+        "agents[2].serviceName",
+        "'/' and '\\' (and control characters) are not allowed in a service name",
+    ),
+    Case(
+        "service-name-with-iis-hosting",
+        put(("agents", 1, "serviceName"), "IdentityManagerAgentZoneA"),
+        "agents[1].serviceName",
+        "is used only with hosting: service; remove it",
+    ),
+    Case(
+        "pool-name-with-service-hosting",
+        put(("agents", 2, "poolName"), "IdentityManagerAgentZoneB"),
+        "agents[2].poolName",
+        "is used only with hosting: iis; remove it",
+    ),
+    Case(
+        "gmsa-account-forbidden-character",
+        put((*ZONE_B_IDENTITY, "account"), "CONTOSO\\svc[agent-b]$"),
+        "agents[2].identity.account",
+        "is not an account name; give 'DOMAIN\\name'",
+    ),
+    Case(
+        "user-account-as-upn-for-a-service",
+        put(
+            ZONE_B_IDENTITY,
+            {"kind": "User", "account": "CONTOSO\\svc@contoso.example", "password": Copied((*ZONE_A_SSL, "password"))},
+        ),
+        "agents[2].identity.account",
+        "give the account as DOMAIN\\user, not as user@domain",
+    ),
+    Case(
+        "working-directory-too-long",
+        put(("agents", 1, "workingDirectory"), "C:\\" + "w" * 200),
+        "agents[1].workingDirectory",
+        "keep it to 190 characters",
+    ),
+    Case(
+        "hosting-bundle-older-than-the-manual",
+        put(("agents", 1, "minimumHostingBundle"), "6.0"),
+        "agents[1].minimumHostingBundle",
+        "older than the .NET 8 hosting bundle the manual requires; give 8.0 or newer",
+    ),
+    Case(
+        "host-name-not-a-dns-name",
+        put(("agents", 1, "hostName"), "agent_zone_a.contoso.example"),
+        "agents[1].hostName",
+        "is not a DNS name (letters, digits, '-' and '.')",
+    ),
+    Case(
+        "ip-address-bracketed-ipv4",
+        put(("agents", 1, "ipAddress"), "[10.0.0.5]"),
+        "agents[1].ipAddress",
+        "give '*' (all unassigned), an IPv4 address (10.0.0.5) or an IPv6 address without a zone index",
+    ),
+    Case(
+        "ip-address-with-zone-index",
+        put(("agents", 1, "ipAddress"), "fe80::1%12"),
+        "agents[1].ipAddress",
+        "an IPv6 address without a zone index (2001:db8::5 or [2001:db8::5])",
+    ),
+    # -- settings keys the agent's .NET configuration cannot read back ---------------------------
+    Case(
+        "managed-system-name-with-colon",
+        rename(("agents", 1, "settings", "connections", "ADExport"), "AD:Export"),
+        'agents[1].settings.connections["AD:Export"]',
+        "holds ':', which .NET configuration reads as a nested section; rename the key",
+    ),
+    Case(
+        "managed-system-keys-differing-in-case",
+        put(("agents", 1, "settings", "connections", "ADExport", "login"), "CONTOSO\\other"),
+        "agents[1].settings.connections.ADExport.login",
+        "differs from 'Login' only in case: .NET configuration reads both as one setting; keep one of them",
+    ),
+    Case(
+        "openid-clients-differing-in-case",
+        put(
+            ("agents", 1, "settings", "openIdClients", "job"), Copied(("agents", 1, "settings", "openIdClients", "Job"))
+        ),
+        "agents[1].settings.openIdClients.job",
+        "differs from 'Job' only in case",
+    ),
     # -- the agent kinds -------------------------------------------------------------------------
     Case(
         "service-as-application-pool-identity",
@@ -343,18 +507,78 @@ CASES = [
         "agents[1].sslCertificate.password",
         "could not be decrypted with this password; give the password it was exported with",
     ),
+    *(
+        Case(
+            f"pfx-{name}",
+            put(ZONE_A_SSL, {"pfx": Encrypted(name), "password": Encrypted("pfx-password")}),
+            "agents[1].sslCertificate.pfx",
+            fix,
+        )
+        for name, fix in (
+            ("rsa-1024", "holds an RSA-1024 key; the manual requires RSA-2048 or larger: create a new key pair"),
+            ("sha1", "signed with SHA1, which the manual forbids (never SHA-1); re-issue it signed with SHA-256"),
+            ("no-key", "holds a certificate but no private key; export it with its key"),
+            ("dsa", "holds a DSA key, which IIS and Identity Manager do not use: create a new key pair"),
+            ("expired", "holds a certificate that expired on "),
+        )
+    ),
+    Case(
+        "identity-server-pfx-sha1",
+        put(
+            ("agents", 0, "identityServerCertificate"),
+            {"pfx": Encrypted("sha1"), "password": Encrypted("pfx-password")},
+        ),
+        "agents[0].identityServerCertificate.pfx",
+        "which the manual forbids (never SHA-1)",
+    ),
+    Case(
+        "encryption-pfx-weak",
+        put(
+            ("agents", 2, "encryptionCertificate"),
+            {"pfx": Encrypted("rsa-1024"), "password": Encrypted("pfx-password")},
+        ),
+        "agents[2].encryptionCertificate.pfx",
+        "the manual requires RSA-2048 or larger",
+    ),
     # -- hosts -----------------------------------------------------------------------------------
     Case(
         "winrm-basic-over-http",
         put(("hosts", "zone-a", "transport"), "basic"),
-        "hosts.zone-a",
+        "hosts.zone-a.transport",
         "over plain HTTP would send the password readable on the wire; set useHttps: true or use transport 'ntlm'",
     ),
     Case(
         "ca-bundle-missing",
         put(("hosts", "zone-a", "caBundle"), "certs/contoso-root.pem"),
         "hosts.zone-a.caBundle",
-        "file 'certs/contoso-root.pem' does not exist",
+        "'certs/contoso-root.pem' (relative paths start at the project directory) does not exist; give the PEM file",
+    ),
+    Case(
+        "ca-bundle-not-pem",
+        put(("hosts", "zone-a", "caBundle"), "Pulumi.yaml"),
+        "hosts.zone-a.caBundle",
+        "holds no valid PEM certificate ('-----BEGIN CERTIFICATE-----' ...); give the PEM file of the CAs",
+    ),
+    Case(
+        "ca-bundle-a-folder",
+        put(("hosts", "zone-a", "caBundle"), "stacks"),
+        "hosts.zone-a.caBundle",
+        "is not a file; give the PEM file",
+    ),
+    Case(
+        "host-address-is-a-url",
+        put(("hosts", "zone-a", "address"), "http://127.0.0.3"),
+        "hosts.zone-a.address",
+        "give only the name, without 'http://', port or path (set 'port' and 'useHttps' separately)",
+    ),
+    Case(
+        "one-host-twice",
+        steps(
+            put(("hosts", "zone-b", "address"), Copied(("hosts", "zone-a", "address"))),
+            put(("hosts", "zone-b", "port"), Copied(("hosts", "zone-a", "port"))),
+        ),
+        "hosts.zone-b.address",
+        "is also hosts.zone-a: one Windows host is one entry of hosts",
     ),
     # -- secrets ---------------------------------------------------------------------------------
     *(
@@ -431,6 +655,12 @@ CASES = [
         "is not a setting of this project; did you mean 'agents'?; remove it with `pulumi config rm",
     ),
     Case(
+        "typo-of-a-one-agent-layout-secret",
+        stack_key("winrmPasword", Encrypted("pfx-password")),
+        "winrmPasword",
+        "looks like 'winrmPassword', a key of the one-agent layout, replaced by `hosts` and `agents`",
+    ),
+    Case(
         "one-agent-layout-key",
         stack_key("windowsHost", "agent01.contoso.com"),
         "windowsHost",
@@ -439,9 +669,23 @@ CASES = [
 ]
 
 
+@cache
+def bad_secrets() -> dict[str, str]:
+    """PFX files the manual forbids, and their password (made once, when the tests run)."""
+    pfxs = {
+        "rsa-1024": make_pfx(key=rsa_key(1024)),
+        "sha1": make_pfx(signature="sha1"),
+        "no-key": make_pfx(with_key=False),
+        "dsa": make_pfx(key=dsa.generate_private_key(2048)),
+        "expired": make_pfx(valid_from_days=-30, valid_days=10),
+    }
+    return {**pfxs, "pfx-password": PASSWORD}
+
+
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory, estate: SimulatedEstate) -> Plain:
-    """The local stack's values decrypted by the CLI (``pulumi config --show-secrets``), once."""
+def values(tmp_path_factory: pytest.TempPathFactory, estate: SimulatedEstate) -> Values:
+    """The local stack's values decrypted by the CLI (``pulumi config --show-secrets``), and
+    ``bad_secrets()`` encrypted with the stack's key by `pulumi config set --secret`, once."""
     project = EstateProject(tmp_path_factory.mktemp("decrypt"), estate)
     project.write()
     stack = open_stack(
@@ -450,7 +694,13 @@ def plain(tmp_path_factory: pytest.TempPathFactory, estate: SimulatedEstate) -> 
         extra_env={"PULUMI_BACKEND_URL": f"file://{project.backend}", "PULUMI_CONFIG_PASSPHRASE": project.passphrase},
     )
     config = stack.get_all_config()
-    return {key: json.loads(config[f"usercube-agents:{key}"].value) for key in ("hosts", "agents")}
+    plain = {key: json.loads(config[f"usercube-agents:{key}"].value) for key in ("hosts", "agents")}
+    scratch = {
+        f"usercube-agents:scratch.{name}": auto.ConfigValue(value, secret=True) for name, value in bad_secrets().items()
+    }
+    stack.set_all_config(scratch, path=True)
+    written = yaml.safe_load(project.stack_file.read_text(encoding="utf-8"))["config"]["usercube-agents:scratch"]
+    return Values(plain, {name: dict(written[name]) for name in bad_secrets()})
 
 
 def secret_values(cfg: Config, plain: Plain) -> list[str]:
@@ -471,24 +721,26 @@ def secret_values(cfg: Config, plain: Plain) -> list[str]:
     return found
 
 
-def test_secret_values_are_known(local: EstateProject, plain: Plain) -> None:
+def test_secret_values_are_known(local: EstateProject, values: Values) -> None:
     """The leak check below looks for real plaintexts: the host password, the PFX, ..."""
-    values = secret_values(local.config(), plain)
-    assert LOCAL_HOST_PASSWORD in values
-    assert all(len(value) >= 16 for value in values)
+    found = secret_values(local.config(), values.plain)
+    assert LOCAL_HOST_PASSWORD in found
+    assert all(len(value) >= 16 for value in found)
+    assert set(values.encrypted) == set(bad_secrets())
+    assert all(set(value) == {"secure"} for value in values.encrypted.values())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_configuration_is_refused_before_any_host_is_touched(
-    local: EstateProject, plain: Plain, case: Case
+    local: EstateProject, values: Values, case: Case
 ) -> None:
     cfg = local.config()
-    secrets = [*secret_values(cfg, plain), "Us3r-Passw0rd!"]
-    case.mutate(cfg, plain)
+    secrets = [*secret_values(cfg, values.plain), "Us3r-Passw0rd!", *bad_secrets().values()]
+    case.mutate(cfg, values)
     local.write(cfg)
     marks = local.estate.marks()
 
-    code, output = local.run("preview")
+    code, output = local.run("up")
 
     assert code != 0, output
     assert "invalid stack configuration (1 problem):" in output, output
@@ -497,11 +749,24 @@ def test_bad_configuration_is_refused_before_any_host_is_touched(
     (problem,) = problems
     assert problem.startswith(f"usercube-agents:{case.path}: "), output
     assert case.fix in problem, output
+    # The stack's words, not the resources': no snake_case property outside quoted values and commands.
+    words = re.sub(r"'[^']*'|`[^`]*`|\"[^\"]*\"", "", problem)
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", words), problem
     assert local.estate.commands_since(marks) == dict.fromkeys(local.estate.hosts, 0)
     leaked = [value for value in secrets if value in output]
     assert not leaked, "a secret's plaintext is in the output"
 
 
 def test_cases_cover_the_issue() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 60
     assert len({case.id for case in CASES}) == len(CASES)
+
+
+def test_a_valid_stack_does_reach_every_host(local: EstateProject) -> None:
+    """The control for the count above: the same run with the stack file unchanged sends commands to
+    every host, so zero commands means the configuration stopped the run (last: it deploys)."""
+    local.write(local.config())
+    marks = local.estate.marks()
+    code, output = local.run("up")
+    assert code == 0, output
+    assert all(count > 0 for count in local.estate.commands_since(marks).values())

@@ -314,7 +314,7 @@ def test_hosts_encrypted_as_a_whole_are_refused() -> None:
 
 def test_a_winrm_error_never_shows_the_host_password() -> None:
     problem = only(refused(change(lambda r: r["hosts"]["main"].update(transport="basic", useHttps=False))))
-    assert problem.path == "hosts.main"
+    assert problem.path == "hosts.main.transport"
     assert problem.message.startswith("transport 'basic' over plain HTTP would send the password readable")
     assert "set useHttps: true" in problem.message
 
@@ -416,3 +416,88 @@ def test_missing_agents_and_missing_keys_say_what_to_give() -> None:
     problem = only(refused(raw))
     assert problem.path == "agents[0].organization"
     assert problem.message == "is required: Organization, used in default names."
+
+
+# -- checks the resources would make, made first ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [("*", "*"), ("10.0.0.5", "10.0.0.5"), ("2001:DB8:0::5", "2001:db8::5"), ("[2001:db8::5]", "2001:db8::5")],
+)
+def test_binding_addresses_are_kept_in_one_spelling(written: str, kept: str) -> None:
+    assert load(change(lambda r: r["agents"][0].update(ipAddress=written))).spec.agents[0].ip_address == kept
+
+
+def test_a_ca_bundle_is_read_where_the_project_is(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.providers.test_certificate_engine import make_certificate
+
+    pem = make_certificate(rsa_key()).public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "ca.pem").write_bytes(pem)
+    raw = change(lambda r: r["hosts"]["main"].update(caBundle="ca.pem"))
+    assert load_from(copy.deepcopy(raw), stack_file(raw), STACK, tmp_path).spec.hosts["main"].ca_bundle == "ca.pem"
+    (tmp_path / "ca.pem").write_text("not a certificate", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_from(copy.deepcopy(raw), stack_file(raw), STACK, tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.path == "hosts.main.caBundle"
+    assert problem.message.startswith("file 'ca.pem' (relative paths start at the project directory) holds no valid")
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "fragment"),
+    [
+        (lambda r: r["agents"][0].update(siteName="Agent/1"), "agents[0].siteName", "in site names: leave them out"),
+        (lambda r: r["agents"][0].update(poolName="Agent 1 "), "agents[0].poolName", "without leading or trailing"),
+        (
+            lambda r: r["agents"][0].update(hosting="service", serviceName="A/B", sslCertificate=None),
+            "agents[0].serviceName",
+            "not allowed in a service name",
+        ),
+        (
+            lambda r: r["agents"][0].update(identity={"kind": "GroupManagedServiceAccount", "account": "C\\a\\b$"}),
+            "agents[0].identity.account",
+            "is not an account name",
+        ),
+        (
+            lambda r: r["agents"][0]["settings"]["connections"]["ADExport"].update(password="x"),
+            "agents[0].settings.connections.ADExport.password",
+            "differs from 'Password' only in case",
+        ),
+    ],
+)
+def test_what_a_resource_would_refuse_is_refused_at_its_key(
+    edit: Callable[[dict[str, Any]], None], path: str, fragment: str
+) -> None:
+    raw = change(edit)
+    config = stack_file(raw)
+    if path.endswith(".password"):  # a managed system's password must be a secret: encrypted in the file
+        config["usercube-agents:agents"][0]["settings"]["connections"]["ADExport"]["password"] = {"secure": "v1:x"}
+    if "sslCertificate" in raw["agents"][0] and raw["agents"][0]["sslCertificate"] is None:
+        del raw["agents"][0]["sslCertificate"]
+        del config["usercube-agents:agents"][0]["sslCertificate"]
+    problem = only(refused(raw, config))
+    assert problem.path == path
+    assert fragment in problem.message
+
+
+def test_an_iis_agent_and_a_service_agent_on_one_host_cannot_share_a_url() -> None:
+    def beside(raw: dict[str, Any]) -> None:
+        second = copy.deepcopy(raw["agents"][0])
+        del second["sslCertificate"]
+        second.update(
+            name="two",
+            workingDirectory="C:\\two",
+            hosting="service",
+            identity={"kind": "GroupManagedServiceAccount", "account": "CONTOSO\\svc-two$"},
+        )
+        second["settings"]["agentIdentifier"] = "Contoso-two"
+        raw["agents"].append(second)
+
+    problem = only(refused(change(beside)))
+    assert problem.path == "agents[1].hostName"
+    assert problem.message.startswith(
+        "https://agent.contoso.example is also the URL of agents[0] (main) on host 'main'"
+    )
