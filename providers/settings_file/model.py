@@ -9,11 +9,21 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
-from providers.framework.validators import account_name, windows_absolute_path
+from providers.framework.validators import MAX_FILE_PATH, account_name, windows_absolute_path
 from providers.settings_file.acl import readers_on_host
 
 FileEncoding = Literal["utf-8", "utf-8-bom", "utf-16"]
 UNPARSEABLE = "$unparseable_sha256"
+UNREADABLE = "$unreadable"
+# Why get reports no content: the file's DACL denies the deploying account (an administrator) FILE_READ_DATA.
+UNREADABLE_REASON = (
+    "the file's permissions do not let the Administrators read it (changed by hand); `up` sets the protected "
+    "permissions first, then compares the content"
+)
+# The scripts write the new content to '.<name>.<8 hex digits>.tmp' next to the file (14 characters more) and
+# must stay under MAX_PATH, as Windows PowerShell 5.1 (.NET Framework) requires (validators.MAX_FILE_PATH).
+TEMPORARY_NAME_EXTRA = len("..12345678.tmp")
+MAX_PATH_LENGTH = MAX_FILE_PATH - TEMPORARY_NAME_EXTRA
 
 
 class SettingsFileModel(ResourceModel):
@@ -22,7 +32,8 @@ class SettingsFileModel(ResourceModel):
     kind = "SettingsFile"
 
     path: str = prop(
-        description="Absolute Windows path of the file, e.g. C:\\identitymanager\\Runtime\\appsettings.agent.json.",
+        description="Absolute Windows path of the file, e.g. C:\\identitymanager\\Runtime\\appsettings.agent.json; "
+        "at most 245 characters (its temporary file next to it must stay under MAX_PATH).",
         replaces=True,
         manual="install-agents-6.2: settings files in the Runtime folder",
     )
@@ -45,23 +56,32 @@ class SettingsFileModel(ResourceModel):
     keep_backup: bool = prop(
         True,
         description="Keep the previous version as '<path>.bak' when the content changes (with the file's own "
-        "permissions). Deleted with the resource, as are temporary files an interrupted run left.",
+        "permissions); otherwise it is deleted once the new content is in place. Deleted with the resource, as "
+        "are temporary files ('.<name>.<hex>.tmp') an interrupted run left.",
     )
     readers: list[str] | None = prop(
         None,
         description="For a file that holds secrets: the accounts that may read it, e.g. the pool identity "
         "'IIS AppPool\\<pool>' or the service account (they must exist: make the resource depend on them). "
-        "The file then gets protected permissions: inheritance off, Full control for SYSTEM and "
-        "Administrators, Read for these accounts, nothing else; set on the temporary file at its creation, so "
-        "the content is never readable by others, and kept on the backup. A hand-made change shows as drift "
-        "of `readers` and is repaired by `up`. None (the default): the file takes its folder's permissions.",
+        "English names of well-known accounts (NT AUTHORITY\\NETWORK SERVICE, BUILTIN\\Users...) work on localized "
+        "Windows too. The file then gets protected permissions: inheritance off, Full control for SYSTEM and "
+        "Administrators, Read for these accounts, nothing else, owned by Administrators; set on the temporary "
+        "file at its creation, so the content is never readable by others, and kept on the backup. A hand-made "
+        "change (even one that locks the Administrators out of the content) shows as drift of `readers` and is "
+        "repaired by `up`. None (the default): the file takes its folder's permissions.",
         manual="agent-requirements: permissions of the agent's account; other permissions should be denied",
     )
 
     @field_validator("path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
-        path = windows_absolute_path(value)
+        path = windows_absolute_path(value, max_length=len(value))  # this resource's own limit, below
+        if len(path) > MAX_PATH_LENGTH:
+            raise ValueError(
+                f"is {len(path)} characters long; a settings file's path can have at most {MAX_PATH_LENGTH}: its "
+                f"temporary file '.<name>.<8 hex digits>.tmp' adds {TEMPORARY_NAME_EXTRA} and Windows PowerShell "
+                f"5.1 (.NET Framework, no long paths) stops at {MAX_FILE_PATH}; choose a shorter folder or file name"
+            )
         if path.lower().endswith(".bak"):
             raise ValueError(f"{value!r} ends in .bak, the name this resource uses for backups; choose another name")
         return path
@@ -107,10 +127,18 @@ class SettingsFileModel(ResourceModel):
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:
         """The content properties as the host has them, in the form this resource declares them."""
         text = state.get("content")
-        actual: dict[str, Any] = {"encoding": state.get("encoding", self.encoding)}
+        # An unreadable file's encoding is unknown too: the declared one stands, the content shows the difference.
+        actual: dict[str, Any] = {"encoding": state.get("encoding") or self.encoding}
         if self.readers is not None:
             sids = state.get("reader_sids") or []
             actual["readers"] = readers_on_host(self.readers, sids, state.get("acl"), state.get("backup_acl"))
+        if state.get("content_readable") is False:
+            # Content unknown, never assumed unchanged: refresh shows it next to the readers that explain it.
+            if self.json_content is None:
+                actual["content"] = f"<{UNREADABLE_REASON}>"
+            else:
+                actual["json_content"] = {UNREADABLE: UNREADABLE_REASON}
+            return actual
         if self.json_content is None:
             actual["content"] = text
             return actual
