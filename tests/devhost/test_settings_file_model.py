@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devhost import accounts, ntfs, ps51
+from devhost import accounts, ntfs, ps51, win32_files
 from devhost.fs import PathTooLongError, WindowsFs
 from devhost.ops import SCRIPT_FACTS, file_acl, settings_file
 from providers.scripting.runner import ScriptRef, render_script
@@ -41,7 +41,7 @@ def can_read(fs: WindowsFs, path: str, who: str) -> bool:
 
 def faults(fs: WindowsFs, *codes: int) -> None:
     (fs.root / "_sim").mkdir(exist_ok=True)
-    (fs.root / "_sim" / settings_file.REPLACE_FAULTS).write_text(json.dumps(list(codes)))
+    (fs.root / "_sim" / win32_files.REPLACE_FAULTS).write_text(json.dumps(list(codes)))
 
 
 # -- Windows rules ----------------------------------------------------------------------------------
@@ -326,7 +326,7 @@ def test_an_owner_that_locked_the_administrators_out_stops_set_with_an_error(fs:
 
 def move_faults(fs: WindowsFs, *codes: int) -> None:
     (fs.root / "_sim").mkdir(exist_ok=True)
-    (fs.root / "_sim" / settings_file.MOVE_FAULTS).write_text(json.dumps(list(codes)))
+    (fs.root / "_sim" / win32_files.MOVE_FAULTS).write_text(json.dumps(list(codes)))
 
 
 @pytest.mark.parametrize("keep_backup", [True, False])
@@ -343,8 +343,8 @@ def test_the_recovery_move_after_replacefile_1177_is_retried(fs: WindowsFs, keep
     source, target = fs.resolve("C:\\im\\a.tmp"), fs.resolve("C:\\im\\a.json")
     source.write_text("x")
     move_faults(fs, 32)
-    with pytest.raises(settings_file.MoveFileError, match="being used by another process"):
-        settings_file.file_move(fs, source, target)
+    with pytest.raises(win32_files.MoveFileError, match="being used by another process"):
+        win32_files.file_move(fs, source, target)
     old = script("set").replace(
         "                Invoke-FileMove $Source $Target\n",
         "                [System.IO.File]::Move($Source, $Target)\n",
@@ -378,8 +378,8 @@ def test_replacefile_always_gets_a_backup_name_so_1177_leaves_nothing_unknown(fs
     target.write_text("old")
     source.write_text("new")
     faults(fs, 1177)
-    with pytest.raises(settings_file.ReplaceFileError):
-        settings_file.replace_file(fs, source, target, None)
+    with pytest.raises(win32_files.ReplaceFileError):
+        win32_files.replace_file(fs, source, target, None)
     assert [p.name for p in target.parent.iterdir() if p.name.startswith("f.json.~")], "an unknown name"
     old = script("set").replace(
         'if ($Spec.keep_backup) { $backup = "$path.bak" } else { $backup = New-TemporaryPath $path }',
