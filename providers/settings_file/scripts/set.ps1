@@ -11,7 +11,8 @@ $before = Get-SettingsFileState $path
 $desiredHash = Get-Sha256Hex $desired
 
 $present = ($before.ensure -eq 'present')
-$previousHash = $before.sha256
+$previousHash = $null  # (an absent file's state has no sha256 key)
+if ($present) { $previousHash = $before.sha256 }
 $contentOk = ($present -and $before.content_readable -and $previousHash -eq $desiredHash)
 $aclOk = ($null -eq $readerSids) -or (-not $present) -or (Test-ProtectedAcl $before.acl $readerSids)
 $backupAclOk = ($null -eq $readerSids) -or ($null -eq $before.backup_path) -or (Test-ProtectedAcl $before.backup_acl $readerSids)
