@@ -41,6 +41,49 @@ _WELL_KNOWN: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464", "NT SERVICE\\TrustedInstaller", ()),
 )
 
+# The names Windows gives the well-known accounts on a host installed in German (de-DE): these names are
+# localized, only the SIDs are the same everywhere (learn.microsoft.com "Well-known SIDs"). NTAccount.Translate
+# of an English name fails there with error 1332 / IdentityNotMapped (MicrosoftDocs/windows-powershell-docs#2121:
+# "Jeder", "Administratoren"; markwragg/PowerShell-Lumos#2: "VORDEFINIERT\Administratoren";
+# asheroto/winget-install#71: "NT-AUTORITÄT\SYSTEM"; 0x6d69636b/windows_hardening#36: "Benutzer"). Chosen with
+# ``set_display_language(state_dir, "de-DE")``; the aliases (LocalSystem...) are service-manager names, not
+# localized.
+_LOCALIZED: dict[str, dict[str, str]] = {
+    "de-DE": {
+        "S-1-1-0": "Jeder",
+        "S-1-3-0": "ERSTELLER-BESITZER",
+        "S-1-5-11": "NT-AUTORITÄT\\Authentifizierte Benutzer",
+        "S-1-5-18": "NT-AUTORITÄT\\SYSTEM",
+        "S-1-5-19": "NT-AUTORITÄT\\LOKALER DIENST",
+        "S-1-5-20": "NT-AUTORITÄT\\NETZWERKDIENST",
+        "S-1-5-32-544": "VORDEFINIERT\\Administratoren",
+        "S-1-5-32-545": "VORDEFINIERT\\Benutzer",
+        "S-1-5-32-568": "VORDEFINIERT\\IIS_IUSRS",
+    }
+}
+
+
+def _language_file(state_dir: Path) -> Path:
+    return state_dir / "_sim" / "language.json"
+
+
+def set_display_language(state_dir: Path, language: str) -> None:
+    """The language Windows was installed in (en-US by default): it names the well-known accounts."""
+    if language != "en-US" and language not in _LOCALIZED:
+        raise ValueError(f"SIMULATOR: the account names of {language!r} are not modelled")
+    path = _language_file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"language": language}), encoding="utf-8")
+
+
+def _well_known(state_dir: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The well-known accounts with the names this host's language gives them."""
+    path = _language_file(state_dir)
+    language = json.loads(path.read_text(encoding="utf-8"))["language"] if path.is_file() else "en-US"
+    names = _LOCALIZED.get(language, {})
+    return [(sid, names.get(sid, canonical), aliases) for sid, canonical, aliases in _WELL_KNOWN]
+
+
 VirtualNames = Callable[[Path], list[str]]
 _virtual_domains: dict[str, tuple[int, VirtualNames]] = {}
 
@@ -93,7 +136,7 @@ def resolve(state_dir: Path, name: str) -> Account:
     if name.upper().startswith("S-1-"):
         return lookup_sid(state_dir, name)
     lowered = name.lower()
-    for sid, canonical, aliases in _WELL_KNOWN:
+    for sid, canonical, aliases in _well_known(state_dir):
         candidates = {canonical.lower(), canonical.split("\\")[-1].lower(), *(a.lower() for a in aliases)}
         if lowered in candidates:
             return Account(sid, canonical, "well-known")
@@ -111,7 +154,7 @@ def resolve(state_dir: Path, name: str) -> Account:
 
 
 def lookup_sid(state_dir: Path, sid: str) -> Account:
-    for known_sid, canonical, _ in _WELL_KNOWN:
+    for known_sid, canonical, _ in _well_known(state_dir):
         if known_sid == sid.upper():
             return Account(known_sid, canonical, "well-known")
     for account in _stored(state_dir):
@@ -131,6 +174,19 @@ USERS = "S-1-5-32-545"
 ADMINISTRATORS = "S-1-5-32-544"
 IIS_IUSRS = "S-1-5-32-568"
 SYSTEM = "S-1-5-18"
+NETWORK = "S-1-5-2"
+
+# The token the project's operations run with: the deploying account must be a local administrator (README,
+# "Pointing it at a real Windows host"), and a WinRM logon of an administrator gets its full, elevated token
+# (learn.microsoft.com "User Account Control and remote restrictions": a domain administrator's remote logon
+# is not filtered; a local one with LocalAccountTokenFilterPolicy). Its groups: Administrators, Users,
+# Everyone, Authenticated Users and NETWORK (a network logon). Its default owner, the owner of every object it
+# creates without naming one, is BUILTIN\Administrators: "for users who are members of the built-in
+# Administrators group, the system automatically sets the default owner SID in the access token to the
+# Administrators group" (learn.microsoft.com "How Security Descriptors are Set on New Directory Objects";
+# "Owner of a New Object": the owner is the token's default owner). The user's own SID names no entry here.
+OPERATOR_TOKEN = frozenset({ADMINISTRATORS, USERS, EVERYONE, AUTHENTICATED_USERS, NETWORK})
+OPERATOR_DEFAULT_OWNER = ADMINISTRATORS
 
 
 def token_sids(state_dir: Path, name: str) -> set[str]:

@@ -65,6 +65,13 @@ def _acl_inheritance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acl_owner(args: argparse.Namespace) -> int:
+    from devhost.ops.file_acl import admin_set_owner
+
+    print(json.dumps(admin_set_owner(args.state, args.path, args.principal)))
+    return 0
+
+
 def _add_account(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     account = accounts.add_account(args.state, args.name, args.kind, password)
@@ -262,6 +269,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     inheritance = command("acl-inheritance", _acl_inheritance, "icacls /inheritance:e|d|r on a file or folder")
     inheritance.add_argument("--path", required=True)
     inheritance.add_argument("--mode", choices=["e", "d", "r"], required=True)
+    owner = command("acl-owner", _acl_owner, "icacls /setowner: give a file or folder another owner")
+    owner.add_argument("--path", required=True)
+    owner.add_argument("--principal", required=True, help="account name or SID")
     edit = command("service-edit", _service_edit, "change a service's configuration (as services.msc would)")
     edit.add_argument("--name", required=True)
     for option in ("--display-name", "--start-mode", "--start-name", "--description", "--image-path"):

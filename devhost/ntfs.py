@@ -51,6 +51,8 @@ class Ace:
 
 @dataclass
 class Descriptor:
+    # A path without a stored descriptor was created by the project's operations or the host's setup, whose
+    # token's default owner is BUILTIN\Administrators (accounts.OPERATOR_DEFAULT_OWNER).
     owner: str = "S-1-5-32-544"
     protected: bool = False
     explicit: list[Ace] = field(default_factory=list)
@@ -59,17 +61,34 @@ class Descriptor:
 FULL_CONTROL = 0x1F01FF
 MODIFY = 0x1301BF
 READ_AND_EXECUTE = 0x1200A9
+FILE_WRITE_DATA = 0x2  # on a folder: create files (icacls WD)
+FILE_APPEND_DATA = 0x4  # on a folder: create subfolders (icacls AD)
 _BOTH = frozenset({CONTAINER_INHERIT, OBJECT_INHERIT})
+TRUSTED_INSTALLER = "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
 
-# What `icacls C:\` shows on a fresh Windows Server (simplified to the entries that matter here).
+# `icacls C:\` on Windows Server 2019/2022, the system drive's default permissions as DISA's Windows Server
+# 2019 STIG lists them (WN19-00-000140, V-93019, "Default permissions", as in mitre's
+# microsoft-windows-server-2019-stig-baseline) and as moby/buildkit#4731 shows them on a Server 2022 image:
+#   NT AUTHORITY\SYSTEM:(OI)(CI)(F)    BUILTIN\Administrators:(OI)(CI)(F)    BUILTIN\Users:(OI)(CI)(RX)
+#   BUILTIN\Users:(CI)(AD)             BUILTIN\Users:(CI)(IO)(WD)            CREATOR OWNER:(OI)(CI)(IO)(F)
+# Not the client SKUs' "Authenticated Users: Modify" (Windows 10/11), which the same issue contrasts. Users may
+# create folders and files below C:\ but not change other people's files; every file inherits Users: Read &
+# execute. Get-Acl shows AppendData and CreateFiles without Synchronize, so those masks are the bare rights.
+# The owner is TrustedInstaller (simplified: CREATOR OWNER's GENERIC_ALL is stored here as Full control).
 DRIVE_ROOT = Descriptor(
-    owner="S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464",
+    owner=TRUSTED_INSTALLER,
     protected=True,
     explicit=[
         Ace("S-1-5-18", FULL_CONTROL, inheritance=_BOTH),
         Ace("S-1-5-32-544", FULL_CONTROL, inheritance=_BOTH),
         Ace("S-1-5-32-545", READ_AND_EXECUTE, inheritance=_BOTH),
-        Ace("S-1-5-11", MODIFY, inheritance=_BOTH, propagation=frozenset({INHERIT_ONLY})),
+        Ace("S-1-5-32-545", FILE_APPEND_DATA, inheritance=frozenset({CONTAINER_INHERIT})),
+        Ace(
+            "S-1-5-32-545",
+            FILE_WRITE_DATA,
+            inheritance=frozenset({CONTAINER_INHERIT}),
+            propagation=frozenset({INHERIT_ONLY}),
+        ),
         Ace("S-1-3-0", FULL_CONTROL, inheritance=_BOTH, propagation=frozenset({INHERIT_ONLY})),
     ],
 )
@@ -298,16 +317,29 @@ def map_generic(mask: int) -> int:
     return mask
 
 
-def granted_rights(dacl: list[Ace], token_sids: set[str]) -> int:
-    """The rights a token with ``token_sids`` gets from ``dacl`` (explicit then inherited, canonical order).
+OWNER_RIGHTS = "S-1-3-4"
+READ_CONTROL = 0x20000
+WRITE_DAC = 0x40000
+WRITE_OWNER = 0x80000
+
+
+def granted_rights(dacl: list[Ace], token_sids: set[str], owner: str | None = None) -> int:
+    """The rights a token with ``token_sids`` gets from ``dacl`` (explicit then inherited, canonical order) on an
+    object owned by ``owner``.
 
     AccessCheck as learn.microsoft.com "How DACLs Control Access to an Object" describes it: the entries
     are examined in order; an inherit-only entry does not apply to the object itself; an access-denied
     entry for one of the token's SIDs denies the rights it names that no earlier entry granted; an
     access-allowed entry grants the rights it names that no earlier entry denied. Rights nobody granted
-    are denied ("If the DACL has no ACEs, the system denies all access")."""
+    are denied ("If the DACL has no ACEs, the system denies all access"). The owner is the exception: MS-DTYP
+    2.5.3.2 "Access Check Algorithm Pseudocode" grants a token holding the owner SID READ_CONTROL and WRITE_DAC
+    before the DACL is read, unless the DACL has an OWNER RIGHTS (S-1-3-4) entry ("an empty DACL ... means that
+    no principal can gain access to the object, except through the implied access of the owner";
+    learn.microsoft.com "Owner of a New Object": the owner "implicitly has WRITE_DAC access")."""
     sids = {sid.upper() for sid in token_sids}
     granted = denied = 0
+    if owner is not None and owner.upper() in sids and not any(a.sid.upper() == OWNER_RIGHTS for a in dacl):
+        granted = READ_CONTROL | WRITE_DAC
     for ace in dacl:
         if INHERIT_ONLY in ace.propagation or ace.sid.upper() not in sids:
             continue
@@ -319,8 +351,13 @@ def granted_rights(dacl: list[Ace], token_sids: set[str]) -> int:
     return granted
 
 
+def access_granted(store: NtfsStore, windows_path: str, token_sids: set[str], desired: int) -> bool:
+    """Whether a token may open the file with every right in ``desired`` (its DACL and its owner decide)."""
+    dacl = store.explicit_and_inherited(windows_path, is_container=False)
+    owner = store.descriptor(windows_path).owner
+    return granted_rights(dacl, token_sids, owner) & desired == desired
+
+
 def can_read_file(store: NtfsStore, windows_path: str, token_sids: set[str]) -> bool:
     """Whether a token may open the file for reading its content (FILE_READ_DATA)."""
-    return bool(
-        granted_rights(store.explicit_and_inherited(windows_path, is_container=False), token_sids) & FILE_READ_DATA
-    )
+    return access_granted(store, windows_path, token_sids, FILE_READ_DATA)

@@ -260,6 +260,20 @@ def admin_set_inheritance(state_dir: Path, windows_path: str, mode: str) -> dict
     return {"protected": updated.protected, "explicit": [{**a.to_json(), "allow": a.allow} for a in updated.explicit]}
 
 
+def admin_set_owner(state_dir: Path, windows_path: str, principal: str) -> dict[str, Any]:
+    """``icacls <path> /setowner <principal>`` run by an administrator (learn.microsoft.com, icacls: "changes
+    the owner of all matching names"; an administrator may name any account, holding SeRestorePrivilege).
+    The DACL stays. Returns the path's owner afterwards."""
+    fs = WindowsFs(state_dir)
+    if _kind(fs, windows_path) is None:
+        raise FileNotFoundError(f"{windows_path}: The system cannot find the file specified.")
+    account = accounts.resolve(state_dir, principal)
+    store = ntfs.NtfsStore(state_dir)
+    current = store.descriptor(windows_path)
+    store.set_descriptor(windows_path, ntfs.Descriptor(account.sid, current.protected, list(current.explicit)))
+    return {"owner": account.sid, "owner_name": account.name}
+
+
 def admin_read_as(state_dir: Path, windows_path: str, principal: str) -> bytes:
     """The file's content as ``principal`` reads it (a program running as that account opening it for
     reading): ``PermissionError`` when its DACL grants that account's token no FILE_READ_DATA."""

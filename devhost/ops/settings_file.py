@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import uuid
 from pathlib import Path
@@ -14,6 +12,7 @@ from devhost import accounts, ntfs, ps51
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ps51 import ScriptFact
+from devhost.win32_files import MoveFileError, ReplaceFileError, delete_file, file_move, replace_file
 
 _SET = ("settings_file/set",)
 _ALL = ("settings_file/get", "settings_file/set", "settings_file/remove")
@@ -28,6 +27,19 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(_SET, r"\[byte\[\]\] \$desired = ConvertTo-FileBytes", "the desired content is kept as byte[]"),
     ScriptFact(
+        _ALL,
+        r"\|\s*(ForEach-Object|Where-Object|%|\?)\s*\{",
+        "nothing is piped into ForEach-Object or Where-Object: with Module Logging on, event 4103 records every "
+        "value bound to a cmdlet's -InputObject (about_Logging_Windows, 'module logging'), which for "
+        "Get-Sha256Hex were the bytes of a secret file's hash",
+        present=False,
+    ),
+    ScriptFact(
+        _ALL,
+        re.escape("[System.BitConverter]::ToString($sha.ComputeHash($Bytes)).Replace('-', '').ToLowerInvariant()"),
+        "the hash is turned into hex by .NET alone (the model's hashlib hexdigest)",
+    ),
+    ScriptFact(
         _SET,
         r"Invoke-FileReplace -Source \$temporary -Target \$path",
         "File.Replace (ReplaceFileW) can fail half-way; the script recovers the target from the temporary file",
@@ -35,28 +47,76 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"if \(\(Test-Path -LiteralPath \$temporary\) -and \(Test-Path -LiteralPath \$path -PathType Leaf\)\)",
-        "the temporary file is deleted only once the target exists: after ReplaceFileW error 1176 with no "
-        "backup it holds the only copy (learn.microsoft.com ReplaceFileW)",
+        "the temporary file is deleted only once the target exists: after ReplaceFileW error 1177 it holds the "
+        "only copy of the new content (learn.microsoft.com ReplaceFileW)",
     ),
     ScriptFact(
         _SET,
-        r"if \(\(Test-Path -LiteralPath \$Source -PathType Leaf\) -and -not \(Test-Path",
-        "after a failed File.Replace whose target is gone (1176 without backup, 1177), the new content is moved "
-        "into place",
+        r"if \(\(Test-Path -LiteralPath \$Source -PathType Leaf\) -and -not \(Test-Path -LiteralPath \$Target\)\) "
+        r"\{\s+Invoke-FileMove \$Source \$Target",
+        "after a failed File.Replace whose target is gone (1177), the new content is moved into place with the "
+        "retries of Invoke-FileMove: the sharing violation that failed the replace can fail the move too",
+    ),
+    ScriptFact(
+        _SET,
+        r"\[System\.IO\.File\]::Move\(\$Source, \$Target\)\s+return\s+\} catch \{\s+if \(\$attempt -ge 5 -or "
+        r"\$TransientFileErrors -notcontains \(Get-Win32Code \$_\)\) \{ throw \}",
+        "File.Move is retried on access denied, sharing and lock violations (5, 32, 33), five times, as the model's "
+        "_invoke_file_move does",
+    ),
+    ScriptFact(_SET, r"\$TransientFileErrors = @\(5, 32, 33\)", "the transient Win32 errors the model retries"),
+    ScriptFact(
+        _SET,
+        r"\} else \{\s+Invoke-FileMove \$temporary \$path",
+        "a new file is moved into place with the same retries",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$Spec\.keep_backup\) \{ \$backup = \"\$path\.bak\" \} else \{ \$backup = New-TemporaryPath \$path \}",
+        "File.Replace always gets a backup name: without one, ReplaceFileW error 1177 leaves the replaced file under "
+        "a name of the system's choosing (learn.microsoft.com ReplaceFileW, Return value)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(-not \$Spec\.keep_backup -and \(Test-Path -LiteralPath \$backup -PathType Leaf\)\) "
+        r"\{ Remove-Item -LiteralPath \$backup -Force \}",
+        "the previous version under a temporary backup name is deleted when no backup is kept",
+    ),
+    ScriptFact(
+        _SET,
+        re.escape("'.' + [System.IO.Path]::GetFileName($Path) + '.'")
+        + re.escape(" + [guid]::NewGuid().ToString('N').Substring(0, 8) + '.tmp'"),
+        "temporary names are '.<name>.<8 hex digits>.tmp' (14 characters more than the path, which "
+        "SettingsFileModel allows for under MAX_PATH)",
+    ),
+    ScriptFact(
+        ("settings_file/remove",),
+        re.escape(r"'\.([0-9a-f]{8}|[0-9a-f]{32})\.tmp$'"),
+        "remove takes temporary files of both name lengths (the 32-digit ones earlier versions left)",
     ),
     ScriptFact(
         _SET,
         r"\[System\.IO\.File\]::Create\(\$temporary, 4096, \[System\.IO\.FileOptions\]::None, "
         r"\(New-ProtectedFileSecurity \$readerSids\)\)",
-        "a file with readers is created with its protected DACL in CreateFile's security descriptor "
+        "a file with readers is created with its protected DACL and owner in CreateFile's security descriptor "
         "(File.Create(String, Int32, FileOptions, FileSecurity), .NET Framework): the model gives the temporary "
         "file that descriptor from its creation",
     ),
     ScriptFact(
         _SET,
-        r"if \(-not \$aclOk\) \{\s+Set-ProtectedAcl \$path \$readerSids[\s\S]*if \(-not \$contentOk\)",
-        "the target's permissions are repaired before the content is replaced: ReplaceFileW gives the new file "
-        "the replaced file's DACL (learn.microsoft.com ReplaceFileW, Remarks)",
+        r"if \(-not \$aclOk\) \{\s+Set-ProtectedAcl \$path \$readerSids[\s\S]*if \(\$present -and -not "
+        r"\$before\.content_readable\) \{\s+\$previousHash = \(Get-SettingsFileState \$path\)\.sha256"
+        r"[\s\S]*if \(-not \$contentOk\)",
+        "the target's permissions are repaired before the content is replaced (ReplaceFileW gives the new file the "
+        "replaced file's DACL: learn.microsoft.com ReplaceFileW, Remarks), and an unreadable file's content is "
+        "read once they let the Administrators read it",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$acl = Get-FileAcl \$Path\s+try \{\s+\$bytes = \[System\.IO\.File\]::ReadAllBytes\(\$Path\)\s+\} catch "
+        r"\{[\s\S]{0,200}if \(\$reason -isnot \[System\.UnauthorizedAccessException\]\) \{ throw \}",
+        "the permissions are read before the content (READ_CONTROL: the owner always has it, MS-DTYP 2.5.3.2), "
+        "and a file whose DACL denies the Administrators FILE_READ_DATA is reported with its content unknown",
     ),
     ScriptFact(
         _ALL,
@@ -68,6 +128,30 @@ SCRIPT_FACTS = (
         _ALL,
         r"GetAccessRules\(\$true, \$true, \[System\.Security\.Principal\.SecurityIdentifier\]\)",
         "get reports explicit and inherited entries, by SID",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$security\.GetOwner\(\[System\.Security\.Principal\.SecurityIdentifier\]\)",
+        "get reports the owner (GetAccessControl reads the Owner section with the Access section)",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(-not \$Acl\.protected -or \$Acl\.owner -ne \$OwnerSid\) \{ return \$false \}",
+        "an owner other than BUILTIN\\Administrators is drift: an owner may always rewrite the DACL",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$file\.SetAccessControl\(\(New-ProtectedDacl \$ReaderSids\)\)\s+if \(\(Get-FileAcl \$Path\)\.owner -ne "
+        r"\$OwnerSid\) \{[\s\S]{0,200}\$owner\.SetOwner\(",
+        "Set-ProtectedAcl writes the DACL alone (WRITE_DAC: the owner's), then the owner (WRITE_OWNER, which that "
+        "DACL grants the Administrators), as the model's _set_protected does",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(\$WellKnownAccountSids\.ContainsKey\(\$Name\)\) \{ return \$WellKnownAccountSids\[\$Name\] \}\s+"
+        r"return \(New-Object System\.Security\.Principal\.NTAccount",
+        "English names of well-known accounts become SIDs before NTAccount.Translate, which knows only the host "
+        "language's names",
     ),
     ScriptFact(
         ("settings_file/remove",),
@@ -99,25 +183,59 @@ def _decode(data: bytes, encoding: str) -> str:
     return body.decode("utf-16-le" if encoding == "utf-16" else "utf-8", errors="replace")
 
 
+# -- What the deploying account may do (accounts.OPERATOR_TOKEN, an elevated administrator) ----------------
+
+
+def _unauthorized(method: str, arguments: int, message: str) -> OperationStopped:
+    """The trap's envelope for an UnauthorizedAccessException of a .NET call (a MethodInvocationException:
+    category NotSpecified)."""
+    return OperationStopped(
+        fail(
+            "UnexpectedError",
+            f'Exception calling "{method}" with "{arguments}" argument(s): "{message}"',
+            category="NotSpecified",
+        )
+    )
+
+
+def _require(fs: WindowsFs, path: str, desired: int, method: str, arguments: int) -> None:
+    """The access check of opening ``path`` for ``desired`` (ntfs.access_granted: the DACL, and the owner's
+    implicit READ_CONTROL and WRITE_DAC). .NET's GetAccessControl/SetAccessControl report a denial as
+    "Attempted to perform an unauthorized operation." (PrivilegeNotHeld/UnauthorizedAccessException)."""
+    if not ntfs.access_granted(ntfs.NtfsStore(fs.root), path, set(accounts.OPERATOR_TOKEN), desired):
+        raise _unauthorized(method, arguments, "Attempted to perform an unauthorized operation.")
+
+
+def _name_of(fs: WindowsFs, sid: str) -> str:
+    try:
+        return accounts.lookup_sid(fs.root, sid).name
+    except accounts.IdentityNotMapped:
+        return sid
+
+
 def _acl(fs: WindowsFs, path: str) -> dict[str, Any]:
-    """Get-FileAcl: the file's protection and entries, explicit first, names as Windows translates them."""
+    """Get-FileAcl: GetAccessControl(Access, Owner), which needs READ_CONTROL; the owner, the protection and the
+    entries, explicit first, names as Windows translates them."""
+    _require(fs, path, ntfs.READ_CONTROL, "GetAccessControl", 1)
     store = ntfs.NtfsStore(fs.root)
     entries = []
     for ace in store.explicit_and_inherited(path, is_container=False):
-        try:
-            name = accounts.lookup_sid(fs.root, ace.sid).name
-        except accounts.IdentityNotMapped:
-            name = ace.sid
         entries.append(
             {
                 "sid": ace.sid.upper(),
-                "name": name,
+                "name": _name_of(fs, ace.sid),
                 "access": "Allow" if ace.allow else "Deny",
                 "mask": ace.mask,
                 "inherited": ace.inherited,
             }
         )
-    return {"protected": store.descriptor(path).protected, "entries": entries}
+    descriptor = store.descriptor(path)
+    return {
+        "protected": descriptor.protected,
+        "owner": descriptor.owner.upper(),
+        "owner_name": _name_of(fs, descriptor.owner),
+        "entries": entries,
+    }
 
 
 def _state(fs: WindowsFs, path: str) -> dict[str, Any] | Envelope:
@@ -129,17 +247,34 @@ def _state(fs: WindowsFs, path: str) -> dict[str, Any] | Envelope:
         if target.exists():
             return fail("PathIsNotAFile", f"'{path}' exists and is not a file", prop="path")
         return {"ensure": "absent", "path": path, "backup_path": backup_path, "backup_acl": backup_acl}
+    acl = _acl(fs, path)
+    if not ntfs.can_read_file(ntfs.NtfsStore(fs.root), path, set(accounts.OPERATOR_TOKEN)):
+        # ReadAllBytes opens the file for FILE_READ_DATA: an UnauthorizedAccessException, which the script
+        # turns into a state with the content unknown.
+        return {
+            "ensure": "present",
+            "path": path,
+            "content_readable": False,
+            "content": None,
+            "encoding": None,
+            "sha256": None,
+            "size": None,
+            "backup_path": backup_path,
+            "acl": acl,
+            "backup_acl": backup_acl,
+        }
     data = target.read_bytes()
     encoding = _encoding_of(data)
     return {
         "ensure": "present",
         "path": path,
+        "content_readable": True,
         "content": _decode(data, encoding),
         "encoding": encoding,
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
         "backup_path": backup_path,
-        "acl": _acl(fs, path),
+        "acl": acl,
         "backup_acl": backup_acl,
     }
 
@@ -147,18 +282,43 @@ def _state(fs: WindowsFs, path: str) -> dict[str, Any] | Envelope:
 # -- Protected permissions (the scripts' New-ProtectedFileSecurity / Test-ProtectedAcl) --------------
 
 _KEPT = (accounts.SYSTEM, accounts.ADMINISTRATORS)
+_OWNER = accounts.ADMINISTRATORS
 _FULL_CONTROL_COMPARABLE = 0xF01FF
 _READ_COMPARABLE = 0x20089
+# The script's $WellKnownAccountSids: English names of well-known accounts, looked up before Translate.
+WELL_KNOWN_ENGLISH = {
+    name.lower(): sid
+    for sid, names in (
+        (accounts.SYSTEM, ("NT AUTHORITY\\SYSTEM", "SYSTEM")),
+        ("S-1-5-19", ("NT AUTHORITY\\LOCAL SERVICE", "LOCAL SERVICE")),
+        ("S-1-5-20", ("NT AUTHORITY\\NETWORK SERVICE", "NETWORK SERVICE")),
+        (accounts.AUTHENTICATED_USERS, ("NT AUTHORITY\\Authenticated Users", "Authenticated Users")),
+        (accounts.ADMINISTRATORS, ("BUILTIN\\Administrators", "Administrators")),
+        (accounts.USERS, ("BUILTIN\\Users", "Users")),
+        (accounts.EVERYONE, ("Everyone",)),
+    )
+    for name in names
+}
 
 
 def _comparable(mask: int) -> int:
     return ntfs.map_generic(mask & 0xFFFFFFFF) & ~ntfs.SYNCHRONIZE
 
 
+def _reader_sid(fs: WindowsFs, name: str) -> str:
+    """ConvertTo-ReaderSid: a SID as given, a well-known English name from the script's table, otherwise
+    NTAccount.Translate (which knows the names of the host's language only: accounts.set_display_language)."""
+    if name.upper().startswith("S-1-"):
+        return name.upper()
+    if name.lower() in WELL_KNOWN_ENGLISH:
+        return WELL_KNOWN_ENGLISH[name.lower()]
+    return accounts.resolve(fs.root, name).sid.upper()
+
+
 def _resolve_reader(fs: WindowsFs, name: str) -> str:
     """Resolve-ReaderSid: a reader that does not translate stops the operation with the fix."""
     try:
-        return accounts.resolve(fs.root, name).sid.upper()
+        return _reader_sid(fs, name)
     except accounts.IdentityNotMapped:
         raise OperationStopped(
             fail(
@@ -178,27 +338,27 @@ def _declared_reader_sids(fs: WindowsFs, spec: dict[str, Any]) -> list[str | Non
     sids: list[str | None] = []
     for name in spec["readers"]:
         try:
-            sids.append(accounts.resolve(fs.root, name).sid.upper())
+            sids.append(_reader_sid(fs, name))
         except accounts.IdentityNotMapped:
             sids.append(None)
     return sids
 
 
 def protected_descriptor(reader_sids: list[str]) -> ntfs.Descriptor:
-    """New-ProtectedFileSecurity: SetAccessRuleProtection($true, $false), then AddAccessRule for each
-    account (FullControl or Read; .NET adds Synchronize to allow entries; one entry per SID)."""
+    """New-ProtectedFileSecurity: SetAccessRuleProtection($true, $false), AddAccessRule for each account
+    (FullControl or Read; .NET adds Synchronize to allow entries; one entry per SID), SetOwner(Administrators)."""
     explicit: list[ntfs.Ace] = []
     for sid in _KEPT:
         explicit = ntfs.merge_entry(explicit, ntfs.Ace(sid, ntfs.access_mask_for(ntfs.FULL_CONTROL, True)))
     for sid in reader_sids:
         if sid not in _KEPT:
             explicit = ntfs.merge_entry(explicit, ntfs.Ace(sid, ntfs.access_mask_for(_READ_COMPARABLE, True)))
-    return ntfs.Descriptor(owner=accounts.ADMINISTRATORS, protected=True, explicit=explicit)
+    return ntfs.Descriptor(owner=_OWNER, protected=True, explicit=explicit)
 
 
 def _is_protected(acl: dict[str, Any], reader_sids: list[str]) -> bool:
     """Test-ProtectedAcl."""
-    if not acl["protected"]:
+    if not acl["protected"] or acl["owner"] != _OWNER:
         return False
     expected = dict.fromkeys(_KEPT, _FULL_CONTROL_COMPARABLE)
     for sid in reader_sids:
@@ -215,116 +375,71 @@ def _is_protected(acl: dict[str, Any], reader_sids: list[str]) -> bool:
 
 
 def _set_protected(fs: WindowsFs, path: str, reader_sids: list[str]) -> None:
-    """Set-ProtectedAcl: SetAccessControl writes the DACL and its protection; the owner stays."""
+    """Set-ProtectedAcl: SetAccessControl of the DACL alone (WRITE_DAC; the owner stays, as SetAccessControl
+    persists only the sections that were set), then, when the owner differs, of the owner alone (WRITE_OWNER,
+    checked against the DACL just written)."""
     store = ntfs.NtfsStore(fs.root)
-    current = store.descriptor(path)
+    _require(fs, path, ntfs.WRITE_DAC, "SetAccessControl", 1)
     desired = protected_descriptor(reader_sids)
+    current = store.descriptor(path)
     store.set_descriptor(path, ntfs.Descriptor(current.owner, desired.protected, desired.explicit))
+    if current.owner.upper() != _OWNER:
+        _require(fs, path, ntfs.WRITE_OWNER, "SetAccessControl", 1)
+        store.set_descriptor(path, ntfs.Descriptor(_OWNER, desired.protected, desired.explicit))
 
 
 def _format_acl(acl: dict[str, Any]) -> list[str]:
     """Format-Acl."""
-    lines = [] if acl["protected"] else ["inherits the folder's permissions"]
+    lines = [f"owner: {acl['owner_name']}"] if acl["owner"] != _OWNER else []
+    lines += [] if acl["protected"] else ["inherits the folder's permissions"]
     for entry in acl["entries"]:
         origin = " (inherited)" if entry["inherited"] else ""
         lines.append(f"{entry['name']}: {entry['access']} 0x{_comparable(entry['mask']):X}{origin}")
     return lines
 
 
-# -- ReplaceFileW as Windows does it (learn.microsoft.com/windows/win32/api/winbase/nf-winbase-replacefilew) --
-
-REPLACE_FAULTS = "replace_file_faults.json"  # under _sim/: Win32 error codes, one consumed per ReplaceFile call
-_REPLACE_MESSAGES = {
-    5: "Access to the path is denied.",
-    32: "The process cannot access the file because it is being used by another process.",
-    1175: "Unable to remove the file to be replaced.",
-    1176: "Unable to move the replacement file to the file to be replaced. The file to be replaced has "
-    "retained its original name.",
-    1177: "Unable to move the replacement file to the file to be replaced. The file to be replaced has been "
-    "renamed using the backup name.",
-}
+# The script's $TransientFileErrors: access denied, sharing and lock violations.
+_TRANSIENT = (5, 32, 33)
 
 
-class ReplaceFileError(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(_REPLACE_MESSAGES[code])
-        self.code = code
+def _invoke_file_move(fs: WindowsFs, source: Path, target: Path) -> None:
+    """The script's Invoke-FileMove: File.Move, retried up to 5 times on 5, 32 and 33."""
+    for attempt in range(1, 6):
+        try:
+            file_move(fs, source, target)
+            return
+        except MoveFileError as error:
+            if attempt == 5 or error.code not in _TRANSIENT:
+                raise
 
 
-def _next_fault(fs: WindowsFs) -> int | None:
-    path = fs.root / "_sim" / REPLACE_FAULTS
-    if not path.is_file():
-        return None
-    faults: list[int] = json.loads(path.read_text(encoding="utf-8"))
-    if not faults:
-        return None
-    path.write_text(json.dumps(faults[1:]), encoding="utf-8")
-    if faults[0] not in _REPLACE_MESSAGES:
-        raise ValueError(f"SIMULATOR: ReplaceFileW error {faults[0]} is not modelled")
-    return faults[0]
-
-
-def _move(fs: WindowsFs, source: Path, target: Path) -> None:
-    """File.Move / MoveFileEx on one volume: the file keeps its security descriptor (ntfs.rename)."""
-    os.replace(source, target)
-    ntfs.NtfsStore(fs.root).rename(fs.to_windows(source), fs.to_windows(target))
-
-
-def _delete(fs: WindowsFs, path: Path) -> None:
-    """Remove-Item: the file goes, and its security descriptor with it."""
-    windows_path = fs.to_windows(path)
-    path.unlink()
-    ntfs.NtfsStore(fs.root).forget(windows_path)
-
-
-def replace_file(fs: WindowsFs, source: Path, target: Path, backup: Path | None) -> None:
-    """File.Replace(source, target, backup): what each documented failure leaves behind, content and
-    security descriptors (the result carries the replaced file's DACL: ntfs.NtfsStore.replace_file)."""
-    code = _next_fault(fs)
-    if code in (5, 32, 1175):  # nothing moved: both files keep their names
-        raise ReplaceFileError(code)
-    store = ntfs.NtfsStore(fs.root)
-    if code == 1176:
-        # "If lpBackupFileName was specified, the replaced and replacement files retain their original
-        # file names. Otherwise, the replaced file no longer exists and the replacement file exists
-        # under its original name."
-        if backup is None:
-            _delete(fs, target)
-        raise ReplaceFileError(code)
-    if code == 1177:
-        # "The replacement file still exists under its original name; however, it has inherited the file
-        # streams and attributes from the file it is replacing. The file to be replaced still exists with
-        # a different name. If lpBackupFileName is specified, it will be the name of the replaced file."
-        store.copy_dacl(fs.to_windows(target), fs.to_windows(source))
-        _move(fs, target, backup if backup is not None else target.with_name(f"{target.name}.~{uuid.uuid4().hex}"))
-        raise ReplaceFileError(code)
-    store.replace_file(fs.to_windows(target), fs.to_windows(source), fs.to_windows(backup) if backup else None)
-    if backup is not None:
-        os.replace(target, backup)
-    os.replace(source, target)
-
-
-def _invoke_file_replace(fs: WindowsFs, source: Path, target: Path, backup: Path | None) -> None:
-    """The script's Invoke-FileReplace: the target is recovered from the source when it is gone,
-    sharing errors are retried up to 5 times."""
+def _invoke_file_replace(fs: WindowsFs, source: Path, target: Path, backup: Path) -> None:
+    """The script's Invoke-FileReplace: the target is recovered from the source (Invoke-FileMove) when it is
+    gone; sharing errors, 1175 and 1176 (with a backup name both files keep their names) are retried up to 5
+    times."""
     for attempt in range(1, 6):
         try:
             replace_file(fs, source, target, backup)
             return
         except ReplaceFileError as error:
             if source.is_file() and not target.exists():
-                _move(fs, source, target)
+                _invoke_file_move(fs, source, target)
                 return
-            if attempt == 5 or error.code not in (5, 32, 33, 1175):
+            if attempt == 5 or error.code not in (*_TRANSIENT, 1175, 1176):
                 raise
 
 
+def temporary_name(target: Path) -> Path:
+    """New-TemporaryPath: '.<name>.<8 hex digits>.tmp' next to the target."""
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+
+
 def _temporary_files(fs: WindowsFs, path: str) -> list[Path]:
-    """Get-TemporaryFiles: '.<name>.<32 hex digits>.tmp' next to the target."""
+    """Get-TemporaryFiles: '.<name>.<8 or 32 hex digits>.tmp' next to the target."""
     target = fs.resolve(path)
     if not target.parent.is_dir():
         return []
-    pattern = re.compile(r"^\." + re.escape(target.name) + r"\.[0-9a-f]{32}\.tmp$", re.IGNORECASE)
+    pattern = re.compile(r"^\." + re.escape(target.name) + r"\.([0-9a-f]{8}|[0-9a-f]{32})\.tmp$", re.IGNORECASE)
     return sorted(entry for entry in target.parent.iterdir() if entry.is_file() and pattern.match(entry.name))
 
 
@@ -357,12 +472,23 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             category="NotSpecified",
         )
     desired = bytes(desired)
+    desired_hash = hashlib.sha256(desired).hexdigest()
     present = before["ensure"] == "present"
-    content_ok = present and before["sha256"] == hashlib.sha256(desired).hexdigest()
+    previous_hash = before.get("sha256")
+    content_ok = present and before["content_readable"] and previous_hash == desired_hash
     acl_ok = readers is None or not present or _is_protected(before["acl"], readers)
     backup_ok = readers is None or before["backup_path"] is None or _is_protected(before["backup_acl"], readers)
     if content_ok and acl_ok and backup_ok:
         return succeed({**before, "reader_sids": readers})
+    if present and not before["content_readable"] and readers is None:
+        return fail(
+            "ContentUnreadable",
+            f"'{path}': its permissions do not let the Administrators read it, and this resource does not manage "
+            "them (no readers). Declare readers to have them set, or grant BUILTIN\\Administrators Full control by "
+            f'hand (icacls "{path}" /grant *S-1-5-32-544:F).',
+            prop="readers",
+            category="PermissionDenied",
+        )
     target = fs.resolve(path)
     changes = []
     if not target.parent.is_dir():
@@ -377,42 +503,61 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         _set_protected(fs, before["backup_path"], readers)
         after_backup = _acl(fs, before["backup_path"])
         changes.append(change("backup_readers", _format_acl(before["backup_acl"]), _format_acl(after_backup)))
+    if present and not before["content_readable"]:
+        # Readable now that the protected permissions give the Administrators Full control.
+        again = _state(fs, path)
+        assert isinstance(again, dict)
+        previous_hash = again["sha256"]
+        content_ok = previous_hash == desired_hash
     if not content_ok:
-        failure = _write_content(fs, path, target, desired, readers, present and spec["keep_backup"], present)
+        failure = _write_content(fs, target, desired, readers, spec["keep_backup"], present)
         if failure is not None:
             return failure
     after = _state(fs, path)
     assert isinstance(after, dict)
     if not content_ok:
-        changes.append(change("content", before.get("sha256"), after["sha256"]))
+        changes.append(change("content", previous_hash, after["sha256"]))
     return succeed({**after, "reader_sids": readers}, changes)
 
 
 def _write_content(
-    fs: WindowsFs, path: str, target: Path, desired: bytes, readers: list[str] | None, backup: bool, present: bool
+    fs: WindowsFs, target: Path, desired: bytes, readers: list[str] | None, keep_backup: bool, present: bool
 ) -> Envelope | None:
     """The temporary file, created with the protected descriptor when readers are given (File.Create with
-    a FileSecurity: CreateFile applies it at creation), then swapped in."""
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    a FileSecurity: CreateFile applies it at creation), then swapped in. File.Replace always gets a backup
+    name: '<path>.bak', or a temporary name deleted afterwards when no backup is kept."""
+    temporary = temporary_name(target)
+    fs.resolve(fs.to_windows(temporary))  # MAX_PATH: .NET checks the path before CreateFile
     store = ntfs.NtfsStore(fs.root)
     if readers is not None:
         store.set_descriptor(fs.to_windows(temporary), protected_descriptor(readers))
-    # Otherwise WriteAllBytes: the new file (a fresh GUID name, no descriptor) inherits from its folder.
+    # Otherwise WriteAllBytes: the new file (a fresh name, no descriptor) inherits from its folder, owned by the
+    # token's default owner (accounts.OPERATOR_DEFAULT_OWNER, ntfs.Descriptor's default).
     temporary.write_bytes(desired)
     try:
         if present:
-            _invoke_file_replace(fs, temporary, target, fs.resolve(path + ".bak") if backup else None)
+            backup = target.with_name(target.name + ".bak") if keep_backup else temporary_name(target)
+            fs.resolve(fs.to_windows(backup))
+            _invoke_file_replace(fs, temporary, target, backup)
+            if not keep_backup and backup.is_file():
+                delete_file(fs, backup)
         else:
-            _move(fs, temporary, target)
+            _invoke_file_move(fs, temporary, target)
     except ReplaceFileError as error:
         return fail(
             "UnexpectedError",
             f'Exception calling "Replace" with "3" argument(s): "{error}"',
             category="NotSpecified",
         )
+    except MoveFileError as error:
+        return fail(
+            "UnexpectedError",
+            f'Exception calling "Move" with "2" argument(s): "{error}"',
+            category="NotSpecified",
+        )
     finally:
         if temporary.exists() and target.is_file():
-            _delete(fs, temporary)
+            delete_file(fs, temporary)
     return None
 
 
@@ -426,14 +571,14 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     temporaries = _temporary_files(fs, path)
     changes = []
     if before["ensure"] == "present":
-        _delete(fs, fs.resolve(path))
+        delete_file(fs, fs.resolve(path))
         changes.append(change("ensure", "present", "absent"))
     if before["backup_path"] is not None:
-        _delete(fs, fs.resolve(before["backup_path"]))
+        delete_file(fs, fs.resolve(before["backup_path"]))
         changes.append(change("backup_path", before["backup_path"], None))
     for temporary in temporaries:
         windows_path = fs.to_windows(temporary)
-        _delete(fs, temporary)
+        delete_file(fs, temporary)
         changes.append(change("temporary_file", windows_path, None))
     after = _state(fs, path)
     assert isinstance(after, dict)

@@ -1,9 +1,11 @@
 """The protected permissions of a settings file that holds secrets, and how the host's differ from them.
 
 Desired: inheritance off, full control for LocalSystem and the local Administrators, Read for each
-reader, and no other entry (agent-requirements: "Other permissions should be denied"). The get script
-reports the DACL as it is; this module turns it into the ``readers`` the host really grants, so that
-``refresh`` shows any difference as a change of ``readers``, one readable line per deviation.
+reader, no other entry (agent-requirements: "Other permissions should be denied"), and the local
+Administrators as owner (an owner may always read and rewrite the DACL: learn.microsoft.com "Owner of a
+New Object"). The get script reports the owner and DACL as they are; this module turns them into the
+``readers`` the host really grants, so that ``refresh`` shows any difference as a change of ``readers``,
+one readable line per deviation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from providers.file_acl.rights import normalize_mask
 SYSTEM = "S-1-5-18"
 ADMINISTRATORS = "S-1-5-32-544"
 KEPT = {SYSTEM: "NT AUTHORITY\\SYSTEM", ADMINISTRATORS: "BUILTIN\\Administrators"}
+OWNER = ADMINISTRATORS
 FULL_CONTROL = normalize_mask(0x1F01FF)
 READ = normalize_mask(0x120089)
 INHERITS = "inherits the folder's permissions"
@@ -34,13 +37,21 @@ def _entry_text(entry: dict[str, Any]) -> str:
     return f"{entry.get('name') or entry.get('sid')}: {entry.get('access')} 0x{mask:X}{origin}"
 
 
+def _owner_line(acl: dict[str, Any]) -> list[str]:
+    """The owner, when it is not the local Administrators (an owner the host did not report counts as theirs)."""
+    owner = acl.get("owner")
+    if owner is None or str(owner).upper() == OWNER:
+        return []
+    return [f"owner: {acl.get('owner_name') or owner}"]
+
+
 def deviations(acl: dict[str, Any] | None, reader_sids: list[str | None]) -> list[str]:
-    """What differs from the protected DACL, one line each (sorted; empty when it is exactly that)."""
+    """What differs from the protected owner and DACL, one line each (sorted; empty when it is exactly that)."""
     if acl is None:
         return []
     expected = expected_masks(reader_sids)
     found: dict[str, bool] = {}
-    lines = [] if acl.get("protected") else [INHERITS]
+    lines = _owner_line(acl) + ([] if acl.get("protected") else [INHERITS])
     for entry in acl.get("entries") or []:
         sid = str(entry.get("sid", "")).upper()
         exact = (
@@ -60,7 +71,7 @@ def deviations(acl: dict[str, Any] | None, reader_sids: list[str | None]) -> lis
 def readers_on_host(
     declared: list[str], reader_sids: list[str | None], acl: dict[str, Any] | None, backup_acl: dict[str, Any] | None
 ) -> list[str]:
-    """``declared`` when the file (and its backup) carry exactly the protected DACL; otherwise the declared
+    """``declared`` when the file (and its backup) carry exactly the protected owner and DACL; otherwise the declared
     readers the file really grants what they should have (in the declared spelling), then every deviation."""
     expected = expected_masks(reader_sids)
     exact = {

@@ -14,22 +14,29 @@ from providers.settings_file.acl import readers_on_host
 
 FileEncoding = Literal["utf-8", "utf-8-bom", "utf-16"]
 UNPARSEABLE = "$unparseable_sha256"
-# set.ps1 first writes the new content to '<folder>\.<name>.<32 hex digits>.tmp' beside the file, a
-# path 38 characters longer than the file's own (two dots, the digits, '.tmp') under the same MAX_PATH.
-TEMPORARY_NAME_EXTRA = len("..") + 32 + len(".tmp")
+UNREADABLE = "$unreadable"
+# Why get reports no content: the file's DACL denies the deploying account (an administrator) FILE_READ_DATA.
+UNREADABLE_REASON = (
+    "the file's permissions do not let the Administrators read it (changed by hand); `up` sets the protected "
+    "permissions first, then compares the content"
+)
+# set.ps1 first writes the new content to '<folder>\.<name>.<8 hex digits>.tmp' beside the file, a path 14
+# characters longer than the file's own, under the same MAX_PATH (Windows PowerShell 5.1, .NET Framework).
+TEMPORARY_NAME_EXTRA = len("..12345678.tmp")
 MAX_SETTINGS_FILE_PATH = MAX_FILE_PATH - TEMPORARY_NAME_EXTRA
+MAX_PATH_LENGTH = MAX_SETTINGS_FILE_PATH
 
 
 def settings_file_path(value: str) -> str:
     """A settings file's absolute path, short enough for its temporary file, and not a backup's name."""
-    path = windows_absolute_path(value)
+    path = windows_absolute_path(value, max_length=len(value))  # this resource's own limit, below
     if path.lower().endswith(".bak"):
         raise ValueError(f"{value!r} ends in .bak, the name this resource uses for backups; choose another name")
     if len(path) > MAX_SETTINGS_FILE_PATH:
         raise ValueError(
-            f"path is {len(path)} characters long; the temporary file written beside it adds {TEMPORARY_NAME_EXTRA}, "
-            f"and Windows PowerShell 5.1 (no long-path support) handles at most {MAX_FILE_PATH}: keep the path to "
-            f"{MAX_SETTINGS_FILE_PATH} characters"
+            f"is {len(path)} characters long; a settings file's path can have at most {MAX_SETTINGS_FILE_PATH}: its "
+            f"temporary file '.<name>.<8 hex digits>.tmp' adds {TEMPORARY_NAME_EXTRA} and Windows PowerShell "
+            f"5.1 (.NET Framework, no long paths) stops at {MAX_FILE_PATH}; choose a shorter folder or file name"
         )
     return path
 
@@ -65,16 +72,19 @@ class SettingsFileModel(ResourceModel):
     keep_backup: bool = prop(
         True,
         description="Keep the previous version as '<path>.bak' when the content changes (with the file's own "
-        "permissions). Deleted with the resource, as are temporary files an interrupted run left.",
+        "permissions); otherwise it is deleted once the new content is in place. Deleted with the resource, as "
+        "are temporary files ('.<name>.<hex>.tmp') an interrupted run left.",
     )
     readers: list[str] | None = prop(
         None,
         description="For a file that holds secrets: the accounts that may read it, e.g. the pool identity "
         "'IIS AppPool\\<pool>' or the service account (they must exist: make the resource depend on them). "
-        "The file then gets protected permissions: inheritance off, Full control for SYSTEM and "
-        "Administrators, Read for these accounts, nothing else; set on the temporary file at its creation, so "
-        "the content is never readable by others, and kept on the backup. A hand-made change shows as drift "
-        "of `readers` and is repaired by `up`. None (the default): the file takes its folder's permissions.",
+        "English names of well-known accounts (NT AUTHORITY\\NETWORK SERVICE, BUILTIN\\Users...) work on localized "
+        "Windows too. The file then gets protected permissions: inheritance off, Full control for SYSTEM and "
+        "Administrators, Read for these accounts, nothing else, owned by Administrators; set on the temporary "
+        "file at its creation, so the content is never readable by others, and kept on the backup. A hand-made "
+        "change (even one that locks the Administrators out of the content) shows as drift of `readers` and is "
+        "repaired by `up`. None (the default): the file takes its folder's permissions.",
         manual="agent-requirements: permissions of the agent's account; other permissions should be denied",
     )
 
@@ -124,10 +134,18 @@ class SettingsFileModel(ResourceModel):
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:
         """The content properties as the host has them, in the form this resource declares them."""
         text = state.get("content")
-        actual: dict[str, Any] = {"encoding": state.get("encoding", self.encoding)}
+        # An unreadable file's encoding is unknown too: the declared one stands, the content shows the difference.
+        actual: dict[str, Any] = {"encoding": state.get("encoding") or self.encoding}
         if self.readers is not None:
             sids = state.get("reader_sids") or []
             actual["readers"] = readers_on_host(self.readers, sids, state.get("acl"), state.get("backup_acl"))
+        if state.get("content_readable") is False:
+            # Content unknown, never assumed unchanged: refresh shows it next to the readers that explain it.
+            if self.json_content is None:
+                actual["content"] = f"<{UNREADABLE_REASON}>"
+            else:
+                actual["json_content"] = {UNREADABLE: UNREADABLE_REASON}
+            return actual
         if self.json_content is None:
             actual["content"] = text
             return actual

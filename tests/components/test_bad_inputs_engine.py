@@ -251,9 +251,9 @@ RESOURCE_CASES = [
     ),
     Case(
         "settings-too-long-for-its-temporary-file",
-        resource(SettingsFile, path=f"{ROOT}\\{'a' * 200}.json", content="{}"),
+        resource(SettingsFile, path=f"{ROOT}\\{'a' * 240}.json", content="{}"),
         "path",
-        "keep the path to 221 characters",
+        "can have at most 245",
     ),
     Case(
         "settings-content-and-json",

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from devhost import accounts, certstore, features, ps51, scm
+from devhost import accounts, certstore, features, ps51, scm, win32_files
 from devhost.fs import WindowsFs
 from devhost.ops import SCRIPT_FACTS, certificate, settings_file, windows_feature, windows_service
 from providers.scripting.runner import ScriptRef, render_script
@@ -171,7 +171,7 @@ def test_b3_an_empty_file_can_be_written(tmp_path: Path) -> None:
 
 def faults(tmp_path: Path, *codes: int) -> None:
     (tmp_path / "_sim").mkdir(exist_ok=True)
-    (tmp_path / "_sim" / settings_file.REPLACE_FAULTS).write_text(json.dumps(list(codes)))
+    (tmp_path / "_sim" / win32_files.REPLACE_FAULTS).write_text(json.dumps(list(codes)))
 
 
 @pytest.mark.parametrize(
@@ -198,8 +198,8 @@ def test_r4_replacefile_1176_without_backup_leaves_only_the_temporary_file(tmp_p
     target.write_text("old")
     source.write_text("new")
     faults(tmp_path, 1176)
-    with pytest.raises(settings_file.ReplaceFileError):
-        settings_file.replace_file(fs, source, target, None)
+    with pytest.raises(win32_files.ReplaceFileError):
+        win32_files.replace_file(fs, source, target, None)
     assert not target.exists() and source.read_text() == "new"
     old = script("settings_file", "set").replace(
         "if ((Test-Path -LiteralPath $temporary) -and (Test-Path -LiteralPath $path -PathType Leaf))",

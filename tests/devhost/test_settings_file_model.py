@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from devhost import accounts, ntfs
-from devhost.fs import WindowsFs
-from devhost.ops import file_acl, settings_file
+from devhost import accounts, ntfs, ps51, win32_files
+from devhost.fs import PathTooLongError, WindowsFs
+from devhost.ops import SCRIPT_FACTS, file_acl, settings_file
+from providers.scripting.runner import ScriptRef, render_script
+from providers.settings_file.model import MAX_PATH_LENGTH
 
 PATH = "C:\\im\\Runtime\\appsettings.agent.json"
 READER = "CONTOSO\\svc-agent"
@@ -39,7 +41,7 @@ def can_read(fs: WindowsFs, path: str, who: str) -> bool:
 
 def faults(fs: WindowsFs, *codes: int) -> None:
     (fs.root / "_sim").mkdir(exist_ok=True)
-    (fs.root / "_sim" / settings_file.REPLACE_FAULTS).write_text(json.dumps(list(codes)))
+    (fs.root / "_sim" / win32_files.REPLACE_FAULTS).write_text(json.dumps(list(codes)))
 
 
 # -- Windows rules ----------------------------------------------------------------------------------
@@ -205,3 +207,234 @@ def test_remove_takes_the_backup_and_leftover_temporary_files_and_nothing_else(f
     assert ntfs.NtfsStore(fs.root).descriptor(PATH) == ntfs.Descriptor(), "descriptors go with their files"
     again = settings_file.remove(fs, spec("v2", [READER]))
     assert again.ok and again.changed is False
+
+
+# -- Review of the settings file scripts: each finding as Windows behaviour the unfixed script fails on ---------
+
+
+def script(operation: str) -> str:
+    return render_script(ScriptRef("providers.settings_file", operation))
+
+
+def refused(operation: str, text: str) -> list[str]:
+    return ps51.check_script(SCRIPT_FACTS, f"settings_file/{operation}", text)
+
+
+def harden_by_hand(fs: WindowsFs, path: str) -> None:
+    """What an administrator does with icacls: only the reader's Read entry left, SYSTEM and Administrators removed."""
+    file_acl.admin_edit_entry(fs.root, path, "NT AUTHORITY\\SYSTEM", remove=True)
+    file_acl.admin_edit_entry(fs.root, path, "BUILTIN\\Administrators", remove=True)
+
+
+def test_the_hash_of_a_secret_file_is_never_piped_into_a_cmdlet() -> None:
+    """Module logging (event 4103) records every value bound to ForEach-Object: here each byte of the hash."""
+    old = script("set").replace(
+        "[System.BitConverter]::ToString($sha.ComputeHash($Bytes)).Replace('-', '').ToLowerInvariant()",
+        "(-join ($sha.ComputeHash($Bytes) | ForEach-Object { $_.ToString('x2') }))",
+    )
+    assert old != script("set")
+    assert any("ForEach-Object" in problem for problem in refused("set", old))
+    assert refused("set", script("set")) == []
+
+
+def test_the_owner_keeps_read_control_and_write_dac_whatever_the_dacl_says(tmp_path: Path) -> None:
+    store = ntfs.NtfsStore(tmp_path)
+    operator = set(accounts.OPERATOR_TOKEN)
+    reader_only = ntfs.Descriptor(accounts.ADMINISTRATORS, True, [ntfs.Ace("S-1-5-21-1-2-3-1001", 0x120089)])
+    store.set_descriptor("C:\\a\\f.json", reader_only)
+    assert not ntfs.can_read_file(store, "C:\\a\\f.json", operator), "no entry grants the Administrators the content"
+    assert ntfs.access_granted(store, "C:\\a\\f.json", operator, ntfs.READ_CONTROL | ntfs.WRITE_DAC), "the owner's"
+    assert not ntfs.access_granted(store, "C:\\a\\f.json", operator, ntfs.WRITE_OWNER), "not implied"
+    store.set_descriptor("C:\\a\\g.json", ntfs.Descriptor("S-1-5-21-1-2-3-1001", True, reader_only.explicit))
+    assert not ntfs.access_granted(store, "C:\\a\\g.json", operator, ntfs.READ_CONTROL), "another owner: nothing"
+    owner_rights = [*reader_only.explicit, ntfs.Ace(ntfs.OWNER_RIGHTS, 0x120089)]
+    assert ntfs.granted_rights(owner_rights, operator, accounts.ADMINISTRATORS) == 0, "OWNER RIGHTS replaces it"
+
+
+def test_a_file_hardened_by_hand_reports_its_permissions_and_an_unknown_content(fs: WindowsFs) -> None:
+    assert settings_file.set_(fs, spec('{"Secret": "s"}', readers=[READER])).ok
+    harden_by_hand(fs, PATH)
+    got = settings_file.get(fs, spec('{"Secret": "s"}', readers=[READER]))
+    assert got.ok, got.error
+    assert got.state["content_readable"] is False and got.state["content"] is None and got.state["sha256"] is None
+    assert [e["sid"] for e in got.state["acl"]["entries"]] == [accounts.resolve(fs.root, READER).sid]
+    # The unfixed order (content first) fails on Windows with "Access to the path ... is denied."
+    old = script("get").replace("    $acl = Get-FileAcl $Path\n", "").replace("acl = $acl", "acl = (Get-FileAcl $Path)")
+    assert any("permissions are read before the content" in problem for problem in refused("get", old))
+
+
+def test_up_repairs_a_hardened_file_first_then_leaves_its_equal_content_alone(fs: WindowsFs) -> None:
+    assert settings_file.set_(fs, spec('{"Secret": "s"}', readers=[READER])).ok
+    harden_by_hand(fs, PATH)
+    before = fs.resolve(PATH).read_bytes()
+    repaired = settings_file.set_(fs, spec('{"Secret": "s"}', readers=[READER]))
+    assert repaired.ok, repaired.error
+    assert [c["property"] for c in repaired.changes] == ["readers"], "the content was compared once readable"
+    assert "BUILTIN\\Administrators: no full control" not in repaired.changes[0]["after"]
+    assert repaired.state["content_readable"] is True and fs.resolve(PATH).read_bytes() == before
+    assert settings_file.set_(fs, spec('{"Secret": "s"}', readers=[READER])).changed is False
+    harden_by_hand(fs, PATH)
+    changed = settings_file.set_(fs, spec('{"Secret": "t"}', readers=[READER]))
+    assert [c["property"] for c in changed.changes] == ["readers", "content"]
+    assert (
+        fs.resolve(PATH).read_text() == '{"Secret": "t"}' and fs.resolve(PATH + ".bak").read_text() == '{"Secret": "s"}'
+    )
+
+
+def test_an_unreadable_file_without_readers_is_refused_with_the_fix(fs: WindowsFs) -> None:
+    assert settings_file.set_(fs, spec("{}", readers=[READER])).ok
+    harden_by_hand(fs, PATH)
+    refused_set = settings_file.set_(fs, spec("{}"))
+    assert not refused_set.ok and refused_set.error is not None
+    assert refused_set.error["id"] == "ContentUnreadable" and refused_set.error["property"] == "readers"
+    assert "Declare readers" in refused_set.error["message"] and "icacls" in refused_set.error["message"]
+
+
+def test_a_new_file_is_owned_by_the_administrators_and_another_owner_is_drift_repaired(fs: WindowsFs) -> None:
+    created = settings_file.set_(fs, spec("{}", readers=[READER]))
+    assert created.state["acl"]["owner"] == accounts.ADMINISTRATORS, "the elevated token's default owner"
+    file_acl.admin_set_owner(fs.root, PATH, LOCAL_USER)
+    alice = set(accounts.token_sids(fs.root, LOCAL_USER))
+    store = ntfs.NtfsStore(fs.root)
+    assert ntfs.access_granted(store, PATH, alice, ntfs.WRITE_DAC), "an owner may rewrite the DACL, then read"
+    got = settings_file.get(fs, spec("{}", readers=[READER]))
+    assert got.state["acl"]["owner_name"] == LOCAL_USER
+    repaired = settings_file.set_(fs, spec("{}", readers=[READER]))
+    assert [c["property"] for c in repaired.changes] == ["readers"]
+    assert f"owner: {LOCAL_USER}" in repaired.changes[0]["before"]
+    assert store.descriptor(PATH).owner == accounts.ADMINISTRATORS
+    assert not ntfs.access_granted(store, PATH, alice, ntfs.WRITE_DAC)
+    # The DACL alone keeps the owner (SetAccessControl persists only the sections set): the unfixed script,
+    # which never set it, left the other owner in place and never reported it.
+    old = script("set").replace(
+        "    if (-not $Acl.protected -or $Acl.owner -ne $OwnerSid) { return $false }\n",
+        ("    if (-not $Acl.protected) { return $false }\n"),
+    )
+    assert any("owner other than" in problem for problem in refused("set", old))
+
+
+def test_an_owner_that_locked_the_administrators_out_stops_set_with_an_error(fs: WindowsFs) -> None:
+    """Windows' limit: without WRITE_DAC (not the owner, no entry) the DACL cannot be written; .NET does not
+    enable SeTakeOwnershipPrivilege. The error is reported, nothing is changed."""
+    assert settings_file.set_(fs, spec("{}", readers=[READER])).ok
+    harden_by_hand(fs, PATH)
+    file_acl.admin_set_owner(fs.root, PATH, LOCAL_USER)
+    result = settings_file.get(fs, spec("{}", readers=[READER]))
+    assert not result.ok and result.error is not None
+    assert "unauthorized operation" in result.error["message"]
+
+
+def move_faults(fs: WindowsFs, *codes: int) -> None:
+    (fs.root / "_sim").mkdir(exist_ok=True)
+    (fs.root / "_sim" / win32_files.MOVE_FAULTS).write_text(json.dumps(list(codes)))
+
+
+@pytest.mark.parametrize("keep_backup", [True, False])
+def test_the_recovery_move_after_replacefile_1177_is_retried(fs: WindowsFs, keep_backup: bool) -> None:
+    assert settings_file.set_(fs, spec("old", [READER], keep_backup)).ok
+    faults(fs, 1177)
+    move_faults(fs, 32)  # the file watcher that failed the replace still holds the new file
+    result = settings_file.set_(fs, spec("new", [READER], keep_backup))
+    assert result.ok, result.error
+    assert fs.resolve(PATH).read_text() == "new" and not can_read(fs, PATH, LOCAL_USER)
+    names = sorted(p.name for p in fs.resolve(PATH).parent.iterdir())
+    assert names == sorted(["appsettings.agent.json", *(["appsettings.agent.json.bak"] if keep_backup else [])])
+    # A bare File.Move fails on that sharing violation: what the unfixed recovery did.
+    source, target = fs.resolve("C:\\im\\a.tmp"), fs.resolve("C:\\im\\a.json")
+    source.write_text("x")
+    move_faults(fs, 32)
+    with pytest.raises(win32_files.MoveFileError, match="being used by another process"):
+        win32_files.file_move(fs, source, target)
+    old = script("set").replace(
+        "                Invoke-FileMove $Source $Target\n",
+        "                [System.IO.File]::Move($Source, $Target)\n",
+    )
+    assert any("retries of Invoke-FileMove" in problem for problem in refused("set", old))
+
+
+def test_a_new_file_is_moved_into_place_with_retries_and_a_lasting_failure_loses_nothing(fs: WindowsFs) -> None:
+    move_faults(fs, 32, 5)
+    created = settings_file.set_(fs, spec("v1", [READER], keep_backup=False))
+    assert created.ok, created.error
+    faults(fs, 1177)
+    move_faults(fs, 32, 32, 32, 32, 32)
+    failed = settings_file.set_(fs, spec("v2", [READER], keep_backup=False))
+    assert not failed.ok and failed.error is not None and "Move" in failed.error["message"]
+    leftovers = {p.read_text() for p in fs.resolve(PATH).parent.iterdir()}
+    assert leftovers == {"v1", "v2"}, "the old version under its backup name, the new one under the temporary one"
+    removed = settings_file.remove(fs, spec("v2", [READER]))
+    assert [c["property"] for c in removed.changes] == ["temporary_file", "temporary_file"]
+    assert list(fs.resolve(PATH).parent.iterdir()) == []
+
+
+def test_replacefile_always_gets_a_backup_name_so_1177_leaves_nothing_unknown(fs: WindowsFs) -> None:
+    assert settings_file.set_(fs, spec("old", keep_backup=False)).ok
+    faults(fs, 1177)
+    assert settings_file.set_(fs, spec("new", keep_backup=False)).ok
+    assert [p.name for p in fs.resolve(PATH).parent.iterdir()] == ["appsettings.agent.json"]
+    # Without a backup name Windows renames the replaced file itself: that name was left behind.
+    target, source = fs.resolve("C:\\b\\f.json"), fs.resolve("C:\\b\\.f.json.1.tmp")
+    target.parent.mkdir(parents=True)
+    target.write_text("old")
+    source.write_text("new")
+    faults(fs, 1177)
+    with pytest.raises(win32_files.ReplaceFileError):
+        win32_files.replace_file(fs, source, target, None)
+    assert [p.name for p in target.parent.iterdir() if p.name.startswith("f.json.~")], "an unknown name"
+    old = script("set").replace(
+        'if ($Spec.keep_backup) { $backup = "$path.bak" } else { $backup = New-TemporaryPath $path }',
+        '$backup = $null; if ($Spec.keep_backup) { $backup = "$path.bak" }',
+    )
+    assert any("always gets a backup name" in problem for problem in refused("set", old))
+
+
+def test_the_longest_path_the_model_allows_can_be_written_replaced_and_removed(fs: WindowsFs) -> None:
+    folder = "C:\\" + "\\".join(["d" * 60] * 3)
+    path = folder + "\\" + "f" * (MAX_PATH_LENGTH - len(folder) - 6) + ".json"
+    assert len(path) == MAX_PATH_LENGTH == 245
+    for content, keep_backup in (("v1", True), ("v2", True), ("v3", False)):
+        faults(fs, 1177)
+        written = settings_file.set_(fs, {**spec(content, [READER], keep_backup), "path": path})
+        assert written.ok, written.error
+    assert fs.resolve(path).read_text() == "v3" and fs.resolve(path + ".bak").read_text() == "v1"
+    # The unfixed temporary name '.<name>.<32 hex digits>.tmp' adds 38 characters: over MAX_PATH.
+    with pytest.raises(PathTooLongError, match="less than 260 characters"):
+        fs.resolve(f"{folder}\\.{path.rsplit(chr(92), 1)[1]}.{'0' * 32}.tmp")
+    leftover = fs.resolve(path).parent / f".{fs.resolve(path).name}.{'a' * 8}.tmp"
+    leftover.write_text("v4")
+    removed = settings_file.remove(fs, {**spec("v3", [READER]), "path": path})
+    assert [c["property"] for c in removed.changes] == ["ensure", "backup_path", "temporary_file"]
+    old = script("set").replace(".ToString('N').Substring(0, 8) + '.tmp'", ".ToString('N') + '.tmp'")
+    assert any("14 characters more" in problem for problem in refused("set", old))
+
+
+def test_well_known_readers_by_english_name_on_a_german_windows(fs: WindowsFs) -> None:
+    accounts.set_display_language(fs.root, "de-DE")
+    with pytest.raises(accounts.IdentityNotMapped):
+        accounts.resolve(fs.root, "NT AUTHORITY\\NETWORK SERVICE")  # what NTAccount.Translate does there
+    assert accounts.resolve(fs.root, "NT-AUTORITÄT\\NETZWERKDIENST").sid == "S-1-5-20"
+    created = settings_file.set_(fs, spec("{}", readers=["NT AUTHORITY\\NETWORK SERVICE"]))
+    assert created.ok, created.error
+    names = [e["name"] for e in created.state["acl"]["entries"]]
+    assert names == ["NT-AUTORITÄT\\SYSTEM", "VORDEFINIERT\\Administratoren", "NT-AUTORITÄT\\NETZWERKDIENST"]
+    got = settings_file.get(fs, spec("{}", readers=["NT AUTHORITY\\NETWORK SERVICE", "BUILTIN\\Users"]))
+    assert got.state["reader_sids"] == ["S-1-5-20", accounts.USERS]
+    old = script("set").replace(
+        "    if ($WellKnownAccountSids.ContainsKey($Name)) { return $WellKnownAccountSids[$Name] }\n", ""
+    )
+    assert any("before NTAccount.Translate" in problem for problem in refused("set", old))
+
+
+def test_the_drive_root_is_a_windows_servers(tmp_path: Path) -> None:
+    """icacls C:\\ on Server 2019/2022: files inherit Users Read & execute only; Users may add folders and files
+    in folders below C:\\, not change other people's files (client SKUs give Authenticated Users Modify)."""
+    store = ntfs.NtfsStore(tmp_path)
+    alice = {"S-1-5-21-1-2-3-1001", accounts.USERS, accounts.EVERYONE, accounts.AUTHENTICATED_USERS}
+    file_rights = ntfs.granted_rights(store.explicit_and_inherited("C:\\im\\a.json", is_container=False), alice)
+    assert file_rights == ntfs.READ_AND_EXECUTE
+    folder_rights = ntfs.granted_rights(store.explicit_and_inherited("C:\\im", is_container=True), alice)
+    assert folder_rights == ntfs.READ_AND_EXECUTE | ntfs.FILE_APPEND_DATA | ntfs.FILE_WRITE_DATA
+    inherited = store.explicit_and_inherited("C:\\im\\a.json", is_container=False)
+    owner = [a for a in inherited if a.sid == accounts.ADMINISTRATORS and a.mask == ntfs.FULL_CONTROL]
+    assert len(owner) == 2, "Administrators' own entry and CREATOR OWNER's, the file's owner being Administrators"
+    assert store.descriptor("C:\\").owner == ntfs.TRUSTED_INSTALLER

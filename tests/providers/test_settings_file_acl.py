@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from providers.settings_file.acl import ADMINISTRATORS, INHERITS, SYSTEM, readers_on_host
+from providers.settings_file.model import UNREADABLE, UNREADABLE_REASON, SettingsFileModel
 
 POOL = "S-1-5-82-1-2-3-4-5"
+MODEL = {
+    "connection": {"host": "agent01.contoso.com", "username": "CONTOSO\\deploy", "password": "x"},
+    "path": "C:\\im\\Runtime\\appsettings.agent.json",
+}
 USERS = "S-1-5-32-545"
 
 
@@ -52,3 +57,31 @@ def test_every_deviation_shows_as_one_line() -> None:
 
 def test_a_reader_that_no_longer_resolves_is_missing() -> None:
     assert readers_on_host(["IIS AppPool\\A"], [None], protected(), None) == ["IIS APPPOOL\\A: Allow 0x20089"]
+
+
+def test_an_owner_other_than_the_administrators_is_a_deviation() -> None:
+    """An owner may always read and rewrite the DACL (learn.microsoft.com, "Owner of a New Object")."""
+    owned = {**protected(), "owner": ADMINISTRATORS, "owner_name": "BUILTIN\\Administrators"}
+    assert readers_on_host(["IIS AppPool\\A"], [POOL], owned, None) == ["IIS AppPool\\A"]
+    alice = {**protected(), "owner": "S-1-5-21-1-2-3-1001", "owner_name": "SIMHOST\\alice"}
+    assert readers_on_host(["IIS AppPool\\A"], [POOL], alice, None) == ["IIS AppPool\\A", "owner: SIMHOST\\alice"]
+    assert readers_on_host(["IIS AppPool\\A"], [POOL], owned, alice) == [
+        "IIS AppPool\\A",
+        "backup: owner: SIMHOST\\alice",
+    ]
+
+
+def test_an_unreadable_file_reports_its_content_unknown_and_its_readers() -> None:
+    hardened = {"protected": True, "owner": ADMINISTRATORS, "entries": [entry(POOL, 0x120089, "IIS APPPOOL\\A")]}
+    state = {"ensure": "present", "content_readable": False, "content": None, "encoding": None, "sha256": None}
+    state |= {"acl": hardened, "backup_acl": None, "reader_sids": [POOL]}
+    text = SettingsFileModel.model_validate({**MODEL, "content": "{}", "readers": ["IIS AppPool\\A"]})
+    actual = text.actual_from(state)
+    assert actual["content"] == f"<{UNREADABLE_REASON}>" and actual["encoding"] == "utf-8"
+    assert actual["readers"] == [
+        "IIS AppPool\\A",
+        "BUILTIN\\Administrators: no full control",
+        "NT AUTHORITY\\SYSTEM: no full control",
+    ]
+    document = SettingsFileModel.model_validate({**MODEL, "json_content": {"A": 1}, "readers": ["IIS AppPool\\A"]})
+    assert document.actual_from(state)["json_content"] == {UNREADABLE: UNREADABLE_REASON}

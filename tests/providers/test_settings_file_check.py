@@ -21,6 +21,14 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("reserved device name", {"path": "C:\\identitymanager\\CON.json"}, "path", "reserved device name"),
     ("trailing dot", {"path": "C:\\identitymanager\\a.json."}, "path", "space or dot"),
     ("backup name", {"path": "C:\\identitymanager\\a.json.bak"}, "path", ".bak"),
+    # The temporary file next to it adds 14 characters, and 5.1 stops at 259: 245 at most.
+    (
+        "path too long",
+        {"path": "C:\\im\\" + "a" * 235 + ".json"},
+        "path",
+        "is 246 characters long; a settings file's path can have at most 245",
+    ),
+    ("path far too long", {"path": "C:\\im\\" + "a" * 300 + ".json"}, "path", "at most 245"),
     ("unknown encoding", {"encoding": "latin-1"}, "encoding", "utf-8"),
     ("both contents", {"json_content": {"A": 1}}, "(resource)", "exactly one"),
     ("misspelt property", {"contents": "{}"}, "contents", "not a property"),
@@ -76,3 +84,9 @@ def test_good_input_passes_and_is_normalised() -> None:
 def test_unknown_values_in_preview_are_not_failures() -> None:
     result = SettingsFileProvider().check({}, {**GOOD, "content": UNKNOWN, "path": "Runtime\\x"})
     assert [f.reason.split(":")[0] for f in result.failures] == ["path"], "known values are still checked"
+
+
+def test_the_longest_path_allowed_is_accepted() -> None:
+    path = "C:\\im\\" + "a" * 234 + ".json"
+    assert len(path) == 245
+    assert SettingsFileProvider().check({}, {**GOOD, "path": path}).failures == []

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from devhost import accounts
+from devhost import accounts, ntfs
 from devhost.ops.file_acl import admin_read_as
 from providers.scripting.runner import ScriptRef, run_script
 from providers.settings_file import SettingsFile
@@ -339,14 +339,34 @@ def test_a_file_with_readers_is_theirs_alone_and_a_hand_made_change_is_drift_rep
     assert can_read(simulated, desired["plain"], local_user), "without readers a file takes C:\\'s permissions"
     assert stack.refresh(expect_no_changes=True).ok, "the protected permissions read back as declared"
 
-    for change in (
-        ("acl-edit", "--path", desired["path"], "--principal", local_user, "--rights", "R"),
-        ("acl-inheritance", "--path", desired["path"], "--mode", "e"),
-    ):
-        devhost_admin(simulated, *change)
-        assert can_read(simulated, desired["path"], local_user), change
+    path = desired["path"]
+    content = simulated.windows_file(path).read_bytes()
+    cases: dict[str, list[tuple[str, ...]]] = {
+        "a reader added": [("acl-edit", "--path", path, "--principal", local_user, "--rights", "R")],
+        "inheritance on": [("acl-inheritance", "--path", path, "--mode", "e")],
+        # An owner may always rewrite the DACL, then read (learn.microsoft.com "Owner of a New Object").
+        "another owner": [("acl-owner", "--path", path, "--principal", local_user)],
+        # Hardened by hand: only the reader may read it, the Administrators keep READ_CONTROL as its owner.
+        "the reader alone": [
+            ("acl-edit", "--path", path, "--principal", "NT AUTHORITY\\SYSTEM", "--remove"),
+            ("acl-edit", "--path", path, "--principal", "BUILTIN\\Administrators", "--remove"),
+        ],
+    }
+    for case, commands in cases.items():
+        for command in commands:
+            devhost_admin(simulated, *command)
+        assert simulated.state_dir is not None
+        store, alice = ntfs.NtfsStore(simulated.state_dir), accounts.token_sids(simulated.state_dir, local_user)
+        exposed = {
+            "a reader added": can_read(simulated, path, local_user),
+            "inheritance on": can_read(simulated, path, local_user),
+            "another owner": ntfs.access_granted(store, path, alice, ntfs.WRITE_DAC),
+            "the reader alone": not ntfs.can_read_file(store, path, set(accounts.OPERATOR_TOKEN)),
+        }
+        assert exposed[case], case
         drift = stack.refresh(expect_no_changes=True)
-        assert not drift.ok and "agent-settings" in drift.output, change
+        assert not drift.ok and "agent-settings" in drift.output, case
+        assert "Access to the path" not in drift.output and "unauthorized" not in drift.output, drift.output
         preview = stack.preview(diff=True)
         assert preview.ok and "~ readers" in preview.stdout.replace("  ", " "), preview.stdout
         assert desired["client_secret"] not in preview.output
@@ -354,8 +374,10 @@ def test_a_file_with_readers_is_theirs_alone_and_a_hand_made_change_is_drift_rep
         repaired = stack.up()
         assert repaired.ok and repaired.summary.get("update") == 1, repaired.output
         assert simulated.operations_since(mark).count("settings_file/set") == 1, "only the drifted file"
-        assert not can_read(simulated, desired["path"], local_user) and can_read(simulated, desired["path"], reader)
-        assert stack.refresh(expect_no_changes=True).ok
+        assert not can_read(simulated, path, local_user) and can_read(simulated, path, reader)
+        assert simulated.windows_file(path).read_bytes() == content, f"{case}: the content is left alone"
+        assert not simulated.windows_file(path + ".bak").exists(), case
+        assert stack.refresh(expect_no_changes=True).ok, case
 
     # An update keeps the previous version, as protected as the file; destroy takes it.
     desired["client_secret"] += "-rotated"

@@ -345,9 +345,9 @@ CASES = [
     ),
     Case(
         "working-directory-too-long",
-        put(("agents", 1, "workingDirectory"), "C:\\" + "w" * 200),
+        put(("agents", 1, "workingDirectory"), "C:\\" + "w" * 220),
         "agents[1].workingDirectory",
-        "keep it to 190 characters",
+        "keep it to 214 characters",
     ),
     Case(
         "hosting-bundle-older-than-the-manual",

@@ -28,14 +28,41 @@ function ConvertFrom-FileBytes([byte[]] $Bytes, [string] $EncodingName) {
     }
 }
 
+# The Win32 error code of a failed .NET file call: the HResult of its innermost exception (an IOException
+# carries 0x80070020 for a sharing violation, an UnauthorizedAccessException 0x80070005).
+function Get-Win32Code($ErrorRecord) {
+    $reason = $ErrorRecord.Exception
+    while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+    return ($reason.HResult -band 0xFFFF)
+}
+
+# Access denied (5), sharing (32) and lock (33) violations from antivirus, indexers or file watchers are
+# transient: retried five times, 100 ms more each time (as LLVM's sys::fs rename does for ReplaceFileW).
+$TransientFileErrors = @(5, 32, 33)
+
+# File.Move is MoveFileEx, which fails like any open of the file while another process holds it.
+function Invoke-FileMove([string] $Source, [string] $Target) {
+    $attempt = 0
+    while ($true) {
+        $attempt++
+        try {
+            [System.IO.File]::Move($Source, $Target)
+            return
+        } catch {
+            if ($attempt -ge 5 -or $TransientFileErrors -notcontains (Get-Win32Code $_)) { throw }
+            Start-Sleep -Milliseconds (100 * $attempt)
+        }
+    }
+}
+
 # File.Replace is ReplaceFileW, which can fail half-way (learn.microsoft.com, ReplaceFileW, "Return
 # value"): 1175 ERROR_UNABLE_TO_REMOVE_REPLACED leaves both files under their names; 1176
-# ERROR_UNABLE_TO_MOVE_REPLACEMENT without a backup name leaves the replaced file gone and the new
-# content under the temporary name; 1177 ERROR_UNABLE_TO_MOVE_REPLACEMENT_2 leaves the replaced file
-# under another name. When the target is gone the new content is moved into place, so the file is
-# never lost. Access denied and sharing violations from antivirus, indexers or file watchers are
-# transient and retried (as LLVM's sys::fs rename does for ReplaceFileW).
-function Invoke-FileReplace([string] $Source, [string] $Target, $Backup) {
+# ERROR_UNABLE_TO_MOVE_REPLACEMENT with a backup name leaves both files under their names too; 1177
+# ERROR_UNABLE_TO_MOVE_REPLACEMENT_2 leaves the replaced file under the backup name and the new content
+# under the temporary name. 1175 and 1176 change nothing, so they are retried like a sharing violation; when
+# the target is gone the new content is moved into place (with the same retries: the file watcher that failed
+# the replace can hold it a moment longer), so the file is never lost.
+function Invoke-FileReplace([string] $Source, [string] $Target, [string] $Backup) {
     $attempt = 0
     while ($true) {
         $attempt++
@@ -44,28 +71,39 @@ function Invoke-FileReplace([string] $Source, [string] $Target, $Backup) {
             return
         } catch {
             if ((Test-Path -LiteralPath $Source -PathType Leaf) -and -not (Test-Path -LiteralPath $Target)) {
-                [System.IO.File]::Move($Source, $Target)
+                Invoke-FileMove $Source $Target
                 return
             }
-            $reason = $_.Exception
-            while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-            $code = $reason.HResult -band 0xFFFF
-            if ($attempt -ge 5 -or @(5, 32, 33, 1175) -notcontains $code) { throw }
+            $code = Get-Win32Code $_
+            if ($attempt -ge 5 -or @($TransientFileErrors + 1175 + 1176) -notcontains $code) { throw }
             Start-Sleep -Milliseconds (100 * $attempt)
         }
     }
 }
 
+# '.<name>.<8 hex digits>.tmp' next to the target: the new content before it is swapped in, and the previous
+# version when no backup is kept. 14 characters longer than the path, which SettingsFileModel allows for.
+function New-TemporaryPath([string] $Path) {
+    $name = '.' + [System.IO.Path]::GetFileName($Path) + '.' + [guid]::NewGuid().ToString('N').Substring(0, 8) + '.tmp'
+    return [System.IO.Path]::Combine([System.IO.Path]::GetDirectoryName($Path), $name)
+}
+
+# .NET only, no cmdlet: piping the hash bytes into ForEach-Object would have Module Logging record each
+# bound value in event 4103 (about_Logging_Windows), and the hash of a file that embeds secrets can confirm
+# a guessed secret.
 function Get-Sha256Hex([byte[]] $Bytes) {
     $sha = [System.Security.Cryptography.SHA256]::Create()
-    try { return (-join ($sha.ComputeHash($Bytes) | ForEach-Object { $_.ToString('x2') })) } finally { $sha.Dispose() }
+    try { return [System.BitConverter]::ToString($sha.ComputeHash($Bytes)).Replace('-', '').ToLowerInvariant() } finally { $sha.Dispose() }
 }
 
 # -- Permissions of a file that holds secrets (readers given) ------------------------------------
 # Protected (inheritance off, nothing of the folder's entries copied), full control for LocalSystem and
-# the local Administrators, Read for each reader, no other entry: the manual's "other permissions should
-# be denied" (agent-requirements) for the files that hold the client secrets and passwords.
+# the local Administrators, Read for each reader, no other entry, owned by the local Administrators: the
+# manual's "other permissions should be denied" (agent-requirements) for the files that hold the client
+# secrets and passwords. The owner counts as much as an entry: it may always read and change the DACL
+# (learn.microsoft.com, "Owner of a New Object").
 $KeptSids = @('S-1-5-18', 'S-1-5-32-544')
+$OwnerSid = 'S-1-5-32-544'
 $FullControlMask = [long]0xF01FF  # FullControl without Synchronize, which .NET adds to every allow entry
 $ReadMask = [long]0x20089
 $GenericFileRights = @(
@@ -84,11 +122,32 @@ function ConvertTo-ComparableMask([long] $Mask) {
     return ($value -band (-bnot [long]0x100000))
 }
 
+# The English names of the well-known accounts, as SIDs. Windows localizes these names ('NT-AUTORITÄT\SYSTEM',
+# 'VORDEFINIERT\Administratoren' on a German server), so NTAccount.Translate of the English name fails there
+# (IdentityNotMapped, error 1332); the SIDs are the same on every Windows (learn.microsoft.com, "Well-known
+# SIDs"). 'IIS AppPool\<pool>' and 'NT SERVICE\<service>' are not localized. A hashtable's keys compare
+# without case.
+$WellKnownAccountSids = @{
+    'NT AUTHORITY\SYSTEM' = 'S-1-5-18'; 'SYSTEM' = 'S-1-5-18'
+    'NT AUTHORITY\LOCAL SERVICE' = 'S-1-5-19'; 'LOCAL SERVICE' = 'S-1-5-19'
+    'NT AUTHORITY\NETWORK SERVICE' = 'S-1-5-20'; 'NETWORK SERVICE' = 'S-1-5-20'
+    'NT AUTHORITY\Authenticated Users' = 'S-1-5-11'; 'Authenticated Users' = 'S-1-5-11'
+    'BUILTIN\Administrators' = 'S-1-5-32-544'; 'Administrators' = 'S-1-5-32-544'
+    'BUILTIN\Users' = 'S-1-5-32-545'; 'Users' = 'S-1-5-32-545'
+    'Everyone' = 'S-1-1-0'
+}
+
+# A reader's SID: given as a SID, a well-known English name, or a name Windows translates (throws otherwise).
+function ConvertTo-ReaderSid([string] $Name) {
+    if ($Name -match '^S-1-') { return (New-Object System.Security.Principal.SecurityIdentifier($Name)).Value }
+    if ($WellKnownAccountSids.ContainsKey($Name)) { return $WellKnownAccountSids[$Name] }
+    return (New-Object System.Security.Principal.NTAccount($Name)).Translate([System.Security.Principal.SecurityIdentifier]).Value
+}
+
 # set: a reader that does not resolve stops the operation with the fix.
 function Resolve-ReaderSid([string] $Name) {
     try {
-        if ($Name -match '^S-1-') { return (New-Object System.Security.Principal.SecurityIdentifier($Name)).Value }
-        return (New-Object System.Security.Principal.NTAccount($Name)).Translate([System.Security.Principal.SecurityIdentifier]).Value
+        return (ConvertTo-ReaderSid $Name)
     } catch {
         # Translate's IdentityNotMappedException arrives wrapped in a MethodInvocationException.
         $reason = $_.Exception
@@ -106,38 +165,42 @@ function Get-DeclaredReaderSids($Spec) {
     $sids = New-Object System.Collections.Generic.List[object]
     foreach ($name in @($Spec.readers)) {
         $sid = $null
-        try {
-            if ([string]$name -match '^S-1-') { $sid = (New-Object System.Security.Principal.SecurityIdentifier([string]$name)).Value }
-            else { $sid = (New-Object System.Security.Principal.NTAccount([string]$name)).Translate([System.Security.Principal.SecurityIdentifier]).Value }
-        } catch { $sid = $null }
+        try { $sid = ConvertTo-ReaderSid ([string]$name) } catch { $sid = $null }
         $sids.Add($sid)
     }
     return ,$sids.ToArray()
 }
 
-# The file's DACL as Windows has it: protection, then every entry, explicit ones first (GetAccessControl
-# reads the Access section only: no SeSecurityPrivilege needed).
+function Get-AccountName([System.Security.Principal.SecurityIdentifier] $Sid) {
+    try { return $Sid.Translate([System.Security.Principal.NTAccount]).Value } catch { return $Sid.Value }
+}
+
+# The file's owner and DACL as Windows has them: protection, then every entry, explicit ones first. Both
+# sections need READ_CONTROL only, which the owner always has (MS-DTYP 2.5.3.2): no SeSecurityPrivilege, and
+# readable even when a hand-made DACL denies the Administrators the content.
 function Get-FileAcl([string] $Path) {
-    $security = (New-Object System.IO.FileInfo($Path)).GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
+    $sections = [System.Security.AccessControl.AccessControlSections]::Access -bor [System.Security.AccessControl.AccessControlSections]::Owner
+    $security = (New-Object System.IO.FileInfo($Path)).GetAccessControl($sections)
     $entries = @()
     foreach ($rule in $security.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        $sid = $rule.IdentityReference.Value
-        $name = $sid
-        try { $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $sid }
         $entries += [ordered]@{
-            sid = $sid
-            name = $name
+            sid = $rule.IdentityReference.Value
+            name = (Get-AccountName $rule.IdentityReference)
             access = [string]$rule.AccessControlType
             mask = ([long][int]$rule.FileSystemRights) -band [long]4294967295
             inherited = [bool]$rule.IsInherited
         }
     }
-    return [ordered]@{ protected = [bool]$security.AreAccessRulesProtected; entries = @($entries) }
+    $owner = $security.GetOwner([System.Security.Principal.SecurityIdentifier])
+    $ownerSid = $null
+    $ownerName = $null
+    if ($null -ne $owner) { $ownerSid = $owner.Value; $ownerName = (Get-AccountName $owner) }
+    return [ordered]@{ protected = [bool]$security.AreAccessRulesProtected; owner = $ownerSid; owner_name = $ownerName; entries = @($entries) }
 }
 
-# Whether a DACL is exactly the protected one for these readers.
+# Whether a file's owner and DACL are exactly the protected ones for these readers.
 function Test-ProtectedAcl($Acl, [string[]] $ReaderSids) {
-    if (-not $Acl.protected) { return $false }
+    if (-not $Acl.protected -or $Acl.owner -ne $OwnerSid) { return $false }
     $expected = @{}
     foreach ($sid in $KeptSids) { $expected[$sid] = $FullControlMask }
     foreach ($sid in $ReaderSids) { if (-not $expected.ContainsKey($sid)) { $expected[$sid] = $ReadMask } }
@@ -150,7 +213,8 @@ function Test-ProtectedAcl($Acl, [string[]] $ReaderSids) {
     return ($seen.Count -eq $expected.Count)
 }
 
-function New-ProtectedFileSecurity([string[]] $ReaderSids) {
+# The protected DACL alone (no owner section: SetAccessControl then writes the DACL only).
+function New-ProtectedDacl([string[]] $ReaderSids) {
     $security = New-Object System.Security.AccessControl.FileSecurity
     # Inheritance off, and the inherited entries not copied: nothing of the folder's (BUILTIN\Users...) stays.
     $security.SetAccessRuleProtection($true, $false)
@@ -167,14 +231,31 @@ function New-ProtectedFileSecurity([string[]] $ReaderSids) {
     return $security
 }
 
-# SetAccessControl persists only the sections that were modified: the DACL and its protection. Owner
-# and SACL stay as they are.
+# The security descriptor a new file with secrets is created with: the protected DACL and the owner. An
+# elevated administrator's token may name BUILTIN\Administrators as owner (TOKEN_OWNER: a group of the token
+# with SE_GROUP_OWNER), so CreateFile accepts it.
+function New-ProtectedFileSecurity([string[]] $ReaderSids) {
+    $security = New-ProtectedDacl $ReaderSids
+    $security.SetOwner((New-Object System.Security.Principal.SecurityIdentifier($OwnerSid)))
+    return $security
+}
+
+# SetAccessControl persists only the sections that were modified (the SACL always stays). The DACL first, on
+# its own: that needs WRITE_DAC, which the owner always has, whatever a hand-made DACL grants. Then the owner,
+# when it differs: that needs WRITE_OWNER, which the DACL just written grants the Administrators.
 function Set-ProtectedAcl([string] $Path, [string[]] $ReaderSids) {
-    (New-Object System.IO.FileInfo($Path)).SetAccessControl((New-ProtectedFileSecurity $ReaderSids))
+    $file = New-Object System.IO.FileInfo($Path)
+    $file.SetAccessControl((New-ProtectedDacl $ReaderSids))
+    if ((Get-FileAcl $Path).owner -ne $OwnerSid) {
+        $owner = New-Object System.Security.AccessControl.FileSecurity
+        $owner.SetOwner((New-Object System.Security.Principal.SecurityIdentifier($OwnerSid)))
+        $file.SetAccessControl($owner)
+    }
 }
 
 function Format-Acl($Acl) {
     $lines = @()
+    if ($null -ne $Acl.owner -and $Acl.owner -ne $OwnerSid) { $lines += ('owner: {0}' -f $Acl.owner_name) }
     if (-not $Acl.protected) { $lines += 'inherits the folder''s permissions' }
     foreach ($entry in $Acl.entries) {
         $origin = ''
@@ -184,15 +265,20 @@ function Format-Acl($Acl) {
     return ,$lines
 }
 
-# The temporary files set.ps1 writes next to the target: '.<name>.<32 hex digits>.tmp'.
+# The temporary files set.ps1 writes next to the target: '.<name>.<8 hex digits>.tmp' (New-TemporaryPath), and
+# '.<name>.<32 hex digits>.tmp' from versions before the shorter name.
 function Get-TemporaryFiles([string] $Path) {
     $folder = [System.IO.Path]::GetDirectoryName($Path)
     if (-not (Test-Path -LiteralPath $folder -PathType Container)) { return ,@() }
     $name = [System.IO.Path]::GetFileName($Path)
-    $pattern = '^\.' + [regex]::Escape($name) + '\.[0-9a-f]{32}\.tmp$'
+    $pattern = '^\.' + [regex]::Escape($name) + '\.([0-9a-f]{8}|[0-9a-f]{32})\.tmp$'
     # The wildcard is only a first filter (a three-letter extension pattern also matches longer ones in
     # .NET Framework); the regular expression decides.
-    return ,@([System.IO.Directory]::GetFiles($folder, '.' + $name + '.*.tmp') | Where-Object { [System.IO.Path]::GetFileName($_) -match $pattern })
+    $found = @()
+    foreach ($file in [System.IO.Directory]::GetFiles($folder, '.' + $name + '.*.tmp')) {
+        if ([System.IO.Path]::GetFileName($file) -match $pattern) { $found += $file }
+    }
+    return ,$found
 }
 
 function Get-SettingsFileState([string] $Path) {
@@ -209,17 +295,40 @@ function Get-SettingsFileState([string] $Path) {
         }
         return [ordered]@{ ensure = 'absent'; path = $Path; backup_path = $backupPath; backup_acl = $backupAcl }
     }
-    $bytes = [System.IO.File]::ReadAllBytes($Path)
+    # The permissions before the content: they need READ_CONTROL, which the owner always has; the content needs
+    # FILE_READ_DATA, which a DACL hardened by hand (say 'IIS APPPOOL\<pool>: Read' alone) does not grant the
+    # Administrators. Then the content is unknown, and the permissions say why.
+    $acl = Get-FileAcl $Path
+    try {
+        $bytes = [System.IO.File]::ReadAllBytes($Path)
+    } catch {
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        if ($reason -isnot [System.UnauthorizedAccessException]) { throw }
+        return [ordered]@{
+            ensure = 'present'
+            path = $Path
+            content_readable = $false
+            content = $null
+            encoding = $null
+            sha256 = $null
+            size = $null
+            backup_path = $backupPath
+            acl = $acl
+            backup_acl = $backupAcl
+        }
+    }
     $encodingName = Get-FileEncodingName $bytes
     return [ordered]@{
         ensure = 'present'
         path = $Path
+        content_readable = $true
         content = (ConvertFrom-FileBytes $bytes $encodingName)
         encoding = $encodingName
         sha256 = (Get-Sha256Hex $bytes)
         size = $bytes.Length
         backup_path = $backupPath
-        acl = (Get-FileAcl $Path)
+        acl = $acl
         backup_acl = $backupAcl
     }
 }

@@ -3,8 +3,8 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 {% include '_common.ps1' %}
 
 # The file, its backup and any temporary file an interrupted set left: all three are this resource's
-# (no SettingsFile may be named '*.bak', and the temporary names carry a GUID). Its folder stays, as
-# other resources or people may own it.
+# (no SettingsFile may be named '*.bak', and a temporary name is the file's own name with random hex digits,
+# '.<name>.<hex>.tmp'). Its folder stays, as other resources or people may own it.
 $path = [string]$Spec.path
 $before = Get-SettingsFileState $path
 $temporaries = Get-TemporaryFiles $path

@@ -5,17 +5,26 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 $path = [string]$Spec.path
 # $null: the file's permissions are not managed (it takes its folder's). A list, even empty: protected.
 $readerSids = $null
-if ($null -ne $Spec.readers) { $readerSids = @(@($Spec.readers) | ForEach-Object { Resolve-ReaderSid ([string]$_) }) }
+if ($null -ne $Spec.readers) { $readerSids = @(foreach ($name in @($Spec.readers)) { Resolve-ReaderSid ([string]$name) }) }
 $before = Get-SettingsFileState $path
 [byte[]] $desired = ConvertTo-FileBytes ([string]$Spec.content) ([string]$Spec.encoding)
 $desiredHash = Get-Sha256Hex $desired
 
-$contentOk = ($before.ensure -eq 'present' -and $before.sha256 -eq $desiredHash)
-$aclOk = ($null -eq $readerSids) -or ($before.ensure -ne 'present') -or (Test-ProtectedAcl $before.acl $readerSids)
+$present = ($before.ensure -eq 'present')
+$previousHash = $null  # (an absent file's state has no sha256 key)
+if ($present) { $previousHash = $before.sha256 }
+$contentOk = ($present -and $before.content_readable -and $previousHash -eq $desiredHash)
+$aclOk = ($null -eq $readerSids) -or (-not $present) -or (Test-ProtectedAcl $before.acl $readerSids)
 $backupAclOk = ($null -eq $readerSids) -or ($null -eq $before.backup_path) -or (Test-ProtectedAcl $before.backup_acl $readerSids)
 if ($contentOk -and $aclOk -and $backupAclOk) {
     $before.reader_sids = $readerSids
     Complete-Operation -State $before
+}
+if ($present -and -not $before.content_readable -and $null -eq $readerSids) {
+    Stop-Operation -Id 'ContentUnreadable' -Category 'PermissionDenied' -Property 'readers' -Message (
+        "'$path': its permissions do not let the Administrators read it, and this resource does not manage them " +
+        "(no readers). Declare readers to have them set, or grant BUILTIN\Administrators Full control by hand " +
+        "(icacls `"$path`" /grant *S-1-5-32-544:F).")
 }
 
 $folder = [System.IO.Path]::GetDirectoryName($path)
@@ -36,27 +45,36 @@ if (-not $backupAclOk) {
     Set-ProtectedAcl $before.backup_path $readerSids
     $changes += New-Change -Property 'backup_readers' -Before (Format-Acl $before.backup_acl) -After (Format-Acl (Get-FileAcl $before.backup_path))
 }
+# A file the Administrators could not read: the protected permissions just written give them Full control,
+# so its content can be compared now (and is left alone when it is already the desired one).
+if ($present -and -not $before.content_readable) {
+    $previousHash = (Get-SettingsFileState $path).sha256
+    $contentOk = ($previousHash -eq $desiredHash)
+}
 
 if (-not $contentOk) {
     # Write next to the target and swap it in, so a reader never sees a half-written file and a
     # failure leaves the old version in place.
-    $temporary = [System.IO.Path]::Combine($folder, '.' + [System.IO.Path]::GetFileName($path) + '.' + [guid]::NewGuid().ToString('N') + '.tmp')
+    $temporary = New-TemporaryPath $path
     try {
         if ($null -eq $readerSids) {
             [System.IO.File]::WriteAllBytes($temporary, $desired)
         } else {
-            # Created with the protected DACL in CreateFile's security descriptor: the content is never
-            # readable by others, not between writing it and setting permissions, nor in the temporary
+            # Created with the protected DACL and owner in CreateFile's security descriptor: the content is
+            # never readable by others, not between writing it and setting permissions, nor in the temporary
             # file that a failed ReplaceFile moves into place.
             $stream = [System.IO.File]::Create($temporary, 4096, [System.IO.FileOptions]::None, (New-ProtectedFileSecurity $readerSids))
             try { $stream.Write($desired, 0, $desired.Length) } finally { $stream.Dispose() }
         }
-        if ($before.ensure -eq 'present') {
-            $backup = $null
-            if ($Spec.keep_backup) { $backup = "$path.bak" }
+        if ($present) {
+            # Always a backup name: without one, ReplaceFileW's error 1177 leaves the previous version under a
+            # name of the system's choosing (learn.microsoft.com, ReplaceFileW, Return value), which nothing
+            # would find again. Not kept: a temporary name, deleted once the new content is in place.
+            if ($Spec.keep_backup) { $backup = "$path.bak" } else { $backup = New-TemporaryPath $path }
             Invoke-FileReplace -Source $temporary -Target $path -Backup $backup
+            if (-not $Spec.keep_backup -and (Test-Path -LiteralPath $backup -PathType Leaf)) { Remove-Item -LiteralPath $backup -Force }
         } else {
-            [System.IO.File]::Move($temporary, $path)
+            Invoke-FileMove $temporary $path
         }
     } finally {
         # Only once the target exists: after a half-done ReplaceFile the temporary file can hold the only copy.
@@ -66,5 +84,5 @@ if (-not $contentOk) {
 
 $after = Get-SettingsFileState $path
 $after.reader_sids = $readerSids
-if (-not $contentOk) { $changes += New-Change -Property 'content' -Before $before.sha256 -After $after.sha256 }
+if (-not $contentOk) { $changes += New-Change -Property 'content' -Before $previousHash -After $after.sha256 }
 Complete-Operation -State $after -Changed $true -Changes $changes
