@@ -78,9 +78,9 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(-not \$Spec\.keep_backup -and \(Test-Path -LiteralPath \$backup -PathType Leaf\)\) "
-        r"\{ Remove-Item -LiteralPath \$backup -Force \}",
-        "the previous version under a temporary backup name is deleted when no backup is kept",
+        r"if \(-not \$Spec\.keep_backup\) \{ Remove-FileQuietly \$backup \}",
+        "the previous version under a temporary backup name is deleted when no backup is kept (retried, and left "
+        "for remove to sweep when still held: the simulator's deletes of it never fail)",
     ),
     ScriptFact(
         _SET,
@@ -289,12 +289,17 @@ _READ_COMPARABLE = 0x20089
 WELL_KNOWN_ENGLISH = {
     name.lower(): sid
     for sid, names in (
-        (accounts.SYSTEM, ("NT AUTHORITY\\SYSTEM", "SYSTEM")),
-        ("S-1-5-19", ("NT AUTHORITY\\LOCAL SERVICE", "LOCAL SERVICE")),
-        ("S-1-5-20", ("NT AUTHORITY\\NETWORK SERVICE", "NETWORK SERVICE")),
+        (accounts.SYSTEM, ("NT AUTHORITY\\SYSTEM", "SYSTEM", "LocalSystem")),
+        ("S-1-5-19", ("NT AUTHORITY\\LOCAL SERVICE", "LOCAL SERVICE", "LocalService", "NT AUTHORITY\\LocalService")),
+        (
+            "S-1-5-20",
+            ("NT AUTHORITY\\NETWORK SERVICE", "NETWORK SERVICE", "NetworkService", "NT AUTHORITY\\NetworkService"),
+        ),
         (accounts.AUTHENTICATED_USERS, ("NT AUTHORITY\\Authenticated Users", "Authenticated Users")),
+        ("S-1-5-17", ("NT AUTHORITY\\IUSR", "IUSR")),
         (accounts.ADMINISTRATORS, ("BUILTIN\\Administrators", "Administrators")),
         (accounts.USERS, ("BUILTIN\\Users", "Users")),
+        ("S-1-5-32-568", ("BUILTIN\\IIS_IUSRS", "IIS_IUSRS")),
         (accounts.EVERYONE, ("Everyone",)),
     )
     for name in names

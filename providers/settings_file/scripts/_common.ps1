@@ -41,6 +41,21 @@ function Get-Win32Code($ErrorRecord) {
 $TransientFileErrors = @(5, 32, 33)
 
 # File.Move is MoveFileEx, which fails like any open of the file while another process holds it.
+# Deletes a file the run no longer needs (a replaced version under a temporary name), retrying what an
+# antivirus or indexer holding the just-renamed file causes; a file still held is left for `remove` to sweep
+# (its permissions are the protected ones): the content is already in place, the run must not fail for it.
+function Remove-FileQuietly([string] $Path) {
+    for ($attempt = 1; $attempt -le 5; $attempt++) {
+        try {
+            if (Test-Path -LiteralPath $Path -PathType Leaf) { [System.IO.File]::Delete($Path) }
+            return
+        } catch {
+            if ($TransientFileErrors -notcontains (Get-Win32Code $_)) { return }
+            Start-Sleep -Milliseconds (100 * $attempt)
+        }
+    }
+}
+
 function Invoke-FileMove([string] $Source, [string] $Target) {
     $attempt = 0
     while ($true) {
@@ -127,13 +142,18 @@ function ConvertTo-ComparableMask([long] $Mask) {
 # (IdentityNotMapped, error 1332); the SIDs are the same on every Windows (learn.microsoft.com, "Well-known
 # SIDs"). 'IIS AppPool\<pool>' and 'NT SERVICE\<service>' are not localized. A hashtable's keys compare
 # without case.
+# The service manager's names of the built-in service accounts (LocalSystem, NetworkService, LocalService:
+# what the WindowsService resource passes for a service-hosted agent) are not account names LookupAccountName
+# knows, so they are mapped here too; so are IIS_IUSRS and IUSR, whose domain part is localized.
 $WellKnownAccountSids = @{
-    'NT AUTHORITY\SYSTEM' = 'S-1-5-18'; 'SYSTEM' = 'S-1-5-18'
-    'NT AUTHORITY\LOCAL SERVICE' = 'S-1-5-19'; 'LOCAL SERVICE' = 'S-1-5-19'
-    'NT AUTHORITY\NETWORK SERVICE' = 'S-1-5-20'; 'NETWORK SERVICE' = 'S-1-5-20'
+    'NT AUTHORITY\SYSTEM' = 'S-1-5-18'; 'SYSTEM' = 'S-1-5-18'; 'LocalSystem' = 'S-1-5-18'
+    'NT AUTHORITY\LOCAL SERVICE' = 'S-1-5-19'; 'LOCAL SERVICE' = 'S-1-5-19'; 'LocalService' = 'S-1-5-19'; 'NT AUTHORITY\LocalService' = 'S-1-5-19'
+    'NT AUTHORITY\NETWORK SERVICE' = 'S-1-5-20'; 'NETWORK SERVICE' = 'S-1-5-20'; 'NetworkService' = 'S-1-5-20'; 'NT AUTHORITY\NetworkService' = 'S-1-5-20'
     'NT AUTHORITY\Authenticated Users' = 'S-1-5-11'; 'Authenticated Users' = 'S-1-5-11'
+    'NT AUTHORITY\IUSR' = 'S-1-5-17'; 'IUSR' = 'S-1-5-17'
     'BUILTIN\Administrators' = 'S-1-5-32-544'; 'Administrators' = 'S-1-5-32-544'
     'BUILTIN\Users' = 'S-1-5-32-545'; 'Users' = 'S-1-5-32-545'
+    'BUILTIN\IIS_IUSRS' = 'S-1-5-32-568'; 'IIS_IUSRS' = 'S-1-5-32-568'
     'Everyone' = 'S-1-1-0'
 }
 

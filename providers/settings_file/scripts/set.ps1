@@ -72,13 +72,13 @@ if (-not $contentOk) {
             # would find again. Not kept: a temporary name, deleted once the new content is in place.
             if ($Spec.keep_backup) { $backup = "$path.bak" } else { $backup = New-TemporaryPath $path }
             Invoke-FileReplace -Source $temporary -Target $path -Backup $backup
-            if (-not $Spec.keep_backup -and (Test-Path -LiteralPath $backup -PathType Leaf)) { Remove-Item -LiteralPath $backup -Force }
+            if (-not $Spec.keep_backup) { Remove-FileQuietly $backup }
         } else {
             Invoke-FileMove $temporary $path
         }
     } finally {
         # Only once the target exists: after a half-done ReplaceFile the temporary file can hold the only copy.
-        if ((Test-Path -LiteralPath $temporary) -and (Test-Path -LiteralPath $path -PathType Leaf)) { Remove-Item -LiteralPath $temporary -Force }
+        if ((Test-Path -LiteralPath $temporary) -and (Test-Path -LiteralPath $path -PathType Leaf)) { Remove-FileQuietly $temporary }
     }
 }
 
