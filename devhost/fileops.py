@@ -12,8 +12,12 @@ content root whose content was there when it started (modified no later than its
 afterwards was never loaded, and a held file keeps its modification time when it is renamed, so it stays
 held), for an IIS site that is Started with its pool Started (the in-process ASP.NET Core app runs in
 w3wp.exe and loads at the later of the two starts; the project's pools start AlwaysRunning with preload), or
-below the program folder of a running service. Not modelled: a held file moved out of the content root (it
-would stay held on Windows; the scripts never move one there).
+below the program folder of a running service. A file in the work folders the scripts use (.iac-new, .iac-old)
+is held only when it was moved there after the program started (a rename sets its change time, st_ctime):
+a program loads its images from where they are when it starts. An application pool's worker goes on
+holding its images after the pool stopped, for the knob ``pool_worker_exit_s`` seconds (default 0; up to
+the pool's shutdownTimeLimit on Windows, see devhost.iis.ServerManager.stop_pool). Not modelled: a held
+file moved out of the content root (it would stay held on Windows; the scripts never move one there).
 
 Other programs' handles. ``knobs.json`` ``files_held_open`` lists Windows paths some other program (an
 antivirus scan, an editor) holds open without sharing: moving or deleting one fails with a sharing violation.
@@ -23,12 +27,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 from devhost import iis, ntfs, scm
 from devhost.fs import WindowsFs
 
 _IMAGES = (".dll", ".exe")
+_WORK_FOLDERS = (".iac-new", ".iac-old")
 
 
 class DotNetError(Exception):
@@ -68,10 +75,13 @@ def _content_roots(state_dir: Path) -> list[tuple[str, float, str]]:
             pool = manager.application_pool_of(site)
             # (A site WAS has not picked up yet is not Started: it runs nothing.)
             site_start, pool_start = manager.running_since("sites", name), manager.running_since("pools", pool)
+            root = manager.root_directory(site).get("physicalPath", "").replace("%SystemDrive%", "C:")
             if site_start is not None and pool_start is not None:
-                root = manager.root_directory(site).get("physicalPath", "").replace("%SystemDrive%", "C:")
                 started = max(site_start, pool_start)
                 roots.append((root.rstrip("\\").lower(), started, f"w3wp.exe (application pool {pool})"))
+            exiting = manager.exiting_worker_since(pool)
+            if exiting is not None and time.time() < exiting[1] + _worker_exit_s(state_dir):
+                roots.append((root.rstrip("\\").lower(), exiting[0], f"w3wp.exe (application pool {pool}, exiting)"))
     for service in scm.load(state_dir).values():
         if service.state == "Running" and not service.system:
             folder, _, exe = scm.executable_of(service.image_path).rpartition("\\")
@@ -87,10 +97,26 @@ def held_by(state_dir: Path, windows_path: str) -> str | None:
     file = WindowsFs(state_dir).resolve(windows_path)
     if not file.is_file():
         return None
+    status = file.stat()
     for root, started, program in _content_roots(state_dir):
-        if root and lowered.startswith(root + "\\") and file.stat().st_mtime <= started:
+        if not root or not lowered.startswith(root + "\\") or status.st_mtime > started:
+            continue
+        in_work_folder = lowered[len(root) + 1 :].split("\\", 1)[0] in _WORK_FOLDERS
+        if not in_work_folder or status.st_ctime >= started:
             return program
     return None
+
+
+def _knobs(state_dir: Path) -> dict[str, Any]:
+    try:
+        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return knobs if isinstance(knobs, dict) else {}
+
+
+def _worker_exit_s(state_dir: Path) -> float:
+    return float(_knobs(state_dir).get("pool_worker_exit_s") or 0)
 
 
 def _held_open(state_dir: Path, windows_path: str) -> bool:

@@ -833,14 +833,24 @@ class ServerManager:
 
     # -- runtime (ApplicationPool.Start/Stop/State, Site.Start/Stop/State) --
 
-    def _set_runtime(self, kind: str, name: str, state: str, error: str | None) -> None:
+    def _set_runtime(
+        self, kind: str, name: str, state: str, error: str | None, extra: dict[str, Any] | None = None
+    ) -> None:
         runtime = _runtime(self.state_dir)
         previous = _lookup(runtime[kind], name) or {}
         entries = {k: v for k, v in runtime[kind].items() if k.lower() != name.lower()}
         # ``since``: when it entered this state (a started pool's worker loads the app's images then; see
         # devhost.fileops); a Start of what already runs changes nothing.
         since = previous.get("since") if previous.get("state") == state and "since" in previous else time.time()
-        entries[name] = {"state": state, "since": since, **({"last_error": error} if error else {})}
+        # (An exiting worker outlives the pool's next start: it is another w3wp.exe.)
+        exiting = {"exiting_worker": previous["exiting_worker"]} if "exiting_worker" in previous else {}
+        entries[name] = {
+            "state": state,
+            "since": since,
+            **({"last_error": error} if error else {}),
+            **exiting,
+            **(extra or {}),
+        }
         runtime[kind] = entries
         _save_runtime(self.state_dir, runtime)
 
@@ -860,8 +870,24 @@ class ServerManager:
         return self.pool_state(name)
 
     def stop_pool(self, name: str) -> str:
-        self._set_runtime("pools", name, "Stopped", None)
+        """WAS reports the pool Stopped at once, but its worker process (w3wp.exe) may take up to the pool's
+        processModel/shutdownTimeLimit (90 s by default) to finish its requests and exit, and keeps its images
+        mapped until then (learn.microsoft.com, "Process Model Settings for an Application Pool
+        <processModel>": shutdownTimeLimit). ``exiting_worker``: when that worker loaded them and when it was stopped;
+        devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop."""
+        entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}
+        running = entry.get("state") == "Started" and "since" in entry
+        exiting = {"exiting_worker": [entry["since"], time.time()]} if running else None
+        self._set_runtime("pools", name, "Stopped", None, exiting)
         return "Stopped"
+
+    def exiting_worker_since(self, name: str) -> tuple[float, float] | None:
+        """(when the last stopped worker of the pool started, when the pool stopped it)."""
+        entry = _lookup(_runtime(self.state_dir)["pools"], name)
+        if not entry or "exiting_worker" not in entry:
+            return None
+        started, stopped = entry["exiting_worker"]
+        return float(started), float(stopped)
 
     def running_since(self, kind: str, name: str) -> float | None:
         """When the pool (``kind="pools"``) or site (``"sites"``) last started, while it is Started."""

@@ -19,7 +19,9 @@ Test hooks, all under ``<state>/_sim/``:
   "when": "before"|"after"}``; ``when`` (default ``before``) says whether the
   operation runs before its answer is lost.
   Read by the models: ``files_held_open`` (Windows paths another program holds
-  open: moving or deleting them fails, devhost.fileops), ``iis_was_pickup_ms``.
+  open: moving or deleting them fails, devhost.fileops), ``pool_worker_exit_s``
+  (a stopped pool's worker keeps its images mapped that long, devhost.fileops),
+  ``iis_was_pickup_ms``.
 * ``tls/`` — the generated CA and server certificate.
 """
 

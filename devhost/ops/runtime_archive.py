@@ -47,10 +47,26 @@ SCRIPT_FACTS = (
         "SHA-256>",
     ),
     ScriptFact(
-        ("runtime_archive/chunk",),
-        r"\[System\.IO\.Directory\]::CreateDirectory\(\$root, \(New-AdminOnlySecurity\)\)",
-        "the staging root is created with its protected SYSTEM/Administrators DACL in the same call "
-        "(Directory.CreateDirectory(String, DirectorySecurity), .NET Framework)",
+        ("runtime_archive/chunk", "runtime_archive/set"),
+        r"\[void\]\[System\.IO\.Directory\]::CreateDirectory\(\$path, \(New-AdminOnlySecurity\)\)",
+        "each staging folder (UsercubeIac, RuntimeArchive, <key>) is created with owner Administrators and its "
+        "protected SYSTEM/Administrators DACL in the same call (Directory.CreateDirectory(String, DirectorySecurity), "
+        ".NET Framework); an existing one is checked instead (that call does nothing to it)",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$security\.SetOwner\(\(New-Object System\.Security\.Principal\.SecurityIdentifier 'S-1-5-32-544'\)\)",
+        "the staging folders are owned by Administrators",
+    ),
+    ScriptFact(
+        ("runtime_archive/get", "runtime_archive/remove"),
+        r"Assert-StagingFolder",
+        "get and remove refuse a staging folder someone else owns or can write, changing nothing",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"Add-Type -AssemblyName System\.ServiceProcess",
+        "ServiceController's assembly is loaded: a CreateDefault2 runspace (the bootstrap's pool) does not load it",
     ),
     ScriptFact(
         ("runtime_archive/chunk",),
@@ -65,19 +81,35 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"Remove-Tree \$new  # left by an operation that was interrupted\s+Remove-Tree \$old",
-        "leftover work folders of an interrupted operation are removed before the extraction",
+        r"Restore-InterruptedSwap \$runtime \$folder",
+        "an interrupted swap (swap.json) is undone from .iac-old, or finished when the manifest committed it, "
+        "before any work folder is removed",
     ),
     ScriptFact(
         _SET,
-        r"if \(\$replaced\.Count \+ \$obsolete\.Count -gt 0\) \{ \$stopped = Stop-Agent \$Spec \}",
+        r"foreach \(\$what in \(Start-Agent \$folder\)\)",
+        "what agent-stopped.json lists is started before anything else, also when nothing else is to do",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$replaced\.Count \+ \$obsolete\.Count -gt 0\) \{ \$stopped = Stop-Agent \$Spec \$folder \}",
         "the agent is stopped only when a file it runs from is to be replaced or removed",
     ),
     ScriptFact(
         _SET,
-        r"for \(\$index = \$moves\.Count - 1; \$index -ge 0; \$index--\) \{\s+"
-        r"\[System\.IO\.File\]::Move\(\$moves\[\$index\]\[1\], \$moves\[\$index\]\[0\]\)",
-        "a failed swap is undone newest move first",
+        r"\} finally \{\s+# Whatever happened above, what was stopped runs again \(the record says what\)\.\s+"
+        r"\[void\]\(Start-Agent \$folder\)",
+        "the agent is started again right after the commit or the undo, before any deletion",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$oldGone = Remove-TreeBestEffort \$old",
+        ".iac-old is deleted best effort after the commit (an exiting worker may still map its images)",
+    ),
+    ScriptFact(
+        _SET,
+        r"for \(\$index = \$Moves\.Count - 1; \$index -ge 0; \$index--\) \{",
+        "a failed swap is undone newest move first, with the retrying move, past errors",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -103,30 +135,86 @@ def partial_path(folder: str, sha256: str) -> str:
 
 
 def _admin_only() -> ntfs.Descriptor:
-    """New-AdminOnlySecurity: protected, SYSTEM and Administrators full control, inherited below."""
+    """New-AdminOnlySecurity: owner Administrators, protected, SYSTEM and Administrators full control."""
     both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
     return ntfs.Descriptor(
-        protected=True, explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS]
+        owner="S-1-5-32-544",
+        protected=True,
+        explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS],
     )
 
 
-def is_admin_only(store: ntfs.NtfsStore, path: str) -> bool:
-    """Test-AdminOnly: protected, and every entry of SYSTEM or Administrators."""
-    descriptor = store.descriptor(path)
-    return descriptor.protected and all(ace.sid.upper() in ADMIN_SIDS for ace in descriptor.explicit)
+def is_admin_only(fs: WindowsFs, path: str) -> bool:
+    """Owned by SYSTEM or Administrators, protected, and every entry of SYSTEM or Administrators."""
+    return _untrusted_reason(fs, path) is None
+
+
+def _staging_levels(folder: str) -> list[str]:
+    archive = folder.rsplit("\\", 1)[0]
+    return [archive.rsplit("\\", 1)[0], archive, folder]
+
+
+def _untrusted_reason(fs: WindowsFs, path: str) -> str | None:
+    """Get-UntrustedReason."""
+    if fs.resolve(path).is_symlink():
+        return "is a junction or symbolic link"
+    descriptor = ntfs.NtfsStore(fs.root).descriptor(path)
+    if descriptor.owner.upper() not in ADMIN_SIDS:
+        return f"is owned by {descriptor.owner}, not by Administrators"
+    if not descriptor.protected:
+        return "inherits permissions"
+    for ace in descriptor.explicit:
+        if ace.sid.upper() not in ADMIN_SIDS:
+            return f"grants {ace.sid} access"
+    return None
+
+
+def _untrusted(path: str, reason: str) -> OperationStopped:
+    return _stop(
+        "StagingFolderUntrusted",
+        f"the staging folder {path} {reason}; someone other than an administrator may have made or changed it: "
+        "check it, delete it, then run again",
+        "runtime_path",
+    )
 
 
 def _initialize_staging(fs: WindowsFs, folder: str) -> None:
-    root = folder.rsplit("\\", 1)[0]
+    """Initialize-StagingFolder."""
     store = ntfs.NtfsStore(fs.root)
-    if not fs.resolve(root).is_dir():
-        fs.resolve(root.rsplit("\\", 1)[0]).mkdir(parents=True, exist_ok=True)
-        fs.resolve(root).mkdir()
-        store.set_descriptor(root, _admin_only())
-    elif not is_admin_only(store, root):
-        # SetAccessControl writes the DACL only (the sections the new object changed): the owner stays.
-        store.set_descriptor(root, ntfs.Descriptor(store.descriptor(root).owner, True, _admin_only().explicit))
-    fs.resolve(folder).mkdir(parents=True, exist_ok=True)
+    for path in _staging_levels(folder):
+        if not fs.resolve(path).is_dir():
+            fs.resolve(path).mkdir(parents=True)  # (its parent, %ProgramData%, exists on Windows)
+            store.set_descriptor(path, _admin_only())
+            continue
+        reason = _untrusted_reason(fs, path)
+        if reason is None:
+            continue
+        if reason.startswith("is "):
+            raise _untrusted(path, reason)
+        # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
+        store.set_descriptor(path, _admin_only())
+
+
+def _assert_staging(fs: WindowsFs, folder: str) -> None:
+    """Assert-StagingFolder."""
+    for path in _staging_levels(folder):
+        if not fs.resolve(path).is_dir():
+            return
+        reason = _untrusted_reason(fs, path)
+        if reason is not None:
+            raise _untrusted(path, reason)
+
+
+def _read_json(fs: WindowsFs, path: str) -> Any:
+    file = fs.resolve(path)
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+
+
+def _write_json(fs: WindowsFs, path: str, value: Any) -> None:
+    """Write-JsonFile: written next to its place, then File.Replace (or File.Move the first time)."""
+    temporary = fs.resolve(f"{path}.tmp")
+    temporary.write_text(json.dumps(value, separators=(",", ":")), encoding="utf-8")
+    os.replace(temporary, fs.resolve(path))
 
 
 def _manifest(fs: WindowsFs, folder: str) -> dict[str, Any] | None:
@@ -135,9 +223,7 @@ def _manifest(fs: WindowsFs, folder: str) -> dict[str, Any] | None:
 
 
 def _write_manifest(fs: WindowsFs, folder: str, manifest: dict[str, Any]) -> None:
-    temporary = fs.resolve(f"{folder}\\manifest.json.tmp")
-    temporary.write_text(json.dumps(manifest, separators=(",", ":")), encoding="utf-8")
-    os.replace(temporary, fs.resolve(f"{folder}\\manifest.json"))
+    _write_json(fs, f"{folder}\\manifest.json", manifest)
 
 
 def _sha256_file(path: Path) -> str:
@@ -161,7 +247,14 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "missing_files": [],
         "held_bytes": 0,
         "held_sha256": None,
+        "interrupted": [],
     }
+    record = _read_json(fs, f"{folder}\\agent-stopped.json")
+    if record is not None:
+        names = [record.get("pool"), record.get("service"), *(record.get("dependents") or [])]
+        state["interrupted"] += [f"agent stopped: {name}" for name in names if name]
+    if fs.resolve(f"{folder}\\swap.json").is_file():
+        state["interrupted"].append("swap not finished")
     manifest = _manifest(fs, folder)
     if manifest is not None:
         files = list(manifest["files"])
@@ -239,33 +332,46 @@ def _journal(fs: WindowsFs, action: str, what: str, name: str) -> None:
     Journal(sim_dir(fs.root) / "journal.jsonl")({"kind": "agent", "action": action, "what": what, "name": name})
 
 
-def _stop_agent(fs: WindowsFs, spec: dict[str, Any]) -> list[str]:
-    """Stop-Agent."""
+def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
+    """Stop-Agent: agent-stopped.json is written before each stop. (The simulator's services have no
+    dependents: ``dependents`` is always empty here.)"""
     stopped: list[str] = []
+    record: dict[str, Any] = {"pool": None, "service": None, "dependents": []}
     if spec["app_pool"]:
         if not iis.is_installed(fs.root):
             raise OperationStopped(not_installed())
         manager = iis.ServerManager(fs.root)
         name = spec["app_pool"]
         if manager.find_pool(name) is not None and object_state(lambda: manager.pool_state(name)) == "Started":
-            manager.stop_pool(name)  # WAS: Stopped once the worker process has gone
+            record["pool"] = name
+            _write_json(fs, f"{folder}\\agent-stopped.json", record)
+            manager.stop_pool(name)  # WAS: Stopped at once; its worker may still be exiting (devhost.iis)
             _journal(fs, "stop", "pool", name)
             stopped.append("pool")
     if spec["service_name"]:
         service = scm.get(fs.root, spec["service_name"])
         if service is not None and service.state == "Running":
+            record["service"] = spec["service_name"]
+            _write_json(fs, f"{folder}\\agent-stopped.json", record)
             scm.stop(fs.root, spec["service_name"])
             _journal(fs, "stop", "service", spec["service_name"])
             stopped.append("service")
     return stopped
 
 
-def _start_agent(fs: WindowsFs, spec: dict[str, Any], stopped: list[str]) -> None:
-    """Start-Agent."""
-    if "pool" in stopped:
-        name = spec["app_pool"]
-        state = iis.ServerManager(fs.root).start_pool(name)
-        _journal(fs, "start", "pool", name)
+def _start_agent(fs: WindowsFs, folder: str) -> list[str]:
+    """Start-Agent: starts what agent-stopped.json lists, then deletes it."""
+    record = _read_json(fs, f"{folder}\\agent-stopped.json")
+    if record is None:
+        return []
+    started: list[str] = []
+    if record.get("pool"):
+        name = record["pool"]
+        manager = iis.ServerManager(fs.root)
+        state = "missing"
+        if manager.find_pool(name) is not None:
+            state = manager.pool_state(name) if manager.pool_state(name) == "Started" else manager.start_pool(name)
+            _journal(fs, "start", "pool", name)
         if state != "Started":
             raise _stop(
                 "AgentStartFailed",
@@ -273,17 +379,24 @@ def _start_agent(fs: WindowsFs, spec: dict[str, Any], stopped: list[str]) -> Non
                 "then start it",
                 "app_pool",
             )
-    if "service" in stopped:
-        name = spec["service_name"]
-        try:
-            scm.start(fs.root, name)
-        except scm.ScmError:
-            # ServiceController.Start wraps the Win32 error in InvalidOperationException; the trap reports it.
-            message = (
-                f'Exception calling "Start" with "0" argument(s): "Cannot start service {name} on computer \'.\'."'
-            )
-            raise OperationStopped(fail("UnexpectedError", message, category="NotSpecified")) from None
-        _journal(fs, "start", "service", name)
+        started.append("pool")
+    if record.get("service"):
+        for name in [record["service"], *(record.get("dependents") or [])]:
+            service = scm.get(fs.root, name)
+            if service is not None and service.state == "Running":
+                continue
+            try:
+                scm.start(fs.root, name)
+            except scm.ScmError:
+                # ServiceController.Start wraps the Win32 error in InvalidOperationException; the trap reports it.
+                message = (
+                    f'Exception calling "Start" with "0" argument(s): "Cannot start service {name} on computer \'.\'."'
+                )
+                raise OperationStopped(fail("UnexpectedError", message, category="NotSpecified")) from None
+            _journal(fs, "start", "service", name)
+        started.append("service")
+    _delete(fs, f"{folder}\\agent-stopped.json")
+    return started
 
 
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
@@ -306,6 +419,48 @@ def _remove_tree(fs: WindowsFs, path: str) -> None:
         raise _trap(error, "Delete", 0) from None
 
 
+def _remove_tree_best_effort(fs: WindowsFs, path: str) -> bool:
+    """Remove-TreeBestEffort: retried for about 5 s; a held image outlives that here (the knob
+    pool_worker_exit_s is meant in tens of seconds), so one attempt stands for them all."""
+    try:
+        remove_tree(fs, path)
+    except DotNetError:
+        return False
+    return True
+
+
+def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
+    """Undo-Swap: newest first, each move undone where it was done; errors collected, not raised."""
+    errors: list[str] = []
+    for origin, moved in reversed(moves):
+        if not fs.resolve(moved).is_file() or fs.resolve(origin).is_file():
+            continue
+        try:
+            fs.resolve(origin).parent.mkdir(parents=True, exist_ok=True)
+            move_file(fs, moved, origin)
+        except DotNetError as error:
+            errors.append(f"{moved} -> {origin} ({error.called('Move', 2)})")
+    return errors
+
+
+def _restore_interrupted_swap(fs: WindowsFs, runtime: str, folder: str) -> None:
+    """Restore-InterruptedSwap."""
+    journal = _read_json(fs, f"{folder}\\swap.json")
+    manifest = _manifest(fs, folder)
+    if manifest is None or manifest["sha256"] != journal["sha256"]:
+        errors = _undo_swap(fs, journal["moves"])
+        if errors:
+            raise _stop(
+                "SwapRollbackIncomplete",
+                f"an interrupted installation could not be undone: {'; '.join(errors)}. The files not put back are in "
+                f"{runtime}\\{OLD_FOLDER}, which was kept; put them back by hand, delete {folder}\\swap.json, then "
+                "run again",
+                "runtime_path",
+            )
+    _remove_tree_best_effort(fs, f"{runtime}\\{NEW_FOLDER}")
+    _delete(fs, f"{folder}\\swap.json")
+
+
 def _remove_empty_parents(fs: WindowsFs, runtime: str, relative: list[str]) -> None:
     """Remove-EmptyParents."""
     folders: set[str] = set()
@@ -326,6 +481,7 @@ def _remove_empty_parents(fs: WindowsFs, runtime: str, relative: list[str]) -> N
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
+    _assert_staging(fs, staging_folder(spec["runtime_path"]))
     return succeed(_state(fs, spec))
 
 
@@ -373,9 +529,20 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     runtime, sha = spec["runtime_path"], spec["sha256"]
     folder = staging_folder(runtime)
+    _initialize_staging(fs, folder)
+    new, old = f"{runtime}\\{NEW_FOLDER}", f"{runtime}\\{OLD_FOLDER}"
+    recovered = []
+    if fs.resolve(f"{folder}\\swap.json").is_file():
+        _restore_interrupted_swap(fs, runtime, folder)
+        recovered.append(change("interrupted_swap", "pending", "finished"))
+    for what in _start_agent(fs, folder):
+        recovered.append(change(f"agent_{what}", "stopped by an interrupted run", "Started"))
     before = _state(fs, spec)
     if before["sha256"] == sha and not before["missing_files"]:
-        return succeed(before)
+        for work in (new, old):
+            if fs.resolve(work).is_dir() and _remove_tree_best_effort(fs, work):
+                recovered.append(change("work_folder", work, None))
+        return succeed(_state(fs, spec), recovered)
     partial = partial_path(folder, sha)
     if before["held_bytes"] != int(spec["size"]):
         return fail(
@@ -404,13 +571,18 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     ]
     replaced = [name for name in files if fs.resolve(f"{runtime}\\{name}").is_file()]
 
-    changes = []
+    changes = list(recovered)
     if not fs.resolve(runtime).is_dir():
         fs.resolve(runtime).mkdir(parents=True)
         changes.append(change("runtime_path", None, runtime))
-    new, old = f"{runtime}\\{NEW_FOLDER}", f"{runtime}\\{OLD_FOLDER}"
     _remove_tree(fs, new)
-    _remove_tree(fs, old)
+    if not _remove_tree_best_effort(fs, old):
+        return fail(
+            "WorkFolderBusy",
+            f"{old}, left by the previous installation, cannot be deleted yet (a program still holds a file in it); "
+            "nothing was changed: run again in a minute",
+            prop="runtime_path",
+        )
     try:
         extract_to_directory(fs, partial, new)
     except DotNetError as error:
@@ -422,46 +594,57 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="sha256",
         )
 
-    stopped = _stop_agent(fs, spec) if replaced or obsolete else []
-    moves: list[tuple[str, str]] = []
+    plan = [[f"{runtime}\\{name}", f"{old}\\{name}"] for name in [*replaced, *obsolete]]
+    plan += [[f"{new}\\{name}", f"{runtime}\\{name}"] for name in files]
+    stopped: list[str] = []
+    failure: DotNetError | None = None
+    undo_errors: list[str] = []
     try:
-        for name in [*replaced, *obsolete]:
-            aside = f"{old}\\{name}"
-            fs.resolve(aside).parent.mkdir(parents=True, exist_ok=True)
-            move_file(fs, f"{runtime}\\{name}", aside)  # Move-FileWithRetry: a held file stays held
-            moves.append((f"{runtime}\\{name}", aside))
-        for name in files:
-            target = f"{runtime}\\{name}"
-            fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
-            move_file(fs, f"{new}\\{name}", target)
-            moves.append((f"{new}\\{name}", target))
-        _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
-    except DotNetError as error:
-        for origin, moved in reversed(moves):
-            try:
-                move_file(fs, moved, origin)
-            except DotNetError as undo:
-                raise _trap(undo, "Move", 2) from None
+        if replaced or obsolete:
+            stopped = _stop_agent(fs, spec, folder)
+        _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
+        try:
+            for origin, target in plan:
+                fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
+                move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
+            _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
+        except DotNetError as error:
+            failure = error
+        if failure is not None:
+            undo_errors = _undo_swap(fs, plan)
+    finally:
+        _start_agent(fs, folder)
+    if failure is not None:
+        if undo_errors:
+            return fail(
+                "SwapRollbackIncomplete",
+                f"installing {spec['archive_name']} in {runtime} failed: {failure.message} Putting the previous "
+                f"version back failed too: {'; '.join(undo_errors)}. The files not put back are in {old}, which was "
+                "kept; the next run tries again",
+                prop="runtime_path",
+            )
+        _delete(fs, f"{folder}\\swap.json")
         _remove_tree(fs, new)
-        _remove_tree(fs, old)
-        _start_agent(fs, spec, stopped)
+        _remove_tree_best_effort(fs, old)
         return fail(
             "SwapFailed",
-            f"installing {spec['archive_name']} in {runtime} failed: {error.message} Every file was put back; the "
+            f"installing {spec['archive_name']} in {runtime} failed: {failure.message} Every file was put back; the "
             "previous version runs.",
             prop="sha256",
         )
-    _remove_tree(fs, old)
-    _remove_tree(fs, new)
+    _delete(fs, f"{folder}\\swap.json")
+    _remove_tree_best_effort(fs, new)
+    old_gone = _remove_tree_best_effort(fs, old)
     _remove_empty_parents(fs, runtime, obsolete)
     _delete(fs, partial)
-    _start_agent(fs, spec, stopped)
     changes.append(change("sha256", before["sha256"], sha))
     changes.append(change("files", len(previous), len(files)))
     if obsolete:
         changes.append(change("removed_files", len(obsolete), 0))
     for what in stopped:
         changes.append(change(f"agent_{what}", "Started", "stopped for the upgrade, started again"))
+    if not old_gone:
+        changes.append(change("work_folder", None, f"{old} (still held by the exiting agent; the next run deletes it)"))
     return succeed(_state(fs, spec), changes)
 
 
@@ -470,13 +653,15 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     runtime = spec["runtime_path"]
     folder = staging_folder(runtime)
+    _assert_staging(fs, folder)
     before = _state(fs, spec)
     present: list[str] = []
     if before["ensure"] == "present":
         manifest = _manifest(fs, folder)
         assert manifest is not None
         present = [name for name in manifest["files"] if fs.resolve(f"{runtime}\\{name}").is_file()]
-    stopped = _stop_agent(fs, spec) if present else []
+    if present:
+        _stop_agent(fs, spec, folder)  # and not started again: its program is gone
     for name in present:
         _delete(fs, f"{runtime}\\{name}")
     _remove_empty_parents(fs, runtime, present)
@@ -484,7 +669,6 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         _remove_tree(fs, f"{runtime}\\{work}")
     _remove_tree(fs, folder)
     ntfs.NtfsStore(fs.root).forget(folder)
-    _start_agent(fs, spec, stopped)
     after = _state(fs, spec)
     if before["ensure"] == "absent" and not present:
         return succeed(after)

@@ -56,7 +56,8 @@ class RuntimeArchiveProvider(WindowsResourceProvider):
         return {
             "sha256": state.get("sha256"),
             "archive_name": state.get("archive_name"),
-            "files_present": not state.get("missing_files"),
+            # A run that broke off (agent left stopped, swap not finished) is drift too: set repairs it.
+            "files_present": not state.get("missing_files") and not state.get("interrupted"),
         }
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -76,6 +77,8 @@ class RuntimeArchiveProvider(WindowsResourceProvider):
             raise ValueError(f"{self._label(spec)}: {problems[0].reason}")
         state = self._run(spec, "get").state
         if state.get("sha256") == spec.sha256 and not state.get("missing_files"):
+            if state.get("interrupted"):
+                return self._run(spec, "set").state  # installed: set only finishes what a broken run left
             return state  # installed and complete: not one byte to send
         report = upload(spec, state, lambda payload: self._chunk(spec, payload))
         if report.resumed_from:

@@ -8,13 +8,14 @@ import hashlib
 import io
 import json
 import struct
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devhost import fileops, ntfs, scm, ziparchive
+from devhost import fileops, iis, ntfs, scm, ziparchive
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
 
@@ -237,8 +238,9 @@ def test_without_stopping_the_agent_the_upgrade_could_not_delete_the_old_images(
     running_service(fs.root)
     upload(fs, make_zip(V2))
     envelope = model.set_(fs, spec(make_zip(V2)))  # service_name not given: nothing is stopped
-    assert not envelope.ok and envelope.error is not None
-    assert "Access to the path" in envelope.error["message"] and ".iac-old" in envelope.error["message"]
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\.iac-old\\Usercube-Agent.exe").exists(), "the running program's image stays"
+    assert any(c["property"] == "work_folder" and ".iac-old" in c["after"] for c in envelope.changes)
 
 
 def test_a_failed_extraction_leaves_the_previous_version_running(fs: WindowsFs) -> None:
@@ -289,3 +291,117 @@ def test_an_entry_name_that_cannot_be_extracted_safely_is_refused_before_anythin
     envelope = model.set_(fs, spec(data))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchiveEntryRefused"
     assert not fs.resolve(RUNTIME).exists(), "nothing was extracted"
+
+
+# -- interrupted and failing runs (review fixes) --------------------------------------------------------
+
+
+POOL = "IdentityManagerContoso"
+
+
+def pool_site(fs: WindowsFs) -> None:
+    """An application pool running a site on Runtime (the IIS hosting)."""
+    iis.ensure_installed(fs.root)
+    manager = iis.ServerManager(fs.root)
+    manager.add_pool(POOL)
+    site = manager.add_site("Contoso", RUNTIME)
+    for application in site.iter("application"):
+        application.set("applicationPool", POOL)
+    manager.commit()
+    assert manager.pool_state(POOL) == "Started"
+
+
+def knobs(fs: WindowsFs, **values: Any) -> None:
+    (fs.root / "_sim").mkdir(exist_ok=True)
+    (fs.root / "_sim" / "knobs.json").write_text(json.dumps(values))
+
+
+def test_an_exiting_worker_keeps_the_old_images_yet_the_pool_is_started_again(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    time.sleep(0.01)
+    manager.start_pool(POOL)  # its worker loads V1's images
+    knobs(fs, pool_worker_exit_s=60)  # the stopped pool's w3wp.exe still maps V1's images for a minute
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "started again although .iac-old is held"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    assert fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "the held images are left for the next run"
+    knobs(fs)  # the worker has exited
+    again = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert again.ok and [c["property"] for c in again.changes] == ["work_folder"]
+    assert not fs.resolve(f"{RUNTIME}\\.iac-old").exists()
+
+
+def test_an_agent_left_stopped_by_a_broken_run_is_drift_and_the_next_set_starts_it(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    folder = model.staging_folder(RUNTIME)
+    # A run stopped the service, recorded it, and broke off before starting it again (connection lost).
+    put(fs, f"{folder}\\agent-stopped.json", json.dumps({"pool": None, "service": SERVICE, "dependents": []}).encode())
+    scm.stop(fs.root, SERVICE)
+    assert model.get(fs, spec(make_zip(V1), service_name=SERVICE)).state["interrupted"] == [f"agent stopped: {SERVICE}"]
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))  # the same archive: the early return
+    assert envelope.ok and envelope.changed
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+    assert not fs.resolve(f"{folder}\\agent-stopped.json").exists()
+
+
+def test_an_interrupted_swap_is_undone_from_iac_old_before_anything_is_deleted(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    folder = model.staging_folder(RUNTIME)
+    # A swap to V2 broke off after moving the old exe aside: .iac-old holds its only copy.
+    put(fs, f"{RUNTIME}\\.iac-old\\Usercube-Agent.exe", b"MZ v1")
+    fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").unlink()
+    moves = [[f"{RUNTIME}\\Usercube-Agent.exe", f"{RUNTIME}\\.iac-old\\Usercube-Agent.exe"]]
+    put(fs, f"{folder}\\swap.json", json.dumps({"sha256": "0" * 64, "moves": moves}).encode())
+    assert "swap not finished" in model.get(fs, spec(make_zip(V1))).state["interrupted"]
+    broken = make_zip({"x.dll": b"MZ"}, zipfile.ZIP_BZIP2)  # a run that then fails to extract
+    upload(fs, broken)
+    envelope = model.set_(fs, spec(broken))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ExtractionFailed"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "the previous version is whole"
+    assert not fs.resolve(f"{folder}\\swap.json").exists()
+
+
+def test_an_undo_that_fails_keeps_iac_old_and_still_starts_the_agent(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    # data.bin cannot be moved aside (the swap fails); readme.txt, moved aside, cannot be moved back (the undo).
+    knobs(fs, files_held_open=[f"{RUNTIME}\\data.bin", f"{RUNTIME}\\.iac-old\\readme.txt"])
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapRollbackIncomplete"
+    assert ".iac-old\\readme.txt" in envelope.error["message"]
+    assert fs.resolve(f"{RUNTIME}\\.iac-old\\readme.txt").read_bytes() == b"v1", "kept"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "the other undos were done"
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+
+
+def test_remove_does_not_start_the_agent_whose_files_it_deleted(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    envelope = model.remove(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Stopped"
+    assert [e["action"] for e in journal(fs.root) if e["kind"] == "agent"] == ["stop"]
+
+
+def test_a_staging_folder_someone_else_made_first_is_refused(fs: WindowsFs) -> None:
+    fs.resolve(f"{model.PROGRAM_DATA}\\UsercubeIac").mkdir(parents=True)
+    user = "S-1-5-21-1-2-3-1001"  # Users may create folders in %ProgramData%: this one is theirs
+    ntfs.NtfsStore(fs.root).set_descriptor(f"{model.PROGRAM_DATA}\\UsercubeIac", ntfs.Descriptor(user, False, []))
+    data = make_zip(V1)
+    payload = {"runtime_path": RUNTIME, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    envelope = model.chunk(fs, {**payload, "offset": 0, "data": base64.b64encode(data).decode()})
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "StagingFolderUntrusted"
+    assert user in envelope.error["message"]
+    refused = model.get(fs, spec(data))
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "StagingFolderUntrusted"

@@ -1,5 +1,9 @@
 # Helpers of the RuntimeArchive scripts that change Runtime (set, remove); included after _staging.ps1.
 
+# ServiceController is in System.ServiceProcess.dll, which a runspace made with
+# InitialSessionState.CreateDefault2 (the bootstrap's pool) does not load.
+Add-Type -AssemblyName System.ServiceProcess
+
 function New-PathSet {
     # NTFS names ignore case.
     return ,(New-Object 'System.Collections.Generic.HashSet[string]' ([System.StringComparer]::OrdinalIgnoreCase))
@@ -100,21 +104,44 @@ function Remove-EmptyParents([string] $RuntimePath, [string[]] $Relative) {
     }
 }
 
-function Stop-Agent($Spec) {
+function Remove-TreeBestEffort([string] $Path) {
+    # For .iac-old once the new version is committed: a pool's worker keeps the replaced images mapped while
+    # it exits (up to the pool's shutdownTimeLimit, 90 s by default), and a mapped image can be renamed but
+    # not deleted. Retried for about 5 s; what is left is removed by the next run. Returns whether it is gone.
+    for ($attempt = 1; ; $attempt++) {
+        try {
+            Remove-Tree $Path
+            return $true
+        } catch {
+            if ($attempt -ge 6) { return $false }
+            Start-Sleep -Milliseconds (300 * $attempt)
+        }
+    }
+}
+
+function Stop-Agent($Spec, [string] $Folder) {
     # What runs the agent, stopped when it was running (a running agent holds its DLLs: they can be neither
-    # overwritten nor deleted). Returns what it stopped, for Start-Agent.
+    # overwritten nor deleted). What is about to be stopped is written to agent-stopped.json in the staging
+    # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
+    # starts it again. Returns what it stopped, for Start-Agent.
     $stopped = @()
+    $record = [ordered]@{ pool = $null; service = $null; dependents = @() }
     if ($Spec.app_pool) {
         Import-IisAdministration
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
             $pool = $manager.ApplicationPools[[string]$Spec.app_pool]
             if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -eq 'Started') {
+                $record.pool = [string]$Spec.app_pool
+                Write-JsonFile (Get-AgentStoppedPath $Folder) $record
                 [void]$pool.Stop()
-                if ((Wait-IisObjectState { $pool.State } @('Stopped')) -ne 'Stopped') {
-                    Stop-Operation -Id 'AgentStopFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not stop within 10 s; nothing was changed in Runtime"
-                }
                 $stopped += 'pool'
+                # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish.
+                $state = 'Unknown'
+                for ($round = 0; $round -lt 12 -and $state -ne 'Stopped'; $round++) { $state = Wait-IisObjectState { $pool.State } @('Stopped') }
+                if ($state -ne 'Stopped') {
+                    Stop-Operation -Id 'AgentStopFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state); nothing was changed in Runtime and it was started again"
+                }
             }
         } finally {
             $manager.Dispose()
@@ -123,36 +150,91 @@ function Stop-Agent($Spec) {
     if ($Spec.service_name) {
         $service = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$Spec.service_name })
         if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+            # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
+            # ServiceController.Stop): those that run are recorded and started again after it.
+            $record.service = [string]$Spec.service_name
+            $record.dependents = @($service[0].DependentServices | Where-Object { $_.Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running } | ForEach-Object { $_.ServiceName })
+            Write-JsonFile (Get-AgentStoppedPath $Folder) $record
             $service[0].Stop()
-            $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(60))
             $stopped += 'service'
+            $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
         }
     }
     return ,$stopped
 }
 
-function Start-Agent($Spec, [string[]] $Stopped) {
-    if ($Stopped -contains 'pool') {
+function Start-Agent([string] $Folder) {
+    # Starts what agent-stopped.json lists (this run's Stop-Agent, or an earlier run that broke before it
+    # started it again), then deletes the record. Returns what it started.
+    $record = Read-AgentStopped $Folder
+    if ($null -eq $record) { return ,@() }
+    $started = @()
+    if ($record.pool) {
         Import-IisAdministration
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
-            $pool = $manager.ApplicationPools[[string]$Spec.app_pool]
-            [void]$pool.Start()
-            $state = Wait-IisObjectState { $pool.State } @('Started')
+            $pool = $manager.ApplicationPools[[string]$record.pool]
+            $state = 'missing'
+            if ($null -ne $pool) {
+                if ((Get-IisObjectState { $pool.State }) -ne 'Started') { [void]$pool.Start() }
+                $state = Wait-IisObjectState { $pool.State } @('Started')
+            }
         } finally {
             $manager.Dispose()
         }
         if ($state -ne 'Started') {
-            Stop-Operation -Id 'AgentStartFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not start again (state $state); see the System event log (WAS), then start it"
+            Stop-Operation -Id 'AgentStartFailed' -Property 'app_pool' -Message "application pool '$($record.pool)' did not start again (state $state); see the System event log (WAS), then start it"
         }
+        $started += 'pool'
     }
-    if ($Stopped -contains 'service') {
-        $service = New-Object System.ServiceProcess.ServiceController ([string]$Spec.service_name)
+    if ($record.service) {
+        foreach ($name in @([string]$record.service) + @($record.dependents)) {
+            $service = New-Object System.ServiceProcess.ServiceController ([string]$name)
+            try {
+                if ($service.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Running) { $service.Start() }
+                $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+            } finally {
+                $service.Dispose()
+            }
+        }
+        $started += 'service'
+    }
+    [System.IO.File]::Delete((Get-AgentStoppedPath $Folder))
+    return ,$started
+}
+
+function Undo-Swap([object[]] $Moves) {
+    # Every planned move undone, newest first, where it was done (its target exists and its source does not):
+    # right after a failure, and by a later run for a swap that was interrupted. An undo that fails does not
+    # stop the others; the failures are returned.
+    $errors = @()
+    for ($index = $Moves.Count - 1; $index -ge 0; $index--) {
+        $from = [string]$Moves[$index][0]; $to = [string]$Moves[$index][1]
+        if (-not [System.IO.File]::Exists($to) -or [System.IO.File]::Exists($from)) { continue }
         try {
-            $service.Start()
-            $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-        } finally {
-            $service.Dispose()
+            New-ParentFolder $from
+            Move-FileWithRetry $to $from
+        } catch {
+            $errors += "$to -> $from ($($_.Exception.Message))"
         }
     }
+    return ,$errors
+}
+
+function Restore-InterruptedSwap([string] $RuntimePath, [string] $Folder) {
+    # swap.json (written before the first move, deleted after the manifest) says a swap was under way. If the
+    # manifest records its sha256 the swap was committed: only the cleanup was left. Otherwise every move it
+    # planned is undone from .iac-old before anything there is deleted (.iac-old holds the only copies).
+    $path = Get-SwapJournalPath $Folder
+    if (-not [System.IO.File]::Exists($path)) { return }
+    $journal = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
+    $manifest = Read-Manifest $Folder
+    if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
+        $errors = Undo-Swap @($journal.moves)
+        if ($errors.Count -gt 0) {
+            Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again"
+        }
+    }
+    [void](Remove-TreeBestEffort ([System.IO.Path]::Combine($RuntimePath, $NewFolderName)))
+    [System.IO.File]::Delete($path)
 }
