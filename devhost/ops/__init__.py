@@ -57,6 +57,13 @@ _IN_THE_LOOP: tuple[ScriptFact, ...] = (
     ),
     ScriptFact(
         tuple(OPERATIONS),
+        r"::Replace\([^)]*\$null\s*\)",
+        "PowerShell passes $null to a .NET string parameter as '' (PowerShell/PowerShell#11515; [NullString]::Value "
+        "exists for this), and File.Replace refuses '' as a backup path: no backup is [NullString]::Value",
+        present=False,
+    ),
+    ScriptFact(
+        tuple(OPERATIONS),
         re.escape("if (Test-OperationEnd $_.Exception) { break }"),
         "the prelude's trap must let the end of the operation through to the loop (a trap's `break` rethrows; "
         "about_Trap), or every Complete-Operation would turn into an UnexpectedError",

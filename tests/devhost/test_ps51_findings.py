@@ -328,3 +328,15 @@ def test_w4_a_failed_install_is_an_error_record_reported_with_its_id(tmp_path: P
         "$result = Install-WindowsFeature @parameters\nif ($false) {",
     )
     assert refused("windows_feature/set", old)
+
+
+def test_a_null_backup_for_file_replace_is_refused() -> None:
+    # PowerShell passes $null to a .NET string parameter as '' (PowerShell/PowerShell#11515), which File.Replace
+    # refuses as a path: every upgrade of a runtime archive failed this way (second review of runtime_archive).
+    from devhost.ops import SCRIPT_FACTS
+    from devhost.ps51 import check_script
+
+    bad = "[System.IO.File]::Replace($temporary, $Path, $null)"
+    good = "[System.IO.File]::Replace($temporary, $Path, [NullString]::Value)"
+    assert check_script(SCRIPT_FACTS, "runtime_archive/set", bad) != []
+    assert not [p for p in check_script(SCRIPT_FACTS, "runtime_archive/set", good) if "NullString" in p]

@@ -128,7 +128,9 @@ function Write-JsonFile([string] $Path, $Value) {
     $temporary = "$Path.tmp"
     [System.IO.File]::WriteAllText($temporary, ($Value | ConvertTo-Json -Depth 5 -Compress), (New-Object System.Text.UTF8Encoding $false))
     # File.Replace swaps it in in one step (learn.microsoft.com File.Replace); the first time there is nothing to replace.
-    if ([System.IO.File]::Exists($Path)) { [System.IO.File]::Replace($temporary, $Path, $null) } else { [System.IO.File]::Move($temporary, $Path) }
+    # No backup: [NullString]::Value, because PowerShell passes $null to a .NET string parameter as '' (PowerShell/
+    # PowerShell#11515), and File.Replace refuses '' as a path ("The path is not of a legal form").
+    if ([System.IO.File]::Exists($Path)) { [System.IO.File]::Replace($temporary, $Path, [NullString]::Value) } else { [System.IO.File]::Move($temporary, $Path) }
 }
 
 function Read-AgentStopped([string] $Folder) {
