@@ -134,9 +134,10 @@ def _feature_remove(args: argparse.Namespace) -> int:
 
 
 def _restart(args: argparse.Namespace) -> int:
-    from devhost import features
+    from devhost import features, installers
 
     features.admin_restart(args.state)
+    installers.complete_restart(args.state)
     print("devhost (simulator): restarted (pending restart cleared)")
     return 0
 

@@ -240,6 +240,11 @@ def registry_subkeys(state_dir: Path, key: str) -> list[str]:
     return sorted(names)
 
 
+def set_registry_key(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:
+    """Write (or, with None, delete) one registry key with its values, as an installer does."""
+    _set_registry(state_dir, key, values)
+
+
 def _set_registry(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:
     data = {k: v for k, v in registry(state_dir).items() if k.lower() != key.lower()}
     if values is not None:
@@ -332,14 +337,18 @@ def install_hosting_bundle(state_dir: Path, version: str) -> None:
     full = ".".join(parts + ["0"] * (3 - len(parts)))
     key = f"{ASPNETCORE_SHARED_FRAMEWORK}\\v{parts[0]}.{parts[1]}\\{full}"
     _set_registry(state_dir, key, {"Version": f"{full}.0"})
-    if not is_installed(state_dir):
-        return
+    if is_installed(state_dir):
+        add_global_module(state_dir, ASPNETCORE_MODULE, ASPNETCORE_MODULE_IMAGE)
+
+
+def add_global_module(state_dir: Path, name: str, image: str) -> None:
+    """An installer registers a native module in system.webServer/globalModules (once)."""
     with _locked(state_dir):
         path = config_file(state_dir)
         tree = ET.parse(path)
         modules = _section(tree.getroot(), "system.webServer/globalModules")
-        if not any(m.get("name", "").lower() == ASPNETCORE_MODULE.lower() for m in modules.findall("add")):
-            ET.SubElement(modules, "add", {"name": ASPNETCORE_MODULE, "image": ASPNETCORE_MODULE_IMAGE})
+        if not any(m.get("name", "").lower() == name.lower() for m in modules.findall("add")):
+            ET.SubElement(modules, "add", {"name": name, "image": image})
             _write_tree(path, tree)
 
 

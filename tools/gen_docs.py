@@ -66,6 +66,12 @@ def _default(field: Any) -> str:
     return f"`{field.default!r}`"
 
 
+def _change(extra: dict[str, Any]) -> str:
+    if extra.get("local"):
+        return "none (local, not compared)"
+    return "replace" if extra.get("replaces") else "update in place"
+
+
 def table(model: type[ResourceModel]) -> str:
     lines = [
         f"### {model.kind}",
@@ -82,7 +88,7 @@ def table(model: type[ResourceModel]) -> str:
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
-            f"{'replace' if extra.get('replaces') else 'update in place'} | {'yes' if extra.get('secret') else ''} | "
+            f"{_change(extra)} | {'yes' if extra.get('secret') else ''} | "
             f"{extra.get('manual', '')} | {description} |"
         )
     return "\n".join(line for line in lines if line is not None) + "\n"

@@ -9,6 +9,7 @@ from devhost.ops import (
     certificate,
     directory,
     file_acl,
+    hosting_bundle,
     iis_app_pool,
     iis_default_site_removal,
     iis_prerequisites,
@@ -31,6 +32,7 @@ OPERATIONS: dict[str, Operation] = {
     **iis_site.OPERATIONS,
     **iis_default_site_removal.OPERATIONS,
     **iis_prerequisites.OPERATIONS,
+    **hosting_bundle.OPERATIONS,
 }
 
 # Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
@@ -65,6 +67,7 @@ SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *_IN_THE_LOOP,
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
+    *hosting_bundle.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
     *settings_file.SCRIPT_FACTS,
     *windows_service.SCRIPT_FACTS,

@@ -25,10 +25,14 @@ def prop(
     replaces: bool = False,
     secret: bool = False,
     manual: str | None = None,
+    local: bool = False,
     **constraints: Any,
 ) -> Any:
-    """Declare a resource property (a pydantic ``Field`` with our metadata)."""
+    """Declare a resource property (a pydantic ``Field`` with our metadata). ``local``: a fact of the machine
+    that runs Pulumi (a local file's path), not of the Windows object: never compared, never a change."""
     extra: dict[str, Any] = {"replaces": replaces, "secret": secret}
+    if local:
+        extra["local"] = True
     if manual:
         extra["manual"] = manual
     return Field(default, description=description, json_schema_extra=extra, **constraints)
@@ -50,8 +54,8 @@ class ResourceModel(BaseModel):
 
     @classmethod
     def desired_keys(cls) -> list[str]:
-        """Properties that describe the Windows object (everything but how to reach the host)."""
-        return [name for name in cls.model_fields if name != CONNECTION]
+        """Properties that describe the Windows object (everything but how to reach the host and local facts)."""
+        return [name for name in cls.model_fields if name != CONNECTION and not cls._meta(name).get("local")]
 
     @classmethod
     def replace_keys(cls) -> set[str]:
