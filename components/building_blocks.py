@@ -6,11 +6,20 @@ from typing import Any
 
 import pulumi
 
-from components.args import AgentSettings, CertificateSource, DataFolderRights, Identity, StoreCertificate, WebHosting
+from components.args import (
+    AgentSettings,
+    CertificateSource,
+    DataFolderRights,
+    HostingBundleSource,
+    Identity,
+    StoreCertificate,
+    WebHosting,
+)
 from providers.certificate import Certificate
 from providers.certificate.pfx import pfx_thumbprint
 from providers.directory import Directory
 from providers.file_acl import FileAcl
+from providers.hosting_bundle import HostingBundle
 from providers.iis_default_site_removal import IisDefaultSiteRemoval
 from providers.iis_prerequisites import IisPrerequisites
 from providers.iis_site import IisSite
@@ -52,6 +61,23 @@ def prerequisites(
         f"{name}-prerequisites",
         connection=connection,
         minimum_hosting_bundle=minimum,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+    )
+
+
+def hosting_bundle(
+    name: str, connection: Any, source: HostingBundleSource, opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
+) -> HostingBundle:
+    """The .NET Hosting Bundle, after IIS (agent-requirements; the manual's Finalize, step 1: installed before IIS,
+    it must be repaired)."""
+    return HostingBundle(
+        f"{name}-hosting-bundle",
+        connection=connection,
+        source_path=source.path,
+        installer_name=source.name,
+        sha256=source.sha256,
+        size=source.size,
+        version=source.version,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
     )
 

@@ -2,8 +2,8 @@
 
 Hosts referenced exist; the fields each agent kind needs are there and the ones it cannot use are
 not; no two agents on one host share a working directory, site, pool, service or binding; agent
-identifiers are unique in the environment; PFX files pass the manual's rules (checked locally,
-before any host is contacted).
+identifiers are unique in the environment; PFX files pass the manual's rules and hosting bundle
+installers exist (checked locally, before any host is contacted).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from components.stack.errors import Problem, key_path, nearest
-from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec
+from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec, HostingBundleSpec, HostSpec
 from providers.certificate.pfx import PfxRefused, inspect_pfx
+from providers.hosting_bundle.local import InstallerRefused, inspect_installer
 from providers.transport.connection import HostConnection
 
 
@@ -39,6 +40,7 @@ def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
                 reason = str(item["msg"]).removeprefix("Value error, ")
                 reason = reason.replace("use_https=true", "useHttps: true").replace("'use_https'", "'useHttps'")
                 problems.append(Problem(f"hosts.{name}", reason))
+        problems += _hosting_bundle(name, host, spec, project_dir)
         if host.ca_bundle and not (project_dir / host.ca_bundle).is_file():
             problems.append(
                 Problem(
@@ -48,6 +50,38 @@ def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
                 )
             )
     return problems
+
+
+def installer_path(bundle: HostingBundleSpec, project_dir: Path) -> Path:
+    """Where the installer is: relative paths start at the project directory (as caBundle's)."""
+    return project_dir / Path(bundle.path).expanduser()
+
+
+def _hosting_bundle(name: str, host: HostSpec, spec: EstateSpec, project_dir: Path) -> list[Problem]:
+    bundle = host.hosting_bundle
+    if bundle is None:
+        return []
+    at = f"hosts.{name}.hostingBundle"
+    try:
+        inspect_installer(installer_path(bundle, project_dir), bundle.version)
+    except InstallerRefused as refused:
+        return [Problem(f"{at}.path", f"{refused} (relative paths start at the project directory)")]
+    problems = []
+    for index, agent in enumerate(spec.agents):
+        if agent.host == name and _version(bundle.version) < _version(agent.minimum_hosting_bundle):
+            problems.append(
+                Problem(
+                    f"{at}.version",
+                    f"{bundle.version} is below agents[{index}].minimumHostingBundle ({agent.minimum_hosting_bundle}): "
+                    "give the installer of that version or newer",
+                )
+            )
+    return problems
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = [int(part) for part in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
 
 
 def _agent(index: int, agent: AgentSpec, spec: EstateSpec) -> list[Problem]:

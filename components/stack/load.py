@@ -13,9 +13,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from components.stack.errors import PROJECT, ConfigError, Loc, Problem, key_path, nearest
-from components.stack.estate import check_estate
+from components.stack.estate import check_estate, installer_path
 from components.stack.schema import EstateSpec
 from components.stack.secrets import check_secrets, leaves, may_be_secret, secure_paths
+from providers.hosting_bundle.local import InstallerFile, inspect_installer
 
 TOP_LEVEL_KEYS = ("hosts", "agents")
 # The one-agent keys of the first version: named so an old stack file gets a pointer, not a typo hint.
@@ -35,9 +36,15 @@ class Estate:
     spec: EstateSpec
     secret_paths: frozenset[tuple[str | int, ...]]
     stack: str
+    project_dir: Path = Path()
 
     def is_secret(self, loc: Loc) -> bool:
         return tuple(loc) in self.secret_paths
+
+    def hosting_bundle(self, host: str) -> InstallerFile | None:
+        """The local installer of ``hosts.<host>.hostingBundle`` (checked on load), or None when not set."""
+        bundle = self.spec.hosts[host].hosting_bundle
+        return None if bundle is None else inspect_installer(installer_path(bundle, self.project_dir), bundle.version)
 
 
 def stack_file(project_dir: Path, stack: str) -> Path:
@@ -70,7 +77,7 @@ def load_from(raw: dict[str, Any], stack_file_config: dict[str, Any], stack: str
     if problems:
         raise ConfigError(problems)
     secret = {loc for loc in secure if may_be_secret(loc)}
-    return Estate(spec, frozenset(secret), stack)
+    return Estate(spec, frozenset(secret), stack, project_dir)
 
 
 def _once(

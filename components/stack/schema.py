@@ -37,6 +37,21 @@ class _Schema(BaseModel):
 DEFAULT_PARALLEL_OPERATIONS = HostConnection.model_fields["max_parallel_operations"].default
 
 
+class HostingBundleSpec(_Schema):
+    """The .NET Hosting Bundle installer for this host (``hosts.<name>.hostingBundle``), a file on this machine."""
+
+    path: str = Field(
+        min_length=1,
+        description="Path of the installer you downloaded from Microsoft, e.g. dotnet-hosting-8.0.11-win.exe "
+        "(relative paths start at the project directory). Run only when the host needs it.",
+    )
+    version: str = Field(
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="The ASP.NET Core runtime version it installs, e.g. 8.0.11: installed when the host has none of "
+        "that major.minor at this version or newer; repaired when AspNetCoreModuleV2 is missing.",
+    )
+
+
 class HostSpec(_Schema):
     """How to reach one Windows host over WinRM (``hosts.<name>``)."""
 
@@ -55,6 +70,11 @@ class HostSpec(_Schema):
         ge=1,
         le=32,
         description="Operations run on this host at once, all in one shell and one powershell.exe.",
+    )
+    hosting_bundle: HostingBundleSpec | None = Field(
+        None,
+        description="The .NET Hosting Bundle installer to install or repair on this host; not set: the host must "
+        "have it already (the prerequisites check says so). A restart it asks for is reported, never done.",
     )
 
     def connection(self, password: Any) -> dict[str, Any]:
