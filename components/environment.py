@@ -183,6 +183,7 @@ def _production_args(agent: AgentSpec, secrets: _Secrets) -> ProductionAgentArgs
         install_features=agent.install_features,
         rsat_ad_tools=agent.rsat_ad_tools,
         minimum_hosting_bundle=agent.minimum_hosting_bundle,
+        verify=agent.verify,
     )
 
 
@@ -203,4 +204,5 @@ def _integrated_args(agent: AgentSpec, secrets: _Secrets) -> IntegratedAgentArgs
         install_features=agent.install_features,
         rsat_ad_tools=agent.rsat_ad_tools,
         minimum_hosting_bundle=agent.minimum_hosting_bundle,
+        verify=agent.verify,
     )

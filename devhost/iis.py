@@ -1026,6 +1026,34 @@ def admin_add_binding(state_dir: Path, site: str, protocol: str, information: st
     manager.commit()
 
 
+def admin_remove_binding(state_dir: Path, site: str, protocol: str, information: str) -> None:
+    """Remove a binding by hand (IIS Manager, Edit Bindings, Remove): the configuration only, HTTP.sys's certificate
+    binding stays."""
+    manager = ServerManager(state_dir)
+    element = manager.find_site(site)
+    if element is None:
+        raise KeyError(f"no site '{site}'")
+    manager.remove_binding(element, Binding(protocol, information), remove_config_only=True)
+    manager.commit()
+
+
+def admin_delete_sslcert(state_dir: Path, key: str) -> bool:
+    """``netsh http delete sslcert hostnameport=<host>:<port>`` (or ``ipport=<ip>:<port>``): whether it existed."""
+    with _locked(state_dir):
+        certs = sslcerts(state_dir)
+        kept = {k: v for k, v in certs.items() if k.lower() != key.lower()}
+        _write_json(_sim_file(state_dir, "http_sslcert.json"), kept)
+    return len(kept) != len(certs)
+
+
+def admin_bind_sslcert(state_dir: Path, key: str, thumbprint: str, store: str = "My") -> None:
+    """``netsh http update sslcert hostnameport=<host>:<port> certhash=<thumbprint> certstorename=<store>``."""
+    with _locked(state_dir):
+        certs = {k: v for k, v in sslcerts(state_dir).items() if k.lower() != key.lower()}
+        certs[key] = {"hash": thumbprint.upper(), "store": store}
+        _write_json(_sim_file(state_dir, "http_sslcert.json"), certs)
+
+
 def _pool_names(state_dir: Path) -> list[str]:
     path = config_file(state_dir)
     if not path.is_file():

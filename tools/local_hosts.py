@@ -88,12 +88,13 @@ def start(name: str, host: dict[str, Any], agents: list[dict[str, Any]]) -> None
         identity = agent.get("identity") or {}
         if identity.get("kind") == "GroupManagedServiceAccount":
             devhost("admin", "add-account", "--state", str(state), "--name", identity["account"], "--kind", "gmsa")
+        # The vendor's runtime archive, which the operator extracts into Runtime when the stack names none (this
+        # project never ships it): stand-ins of its main file, so the service starts and the site answers.
+        root = agent.get("workingDirectory") or f"C:\\identitymanager{agent['organization']}"
+        app = "identitymanager-Server.dll" if agent.get("kind") == "integrated" else "identitymanager-Agent.dll"
         if agent.get("hosting") == "service":
-            # The vendor's runtime archive, which the operator extracts into Runtime by hand (this
-            # project never ships it): a stand-in executable, so the service can start.
-            root = agent.get("workingDirectory") or f"C:\\identitymanager{agent['organization']}"
-            exe = f"{root}\\Runtime\\Usercube-Agent.exe"
-            devhost("admin", "file-write", "--state", str(state), "--path", exe, "--text", "MZ simulated agent runtime")
+            app = "Usercube-Agent.exe"
+        devhost("admin", "runtime-stand-in", "--state", str(state), "--runtime", f"{root}\\Runtime", "--app", app)
     print(f"simulated Windows host {name} (devhost, NOT Windows) on {address}:{HTTP_PORT} (http+ntlm)")
 
 

@@ -220,6 +220,11 @@ class AgentSpec(_Schema):
     install_features: bool = Field(True, description="Install Web-Server and Web-AppInit (iis).")
     minimum_hosting_bundle: str = Field("8.0", pattern=r"^\d+\.\d+(\.\d+)?$", description="Lowest hosting bundle.")
     display_name: str = Field("", description="DisplayName_L1 of the agent in the XML configuration.")
+    verify: bool = Field(
+        True,
+        description="After up, check from the host that the agent answers (HTTPS with its host name and bound "
+        "certificate; the server's /hc: Healthy; a service: running), naming the likely cause when not; false: skip.",
+    )
 
     @field_validator("host_name")
     @classmethod

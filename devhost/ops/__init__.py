@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from devhost.ops import (
+    agent_verification,
     certificate,
     directory,
     file_acl,
@@ -33,6 +34,7 @@ OPERATIONS: dict[str, Operation] = {
     **iis_default_site_removal.OPERATIONS,
     **iis_prerequisites.OPERATIONS,
     **hosting_bundle.OPERATIONS,
+    **agent_verification.OPERATIONS,
 }
 
 # Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
@@ -42,6 +44,8 @@ UNLOCKED_OPERATIONS: set[str] = {
     *iis_site.OPERATIONS,
     *iis_default_site_removal.OPERATIONS,
     *iis_prerequisites.OPERATIONS,
+    # read-only, and it waits between attempts: it must not hold the host's lock meanwhile
+    *agent_verification.OPERATIONS,
 }
 
 # The script constructs the models rely on (devhost.ps51): tools/bless_scripts.py refuses to record a
@@ -65,6 +69,7 @@ _IN_THE_LOOP: tuple[ScriptFact, ...] = (
 
 SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *_IN_THE_LOOP,
+    *agent_verification.SCRIPT_FACTS,
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
     *hosting_bundle.SCRIPT_FACTS,

@@ -105,7 +105,8 @@ function Get-BundleState($Spec) {
     $family = "$($requested.Major).$($requested.Minor)"
     $installed = $null
     $all = New-Object 'System.Collections.Generic.List[string]'
-    foreach ($runtime in @(Get-InstalledRuntimes)) {
+    $runtimes = Get-InstalledRuntimes
+    foreach ($runtime in $runtimes) {
         $all.Add($runtime.ToString())
         # An app built for 8.0 rolls forward to the newest 8.0.x, never to 9.0 (the runtime's default roll-forward
         # policy, learn.microsoft.com "Select the .NET version to use"): only the same major.minor counts.
