@@ -16,8 +16,10 @@ with ``server_name`` as the SNI name and one GET with it in the Host header. Eac
   Service Unavailable``; both with ``Server: Microsoft-HTTPAPI/2.0`` (HTTP.sys answers, no worker process runs).
 - **IIS** (the worker, as the pool's identity): the physical path missing, or web.config unreadable by the identity:
   ``500.19`` (0x80070003, 0x80070005); web.config naming AspNetCoreModuleV2 while IIS has no such module: ``500.19``
-  (0x8007000d; same reference: "ASP.NET Core Module not installed: 500.19"); no web.config: the static file handler,
-  ``403.14`` for ``/`` (directory listing is off by default), ``404.0`` otherwise. Detailed error pages, as IIS shows
+  (0x8007000d; same reference: "ASP.NET Core Module not installed: 500.19"), a root element other than
+  ``configuration``: ``500.19`` too; no web.config, or one without the aspNetCore handler: the static file handler,
+  ``403.14`` for ``/`` (directory listing is off by default), ``404.0`` otherwise (same reference: "Incorrect website
+  physical path or app missing: 403.14"). Detailed error pages, as IIS shows
   them to a request from the machine itself (httpErrors errorMode DetailedLocalOnly by default).
 - **ANCM** (in-process, ``processPath="dotnet"``): hostfxr resolves the app (``arguments``) and the framework its
   ``<app>.runtimeconfig.json`` names, rolling forward within the major version (learn.microsoft.com, "Select the
@@ -181,11 +183,7 @@ def _worker(state_dir: Path, manager: iis.ServerManager, site: ET.Element, pool:
         return _page(500, "500.19", "Internal Server Error", "Cannot read configuration file", "0x80070003")
     config_path = f"{physical}\\web.config"
     if not fs.resolve(config_path).is_file():
-        if path == "/":
-            return _page(
-                403, "403.14", "Forbidden", "The Web server is configured to not list the contents of this directory."
-            )
-        return _page(404, "404.0", "Not Found", "The resource you are looking for has been removed.", "0x80070002")
+        return _static(path)
     if not ntfs.can_read_file(store, config_path, sids):
         return _page(
             500,
@@ -198,6 +196,8 @@ def _worker(state_dir: Path, manager: iis.ServerManager, site: ET.Element, pool:
         config = ET.fromstring(fs.resolve(config_path).read_bytes())
     except ET.ParseError:
         return _page(500, "500.19", "Internal Server Error", "Configuration file is not well-formed XML", "0x8007000d")
+    if config.tag != "configuration":
+        return _page(500, "500.19", "Internal Server Error", "Configuration file is not well-formed XML", "0x8007000d")
     core = config.find(".//aspNetCore")
     uses_module = any(h.get("modules") == iis.ASPNETCORE_MODULE for h in config.iter("add")) or core is not None
     if uses_module and iis.ASPNETCORE_MODULE.lower() not in {m.lower() for m in manager.global_modules()}:
@@ -209,7 +209,7 @@ def _worker(state_dir: Path, manager: iis.ServerManager, site: ET.Element, pool:
             "0x8007000d",
         )
     if core is None:
-        raise NotModelled("SIMULATOR: a site without an aspNetCore element is not modelled beyond its configuration")
+        return _static(path)  # no ANCM handler: IIS's static file handler serves the folder
     if core.get("processPath") != "dotnet" or core.get("hostingModel", "").lower() != "inprocess":
         raise NotModelled("SIMULATOR: only in-process hosting with processPath 'dotnet' is modelled")
     argument = core.get("arguments", "").strip().replace("/", "\\").removeprefix(".\\")
@@ -218,6 +218,16 @@ def _worker(state_dir: Path, manager: iis.ServerManager, site: ET.Element, pool:
     if failure is not None:
         return _ancm(500, "500.31", "Failed to load ASP.NET Core runtime", failure)
     return _app(state_dir, fs, store, sids, physical, app_path, path)
+
+
+def _static(path: str) -> Answer:
+    """The static file handler on the agent's Runtime folder, which holds no default document: directory listing is
+    off by default (403.14) and the agent's paths are no files (404.0)."""
+    if path == "/":
+        return _page(
+            403, "403.14", "Forbidden", "The Web server is configured to not list the contents of this directory."
+        )
+    return _page(404, "404.0", "Not Found", "The resource you are looking for has been removed.", "0x80070002")
 
 
 def _page(status: int, code: str, title: str, detail: str, error: str = "") -> Answer:

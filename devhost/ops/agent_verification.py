@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import xml.etree.ElementTree as ET
 from typing import Any
 
 from devhost import accounts, certstore, https, iis, ntfs, scm
@@ -151,8 +152,8 @@ def runtime_causes(fs: WindowsFs, spec: dict[str, Any]) -> list[str]:
     key = f"{iis.ASPNETCORE_SHARED_FRAMEWORK}\\v{family}"
     if not iis.registry_subkeys(fs.root, key):
         causes.append(
-            f"no ASP.NET Core runtime {family} is installed (HTTP 500.31: the .NET Hosting Bundle is missing): install "
-            "it (hosts.<name>.hostingBundle)"
+            f"no ASP.NET Core runtime {family} is installed: the .NET Hosting Bundle is missing (an IIS site answers "
+            "HTTP 500.31); install it (hosts.<name>.hostingBundle)"
         )
     file = f"{spec['runtime_path']}\\{spec['app_file']}"
     if not fs.resolve(file).is_file():
@@ -221,8 +222,19 @@ def iis_causes(fs: WindowsFs, spec: dict[str, Any]) -> list[str]:
             "AspNetCoreModuleV2 is missing from IIS (HTTP 500.19: web.config names a module IIS does not know): the "
             "hosting bundle was installed before IIS; repair it (hosts.<name>.hostingBundle does)"
         )
-    if not fs.resolve(f"{spec['runtime_path']}\\web.config").is_file():
+    web_config = f"{spec['runtime_path']}\\web.config"
+    if not fs.resolve(web_config).is_file():
         causes.append(f"web.config is missing from {spec['runtime_path']}")
+    else:
+        try:
+            root = ET.fromstring(fs.resolve(web_config).read_bytes())  # [xml] of the file's text
+        except ET.ParseError:
+            root = None
+        if root is None or root.tag != "configuration" or root.find(".//aspNetCore") is None:
+            causes.append(
+                f"{web_config} is not the agent's: it has no aspNetCore element under configuration (replaced by "
+                "hand?); `up --refresh` writes it again"
+            )
     return causes
 
 

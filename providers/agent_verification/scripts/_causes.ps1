@@ -54,7 +54,7 @@ function Get-KeyCauses($Spec) {
             $file = Find-KeyFile $found[0]
             if ($null -eq $file) { $causes += "certificate $thumbprint has no machine key file (its private key is missing)"; continue }
             if (-not (Test-FileReadable $file $sids)) {
-                $causes += "the private key of certificate $thumbprint is not readable by $($Spec.identity): grant it read access (Certificate private_key_readers; `up --refresh` restores it)"
+                $causes += "the private key of certificate $thumbprint is not readable by $($Spec.identity): grant it read access (Certificate private_key_readers; ``up --refresh`` restores it)"
             }
         }
     } finally {
@@ -86,7 +86,7 @@ function Get-RuntimeCauses($Spec) {
     $family = [string]$Spec.runtime_family
     $key = "HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework\v$family"
     if (-not (Test-Path -LiteralPath $key) -or @(Get-ChildItem -LiteralPath $key).Count -eq 0) {
-        $causes += "no ASP.NET Core runtime $family is installed (HTTP 500.31: the .NET Hosting Bundle is missing): install it (hosts.<name>.hostingBundle)"
+        $causes += "no ASP.NET Core runtime $family is installed: the .NET Hosting Bundle is missing (an IIS site answers HTTP 500.31); install it (hosts.<name>.hostingBundle)"
     }
     $file = [System.IO.Path]::Combine([string]$Spec.runtime_path, [string]$Spec.app_file)
     if (-not [System.IO.File]::Exists($file)) {
@@ -105,7 +105,7 @@ function Get-IisCauses($Spec) {
         $siteState = Get-IisObjectState { $site.State }
         # Starting, or Unknown (WAS has not picked the site up yet) may still settle: no cause, asked again.
         if ($siteState -eq 'Stopped' -or $siteState -eq 'Stopping') {
-            $causes += "the IIS site '$($Spec.site_name)' is $($siteState.ToLowerInvariant()): start it (`up --refresh` restores state Started)"
+            $causes += "the IIS site '$($Spec.site_name)' is $($siteState.ToLowerInvariant()): start it (``up --refresh`` restores state Started)"
         }
         $pool = $manager.ApplicationPools[[string]$Spec.pool_name]
         if ($null -eq $pool) {
@@ -115,7 +115,7 @@ function Get-IisCauses($Spec) {
             if ($poolState -eq 'Stopped' -or $poolState -eq 'Stopping') {
                 $hint = ''
                 if ([string]$pool.ProcessModel.IdentityType -eq 'SpecificUser') { $hint = ' (WAS stops a pool whose identity cannot log on: check its password)' }
-                $causes += "the application pool '$($Spec.pool_name)' is $($poolState.ToLowerInvariant())$($hint): start it (`up --refresh` restores state Started)"
+                $causes += "the application pool '$($Spec.pool_name)' is $($poolState.ToLowerInvariant())$($hint): start it (``up --refresh`` restores state Started)"
             }
         }
         $binding = $null
@@ -151,8 +151,15 @@ function Get-IisCauses($Spec) {
     } finally {
         $manager.Dispose()
     }
-    if (-not [System.IO.File]::Exists([System.IO.Path]::Combine([string]$Spec.runtime_path, 'web.config'))) {
+    $webConfig = [System.IO.Path]::Combine([string]$Spec.runtime_path, 'web.config')
+    if (-not [System.IO.File]::Exists($webConfig)) {
         $causes += "web.config is missing from $($Spec.runtime_path)"
+    } else {
+        $xml = $null
+        try { $xml = [xml][System.IO.File]::ReadAllText($webConfig) } catch { $xml = $null }
+        if ($null -eq $xml -or $null -eq $xml.SelectSingleNode('/configuration//aspNetCore')) {
+            $causes += "$webConfig is not the agent's: it has no aspNetCore element under configuration (replaced by hand?); ``up --refresh`` writes it again"
+        }
     }
     return $causes
 }
@@ -162,7 +169,7 @@ function Get-ServiceCauses($Spec) {
     $service = Get-CimInstance -ClassName Win32_Service -Filter "Name='$(([string]$Spec.service_name).Replace("'", "\'"))'"
     if ($null -eq $service) { return @("the service '$($Spec.service_name)' does not exist") }
     if ([string]$service.State -ne 'Running') {
-        $causes += "the service '$($Spec.service_name)' is $(([string]$service.State).ToLowerInvariant()): start it (`up --refresh` restores state Running)"
+        $causes += "the service '$($Spec.service_name)' is $(([string]$service.State).ToLowerInvariant()): start it (``up --refresh`` restores state Running)"
     }
     return $causes
 }
