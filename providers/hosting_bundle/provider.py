@@ -21,7 +21,7 @@ from providers.framework.provider import WindowsResourceProvider, unnamed
 from providers.hosting_bundle import local
 from providers.hosting_bundle.model import HostingBundleModel
 from providers.hosting_bundle.upload import upload
-from providers.scripting.runner import OperationResult, ScriptRef, run_script
+from providers.scripting import OperationResult, ScriptRef, run_script
 
 
 def local_problems(spec: HostingBundleModel) -> list[CheckFailure]:
