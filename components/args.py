@@ -169,6 +169,7 @@ class HostingBundleSource(BaseModel):
     size: int = Field(gt=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="The runtime version it installs.")
+    restart: bool = Field(False, description="Restart the host when the installer asks for it.")
 
 
 def working_directory(organization: str, explicit: str | None) -> str:

@@ -79,6 +79,7 @@ def hosting_bundle(
         sha256=source.sha256,
         size=source.size,
         version=source.version,
+        restart=source.restart,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
     )
 

@@ -35,6 +35,13 @@ def deploy(estate: Estate) -> dict[str, Any]:
     spec = estate.spec
     connections = {name: host.connection(pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()}
     baselines = {name: _baseline(name, connections[name], spec.agents, estate) for name in spec.hosts}
+    # A host the hosting bundle may restart: everything else on it waits for the bundle, so no operation is in flight
+    # there while it restarts (the connection's password, the same secret, is known only once the bundle is done).
+    for name, host in spec.hosts.items():
+        baseline = baselines[name]
+        if baseline is not None and baseline.bundle is not None and host.hosting_bundle and host.hosting_bundle.restart:
+            password = pulumi.Output.all(baseline.bundle.urn, pulumi.Output.secret(host.password))
+            connections[name] = host.connection(password.apply(lambda pair: pair[1]))
     exports: dict[str, Any] = {}
     for index, agent in enumerate(spec.agents):
         secrets = _Secrets(estate, index)
@@ -105,7 +112,12 @@ def _bundle(estate: Estate, host: str) -> HostingBundleSource | None:
     if found is None or bundle is None:
         return None
     return HostingBundleSource(
-        path=found.path, name=found.name, size=found.size, sha256=found.sha256, version=bundle.version
+        path=found.path,
+        name=found.name,
+        size=found.size,
+        sha256=found.sha256,
+        version=bundle.version,
+        restart=bundle.restart,
     )
 
 

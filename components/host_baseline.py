@@ -47,7 +47,9 @@ class HostBaseline(pulumi.ComponentResource):
         checked = []
         if iis:
             checked = [prerequisites(name, connection, minimum_hosting_bundle, child, [*installed, *runtime])]
-        removed = default_site_removal(name, connection, child, installed) if iis and remove_default_site else []
+        removed = []
+        if iis and remove_default_site:
+            removed = default_site_removal(name, connection, child, [*installed, *runtime])
         self.bundle = runtime[0] if runtime else None
         self.ready = [*installed, *runtime, *checked, *removed]
         self.register_outputs({})

@@ -50,6 +50,11 @@ class HostingBundleSpec(_Schema):
         description="The ASP.NET Core runtime version it installs, e.g. 8.0.11: installed when the host has none of "
         "that major.minor at this version or newer; repaired when AspNetCoreModuleV2 is missing.",
     )
+    restart: bool = Field(
+        False,
+        description="Restart the host when the installer asks for it (exit code 3010) and wait for it; every other "
+        "resource of the host then waits for the bundle. Off: the restart is reported (restartPending), not done.",
+    )
 
 
 class HostSpec(_Schema):
@@ -74,7 +79,7 @@ class HostSpec(_Schema):
     hosting_bundle: HostingBundleSpec | None = Field(
         None,
         description="The .NET Hosting Bundle installer to install or repair on this host; not set: the host must "
-        "have it already (the prerequisites check says so). A restart it asks for is reported, never done.",
+        "have it already (the prerequisites check says so). A restart it asks for is reported, done only with restart.",
     )
 
     def connection(self, password: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from devhost import iis, installers, ntfs
+from devhost import iis, installers, ntfs, power
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed
@@ -25,6 +25,7 @@ STAGING_ROOT = "C:\\ProgramData\\UsercubeIac\\HostingBundle"  # [Environment]::G
 ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
 
 _ALL = ("hosting_bundle/get", "hosting_bundle/chunk", "hosting_bundle/set", "hosting_bundle/remove")
+_RESTART = ("hosting_bundle/restart",)
 _SET = ("hosting_bundle/set",)
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
 SCRIPT_FACTS = (
@@ -59,6 +60,11 @@ SCRIPT_FACTS = (
         _SET,
         r"if \(@\(0, 1638, 1641, 3010\) -notcontains \$code\)",
         "0, 1638, 1641 and 3010 are not failures by themselves: the state is read again after the run",
+    ),
+    ScriptFact(
+        _RESTART,
+        r"\$before = Get-BootTime\s+Restart-Computer -Force\s+Complete-Operation",
+        "the restart is Restart-Computer -Force, which returns while the shutdown begins (the answer still gets out)",
     ),
     ScriptFact(
         ("hosting_bundle/remove",),
@@ -153,6 +159,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "iis_installed": iis_installed,
         "aspnetcore_module_present": module,
         "restart_pending": installers.restart_pending(state_dir),
+        "boot_time": power.boot_time(state_dir),
         "action": "none",
         "reason": "",
         "held_bytes": 0,
@@ -337,7 +344,17 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     return Envelope(ok=True, state={"ensure": "absent"}, changed=removed, changes=changes)
 
 
+@operation
+def restart(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    """restart.ps1: Restart-Computer -Force (devhost.power: the machine goes down a moment after this answer)."""
+    require_keys(spec, _KEYS)
+    before = power.boot_time(fs.root)
+    power.restart(fs.root)
+    return succeed({"restarting": True, "boot_time": before}, [change("boot_time", before, "restarting")])
+
+
 OPERATIONS = {
+    "hosting_bundle/restart": restart,
     "hosting_bundle/get": get,
     "hosting_bundle/chunk": chunk,
     "hosting_bundle/set": set_,

@@ -19,7 +19,7 @@ _FILE_NAME = re.compile(r'^[^<>:"/\\|?*\x00-\x1f]{1,200}$')
 class HostingBundleModel(ResourceModel):
     """The .NET Hosting Bundle: installed silently (`/install /quiet /norestart`) when the host has no ASP.NET Core
     runtime of the installer's major.minor at its version or newer, repaired (`/repair`) when IIS was installed after
-    it and AspNetCoreModuleV2 is missing; skipped otherwise. Never uninstalled, never restarts the host."""
+    it and AspNetCoreModuleV2 is missing; skipped otherwise. Never uninstalled; restarts the host only with restart."""
 
     kind = "HostingBundle"
 
@@ -47,6 +47,14 @@ class HostingBundleModel(ResourceModel):
         description="Longest the installer may run, in seconds (below the connection's command_timeout_s).",
         ge=30,
         le=3600,
+    )
+    restart: bool = prop(
+        False,
+        description="Restart the host when the installer asks for it (exit code 3010), then wait until it answers "
+        "again with a new boot time. Off: the restart is only reported (restart_pending and a warning).",
+    )
+    restart_timeout_s: int = prop(
+        900, description="Longest wait for the host to answer again after a restart, in seconds.", ge=60, le=7200
     )
     installed: bool = prop(
         True,
@@ -99,7 +107,9 @@ class HostingBundleModel(ResourceModel):
 
     def script_input(self) -> dict[str, Any]:
         # Never the local path: the host has no use for it.
-        return self.model_dump(mode="json", exclude={"connection", "source_path", "installed"})
+        return self.model_dump(
+            mode="json", exclude={"connection", "source_path", "installed", "restart", "restart_timeout_s"}
+        )
 
     def chunk_input(self, offset: int, data: str) -> dict[str, Any]:
         """The input of one upload chunk: ``data`` (base64) goes at ``offset`` of the staging file."""

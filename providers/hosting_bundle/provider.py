@@ -5,11 +5,13 @@ Create and update: ask the host what it has (get). When it needs nothing (the ru
 one of its major.minor, and AspNetCoreModuleV2 where IIS is installed), nothing is sent and nothing runs. Otherwise
 the installer travels in resumable chunks (upload.py) unless the host already holds it, and set runs it with
 `/install` or `/repair`, `/quiet /norestart`. A restart the installer asks for (exit code 3010) is reported, in the
-`restart_pending` output and a warning; this project never restarts a host.
+`restart_pending` output and a warning, and done only when the stack allows it (``restart``): then the provider
+waits until the host answers again with a new boot time.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import pulumi
@@ -22,6 +24,9 @@ from providers.hosting_bundle import local
 from providers.hosting_bundle.model import HostingBundleModel
 from providers.hosting_bundle.upload import upload
 from providers.scripting import OperationResult, ScriptRef, run_script
+
+REBOOT_REQUIRED = 3010  # ERROR_SUCCESS_REBOOT_REQUIRED
+RESTART_POLL_S = 5.0
 
 
 def local_problems(spec: HostingBundleModel) -> list[CheckFailure]:
@@ -90,15 +95,48 @@ class HostingBundleProvider(WindowsResourceProvider):
                     f"of {spec.size} (held by the host), sent {report.sent_bytes} bytes"
                 )
         after = self._run(spec, "set").state
+        if after.get("restart_pending") and after.get("exit_code") == REBOOT_REQUIRED and spec.restart:
+            return self._restart(spec, after)
         if after.get("restart_pending"):
-            # Reported, never done: a restart in the middle of `up` would break every operation in flight on the
-            # host (and its agents' start); the operator restarts it in a maintenance window.
+            # Reported, not done: a restart in the middle of `up` cuts every operation in flight on the host and the
+            # agents it serves; the operator restarts it in a maintenance window, or the stack allows it (restart,
+            # and then every other resource of the host waits for this one).
             pulumi.log.warn(
                 f"{self._label(spec)} on {spec.connection.host}: the installer ({after.get('last_action')}, exit code "
-                f"{after.get('exit_code')}) asks for a restart to finish; this project never restarts a host: restart "
-                "it when it suits you (`Restart-Computer`), then run `up --refresh`"
+                f"{after.get('exit_code')}) asks for a restart to finish; not done (hostingBundle.restart is off): "
+                "restart the host when it suits you (`Restart-Computer`), then run `up --refresh`"
             )
         return after
+
+    def _restart(self, spec: HostingBundleModel, after: dict[str, Any]) -> dict[str, Any]:
+        """Restart the host (restart.ps1) and wait until it answers with another boot time."""
+        from providers.transport.errors import WinRMError
+        from providers.transport.session import close_session
+
+        before = after.get("boot_time")
+        label = f"{self._label(spec)} on {spec.connection.host}"
+        try:
+            self._run(spec, "restart")
+        except WinRMError as error:  # the host may go down before its answer arrives: the restart is under way
+            pulumi.log.info(f"{label}: the restart request got no answer ({error}); waiting for the host")
+        close_session(spec.connection)  # its shell and process went down with the host
+        deadline = time.monotonic() + spec.restart_timeout_s
+        while True:
+            time.sleep(RESTART_POLL_S)
+            try:
+                state = self._run(spec, "get").state
+            except WinRMError:
+                state = {}
+            if state.get("boot_time") not in (None, before):
+                pulumi.log.info(
+                    f"{label}: restarted as the installer asked (hostingBundle.restart), up since {state['boot_time']}"
+                )
+                return {**state, "last_action": after.get("last_action"), "exit_code": after.get("exit_code")}
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{label}: restarted for the installer (exit code 3010) but it did not answer again within "
+                    f"restart_timeout_s={spec.restart_timeout_s}s; check the host, then run `up --refresh`"
+                )
 
     def _chunk(self, spec: HostingBundleModel, payload: dict[str, Any]) -> OperationResult:
         return run_script(spec.connection, ScriptRef(self.package, "chunk"), payload, resource=self._label(spec))

@@ -34,6 +34,7 @@ class HostingBundle(Resource, module="windows", name="HostingBundle"):
         size: pulumi.Input[int],
         version: pulumi.Input[str],
         install_timeout_s: pulumi.Input[int] = 480,
+        restart: pulumi.Input[bool] = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -44,6 +45,7 @@ class HostingBundle(Resource, module="windows", name="HostingBundle"):
             "size": size,
             "version": version,
             "install_timeout_s": install_timeout_s,
+            "restart": restart,
             "installed": True,
             "installed_version": None,
             "aspnetcore_module_present": None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from devhost import features, iis, installers
+from devhost import features, iis, installers, power
 from providers.hosting_bundle import HostingBundle
 from providers.hosting_bundle.local import inspect_installer
 from tests.providers.test_iis_app_pool_engine import secret_connection
@@ -44,7 +44,7 @@ def installer(tmp_path: Path, version: str, size: int = 600 * 1024) -> Path:
     return installers.stand_in_installer(tmp_path / f"dotnet-hosting-{version}-win.exe", version, size)
 
 
-def bundle_program(target: Target, path: Path, version: str) -> Callable[[], None]:
+def bundle_program(target: Target, path: Path, version: str, restart: bool = False) -> Callable[[], None]:
     found = inspect_installer(path, version)
 
     def program() -> None:
@@ -56,6 +56,7 @@ def bundle_program(target: Target, path: Path, version: str) -> Callable[[], Non
             sha256=found.sha256,
             size=found.size,
             version=version,
+            restart=restart,
         )
         pulumi.export("installed_version", bundle.installed_version)
         pulumi.export("module", bundle.aspnetcore_module_present)
@@ -145,14 +146,11 @@ def test_repair_with_an_older_installer_is_refused_with_the_fix(host: Target, en
 def test_a_restart_asked_for_is_reported_never_done(host: Target, engine: Engine, tmp_path: Path) -> None:
     iis.ensure_installed(state(host))
     iis.install_hosting_bundle(state(host), "8.0.11")
-    manager = iis.ServerManager(state(host))
-    pool = manager.add_pool("Busy")
-    manager.set_pool_value(pool, "startMode", "AlwaysRunning")
-    manager.commit()  # WAS starts it: its w3wp.exe holds aspnetcorev2.dll
+    busy_pool(host)
     stack = engine(bundle_program(host, installer(tmp_path, "8.0.12"), "8.0.12"))
     run = stack.up()
     assert run.ok, run.output
-    assert "asks for a restart to finish; this project never restarts a host" in run.output
+    assert "asks for a restart to finish; not done (hostingBundle.restart is off)" in run.output
     assert stack.outputs()["restart_pending"] is True and stack.outputs()["installed_version"] == "8.0.12"
     assert installers.restart_pending(state(host)), "the host was not restarted"
     assert not any(e.get("kind") == "restart" for e in host.journal())
@@ -162,6 +160,33 @@ def test_a_restart_asked_for_is_reported_never_done(host: Target, engine: Engine
     assert stack.up(refresh=True).ok
     assert stack.outputs()["restart_pending"] is False
     assert not any(op in UPLOAD_OPS for op in ops(host, mark))
+
+
+def busy_pool(target: Target) -> None:
+    """An AlwaysRunning pool that WAS starts: its w3wp.exe holds aspnetcorev2.dll."""
+    manager = iis.ServerManager(state(target))
+    pool = manager.add_pool("Busy")
+    manager.set_pool_value(pool, "startMode", "AlwaysRunning")
+    manager.commit()
+
+
+def test_with_restart_allowed_the_host_restarts_and_answers_again(host: Target, engine: Engine, tmp_path: Path) -> None:
+    iis.ensure_installed(state(host))
+    iis.install_hosting_bundle(state(host), "8.0.11")
+    busy_pool(host)
+    iis.admin_set_state(state(host), "pool", "Busy", "Stopped")  # stopped by hand: the boot starts it (autoStart)
+    iis.admin_set_state(state(host), "pool", "Busy", "Started")
+    before = power.boot_time(state(host))
+    stack = engine(bundle_program(host, installer(tmp_path, "8.0.12"), "8.0.12", restart=True))
+    run = stack.up()
+    assert run.ok, run.output
+    assert [e for e in host.journal() if e.get("kind") == "restart"], "the host went down and came back"
+    assert power.boot_time(state(host)) != before
+    assert not installers.restart_pending(state(host)), "the start completed the renames the installer scheduled"
+    assert stack.outputs()["restart_pending"] is False and stack.outputs()["installed_version"] == "8.0.12"
+    assert iis.ServerManager(state(host)).pool_state("Busy") == "Started", "WAS started the pool again"
+    assert "restarted as the installer asked" in run.output
+    assert stack.up().summary == {"same": 2}
 
 
 def test_installer_failure_names_the_exit_code_and_the_log(host: Target, engine: Engine, tmp_path: Path) -> None:

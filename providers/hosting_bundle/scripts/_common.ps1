@@ -99,6 +99,12 @@ function Test-RestartPending {
     return (($null -ne $session) -or $servicing)
 }
 
+function Get-BootTime {
+    # When the host last started (Win32_OperatingSystem.LastBootUpTime), in UTC: a restart changes it.
+    $os = Get-CimInstance -ClassName Win32_OperatingSystem
+    return ([datetime]$os.LastBootUpTime).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
 function Get-BundleState($Spec) {
     # What the host has, and what set would do about it: none, install, repair, or blocked (with the reason).
     $requested = [version][string]$Spec.version
@@ -125,6 +131,7 @@ function Get-BundleState($Spec) {
         iis_installed = $iis
         aspnetcore_module_present = $module
         restart_pending = (Test-RestartPending)
+        boot_time = (Get-BootTime)
         action = 'none'
         reason = ''
         held_bytes = 0
