@@ -67,7 +67,11 @@ function Find-KeyFile($Certificate) {
     # CNG (Crypto\Keys) or a legacy CSP (Crypto\RSA\MachineKeys): .NET Framework 4.6+ opens both through CNG, and the
     # unique name is the file's name in either folder (the Certificate resource searches them the same way).
     if (-not $Certificate.HasPrivateKey) { return $null }
-    $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+    try {
+        $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+    } catch {
+        return $null  # "Keyset does not exist": the store entry names a key whose file is gone
+    }
     $name = $null
     if ($key -is [System.Security.Cryptography.RSACng]) { $name = $key.Key.UniqueName }
     elseif ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) { $name = $key.CspKeyContainerInfo.UniqueKeyContainerName }
