@@ -395,3 +395,10 @@ def test_a_bad_hosting_bundle_is_refused_naming_its_key(
     raw["agents"][0]["minimumHostingBundle"] = "8.0"
     problem = only(refused(raw))
     assert problem.path == path and says in problem.message, problem
+
+
+def test_verification_is_on_unless_an_agent_turns_it_off() -> None:
+    assert load(estate()).spec.agents[0].verify is True
+    assert load(change(lambda r: r["agents"][0].update(verify=False))).spec.agents[0].verify is False
+    problem = only(refused(change(lambda r: r["agents"][0].update(verfy=False))))
+    assert problem.path == "agents[0].verfy" and "did you mean 'verify'?" in problem.message
