@@ -274,5 +274,18 @@ class RuntimeArchiveSource(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class HostingBundleSource(BaseModel):
+    """The .NET Hosting Bundle installer on this machine, as checked when the stack was loaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="Absolute path of the installer.")
+    name: str = Field(description="Its file name (what previews show).")
+    size: int = Field(gt=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="The runtime version it installs.")
+    restart: bool = Field(False, description="Restart the host when the installer asks for it.")
+
+
 def working_directory(organization: str, explicit: str | None) -> str:
     return working_directory_path(explicit) if explicit else f"C:\\identitymanager{organization}"

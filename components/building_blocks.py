@@ -10,15 +10,18 @@ from components.args import (
     AgentSettings,
     CertificateSource,
     DataFolderRights,
+    HostingBundleSource,
     Identity,
     RuntimeArchiveSource,
     StoreCertificate,
     WebHosting,
 )
+from providers.agent_verification import AgentVerification
 from providers.certificate import Certificate
 from providers.certificate.pfx import pfx_thumbprint
 from providers.directory import Directory
 from providers.file_acl import FileAcl
+from providers.hosting_bundle import HostingBundle
 from providers.iis_default_site_removal import IisDefaultSiteRemoval
 from providers.iis_prerequisites import IisPrerequisites
 from providers.iis_site import IisSite
@@ -61,6 +64,24 @@ def prerequisites(
         f"{name}-prerequisites",
         connection=connection,
         minimum_hosting_bundle=minimum,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+    )
+
+
+def hosting_bundle(
+    name: str, connection: Any, source: HostingBundleSource, opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
+) -> HostingBundle:
+    """The .NET Hosting Bundle, after IIS (agent-requirements; the manual's Finalize, step 1: installed before IIS,
+    it must be repaired)."""
+    return HostingBundle(
+        f"{name}-hosting-bundle",
+        connection=connection,
+        source_path=source.path,
+        installer_name=source.name,
+        sha256=source.sha256,
+        size=source.size,
+        version=source.version,
+        restart=source.restart,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
     )
 
@@ -263,4 +284,50 @@ def web_site(
         bindings=bindings,
         preload_enabled=True,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*after, *removed])),
+    )
+
+
+def runtime_family(minimum_hosting_bundle: str) -> str:
+    """The ASP.NET Core major.minor an agent runs on, from its minimum hosting bundle (8.0.11 -> 8.0)."""
+    return ".".join(minimum_hosting_bundle.split(".")[:2])
+
+
+def web_verification(
+    name: str,
+    connection: Any,
+    web: WebHosting,
+    runtime: str,
+    app_file: str,
+    identity: pulumi.Input[str],
+    ssl_thumbprint: pulumi.Input[str],
+    key_thumbprints: list[pulumi.Input[str]],
+    family: str,
+    opts: pulumi.ResourceOptions,
+    after: list[pulumi.Resource],
+    *,
+    health_check: bool,
+) -> AgentVerification:
+    """The manual's verification of an IIS agent, from its host: the site over HTTPS with its host name and bound
+    certificate; the server's /hc must answer Healthy (install-server-6.2, Test Your Installation)."""
+    port = "" if web.https_port == 443 else f":{web.https_port}"
+    path = "/hc" if health_check else "/"
+    return AgentVerification(
+        f"{name}-verify",
+        connection=connection,
+        hosting="iis",
+        url=f"https://{web.host_name}{port}{path if health_check else ''}",
+        host_name=web.host_name,
+        port=web.https_port,
+        ip_address=web.ip_address,
+        path=path,
+        expect_body="Healthy" if health_check else "",
+        expected_thumbprint=ssl_thumbprint,
+        site_name=web.site_name,
+        pool_name=web.pool_name,
+        runtime_path=runtime,
+        app_file=app_file,
+        identity=identity,
+        key_thumbprints=key_thumbprints,
+        runtime_family=family,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
     )

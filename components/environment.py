@@ -16,6 +16,7 @@ import pulumi
 from components.args import (
     AgentSettings,
     CertificateSource,
+    HostingBundleSource,
     Identity,
     PfxCertificate,
     RuntimeArchiveSource,
@@ -34,7 +35,14 @@ def deploy(estate: Estate) -> dict[str, Any]:
     """Declare every host's baseline and every agent; return the stack's ``agents`` export."""
     spec = estate.spec
     connections = {name: host.connection(pulumi.Output.secret(host.password)) for name, host in spec.hosts.items()}
-    baselines = {name: _baseline(name, connections[name], spec.agents) for name in spec.hosts}
+    baselines = {name: _baseline(name, connections[name], spec.agents, estate) for name in spec.hosts}
+    # A host the hosting bundle may restart: everything else on it waits for the bundle, so no operation is in flight
+    # there while it restarts (the connection's password, the same secret, is known only once the bundle is done).
+    for name, host in spec.hosts.items():
+        baseline = baselines[name]
+        if baseline is not None and baseline.bundle is not None and host.hosting_bundle and host.hosting_bundle.restart:
+            password = pulumi.Output.all(baseline.bundle.urn, pulumi.Output.secret(host.password))
+            connections[name] = host.connection(password.apply(lambda pair: pair[1]))
     exports: dict[str, Any] = {}
     for index, agent in enumerate(spec.agents):
         secrets = _Secrets(estate, index)
@@ -55,6 +63,19 @@ def deploy(estate: Estate) -> dict[str, Any]:
             "workingDirectory": agent.root,
             "xmlConfiguration": agent_xml(agent),
         }
+    # What each host's hosting bundle run left: the version, and a restart the installer asked for (never done).
+    bundles = {
+        name: {
+            "hostingBundle": {
+                "installedVersion": b.bundle.installed_version,
+                "restartPending": b.bundle.restart_pending,
+            }
+        }
+        for name, b in baselines.items()
+        if b is not None and b.bundle is not None
+    }
+    if bundles:
+        pulumi.export("hosts", bundles)
     return exports
 
 
@@ -67,18 +88,37 @@ def agent_xml(agent: AgentSpec) -> str:
     )
 
 
-def _baseline(host: str, link: dict[str, Any], agents: list[AgentSpec]) -> HostBaseline | None:
-    """One per host that runs an IIS agent: the union of what its agents ask of the server."""
+def _baseline(host: str, link: dict[str, Any], agents: list[AgentSpec], estate: Estate) -> HostBaseline | None:
+    """One per host that runs an IIS agent or has a hosting bundle: the union of what its agents ask of it."""
     iis = [agent for agent in agents if agent.host == host and agent.hosting == "iis"]
-    if not iis:
+    bundle = _bundle(estate, host)
+    if not iis and bundle is None:
         return None
     return HostBaseline(
         f"host-{host}",
         link,
         rsat_ad_tools=any(agent.rsat_ad_tools for agent in iis),
-        minimum_hosting_bundle=max((agent.minimum_hosting_bundle for agent in iis), key=_version),
+        minimum_hosting_bundle=max((agent.minimum_hosting_bundle for agent in iis), key=_version, default="8.0"),
         remove_default_site=any(agent.remove_default_site for agent in iis),
         install_features=any(agent.install_features for agent in iis),
+        iis=bool(iis),
+        bundle=bundle,
+    )
+
+
+def _bundle(estate: Estate, host: str) -> HostingBundleSource | None:
+    """The host's hosting bundle installer as the loader checked it (a path, a name, a size, a hash: no secret)."""
+    found = estate.hosting_bundle(host)
+    bundle = estate.spec.hosts[host].hosting_bundle
+    if found is None or bundle is None:
+        return None
+    return HostingBundleSource(
+        path=found.path,
+        name=found.name,
+        size=found.size,
+        sha256=found.sha256,
+        version=bundle.version,
+        restart=bundle.restart,
     )
 
 
@@ -165,6 +205,7 @@ def _production_args(agent: AgentSpec, secrets: _Secrets) -> ProductionAgentArgs
         rsat_ad_tools=agent.rsat_ad_tools,
         minimum_hosting_bundle=agent.minimum_hosting_bundle,
         runtime_archive=_runtime_archive(secrets),
+        verify=agent.verify,
     )
 
 
@@ -186,4 +227,5 @@ def _integrated_args(agent: AgentSpec, secrets: _Secrets) -> IntegratedAgentArgs
         rsat_ad_tools=agent.rsat_ad_tools,
         minimum_hosting_bundle=agent.minimum_hosting_bundle,
         runtime_archive=_runtime_archive(secrets),
+        verify=agent.verify,
     )

@@ -33,8 +33,10 @@ from components.building_blocks import (
     pool_account,
     prerequisites,
     runtime_archive,
+    runtime_family,
     web_config,
     web_site,
+    web_verification,
     working_folders,
 )
 from components.host_baseline import HostBaseline
@@ -64,6 +66,7 @@ class IntegratedAgentArgs(BaseModel):
     rsat_ad_tools: bool = False
     minimum_hosting_bundle: str = "8.0"
     runtime_archive: RuntimeArchiveSource | None = None
+    verify: bool = Field(True, description="Check from the host that the server answers /hc with Healthy.")
 
     @field_validator("working_directory")
     @classmethod
@@ -183,6 +186,12 @@ class IntegratedAgent(pulumi.ComponentResource):
         )
         web = args.web if baseline is None else args.web.model_copy(update={"remove_default_site": False})
         site = web_site(name, connection, web, runtime, ssl, child, installed, [*ready, pool, *acls, *files])
+        if args.verify:
+            family = runtime_family(args.minimum_hosting_bundle)
+            web_verification(
+                name, connection, args.web, runtime, SERVER_DLL.removeprefix("./"), account, ssl,
+                [encryption, identity_server], family, child, [site], health_check=True,
+            )  # fmt: skip
         self.identity_account = account
         self.encryption_thumbprint = encryption
         self.ssl_thumbprint = ssl

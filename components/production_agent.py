@@ -17,6 +17,9 @@ Composes, in the manual's order (DOMAIN.md):
    Administrators.
 8. The IIS site on <working directory>\\Runtime with https on 443 (and optional http), preload on;
    the Default Web Site and DefaultAppPool removed when asked.
+9. The manual's "Verify Agent Installation", from the host itself (on by default, ``verify``): the site
+   answers over HTTPS with its host name and the bound certificate (or the service runs), else the likely
+   cause is named.
 """
 
 from __future__ import annotations
@@ -47,17 +50,21 @@ from components.building_blocks import (
     pool_account,
     prerequisites,
     runtime_archive,
+    runtime_family,
     web_config,
     web_site,
+    web_verification,
     working_folders,
 )
 from components.host_baseline import HostBaseline
+from providers.agent_verification import AgentVerification
 from providers.iis_app_pool import IisAppPool
 from providers.settings_file import SettingsFile
 from providers.windows_service import WindowsService
 from providers.windows_service.model import service_name
 
 AGENT_DLL = "./identitymanager-Agent.dll"
+SERVICE_EXE = "Usercube-Agent.exe"
 
 
 class ProductionAgentArgs(BaseModel):
@@ -77,6 +84,7 @@ class ProductionAgentArgs(BaseModel):
     rsat_ad_tools: bool = False
     minimum_hosting_bundle: str = "8.0"
     runtime_archive: RuntimeArchiveSource | None = None
+    verify: bool = Field(True, description="Check from the host that the agent answers once it is in place.")
 
     @field_validator("working_directory")
     @classmethod
@@ -197,19 +205,41 @@ class ProductionAgent(pulumi.ComponentResource):
             site = web_site(name, connection, web, runtime, ssl, child, installed, [*ready, pool, *acls, *files])
             self.site_name = site.name
             self.ssl_thumbprint = ssl
+            if args.verify:
+                family = runtime_family(args.minimum_hosting_bundle)
+                web_verification(
+                    name, connection, args.web, runtime, AGENT_DLL.removeprefix("./"), account, ssl, [encryption],
+                    family, child, [site], health_check=False,
+                )  # fmt: skip
         else:
-            WindowsService(
+            service = WindowsService(
                 f"{name}-service",
                 connection=connection,
                 name=service_name,
                 display_name=f"Identity Manager Agent {args.organization}",
-                binary_path=f"{runtime}\\Usercube-Agent.exe",
+                binary_path=f"{runtime}\\{SERVICE_EXE}",
                 arguments=["--service"],
                 account=str(args.identity.account),
                 password=args.identity.password,
                 # After the archive: the service starts its program, which the archive puts in Runtime.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, *acls, *files, *archive]),
             )
+            if args.verify:
+                # No HTTPS endpoint to request: this project configures none for a service (its Kestrel endpoints
+                # are the vendor's settings); the service must run, with its runtime and its keys readable.
+                AgentVerification(
+                    f"{name}-verify",
+                    connection=connection,
+                    hosting="service",
+                    url=f"service {args.service_name or f'IdentityManagerAgent{args.organization}'}",
+                    service_name=args.service_name or f"IdentityManagerAgent{args.organization}",
+                    runtime_path=runtime,
+                    app_file=SERVICE_EXE,
+                    identity=account,
+                    key_thumbprints=[encryption],
+                    runtime_family=runtime_family(args.minimum_hosting_bundle),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+                )
 
         self.identity_account = account
         self.encryption_thumbprint = encryption

@@ -141,9 +141,10 @@ def _feature_remove(args: argparse.Namespace) -> int:
 
 
 def _restart(args: argparse.Namespace) -> int:
-    from devhost import features
+    from devhost import features, installers
 
     features.admin_restart(args.state)
+    installers.complete_restart(args.state)
     print("devhost (simulator): restarted (pending restart cleared)")
     return 0
 
@@ -162,6 +163,14 @@ def _hosting_bundle(args: argparse.Namespace) -> int:
     iis.install_hosting_bundle(args.state, args.version)
     module = "with" if iis.is_installed(args.state) else "WITHOUT (IIS is not installed yet)"
     print(f"devhost (simulator): .NET hosting bundle {args.version} installed {module} AspNetCoreModuleV2")
+    return 0
+
+
+def _runtime_stand_in(args: argparse.Namespace) -> int:
+    from devhost import https
+
+    https.write_stand_in_runtime(args.state, args.runtime, args.app)
+    print(f"devhost (simulator): stand-in {args.app} written to {args.runtime}")
     return 0
 
 
@@ -187,6 +196,22 @@ def _iis_add_binding(args: argparse.Namespace) -> int:
     iis.admin_add_binding(args.state, args.site, args.protocol, args.information)
     print(f"devhost (simulator): site {args.site}: binding {args.protocol} {args.information} added")
     return 0
+
+
+def _iis_remove_binding(args: argparse.Namespace) -> int:
+    from devhost import iis
+
+    iis.admin_remove_binding(args.state, args.site, args.protocol, args.information)
+    print(f"devhost (simulator): site {args.site}: binding {args.protocol} {args.information} removed")
+    return 0
+
+
+def _sslcert_delete(args: argparse.Namespace) -> int:
+    from devhost import iis
+
+    found = iis.admin_delete_sslcert(args.state, args.endpoint)
+    print(f"devhost (simulator): HTTP.sys certificate binding {args.endpoint} {'deleted' if found else 'not found'}")
+    return 0 if found else 1
 
 
 def _cert_remove(args: argparse.Namespace) -> int:
@@ -283,6 +308,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     install.add_argument("--name", nargs="+", required=True)
     bundle = command("install-hosting-bundle", _hosting_bundle, "run the .NET Hosting Bundle installer")
     bundle.add_argument("--version", required=True, help="e.g. 8.0.11")
+    stand_in = command("runtime-stand-in", _runtime_stand_in, "write the stand-in of an extracted agent runtime")
+    stand_in.add_argument(
+        "--runtime", required=True, help="the Runtime folder, e.g. C:\\identitymanagerContoso\\Runtime"
+    )
+    stand_in.add_argument(
+        "--app", required=True, help="identitymanager-Agent.dll, identitymanager-Server.dll or Usercube-Agent.exe"
+    )
     pool = command("iis-pool-set", _iis_pool_set, "change an application pool attribute (as IIS Manager would)")
     pool.add_argument("--pool", required=True)
     pool.add_argument("--attribute", required=True, help="e.g. processModel/idleTimeout")
@@ -295,6 +327,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     binding.add_argument("--site", required=True)
     binding.add_argument("--protocol", choices=["http", "https"], default="http")
     binding.add_argument("--information", required=True, help="bindingInformation, e.g. *:8080:")
+    unbind = command("iis-remove-binding", _iis_remove_binding, "remove a site's binding (configuration only)")
+    unbind.add_argument("--site", required=True)
+    unbind.add_argument("--protocol", choices=["http", "https"], default="https")
+    unbind.add_argument("--information", required=True, help="bindingInformation, e.g. *:443:agent.contoso.com")
+    sslcert = command("sslcert-delete", _sslcert_delete, "netsh http delete sslcert (an HTTP.sys certificate binding)")
+    sslcert.add_argument("--endpoint", required=True, help="hostname:port (SNI) or ip:port, e.g. agent.contoso.com:443")
     cert = command("cert-remove", _cert_remove, "delete a certificate and its key from LocalMachine")
     cert.add_argument("--thumbprint", required=True)
     cert.add_argument("--store", default="My")

@@ -240,6 +240,11 @@ def registry_subkeys(state_dir: Path, key: str) -> list[str]:
     return sorted(names)
 
 
+def set_registry_key(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:
+    """Write (or, with None, delete) one registry key with its values, as an installer does."""
+    _set_registry(state_dir, key, values)
+
+
 def _set_registry(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:
     data = {k: v for k, v in registry(state_dir).items() if k.lower() != key.lower()}
     if values is not None:
@@ -332,14 +337,18 @@ def install_hosting_bundle(state_dir: Path, version: str) -> None:
     full = ".".join(parts + ["0"] * (3 - len(parts)))
     key = f"{ASPNETCORE_SHARED_FRAMEWORK}\\v{parts[0]}.{parts[1]}\\{full}"
     _set_registry(state_dir, key, {"Version": f"{full}.0"})
-    if not is_installed(state_dir):
-        return
+    if is_installed(state_dir):
+        add_global_module(state_dir, ASPNETCORE_MODULE, ASPNETCORE_MODULE_IMAGE)
+
+
+def add_global_module(state_dir: Path, name: str, image: str) -> None:
+    """An installer registers a native module in system.webServer/globalModules (once)."""
     with _locked(state_dir):
         path = config_file(state_dir)
         tree = ET.parse(path)
         modules = _section(tree.getroot(), "system.webServer/globalModules")
-        if not any(m.get("name", "").lower() == ASPNETCORE_MODULE.lower() for m in modules.findall("add")):
-            ET.SubElement(modules, "add", {"name": ASPNETCORE_MODULE, "image": ASPNETCORE_MODULE_IMAGE})
+        if not any(m.get("name", "").lower() == name.lower() for m in modules.findall("add")):
+            ET.SubElement(modules, "add", {"name": name, "image": image})
             _write_tree(path, tree)
 
 
@@ -1052,6 +1061,34 @@ def admin_add_binding(state_dir: Path, site: str, protocol: str, information: st
         raise KeyError(f"no site '{site}'")
     manager.add_binding(element, Binding(protocol, information))
     manager.commit()
+
+
+def admin_remove_binding(state_dir: Path, site: str, protocol: str, information: str) -> None:
+    """Remove a binding by hand (IIS Manager, Edit Bindings, Remove): the configuration only, HTTP.sys's certificate
+    binding stays."""
+    manager = ServerManager(state_dir)
+    element = manager.find_site(site)
+    if element is None:
+        raise KeyError(f"no site '{site}'")
+    manager.remove_binding(element, Binding(protocol, information), remove_config_only=True)
+    manager.commit()
+
+
+def admin_delete_sslcert(state_dir: Path, key: str) -> bool:
+    """``netsh http delete sslcert hostnameport=<host>:<port>`` (or ``ipport=<ip>:<port>``): whether it existed."""
+    with _locked(state_dir):
+        certs = sslcerts(state_dir)
+        kept = {k: v for k, v in certs.items() if k.lower() != key.lower()}
+        _write_json(_sim_file(state_dir, "http_sslcert.json"), kept)
+    return len(kept) != len(certs)
+
+
+def admin_bind_sslcert(state_dir: Path, key: str, thumbprint: str, store: str = "My") -> None:
+    """``netsh http update sslcert hostnameport=<host>:<port> certhash=<thumbprint> certstorename=<store>``."""
+    with _locked(state_dir):
+        certs = {k: v for k, v in sslcerts(state_dir).items() if k.lower() != key.lower()}
+        certs[key] = {"hash": thumbprint.upper(), "store": store}
+        _write_json(_sim_file(state_dir, "http_sslcert.json"), certs)
 
 
 def _pool_names(state_dir: Path) -> list[str]:

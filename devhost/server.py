@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from spnego.channel_bindings import GssChannelBindings
 
-from devhost import auth, wsman
+from devhost import auth, power, wsman
 from devhost.builtin_commands import start_builtin
 from devhost.hooks import Journal, Knobs, sim_dir
 from devhost.processes import CommandRequest, SimulatedHostApi, SimulatedProcess
@@ -246,6 +246,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self, event: dict[str, object]) -> None:
         app = self.server.app
+        if app.restarting():
+            # The machine is down (devhost.power): nothing answers; the connection just ends.
+            event["status"] = None
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_RDWR)
+            return
         if self.path.split("?")[0].rstrip("/").lower() != "/wsman":
             self._send_plain(404, "devhost (SIMULATED Windows host): only POST /wsman is served\n")
             event["status"] = 404
@@ -459,6 +466,19 @@ class DevhostServer:
             self.channel_bindings = auth.tls_channel_bindings(der)
             self._https = _Listener((bind, https_port), self, context)
         self._threads: list[threading.Thread] = []
+        self._power_lock = threading.Lock()
+        self._restarts_seen = power.status(state_dir)[0]
+
+    def restarting(self) -> bool:
+        """Whether the simulated machine is down for a restart; the first request that finds it so ends every shell
+        and process (the WinRM service went down with them)."""
+        restarts, down = power.status(self.state_dir)
+        with self._power_lock:
+            if restarts != self._restarts_seen and (down or power.started_again(self.state_dir)):
+                self._restarts_seen = restarts
+                self.service.close_all()
+                self.journal({"kind": "restart", "restart": restarts})
+        return down
 
     @property
     def http_port(self) -> int:

@@ -262,7 +262,7 @@ def test_a_pull_request_gets_one_comment_per_stack_edited_in_place(local: Estate
     (comment,) = api.comments.values()
     body = comment["body"]
     assert body.startswith(MARKER + "\n")
-    assert "**2 resources change** (2 to update)." in body
+    assert "**3 resources change** (3 to update)." in body  # the binding, the settings, the check of that name
     assert '`bindings[0].host_header` | <code>"agent-zone-a.contoso.example"</code> | ' in body
     assert "`json_content.OpenId.AgentIdentifier`" in body
     no_secret_in(body, local)

@@ -4,8 +4,9 @@
 
 Each host of stacks/Pulumi.local.yaml gets its own simulator, state directory (.devhost/<name>/)
 and loopback address, on the standard WinRM ports (5985 HTTP, 5986 HTTPS), as real hosts look.
-A started host is prepared as the manual's prerequisites leave a server: IIS and then the .NET 8
-hosting bundle where an IIS agent runs, and the gMSA accounts the domain would provide.
+A started host is prepared as the manual's prerequisites leave a server: IIS where an IIS agent runs,
+then the .NET 8 hosting bundle (every agent runs on it), the gMSA accounts the domain would provide, and
+stand-ins of the vendor's runtime extracted into each agent's Runtime folder.
 """
 
 from __future__ import annotations
@@ -83,17 +84,19 @@ def start(name: str, host: dict[str, Any], agents: list[dict[str, Any]]) -> None
     if any(agent.get("hosting", "iis") == "iis" for agent in mine):
         # The server as the manual's prerequisites leave it: IIS first, then the hosting bundle.
         devhost("admin", "feature-install", "--state", str(state), "--name", "Web-Server")
-        devhost("admin", "install-hosting-bundle", "--state", str(state), "--version", HOSTING_BUNDLE)
+    # Every agent runs on the hosting bundle's .NET runtime, a Windows service too (agent-requirements: Software).
+    devhost("admin", "install-hosting-bundle", "--state", str(state), "--version", HOSTING_BUNDLE)
     for agent in mine:
         identity = agent.get("identity") or {}
         if identity.get("kind") == "GroupManagedServiceAccount":
             devhost("admin", "add-account", "--state", str(state), "--name", identity["account"], "--kind", "gmsa")
+        # The vendor's runtime archive, which the operator extracts into Runtime when the stack names none (this
+        # project never ships it): stand-ins of its main file, so the service starts and the site answers.
+        root = agent.get("workingDirectory") or f"C:\\identitymanager{agent['organization']}"
+        app = "identitymanager-Server.dll" if agent.get("kind") == "integrated" else "identitymanager-Agent.dll"
         if agent.get("hosting") == "service":
-            # The vendor's runtime archive, which the operator extracts into Runtime by hand (this
-            # project never ships it): a stand-in executable, so the service can start.
-            root = agent.get("workingDirectory") or f"C:\\identitymanager{agent['organization']}"
-            exe = f"{root}\\Runtime\\Usercube-Agent.exe"
-            devhost("admin", "file-write", "--state", str(state), "--path", exe, "--text", "MZ simulated agent runtime")
+            app = "Usercube-Agent.exe"
+        devhost("admin", "runtime-stand-in", "--state", str(state), "--runtime", f"{root}\\Runtime", "--app", app)
     print(f"simulated Windows host {name} (devhost, NOT Windows) on {address}:{HTTP_PORT} (http+ntlm)")
 
 

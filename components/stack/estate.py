@@ -2,8 +2,9 @@
 
 Hosts referenced exist; the fields each agent kind needs are there and the ones it cannot use are
 not; no two agents on one host share a working directory, site, pool, service or binding; agent
-identifiers are unique in the environment; PFX files pass the manual's rules and runtime archives
-exist with the SHA-256 the stack expects (checked locally, before any host is contacted).
+identifiers are unique in the environment; PFX files pass the manual's rules, runtime archives
+exist with the SHA-256 the stack expects and hosting bundle installers exist (checked locally,
+before any host is contacted).
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from pydantic import ValidationError
 
 from components.args import configuration_key_problems, identity_account
 from components.stack.errors import Problem, key_path, nearest
-from components.stack.schema import AgentSpec, CertificateSpec, EstateSpec, RuntimeArchiveSpec
+from components.stack.schema import (
+    AgentSpec,
+    CertificateSpec,
+    EstateSpec,
+    HostingBundleSpec,
+    HostSpec,
+    RuntimeArchiveSpec,
+)
 from providers.certificate.pfx import PfxRefused, inspect_pfx
+from providers.hosting_bundle.local import InstallerRefused, inspect_installer
 from providers.runtime_archive.local import ArchiveRefused, inspect_archive
 from providers.transport.connection import HostConnection, ca_bundle_file
 
@@ -83,6 +92,7 @@ def _hosts(spec: EstateSpec, project_dir: Path) -> list[Problem]:
             endpoints.setdefault(endpoint, name)
         if host.ca_bundle:
             problems += _ca_bundle(f"{at}.caBundle", host.ca_bundle, project_dir)
+        problems += _hosting_bundle(name, host, spec, project_dir)
     return problems
 
 
@@ -96,6 +106,38 @@ def _ca_bundle(at: str, path: str, project_dir: Path) -> list[Problem]:
             message = message.replace(f"{path!r} ", f"{path!r} (relative paths start at the project directory) ", 1)
         return [Problem(at, message)]
     return []
+
+
+def installer_path(bundle: HostingBundleSpec, project_dir: Path) -> Path:
+    """Where the installer is: relative paths start at the project directory (as caBundle's)."""
+    return project_dir / Path(bundle.path).expanduser()
+
+
+def _hosting_bundle(name: str, host: HostSpec, spec: EstateSpec, project_dir: Path) -> list[Problem]:
+    bundle = host.hosting_bundle
+    if bundle is None:
+        return []
+    at = f"hosts.{name}.hostingBundle"
+    try:
+        inspect_installer(installer_path(bundle, project_dir), bundle.version)
+    except InstallerRefused as refused:
+        return [Problem(f"{at}.path", f"{refused} (relative paths start at the project directory)")]
+    problems = []
+    for index, agent in enumerate(spec.agents):
+        if agent.host == name and _version(bundle.version) < _version(agent.minimum_hosting_bundle):
+            problems.append(
+                Problem(
+                    f"{at}.version",
+                    f"{bundle.version} is below agents[{index}].minimumHostingBundle ({agent.minimum_hosting_bundle}): "
+                    "give the installer of that version or newer",
+                )
+            )
+    return problems
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = [int(part) for part in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
 
 
 def _agent(index: int, agent: AgentSpec, spec: EstateSpec) -> list[Problem]:

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from components.stack.errors import PROJECT, ConfigError, Loc, Problem, key_path, nearest
-from components.stack.estate import archive_path, check_estate
+from components.stack.estate import archive_path, check_estate, installer_path
 from components.stack.schema import EstateSpec
 from components.stack.secrets import check_secrets, leaves, may_be_secret, secure_paths
+from providers.hosting_bundle.local import InstallerFile, inspect_installer
 from providers.runtime_archive.local import ArchiveFile, inspect_archive
 
 TOP_LEVEL_KEYS = ("hosts", "agents")
@@ -45,6 +46,11 @@ class Estate:
         """The local file of ``agents[index].runtimeArchive`` (checked on load), or None when not set."""
         archive = self.spec.agents[index].runtime_archive
         return None if archive is None else inspect_archive(archive_path(archive, self.project_dir))
+
+    def hosting_bundle(self, host: str) -> InstallerFile | None:
+        """The local installer of ``hosts.<host>.hostingBundle`` (checked on load), or None when not set."""
+        bundle = self.spec.hosts[host].hosting_bundle
+        return None if bundle is None else inspect_installer(installer_path(bundle, self.project_dir), bundle.version)
 
 
 def stack_file(project_dir: Path, stack: str) -> Path:

@@ -41,6 +41,26 @@ class _Schema(BaseModel):
 DEFAULT_PARALLEL_OPERATIONS = HostConnection.model_fields["max_parallel_operations"].default
 
 
+class HostingBundleSpec(_Schema):
+    """The .NET Hosting Bundle installer for this host (``hosts.<name>.hostingBundle``), a file on this machine."""
+
+    path: str = Field(
+        min_length=1,
+        description="Path of the installer you downloaded from Microsoft, e.g. dotnet-hosting-8.0.11-win.exe "
+        "(relative paths start at the project directory). Run only when the host needs it.",
+    )
+    version: str = Field(
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="The ASP.NET Core runtime version it installs, e.g. 8.0.11: installed when the host has none of "
+        "that major.minor at this version or newer; repaired when AspNetCoreModuleV2 is missing.",
+    )
+    restart: bool = Field(
+        False,
+        description="Restart the host when the installer asks for it (exit code 3010) and wait for it; every other "
+        "resource of the host then waits for the bundle. Off: the restart is reported (restartPending), not done.",
+    )
+
+
 class HostSpec(_Schema):
     """How to reach one Windows host over WinRM (``hosts.<name>``)."""
 
@@ -59,6 +79,11 @@ class HostSpec(_Schema):
         ge=1,
         le=32,
         description="Operations run on this host at once, all in one shell and one powershell.exe.",
+    )
+    hosting_bundle: HostingBundleSpec | None = Field(
+        None,
+        description="The .NET Hosting Bundle installer to install or repair on this host; not set: the host must "
+        "have it already (the prerequisites check says so). A restart it asks for is reported, done only with restart.",
     )
 
     def connection(self, password: Any) -> dict[str, Any]:
@@ -232,6 +257,11 @@ class AgentSpec(_Schema):
         None,
         description="The vendor's runtime archive, uploaded and extracted into Runtime (upgraded when it changes); "
         "not set: Runtime is left as it is.",
+    )
+    verify: bool = Field(
+        True,
+        description="After up, check from the host that the agent answers (HTTPS with its host name and bound "
+        "certificate; the server's /hc: Healthy; a service: running), naming the likely cause when not; false: skip.",
     )
 
     @field_validator("host_name")

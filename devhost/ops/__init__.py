@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 
 from devhost.ops import (
+    agent_verification,
     certificate,
     directory,
     file_acl,
+    hosting_bundle,
     iis_app_pool,
     iis_default_site_removal,
     iis_prerequisites,
@@ -33,6 +35,8 @@ OPERATIONS: dict[str, Operation] = {
     **iis_default_site_removal.OPERATIONS,
     **iis_prerequisites.OPERATIONS,
     **runtime_archive.OPERATIONS,
+    **hosting_bundle.OPERATIONS,
+    **agent_verification.OPERATIONS,
 }
 
 # Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
@@ -42,6 +46,8 @@ UNLOCKED_OPERATIONS: set[str] = {
     *iis_site.OPERATIONS,
     *iis_default_site_removal.OPERATIONS,
     *iis_prerequisites.OPERATIONS,
+    # read-only, and it waits between attempts: it must not hold the host's lock meanwhile
+    *agent_verification.OPERATIONS,
 }
 
 # The script constructs the models rely on (devhost.ps51): tools/bless_scripts.py refuses to record a
@@ -72,8 +78,10 @@ _IN_THE_LOOP: tuple[ScriptFact, ...] = (
 
 SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *_IN_THE_LOOP,
+    *agent_verification.SCRIPT_FACTS,
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
+    *hosting_bundle.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
     *runtime_archive.SCRIPT_FACTS,
     *settings_file.SCRIPT_FACTS,

@@ -15,7 +15,7 @@ import pytest
 from components.args import AgentSettings, Identity, PfxCertificate, WebHosting
 from components.integrated_agent import IntegratedAgent, IntegratedAgentArgs
 from components.production_agent import ProductionAgent, ProductionAgentArgs
-from devhost import accounts, iis
+from devhost import accounts, https, iis
 from devhost.ops.file_acl import admin_read_as
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx
 from tests.providers.test_iis_app_pool_engine import install_iis
@@ -61,6 +61,9 @@ def production_program(target: Target, org: str, desired: dict[str, Any]) -> Cal
                     default_openid_client="Job",
                     connections={"ADExport": {"Login": "CONTOSO\\svc-ad", "Password": secret(desired["ad_password"])}},
                 ),
+                # Also against a real host, where no vendor runtime is extracted: the verification has its own
+                # tests (tests/components/test_agent_verification_engine.py).
+                verify=False,
             ),
             connection=connection(target),
         )
@@ -179,6 +182,13 @@ def test_integrated_agent_deploys_the_server_site_with_secrets_masked(simulated:
     certificates = [make_pfx(cn=f"im-{org.lower()}.contoso.example"), make_pfx(cn="enc"), make_pfx(cn="ids")]
     connection_string = f"data source=.;Database=Usercube{org};Integrated Security=SSPI;Password=x{uuid.uuid4().hex}"
 
+    # The runtime archive's content, which the operator extracts into Runtime: the server's stand-in, so that the
+    # verification (on by default) finds /hc answering Healthy.
+    assert simulated.state_dir is not None
+    https.write_stand_in_runtime(
+        simulated.state_dir, f"C:\\UsercubeIacTests\\identitymanager{org}\\Runtime", "identitymanager-Server.dll"
+    )
+
     def program() -> None:
         IntegratedAgent(
             "server",
@@ -201,6 +211,7 @@ def test_integrated_agent_deploys_the_server_site_with_secrets_masked(simulated:
         )
 
     stack = engine(program)
+    mark = simulated.journal_mark()
     up = stack.up()
     assert up.ok, up.output
     assert connection_string not in up.output and connection_string not in stack.raw_state()
@@ -211,6 +222,8 @@ def test_integrated_agent_deploys_the_server_site_with_secrets_masked(simulated:
     assert can_read(simulated, f"{root}\\Runtime\\appsettings.json", f"IIS APPPOOL\\IdentityManager{org}")
     assert not can_read(simulated, f"{root}\\Runtime\\appsettings.json", local_user(simulated))
     assert "identitymanager-Server.dll" in simulated.windows_file(f"{root}\\Runtime\\web.config").read_text()
+    checks = [e for e in simulated.operation_events_since(mark) if e["op"] == "agent_verification/get"]
+    assert [e["ok"] for e in checks] == [True], "the server's /hc answered Healthy from its host"  # verify: on
     assert stack.up().summary.get("same") is not None
     assert stack.destroy().ok
 

@@ -113,31 +113,50 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, estate: SimulatedEstate) 
 
 
 # Outputs the host computes from a property (a file's size, a feature's installed list) change with it.
-DERIVED = {"json_content": {"size"}, "content": {"size"}, "names": {"installed"}, "rights": {"access_mask"}}
+DERIVED = {
+    "json_content": {"size"},
+    "content": {"size"},
+    "names": {"installed"},
+    "rights": {"access_mask"},
+    "answers": {"status", "problem", "causes", "served_thumbprint"},  # what the check saw, and why
+}
 
 
-def only(changes: list[Change], resource: str, prop: str, op: str) -> None:
-    assert [(c.op, c.resource) for c in changes] == [(op, resource)], changes
-    assert prop in changes[0].properties and changes[0].properties <= {prop, *DERIVED.get(prop, ())}, changes
+# Changes after which the agent no longer answers: its verification shows that too, as `answers` (and its warning
+# names the cause); the change itself is still the only other resource.
+STOPS_ANSWERING = {
+    "pool-stopped": ("zone-a-verify", f"likely cause: the application pool '{POOL}' is stopped"),
+    "web-config": ("server-verify", "is not the agent's: it has no aspNetCore element"),
+}
+
+
+def only(changes: list[Change], resource: str, prop: str, op: str, verification: str | None = None) -> None:
+    expected = sorted([(op, resource), *([(op, verification)] if verification else [])])
+    assert sorted((c.op, c.resource) for c in changes) == expected, changes
+    for change in changes:
+        wanted = "answers" if change.resource == verification else prop
+        assert wanted in change.properties and change.properties <= {wanted, *DERIVED.get(wanted, ())}, changes
 
 
 @pytest.mark.parametrize(
-    ("host", "command", "resource", "prop"),
-    [pytest.param(*case[1:], id=case[0]) for case in OUT_OF_BAND],
+    ("host", "command", "resource", "prop", "stops"),
+    [pytest.param(*case[1:], STOPS_ANSWERING.get(str(case[0]), (None, "")), id=str(case[0])) for case in OUT_OF_BAND],
 )
 def test_one_change_by_hand_shows_as_that_resource_and_property_alone(
-    deployed: EstateProject, host: str, command: list[str], resource: str, prop: str
+    deployed: EstateProject, host: str, command: list[str], resource: str, prop: str, stops: tuple[str | None, str]
 ) -> None:
+    verification, cause = stops
     admin(deployed.estate, host, *command)
     try:
         code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
         assert code == 7, check
-        only(changes_in(check), resource, prop, "update")
+        only(changes_in(check), resource, prop, "update", verification)
+        assert cause in check, check
         assert "to replace" not in check and "to delete" not in check
         code, preview = deployed.run("preview", "--refresh", "--diff")
         assert code == 0, preview
         proposed = [c for c in changes_in(preview) if c.op != "refresh"]
-        only(proposed, resource, prop, "update")
+        only(proposed, resource, prop, "update", verification)
         assert "to replace" not in preview
     finally:
         code, text = deployed.run("up", "--refresh")
@@ -173,7 +192,9 @@ def test_a_private_key_reader_removed_by_hand_shows_on_that_certificate_alone(de
     try:
         code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
         assert code == 7, check
-        only(changes_in(check), "zone-a-encryption-cert", "private_key_readers", "update")
+        # The agent cannot open its key at start any more: its verification shows it, with the cause.
+        only(changes_in(check), "zone-a-encryption-cert", "private_key_readers", "update", "zone-a-verify")
+        assert f"the private key of certificate {thumbprint} is not readable by IIS APPPOOL\\{POOL}" in check
     finally:
         code, text = deployed.run("up", "--refresh")
     assert code == 0, text

@@ -501,3 +501,50 @@ def test_an_iis_agent_and_a_service_agent_on_one_host_cannot_share_a_url() -> No
     assert problem.message.startswith(
         "https://agent.contoso.example is also the URL of agents[0] (main) on host 'main'"
     )
+
+
+# -- the hosting bundle installer, checked locally ---------------------------------------------------
+
+
+def test_a_hosting_bundle_loads_with_its_file_checked(tmp_path: Path) -> None:
+    from devhost.installers import stand_in_installer
+
+    path = stand_in_installer(tmp_path / "dotnet-hosting-8.0.11-win.exe", "8.0.11")
+    loaded = load(change(lambda r: r["hosts"]["main"].update(hostingBundle={"path": str(path), "version": "8.0.11"})))
+    found = loaded.hosting_bundle("main")
+    assert found is not None and found.name == path.name and found.size == path.stat().st_size
+    assert "hosting_bundle" not in loaded.spec.hosts["main"].connection("pw"), "not a WinRM setting"
+
+
+@pytest.mark.parametrize(
+    ("file", "version", "path", "says"),
+    [
+        (None, "8.0.11", "hosts.main.hostingBundle.path", "does not exist"),
+        ("plain.txt", "8.0.11", "hosts.main.hostingBundle.path", "is not a Windows executable"),
+        ("dotnet-hosting-8.0.10-win.exe", "8.0.11", "hosts.main.hostingBundle.path", "installs 8.0.10, not"),
+        ("dotnet-hosting-7.0.20-win.exe", "7.0.20", "hosts.main.hostingBundle.version", "below agents[0]."),
+        ("dotnet-hosting-8.0.11-win.exe", "8.0", "hosts.main.hostingBundle.version", "String should match"),
+    ],
+)
+def test_a_bad_hosting_bundle_is_refused_naming_its_key(
+    tmp_path: Path, file: str | None, version: str, path: str, says: str
+) -> None:
+    from devhost.installers import stand_in_installer
+
+    target = tmp_path / (file or "dotnet-hosting-8.0.11-win.exe")
+    if file == "plain.txt":
+        target.write_text("not an installer")
+    elif file is not None:
+        stand_in_installer(target, file.split("-")[2])
+    bundle = {"path": str(target), "version": version}
+    raw = change(lambda r: r["hosts"]["main"].update(hostingBundle=bundle))
+    raw["agents"][0]["minimumHostingBundle"] = "8.0"
+    problem = only(refused(raw))
+    assert problem.path == path and says in problem.message, problem
+
+
+def test_verification_is_on_unless_an_agent_turns_it_off() -> None:
+    assert load(estate()).spec.agents[0].verify is True
+    assert load(change(lambda r: r["agents"][0].update(verify=False))).spec.agents[0].verify is False
+    problem = only(refused(change(lambda r: r["agents"][0].update(verfy=False))))
+    assert problem.path == "agents[0].verfy" and "did you mean 'verify'?" in problem.message

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from devhost import accounts, features, iis
+from devhost import accounts, features, https, iis
 from stackrun.cli import main as stackrun_main
 from stackrun.workspace import LOCAL_DEV_PASSPHRASE, PROJECT, ROOT, open_stack
 from tests.support.hosts import Target, start_simulator, stop_simulator
@@ -78,17 +78,16 @@ def start_estate(root: Path, names: list[str], first_address: int = 2) -> Iterat
 
 def _prepare(target: Target) -> None:
     """IIS, then the .NET 8 hosting bundle (the manual's prerequisites), the domain's gMSAs, and the
-    agent runtime a service-hosted agent starts (as an operator extracts it when the stack names no
-    runtimeArchive)."""
+    agent runtime (extracted by the operator, as when the stack names no runtimeArchive): the stand-ins
+    of the agent's and the server's main files and of the service executable."""
     assert target.state_dir is not None
     features.install(target.state_dir, ["Web-Server"])
     iis.install_hosting_bundle(target.state_dir, "8.0.11")
     for account in ("CONTOSO\\svc-agent-b$", "CONTOSO\\gmsa-idm-paris$", "CONTOSO\\gmsa-idm-dmz$"):
         accounts.add_account(target.state_dir, account, "gmsa")
     for org in ("Contoso", "Fabrikam"):
-        exe = target.windows_file(f"C:\\identitymanager{org}\\Runtime\\Usercube-Agent.exe")
-        exe.parent.mkdir(parents=True, exist_ok=True)
-        exe.write_bytes(b"MZ simulated agent runtime")
+        for app in ("Usercube-Agent.exe", "identitymanager-Agent.dll", "identitymanager-Server.dll"):
+            https.write_stand_in_runtime(target.state_dir, f"C:\\identitymanager{org}\\Runtime", app)
 
 
 @dataclass

@@ -1,0 +1,174 @@
+"""SIMULATOR: the .NET Hosting Bundle installer (dotnet-hosting-<version>-win.exe, a WiX Burn bundle) run silently.
+
+The simulated host cannot run a Windows executable. It runs a *stand-in*: a file that starts with ``MZ`` and holds
+the line ``SIMULATED-DOTNET-HOSTING-BUNDLE <version>`` in its first 4 KiB (``stand_in_installer`` writes one; the
+tests use it as the installer a user downloads). Any other file is refused loudly: the simulator does not know what
+a real executable would do.
+
+What a run does, with its exit code, from Microsoft's documentation where it says so:
+- the command line is the bundle's own (its help text, dotnet/aspnetcore ``bundle.wxl``: ``/install | /repair``,
+  ``/quiet``, ``/norestart``, ``/log <file>``); anything else is refused as not modelled;
+- ``/install`` of a version not installed registers the ASP.NET Core shared framework
+  (``HKLM\\SOFTWARE\\Microsoft\\ASP.NET Core\\Shared Framework\\v<major.minor>\\<version>``) and adds the
+  AspNetCoreModuleV2 global module to IIS only if IIS is installed at that moment
+  (learn.microsoft.com, "The .NET Hosting Bundle": "If the Hosting Bundle is installed before IIS, the bundle
+  installation must be repaired"): exit 0;
+- ``/install`` of the version already installed changes nothing (Burn finds the bundle present and plans no
+  package; the manual's remedy is a repair, not a second install): exit 0;
+- ``/install`` of an older version than one of the same major.minor already installed: Burn detects a downgrade of
+  the related bundle and refuses it, exit 1638 (ERROR_PRODUCT_VERSION, "Another version of this product is already
+  installed", learn.microsoft.com "MsiExec.exe and InstMsi.exe error messages"; WiX's standard bootstrapper
+  application records BOOTSTRAPPER_RELATED_OPERATION_DOWNGRADE);
+- ``/repair`` of the installed version adds AspNetCoreModuleV2 when IIS is there and the module is not: exit 0;
+  ``/repair`` of a version that is not installed is not modelled (refused);
+- replacing ``aspnetcorev2.dll`` while an IIS worker process has it loaded (a started pool with start mode
+  AlwaysRunning has its w3wp.exe running, and every worker loads the global modules) cannot happen in place: Windows
+  Installer schedules the file for the next start (MoveFileEx with MOVEFILE_DELAY_UNTIL_REBOOT, recorded in
+  ``PendingFileRenameOperations``) and the run exits 3010 (ERROR_SUCCESS_REBOOT_REQUIRED: "a restart is required to
+  complete the install"); the installer never restarts the host under ``/norestart``;
+- one-shot knob ``installer_faults`` (``{"on": "hosting-bundle", "exit_code": 1603}``): the next run fails with
+  that code and changes nothing (1603 is a fatal error, rolled back; 1618 another installation in progress).
+The log file named by ``/log`` gets a few lines, as the real one does (much longer there).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from devhost import features, iis
+from devhost.fs import WindowsFs
+from devhost.hooks import Knobs, sim_dir
+
+STAND_IN_MARKER = b"SIMULATED-DOTNET-HOSTING-BUNDLE "
+SESSION_MANAGER = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
+PENDING_RENAMES = "PendingFileRenameOperations"
+ANCM_FILE = "C:\\Program Files\\IIS\\Asp.Net Core Module\\V2\\aspnetcorev2.dll"
+SUCCESS, PRODUCT_VERSION, REBOOT_REQUIRED = 0, 1638, 3010
+_VERSION = re.compile(rb"SIMULATED-DOTNET-HOSTING-BUNDLE (\d+\.\d+\.\d+)\r?\n")
+
+
+class NotModelled(Exception):
+    """A run the simulator does not model: reported loudly, never guessed."""
+
+
+def stand_in_installer(path: Path, version: str, size: int = 64 * 1024) -> Path:
+    """Write a stand-in hosting bundle installer of ``version`` (``size`` bytes, for upload tests)."""
+    head = b"MZ\r\n" + STAND_IN_MARKER + version.encode("ascii") + b"\r\n"
+    filler = bytes((index * 31 + 7) % 251 for index in range(max(0, size - len(head))))
+    path.write_bytes(head + filler)
+    return path
+
+
+def stand_in_version(data: bytes) -> str:
+    """The version a stand-in installs; NotModelled for any other file."""
+    found = _VERSION.search(data[:4096])
+    if not data.startswith(b"MZ") or found is None:
+        raise NotModelled(
+            "SIMULATOR: this file is not a stand-in hosting bundle installer (devhost.installers.stand_in_installer); "
+            "the simulated host cannot run a real Windows executable"
+        )
+    return found.group(1).decode("ascii")
+
+
+def _parse(version: str) -> tuple[int, int, int]:
+    major, minor, patch = (int(part) for part in version.split("."))
+    return major, minor, patch
+
+
+def installed_runtimes(state_dir: Path) -> list[str]:
+    """Every ASP.NET Core runtime version the registry lists (Shared Framework\\v<family>\\<version>)."""
+    found = []
+    for family in iis.registry_subkeys(state_dir, iis.ASPNETCORE_SHARED_FRAMEWORK):
+        found += iis.registry_subkeys(state_dir, f"{iis.ASPNETCORE_SHARED_FRAMEWORK}\\{family}")
+    return found
+
+
+def module_registered(state_dir: Path) -> bool:
+    if not iis.is_installed(state_dir):
+        return False
+    return iis.ASPNETCORE_MODULE.lower() in {m.lower() for m in iis.ServerManager(state_dir).global_modules()}
+
+
+def worker_holds_module(state_dir: Path) -> bool:
+    """A w3wp.exe runs with the global modules loaded: a started pool that starts its worker without waiting for
+    a request (start mode AlwaysRunning)."""
+    if not module_registered(state_dir):
+        return False
+    manager = iis.ServerManager(state_dir)
+    for name in manager.pool_names():
+        pool = manager.find_pool(name)
+        running = pool is not None and manager.pool_state(name) == "Started"
+        if running and pool is not None and manager.pool_value(pool, "startMode") == "AlwaysRunning":
+            return True
+    return False
+
+
+def restart_pending(state_dir: Path) -> bool:
+    """PendingFileRenameOperations is set, or component servicing waits for a restart (the features model)."""
+    values = iis.registry_key(state_dir, SESSION_MANAGER) or {}
+    return PENDING_RENAMES in values or bool(features.load(state_dir).get("restart_pending"))
+
+
+def _schedule_rename(state_dir: Path, windows_path: str) -> None:
+    values = dict(iis.registry_key(state_dir, SESSION_MANAGER) or {})
+    pending = list(values.get(PENDING_RENAMES) or [])
+    pending += [f"\\??\\{windows_path}.new", f"!\\??\\{windows_path}"]
+    values[PENDING_RENAMES] = pending
+    iis.set_registry_key(state_dir, SESSION_MANAGER, values)
+
+
+def complete_restart(state_dir: Path) -> None:
+    """The machine starts again: the renames scheduled for the start are done (and the value is gone)."""
+    values = dict(iis.registry_key(state_dir, SESSION_MANAGER) or {})
+    if PENDING_RENAMES in values:
+        del values[PENDING_RENAMES]
+        iis.set_registry_key(state_dir, SESSION_MANAGER, values)
+
+
+def run_hosting_bundle(fs: WindowsFs, installer: str, verb: str, log: str) -> int:
+    """``<installer> <verb> /quiet /norestart /log <log>``: the exit code (the script waits for it)."""
+    state_dir = fs.root
+    if verb not in ("/install", "/repair"):
+        raise NotModelled(f"SIMULATOR: the hosting bundle's {verb!r} is not modelled (only /install and /repair)")
+    version = stand_in_version(fs.resolve(installer).read_bytes())
+    lines = [f"[{time.strftime('%Y-%m-%dT%H:%M:%S')}] Burn: {verb} of dotnet-hosting {version} (SIMULATOR)"]
+    fault = Knobs(sim_dir(state_dir) / "knobs.json").take_fault("hosting-bundle", key="installer_faults")
+    code = int(fault["exit_code"]) if fault is not None else _apply(state_dir, verb, version)
+    lines.append(f"Exit code: 0x{code:x}, {code}")
+    target = fs.resolve(log)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\r\n".join(lines) + "\r\n", encoding="utf-16")
+    return code
+
+
+def _apply(state_dir: Path, verb: str, version: str) -> int:
+    wanted = _parse(version)
+    same_family = [_parse(v) for v in installed_runtimes(state_dir) if _parse(v)[:2] == wanted[:2]]
+    if verb == "/repair":
+        if wanted not in same_family:
+            raise NotModelled(f"SIMULATOR: /repair of hosting bundle {version}, not installed, is not modelled")
+        return _write_module(state_dir)
+    if any(other > wanted for other in same_family):
+        return PRODUCT_VERSION
+    if wanted in same_family:
+        return SUCCESS  # already present: Burn plans nothing, and repairs nothing
+    busy = worker_holds_module(state_dir)
+    iis.install_hosting_bundle(state_dir, version)  # the shared framework, and the module when IIS is there
+    if busy:
+        _schedule_rename(state_dir, ANCM_FILE)
+        return REBOOT_REQUIRED
+    return SUCCESS
+
+
+def _write_module(state_dir: Path) -> int:
+    """A repair rewrites the module's files and registers it in IIS again (when IIS is installed)."""
+    if not iis.is_installed(state_dir):
+        return SUCCESS
+    if worker_holds_module(state_dir):
+        _schedule_rename(state_dir, ANCM_FILE)
+        return REBOOT_REQUIRED
+    if not module_registered(state_dir):
+        iis.add_global_module(state_dir, iis.ASPNETCORE_MODULE, iis.ASPNETCORE_MODULE_IMAGE)
+    return SUCCESS

@@ -1,0 +1,362 @@
+"""SIMULATOR: model of providers/hosting_bundle/scripts/{get,chunk,set,remove}.ps1.
+
+The registry and IIS through devhost.iis, the installer's run through devhost.installers (a stand-in of the real
+Burn bundle), the staging folder's protected DACL through devhost.ntfs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from devhost import iis, installers, ntfs, power
+from devhost.fs import WindowsFs
+from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
+from devhost.ops.iis_common import not_installed
+from devhost.ps51 import ScriptFact
+
+_KEYS = {"installer_name", "sha256", "size", "version", "install_timeout_s"}
+_CHUNK_KEYS = {"sha256", "size", "offset", "data"}
+STAGING_ROOT = "C:\\ProgramData\\UsercubeIac\\HostingBundle"  # [Environment]::GetFolderPath('CommonApplicationData')
+ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
+
+_ALL = ("hosting_bundle/get", "hosting_bundle/chunk", "hosting_bundle/set", "hosting_bundle/remove")
+_RESTART = ("hosting_bundle/restart",)
+_SET = ("hosting_bundle/set",)
+# The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
+SCRIPT_FACTS = (
+    ScriptFact(
+        _ALL,
+        r"\[System\.IO\.Path\]::Combine\(\[Environment\]::GetFolderPath\('CommonApplicationData'\), 'UsercubeIac', "
+        r"'HostingBundle'\)",
+        "the staging folder is %ProgramData%\\UsercubeIac\\HostingBundle",
+    ),
+    ScriptFact(
+        ("hosting_bundle/chunk", "hosting_bundle/set"),
+        r"\[System\.IO\.Directory\]::CreateDirectory\(\$Root, \(New-AdminOnlySecurity\)\)",
+        "the staging folder is created with its protected SYSTEM/Administrators DACL in the same call "
+        "(Directory.CreateDirectory(String, DirectorySecurity), .NET Framework)",
+    ),
+    ScriptFact(
+        ("hosting_bundle/chunk",),
+        r"\$stream\.SetLength\(\$offset\)\s+\$stream\.Position = \$offset",
+        "a chunk cuts the staging file to its offset before writing, so a chunk sent again lands where it did",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"if \(\$runtime\.Major -eq \$requested\.Major -and \$runtime\.Minor -eq \$requested\.Minor\)",
+        "only runtimes of the installer's major.minor count (the runtime's roll-forward stays within it)",
+    ),
+    ScriptFact(
+        _SET,
+        r'\$info\.Arguments = "\$Verb /quiet /norestart /log `"\$Log`""',
+        'the installer runs as `<verb> /quiet /norestart /log "<log>"` (devhost.installers models exactly that)',
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(@\(0, 1638, 1641, 3010\) -notcontains \$code\)",
+        "0, 1638, 1641 and 3010 are not failures by themselves: the state is read again after the run",
+    ),
+    ScriptFact(
+        _RESTART,
+        r"\$before = Get-BootTime\s+Restart-Computer -Force\s+Complete-Operation",
+        "the restart is Restart-Computer -Force, which returns while the shutdown begins (the answer still gets out)",
+    ),
+    ScriptFact(
+        ("hosting_bundle/remove",),
+        r"\[System\.IO\.Directory\]::Delete\(\$root, \$true\)",
+        "remove deletes the staging folder only (Directory.Delete, which removes a junction as a link)",
+    ),
+)
+
+
+def _stop(error_id: str, message: str, prop: str | None = None, category: str = "InvalidOperation") -> OperationStopped:
+    return OperationStopped(fail(error_id, message, prop=prop, category=category))
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    """[version]::TryParse: 2 to 4 numeric parts; System.Version compares missing parts as -1."""
+    parts = text.split(".")
+    if not 2 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts) + (-1,) * (4 - len(parts))
+
+
+def _text(version: tuple[int, ...]) -> str:
+    return ".".join(str(p) for p in version if p >= 0)
+
+
+def partial_path(sha256: str) -> str:
+    return f"{STAGING_ROOT}\\upload-{sha256}.partial"
+
+
+def installer_folder(sha256: str) -> str:
+    return f"{STAGING_ROOT}\\{sha256}"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _admin_only() -> ntfs.Descriptor:
+    both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
+    return ntfs.Descriptor(
+        protected=True, explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS]
+    )
+
+
+def is_admin_only(store: ntfs.NtfsStore, path: str) -> bool:
+    """Test-AdminOnly: protected, and every entry of SYSTEM or Administrators."""
+    descriptor = store.descriptor(path)
+    return descriptor.protected and all(ace.sid.upper() in ADMIN_SIDS for ace in descriptor.explicit)
+
+
+def _initialize_staging(fs: WindowsFs) -> None:
+    store = ntfs.NtfsStore(fs.root)
+    if not fs.resolve(STAGING_ROOT).is_dir():
+        fs.resolve(STAGING_ROOT.rsplit("\\", 1)[0]).mkdir(parents=True, exist_ok=True)
+        fs.resolve(STAGING_ROOT).mkdir()
+        store.set_descriptor(STAGING_ROOT, _admin_only())
+    elif not is_admin_only(store, STAGING_ROOT):
+        # SetAccessControl writes the DACL only: the owner stays.
+        owner = store.descriptor(STAGING_ROOT).owner
+        store.set_descriptor(STAGING_ROOT, ntfs.Descriptor(owner, True, _admin_only().explicit))
+
+
+def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
+    """Get-BundleState."""
+    state_dir = fs.root
+    requested = _version(spec["version"])
+    assert requested is not None, "the model validates version"
+    installed: tuple[int, ...] | None = None
+    every = []
+    for text in installers.installed_runtimes(state_dir):
+        parsed = _version(text)
+        if parsed is None:
+            continue
+        every.append(_text(parsed))
+        if parsed[:2] == requested[:2] and (installed is None or parsed > installed):
+            installed = parsed
+    iis_installed = fs_iis_installed(state_dir)
+    module = None
+    if iis_installed:
+        if not iis.is_installed(state_dir):
+            raise OperationStopped(not_installed())  # Import-IisAdministration: InetStp without the IIS assembly
+        module = installers.module_registered(state_dir)
+    state: dict[str, Any] = {
+        "ensure": "present",
+        "version": spec["version"],
+        "installed_version": _text(installed) if installed else None,
+        "installed_versions": every,
+        "iis_installed": iis_installed,
+        "aspnetcore_module_present": module,
+        "restart_pending": installers.restart_pending(state_dir),
+        "boot_time": power.boot_time(state_dir),
+        "action": "none",
+        "reason": "",
+        "held_bytes": 0,
+        "held_sha256": None,
+        "staged": False,
+    }
+    family = f"{requested[0]}.{requested[1]}"
+    if installed is None or installed < requested:
+        state["action"] = "install"
+        have = _text(installed) if installed else "none"
+        state["reason"] = f"the host has ASP.NET Core runtime {family} at {have}, below {spec['version']}"
+    elif iis_installed and not module:
+        if installed == requested:
+            state["action"] = "repair"
+            state["reason"] = "AspNetCoreModuleV2 is missing from IIS: the hosting bundle was installed before IIS"
+        else:
+            state["action"] = "blocked"
+            state["reason"] = (
+                f"AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS), and the "
+                f"installed runtime {_text(installed)} is newer than this installer's {spec['version']}: only the "
+                f"installer of {_text(installed)} can repair it (/repair); give that one, or a newer one, as the "
+                "hosting bundle"
+            )
+    if state["action"] in ("install", "repair"):
+        final = fs.resolve(f"{installer_folder(spec['sha256'])}\\{spec['installer_name']}")
+        partial = fs.resolve(partial_path(spec["sha256"]))
+        if final.is_file() and final.stat().st_size == int(spec["size"]):
+            state["staged"] = True
+        elif partial.is_file():
+            state.update(held_bytes=partial.stat().st_size, held_sha256=_sha256_file(partial))
+    return state
+
+
+def fs_iis_installed(state_dir: Path) -> bool:
+    """Test-IisInstalled: InetStp has MajorVersion."""
+    values = iis.registry_key(state_dir, iis.INETSTP)
+    return values is not None and "MajorVersion" in values
+
+
+@operation
+def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    return succeed(_state(fs, spec))
+
+
+@operation
+def chunk(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _CHUNK_KEYS)
+    _initialize_staging(fs)
+    partial = fs.resolve(partial_path(spec["sha256"]))
+    offset = int(spec["offset"])
+    try:
+        data = base64.b64decode(spec["data"], validate=True)
+    except binascii.Error:
+        return fail("UnexpectedError", "The input is not a valid Base-64 string", category="NotSpecified")
+    if offset == 0:
+        for other in fs.resolve(STAGING_ROOT).glob("upload-*.partial"):
+            if other.name.lower() != partial.name.lower():
+                other.unlink()
+    held = partial.stat().st_size if partial.exists() else 0
+    if not (offset <= held and offset + len(data) <= int(spec["size"])):
+        partial.touch()  # FileMode.OpenOrCreate created it
+        return fail(
+            "UploadOutOfOrder",
+            f"a chunk of {len(data)} bytes at offset {offset} does not follow the {held} bytes held of {spec['size']}; "
+            "run the operation again (it continues from what the host holds)",
+            prop="size",
+        )
+    with partial.open("r+b" if partial.exists() else "w+b") as stream:
+        stream.truncate(offset)
+        stream.seek(offset)
+        stream.write(data)
+    held = partial.stat().st_size
+    return succeed({"held_bytes": held}, [change("held_bytes", offset, held)])
+
+
+def _publish(fs: WindowsFs, spec: dict[str, Any]) -> str:
+    """Publish-StagedInstaller."""
+    folder = installer_folder(spec["sha256"])
+    final_path = f"{folder}\\{spec['installer_name']}"
+    final = fs.resolve(final_path)
+    partial = fs.resolve(partial_path(spec["sha256"]))
+    if partial.is_file():
+        held = partial.stat().st_size
+        if held != int(spec["size"]):
+            raise _stop(
+                "InstallerNotUploaded",
+                f"the host holds {held} of the installer's {spec['size']} bytes; run up again (the upload continues "
+                "from there)",
+                "size",
+            )
+        final.parent.mkdir(parents=True, exist_ok=True)
+        final.unlink(missing_ok=True)
+        partial.rename(final)
+    if not final.is_file():
+        raise _stop(
+            "InstallerNotUploaded",
+            f"the installer {spec['installer_name']} is not on the host; run up again to upload it",
+            "sha256",
+        )
+    actual = _sha256_file(final)
+    if actual != spec["sha256"]:
+        final.unlink()
+        raise _stop(
+            "InstallerHashMismatch",
+            f"the uploaded installer has SHA-256 {actual}, not {spec['sha256']}; it was deleted: run up again to send "
+            "it anew",
+            "sha256",
+        )
+    for other in fs.resolve(STAGING_ROOT).iterdir():
+        if other.is_dir() and other.name.lower() != spec["sha256"].lower():
+            shutil.rmtree(other)
+    return final_path
+
+
+@operation
+def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    before = _state(fs, spec)
+    if before["action"] == "none":
+        return succeed(before)
+    if before["action"] == "blocked":
+        return fail("RepairNeedsInstalledVersion", before["reason"], prop="version", category="InvalidArgument")
+    _initialize_staging(fs)
+    installer = _publish(fs, spec)
+    verb = "/repair" if before["action"] == "repair" else "/install"
+    log = f"{installer_folder(spec['sha256'])}\\install.log"
+    try:
+        code = installers.run_hosting_bundle(fs, installer, verb, log)
+    except installers.NotModelled as refused:
+        return fail("SimulatorNotModelled", f"devhost (SIMULATOR): {refused}", category="NotImplemented")
+    name = spec["installer_name"]
+    if code == 1618:
+        return fail(
+            "InstallerBusy",
+            f"{name} {verb} exited with 1618 (ERROR_INSTALL_ALREADY_RUNNING): another installation is running on the "
+            "host; run up again when it has finished",
+            category="ResourceBusy",
+        )
+    if code not in (0, 1638, 1641, 3010):
+        return fail(
+            "InstallerFailed",
+            f"{name} {verb} exited with {code} (1603 is a fatal error of the installation); see the installer's log "
+            f"{log} on the host",
+            category="InvalidResult",
+        )
+    after = _state(fs, spec)
+    if code in (3010, 1641):
+        after["restart_pending"] = True
+    after["last_action"] = verb.lstrip("/")
+    after["exit_code"] = code
+    if after["action"] != "none":
+        meaning = (
+            " (ERROR_PRODUCT_VERSION: another version of this product is already installed)" if code == 1638 else ""
+        )
+        return fail(
+            "InstallerDidNotInstall",
+            f"{name} {verb} exited with {code}{meaning}, but the host still needs it: {after['reason']}; see {log}",
+            prop="version",
+            category="InvalidResult",
+        )
+    changes = []
+    if before["installed_version"] != after["installed_version"]:
+        changes.append(change("installed_version", before["installed_version"], after["installed_version"]))
+    if before["aspnetcore_module_present"] != after["aspnetcore_module_present"]:
+        changes.append(
+            change("aspnetcore_module_present", before["aspnetcore_module_present"], after["aspnetcore_module_present"])
+        )
+    return Envelope(ok=True, state=after, changed=True, changes=changes)
+
+
+@operation
+def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    require_keys(spec, _KEYS)
+    root = fs.resolve(STAGING_ROOT)
+    removed = root.is_dir()
+    if removed:
+        shutil.rmtree(root)
+        store = ntfs.NtfsStore(fs.root)
+        store.forget(STAGING_ROOT)
+    changes = [change("staged", STAGING_ROOT, None)] if removed else []
+    return Envelope(ok=True, state={"ensure": "absent"}, changed=removed, changes=changes)
+
+
+@operation
+def restart(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    """restart.ps1: Restart-Computer -Force (devhost.power: the machine goes down a moment after this answer)."""
+    require_keys(spec, _KEYS)
+    before = power.boot_time(fs.root)
+    power.restart(fs.root)
+    return succeed({"restarting": True, "boot_time": before}, [change("boot_time", before, "restarting")])
+
+
+OPERATIONS = {
+    "hosting_bundle/restart": restart,
+    "hosting_bundle/get": get,
+    "hosting_bundle/chunk": chunk,
+    "hosting_bundle/set": set_,
+    "hosting_bundle/remove": remove,
+}

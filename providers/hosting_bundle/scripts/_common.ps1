@@ -1,0 +1,217 @@
+# Helpers shared by the HostingBundle scripts: what the host has, where the installer is staged, what to do.
+#
+# The installer is staged in a folder only SYSTEM and Administrators can read or write: it runs elevated, and a
+# folder other accounts could write to would let them swap the file or plant a DLL beside it.
+#   %ProgramData%\UsercubeIac\HostingBundle\upload-<sha256>.partial    the installer while it travels
+#   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\<installer name>  the complete installer, its hash checked
+#   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\install.log       the installer's own log (/log)
+
+$AdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
+$SharedFramework = 'HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework'
+
+function Get-StagingRoot {
+    return [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac', 'HostingBundle')
+}
+
+function Get-PartialPath([string] $Root, [string] $Sha256) {
+    return [System.IO.Path]::Combine($Root, "upload-$Sha256.partial")
+}
+
+function Get-InstallerFolder([string] $Root, [string] $Sha256) {
+    return [System.IO.Path]::Combine($Root, $Sha256)
+}
+
+function Get-FileSha256([string] $Path) {
+    return (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash.ToLowerInvariant()
+}
+
+function New-AdminOnlySecurity {
+    # Protected (nothing inherited from %ProgramData%, where Users may create files), SYSTEM and Administrators
+    # only, inherited by everything below.
+    $security = New-Object System.Security.AccessControl.DirectorySecurity
+    $security.SetAccessRuleProtection($true, $false)
+    foreach ($sid in $AdminSids) {
+        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
+        $inheritance = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
+        $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inheritance, [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow)
+        $security.AddAccessRule($rule)
+    }
+    return $security
+}
+
+function Test-AdminOnly([string] $Path) {
+    $acl = [System.IO.Directory]::GetAccessControl($Path)
+    if (-not $acl.AreAccessRulesProtected) { return $false }
+    foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
+        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return $false }
+    }
+    return $true
+}
+
+function Initialize-StagingRoot([string] $Root) {
+    if (-not (Test-Path -LiteralPath $Root -PathType Container)) {
+        [void][System.IO.Directory]::CreateDirectory([System.IO.Path]::GetDirectoryName($Root))
+        # Created with its DACL in the same call: there is no moment at which it inherits %ProgramData%'s.
+        [void][System.IO.Directory]::CreateDirectory($Root, (New-AdminOnlySecurity))
+    } elseif (-not (Test-AdminOnly $Root)) {
+        [System.IO.Directory]::SetAccessControl($Root, (New-AdminOnlySecurity))
+    }
+}
+
+function Get-InstalledRuntimes {
+    # The hosting bundle's ASP.NET Core runtime registers each version as
+    # HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework\v<major.minor>\<version>, in the 64-bit view a 64-bit
+    # IIS worker uses (dotnet/aspnetcore src/Installers/Windows/SharedFramework/Product.wxs); IisPrerequisites
+    # reads the same keys.
+    $found = New-Object 'System.Collections.Generic.List[version]'
+    if (Test-Path -LiteralPath $SharedFramework) {
+        foreach ($family in Get-ChildItem -LiteralPath $SharedFramework) {
+            foreach ($release in Get-ChildItem -LiteralPath $family.PSPath) {
+                $parsed = $null
+                if ([version]::TryParse($release.PSChildName, [ref]$parsed)) { $found.Add($parsed) }
+            }
+        }
+    }
+    return , $found.ToArray()
+}
+
+function Test-IisInstalled {
+    $inetStp = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\InetStp' -ErrorAction SilentlyContinue
+    return ($null -ne $inetStp -and $null -ne $inetStp.PSObject.Properties['MajorVersion'])
+}
+
+function Test-AspNetCoreModule {
+    Import-IisAdministration
+    $manager = New-Object Microsoft.Web.Administration.ServerManager
+    try {
+        $modules = $manager.GetApplicationHostConfiguration().GetSection('system.webServer/globalModules').GetCollection()
+        return (@($modules | Where-Object { $_['name'] -eq 'AspNetCoreModuleV2' }).Count -gt 0)
+    } finally {
+        $manager.Dispose()
+    }
+}
+
+function Test-RestartPending {
+    # Windows Installer replaces a file in use at the next start: MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) records
+    # it in PendingFileRenameOperations (learn.microsoft.com, MoveFileExW); component servicing sets RebootPending.
+    $session = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue
+    $servicing = Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending'
+    return (($null -ne $session) -or $servicing)
+}
+
+function Get-BootTime {
+    # When the host last started (Win32_OperatingSystem.LastBootUpTime), in UTC: a restart changes it.
+    $os = Get-CimInstance -ClassName Win32_OperatingSystem
+    return ([datetime]$os.LastBootUpTime).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Get-BundleState($Spec) {
+    # What the host has, and what set would do about it: none, install, repair, or blocked (with the reason).
+    $requested = [version][string]$Spec.version
+    $family = "$($requested.Major).$($requested.Minor)"
+    $installed = $null
+    $all = New-Object 'System.Collections.Generic.List[string]'
+    $runtimes = Get-InstalledRuntimes
+    foreach ($runtime in $runtimes) {
+        $all.Add($runtime.ToString())
+        # An app built for 8.0 rolls forward to the newest 8.0.x, never to 9.0 (the runtime's default roll-forward
+        # policy, learn.microsoft.com "Select the .NET version to use"): only the same major.minor counts.
+        if ($runtime.Major -eq $requested.Major -and $runtime.Minor -eq $requested.Minor) {
+            if ($null -eq $installed -or $runtime -gt $installed) { $installed = $runtime }
+        }
+    }
+    $iis = Test-IisInstalled
+    $module = $null
+    if ($iis) { $module = Test-AspNetCoreModule }
+    $state = [ordered]@{
+        ensure = 'present'
+        version = [string]$Spec.version
+        installed_version = $null
+        installed_versions = @($all)
+        iis_installed = $iis
+        aspnetcore_module_present = $module
+        restart_pending = (Test-RestartPending)
+        boot_time = (Get-BootTime)
+        action = 'none'
+        reason = ''
+        held_bytes = 0
+        held_sha256 = $null
+        staged = $false
+    }
+    if ($null -ne $installed) { $state.installed_version = $installed.ToString() }
+    if ($null -eq $installed -or $installed -lt $requested) {
+        $state.action = 'install'
+        $have = 'none'
+        if ($null -ne $installed) { $have = $installed.ToString() }
+        $state.reason = "the host has ASP.NET Core runtime $family at $have, below $($Spec.version)"
+    } elseif ($iis -and -not $module) {
+        if ($installed -eq $requested) {
+            $state.action = 'repair'
+            $state.reason = 'AspNetCoreModuleV2 is missing from IIS: the hosting bundle was installed before IIS'
+        } else {
+            $state.action = 'blocked'
+            $state.reason = "AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS), and the installed runtime $installed is newer than this installer's $($Spec.version): only the installer of $installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
+        }
+    }
+    if ($state.action -eq 'install' -or $state.action -eq 'repair') {
+        # Only when something is to run: hashing a 100 MB installer takes a while.
+        $root = Get-StagingRoot
+        $partial = Get-PartialPath $root ([string]$Spec.sha256)
+        $final = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), [string]$Spec.installer_name)
+        if ([System.IO.File]::Exists($final) -and (New-Object System.IO.FileInfo $final).Length -eq [long]$Spec.size) {
+            $state.staged = $true
+        } elseif ([System.IO.File]::Exists($partial)) {
+            $state.held_bytes = (New-Object System.IO.FileInfo $partial).Length
+            $state.held_sha256 = Get-FileSha256 $partial
+        }
+    }
+    return $state
+}
+
+function Publish-StagedInstaller($Spec, [string] $Root) {
+    # The complete upload, its SHA-256 checked, moved to its own folder under its own name; the path to run.
+    $folder = Get-InstallerFolder $Root ([string]$Spec.sha256)
+    $final = [System.IO.Path]::Combine($folder, [string]$Spec.installer_name)
+    $partial = Get-PartialPath $Root ([string]$Spec.sha256)
+    if ([System.IO.File]::Exists($partial)) {
+        $held = (New-Object System.IO.FileInfo $partial).Length
+        if ($held -ne [long]$Spec.size) {
+            Stop-Operation -Id 'InstallerNotUploaded' -Property 'size' -Message "the host holds $held of the installer's $($Spec.size) bytes; run up again (the upload continues from there)"
+        }
+        [void][System.IO.Directory]::CreateDirectory($folder)
+        if ([System.IO.File]::Exists($final)) { [System.IO.File]::Delete($final) }
+        [System.IO.File]::Move($partial, $final)
+    }
+    if (-not [System.IO.File]::Exists($final)) {
+        Stop-Operation -Id 'InstallerNotUploaded' -Property 'sha256' -Message "the installer $($Spec.installer_name) is not on the host; run up again to upload it"
+    }
+    $actual = Get-FileSha256 $final
+    if ($actual -ne [string]$Spec.sha256) {
+        [System.IO.File]::Delete($final)
+        Stop-Operation -Id 'InstallerHashMismatch' -Property 'sha256' -Message "the uploaded installer has SHA-256 $actual, not $($Spec.sha256); it was deleted: run up again to send it anew"
+    }
+    # Installers of other versions staged before are of no use any more.
+    foreach ($other in [System.IO.Directory]::GetDirectories($Root)) {
+        if (-not $other.Equals($folder, [System.StringComparison]::OrdinalIgnoreCase)) { [System.IO.Directory]::Delete($other, $true) }
+    }
+    return $final
+}
+
+function Invoke-Installer([string] $Installer, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
+    # The bundle's own switches (its help text, dotnet/aspnetcore bundle.wxl: /install | /repair, /quiet,
+    # /norestart "suppress any attempts to restart", /log). Process.Start rather than Start-Process: the exit code
+    # of the installer itself, and a bound on the wait. The process gets no handle of the loop's request pipe
+    # (loop.ps1 took it out of the inheritable handles). $null when it did not finish in time.
+    $info = New-Object System.Diagnostics.ProcessStartInfo
+    $info.FileName = $Installer
+    $info.Arguments = "$Verb /quiet /norestart /log `"$Log`""
+    $info.UseShellExecute = $false
+    $info.CreateNoWindow = $true
+    $process = [System.Diagnostics.Process]::Start($info)
+    try {
+        if (-not $process.WaitForExit($TimeoutSeconds * 1000)) { return $null }
+        return $process.ExitCode
+    } finally {
+        $process.Dispose()
+    }
+}
