@@ -32,6 +32,12 @@ _GET = ("agent_verification/get",)
 SCRIPT_FACTS = (
     ScriptFact(
         _GET,
+        re.escape("$client = New-Object System.Net.Sockets.TcpClient($ip.AddressFamily)"),
+        "the probe's socket has the binding address's family: TcpClient() is IPv4-only on .NET Framework "
+        "(dotnet/dotnet-api-docs#792), so an IPv6 binding would end as an unexpected error (review finding 1)",
+    ),
+    ScriptFact(
+        _GET,
         r"\$ssl\.AuthenticateAsClient\(\$HostName, \$null, \[System\.Security\.Authentication\.SslProtocols\]::Tls12, "
         r"\$false\)",
         "the TLS server name (SNI) is the agent's host name and TLS 1.2 is asked for on the stream itself",

@@ -75,7 +75,7 @@ def test_archives_are_extracted_never_sent_twice_and_upgraded_with_the_agent_sto
     first = with_archives(local, 1)
     code, text = local.run("up")
     assert code == 0, text
-    assert "48 created" in text, text  # the local estate's 46 and the two archives
+    assert "51 created" in text, text  # the local estate's 49 and the two archives
     estate = local.estate
     for host in ("zone-a", "zone-b"):
         assert estate.file(host, f"{RUNTIME}\\identitymanager-Agent.dll").read_bytes() == b"MZ agent v1"

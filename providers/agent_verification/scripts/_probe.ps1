@@ -57,7 +57,14 @@ function Read-ChunkedBody([byte[]] $Bytes, [int] $Start) {
 function Invoke-HttpsProbe([string] $Address, [int] $Port, [string] $HostName, [string] $Path, [int] $TimeoutMs) {
     # outcome: refused, timeout, tls_failed, no_response or http (then status, headers, body and the certificate).
     $answer = [ordered]@{ outcome = $null; message = ''; certificate = $null; certificate_subject = $null; status = $null; server = $null; body = '' }
-    $client = New-Object System.Net.Sockets.TcpClient
+    # TcpClient() is an IPv4 socket on .NET Framework: an IPv6 binding's address needs the family given
+    # (dotnet/dotnet-api-docs#792: "This constructor works only with IPv4 address types").
+    $ip = $null
+    if ([System.Net.IPAddress]::TryParse($Address, [ref]$ip)) {
+        $client = New-Object System.Net.Sockets.TcpClient($ip.AddressFamily)
+    } else {
+        $client = New-Object System.Net.Sockets.TcpClient
+    }
     try {
         $pending = $client.BeginConnect($Address, $Port, $null, $null)
         if (-not $pending.AsyncWaitHandle.WaitOne($TimeoutMs)) {
