@@ -66,7 +66,16 @@ function Invoke-HttpsProbe([string] $Address, [int] $Port, [string] $HostName, [
         $client = New-Object System.Net.Sockets.TcpClient
     }
     try {
-        $pending = $client.BeginConnect($Address, $Port, $null, $null)
+        # Given as an IPAddress, BeginConnect skips the name lookup, so an immediate connect error (10049, 10051)
+        # comes from EndConnect below instead of BeginConnect itself (referencesource Socket.BeginConnect).
+        if ($null -ne $ip) { $target = $ip } else { $target = $Address }
+        try {
+            $pending = $client.BeginConnect($target, $Port, $null, $null)
+        } catch {
+            $answer.outcome = 'refused'
+            $answer.message = Get-InnermostMessage $_.Exception
+            return $answer
+        }
         if (-not $pending.AsyncWaitHandle.WaitOne($TimeoutMs)) {
             $answer.outcome = 'timeout'
             $answer.message = "no connection to ${Address}:$Port within $TimeoutMs ms"
