@@ -376,9 +376,9 @@ COMPONENT_CASES = [
     ),
     Case(
         "production-working-directory-too-long",
-        production(lambda: {"working_directory": f"C:\\{'w' * 200}"}),
+        production(lambda: {"working_directory": f"C:\\{'w' * 220}"}),
         "working_directory",
-        "keep it to 190 characters",
+        "keep it to 214 characters",
     ),
     Case(
         "production-identity-account",
