@@ -31,6 +31,7 @@ import base64
 import contextlib
 import datetime
 import importlib
+import io
 import ipaddress
 import json
 import logging
@@ -239,10 +240,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         event: dict[str, object] = {"kind": "request", "action": None, "status": None}
+        # The reply is held until the request is in the journal: a client that has its answer (a test
+        # reading the journal next) must find the request there, not race the handler thread for it.
+        socket_writer, held = self.wfile, io.BytesIO()
+        self.wfile = held
         try:
             self._post(event)
         finally:
             self.server.app.journal(event)
+            self.wfile = socket_writer
+            if held.getvalue():
+                self.wfile.write(held.getvalue())
 
     def _post(self, event: dict[str, object]) -> None:
         app = self.server.app

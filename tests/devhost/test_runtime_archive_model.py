@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import struct
 import time
@@ -18,17 +17,14 @@ import pytest
 from devhost import fileops, iis, ntfs, scm, ziparchive
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
+from tests.support.zips import zip_bytes
 
 RUNTIME = "C:\\identitymanagerContoso\\Runtime"
 SERVICE = "IdentityManagerAgentContoso"
 
 
 def make_zip(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    return zip_bytes(files, method)
 
 
 def put(fs: WindowsFs, path: str, data: bytes) -> None:

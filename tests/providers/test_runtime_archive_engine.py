@@ -10,7 +10,6 @@ import re
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from providers.runtime_archive.local import inspect_archive
 from providers.runtime_archive.upload import CHUNK_BYTES
 from tests.providers.test_iis_app_pool_engine import Engine, host_state, install_iis, secret_connection, unique
 from tests.support.hosts import Target
+from tests.support.zips import write_zip
 
 pytestmark = pytest.mark.engine
 
@@ -43,10 +43,7 @@ def noise(size: int, seed: str) -> bytes:
 
 
 def make_zip(path: Path, files: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
+    return write_zip(path, files)
 
 
 def version(folder: Path, number: int, **extra: bytes) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from devhost import iis, scm
 from tests.support.estate import AGENTS_KEY, EstateProject
+from tests.support.zips import write_zip
 
 pytestmark = pytest.mark.engine
 
@@ -36,9 +36,7 @@ def vendor_zip(project: Path, number: int) -> str:
     relative = f"vendor/IdentityManager-Runtime-{number}.zip"
     path = project / relative
     path.parent.mkdir(exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, number, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    write_zip(path, files, date_time=(2026, 1, number, 0, 0, 0))
     return relative
 
 

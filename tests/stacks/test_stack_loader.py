@@ -21,6 +21,7 @@ import pytest
 from components.stack import ConfigError, Estate, load_from
 from components.stack.errors import Problem, key_path
 from tests.providers.test_certificate_engine import make_pfx, rsa_key
+from tests.support.zips import write_zip
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK = "dev"
@@ -211,9 +212,7 @@ def test_bytes_that_are_no_pfx_are_refused() -> None:
 
 def small_zip(folder: Path, name: str = "runtime.zip") -> Path:
     path = folder / name
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("identitymanager-Agent.dll", b"MZ agent")
-    return path
+    return write_zip(path, {"identitymanager-Agent.dll": b"MZ agent"}, zipfile.ZIP_STORED)
 
 
 def with_archive(archive: dict[str, Any]) -> dict[str, Any]:
