@@ -14,23 +14,14 @@ from typing import Any
 from devhost import accounts, ntfs
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
+from devhost.ops.script_accounts import account_sid, comparable_mask
 
 _KEYS = {"path", "principal", "access", "mask", "inheritance", "propagation"}
 _SID = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
 _NOT_TRANSLATED = "Some or all identity references could not be translated."
-_GENERIC = {0x80000000: 0x120089, 0x40000000: 0x120116, 0x20000000: 0x1200A0, 0x10000000: 0x1F01FF}
 _BOTH = ["ContainerInherit", "ObjectInherit"]
 # icacls' simple rights, as an administrator types them (icacls stores Synchronize with them).
 ICACLS_RIGHTS = {"F": 0x1F01FF, "M": 0x1301BF, "RX": 0x1200A9, "R": 0x120089, "W": 0x100116}
-
-
-def comparable_mask(mask: int) -> int:
-    """ConvertTo-ComparableMask: generic bits mapped, Synchronize dropped."""
-    value = mask & 0xFFFFFFFF
-    for generic, specific in _GENERIC.items():
-        if value & generic:
-            value = (value & ~generic) | specific
-    return value & ~ntfs.SYNCHRONIZE
 
 
 def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
@@ -43,10 +34,14 @@ def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
         except accounts.IdentityNotMapped:
             return principal.upper(), principal.upper()
     try:
-        account = accounts.resolve(state_dir, principal)
+        sid = account_sid(state_dir, principal)
     except accounts.IdentityNotMapped:
         raise OperationStopped(_not_mapped(principal, _NOT_TRANSLATED)) from None
-    return account.sid, account.name
+    # The name as Windows prints it back (SecurityIdentifier.Translate), in the host's language.
+    try:
+        return sid, accounts.lookup_sid(state_dir, sid).name
+    except accounts.IdentityNotMapped:
+        return sid, sid
 
 
 def _not_mapped(principal: str, reason: str) -> Envelope:

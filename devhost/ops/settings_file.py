@@ -11,6 +11,7 @@ from typing import Any
 from devhost import accounts, ntfs, ps51
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
+from devhost.ops.script_accounts import account_sid, comparable_mask
 from devhost.ps51 import ScriptFact
 from devhost.win32_files import MoveFileError, ReplaceFileError, delete_file, file_move, replace_file
 
@@ -147,13 +148,6 @@ SCRIPT_FACTS = (
         "DACL grants the Administrators), as the model's _set_protected does",
     ),
     ScriptFact(
-        _ALL,
-        r"if \(\$WellKnownAccountSids\.ContainsKey\(\$Name\)\) \{ return \$WellKnownAccountSids\[\$Name\] \}\s+"
-        r"return \(New-Object System\.Security\.Principal\.NTAccount",
-        "English names of well-known accounts become SIDs before NTAccount.Translate, which knows only the host "
-        "language's names",
-    ),
-    ScriptFact(
         ("settings_file/remove",),
         r"Remove-Item -LiteralPath \$before\.backup_path -Force",
         "remove deletes the backup it made (and the temporary files): destroy leaves no copy of the secrets",
@@ -285,39 +279,13 @@ _KEPT = (accounts.SYSTEM, accounts.ADMINISTRATORS)
 _OWNER = accounts.ADMINISTRATORS
 _FULL_CONTROL_COMPARABLE = 0xF01FF
 _READ_COMPARABLE = 0x20089
-# The script's $WellKnownAccountSids: English names of well-known accounts, looked up before Translate.
-WELL_KNOWN_ENGLISH = {
-    name.lower(): sid
-    for sid, names in (
-        (accounts.SYSTEM, ("NT AUTHORITY\\SYSTEM", "SYSTEM", "LocalSystem")),
-        ("S-1-5-19", ("NT AUTHORITY\\LOCAL SERVICE", "LOCAL SERVICE", "LocalService", "NT AUTHORITY\\LocalService")),
-        (
-            "S-1-5-20",
-            ("NT AUTHORITY\\NETWORK SERVICE", "NETWORK SERVICE", "NetworkService", "NT AUTHORITY\\NetworkService"),
-        ),
-        (accounts.AUTHENTICATED_USERS, ("NT AUTHORITY\\Authenticated Users", "Authenticated Users")),
-        ("S-1-5-17", ("NT AUTHORITY\\IUSR", "IUSR")),
-        (accounts.ADMINISTRATORS, ("BUILTIN\\Administrators", "Administrators")),
-        (accounts.USERS, ("BUILTIN\\Users", "Users")),
-        ("S-1-5-32-568", ("BUILTIN\\IIS_IUSRS", "IIS_IUSRS")),
-        (accounts.EVERYONE, ("Everyone",)),
-    )
-    for name in names
-}
-
-
-def _comparable(mask: int) -> int:
-    return ntfs.map_generic(mask & 0xFFFFFFFF) & ~ntfs.SYNCHRONIZE
 
 
 def _reader_sid(fs: WindowsFs, name: str) -> str:
-    """ConvertTo-ReaderSid: a SID as given, a well-known English name from the script's table, otherwise
-    NTAccount.Translate (which knows the names of the host's language only: accounts.set_display_language)."""
+    """ConvertTo-ReaderSid: a SID as given, otherwise ConvertTo-AccountSid."""
     if name.upper().startswith("S-1-"):
         return name.upper()
-    if name.lower() in WELL_KNOWN_ENGLISH:
-        return WELL_KNOWN_ENGLISH[name.lower()]
-    return accounts.resolve(fs.root, name).sid.upper()
+    return account_sid(fs.root, name)
 
 
 def _resolve_reader(fs: WindowsFs, name: str) -> str:
@@ -373,7 +341,7 @@ def _is_protected(acl: dict[str, Any], reader_sids: list[str]) -> bool:
         sid = entry["sid"]
         if entry["inherited"] or entry["access"] != "Allow" or sid not in expected or sid in seen:
             return False
-        if _comparable(entry["mask"]) != expected[sid]:
+        if comparable_mask(entry["mask"]) != expected[sid]:
             return False
         seen.add(sid)
     return len(seen) == len(expected)
@@ -399,7 +367,7 @@ def _format_acl(acl: dict[str, Any]) -> list[str]:
     lines += [] if acl["protected"] else ["inherits the folder's permissions"]
     for entry in acl["entries"]:
         origin = " (inherited)" if entry["inherited"] else ""
-        lines.append(f"{entry['name']}: {entry['access']} 0x{_comparable(entry['mask']):X}{origin}")
+        lines.append(f"{entry['name']}: {entry['access']} 0x{comparable_mask(entry['mask']):X}{origin}")
     return lines
 
 

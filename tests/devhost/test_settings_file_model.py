@@ -420,7 +420,9 @@ def test_well_known_readers_by_english_name_on_a_german_windows(fs: WindowsFs) -
     got = settings_file.get(fs, spec("{}", readers=["NT AUTHORITY\\NETWORK SERVICE", "BUILTIN\\Users"]))
     assert got.state["reader_sids"] == ["S-1-5-20", accounts.USERS]
     old = script("set").replace(
-        "    if ($WellKnownAccountSids.ContainsKey($Name)) { return $WellKnownAccountSids[$Name] }\n", ""
+        "    if ($WellKnownAccountSids.ContainsKey($Name)) { return (New-Object "
+        "System.Security.Principal.SecurityIdentifier($WellKnownAccountSids[$Name])) }\n",
+        "",
     )
     assert any("before NTAccount.Translate" in problem for problem in refused("set", old))
 

@@ -11,14 +11,15 @@ from typing import Any
 import pulumi
 import pytest
 
-from devhost import accounts, ntfs
+from devhost import accounts, ntfs, ps51
 from devhost.fs import WindowsFs
+from devhost.ops import SCRIPT_FACTS
 from devhost.ops import file_acl as acl_model
 from providers.directory import Directory
 from providers.file_acl import FileAcl
 from providers.file_acl.provider import FileAclProvider
 from providers.scripting.errors import HostOperationFailed
-from providers.scripting.runner import ScriptRef, run_script
+from providers.scripting.runner import ScriptRef, render_script, run_script
 from providers.transport.connection import HostConnection
 from tests.support.engine import EngineStack
 from tests.support.hosts import Target
@@ -290,6 +291,31 @@ def test_virtual_account_by_name_and_by_sid_is_one_entry(tmp_path: Path, pools: 
     assert not refused.ok and refused.error and refused.error["id"] == "IdentityNotMapped"
     removed = acl_model.remove(fs, {**spec, "principal_sid": sid})  # ...but its entry is still removable
     assert removed.ok and removed.changed and acl_model.get(fs, {**spec, "principal": sid}).state["entries"] == []
+
+
+def test_well_known_principals_by_english_name_on_a_german_windows(tmp_path: Path) -> None:
+    """NTAccount.Translate knows only the host language's names; the script's table maps the English ones."""
+    fs = WindowsFs(tmp_path)
+    fs.resolve("C:\\im").mkdir(parents=True)
+    accounts.set_display_language(fs.root, "de-DE")
+    with pytest.raises(accounts.IdentityNotMapped):
+        accounts.resolve(fs.root, "BUILTIN\\Users")  # what NTAccount.Translate does there
+    spec = {"path": "C:\\im", "principal": "BUILTIN\\Users", "access": "Allow", "mask": MODIFY}
+    spec |= {"inheritance": None, "propagation": []}
+    created = acl_model.set_(fs, spec)
+    assert created.ok, created.error
+    assert created.state["principal_sid"] == accounts.USERS
+    assert created.state["principal_name"] == "VORDEFINIERT\\Benutzer", "printed back in the host's language"
+    removed = acl_model.remove(fs, {**spec, "principal_sid": accounts.USERS})
+    assert removed.ok and removed.changed
+    script = render_script(ScriptRef("providers.file_acl", "set"))
+    old = script.replace(
+        "    if ($WellKnownAccountSids.ContainsKey($Name)) { return (New-Object "
+        "System.Security.Principal.SecurityIdentifier($WellKnownAccountSids[$Name])) }\n",
+        "",
+    )
+    assert old != script
+    assert any("before NTAccount.Translate" in p for p in ps51.check_script(SCRIPT_FACTS, "file_acl/set", old))
 
 
 def test_diff_compares_principals_by_sid_without_a_host_call() -> None:

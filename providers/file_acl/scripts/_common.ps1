@@ -6,35 +6,11 @@
 # TrustedInstaller, tries to change the owner. GetAccessControl('Access') reads only the DACL,
 # and SetAccessControl persists only the sections that were modified: the DACL. Owner and SACL
 # are never touched.
-
-$SynchronizeRight = 0x100000
-# Windows' generic mapping for files (FILE_GENERIC_*): tools such as icacls may leave generic bits.
-# Keys are Int64: 0x80000000 is negative as an Int32 literal in Windows PowerShell.
-$GenericRights = @(
-    @([long]2147483648, 0x120089),
-    @([long]1073741824, 0x120116),
-    @([long]536870912, 0x1200A0),
-    @([long]268435456, 0x1F01FF)
-)
-
-# The comparable form of a mask: generic bits mapped, Synchronize dropped. Windows (.NET's
-# FileSystemAccessRule) adds Synchronize to every allow entry, so keeping it would be an eternal diff.
-function ConvertTo-ComparableMask([long] $Mask) {
-    $value = $Mask -band [long]4294967295
-    foreach ($pair in $GenericRights) {
-        if ($value -band $pair[0]) { $value = ($value -band (-bnot $pair[0])) -bor $pair[1] }
-    }
-    return ($value -band (-bnot [long]$SynchronizeRight))
-}
+{% include '_accounts.ps1' %}
 
 function Resolve-Principal([string] $Principal) {
     try {
-        if ($Principal -match '^S-1-') {
-            $sid = New-Object System.Security.Principal.SecurityIdentifier($Principal)
-        } else {
-            $account = New-Object System.Security.Principal.NTAccount($Principal)
-            $sid = $account.Translate([System.Security.Principal.SecurityIdentifier])
-        }
+        $sid = ConvertTo-AccountSid $Principal
     } catch {
         # Translate's IdentityNotMappedException arrives wrapped in a MethodInvocationException.
         $reason = $_.Exception
