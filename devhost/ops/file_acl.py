@@ -47,8 +47,8 @@ def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
 def _not_mapped(principal: str, reason: str) -> Envelope:
     return fail(
         "IdentityNotMapped",
-        f"principal '{principal}': {reason} Create the account first; for 'IIS AppPool\\<pool>' "
-        "the application pool must exist (make this resource depend on it).",
+        f"principal '{principal}': {reason} Create the account first (a built-in one: give its SID, S-1-...); "
+        "for 'IIS AppPool\\<pool>' the application pool must exist (make this resource depend on it).",
         prop="principal",
         category="ObjectNotFound",
     )

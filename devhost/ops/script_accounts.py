@@ -19,11 +19,16 @@ _USERS = tuple(f"{r}/{v}" for r in ("file_acl", "settings_file") for v in ("get"
 SCRIPT_FACTS = (
     ScriptFact(
         _USERS,
-        r"if \(\$WellKnownAccountSids\.ContainsKey\(\$Name\)\) \{ return \(New-Object "
-        r"System\.Security\.Principal\.SecurityIdentifier\(\$WellKnownAccountSids\[\$Name\]\)\) \}\s+"
+        r"\$WellKnownAccountSids\.ContainsKey\(\$Name\)[^\n]*\n\s*"
         r"return \(New-Object System\.Security\.Principal\.NTAccount",
         "English names of well-known accounts become SIDs before NTAccount.Translate, which knows only the host "
         "language's names",
+    ),
+    ScriptFact(
+        _USERS,
+        r"\$WellKnownAccountSids = \[hashtable\]::new\(@\{[^}]*\}, \[System\.StringComparer\]::OrdinalIgnoreCase\)",
+        "the table's keys compare ordinally without case (a 5.1 hashtable literal compares with the current culture: "
+        "no i/I pair in tr-TR, PowerShell/PowerShell#8280), as the model's lower() does",
     ),
 )
 
@@ -39,9 +44,23 @@ WELL_KNOWN_ENGLISH = {
         ),
         (accounts.AUTHENTICATED_USERS, ("NT AUTHORITY\\Authenticated Users", "Authenticated Users")),
         ("S-1-5-17", ("NT AUTHORITY\\IUSR", "IUSR")),
+        ("S-1-5-6", ("NT AUTHORITY\\SERVICE", "SERVICE")),
+        ("S-1-5-2", ("NT AUTHORITY\\NETWORK", "NETWORK")),
+        ("S-1-5-4", ("NT AUTHORITY\\INTERACTIVE", "INTERACTIVE")),
+        ("S-1-5-3", ("NT AUTHORITY\\BATCH", "BATCH")),
+        ("S-1-5-7", ("NT AUTHORITY\\ANONYMOUS LOGON", "ANONYMOUS LOGON")),
+        ("S-1-3-0", ("CREATOR OWNER",)),
+        ("S-1-3-4", ("OWNER RIGHTS",)),
         (accounts.ADMINISTRATORS, ("BUILTIN\\Administrators", "Administrators")),
         (accounts.USERS, ("BUILTIN\\Users", "Users")),
+        ("S-1-5-32-546", ("BUILTIN\\Guests", "Guests")),
+        ("S-1-5-32-551", ("BUILTIN\\Backup Operators", "Backup Operators")),
+        ("S-1-5-32-555", ("BUILTIN\\Remote Desktop Users", "Remote Desktop Users")),
+        ("S-1-5-32-558", ("BUILTIN\\Performance Monitor Users", "Performance Monitor Users")),
+        ("S-1-5-32-559", ("BUILTIN\\Performance Log Users", "Performance Log Users")),
         ("S-1-5-32-568", ("BUILTIN\\IIS_IUSRS", "IIS_IUSRS")),
+        ("S-1-5-32-573", ("BUILTIN\\Event Log Readers", "Event Log Readers")),
+        ("S-1-15-2-1", ("APPLICATION PACKAGE AUTHORITY\\ALL APPLICATION PACKAGES", "ALL APPLICATION PACKAGES")),
         (accounts.EVERYONE, ("Everyone",)),
     )
     for name in names

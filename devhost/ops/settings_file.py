@@ -297,7 +297,8 @@ def _resolve_reader(fs: WindowsFs, name: str) -> str:
             fail(
                 "IdentityNotMapped",
                 f"readers: '{name}': Some or all identity references could not be translated. Create the account "
-                "first; for 'IIS AppPool\\<pool>' the application pool must exist (make this resource depend on it).",
+                "first (a built-in one: give its SID, S-1-...); for 'IIS AppPool\\<pool>' the application pool "
+                "must exist (make this resource depend on it).",
                 prop="readers",
                 category="ObjectNotFound",
             )

@@ -16,7 +16,7 @@ function Resolve-Principal([string] $Principal) {
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
         Stop-Operation -Id 'IdentityNotMapped' -Category 'ObjectNotFound' -Property 'principal' -Message (
-            "principal '$Principal': $($reason.Message) Create the account first; for 'IIS AppPool\<pool>' " +
+            "principal '$Principal': $($reason.Message) Create the account first (a built-in one: give its SID, S-1-...); for 'IIS AppPool\<pool>' " +
             'the application pool must exist (make this resource depend on it).')
     }
     # A SID of a deleted account still names a valid entry: Windows shows it as the bare SID.

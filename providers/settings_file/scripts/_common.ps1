@@ -136,7 +136,7 @@ function Resolve-ReaderSid([string] $Name) {
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
         Stop-Operation -Id 'IdentityNotMapped' -Category 'ObjectNotFound' -Property 'readers' -Message (
-            "readers: '$Name': $($reason.Message) Create the account first; for 'IIS AppPool\<pool>' " +
+            "readers: '$Name': $($reason.Message) Create the account first (a built-in one: give its SID, S-1-...); for 'IIS AppPool\<pool>' " +
             'the application pool must exist (make this resource depend on it).')
     }
 }
