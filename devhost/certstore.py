@@ -20,6 +20,7 @@ file) for tests and the devhost CLI: ``admin_import_pfx``, ``admin_remove``, ``a
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import uuid
@@ -110,6 +111,10 @@ def windows_subject(name: x509.Name) -> str:
     return ", ".join(rdn.rfc4514_string(overrides) for rdn in reversed(name.rdns))
 
 
+# The simulator's own speed: parsing a PKCS#12 file and checking its RSA key costs OpenSSL 3 several
+# milliseconds (pyca/cryptography#7236), and every get of a Certificate opens the same PFX again. The same
+# bytes and password always give the same result, so one parse per process is kept.
+@functools.lru_cache(maxsize=64)
 def open_pfx(data: bytes, password: str) -> OpenedPfx:
     """new X509Certificate2(bytes, password, flags): the first certificate that has its key, else the first."""
     for candidate in [password.encode("utf-8"), *([None] if password == "" else [])]:
@@ -178,7 +183,9 @@ class CertStore:
         if not self.key_exists(entry):
             raise CertificateError("Keyset does not exist", -2146893802)  # NTE_BAD_KEYSET
         der = self.fs.resolve(entry.key_path or "").read_bytes()
-        key = serialization.load_der_private_key(der, None)
+        # Only the key's type is needed here; the RSA consistency check (OpenSSL 3's slowest part of a load)
+        # was made when the PFX was opened for the import.
+        key = serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)
         dotnet_type = "ECDsaCng" if isinstance(key, ec.EllipticCurvePrivateKey) else "RSACng"
         return PrivateKeyHandle(dotnet_type, entry.key_file, entry.exportable)
 
