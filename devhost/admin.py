@@ -27,6 +27,38 @@ def _file_write(args: argparse.Namespace) -> int:
     return 0
 
 
+def _file_reencode(args: argparse.Namespace) -> int:
+    """Notepad's "Save As" with another encoding: the same text, other bytes (the file keeps its ACL)."""
+    from devhost.ops import settings_file
+
+    target = WindowsFs(args.state).resolve(args.path)
+    if not target.is_file():
+        print(f"devhost (simulator): {args.path} is not a file", file=sys.stderr)
+        return 1
+    data = target.read_bytes()
+    text = settings_file._decode(data, settings_file._encoding_of(data))
+    target.write_bytes(settings_file._encode(text, args.encoding))
+    print(f"devhost (simulator): {args.path} saved as {args.encoding}")
+    return 0
+
+
+def _dir_delete(args: argparse.Namespace) -> int:
+    """`rd` of an empty folder (Windows refuses a folder that holds anything: ERROR_DIR_NOT_EMPTY)."""
+    from devhost import ntfs
+
+    target = WindowsFs(args.state).resolve(args.path)
+    if not target.is_dir():
+        print(f"devhost (simulator): {args.path} is not a folder", file=sys.stderr)
+        return 1
+    if any(target.iterdir()):
+        print(f"devhost (simulator): {args.path}: The directory is not empty.", file=sys.stderr)
+        return 1
+    target.rmdir()
+    ntfs.NtfsStore(args.state).forget(args.path)
+    print(f"devhost (simulator): removed folder {args.path}")
+    return 0
+
+
 def _file_delete(args: argparse.Namespace) -> int:
     from devhost import ntfs
 
@@ -182,6 +214,28 @@ def _iis_pool_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iis_site_set(args: argparse.Namespace) -> int:
+    """IIS Manager's Basic/Advanced Settings of a site: an attribute of its root application
+    (``application/preloadEnabled``, ``application/applicationPool``) or root virtual directory
+    (``virtualDirectory/physicalPath``)."""
+    from devhost import iis
+
+    manager = iis.ServerManager(args.state)
+    site = manager.find_site(args.site)
+    if site is None:
+        print(f"devhost (simulator): no site '{args.site}'", file=sys.stderr)
+        return 1
+    element, _, attribute = args.attribute.partition("/")
+    if element not in ("application", "virtualDirectory") or not attribute:
+        print("devhost (simulator): --attribute is application/<name> or virtualDirectory/<name>", file=sys.stderr)
+        return 2
+    target = manager.root_application(site) if element == "application" else manager.root_directory(site)
+    target.set(attribute, args.value)
+    manager.commit()
+    print(f"devhost (simulator): site {args.site}: {args.attribute} = {args.value}")
+    return 0
+
+
 def _iis_state(args: argparse.Namespace) -> int:
     from devhost import iis
 
@@ -276,6 +330,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     write.add_argument("--path", required=True, help="Windows path, e.g. C:\\identitymanagerContoso\\Runtime\\x.json")
     write.add_argument("--text", default=None)
     command("file-delete", _file_delete, "delete a file").add_argument("--path", required=True)
+    reencode = command("file-reencode", _file_reencode, "save a text file again in another encoding")
+    reencode.add_argument("--path", required=True)
+    reencode.add_argument("--encoding", choices=["utf-8", "utf-8-bom", "utf-16"], required=True)
+    command("dir-delete", _dir_delete, "remove an empty folder (rd)").add_argument("--path", required=True)
     command("file-show", _file_show, "print a file").add_argument("--path", required=True)
     read_as = command("file-read-as", _file_read_as, "print a file as an account reads it (or: access denied)")
     read_as.add_argument("--path", required=True)
@@ -319,6 +377,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     pool.add_argument("--pool", required=True)
     pool.add_argument("--attribute", required=True, help="e.g. processModel/idleTimeout")
     pool.add_argument("--value", required=True, help="e.g. 00:20:00")
+    site_set = command("iis-site-set", _iis_site_set, "change a site's root application or directory attribute")
+    site_set.add_argument("--site", required=True)
+    site_set.add_argument("--attribute", required=True, help="e.g. application/preloadEnabled")
+    site_set.add_argument("--value", required=True)
     state = command("iis-state", _iis_state, "start or stop a pool or site")
     state.add_argument("--kind", choices=["pool", "site"], required=True)
     state.add_argument("--name", required=True)

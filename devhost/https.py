@@ -280,7 +280,11 @@ def _app(
     if not fs.resolve(settings_path).is_file() or not ntfs.can_read_file(store, settings_path, sids):
         return failed
     try:
-        settings = json.loads(fs.resolve(settings_path).read_text(encoding="utf-8"))
+        # Microsoft.Extensions.Configuration.Json parses the file with JsonDocument.Parse(Stream), which skips a
+        # UTF-8 byte-order mark and reads nothing but UTF-8 (dotnet/runtime System.Text.Json
+        # JsonDocument.Parse.cs, ReadToEnd): a UTF-16 file fails the start.
+        raw = fs.resolve(settings_path).read_bytes()
+        settings = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except ValueError:
         return failed
     thumbprints = [

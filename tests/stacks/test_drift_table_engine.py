@@ -119,6 +119,9 @@ DERIVED = {
     "names": {"installed"},
     "rights": {"access_mask"},
     "answers": {"status", "problem", "causes", "served_thumbprint"},  # what the check saw, and why
+    "encoding": {"size"},
+    "account": {"account_sid"},
+    "identity_type": {"identity_account", "identity_sid"},  # the account the host now runs the pool as
 }
 
 
@@ -158,6 +161,117 @@ def test_one_change_by_hand_shows_as_that_resource_and_property_alone(
         proposed = [c for c in changes_in(preview) if c.op != "refresh"]
         only(proposed, resource, prop, "update", verification)
         assert "to replace" not in preview
+    finally:
+        code, text = deployed.run("up", "--refresh")
+    assert code == 0, text
+    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+
+
+# Every other property a hand change on a host can alter, in rounds: one change per resource in a round, on
+# distinct resources, so each round shows that each change appears on its resource with its property alone
+# and that nothing untouched appears. (resource, host, admin commands, property, whether the agent then stops
+# answering: its verification shows `answers` too.)
+SERVER_POOL, SERVER_SITE = "IdentityManagerContoso", "Identity Manager Contoso"
+ZONE_A_SITE = "Identity Manager Agent Contoso"
+SERVICE = POOL  # zone-b's Windows service has the pool's name
+ROUNDS: dict[str, list[tuple[str, str, list[list[str]], str, bool]]] = {
+    "pools-sites-service-folders": [
+        ("zone-a-pool", "zone-a", [["iis-pool-set", "--pool", POOL, "--attribute", "managedRuntimeVersion",
+                                    "--value", "v4.0"]], "managed_runtime_version", False),
+        ("server-pool", "server", [["iis-pool-set", "--pool", SERVER_POOL, "--attribute", "managedPipelineMode",
+                                    "--value", "Classic"]], "pipeline_mode", False),
+        ("zone-a-site", "zone-a", [["iis-site-set", "--site", ZONE_A_SITE, "--attribute",
+                                    "application/preloadEnabled", "--value", "false"]], "preload_enabled", False),
+        ("server-site", "server", [["iis-state", "--kind", "site", "--name", SERVER_SITE, "--to", "Stopped"]],
+         "state", True),
+        ("zone-b-service", "zone-b", [["service-edit", "--name", SERVICE, "--display-name", "Tampered"]],
+         "display_name", False),
+        ("zone-b-appsettings-agent", "zone-b", [["file-reencode", "--path",
+                                                 f"{ROOT_DIR}\\Runtime\\appsettings.agent.json",
+                                                 "--encoding", "utf-16"]], "encoding", False),
+    ],
+    "pool-modes-site-path-description": [
+        ("zone-a-pool", "zone-a", [["iis-pool-set", "--pool", POOL, "--attribute", "startMode",
+                                    "--value", "OnDemand"]], "start_mode", False),
+        ("server-pool", "server", [["iis-pool-set", "--pool", SERVER_POOL, "--attribute",
+                                    "processModel/loadUserProfile", "--value", "false"]], "load_user_profile", False),
+        ("zone-a-site", "zone-a", [["iis-site-set", "--site", ZONE_A_SITE, "--attribute",
+                                    "virtualDirectory/physicalPath", "--value", "C:\\inetpub\\wwwroot"]],
+         "physical_path", True),
+        ("zone-b-service", "zone-b", [["service-edit", "--name", SERVICE, "--description", "changed by hand"]],
+         "description", False),
+        ("server-appsettings", "server", [["file-reencode", "--path", f"{ROOT_DIR}\\Runtime\\appsettings.json",
+                                           "--encoding", "utf-8-bom"]], "encoding", False),
+    ],
+    "recycling-identity-account": [
+        ("zone-a-pool", "zone-a", [["iis-pool-set", "--pool", POOL, "--attribute", "recycling/periodicRestart/time",
+                                    "--value", "1.05:00:00"]], "periodic_restart_minutes", False),
+        ("server-pool", "server", [["iis-pool-set", "--pool", SERVER_POOL, "--attribute",
+                                    "processModel/identityType", "--value", "NetworkService"]], "identity_type", True),
+        ("zone-b-service", "zone-b", [["service-edit", "--name", SERVICE, "--start-name", "LocalSystem"]],
+         "account", False),
+    ],
+    "service-stopped": [
+        ("zone-b-service", "zone-b", [["service-stop", "--name", SERVICE]], "state", True),
+    ],
+}  # fmt: skip
+
+
+def only_these(changes: list[Change], expected: dict[str, str], op: str) -> None:
+    """``changes`` are exactly the ``expected`` resources, each an ``op`` with its property (and what the host
+    derives from it) alone."""
+    listed = "\n".join(f"{c.op} {c.resource} {sorted(c.properties)}" for c in changes)
+    assert sorted((c.op, c.resource) for c in changes) == sorted((op, r) for r in expected), listed
+    for change in changes:
+        wanted = expected[change.resource]
+        assert wanted in change.properties and change.properties <= {wanted, *DERIVED.get(wanted, ())}, changes
+
+
+@pytest.mark.parametrize("round_name", list(ROUNDS))
+def test_every_property_changed_by_hand_shows_on_its_resource_alone(deployed: EstateProject, round_name: str) -> None:
+    cases = ROUNDS[round_name]
+    assert len({case[0] for case in cases}) == len(cases), "one change per resource in a round"
+    expected = {resource: prop for resource, _host, _commands, prop, _stops in cases}
+    # The agent of a host is named after it: a change that stops it shows on <host>-verify as `answers` too.
+    verifications = {f"{host}-verify": "answers" for _resource, host, _commands, _prop, stops in cases if stops}
+    for _resource, host, commands, _prop, _stops in cases:
+        for command in commands:
+            admin(deployed.estate, host, *command)
+    try:
+        code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
+        assert code == 7, check
+        only_these(changes_in(check), {**expected, **verifications}, "update")
+        assert "to replace" not in check and "to delete" not in check
+        code, preview = deployed.run("preview", "--refresh", "--diff")
+        assert code == 0, preview
+        only_these([c for c in changes_in(preview) if c.op != "refresh"], {**expected, **verifications}, "update")
+        assert "to replace" not in preview
+    finally:
+        code, text = deployed.run("up", "--refresh")
+    assert code == 0, text
+    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+
+
+def test_a_data_folder_removed_by_hand_shows_the_folder_and_its_acl(deployed: EstateProject) -> None:
+    """`rd C:\\identitymanagerContoso\\Mails`: the folder's entry went with it, so the drift check shows the
+    Directory's `subfolders` and its ACL as gone (refresh drops it); `preview --refresh` then creates the ACL
+    again. Both are what `up` does: no noise, and nothing else."""
+    admin(deployed.estate, "zone-a", "dir-delete", "--path", f"{ROOT_DIR}\\Mails")
+    try:
+        code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
+        assert code == 7, check
+        found = sorted((c.op, c.resource) for c in changes_in(check))
+        assert found == [("delete", "zone-a-acl-mails"), ("update", "zone-a-working-directory")], check
+        code, preview = deployed.run("preview", "--refresh", "--diff")
+        assert code == 0, preview
+        proposed = {c.resource: c for c in changes_in(preview) if c.op != "refresh"}
+        assert sorted((c.op, r) for r, c in proposed.items()) == [
+            ("create", "zone-a-acl-mails"),
+            ("update", "zone-a-working-directory"),
+        ], preview
+        assert proposed["zone-a-working-directory"].properties == {"subfolders"}, preview
     finally:
         code, text = deployed.run("up", "--refresh")
     assert code == 0, text
