@@ -87,8 +87,27 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"foreach \(\$what in \(Start-Agent \$folder\)\)",
+        r"foreach \(\$start in \(Start-Agent \$folder\)\) \{ \$recovered \+= New-Change -Property \$start\.property",
         "what agent-stopped.json lists is started before anything else, also when nothing else is to do",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$null -eq \$pool\) \{\s+\$outcome = 'gone \(nothing to start\)'[\s\S]*?"
+        r"elseif \(\$null -ne \$autoStartThen -and \$autoStartThen\.Value -eq \$true -and -not \$pool\.AutoStart\)",
+        "Start-Agent leaves alone a pool that is gone, runs, or whose AutoStart was true when it was stopped and is "
+        "false now (stopped on purpose since); it starts it otherwise",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$found\.Count -eq 0\) \{\s+\$outcome = 'gone \(nothing to start\)'[\s\S]*?"
+        r"elseif \(\$found\[0\]\.StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled\)",
+        "Start-Agent leaves alone a service that is gone, runs, or is Disabled (StartService: ERROR_SERVICE_DISABLED); "
+        "it starts it otherwise",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$record\.auto_start = \[bool\]\$pool\.AutoStart\s+Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record",
+        "Stop-Agent records the pool's AutoStart before it stops it",
     ),
     ScriptFact(
         _SET,
@@ -333,17 +352,19 @@ def _journal(fs: WindowsFs, action: str, what: str, name: str) -> None:
 
 
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
-    """Stop-Agent: agent-stopped.json is written before each stop. (The simulator's services have no
-    dependents: ``dependents`` is always empty here.)"""
+    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart then. (The
+    simulator's services have no dependents: ``dependents`` is always empty here.)"""
     stopped: list[str] = []
-    record: dict[str, Any] = {"pool": None, "service": None, "dependents": []}
+    record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "dependents": []}
     if spec["app_pool"]:
         if not iis.is_installed(fs.root):
             raise OperationStopped(not_installed())
         manager = iis.ServerManager(fs.root)
         name = spec["app_pool"]
-        if manager.find_pool(name) is not None and object_state(lambda: manager.pool_state(name)) == "Started":
+        pool = manager.find_pool(name)
+        if pool is not None and object_state(lambda: manager.pool_state(name)) == "Started":
             record["pool"] = name
+            record["auto_start"] = manager.pool_value(pool, "autoStart") == "true"
             _write_json(fs, f"{folder}\\agent-stopped.json", record)
             manager.stop_pool(name)  # WAS: Stopped at once; its worker may still be exiting (devhost.iis)
             _journal(fs, "stop", "pool", name)
@@ -359,44 +380,71 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     return stopped
 
 
-def _start_agent(fs: WindowsFs, folder: str) -> list[str]:
-    """Start-Agent: starts what agent-stopped.json lists, then deletes it."""
+def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> str:
+    """Start-Agent for a pool: its outcome, or AgentStartFailed."""
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(name)
+    if pool is None:
+        return "gone (nothing to start)"
+    if object_state(lambda: manager.pool_state(name)) == "Started":
+        return "running (started since)"
+    # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
+    if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
+        return "left stopped (its AutoStart was set to false since: stopped on purpose)"
+    state = manager.start_pool(name)
+    _journal(fs, "start", "pool", name)
+    if state != "Started":
+        raise _stop(
+            "AgentStartFailed",
+            f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), then "
+            "start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)",
+            "app_pool",
+        )
+    return "Started"
+
+
+def _start_service(fs: WindowsFs, name: str) -> str:
+    """Start-Agent for a service: its outcome, or AgentStartFailed."""
+    service = scm.get(fs.root, name)
+    if service is None:
+        return "gone (nothing to start)"
+    if service.state == "Running":
+        return "running (started since)"
+    # StartService refuses a disabled service (ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService).
+    if service.start_mode == "Disabled":
+        return "left stopped (its start mode is Disabled)"
+    try:
+        scm.start(fs.root, name)
+    except scm.ScmError as error:
+        # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
+        # whose inner Win32Exception carries the system message; the script reports the innermost one.
+        raise _stop(
+            "AgentStartFailed",
+            f"service '{name}' did not start again ({error}); see the System event log, then start it, "
+            "or disable it to keep it stopped (the next run then leaves it)",
+            "service_name",
+        ) from None
+    _journal(fs, "start", "service", name)
+    return "Started"
+
+
+def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, str]]:
+    """Start-Agent: finishes what agent-stopped.json lists (unless gone, running, or stopped on purpose since),
+    then deletes it; one entry per pool or service (property, name, outcome)."""
     record = _read_json(fs, f"{folder}\\agent-stopped.json")
     if record is None:
         return []
-    started: list[str] = []
+    outcomes: list[dict[str, str]] = []
     if record.get("pool"):
         name = record["pool"]
-        manager = iis.ServerManager(fs.root)
-        state = "missing"
-        if manager.find_pool(name) is not None:
-            state = manager.pool_state(name) if manager.pool_state(name) == "Started" else manager.start_pool(name)
-            _journal(fs, "start", "pool", name)
-        if state != "Started":
-            raise _stop(
-                "AgentStartFailed",
-                f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), "
-                "then start it",
-                "app_pool",
-            )
-        started.append("pool")
+        outcomes.append(
+            {"property": "agent_pool", "name": name, "outcome": _start_pool(fs, name, record.get("auto_start"))}
+        )
     if record.get("service"):
         for name in [record["service"], *(record.get("dependents") or [])]:
-            service = scm.get(fs.root, name)
-            if service is not None and service.state == "Running":
-                continue
-            try:
-                scm.start(fs.root, name)
-            except scm.ScmError:
-                # ServiceController.Start wraps the Win32 error in InvalidOperationException; the trap reports it.
-                message = (
-                    f'Exception calling "Start" with "0" argument(s): "Cannot start service {name} on computer \'.\'."'
-                )
-                raise OperationStopped(fail("UnexpectedError", message, category="NotSpecified")) from None
-            _journal(fs, "start", "service", name)
-        started.append("service")
+            outcomes.append({"property": "agent_service", "name": name, "outcome": _start_service(fs, name)})
     _delete(fs, f"{folder}\\agent-stopped.json")
-    return started
+    return outcomes
 
 
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
@@ -535,8 +583,8 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if fs.resolve(f"{folder}\\swap.json").is_file():
         _restore_interrupted_swap(fs, runtime, folder)
         recovered.append(change("interrupted_swap", "pending", "finished"))
-    for what in _start_agent(fs, folder):
-        recovered.append(change(f"agent_{what}", "stopped by an interrupted run", "Started"))
+    for start in _start_agent(fs, folder):
+        recovered.append(change(start["property"], f"{start['name']}: stopped by an interrupted run", start["outcome"]))
     before = _state(fs, spec)
     if before["sha256"] == sha and not before["missing_files"]:
         for work in (new, old):

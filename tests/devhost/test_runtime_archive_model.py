@@ -401,3 +401,125 @@ def test_a_staging_folder_someone_else_made_first_is_refused(fs: WindowsFs) -> N
     assert user in envelope.error["message"]
     refused = model.get(fs, spec(data))
     assert not refused.ok and refused.error is not None and refused.error["id"] == "StagingFolderUntrusted"
+
+
+# -- a record left by a broken run (agent-stopped.json) never blocks a later set --------------------------
+
+
+def left_stopped(fs: WindowsFs, record: dict[str, Any]) -> str:
+    """A run wrote agent-stopped.json, stopped the agent and broke off (connection lost)."""
+    folder = model.staging_folder(RUNTIME)
+    put(fs, f"{folder}\\agent-stopped.json", json.dumps(record).encode())
+    return f"{folder}\\agent-stopped.json"
+
+
+def agent_changes(envelope: Any) -> dict[str, str]:
+    return {c["property"]: c["after"] for c in envelope.changes if c["property"].startswith("agent_")}
+
+
+def test_a_record_for_a_service_deleted_since_is_dropped_and_set_goes_on(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    record = left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "dependents": []})
+    scm.admin_delete_service(fs.root, SERVICE)  # the user removed the agent's service meanwhile
+    for _ in range(2):  # not once: every later run would have failed
+        envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+        assert envelope.ok, envelope.error
+    assert not fs.resolve(record).exists()
+    assert model.get(fs, spec(make_zip(V1))).state["interrupted"] == []
+
+
+def test_a_record_for_a_pool_deleted_since_is_dropped_and_set_goes_on(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    record = left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    manager = iis.ServerManager(fs.root)
+    manager.remove_pool(POOL)
+    manager.commit()
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert agent_changes(envelope) == {"agent_pool": "gone (nothing to start)"}
+    assert not fs.resolve(record).exists()
+
+
+def test_a_pool_whose_autostart_was_cleared_since_is_left_stopped(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    record = left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")  # IisAppPool state='Stopped': kept stopped on purpose
+    manager.commit()
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped"
+    assert "stopped on purpose" in agent_changes(envelope)["agent_pool"]
+    assert not fs.resolve(record).exists()
+    assert [e for e in journal(fs.root) if e["kind"] == "agent" and e["action"] == "start"] == []
+
+
+def test_a_pool_stopped_by_the_broken_run_is_started_whatever_its_autostart(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")  # started by hand although it does not start with IIS
+    manager.commit()
+    left_stopped(fs, {"pool": POOL, "auto_start": False, "service": None, "dependents": []})
+    manager.stop_pool(POOL)
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert agent_changes(envelope) == {"agent_pool": "Started"}
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
+
+
+def test_an_upgrade_starts_again_a_started_pool_whose_autostart_is_false(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")
+    manager.commit()
+    assert manager.pool_state(POOL) == "Started"
+    install(fs, make_zip(V2), app_pool=POOL)
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "what this run stopped, it starts"
+
+
+def test_a_service_disabled_since_is_left_stopped_and_set_goes_on(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    record = left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "dependents": []})
+    scm.stop(fs.root, SERVICE)
+    scm.admin_edit_service(fs.root, SERVICE, start_mode="Disabled")
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    assert agent_changes(envelope) == {"agent_service": "left stopped (its start mode is Disabled)"}
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Stopped"
+    assert not fs.resolve(record).exists()
+
+
+def test_a_record_older_than_auto_start_still_starts_a_stopped_pool(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    left_stopped(fs, {"pool": POOL, "service": None, "dependents": []})  # written before auto_start existed
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok and agent_changes(envelope) == {"agent_pool": "Started"}
+
+
+def test_a_service_that_fails_to_start_keeps_the_record_and_says_how_to_keep_it_stopped(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    record = left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "dependents": []})
+    scm.stop(fs.root, SERVICE)
+    fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").write_bytes(b"not a program")
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStartFailed"
+    assert "not a valid Win32 application" in envelope.error["message"] and "disable it" in envelope.error["message"]
+    assert fs.resolve(record).exists(), "the next run tries again"

@@ -125,7 +125,8 @@ function Stop-Agent($Spec, [string] $Folder) {
     # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
     # starts it again. Returns what it stopped, for Start-Agent.
     $stopped = @()
-    $record = [ordered]@{ pool = $null; service = $null; dependents = @() }
+    # auto_start: the pool's AutoStart when it was stopped (Start-Agent tells a pool stopped on purpose since).
+    $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; dependents = @() }
     if ($Spec.app_pool) {
         Import-IisAdministration
         $manager = New-Object Microsoft.Web.Administration.ServerManager
@@ -133,6 +134,7 @@ function Stop-Agent($Spec, [string] $Folder) {
             $pool = $manager.ApplicationPools[[string]$Spec.app_pool]
             if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -eq 'Started') {
                 $record.pool = [string]$Spec.app_pool
+                $record.auto_start = [bool]$pool.AutoStart
                 Write-JsonFile (Get-AgentStoppedPath $Folder) $record
                 [void]$pool.Stop()
                 $stopped += 'pool'
@@ -164,43 +166,89 @@ function Stop-Agent($Spec, [string] $Folder) {
 }
 
 function Start-Agent([string] $Folder) {
-    # Starts what agent-stopped.json lists (this run's Stop-Agent, or an earlier run that broke before it
-    # started it again), then deletes the record. Returns what it started.
+    # Finishes what agent-stopped.json records (this run's Stop-Agent, or an earlier run that broke before it
+    # started the agent again), then deletes the record. The record says that this project stopped the pool
+    # or service and has not started it since; what is found now decides, so that a record left behind
+    # neither blocks every later run nor starts what someone stopped on purpose since:
+    # - gone (deleted since): nothing to start;
+    # - running (someone started it since): nothing to do;
+    # - a pool whose AutoStart was true when it was stopped (the record says) and is false now: stopped on
+    #   purpose since (how a pool is kept stopped: IisAppPool state 'Stopped' sets it so, and WAS does not
+    #   start such a pool with IIS, learn.microsoft.com applicationPools <add> autoStart): left stopped;
+    # - a service whose start mode is Disabled: left stopped (StartService refuses a disabled service,
+    #   ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService);
+    # - stopped otherwise: started.
+    # A start that fails stops the operation (AgentStartFailed) and keeps the record: the next run tries
+    # again. Returns one entry per pool or service: property, name, outcome.
     $record = Read-AgentStopped $Folder
     if ($null -eq $record) { return ,@() }
-    $started = @()
+    $outcomes = @()
     if ($record.pool) {
+        $name = [string]$record.pool
+        # (A record written before auto_start was recorded has none: Set-StrictMode refuses a missing property.)
+        $autoStartThen = $record.PSObject.Properties['auto_start']
         Import-IisAdministration
+        $outcome = $null
+        $problem = 'it did not reach Started'
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
-            $pool = $manager.ApplicationPools[[string]$record.pool]
-            $state = 'missing'
-            if ($null -ne $pool) {
-                if ((Get-IisObjectState { $pool.State }) -ne 'Started') { [void]$pool.Start() }
+            $pool = $manager.ApplicationPools[$name]
+            if ($null -eq $pool) {
+                $outcome = 'gone (nothing to start)'
+            } elseif ((Get-IisObjectState { $pool.State }) -eq 'Started') {
+                $outcome = 'running (started since)'
+            } elseif ($null -ne $autoStartThen -and $autoStartThen.Value -eq $true -and -not $pool.AutoStart) {
+                $outcome = 'left stopped (its AutoStart was set to false since: stopped on purpose)'
+            } else {
+                [void]$pool.Start()
                 $state = Wait-IisObjectState { $pool.State } @('Started')
+                if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state" }
             }
+        } catch {
+            $reason = $_.Exception
+            while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+            $problem = $reason.Message
         } finally {
             $manager.Dispose()
         }
-        if ($state -ne 'Started') {
-            Stop-Operation -Id 'AgentStartFailed' -Property 'app_pool' -Message "application pool '$($record.pool)' did not start again (state $state); see the System event log (WAS), then start it"
+        if ($null -eq $outcome) {
+            Stop-Operation -Id 'AgentStartFailed' -Property 'app_pool' -Message "application pool '$name' did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)"
         }
-        $started += 'pool'
+        $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; outcome = $outcome }
     }
     if ($record.service) {
         foreach ($name in @([string]$record.service) + @($record.dependents)) {
-            $service = New-Object System.ServiceProcess.ServiceController ([string]$name)
+            $found = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$name })
+            $outcome = $null
+            $problem = $null
             try {
-                if ($service.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Running) { $service.Start() }
-                $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+                if ($found.Count -eq 0) {
+                    $outcome = 'gone (nothing to start)'
+                } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+                    $outcome = 'running (started since)'
+                } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled) {
+                    # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
+                    $outcome = 'left stopped (its start mode is Disabled)'
+                } else {
+                    $found[0].Start()
+                    $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+                    $outcome = 'Started'
+                }
+            } catch {
+                $reason = $_.Exception
+                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                $problem = $reason.Message
             } finally {
-                $service.Dispose()
+                foreach ($service in $found) { $service.Dispose() }
             }
+            if ($null -ne $problem) {
+                Stop-Operation -Id 'AgentStartFailed' -Property 'service_name' -Message "service '$name' did not start again ($problem); see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
+            }
+            $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; outcome = $outcome }
         }
-        $started += 'service'
     }
     [System.IO.File]::Delete((Get-AgentStoppedPath $Folder))
-    return ,$started
+    return ,$outcomes
 }
 
 function Undo-Swap([object[]] $Moves) {

@@ -6,7 +6,8 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 
 # Installs the uploaded archive in Runtime:
 # 0. finishes what an interrupted run left: undoes a swap it did not commit (swap.json), starts the agent it
-#    stopped (agent-stopped.json), removes its work folders;
+#    stopped (agent-stopped.json; unless it is gone, runs, or was stopped on purpose since: see Start-Agent),
+#    removes its work folders;
 # 1. checks the staging file against sha256 and every entry name, then extracts it into Runtime\.iac-new
 #    (a failure here leaves the running version untouched);
 # 2. stops the agent if a file it runs from is to be replaced or removed;
@@ -26,7 +27,7 @@ if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     Restore-InterruptedSwap $runtime $folder
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
-foreach ($what in (Start-Agent $folder)) { $recovered += New-Change -Property "agent_$what" -Before 'stopped by an interrupted run' -After 'Started' }
+foreach ($start in (Start-Agent $folder)) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
 $before = Get-ArchiveState $Spec
 if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0) {
     # Left by a run that committed but could not delete them (held images), or was interrupted.
