@@ -116,9 +116,23 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\} finally \{\s+# Whatever happened above, what was stopped runs again \(the record says what\)\.\s+"
-        r"\[void\]\(Start-Agent \$folder\)",
-        "the agent is started again right after the commit or the undo, before any deletion",
+        r"\} finally \{\s+# Whatever happened above",
+        "no finally around the swap: an error thrown there would replace the swap's own (the first error is kept)",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"\} catch \{\s+\$failure = \$_\.Exception  # also Stop-Agent's own end[^\n]*\s+\}\s+"
+        r"\$undoErrors = @\(\)\s+if \(\$null -ne \$failure\) \{ \$undoErrors = Undo-Swap @\(\$plan\) \}[\s\S]*?"
+        r"if \(\$undoErrors\.Count -eq 0\) \{\s+# [^\n]*\s+try \{ \$started = Start-Agent \$folder \} catch \{ "
+        r"\$startError = Get-ErrorReport \$_\.Exception \}",
+        "every error of the swap is caught (Stop-Agent's end too), undone, then the agent started again only when "
+        "the undo was complete; the start's own error is kept apart",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$first\.id\) \{ \$id = \$first\.id; \$property = \$first\.property \}",
+        "a failed swap reports the first error's own id when it has one (AgentStopFailed), else SwapFailed",
     ),
     ScriptFact(
         _SET,
@@ -502,7 +516,8 @@ def _restore_interrupted_swap(fs: WindowsFs, runtime: str, folder: str) -> None:
                 "SwapRollbackIncomplete",
                 f"an interrupted installation could not be undone: {'; '.join(errors)}. The files not put back are in "
                 f"{runtime}\\{OLD_FOLDER}, which was kept; put them back by hand, delete {folder}\\swap.json, then "
-                "run again",
+                "run again (what the installation stopped stays stopped until then: it would run a mix of both "
+                "versions)",
                 "runtime_path",
             )
     _remove_tree_best_effort(fs, f"{runtime}\\{NEW_FOLDER}")
@@ -521,6 +536,34 @@ def _remove_empty_parents(fs: WindowsFs, runtime: str, relative: list[str]) -> N
         full = fs.resolve(f"{runtime}\\{folder}")
         if full.is_dir() and not any(full.iterdir()):
             delete_empty_folder(fs, f"{runtime}\\{folder}")
+
+
+def _error_report(error: DotNetError | OperationStopped) -> dict[str, str]:
+    """Get-ErrorReport: an operation's end gives its id, property and message; any other error its innermost
+    exception's message (a DotNetError's own message, without PowerShell's wrapper)."""
+    if isinstance(error, OperationStopped):
+        reported = error.envelope.error or {}
+        return {
+            "id": reported.get("id") or "",
+            "property": reported.get("property") or "",
+            "message": reported["message"],
+        }
+    return {"id": "", "property": "", "message": error.message}
+
+
+def _cleanup(fs: WindowsFs, steps: list[Any]) -> list[str]:
+    """Each step in its own try: its error is collected (secondary), never raised."""
+    errors: list[str] = []
+    for step in steps:
+        try:
+            step()
+        except DotNetError as error:
+            errors.append(error.message)
+    return errors
+
+
+def _agent_label(spec: dict[str, Any]) -> str:
+    return f"application pool '{spec['app_pool']}'" if spec["app_pool"] else f"service '{spec['service_name']}'"
 
 
 # -- the operations --------------------------------------------------------------------------------------
@@ -644,55 +687,78 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 
     plan = [[f"{runtime}\\{name}", f"{old}\\{name}"] for name in [*replaced, *obsolete]]
     plan += [[f"{new}\\{name}", f"{runtime}\\{name}"] for name in files]
+    # Every error of the swap is caught and kept; the first is what the user sees (Get-ErrorReport).
     stopped: list[str] = []
-    failure: DotNetError | None = None
-    undo_errors: list[str] = []
+    first: dict[str, str] | None = None
+    swap_begun = False
     try:
         if replaced or obsolete:
             stopped = _stop_agent(fs, spec, folder)
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
+        swap_begun = True
+        for origin, target in plan:
+            fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
+            move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
+        _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
+    except (DotNetError, OperationStopped) as error:
+        first = _error_report(error)
+    undo_errors = _undo_swap(fs, plan) if first is not None else []
+    # Started again once a whole version is in place; after an incomplete undo it stays stopped (record kept).
+    started: list[dict[str, str]] = []
+    start_error: dict[str, str] | None = None
+    if not undo_errors:
         try:
-            for origin, target in plan:
-                fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
-                move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
-            _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
-        except DotNetError as error:
-            failure = error
-        if failure is not None:
-            undo_errors = _undo_swap(fs, plan)
-    finally:
-        _start_agent(fs, folder)
-    if failure is not None:
+            started = _start_agent(fs, folder)
+        except OperationStopped as error:
+            start_error = _error_report(error)
+    if first is not None:
         if undo_errors:
+            agent = "nothing had to be stopped for it"
+            if stopped:
+                agent = f"the agent ({_agent_label(spec)}) was left stopped: it would run a mix of both versions"
             return fail(
                 "SwapRollbackIncomplete",
-                f"installing {spec['archive_name']} in {runtime} failed: {failure.message} Putting the previous "
+                f"installing {spec['archive_name']} in {runtime} failed: {first['message']} Putting the previous "
                 f"version back failed too: {'; '.join(undo_errors)}. The files not put back are in {old}, which was "
-                "kept; the next run tries again",
+                f"kept; {agent}. The next run puts them back, then starts what it stopped",
                 prop="runtime_path",
             )
-        _delete(fs, f"{folder}\\swap.json")
-        _remove_tree(fs, new)
-        _remove_tree_best_effort(fs, old)
+        cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json"), lambda: remove_tree(fs, new)])
+        if not _remove_tree_best_effort(fs, old):
+            cleanup_errors.append(f"{old} is still held (the next run deletes it)")
+        agent = "the previous version runs again" if stopped else "the previous version is in place"
+        if start_error is not None:
+            agent = f"the previous version is in place, but starting the agent again failed: {start_error['message']}"
+        undone = "Every file was put back" if swap_begun else "Nothing in Runtime was changed"
+        message = f"installing {spec['archive_name']} in {runtime} failed: {first['message']} {undone}; {agent}."
+        if cleanup_errors:
+            message += f" Cleaning up failed too: {'; '.join(cleanup_errors)}."
+        if first["id"]:
+            return fail(first["id"], message, prop=first["property"])
+        return fail("SwapFailed", message, prop="sha256")
+    if start_error is not None:
         return fail(
-            "SwapFailed",
-            f"installing {spec['archive_name']} in {runtime} failed: {failure.message} Every file was put back; the "
-            "previous version runs.",
-            prop="sha256",
+            "AgentStartFailed",
+            f"{spec['archive_name']} was installed in {runtime}, but {start_error['message']}",
+            prop=start_error["property"],
         )
-    _delete(fs, f"{folder}\\swap.json")
+    # Committed and started: cleanup errors are reported as a change, never as the operation's failure.
+    cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json")])
     _remove_tree_best_effort(fs, new)
     old_gone = _remove_tree_best_effort(fs, old)
-    _remove_empty_parents(fs, runtime, obsolete)
-    _delete(fs, partial)
+    cleanup_errors += _cleanup(
+        fs, [lambda: _remove_empty_parents(fs, runtime, obsolete), lambda: delete_file(fs, partial)]
+    )
     changes.append(change("sha256", before["sha256"], sha))
     changes.append(change("files", len(previous), len(files)))
     if obsolete:
         changes.append(change("removed_files", len(obsolete), 0))
-    for what in stopped:
-        changes.append(change(f"agent_{what}", "Started", "stopped for the upgrade, started again"))
+    for start in started:
+        changes.append(change(start["property"], f"{start['name']}: stopped for the upgrade", start["outcome"]))
     if not old_gone:
         changes.append(change("work_folder", None, f"{old} (still held by the exiting agent; the next run deletes it)"))
+    if cleanup_errors:
+        changes.append(change("cleanup", None, f"not finished (the next run finishes it): {'; '.join(cleanup_errors)}"))
     return succeed(_state(fs, spec), changes)
 
 

@@ -365,7 +365,9 @@ def test_an_interrupted_swap_is_undone_from_iac_old_before_anything_is_deleted(f
     assert not fs.resolve(f"{folder}\\swap.json").exists()
 
 
-def test_an_undo_that_fails_keeps_iac_old_and_still_starts_the_agent(fs: WindowsFs) -> None:
+def test_an_undo_that_fails_keeps_iac_old_and_the_agent_stopped_until_the_next_run_puts_it_back(
+    fs: WindowsFs,
+) -> None:
     install(fs, make_zip(V1), service_name=SERVICE)
     running_service(fs.root)
     # data.bin cannot be moved aside (the swap fails); readme.txt, moved aside, cannot be moved back (the undo).
@@ -373,11 +375,23 @@ def test_an_undo_that_fails_keeps_iac_old_and_still_starts_the_agent(fs: Windows
     upload(fs, make_zip(V2))
     envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapRollbackIncomplete"
-    assert ".iac-old\\readme.txt" in envelope.error["message"]
+    message = envelope.error["message"]
+    assert "being used by another process" in message.split("Putting the previous version back")[0], "first error"
+    assert ".iac-old\\readme.txt" in message and f"service '{SERVICE}') was left stopped" in message
     assert fs.resolve(f"{RUNTIME}\\.iac-old\\readme.txt").read_bytes() == b"v1", "kept"
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "the other undos were done"
     service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Stopped", "not started on a mix of both versions"
+    knobs(fs)  # the other program let go of the files
+    again = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert again.ok, again.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    service = scm.get(fs.root, SERVICE)
     assert service is not None and service.state == "Running"
+    events = [(e["action"], e["name"]) for e in journal(fs.root) if e["kind"] == "agent"]
+    assert events == [("stop", SERVICE), ("start", SERVICE), ("stop", SERVICE), ("start", SERVICE)], (
+        "started only once the previous version was whole again"
+    )
 
 
 def test_remove_does_not_start_the_agent_whose_files_it_deleted(fs: WindowsFs) -> None:
@@ -523,3 +537,60 @@ def test_a_service_that_fails_to_start_keeps_the_record_and_says_how_to_keep_it_
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStartFailed"
     assert "not a valid Win32 application" in envelope.error["message"] and "disable it" in envelope.error["message"]
     assert fs.resolve(record).exists(), "the next run tries again"
+
+
+# -- the swap's first error is what the user sees (no finally replacing it) -------------------------------
+
+
+def test_a_failed_swap_whose_agent_then_fails_to_start_reports_the_swap_error_first(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    knobs(fs, files_held_open=[f"{RUNTIME}\\data.bin"])  # the swap fails
+    scm.admin_edit_service(fs.root, SERVICE, image_path='"C:\\gone\\Usercube-Agent.exe" --service')  # the start too
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapFailed"
+    message = envelope.error["message"]
+    assert message.index("being used by another process") < message.index("starting the agent again failed")
+    assert "The system cannot find the file specified" in message
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "every file was put back"
+    assert "agent stopped: " + SERVICE in model.get(fs, spec(make_zip(V1))).state["interrupted"], "the next run"
+
+
+def test_a_cleanup_error_after_a_failed_swap_is_added_to_the_swap_error(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    # data.bin cannot be moved aside (the swap fails); the extracted readme.txt cannot be deleted (the cleanup).
+    knobs(fs, files_held_open=[f"{RUNTIME}\\data.bin", f"{RUNTIME}\\.iac-new\\readme.txt"])
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapFailed"
+    message = envelope.error["message"]
+    assert "the previous version runs again" in message and "Cleaning up failed too" in message
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+
+
+def test_an_agent_that_fails_to_start_after_the_commit_is_reported_with_the_new_version_in_place(
+    fs: WindowsFs,
+) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    upload(fs, make_zip({**V2, "Usercube-Agent.exe": b"not a program"}))
+    envelope = model.set_(fs, spec(make_zip({**V2, "Usercube-Agent.exe": b"not a program"}), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStartFailed"
+    assert "was installed in" in envelope.error["message"]
+    assert "not a valid Win32 application" in envelope.error["message"]
+
+
+def test_a_cleanup_error_after_the_commit_does_not_fail_the_installation(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    data = make_zip(V2)
+    upload(fs, data)
+    partial = model.partial_path(model.staging_folder(RUNTIME), hashlib.sha256(data).hexdigest())
+    knobs(fs, files_held_open=[partial])  # an antivirus scan holds the uploaded archive
+    envelope = model.set_(fs, spec(data))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    cleanup = [c["after"] for c in envelope.changes if c["property"] == "cleanup"]
+    assert len(cleanup) == 1 and "being used by another process" in cleanup[0]

@@ -142,7 +142,7 @@ function Stop-Agent($Spec, [string] $Folder) {
                 $state = 'Unknown'
                 for ($round = 0; $round -lt 12 -and $state -ne 'Stopped'; $round++) { $state = Wait-IisObjectState { $pool.State } @('Stopped') }
                 if ($state -ne 'Stopped') {
-                    Stop-Operation -Id 'AgentStopFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state); nothing was changed in Runtime and it was started again"
+                    Stop-Operation -Id 'AgentStopFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state)."
                 }
             }
         } finally {
@@ -251,6 +251,28 @@ function Start-Agent([string] $Folder) {
     return ,$outcomes
 }
 
+function Get-ErrorReport([System.Exception] $Exception) {
+    # What an error says, to report it later: an operation's end (Stop-Operation) carries its id, property
+    # and message in its envelope; any other error is reported by its innermost exception's message.
+    for ($end = $Exception; $null -ne $end; $end = $end.InnerException) {
+        if ($end.Data.Contains('UsercubeEnvelope')) {
+            $envelope = $JsonSerializer.DeserializeObject([string]$end.Data['UsercubeEnvelope'])
+            if ($envelope.ContainsKey('error')) {
+                $reported = $envelope['error']
+                return [ordered]@{ id = [string]$reported['id']; property = [string]$reported['property']; message = [string]$reported['message'] }
+            }
+        }
+    }
+    $reason = $Exception
+    while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+    return [ordered]@{ id = ''; property = ''; message = $reason.Message }
+}
+
+function Get-AgentLabel($Spec) {
+    if ($Spec.app_pool) { return "application pool '$($Spec.app_pool)'" }
+    return "service '$($Spec.service_name)'"
+}
+
 function Undo-Swap([object[]] $Moves) {
     # Every planned move undone, newest first, where it was done (its target exists and its source does not):
     # right after a failure, and by a later run for a swap that was interrupted. An undo that fails does not
@@ -280,7 +302,7 @@ function Restore-InterruptedSwap([string] $RuntimePath, [string] $Folder) {
     if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {
-            Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again"
+            Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again (what the installation stopped stays stopped until then: it would run a mix of both versions)"
         }
     }
     [void](Remove-TreeBestEffort ([System.IO.Path]::Combine($RuntimePath, $NewFolderName)))

@@ -83,49 +83,73 @@ if ($null -ne $failure) {
 $plan = New-Object System.Collections.ArrayList
 foreach ($file in $replaced + $obsolete) { [void]$plan.Add(@([System.IO.Path]::Combine($runtime, [string]$file), [System.IO.Path]::Combine($old, [string]$file))) }
 foreach ($file in $files) { [void]$plan.Add(@([System.IO.Path]::Combine($new, $file), [System.IO.Path]::Combine($runtime, $file))) }
+# Every error of the swap is caught and kept (no finally: an error thrown there would replace it); the
+# first one is what the user sees, what follows (undo, start, cleanup) is added to its message.
 $stopped = @()
 $failure = $null
-$undoErrors = @()
+$swapBegun = $false
 try {
     if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
     Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
-    try {
-        foreach ($move in $plan) {
-            New-ParentFolder $move[1]
-            Move-FileWithRetry $move[0] $move[1]
-        }
-        Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files) })
-    } catch {
-        if (Test-OperationEnd $_.Exception) { throw }
-        $failure = $_.Exception
+    $swapBegun = $true
+    foreach ($move in $plan) {
+        New-ParentFolder $move[1]
+        Move-FileWithRetry $move[0] $move[1]
     }
-    if ($null -ne $failure) {
-        $undoErrors = Undo-Swap @($plan)
-    }
-} finally {
-    # Whatever happened above, what was stopped runs again (the record says what).
-    [void](Start-Agent $folder)
+    Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files) })
+} catch {
+    $failure = $_.Exception  # also Stop-Agent's own end (AgentStopFailed), reported below with what followed
+}
+$undoErrors = @()
+if ($null -ne $failure) { $undoErrors = Undo-Swap @($plan) }
+# The agent is started again once the previous (or the new) version is whole; after an incomplete undo it
+# would run a mix of both, so it stays stopped with its record: the next run puts the rest back from
+# .iac-old (Restore-InterruptedSwap), then starts it.
+$started = @()
+$startError = $null
+if ($undoErrors.Count -eq 0) {
+    # (Its AgentStartFailed end is caught on purpose: reported below, after the swap's own error.)
+    try { $started = Start-Agent $folder } catch { $startError = Get-ErrorReport $_.Exception }
 }
 if ($null -ne $failure) {
-    while ($null -ne $failure.InnerException) { $failure = $failure.InnerException }
+    $first = Get-ErrorReport $failure
     if ($undoErrors.Count -gt 0) {
-        Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "installing $($Spec.archive_name) in $runtime failed: $($failure.Message) Putting the previous version back failed too: $($undoErrors -join '; '). The files not put back are in $old, which was kept; the next run tries again"
+        $agent = 'nothing had to be stopped for it'
+        if ($stopped.Count -gt 0) { $agent = "the agent ($(Get-AgentLabel $Spec)) was left stopped: it would run a mix of both versions" }
+        Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "installing $($Spec.archive_name) in $runtime failed: $($first.message) Putting the previous version back failed too: $($undoErrors -join '; '). The files not put back are in $old, which was kept; $agent. The next run puts them back, then starts what it stopped"
     }
-    [System.IO.File]::Delete((Get-SwapJournalPath $folder))
-    Remove-Tree $new
-    [void](Remove-TreeBestEffort $old)
-    Stop-Operation -Id 'SwapFailed' -Property 'sha256' -Message "installing $($Spec.archive_name) in $runtime failed: $($failure.Message) Every file was put back; the previous version runs."
+    $cleanupErrors = @()
+    try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
+    try { Remove-Tree $new } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
+    if (-not (Remove-TreeBestEffort $old)) { $cleanupErrors += "$old is still held (the next run deletes it)" }
+    $agent = 'the previous version is in place'
+    if ($stopped.Count -gt 0) { $agent = 'the previous version runs again' }
+    if ($null -ne $startError) { $agent = "the previous version is in place, but starting the agent again failed: $($startError.message)" }
+    $undone = 'Nothing in Runtime was changed'
+    if ($swapBegun) { $undone = 'Every file was put back' }
+    $message = "installing $($Spec.archive_name) in $runtime failed: $($first.message) $undone; $agent."
+    if ($cleanupErrors.Count -gt 0) { $message += " Cleaning up failed too: $($cleanupErrors -join '; ')." }
+    $id = 'SwapFailed'; $property = 'sha256'
+    if ($first.id) { $id = $first.id; $property = $first.property }
+    Stop-Operation -Id $id -Property $property -Message $message
 }
-[System.IO.File]::Delete((Get-SwapJournalPath $folder))
+if ($null -ne $startError) {
+    # Committed: the new version is in place; the record stays, so the next run starts the agent again.
+    Stop-Operation -Id 'AgentStartFailed' -Property $startError.property -Message "$($Spec.archive_name) was installed in $runtime, but $($startError.message)"
+}
+# Committed and started: what is left to clean up cannot fail the installation (reported as a change).
+$cleanupErrors = @()
+try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
 [void](Remove-TreeBestEffort $new)  # what is left: keep_files of the archive, empty folders
 $oldGone = Remove-TreeBestEffort $old
-Remove-EmptyParents $runtime ([string[]]$obsolete)
-[System.IO.File]::Delete($partial)
+try { Remove-EmptyParents $runtime ([string[]]$obsolete) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
+try { [System.IO.File]::Delete($partial) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
 
 $changes += New-Change -Property 'sha256' -Before $before.sha256 -After $sha
 $changes += New-Change -Property 'files' -Before @($previous).Count -After $files.Count
 if ($obsolete.Count -gt 0) { $changes += New-Change -Property 'removed_files' -Before $obsolete.Count -After 0 }
-foreach ($what in $stopped) { $changes += New-Change -Property "agent_$what" -Before 'Started' -After 'stopped for the upgrade, started again' }
+foreach ($start in $started) { $changes += New-Change -Property $start.property -Before "$($start.name): stopped for the upgrade" -After $start.outcome }
 if (-not $oldGone) { $changes += New-Change -Property 'work_folder' -Before $null -After "$old (still held by the exiting agent; the next run deletes it)" }
+if ($cleanupErrors.Count -gt 0) { $changes += New-Change -Property 'cleanup' -Before $null -After "not finished (the next run finishes it): $($cleanupErrors -join '; ')" }
 Complete-Operation -State (Get-ArchiveState $Spec) -Changed $true -Changes $changes
