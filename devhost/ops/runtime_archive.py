@@ -135,6 +135,13 @@ SCRIPT_FACTS = (
         "a failed swap reports the first error's own id when it has one (AgentStopFailed), else SwapFailed",
     ),
     ScriptFact(
+        ("runtime_archive/remove",),
+        r"\$stopped = Stop-Agent \$Spec \$folder\s+# [^\n]*\s+\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath "
+        r"\$folder\)\)\s+\}\s+\$held = Remove-Files ",
+        "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
+        "manifest when a program still holds some (RuntimeFilesInUse)",
+    ),
+    ScriptFact(
         _SET,
         r"\$oldGone = Remove-TreeBestEffort \$old",
         ".iac-old is deleted best effort after the commit (an exiting worker may still map its images)",
@@ -491,6 +498,20 @@ def _remove_tree_best_effort(fs: WindowsFs, path: str) -> bool:
     return True
 
 
+def _remove_files(fs: WindowsFs, paths: list[str]) -> list[tuple[str, str]]:
+    """Remove-Files: each file deleted; a running program's mapped image is refused (devhost.fileops, after
+    learn.microsoft.com "Executable Images"). The script retries for about 6 s; a held image outlives that
+    here (the knob pool_worker_exit_s is meant in tens of seconds), so one attempt stands for them all.
+    Returns the files left, with the innermost error's message."""
+    left: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            delete_file(fs, path)
+        except DotNetError as error:
+            left.append((path, error.message))
+    return left
+
+
 def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
     """Undo-Swap: newest first, each move undone where it was done; errors collected, not raised."""
     errors: list[str] = []
@@ -774,13 +795,38 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         manifest = _manifest(fs, folder)
         assert manifest is not None
         present = [name for name in manifest["files"] if fs.resolve(f"{runtime}\\{name}").is_file()]
+    stopped: list[str] = []
     if present:
-        _stop_agent(fs, spec, folder)  # and not started again: its program is gone
-    for name in present:
-        _delete(fs, f"{runtime}\\{name}")
+        stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+        _delete(fs, f"{folder}\\agent-stopped.json")
+    held = _remove_files(fs, [f"{runtime}\\{name}" for name in present])
+    if held:
+        hint = (
+            "Stop the program that runs from it (the agent: give its app_pool or service_name to have it stopped), "
+            "then run the removal again."
+        )
+        if stopped:
+            hint = (
+                f"The agent ({_agent_label(spec)}) was stopped, and its process may still be exiting (a pool's worker "
+                "waits up to its shutdownTimeLimit, 90 s by default): run the removal again in a minute."
+            )
+        others = " and others" if len(held) > 1 else ""
+        return fail(
+            "RuntimeFilesInUse",
+            f"{len(held)} of the archive's files in {runtime} could not be deleted, as a program still holds them (a "
+            f"running program maps its images): {held[0][0]} ({held[0][1]}){others}. {hint} The other files were "
+            "deleted.",
+            prop="runtime_path",
+        )
     _remove_empty_parents(fs, runtime, present)
     for work in (NEW_FOLDER, OLD_FOLDER):
-        _remove_tree(fs, f"{runtime}\\{work}")
+        if not _remove_tree_best_effort(fs, f"{runtime}\\{work}"):
+            return fail(
+                "RuntimeFilesInUse",
+                f"{runtime}\\{work}, left by an upgrade, still holds files a program maps (the previous version's, "
+                "while its worker exits); the archive's files were deleted: run the removal again in a minute",
+                prop="runtime_path",
+            )
     _remove_tree(fs, folder)
     ntfs.NtfsStore(fs.root).forget(folder)
     after = _state(fs, spec)

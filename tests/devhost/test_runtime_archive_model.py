@@ -594,3 +594,60 @@ def test_a_cleanup_error_after_the_commit_does_not_fail_the_installation(fs: Win
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
     cleanup = [c["after"] for c in envelope.changes if c["property"] == "cleanup"]
     assert len(cleanup) == 1 and "being used by another process" in cleanup[0]
+
+
+# -- remove and the images a running agent maps ----------------------------------------------------------
+
+
+def test_remove_while_the_stopped_pools_worker_still_maps_the_images_reports_it_and_the_next_one_finishes(
+    fs: WindowsFs,
+) -> None:
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    time.sleep(0.01)
+    manager.start_pool(POOL)  # its worker loads V1's images
+    knobs(fs, pool_worker_exit_s=60)  # once stopped, w3wp.exe maps them for a minute more
+    envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
+    assert f"application pool '{POOL}') was stopped" in envelope.error["message"]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists() and not fs.resolve(f"{RUNTIME}\\readme.txt").exists()
+    state = model.get(fs, spec(make_zip(V1), app_pool=POOL)).state
+    assert state["ensure"] == "present", "the manifest stays for the next removal"
+    assert state["interrupted"] == [], "remove does not record a stop for a later set to undo"
+    knobs(fs)  # the worker has exited
+    again = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert again.ok, again.error
+    assert sorted(p.name for p in fs.resolve(RUNTIME).rglob("*")) == ["placeholder.txt"]
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped"
+
+
+def test_remove_of_files_an_agent_it_was_not_told_about_runs_says_what_to_do(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    running_service(fs.root)  # runs from Runtime, but the resource names no service
+    envelope = model.remove(fs, spec(make_zip(V1)))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
+    message = envelope.error["message"]
+    assert "Access to the path" in message and "give its app_pool or service_name" in message
+    assert fs.resolve(f"{RUNTIME}\\lib\\old.dll").exists(), "a mapped image is never deleted"
+    assert model.get(fs, spec(make_zip(V1))).state["ensure"] == "present"
+
+
+def test_remove_after_an_upgrade_whose_old_images_are_still_mapped_reports_the_work_folder(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    time.sleep(0.01)
+    manager.start_pool(POOL)
+    knobs(fs, pool_worker_exit_s=60)
+    install(fs, make_zip(V2), app_pool=POOL)  # .iac-old keeps V1's images, mapped by the exiting worker
+    time.sleep(0.01)
+    iis.ServerManager(fs.root).stop_pool(POOL)
+    iis.ServerManager(fs.root).start_pool(POOL)  # V2's worker
+    knobs(fs, pool_worker_exit_s=60)
+    envelope = model.remove(fs, spec(make_zip(V2), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"

@@ -88,6 +88,34 @@ function Remove-Tree([string] $Path) {
     $folder.Delete($false)
 }
 
+function Remove-Files([string[]] $Paths) {
+    # Deletes each file. A running program's images (its .exe and the DLLs it loaded) are mapped, and a
+    # mapped image cannot be deleted even though no handle is open (learn.microsoft.com "Executable Images",
+    # file system drivers: STATUS_CANNOT_DELETE, which DeleteFile reports as ERROR_ACCESS_DENIED: .NET's
+    # UnauthorizedAccessException); a pool's worker keeps them mapped while it exits. So the files left are
+    # tried again in rounds for about 6 s. Returns those still there: path and the last error's message.
+    $left = @($Paths)
+    $reasons = @{}
+    for ($round = 1; $left.Count -gt 0; $round++) {
+        $still = @()
+        foreach ($path in $left) {
+            try {
+                if ([System.IO.File]::Exists($path)) { [System.IO.File]::SetAttributes($path, [System.IO.FileAttributes]::Normal) }
+                [System.IO.File]::Delete($path)
+            } catch {
+                $reason = $_.Exception
+                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                $reasons[$path] = $reason.Message
+                $still += $path
+            }
+        }
+        $left = $still
+        if ($left.Count -eq 0 -or $round -ge 6) { break }
+        Start-Sleep -Milliseconds (300 * $round)
+    }
+    return ,@($left | ForEach-Object { [ordered]@{ path = $_; reason = $reasons[$_] } })
+}
+
 function Remove-EmptyParents([string] $RuntimePath, [string[]] $Relative) {
     # The folders the removed files leave empty, deepest first; never Runtime itself.
     $folders = New-PathSet
