@@ -24,7 +24,7 @@ from devhost.hooks import Journal, sim_dir
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
-from devhost.ziparchive import extract_to_directory, open_read
+from devhost.ziparchive import Entry, extract_stream, open_stream
 
 _KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name"}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
@@ -75,7 +75,23 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\[System\.IO\.Compression\.ZipFile\]::ExtractToDirectory\(\$partial, \$new\)",
+        r"\$stream = \[System\.IO\.FileStream\]::new\(\$partial, \[System\.IO\.FileMode\]::Open, "
+        r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+try \{\s+"
+        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+"
+        r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\(\$stream, "
+        r"\[System\.IO\.Compression\.ZipArchiveMode\]::Read, \$true\)",
+        "the staging file is hashed and read as a zip through one handle that shares only reading (FileShare.Read: "
+        "no one may write, rename or delete it meanwhile, learn.microsoft.com CreateFile dwShareMode)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\[System\.IO\.Compression\.ZipFile\]::(OpenRead|ExtractToDirectory)\(",
+        "the staging file is never opened again by its path for the entries or the extraction",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"\[System\.IO\.Compression\.ZipFileExtensions\]::ExtractToDirectory\(\$archive, \$new\)",
         "the archive is extracted into Runtime\\.iac-new, which the script has just removed: ExtractToDirectory "
         "never overwrites (IOException for a file that exists; learn.microsoft.com ZipFile.ExtractToDirectory)",
     ),
@@ -319,14 +335,19 @@ def _stop(error_id: str, message: str, prop: str) -> OperationStopped:
     return OperationStopped(fail(error_id, message, prop=prop))
 
 
-def _file_list(fs: WindowsFs, zip_path: str, runtime: str) -> list[str]:
+def _open_archive(data: bytes) -> list[Entry]:
+    """[ZipArchive]::new($stream, Read, $true), outside any try: a file that is no zip ends the operation through
+    the trap."""
+    try:
+        return open_stream(data)
+    except DotNetError as error:
+        raise OperationStopped(fail("UnexpectedError", error.called(".ctor", 3), category="NotSpecified")) from None
+
+
+def _file_list(entries: list[Entry], runtime: str) -> list[str]:
     """Get-ArchiveFileList: every entry checked before anything is extracted."""
     files: list[str] = []
     seen: set[str] = set()
-    try:
-        entries = open_read(fs, zip_path)
-    except DotNetError as error:
-        raise OperationStopped(fail("UnexpectedError", error.called("OpenRead", 1), category="NotSpecified")) from None
     for entry in entries:
         name = entry.full_name.replace("/", "\\")
         is_folder = name.endswith("\\")
@@ -671,8 +692,20 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             "uploads it again",
             prop="sha256",
         )
+    # One handle (FileShare.Read: no one else may write, rename or delete the file while it is open,
+    # learn.microsoft.com CreateFile dwShareMode) for the hash and the extraction: its bytes, read once.
+    data = fs.resolve(partial).read_bytes()
+    held_sha = hashlib.sha256(data).hexdigest()
+    if held_sha != sha:
+        _delete(fs, partial)
+        return fail(
+            "ArchiveHashMismatch",
+            f"the uploaded file has SHA-256 {held_sha}, not {sha}; it was deleted, and the next run uploads it again",
+            prop="sha256",
+        )
+    entries = _open_archive(data)
     keep = {str(name).lower() for name in spec["keep_files"]}
-    files = [name for name in _file_list(fs, partial, runtime) if name.lower() not in keep]
+    files = [name for name in _file_list(entries, runtime) if name.lower() not in keep]
     incoming = {name.lower() for name in files}
     manifest = _manifest(fs, folder)
     previous = list(manifest["files"]) if manifest is not None else []
@@ -696,7 +729,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="runtime_path",
         )
     try:
-        extract_to_directory(fs, partial, new)
+        extract_stream(fs, data, new)  # ZipFileExtensions.ExtractToDirectory($archive, $new)
     except DotNetError as error:
         _remove_tree(fs, new)
         return fail(

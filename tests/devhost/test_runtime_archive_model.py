@@ -651,3 +651,46 @@ def test_remove_after_an_upgrade_whose_old_images_are_still_mapped_reports_the_w
     knobs(fs, pool_worker_exit_s=60)
     envelope = model.remove(fs, spec(make_zip(V2), app_pool=POOL))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
+
+
+# -- the staging file: hashed and extracted through one handle ---------------------------------------------
+
+
+def test_the_archive_extracted_is_the_one_hashed_even_if_the_file_is_swapped_in_between(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_zip(V1)
+    upload(fs, data)
+    partial = fs.resolve(model.partial_path(model.staging_folder(RUNTIME), hashlib.sha256(data).hexdigest()))
+    evil = make_zip({**V1, "Usercube-Agent.exe": b"MZ not the vendor's"})  # the same names, other content
+    checked = model._file_list
+
+    def then_swapped(*args: Any) -> list[str]:
+        names = checked(*args)
+        partial.write_bytes(evil)  # what a writer could do between the hash check and the extraction
+        return names
+
+    monkeypatch.setattr(model, "_file_list", then_swapped)
+    envelope = model.set_(fs, spec(data))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "only what was hashed"
+
+
+def test_a_staging_file_that_changed_after_get_is_refused_by_the_hash_of_the_held_handle(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_zip(V1)
+    upload(fs, data)
+    partial = fs.resolve(model.partial_path(model.staging_folder(RUNTIME), hashlib.sha256(data).hexdigest()))
+    state = model._state
+
+    def then_changed(*args: Any) -> dict[str, Any]:
+        found = state(*args)
+        if partial.exists():
+            partial.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # the same size, other bytes
+        return found
+
+    monkeypatch.setattr(model, "_state", then_changed)
+    envelope = model.set_(fs, spec(data))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchiveHashMismatch"
+    assert not partial.exists() and not fs.resolve(RUNTIME).exists()

@@ -9,40 +9,36 @@ function New-PathSet {
     return ,(New-Object 'System.Collections.Generic.HashSet[string]' ([System.StringComparer]::OrdinalIgnoreCase))
 }
 
-function Get-ArchiveFileList([string] $Zip, [string] $RuntimePath) {
+function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
+    # ($Archive: a ZipArchive; untyped, since remove.ps1 includes this file without loading System.IO.Compression.)
     # The relative paths of the archive's files, checked before anything is extracted: a name that would
     # leave the folder, that Windows refuses or that .NET Framework (no long paths) cannot create stops the
     # operation here, with the agent untouched.
     $invalid = [System.IO.Path]::GetInvalidFileNameChars()
     $files = New-Object 'System.Collections.Generic.List[string]'
     $seen = New-PathSet
-    $archive = [System.IO.Compression.ZipFile]::OpenRead($Zip)
-    try {
-        foreach ($entry in $archive.Entries) {
-            $name = $entry.FullName.Replace('/', '\')
-            $isFolder = $name.EndsWith('\')
-            $relative = $name.TrimEnd('\')
-            $parts = $relative.Split('\')
-            # (Counted: a pipeline that yields only the empty segment would read as false.)
-            $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
-            if ($bad) {
-                Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
-            }
-            if (@($NewFolderName, $OldFolderName) -contains $parts[0]) {
-                Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' uses the name $($parts[0]), which the extraction needs for itself"
-            }
-            $longest = [System.IO.Path]::Combine($RuntimePath, $NewFolderName, $relative)
-            if ($longest.Length -gt 259) {
-                Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "'$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles at most 259: choose a shorter working directory"
-            }
-            if ($isFolder) { continue }
-            if (-not $seen.Add($relative)) {
-                Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive holds '$relative' twice (names ignore case on Windows)"
-            }
-            $files.Add($relative)
+    foreach ($entry in $Archive.Entries) {
+        $name = $entry.FullName.Replace('/', '\')
+        $isFolder = $name.EndsWith('\')
+        $relative = $name.TrimEnd('\')
+        $parts = $relative.Split('\')
+        # (Counted: a pipeline that yields only the empty segment would read as false.)
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
+        if ($bad) {
+            Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
-    } finally {
-        $archive.Dispose()
+        if (@($NewFolderName, $OldFolderName) -contains $parts[0]) {
+            Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' uses the name $($parts[0]), which the extraction needs for itself"
+        }
+        $longest = [System.IO.Path]::Combine($RuntimePath, $NewFolderName, $relative)
+        if ($longest.Length -gt 259) {
+            Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "'$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles at most 259: choose a shorter working directory"
+        }
+        if ($isFolder) { continue }
+        if (-not $seen.Add($relative)) {
+            Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive holds '$relative' twice (names ignore case on Windows)"
+        }
+        $files.Add($relative)
     }
     return ,$files
 }

@@ -8,8 +8,8 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 # 0. finishes what an interrupted run left: undoes a swap it did not commit (swap.json), starts the agent it
 #    stopped (agent-stopped.json; unless it is gone, runs, or was stopped on purpose since: see Start-Agent),
 #    removes its work folders;
-# 1. checks the staging file against sha256 and every entry name, then extracts it into Runtime\.iac-new
-#    (a failure here leaves the running version untouched);
+# 1. checks the staging file against sha256 and every entry name, then extracts it into Runtime\.iac-new,
+#    all from one handle no one else can write (a failure here leaves the running version untouched);
 # 2. stops the agent if a file it runs from is to be replaced or removed;
 # 3. moves each replaced or obsolete file to Runtime\.iac-old and each new one into place (same volume:
 #    renames, so each file keeps the permissions Runtime gives it), undoing every move on a failure;
@@ -45,34 +45,57 @@ if ($before.held_sha256 -ne $sha) {
     Stop-Operation -Id 'ArchiveHashMismatch' -Property 'sha256' -Message "the uploaded file has SHA-256 $($before.held_sha256), not $sha; it was deleted, and the next run uploads it again"
 }
 
+# ZipArchive is in System.IO.Compression.dll, ZipFileExtensions in System.IO.Compression.FileSystem.dll.
+Add-Type -AssemblyName System.IO.Compression
 Add-Type -AssemblyName System.IO.Compression.FileSystem
-$keep = New-PathSet
-foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
-$files = @((Get-ArchiveFileList $partial $runtime) | Where-Object { -not $keep.Contains($_) })
-$incoming = New-PathSet
-foreach ($file in $files) { [void]$incoming.Add($file) }
-$previous = @()
-$manifest = Read-Manifest $folder
-if ($null -ne $manifest) { $previous = @($manifest.files) }
-$obsolete = @($previous | Where-Object { -not $incoming.Contains([string]$_) -and -not $keep.Contains([string]$_) -and [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, [string]$_)) })
-$replaced = @($files | Where-Object { [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, $_)) })
-
-$changes = @($recovered)
-if (-not [System.IO.Directory]::Exists($runtime)) {
-    [void][System.IO.Directory]::CreateDirectory($runtime)
-    $changes += New-Change -Property 'runtime_path' -Before $null -After $runtime
-}
-# No swap journal is left here (undone above): these hold nothing but copies and leftovers.
-Remove-Tree $new
-if (-not (Remove-TreeBestEffort $old)) {
-    Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$old, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
-}
-# ExtractToDirectory refuses to overwrite (IOException for a file that exists): $new is always new.
-$failure = $null
+# One handle for the check and the extraction, opened without write or delete sharing (FileShare.Read): while
+# it is open nobody can change, rename or replace the file (learn.microsoft.com CreateFile, dwShareMode), so
+# what is extracted is what was hashed here.
+$stream = [System.IO.FileStream]::new($partial, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
 try {
-    [System.IO.Compression.ZipFile]::ExtractToDirectory($partial, $new)
-} catch {
-    $failure = $_.Exception
+    $heldSha = Get-StreamSha256 $stream
+    if ($heldSha -ne $sha) {
+        $stream.Dispose()
+        [System.IO.File]::Delete($partial)
+        Stop-Operation -Id 'ArchiveHashMismatch' -Property 'sha256' -Message "the uploaded file has SHA-256 $heldSha, not $sha; it was deleted, and the next run uploads it again"
+    }
+    $stream.Position = 0
+    $archive = [System.IO.Compression.ZipArchive]::new($stream, [System.IO.Compression.ZipArchiveMode]::Read, $true)
+    try {
+        $keep = New-PathSet
+        foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
+        $files = @((Get-ArchiveFileList $archive $runtime) | Where-Object { -not $keep.Contains($_) })
+        $incoming = New-PathSet
+        foreach ($file in $files) { [void]$incoming.Add($file) }
+        $previous = @()
+        $manifest = Read-Manifest $folder
+        if ($null -ne $manifest) { $previous = @($manifest.files) }
+        $obsolete = @($previous | Where-Object { -not $incoming.Contains([string]$_) -and -not $keep.Contains([string]$_) -and [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, [string]$_)) })
+        $replaced = @($files | Where-Object { [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, $_)) })
+
+        $changes = @($recovered)
+        if (-not [System.IO.Directory]::Exists($runtime)) {
+            [void][System.IO.Directory]::CreateDirectory($runtime)
+            $changes += New-Change -Property 'runtime_path' -Before $null -After $runtime
+        }
+        # No swap journal is left here (undone above): these hold nothing but copies and leftovers.
+        Remove-Tree $new
+        if (-not (Remove-TreeBestEffort $old)) {
+            Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$old, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
+        }
+        # ZipFileExtensions.ExtractToDirectory (what ZipFile.ExtractToDirectory calls once it opened the file)
+        # refuses to overwrite (IOException for a file that exists): $new is always new.
+        $failure = $null
+        try {
+            [System.IO.Compression.ZipFileExtensions]::ExtractToDirectory($archive, $new)
+        } catch {
+            $failure = $_.Exception
+        }
+    } finally {
+        $archive.Dispose()
+    }
+} finally {
+    $stream.Dispose()
 }
 if ($null -ne $failure) {
     while ($null -ne $failure.InnerException) { $failure = $failure.InnerException }
