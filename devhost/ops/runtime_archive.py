@@ -103,7 +103,8 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"foreach \(\$start in \(Start-Agent \$folder\)\) \{ \$recovered \+= New-Change -Property \$start\.property",
+        r"try \{ \$outcomes = Start-Agent \$folder \} catch \{ if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; "
+        r"Stop-Reported \$_\.Exception \}\s+foreach \(\$start in \$outcomes\) \{ \$recovered \+= New-Change",
         "what agent-stopped.json lists is started before anything else, also when nothing else is to do",
     ),
     ScriptFact(
@@ -138,12 +139,14 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\} catch \{\s+\$failure = \$_\.Exception  # also Stop-Agent's own end[^\n]*\s+\}\s+"
+        r"\} catch \{\s+# [^\n]*\s+if \(Test-OperationEnd \$_\.Exception\) \{ throw \}\s+"
+        r"\$failure = \$_\.Exception  # also Stop-Agent's AgentStopFailed[^\n]*\s+\}\s+"
         r"\$undoErrors = @\(\)\s+if \(\$null -ne \$failure\) \{ \$undoErrors = Undo-Swap @\(\$plan\) \}[\s\S]*?"
         r"if \(\$undoErrors\.Count -eq 0\) \{\s+# [^\n]*\s+try \{ \$started = Start-Agent \$folder \} catch \{ "
-        r"\$startError = Get-ErrorReport \$_\.Exception \}",
-        "every error of the swap is caught (Stop-Agent's end too), undone, then the agent started again only when "
-        "the undo was complete; the start's own error is kept apart",
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$startError = Get-ErrorReport \$_\.Exception \}",
+        "every error of the swap but an operation's end (IIS missing, before any stop) is caught (Stop-Agent's "
+        "AgentStopFailed too), undone, then the agent started again only when the undo was complete; the start's "
+        "own error (AgentStartFailed) is kept apart",
     ),
     ScriptFact(
         _SET,
@@ -152,8 +155,10 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/remove",),
-        r"\$stopped = Stop-Agent \$Spec \$folder\s+# [^\n]*\s+\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath "
-        r"\$folder\)\)\s+\}\s+\$held = Remove-Files ",
+        r"try \{ \$stopped = Stop-Agent \$Spec \$folder \} catch \{ "
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}\s+# [^\n]*\s+"
+        r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
+        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+\}\s+\$held = Remove-Files ",
         "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
         "manifest when a program still holds some (RuntimeFilesInUse)",
     ),
@@ -422,8 +427,14 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     return stopped
 
 
+class _AgentError(OperationStopped):
+    """New-OperationError: an error with an id that ends nothing by itself (the caller reports it)."""
+
+
 def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> str:
     """Start-Agent for a pool: its outcome, or AgentStartFailed."""
+    if not iis.is_installed(fs.root):
+        raise OperationStopped(not_installed())  # Import-IisAdministration: the operation's end
     manager = iis.ServerManager(fs.root)
     pool = manager.find_pool(name)
     if pool is None:
@@ -436,11 +447,13 @@ def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> str:
     state = manager.start_pool(name)
     _journal(fs, "start", "pool", name)
     if state != "Started":
-        raise _stop(
-            "AgentStartFailed",
-            f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), then "
-            "start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)",
-            "app_pool",
+        raise _AgentError(
+            fail(
+                "AgentStartFailed",
+                f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), then "
+                "start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)",
+                prop="app_pool",
+            )
         )
     return "Started"
 
@@ -460,11 +473,13 @@ def _start_service(fs: WindowsFs, name: str) -> str:
     except scm.ScmError as error:
         # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
         # whose inner Win32Exception carries the system message; the script reports the innermost one.
-        raise _stop(
-            "AgentStartFailed",
-            f"service '{name}' did not start again ({error}); see the System event log, then start it, "
-            "or disable it to keep it stopped (the next run then leaves it)",
-            "service_name",
+        raise _AgentError(
+            fail(
+                "AgentStartFailed",
+                f"service '{name}' did not start again ({error}); see the System event log, then start it, "
+                "or disable it to keep it stopped (the next run then leaves it)",
+                prop="service_name",
+            )
         ) from None
     _journal(fs, "start", "service", name)
     return "Started"
@@ -754,7 +769,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
             move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
         _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
-    except (DotNetError, OperationStopped) as error:
+    except DotNetError as error:  # (an operation's end, IisNotInstalled, goes on as it is)
         first = _error_report(error)
     undo_errors = _undo_swap(fs, plan) if first is not None else []
     # Started again once a whole version is in place; after an incomplete undo it stays stopped (record kept).
@@ -763,7 +778,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if not undo_errors:
         try:
             started = _start_agent(fs, folder)
-        except OperationStopped as error:
+        except _AgentError as error:
             start_error = _error_report(error)
     if first is not None:
         if undo_errors:

@@ -147,7 +147,8 @@ function Stop-Agent($Spec, [string] $Folder) {
     # What runs the agent, stopped when it was running (a running agent holds its DLLs: they can be neither
     # overwritten nor deleted). What is about to be stopped is written to agent-stopped.json in the staging
     # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
-    # starts it again. Returns what it stopped, for Start-Agent.
+    # starts it again. A pool that does not stop throws AgentStopFailed (New-OperationError), so that the
+    # caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
     $stopped = @()
     # auto_start: the pool's AutoStart when it was stopped (Start-Agent tells a pool stopped on purpose since).
     $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; dependents = @() }
@@ -166,7 +167,7 @@ function Stop-Agent($Spec, [string] $Folder) {
                 $state = 'Unknown'
                 for ($round = 0; $round -lt 12 -and $state -ne 'Stopped'; $round++) { $state = Wait-IisObjectState { $pool.State } @('Stopped') }
                 if ($state -ne 'Stopped') {
-                    Stop-Operation -Id 'AgentStopFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state)."
+                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state).")
                 }
             }
         } finally {
@@ -202,8 +203,9 @@ function Start-Agent([string] $Folder) {
     # - a service whose start mode is Disabled: left stopped (StartService refuses a disabled service,
     #   ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService);
     # - stopped otherwise: started.
-    # A start that fails stops the operation (AgentStartFailed) and keeps the record: the next run tries
-    # again. Returns one entry per pool or service: property, name, outcome.
+    # A start that fails throws AgentStartFailed (New-OperationError: the caller reports it, after the swap's
+    # own error if there is one) and keeps the record: the next run tries again. Returns one entry per pool or
+    # service: property, name, outcome.
     $record = Read-AgentStopped $Folder
     if ($null -eq $record) { return ,@() }
     $outcomes = @()
@@ -236,7 +238,7 @@ function Start-Agent([string] $Folder) {
             $manager.Dispose()
         }
         if ($null -eq $outcome) {
-            Stop-Operation -Id 'AgentStartFailed' -Property 'app_pool' -Message "application pool '$name' did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)"
+            throw (New-OperationError 'AgentStartFailed' 'app_pool' "application pool '$name' did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)")
         }
         $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; outcome = $outcome }
     }
@@ -266,7 +268,7 @@ function Start-Agent([string] $Folder) {
                 foreach ($service in $found) { $service.Dispose() }
             }
             if ($null -ne $problem) {
-                Stop-Operation -Id 'AgentStartFailed' -Property 'service_name' -Message "service '$name' did not start again ($problem); see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
+                throw (New-OperationError 'AgentStartFailed' 'service_name' "service '$name' did not start again ($problem); see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)")
             }
             $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; outcome = $outcome }
         }
@@ -275,12 +277,24 @@ function Start-Agent([string] $Folder) {
     return ,$outcomes
 }
 
+function New-OperationError([string] $Id, [string] $Property, [string] $Message) {
+    # An error with an id that, unlike Stop-Operation, ends nothing by itself: the caller may start the agent
+    # again and clean up first, then report it (Get-ErrorReport, Stop-Reported).
+    $exception = New-Object System.InvalidOperationException $Message
+    $exception.Data['UsercubeErrorId'] = $Id
+    $exception.Data['UsercubeErrorProperty'] = $Property
+    return $exception
+}
+
 function Get-ErrorReport([System.Exception] $Exception) {
-    # What an error says, to report it later: an operation's end (Stop-Operation) carries its id, property
-    # and message in its envelope; any other error is reported by its innermost exception's message.
-    for ($end = $Exception; $null -ne $end; $end = $end.InnerException) {
-        if ($end.Data.Contains('UsercubeEnvelope')) {
-            $envelope = $JsonSerializer.DeserializeObject([string]$end.Data['UsercubeEnvelope'])
+    # What an error says, to report it later: its id and property (New-OperationError's, or an operation's
+    # end's, from its envelope) and the innermost exception's message; no id for any other error.
+    for ($inner = $Exception; $null -ne $inner; $inner = $inner.InnerException) {
+        if ($inner.Data.Contains('UsercubeErrorId')) {
+            return [ordered]@{ id = [string]$inner.Data['UsercubeErrorId']; property = [string]$inner.Data['UsercubeErrorProperty']; message = $inner.Message }
+        }
+        if ($inner.Data.Contains('UsercubeEnvelope')) {
+            $envelope = $JsonSerializer.DeserializeObject([string]$inner.Data['UsercubeEnvelope'])
             if ($envelope.ContainsKey('error')) {
                 $reported = $envelope['error']
                 return [ordered]@{ id = [string]$reported['id']; property = [string]$reported['property']; message = [string]$reported['message'] }
@@ -290,6 +304,14 @@ function Get-ErrorReport([System.Exception] $Exception) {
     $reason = $Exception
     while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
     return [ordered]@{ id = ''; property = ''; message = $reason.Message }
+}
+
+function Stop-Reported([System.Exception] $Exception) {
+    # Ends the operation with what Get-ErrorReport finds (UnexpectedError for an error without an id).
+    $report = Get-ErrorReport $Exception
+    $id = $report.id
+    if (-not $id) { $id = 'UnexpectedError' }
+    Stop-Operation -Id $id -Property $report.property -Message $report.message
 }
 
 function Get-AgentLabel($Spec) {

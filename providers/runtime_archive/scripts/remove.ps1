@@ -19,9 +19,11 @@ if ($before.ensure -eq 'present') {
 }
 $stopped = @()
 if ($present.Count -gt 0) {
-    $stopped = Stop-Agent $Spec $folder
+    $stopError = $null
+    try { $stopped = Stop-Agent $Spec $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $stopError = $_.Exception }
     # Not started again: the record goes at once, so that no later set takes this stop for a broken run's.
     [System.IO.File]::Delete((Get-AgentStoppedPath $folder))
+    if ($null -ne $stopError) { Stop-Reported $stopError }
 }
 $held = Remove-Files @($present | ForEach-Object { [System.IO.Path]::Combine($runtime, [string]$_) })
 if ($held.Count -gt 0) {

@@ -27,7 +27,9 @@ if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     Restore-InterruptedSwap $runtime $folder
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
-foreach ($start in (Start-Agent $folder)) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
+# (An operation's end, IisNotInstalled, goes on as it is; AgentStartFailed is reported with its id.)
+try { $outcomes = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+foreach ($start in $outcomes) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
 $before = Get-ArchiveState $Spec
 if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0) {
     # Left by a run that committed but could not delete them (held images), or was interrupted.
@@ -122,7 +124,9 @@ try {
     }
     Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files) })
 } catch {
-    $failure = $_.Exception  # also Stop-Agent's own end (AgentStopFailed), reported below with what followed
+    # An operation's end comes only from Import-IisAdministration (IIS missing), before anything was stopped.
+    if (Test-OperationEnd $_.Exception) { throw }
+    $failure = $_.Exception  # also Stop-Agent's AgentStopFailed, reported below with what followed
 }
 $undoErrors = @()
 if ($null -ne $failure) { $undoErrors = Undo-Swap @($plan) }
@@ -132,8 +136,8 @@ if ($null -ne $failure) { $undoErrors = Undo-Swap @($plan) }
 $started = @()
 $startError = $null
 if ($undoErrors.Count -eq 0) {
-    # (Its AgentStartFailed end is caught on purpose: reported below, after the swap's own error.)
-    try { $started = Start-Agent $folder } catch { $startError = Get-ErrorReport $_.Exception }
+    # (AgentStartFailed is reported below, after the swap's own error.)
+    try { $started = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $startError = Get-ErrorReport $_.Exception }
 }
 if ($null -ne $failure) {
     $first = Get-ErrorReport $failure
