@@ -746,11 +746,13 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     try:
         extract_stream(fs, data, new)  # ZipFileExtensions.ExtractToDirectory($archive, $new)
     except DotNetError as error:
-        _remove_tree(fs, new)
+        cleanup = ""
+        for problem in _cleanup(fs, [lambda: remove_tree(fs, new)]):
+            cleanup = f" Deleting what was extracted failed too: {problem} (the next run deletes it)."
         return fail(
             "ExtractionFailed",
             f"extracting {spec['archive_name']} failed: {error.message} The version in {runtime} was not touched and "
-            "still runs.",
+            f"still runs.{cleanup}",
             prop="sha256",
         )
 

@@ -694,3 +694,17 @@ def test_a_staging_file_that_changed_after_get_is_refused_by_the_hash_of_the_hel
     envelope = model.set_(fs, spec(data))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchiveHashMismatch"
     assert not partial.exists() and not fs.resolve(RUNTIME).exists()
+
+
+def test_a_cleanup_error_after_a_failed_extraction_is_added_to_the_extraction_error(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    broken = bytearray(make_zip({"a.txt": b"first", "b.dll": b"MZ b" * 100}))
+    data_at = broken.index(b"b.dll") + len("b.dll")  # the second entry's data: a Deflate block type 3
+    broken[data_at] = 0xFF
+    upload(fs, bytes(broken))
+    knobs(fs, files_held_open=[f"{RUNTIME}\\.iac-new\\a.txt"])  # extracted, then held by an antivirus scan
+    envelope = model.set_(fs, spec(bytes(broken)))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ExtractionFailed"
+    message = envelope.error["message"]
+    assert message.index("invalid data") < message.index("Deleting what was extracted failed too")
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"

@@ -101,8 +101,10 @@ try {
 }
 if ($null -ne $failure) {
     while ($null -ne $failure.InnerException) { $failure = $failure.InnerException }
-    Remove-Tree $new
-    Stop-Operation -Id 'ExtractionFailed' -Property 'sha256' -Message "extracting $($Spec.archive_name) failed: $($failure.Message) The version in $runtime was not touched and still runs."
+    # (A cleanup error is secondary: added to the message, never in place of it.)
+    $cleanup = ''
+    try { Remove-Tree $new } catch { $cleanup = " Deleting what was extracted failed too: $((Get-ErrorReport $_.Exception).message) (the next run deletes it)." }
+    Stop-Operation -Id 'ExtractionFailed' -Property 'sha256' -Message "extracting $($Spec.archive_name) failed: $($failure.Message) The version in $runtime was not touched and still runs.$cleanup"
 }
 
 $plan = New-Object System.Collections.ArrayList
