@@ -145,7 +145,14 @@ def move_file(fs: WindowsFs, source: str, target: str) -> None:
 
 def delete_file(fs: WindowsFs, path: str) -> None:
     """File.Delete / FileInfo.Delete (after the scripts cleared its attributes): refused for a running
-    program's image and for a file another program holds open; a missing file is no error."""
+    program's image and for a file another program holds open; a missing file is no error.
+
+    A mapped image cannot be deleted even with no handle open: the file system refuses it with
+    STATUS_CANNOT_DELETE (learn.microsoft.com, Windows drivers, "Executable Images"), which DeleteFile reports
+    as ERROR_ACCESS_DENIED (5; support.microsoft.com "Mapping NT Status Error Codes to Win32 Error Codes"), so
+    .NET throws UnauthorizedAccessException. (ERROR_USER_MAPPED_FILE, 1224, is what writing or truncating a
+    file with a user-mapped section gives, learn.microsoft.com System Error Codes 1000-1299; the scripts never
+    overwrite an image.)"""
     target = fs.resolve(path)
     if not target.exists():
         return

@@ -1,6 +1,9 @@
 """SIMULATOR: System.IO.Compression's ZipFile as .NET Framework 4.5-4.8 has it (what Windows PowerShell 5.1
 loads with ``Add-Type -AssemblyName System.IO.Compression.FileSystem``): ``OpenRead(path).Entries`` and
-``ExtractToDirectory(archive, destination)``.
+``ExtractToDirectory(archive, destination)``, and the same over a stream the caller holds open: ``new
+ZipArchive(stream, ZipArchiveMode.Read, leaveOpen).Entries`` and ``ZipFileExtensions.ExtractToDirectory(archive,
+destination)`` (what ZipFile.ExtractToDirectory calls once it has opened the file: dotnet/runtime
+ZipFile.Extract.cs, .NET Framework reference source ZipFile.cs), given here as the stream's bytes.
 
 From Microsoft's documentation (learn.microsoft.com, ZipFile.ExtractToDirectory(String, String) and
 ZipFileExtensions.ExtractToFile, .NET Framework 4.5+):
@@ -19,12 +22,13 @@ encrypted entries and archives split over several files.
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from devhost.fileops import DotNetError
 from devhost.fs import WindowsFs
@@ -48,10 +52,9 @@ def _invalid_data(message: str) -> DotNetError:
     return DotNetError("System.IO.InvalidDataException", message, 0x80131501)
 
 
-def open_read(fs: WindowsFs, path: str) -> list[Entry]:
-    """ZipFile.OpenRead(path).Entries."""
+def _entries(source: Path | io.BytesIO) -> list[Entry]:
     try:
-        with zipfile.ZipFile(fs.resolve(path)) as archive:
+        with zipfile.ZipFile(source) as archive:
             infos = archive.infolist()
     except zipfile.BadZipFile:
         raise _invalid_data("End of Central Directory record could not be found.") from None
@@ -61,19 +64,28 @@ def open_read(fs: WindowsFs, path: str) -> list[Entry]:
     return [Entry(info.filename, info.file_size, info) for info in infos]
 
 
-def _data(fs: WindowsFs, path: str, entry: Entry) -> bytes:
+def open_read(fs: WindowsFs, path: str) -> list[Entry]:
+    """ZipFile.OpenRead(path).Entries."""
+    return _entries(fs.resolve(path))
+
+
+def open_stream(data: bytes) -> list[Entry]:
+    """new ZipArchive(stream, ZipArchiveMode.Read, true).Entries, ``data`` being what the stream reads."""
+    return _entries(io.BytesIO(data))
+
+
+def _data(handle: io.BufferedIOBase | io.BytesIO, entry: Entry) -> bytes:
     """The entry's bytes, decoded as .NET Framework does: Stored or Deflate, no CRC-32 check."""
     info = entry.info
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise _invalid_data("The archive entry was compressed using an unsupported compression method.")
-    with fs.resolve(path).open("rb") as handle:
-        handle.seek(info.header_offset)
-        header = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
-        if header[0] != b"PK\x03\x04":
-            raise _invalid_data("A local file header is corrupt.")
-        name_length, extra_length = header[9], header[10]
-        handle.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
-        raw = handle.read(info.compress_size)
+    handle.seek(info.header_offset)
+    header = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+    if header[0] != b"PK\x03\x04":
+        raise _invalid_data("A local file header is corrupt.")
+    name_length, extra_length = header[9], header[10]
+    handle.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    raw = handle.read(info.compress_size)
     if info.compress_type == zipfile.ZIP_STORED:
         return raw
     try:
@@ -103,7 +115,14 @@ def _full_path(destination: str, full_name: str) -> str:
 
 def extract_to_directory(fs: WindowsFs, path: str, destination: str) -> None:
     """ZipFile.ExtractToDirectory(path, destination); raises the DotNetError the method throws."""
-    entries = open_read(fs, path)
+    open_read(fs, path)  # (OpenRead's own error first, for a file that is no zip archive)
+    extract_stream(fs, fs.resolve(path).read_bytes(), destination)
+
+
+def extract_stream(fs: WindowsFs, data: bytes, destination: str) -> None:
+    """ZipFileExtensions.ExtractToDirectory(archive, destination) for an archive over a stream reading ``data``."""
+    entries = open_stream(data)
+    handle = io.BytesIO(data)
     if fs.resolve(destination).exists():
         raise DotNetError("System.IO.IOException", f"The directory '{destination}' already exists.", 0x800700B7)
     fs.resolve(destination).mkdir(parents=True)
@@ -125,6 +144,6 @@ def extract_to_directory(fs: WindowsFs, path: str, destination: str) -> None:
         file = fs.resolve(target)
         if file.exists():
             raise DotNetError("System.IO.IOException", f"The file '{target}' already exists.", 0x80070050)
-        data = _data(fs, path, entry)
+        content = _data(handle, entry)
         file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(data)
+        file.write_bytes(content)

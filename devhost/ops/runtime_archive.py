@@ -24,7 +24,7 @@ from devhost.hooks import Journal, sim_dir
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
-from devhost.ziparchive import extract_to_directory, open_read
+from devhost.ziparchive import Entry, extract_stream, open_stream
 
 _KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name"}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
@@ -75,7 +75,23 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\[System\.IO\.Compression\.ZipFile\]::ExtractToDirectory\(\$partial, \$new\)",
+        r"\$stream = \[System\.IO\.FileStream\]::new\(\$partial, \[System\.IO\.FileMode\]::Open, "
+        r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+try \{\s+"
+        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+"
+        r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\(\$stream, "
+        r"\[System\.IO\.Compression\.ZipArchiveMode\]::Read, \$true\)",
+        "the staging file is hashed and read as a zip through one handle that shares only reading (FileShare.Read: "
+        "no one may write, rename or delete it meanwhile, learn.microsoft.com CreateFile dwShareMode)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\[System\.IO\.Compression\.ZipFile\]::(OpenRead|ExtractToDirectory)\(",
+        "the staging file is never opened again by its path for the entries or the extraction",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"\[System\.IO\.Compression\.ZipFileExtensions\]::ExtractToDirectory\(\$archive, \$new\)",
         "the archive is extracted into Runtime\\.iac-new, which the script has just removed: ExtractToDirectory "
         "never overwrites (IOException for a file that exists; learn.microsoft.com ZipFile.ExtractToDirectory)",
     ),
@@ -87,8 +103,28 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"foreach \(\$what in \(Start-Agent \$folder\)\)",
+        r"try \{ \$outcomes = Start-Agent \$folder \} catch \{ if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; "
+        r"Stop-Reported \$_\.Exception \}\s+foreach \(\$start in \$outcomes\) \{ \$recovered \+= New-Change",
         "what agent-stopped.json lists is started before anything else, also when nothing else is to do",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$null -eq \$pool\) \{\s+\$outcome = 'gone \(nothing to start\)'[\s\S]*?"
+        r"elseif \(\$null -ne \$autoStartThen -and \$autoStartThen\.Value -eq \$true -and -not \$pool\.AutoStart\)",
+        "Start-Agent leaves alone a pool that is gone, runs, or whose AutoStart was true when it was stopped and is "
+        "false now (stopped on purpose since); it starts it otherwise",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$found\.Count -eq 0\) \{\s+\$outcome = 'gone \(nothing to start\)'[\s\S]*?"
+        r"elseif \(\$found\[0\]\.StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled\)",
+        "Start-Agent leaves alone a service that is gone, runs, or is Disabled (StartService: ERROR_SERVICE_DISABLED); "
+        "it starts it otherwise",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$record\.auto_start = \[bool\]\$pool\.AutoStart\s+Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record",
+        "Stop-Agent records the pool's AutoStart before it stops it",
     ),
     ScriptFact(
         _SET,
@@ -97,9 +133,34 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\} finally \{\s+# Whatever happened above, what was stopped runs again \(the record says what\)\.\s+"
-        r"\[void\]\(Start-Agent \$folder\)",
-        "the agent is started again right after the commit or the undo, before any deletion",
+        r"\} finally \{\s+# Whatever happened above",
+        "no finally around the swap: an error thrown there would replace the swap's own (the first error is kept)",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"\} catch \{\s+# [^\n]*\s+if \(Test-OperationEnd \$_\.Exception\) \{ throw \}\s+"
+        r"\$failure = \$_\.Exception  # also Stop-Agent's AgentStopFailed[^\n]*\s+\}\s+"
+        r"\$undoErrors = @\(\)\s+if \(\$null -ne \$failure\) \{ \$undoErrors = Undo-Swap @\(\$plan\) \}[\s\S]*?"
+        r"if \(\$undoErrors\.Count -eq 0\) \{\s+# [^\n]*\s+try \{ \$started = Start-Agent \$folder \} catch \{ "
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$startError = Get-ErrorReport \$_\.Exception \}",
+        "every error of the swap but an operation's end (IIS missing, before any stop) is caught (Stop-Agent's "
+        "AgentStopFailed too), undone, then the agent started again only when the undo was complete; the start's "
+        "own error (AgentStartFailed) is kept apart",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$first\.id\) \{ \$id = \$first\.id; \$property = \$first\.property \}",
+        "a failed swap reports the first error's own id when it has one (AgentStopFailed), else SwapFailed",
+    ),
+    ScriptFact(
+        ("runtime_archive/remove",),
+        r"try \{ \$stopped = Stop-Agent \$Spec \$folder \} catch \{ "
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}\s+# [^\n]*\s+"
+        r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
+        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+\}\s+\$held = Remove-Files ",
+        "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
+        "manifest when a program still holds some (RuntimeFilesInUse)",
     ),
     ScriptFact(
         _SET,
@@ -279,14 +340,19 @@ def _stop(error_id: str, message: str, prop: str) -> OperationStopped:
     return OperationStopped(fail(error_id, message, prop=prop))
 
 
-def _file_list(fs: WindowsFs, zip_path: str, runtime: str) -> list[str]:
+def _open_archive(data: bytes) -> list[Entry]:
+    """[ZipArchive]::new($stream, Read, $true), outside any try: a file that is no zip ends the operation through
+    the trap."""
+    try:
+        return open_stream(data)
+    except DotNetError as error:
+        raise OperationStopped(fail("UnexpectedError", error.called(".ctor", 3), category="NotSpecified")) from None
+
+
+def _file_list(entries: list[Entry], runtime: str) -> list[str]:
     """Get-ArchiveFileList: every entry checked before anything is extracted."""
     files: list[str] = []
     seen: set[str] = set()
-    try:
-        entries = open_read(fs, zip_path)
-    except DotNetError as error:
-        raise OperationStopped(fail("UnexpectedError", error.called("OpenRead", 1), category="NotSpecified")) from None
     for entry in entries:
         name = entry.full_name.replace("/", "\\")
         is_folder = name.endswith("\\")
@@ -333,17 +399,19 @@ def _journal(fs: WindowsFs, action: str, what: str, name: str) -> None:
 
 
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
-    """Stop-Agent: agent-stopped.json is written before each stop. (The simulator's services have no
-    dependents: ``dependents`` is always empty here.)"""
+    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart then. (The
+    simulator's services have no dependents: ``dependents`` is always empty here.)"""
     stopped: list[str] = []
-    record: dict[str, Any] = {"pool": None, "service": None, "dependents": []}
+    record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "dependents": []}
     if spec["app_pool"]:
         if not iis.is_installed(fs.root):
             raise OperationStopped(not_installed())
         manager = iis.ServerManager(fs.root)
         name = spec["app_pool"]
-        if manager.find_pool(name) is not None and object_state(lambda: manager.pool_state(name)) == "Started":
+        pool = manager.find_pool(name)
+        if pool is not None and object_state(lambda: manager.pool_state(name)) == "Started":
             record["pool"] = name
+            record["auto_start"] = manager.pool_value(pool, "autoStart") == "true"
             _write_json(fs, f"{folder}\\agent-stopped.json", record)
             manager.stop_pool(name)  # WAS: Stopped at once; its worker may still be exiting (devhost.iis)
             _journal(fs, "stop", "pool", name)
@@ -359,44 +427,81 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     return stopped
 
 
-def _start_agent(fs: WindowsFs, folder: str) -> list[str]:
-    """Start-Agent: starts what agent-stopped.json lists, then deletes it."""
+class _AgentError(OperationStopped):
+    """New-OperationError: an error with an id that ends nothing by itself (the caller reports it)."""
+
+
+def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> str:
+    """Start-Agent for a pool: its outcome, or AgentStartFailed."""
+    if not iis.is_installed(fs.root):
+        raise OperationStopped(not_installed())  # Import-IisAdministration: the operation's end
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(name)
+    if pool is None:
+        return "gone (nothing to start)"
+    if object_state(lambda: manager.pool_state(name)) == "Started":
+        return "running (started since)"
+    # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
+    if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
+        return "left stopped (its AutoStart was set to false since: stopped on purpose)"
+    state = manager.start_pool(name)
+    _journal(fs, "start", "pool", name)
+    if state != "Started":
+        raise _AgentError(
+            fail(
+                "AgentStartFailed",
+                f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), then "
+                "start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)",
+                prop="app_pool",
+            )
+        )
+    return "Started"
+
+
+def _start_service(fs: WindowsFs, name: str) -> str:
+    """Start-Agent for a service: its outcome, or AgentStartFailed."""
+    service = scm.get(fs.root, name)
+    if service is None:
+        return "gone (nothing to start)"
+    if service.state == "Running":
+        return "running (started since)"
+    # StartService refuses a disabled service (ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService).
+    if service.start_mode == "Disabled":
+        return "left stopped (its start mode is Disabled)"
+    try:
+        scm.start(fs.root, name)
+    except scm.ScmError as error:
+        # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
+        # whose inner Win32Exception carries the system message; the script reports the innermost one.
+        raise _AgentError(
+            fail(
+                "AgentStartFailed",
+                f"service '{name}' did not start again ({error}); see the System event log, then start it, "
+                "or disable it to keep it stopped (the next run then leaves it)",
+                prop="service_name",
+            )
+        ) from None
+    _journal(fs, "start", "service", name)
+    return "Started"
+
+
+def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, str]]:
+    """Start-Agent: finishes what agent-stopped.json lists (unless gone, running, or stopped on purpose since),
+    then deletes it; one entry per pool or service (property, name, outcome)."""
     record = _read_json(fs, f"{folder}\\agent-stopped.json")
     if record is None:
         return []
-    started: list[str] = []
+    outcomes: list[dict[str, str]] = []
     if record.get("pool"):
         name = record["pool"]
-        manager = iis.ServerManager(fs.root)
-        state = "missing"
-        if manager.find_pool(name) is not None:
-            state = manager.pool_state(name) if manager.pool_state(name) == "Started" else manager.start_pool(name)
-            _journal(fs, "start", "pool", name)
-        if state != "Started":
-            raise _stop(
-                "AgentStartFailed",
-                f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), "
-                "then start it",
-                "app_pool",
-            )
-        started.append("pool")
+        outcomes.append(
+            {"property": "agent_pool", "name": name, "outcome": _start_pool(fs, name, record.get("auto_start"))}
+        )
     if record.get("service"):
         for name in [record["service"], *(record.get("dependents") or [])]:
-            service = scm.get(fs.root, name)
-            if service is not None and service.state == "Running":
-                continue
-            try:
-                scm.start(fs.root, name)
-            except scm.ScmError:
-                # ServiceController.Start wraps the Win32 error in InvalidOperationException; the trap reports it.
-                message = (
-                    f'Exception calling "Start" with "0" argument(s): "Cannot start service {name} on computer \'.\'."'
-                )
-                raise OperationStopped(fail("UnexpectedError", message, category="NotSpecified")) from None
-            _journal(fs, "start", "service", name)
-        started.append("service")
+            outcomes.append({"property": "agent_service", "name": name, "outcome": _start_service(fs, name)})
     _delete(fs, f"{folder}\\agent-stopped.json")
-    return started
+    return outcomes
 
 
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
@@ -429,6 +534,20 @@ def _remove_tree_best_effort(fs: WindowsFs, path: str) -> bool:
     return True
 
 
+def _remove_files(fs: WindowsFs, paths: list[str]) -> list[tuple[str, str]]:
+    """Remove-Files: each file deleted; a running program's mapped image is refused (devhost.fileops, after
+    learn.microsoft.com "Executable Images"). The script retries for about 6 s; a held image outlives that
+    here (the knob pool_worker_exit_s is meant in tens of seconds), so one attempt stands for them all.
+    Returns the files left, with the innermost error's message."""
+    left: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            delete_file(fs, path)
+        except DotNetError as error:
+            left.append((path, error.message))
+    return left
+
+
 def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
     """Undo-Swap: newest first, each move undone where it was done; errors collected, not raised."""
     errors: list[str] = []
@@ -454,7 +573,8 @@ def _restore_interrupted_swap(fs: WindowsFs, runtime: str, folder: str) -> None:
                 "SwapRollbackIncomplete",
                 f"an interrupted installation could not be undone: {'; '.join(errors)}. The files not put back are in "
                 f"{runtime}\\{OLD_FOLDER}, which was kept; put them back by hand, delete {folder}\\swap.json, then "
-                "run again",
+                "run again (what the installation stopped stays stopped until then: it would run a mix of both "
+                "versions)",
                 "runtime_path",
             )
     _remove_tree_best_effort(fs, f"{runtime}\\{NEW_FOLDER}")
@@ -473,6 +593,34 @@ def _remove_empty_parents(fs: WindowsFs, runtime: str, relative: list[str]) -> N
         full = fs.resolve(f"{runtime}\\{folder}")
         if full.is_dir() and not any(full.iterdir()):
             delete_empty_folder(fs, f"{runtime}\\{folder}")
+
+
+def _error_report(error: DotNetError | OperationStopped) -> dict[str, str]:
+    """Get-ErrorReport: an operation's end gives its id, property and message; any other error its innermost
+    exception's message (a DotNetError's own message, without PowerShell's wrapper)."""
+    if isinstance(error, OperationStopped):
+        reported = error.envelope.error or {}
+        return {
+            "id": reported.get("id") or "",
+            "property": reported.get("property") or "",
+            "message": reported["message"],
+        }
+    return {"id": "", "property": "", "message": error.message}
+
+
+def _cleanup(fs: WindowsFs, steps: list[Any]) -> list[str]:
+    """Each step in its own try: its error is collected (secondary), never raised."""
+    errors: list[str] = []
+    for step in steps:
+        try:
+            step()
+        except DotNetError as error:
+            errors.append(error.message)
+    return errors
+
+
+def _agent_label(spec: dict[str, Any]) -> str:
+    return f"application pool '{spec['app_pool']}'" if spec["app_pool"] else f"service '{spec['service_name']}'"
 
 
 # -- the operations --------------------------------------------------------------------------------------
@@ -535,8 +683,8 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if fs.resolve(f"{folder}\\swap.json").is_file():
         _restore_interrupted_swap(fs, runtime, folder)
         recovered.append(change("interrupted_swap", "pending", "finished"))
-    for what in _start_agent(fs, folder):
-        recovered.append(change(f"agent_{what}", "stopped by an interrupted run", "Started"))
+    for start in _start_agent(fs, folder):
+        recovered.append(change(start["property"], f"{start['name']}: stopped by an interrupted run", start["outcome"]))
     before = _state(fs, spec)
     if before["sha256"] == sha and not before["missing_files"]:
         for work in (new, old):
@@ -559,8 +707,20 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             "uploads it again",
             prop="sha256",
         )
+    # One handle (FileShare.Read: no one else may write, rename or delete the file while it is open,
+    # learn.microsoft.com CreateFile dwShareMode) for the hash and the extraction: its bytes, read once.
+    data = fs.resolve(partial).read_bytes()
+    held_sha = hashlib.sha256(data).hexdigest()
+    if held_sha != sha:
+        _delete(fs, partial)
+        return fail(
+            "ArchiveHashMismatch",
+            f"the uploaded file has SHA-256 {held_sha}, not {sha}; it was deleted, and the next run uploads it again",
+            prop="sha256",
+        )
+    entries = _open_archive(data)
     keep = {str(name).lower() for name in spec["keep_files"]}
-    files = [name for name in _file_list(fs, partial, runtime) if name.lower() not in keep]
+    files = [name for name in _file_list(entries, runtime) if name.lower() not in keep]
     incoming = {name.lower() for name in files}
     manifest = _manifest(fs, folder)
     previous = list(manifest["files"]) if manifest is not None else []
@@ -584,67 +744,92 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="runtime_path",
         )
     try:
-        extract_to_directory(fs, partial, new)
+        extract_stream(fs, data, new)  # ZipFileExtensions.ExtractToDirectory($archive, $new)
     except DotNetError as error:
-        _remove_tree(fs, new)
+        cleanup = ""
+        for problem in _cleanup(fs, [lambda: remove_tree(fs, new)]):
+            cleanup = f" Deleting what was extracted failed too: {problem} (the next run deletes it)."
         return fail(
             "ExtractionFailed",
             f"extracting {spec['archive_name']} failed: {error.message} The version in {runtime} was not touched and "
-            "still runs.",
+            f"still runs.{cleanup}",
             prop="sha256",
         )
 
     plan = [[f"{runtime}\\{name}", f"{old}\\{name}"] for name in [*replaced, *obsolete]]
     plan += [[f"{new}\\{name}", f"{runtime}\\{name}"] for name in files]
+    # Every error of the swap is caught and kept; the first is what the user sees (Get-ErrorReport).
     stopped: list[str] = []
-    failure: DotNetError | None = None
-    undo_errors: list[str] = []
+    first: dict[str, str] | None = None
+    swap_begun = False
     try:
         if replaced or obsolete:
             stopped = _stop_agent(fs, spec, folder)
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
+        swap_begun = True
+        for origin, target in plan:
+            fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
+            move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
+        _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
+    except DotNetError as error:  # (an operation's end, IisNotInstalled, goes on as it is)
+        first = _error_report(error)
+    undo_errors = _undo_swap(fs, plan) if first is not None else []
+    # Started again once a whole version is in place; after an incomplete undo it stays stopped (record kept).
+    started: list[dict[str, str]] = []
+    start_error: dict[str, str] | None = None
+    if not undo_errors:
         try:
-            for origin, target in plan:
-                fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
-                move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
-            _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
-        except DotNetError as error:
-            failure = error
-        if failure is not None:
-            undo_errors = _undo_swap(fs, plan)
-    finally:
-        _start_agent(fs, folder)
-    if failure is not None:
+            started = _start_agent(fs, folder)
+        except _AgentError as error:
+            start_error = _error_report(error)
+    if first is not None:
         if undo_errors:
+            agent = "nothing had to be stopped for it"
+            if stopped:
+                agent = f"the agent ({_agent_label(spec)}) was left stopped: it would run a mix of both versions"
             return fail(
                 "SwapRollbackIncomplete",
-                f"installing {spec['archive_name']} in {runtime} failed: {failure.message} Putting the previous "
+                f"installing {spec['archive_name']} in {runtime} failed: {first['message']} Putting the previous "
                 f"version back failed too: {'; '.join(undo_errors)}. The files not put back are in {old}, which was "
-                "kept; the next run tries again",
+                f"kept; {agent}. The next run puts them back, then starts what it stopped",
                 prop="runtime_path",
             )
-        _delete(fs, f"{folder}\\swap.json")
-        _remove_tree(fs, new)
-        _remove_tree_best_effort(fs, old)
+        cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json"), lambda: remove_tree(fs, new)])
+        if not _remove_tree_best_effort(fs, old):
+            cleanup_errors.append(f"{old} is still held (the next run deletes it)")
+        agent = "the previous version runs again" if stopped else "the previous version is in place"
+        if start_error is not None:
+            agent = f"the previous version is in place, but starting the agent again failed: {start_error['message']}"
+        undone = "Every file was put back" if swap_begun else "Nothing in Runtime was changed"
+        message = f"installing {spec['archive_name']} in {runtime} failed: {first['message']} {undone}; {agent}."
+        if cleanup_errors:
+            message += f" Cleaning up failed too: {'; '.join(cleanup_errors)}."
+        if first["id"]:
+            return fail(first["id"], message, prop=first["property"])
+        return fail("SwapFailed", message, prop="sha256")
+    if start_error is not None:
         return fail(
-            "SwapFailed",
-            f"installing {spec['archive_name']} in {runtime} failed: {failure.message} Every file was put back; the "
-            "previous version runs.",
-            prop="sha256",
+            "AgentStartFailed",
+            f"{spec['archive_name']} was installed in {runtime}, but {start_error['message']}",
+            prop=start_error["property"],
         )
-    _delete(fs, f"{folder}\\swap.json")
+    # Committed and started: cleanup errors are reported as a change, never as the operation's failure.
+    cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json")])
     _remove_tree_best_effort(fs, new)
     old_gone = _remove_tree_best_effort(fs, old)
-    _remove_empty_parents(fs, runtime, obsolete)
-    _delete(fs, partial)
+    cleanup_errors += _cleanup(
+        fs, [lambda: _remove_empty_parents(fs, runtime, obsolete), lambda: delete_file(fs, partial)]
+    )
     changes.append(change("sha256", before["sha256"], sha))
     changes.append(change("files", len(previous), len(files)))
     if obsolete:
         changes.append(change("removed_files", len(obsolete), 0))
-    for what in stopped:
-        changes.append(change(f"agent_{what}", "Started", "stopped for the upgrade, started again"))
+    for start in started:
+        changes.append(change(start["property"], f"{start['name']}: stopped for the upgrade", start["outcome"]))
     if not old_gone:
         changes.append(change("work_folder", None, f"{old} (still held by the exiting agent; the next run deletes it)"))
+    if cleanup_errors:
+        changes.append(change("cleanup", None, f"not finished (the next run finishes it): {'; '.join(cleanup_errors)}"))
     return succeed(_state(fs, spec), changes)
 
 
@@ -660,13 +845,38 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         manifest = _manifest(fs, folder)
         assert manifest is not None
         present = [name for name in manifest["files"] if fs.resolve(f"{runtime}\\{name}").is_file()]
+    stopped: list[str] = []
     if present:
-        _stop_agent(fs, spec, folder)  # and not started again: its program is gone
-    for name in present:
-        _delete(fs, f"{runtime}\\{name}")
+        stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+        _delete(fs, f"{folder}\\agent-stopped.json")
+    held = _remove_files(fs, [f"{runtime}\\{name}" for name in present])
+    if held:
+        hint = (
+            "Stop the program that runs from it (the agent: give its app_pool or service_name to have it stopped), "
+            "then run the removal again."
+        )
+        if stopped:
+            hint = (
+                f"The agent ({_agent_label(spec)}) was stopped, and its process may still be exiting (a pool's worker "
+                "waits up to its shutdownTimeLimit, 90 s by default): run the removal again in a minute."
+            )
+        others = " and others" if len(held) > 1 else ""
+        return fail(
+            "RuntimeFilesInUse",
+            f"{len(held)} of the archive's files in {runtime} could not be deleted, as a program still holds them (a "
+            f"running program maps its images): {held[0][0]} ({held[0][1]}){others}. {hint} The other files were "
+            "deleted.",
+            prop="runtime_path",
+        )
     _remove_empty_parents(fs, runtime, present)
     for work in (NEW_FOLDER, OLD_FOLDER):
-        _remove_tree(fs, f"{runtime}\\{work}")
+        if not _remove_tree_best_effort(fs, f"{runtime}\\{work}"):
+            return fail(
+                "RuntimeFilesInUse",
+                f"{runtime}\\{work}, left by an upgrade, still holds files a program maps (the previous version's, "
+                "while its worker exits); the archive's files were deleted: run the removal again in a minute",
+                prop="runtime_path",
+            )
     _remove_tree(fs, folder)
     ntfs.NtfsStore(fs.root).forget(folder)
     after = _state(fs, spec)

@@ -365,7 +365,9 @@ def test_an_interrupted_swap_is_undone_from_iac_old_before_anything_is_deleted(f
     assert not fs.resolve(f"{folder}\\swap.json").exists()
 
 
-def test_an_undo_that_fails_keeps_iac_old_and_still_starts_the_agent(fs: WindowsFs) -> None:
+def test_an_undo_that_fails_keeps_iac_old_and_the_agent_stopped_until_the_next_run_puts_it_back(
+    fs: WindowsFs,
+) -> None:
     install(fs, make_zip(V1), service_name=SERVICE)
     running_service(fs.root)
     # data.bin cannot be moved aside (the swap fails); readme.txt, moved aside, cannot be moved back (the undo).
@@ -373,11 +375,23 @@ def test_an_undo_that_fails_keeps_iac_old_and_still_starts_the_agent(fs: Windows
     upload(fs, make_zip(V2))
     envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapRollbackIncomplete"
-    assert ".iac-old\\readme.txt" in envelope.error["message"]
+    message = envelope.error["message"]
+    assert "being used by another process" in message.split("Putting the previous version back")[0], "first error"
+    assert ".iac-old\\readme.txt" in message and f"service '{SERVICE}') was left stopped" in message
     assert fs.resolve(f"{RUNTIME}\\.iac-old\\readme.txt").read_bytes() == b"v1", "kept"
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "the other undos were done"
     service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Stopped", "not started on a mix of both versions"
+    knobs(fs)  # the other program let go of the files
+    again = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert again.ok, again.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    service = scm.get(fs.root, SERVICE)
     assert service is not None and service.state == "Running"
+    events = [(e["action"], e["name"]) for e in journal(fs.root) if e["kind"] == "agent"]
+    assert events == [("stop", SERVICE), ("start", SERVICE), ("stop", SERVICE), ("start", SERVICE)], (
+        "started only once the previous version was whole again"
+    )
 
 
 def test_remove_does_not_start_the_agent_whose_files_it_deleted(fs: WindowsFs) -> None:
@@ -401,3 +415,296 @@ def test_a_staging_folder_someone_else_made_first_is_refused(fs: WindowsFs) -> N
     assert user in envelope.error["message"]
     refused = model.get(fs, spec(data))
     assert not refused.ok and refused.error is not None and refused.error["id"] == "StagingFolderUntrusted"
+
+
+# -- a record left by a broken run (agent-stopped.json) never blocks a later set --------------------------
+
+
+def left_stopped(fs: WindowsFs, record: dict[str, Any]) -> str:
+    """A run wrote agent-stopped.json, stopped the agent and broke off (connection lost)."""
+    folder = model.staging_folder(RUNTIME)
+    put(fs, f"{folder}\\agent-stopped.json", json.dumps(record).encode())
+    return f"{folder}\\agent-stopped.json"
+
+
+def agent_changes(envelope: Any) -> dict[str, str]:
+    return {c["property"]: c["after"] for c in envelope.changes if c["property"].startswith("agent_")}
+
+
+def test_a_record_for_a_service_deleted_since_is_dropped_and_set_goes_on(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    record = left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "dependents": []})
+    scm.admin_delete_service(fs.root, SERVICE)  # the user removed the agent's service meanwhile
+    for _ in range(2):  # not once: every later run would have failed
+        envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+        assert envelope.ok, envelope.error
+    assert not fs.resolve(record).exists()
+    assert model.get(fs, spec(make_zip(V1))).state["interrupted"] == []
+
+
+def test_a_record_for_a_pool_deleted_since_is_dropped_and_set_goes_on(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    record = left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    manager = iis.ServerManager(fs.root)
+    manager.remove_pool(POOL)
+    manager.commit()
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert agent_changes(envelope) == {"agent_pool": "gone (nothing to start)"}
+    assert not fs.resolve(record).exists()
+
+
+def test_a_pool_whose_autostart_was_cleared_since_is_left_stopped(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    record = left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")  # IisAppPool state='Stopped': kept stopped on purpose
+    manager.commit()
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped"
+    assert "stopped on purpose" in agent_changes(envelope)["agent_pool"]
+    assert not fs.resolve(record).exists()
+    assert [e for e in journal(fs.root) if e["kind"] == "agent" and e["action"] == "start"] == []
+
+
+def test_a_pool_stopped_by_the_broken_run_is_started_whatever_its_autostart(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")  # started by hand although it does not start with IIS
+    manager.commit()
+    left_stopped(fs, {"pool": POOL, "auto_start": False, "service": None, "dependents": []})
+    manager.stop_pool(POOL)
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert agent_changes(envelope) == {"agent_pool": "Started"}
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
+
+
+def test_an_upgrade_starts_again_a_started_pool_whose_autostart_is_false(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")
+    manager.commit()
+    assert manager.pool_state(POOL) == "Started"
+    install(fs, make_zip(V2), app_pool=POOL)
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "what this run stopped, it starts"
+
+
+def test_a_service_disabled_since_is_left_stopped_and_set_goes_on(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    record = left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "dependents": []})
+    scm.stop(fs.root, SERVICE)
+    scm.admin_edit_service(fs.root, SERVICE, start_mode="Disabled")
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    assert agent_changes(envelope) == {"agent_service": "left stopped (its start mode is Disabled)"}
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Stopped"
+    assert not fs.resolve(record).exists()
+
+
+def test_a_record_older_than_auto_start_still_starts_a_stopped_pool(fs: WindowsFs) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    left_stopped(fs, {"pool": POOL, "service": None, "dependents": []})  # written before auto_start existed
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    envelope = model.set_(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok and agent_changes(envelope) == {"agent_pool": "Started"}
+
+
+def test_a_service_that_fails_to_start_keeps_the_record_and_says_how_to_keep_it_stopped(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    record = left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "dependents": []})
+    scm.stop(fs.root, SERVICE)
+    fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").write_bytes(b"not a program")
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStartFailed"
+    assert "not a valid Win32 application" in envelope.error["message"] and "disable it" in envelope.error["message"]
+    assert fs.resolve(record).exists(), "the next run tries again"
+
+
+# -- the swap's first error is what the user sees (no finally replacing it) -------------------------------
+
+
+def test_a_failed_swap_whose_agent_then_fails_to_start_reports_the_swap_error_first(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    knobs(fs, files_held_open=[f"{RUNTIME}\\data.bin"])  # the swap fails
+    scm.admin_edit_service(fs.root, SERVICE, image_path='"C:\\gone\\Usercube-Agent.exe" --service')  # the start too
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapFailed"
+    message = envelope.error["message"]
+    assert message.index("being used by another process") < message.index("starting the agent again failed")
+    assert "The system cannot find the file specified" in message
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "every file was put back"
+    assert "agent stopped: " + SERVICE in model.get(fs, spec(make_zip(V1))).state["interrupted"], "the next run"
+
+
+def test_a_cleanup_error_after_a_failed_swap_is_added_to_the_swap_error(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    # data.bin cannot be moved aside (the swap fails); the extracted readme.txt cannot be deleted (the cleanup).
+    knobs(fs, files_held_open=[f"{RUNTIME}\\data.bin", f"{RUNTIME}\\.iac-new\\readme.txt"])
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "SwapFailed"
+    message = envelope.error["message"]
+    assert "the previous version runs again" in message and "Cleaning up failed too" in message
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+
+
+def test_an_agent_that_fails_to_start_after_the_commit_is_reported_with_the_new_version_in_place(
+    fs: WindowsFs,
+) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    upload(fs, make_zip({**V2, "Usercube-Agent.exe": b"not a program"}))
+    envelope = model.set_(fs, spec(make_zip({**V2, "Usercube-Agent.exe": b"not a program"}), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStartFailed"
+    assert "was installed in" in envelope.error["message"]
+    assert "not a valid Win32 application" in envelope.error["message"]
+
+
+def test_a_cleanup_error_after_the_commit_does_not_fail_the_installation(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    data = make_zip(V2)
+    upload(fs, data)
+    partial = model.partial_path(model.staging_folder(RUNTIME), hashlib.sha256(data).hexdigest())
+    knobs(fs, files_held_open=[partial])  # an antivirus scan holds the uploaded archive
+    envelope = model.set_(fs, spec(data))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    cleanup = [c["after"] for c in envelope.changes if c["property"] == "cleanup"]
+    assert len(cleanup) == 1 and "being used by another process" in cleanup[0]
+
+
+# -- remove and the images a running agent maps ----------------------------------------------------------
+
+
+def test_remove_while_the_stopped_pools_worker_still_maps_the_images_reports_it_and_the_next_one_finishes(
+    fs: WindowsFs,
+) -> None:
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    time.sleep(0.01)
+    manager.start_pool(POOL)  # its worker loads V1's images
+    knobs(fs, pool_worker_exit_s=60)  # once stopped, w3wp.exe maps them for a minute more
+    envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
+    assert f"application pool '{POOL}') was stopped" in envelope.error["message"]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists() and not fs.resolve(f"{RUNTIME}\\readme.txt").exists()
+    state = model.get(fs, spec(make_zip(V1), app_pool=POOL)).state
+    assert state["ensure"] == "present", "the manifest stays for the next removal"
+    assert state["interrupted"] == [], "remove does not record a stop for a later set to undo"
+    knobs(fs)  # the worker has exited
+    again = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert again.ok, again.error
+    assert sorted(p.name for p in fs.resolve(RUNTIME).rglob("*")) == ["placeholder.txt"]
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped"
+
+
+def test_remove_of_files_an_agent_it_was_not_told_about_runs_says_what_to_do(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    running_service(fs.root)  # runs from Runtime, but the resource names no service
+    envelope = model.remove(fs, spec(make_zip(V1)))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
+    message = envelope.error["message"]
+    assert "Access to the path" in message and "give its app_pool or service_name" in message
+    assert fs.resolve(f"{RUNTIME}\\lib\\old.dll").exists(), "a mapped image is never deleted"
+    assert model.get(fs, spec(make_zip(V1))).state["ensure"] == "present"
+
+
+def test_remove_after_an_upgrade_whose_old_images_are_still_mapped_reports_the_work_folder(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    time.sleep(0.01)
+    manager.start_pool(POOL)
+    knobs(fs, pool_worker_exit_s=60)
+    install(fs, make_zip(V2), app_pool=POOL)  # .iac-old keeps V1's images, mapped by the exiting worker
+    time.sleep(0.01)
+    iis.ServerManager(fs.root).stop_pool(POOL)
+    iis.ServerManager(fs.root).start_pool(POOL)  # V2's worker
+    knobs(fs, pool_worker_exit_s=60)
+    envelope = model.remove(fs, spec(make_zip(V2), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
+
+
+# -- the staging file: hashed and extracted through one handle ---------------------------------------------
+
+
+def test_the_archive_extracted_is_the_one_hashed_even_if_the_file_is_swapped_in_between(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_zip(V1)
+    upload(fs, data)
+    partial = fs.resolve(model.partial_path(model.staging_folder(RUNTIME), hashlib.sha256(data).hexdigest()))
+    evil = make_zip({**V1, "Usercube-Agent.exe": b"MZ not the vendor's"})  # the same names, other content
+    checked = model._file_list
+
+    def then_swapped(*args: Any) -> list[str]:
+        names = checked(*args)
+        partial.write_bytes(evil)  # what a writer could do between the hash check and the extraction
+        return names
+
+    monkeypatch.setattr(model, "_file_list", then_swapped)
+    envelope = model.set_(fs, spec(data))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "only what was hashed"
+
+
+def test_a_staging_file_that_changed_after_get_is_refused_by_the_hash_of_the_held_handle(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_zip(V1)
+    upload(fs, data)
+    partial = fs.resolve(model.partial_path(model.staging_folder(RUNTIME), hashlib.sha256(data).hexdigest()))
+    state = model._state
+
+    def then_changed(*args: Any) -> dict[str, Any]:
+        found = state(*args)
+        if partial.exists():
+            partial.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # the same size, other bytes
+        return found
+
+    monkeypatch.setattr(model, "_state", then_changed)
+    envelope = model.set_(fs, spec(data))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchiveHashMismatch"
+    assert not partial.exists() and not fs.resolve(RUNTIME).exists()
+
+
+def test_a_cleanup_error_after_a_failed_extraction_is_added_to_the_extraction_error(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    broken = bytearray(make_zip({"a.txt": b"first", "b.dll": b"MZ b" * 100}))
+    data_at = broken.index(b"b.dll") + len("b.dll")  # the second entry's data: a Deflate block type 3
+    broken[data_at] = 0xFF
+    upload(fs, bytes(broken))
+    knobs(fs, files_held_open=[f"{RUNTIME}\\.iac-new\\a.txt"])  # extracted, then held by an antivirus scan
+    envelope = model.set_(fs, spec(bytes(broken)))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ExtractionFailed"
+    message = envelope.error["message"]
+    assert message.index("invalid data") < message.index("Deleting what was extracted failed too")
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"

@@ -9,40 +9,36 @@ function New-PathSet {
     return ,(New-Object 'System.Collections.Generic.HashSet[string]' ([System.StringComparer]::OrdinalIgnoreCase))
 }
 
-function Get-ArchiveFileList([string] $Zip, [string] $RuntimePath) {
+function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
+    # ($Archive: a ZipArchive; untyped, since remove.ps1 includes this file without loading System.IO.Compression.)
     # The relative paths of the archive's files, checked before anything is extracted: a name that would
     # leave the folder, that Windows refuses or that .NET Framework (no long paths) cannot create stops the
     # operation here, with the agent untouched.
     $invalid = [System.IO.Path]::GetInvalidFileNameChars()
     $files = New-Object 'System.Collections.Generic.List[string]'
     $seen = New-PathSet
-    $archive = [System.IO.Compression.ZipFile]::OpenRead($Zip)
-    try {
-        foreach ($entry in $archive.Entries) {
-            $name = $entry.FullName.Replace('/', '\')
-            $isFolder = $name.EndsWith('\')
-            $relative = $name.TrimEnd('\')
-            $parts = $relative.Split('\')
-            # (Counted: a pipeline that yields only the empty segment would read as false.)
-            $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
-            if ($bad) {
-                Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
-            }
-            if (@($NewFolderName, $OldFolderName) -contains $parts[0]) {
-                Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' uses the name $($parts[0]), which the extraction needs for itself"
-            }
-            $longest = [System.IO.Path]::Combine($RuntimePath, $NewFolderName, $relative)
-            if ($longest.Length -gt 259) {
-                Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "'$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles at most 259: choose a shorter working directory"
-            }
-            if ($isFolder) { continue }
-            if (-not $seen.Add($relative)) {
-                Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive holds '$relative' twice (names ignore case on Windows)"
-            }
-            $files.Add($relative)
+    foreach ($entry in $Archive.Entries) {
+        $name = $entry.FullName.Replace('/', '\')
+        $isFolder = $name.EndsWith('\')
+        $relative = $name.TrimEnd('\')
+        $parts = $relative.Split('\')
+        # (Counted: a pipeline that yields only the empty segment would read as false.)
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
+        if ($bad) {
+            Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
-    } finally {
-        $archive.Dispose()
+        if (@($NewFolderName, $OldFolderName) -contains $parts[0]) {
+            Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' uses the name $($parts[0]), which the extraction needs for itself"
+        }
+        $longest = [System.IO.Path]::Combine($RuntimePath, $NewFolderName, $relative)
+        if ($longest.Length -gt 259) {
+            Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "'$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles at most 259: choose a shorter working directory"
+        }
+        if ($isFolder) { continue }
+        if (-not $seen.Add($relative)) {
+            Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive holds '$relative' twice (names ignore case on Windows)"
+        }
+        $files.Add($relative)
     }
     return ,$files
 }
@@ -88,6 +84,34 @@ function Remove-Tree([string] $Path) {
     $folder.Delete($false)
 }
 
+function Remove-Files([string[]] $Paths) {
+    # Deletes each file. A running program's images (its .exe and the DLLs it loaded) are mapped, and a
+    # mapped image cannot be deleted even though no handle is open (learn.microsoft.com "Executable Images",
+    # file system drivers: STATUS_CANNOT_DELETE, which DeleteFile reports as ERROR_ACCESS_DENIED: .NET's
+    # UnauthorizedAccessException); a pool's worker keeps them mapped while it exits. So the files left are
+    # tried again in rounds for about 6 s. Returns those still there: path and the last error's message.
+    $left = @($Paths)
+    $reasons = @{}
+    for ($round = 1; $left.Count -gt 0; $round++) {
+        $still = @()
+        foreach ($path in $left) {
+            try {
+                if ([System.IO.File]::Exists($path)) { [System.IO.File]::SetAttributes($path, [System.IO.FileAttributes]::Normal) }
+                [System.IO.File]::Delete($path)
+            } catch {
+                $reason = $_.Exception
+                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                $reasons[$path] = $reason.Message
+                $still += $path
+            }
+        }
+        $left = $still
+        if ($left.Count -eq 0 -or $round -ge 6) { break }
+        Start-Sleep -Milliseconds (300 * $round)
+    }
+    return ,@($left | ForEach-Object { [ordered]@{ path = $_; reason = $reasons[$_] } })
+}
+
 function Remove-EmptyParents([string] $RuntimePath, [string[]] $Relative) {
     # The folders the removed files leave empty, deepest first; never Runtime itself.
     $folders = New-PathSet
@@ -123,9 +147,11 @@ function Stop-Agent($Spec, [string] $Folder) {
     # What runs the agent, stopped when it was running (a running agent holds its DLLs: they can be neither
     # overwritten nor deleted). What is about to be stopped is written to agent-stopped.json in the staging
     # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
-    # starts it again. Returns what it stopped, for Start-Agent.
+    # starts it again. A pool that does not stop throws AgentStopFailed (New-OperationError), so that the
+    # caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
     $stopped = @()
-    $record = [ordered]@{ pool = $null; service = $null; dependents = @() }
+    # auto_start: the pool's AutoStart when it was stopped (Start-Agent tells a pool stopped on purpose since).
+    $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; dependents = @() }
     if ($Spec.app_pool) {
         Import-IisAdministration
         $manager = New-Object Microsoft.Web.Administration.ServerManager
@@ -133,6 +159,7 @@ function Stop-Agent($Spec, [string] $Folder) {
             $pool = $manager.ApplicationPools[[string]$Spec.app_pool]
             if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -eq 'Started') {
                 $record.pool = [string]$Spec.app_pool
+                $record.auto_start = [bool]$pool.AutoStart
                 Write-JsonFile (Get-AgentStoppedPath $Folder) $record
                 [void]$pool.Stop()
                 $stopped += 'pool'
@@ -140,7 +167,7 @@ function Stop-Agent($Spec, [string] $Folder) {
                 $state = 'Unknown'
                 for ($round = 0; $round -lt 12 -and $state -ne 'Stopped'; $round++) { $state = Wait-IisObjectState { $pool.State } @('Stopped') }
                 if ($state -ne 'Stopped') {
-                    Stop-Operation -Id 'AgentStopFailed' -Property 'app_pool' -Message "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state); nothing was changed in Runtime and it was started again"
+                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state).")
                 }
             }
         } finally {
@@ -164,43 +191,132 @@ function Stop-Agent($Spec, [string] $Folder) {
 }
 
 function Start-Agent([string] $Folder) {
-    # Starts what agent-stopped.json lists (this run's Stop-Agent, or an earlier run that broke before it
-    # started it again), then deletes the record. Returns what it started.
+    # Finishes what agent-stopped.json records (this run's Stop-Agent, or an earlier run that broke before it
+    # started the agent again), then deletes the record. The record says that this project stopped the pool
+    # or service and has not started it since; what is found now decides, so that a record left behind
+    # neither blocks every later run nor starts what someone stopped on purpose since:
+    # - gone (deleted since): nothing to start;
+    # - running (someone started it since): nothing to do;
+    # - a pool whose AutoStart was true when it was stopped (the record says) and is false now: stopped on
+    #   purpose since (how a pool is kept stopped: IisAppPool state 'Stopped' sets it so, and WAS does not
+    #   start such a pool with IIS, learn.microsoft.com applicationPools <add> autoStart): left stopped;
+    # - a service whose start mode is Disabled: left stopped (StartService refuses a disabled service,
+    #   ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService);
+    # - stopped otherwise: started.
+    # A start that fails throws AgentStartFailed (New-OperationError: the caller reports it, after the swap's
+    # own error if there is one) and keeps the record: the next run tries again. Returns one entry per pool or
+    # service: property, name, outcome.
     $record = Read-AgentStopped $Folder
     if ($null -eq $record) { return ,@() }
-    $started = @()
+    $outcomes = @()
     if ($record.pool) {
+        $name = [string]$record.pool
+        # (A record written before auto_start was recorded has none: Set-StrictMode refuses a missing property.)
+        $autoStartThen = $record.PSObject.Properties['auto_start']
         Import-IisAdministration
+        $outcome = $null
+        $problem = 'it did not reach Started'
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
-            $pool = $manager.ApplicationPools[[string]$record.pool]
-            $state = 'missing'
-            if ($null -ne $pool) {
-                if ((Get-IisObjectState { $pool.State }) -ne 'Started') { [void]$pool.Start() }
+            $pool = $manager.ApplicationPools[$name]
+            if ($null -eq $pool) {
+                $outcome = 'gone (nothing to start)'
+            } elseif ((Get-IisObjectState { $pool.State }) -eq 'Started') {
+                $outcome = 'running (started since)'
+            } elseif ($null -ne $autoStartThen -and $autoStartThen.Value -eq $true -and -not $pool.AutoStart) {
+                $outcome = 'left stopped (its AutoStart was set to false since: stopped on purpose)'
+            } else {
+                [void]$pool.Start()
                 $state = Wait-IisObjectState { $pool.State } @('Started')
+                if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state" }
             }
+        } catch {
+            $reason = $_.Exception
+            while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+            $problem = $reason.Message
         } finally {
             $manager.Dispose()
         }
-        if ($state -ne 'Started') {
-            Stop-Operation -Id 'AgentStartFailed' -Property 'app_pool' -Message "application pool '$($record.pool)' did not start again (state $state); see the System event log (WAS), then start it"
+        if ($null -eq $outcome) {
+            throw (New-OperationError 'AgentStartFailed' 'app_pool' "application pool '$name' did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)")
         }
-        $started += 'pool'
+        $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; outcome = $outcome }
     }
     if ($record.service) {
         foreach ($name in @([string]$record.service) + @($record.dependents)) {
-            $service = New-Object System.ServiceProcess.ServiceController ([string]$name)
+            $found = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$name })
+            $outcome = $null
+            $problem = $null
             try {
-                if ($service.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Running) { $service.Start() }
-                $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+                if ($found.Count -eq 0) {
+                    $outcome = 'gone (nothing to start)'
+                } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+                    $outcome = 'running (started since)'
+                } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled) {
+                    # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
+                    $outcome = 'left stopped (its start mode is Disabled)'
+                } else {
+                    $found[0].Start()
+                    $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+                    $outcome = 'Started'
+                }
+            } catch {
+                $reason = $_.Exception
+                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                $problem = $reason.Message
             } finally {
-                $service.Dispose()
+                foreach ($service in $found) { $service.Dispose() }
             }
+            if ($null -ne $problem) {
+                throw (New-OperationError 'AgentStartFailed' 'service_name' "service '$name' did not start again ($problem); see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)")
+            }
+            $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; outcome = $outcome }
         }
-        $started += 'service'
     }
     [System.IO.File]::Delete((Get-AgentStoppedPath $Folder))
-    return ,$started
+    return ,$outcomes
+}
+
+function New-OperationError([string] $Id, [string] $Property, [string] $Message) {
+    # An error with an id that, unlike Stop-Operation, ends nothing by itself: the caller may start the agent
+    # again and clean up first, then report it (Get-ErrorReport, Stop-Reported).
+    $exception = New-Object System.InvalidOperationException $Message
+    $exception.Data['UsercubeErrorId'] = $Id
+    $exception.Data['UsercubeErrorProperty'] = $Property
+    return $exception
+}
+
+function Get-ErrorReport([System.Exception] $Exception) {
+    # What an error says, to report it later: its id and property (New-OperationError's, or an operation's
+    # end's, from its envelope) and the innermost exception's message; no id for any other error.
+    for ($inner = $Exception; $null -ne $inner; $inner = $inner.InnerException) {
+        if ($inner.Data.Contains('UsercubeErrorId')) {
+            return [ordered]@{ id = [string]$inner.Data['UsercubeErrorId']; property = [string]$inner.Data['UsercubeErrorProperty']; message = $inner.Message }
+        }
+        if ($inner.Data.Contains('UsercubeEnvelope')) {
+            $envelope = $JsonSerializer.DeserializeObject([string]$inner.Data['UsercubeEnvelope'])
+            if ($envelope.ContainsKey('error')) {
+                $reported = $envelope['error']
+                return [ordered]@{ id = [string]$reported['id']; property = [string]$reported['property']; message = [string]$reported['message'] }
+            }
+        }
+    }
+    $reason = $Exception
+    while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+    return [ordered]@{ id = ''; property = ''; message = $reason.Message }
+}
+
+function Stop-Reported([System.Exception] $Exception) {
+    # Ends the operation with what Get-ErrorReport finds (UnexpectedError for an error without an id).
+    $report = Get-ErrorReport $Exception
+    $id = $report.id
+    if (-not $id) { $id = 'UnexpectedError' }
+    Stop-Operation -Id $id -Property $report.property -Message $report.message
+}
+
+function Get-AgentLabel($Spec) {
+    if ($Spec.app_pool) { return "application pool '$($Spec.app_pool)'" }
+    return "service '$($Spec.service_name)'"
 }
 
 function Undo-Swap([object[]] $Moves) {
@@ -232,7 +348,7 @@ function Restore-InterruptedSwap([string] $RuntimePath, [string] $Folder) {
     if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {
-            Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again"
+            Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again (what the installation stopped stays stopped until then: it would run a mix of both versions)"
         }
     }
     [void](Remove-TreeBestEffort ([System.IO.Path]::Combine($RuntimePath, $NewFolderName)))

@@ -6,7 +6,9 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 
 # The files the archive put in Runtime (the manifest's list: never keep_files, never files others wrote),
 # the folders they leave empty, and the staging folder. The agent is stopped first and not started again: its
-# program is gone (a service would fail to start; whatever removes the agent stops or deletes it too).
+# program is gone (a service would fail to start; whatever removes the agent stops or deletes it too). A file
+# a running program still maps (an exiting worker, or an agent this resource was not told about) cannot be
+# deleted: the removal then stops with RuntimeFilesInUse, keeping the manifest, and the next one goes on.
 $runtime = [string]$Spec.runtime_path
 $folder = Get-StagingFolder $runtime
 Assert-StagingFolder $folder
@@ -16,14 +18,27 @@ if ($before.ensure -eq 'present') {
     $present = @(@((Read-Manifest $folder).files) | Where-Object { [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, [string]$_)) })
 }
 $stopped = @()
-if ($present.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
-foreach ($file in $present) {
-    $path = [System.IO.Path]::Combine($runtime, [string]$file)
-    [System.IO.File]::SetAttributes($path, [System.IO.FileAttributes]::Normal)
-    [System.IO.File]::Delete($path)
+if ($present.Count -gt 0) {
+    $stopError = $null
+    try { $stopped = Stop-Agent $Spec $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $stopError = $_.Exception }
+    # Not started again: the record goes at once, so that no later set takes this stop for a broken run's.
+    [System.IO.File]::Delete((Get-AgentStoppedPath $folder))
+    if ($null -ne $stopError) { Stop-Reported $stopError }
+}
+$held = Remove-Files @($present | ForEach-Object { [System.IO.Path]::Combine($runtime, [string]$_) })
+if ($held.Count -gt 0) {
+    # The manifest stays: the next removal deletes what is left.
+    $hint = 'Stop the program that runs from it (the agent: give its app_pool or service_name to have it stopped), then run the removal again.'
+    if ($stopped.Count -gt 0) { $hint = "The agent ($(Get-AgentLabel $Spec)) was stopped, and its process may still be exiting (a pool's worker waits up to its shutdownTimeLimit, 90 s by default): run the removal again in a minute." }
+    Stop-Operation -Id 'RuntimeFilesInUse' -Property 'runtime_path' -Message "$($held.Count) of the archive's files in $runtime could not be deleted, as a program still holds them (a running program maps its images): $($held[0].path) ($($held[0].reason))$(if ($held.Count -gt 1) { ' and others' }). $hint The other files were deleted."
 }
 Remove-EmptyParents $runtime ([string[]]$present)
-foreach ($work in @($NewFolderName, $OldFolderName)) { Remove-Tree ([System.IO.Path]::Combine($runtime, $work)) }
+foreach ($work in @($NewFolderName, $OldFolderName)) {
+    $path = [System.IO.Path]::Combine($runtime, $work)
+    if (-not (Remove-TreeBestEffort $path)) {
+        Stop-Operation -Id 'RuntimeFilesInUse' -Property 'runtime_path' -Message "$path, left by an upgrade, still holds files a program maps (the previous version's, while its worker exits); the archive's files were deleted: run the removal again in a minute"
+    }
+}
 Remove-Tree $folder  # with agent-stopped.json and swap.json: nothing is left to start or undo
 $after = Get-ArchiveState $Spec
 if ($before.ensure -eq 'absent' -and $present.Count -eq 0) {

@@ -6,9 +6,10 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 
 # Installs the uploaded archive in Runtime:
 # 0. finishes what an interrupted run left: undoes a swap it did not commit (swap.json), starts the agent it
-#    stopped (agent-stopped.json), removes its work folders;
-# 1. checks the staging file against sha256 and every entry name, then extracts it into Runtime\.iac-new
-#    (a failure here leaves the running version untouched);
+#    stopped (agent-stopped.json; unless it is gone, runs, or was stopped on purpose since: see Start-Agent),
+#    removes its work folders;
+# 1. checks the staging file against sha256 and every entry name, then extracts it into Runtime\.iac-new,
+#    all from one handle no one else can write (a failure here leaves the running version untouched);
 # 2. stops the agent if a file it runs from is to be replaced or removed;
 # 3. moves each replaced or obsolete file to Runtime\.iac-old and each new one into place (same volume:
 #    renames, so each file keeps the permissions Runtime gives it), undoing every move on a failure;
@@ -26,7 +27,9 @@ if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     Restore-InterruptedSwap $runtime $folder
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
-foreach ($what in (Start-Agent $folder)) { $recovered += New-Change -Property "agent_$what" -Before 'stopped by an interrupted run' -After 'Started' }
+# (An operation's end, IisNotInstalled, goes on as it is; AgentStartFailed is reported with its id.)
+try { $outcomes = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+foreach ($start in $outcomes) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
 $before = Get-ArchiveState $Spec
 if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0) {
     # Left by a run that committed but could not delete them (held images), or was interrupted.
@@ -44,87 +47,138 @@ if ($before.held_sha256 -ne $sha) {
     Stop-Operation -Id 'ArchiveHashMismatch' -Property 'sha256' -Message "the uploaded file has SHA-256 $($before.held_sha256), not $sha; it was deleted, and the next run uploads it again"
 }
 
+# ZipArchive is in System.IO.Compression.dll, ZipFileExtensions in System.IO.Compression.FileSystem.dll.
+Add-Type -AssemblyName System.IO.Compression
 Add-Type -AssemblyName System.IO.Compression.FileSystem
-$keep = New-PathSet
-foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
-$files = @((Get-ArchiveFileList $partial $runtime) | Where-Object { -not $keep.Contains($_) })
-$incoming = New-PathSet
-foreach ($file in $files) { [void]$incoming.Add($file) }
-$previous = @()
-$manifest = Read-Manifest $folder
-if ($null -ne $manifest) { $previous = @($manifest.files) }
-$obsolete = @($previous | Where-Object { -not $incoming.Contains([string]$_) -and -not $keep.Contains([string]$_) -and [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, [string]$_)) })
-$replaced = @($files | Where-Object { [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, $_)) })
-
-$changes = @($recovered)
-if (-not [System.IO.Directory]::Exists($runtime)) {
-    [void][System.IO.Directory]::CreateDirectory($runtime)
-    $changes += New-Change -Property 'runtime_path' -Before $null -After $runtime
-}
-# No swap journal is left here (undone above): these hold nothing but copies and leftovers.
-Remove-Tree $new
-if (-not (Remove-TreeBestEffort $old)) {
-    Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$old, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
-}
-# ExtractToDirectory refuses to overwrite (IOException for a file that exists): $new is always new.
-$failure = $null
+# One handle for the check and the extraction, opened without write or delete sharing (FileShare.Read): while
+# it is open nobody can change, rename or replace the file (learn.microsoft.com CreateFile, dwShareMode), so
+# what is extracted is what was hashed here.
+$stream = [System.IO.FileStream]::new($partial, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
 try {
-    [System.IO.Compression.ZipFile]::ExtractToDirectory($partial, $new)
-} catch {
-    $failure = $_.Exception
+    $heldSha = Get-StreamSha256 $stream
+    if ($heldSha -ne $sha) {
+        $stream.Dispose()
+        [System.IO.File]::Delete($partial)
+        Stop-Operation -Id 'ArchiveHashMismatch' -Property 'sha256' -Message "the uploaded file has SHA-256 $heldSha, not $sha; it was deleted, and the next run uploads it again"
+    }
+    $stream.Position = 0
+    $archive = [System.IO.Compression.ZipArchive]::new($stream, [System.IO.Compression.ZipArchiveMode]::Read, $true)
+    try {
+        $keep = New-PathSet
+        foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
+        $files = @((Get-ArchiveFileList $archive $runtime) | Where-Object { -not $keep.Contains($_) })
+        $incoming = New-PathSet
+        foreach ($file in $files) { [void]$incoming.Add($file) }
+        $previous = @()
+        $manifest = Read-Manifest $folder
+        if ($null -ne $manifest) { $previous = @($manifest.files) }
+        $obsolete = @($previous | Where-Object { -not $incoming.Contains([string]$_) -and -not $keep.Contains([string]$_) -and [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, [string]$_)) })
+        $replaced = @($files | Where-Object { [System.IO.File]::Exists([System.IO.Path]::Combine($runtime, $_)) })
+
+        $changes = @($recovered)
+        if (-not [System.IO.Directory]::Exists($runtime)) {
+            [void][System.IO.Directory]::CreateDirectory($runtime)
+            $changes += New-Change -Property 'runtime_path' -Before $null -After $runtime
+        }
+        # No swap journal is left here (undone above): these hold nothing but copies and leftovers.
+        Remove-Tree $new
+        if (-not (Remove-TreeBestEffort $old)) {
+            Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$old, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
+        }
+        # ZipFileExtensions.ExtractToDirectory (what ZipFile.ExtractToDirectory calls once it opened the file)
+        # refuses to overwrite (IOException for a file that exists): $new is always new.
+        $failure = $null
+        try {
+            [System.IO.Compression.ZipFileExtensions]::ExtractToDirectory($archive, $new)
+        } catch {
+            $failure = $_.Exception
+        }
+    } finally {
+        $archive.Dispose()
+    }
+} finally {
+    $stream.Dispose()
 }
 if ($null -ne $failure) {
     while ($null -ne $failure.InnerException) { $failure = $failure.InnerException }
-    Remove-Tree $new
-    Stop-Operation -Id 'ExtractionFailed' -Property 'sha256' -Message "extracting $($Spec.archive_name) failed: $($failure.Message) The version in $runtime was not touched and still runs."
+    # (A cleanup error is secondary: added to the message, never in place of it.)
+    $cleanup = ''
+    try { Remove-Tree $new } catch { $cleanup = " Deleting what was extracted failed too: $((Get-ErrorReport $_.Exception).message) (the next run deletes it)." }
+    Stop-Operation -Id 'ExtractionFailed' -Property 'sha256' -Message "extracting $($Spec.archive_name) failed: $($failure.Message) The version in $runtime was not touched and still runs.$cleanup"
 }
 
 $plan = New-Object System.Collections.ArrayList
 foreach ($file in $replaced + $obsolete) { [void]$plan.Add(@([System.IO.Path]::Combine($runtime, [string]$file), [System.IO.Path]::Combine($old, [string]$file))) }
 foreach ($file in $files) { [void]$plan.Add(@([System.IO.Path]::Combine($new, $file), [System.IO.Path]::Combine($runtime, $file))) }
+# Every error of the swap is caught and kept (no finally: an error thrown there would replace it); the
+# first one is what the user sees, what follows (undo, start, cleanup) is added to its message.
 $stopped = @()
 $failure = $null
-$undoErrors = @()
+$swapBegun = $false
 try {
     if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
     Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
-    try {
-        foreach ($move in $plan) {
-            New-ParentFolder $move[1]
-            Move-FileWithRetry $move[0] $move[1]
-        }
-        Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files) })
-    } catch {
-        if (Test-OperationEnd $_.Exception) { throw }
-        $failure = $_.Exception
+    $swapBegun = $true
+    foreach ($move in $plan) {
+        New-ParentFolder $move[1]
+        Move-FileWithRetry $move[0] $move[1]
     }
-    if ($null -ne $failure) {
-        $undoErrors = Undo-Swap @($plan)
-    }
-} finally {
-    # Whatever happened above, what was stopped runs again (the record says what).
-    [void](Start-Agent $folder)
+    Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files) })
+} catch {
+    # An operation's end comes only from Import-IisAdministration (IIS missing), before anything was stopped.
+    if (Test-OperationEnd $_.Exception) { throw }
+    $failure = $_.Exception  # also Stop-Agent's AgentStopFailed, reported below with what followed
+}
+$undoErrors = @()
+if ($null -ne $failure) { $undoErrors = Undo-Swap @($plan) }
+# The agent is started again once the previous (or the new) version is whole; after an incomplete undo it
+# would run a mix of both, so it stays stopped with its record: the next run puts the rest back from
+# .iac-old (Restore-InterruptedSwap), then starts it.
+$started = @()
+$startError = $null
+if ($undoErrors.Count -eq 0) {
+    # (AgentStartFailed is reported below, after the swap's own error.)
+    try { $started = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $startError = Get-ErrorReport $_.Exception }
 }
 if ($null -ne $failure) {
-    while ($null -ne $failure.InnerException) { $failure = $failure.InnerException }
+    $first = Get-ErrorReport $failure
     if ($undoErrors.Count -gt 0) {
-        Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "installing $($Spec.archive_name) in $runtime failed: $($failure.Message) Putting the previous version back failed too: $($undoErrors -join '; '). The files not put back are in $old, which was kept; the next run tries again"
+        $agent = 'nothing had to be stopped for it'
+        if ($stopped.Count -gt 0) { $agent = "the agent ($(Get-AgentLabel $Spec)) was left stopped: it would run a mix of both versions" }
+        Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "installing $($Spec.archive_name) in $runtime failed: $($first.message) Putting the previous version back failed too: $($undoErrors -join '; '). The files not put back are in $old, which was kept; $agent. The next run puts them back, then starts what it stopped"
     }
-    [System.IO.File]::Delete((Get-SwapJournalPath $folder))
-    Remove-Tree $new
-    [void](Remove-TreeBestEffort $old)
-    Stop-Operation -Id 'SwapFailed' -Property 'sha256' -Message "installing $($Spec.archive_name) in $runtime failed: $($failure.Message) Every file was put back; the previous version runs."
+    $cleanupErrors = @()
+    try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
+    try { Remove-Tree $new } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
+    if (-not (Remove-TreeBestEffort $old)) { $cleanupErrors += "$old is still held (the next run deletes it)" }
+    $agent = 'the previous version is in place'
+    if ($stopped.Count -gt 0) { $agent = 'the previous version runs again' }
+    if ($null -ne $startError) { $agent = "the previous version is in place, but starting the agent again failed: $($startError.message)" }
+    $undone = 'Nothing in Runtime was changed'
+    if ($swapBegun) { $undone = 'Every file was put back' }
+    $message = "installing $($Spec.archive_name) in $runtime failed: $($first.message) $undone; $agent."
+    if ($cleanupErrors.Count -gt 0) { $message += " Cleaning up failed too: $($cleanupErrors -join '; ')." }
+    $id = 'SwapFailed'; $property = 'sha256'
+    if ($first.id) { $id = $first.id; $property = $first.property }
+    Stop-Operation -Id $id -Property $property -Message $message
 }
-[System.IO.File]::Delete((Get-SwapJournalPath $folder))
+if ($null -ne $startError) {
+    # Committed: the new version is in place; the record stays, so the next run starts the agent again.
+    Stop-Operation -Id 'AgentStartFailed' -Property $startError.property -Message "$($Spec.archive_name) was installed in $runtime, but $($startError.message)"
+}
+# Committed and started: what is left to clean up cannot fail the installation (reported as a change).
+$cleanupErrors = @()
+try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
 [void](Remove-TreeBestEffort $new)  # what is left: keep_files of the archive, empty folders
 $oldGone = Remove-TreeBestEffort $old
-Remove-EmptyParents $runtime ([string[]]$obsolete)
-[System.IO.File]::Delete($partial)
+try { Remove-EmptyParents $runtime ([string[]]$obsolete) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
+try { [System.IO.File]::Delete($partial) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
 
 $changes += New-Change -Property 'sha256' -Before $before.sha256 -After $sha
 $changes += New-Change -Property 'files' -Before @($previous).Count -After $files.Count
 if ($obsolete.Count -gt 0) { $changes += New-Change -Property 'removed_files' -Before $obsolete.Count -After 0 }
-foreach ($what in $stopped) { $changes += New-Change -Property "agent_$what" -Before 'Started' -After 'stopped for the upgrade, started again' }
+foreach ($start in $started) { $changes += New-Change -Property $start.property -Before "$($start.name): stopped for the upgrade" -After $start.outcome }
 if (-not $oldGone) { $changes += New-Change -Property 'work_folder' -Before $null -After "$old (still held by the exiting agent; the next run deletes it)" }
+if ($cleanupErrors.Count -gt 0) { $changes += New-Change -Property 'cleanup' -Before $null -After "not finished (the next run finishes it): $($cleanupErrors -join '; ')" }
 Complete-Operation -State (Get-ArchiveState $Spec) -Changed $true -Changes $changes
