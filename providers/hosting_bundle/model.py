@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
+from providers.framework.upload import absolute_local_path, sha256_hex
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # A name Windows accepts for a file (no folder, none of Path.GetInvalidFileNameChars()).
 _FILE_NAME = re.compile(r'^[^<>:"/\\|?*\x00-\x1f]{1,200}$')
@@ -67,9 +66,7 @@ class HostingBundleModel(ResourceModel):
     @field_validator("source_path")
     @classmethod
     def _absolute_local(cls, value: str) -> str:
-        if not os.path.isabs(value):
-            raise ValueError(f"{value!r} is not an absolute path on this machine; give the installer's full path")
-        return value
+        return absolute_local_path(value, "installer")
 
     @field_validator("installer_name")
     @classmethod
@@ -81,9 +78,7 @@ class HostingBundleModel(ResourceModel):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not _SHA256.match(value.lower()):
-            raise ValueError(f"{value!r} is not a SHA-256: give 64 hexadecimal digits")
-        return value.lower()
+        return sha256_hex(value)
 
     @field_validator("version")
     @classmethod
