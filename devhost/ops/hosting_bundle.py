@@ -1,20 +1,18 @@
 """SIMULATOR: model of providers/hosting_bundle/scripts/{get,chunk,set,remove}.ps1.
 
 The registry and IIS through devhost.iis, the installer's run through devhost.installers (a stand-in of the real
-Burn bundle), the staging folder's protected DACL through devhost.ntfs.
+Burn bundle), the staging folders and the upload through devhost.ops.staging (shared with the runtime archive).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from devhost import iis, installers, ntfs, power
 from devhost.fs import WindowsFs
+from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed
 from devhost.ps51 import ScriptFact
@@ -22,13 +20,13 @@ from devhost.ps51 import ScriptFact
 _KEYS = {"installer_name", "sha256", "size", "version", "install_timeout_s"}
 _CHUNK_KEYS = {"sha256", "size", "offset", "data"}
 STAGING_ROOT = "C:\\ProgramData\\UsercubeIac\\HostingBundle"  # [Environment]::GetFolderPath('CommonApplicationData')
-ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
 
 _ALL = ("hosting_bundle/get", "hosting_bundle/chunk", "hosting_bundle/set", "hosting_bundle/remove")
 _RESTART = ("hosting_bundle/restart",)
 _SET = ("hosting_bundle/set",)
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
 SCRIPT_FACTS = (
+    *staging.script_facts("hosting_bundle/chunk", ("hosting_bundle/chunk", "hosting_bundle/set"), _ALL),
     ScriptFact(
         _ALL,
         r"\[System\.IO\.Path\]::Combine\(\[Environment\]::GetFolderPath\('CommonApplicationData'\), 'UsercubeIac', "
@@ -36,15 +34,23 @@ SCRIPT_FACTS = (
         "the staging folder is %ProgramData%\\UsercubeIac\\HostingBundle",
     ),
     ScriptFact(
-        ("hosting_bundle/chunk", "hosting_bundle/set"),
-        r"\[System\.IO\.Directory\]::CreateDirectory\(\$Root, \(New-AdminOnlySecurity\)\)",
-        "the staging folder is created with its protected SYSTEM/Administrators DACL in the same call "
-        "(Directory.CreateDirectory(String, DirectorySecurity), .NET Framework)",
+        _SET,
+        r"Initialize-StagingFolder \(Get-InstallerFolder \$root \(\[string\]\$Spec\.sha256\)\)\s+"
+        r"\$installer = Publish-StagedInstaller",
+        "set makes every level down to the installer's own folder safe (or refuses it) before it publishes the file",
     ),
     ScriptFact(
-        ("hosting_bundle/chunk",),
-        r"\$stream\.SetLength\(\$offset\)\s+\$stream\.Position = \$offset",
-        "a chunk cuts the staging file to its offset before writing, so a chunk sent again lands where it did",
+        _SET,
+        r"\$hold = \[System\.IO\.FileStream\]::new\(\$Path, \[System\.IO\.FileMode\]::Open, "
+        r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+\$actual = \$null\s+try \{\s+"
+        r"\$actual = Get-StreamSha256 \$hold",
+        "the installer is hashed through a handle that shares reading only, kept open until the process has started "
+        "(CreateFileW dwShareMode: nobody can write, delete or rename it meanwhile)",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get",),
+        r"\$trusted = Test-StagingTrusted \(Get-InstallerFolder \$root",
+        "get counts nothing held in staging folders that are not safe (chunk and set repair or refuse them)",
     ),
     ScriptFact(
         ("hosting_bundle/get", "hosting_bundle/set"),
@@ -91,44 +97,11 @@ def _text(version: tuple[int, ...]) -> str:
 
 
 def partial_path(sha256: str) -> str:
-    return f"{STAGING_ROOT}\\upload-{sha256}.partial"
+    return staging.partial_path(STAGING_ROOT, sha256)
 
 
 def installer_folder(sha256: str) -> str:
     return f"{STAGING_ROOT}\\{sha256}"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _admin_only() -> ntfs.Descriptor:
-    both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
-    return ntfs.Descriptor(
-        protected=True, explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS]
-    )
-
-
-def is_admin_only(store: ntfs.NtfsStore, path: str) -> bool:
-    """Test-AdminOnly: protected, and every entry of SYSTEM or Administrators."""
-    descriptor = store.descriptor(path)
-    return descriptor.protected and all(ace.sid.upper() in ADMIN_SIDS for ace in descriptor.explicit)
-
-
-def _initialize_staging(fs: WindowsFs) -> None:
-    store = ntfs.NtfsStore(fs.root)
-    if not fs.resolve(STAGING_ROOT).is_dir():
-        fs.resolve(STAGING_ROOT.rsplit("\\", 1)[0]).mkdir(parents=True, exist_ok=True)
-        fs.resolve(STAGING_ROOT).mkdir()
-        store.set_descriptor(STAGING_ROOT, _admin_only())
-    elif not is_admin_only(store, STAGING_ROOT):
-        # SetAccessControl writes the DACL only: the owner stays.
-        owner = store.descriptor(STAGING_ROOT).owner
-        store.set_descriptor(STAGING_ROOT, ntfs.Descriptor(owner, True, _admin_only().explicit))
 
 
 def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
@@ -186,10 +159,11 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
     if state["action"] in ("install", "repair"):
         final = fs.resolve(f"{installer_folder(spec['sha256'])}\\{spec['installer_name']}")
         partial = fs.resolve(partial_path(spec["sha256"]))
-        if final.is_file() and final.stat().st_size == int(spec["size"]):
+        trusted = staging.is_trusted(fs, installer_folder(spec["sha256"]))
+        if trusted and final.is_file() and final.stat().st_size == int(spec["size"]):
             state["staged"] = True
-        elif partial.is_file():
-            state.update(held_bytes=partial.stat().st_size, held_sha256=_sha256_file(partial))
+        elif trusted and partial.is_file():
+            state.update(held_bytes=partial.stat().st_size, held_sha256=staging.sha256_file(partial))
     return state
 
 
@@ -208,36 +182,12 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 @operation
 def chunk(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _CHUNK_KEYS)
-    _initialize_staging(fs)
-    partial = fs.resolve(partial_path(spec["sha256"]))
-    offset = int(spec["offset"])
-    try:
-        data = base64.b64decode(spec["data"], validate=True)
-    except binascii.Error:
-        return fail("UnexpectedError", "The input is not a valid Base-64 string", category="NotSpecified")
-    if offset == 0:
-        for other in fs.resolve(STAGING_ROOT).glob("upload-*.partial"):
-            if other.name.lower() != partial.name.lower():
-                other.unlink()
-    held = partial.stat().st_size if partial.exists() else 0
-    if not (offset <= held and offset + len(data) <= int(spec["size"])):
-        partial.touch()  # FileMode.OpenOrCreate created it
-        return fail(
-            "UploadOutOfOrder",
-            f"a chunk of {len(data)} bytes at offset {offset} does not follow the {held} bytes held of {spec['size']}; "
-            "run the operation again (it continues from what the host holds)",
-            prop="size",
-        )
-    with partial.open("r+b" if partial.exists() else "w+b") as stream:
-        stream.truncate(offset)
-        stream.seek(offset)
-        stream.write(data)
-    held = partial.stat().st_size
-    return succeed({"held_bytes": held}, [change("held_bytes", offset, held)])
+    return staging.chunk(fs, spec, STAGING_ROOT, "")
 
 
 def _publish(fs: WindowsFs, spec: dict[str, Any]) -> str:
-    """Publish-StagedInstaller."""
+    """Publish-StagedInstaller, then Open-VerifiedInstaller's hash check (the hold itself is not modelled: no
+    other account acts on the simulated host while an operation runs)."""
     folder = installer_folder(spec["sha256"])
     final_path = f"{folder}\\{spec['installer_name']}"
     final = fs.resolve(final_path)
@@ -260,7 +210,7 @@ def _publish(fs: WindowsFs, spec: dict[str, Any]) -> str:
             f"the installer {spec['installer_name']} is not on the host; run up again to upload it",
             "sha256",
         )
-    actual = _sha256_file(final)
+    actual = staging.sha256_file(final)
     if actual != spec["sha256"]:
         final.unlink()
         raise _stop(
@@ -283,7 +233,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return succeed(before)
     if before["action"] == "blocked":
         return fail("RepairNeedsInstalledVersion", before["reason"], prop="version", category="InvalidArgument")
-    _initialize_staging(fs)
+    staging.initialize(fs, installer_folder(spec["sha256"]), "")
     installer = _publish(fs, spec)
     verb = "/repair" if before["action"] == "repair" else "/install"
     log = f"{installer_folder(spec['sha256'])}\\install.log"

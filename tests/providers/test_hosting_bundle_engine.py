@@ -12,7 +12,9 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from devhost import features, iis, installers, power
+from devhost import features, iis, installers, ntfs, power
+from devhost.ops import hosting_bundle as host_bundle
+from devhost.ops import staging
 from providers.hosting_bundle import HostingBundle
 from providers.hosting_bundle.local import inspect_installer
 from tests.providers.test_iis_app_pool_engine import secret_connection
@@ -206,9 +208,11 @@ def test_an_interrupted_upload_resumes_where_the_host_stopped(host: Target, engi
     iis.ensure_installed(state(host))
     path = installer(tmp_path, "8.0.11", size=1024 * 1024)
     found = inspect_installer(path, "8.0.11")
-    # What a dropped connection leaves: the first 512 KiB on the host.
+    # What a dropped connection leaves: the first 512 KiB on the host, in the admin-only folders chunk made.
     partial = host.windows_file(f"C:\\ProgramData\\UsercubeIac\\HostingBundle\\upload-{found.sha256}.partial")
     partial.parent.mkdir(parents=True, exist_ok=True)
+    for folder in staging.staging_levels(host_bundle.STAGING_ROOT):
+        ntfs.NtfsStore(state(host)).set_descriptor(folder, staging.admin_only())
     partial.write_bytes(path.read_bytes()[: 512 * 1024])
     stack = engine(bundle_program(host, path, "8.0.11"))
     mark = host.journal_mark()

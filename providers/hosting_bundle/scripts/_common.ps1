@@ -1,61 +1,38 @@
 # Helpers shared by the HostingBundle scripts: what the host has, where the installer is staged, what to do.
 #
 # The installer is staged in a folder only SYSTEM and Administrators can read or write: it runs elevated, and a
-# folder other accounts could write to would let them swap the file or plant a DLL beside it.
+# folder other accounts could write to would let them swap the file or plant a DLL beside it. Every level from
+# %ProgramData%\UsercubeIac down is owned by Administrators with a protected DACL, or refused (the shared upload
+# helpers, scripting/ps/_upload.ps1):
 #   %ProgramData%\UsercubeIac\HostingBundle\upload-<sha256>.partial    the installer while it travels
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\<installer name>  the complete installer, its hash checked
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\install.log       the installer's own log (/log)
+{% include '_upload.ps1' %}
 
-$AdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
 $SharedFramework = 'HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework'
 
 function Get-StagingRoot {
     return [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac', 'HostingBundle')
 }
 
-function Get-PartialPath([string] $Root, [string] $Sha256) {
-    return [System.IO.Path]::Combine($Root, "upload-$Sha256.partial")
-}
-
 function Get-InstallerFolder([string] $Root, [string] $Sha256) {
     return [System.IO.Path]::Combine($Root, $Sha256)
 }
 
-function Get-FileSha256([string] $Path) {
-    return (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash.ToLowerInvariant()
+function Initialize-StagingFolder([string] $Folder) {
+    # Created admin-only, or checked: refused (StagingFolderUntrusted) or its DACL put back. No setting to name:
+    # the fix is on the host.
+    Initialize-AdminOnlyFolder $Folder ''
 }
 
-function New-AdminOnlySecurity {
-    # Protected (nothing inherited from %ProgramData%, where Users may create files), SYSTEM and Administrators
-    # only, inherited by everything below.
-    $security = New-Object System.Security.AccessControl.DirectorySecurity
-    $security.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $AdminSids) {
-        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
-        $inheritance = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
-        $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inheritance, [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow)
-        $security.AddAccessRule($rule)
-    }
-    return $security
-}
-
-function Test-AdminOnly([string] $Path) {
-    $acl = [System.IO.Directory]::GetAccessControl($Path)
-    if (-not $acl.AreAccessRulesProtected) { return $false }
-    foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return $false }
+function Test-StagingTrusted([string] $Folder) {
+    # get changes nothing: what a folder that is not (yet) safe holds is not counted as uploaded; chunk and set
+    # then repair it or refuse it.
+    foreach ($path in (Get-StagingFolders $Folder)) {
+        if (-not [System.IO.Directory]::Exists($path)) { return $true }
+        if ($null -ne (Get-UntrustedReason $path)) { return $false }
     }
     return $true
-}
-
-function Initialize-StagingRoot([string] $Root) {
-    if (-not (Test-Path -LiteralPath $Root -PathType Container)) {
-        [void][System.IO.Directory]::CreateDirectory([System.IO.Path]::GetDirectoryName($Root))
-        # Created with its DACL in the same call: there is no moment at which it inherits %ProgramData%'s.
-        [void][System.IO.Directory]::CreateDirectory($Root, (New-AdminOnlySecurity))
-    } elseif (-not (Test-AdminOnly $Root)) {
-        [System.IO.Directory]::SetAccessControl($Root, (New-AdminOnlySecurity))
-    }
 }
 
 function Get-InstalledRuntimes {
@@ -158,9 +135,12 @@ function Get-BundleState($Spec) {
         $root = Get-StagingRoot
         $partial = Get-PartialPath $root ([string]$Spec.sha256)
         $final = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), [string]$Spec.installer_name)
-        if ([System.IO.File]::Exists($final) -and (New-Object System.IO.FileInfo $final).Length -eq [long]$Spec.size) {
+        # In folders that are not (yet) safe nothing counts as held: the upload starts again, into folders chunk
+        # makes safe first.
+        $trusted = Test-StagingTrusted (Get-InstallerFolder $root ([string]$Spec.sha256))
+        if ($trusted -and [System.IO.File]::Exists($final) -and (New-Object System.IO.FileInfo $final).Length -eq [long]$Spec.size) {
             $state.staged = $true
-        } elseif ([System.IO.File]::Exists($partial)) {
+        } elseif ($trusted -and [System.IO.File]::Exists($partial)) {
             $state.held_bytes = (New-Object System.IO.FileInfo $partial).Length
             $state.held_sha256 = Get-FileSha256 $partial
         }
@@ -169,7 +149,8 @@ function Get-BundleState($Spec) {
 }
 
 function Publish-StagedInstaller($Spec, [string] $Root) {
-    # The complete upload, its SHA-256 checked, moved to its own folder under its own name; the path to run.
+    # The complete upload, moved to its own folder under its own name; the path to run (Open-VerifiedInstaller
+    # checks its SHA-256).
     $folder = Get-InstallerFolder $Root ([string]$Spec.sha256)
     $final = [System.IO.Path]::Combine($folder, [string]$Spec.installer_name)
     $partial = Get-PartialPath $Root ([string]$Spec.sha256)
@@ -185,11 +166,6 @@ function Publish-StagedInstaller($Spec, [string] $Root) {
     if (-not [System.IO.File]::Exists($final)) {
         Stop-Operation -Id 'InstallerNotUploaded' -Property 'sha256' -Message "the installer $($Spec.installer_name) is not on the host; run up again to upload it"
     }
-    $actual = Get-FileSha256 $final
-    if ($actual -ne [string]$Spec.sha256) {
-        [System.IO.File]::Delete($final)
-        Stop-Operation -Id 'InstallerHashMismatch' -Property 'sha256' -Message "the uploaded installer has SHA-256 $actual, not $($Spec.sha256); it was deleted: run up again to send it anew"
-    }
     # Installers of other versions staged before are of no use any more.
     foreach ($other in [System.IO.Directory]::GetDirectories($Root)) {
         if (-not $other.Equals($folder, [System.StringComparison]::OrdinalIgnoreCase)) { [System.IO.Directory]::Delete($other, $true) }
@@ -197,7 +173,28 @@ function Publish-StagedInstaller($Spec, [string] $Root) {
     return $final
 }
 
-function Invoke-Installer([string] $Installer, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
+function Open-VerifiedInstaller([string] $Path, [string] $Sha256) {
+    # The installer opened for reading and shared for reading only: while this handle is open, an open that asks
+    # to write, delete or rename the file fails with a sharing violation (learn.microsoft.com CreateFileW,
+    # dwShareMode; FileShare.Read), so what runs is what was hashed here. The caller keeps it open until the
+    # process has started: CreateProcess opens the image to read and execute, which this share mode allows.
+    $hold = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
+    $actual = $null
+    try {
+        $actual = Get-StreamSha256 $hold
+    } catch {
+        $hold.Dispose()
+        throw
+    }
+    if ($actual -ne $Sha256) {
+        $hold.Dispose()
+        [System.IO.File]::Delete($Path)
+        Stop-Operation -Id 'InstallerHashMismatch' -Property 'sha256' -Message "the uploaded installer has SHA-256 $actual, not $Sha256; it was deleted: run up again to send it anew"
+    }
+    return $hold
+}
+
+function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
     # The bundle's own switches (its help text, dotnet/aspnetcore bundle.wxl: /install | /repair, /quiet,
     # /norestart "suppress any attempts to restart", /log). Process.Start rather than Start-Process: the exit code
     # of the installer itself, and a bound on the wait. The process gets no handle of the loop's request pipe
@@ -207,7 +204,12 @@ function Invoke-Installer([string] $Installer, [string] $Verb, [string] $Log, [i
     $info.Arguments = "$Verb /quiet /norestart /log `"$Log`""
     $info.UseShellExecute = $false
     $info.CreateNoWindow = $true
-    $process = [System.Diagnostics.Process]::Start($info)
+    $hold = Open-VerifiedInstaller $Installer $Sha256
+    try {
+        $process = [System.Diagnostics.Process]::Start($info)
+    } finally {
+        $hold.Dispose()
+    }
     try {
         if (-not $process.WaitForExit($TimeoutSeconds * 1000)) { return $null }
         return $process.ExitCode

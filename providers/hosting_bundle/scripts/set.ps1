@@ -13,12 +13,12 @@ if ($before.action -eq 'blocked') {
     Stop-Operation -Id 'RepairNeedsInstalledVersion' -Category 'InvalidArgument' -Property 'version' -Message $before.reason
 }
 $root = Get-StagingRoot
-Initialize-StagingRoot $root
+Initialize-StagingFolder (Get-InstallerFolder $root ([string]$Spec.sha256))
 $installer = Publish-StagedInstaller $Spec $root
 $verb = '/install'
 if ($before.action -eq 'repair') { $verb = '/repair' }
 $log = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), 'install.log')
-$code = Invoke-Installer $installer $verb $log ([int]$Spec.install_timeout_s)
+$code = Invoke-Installer $installer ([string]$Spec.sha256) $verb $log ([int]$Spec.install_timeout_s)
 if ($null -eq $code) {
     Stop-Operation -Id 'InstallerTimedOut' -Category 'OperationTimeout' -Property 'install_timeout_s' -Message "$($Spec.installer_name) $verb did not finish within $($Spec.install_timeout_s) s; it may still be running: see $log, then run up again"
 }
