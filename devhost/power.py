@@ -11,6 +11,7 @@ whose start type is Automatic. The state is written at once; only the server's u
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import os
@@ -69,6 +70,24 @@ def restart(state_dir: Path) -> None:
     temporary.write_text(json.dumps(data), encoding="utf-8")
     os.replace(temporary, path)
     _start_again(state_dir)
+
+
+def admin_restart(state_dir: Path) -> None:
+    """Out of band (tests, admin CLI): the operator restarted the machine; it is up again with a new boot time."""
+    data = _load(state_dir)
+    data["boot_time"] = time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(max(time.time(), _epoch(boot_time(state_dir)) + 1))
+    )
+    path = _file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(temporary, path)
+    _start_again(state_dir)
+
+
+def _epoch(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def _start_again(state_dir: Path) -> None:

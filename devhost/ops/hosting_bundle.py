@@ -6,6 +6,7 @@ Burn bundle), the staging folders and the upload through devhost.ops.staging (sh
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,18 @@ SCRIPT_FACTS = (
         _SET,
         r"if \(@\(0, 1638, 1641, 3010\) -notcontains \$code\)",
         "0, 1638, 1641 and 3010 are not failures by themselves: the state is read again after the run",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$code -eq 3010 -or \$code -eq 1641\) \{ Write-RestartRecord \$root \$code \(Get-BootTime\) \}\s+"
+        r"\$after = Get-BundleState \$Spec",
+        "the installer's own restart request (3010, 1641) is recorded with the boot it was made in, before the state "
+        "is read again; restart_pending is that record, not the machine's PendingFileRenameOperations",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"machine_restart_pending = \(Test-MachineRestartPending\)",
+        "the machine's pending restart (any software's) is reported apart, as information",
     ),
     ScriptFact(
         _RESTART,
@@ -131,7 +144,8 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "installed_versions": every,
         "iis_installed": iis_installed,
         "aspnetcore_module_present": module,
-        "restart_pending": installers.restart_pending(state_dir),
+        "restart_pending": _installer_restart_pending(fs),
+        "machine_restart_pending": installers.restart_pending(state_dir),
         "boot_time": power.boot_time(state_dir),
         "action": "none",
         "reason": "",
@@ -165,6 +179,18 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         elif trusted and partial.is_file():
             state.update(held_bytes=partial.stat().st_size, held_sha256=staging.sha256_file(partial))
     return state
+
+
+def restart_record_path() -> str:
+    return f"{STAGING_ROOT}\\restart-required.json"
+
+
+def _installer_restart_pending(fs: WindowsFs) -> bool:
+    """Test-InstallerRestartPending: a record of the installer's 3010 made in this boot, in safe folders."""
+    record = fs.resolve(restart_record_path())
+    if not staging.is_trusted(fs, STAGING_ROOT) or not record.is_file():
+        return False
+    return bool(json.loads(record.read_text(encoding="utf-8")).get("boot_time") == power.boot_time(fs.root))
 
 
 def fs_iis_installed(state_dir: Path) -> bool:
@@ -256,9 +282,10 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             f"{log} on the host",
             category="InvalidResult",
         )
-    after = _state(fs, spec)
     if code in (3010, 1641):
-        after["restart_pending"] = True
+        record = {"exit_code": code, "boot_time": power.boot_time(fs.root)}
+        fs.resolve(restart_record_path()).write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+    after = _state(fs, spec)
     after["last_action"] = verb.lstrip("/")
     after["exit_code"] = code
     if after["action"] != "none":

@@ -23,6 +23,7 @@ from providers.hosting_bundle import local
 from providers.hosting_bundle.model import HostingBundleModel
 
 REBOOT_REQUIRED = 3010  # ERROR_SUCCESS_REBOOT_REQUIRED
+RESTART_STARTED = 1641  # ERROR_SUCCESS_REBOOT_INITIATED
 RESTART_POLL_S = 5.0
 
 
@@ -33,6 +34,7 @@ class HostingBundleProvider(UploadingProvider):
         "installed_version",
         "aspnetcore_module_present",
         "restart_pending",
+        "machine_restart_pending",
         "last_action",
         "exit_code",
     )
@@ -64,9 +66,20 @@ class HostingBundleProvider(UploadingProvider):
         if state.get("action") in ("install", "repair") and not state.get("staged"):
             self._send(spec, spec.installer_name, state)
         after = self._run(spec, "set").state
+        if after.get("machine_restart_pending") and not after.get("restart_pending"):
+            # Not this resource's: other software's pending renames, or servicing (machine_restart_pending output).
+            pulumi.log.info(
+                f"{self._label(spec)} on {spec.connection.host}: the host waits for a restart the installer did not "
+                "ask for (PendingFileRenameOperations or component servicing); not done, not drift"
+            )
         if after.get("restart_pending") and after.get("exit_code") == REBOOT_REQUIRED and spec.restart:
             return self._restart(spec, after)
-        if after.get("restart_pending"):
+        if after.get("restart_pending") and after.get("exit_code") not in (REBOOT_REQUIRED, RESTART_STARTED):
+            pulumi.log.warn(
+                f"{self._label(spec)} on {spec.connection.host}: an earlier run of the installer asked for a restart "
+                "that is not done yet; restart the host when it suits you (`Restart-Computer`)"
+            )
+        elif after.get("restart_pending"):
             # Reported, not done: a restart in the middle of `up` cuts every operation in flight on the host and the
             # agents it serves; the operator restarts it in a maintenance window, or the stack allows it (restart,
             # and then every other resource of the host waits for this one).

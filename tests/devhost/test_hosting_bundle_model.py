@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devhost import installers, ntfs
+from devhost import iis, installers, ntfs, power
 from devhost.fs import WindowsFs
 from devhost.ops import hosting_bundle as model
 from devhost.ops import staging
@@ -102,3 +102,51 @@ def test_the_first_chunk_makes_the_partial_file_anew(fs: WindowsFs, data: bytes)
     assert chunk(fs, data, 0, 1000).ok
     assert ntfs.NtfsStore(fs.root).descriptor(partial).owner == "S-1-5-32-544", "deleted and created again"
     assert chunk(fs, data, 1000).ok and fs.resolve(partial).read_bytes() == data
+
+
+# -- the restart the installer asks for, apart from the machine's -------------------------------------------
+
+
+def busy_module(fs: WindowsFs) -> None:
+    """IIS with an AlwaysRunning pool: its w3wp.exe holds aspnetcorev2.dll, so an update of it waits for a restart."""
+    iis.ensure_installed(fs.root)
+    iis.install_hosting_bundle(fs.root, "8.0.10")
+    manager = iis.ServerManager(fs.root)
+    manager.set_pool_value(manager.add_pool("Busy"), "startMode", "AlwaysRunning")
+    manager.commit()
+
+
+def other_software_pending_renames(fs: WindowsFs) -> None:
+    """Another program's installer scheduled a rename for the next start (MoveFileEx, MOVEFILE_DELAY_UNTIL_REBOOT)."""
+    values = dict(iis.registry_key(fs.root, installers.SESSION_MANAGER) or {})
+    values[installers.PENDING_RENAMES] = [
+        "\\??\\C:\\Program Files\\Other\\other.dll.new",
+        "!\\??\\C:\\Other\\other.dll",
+    ]
+    iis.set_registry_key(fs.root, installers.SESSION_MANAGER, values)
+
+
+def test_other_softwares_pending_restart_is_information_not_the_installers(fs: WindowsFs, data: bytes) -> None:
+    other_software_pending_renames(fs)
+    before = model.get(fs, spec(data))
+    assert before.state["restart_pending"] is False and before.state["machine_restart_pending"] is True
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["exit_code"] == 0
+    assert done.state["restart_pending"] is False, "the installer did not ask for one"
+    assert done.state["machine_restart_pending"] is True
+    assert model.get(fs, spec(data)).state["action"] == "none", "installed: nothing to do, no drift"
+
+
+def test_the_installers_3010_is_recorded_until_the_host_restarts(fs: WindowsFs, data: bytes) -> None:
+    busy_module(fs)
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["exit_code"] == 3010 and done.state["restart_pending"] is True
+    assert model.get(fs, spec(data)).state["restart_pending"] is True, "still asked for: no restart yet"
+    # Clearing the machine's markers is not a restart: the installer's request stands.
+    installers.complete_restart(fs.root)
+    assert model.get(fs, spec(data)).state["restart_pending"] is True
+    power.admin_restart(fs.root)  # a new boot time
+    after = model.get(fs, spec(data)).state
+    assert after["restart_pending"] is False and after["machine_restart_pending"] is False

@@ -7,6 +7,7 @@
 #   %ProgramData%\UsercubeIac\HostingBundle\upload-<sha256>.partial    the installer while it travels
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\<installer name>  the complete installer, its hash checked
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\install.log       the installer's own log (/log)
+#   %ProgramData%\UsercubeIac\HostingBundle\restart-required.json      the installer asked for a restart (3010)
 {% include '_upload.ps1' %}
 
 $SharedFramework = 'HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework'
@@ -68,9 +69,31 @@ function Test-AspNetCoreModule {
     }
 }
 
-function Test-RestartPending {
-    # Windows Installer replaces a file in use at the next start: MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) records
-    # it in PendingFileRenameOperations (learn.microsoft.com, MoveFileExW); component servicing sets RebootPending.
+function Get-RestartRecordPath([string] $Root) {
+    return [System.IO.Path]::Combine($Root, 'restart-required.json')
+}
+
+function Write-RestartRecord([string] $Root, [int] $Code, [string] $BootTime) {
+    # What set records when the installer itself exits 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) or 1641: the boot it
+    # asked in. The machine's own pending-restart markers cannot tell whose restart they wait for.
+    $record = [ordered]@{ exit_code = $Code; boot_time = $BootTime }
+    [System.IO.File]::WriteAllText((Get-RestartRecordPath $Root), ($record | ConvertTo-Json -Compress), (New-Object System.Text.UTF8Encoding $false))
+}
+
+function Test-InstallerRestartPending([string] $BootTime) {
+    # The restart this resource's installer asked for, not done yet: a record made in this boot (a restart since
+    # gives another boot time, and the record no longer counts). Only in safe staging folders.
+    $root = Get-StagingRoot
+    $path = Get-RestartRecordPath $root
+    if (-not (Test-StagingTrusted $root) -or -not [System.IO.File]::Exists($path)) { return $false }
+    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
+    return ([string]$record.boot_time -eq $BootTime)
+}
+
+function Test-MachineRestartPending {
+    # Information only: whoever asked for it. Windows Installer replaces a file in use at the next start:
+    # MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) records it in PendingFileRenameOperations (learn.microsoft.com,
+    # MoveFileExW), for any software's installer; component servicing sets RebootPending.
     $session = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue
     $servicing = Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending'
     return (($null -ne $session) -or $servicing)
@@ -107,7 +130,8 @@ function Get-BundleState($Spec) {
         installed_versions = @($all)
         iis_installed = $iis
         aspnetcore_module_present = $module
-        restart_pending = (Test-RestartPending)
+        restart_pending = $false
+        machine_restart_pending = (Test-MachineRestartPending)
         boot_time = (Get-BootTime)
         action = 'none'
         reason = ''
@@ -115,6 +139,7 @@ function Get-BundleState($Spec) {
         held_sha256 = $null
         staged = $false
     }
+    $state.restart_pending = Test-InstallerRestartPending $state.boot_time
     if ($null -ne $installed) { $state.installed_version = $installed.ToString() }
     if ($null -eq $installed -or $installed -lt $requested) {
         $state.action = 'install'

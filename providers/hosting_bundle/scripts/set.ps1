@@ -31,8 +31,9 @@ if ($code -eq 1618) {
 if (@(0, 1638, 1641, 3010) -notcontains $code) {
     Stop-Operation -Id 'InstallerFailed' -Category 'InvalidResult' -Message "$($Spec.installer_name) $verb exited with $code (1603 is a fatal error of the installation); see the installer's log $log on the host"
 }
+# The installer's own restart request, recorded with the boot it was made in (get reports it until the host restarts).
+if ($code -eq 3010 -or $code -eq 1641) { Write-RestartRecord $root $code (Get-BootTime) }
 $after = Get-BundleState $Spec
-if ($code -eq 3010 -or $code -eq 1641) { $after.restart_pending = $true }
 $after['last_action'] = $verb.TrimStart('/')
 $after['exit_code'] = $code
 if ($after.action -ne 'none') {
