@@ -65,6 +65,21 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
+        r"\$info\.UseShellExecute = \$false\s+\$info\.CreateNoWindow = \$true\s+"
+        r"\$info\.RedirectStandardInput = \$true\s+\$info\.RedirectStandardOutput = \$true\s+"
+        r"\$info\.RedirectStandardError = \$true",
+        "the installer gets pipes of its own as stdin, stdout and stderr (ProcessStartInfo.RedirectStandard*), never "
+        "the loop's: devhost.installers models a process that writes nothing into the framed responses",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$process\.StandardInput\.Close\(\)\s+\[void\]\$process\.StandardOutput\.ReadToEndAsync\(\)\s+"
+        r"\[void\]\$process\.StandardError\.ReadToEndAsync\(\)",
+        "its redirected output is drained by .NET tasks (a full pipe would block it; an OutputDataReceived script "
+        "block would run on a thread-pool thread without a runspace)",
+    ),
+    ScriptFact(
+        _SET,
         r"if \(@\(0, 1638, 1641, 3010\) -notcontains \$code\)",
         "0, 1638, 1641 and 3010 are not failures by themselves: the state is read again after the run",
     ),

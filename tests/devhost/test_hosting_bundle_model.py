@@ -12,8 +12,10 @@ import pytest
 
 from devhost import iis, installers, ntfs, power
 from devhost.fs import WindowsFs
+from devhost.ops import SCRIPT_FACTS, staging
 from devhost.ops import hosting_bundle as model
-from devhost.ops import staging
+from devhost.ps51 import check_script
+from providers.scripting.runner import ScriptRef, render_script
 
 VERSION = "8.0.11"
 USER = "S-1-5-21-1-2-3-1001"  # a local user: Users may create folders in %ProgramData%
@@ -150,3 +152,14 @@ def test_the_installers_3010_is_recorded_until_the_host_restarts(fs: WindowsFs, 
     power.admin_restart(fs.root)  # a new boot time
     after = model.get(fs, spec(data)).state
     assert after["restart_pending"] is False and after["machine_restart_pending"] is False
+
+
+def test_an_installer_given_the_loops_handles_is_not_modelled() -> None:
+    # Finding 4: the installer must get pipes of its own, never the loop's stdout (which would keep the command open).
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    inheriting = script.replace("    $info.RedirectStandardOutput = $true\n", "")
+    assert inheriting != script
+    assert any(
+        "RedirectStandard" in problem for problem in check_script(SCRIPT_FACTS, "hosting_bundle/set", inheriting)
+    )

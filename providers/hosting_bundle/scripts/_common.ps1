@@ -222,13 +222,20 @@ function Open-VerifiedInstaller([string] $Path, [string] $Sha256) {
 function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
     # The bundle's own switches (its help text, dotnet/aspnetcore bundle.wxl: /install | /repair, /quiet,
     # /norestart "suppress any attempts to restart", /log). Process.Start rather than Start-Process: the exit code
-    # of the installer itself, and a bound on the wait. The process gets no handle of the loop's request pipe
-    # (loop.ps1 took it out of the inheritable handles). $null when it did not finish in time.
+    # of the installer itself, and a bound on the wait. $null when it did not finish in time.
+    # Its standard handles are pipes of its own: with UseShellExecute = $false and the three streams redirected,
+    # Process.Start gives it new pipes in STARTUPINFO (learn.microsoft.com, ProcessStartInfo.RedirectStandard*),
+    # so it never writes into the loop's framed responses; stdin is closed at once, and what it writes is read to
+    # the end by .NET tasks (ReadToEndAsync: no PowerShell script block on a thread-pool thread, and a full pipe
+    # never blocks it). The loop's own handles are not inheritable (loop.ps1), so it holds none of them either.
     $info = New-Object System.Diagnostics.ProcessStartInfo
     $info.FileName = $Installer
     $info.Arguments = "$Verb /quiet /norestart /log `"$Log`""
     $info.UseShellExecute = $false
     $info.CreateNoWindow = $true
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
     $hold = Open-VerifiedInstaller $Installer $Sha256
     try {
         $process = [System.Diagnostics.Process]::Start($info)
@@ -236,6 +243,9 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
         $hold.Dispose()
     }
     try {
+        $process.StandardInput.Close()
+        [void]$process.StandardOutput.ReadToEndAsync()
+        [void]$process.StandardError.ReadToEndAsync()
         if (-not $process.WaitForExit($TimeoutSeconds * 1000)) { return $null }
         return $process.ExitCode
     } finally {
