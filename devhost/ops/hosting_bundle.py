@@ -59,6 +59,18 @@ SCRIPT_FACTS = (
         "only runtimes of the installer's major.minor count (the runtime's roll-forward stays within it)",
     ),
     ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"\[Microsoft\.Win32\.RegistryKey\]::OpenBaseKey\(\[Microsoft\.Win32\.RegistryHive\]::LocalMachine, "
+        r"\[Microsoft\.Win32\.RegistryView\]::Registry32\)\s+try \{\s+\$key = \$base\.OpenSubKey\("
+        r"'SOFTWARE\\dotnet\\Setup\\InstalledVersions\\x64\\sharedfx\\Microsoft\.NETCore\.App'\)",
+        "the .NET runtime's versions are read in the 32-bit view (devhost.iis.NETCORE_APP_VERSIONS), value names",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"\} elseif \(\$null -eq \$netcore -or \$netcore -lt \$requested\) \{",
+        "the .NET runtime of the installer's major.minor, at its version or newer, is needed too (repair, or blocked)",
+    ),
+    ScriptFact(
         _SET,
         r'\$info\.Arguments = "\$Verb /quiet /norestart /log `"\$Log`""',
         'the installer runs as `<verb> /quiet /norestart /log "<log>"` (devhost.installers models exactly that)',
@@ -146,6 +158,11 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         every.append(_text(parsed))
         if parsed[:2] == requested[:2] and (installed is None or parsed > installed):
             installed = parsed
+    netcore: tuple[int, ...] | None = None
+    for text in installers.installed_netcore_runtimes(state_dir):
+        parsed = _version(text)
+        if parsed is not None and parsed[:2] == requested[:2] and (netcore is None or parsed > netcore):
+            netcore = parsed
     iis_installed = fs_iis_installed(state_dir)
     module = None
     if iis_installed:
@@ -157,6 +174,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "version": spec["version"],
         "installed_version": _text(installed) if installed else None,
         "installed_versions": every,
+        "netcore_installed_version": _text(netcore) if netcore else None,
         "iis_installed": iis_installed,
         "aspnetcore_module_present": module,
         "restart_pending": _installer_restart_pending(fs),
@@ -173,6 +191,19 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         state["action"] = "install"
         have = _text(installed) if installed else "none"
         state["reason"] = f"the host has ASP.NET Core runtime {family} at {have}, below {spec['version']}"
+    elif netcore is None or netcore < requested:
+        have = _text(netcore) if netcore else "none"
+        short = f"the host has the .NET runtime (Microsoft.NETCore.App) {family} at {have}, below {spec['version']}"
+        if installed == requested:
+            state["action"] = "repair"
+            state["reason"] = short
+        else:
+            state["action"] = "blocked"
+            state["reason"] = (
+                f"{short}, and the installed ASP.NET Core runtime {_text(installed)} is newer than this installer's "
+                f"{spec['version']}: only the installer of {_text(installed)} can repair it (/repair); give that one, "
+                "or a newer one, as the hosting bundle"
+            )
     elif iis_installed and not module:
         if installed == requested:
             state["action"] = "repair"

@@ -18,7 +18,8 @@ _FILE_NAME = re.compile(r'^[^<>:"/\\|?*\x00-\x1f]{1,200}$')
 class HostingBundleModel(ResourceModel):
     """The .NET Hosting Bundle: installed silently (`/install /quiet /norestart`) when the host has no ASP.NET Core
     runtime of the installer's major.minor at its version or newer, repaired (`/repair`) when IIS was installed after
-    it and AspNetCoreModuleV2 is missing; skipped otherwise. Never uninstalled; restarts the host only with restart."""
+    it and AspNetCoreModuleV2 is missing, or when the .NET runtime (Microsoft.NETCore.App) of that major.minor is below
+    the version; skipped otherwise. Never uninstalled; restarts the host only with restart."""
 
     kind = "HostingBundle"
 
@@ -57,9 +58,9 @@ class HostingBundleModel(ResourceModel):
     )
     installed: bool = prop(
         True,
-        description="Whether the host has the runtime at this version (or a newer one of its major.minor) and, when "
-        "IIS is installed, AspNetCoreModuleV2. Always true as desired; refresh reads it, so a module lost to an IIS "
-        "reinstall is drift that `up --refresh` repairs.",
+        description="Whether the host has the ASP.NET Core and .NET runtimes at this version (or newer ones of its "
+        "major.minor) and, when IIS is installed, AspNetCoreModuleV2. Always true as desired; refresh reads it, so "
+        "a module lost to an IIS reinstall is drift that `up --refresh` repairs.",
         manual="install-agents-saas-full-guide: Finalize, step 1 (repair the bundle when IIS came after it)",
     )
 

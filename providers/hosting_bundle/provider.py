@@ -32,6 +32,7 @@ class HostingBundleProvider(UploadingProvider):
     package = "providers.hosting_bundle"
     output_keys: ClassVar[tuple[str, ...]] = (
         "installed_version",
+        "netcore_installed_version",
         "aspnetcore_module_present",
         "restart_pending",
         "machine_restart_pending",

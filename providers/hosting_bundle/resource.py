@@ -21,6 +21,7 @@ class HostingBundle(Resource, module="windows", name="HostingBundle"):
     """
 
     installed_version: pulumi.Output[str]
+    netcore_installed_version: pulumi.Output[str]
     aspnetcore_module_present: pulumi.Output[bool]
     restart_pending: pulumi.Output[bool]
     machine_restart_pending: pulumi.Output[bool]
@@ -51,6 +52,7 @@ class HostingBundle(Resource, module="windows", name="HostingBundle"):
             "restart": restart,
             "installed": True,
             "installed_version": None,
+            "netcore_installed_version": None,
             "aspnetcore_module_present": None,
             "restart_pending": None,
             "machine_restart_pending": None,

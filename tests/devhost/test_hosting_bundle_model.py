@@ -163,3 +163,33 @@ def test_an_installer_given_the_loops_handles_is_not_modelled() -> None:
     assert any(
         "RedirectStandard" in problem for problem in check_script(SCRIPT_FACTS, "hosting_bundle/set", inheriting)
     )
+
+
+# -- the .NET runtime the bundle installs beside ASP.NET Core (finding 6) ---------------------------------------
+
+
+def drop_netcore(fs: WindowsFs, keep: list[str]) -> None:
+    """The .NET runtime uninstalled on its own (Programs and Features), or only older versions left."""
+    iis.set_registry_key(fs.root, iis.NETCORE_APP_VERSIONS, dict.fromkeys(keep, 1) or None)
+
+
+def test_the_net_runtime_removed_on_its_own_is_repaired(fs: WindowsFs, data: bytes) -> None:
+    iis.install_hosting_bundle(fs.root, VERSION)
+    assert model.get(fs, spec(data)).state["action"] == "none"
+    drop_netcore(fs, ["8.0.10", "9.0.1"])  # an older 8.0 and another family do not count
+    state = model.get(fs, spec(data)).state
+    assert state["action"] == "repair" and state["netcore_installed_version"] == "8.0.10", state
+    assert "Microsoft.NETCore.App" in state["reason"]
+    assert chunk(fs, data).ok
+    repaired = model.set_(fs, spec(data))
+    assert repaired.ok and repaired.state["last_action"] == "repair", repaired
+    assert repaired.state["action"] == "none" and repaired.state["netcore_installed_version"] == VERSION
+
+
+def test_the_net_runtime_missing_under_a_newer_aspnetcore_is_blocked_with_the_fix(fs: WindowsFs, data: bytes) -> None:
+    iis.install_hosting_bundle(fs.root, "8.0.12")
+    drop_netcore(fs, [])
+    state = model.get(fs, spec(data)).state
+    assert state["action"] == "blocked" and "only the installer of 8.0.12 can repair it" in state["reason"]
+    stopped = model.set_(fs, spec(data))
+    assert not stopped.ok and stopped.error is not None and stopped.error["id"] == "RepairNeedsInstalledVersion"

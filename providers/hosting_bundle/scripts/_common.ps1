@@ -53,6 +53,44 @@ function Get-InstalledRuntimes {
     return , $found.ToArray()
 }
 
+function Get-InstalledNetCoreRuntimes {
+    # The .NET runtime (Microsoft.NETCore.App) the bundle installs beside ASP.NET Core: its installer records each
+    # version as a value named after it under SOFTWARE\dotnet\Setup\InstalledVersions\x64\sharedfx\
+    # Microsoft.NETCore.App in the 32-bit registry view (WOW6432Node seen from 64 bits), where Microsoft's
+    # dotnet/project-system reads it (NetCoreRuntimeVersionsRegistryReader.cs). Opened in that view explicitly,
+    # whatever the bitness of this powershell.exe (RegistryKey.OpenBaseKey, RegistryView.Registry32).
+    $found = New-Object 'System.Collections.Generic.List[version]'
+    $base = [Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry32)
+    try {
+        $key = $base.OpenSubKey('SOFTWARE\dotnet\Setup\InstalledVersions\x64\sharedfx\Microsoft.NETCore.App')
+        if ($null -ne $key) {
+            try {
+                foreach ($name in $key.GetValueNames()) {
+                    $parsed = $null
+                    if ([version]::TryParse($name, [ref]$parsed)) { $found.Add($parsed) }
+                }
+            } finally {
+                $key.Dispose()
+            }
+        }
+    } finally {
+        $base.Dispose()
+    }
+    return , $found.ToArray()
+}
+
+function Get-NewestOfFamily([version[]] $Versions, [version] $Requested) {
+    # An app built for 8.0 rolls forward to the newest 8.0.x, never to 9.0 (the runtime's default roll-forward
+    # policy, learn.microsoft.com "Select the .NET version to use"): only the same major.minor counts.
+    $newest = $null
+    foreach ($candidate in $Versions) {
+        if ($candidate.Major -eq $Requested.Major -and $candidate.Minor -eq $Requested.Minor) {
+            if ($null -eq $newest -or $candidate -gt $newest) { $newest = $candidate }
+        }
+    }
+    return $newest
+}
+
 function Test-IisInstalled {
     $inetStp = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\InetStp' -ErrorAction SilentlyContinue
     return ($null -ne $inetStp -and $null -ne $inetStp.PSObject.Properties['MajorVersion'])
@@ -120,6 +158,7 @@ function Get-BundleState($Spec) {
             if ($null -eq $installed -or $runtime -gt $installed) { $installed = $runtime }
         }
     }
+    $netcore = Get-NewestOfFamily (Get-InstalledNetCoreRuntimes) $requested
     $iis = Test-IisInstalled
     $module = $null
     if ($iis) { $module = Test-AspNetCoreModule }
@@ -128,6 +167,7 @@ function Get-BundleState($Spec) {
         version = [string]$Spec.version
         installed_version = $null
         installed_versions = @($all)
+        netcore_installed_version = $null
         iis_installed = $iis
         aspnetcore_module_present = $module
         restart_pending = $false
@@ -141,11 +181,24 @@ function Get-BundleState($Spec) {
     }
     $state.restart_pending = Test-InstallerRestartPending $state.boot_time
     if ($null -ne $installed) { $state.installed_version = $installed.ToString() }
+    if ($null -ne $netcore) { $state.netcore_installed_version = $netcore.ToString() }
     if ($null -eq $installed -or $installed -lt $requested) {
         $state.action = 'install'
         $have = 'none'
         if ($null -ne $installed) { $have = $installed.ToString() }
         $state.reason = "the host has ASP.NET Core runtime $family at $have, below $($Spec.version)"
+    } elseif ($null -eq $netcore -or $netcore -lt $requested) {
+        # ASP.NET Core runs on the .NET runtime: both must be there. Burn plans nothing for an /install of a bundle
+        # already registered, so the runtime removed on its own comes back with a /repair of the same bundle.
+        $have = 'none'
+        if ($null -ne $netcore) { $have = $netcore.ToString() }
+        if ($installed -eq $requested) {
+            $state.action = 'repair'
+            $state.reason = "the host has the .NET runtime (Microsoft.NETCore.App) $family at $have, below $($Spec.version)"
+        } else {
+            $state.action = 'blocked'
+            $state.reason = "the host has the .NET runtime (Microsoft.NETCore.App) $family at $have, below $($Spec.version), and the installed ASP.NET Core runtime $installed is newer than this installer's $($Spec.version): only the installer of $installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
+        }
     } elseif ($iis -and -not $module) {
         if ($installed -eq $requested) {
             $state.action = 'repair'
