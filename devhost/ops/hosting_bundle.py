@@ -193,29 +193,11 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         state["reason"] = f"the host has ASP.NET Core runtime {family} at {have}, below {spec['version']}"
     elif netcore is None or netcore < requested:
         have = _text(netcore) if netcore else "none"
-        short = f"the host has the .NET runtime (Microsoft.NETCore.App) {family} at {have}, below {spec['version']}"
-        if installed == requested:
-            state["action"] = "repair"
-            state["reason"] = short
-        else:
-            state["action"] = "blocked"
-            state["reason"] = (
-                f"{short}, and the installed ASP.NET Core runtime {_text(installed)} is newer than this installer's "
-                f"{spec['version']}: only the installer of {_text(installed)} can repair it (/repair); give that one, "
-                "or a newer one, as the hosting bundle"
-            )
+        missing = f"the host has the .NET runtime (Microsoft.NETCore.App) {family} at {have}, below {spec['version']}"
+        _repair_action(state, installed, requested, missing)
     elif iis_installed and not module:
-        if installed == requested:
-            state["action"] = "repair"
-            state["reason"] = "AspNetCoreModuleV2 is missing from IIS: the hosting bundle was installed before IIS"
-        else:
-            state["action"] = "blocked"
-            state["reason"] = (
-                f"AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS), and the "
-                f"installed runtime {_text(installed)} is newer than this installer's {spec['version']}: only the "
-                f"installer of {_text(installed)} can repair it (/repair); give that one, or a newer one, as the "
-                "hosting bundle"
-            )
+        missing = "AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS)"
+        _repair_action(state, installed, requested, missing)
     if state["action"] in ("install", "repair"):
         final = fs.resolve(f"{installer_folder(spec['sha256'])}\\{spec['installer_name']}")
         partial = fs.resolve(partial_path(spec["sha256"]))
@@ -225,6 +207,19 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         elif trusted and partial.is_file():
             state.update(held_bytes=partial.stat().st_size, held_sha256=staging.sha256_file(partial))
     return state
+
+
+def _repair_action(state: dict[str, Any], installed: tuple[int, ...], requested: tuple[int, ...], missing: str) -> None:
+    """Set-RepairAction: a repair by the installed version's own bundle, or blocked naming it."""
+    if installed == requested:
+        state.update(action="repair", reason=missing)
+        return
+    state.update(
+        action="blocked",
+        reason=f"{missing}, and the installed ASP.NET Core runtime {_text(installed)} is newer than this installer's "
+        f"{_text(requested)}: only the installer of {_text(installed)} can repair it (/repair); give that one, or a "
+        "newer one, as the hosting bundle",
+    )
 
 
 def restart_record_path() -> str:

@@ -143,6 +143,18 @@ function Get-BootTime {
     return ([datetime]$os.LastBootUpTime).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
+function Set-RepairAction($State, [version] $Installed, [version] $Requested, [string] $Missing) {
+    # What the bundle of the installed version lacks comes back with its /repair; only that bundle's own installer
+    # can repair it, so with a newer one installed the operation is blocked, naming the installer to give.
+    if ($Installed -eq $Requested) {
+        $State.action = 'repair'
+        $State.reason = $Missing
+    } else {
+        $State.action = 'blocked'
+        $State.reason = "$Missing, and the installed ASP.NET Core runtime $Installed is newer than this installer's $Requested`: only the installer of $Installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
+    }
+}
+
 function Get-BundleState($Spec) {
     # What the host has, and what set would do about it: none, install, repair, or blocked (with the reason).
     $requested = [version][string]$Spec.version
@@ -192,21 +204,9 @@ function Get-BundleState($Spec) {
         # already registered, so the runtime removed on its own comes back with a /repair of the same bundle.
         $have = 'none'
         if ($null -ne $netcore) { $have = $netcore.ToString() }
-        if ($installed -eq $requested) {
-            $state.action = 'repair'
-            $state.reason = "the host has the .NET runtime (Microsoft.NETCore.App) $family at $have, below $($Spec.version)"
-        } else {
-            $state.action = 'blocked'
-            $state.reason = "the host has the .NET runtime (Microsoft.NETCore.App) $family at $have, below $($Spec.version), and the installed ASP.NET Core runtime $installed is newer than this installer's $($Spec.version): only the installer of $installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
-        }
+        Set-RepairAction $state $installed $requested "the host has the .NET runtime (Microsoft.NETCore.App) $family at $have, below $($Spec.version)"
     } elseif ($iis -and -not $module) {
-        if ($installed -eq $requested) {
-            $state.action = 'repair'
-            $state.reason = 'AspNetCoreModuleV2 is missing from IIS: the hosting bundle was installed before IIS'
-        } else {
-            $state.action = 'blocked'
-            $state.reason = "AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS), and the installed runtime $installed is newer than this installer's $($Spec.version): only the installer of $installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
-        }
+        Set-RepairAction $state $installed $requested 'AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS)'
     }
     if ($state.action -eq 'install' -or $state.action -eq 'repair') {
         # Only when something is to run: hashing a 100 MB installer takes a while.
