@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from providers.framework.upload import CHUNK_BYTES, upload
 from providers.runtime_archive.local import inspect_archive
 from providers.runtime_archive.model import RuntimeArchiveModel
-from providers.runtime_archive.upload import CHUNK_BYTES, upload
 from providers.scripting.runner import ScriptRef, encode_request, run_script
 from providers.transport.channel import STDIN_CHUNK_BYTES
 from providers.transport.connection import HostConnection

@@ -173,10 +173,9 @@ def _feature_remove(args: argparse.Namespace) -> int:
 
 
 def _restart(args: argparse.Namespace) -> int:
-    from devhost import features, installers
+    from devhost import power
 
-    features.admin_restart(args.state)
-    installers.complete_restart(args.state)
+    power.admin_restart(args.state)  # a new boot time; the renames and feature changes waiting for it done
     print("devhost (simulator): restarted (pending restart cleared)")
     return 0
 

@@ -52,6 +52,11 @@ _LOOP_STATEMENTS = (
     # pipe: a synchronous ReadFile pending on it blocks their C runtime start-up (python/cpython#78961).
     "[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_INPUT_HANDLE), 1, 0)",
     "[void]$kernel32::SetStdHandle($STD_INPUT_HANDLE, [IntPtr]::Zero)",
+    # Nor its stdout and stderr: CreateProcess with bInheritHandles TRUE (what .NET Framework's Process.Start
+    # passes) gives a child every inheritable handle (learn.microsoft.com, CreateProcessW); one holding the stdout
+    # pipe keeps the WinRM command open and can write into the framed responses.
+    "[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_OUTPUT_HANDLE), 1, 0)",
+    "[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_ERROR_HANDLE), 1, 0)",
     "[void]$pool.SetMaxRunspaces(32)",
     "$instance.RunspacePool = $pool",
     "AddScript($operation, $true).AddArgument($argument)",

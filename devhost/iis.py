@@ -42,6 +42,11 @@ T = TypeVar("T")
 CONFIG_PATH = "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config"
 INETSTP = "HKLM:\\SOFTWARE\\Microsoft\\InetStp"
 ASPNETCORE_SHARED_FRAMEWORK = "HKLM:\\SOFTWARE\\Microsoft\\ASP.NET Core\\Shared Framework"
+# The .NET runtime's installer records each version as a value named after it, in the 32-bit registry view (seen
+# from 64 bits under WOW6432Node; dotnet/project-system NetCoreRuntimeVersionsRegistryReader.cs reads it there).
+NETCORE_APP_VERSIONS = (
+    "HKLM:\\SOFTWARE\\WOW6432Node\\dotnet\\Setup\\InstalledVersions\\x64\\sharedfx\\Microsoft.NETCore.App"
+)
 ASPNETCORE_MODULE = "AspNetCoreModuleV2"
 ASPNETCORE_MODULE_IMAGE = "%ProgramFiles%\\IIS\\Asp.Net Core Module\\V2\\aspnetcorev2.dll"
 DEFAULT_POOL = "DefaultAppPool"
@@ -337,8 +342,16 @@ def install_hosting_bundle(state_dir: Path, version: str) -> None:
     full = ".".join(parts + ["0"] * (3 - len(parts)))
     key = f"{ASPNETCORE_SHARED_FRAMEWORK}\\v{parts[0]}.{parts[1]}\\{full}"
     _set_registry(state_dir, key, {"Version": f"{full}.0"})
+    register_netcore_runtime(state_dir, full)  # the bundle carries the .NET runtime of the same version
     if is_installed(state_dir):
         add_global_module(state_dir, ASPNETCORE_MODULE, ASPNETCORE_MODULE_IMAGE)
+
+
+def register_netcore_runtime(state_dir: Path, version: str) -> None:
+    """The .NET runtime's installer (alone, or inside the hosting bundle) records its version."""
+    values = dict(registry_key(state_dir, NETCORE_APP_VERSIONS) or {})
+    values[version] = 1
+    _set_registry(state_dir, NETCORE_APP_VERSIONS, values)
 
 
 def add_global_module(state_dir: Path, name: str, image: str) -> None:

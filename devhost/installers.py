@@ -19,7 +19,9 @@ What a run does, with its exit code, from Microsoft's documentation where it say
   the related bundle and refuses it, exit 1638 (ERROR_PRODUCT_VERSION, "Another version of this product is already
   installed", learn.microsoft.com "MsiExec.exe and InstMsi.exe error messages"; WiX's standard bootstrapper
   application records BOOTSTRAPPER_RELATED_OPERATION_DOWNGRADE);
-- ``/repair`` of the installed version adds AspNetCoreModuleV2 when IIS is there and the module is not: exit 0;
+- ``/repair`` of the installed version adds AspNetCoreModuleV2 when IIS is there and the module is not, and
+  records the .NET runtime (Microsoft.NETCore.App) of its version again (a Burn repair repairs every package of the
+  bundle, the runtime's MSI among them): exit 0;
   ``/repair`` of a version that is not installed is not modelled (refused);
 - replacing ``aspnetcorev2.dll`` while an IIS worker process has it loaded (a started pool with start mode
   AlwaysRunning has its w3wp.exe running, and every worker loads the global modules) cannot happen in place: Windows
@@ -83,6 +85,11 @@ def installed_runtimes(state_dir: Path) -> list[str]:
     for family in iis.registry_subkeys(state_dir, iis.ASPNETCORE_SHARED_FRAMEWORK):
         found += iis.registry_subkeys(state_dir, f"{iis.ASPNETCORE_SHARED_FRAMEWORK}\\{family}")
     return found
+
+
+def installed_netcore_runtimes(state_dir: Path) -> list[str]:
+    """Every .NET runtime (Microsoft.NETCore.App) version the registry lists (value names, 32-bit view)."""
+    return sorted((iis.registry_key(state_dir, iis.NETCORE_APP_VERSIONS) or {}).keys())
 
 
 def module_registered(state_dir: Path) -> bool:
@@ -149,6 +156,7 @@ def _apply(state_dir: Path, verb: str, version: str) -> int:
     if verb == "/repair":
         if wanted not in same_family:
             raise NotModelled(f"SIMULATOR: /repair of hosting bundle {version}, not installed, is not modelled")
+        iis.register_netcore_runtime(state_dir, version)  # a repair reinstalls every package of the bundle
         return _write_module(state_dir)
     if any(other > wanted for other in same_family):
         return PRODUCT_VERSION

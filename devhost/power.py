@@ -11,6 +11,7 @@ whose start type is Automatic. The state is written at once; only the server's u
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import os
@@ -63,12 +64,31 @@ def restart(state_dir: Path) -> None:
         down_until=start + seconds,
         boot_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + seconds)),
     )
+    _save(state_dir, data)
+    _start_again(state_dir)
+
+
+def admin_restart(state_dir: Path) -> None:
+    """Out of band (tests, admin CLI): the operator restarted the machine; it is up again with a new boot time."""
+    data = _load(state_dir)
+    # Later than the boot time it had, also for two restarts within one second.
+    data["boot_time"] = time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(max(time.time(), _epoch(boot_time(state_dir)) + 1))
+    )
+    _save(state_dir, data)
+    _start_again(state_dir)
+
+
+def _save(state_dir: Path, data: dict[str, Any]) -> None:
     path = _file(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
     os.replace(temporary, path)
-    _start_again(state_dir)
+
+
+def _epoch(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def _start_again(state_dir: Path) -> None:

@@ -1,20 +1,19 @@
 """SIMULATOR: model of providers/hosting_bundle/scripts/{get,chunk,set,remove}.ps1.
 
 The registry and IIS through devhost.iis, the installer's run through devhost.installers (a stand-in of the real
-Burn bundle), the staging folder's protected DACL through devhost.ntfs.
+Burn bundle), the staging folders and the upload through devhost.ops.staging (shared with the runtime archive).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from devhost import iis, installers, ntfs, power
 from devhost.fs import WindowsFs
+from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed
 from devhost.ps51 import ScriptFact
@@ -22,13 +21,13 @@ from devhost.ps51 import ScriptFact
 _KEYS = {"installer_name", "sha256", "size", "version", "install_timeout_s"}
 _CHUNK_KEYS = {"sha256", "size", "offset", "data"}
 STAGING_ROOT = "C:\\ProgramData\\UsercubeIac\\HostingBundle"  # [Environment]::GetFolderPath('CommonApplicationData')
-ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
 
 _ALL = ("hosting_bundle/get", "hosting_bundle/chunk", "hosting_bundle/set", "hosting_bundle/remove")
 _RESTART = ("hosting_bundle/restart",)
 _SET = ("hosting_bundle/set",)
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
 SCRIPT_FACTS = (
+    *staging.script_facts("hosting_bundle/chunk", ("hosting_bundle/chunk", "hosting_bundle/set"), _ALL),
     ScriptFact(
         _ALL,
         r"\[System\.IO\.Path\]::Combine\(\[Environment\]::GetFolderPath\('CommonApplicationData'\), 'UsercubeIac', "
@@ -36,20 +35,40 @@ SCRIPT_FACTS = (
         "the staging folder is %ProgramData%\\UsercubeIac\\HostingBundle",
     ),
     ScriptFact(
-        ("hosting_bundle/chunk", "hosting_bundle/set"),
-        r"\[System\.IO\.Directory\]::CreateDirectory\(\$Root, \(New-AdminOnlySecurity\)\)",
-        "the staging folder is created with its protected SYSTEM/Administrators DACL in the same call "
-        "(Directory.CreateDirectory(String, DirectorySecurity), .NET Framework)",
+        _SET,
+        r"Initialize-StagingFolder \(Get-InstallerFolder \$root \(\[string\]\$Spec\.sha256\)\)\s+"
+        r"\$installer = Publish-StagedInstaller",
+        "set makes every level down to the installer's own folder safe (or refuses it) before it publishes the file",
     ),
     ScriptFact(
-        ("hosting_bundle/chunk",),
-        r"\$stream\.SetLength\(\$offset\)\s+\$stream\.Position = \$offset",
-        "a chunk cuts the staging file to its offset before writing, so a chunk sent again lands where it did",
+        _SET,
+        r"\$hold = \[System\.IO\.FileStream\]::new\(\$Path, \[System\.IO\.FileMode\]::Open, "
+        r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+\$actual = \$null\s+try \{\s+"
+        r"\$actual = Get-StreamSha256 \$hold",
+        "the installer is hashed through a handle that shares reading only, kept open until the process has started "
+        "(CreateFileW dwShareMode: nobody can write, delete or rename it meanwhile)",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get",),
+        r"\$trusted = Test-StagingTrusted \(Get-InstallerFolder \$root",
+        "get counts nothing held in staging folders that are not safe (chunk and set repair or refuse them)",
     ),
     ScriptFact(
         ("hosting_bundle/get", "hosting_bundle/set"),
         r"if \(\$runtime\.Major -eq \$requested\.Major -and \$runtime\.Minor -eq \$requested\.Minor\)",
         "only runtimes of the installer's major.minor count (the runtime's roll-forward stays within it)",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"\[Microsoft\.Win32\.RegistryKey\]::OpenBaseKey\(\[Microsoft\.Win32\.RegistryHive\]::LocalMachine, "
+        r"\[Microsoft\.Win32\.RegistryView\]::Registry32\)\s+try \{\s+\$key = \$base\.OpenSubKey\("
+        r"'SOFTWARE\\dotnet\\Setup\\InstalledVersions\\x64\\sharedfx\\Microsoft\.NETCore\.App'\)",
+        "the .NET runtime's versions are read in the 32-bit view (devhost.iis.NETCORE_APP_VERSIONS), value names",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"\} elseif \(\$null -eq \$netcore -or \$netcore -lt \$requested\) \{",
+        "the .NET runtime of the installer's major.minor, at its version or newer, is needed too (repair, or blocked)",
     ),
     ScriptFact(
         _SET,
@@ -58,8 +77,35 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
+        r"\$info\.UseShellExecute = \$false\s+\$info\.CreateNoWindow = \$true\s+"
+        r"\$info\.RedirectStandardInput = \$true\s+\$info\.RedirectStandardOutput = \$true\s+"
+        r"\$info\.RedirectStandardError = \$true",
+        "the installer gets pipes of its own as stdin, stdout and stderr (ProcessStartInfo.RedirectStandard*), never "
+        "the loop's: devhost.installers models a process that writes nothing into the framed responses",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$process\.StandardInput\.Close\(\)\s+\[void\]\$process\.StandardOutput\.ReadToEndAsync\(\)\s+"
+        r"\[void\]\$process\.StandardError\.ReadToEndAsync\(\)",
+        "its redirected output is drained by .NET tasks (a full pipe would block it; an OutputDataReceived script "
+        "block would run on a thread-pool thread without a runspace)",
+    ),
+    ScriptFact(
+        _SET,
         r"if \(@\(0, 1638, 1641, 3010\) -notcontains \$code\)",
         "0, 1638, 1641 and 3010 are not failures by themselves: the state is read again after the run",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$code -eq 3010 -or \$code -eq 1641\) \{ Write-RestartRecord \$root \$code \(Get-BootTime\) \}\s+"
+        r"\$after = Get-BundleState \$Spec",
+        "the installer's own restart request (3010, 1641) is recorded with the boot it was made in, before the state "
+        "is read again; restart_pending is that record, not the machine's PendingFileRenameOperations",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"machine_restart_pending = \(Test-MachineRestartPending\)",
+        "the machine's pending restart (any software's) is reported apart, as information",
     ),
     ScriptFact(
         _RESTART,
@@ -91,44 +137,11 @@ def _text(version: tuple[int, ...]) -> str:
 
 
 def partial_path(sha256: str) -> str:
-    return f"{STAGING_ROOT}\\upload-{sha256}.partial"
+    return staging.partial_path(STAGING_ROOT, sha256)
 
 
 def installer_folder(sha256: str) -> str:
     return f"{STAGING_ROOT}\\{sha256}"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _admin_only() -> ntfs.Descriptor:
-    both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
-    return ntfs.Descriptor(
-        protected=True, explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS]
-    )
-
-
-def is_admin_only(store: ntfs.NtfsStore, path: str) -> bool:
-    """Test-AdminOnly: protected, and every entry of SYSTEM or Administrators."""
-    descriptor = store.descriptor(path)
-    return descriptor.protected and all(ace.sid.upper() in ADMIN_SIDS for ace in descriptor.explicit)
-
-
-def _initialize_staging(fs: WindowsFs) -> None:
-    store = ntfs.NtfsStore(fs.root)
-    if not fs.resolve(STAGING_ROOT).is_dir():
-        fs.resolve(STAGING_ROOT.rsplit("\\", 1)[0]).mkdir(parents=True, exist_ok=True)
-        fs.resolve(STAGING_ROOT).mkdir()
-        store.set_descriptor(STAGING_ROOT, _admin_only())
-    elif not is_admin_only(store, STAGING_ROOT):
-        # SetAccessControl writes the DACL only: the owner stays.
-        owner = store.descriptor(STAGING_ROOT).owner
-        store.set_descriptor(STAGING_ROOT, ntfs.Descriptor(owner, True, _admin_only().explicit))
 
 
 def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +158,11 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         every.append(_text(parsed))
         if parsed[:2] == requested[:2] and (installed is None or parsed > installed):
             installed = parsed
+    netcore: tuple[int, ...] | None = None
+    for text in installers.installed_netcore_runtimes(state_dir):
+        parsed = _version(text)
+        if parsed is not None and parsed[:2] == requested[:2] and (netcore is None or parsed > netcore):
+            netcore = parsed
     iis_installed = fs_iis_installed(state_dir)
     module = None
     if iis_installed:
@@ -156,9 +174,11 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "version": spec["version"],
         "installed_version": _text(installed) if installed else None,
         "installed_versions": every,
+        "netcore_installed_version": _text(netcore) if netcore else None,
         "iis_installed": iis_installed,
         "aspnetcore_module_present": module,
-        "restart_pending": installers.restart_pending(state_dir),
+        "restart_pending": _installer_restart_pending(fs),
+        "machine_restart_pending": installers.restart_pending(state_dir),
         "boot_time": power.boot_time(state_dir),
         "action": "none",
         "reason": "",
@@ -171,26 +191,47 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         state["action"] = "install"
         have = _text(installed) if installed else "none"
         state["reason"] = f"the host has ASP.NET Core runtime {family} at {have}, below {spec['version']}"
+    elif netcore is None or netcore < requested:
+        have = _text(netcore) if netcore else "none"
+        missing = f"the host has the .NET runtime (Microsoft.NETCore.App) {family} at {have}, below {spec['version']}"
+        _repair_action(state, installed, requested, missing)
     elif iis_installed and not module:
-        if installed == requested:
-            state["action"] = "repair"
-            state["reason"] = "AspNetCoreModuleV2 is missing from IIS: the hosting bundle was installed before IIS"
-        else:
-            state["action"] = "blocked"
-            state["reason"] = (
-                f"AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS), and the "
-                f"installed runtime {_text(installed)} is newer than this installer's {spec['version']}: only the "
-                f"installer of {_text(installed)} can repair it (/repair); give that one, or a newer one, as the "
-                "hosting bundle"
-            )
+        missing = "AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS)"
+        _repair_action(state, installed, requested, missing)
     if state["action"] in ("install", "repair"):
         final = fs.resolve(f"{installer_folder(spec['sha256'])}\\{spec['installer_name']}")
         partial = fs.resolve(partial_path(spec["sha256"]))
-        if final.is_file() and final.stat().st_size == int(spec["size"]):
+        trusted = staging.is_trusted(fs, installer_folder(spec["sha256"]))
+        if trusted and final.is_file() and final.stat().st_size == int(spec["size"]):
             state["staged"] = True
-        elif partial.is_file():
-            state.update(held_bytes=partial.stat().st_size, held_sha256=_sha256_file(partial))
+        elif trusted and partial.is_file():
+            state.update(held_bytes=partial.stat().st_size, held_sha256=staging.sha256_file(partial))
     return state
+
+
+def _repair_action(state: dict[str, Any], installed: tuple[int, ...], requested: tuple[int, ...], missing: str) -> None:
+    """Set-RepairAction: a repair by the installed version's own bundle, or blocked naming it."""
+    if installed == requested:
+        state.update(action="repair", reason=missing)
+        return
+    state.update(
+        action="blocked",
+        reason=f"{missing}, and the installed ASP.NET Core runtime {_text(installed)} is newer than this installer's "
+        f"{_text(requested)}: only the installer of {_text(installed)} can repair it (/repair); give that one, or a "
+        "newer one, as the hosting bundle",
+    )
+
+
+def restart_record_path() -> str:
+    return f"{STAGING_ROOT}\\restart-required.json"
+
+
+def _installer_restart_pending(fs: WindowsFs) -> bool:
+    """Test-InstallerRestartPending: a record of the installer's 3010 made in this boot, in safe folders."""
+    record = fs.resolve(restart_record_path())
+    if not staging.is_trusted(fs, STAGING_ROOT) or not record.is_file():
+        return False
+    return bool(json.loads(record.read_text(encoding="utf-8")).get("boot_time") == power.boot_time(fs.root))
 
 
 def fs_iis_installed(state_dir: Path) -> bool:
@@ -208,36 +249,12 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 @operation
 def chunk(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _CHUNK_KEYS)
-    _initialize_staging(fs)
-    partial = fs.resolve(partial_path(spec["sha256"]))
-    offset = int(spec["offset"])
-    try:
-        data = base64.b64decode(spec["data"], validate=True)
-    except binascii.Error:
-        return fail("UnexpectedError", "The input is not a valid Base-64 string", category="NotSpecified")
-    if offset == 0:
-        for other in fs.resolve(STAGING_ROOT).glob("upload-*.partial"):
-            if other.name.lower() != partial.name.lower():
-                other.unlink()
-    held = partial.stat().st_size if partial.exists() else 0
-    if not (offset <= held and offset + len(data) <= int(spec["size"])):
-        partial.touch()  # FileMode.OpenOrCreate created it
-        return fail(
-            "UploadOutOfOrder",
-            f"a chunk of {len(data)} bytes at offset {offset} does not follow the {held} bytes held of {spec['size']}; "
-            "run the operation again (it continues from what the host holds)",
-            prop="size",
-        )
-    with partial.open("r+b" if partial.exists() else "w+b") as stream:
-        stream.truncate(offset)
-        stream.seek(offset)
-        stream.write(data)
-    held = partial.stat().st_size
-    return succeed({"held_bytes": held}, [change("held_bytes", offset, held)])
+    return staging.chunk(fs, spec, STAGING_ROOT, "")
 
 
 def _publish(fs: WindowsFs, spec: dict[str, Any]) -> str:
-    """Publish-StagedInstaller."""
+    """Publish-StagedInstaller, then Open-VerifiedInstaller's hash check (the hold itself is not modelled: no
+    other account acts on the simulated host while an operation runs)."""
     folder = installer_folder(spec["sha256"])
     final_path = f"{folder}\\{spec['installer_name']}"
     final = fs.resolve(final_path)
@@ -260,7 +277,7 @@ def _publish(fs: WindowsFs, spec: dict[str, Any]) -> str:
             f"the installer {spec['installer_name']} is not on the host; run up again to upload it",
             "sha256",
         )
-    actual = _sha256_file(final)
+    actual = staging.sha256_file(final)
     if actual != spec["sha256"]:
         final.unlink()
         raise _stop(
@@ -283,7 +300,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return succeed(before)
     if before["action"] == "blocked":
         return fail("RepairNeedsInstalledVersion", before["reason"], prop="version", category="InvalidArgument")
-    _initialize_staging(fs)
+    staging.initialize(fs, installer_folder(spec["sha256"]), "")
     installer = _publish(fs, spec)
     verb = "/repair" if before["action"] == "repair" else "/install"
     log = f"{installer_folder(spec['sha256'])}\\install.log"
@@ -306,9 +323,10 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             f"{log} on the host",
             category="InvalidResult",
         )
-    after = _state(fs, spec)
     if code in (3010, 1641):
-        after["restart_pending"] = True
+        record = {"exit_code": code, "boot_time": power.boot_time(fs.root)}
+        fs.resolve(restart_record_path()).write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+    after = _state(fs, spec)
     after["last_action"] = verb.lstrip("/")
     after["exit_code"] = code
     if after["action"] != "none":

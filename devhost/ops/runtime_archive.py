@@ -8,19 +8,17 @@ the journal as ``{"kind": "agent", "action": "stop" | "start", "what": "pool" | 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from devhost import iis, ntfs, scm
 from devhost.fileops import DotNetError, delete_empty_folder, delete_file, move_file, remove_tree
 from devhost.fs import WindowsFs
 from devhost.hooks import Journal, sim_dir
+from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
@@ -28,8 +26,8 @@ from devhost.ziparchive import Entry, extract_stream, open_stream
 
 _KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name"}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
-PROGRAM_DATA = "C:\\ProgramData"  # [Environment]::GetFolderPath('CommonApplicationData')
-ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
+PROGRAM_DATA = staging.PROGRAM_DATA
+partial_path = staging.partial_path
 NEW_FOLDER, OLD_FOLDER = ".iac-new", ".iac-old"
 MAX_PATH = 259
 # Path.GetInvalidFileNameChars() on Windows.
@@ -39,24 +37,13 @@ _SET = ("runtime_archive/set",)
 _ALL = ("runtime_archive/get", "runtime_archive/chunk", "runtime_archive/set", "runtime_archive/remove")
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
 SCRIPT_FACTS = (
+    *staging.script_facts("runtime_archive/chunk", ("runtime_archive/chunk", "runtime_archive/set"), _ALL),
     ScriptFact(
         _ALL,
         r"\.Substring\(0, 16\)\s+return \[System\.IO\.Path\]::Combine\(\[Environment\]::GetFolderPath\("
         r"'CommonApplicationData'\), 'UsercubeIac', 'RuntimeArchive', \$key\)",
         "the staging folder is %ProgramData%\\UsercubeIac\\RuntimeArchive\\<16 hex digits of the Runtime path's "
         "SHA-256>",
-    ),
-    ScriptFact(
-        ("runtime_archive/chunk", "runtime_archive/set"),
-        r"\[void\]\[System\.IO\.Directory\]::CreateDirectory\(\$path, \(New-AdminOnlySecurity\)\)",
-        "each staging folder (UsercubeIac, RuntimeArchive, <key>) is created with owner Administrators and its "
-        "protected SYSTEM/Administrators DACL in the same call (Directory.CreateDirectory(String, DirectorySecurity), "
-        ".NET Framework); an existing one is checked instead (that call does nothing to it)",
-    ),
-    ScriptFact(
-        _ALL,
-        r"\$security\.SetOwner\(\(New-Object System\.Security\.Principal\.SecurityIdentifier 'S-1-5-32-544'\)\)",
-        "the staging folders are owned by Administrators",
     ),
     ScriptFact(
         ("runtime_archive/get", "runtime_archive/remove"),
@@ -67,11 +54,6 @@ SCRIPT_FACTS = (
         ("runtime_archive/set", "runtime_archive/remove"),
         r"Add-Type -AssemblyName System\.ServiceProcess",
         "ServiceController's assembly is loaded: a CreateDefault2 runspace (the bootstrap's pool) does not load it",
-    ),
-    ScriptFact(
-        ("runtime_archive/chunk",),
-        r"\$stream\.SetLength\(\$offset\)\s+\$stream\.Position = \$offset",
-        "a chunk cuts the staging file to its offset before writing, so a chunk sent again lands where it did",
     ),
     ScriptFact(
         _SET,
@@ -191,81 +173,6 @@ def staging_folder(runtime_path: str) -> str:
     return f"{PROGRAM_DATA}\\UsercubeIac\\RuntimeArchive\\{key}"
 
 
-def partial_path(folder: str, sha256: str) -> str:
-    return f"{folder}\\upload-{sha256}.partial"
-
-
-def _admin_only() -> ntfs.Descriptor:
-    """New-AdminOnlySecurity: owner Administrators, protected, SYSTEM and Administrators full control."""
-    both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
-    return ntfs.Descriptor(
-        owner="S-1-5-32-544",
-        protected=True,
-        explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS],
-    )
-
-
-def is_admin_only(fs: WindowsFs, path: str) -> bool:
-    """Owned by SYSTEM or Administrators, protected, and every entry of SYSTEM or Administrators."""
-    return _untrusted_reason(fs, path) is None
-
-
-def _staging_levels(folder: str) -> list[str]:
-    archive = folder.rsplit("\\", 1)[0]
-    return [archive.rsplit("\\", 1)[0], archive, folder]
-
-
-def _untrusted_reason(fs: WindowsFs, path: str) -> str | None:
-    """Get-UntrustedReason."""
-    if fs.resolve(path).is_symlink():
-        return "is a junction or symbolic link"
-    descriptor = ntfs.NtfsStore(fs.root).descriptor(path)
-    if descriptor.owner.upper() not in ADMIN_SIDS:
-        return f"is owned by {descriptor.owner}, not by Administrators"
-    if not descriptor.protected:
-        return "inherits permissions"
-    for ace in descriptor.explicit:
-        if ace.sid.upper() not in ADMIN_SIDS:
-            return f"grants {ace.sid} access"
-    return None
-
-
-def _untrusted(path: str, reason: str) -> OperationStopped:
-    return _stop(
-        "StagingFolderUntrusted",
-        f"the staging folder {path} {reason}; someone other than an administrator may have made or changed it: "
-        "check it, delete it, then run again",
-        "runtime_path",
-    )
-
-
-def _initialize_staging(fs: WindowsFs, folder: str) -> None:
-    """Initialize-StagingFolder."""
-    store = ntfs.NtfsStore(fs.root)
-    for path in _staging_levels(folder):
-        if not fs.resolve(path).is_dir():
-            fs.resolve(path).mkdir(parents=True)  # (its parent, %ProgramData%, exists on Windows)
-            store.set_descriptor(path, _admin_only())
-            continue
-        reason = _untrusted_reason(fs, path)
-        if reason is None:
-            continue
-        if reason.startswith("is "):
-            raise _untrusted(path, reason)
-        # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
-        store.set_descriptor(path, _admin_only())
-
-
-def _assert_staging(fs: WindowsFs, folder: str) -> None:
-    """Assert-StagingFolder."""
-    for path in _staging_levels(folder):
-        if not fs.resolve(path).is_dir():
-            return
-        reason = _untrusted_reason(fs, path)
-        if reason is not None:
-            raise _untrusted(path, reason)
-
-
 def _read_json(fs: WindowsFs, path: str) -> Any:
     file = fs.resolve(path)
     return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
@@ -285,14 +192,6 @@ def _manifest(fs: WindowsFs, folder: str) -> dict[str, Any] | None:
 
 def _write_manifest(fs: WindowsFs, folder: str, manifest: dict[str, Any]) -> None:
     _write_json(fs, f"{folder}\\manifest.json", manifest)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
@@ -329,7 +228,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         )
     partial = fs.resolve(partial_path(folder, spec["sha256"]))
     if partial.is_file():
-        state.update(held_bytes=partial.stat().st_size, held_sha256=_sha256_file(partial))
+        state.update(held_bytes=partial.stat().st_size, held_sha256=staging.sha256_file(partial))
     return state
 
 
@@ -629,47 +528,14 @@ def _agent_label(spec: dict[str, Any]) -> str:
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
-    _assert_staging(fs, staging_folder(spec["runtime_path"]))
+    staging.assert_trusted(fs, staging_folder(spec["runtime_path"]), "runtime_path")
     return succeed(_state(fs, spec))
 
 
 @operation
 def chunk(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _CHUNK_KEYS)
-    folder = staging_folder(spec["runtime_path"])
-    _initialize_staging(fs, folder)
-    partial = partial_path(folder, spec["sha256"])
-    offset = int(spec["offset"])
-    try:
-        data = base64.b64decode(spec["data"], validate=True)
-    except (binascii.Error, TypeError):
-        message = (
-            'Exception calling "FromBase64String" with "1" argument(s): "The input is not a valid Base-64 string as '
-            "it contains a non-base 64 character, more than two padding characters, or an illegal character among "
-            'the padding characters."'
-        )
-        return fail("UnexpectedError", message, category="NotSpecified")
-    if offset == 0:
-        for other in fs.resolve(folder).glob("upload-*.partial"):
-            if other.name.lower() != partial.rsplit("\\", 1)[-1].lower():
-                _delete(fs, f"{folder}\\{other.name}")
-    target = fs.resolve(partial)
-    target.touch()  # FileMode.OpenOrCreate: the file exists from here on, whatever follows
-    held = target.stat().st_size
-    if not (offset <= held and offset + len(data) <= int(spec["size"])):
-        return fail(
-            "UploadOutOfOrder",
-            f"a chunk of {len(data)} bytes at offset {offset} does not follow the {held} bytes held of {spec['size']}; "
-            "run the operation again (it continues from what the host holds)",
-            prop="size",
-        )
-    # FileMode.OpenOrCreate, SetLength(offset), write at offset.
-    with target.open("r+b") as handle:
-        handle.truncate(offset)
-        handle.seek(offset)
-        handle.write(data)
-    held = target.stat().st_size
-    return succeed({"held_bytes": held}, [change("held_bytes", offset, held)])
+    return staging.chunk(fs, spec, staging_folder(spec["runtime_path"]), "runtime_path")
 
 
 @operation
@@ -677,7 +543,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     runtime, sha = spec["runtime_path"], spec["sha256"]
     folder = staging_folder(runtime)
-    _initialize_staging(fs, folder)
+    staging.initialize(fs, folder, "runtime_path")
     new, old = f"{runtime}\\{NEW_FOLDER}", f"{runtime}\\{OLD_FOLDER}"
     recovered = []
     if fs.resolve(f"{folder}\\swap.json").is_file():
@@ -838,7 +704,7 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     runtime = spec["runtime_path"]
     folder = staging_folder(runtime)
-    _assert_staging(fs, folder)
+    staging.assert_trusted(fs, folder, "runtime_path")
     before = _state(fs, spec)
     present: list[str] = []
     if before["ensure"] == "present":

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
+from providers.framework.upload import absolute_local_path, sha256_hex
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # A name Windows accepts for a file (no folder, none of Path.GetInvalidFileNameChars()).
 _FILE_NAME = re.compile(r'^[^<>:"/\\|?*\x00-\x1f]{1,200}$')
@@ -19,7 +18,8 @@ _FILE_NAME = re.compile(r'^[^<>:"/\\|?*\x00-\x1f]{1,200}$')
 class HostingBundleModel(ResourceModel):
     """The .NET Hosting Bundle: installed silently (`/install /quiet /norestart`) when the host has no ASP.NET Core
     runtime of the installer's major.minor at its version or newer, repaired (`/repair`) when IIS was installed after
-    it and AspNetCoreModuleV2 is missing; skipped otherwise. Never uninstalled; restarts the host only with restart."""
+    it and AspNetCoreModuleV2 is missing, or when the .NET runtime (Microsoft.NETCore.App) of that major.minor is below
+    the version; skipped otherwise. Never uninstalled; restarts the host only with restart."""
 
     kind = "HostingBundle"
 
@@ -58,18 +58,16 @@ class HostingBundleModel(ResourceModel):
     )
     installed: bool = prop(
         True,
-        description="Whether the host has the runtime at this version (or a newer one of its major.minor) and, when "
-        "IIS is installed, AspNetCoreModuleV2. Always true as desired; refresh reads it, so a module lost to an IIS "
-        "reinstall is drift that `up --refresh` repairs.",
+        description="Whether the host has the ASP.NET Core and .NET runtimes at this version (or newer ones of its "
+        "major.minor) and, when IIS is installed, AspNetCoreModuleV2. Always true as desired; refresh reads it, so "
+        "a module lost to an IIS reinstall is drift that `up --refresh` repairs.",
         manual="install-agents-saas-full-guide: Finalize, step 1 (repair the bundle when IIS came after it)",
     )
 
     @field_validator("source_path")
     @classmethod
     def _absolute_local(cls, value: str) -> str:
-        if not os.path.isabs(value):
-            raise ValueError(f"{value!r} is not an absolute path on this machine; give the installer's full path")
-        return value
+        return absolute_local_path(value, "installer")
 
     @field_validator("installer_name")
     @classmethod
@@ -81,9 +79,7 @@ class HostingBundleModel(ResourceModel):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not _SHA256.match(value.lower()):
-            raise ValueError(f"{value!r} is not a SHA-256: give 64 hexadecimal digits")
-        return value.lower()
+        return sha256_hex(value)
 
     @field_validator("version")
     @classmethod

@@ -3,10 +3,10 @@ silent run), remove (the staged installer only).
 
 Create and update: ask the host what it has (get). When it needs nothing (the runtime at this version or a newer
 one of its major.minor, and AspNetCoreModuleV2 where IIS is installed), nothing is sent and nothing runs. Otherwise
-the installer travels in resumable chunks (upload.py) unless the host already holds it, and set runs it with
-`/install` or `/repair`, `/quiet /norestart`. A restart the installer asks for (exit code 3010) is reported, in the
-`restart_pending` output and a warning, and done only when the stack allows it (``restart``): then the provider
-waits until the host answers again with a new boot time.
+the installer travels in resumable chunks (providers.framework.upload) unless the host already holds it, and set
+runs it with `/install` or `/repair`, `/quiet /norestart`. A restart the installer asks for (exit code 3010) is
+reported, in the `restart_pending` output and a warning, and done only when the stack allows it (``restart``): then
+the provider waits until the host answers again with a new boot time.
 """
 
 from __future__ import annotations
@@ -15,55 +15,34 @@ import time
 from typing import Any, ClassVar
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
-from providers.framework.checks import contains_unknown
 from providers.framework.model import ResourceModel
-from providers.framework.provider import WindowsResourceProvider, unnamed
+from providers.framework.upload import UploadingProvider, local_file_problems
 from providers.hosting_bundle import local
 from providers.hosting_bundle.model import HostingBundleModel
-from providers.hosting_bundle.upload import upload
-from providers.scripting import OperationResult, ScriptRef, run_script
 
 REBOOT_REQUIRED = 3010  # ERROR_SUCCESS_REBOOT_REQUIRED
+RESTART_STARTED = 1641  # ERROR_SUCCESS_REBOOT_INITIATED
 RESTART_POLL_S = 5.0
 
 
-def local_problems(spec: HostingBundleModel) -> list[CheckFailure]:
-    """The local file is the one the inputs describe (it may have changed since the program read it)."""
-    try:
-        found = local.inspect_installer(spec.source_path, spec.version)
-    except local.InstallerRefused as refused:
-        return [CheckFailure("source_path", str(refused))]
-    if (found.size, found.sha256) != (spec.size, spec.sha256):
-        return [
-            CheckFailure(
-                "source_path",
-                f"{spec.source_path} has {found.size} bytes and SHA-256 {found.sha256}, not the {spec.size} bytes and "
-                f"{spec.sha256} declared; the file changed since the program read it: run again",
-            )
-        ]
-    return []
-
-
-class HostingBundleProvider(WindowsResourceProvider):
+class HostingBundleProvider(UploadingProvider):
     model = HostingBundleModel
     package = "providers.hosting_bundle"
     output_keys: ClassVar[tuple[str, ...]] = (
         "installed_version",
+        "netcore_installed_version",
         "aspnetcore_module_present",
         "restart_pending",
+        "machine_restart_pending",
         "last_action",
         "exit_code",
     )
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        result = super().check(olds, news)
-        if result.failures or contains_unknown(result.inputs):
-            return result
-        spec = self._spec(result.inputs)
+    def local_problems(self, spec: ResourceModel) -> list[CheckFailure]:
         assert isinstance(spec, HostingBundleModel)
-        return CheckResult(result.inputs, unnamed(local_problems(spec)))
+        return local_file_problems(spec, lambda: local.inspect_installer(spec.source_path, spec.version))
 
     def actual_properties(self, spec: ResourceModel, state: dict[str, Any]) -> dict[str, Any]:
         # The host cannot tell which installer put the runtime there, only whether it needs one.
@@ -81,23 +60,27 @@ class HostingBundleProvider(WindowsResourceProvider):
 
     def _ensure(self, spec: ResourceModel) -> dict[str, Any]:
         assert isinstance(spec, HostingBundleModel)
-        problems = local_problems(spec)
-        if problems:
-            raise ValueError(f"{self._label(spec)}: {problems[0].reason}")
+        self._refuse_changed_file(spec)
         state = self._run(spec, "get").state
         if state.get("action") == "none":
             return {**state, "last_action": "none", "exit_code": None}  # nothing to send, nothing to run
         if state.get("action") in ("install", "repair") and not state.get("staged"):
-            report = upload(spec, state, lambda payload: self._chunk(spec, payload))
-            if report.resumed_from:
-                pulumi.log.info(
-                    f"{self._label(spec)}: resumed the upload of {spec.installer_name} at byte {report.resumed_from} "
-                    f"of {spec.size} (held by the host), sent {report.sent_bytes} bytes"
-                )
+            self._send(spec, spec.installer_name, state)
         after = self._run(spec, "set").state
+        if after.get("machine_restart_pending") and not after.get("restart_pending"):
+            # Not this resource's: other software's pending renames, or servicing (machine_restart_pending output).
+            pulumi.log.info(
+                f"{self._label(spec)} on {spec.connection.host}: the host waits for a restart the installer did not "
+                "ask for (PendingFileRenameOperations or component servicing); not done, not drift"
+            )
         if after.get("restart_pending") and after.get("exit_code") == REBOOT_REQUIRED and spec.restart:
             return self._restart(spec, after)
-        if after.get("restart_pending"):
+        if after.get("restart_pending") and after.get("exit_code") not in (REBOOT_REQUIRED, RESTART_STARTED):
+            pulumi.log.warn(
+                f"{self._label(spec)} on {spec.connection.host}: an earlier run of the installer asked for a restart "
+                "that is not done yet; restart the host when it suits you (`Restart-Computer`)"
+            )
+        elif after.get("restart_pending"):
             # Reported, not done: a restart in the middle of `up` cuts every operation in flight on the host and the
             # agents it serves; the operator restarts it in a maintenance window, or the stack allows it (restart,
             # and then every other resource of the host waits for this one).
@@ -137,12 +120,3 @@ class HostingBundleProvider(WindowsResourceProvider):
                     f"{label}: restarted for the installer (exit code 3010) but it did not answer again within "
                     f"restart_timeout_s={spec.restart_timeout_s}s; check the host, then run `up --refresh`"
                 )
-
-    def _chunk(self, spec: HostingBundleModel, payload: dict[str, Any]) -> OperationResult:
-        return run_script(spec.connection, ScriptRef(self.package, "chunk"), payload, resource=self._label(spec))
-
-    def _label(self, spec: ResourceModel) -> str:
-        return f"{spec.kind} '{spec.resource_id()}'"
-
-    def _outputs(self, spec: ResourceModel, state: dict[str, Any]) -> dict[str, Any]:
-        return {**spec.model_dump(mode="json"), **self.outputs(spec, state)}

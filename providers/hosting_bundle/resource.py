@@ -15,12 +15,16 @@ class HostingBundle(Resource, module="windows", name="HostingBundle"):
     """The .NET Hosting Bundle on one host: installed or repaired when the host needs it, skipped otherwise.
 
     Declare it after the Web-Server feature (the installer adds AspNetCoreModuleV2 only to an IIS that is there)
-    and before the agents' sites. ``restart_pending`` says the installer asked for a restart that nobody did yet.
+    and before the agents' sites. ``restart_pending`` says the installer asked for a restart that nobody did yet;
+    ``machine_restart_pending`` that the host waits for one for any reason (other software's pending file renames,
+    component servicing): information only, never this resource's drift.
     """
 
     installed_version: pulumi.Output[str]
+    netcore_installed_version: pulumi.Output[str]
     aspnetcore_module_present: pulumi.Output[bool]
     restart_pending: pulumi.Output[bool]
+    machine_restart_pending: pulumi.Output[bool]
     last_action: pulumi.Output[str]
 
     def __init__(
@@ -48,8 +52,10 @@ class HostingBundle(Resource, module="windows", name="HostingBundle"):
             "restart": restart,
             "installed": True,
             "installed_version": None,
+            "netcore_installed_version": None,
             "aspnetcore_module_present": None,
             "restart_pending": None,
+            "machine_restart_pending": None,
             "last_action": None,
             "exit_code": None,
         }

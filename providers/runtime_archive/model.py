@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
+from providers.framework.upload import absolute_local_path, sha256_hex
 from providers.framework.validators import MAX_FOLDER_PATH, windows_absolute_path
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FORBIDDEN = re.compile(r'[<>:"/|?*\x00-\x1f]')
 # The files the stack writes itself (SettingsFile resources, after the extraction): never taken from the
 # archive and never removed by an upgrade (DOMAIN.md, settings files in Runtime).
@@ -68,9 +67,7 @@ class RuntimeArchiveModel(ResourceModel):
     @field_validator("source_path")
     @classmethod
     def _absolute_local(cls, value: str) -> str:
-        if not os.path.isabs(value):
-            raise ValueError(f"{value!r} is not an absolute path on this machine; give the archive's full path")
-        return value
+        return absolute_local_path(value, "archive")
 
     @field_validator("archive_name")
     @classmethod
@@ -82,9 +79,7 @@ class RuntimeArchiveModel(ResourceModel):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not _SHA256.match(value.lower()):
-            raise ValueError(f"{value!r} is not a SHA-256: give 64 hexadecimal digits")
-        return value.lower()
+        return sha256_hex(value)
 
     @field_validator("runtime_path")
     @classmethod

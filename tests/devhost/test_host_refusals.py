@@ -74,3 +74,14 @@ def test_an_arbitrary_command_is_refused(simulated: Target) -> None:
     conn = HostConnection.model_validate(simulated.connection)
     result = session_for(conn).run("net.exe", ["user", "administrator"], b"")
     assert result.exit_code != 0 and b"does not model this command" in result.stderr
+
+
+def test_a_loop_whose_children_would_inherit_its_stdout_is_refused(simulated: Target) -> None:
+    # Finding 4 of the hosting bundle review: a child given the loop's stdout pipe keeps the command open.
+    loop = base64.b64decode(loop_preamble()).decode("utf-8")
+    line = "[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_OUTPUT_HANDLE), 1, 0)"
+    assert line in loop
+    inheriting = base64.b64encode(loop.replace(line, "").encode("utf-8")) + b"\n"
+    conn = HostConnection.model_validate(simulated.connection)
+    result = session_for(conn).run(POWERSHELL, bootstrap_arguments(), inheriting)
+    assert result.exit_code != 0 and b"does not model this loop script" in result.stderr

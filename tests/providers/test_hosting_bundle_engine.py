@@ -12,7 +12,9 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from devhost import features, iis, installers, power
+from devhost import features, iis, installers, ntfs, power
+from devhost.ops import hosting_bundle as host_bundle
+from devhost.ops import staging
 from providers.hosting_bundle import HostingBundle
 from providers.hosting_bundle.local import inspect_installer
 from tests.providers.test_iis_app_pool_engine import secret_connection
@@ -61,6 +63,8 @@ def bundle_program(target: Target, path: Path, version: str, restart: bool = Fal
         pulumi.export("installed_version", bundle.installed_version)
         pulumi.export("module", bundle.aspnetcore_module_present)
         pulumi.export("restart_pending", bundle.restart_pending)
+        pulumi.export("machine_restart_pending", bundle.machine_restart_pending)
+        pulumi.export("netcore_version", bundle.netcore_installed_version)
         pulumi.export("last_action", bundle.last_action)
 
     return program
@@ -155,11 +159,41 @@ def test_a_restart_asked_for_is_reported_never_done(host: Target, engine: Engine
     assert installers.restart_pending(state(host)), "the host was not restarted"
     assert not any(e.get("kind") == "restart" for e in host.journal())
 
-    installers.complete_restart(state(host))  # the operator restarts it later
+    power.admin_restart(state(host))  # the operator restarts it later: a new boot time
     mark = host.journal_mark()
     assert stack.up(refresh=True).ok
     assert stack.outputs()["restart_pending"] is False
     assert not any(op in UPLOAD_OPS for op in ops(host, mark))
+
+
+def test_another_programs_pending_restart_is_no_warning_and_no_drift(
+    host: Target, engine: Engine, tmp_path: Path
+) -> None:
+    iis.ensure_installed(state(host))
+    # Another program's installer scheduled a file rename for the next start (finding 3 of the review).
+    other = ["\\??\\C:\\Program Files\\Other\\other.dll.new", "!\\??\\C:\\Program Files\\Other\\other.dll"]
+    iis.set_registry_key(state(host), installers.SESSION_MANAGER, {installers.PENDING_RENAMES: other})
+    stack = engine(bundle_program(host, installer(tmp_path, "8.0.11"), "8.0.11"))
+    run = stack.up()
+    assert run.ok, run.output
+    assert stack.outputs()["restart_pending"] is False and stack.outputs()["machine_restart_pending"] is True
+    assert "asks for a restart" not in run.output and "the installer did not ask for" in run.output
+    assert stack.refresh(expect_no_changes=True).ok, "the machine's pending restart is not this resource's drift"
+
+
+def test_a_net_runtime_removed_on_its_own_is_drift_that_a_repair_fixes(
+    host: Target, engine: Engine, tmp_path: Path
+) -> None:
+    iis.ensure_installed(state(host))
+    stack = engine(bundle_program(host, installer(tmp_path, "8.0.11"), "8.0.11"))
+    assert stack.up().ok
+    assert stack.outputs()["netcore_version"] == "8.0.11"
+    iis.set_registry_key(state(host), iis.NETCORE_APP_VERSIONS, None)  # uninstalled in Programs and Features
+    drift = stack.refresh(expect_no_changes=True, preview_only=True)
+    assert not drift.ok, drift.output
+    repaired = stack.up(refresh=True)
+    assert repaired.ok, repaired.output
+    assert stack.outputs()["last_action"] == "repair" and stack.outputs()["netcore_version"] == "8.0.11"
 
 
 def busy_pool(target: Target) -> None:
@@ -206,9 +240,11 @@ def test_an_interrupted_upload_resumes_where_the_host_stopped(host: Target, engi
     iis.ensure_installed(state(host))
     path = installer(tmp_path, "8.0.11", size=1024 * 1024)
     found = inspect_installer(path, "8.0.11")
-    # What a dropped connection leaves: the first 512 KiB on the host.
+    # What a dropped connection leaves: the first 512 KiB on the host, in the admin-only folders chunk made.
     partial = host.windows_file(f"C:\\ProgramData\\UsercubeIac\\HostingBundle\\upload-{found.sha256}.partial")
     partial.parent.mkdir(parents=True, exist_ok=True)
+    for folder in staging.staging_levels(host_bundle.STAGING_ROOT):
+        ntfs.NtfsStore(state(host)).set_descriptor(folder, staging.admin_only())
     partial.write_bytes(path.read_bytes()[: 512 * 1024])
     stack = engine(bundle_program(host, path, "8.0.11"))
     mark = host.journal_mark()

@@ -19,11 +19,11 @@ import pytest
 
 from devhost import iis
 from devhost.ops import runtime_archive as host_model
+from providers.framework.upload import CHUNK_BYTES
 from providers.iis_app_pool import IisAppPool
 from providers.iis_site import IisSite
 from providers.runtime_archive import RuntimeArchive, RuntimeArchiveModel
 from providers.runtime_archive.local import inspect_archive
-from providers.runtime_archive.upload import CHUNK_BYTES
 from tests.providers.test_iis_app_pool_engine import Engine, host_state, install_iis, secret_connection, unique
 from tests.support.hosts import Target
 from tests.support.zips import write_zip

@@ -1,61 +1,39 @@
 # Helpers shared by the HostingBundle scripts: what the host has, where the installer is staged, what to do.
 #
 # The installer is staged in a folder only SYSTEM and Administrators can read or write: it runs elevated, and a
-# folder other accounts could write to would let them swap the file or plant a DLL beside it.
+# folder other accounts could write to would let them swap the file or plant a DLL beside it. Every level from
+# %ProgramData%\UsercubeIac down is owned by Administrators with a protected DACL, or refused (the shared upload
+# helpers, scripting/ps/_upload.ps1):
 #   %ProgramData%\UsercubeIac\HostingBundle\upload-<sha256>.partial    the installer while it travels
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\<installer name>  the complete installer, its hash checked
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\install.log       the installer's own log (/log)
+#   %ProgramData%\UsercubeIac\HostingBundle\restart-required.json      the installer asked for a restart (3010)
+{% include '_upload.ps1' %}
 
-$AdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
 $SharedFramework = 'HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework'
 
 function Get-StagingRoot {
     return [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac', 'HostingBundle')
 }
 
-function Get-PartialPath([string] $Root, [string] $Sha256) {
-    return [System.IO.Path]::Combine($Root, "upload-$Sha256.partial")
-}
-
 function Get-InstallerFolder([string] $Root, [string] $Sha256) {
     return [System.IO.Path]::Combine($Root, $Sha256)
 }
 
-function Get-FileSha256([string] $Path) {
-    return (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash.ToLowerInvariant()
+function Initialize-StagingFolder([string] $Folder) {
+    # Created admin-only, or checked: refused (StagingFolderUntrusted) or its DACL put back. No setting to name:
+    # the fix is on the host.
+    Initialize-AdminOnlyFolder $Folder ''
 }
 
-function New-AdminOnlySecurity {
-    # Protected (nothing inherited from %ProgramData%, where Users may create files), SYSTEM and Administrators
-    # only, inherited by everything below.
-    $security = New-Object System.Security.AccessControl.DirectorySecurity
-    $security.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $AdminSids) {
-        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
-        $inheritance = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
-        $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inheritance, [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow)
-        $security.AddAccessRule($rule)
-    }
-    return $security
-}
-
-function Test-AdminOnly([string] $Path) {
-    $acl = [System.IO.Directory]::GetAccessControl($Path)
-    if (-not $acl.AreAccessRulesProtected) { return $false }
-    foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return $false }
+function Test-StagingTrusted([string] $Folder) {
+    # get changes nothing: what a folder that is not (yet) safe holds is not counted as uploaded; chunk and set
+    # then repair it or refuse it.
+    foreach ($path in (Get-StagingFolders $Folder)) {
+        if (-not [System.IO.Directory]::Exists($path)) { return $true }
+        if ($null -ne (Get-UntrustedReason $path)) { return $false }
     }
     return $true
-}
-
-function Initialize-StagingRoot([string] $Root) {
-    if (-not (Test-Path -LiteralPath $Root -PathType Container)) {
-        [void][System.IO.Directory]::CreateDirectory([System.IO.Path]::GetDirectoryName($Root))
-        # Created with its DACL in the same call: there is no moment at which it inherits %ProgramData%'s.
-        [void][System.IO.Directory]::CreateDirectory($Root, (New-AdminOnlySecurity))
-    } elseif (-not (Test-AdminOnly $Root)) {
-        [System.IO.Directory]::SetAccessControl($Root, (New-AdminOnlySecurity))
-    }
 }
 
 function Get-InstalledRuntimes {
@@ -75,6 +53,44 @@ function Get-InstalledRuntimes {
     return , $found.ToArray()
 }
 
+function Get-InstalledNetCoreRuntimes {
+    # The .NET runtime (Microsoft.NETCore.App) the bundle installs beside ASP.NET Core: its installer records each
+    # version as a value named after it under SOFTWARE\dotnet\Setup\InstalledVersions\x64\sharedfx\
+    # Microsoft.NETCore.App in the 32-bit registry view (WOW6432Node seen from 64 bits), where Microsoft's
+    # dotnet/project-system reads it (NetCoreRuntimeVersionsRegistryReader.cs). Opened in that view explicitly,
+    # whatever the bitness of this powershell.exe (RegistryKey.OpenBaseKey, RegistryView.Registry32).
+    $found = New-Object 'System.Collections.Generic.List[version]'
+    $base = [Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry32)
+    try {
+        $key = $base.OpenSubKey('SOFTWARE\dotnet\Setup\InstalledVersions\x64\sharedfx\Microsoft.NETCore.App')
+        if ($null -ne $key) {
+            try {
+                foreach ($name in $key.GetValueNames()) {
+                    $parsed = $null
+                    if ([version]::TryParse($name, [ref]$parsed)) { $found.Add($parsed) }
+                }
+            } finally {
+                $key.Dispose()
+            }
+        }
+    } finally {
+        $base.Dispose()
+    }
+    return , $found.ToArray()
+}
+
+function Get-NewestOfFamily([version[]] $Versions, [version] $Requested) {
+    # An app built for 8.0 rolls forward to the newest 8.0.x, never to 9.0 (the runtime's default roll-forward
+    # policy, learn.microsoft.com "Select the .NET version to use"): only the same major.minor counts.
+    $newest = $null
+    foreach ($candidate in $Versions) {
+        if ($candidate.Major -eq $Requested.Major -and $candidate.Minor -eq $Requested.Minor) {
+            if ($null -eq $newest -or $candidate -gt $newest) { $newest = $candidate }
+        }
+    }
+    return $newest
+}
+
 function Test-IisInstalled {
     $inetStp = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\InetStp' -ErrorAction SilentlyContinue
     return ($null -ne $inetStp -and $null -ne $inetStp.PSObject.Properties['MajorVersion'])
@@ -91,9 +107,31 @@ function Test-AspNetCoreModule {
     }
 }
 
-function Test-RestartPending {
-    # Windows Installer replaces a file in use at the next start: MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) records
-    # it in PendingFileRenameOperations (learn.microsoft.com, MoveFileExW); component servicing sets RebootPending.
+function Get-RestartRecordPath([string] $Root) {
+    return [System.IO.Path]::Combine($Root, 'restart-required.json')
+}
+
+function Write-RestartRecord([string] $Root, [int] $Code, [string] $BootTime) {
+    # What set records when the installer itself exits 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) or 1641: the boot it
+    # asked in. The machine's own pending-restart markers cannot tell whose restart they wait for.
+    $record = [ordered]@{ exit_code = $Code; boot_time = $BootTime }
+    [System.IO.File]::WriteAllText((Get-RestartRecordPath $Root), ($record | ConvertTo-Json -Compress), (New-Object System.Text.UTF8Encoding $false))
+}
+
+function Test-InstallerRestartPending([string] $BootTime) {
+    # The restart this resource's installer asked for, not done yet: a record made in this boot (a restart since
+    # gives another boot time, and the record no longer counts). Only in safe staging folders.
+    $root = Get-StagingRoot
+    $path = Get-RestartRecordPath $root
+    if (-not (Test-StagingTrusted $root) -or -not [System.IO.File]::Exists($path)) { return $false }
+    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
+    return ([string]$record.boot_time -eq $BootTime)
+}
+
+function Test-MachineRestartPending {
+    # Information only: whoever asked for it. Windows Installer replaces a file in use at the next start:
+    # MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) records it in PendingFileRenameOperations (learn.microsoft.com,
+    # MoveFileExW), for any software's installer; component servicing sets RebootPending.
     $session = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue
     $servicing = Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending'
     return (($null -ne $session) -or $servicing)
@@ -103,6 +141,18 @@ function Get-BootTime {
     # When the host last started (Win32_OperatingSystem.LastBootUpTime), in UTC: a restart changes it.
     $os = Get-CimInstance -ClassName Win32_OperatingSystem
     return ([datetime]$os.LastBootUpTime).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Set-RepairAction($State, [version] $Installed, [version] $Requested, [string] $Missing) {
+    # What the bundle of the installed version lacks comes back with its /repair; only that bundle's own installer
+    # can repair it, so with a newer one installed the operation is blocked, naming the installer to give.
+    if ($Installed -eq $Requested) {
+        $State.action = 'repair'
+        $State.reason = $Missing
+    } else {
+        $State.action = 'blocked'
+        $State.reason = "$Missing, and the installed ASP.NET Core runtime $Installed is newer than this installer's $Requested`: only the installer of $Installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
+    }
 }
 
 function Get-BundleState($Spec) {
@@ -120,6 +170,7 @@ function Get-BundleState($Spec) {
             if ($null -eq $installed -or $runtime -gt $installed) { $installed = $runtime }
         }
     }
+    $netcore = Get-NewestOfFamily (Get-InstalledNetCoreRuntimes) $requested
     $iis = Test-IisInstalled
     $module = $null
     if ($iis) { $module = Test-AspNetCoreModule }
@@ -128,9 +179,11 @@ function Get-BundleState($Spec) {
         version = [string]$Spec.version
         installed_version = $null
         installed_versions = @($all)
+        netcore_installed_version = $null
         iis_installed = $iis
         aspnetcore_module_present = $module
-        restart_pending = (Test-RestartPending)
+        restart_pending = $false
+        machine_restart_pending = (Test-MachineRestartPending)
         boot_time = (Get-BootTime)
         action = 'none'
         reason = ''
@@ -138,29 +191,34 @@ function Get-BundleState($Spec) {
         held_sha256 = $null
         staged = $false
     }
+    $state.restart_pending = Test-InstallerRestartPending $state.boot_time
     if ($null -ne $installed) { $state.installed_version = $installed.ToString() }
+    if ($null -ne $netcore) { $state.netcore_installed_version = $netcore.ToString() }
     if ($null -eq $installed -or $installed -lt $requested) {
         $state.action = 'install'
         $have = 'none'
         if ($null -ne $installed) { $have = $installed.ToString() }
         $state.reason = "the host has ASP.NET Core runtime $family at $have, below $($Spec.version)"
+    } elseif ($null -eq $netcore -or $netcore -lt $requested) {
+        # ASP.NET Core runs on the .NET runtime: both must be there. Burn plans nothing for an /install of a bundle
+        # already registered, so the runtime removed on its own comes back with a /repair of the same bundle.
+        $have = 'none'
+        if ($null -ne $netcore) { $have = $netcore.ToString() }
+        Set-RepairAction $state $installed $requested "the host has the .NET runtime (Microsoft.NETCore.App) $family at $have, below $($Spec.version)"
     } elseif ($iis -and -not $module) {
-        if ($installed -eq $requested) {
-            $state.action = 'repair'
-            $state.reason = 'AspNetCoreModuleV2 is missing from IIS: the hosting bundle was installed before IIS'
-        } else {
-            $state.action = 'blocked'
-            $state.reason = "AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS), and the installed runtime $installed is newer than this installer's $($Spec.version): only the installer of $installed can repair it (/repair); give that one, or a newer one, as the hosting bundle"
-        }
+        Set-RepairAction $state $installed $requested 'AspNetCoreModuleV2 is missing from IIS (the hosting bundle was installed before IIS)'
     }
     if ($state.action -eq 'install' -or $state.action -eq 'repair') {
         # Only when something is to run: hashing a 100 MB installer takes a while.
         $root = Get-StagingRoot
         $partial = Get-PartialPath $root ([string]$Spec.sha256)
         $final = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), [string]$Spec.installer_name)
-        if ([System.IO.File]::Exists($final) -and (New-Object System.IO.FileInfo $final).Length -eq [long]$Spec.size) {
+        # In folders that are not (yet) safe nothing counts as held: the upload starts again, into folders chunk
+        # makes safe first.
+        $trusted = Test-StagingTrusted (Get-InstallerFolder $root ([string]$Spec.sha256))
+        if ($trusted -and [System.IO.File]::Exists($final) -and (New-Object System.IO.FileInfo $final).Length -eq [long]$Spec.size) {
             $state.staged = $true
-        } elseif ([System.IO.File]::Exists($partial)) {
+        } elseif ($trusted -and [System.IO.File]::Exists($partial)) {
             $state.held_bytes = (New-Object System.IO.FileInfo $partial).Length
             $state.held_sha256 = Get-FileSha256 $partial
         }
@@ -169,7 +227,8 @@ function Get-BundleState($Spec) {
 }
 
 function Publish-StagedInstaller($Spec, [string] $Root) {
-    # The complete upload, its SHA-256 checked, moved to its own folder under its own name; the path to run.
+    # The complete upload, moved to its own folder under its own name; the path to run (Open-VerifiedInstaller
+    # checks its SHA-256).
     $folder = Get-InstallerFolder $Root ([string]$Spec.sha256)
     $final = [System.IO.Path]::Combine($folder, [string]$Spec.installer_name)
     $partial = Get-PartialPath $Root ([string]$Spec.sha256)
@@ -185,11 +244,6 @@ function Publish-StagedInstaller($Spec, [string] $Root) {
     if (-not [System.IO.File]::Exists($final)) {
         Stop-Operation -Id 'InstallerNotUploaded' -Property 'sha256' -Message "the installer $($Spec.installer_name) is not on the host; run up again to upload it"
     }
-    $actual = Get-FileSha256 $final
-    if ($actual -ne [string]$Spec.sha256) {
-        [System.IO.File]::Delete($final)
-        Stop-Operation -Id 'InstallerHashMismatch' -Property 'sha256' -Message "the uploaded installer has SHA-256 $actual, not $($Spec.sha256); it was deleted: run up again to send it anew"
-    }
     # Installers of other versions staged before are of no use any more.
     foreach ($other in [System.IO.Directory]::GetDirectories($Root)) {
         if (-not $other.Equals($folder, [System.StringComparison]::OrdinalIgnoreCase)) { [System.IO.Directory]::Delete($other, $true) }
@@ -197,18 +251,54 @@ function Publish-StagedInstaller($Spec, [string] $Root) {
     return $final
 }
 
-function Invoke-Installer([string] $Installer, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
+function Open-VerifiedInstaller([string] $Path, [string] $Sha256) {
+    # The installer opened for reading and shared for reading only: while this handle is open, an open that asks
+    # to write, delete or rename the file fails with a sharing violation (learn.microsoft.com CreateFileW,
+    # dwShareMode; FileShare.Read), so what runs is what was hashed here. The caller keeps it open until the
+    # process has started: CreateProcess opens the image to read and execute, which this share mode allows.
+    $hold = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
+    $actual = $null
+    try {
+        $actual = Get-StreamSha256 $hold
+    } catch {
+        $hold.Dispose()
+        throw
+    }
+    if ($actual -ne $Sha256) {
+        $hold.Dispose()
+        [System.IO.File]::Delete($Path)
+        Stop-Operation -Id 'InstallerHashMismatch' -Property 'sha256' -Message "the uploaded installer has SHA-256 $actual, not $Sha256; it was deleted: run up again to send it anew"
+    }
+    return $hold
+}
+
+function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
     # The bundle's own switches (its help text, dotnet/aspnetcore bundle.wxl: /install | /repair, /quiet,
     # /norestart "suppress any attempts to restart", /log). Process.Start rather than Start-Process: the exit code
-    # of the installer itself, and a bound on the wait. The process gets no handle of the loop's request pipe
-    # (loop.ps1 took it out of the inheritable handles). $null when it did not finish in time.
+    # of the installer itself, and a bound on the wait. $null when it did not finish in time.
+    # Its standard handles are pipes of its own: with UseShellExecute = $false and the three streams redirected,
+    # Process.Start gives it new pipes in STARTUPINFO (learn.microsoft.com, ProcessStartInfo.RedirectStandard*),
+    # so it never writes into the loop's framed responses; stdin is closed at once, and what it writes is read to
+    # the end by .NET tasks (ReadToEndAsync: no PowerShell script block on a thread-pool thread, and a full pipe
+    # never blocks it). The loop's own handles are not inheritable (loop.ps1), so it holds none of them either.
     $info = New-Object System.Diagnostics.ProcessStartInfo
     $info.FileName = $Installer
     $info.Arguments = "$Verb /quiet /norestart /log `"$Log`""
     $info.UseShellExecute = $false
     $info.CreateNoWindow = $true
-    $process = [System.Diagnostics.Process]::Start($info)
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $hold = Open-VerifiedInstaller $Installer $Sha256
     try {
+        $process = [System.Diagnostics.Process]::Start($info)
+    } finally {
+        $hold.Dispose()
+    }
+    try {
+        $process.StandardInput.Close()
+        [void]$process.StandardOutput.ReadToEndAsync()
+        [void]$process.StandardError.ReadToEndAsync()
         if (-not $process.WaitForExit($TimeoutSeconds * 1000)) { return $null }
         return $process.ExitCode
     } finally {

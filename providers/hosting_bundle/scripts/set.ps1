@@ -13,12 +13,12 @@ if ($before.action -eq 'blocked') {
     Stop-Operation -Id 'RepairNeedsInstalledVersion' -Category 'InvalidArgument' -Property 'version' -Message $before.reason
 }
 $root = Get-StagingRoot
-Initialize-StagingRoot $root
+Initialize-StagingFolder (Get-InstallerFolder $root ([string]$Spec.sha256))
 $installer = Publish-StagedInstaller $Spec $root
 $verb = '/install'
 if ($before.action -eq 'repair') { $verb = '/repair' }
 $log = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), 'install.log')
-$code = Invoke-Installer $installer $verb $log ([int]$Spec.install_timeout_s)
+$code = Invoke-Installer $installer ([string]$Spec.sha256) $verb $log ([int]$Spec.install_timeout_s)
 if ($null -eq $code) {
     Stop-Operation -Id 'InstallerTimedOut' -Category 'OperationTimeout' -Property 'install_timeout_s' -Message "$($Spec.installer_name) $verb did not finish within $($Spec.install_timeout_s) s; it may still be running: see $log, then run up again"
 }
@@ -31,8 +31,9 @@ if ($code -eq 1618) {
 if (@(0, 1638, 1641, 3010) -notcontains $code) {
     Stop-Operation -Id 'InstallerFailed' -Category 'InvalidResult' -Message "$($Spec.installer_name) $verb exited with $code (1603 is a fatal error of the installation); see the installer's log $log on the host"
 }
+# The installer's own restart request, recorded with the boot it was made in (get reports it until the host restarts).
+if ($code -eq 3010 -or $code -eq 1641) { Write-RestartRecord $root $code (Get-BootTime) }
 $after = Get-BundleState $Spec
-if ($code -eq 3010 -or $code -eq 1641) { $after.restart_pending = $true }
 $after['last_action'] = $verb.TrimStart('/')
 $after['exit_code'] = $code
 if ($after.action -ne 'none') {

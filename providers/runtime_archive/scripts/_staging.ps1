@@ -8,24 +8,17 @@
 #   %ProgramData%\UsercubeIac\RuntimeArchive\<key>\swap.json                a swap under way (what undoes it)
 # <key> is the first 16 hex digits of the SHA-256 of the lower-cased Runtime path. In Runtime itself,
 # only during an extraction: .iac-new (the new version, extracted) and .iac-old (the files it replaced).
+# The folders' protection, the partial file and SHA-256: the shared upload helpers (scripting/ps/_upload.ps1).
+{% include '_upload.ps1' %}
 
-$AdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
 $NewFolderName = '.iac-new'
 $OldFolderName = '.iac-old'
-
-function Get-HexText([byte[]] $Bytes) {
-    return (-join ($Bytes | ForEach-Object { $_.ToString('x2') }))
-}
 
 function Get-StagingFolder([string] $RuntimePath) {
     $sha = [System.Security.Cryptography.SHA256]::Create()
     try { [byte[]] $digest = $sha.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($RuntimePath.ToLowerInvariant())) } finally { $sha.Dispose() }
     $key = (Get-HexText $digest).Substring(0, 16)
     return [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac', 'RuntimeArchive', $key)
-}
-
-function Get-PartialPath([string] $Folder, [string] $Sha256) {
-    return [System.IO.Path]::Combine($Folder, "upload-$Sha256.partial")
 }
 
 function Get-AgentStoppedPath([string] $Folder) {
@@ -36,81 +29,14 @@ function Get-SwapJournalPath([string] $Folder) {
     return [System.IO.Path]::Combine($Folder, 'swap.json')
 }
 
-function Get-StreamSha256([System.IO.Stream] $Stream) {
-    # Not Get-FileHash: a module function (autoloaded, its errors non-terminating).
-    $sha = [System.Security.Cryptography.SHA256]::Create()
-    try { return (Get-HexText $sha.ComputeHash($Stream)) } finally { $sha.Dispose() }
-}
-
-function Get-FileSha256([string] $Path) {
-    $stream = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
-    try { return (Get-StreamSha256 $stream) } finally { $stream.Dispose() }
-}
-
-function New-AdminOnlySecurity {
-    # Owned by Administrators (an owner may always rewrite the DACL: WRITE_DAC), protected (no entry
-    # inherited from %ProgramData%), SYSTEM and Administrators only, inherited by everything below.
-    $security = New-Object System.Security.AccessControl.DirectorySecurity
-    $security.SetOwner((New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544'))
-    $security.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $AdminSids) {
-        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
-        $inheritance = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
-        $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inheritance, [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow)
-        $security.AddAccessRule($rule)
-    }
-    return $security
-}
-
-function Get-StagingFolders([string] $Folder) {
-    # UsercubeIac, RuntimeArchive and <key>: each is checked, since Users may create folders in %ProgramData%
-    # (one of them made by someone else first could be theirs to rewrite).
-    $archive = [System.IO.Path]::GetDirectoryName($Folder)
-    return @([System.IO.Path]::GetDirectoryName($archive), $archive, $Folder)
-}
-
-function Get-UntrustedReason([string] $Path) {
-    # Why a staging folder is not safe to use, or $null: a reparse point (it could lead anywhere), an owner
-    # other than SYSTEM or Administrators, a DACL that is not protected or grants anyone else.
-    $info = New-Object System.IO.DirectoryInfo $Path
-    if (($info.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { return 'is a junction or symbolic link' }
-    $acl = [System.IO.Directory]::GetAccessControl($Path)
-    $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-    if ($AdminSids -notcontains $owner) { return "is owned by $owner, not by Administrators" }
-    if (-not $acl.AreAccessRulesProtected) { return 'inherits permissions' }
-    foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return "grants $($rule.IdentityReference.Value) access" }
-    }
-    return $null
-}
-
-function Stop-Untrusted([string] $Path, [string] $Reason) {
-    Stop-Operation -Id 'StagingFolderUntrusted' -Property 'runtime_path' -Message "the staging folder $Path $Reason; someone other than an administrator may have made or changed it: check it, delete it, then run again"
-}
-
 function Initialize-StagingFolder([string] $Folder) {
-    # Created with owner and DACL in the same call (no moment with %ProgramData%'s inherited DACL). An existing
-    # folder keeps what it has (CreateDirectory(path, security) does not touch it): it is checked; an
-    # Administrators-owned one gets the DACL back, any other is refused.
-    foreach ($path in (Get-StagingFolders $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) {
-            [void][System.IO.Directory]::CreateDirectory($path, (New-AdminOnlySecurity))
-            continue
-        }
-        $reason = Get-UntrustedReason $path
-        if ($null -eq $reason) { continue }
-        if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason }
-        [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
-    }
+    # UsercubeIac, RuntimeArchive and <key>: created admin-only, or checked (refused or their DACL put back).
+    Initialize-AdminOnlyFolder $Folder 'runtime_path'
 }
 
 function Assert-StagingFolder([string] $Folder) {
     # get and remove change nothing here: an existing folder that is not safe is refused.
-    foreach ($path in (Get-StagingFolders $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) { return }
-        $reason = Get-UntrustedReason $path
-        if ($null -ne $reason) { Stop-Untrusted $path $reason }
-    }
+    Assert-AdminOnlyFolder $Folder 'runtime_path'
 }
 
 function Read-Manifest([string] $Folder) {

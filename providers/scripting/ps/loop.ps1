@@ -25,6 +25,15 @@ $kernel32 = $native.CreateType()
 $STD_INPUT_HANDLE = -10
 [void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_INPUT_HANDLE), 1, 0)  # HANDLE_FLAG_INHERIT off
 [void]$kernel32::SetStdHandle($STD_INPUT_HANDLE, [IntPtr]::Zero)
+# Nor its response pipe and its error stream. .NET Framework's Process.Start (UseShellExecute = $false) calls
+# CreateProcess with bInheritHandles TRUE, and that hands the child every inheritable handle of this process,
+# not only those STARTUPINFO names (learn.microsoft.com, CreateProcessW: bInheritHandles; "Handle Inheritance"):
+# a child holding the stdout pipe keeps the WinRM command from ending after this process does, and could write
+# into the framed responses. Only inheritance stops: this process still writes to both.
+$STD_OUTPUT_HANDLE = -11
+$STD_ERROR_HANDLE = -12
+[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_OUTPUT_HANDLE), 1, 0)
+[void]$kernel32::SetHandleInformation($kernel32::GetStdHandle($STD_ERROR_HANDLE), 1, 0)
 
 # Responses go out as one write each on a stream of our own; anything else that writes to the console's
 # stdout writer (nothing should: pool runspaces have no console host) goes nowhere.
