@@ -10,7 +10,8 @@ State, split as Windows splits it:
   applicationHost.config never holds certificate hashes;
 - registry values (InetStp, the ASP.NET Core shared framework): ``_sim/registry.json``.
 
-``ServerManager`` behaves as Microsoft.Web.Administration's: it reads the file once; ``commit``
+``ServerManager`` behaves as Microsoft.Web.Administration's: it reads the file once, at the first
+section access, and a commit comes a script's work later (``SCRIPT_WORK_S``); ``commit``
 fails with the real error when another writer committed in between, applies HTTP.sys bindings
 (failing like Windows when the certificate is not in the store), and makes WAS start new pools
 and sites. Values are read with IIS's inheritance: the element, then ``*Defaults``, then the

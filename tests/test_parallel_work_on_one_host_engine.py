@@ -213,12 +213,14 @@ def test_two_stacks_change_iis_and_acls_on_one_host_at_once(
     conflicts = count(host, mark, "iis_commit_conflict")
     gave_up = count(host, mark, "iis_commit_conflict", lambda e: not e["retried"])
     waits = count(host, mark, "mutex_wait")
+    attempts = [int(e["attempt"]) for e in host.journal_since(mark) if e.get("kind") == "iis_commit_conflict"]
     FIGURES["conflicts"] += conflicts
     FIGURES["mutex_waits"] += waits
     with capsys.disabled():
         print(
             f"\n[parallel work, seed {seed}] {ROUNDS_PER_CASE} rounds: {conflicts} stale commits retried, "
-            f"{gave_up} given up, {waits} waits for the DACL mutex; so far {FIGURES}"
+            f"{gave_up} given up (at most {max(attempts, default=0)} stale in a row), {waits} waits for the DACL "
+            f"mutex; so far {FIGURES}"
         )
     assert conflicts > 0, f"seed {seed}: no commit found applicationHost.config changed; nothing was exercised"
     assert gave_up == 0, f"seed {seed}: {gave_up} commits ran out of attempts"

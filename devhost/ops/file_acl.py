@@ -45,8 +45,8 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("file_acl/set", "file_acl/remove"),
         re.escape("$DaclMutexName = 'Global\\UsercubeIac.FileAcl.Dacl'"),
-        "the model's mutex is this name in the Global\\ namespace, shared by every session (two stacks' WinRM "
-        "sessions) of the host",
+        "the model's mutex is this name in the Global\\ namespace, one object for every process and session of "
+        "the host (two stacks' WinRM shells included)",
     ),
     ScriptFact(
         ("file_acl/set", "file_acl/remove"),

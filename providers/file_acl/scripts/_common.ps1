@@ -118,7 +118,8 @@ function Format-Entries($Entries) {
 # whose pDacl replaces the object's DACL). Entries another writer added after the copy was read are gone.
 # Two FileAcl resources on one folder (one stack's parallel operations, or two stacks on one host) do
 # exactly that, so every FileAcl change takes one machine-wide named mutex around its read-modify-write.
-# Global\ so that every session of every stack shares it (a WinRM session's Local\ namespace is its own).
+# Global\ so that every process of the host shares it, whatever session it runs in (learn.microsoft.com,
+# "Kernel object namespaces"; the default, Local\, is one per session).
 $DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
 
 function Enter-DaclLock {
