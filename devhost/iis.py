@@ -10,7 +10,8 @@ State, split as Windows splits it:
   applicationHost.config never holds certificate hashes;
 - registry values (InetStp, the ASP.NET Core shared framework): ``_sim/registry.json``.
 
-``ServerManager`` behaves as Microsoft.Web.Administration's: it reads the file once; ``commit``
+``ServerManager`` behaves as Microsoft.Web.Administration's: it reads the file once, at the first
+section access, and a commit comes a script's work later (``SCRIPT_WORK_S``); ``commit``
 fails with the real error when another writer committed in between, applies HTTP.sys bindings
 (failing like Windows when the certificate is not in the store), and makes WAS start new pools
 and sites. Values are read with IIS's inheritance: the element, then ``*Defaults``, then the
@@ -27,6 +28,7 @@ import ipaddress
 import json
 import os
 import random
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -36,6 +38,7 @@ from typing import Any, TypeVar
 
 from devhost import accounts
 from devhost.fs import WindowsFs
+from devhost.hooks import Journal, sim_dir
 
 T = TypeVar("T")
 
@@ -52,9 +55,14 @@ ASPNETCORE_MODULE_IMAGE = "%ProgramFiles%\\IIS\\Asp.Net Core Module\\V2\\aspnetc
 DEFAULT_POOL = "DefaultAppPool"
 DEFAULT_SITE = "Default Web Site"
 DEFAULT_SITE_PATH = "%SystemDrive%\\inetpub\\wwwroot"
-# Reading and parsing the real file takes tens of milliseconds; keeping a comparable window between
-# load and commit lets parallel operations collide as they do on Windows.
+# Reading and parsing the real file takes tens of milliseconds.
 LOAD_LATENCY_S = 0.03
+# What a script does between ServerManager's load of applicationHost.config and its CommitChanges (finding
+# the pool or site, comparing a dozen attributes through COM interop, reading HTTP.sys and the certificate
+# store, setting what differs): tens to hundreds of milliseconds of Windows PowerShell on a real server. The
+# models do the same work in microseconds, so a commit waits until this long after the load (knob
+# ``iis_script_work_ms``): two operations on one host then interleave between read and commit as on Windows.
+SCRIPT_WORK_S = 0.1
 
 # What the Web-Server role's default role services register (IIS 10, Windows Server 2019/2022).
 _DEFAULT_MODULES = (
@@ -210,17 +218,50 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(temporary, path)
 
 
+# Locks this thread holds, by lock file: the runtime lock is taken again by the methods it calls.
+_HELD = threading.local()
+
+
 @contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    """The configuration system writes applicationHost.config under an exclusive lock."""
-    lock = _sim_file(state_dir, "iis_config.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def _locked(state_dir: Path, name: str = "iis_config.lock") -> Iterator[None]:
+    """The configuration system writes applicationHost.config under an exclusive lock (``iis_config.lock``);
+    WAS keeps its runtime state consistent under its own (``iis_runtime.lock``). Re-entrant per thread; an
+    flock on its own open file also excludes the other threads of this process and other processes."""
+    lock = _sim_file(state_dir, name)
+    key = str(lock)
+    held: dict[str, int] = _HELD.__dict__.setdefault("depth", {})
+    if held.get(key):
+        held[key] += 1
         try:
             yield
         finally:
+            held[key] -= 1
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held[key] = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _runtime_locked(state_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """WAS changes one pool's or site's runtime state at a time: every read-modify-write of
+    ``iis_runtime.json`` holds this, so parallel operations never lose each other's state."""
+    return _locked(state_dir, "iis_runtime.lock")
+
+
+def script_work_s(state_dir: Path) -> float:
+    """``SCRIPT_WORK_S``, or the knob ``iis_script_work_ms`` (0 lets a commit follow its load at once)."""
+    try:
+        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return SCRIPT_WORK_S
+    value = knobs.get("iis_script_work_ms") if isinstance(knobs, dict) else None
+    return SCRIPT_WORK_S if value is None else float(value) / 1000
 
 
 # --- registry --------------------------------------------------------------------------------------
@@ -316,10 +357,11 @@ def ensure_installed(state_dir: Path) -> None:
     if registry_key(state_dir, INETSTP) is None:
         values = {"MajorVersion": 10, "MinorVersion": 0, "InstallPath": "C:\\Windows\\system32\\inetsrv"}
         _set_registry(state_dir, INETSTP, values)
-    runtime = _runtime(state_dir)
-    runtime["pools"].setdefault(DEFAULT_POOL, {"state": "Started"})
-    runtime["sites"].setdefault(DEFAULT_SITE, {"state": "Started"})
-    _save_runtime(state_dir, runtime)
+    with _runtime_locked(state_dir):
+        runtime = _runtime(state_dir)
+        runtime["pools"].setdefault(DEFAULT_POOL, {"state": "Started"})
+        runtime["sites"].setdefault(DEFAULT_SITE, {"state": "Started"})
+        _save_runtime(state_dir, runtime)
 
 
 def ensure_removed(state_dir: Path) -> None:
@@ -558,17 +600,32 @@ def certificate_in_store(state_dir: Path, thumbprint: str, store: str) -> bool:
 class ServerManager:
     """Microsoft.Web.Administration.ServerManager over the simulated applicationHost.config."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, load_latency_s: float = LOAD_LATENCY_S) -> None:
         self.state_dir = state_dir
-        path = config_file(state_dir)
-        if not path.is_file():
+        if not config_file(state_dir).is_file():
             raise NotInstalled()
-        data = path.read_bytes()
-        self._digest = hashlib.sha256(data).hexdigest()
-        self.root = ET.fromstring(data)
+        self._load_latency_s = load_latency_s
+        self._root: ET.Element | None = None
+        self._digest = ""
+        self._loaded_at = 0.0
         self._sslcert_changes: dict[str, dict[str, str] | None] = {}
         self._pool_starts: list[str] = []
-        time.sleep(LOAD_LATENCY_S)
+
+    @property
+    def root(self) -> ET.Element:
+        """The configuration as this manager read it. ServerManager reads applicationHost.config when the
+        first section is accessed (``ApplicationPools``, ``Sites``), not when it is constructed, and keeps
+        that copy until it is disposed: what another writer commits afterwards, it never sees."""
+        if self._root is None:
+            path = config_file(self.state_dir)
+            if not path.is_file():
+                raise NotInstalled()
+            data = path.read_bytes()
+            self._digest = hashlib.sha256(data).hexdigest()
+            self._root = ET.fromstring(data)
+            self._loaded_at = time.monotonic()
+            time.sleep(self._load_latency_s)
+        return self._root
 
     # -- application pools --
 
@@ -797,7 +854,22 @@ class ServerManager:
     # -- commit --
 
     def commit(self) -> None:
-        """CommitChanges: fails if the file changed since this manager read it; applies HTTP.sys bindings."""
+        """CommitChanges: fails if the file changed since this manager read it; applies HTTP.sys bindings.
+
+        The stale check compares the file on disk at commit with the bytes this manager loaded. Microsoft does
+        not document how the configuration system (IAppHostWritableAdminManager::CommitChanges, ahadmin)
+        detects the change; its error says what it checks, "Cannot commit configuration changes because the
+        file has changed on disk", and every reported case is another writer's commit between this manager's
+        load and its commit (microsoft/IIS.Administration#324: two API calls changing pools;
+        webprofusion/certify#154 and win-acme/win-acme#601: several bindings updated at once). A commit that
+        rewrote identical bytes would pass here; no writer of this project commits without a change.
+        """
+        root = self.root
+        # The script's work between the load and this call (SCRIPT_WORK_S): the window another writer's commit
+        # must fall into to make this one stale.
+        remaining = self._loaded_at + script_work_s(self.state_dir) - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
         with _locked(self.state_dir):
             path = config_file(self.state_dir)
             current = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
@@ -811,14 +883,15 @@ class ServerManager:
                 certs = {k: v for k, v in certs.items() if k.lower() != key.lower()}
                 if value is not None:
                     certs[key] = value
-            tree: ET.ElementTree[ET.Element] = ET.ElementTree(self.root)
+            tree: ET.ElementTree[ET.Element] = ET.ElementTree(root)
             _write_tree(path, tree)
             self._digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            self._loaded_at = time.monotonic()
             _write_json(_sim_file(self.state_dir, "http_sslcert.json"), certs)
             self._sslcert_changes = {}
-        self._was_picks_up()
+        _was_picks_up(self.state_dir)
 
-    def _was_picks_up(self) -> None:
+    def _sync_runtime(self) -> None:
         """WAS reads the new configuration: new pools and sites with autoStart start, removed ones go."""
         runtime = _runtime(self.state_dir)
         pools = self.pool_names()
@@ -857,6 +930,12 @@ class ServerManager:
 
     def _set_runtime(
         self, kind: str, name: str, state: str, error: str | None, extra: dict[str, Any] | None = None
+    ) -> None:
+        with _runtime_locked(self.state_dir):
+            self._set_runtime_unlocked(kind, name, state, error, extra)
+
+    def _set_runtime_unlocked(
+        self, kind: str, name: str, state: str, error: str | None, extra: dict[str, Any] | None
     ) -> None:
         runtime = _runtime(self.state_dir)
         previous = _lookup(runtime[kind], name) or {}
@@ -897,10 +976,11 @@ class ServerManager:
         mapped until then (learn.microsoft.com, "Process Model Settings for an Application Pool
         <processModel>": shutdownTimeLimit). ``exiting_worker``: when that worker loaded them and when it was stopped;
         devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop."""
-        entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}
-        running = entry.get("state") == "Started" and "since" in entry
-        exiting = {"exiting_worker": [entry["since"], time.time()]} if running else None
-        self._set_runtime("pools", name, "Stopped", None, exiting)
+        with _runtime_locked(self.state_dir):
+            entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}
+            running = entry.get("state") == "Started" and "since" in entry
+            exiting = {"exiting_worker": [entry["since"], time.time()]} if running else None
+            self._set_runtime("pools", name, "Stopped", None, exiting)
         return "Stopped"
 
     def exiting_worker_since(self, name: str) -> tuple[float, float] | None:
@@ -943,18 +1023,19 @@ class ServerManager:
 
     def _picked_up(self, name: str) -> None:
         """Raise NotYetKnown while WAS has not learnt of the site; once it has, start it if it auto-starts."""
-        entry = _lookup(_runtime(self.state_dir)["sites"], name)
-        if entry is None or "known_at" not in entry:
-            return
-        if time.time() < float(entry["known_at"]):
-            raise NotYetKnown()
-        self._set_runtime("sites", name, "Stopped", None)
-        site = self.find_site(name)
-        if site is not None and site.get("serverAutoStart", "true") == "true":
-            try:
-                self.start_site(name)
-            except EndpointInUse:
-                self._set_runtime("sites", name, "Stopped", str(EndpointInUse()))
+        with _runtime_locked(self.state_dir):
+            entry = _lookup(_runtime(self.state_dir)["sites"], name)
+            if entry is None or "known_at" not in entry:
+                return
+            if time.time() < float(entry["known_at"]):
+                raise NotYetKnown()
+            self._set_runtime("sites", name, "Stopped", None)
+            site = self.find_site(name)
+            if site is not None and site.get("serverAutoStart", "true") == "true":
+                try:
+                    self.start_site(name)
+                except EndpointInUse:
+                    self._set_runtime("sites", name, "Stopped", str(EndpointInUse()))
 
     def site_state(self, name: str) -> str:
         self._picked_up(name)
@@ -965,23 +1046,32 @@ class ServerManager:
         site = self.find_site(name)
         if site is None:
             raise NotYetKnown()
-        self._picked_up(name)
-        runtime = _runtime(self.state_dir)
-        for other in self._sites.findall("site"):
-            other_name = other.get("name", "")
-            if other_name.lower() == name.lower():
-                continue
-            entry = _lookup(runtime["sites"], other_name)
-            if entry is None or entry.get("state") != "Started":
-                continue
-            if any(sites_conflict(mine, theirs) for mine in self.bindings(site) for theirs in self.bindings(other)):
-                raise EndpointInUse()
-        self._set_runtime("sites", name, "Started", None)
+        with _runtime_locked(self.state_dir):  # HTTP.sys registers one site's URLs at a time
+            self._picked_up(name)
+            runtime = _runtime(self.state_dir)
+            for other in self._sites.findall("site"):
+                other_name = other.get("name", "")
+                if other_name.lower() == name.lower():
+                    continue
+                entry = _lookup(runtime["sites"], other_name)
+                if entry is None or entry.get("state") != "Started":
+                    continue
+                if any(sites_conflict(mine, theirs) for mine in self.bindings(site) for theirs in self.bindings(other)):
+                    raise EndpointInUse()
+            self._set_runtime("sites", name, "Started", None)
         return "Started"
 
     def stop_site(self, name: str) -> str:
         self._set_runtime("sites", name, "Stopped", None)
         return "Stopped"
+
+
+def _was_picks_up(state_dir: Path) -> None:
+    """WAS acts on its change notification by reading the configuration on disk, not the committing manager's
+    copy: two managers that committed one after the other may run this in either order, and the earlier
+    copy must not stop (or forget) what only the later one holds."""
+    with _runtime_locked(state_dir):
+        ServerManager(state_dir, load_latency_s=0)._sync_runtime()
 
 
 def _ssl_flags(value: str) -> int:
@@ -1014,19 +1104,23 @@ def with_retries(state_dir: Path, change: Callable[[ServerManager], T], attempts
         except IisError as error:
             if not is_commit_conflict(error):
                 raise
-            _count_conflict(state_dir)
+            _count_conflict(state_dir, attempt, retried=attempt < attempts)
             if attempt == attempts:
                 raise
             time.sleep(0.1 * attempt + random.random() * 0.1)
     raise AssertionError("unreachable")
 
 
-def _count_conflict(state_dir: Path) -> None:
+def _count_conflict(state_dir: Path, attempt: int, *, retried: bool) -> None:
+    """A stale commit: counted in ``iis_stats.json`` and journalled (``iis_commit_conflict``, with the attempt
+    and whether the script tries again), so a test can tell that parallel commits really collided."""
     with _locked(state_dir):
         path = _sim_file(state_dir, "iis_stats.json")
         stats = _read_json(path, {})
         stats["commit_conflicts"] = int(stats.get("commit_conflicts", 0)) + 1
         _write_json(path, stats)
+    event = {"kind": "iis_commit_conflict", "attempt": attempt, "retried": retried}
+    Journal(sim_dir(state_dir) / "journal.jsonl")(event)
 
 
 def commit_conflicts(state_dir: Path) -> int:

@@ -156,6 +156,21 @@ class NtfsStore:
             )
             self._save(data)
 
+    def set_dacl(self, windows_path: str, protected: bool, explicit: list[Ace]) -> None:
+        """SetAccessControl with a FileSystemSecurity read earlier by GetAccessControl('Access'): the DACL it
+        holds replaces the path's, whole, and its protection with it; the owner stays. .NET's
+        NativeObjectSecurity.Persist passes the object's DACL to SetSecurityInfo with DACL_SECURITY_INFORMATION
+        (and PROTECTED_ or UNPROTECTED_DACL_SECURITY_INFORMATION), and SetSecurityInfo's ``pDacl`` is "the new
+        DACL for the object" (learn.microsoft.com, SetSecurityInfo function (aclapi.h); dotnet/runtime
+        System.Security.AccessControl NativeObjectSecurity.cs). An entry another writer added after the copy
+        was read is not in it, and is gone."""
+        with self._lock:
+            data = self._load()
+            key = self.key(windows_path)
+            current = data.get(key) or (DRIVE_ROOT if len(key) == 3 else Descriptor())
+            data[key] = Descriptor(current.owner, protected, [replace(a, inherited=False) for a in explicit])
+            self._save(data)
+
     def forget(self, windows_path: str) -> None:
         """The path was deleted: drop its descriptor and its descendants'."""
         prefix = self.key(windows_path)

@@ -49,6 +49,9 @@ UNLOCKED_OPERATIONS: set[str] = {
     *iis_prerequisites.OPERATIONS,
     # read-only, and it waits between attempts: it must not hold the host's lock meanwhile
     *agent_verification.OPERATIONS,
+    # SetAccessControl writes a DACL read earlier, whole: two writers interleave as on Windows, and the
+    # scripts' named mutex (file_acl.DACL_MUTEX) is what keeps both entries
+    *file_acl.OPERATIONS,
 }
 
 # The script constructs the models rely on (devhost.ps51): tools/bless_scripts.py refuses to record a
@@ -82,6 +85,7 @@ SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *agent_verification.SCRIPT_FACTS,
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
+    *file_acl.SCRIPT_FACTS,
     *hosting_bundle.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
     *runtime_archive.SCRIPT_FACTS,

@@ -6,15 +6,19 @@ tests and the devhost CLI.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts, ntfs
+from devhost import accounts, named_mutex, ntfs
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.script_accounts import account_sid, comparable_mask
+from devhost.ps51 import ScriptFact
 
 _KEYS = {"path", "principal", "access", "mask", "inheritance", "propagation"}
 _SID = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
@@ -22,6 +26,71 @@ _NOT_TRANSLATED = "Some or all identity references could not be translated."
 _BOTH = ["ContainerInherit", "ObjectInherit"]
 # icacls' simple rights, as an administrator types them (icacls stores Synchronize with them).
 ICACLS_RIGHTS = {"F": 0x1F01FF, "M": 0x1301BF, "RX": 0x1200A9, "R": 0x120089, "W": 0x100116}
+# _common.ps1 Enter-DaclLock: one machine-wide mutex around every FileAcl read-modify-write of a DACL.
+DACL_MUTEX = "Global\\UsercubeIac.FileAcl.Dacl"
+DACL_MUTEX_TIMEOUT_S = 30.0
+# What the script does while it holds the DACL (resolve the principal through LSA, read the DACL, remove this
+# principal's entries, build the rule, AddAccessRule, SetAccessControl): tens of milliseconds of Windows
+# PowerShell, which the model spends between its read and its write (knob ``acl_script_work_ms``), so a writer
+# that did not hold the mutex would lose another's entry as on Windows.
+SCRIPT_WORK_S = 0.03
+
+SCRIPT_FACTS = (
+    ScriptFact(
+        ("file_acl/set", "file_acl/remove"),
+        r"New-Object System\.Threading\.Mutex\(\$false, \$DaclMutexName\)[\s\S]*\.WaitOne\(30000\)",
+        "SetAccessControl writes back the whole DACL GetAccessControl read (SetSecurityInfo, pDacl: the new DACL): "
+        "two FileAcl writers of one folder lose an entry unless each holds the named mutex from read to write",
+    ),
+    ScriptFact(
+        ("file_acl/set", "file_acl/remove"),
+        re.escape("$DaclMutexName = 'Global\\UsercubeIac.FileAcl.Dacl'"),
+        "the model's mutex is this name in the Global\\ namespace, one object for every process and session of "
+        "the host (two stacks' WinRM shells included)",
+    ),
+    ScriptFact(
+        ("file_acl/set", "file_acl/remove"),
+        r"\$daclLock = Enter-DaclLock\s+try \{[\s\S]*GetAccessControl[\s\S]*\.SetAccessControl\(\$security\)"
+        r"[\s\S]*\} finally \{\s+Exit-DaclLock \$daclLock",
+        "the model holds the mutex from the read of the DACL to its write, released whatever the outcome",
+    ),
+)
+
+
+def script_work_s(state_dir: Path) -> float:
+    """``SCRIPT_WORK_S``, or the knob ``acl_script_work_ms``."""
+    try:
+        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return SCRIPT_WORK_S
+    value = knobs.get("acl_script_work_ms") if isinstance(knobs, dict) else None
+    return SCRIPT_WORK_S if value is None else float(value) / 1000
+
+
+@contextlib.contextmanager
+def _dacl_lock(fs: WindowsFs) -> Iterator[None]:
+    """Enter-DaclLock ... Exit-DaclLock; AclBusy when another change held the mutex for 30 s."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(named_mutex.held(fs.root, DACL_MUTEX, DACL_MUTEX_TIMEOUT_S))
+        except named_mutex.WaitTimedOut:
+            raise OperationStopped(
+                fail(
+                    "AclBusy",
+                    f"another FileAcl change on this host held the lock '{DACL_MUTEX}' for 30 s; run again "
+                    "(a powershell.exe of another deployment may be hung: look for one that does not end)",
+                    prop="path",
+                    category="ResourceBusy",
+                )
+            ) from None
+        yield
+
+
+def write_dacl(fs: WindowsFs, path: str, security: ntfs.Descriptor, explicit: list[ntfs.Ace]) -> None:
+    """``$item.SetAccessControl($security)`` for a ``$security`` read by GetAccessControl earlier: the script's
+    work in between takes its time, then the DACL it built replaces the path's whole (ntfs.set_dacl)."""
+    time.sleep(script_work_s(fs.root))
+    ntfs.NtfsStore(fs.root).set_dacl(path, security.protected, explicit)
 
 
 def _resolve(state_dir: Path, principal: str) -> tuple[str, str]:
@@ -153,25 +222,27 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="propagation",
             category="InvalidArgument",
         )
-    before = _state(fs, spec)
-    desired = {"mask": spec["mask"], "inheritance": inheritance, "propagation": propagation}
-    matching = [e for e in before["entries"] if {**e, "mask": comparable_mask(e["mask"])} == desired]
-    if len(before["entries"]) == 1 and len(matching) == 1:
-        return succeed(before)
-    allow = spec["access"] == "Allow"
-    store = ntfs.NtfsStore(fs.root)
-    if not ntfs.is_canonical(store.descriptor(path).explicit):
-        return _not_canonical(path)
-    ntfs.remove_entries(store, path, before["principal_sid"], allow)
-    ace = ntfs.Ace(
-        sid=before["principal_sid"],
-        mask=ntfs.access_mask_for(spec["mask"], allow),
-        allow=allow,
-        inheritance=frozenset(inheritance),
-        propagation=frozenset(propagation),
-    )
-    ntfs.add_entry(store, path, ace)
-    after = _state(fs, spec)
+    with _dacl_lock(fs):
+        before = _state(fs, spec)
+        desired = {"mask": spec["mask"], "inheritance": inheritance, "propagation": propagation}
+        matching = [e for e in before["entries"] if {**e, "mask": comparable_mask(e["mask"])} == desired]
+        if len(before["entries"]) == 1 and len(matching) == 1:
+            return succeed(before)
+        allow = spec["access"] == "Allow"
+        security = ntfs.NtfsStore(fs.root).descriptor(path)  # GetAccessControl('Access'): a copy
+        if not ntfs.is_canonical(security.explicit):
+            return _not_canonical(path)
+        ace = ntfs.Ace(
+            sid=before["principal_sid"],
+            mask=ntfs.access_mask_for(spec["mask"], allow),
+            allow=allow,
+            inheritance=frozenset(inheritance),
+            propagation=frozenset(propagation),
+        )
+        # RemoveAccessRuleSpecific for each of the principal's entries, then AddAccessRule, on the copy.
+        explicit = ntfs.merge_entry(ntfs.without_entries(list(security.explicit), before["principal_sid"], allow), ace)
+        write_dacl(fs, path, security, explicit)
+        after = _state(fs, spec)
     return succeed(after, [change("entries", _describe(before["entries"]), _describe(after["entries"]))])
 
 
@@ -183,14 +254,15 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return succeed({"ensure": "absent", "path": path, "entries": []})
     sid, _ = _resolve(fs.root, spec["principal_sid"] or spec["principal"])
     allow = spec["access"] == "Allow"
-    store = ntfs.NtfsStore(fs.root)
-    entries = [_entry_json(a) for a in _entries(store, path, sid, allow)]
     state = {"ensure": "absent", "path": path, "principal_sid": sid, "entries": []}
-    if not entries:
-        return succeed(state)
-    if not ntfs.is_canonical(store.descriptor(path).explicit):
-        return _not_canonical(path)
-    ntfs.remove_entries(store, path, sid, allow)
+    with _dacl_lock(fs):
+        security = ntfs.NtfsStore(fs.root).descriptor(path)  # GetAccessControl('Access'): a copy
+        entries = [_entry_json(a) for a in security.explicit if a.sid.upper() == sid and a.allow == allow]
+        if not entries:
+            return succeed(state)
+        if not ntfs.is_canonical(security.explicit):
+            return _not_canonical(path)
+        write_dacl(fs, path, security, ntfs.without_entries(list(security.explicit), sid, allow))
     return succeed(state, [change("entries", _describe(entries), [])])
 
 

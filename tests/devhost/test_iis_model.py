@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -93,12 +96,64 @@ def test_hosting_bundle_adds_the_module_only_when_iis_is_there(tmp_path: Path) -
 
 def test_commit_fails_when_another_writer_committed_in_between(state: Path) -> None:
     first, second = iis.ServerManager(state), iis.ServerManager(state)
+    second.pool_names()  # the first section access: the file is read now
     first.add_pool("A")
     first.commit()
     second.add_pool("B")
     with pytest.raises(iis.ConfigChangedOnDisk, match="file has changed on disk"):
         second.commit()
     assert "B" not in iis.ServerManager(state).pool_names()
+
+
+def test_the_file_is_read_at_the_first_section_access_not_at_construction(state: Path) -> None:
+    """A ServerManager constructed before another writer's commit, but first used after it, sees that commit
+    and commits on top of it (MWA loads applicationHost.config lazily)."""
+    first, second = iis.ServerManager(state), iis.ServerManager(state)
+    first.add_pool("A")
+    first.commit()
+    second.add_pool("B")
+    second.commit()
+    assert {"A", "B"} <= set(iis.ServerManager(state).pool_names())
+
+
+def test_a_commit_comes_no_sooner_than_the_scripts_work_after_the_load(state: Path) -> None:
+    (state / "_sim" / "knobs.json").write_text('{"iis_script_work_ms": 400}', encoding="utf-8")
+    manager = iis.ServerManager(state)
+    manager.add_pool("Slow")
+    started = time.monotonic()
+    manager.commit()
+    assert time.monotonic() - started >= 0.3  # 400 ms from the load, less the load latency already spent
+
+
+def test_a_writer_that_commits_within_the_others_window_makes_it_retry(state: Path) -> None:
+    """Two scripts whose read-to-commit windows overlap: the second commit is stale, is journalled, and its
+    retry (a fresh ServerManager) keeps both pools."""
+    (state / "_sim" / "knobs.json").write_text('{"iis_script_work_ms": 300}', encoding="utf-8")
+    read = threading.Barrier(2)
+
+    def add(name: str) -> None:
+        def change(manager: iis.ServerManager) -> None:
+            manager.pool_names()  # both read before either commits (a retry finds the barrier spent)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                read.wait(timeout=0.2)
+            manager.add_pool(name)
+            manager.commit()
+
+        iis.with_retries(state, change)
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in ("Early", "Late")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {"Early", "Late"} <= set(iis.ServerManager(state).pool_names())
+    conflicts = [
+        json.loads(line)
+        for line in (state / "_sim" / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+        if '"iis_commit_conflict"' in line
+    ]
+    assert conflicts and conflicts[0]["attempt"] == 1 and conflicts[0]["retried"] is True
+    assert iis.commit_conflicts(state) == len(conflicts)
 
 
 def test_parallel_script_models_all_succeed_through_the_retry_loop(state: Path) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devhost import accounts, ntfs
+from devhost.fs import WindowsFs
 from devhost.ops import file_acl
 
 CI, OI = ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT
@@ -101,3 +104,53 @@ def test_creator_owner_becomes_the_owner_in_the_entry_that_applies(tmp_path: Pat
     on_folder = [(a.sid, a.propagation) for a in store.inherited("C:\\im", is_container=True)]
     assert ("S-1-5-32-544", frozenset()) in on_folder, "the folder's owner (Administrators by default)"
     assert ("S-1-3-0", frozenset({IO})) in on_folder, "and an inherit-only CREATOR OWNER entry for its children"
+
+
+def acl_spec(path: str, principal: str, mask: int = 0x1200A9) -> dict[str, object]:
+    return {
+        "path": path,
+        "principal": principal,
+        "access": "Allow",
+        "mask": mask,
+        "inheritance": None,
+        "propagation": [],
+    }
+
+
+def test_set_access_control_writes_the_whole_dacl_it_read(tmp_path: Path) -> None:
+    """Two writers that each read the DACL, then write it back with their own entry: the later write drops the
+    earlier writer's entry, as SetSecurityInfo replaces the DACL whole. This is what the FileAcl scripts' mutex
+    prevents; without it the engine test of parallel work would find entries missing."""
+    (tmp_path / "C" / "im").mkdir(parents=True)
+    a = accounts.add_account(tmp_path, "CONTOSO\\svc-a", "user", "pw")
+    b = accounts.add_account(tmp_path, "CONTOSO\\svc-b", "user", "pw")
+    store = ntfs.NtfsStore(tmp_path)
+    first, second = store.descriptor("C:\\im"), store.descriptor("C:\\im")  # both GetAccessControl
+    store.set_dacl("C:\\im", first.protected, ntfs.merge_entry(list(first.explicit), ntfs.Ace(a.sid, ntfs.MODIFY)))
+    store.set_dacl("C:\\im", second.protected, ntfs.merge_entry(list(second.explicit), ntfs.Ace(b.sid, ntfs.MODIFY)))
+    assert [e.sid for e in store.descriptor("C:\\im").explicit] == [b.sid]
+
+
+def test_parallel_file_acl_changes_wait_for_each_other_and_keep_every_entry(tmp_path: Path) -> None:
+    (tmp_path / "C" / "im").mkdir(parents=True)
+    (tmp_path / "_sim").mkdir()
+    (tmp_path / "_sim" / "knobs.json").write_text('{"acl_script_work_ms": 150}', encoding="utf-8")
+    names = [accounts.add_account(tmp_path, f"CONTOSO\\svc-{n}", "user", "pw").name for n in range(4)]
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda n=n: results.append(file_acl.set_(WindowsFs(tmp_path), acl_spec("C:\\im", n))))
+        for n in names
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.ok for r in results), [r.error for r in results]
+    kept = {e.sid for e in ntfs.NtfsStore(tmp_path).descriptor("C:\\im").explicit}
+    assert kept == {accounts.resolve(tmp_path, n).sid for n in names}
+    journal = (tmp_path / "_sim" / "journal.jsonl").read_text(encoding="utf-8")
+    assert journal.count('"mutex_wait"') >= 1, "the four writers should have contended for the mutex"
+    removed = file_acl.remove(WindowsFs(tmp_path), {**acl_spec("C:\\im", names[0]), "principal_sid": None})
+    assert removed.ok and {e.sid for e in ntfs.NtfsStore(tmp_path).descriptor("C:\\im").explicit} == kept - {
+        accounts.resolve(tmp_path, names[0]).sid
+    }

@@ -88,3 +88,37 @@ function Format-Entries($Entries) {
         '0x{0:X} ({1}; {2})' -f [long]$_.mask, (@($_.inheritance) -join ',' -replace '^$', 'None'), (@($_.propagation) -join ',' -replace '^$', 'None')
     })
 }
+
+# Two writers of one DACL lose an entry: GetAccessControl returns a copy, and SetAccessControl writes
+# that whole copy back (NativeObjectSecurity.Persist calls SetSecurityInfo with DACL_SECURITY_INFORMATION,
+# whose pDacl replaces the object's DACL). Entries another writer added after the copy was read are gone.
+# Two FileAcl resources on one folder (one stack's parallel operations, or two stacks on one host) do
+# exactly that, so every FileAcl change takes one machine-wide named mutex around its read-modify-write.
+# Global\ so that every process of the host shares it, whatever session it runs in (learn.microsoft.com,
+# "Kernel object namespaces"; the default, Local\, is one per session).
+$DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
+
+function Enter-DaclLock {
+    $mutex = New-Object System.Threading.Mutex($false, $DaclMutexName)
+    $held = $false
+    try {
+        $held = $mutex.WaitOne(30000)
+    } catch [System.Threading.AbandonedMutexException] {
+        # Its last owner's process ended without releasing it (a stopped powershell.exe): the wait
+        # succeeded and this thread owns it now. SetSecurityInfo writes a DACL whole, so nothing is half done.
+        $held = $true
+    }
+    if (-not $held) {
+        $mutex.Dispose()
+        Stop-Operation -Id 'AclBusy' -Category 'ResourceBusy' -Property 'path' -Message (
+            "another FileAcl change on this host held the lock '$DaclMutexName' for 30 s; run again " +
+            '(a powershell.exe of another deployment may be hung: look for one that does not end)')
+    }
+    return $mutex
+}
+
+function Exit-DaclLock($Mutex) {
+    # A Mutex belongs to the thread that acquired it: release in the same script, on the same thread.
+    $Mutex.ReleaseMutex()
+    $Mutex.Dispose()
+}
