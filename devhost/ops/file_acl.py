@@ -38,9 +38,24 @@ SCRIPT_WORK_S = 0.03
 SCRIPT_FACTS = (
     ScriptFact(
         ("file_acl/set", "file_acl/remove"),
-        r"New-Object System\.Threading\.Mutex\(\$false, \$DaclMutexName\)[\s\S]*\.WaitOne\(30000\)",
-        "SetAccessControl writes back the whole DACL GetAccessControl read (SetSecurityInfo, pDacl: the new DACL): "
-        "two FileAcl writers of one folder lose an entry unless each holds the named mutex from read to write",
+        r"\$DaclLockWaitMs = 30000[\s\S]*\[System\.Threading\.Mutex\]::new\(\$false, \$DaclMutexName, "
+        r"\[ref\]\$created, \(New-DaclLockSecurity\)\)[\s\S]*\.WaitOne\(\$DaclLockWaitMs\)",
+        "SetAccessControl writes back the whole DACL GetAccessControl read (SetNamedSecurityInfoW, pDacl: the new "
+        "DACL): two FileAcl writers of one folder lose an entry unless each holds the named mutex from read to write",
+    ),
+    ScriptFact(
+        ("file_acl/set", "file_acl/remove"),
+        r"function New-DaclLockSecurity \{[\s\S]*@\('S-1-5-18', 'S-1-5-32-544'\)[\s\S]*MutexAccessRule",
+        "the mutex grants SYSTEM and the Administrators whoever creates it: a kernel object's default DACL is the "
+        "creator's token default (learn.microsoft.com, Synchronization Object Security and Access Rights), which "
+        "may grant only the creating account; the model lets every administrator open it",
+    ),
+    ScriptFact(
+        ("file_acl/set",),
+        r"\$principal = Resolve-Principal \(\[string\]\$Spec\.principal\)\s+# From the first read[^\n]*\n"
+        r"\$daclLock = Enter-DaclLock",
+        "the principal is resolved before the lock (an LSA lookup of a domain account may be slow): the model holds "
+        "the lock only from the read of the DACL to its write",
     ),
     ScriptFact(
         ("file_acl/set", "file_acl/remove"),
@@ -69,7 +84,7 @@ def script_work_s(state_dir: Path) -> float:
 
 @contextlib.contextmanager
 def _dacl_lock(fs: WindowsFs) -> Iterator[None]:
-    """Enter-DaclLock ... Exit-DaclLock; AclBusy when another change held the mutex for 30 s."""
+    """Enter-DaclLock ... Exit-DaclLock; AclBusy after 30 s of waiting for the mutex."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(named_mutex.held(fs.root, DACL_MUTEX, DACL_MUTEX_TIMEOUT_S))
@@ -77,8 +92,8 @@ def _dacl_lock(fs: WindowsFs) -> Iterator[None]:
             raise OperationStopped(
                 fail(
                     "AclBusy",
-                    f"another FileAcl change on this host held the lock '{DACL_MUTEX}' for 30 s; run again "
-                    "(a powershell.exe of another deployment may be hung: look for one that does not end)",
+                    f"waited 30 s for the FileAcl lock '{DACL_MUTEX}' (other FileAcl changes on this host were "
+                    "queued, or one is hung); run again",
                     prop="path",
                     category="ResourceBusy",
                 )

@@ -58,9 +58,11 @@ function Get-ExplicitEntries($Security, $Sid, [string] $Access) {
     return ,$entries
 }
 
-function Get-FileAclState($Spec) {
+# $Principal: Resolve-Principal's result when the caller has it (set resolves once, before the lock).
+function Get-FileAclState($Spec, $Principal = $null) {
     $path = [string]$Spec.path
-    $principal = Resolve-Principal ([string]$Spec.principal)
+    $principal = $Principal
+    if ($null -eq $principal) { $principal = Resolve-Principal ([string]$Spec.principal) }
     $state = [ordered]@{
         ensure = 'absent'
         path = $path
@@ -90,35 +92,64 @@ function Format-Entries($Entries) {
 }
 
 # Two writers of one DACL lose an entry: GetAccessControl returns a copy, and SetAccessControl writes
-# that whole copy back (NativeObjectSecurity.Persist calls SetSecurityInfo with DACL_SECURITY_INFORMATION,
-# whose pDacl replaces the object's DACL). Entries another writer added after the copy was read are gone.
-# Two FileAcl resources on one folder (one stack's parallel operations, or two stacks on one host) do
-# exactly that, so every FileAcl change takes one machine-wide named mutex around its read-modify-write.
-# Global\ so that every process of the host shares it, whatever session it runs in (learn.microsoft.com,
-# "Kernel object namespaces"; the default, Local\, is one per session).
+# that whole copy back (NativeObjectSecurity.Persist calls SetNamedSecurityInfoW with
+# DACL_SECURITY_INFORMATION, whose pDacl replaces the object's DACL and then pushes its inheritable entries
+# down the tree: learn.microsoft.com, "Automatic Propagation of Inheritable ACEs"). Entries another writer
+# added after the copy was read are gone. Two FileAcl resources on one folder (one stack's parallel
+# operations, or two stacks on one host) do exactly that, so every FileAcl change takes one machine-wide
+# named mutex around its read-modify-write. Global\ so that every process of the host shares it, whatever
+# session it runs in (learn.microsoft.com, "Kernel object namespaces"; the default, Local\, is one per
+# session). The principal is resolved before the lock: an LSA lookup of a domain account can be slow.
 $DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
+$DaclLockWaitMs = 30000
+
+# The mutex's own DACL: SYSTEM and the Administrators, whoever creates it. Without one it takes the
+# creator's token default (learn.microsoft.com, "Synchronization Object Security and Access Rights"), which
+# under the policy "Default owner for objects created by members of the Administrators group: Object
+# creator" grants only the creating account, and another administrator's deployment could not open it.
+function New-DaclLockSecurity {
+    $security = New-Object System.Security.AccessControl.MutexSecurity
+    foreach ($sid in @('S-1-5-18', 'S-1-5-32-544')) {
+        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
+        $security.AddAccessRule((New-Object System.Security.AccessControl.MutexAccessRule(
+            $identity, [System.Security.AccessControl.MutexRights]::FullControl, [System.Security.AccessControl.AccessControlType]::Allow)))
+    }
+    return $security
+}
 
 function Enter-DaclLock {
-    $mutex = New-Object System.Threading.Mutex($false, $DaclMutexName)
+    $created = $false
+    try {
+        $mutex = [System.Threading.Mutex]::new($false, $DaclMutexName, [ref]$created, (New-DaclLockSecurity))
+    } catch [System.UnauthorizedAccessException] {
+        Stop-Operation -Id 'AclLockDenied' -Category 'PermissionDenied' -Property 'path' -Message (
+            "this account may not open the FileAcl lock '$DaclMutexName', which another account created without " +
+            'granting the Administrators; run the deployment as a member of the local Administrators group')
+    }
     $held = $false
     try {
-        $held = $mutex.WaitOne(30000)
+        $held = $mutex.WaitOne($DaclLockWaitMs)
     } catch [System.Threading.AbandonedMutexException] {
-        # Its last owner's process ended without releasing it (a stopped powershell.exe): the wait
-        # succeeded and this thread owns it now. SetSecurityInfo writes a DACL whole, so nothing is half done.
+        # Its owner's thread or process ended without releasing it (a stopped powershell.exe): the wait
+        # succeeded and this thread owns it now. That owner may have been stopped while SetNamedSecurityInfoW
+        # pushed entries down the tree; this change's own write pushes them again.
         $held = $true
+    } catch {
+        $mutex.Dispose()
+        throw
     }
     if (-not $held) {
         $mutex.Dispose()
         Stop-Operation -Id 'AclBusy' -Category 'ResourceBusy' -Property 'path' -Message (
-            "another FileAcl change on this host held the lock '$DaclMutexName' for 30 s; run again " +
-            '(a powershell.exe of another deployment may be hung: look for one that does not end)')
+            "waited $($DaclLockWaitMs / 1000) s for the FileAcl lock '$DaclMutexName' (other FileAcl changes " +
+            'on this host were queued, or one is hung); run again')
     }
     return $mutex
 }
 
 function Exit-DaclLock($Mutex) {
-    # A Mutex belongs to the thread that acquired it: release in the same script, on the same thread.
+    # A Mutex belongs to the thread that acquired it: release in the same script, on the same thread (a
+    # local RunspacePool runs each runspace's pipelines on its own thread: PSThreadOptions.ReuseThread).
     $Mutex.ReleaseMutex()
     $Mutex.Dispose()
 }

@@ -29,10 +29,11 @@ if ($inheritance.Count -eq 0 -and $propagation.Count -gt 0) {
         'propagation flags need inheritance flags: set inheritance or leave propagation empty.')
 }
 
+$principal = Resolve-Principal ([string]$Spec.principal)
 # From the first read of the DACL to its write, no other FileAcl change on this host runs (Enter-DaclLock).
 $daclLock = Enter-DaclLock
 try {
-    $before = Get-FileAclState $Spec
+    $before = Get-FileAclState $Spec $principal
     $desiredMask = [long]$Spec.mask
     $matching = @($before.entries | Where-Object {
         (ConvertTo-ComparableMask $_.mask) -eq $desiredMask -and
@@ -45,7 +46,6 @@ try {
 
     # Replace this principal's explicit entries of this type by exactly one: AddAccessRule alone would
     # merge the new rights into an existing entry with the same flags instead of setting them.
-    $principal = Resolve-Principal ([string]$Spec.principal)
     $type = Get-AccessType ([string]$Spec.access)
     $security = $item.GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
     if (-not $security.AreAccessRulesCanonical) {
@@ -65,7 +65,7 @@ try {
     $security.AddAccessRule($rule)
     $item.SetAccessControl($security)
 
-    $after = Get-FileAclState $Spec
+    $after = Get-FileAclState $Spec $principal
     Complete-Operation -State $after -Changed $true -Changes @(
         New-Change -Property 'entries' -Before (Format-Entries $before.entries) -After (Format-Entries $after.entries)
     )
