@@ -83,6 +83,7 @@ SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *certificate.SCRIPT_FACTS,
     *directory.SCRIPT_FACTS,
     *hosting_bundle.SCRIPT_FACTS,
+    *iis_default_site_removal.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
     *runtime_archive.SCRIPT_FACTS,
     *script_accounts.SCRIPT_FACTS,

@@ -212,6 +212,7 @@ def test_default_site_removal_and_restoration(state: Path) -> None:
     spec = {
         "site_name": "Default Web Site",
         "pool_name": "DefaultAppPool",
+        "owner": "test-stack/removal",
         "restore_site": False,
         "restore_pool": False,
     }
@@ -349,7 +350,13 @@ def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
     assert site is not None
     manager.add_binding(site, iis.Binding("https", "*:443:"), thumbprint, "My")
     manager.commit()
-    spec = {"site_name": iis.DEFAULT_SITE, "pool_name": iis.DEFAULT_POOL, "restore_site": False, "restore_pool": False}
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "test-stack/removal",
+        "restore_site": False,
+        "restore_pool": False,
+    }
     assert iis_default_site_removal.set_(WindowsFs(state), spec).ok
     assert iis.sslcerts(state) == {}
 
