@@ -51,6 +51,13 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
             r'\.Substring\(0, 32\)\s+return \[System\.IO\.Path\]::Combine\(\$Folder, "owner-\$hex\.json"\)',
             "an owner's record is owner-<32 hex digits of the SHA-256 of its id>.json",
         ),
+        ScriptFact(
+            operations,
+            r"@\((Read-OwnerRecords|Get-CertificateBindings|Get-ReadersOfOthers)\b",
+            "these functions return ,$array (one pipeline object, ps51.function_output): @(...) around the call "
+            "would wrap it in another array, whose Count is always 1, and the model counts the records themselves",
+            present=False,
+        ),
     )
 
 

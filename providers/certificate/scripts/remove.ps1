@@ -20,13 +20,13 @@ try {
     $myReaders = @()
     if ($null -ne $record) { $myReaders = @($record.readers) }
     if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
-    $others = @(Read-OwnerRecords $folder)
+    $others = Read-OwnerRecords $folder
     $found = [System.IO.File]::Exists((Get-FoundRecordPath $folder))
     if ($before.ensure -eq 'absent') {
         if ($others.Count -eq 0) { Remove-OwnersFolder $folder }
         Complete-Operation -State $before
     }
-    $bindings = @(Get-CertificateBindings $before.thumbprint)
+    $bindings = Get-CertificateBindings $before.thumbprint
     # No record on the host: a state written before owners were recorded there; its 'imported' decides.
     $last = if ($recorded) { $others.Count -eq 0 -and -not $found } else { [bool]$Spec.imported }
     if (-not $last -or $bindings.Count -gt 0) {

@@ -18,7 +18,7 @@ try {
         # The first owner finds the certificate in the store: someone else put it there (or, with
         # imported_by_state, this resource did, before owners were recorded on the host). It stays on
         # destroy, and so do the readers it had.
-        $others = @(Read-OwnerRecords $folder)
+        $others = Read-OwnerRecords $folder
         if ($before.ensure -eq 'present' -and $others.Count -eq 0 -and -not [bool]$Spec.imported_by_state -and
             -not [System.IO.File]::Exists($foundPath)) {
             Write-OwnersJson $foundPath ([ordered]@{ readers = @($before.private_key_readers | ForEach-Object { $_.sid }) })
@@ -133,7 +133,7 @@ try {
     # imported: put in the store by one of its owners (not found there), read from the host, so a retry
     # after a lost reply answers the same.
     $current.imported = -not [System.IO.File]::Exists($foundPath)
-    $current.owners = @(Read-OwnerRecords $folder).Count
+    $current.owners = (Read-OwnerRecords $folder).Count
     Complete-Operation -State $current -Changed ($changes.Count -gt 0) -Changes $changes
 } finally {
     Exit-OwnersLock $lock

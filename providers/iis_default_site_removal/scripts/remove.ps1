@@ -14,7 +14,7 @@ try {
     Assert-OwnersFolder $folder
     $recorded = [System.IO.Directory]::Exists($folder)
     if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
-    $others = @(Read-OwnerRecords $folder).Count
+    $others = (Read-OwnerRecords $folder).Count
     $found = Read-OwnersJson $foundPath
     if ($recorded -and $others -gt 0) {
         # Another owner still wants them removed: nothing comes back yet.

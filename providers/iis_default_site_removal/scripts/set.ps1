@@ -61,7 +61,7 @@ try {
     $found = Read-OwnersJson $foundPath
     $after.removed_site = $null -ne $found -and $null -ne $found.site
     $after.removed_pool = $null -ne $found -and $null -ne $found.pool
-    $after.owners = @(Read-OwnerRecords $folder).Count
+    $after.owners = (Read-OwnerRecords $folder).Count
     Complete-Operation -State $after -Changed (@($result.Changes).Count -gt 0) -Changes @($result.Changes)
 } finally {
     Exit-OwnersLock $lock
