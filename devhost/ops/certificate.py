@@ -52,9 +52,15 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("certificate/set",),
-        r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\) \}\)\s+\}\s+"
-        r"if \(\$before\.ensure -eq 'present'",
+        r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\) \}\)\s+\$recordedNow = \$true\s+"
+        r"\}\s+if \(-not \(\$before\.ensure -eq 'present' -and \$before\.has_private_key\)\) \{\s+try \{",
         "the owner record is written before the import, so a reply lost after the import leaves it owned",
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"if \(\$recordedNow -and \(Get-CertificateState \$Spec\)\.ensure -eq 'absent'\) "
+        r"\{ \[System\.IO\.File\]::Delete\(\$mine\) \}\s+throw",
+        "a failed import (no resource is created) takes back the record it wrote, unless the certificate got in",
     ),
     *ownership.script_facts(_ALL),
 )
@@ -253,7 +259,21 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     before, _ = _state(fs, spec)
     mine = ownership.record_path(folder, owner)
     found = ownership.found_path(folder)
+    if (
+        before["ensure"] == "present"
+        and before["has_private_key"]
+        and bool(before["exportable"]) != bool(spec["exportable"])
+    ):
+        return fail(
+            "ExportPolicyDiffers",
+            f"certificate {thumbprint} is already in {spec['store_location']}\\{spec['store_name']} with "
+            f"exportable={'True' if before['exportable'] else 'False'}, imported by someone else; set "
+            "exportable to match, or remove it from the store first.",
+            prop="exportable",
+        )  # before anything is recorded
+    recorded_now = False
     if not ownership.exists(fs, mine):
+        recorded_now = True
         # The first owner finds it in the store: someone else's (kept on destroy, with the readers it had).
         if (
             before["ensure"] == "present"
@@ -264,19 +284,13 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             ownership.write(fs, found, {"readers": [r["sid"] for r in before["private_key_readers"]]})
         ownership.write(fs, mine, {"owner": owner, "readers": []})  # before the import
     changes: list[dict[str, Any]] = []
-    if before["ensure"] == "present" and before["has_private_key"]:
-        if bool(before["exportable"]) != bool(spec["exportable"]):
-            return fail(
-                "ExportPolicyDiffers",
-                f"certificate {thumbprint} is already in {spec['store_location']}\\{spec['store_name']} with "
-                f"exportable={'True' if before['exportable'] else 'False'}, imported by someone else; set "
-                "exportable to match, or remove it from the store first.",
-                prop="exportable",
-            )
-    else:
+    if not (before["ensure"] == "present" and before["has_private_key"]):
         chain_changes: list[dict[str, Any]] = []
         stopped = _import(fs, spec, thumbprint, chain_changes)
         if stopped is not None:
+            # The catch: a failed import takes back the record it wrote, unless the certificate got in.
+            if recorded_now and _state(fs, spec)[0]["ensure"] == "absent":
+                ownership.delete(fs, mine)
             return stopped
         fresh = before["ensure"] == "absent"
         changes.append(change("ensure", "absent", "present") if fresh else change("has_private_key", False, True))

@@ -39,6 +39,11 @@ SCRIPT_FACTS = (
         "what is removed is saved on the host before the commit that removes it",
     ),
     ScriptFact(
+        ("iis_default_site_removal/set",),
+        r"\} catch \{\s+#[^\n]*\n\s+if \(\$recordedNow\) \{ \[System\.IO\.File\]::Delete\(\$mine\) \}\s+throw",
+        "a removal that fails takes back the owner record it wrote",
+    ),
+    ScriptFact(
         _WRITERS,
         r"if \(\$attribute\.IsInheritedFromDefaultValue\) \{ continue \}",
         "only settings set on the element itself are kept (ConfigurationAttribute.IsInheritedFromDefaultValue), "
@@ -182,7 +187,8 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     found_path = ownership.found_path(folder)
     with ownership.host_lock():
         ownership.initialize(fs, folder)
-        if not ownership.exists(fs, mine):
+        recorded_now = not ownership.exists(fs, mine)
+        if recorded_now:
             ownership.write(fs, mine, {"owner": spec["owner"]})  # before anything is removed
 
         def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
@@ -215,7 +221,13 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
                 manager.commit()
             return changes
 
-        changes = iis.with_retries(fs.root, configure)
+        try:
+            changes = iis.with_retries(fs.root, configure)
+        except (ScriptStop, iis.IisError):
+            # A removal that fails creates no resource: the record it wrote goes.
+            if recorded_now:
+                ownership.delete(fs, mine)
+            raise
         state = _state(iis.ServerManager(fs.root), spec)
         found = ownership.read(fs, found_path)
         state["removed_site"] = found is not None and found.get("site") is not None

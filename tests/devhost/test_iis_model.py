@@ -383,3 +383,24 @@ def test_commit_conflicts_are_recognized_by_type_and_hresult_not_by_message(stat
     assert iis.is_commit_conflict(iis.EndpointInUse())  # 0x80070020, the sharing violation
     assert not iis.is_commit_conflict(iis.DuplicateEntry("site", "name", "x"))
     assert not iis.is_commit_conflict(iis.NotYetKnown())
+
+
+def test_a_default_site_removal_that_fails_leaves_no_owner_record(state: Path) -> None:
+    from devhost.ops import ownership
+
+    manager = iis.ServerManager(state)
+    site = manager.add_site("Other", "C:\\other", None)
+    manager.root_application(site).set("applicationPool", iis.DEFAULT_POOL)
+    manager.commit()
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "test-stack/removal",
+        "restore_site": False,
+        "restore_pool": False,
+    }
+    refused = iis_default_site_removal.set_(WindowsFs(state), spec)
+    assert not refused.ok and refused.error and refused.error["id"] == "AppPoolInUse"
+    folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
+    assert ownership.records(WindowsFs(state), folder) == [], "no resource was created: no share is held"
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None

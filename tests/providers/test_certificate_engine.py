@@ -419,6 +419,20 @@ def test_two_stacks_share_a_certificate_and_its_key_readers(simulated: Target, e
     assert not key_file_exists(simulated, state["key_file"])
 
 
+def test_a_refused_share_leaves_no_owner_behind(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"refused-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    first = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD}))
+    second = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD, "exportable": True}))
+    assert first.up().ok
+    refused = second.up()
+    assert not refused.ok and "[ExportPolicyDiffers]" in refused.output, refused.output
+    assert second.destroy().ok  # nothing was created
+    destroyed = first.destroy()
+    assert destroyed.ok, destroyed.output
+    assert host_state(simulated, thumb)["ensure"] == "absent", "the refused stack is no owner of it"
+
+
 def test_a_certificate_that_http_sys_presents_stays(simulated: Target, engine: Engine) -> None:
     from devhost import iis
 

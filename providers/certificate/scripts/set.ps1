@@ -14,6 +14,13 @@ try {
     $before = Get-CertificateState $Spec
     $mine = Get-OwnerRecordPath $folder $owner
     $foundPath = Get-FoundRecordPath $folder
+    # Checked before anything is recorded: a set refused here leaves no share behind.
+    if ($before.ensure -eq 'present' -and $before.has_private_key -and [bool]$before.exportable -ne [bool]$Spec.exportable) {
+        Stop-Operation -Id 'ExportPolicyDiffers' -Property 'exportable' -Message (
+            "certificate $thumbprint is already in $($Spec.store_location)\$($Spec.store_name) with exportable=" +
+            "$($before.exportable), imported by someone else; set exportable to match, or remove it from the store first.")
+    }
+    $recordedNow = $false
     if (-not [System.IO.File]::Exists($mine)) {
         # The first owner finds the certificate in the store: someone else put it there (or, with
         # imported_by_state, this resource did, before owners were recorded on the host). It stays on
@@ -26,77 +33,79 @@ try {
         # Recorded before the import: a reply lost after it (or a failure in it) still leaves the certificate
         # owned, and the retry finds this record.
         Write-OwnersJson $mine ([ordered]@{ owner = $owner; readers = @() })
+        $recordedNow = $true
     }
 
-    if ($before.ensure -eq 'present' -and $before.has_private_key) {
-        if ([bool]$before.exportable -ne [bool]$Spec.exportable) {
-            Stop-Operation -Id 'ExportPolicyDiffers' -Property 'exportable' -Message (
-                "certificate $thumbprint is already in $($Spec.store_location)\$($Spec.store_name) with exportable=" +
-                "$($before.exportable), imported by someone else; set exportable to match, or remove it from the store first.")
-        }
-    } else {
-        # No file: the bytes go from standard input to the constructor. MachineKeySet puts the key in the
-        # machine's key store (not the WinRM user's profile); PersistKeySet keeps it after this process.
-        $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]'MachineKeySet, PersistKeySet'
-        if ([bool]$Spec.exportable) {
-            $flags = $flags -bor [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::Exportable
-        }
-        $bytes = [Convert]::FromBase64String([string]$Spec.pfx)
-        # The whole PFX, not only its first certificate: the intermediate CA certificates go to
-        # LocalMachine\CA below. The certificate is the one with the key, as X509Certificate2's constructor picks it.
-        $collection = New-Object System.Security.Cryptography.X509Certificates.X509Certificate2Collection
+    if (-not ($before.ensure -eq 'present' -and $before.has_private_key)) {
         try {
-            $collection.Import($bytes, [string]$Spec.pfx_password, $flags)
-            $certificate = @($collection | Where-Object { $_.HasPrivateKey }) + @($collection) | Select-Object -First 1
-        } catch {
-            $reason = $_.Exception
-            while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-            # 0x80070056 ERROR_INVALID_PASSWORD: "The specified network password is not correct."
-            if ($reason.HResult -eq -2147024810) {
-                Stop-Operation -Id 'PfxPasswordIncorrect' -Category 'InvalidData' -Property 'pfx_password' -Message (
-                    "$($reason.Message) Give the password the PFX was exported with.")
+            # No file: the bytes go from standard input to the constructor. MachineKeySet puts the key in the
+            # machine's key store (not the WinRM user's profile); PersistKeySet keeps it after this process.
+            $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]'MachineKeySet, PersistKeySet'
+            if ([bool]$Spec.exportable) {
+                $flags = $flags -bor [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::Exportable
             }
-            Stop-Operation -Id 'PfxImportFailed' -Category 'InvalidData' -Property 'pfx' -Message (
-                "the PFX could not be imported: $($reason.Message) Give the bytes of an intact .pfx file, base64-encoded.")
-        } finally {
-            [Array]::Clear($bytes, 0, $bytes.Length)
-        }
-        if ($null -eq $certificate) {
-            Stop-Operation -Id 'PfxImportFailed' -Category 'InvalidData' -Property 'pfx' -Message (
-                'the PFX could not be imported: it holds no certificate. Give the bytes of an intact .pfx file, base64-encoded.')
-        }
-        if ($certificate.Thumbprint -ne $thumbprint) {
-            Stop-Operation -Id 'ThumbprintMismatch' -Property 'pfx' -Message (
-                "the PFX's certificate has thumbprint $($certificate.Thumbprint), expected $thumbprint; the PFX changed between check and import.")
-        }
-        if (-not $certificate.HasPrivateKey) {
-            Stop-Operation -Id 'PfxHasNoPrivateKey' -Property 'pfx' -Message (
-                'the PFX holds no private key; export the certificate together with its private key.')
-        }
-        $store = Open-CertificateStore $Spec 'ReadWrite'
-        try { $store.Add($certificate) } finally { $store.Close() }
-        if ($before.ensure -eq 'absent') {
-            $changes += New-Change -Property 'ensure' -Before 'absent' -After 'present'
-        } else {
-            $changes += New-Change -Property 'has_private_key' -Before $false -After $true
-        }
-        # IIS (HTTP.sys, SChannel) sends the chain it builds from the machine's stores, so intermediates
-        # missing from LocalMachine\CA mean an incomplete chain for clients that do not fetch them
-        # (learn.microsoft.com, "Certificate stores": Intermediate Certification Authorities). A
-        # self-signed root is left out: trusting a root (Root store) is the administrator's call.
-        $intermediates = @($collection | Where-Object { $_.Thumbprint -ne $certificate.Thumbprint -and $_.Subject -ne $_.Issuer })
-        if ($intermediates.Count -gt 0) {
-            $added = @()
-            $caStore = Open-CertificateStore ([ordered]@{ store_name = 'CA'; store_location = 'LocalMachine' }) 'ReadWrite'
+            $bytes = [Convert]::FromBase64String([string]$Spec.pfx)
+            # The whole PFX, not only its first certificate: the intermediate CA certificates go to
+            # LocalMachine\CA below. The certificate is the one with the key, as X509Certificate2's constructor picks it.
+            $collection = New-Object System.Security.Cryptography.X509Certificates.X509Certificate2Collection
             try {
-                foreach ($intermediate in $intermediates) {
-                    if ($null -eq (Find-StoreCertificate $caStore $intermediate.Thumbprint)) {
-                        $caStore.Add($intermediate)
-                        $added += $intermediate.Thumbprint
-                    }
+                $collection.Import($bytes, [string]$Spec.pfx_password, $flags)
+                $certificate = @($collection | Where-Object { $_.HasPrivateKey }) + @($collection) | Select-Object -First 1
+            } catch {
+                $reason = $_.Exception
+                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                # 0x80070056 ERROR_INVALID_PASSWORD: "The specified network password is not correct."
+                if ($reason.HResult -eq -2147024810) {
+                    Stop-Operation -Id 'PfxPasswordIncorrect' -Category 'InvalidData' -Property 'pfx_password' -Message (
+                        "$($reason.Message) Give the password the PFX was exported with.")
                 }
-            } finally { $caStore.Close() }
-            if ($added.Count -gt 0) { $changes += New-Change -Property 'intermediate_certificates' -Before $null -After $added }
+                Stop-Operation -Id 'PfxImportFailed' -Category 'InvalidData' -Property 'pfx' -Message (
+                    "the PFX could not be imported: $($reason.Message) Give the bytes of an intact .pfx file, base64-encoded.")
+            } finally {
+                [Array]::Clear($bytes, 0, $bytes.Length)
+            }
+            if ($null -eq $certificate) {
+                Stop-Operation -Id 'PfxImportFailed' -Category 'InvalidData' -Property 'pfx' -Message (
+                    'the PFX could not be imported: it holds no certificate. Give the bytes of an intact .pfx file, base64-encoded.')
+            }
+            if ($certificate.Thumbprint -ne $thumbprint) {
+                Stop-Operation -Id 'ThumbprintMismatch' -Property 'pfx' -Message (
+                    "the PFX's certificate has thumbprint $($certificate.Thumbprint), expected $thumbprint; the PFX changed between check and import.")
+            }
+            if (-not $certificate.HasPrivateKey) {
+                Stop-Operation -Id 'PfxHasNoPrivateKey' -Property 'pfx' -Message (
+                    'the PFX holds no private key; export the certificate together with its private key.')
+            }
+            $store = Open-CertificateStore $Spec 'ReadWrite'
+            try { $store.Add($certificate) } finally { $store.Close() }
+            if ($before.ensure -eq 'absent') {
+                $changes += New-Change -Property 'ensure' -Before 'absent' -After 'present'
+            } else {
+                $changes += New-Change -Property 'has_private_key' -Before $false -After $true
+            }
+            # IIS (HTTP.sys, SChannel) sends the chain it builds from the machine's stores, so intermediates
+            # missing from LocalMachine\CA mean an incomplete chain for clients that do not fetch them
+            # (learn.microsoft.com, "Certificate stores": Intermediate Certification Authorities). A
+            # self-signed root is left out: trusting a root (Root store) is the administrator's call.
+            $intermediates = @($collection | Where-Object { $_.Thumbprint -ne $certificate.Thumbprint -and $_.Subject -ne $_.Issuer })
+            if ($intermediates.Count -gt 0) {
+                $added = @()
+                $caStore = Open-CertificateStore ([ordered]@{ store_name = 'CA'; store_location = 'LocalMachine' }) 'ReadWrite'
+                try {
+                    foreach ($intermediate in $intermediates) {
+                        if ($null -eq (Find-StoreCertificate $caStore $intermediate.Thumbprint)) {
+                            $caStore.Add($intermediate)
+                            $added += $intermediate.Thumbprint
+                        }
+                    }
+                } finally { $caStore.Close() }
+                if ($added.Count -gt 0) { $changes += New-Change -Property 'intermediate_certificates' -Before $null -After $added }
+            }
+        } catch {
+            # A failed import creates no resource, so it leaves no share behind: the record written for it
+            # goes, unless the certificate did reach the store (then it is this resource's, as on a retry).
+            if ($recordedNow -and (Get-CertificateState $Spec).ensure -eq 'absent') { [System.IO.File]::Delete($mine) }
+            throw
         }
     }
 
