@@ -168,3 +168,17 @@ def test_input_contract_drift_fails_loudly(fs: WindowsFs) -> None:
 def test_store_outside_the_model_is_refused(fs: WindowsFs) -> None:
     with pytest.raises(ValueError, match="does not model"):
         ops.get(fs, lookup(make_pfx(), store="Disallowed"))
+
+
+def test_a_state_from_before_owners_were_recorded_decides_by_its_imported_flag(fs: WindowsFs) -> None:
+    # No owner records on the host (a certificate imported by an earlier version of the resource).
+    pfx = make_pfx()
+    certstore.admin_import_pfx(fs.root, base64.b64decode(pfx), PASSWORD)
+    kept = ops.remove(fs, {**lookup(pfx), "imported": False})
+    assert kept.ok and kept.state["left_in_store"] is True and kept.state["found_in_store"] is True
+    removed = ops.remove(fs, {**lookup(pfx), "imported": True})
+    assert removed.ok and removed.state["ensure"] == "absent"
+    # An update of such a state says the certificate is its own: it is not recorded as found.
+    certstore.admin_import_pfx(fs.root, base64.b64decode(pfx), PASSWORD)
+    assert ops.set_(fs, {**set_spec(pfx), "imported_by_state": True}).state["imported"] is True
+    assert ops.remove(fs, {**lookup(pfx), "imported": True}).state["ensure"] == "absent"

@@ -404,3 +404,22 @@ def test_a_default_site_removal_that_fails_leaves_no_owner_record(state: Path) -
     folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
     assert ownership.records(WindowsFs(state), folder) == [], "no resource was created: no share is held"
     assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+
+
+def test_a_state_from_before_owners_were_recorded_restores_the_stock_site_and_pool(state: Path) -> None:
+    before = ET.tostring(ET.parse(iis.config_file(state)).getroot())
+    manager = iis.ServerManager(state)
+    manager.remove_site(iis.DEFAULT_SITE)
+    manager.remove_pool(iis.DEFAULT_POOL)
+    manager.commit()  # removed by an earlier version of the resource: no owner records
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "",
+        "restore_site": True,
+        "restore_pool": True,
+    }
+    restored = iis_default_site_removal.remove(WindowsFs(state), spec)
+    assert restored.ok and restored.state["ensure"] == "absent"
+    assert ET.tostring(ET.parse(iis.config_file(state)).getroot()) == before
+    assert iis.ServerManager(state).site_state(iis.DEFAULT_SITE) == "Started"

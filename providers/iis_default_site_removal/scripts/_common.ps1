@@ -42,8 +42,9 @@ function Get-ConfigurationAttribute($Element, [string] $Path) {
     return $Element.GetAttribute($parts[$parts.Count - 1])
 }
 
-# Only what is set on the element itself (IsInheritedFromDefaultValue false): an attribute left to
-# applicationPoolDefaults / the schema stays so when it comes back. A TimeSpan is kept as its invariant text.
+# Only what is set on the element itself (ConfigurationAttribute.IsInheritedFromDefaultValue false, as
+# MicrosoftDocs' Get-IISSite example shows for serverAutoStart): an attribute left to applicationPoolDefaults
+# or the schema stays so when it comes back. A TimeSpan is kept as its invariant text ([TimeSpan]::ToString).
 function Get-ExplicitSettings($Element, [string[]] $Paths) {
     $settings = [ordered]@{}
     foreach ($path in $Paths) {

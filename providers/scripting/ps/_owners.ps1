@@ -86,8 +86,8 @@ function Assert-OwnersFolder([string] $Folder) {
 
 function Enter-OwnersLock {
     # One machine-wide named mutex around every ownership decision: the operations of two stacks run in
-    # different powershell.exe processes, and a 'Global\' name is seen by every session (learn.microsoft.com,
-    # "Mutex Class": named system mutexes, Global\ prefix). An AbandonedMutexException means its holder ended
+    # different powershell.exe processes, and a 'Global\' name is one object for every session
+    # (learn.microsoft.com, "Kernel Object Namespaces"). An AbandonedMutexException means its holder ended
     # without releasing it; the caller owns it then. Released by Exit-OwnersLock on the same thread (a mutex
     # is thread-affine), in a finally block.
     $mutex = New-Object System.Threading.Mutex($false, 'Global\UsercubeIac-Owners')
