@@ -433,6 +433,34 @@ def test_a_refused_share_leaves_no_owner_behind(simulated: Target, engine: Engin
     assert host_state(simulated, thumb)["ensure"] == "absent", "the refused stack is no owner of it"
 
 
+def test_two_agents_of_one_stack_share_a_certificate(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"*.agents-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    agents = {"zone-a": [READER_A], "zone-b": [READER_B]}
+
+    def program() -> None:
+        for name, readers in agents.items():
+            Certificate(
+                f"{name}-ssl-cert",
+                connection=secret_connection(simulated),
+                pfx=pfx,
+                pfx_password=PASSWORD,
+                private_key_readers=readers,
+            )
+
+    stack = engine(program)
+    assert stack.up().ok
+    assert all_readers(simulated, thumb) == sorted([READER_A, READER_B])
+    assert stack.refresh(expect_no_changes=True).ok
+    del agents["zone-b"]  # one agent leaves the host
+    removed = stack.up()
+    assert removed.ok and removed.summary.get("delete") == 1, removed.output
+    assert host_state(simulated, thumb)["ensure"] == "present", "the other agent still uses it"
+    assert all_readers(simulated, thumb) == [READER_A]
+    assert stack.destroy().ok
+    assert host_state(simulated, thumb)["ensure"] == "absent"
+
+
 def test_a_certificate_that_http_sys_presents_stays(simulated: Target, engine: Engine) -> None:
     from devhost import iis
 

@@ -36,6 +36,9 @@ try {
         $mineOnly = @($myReaders | Where-Object { $othersReaders -notcontains $_ })
         $revoke = @($current.private_key_readers | Where-Object { $mineOnly -contains $_.sid })
         if ($revoke.Count -gt 0) {
+            # Each key file under Crypto\RSA\MachineKeys or Crypto\Keys has its own DACL, not the folder's
+            # (Microsoft KB 278381, "Default permissions for the MachineKeys folders"): only this resource's
+            # reader entries are taken off it; the DACL alone is read and written back, as set does.
             $file = New-Object System.IO.FileInfo($before.key_file)
             $security = $file.GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
             foreach ($reader in $revoke) {
