@@ -14,7 +14,7 @@ from devhost.ops.envelope import Envelope, OperationStopped, change, fail, opera
 from devhost.ps51 import ScriptFact
 
 _LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers", "owner"}
-_SET = _LOOKUP | {"pfx", "pfx_password", "exportable", "imported_by_state"}
+_SET = _LOOKUP | {"pfx", "pfx_password", "exportable", "imported_by_state", "previous_owner"}
 _REMOVE = _LOOKUP | {"imported"}
 _WRONG_PASSWORD_HRESULT = -2147024810
 _ALL = ("certificate/get", "certificate/set", "certificate/remove")
@@ -53,7 +53,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("certificate/set",),
         r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\) \}\)\s+\$recordedNow = \$true\s+"
-        r"\}\s+if \(-not \(\$before\.ensure -eq 'present' -and \$before\.has_private_key\)\) \{\s+try \{",
+        r"\}[\s\S]*?if \(-not \(\$before\.ensure -eq 'present' -and \$before\.has_private_key\)\) \{\s+try \{",
         "the owner record is written before the import, so a reply lost after the import leaves it owned",
     ),
     ScriptFact(
@@ -283,6 +283,9 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         ):
             ownership.write(fs, found, {"readers": [r["sid"] for r in before["private_key_readers"]]})
         ownership.write(fs, mine, {"owner": owner, "readers": []})  # before the import
+    previous = str(spec["previous_owner"])
+    if previous and previous != owner:  # the resource's id changed: its record moves
+        ownership.delete(fs, ownership.record_path(folder, previous))
     changes: list[dict[str, Any]] = []
     if not (before["ensure"] == "present" and before["has_private_key"]):
         chain_changes: list[dict[str, Any]] = []

@@ -15,7 +15,7 @@ from devhost.ops.envelope import Envelope, change, fail, operation, require_keys
 from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_site, start_site
 from devhost.ps51 import ScriptFact
 
-_KEYS = {"site_name", "pool_name", "owner", "restore_site", "restore_pool"}
+_KEYS = {"site_name", "pool_name", "owner", "previous_owner", "restore_site", "restore_pool"}
 _ALL = ("iis_default_site_removal/get", "iis_default_site_removal/set", "iis_default_site_removal/remove")
 _WRITERS = ("iis_default_site_removal/set", "iis_default_site_removal/remove")
 # Get-PoolRecord's $PoolSettingPaths; the TimeSpan ones are kept as {"timespan": text}.
@@ -190,6 +190,9 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         recorded_now = not ownership.exists(fs, mine)
         if recorded_now:
             ownership.write(fs, mine, {"owner": spec["owner"]})  # before anything is removed
+        previous = str(spec["previous_owner"])
+        if previous and previous != spec["owner"]:  # the resource's id changed: its record moves
+            ownership.delete(fs, ownership.record_path(folder, previous))
 
         def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
             changes = []

@@ -82,8 +82,9 @@ class CertificateModel(ResourceModel):
         "",
         description="Set by the resource, not by you: the id it records on the host as one of the certificate's "
         "owners (organization and URN). Two stacks or resources importing the same PFX each hold a share; "
-        "destroying one removes only its share and its readers, and the certificate goes with the last owner.",
-        local=True,
+        "destroying one removes only its share and its readers, and the certificate goes with the last owner. "
+        "A new id (a renamed stack or resource, or a state from before owners were recorded on the host) is an "
+        "update that moves the record to it.",
     )
 
     @field_validator("private_key_readers")

@@ -91,13 +91,15 @@ class CertificateProvider(WindowsResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = self._spec(props)
-        result = self._set(spec, imported_by_state=False)
+        result = self._set(spec, imported_by_state=False, previous_owner="")
         return CreateResult(spec.resource_id(), self._outs(spec, result, imported=bool(result.state.get("imported"))))
 
     def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = self._spec(news)
         # A state from before owners were recorded on the host says whether this resource imported it.
-        result = self._set(spec, imported_by_state=bool(olds.get("imported")))
+        result = self._set(
+            spec, imported_by_state=bool(olds.get("imported")), previous_owner=str(olds.get("owner") or "")
+        )
         return UpdateResult(self._outs(spec, result, imported=bool(result.state.get("imported"))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -136,8 +138,9 @@ class CertificateProvider(WindowsResourceProvider):
         except PfxRefused:
             return None
 
-    def _set(self, spec: ResourceModel, *, imported_by_state: bool) -> OperationResult:
-        payload = {**spec.script_input(), "imported_by_state": imported_by_state}
+    def _set(self, spec: ResourceModel, *, imported_by_state: bool, previous_owner: str) -> OperationResult:
+        # previous_owner: the id the state recorded, when the resource's id changed (its record moves to the new one).
+        payload = {**spec.script_input(), "imported_by_state": imported_by_state, "previous_owner": previous_owner}
         return run_script(
             spec.connection, ScriptRef(self.package, "set"), payload, resource=f"{spec.kind} '{spec.resource_id()}'"
         )

@@ -20,8 +20,8 @@ class IisDefaultSiteRemovalModel(ResourceModel):
         "",
         description="Set by the resource, not by you: the id it records on the host as one of the removal's "
         "owners (organization and URN). Destroy puts the site and pool back, as they were when removed, only "
-        "when the last owner goes.",
-        local=True,
+        "when the last owner goes. A new id (a renamed stack or resource, or a state from before owners were "
+        "recorded on the host) is an update that moves the record to it.",
     )
 
     def resource_id(self) -> str:
@@ -33,6 +33,7 @@ class IisDefaultSiteRemovalModel(ResourceModel):
             "site_name": DEFAULT_SITE,
             "pool_name": DEFAULT_POOL,
             "owner": self.owner,
+            "previous_owner": "",
             "restore_site": False,
             "restore_pool": False,
         }

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from pulumi.dynamic import UpdateResult
+
 from providers.framework.provider import WindowsResourceProvider
 from providers.iis_default_site_removal.model import IisDefaultSiteRemovalModel
 from providers.scripting import OperationResult, ScriptRef, run_script
@@ -37,6 +39,15 @@ class IisDefaultSiteRemovalProvider(WindowsResourceProvider):
             # get cannot know what an earlier set removed: keep the recorded answer.
             result.outs = {**(result.outs or {}), **{key: bool(props.get(key)) for key in self.output_keys}}
         return result
+
+    def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only the owner id can change: its record on the host moves from the state's id to the new one.
+        spec = self._spec(news)
+        payload = {**spec.script_input(), "previous_owner": str(olds.get("owner") or "")}
+        result = run_script(
+            spec.connection, ScriptRef(self.package, "set"), payload, resource=f"{spec.kind} '{spec.resource_id()}'"
+        )
+        return UpdateResult(self._outs(spec, result))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         spec = self._spec(props)

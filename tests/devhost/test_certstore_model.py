@@ -36,6 +36,7 @@ def set_spec(pfx: str, password: str = PASSWORD, exportable: bool = False, **ext
         "pfx_password": password,
         "exportable": exportable,
         "imported_by_state": False,
+        "previous_owner": "",
     }
 
 

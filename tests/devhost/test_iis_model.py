@@ -213,6 +213,7 @@ def test_default_site_removal_and_restoration(state: Path) -> None:
         "site_name": "Default Web Site",
         "pool_name": "DefaultAppPool",
         "owner": "test-stack/removal",
+        "previous_owner": "",
         "restore_site": False,
         "restore_pool": False,
     }
@@ -354,6 +355,7 @@ def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
         "site_name": iis.DEFAULT_SITE,
         "pool_name": iis.DEFAULT_POOL,
         "owner": "test-stack/removal",
+        "previous_owner": "",
         "restore_site": False,
         "restore_pool": False,
     }
@@ -396,6 +398,7 @@ def test_a_default_site_removal_that_fails_leaves_no_owner_record(state: Path) -
         "site_name": iis.DEFAULT_SITE,
         "pool_name": iis.DEFAULT_POOL,
         "owner": "test-stack/removal",
+        "previous_owner": "",
         "restore_site": False,
         "restore_pool": False,
     }
@@ -416,6 +419,7 @@ def test_a_state_from_before_owners_were_recorded_restores_the_stock_site_and_po
         "site_name": iis.DEFAULT_SITE,
         "pool_name": iis.DEFAULT_POOL,
         "owner": "",
+        "previous_owner": "",
         "restore_site": True,
         "restore_pool": True,
     }
@@ -423,3 +427,23 @@ def test_a_state_from_before_owners_were_recorded_restores_the_stock_site_and_po
     assert restored.ok and restored.state["ensure"] == "absent"
     assert ET.tostring(ET.parse(iis.config_file(state)).getroot()) == before
     assert iis.ServerManager(state).site_state(iis.DEFAULT_SITE) == "Started"
+
+
+def test_a_new_owner_id_moves_the_removal_record(state: Path) -> None:
+    from devhost.ops import ownership
+
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "stack/old-name",
+        "previous_owner": "",
+        "restore_site": False,
+        "restore_pool": False,
+    }
+    assert iis_default_site_removal.set_(WindowsFs(state), spec).ok
+    moved = {**spec, "owner": "stack/new-name", "previous_owner": "stack/old-name"}
+    assert iis_default_site_removal.set_(WindowsFs(state), moved).ok
+    folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
+    assert [r["owner"] for r in ownership.records(WindowsFs(state), folder)] == ["stack/new-name"]
+    restored = iis_default_site_removal.remove(WindowsFs(state), {**moved, "previous_owner": ""})
+    assert restored.ok and restored.state["site_present"] is True

@@ -217,6 +217,7 @@ def import_on_host(target: Target, pfx: str) -> None:
         "exportable": False,
         "owner": ADMIN_OWNER,
         "imported_by_state": False,
+        "previous_owner": "",
     }
     run_script(host_connection(target), ScriptRef("providers.certificate", "set"), payload, resource="t")
 
@@ -459,6 +460,31 @@ def test_two_agents_of_one_stack_share_a_certificate(simulated: Target, engine: 
     assert all_readers(simulated, thumb) == [READER_A]
     assert stack.destroy().ok
     assert host_state(simulated, thumb)["ensure"] == "absent"
+
+
+def test_a_renamed_resource_moves_its_owner_record(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"renamed-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    names = {"name": "cert"}
+
+    def program() -> None:
+        aliases = [pulumi.Alias(name="cert")] if names["name"] != "cert" else None
+        Certificate(
+            names["name"],
+            connection=secret_connection(simulated),
+            pfx=pfx,
+            pfx_password=PASSWORD,
+            opts=pulumi.ResourceOptions(aliases=aliases),
+        )
+
+    stack = engine(program)
+    assert stack.up().ok
+    names["name"] = "agent-cert"  # the same certificate resource, under its new name: a new owner id
+    moved = stack.up()
+    assert moved.ok and moved.summary.get("update") == 1, moved.output
+    destroyed = stack.destroy()
+    assert destroyed.ok, destroyed.output
+    assert host_state(simulated, thumb)["ensure"] == "absent", "its old id must not stay behind as another owner"
 
 
 def test_a_certificate_that_http_sys_presents_stays(simulated: Target, engine: Engine) -> None:

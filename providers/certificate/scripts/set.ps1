@@ -35,6 +35,10 @@ try {
         Write-OwnersJson $mine ([ordered]@{ owner = $owner; readers = @() })
         $recordedNow = $true
     }
+    # The state's id, when the resource's id changed (a renamed stack or resource): its record moves here.
+    if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne $owner) {
+        [System.IO.File]::Delete((Get-OwnerRecordPath $folder ([string]$Spec.previous_owner)))
+    }
 
     if (-not ($before.ensure -eq 'present' -and $before.has_private_key)) {
         try {

@@ -19,6 +19,10 @@ try {
         Write-OwnersJson $mine ([ordered]@{ owner = [string]$Spec.owner })
         $recordedNow = $true
     }
+    # The state's id, when the resource's id changed (a renamed stack or resource): its record moves here.
+    if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne [string]$Spec.owner) {
+        [System.IO.File]::Delete((Get-OwnerRecordPath $folder ([string]$Spec.previous_owner)))
+    }
 
     try {
         $result = Invoke-IisChange {
