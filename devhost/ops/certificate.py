@@ -6,14 +6,15 @@ import base64
 import binascii
 from typing import Any
 
-from devhost import accounts
+from devhost import accounts, iis
 from devhost.certstore import KEY_FOLDERS, CertificateError, CertStore, OpenedPfx, StoredCertificate, open_pfx
 from devhost.fs import WindowsFs
+from devhost.ops import ownership
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ps51 import ScriptFact
 
-_LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers"}
-_SET = _LOOKUP | {"pfx", "pfx_password", "exportable"}
+_LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers", "owner"}
+_SET = _LOOKUP | {"pfx", "pfx_password", "exportable", "imported_by_state", "previous_owner"}
 _REMOVE = _LOOKUP | {"imported"}
 _WRONG_PASSWORD_HRESULT = -2147024810
 _ALL = ("certificate/get", "certificate/set", "certificate/remove")
@@ -42,6 +43,26 @@ SCRIPT_FACTS = (
         r"ConvertTo-SpecificFileRights \(\[long\]\[int\]\$rule\.FileSystemRights\)",
         "an ACE holding GENERIC_READ alone (icacls (GR)) grants read: generic bits are mapped before the test",
     ),
+    ScriptFact(
+        ("certificate/remove",),
+        r"foreach \(\$table in @\('SslBindingInfo', 'SslSniBindingInfo'\)\)",
+        "HTTP.sys keeps each certificate binding (HTTP_SERVICE_CONFIG_SSL_SET, pSslHash = the thumbprint) under "
+        "HKLM\\SYSTEM\\CurrentControlSet\\Services\\HTTP\\Parameters\\SslBindingInfo\\<ip:port> or "
+        "SslSniBindingInfo\\<host:port>, value SslCertHash (techcommunity.microsoft.com IIS support blog)",
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\) \}\)\s+\$recordedNow = \$true\s+"
+        r"\}[\s\S]*?if \(-not \(\$before\.ensure -eq 'present' -and \$before\.has_private_key\)\) \{\s+try \{",
+        "the owner record is written before the import, so a reply lost after the import leaves it owned",
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"if \(\$recordedNow -and \(Get-CertificateState \$Spec\)\.ensure -eq 'absent'\) "
+        r"\{ \[System\.IO\.File\]::Delete\(\$mine\) \}\s+throw",
+        "a failed import (no resource is created) takes back the record it wrote, unless the certificate got in",
+    ),
+    *ownership.script_facts(_ALL),
 )
 
 
@@ -113,6 +134,39 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> tuple[dict[str, Any], StoredC
     return state, entry
 
 
+def _owners_folder(spec: dict[str, Any]) -> str:
+    """Get-CertificateOwnersFolder."""
+    key = f"{spec['store_location']}-{spec['store_name']}-{str(spec['thumbprint']).upper()}"
+    return ownership.folder("Certificate", key)
+
+
+def _readers_of_others(fs: WindowsFs, folder: str, owner: str) -> list[str]:
+    """Get-ReadersOfOthers."""
+    sids = [str(sid) for r in ownership.records(fs, folder) if r["owner"] != owner for sid in r["readers"] if sid]
+    found = ownership.read(fs, ownership.found_path(folder))
+    if found is not None:
+        sids += [str(sid) for sid in found["readers"] if sid]
+    return sids
+
+
+def _own_readers(state: dict[str, Any], others: list[str]) -> dict[str, Any]:
+    """Select-OwnReaders (PowerShell's -contains compares strings case-insensitively)."""
+    if state["ensure"] == "present":
+        declared = {str(s).upper() for s in state["reader_sids"] if s}
+        others_upper = {s.upper() for s in others}
+        state["private_key_readers"] = [
+            r
+            for r in state["private_key_readers"]
+            if r["sid"].upper() in declared or r["sid"].upper() not in others_upper
+        ]
+    return state
+
+
+def _bindings(fs: WindowsFs, thumbprint: str) -> list[str]:
+    """Get-CertificateBindings: the HTTP.sys entries whose SslCertHash is this thumbprint."""
+    return [key for key, entry in iis.sslcerts(fs.root).items() if str(entry.get("hash", "")).upper() == thumbprint]
+
+
 def _key_file_not_found(thumbprint: str, unique_name: str) -> Envelope:
     return fail(
         "KeyFileNotFound",
@@ -127,7 +181,9 @@ def _key_file_not_found(thumbprint: str, unique_name: str) -> Envelope:
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _LOOKUP)
-    return succeed(_state(fs, spec)[0])
+    folder = _owners_folder(spec)
+    ownership.assert_trusted(fs, folder)
+    return succeed(_own_readers(_state(fs, spec)[0], _readers_of_others(fs, folder, str(spec["owner"]))))
 
 
 def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[dict[str, Any]]) -> Envelope | None:
@@ -191,57 +247,127 @@ def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[
 @operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _SET)
+    with ownership.host_lock():
+        return _set(fs, spec)
+
+
+def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     thumbprint = str(spec["thumbprint"]).upper()
+    owner = str(spec["owner"])
+    folder = _owners_folder(spec)
+    ownership.initialize(fs, folder)
     before, _ = _state(fs, spec)
+    mine = ownership.record_path(folder, owner)
+    found = ownership.found_path(folder)
+    if (
+        before["ensure"] == "present"
+        and before["has_private_key"]
+        and bool(before["exportable"]) != bool(spec["exportable"])
+    ):
+        return fail(
+            "ExportPolicyDiffers",
+            f"certificate {thumbprint} is already in {spec['store_location']}\\{spec['store_name']} with "
+            f"exportable={'True' if before['exportable'] else 'False'}, imported by someone else; set "
+            "exportable to match, or remove it from the store first.",
+            prop="exportable",
+        )  # before anything is recorded
+    recorded_now = False
+    if not ownership.exists(fs, mine):
+        recorded_now = True
+        # The first owner finds it in the store: someone else's (kept on destroy, with the readers it had).
+        if (
+            before["ensure"] == "present"
+            and not ownership.records(fs, folder)
+            and not spec["imported_by_state"]
+            and not ownership.exists(fs, found)
+        ):
+            ownership.write(fs, found, {"readers": [r["sid"] for r in before["private_key_readers"]]})
+        ownership.write(fs, mine, {"owner": owner, "readers": []})  # before the import
+    previous = str(spec["previous_owner"])
+    if previous and previous != owner:  # the resource's id changed: its record moves
+        ownership.delete(fs, ownership.record_path(folder, previous))
     changes: list[dict[str, Any]] = []
-    imported = False
-    if before["ensure"] == "present" and before["has_private_key"]:
-        if bool(before["exportable"]) != bool(spec["exportable"]):
-            return fail(
-                "ExportPolicyDiffers",
-                f"certificate {thumbprint} is already in {spec['store_location']}\\{spec['store_name']} with "
-                f"exportable={'True' if before['exportable'] else 'False'}, not imported by this resource; set "
-                "exportable to match, or remove it from the store first.",
-                prop="exportable",
-            )
-    else:
+    if not (before["ensure"] == "present" and before["has_private_key"]):
         chain_changes: list[dict[str, Any]] = []
         stopped = _import(fs, spec, thumbprint, chain_changes)
         if stopped is not None:
+            # The catch: a failed import takes back the record it wrote, unless the certificate got in.
+            if recorded_now and _state(fs, spec)[0]["ensure"] == "absent":
+                ownership.delete(fs, mine)
             return stopped
-        imported = before["ensure"] == "absent"
-        changes.append(change("ensure", "absent", "present") if imported else change("has_private_key", False, True))
+        fresh = before["ensure"] == "absent"
+        changes.append(change("ensure", "absent", "present") if fresh else change("has_private_key", False, True))
         changes.extend(chain_changes)
+    others = _readers_of_others(fs, folder, owner)
     current, entry = _state(fs, spec)
     assert entry is not None
     wanted = [_resolve(fs, str(name)) for name in spec["private_key_readers"]]
     present = [r["sid"] for r in current["private_key_readers"]]
     missing = [sid for sid in wanted if sid not in present]
-    extra = [sid for sid in present if sid not in wanted]
+    extra = [sid for sid in present if sid not in wanted and sid not in others]
+    current = _own_readers(current, others)
+    ownership.write(fs, mine, {"owner": owner, "readers": wanted})
     if missing or extra:
         stores = CertStore(fs.root)
         for sid in extra:
             stores.revoke(entry, sid)
         for sid in missing:
             stores.grant_read(entry, sid)
-        after, _ = _state(fs, spec)
+        after = _own_readers(_state(fs, spec)[0], others)
         names = [r["name"] for r in current["private_key_readers"]]
         changes.append(change("private_key_readers", names, [r["name"] for r in after["private_key_readers"]]))
         current = after
-    current["imported"] = imported
+    current["imported"] = not ownership.exists(fs, found)
+    current["owners"] = len(ownership.records(fs, folder))
     return succeed(current, changes)
 
 
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _REMOVE)
-    before, _ = _state(fs, spec)
+    with ownership.host_lock():
+        return _remove(fs, spec)
+
+
+def _remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+    owner = str(spec["owner"])
+    folder = _owners_folder(spec)
+    ownership.assert_trusted(fs, folder)
+    before, entry = _state(fs, spec)
+    recorded = fs.resolve(folder).is_dir()
+    mine = ownership.record_path(folder, owner)
+    record = ownership.read(fs, mine)
+    my_readers = [str(sid) for sid in record["readers"]] if record is not None else []
+    ownership.delete(fs, mine)
+    others = ownership.records(fs, folder)
+    found = ownership.exists(fs, ownership.found_path(folder))
     if before["ensure"] == "absent":
+        if not others:
+            ownership.remove_folder(fs, folder)
         return succeed(before)
-    if not spec["imported"]:
-        before["left_in_store"] = True
-        return succeed(before)
+    bindings = _bindings(fs, before["thumbprint"])
+    last = (not others and not found) if recorded else bool(spec["imported"])
+    if not last or bindings:
+        changes = []
+        readers_of_others = _readers_of_others(fs, folder, owner)
+        current = _own_readers(before, readers_of_others)
+        mine_only = [sid for sid in my_readers if sid not in readers_of_others]
+        revoke = [r for r in current["private_key_readers"] if r["sid"] in mine_only]
+        if revoke:
+            assert entry is not None
+            stores = CertStore(fs.root)
+            for reader in revoke:
+                stores.revoke(entry, reader["sid"])
+            changes.append(change("private_key_readers", [r["name"] for r in revoke], []))
+        if not others:
+            ownership.remove_folder(fs, folder)
+        after, _ = _state(fs, spec)
+        after.update(
+            left_in_store=True, other_owners=len(others), found_in_store=found or not recorded, bound_by=bindings
+        )
+        return succeed(after, changes)
     CertStore(fs.root).remove(spec["store_location"], spec["store_name"], before["thumbprint"], delete_key=True)
+    ownership.remove_folder(fs, folder)
     after, _ = _state(fs, spec)
     return succeed(after, [change("ensure", "present", "absent")])
 

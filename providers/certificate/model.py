@@ -15,7 +15,7 @@ SID_PATTERN = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
 # Characters Windows refuses in account and domain names (sAMAccountName rules).
 _NAME_FORBIDDEN = re.compile(r'["/\[\]:;|=,+*?<>]')
 # What the get and remove scripts need: never the PFX or its password.
-_LOOKUP_KEYS = ("store_location", "store_name", "private_key_readers")
+_LOOKUP_KEYS = ("store_location", "store_name", "private_key_readers", "owner")
 
 
 def principal_name(value: str) -> str:
@@ -72,9 +72,19 @@ class CertificateModel(ResourceModel):
     private_key_readers: list[str] = prop(
         [],
         description="Accounts granted Read on the private key file (e.g. 'IIS AppPool\\<pool>', the pool identity "
-        "needs it). Compared by SID; other accounts' read entries on the key file are removed (SYSTEM, "
+        "needs it). Compared by SID; other accounts' read entries on the key file are removed, except those "
+        "another owner of the certificate declared and those it had when found in the store (SYSTEM, "
         "Administrators, the key's owner and the WinRM account that imported it are always kept).",
         manual="DOMAIN: the pool identity needs read access to the private key",
+    )
+
+    owner: str = prop(
+        "",
+        description="Set by the resource, not by you: the id it records on the host as one of the certificate's "
+        "owners (organization and URN). Two stacks or resources importing the same PFX each hold a share; "
+        "destroying one removes only its share and its readers, and the certificate goes with the last owner. "
+        "A new id (a renamed stack or resource, or a state from before owners were recorded on the host) is an "
+        "update that moves the record to it.",
     )
 
     @field_validator("private_key_readers")

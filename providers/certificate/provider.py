@@ -6,8 +6,12 @@ Differences from the generic provider, each for a reason:
 - ``diff`` replaces only when the PFX holds another certificate (another thumbprint); and deletes
   first only when old and new are the same store entry (same thumbprint, same store).
 - get and remove never receive the PFX or its password; only set does.
-- ``imported`` (this stack put the certificate there) is remembered in the state: remove deletes the
-  certificate and its key only then.
+- Ownership is recorded on the host (scripts/_common.ps1, providers/scripting/ps/_owners.ps1), under the
+  ``owner`` id the resource passes: set adds this resource as an owner before importing, remove drops it,
+  and the certificate and its key go only with the last owner, when it was not found in the store before
+  and no HTTP.sys binding presents it. ``imported`` (put there by an owner, not found there) is what the
+  host answers, so a retry after a lost reply answers the same; the state's value only serves a state
+  written before owners were recorded on the host.
 """
 
 from __future__ import annotations
@@ -87,15 +91,16 @@ class CertificateProvider(WindowsResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = self._spec(props)
-        result = self._run(spec, "set")
+        result = self._set(spec, imported_by_state=False, previous_owner="")
         return CreateResult(spec.resource_id(), self._outs(spec, result, imported=bool(result.state.get("imported"))))
 
     def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = self._spec(news)
-        result = self._run(spec, "set")
-        # Imported once by this stack stays ours; set also imports again if it vanished meanwhile.
-        imported = bool(olds.get("imported")) or bool(result.state.get("imported"))
-        return UpdateResult(self._outs(spec, result, imported=imported))
+        # A state from before owners were recorded on the host says whether this resource imported it.
+        result = self._set(
+            spec, imported_by_state=bool(olds.get("imported")), previous_owner=str(olds.get("owner") or "")
+        )
+        return UpdateResult(self._outs(spec, result, imported=bool(result.state.get("imported"))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         spec = self._spec(props)
@@ -111,14 +116,14 @@ class CertificateProvider(WindowsResourceProvider):
         spec = self._spec(props)
         assert isinstance(spec, CertificateModel)
         payload = {**spec.lookup_input(id_), "imported": bool(props.get("imported"))}
-        result = self._lookup(spec, id_, "remove", payload)
-        if result.state.get("left_in_store"):
-            # Not ours: it was in the store before this stack's create, and someone else may use it.
+        state = self._lookup(spec, id_, "remove", payload).state
+        if state.get("left_in_store"):
             _log.warning(
-                "Certificate %s was in %s\\%s before this stack imported it; left in place.",
+                "Certificate %s in %s\\%s left in place: %s.",
                 id_,
                 spec.store_location,
                 spec.store_name,
+                _why_left(state),
             )
 
     # -- internals -------------------------------------------------------------------------
@@ -133,6 +138,13 @@ class CertificateProvider(WindowsResourceProvider):
         except PfxRefused:
             return None
 
+    def _set(self, spec: ResourceModel, *, imported_by_state: bool, previous_owner: str) -> OperationResult:
+        # previous_owner: the id the state recorded, when the resource's id changed (its record moves to the new one).
+        payload = {**spec.script_input(), "imported_by_state": imported_by_state, "previous_owner": previous_owner}
+        return run_script(
+            spec.connection, ScriptRef(self.package, "set"), payload, resource=f"{spec.kind} '{spec.resource_id()}'"
+        )
+
     def _lookup(self, spec: CertificateModel, id_: str, operation: str, payload: dict[str, Any]) -> OperationResult:
         return run_script(spec.connection, ScriptRef(self.package, operation), payload, resource=f"{spec.kind} '{id_}'")
 
@@ -143,3 +155,14 @@ class CertificateProvider(WindowsResourceProvider):
         self, spec: ResourceModel, result: OperationResult, *, imported: bool
     ) -> dict[str, Any]:
         return {**spec.model_dump(mode="json"), **self._outs_from_state(spec, result.state, imported=imported)}
+
+
+def _why_left(state: dict[str, Any]) -> str:
+    reasons = []
+    if state.get("other_owners"):
+        reasons.append(f"{state['other_owners']} other owner(s) still hold it")
+    if state.get("found_in_store"):
+        reasons.append("it was in the store before any owner imported it")
+    if state.get("bound_by"):
+        reasons.append(f"HTTP.sys presents it on {', '.join(map(str, state['bound_by']))}")
+    return "; ".join(reasons) or "it is not this resource's to remove"

@@ -11,14 +11,16 @@ from pulumi.dynamic import Resource
 from providers.certificate.model import CertificateModel
 from providers.certificate.provider import CertificateProvider
 from providers.framework.adoption import refuse_import
+from providers.framework.ownership import owner_id
 
 
 class Certificate(Resource, module="windows", name="Certificate"):
     """A certificate and its private key, imported from a PFX into ``Cert:\\LocalMachine\\<store_name>``.
 
     ``thumbprint`` is computed from the PFX before the import; reference it from IIS bindings and
-    settings so that a new PFX moves them to the new certificate in the same ``up``. Removed on
-    destroy only if this stack imported it.
+    settings so that a new PFX moves them to the new certificate in the same ``up``. Each resource holds a
+    share, recorded on the host: destroy removes its share and its readers, and the certificate only with
+    the last owner, if it was not in the store before and no HTTP.sys binding presents it.
     """
 
     thumbprint: pulumi.Output[str]
@@ -51,6 +53,7 @@ class Certificate(Resource, module="windows", name="Certificate"):
             "store_name": store_name,
             "exportable": exportable,
             "private_key_readers": private_key_readers if private_key_readers is not None else [],
+            "owner": owner_id("windows:Certificate", resource_name, opts),
             "thumbprint": None,
             "subject": None,
             "not_after": None,

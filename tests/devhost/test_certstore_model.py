@@ -25,11 +25,19 @@ def lookup(pfx: str, readers: list[str] | None = None, store: str = "My") -> dic
         "store_location": "LocalMachine",
         "store_name": store,
         "private_key_readers": readers or [],
+        "owner": "test-stack/cert",
     }
 
 
 def set_spec(pfx: str, password: str = PASSWORD, exportable: bool = False, **extra: Any) -> dict[str, Any]:
-    return {**lookup(pfx, **extra), "pfx": pfx, "pfx_password": password, "exportable": exportable}
+    return {
+        **lookup(pfx, **extra),
+        "pfx": pfx,
+        "pfx_password": password,
+        "exportable": exportable,
+        "imported_by_state": False,
+        "previous_owner": "",
+    }
 
 
 @pytest.fixture
@@ -58,7 +66,8 @@ def test_import_writes_the_store_entry_and_a_protected_key_file(fs: WindowsFs) -
         accounts.resolve(fs.root, READER).sid,
     }
     again = ops.set_(fs, set_spec(pfx, readers=[READER]))
-    assert again.ok and again.changes == [] and again.state["imported"] is False
+    # The same owner again (a retry after a lost reply looks the same): its own import, recorded on the host.
+    assert again.ok and again.changes == [] and again.state["imported"] is True
 
 
 def test_ec_key_goes_to_cng(fs: WindowsFs) -> None:
@@ -160,3 +169,17 @@ def test_input_contract_drift_fails_loudly(fs: WindowsFs) -> None:
 def test_store_outside_the_model_is_refused(fs: WindowsFs) -> None:
     with pytest.raises(ValueError, match="does not model"):
         ops.get(fs, lookup(make_pfx(), store="Disallowed"))
+
+
+def test_a_state_from_before_owners_were_recorded_decides_by_its_imported_flag(fs: WindowsFs) -> None:
+    # No owner records on the host (a certificate imported by an earlier version of the resource).
+    pfx = make_pfx()
+    certstore.admin_import_pfx(fs.root, base64.b64decode(pfx), PASSWORD)
+    kept = ops.remove(fs, {**lookup(pfx), "imported": False})
+    assert kept.ok and kept.state["left_in_store"] is True and kept.state["found_in_store"] is True
+    removed = ops.remove(fs, {**lookup(pfx), "imported": True})
+    assert removed.ok and removed.state["ensure"] == "absent"
+    # An update of such a state says the certificate is its own: it is not recorded as found.
+    certstore.admin_import_pfx(fs.root, base64.b64decode(pfx), PASSWORD)
+    assert ops.set_(fs, {**set_spec(pfx), "imported_by_state": True}).state["imported"] is True
+    assert ops.remove(fs, {**lookup(pfx), "imported": True}).state["ensure"] == "absent"

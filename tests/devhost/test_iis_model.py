@@ -267,6 +267,8 @@ def test_default_site_removal_and_restoration(state: Path) -> None:
     spec = {
         "site_name": "Default Web Site",
         "pool_name": "DefaultAppPool",
+        "owner": "test-stack/removal",
+        "previous_owner": "",
         "restore_site": False,
         "restore_pool": False,
     }
@@ -404,7 +406,14 @@ def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
     assert site is not None
     manager.add_binding(site, iis.Binding("https", "*:443:"), thumbprint, "My")
     manager.commit()
-    spec = {"site_name": iis.DEFAULT_SITE, "pool_name": iis.DEFAULT_POOL, "restore_site": False, "restore_pool": False}
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "test-stack/removal",
+        "previous_owner": "",
+        "restore_site": False,
+        "restore_pool": False,
+    }
     assert iis_default_site_removal.set_(WindowsFs(state), spec).ok
     assert iis.sslcerts(state) == {}
 
@@ -431,3 +440,65 @@ def test_commit_conflicts_are_recognized_by_type_and_hresult_not_by_message(stat
     assert iis.is_commit_conflict(iis.EndpointInUse())  # 0x80070020, the sharing violation
     assert not iis.is_commit_conflict(iis.DuplicateEntry("site", "name", "x"))
     assert not iis.is_commit_conflict(iis.NotYetKnown())
+
+
+def test_a_default_site_removal_that_fails_leaves_no_owner_record(state: Path) -> None:
+    from devhost.ops import ownership
+
+    manager = iis.ServerManager(state)
+    site = manager.add_site("Other", "C:\\other", None)
+    manager.root_application(site).set("applicationPool", iis.DEFAULT_POOL)
+    manager.commit()
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "test-stack/removal",
+        "previous_owner": "",
+        "restore_site": False,
+        "restore_pool": False,
+    }
+    refused = iis_default_site_removal.set_(WindowsFs(state), spec)
+    assert not refused.ok and refused.error and refused.error["id"] == "AppPoolInUse"
+    folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
+    assert ownership.records(WindowsFs(state), folder) == [], "no resource was created: no share is held"
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+
+
+def test_a_state_from_before_owners_were_recorded_restores_the_stock_site_and_pool(state: Path) -> None:
+    before = ET.tostring(ET.parse(iis.config_file(state)).getroot())
+    manager = iis.ServerManager(state)
+    manager.remove_site(iis.DEFAULT_SITE)
+    manager.remove_pool(iis.DEFAULT_POOL)
+    manager.commit()  # removed by an earlier version of the resource: no owner records
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "",
+        "previous_owner": "",
+        "restore_site": True,
+        "restore_pool": True,
+    }
+    restored = iis_default_site_removal.remove(WindowsFs(state), spec)
+    assert restored.ok and restored.state["ensure"] == "absent"
+    assert ET.tostring(ET.parse(iis.config_file(state)).getroot()) == before
+    assert iis.ServerManager(state).site_state(iis.DEFAULT_SITE) == "Started"
+
+
+def test_a_new_owner_id_moves_the_removal_record(state: Path) -> None:
+    from devhost.ops import ownership
+
+    spec = {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "stack/old-name",
+        "previous_owner": "",
+        "restore_site": False,
+        "restore_pool": False,
+    }
+    assert iis_default_site_removal.set_(WindowsFs(state), spec).ok
+    moved = {**spec, "owner": "stack/new-name", "previous_owner": "stack/old-name"}
+    assert iis_default_site_removal.set_(WindowsFs(state), moved).ok
+    folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
+    assert [r["owner"] for r in ownership.records(WindowsFs(state), folder)] == ["stack/new-name"]
+    restored = iis_default_site_removal.remove(WindowsFs(state), {**moved, "previous_owner": ""})
+    assert restored.ok and restored.state["site_present"] is True

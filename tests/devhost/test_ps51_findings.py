@@ -54,6 +54,9 @@ def cert_spec(pfx: str, readers: list[str] | None = None) -> dict[str, object]:
         "pfx": pfx,
         "pfx_password": PASSWORD,
         "exportable": False,
+        "owner": "test-stack/cert",
+        "imported_by_state": False,
+        "previous_owner": "",
     }
 
 
@@ -135,9 +138,8 @@ def test_w2_a_generic_read_entry_is_reported_and_removed(tmp_path: Path) -> None
     pfx = make_pfx(cn="generic.contoso.test")
     assert certificate.set_(fs, cert_spec(pfx)).ok
     certstore.admin_grant_key_generic_read(tmp_path, pfx_thumbprint(pfx), "NT AUTHORITY\\NETWORK SERVICE")
-    got = certificate.get(
-        fs, {k: v for k, v in cert_spec(pfx).items() if k not in ("pfx", "pfx_password", "exportable")}
-    )
+    set_only = ("pfx", "pfx_password", "exportable", "imported_by_state", "previous_owner")
+    got = certificate.get(fs, {k: v for k, v in cert_spec(pfx).items() if k not in set_only})
     assert [r["name"] for r in got.state["private_key_readers"]] == ["NT AUTHORITY\\NETWORK SERVICE"]
     assert 0x80000000 & 0x20089 != 0x20089, "the unfixed raw-mask test misses it"
     repaired = certificate.set_(fs, cert_spec(pfx))

@@ -153,30 +153,60 @@ def host_connection(target: Target) -> HostConnection:
     return HostConnection.model_validate(target.connection)
 
 
+ADMIN_OWNER = "test-administrator"  # the owner id of what the tests do by hand through the scripts
+
+
 def host_state(target: Target, thumb: str, store_name: str = "My") -> dict[str, Any]:
+    """What get reports to a resource that owns nothing and declares the tests' two readers: every reader on
+    the key file that no owner declared, and the two readers wherever they come from."""
     payload = {
         "thumbprint": thumb,
         "store_location": "LocalMachine",
         "store_name": store_name,
-        "private_key_readers": [],
+        "private_key_readers": [READER_A, READER_B],
+        "owner": "",
     }
     return run_script(host_connection(target), ScriptRef("providers.certificate", "get"), payload, resource="t").state
 
 
+def all_readers(target: Target, thumb: str) -> list[str]:
+    """Every reader account on the key file, whoever declared it."""
+    assert target.state_dir is not None
+    from devhost import certstore
+
+    stores = certstore.CertStore(target.state_dir)
+    entry = stores.find("LocalMachine", "My", thumb)
+    assert entry is not None
+    return sorted(name for _sid, name in stores.key_readers(entry))
+
+
 def remove_from_host(target: Target, thumb: str, store_name: str = "My") -> None:
     """What an administrator does with Remove-Item Cert:\\LocalMachine\\My\\<thumbprint> -DeleteKey."""
+    if target.simulated:
+        from devhost import certstore
+
+        assert target.state_dir is not None
+        certstore.admin_remove(target.state_dir, thumb, store=store_name)
+        return
     payload = {
         "thumbprint": thumb,
         "store_location": "LocalMachine",
         "store_name": store_name,
         "private_key_readers": [],
         "imported": True,
+        "owner": ADMIN_OWNER,
     }
     run_script(host_connection(target), ScriptRef("providers.certificate", "remove"), payload, resource="t")
 
 
 def import_on_host(target: Target, pfx: str) -> None:
     """A certificate someone imported before this stack existed."""
+    if target.simulated:
+        from devhost import certstore
+
+        assert target.state_dir is not None
+        certstore.admin_import_pfx(target.state_dir, base64.b64decode(pfx), PASSWORD)
+        return
     payload = {
         "thumbprint": pfx_thumbprint(pfx),
         "store_location": "LocalMachine",
@@ -185,6 +215,9 @@ def import_on_host(target: Target, pfx: str) -> None:
         "pfx": pfx,
         "pfx_password": PASSWORD,
         "exportable": False,
+        "owner": ADMIN_OWNER,
+        "imported_by_state": False,
+        "previous_owner": "",
     }
     run_script(host_connection(target), ScriptRef("providers.certificate", "set"), payload, resource="t")
 
@@ -327,6 +360,174 @@ def test_certificate_already_in_the_store_is_adopted_and_left_on_destroy(target:
         assert "left in place" in destroyed.output, destroyed.output
     finally:
         remove_from_host(target, thumb)
+
+
+# -- ownership, recorded on the host -----------------------------------------------------------------
+
+
+def lose_the_next_reply(simulated: Target) -> None:
+    """The next WinRM Receive (the one carrying the operation's answer) is lost after the host acted."""
+    simulated.set_knobs(faults=[{"kind": "drop", "on": "Receive", "when": "after"}])
+
+
+def test_a_reply_lost_after_the_import_keeps_the_certificate_owned(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"lost-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    stack = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD, "private_key_readers": [READER_A]}))
+    mark = simulated.journal_mark()
+    lose_the_next_reply(simulated)
+    try:
+        created = stack.up()
+    finally:
+        simulated.set_knobs()
+    assert created.ok, created.output
+    assert any(e["kind"] == "fault" for e in simulated.journal_since(mark)), "the reply was not lost"
+    assert simulated.operations_since(mark).count("certificate/set") == 2, "the set was not retried"
+    assert stack.outputs()["imported"] is True, "the retry found the certificate it had imported itself"
+    key_file = host_state(simulated, thumb)["key_file"]
+    destroyed = stack.destroy()
+    assert destroyed.ok, destroyed.output
+    assert host_state(simulated, thumb)["ensure"] == "absent"
+    assert not key_file_exists(simulated, key_file), "the private key stays behind"
+
+
+def test_two_stacks_share_a_certificate_and_its_key_readers(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"*.shared-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    first = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD, "private_key_readers": [READER_A]}))
+    second = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD, "private_key_readers": [READER_B]}))
+    assert first.up().ok
+    assert second.up().ok
+    assert all_readers(simulated, thumb) == sorted([READER_A, READER_B])
+    assert first.outputs()["imported"] is True and second.outputs()["imported"] is True
+    for _round in range(3):  # each one's own up leaves the other's reader, and neither sees drift
+        for stack in (first, second):
+            again = stack.up()
+            assert again.ok, again.output
+            assert first.refresh(expect_no_changes=True).ok and second.refresh(expect_no_changes=True).ok
+        assert all_readers(simulated, thumb) == sorted([READER_A, READER_B])
+
+    destroyed = first.destroy()
+    assert destroyed.ok, destroyed.output
+    assert "1 other owner(s) still hold it" in destroyed.output, destroyed.output
+    state = host_state(simulated, thumb)
+    assert state["ensure"] == "present", "the other stack still holds the certificate"
+    assert all_readers(simulated, thumb) == [READER_B], "the first stack's reader goes, the other's stays"
+    assert key_file_exists(simulated, state["key_file"])
+    assert second.refresh(expect_no_changes=True).ok
+    assert second.destroy().ok
+    assert host_state(simulated, thumb)["ensure"] == "absent", "the last owner removes it"
+    assert not key_file_exists(simulated, state["key_file"])
+
+
+def test_a_refused_share_leaves_no_owner_behind(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"refused-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    first = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD}))
+    second = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD, "exportable": True}))
+    assert first.up().ok
+    refused = second.up()
+    assert not refused.ok and "[ExportPolicyDiffers]" in refused.output, refused.output
+    assert second.destroy().ok  # nothing was created
+    destroyed = first.destroy()
+    assert destroyed.ok, destroyed.output
+    assert host_state(simulated, thumb)["ensure"] == "absent", "the refused stack is no owner of it"
+
+
+def test_two_agents_of_one_stack_share_a_certificate(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"*.agents-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    agents = {"zone-a": [READER_A], "zone-b": [READER_B]}
+
+    def program() -> None:
+        for name, readers in agents.items():
+            Certificate(
+                f"{name}-ssl-cert",
+                connection=secret_connection(simulated),
+                pfx=pfx,
+                pfx_password=PASSWORD,
+                private_key_readers=readers,
+            )
+
+    stack = engine(program)
+    assert stack.up().ok
+    assert all_readers(simulated, thumb) == sorted([READER_A, READER_B])
+    assert stack.refresh(expect_no_changes=True).ok
+    del agents["zone-b"]  # one agent leaves the host
+    removed = stack.up()
+    assert removed.ok and removed.summary.get("delete") == 1, removed.output
+    assert host_state(simulated, thumb)["ensure"] == "present", "the other agent still uses it"
+    assert all_readers(simulated, thumb) == [READER_A]
+    assert stack.destroy().ok
+    assert host_state(simulated, thumb)["ensure"] == "absent"
+
+
+def test_a_renamed_resource_moves_its_owner_record(simulated: Target, engine: Engine) -> None:
+    pfx = make_pfx(cn=f"renamed-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    names = {"name": "cert"}
+
+    def program() -> None:
+        aliases = [pulumi.Alias(name="cert")] if names["name"] != "cert" else None
+        Certificate(
+            names["name"],
+            connection=secret_connection(simulated),
+            pfx=pfx,
+            pfx_password=PASSWORD,
+            opts=pulumi.ResourceOptions(aliases=aliases),
+        )
+
+    stack = engine(program)
+    assert stack.up().ok
+    names["name"] = "agent-cert"  # the same certificate resource, under its new name: a new owner id
+    moved = stack.up()
+    assert moved.ok and moved.summary.get("update") == 1, moved.output
+    destroyed = stack.destroy()
+    assert destroyed.ok, destroyed.output
+    assert host_state(simulated, thumb)["ensure"] == "absent", "its old id must not stay behind as another owner"
+
+
+def test_a_certificate_that_http_sys_presents_stays(simulated: Target, engine: Engine) -> None:
+    from devhost import iis
+
+    assert simulated.state_dir is not None
+    pfx = make_pfx(cn=f"bound-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    stack = engine(cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD}))
+    assert stack.up().ok
+    endpoint = f"0.0.0.0:{20000 + int(thumb[:4], 16) % 40000}"
+    iis.admin_bind_sslcert(simulated.state_dir, endpoint, thumb)  # netsh http add sslcert, by someone else
+    try:
+        destroyed = stack.destroy()
+        assert destroyed.ok, destroyed.output
+        assert f"HTTP.sys presents it on {endpoint}" in destroyed.output, destroyed.output
+        assert host_state(simulated, thumb)["ensure"] == "present", "its binding would point at nothing"
+    finally:
+        iis.admin_delete_sslcert(simulated.state_dir, endpoint)
+        remove_from_host(simulated, thumb)
+
+
+def test_readers_a_found_certificate_had_stay(simulated: Target, engine: Engine) -> None:
+    from devhost import certstore
+
+    assert simulated.state_dir is not None
+    pfx = make_pfx(cn=f"found-{uuid.uuid4().hex[:6]}.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    import_on_host(simulated, pfx)
+    certstore.admin_grant_key_read(simulated.state_dir, thumb, READER_B)  # granted by whoever imported it
+    try:
+        stack = engine(
+            cert_program(simulated, {"pfx": pfx, "pfx_password": PASSWORD, "private_key_readers": [READER_A]})
+        )
+        assert stack.up().ok
+        assert stack.outputs()["imported"] is False
+        assert all_readers(simulated, thumb) == sorted([READER_A, READER_B])
+        assert stack.refresh(expect_no_changes=True).ok, "the reader it had is not this stack's drift"
+        destroyed = stack.destroy()
+        assert destroyed.ok and "it was in the store before any owner imported it" in destroyed.output
+        assert all_readers(simulated, thumb) == [READER_B], "only the reader the stack added goes"
+    finally:
+        remove_from_host(simulated, thumb)
 
 
 def test_unknown_reader_fails_on_the_host_naming_the_property(target: Target, engine: Engine) -> None:

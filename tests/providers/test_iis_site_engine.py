@@ -218,6 +218,80 @@ def test_default_site_removal_and_destroy_restores_it(simulated: Target, engine:
     assert iis.ServerManager(simulated.state_dir).site_state(iis.DEFAULT_SITE) == "Started"
 
 
+def test_a_reply_lost_after_the_removal_still_restores_on_destroy(simulated: Target, engine: Engine) -> None:
+    assert simulated.state_dir is not None
+    before = defaults_snapshot(simulated)
+    stack = engine(removal_program(simulated))
+    mark = simulated.journal_mark()
+    simulated.set_knobs(faults=[{"kind": "drop", "on": "Receive", "when": "after"}])  # the set's answer
+    try:
+        removed = stack.up()
+    finally:
+        simulated.set_knobs()
+    assert removed.ok, removed.output
+    assert any(e["kind"] == "fault" for e in simulated.journal_since(mark)), "the reply was not lost"
+    assert simulated.operations_since(mark).count("iis_default_site_removal/set") == 2, "the set was not retried"
+    assert stack.outputs()["removed_site"] is True, "the retry found the site gone, removed by itself"
+    assert stack.destroy().ok
+    assert defaults_snapshot(simulated) == before
+
+
+def test_destroy_restores_the_site_and_pool_that_were_removed_not_stock_ones(simulated: Target, engine: Engine) -> None:
+    state_dir = simulated.state_dir
+    assert state_dir is not None
+    port = free_port()
+    thumbprint = import_certificate(simulated, "default.contoso.com")
+    iis.admin_add_binding(state_dir, iis.DEFAULT_SITE, "http", f"*:{port}:")
+    iis.admin_add_binding(state_dir, iis.DEFAULT_SITE, "https", f"*:{port + 1}:")
+    iis.admin_bind_sslcert(state_dir, f"0.0.0.0:{port + 1}", thumbprint)
+    iis.admin_set_pool_attribute(state_dir, iis.DEFAULT_POOL, "managedPipelineMode", "Classic")
+    iis.admin_set_pool_attribute(state_dir, iis.DEFAULT_POOL, "processModel/idleTimeout", "00:45:00")
+    iis.admin_set_state(state_dir, "site", iis.DEFAULT_SITE, "Stopped")
+    iis.admin_set_state(state_dir, "pool", iis.DEFAULT_POOL, "Stopped")
+    before = defaults_snapshot(simulated)
+    try:
+        stack = engine(removal_program(simulated))
+        assert stack.up().ok
+        manager = iis.ServerManager(state_dir)
+        assert manager.find_site(iis.DEFAULT_SITE) is None and manager.find_pool(iis.DEFAULT_POOL) is None
+        assert f"0.0.0.0:{port + 1}" not in iis.sslcerts(state_dir)
+        assert stack.destroy().ok
+        assert defaults_snapshot(simulated) == before, "bindings and pool settings as they were"
+        assert iis.sslcerts(state_dir)[f"0.0.0.0:{port + 1}"]["hash"] == thumbprint, "its certificate binding too"
+        manager = iis.ServerManager(state_dir)
+        assert manager.site_state(iis.DEFAULT_SITE) == "Stopped" and manager.pool_state(iis.DEFAULT_POOL) == "Stopped"
+    finally:  # back to the stock site and pool, for the other tests
+        iis.admin_remove_binding(state_dir, iis.DEFAULT_SITE, "http", f"*:{port}:")
+        iis.admin_remove_binding(state_dir, iis.DEFAULT_SITE, "https", f"*:{port + 1}:")
+        iis.admin_delete_sslcert(state_dir, f"0.0.0.0:{port + 1}")
+        manager = iis.ServerManager(state_dir)
+        pool = manager.find_pool(iis.DEFAULT_POOL)
+        assert pool is not None
+        pool.attrib.pop("managedPipelineMode", None)
+        for child in list(pool):
+            pool.remove(child)
+        pool.text = None
+        manager.commit()
+        iis.admin_set_state(state_dir, "pool", iis.DEFAULT_POOL, "Started")
+        iis.admin_set_state(state_dir, "site", iis.DEFAULT_SITE, "Started")
+
+
+def test_two_removals_restore_only_when_the_last_one_goes(simulated: Target, engine: Engine) -> None:
+    assert simulated.state_dir is not None
+    before = defaults_snapshot(simulated)
+    first, second = engine(removal_program(simulated)), engine(removal_program(simulated))
+    assert first.up().ok and second.up().ok
+    assert first.outputs()["removed_site"] is True
+    assert second.outputs()["removed_site"] is True, "both hold the removal of what was there"
+    destroyed = first.destroy()
+    assert destroyed.ok and "1 other owner(s) of the removal remain" in destroyed.output, destroyed.output
+    manager = iis.ServerManager(simulated.state_dir)
+    assert manager.find_site(iis.DEFAULT_SITE) is None, "the other stack still wants port 80 free"
+    assert second.refresh(expect_no_changes=True).ok
+    assert second.destroy().ok
+    assert defaults_snapshot(simulated) == before
+
+
 HTTP = {"protocol": "http", "port": 8080}
 BAD_SITES: list[tuple[dict[str, Any], str, str]] = [
     ({"name": "Bad?Site"}, "name", "IIS refuses"),

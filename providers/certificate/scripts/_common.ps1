@@ -164,3 +164,60 @@ function Get-CertificateState($Spec) {
     $state.reader_sids = Get-DeclaredReaderSids $Spec
     return $state
 }
+
+# -- owners (see _owners.ps1) --------------------------------------------------------------------------
+#
+# A certificate is shared: two stacks, or two agents of one, may import the same PFX (a wildcard
+# certificate). Each Certificate resource records itself as an owner, with the readers it declared; a
+# certificate that was in the store before any owner came is recorded in found.json with the readers it had.
+
+function Get-CertificateOwnersFolder($Spec) {
+    $key = '{0}-{1}-{2}' -f [string]$Spec.store_location, [string]$Spec.store_name, ([string]$Spec.thumbprint).ToUpperInvariant()
+    return (Get-OwnersFolder 'Certificate' $key)
+}
+
+# The reader SIDs that others hold on the key file: every other owner's declared readers, and the readers
+# the certificate had when it was found in the store. This resource never removes them.
+function Get-ReadersOfOthers([string] $Folder, [string] $Owner) {
+    $sids = New-Object System.Collections.Generic.List[string]
+    foreach ($record in (Read-OwnerRecords $Folder)) {
+        if ([string]$record.owner -eq $Owner) { continue }
+        foreach ($sid in @($record.readers)) { if ($sid) { $sids.Add([string]$sid) } }
+    }
+    $found = Read-OwnersJson (Get-FoundRecordPath $Folder)
+    if ($null -ne $found) { foreach ($sid in @($found.readers)) { if ($sid) { $sids.Add([string]$sid) } } }
+    return ,$sids.ToArray()
+}
+
+# The state as this resource sees it: readers that only others hold are theirs, not drift of this one.
+function Select-OwnReaders($State, [string[]] $OthersSids) {
+    if ($State.ensure -eq 'present') {
+        $declared = @($State.reader_sids)
+        $State.private_key_readers = @($State.private_key_readers | Where-Object { $declared -contains $_.sid -or $OthersSids -notcontains $_.sid })
+    }
+    return $State
+}
+
+# HTTP.sys bindings that present this certificate. HTTP.sys binds a certificate by its hash (the
+# thumbprint): HttpSetServiceConfiguration with HTTP_SERVICE_CONFIG_SSL_SET, whose ParamDesc.pSslHash is
+# the SHA-1 hash (learn.microsoft.com, HTTP_SERVICE_CONFIG_SSL_PARAM); IIS https bindings are such
+# entries too (netsh http show sslcert lists them). HTTP.sys keeps them in the registry, one key per
+# binding, with the hash in the binary value SslCertHash: ...\Services\HTTP\Parameters\SslBindingInfo\
+# <ip:port> and SslSniBindingInfo\<host:port> (techcommunity.microsoft.com IIS support blog, "SSL bindings
+# are randomly getting deleted"). Read there, not parsed from netsh, whose output is translated.
+function Get-CertificateBindings([string] $Thumbprint) {
+    $bindings = New-Object System.Collections.Generic.List[string]
+    foreach ($table in @('SslBindingInfo', 'SslSniBindingInfo')) {
+        $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey("SYSTEM\CurrentControlSet\Services\HTTP\Parameters\$table")
+        if ($null -eq $key) { continue }
+        try {
+            foreach ($name in $key.GetSubKeyNames()) {
+                $binding = $key.OpenSubKey($name)
+                if ($null -eq $binding) { continue }
+                try { $hash = $binding.GetValue('SslCertHash') } finally { $binding.Close() }
+                if ($hash -is [byte[]] -and (-join ($hash | ForEach-Object { $_.ToString('X2') })) -eq $Thumbprint) { $bindings.Add($name) }
+            }
+        } finally { $key.Close() }
+    }
+    return ,$bindings.ToArray()
+}

@@ -1,4 +1,9 @@
 # Helpers shared by the IisDefaultSiteRemoval scripts.
+#
+# Owners (see _owners.ps1): every IisDefaultSiteRemoval that wants the site and pool gone records itself
+# under Owners\IisDefaultSiteRemoval\Default Web Site, and found.json keeps what was removed, as it was
+# (site with its id, bindings and their certificates, root application, auto-start and state; pool with
+# its settings and state). The last owner to go puts exactly that back.
 
 function Get-DefaultsState($Manager) {
     $sitePresent = $null -ne $Manager.Sites[[string]$Spec.site_name]
@@ -6,4 +11,138 @@ function Get-DefaultsState($Manager) {
     $ensure = 'absent'
     if (-not $sitePresent -and -not $poolPresent) { $ensure = 'present' }  # present = the removal holds
     return [ordered]@{ ensure = $ensure; site_present = $sitePresent; pool_present = $poolPresent }
+}
+
+function Get-DefaultsOwnersFolder {
+    return (Get-OwnersFolder 'IisDefaultSiteRemoval' ([string]$Spec.site_name))
+}
+
+function ConvertTo-HashBytes([string] $Hex) {
+    $bytes = New-Object byte[] ($Hex.Length / 2)
+    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($Hex.Substring(2 * $i, 2), 16) }
+    return ,$bytes
+}
+
+function ConvertFrom-HashBytes([byte[]] $Bytes) {
+    if ($null -eq $Bytes -or $Bytes.Length -eq 0) { return $null }
+    return (-join ($Bytes | ForEach-Object { $_.ToString('X2') }))
+}
+
+# The pool settings kept, by configuration path (learn.microsoft.com, "Adding Application Pools <add>":
+# attributes and the processModel and recycling/periodicRestart elements). Not its password: a secret stays
+# only where IIS keeps it (encrypted in applicationHost.config), so a pool that ran as a specific user comes
+# back without it (destroy says so).
+$PoolSettingPaths = @('managedRuntimeVersion', 'managedPipelineMode', 'startMode', 'autoStart',
+    'processModel/identityType', 'processModel/userName', 'processModel/idleTimeout', 'processModel/loadUserProfile',
+    'recycling/periodicRestart/time')
+
+function Get-ConfigurationAttribute($Element, [string] $Path) {
+    $parts = $Path.Split('/')
+    for ($i = 0; $i -lt $parts.Count - 1; $i++) { $Element = $Element.GetChildElement($parts[$i]) }
+    return $Element.GetAttribute($parts[$parts.Count - 1])
+}
+
+# Only what is set on the element itself (ConfigurationAttribute.IsInheritedFromDefaultValue false, as
+# MicrosoftDocs' Get-IISSite example shows for serverAutoStart): an attribute left to applicationPoolDefaults
+# or the schema stays so when it comes back. A TimeSpan is kept as its invariant text ([TimeSpan]::ToString).
+function Get-ExplicitSettings($Element, [string[]] $Paths) {
+    $settings = [ordered]@{}
+    foreach ($path in $Paths) {
+        $attribute = Get-ConfigurationAttribute $Element $path
+        if ($attribute.IsInheritedFromDefaultValue) { continue }
+        $value = $attribute.Value
+        if ($value -is [TimeSpan]) { $value = [ordered]@{ timespan = $value.ToString() } }
+        $settings[$path] = $value
+    }
+    return $settings
+}
+
+function Set-ExplicitSettings($Element, $Settings) {
+    foreach ($property in $Settings.PSObject.Properties) {
+        $value = $property.Value
+        if ($null -ne $value -and $null -ne $value.PSObject.Properties['timespan']) {
+            $value = [TimeSpan]::Parse([string]$value.timespan, [System.Globalization.CultureInfo]::InvariantCulture)
+        }
+        (Get-ConfigurationAttribute $Element $property.Name).Value = $value
+    }
+}
+
+# The site as it is, to put it back later. The certificate of an https binding is HTTP.sys's
+# (Binding.CertificateHash / CertificateStoreName read it from there; applicationHost.config has neither).
+function Get-SiteRecord($Site) {
+    $root = $Site.Applications['/']
+    $bindings = @(foreach ($binding in $Site.Bindings) {
+        $record = [ordered]@{
+            protocol = [string]$binding.Protocol
+            binding_information = [string]$binding.BindingInformation
+            ssl_flags = [int]$binding.GetAttributeValue('sslFlags')
+            certificate_hash = $null
+            certificate_store = $null
+        }
+        if ($binding.Protocol -eq 'https') {
+            $record.certificate_hash = ConvertFrom-HashBytes $binding.CertificateHash
+            $record.certificate_store = [string]$binding.CertificateStoreName
+        }
+        $record
+    })
+    return [ordered]@{
+        name = [string]$Site.Name
+        id = [long]$Site.Id
+        physical_path = [string]$root.VirtualDirectories['/'].PhysicalPath
+        settings = (Get-ExplicitSettings $Site @('serverAutoStart'))
+        root_settings = (Get-ExplicitSettings $root @('applicationPool'))
+        state = (Get-IisObjectState { $Site.State })
+        bindings = @($bindings)
+    }
+}
+
+function Get-PoolRecord($Pool) {
+    return [ordered]@{
+        name = [string]$Pool.Name
+        settings = (Get-ExplicitSettings $Pool $PoolSettingPaths)
+        state = (Get-IisObjectState { $Pool.State })
+    }
+}
+
+function Restore-Pool($Manager, $Record) {
+    $pool = $Manager.ApplicationPools.Add([string]$Record.name)
+    Set-ExplicitSettings $pool $Record.settings
+}
+
+function Restore-Site($Manager, $Record) {
+    # Its own id when free (a site created since may have taken it: then the next free one, as Sites.Add gives).
+    $bindings = @($Record.bindings)
+    $first = if ($bindings.Count -gt 0) { [string]$bindings[0].binding_information } else { '*:80:' }
+    $site = $Manager.Sites.Add([string]$Record.name, 'http', $first, [string]$Record.physical_path)
+    $site.Bindings.Clear()  # the bindings are set below, with their certificates
+    if (@($Manager.Sites | Where-Object { $_.Id -eq [long]$Record.id }).Count -eq 0) { $site.Id = [long]$Record.id }
+    Set-ExplicitSettings $site $Record.settings
+    Set-ExplicitSettings $site.Applications['/'] $Record.root_settings
+    foreach ($binding in $bindings) {
+        if ($binding.protocol -eq 'https' -and $binding.certificate_hash) {
+            $flags = [Microsoft.Web.Administration.SslFlags][int]$binding.ssl_flags
+            [void]$site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, $flags)
+        } else {
+            [void]$site.Bindings.Add([string]$binding.binding_information, [string]$binding.protocol)
+        }
+    }
+}
+
+# Started or Stopped is WAS's runtime state, not configuration: set after the commit, as recorded.
+function Restore-RuntimeState($Manager, $Found) {
+    if ($null -ne $Found.pool -and [string]$Found.pool.state -eq 'Stopped') {
+        $pool = $Manager.ApplicationPools[[string]$Found.pool.name]
+        if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -ne 'Stopped') { [void]$pool.Stop() }
+    }
+    if ($null -ne $Found.site) {
+        $site = $Manager.Sites[[string]$Found.site.name]
+        if ($null -eq $site) { return }
+        $now = Get-IisObjectState { $site.State }
+        if ([string]$Found.site.state -eq 'Stopped' -and $now -ne 'Stopped') { [void]$site.Stop() }
+        if ([string]$Found.site.state -eq 'Started' -and $now -ne 'Started') {
+            # Another site may hold one of its bindings by now: the site is back, stopped, and destroy says so.
+            try { Start-IisSite $site } catch { return "site '$($site.Name)' is restored but did not start: $($_.Exception.Message)" }
+        }
+    }
+    return $null
 }

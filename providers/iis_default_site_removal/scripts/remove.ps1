@@ -1,32 +1,70 @@
 param([Parameter(Mandatory = $true)] [string] $InputJson)
 {% include 'prelude.ps1' %}
 {% include '_iis.ps1' %}
+{% include '_owners.ps1' %}
 {% include '_common.ps1' %}
 
 Import-IisAdministration
+$folder = Get-DefaultsOwnersFolder
+$mine = Get-OwnerRecordPath $folder ([string]$Spec.owner)
+$foundPath = Get-FoundRecordPath $folder
 
-# Puts back only what set removed, as IIS's installation creates it: the pool with every setting
-# inherited from applicationPoolDefaults, the site with id 1 (when free), http on *:80 and wwwroot.
-$result = Invoke-IisChange {
-    param($manager)
-    $changes = @()
-    if ($Spec.restore_pool -and $null -eq $manager.ApplicationPools[[string]$Spec.pool_name]) {
-        [void]$manager.ApplicationPools.Add([string]$Spec.pool_name)
-        $changes += New-Change -Property 'default_pool' -Before 'absent' -After 'present'
-    }
-    if ($Spec.restore_site -and $null -eq $manager.Sites[[string]$Spec.site_name]) {
-        $idTaken = @($manager.Sites | Where-Object { $_.Id -eq 1 }).Count -gt 0
-        $site = $manager.Sites.Add([string]$Spec.site_name, 'http', '*:80:', '%SystemDrive%\inetpub\wwwroot')
-        if (-not $idTaken) { $site.Id = 1 }
-        $changes += New-Change -Property 'default_site' -Before 'absent' -After 'present'
-    }
-    @{ Changes = $changes }
-}
-
-$manager = New-Object Microsoft.Web.Administration.ServerManager
+$lock = Enter-OwnersLock
 try {
-    $after = Get-DefaultsState $manager
+    Assert-OwnersFolder $folder
+    $recorded = [System.IO.Directory]::Exists($folder)
+    if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
+    $others = (Read-OwnerRecords $folder).Count
+    $found = Read-OwnersJson $foundPath
+    if ($recorded -and $others -gt 0) {
+        # Another owner still wants them removed: nothing comes back yet.
+        $manager = New-Object Microsoft.Web.Administration.ServerManager
+        try { $after = Get-DefaultsState $manager } finally { $manager.Dispose() }
+        $after.other_owners = $others
+        Complete-Operation -State $after
+    }
+    if (-not $recorded) {
+        # A state written before owners were recorded on the host: its removed_site / removed_pool say what
+        # was removed, and that comes back as IIS's installation creates it (the pool with every setting
+        # inherited from applicationPoolDefaults, the site with id 1 when free, http on *:80, wwwroot).
+        $found = [ordered]@{ site = $null; pool = $null }
+        if ($Spec.restore_site) {
+            $http = [ordered]@{ protocol = 'http'; binding_information = '*:80:'; ssl_flags = 0; certificate_hash = $null; certificate_store = $null }
+            $found.site = ConvertTo-SpecObject @{ name = [string]$Spec.site_name; id = 1; physical_path = '%SystemDrive%\inetpub\wwwroot'; settings = @{}; root_settings = @{}; state = 'Started'; bindings = @($http) }
+        }
+    }
+    $stockPool = -not $recorded -and [bool]$Spec.restore_pool
+
+    # The last owner puts back exactly what was removed.
+    $result = Invoke-IisChange {
+        param($manager)
+        $changes = @()
+        if (($stockPool -or ($null -ne $found -and $null -ne $found.pool)) -and $null -eq $manager.ApplicationPools[[string]$Spec.pool_name]) {
+            if ($stockPool) { [void]$manager.ApplicationPools.Add([string]$Spec.pool_name) } else { Restore-Pool $manager $found.pool }
+            $changes += New-Change -Property 'default_pool' -Before 'absent' -After 'present'
+        }
+        if ($null -ne $found -and $null -ne $found.site -and $null -eq $manager.Sites[[string]$Spec.site_name]) {
+            Restore-Site $manager $found.site
+            $changes += New-Change -Property 'default_site' -Before 'absent' -After 'present'
+        }
+        @{ Changes = $changes }
+    }
+
+    $manager = New-Object Microsoft.Web.Administration.ServerManager
+    try {
+        $warning = $null
+        if ($null -ne $found) { $warning = Restore-RuntimeState $manager $found }
+        $after = Get-DefaultsState $manager
+    } finally {
+        $manager.Dispose()
+    }
+    Remove-OwnersFolder $folder
+    if ($null -ne $found -and $null -ne $found.pool -and $null -ne $found.pool.settings.PSObject.Properties['processModel/identityType'] -and
+        @('SpecificUser', '3') -contains [string]$found.pool.settings.'processModel/identityType') {
+        $warning = (@($warning, "pool '$($found.pool.name)' is back with its user but not its password (never kept outside IIS): set it again") | Where-Object { $_ }) -join '; '
+    }
+    $after.restore_warning = $warning
+    Complete-Operation -State $after -Changed (@($result.Changes).Count -gt 0) -Changes @($result.Changes)
 } finally {
-    $manager.Dispose()
+    Exit-OwnersLock $lock
 }
-Complete-Operation -State $after -Changed (@($result.Changes).Count -gt 0) -Changes @($result.Changes)
