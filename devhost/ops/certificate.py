@@ -11,6 +11,7 @@ from devhost.certstore import KEY_FOLDERS, CertificateError, CertStore, OpenedPf
 from devhost.fs import WindowsFs
 from devhost.ops import ownership
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
+from devhost.ops.script_accounts import convert_to_account_sid
 from devhost.ps51 import ScriptFact
 
 _LOOKUP = {"thumbprint", "store_location", "store_name", "private_key_readers", "owner"}
@@ -40,7 +41,7 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _ALL,
-        r"ConvertTo-SpecificFileRights \(\[long\]\[int\]\$rule\.FileSystemRights\)",
+        r"ConvertTo-ComparableMask \(\[long\]\[int\]\$rule\.FileSystemRights\)",
         "an ACE holding GENERIC_READ alone (icacls (GR)) grants read: generic bits are mapped before the test",
     ),
     ScriptFact(
@@ -71,7 +72,7 @@ def _declared_sids(fs: WindowsFs, spec: dict[str, Any]) -> list[str | None]:
     sids: list[str | None] = []
     for name in spec["private_key_readers"]:
         try:
-            sids.append(accounts.resolve(fs.root, str(name)).sid)
+            sids.append(convert_to_account_sid(fs.root, str(name)))
         except accounts.IdentityNotMapped:
             sids.append(None)
     return sids
@@ -80,13 +81,14 @@ def _declared_sids(fs: WindowsFs, spec: dict[str, Any]) -> list[str | None]:
 def _resolve(fs: WindowsFs, name: str) -> str:
     """Resolve-Principal."""
     try:
-        return accounts.resolve(fs.root, name).sid
+        return convert_to_account_sid(fs.root, name)
     except accounts.IdentityNotMapped as error:
         raise OperationStopped(
             fail(
                 "IdentityNotMapped",
-                f"private_key_readers: '{name}': {str(error).split(' (')[0]} Create the account first; for "
-                "'IIS AppPool\\<pool>' the application pool must exist (make this resource depend on it).",
+                f"private_key_readers: '{name}': {str(error).split(' (')[0]} Create the account first (a built-in "
+                "one: give its SID, S-1-...); for 'IIS AppPool\\<pool>' the application pool must exist (make this "
+                "resource depend on it).",
                 prop="private_key_readers",
                 category="ObjectNotFound",
             )

@@ -14,7 +14,7 @@ from devhost import accounts, ntfs
 from devhost.ps51 import ScriptFact
 
 # The operations whose scripts include _accounts.ps1 and whose models use account_sid.
-_USERS = tuple(f"{r}/{v}" for r in ("file_acl", "settings_file") for v in ("get", "set", "remove"))
+_USERS = tuple(f"{r}/{v}" for r in ("certificate", "file_acl", "settings_file") for v in ("get", "set", "remove"))
 
 SCRIPT_FACTS = (
     ScriptFact(
@@ -73,6 +73,11 @@ def account_sid(state_dir: Path, name: str) -> str:
     if name.lower() in WELL_KNOWN_ENGLISH:
         return WELL_KNOWN_ENGLISH[name.lower()]
     return accounts.resolve(state_dir, name).sid.upper()
+
+
+def convert_to_account_sid(state_dir: Path, name: str) -> str:
+    """ConvertTo-AccountSid: a SID as given (New-Object SecurityIdentifier looks nothing up), else account_sid."""
+    return name.upper() if name.upper().startswith("S-1-") else account_sid(state_dir, name)
 
 
 def comparable_mask(mask: int) -> int:

@@ -145,7 +145,7 @@ def test_w2_a_generic_read_entry_is_reported_and_removed(tmp_path: Path) -> None
     repaired = certificate.set_(fs, cert_spec(pfx))
     assert repaired.ok and repaired.state["private_key_readers"] == []
     old = script("certificate", "get").replace(
-        "ConvertTo-SpecificFileRights ([long][int]$rule.FileSystemRights)", "([long][int]$rule.FileSystemRights)"
+        "ConvertTo-ComparableMask ([long][int]$rule.FileSystemRights)", "([long][int]$rule.FileSystemRights)"
     )
     assert refused("certificate/get", old)
 
@@ -342,3 +342,13 @@ def test_a_null_backup_for_file_replace_is_refused() -> None:
     good = "[System.IO.File]::Replace($temporary, $Path, [NullString]::Value)"
     assert check_script(SCRIPT_FACTS, "runtime_archive/set", bad) != []
     assert not [p for p in check_script(SCRIPT_FACTS, "runtime_archive/set", good) if "NullString" in p]
+
+
+def test_a_key_reader_by_english_well_known_name_on_a_german_windows(tmp_path: Path) -> None:
+    """private_key_readers go through _accounts.ps1 too: NTAccount.Translate knows only the host language's names."""
+    fs = WindowsFs(tmp_path)
+    accounts.set_display_language(fs.root, "de-DE")
+    pfx = make_pfx(cn="german.contoso.test")
+    created = certificate.set_(fs, cert_spec(pfx, readers=["NT AUTHORITY\\NETWORK SERVICE"]))
+    assert created.ok, created.error
+    assert [r["sid"] for r in created.state["private_key_readers"]] == ["S-1-5-20"]

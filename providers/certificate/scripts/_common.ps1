@@ -1,4 +1,5 @@
 # Helpers shared by the Certificate scripts.
+{% include '_accounts.ps1' %}
 #
 # The store is opened through X509Store (not the Cert: drive) so that the import needs no file:
 # the PFX bytes arrive in $Spec from standard input and go straight to X509Certificate2's constructor.
@@ -7,26 +8,9 @@
 # reading a private key file needs. SYSTEM, Administrators and the key's owner keep their entries.
 $KeyReadRights = [long]0x20089
 $KeptSids = @('S-1-5-18', 'S-1-5-32-544')
-# Windows' generic mapping for files (FILE_GENERIC_*, learn.microsoft.com "File Security and Access
-# Rights"): icacls (GR) writes GENERIC_READ alone, which is read access all the same. Int64 keys:
-# 0x80000000 is negative as an Int32 literal in Windows PowerShell.
-$GenericFileRights = @(
-    @([long]2147483648, 0x120089),
-    @([long]1073741824, 0x120116),
-    @([long]536870912, 0x1200A0),
-    @([long]268435456, 0x1F01FF)
-)
 # Where machine keys live, by provider: CNG (Microsoft Software Key Storage Provider) and the legacy
 # CSPs (CAPI). Both are searched for a key's unique name: see Get-PrivateKeyInfo.
 $MachineKeyFolders = [ordered]@{ CNG = 'Microsoft\Crypto\Keys'; CAPI = 'Microsoft\Crypto\RSA\MachineKeys' }
-
-function ConvertTo-SpecificFileRights([long] $Mask) {
-    $value = $Mask -band [long]4294967295
-    foreach ($pair in $GenericFileRights) {
-        if ($value -band $pair[0]) { $value = ($value -band (-bnot $pair[0])) -bor $pair[1] }
-    }
-    return $value
-}
 
 # The key file of a machine key with this unique name, and the provider its folder belongs to.
 function Find-MachineKeyFile([string] $Thumbprint, [string] $UniqueName) {
@@ -88,14 +72,13 @@ function Get-PrivateKeyInfo($Certificate) {
 
 function Resolve-Principal([string] $Principal) {
     try {
-        if ($Principal -match '^S-1-') { return (New-Object System.Security.Principal.SecurityIdentifier($Principal)) }
-        return (New-Object System.Security.Principal.NTAccount($Principal)).Translate([System.Security.Principal.SecurityIdentifier])
+        return (ConvertTo-AccountSid $Principal)
     } catch {
         # Translate's IdentityNotMappedException arrives wrapped in a MethodInvocationException.
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
         Stop-Operation -Id 'IdentityNotMapped' -Category 'ObjectNotFound' -Property 'private_key_readers' -Message (
-            "private_key_readers: '$Principal': $($reason.Message) Create the account first; for " +
+            "private_key_readers: '$Principal': $($reason.Message) Create the account first (a built-in one: give its SID, S-1-...); for " +
             "'IIS AppPool\<pool>' the application pool must exist (make this resource depend on it).")
     }
 }
@@ -105,10 +88,7 @@ function Get-DeclaredReaderSids($Spec) {
     $sids = New-Object System.Collections.Generic.List[object]
     foreach ($name in @($Spec.private_key_readers)) {
         $sid = $null
-        try {
-            if ([string]$name -match '^S-1-') { $sid = (New-Object System.Security.Principal.SecurityIdentifier([string]$name)).Value }
-            else { $sid = (New-Object System.Security.Principal.NTAccount([string]$name)).Translate([System.Security.Principal.SecurityIdentifier]).Value }
-        } catch { $sid = $null }
+        try { $sid = (ConvertTo-AccountSid ([string]$name)).Value } catch { $sid = $null }
         $sids.Add($sid)
     }
     return ,$sids.ToArray()
@@ -126,7 +106,7 @@ function Get-KeyReaders([string] $KeyFile) {
     foreach ($rule in $security.GetAccessRules($true, $false, [System.Security.Principal.SecurityIdentifier])) {
         $sid = $rule.IdentityReference.Value
         if ([string]$rule.AccessControlType -ne 'Allow' -or $KeptSids -contains $sid -or $sid -eq $owner -or $sid -eq $self) { continue }
-        if (((ConvertTo-SpecificFileRights ([long][int]$rule.FileSystemRights)) -band $KeyReadRights) -ne $KeyReadRights) { continue }
+        if (((ConvertTo-ComparableMask ([long][int]$rule.FileSystemRights)) -band $KeyReadRights) -ne $KeyReadRights) { continue }
         if (@($readers | Where-Object { $_.sid -eq $sid }).Count -gt 0) { continue }
         $name = $sid
         try { $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $sid }
