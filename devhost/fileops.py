@@ -83,7 +83,7 @@ def _content_roots(state_dir: Path) -> list[tuple[str, float, str]]:
             if exiting is not None and time.time() < exiting[1] + _worker_exit_s(state_dir):
                 roots.append((root.rstrip("\\").lower(), exiting[0], f"w3wp.exe (application pool {pool}, exiting)"))
     for service in scm.load(state_dir).values():
-        if service.state == "Running" and not service.system:
+        if service.state in ("Running", "StopPending") and not service.system:  # (its process still runs)
             folder, _, exe = scm.executable_of(service.image_path).rpartition("\\")
             roots.append((folder.lower(), service.started_at, f"{exe} (service {service.name})"))
     return roots

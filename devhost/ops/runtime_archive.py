@@ -85,9 +85,41 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"try \{ \$outcomes = Start-Agent \$folder \} catch \{ if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; "
-        r"Stop-Reported \$_\.Exception \}\s+foreach \(\$start in \$outcomes\) \{ \$recovered \+= New-Change",
-        "what agent-stopped.json lists is started before anything else, also when nothing else is to do",
+        r"foreach \(\$start in \(Start-Agent \$folder\)\) \{ \$recovered \+= New-Change",
+        "what agent-stopped.json lists is started before anything else, also when nothing else is to do; a start that "
+        "fails is a change, and the run goes on",
+    ),
+    ScriptFact(
+        _SET,
+        r"Stop-Operation -Id 'AgentStartFailed'",
+        "a failed start never fails the set (neither before the install nor after the commit)",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(@\(\$outcomes \| Where-Object \{ \$_\.failed \}\)\.Count -eq 0\) \{ "
+        r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$Folder\)\) \}",
+        "Start-Agent deletes the record only when nothing failed to start",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$runs = @\('Started', 'running \(started since\)'\) -contains \$main\.outcome\s+"
+        r"foreach \(\$name in @\(\$record\.dependents\)\) \{\s+if \(\$runs\) \{",
+        "the dependent services are started only when the agent's service runs; otherwise they get its outcome",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$disabledThen = \$null -ne \$startTypeThen -and \[string\]\$startTypeThen\.Value -eq 'Disabled'[\s\S]*?"
+        r"StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled -and -not \$DisabledThen\)",
+        "a Disabled service is left stopped only when it was not Disabled already when it was stopped",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$record\.start_type = \[string\]\$service\[0\]\.StartType[\s\S]*?"
+        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record\s+\$stopped \+= 'service'\s+try \{\s+"
+        r"\$service\[0\]\.Stop\(\)\s+\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
+        r"throw \(New-OperationError 'AgentStopFailed' 'service_name'",
+        "Stop-Agent records the service's start type, then a Stop or WaitForStatus that throws is AgentStopFailed",
     ),
     ScriptFact(
         _SET,
@@ -99,9 +131,10 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"if \(\$found\.Count -eq 0\) \{\s+\$outcome = 'gone \(nothing to start\)'[\s\S]*?"
-        r"elseif \(\$found\[0\]\.StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled\)",
-        "Start-Agent leaves alone a service that is gone, runs, or is Disabled (StartService: ERROR_SERVICE_DISABLED); "
-        "it starts it otherwise",
+        r"elseif \(\$found\[0\]\.StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled -and "
+        r"-not \$DisabledThen\)",
+        "Start-Agent leaves alone a service that is gone, runs, or became Disabled (StartService: "
+        "ERROR_SERVICE_DISABLED); it starts it otherwise",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -124,11 +157,9 @@ SCRIPT_FACTS = (
         r"\} catch \{\s+# [^\n]*\s+if \(Test-OperationEnd \$_\.Exception\) \{ throw \}\s+"
         r"\$failure = \$_\.Exception  # also Stop-Agent's AgentStopFailed[^\n]*\s+\}\s+"
         r"\$undoErrors = @\(\)\s+if \(\$null -ne \$failure\) \{ \$undoErrors = Undo-Swap @\(\$plan\) \}[\s\S]*?"
-        r"if \(\$undoErrors\.Count -eq 0\) \{\s+# [^\n]*\s+try \{ \$started = Start-Agent \$folder \} catch \{ "
-        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$startError = Get-ErrorReport \$_\.Exception \}",
+        r"if \(\$undoErrors\.Count -eq 0\) \{ \$started = Start-Agent \$folder \}",
         "every error of the swap but an operation's end (IIS missing, before any stop) is caught (Stop-Agent's "
-        "AgentStopFailed too), undone, then the agent started again only when the undo was complete; the start's "
-        "own error (AgentStartFailed) is kept apart",
+        "AgentStopFailed too), undone, then the agent started again only when the undo was complete",
     ),
     ScriptFact(
         _SET,
@@ -297,11 +328,26 @@ def _journal(fs: WindowsFs, action: str, what: str, name: str) -> None:
     Journal(sim_dir(fs.root) / "journal.jsonl")({"kind": "agent", "action": action, "what": what, "name": name})
 
 
+def _knob(fs: WindowsFs, name: str) -> Any:
+    try:
+        knobs = json.loads((sim_dir(fs.root) / "knobs.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return knobs.get(name) if isinstance(knobs, dict) else None
+
+
+# ServiceStartMode's names, as ServiceController.StartType gives them, for Win32_Service's start modes.
+_START_TYPE = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
+
+
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
-    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart then. (The
-    simulator's services have no dependents: ``dependents`` is always empty here.)"""
+    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart or the service's
+    start type then. ServiceController.Stop stops the running services that depend on it first
+    (learn.microsoft.com ServiceController.Stop). The knob ``services_not_stopping`` names services that accept
+    the stop and never finish it (StopPending): WaitForStatus(Stopped, 120 s) then throws
+    System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.WaitForStatus)."""
     stopped: list[str] = []
-    record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "dependents": []}
+    record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "start_type": None, "dependents": []}
     if spec["app_pool"]:
         if not iis.is_installed(fs.root):
             raise OperationStopped(not_installed())
@@ -316,13 +362,28 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             _journal(fs, "stop", "pool", name)
             stopped.append("pool")
     if spec["service_name"]:
-        service = scm.get(fs.root, spec["service_name"])
+        name = spec["service_name"]
+        service = scm.get(fs.root, name)
         if service is not None and service.state == "Running":
-            record["service"] = spec["service_name"]
+            dependents = [s.name for s in scm.dependents_of(fs.root, name) if s.state == "Running"]
+            record.update(service=name, start_type=_START_TYPE[service.start_mode], dependents=dependents)
             _write_json(fs, f"{folder}\\agent-stopped.json", record)
-            scm.stop(fs.root, spec["service_name"])
-            _journal(fs, "stop", "service", spec["service_name"])
             stopped.append("service")
+            for dependent in dependents:
+                scm.stop(fs.root, dependent)
+                _journal(fs, "stop", "service", dependent)
+            if name.lower() in {str(n).lower() for n in _knob(fs, "services_not_stopping") or []}:
+                scm.stop_pending(fs.root, name)
+                raise _AgentError(
+                    fail(
+                        "AgentStopFailed",
+                        f"service '{name}' did not stop within 120 s (Time out has expired and the operation has not "
+                        "been completed.); see the System event log, stop it (or end its process), then run again",
+                        prop="service_name",
+                    )
+                )
+            scm.stop(fs.root, name)
+            _journal(fs, "stop", "service", name)
     return stopped
 
 
@@ -330,77 +391,96 @@ class _AgentError(OperationStopped):
     """New-OperationError: an error with an id that ends nothing by itself (the caller reports it)."""
 
 
-def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> str:
-    """Start-Agent for a pool: its outcome, or AgentStartFailed."""
+def _outcome(prop: str, name: str, outcome: str, *, failed: bool = False) -> dict[str, Any]:
+    return {"property": prop, "name": name, "failed": failed, "outcome": outcome}
+
+
+def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any]:
+    """Start-Agent for a pool: its entry (a failed start included)."""
     if not iis.is_installed(fs.root):
         raise OperationStopped(not_installed())  # Import-IisAdministration: the operation's end
     manager = iis.ServerManager(fs.root)
     pool = manager.find_pool(name)
     if pool is None:
-        return "gone (nothing to start)"
+        return _outcome("agent_pool", name, "gone (nothing to start)")
     if object_state(lambda: manager.pool_state(name)) == "Started":
-        return "running (started since)"
+        return _outcome("agent_pool", name, "running (started since)")
     # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
     if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
-        return "left stopped (its AutoStart was set to false since: stopped on purpose)"
+        return _outcome("agent_pool", name, "left stopped (its AutoStart was set to false since: stopped on purpose)")
     state = manager.start_pool(name)
     _journal(fs, "start", "pool", name)
     if state != "Started":
-        raise _AgentError(
-            fail(
-                "AgentStartFailed",
-                f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), then "
-                "start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)",
-                prop="app_pool",
-            )
+        return _outcome(
+            "agent_pool",
+            name,
+            f"did not start again (state {state}); see the System event log (WAS), then start it, or set its AutoStart "
+            "to false to keep it stopped (the next run then leaves it)",
+            failed=True,
         )
-    return "Started"
+    return _outcome("agent_pool", name, "Started")
 
 
-def _start_service(fs: WindowsFs, name: str) -> str:
-    """Start-Agent for a service: its outcome, or AgentStartFailed."""
+def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, Any]:
+    """Start-RecordedService: its entry (a failed start included)."""
     service = scm.get(fs.root, name)
     if service is None:
-        return "gone (nothing to start)"
+        return _outcome("agent_service", name, "gone (nothing to start)")
     if service.state == "Running":
-        return "running (started since)"
-    # StartService refuses a disabled service (ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService).
-    if service.start_mode == "Disabled":
-        return "left stopped (its start mode is Disabled)"
+        return _outcome("agent_service", name, "running (started since)")
+    if service.start_mode == "Disabled" and not disabled_then:
+        return _outcome("agent_service", name, "left stopped (its start mode is Disabled)")
     try:
         scm.start(fs.root, name)
     except scm.ScmError as error:
         # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
-        # whose inner Win32Exception carries the system message; the script reports the innermost one.
-        raise _AgentError(
-            fail(
-                "AgentStartFailed",
-                f"service '{name}' did not start again ({error}); see the System event log, then start it, "
-                "or disable it to keep it stopped (the next run then leaves it)",
-                prop="service_name",
+        # whose inner Win32Exception carries the system message; the script reports the innermost one. (StartService
+        # refuses a disabled service: ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService.)
+        hint = "see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
+        if disabled_then:
+            hint = (
+                "it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or "
+                "Automatic to have it started, or delete it"
             )
-        ) from None
+        return _outcome("agent_service", name, f"did not start again ({error}); {hint}", failed=True)
     _journal(fs, "start", "service", name)
-    return "Started"
+    return _outcome("agent_service", name, "Started")
 
 
-def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, str]]:
-    """Start-Agent: finishes what agent-stopped.json lists (unless gone, running, or stopped on purpose since),
-    then deletes it; one entry per pool or service (property, name, outcome)."""
+def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, Any]]:
+    """Start-Agent: finishes what agent-stopped.json lists (unless gone, running, or stopped on purpose since);
+    the dependents get the service's outcome when it does not run (StartService would fail with 1068 or 1075);
+    the record is deleted only when nothing failed. One entry per pool or service."""
     record = _read_json(fs, f"{folder}\\agent-stopped.json")
     if record is None:
         return []
-    outcomes: list[dict[str, str]] = []
+    outcomes: list[dict[str, Any]] = []
     if record.get("pool"):
-        name = record["pool"]
-        outcomes.append(
-            {"property": "agent_pool", "name": name, "outcome": _start_pool(fs, name, record.get("auto_start"))}
-        )
+        outcomes.append(_start_pool(fs, record["pool"], record.get("auto_start")))
     if record.get("service"):
-        for name in [record["service"], *(record.get("dependents") or [])]:
-            outcomes.append({"property": "agent_service", "name": name, "outcome": _start_service(fs, name)})
-    _delete(fs, f"{folder}\\agent-stopped.json")
+        main = _start_service(fs, record["service"], record.get("start_type") == "Disabled")
+        outcomes.append(main)
+        runs = main["outcome"] in ("Started", "running (started since)")
+        for name in record.get("dependents") or []:
+            if runs:
+                outcomes.append(_start_service(fs, name, False))
+            else:
+                outcomes.append(
+                    _outcome(
+                        "agent_service",
+                        name,
+                        f"not started: it depends on service '{main['name']}', which {main['outcome']}",
+                        failed=main["failed"],
+                    )
+                )
+    if not any(entry["failed"] for entry in outcomes):
+        _delete(fs, f"{folder}\\agent-stopped.json")
     return outcomes
+
+
+def _start_report(outcomes: list[dict[str, Any]]) -> str:
+    """Get-StartReport."""
+    return "; ".join(f"{entry['name']}: {entry['outcome']}" for entry in outcomes)
 
 
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
@@ -549,6 +629,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if fs.resolve(f"{folder}\\swap.json").is_file():
         _restore_interrupted_swap(fs, runtime, folder)
         recovered.append(change("interrupted_swap", "pending", "finished"))
+    # A failed start does not stop the run: reported, its record kept, and the installation goes on.
     for start in _start_agent(fs, folder):
         recovered.append(change(start["property"], f"{start['name']}: stopped by an interrupted run", start["outcome"]))
     before = _state(fs, spec)
@@ -637,17 +718,12 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
             move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
         _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
-    except DotNetError as error:  # (an operation's end, IisNotInstalled, goes on as it is)
+    except (DotNetError, _AgentError) as error:  # (an operation's end, IisNotInstalled, goes on as it is)
         first = _error_report(error)
     undo_errors = _undo_swap(fs, plan) if first is not None else []
     # Started again once a whole version is in place; after an incomplete undo it stays stopped (record kept).
-    started: list[dict[str, str]] = []
-    start_error: dict[str, str] | None = None
-    if not undo_errors:
-        try:
-            started = _start_agent(fs, folder)
-        except _AgentError as error:
-            start_error = _error_report(error)
+    started = _start_agent(fs, folder) if not undo_errors else []
+    start_failed = any(entry["failed"] for entry in started)
     if first is not None:
         if undo_errors:
             agent = "nothing had to be stopped for it"
@@ -663,9 +739,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json"), lambda: remove_tree(fs, new)])
         if not _remove_tree_best_effort(fs, old):
             cleanup_errors.append(f"{old} is still held (the next run deletes it)")
-        agent = "the previous version runs again" if stopped else "the previous version is in place"
-        if start_error is not None:
-            agent = f"the previous version is in place, but starting the agent again failed: {start_error['message']}"
+        # What the start did, as it happened: "runs again" only when everything recorded runs.
+        agent = "the previous version is in place"
+        if start_failed:
+            agent = f"the previous version is in place, but starting the agent again failed: {_start_report(started)}"
+        elif any(entry["outcome"] not in ("Started", "running (started since)") for entry in started):
+            agent = f"the previous version is in place; the agent: {_start_report(started)}"
+        elif started:
+            agent = "the previous version runs again"
         undone = "Every file was put back" if swap_begun else "Nothing in Runtime was changed"
         message = f"installing {spec['archive_name']} in {runtime} failed: {first['message']} {undone}; {agent}."
         if cleanup_errors:
@@ -673,13 +754,9 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if first["id"]:
             return fail(first["id"], message, prop=first["property"])
         return fail("SwapFailed", message, prop="sha256")
-    if start_error is not None:
-        return fail(
-            "AgentStartFailed",
-            f"{spec['archive_name']} was installed in {runtime}, but {start_error['message']}",
-            prop=start_error["property"],
-        )
-    # Committed and started: cleanup errors are reported as a change, never as the operation's failure.
+    # Committed: a failed start is a change, not this resource's failure (the settings files and the service that
+    # depend on the archive must still be written; AgentVerification reports the agent down). Cleanup errors are
+    # reported as a change too, never as the operation's failure.
     cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json")])
     _remove_tree_best_effort(fs, new)
     old_gone = _remove_tree_best_effort(fs, old)
@@ -713,8 +790,14 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         present = [name for name in manifest["files"] if fs.resolve(f"{runtime}\\{name}").is_file()]
     stopped: list[str] = []
     if present:
-        stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+        stop_error: _AgentError | None = None
+        try:
+            stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+        except _AgentError as error:
+            stop_error = error
         _delete(fs, f"{folder}\\agent-stopped.json")
+        if stop_error is not None:
+            return stop_error.envelope
     held = _remove_files(fs, [f"{runtime}\\{name}" for name in present])
     if held:
         hint = (

@@ -147,11 +147,12 @@ function Stop-Agent($Spec, [string] $Folder) {
     # What runs the agent, stopped when it was running (a running agent holds its DLLs: they can be neither
     # overwritten nor deleted). What is about to be stopped is written to agent-stopped.json in the staging
     # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
-    # starts it again. A pool that does not stop throws AgentStopFailed (New-OperationError), so that the
-    # caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
+    # starts it again. A pool or service that does not stop throws AgentStopFailed (New-OperationError), so
+    # that the caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
     $stopped = @()
-    # auto_start: the pool's AutoStart when it was stopped (Start-Agent tells a pool stopped on purpose since).
-    $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; dependents = @() }
+    # auto_start: the pool's AutoStart, start_type: the service's start type, when it was stopped (Start-Agent
+    # tells one stopped on purpose since).
+    $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; start_type = $null; dependents = @() }
     if ($Spec.app_pool) {
         Import-IisAdministration
         $manager = New-Object Microsoft.Web.Administration.ServerManager
@@ -163,9 +164,14 @@ function Stop-Agent($Spec, [string] $Folder) {
                 Write-JsonFile (Get-AgentStoppedPath $Folder) $record
                 [void]$pool.Stop()
                 $stopped += 'pool'
-                # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish.
-                $state = 'Unknown'
-                for ($round = 0; $round -lt 12 -and $state -ne 'Stopped'; $round++) { $state = Wait-IisObjectState { $pool.State } @('Stopped') }
+                # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish. One
+                # deadline for the whole wait: a State that throws costs Get-IisObjectState 5 s per read.
+                $clock = [System.Diagnostics.Stopwatch]::StartNew()
+                $state = Get-IisObjectState { $pool.State }
+                while ($state -ne 'Stopped' -and $clock.Elapsed.TotalSeconds -lt 120) {
+                    Start-Sleep -Milliseconds 250
+                    $state = Get-IisObjectState { $pool.State }
+                }
                 if ($state -ne 'Stopped') {
                     throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state).")
                 }
@@ -175,16 +181,37 @@ function Stop-Agent($Spec, [string] $Folder) {
         }
     }
     if ($Spec.service_name) {
-        $service = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$Spec.service_name })
-        if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
-            # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
-            # ServiceController.Stop): those that run are recorded and started again after it.
-            $record.service = [string]$Spec.service_name
-            $record.dependents = @($service[0].DependentServices | Where-Object { $_.Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running } | ForEach-Object { $_.ServiceName })
-            Write-JsonFile (Get-AgentStoppedPath $Folder) $record
-            $service[0].Stop()
-            $stopped += 'service'
-            $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+        $name = [string]$Spec.service_name
+        $all = [System.ServiceProcess.ServiceController]::GetServices()
+        try {
+            $service = @($all | Where-Object { $_.ServiceName -eq $name })
+            if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+                # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
+                # ServiceController.Stop): those that run are recorded and started again after it.
+                $record.service = $name
+                # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
+                $record.start_type = [string]$service[0].StartType
+                $dependents = $service[0].DependentServices
+                try {
+                    $record.dependents = @($dependents | Where-Object { $_.Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running } | ForEach-Object { $_.ServiceName })
+                } finally {
+                    foreach ($dependent in $dependents) { $dependent.Dispose() }
+                }
+                Write-JsonFile (Get-AgentStoppedPath $Folder) $record
+                $stopped += 'service'
+                try {
+                    $service[0].Stop()
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+                } catch {
+                    # Stop: InvalidOperationException (the service control manager refused); WaitForStatus:
+                    # System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus).
+                    $reason = $_.Exception
+                    while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' did not stop within 120 s ($($reason.Message)); see the System event log, stop it (or end its process), then run again")
+                }
+            }
+        } finally {
+            foreach ($entry in $all) { $entry.Dispose() }
         }
     }
     return ,$stopped
@@ -200,12 +227,13 @@ function Start-Agent([string] $Folder) {
     # - a pool whose AutoStart was true when it was stopped (the record says) and is false now: stopped on
     #   purpose since (how a pool is kept stopped: IisAppPool state 'Stopped' sets it so, and WAS does not
     #   start such a pool with IIS, learn.microsoft.com applicationPools <add> autoStart): left stopped;
-    # - a service whose start mode is Disabled: left stopped (StartService refuses a disabled service,
-    #   ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService);
+    # - a service whose start type is Disabled now and was not when it was stopped: left stopped;
     # - stopped otherwise: started.
-    # A start that fails throws AgentStartFailed (New-OperationError: the caller reports it, after the swap's
-    # own error if there is one) and keeps the record: the next run tries again. Returns one entry per pool or
-    # service: property, name, outcome.
+    # The services that depend on the agent's service get its outcome when it does not run (StartService
+    # would start it first and fail, ERROR_SERVICE_DEPENDENCY_FAIL 1068 or _DELETED 1075, learn.microsoft.com
+    # StartService). Throws nothing but an operation's end (IIS missing). Returns one entry per pool or service:
+    # property, name, outcome and failed (it did not start: the outcome says why and what to do); the record
+    # is deleted only when none failed, so that the next run tries again.
     $record = Read-AgentStopped $Folder
     if ($null -eq $record) { return ,@() }
     $outcomes = @()
@@ -238,43 +266,66 @@ function Start-Agent([string] $Folder) {
             $manager.Dispose()
         }
         if ($null -eq $outcome) {
-            throw (New-OperationError 'AgentStartFailed' 'app_pool' "application pool '$name' did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)")
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
+        } else {
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $false; outcome = $outcome }
         }
-        $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; outcome = $outcome }
     }
     if ($record.service) {
-        foreach ($name in @([string]$record.service) + @($record.dependents)) {
-            $found = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$name })
-            $outcome = $null
-            $problem = $null
-            try {
-                if ($found.Count -eq 0) {
-                    $outcome = 'gone (nothing to start)'
-                } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
-                    $outcome = 'running (started since)'
-                } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled) {
-                    # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
-                    $outcome = 'left stopped (its start mode is Disabled)'
-                } else {
-                    $found[0].Start()
-                    $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-                    $outcome = 'Started'
-                }
-            } catch {
-                $reason = $_.Exception
-                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-                $problem = $reason.Message
-            } finally {
-                foreach ($service in $found) { $service.Dispose() }
+        # (A record written before start_type was recorded has none.)
+        $startTypeThen = $record.PSObject.Properties['start_type']
+        $disabledThen = $null -ne $startTypeThen -and [string]$startTypeThen.Value -eq 'Disabled'
+        $main = Start-RecordedService ([string]$record.service) $disabledThen
+        $outcomes += $main
+        $runs = @('Started', 'running (started since)') -contains $main.outcome
+        foreach ($name in @($record.dependents)) {
+            if ($runs) {
+                $outcomes += Start-RecordedService ([string]$name) $false
+            } else {
+                $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; failed = $main.failed; outcome = "not started: it depends on service '$($main.name)', which $($main.outcome)" }
             }
-            if ($null -ne $problem) {
-                throw (New-OperationError 'AgentStartFailed' 'service_name' "service '$name' did not start again ($problem); see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)")
-            }
-            $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; outcome = $outcome }
         }
     }
-    [System.IO.File]::Delete((Get-AgentStoppedPath $Folder))
+    if (@($outcomes | Where-Object { $_.failed }).Count -eq 0) { [System.IO.File]::Delete((Get-AgentStoppedPath $Folder)) }
     return ,$outcomes
+}
+
+function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
+    # Start-Agent for one service ($DisabledThen: its start type was Disabled when it was stopped, so Disabled
+    # now says nothing about a stop on purpose): its entry (property, name, failed, outcome).
+    $all = [System.ServiceProcess.ServiceController]::GetServices()
+    $outcome = $null
+    $problem = $null
+    try {
+        $found = @($all | Where-Object { $_.ServiceName -eq $Name })
+        if ($found.Count -eq 0) {
+            $outcome = 'gone (nothing to start)'
+        } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+            $outcome = 'running (started since)'
+        } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled -and -not $DisabledThen) {
+            $outcome = 'left stopped (its start mode is Disabled)'
+        } else {
+            $found[0].Start()
+            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+            $outcome = 'Started'
+        }
+    } catch {
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        $problem = $reason.Message
+    } finally {
+        foreach ($entry in $all) { $entry.Dispose() }
+    }
+    if ($null -eq $problem) { return [ordered]@{ property = 'agent_service'; name = $Name; failed = $false; outcome = $outcome } }
+    $hint = 'see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)'
+    # StartService refuses a disabled service (ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService).
+    if ($DisabledThen) { $hint = 'it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or Automatic to have it started, or delete it' }
+    return [ordered]@{ property = 'agent_service'; name = $Name; failed = $true; outcome = "did not start again ($problem); $hint" }
+}
+
+function Get-StartReport([object[]] $Outcomes) {
+    # Start-Agent's entries in one sentence ('' when nothing was recorded).
+    return (@($Outcomes | ForEach-Object { "$($_.name): $($_.outcome)" }) -join '; ')
 }
 
 function New-OperationError([string] $Id, [string] $Property, [string] $Message) {

@@ -27,9 +27,10 @@ if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     Restore-InterruptedSwap $runtime $folder
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
-# (An operation's end, IisNotInstalled, goes on as it is; AgentStartFailed is reported with its id.)
-try { $outcomes = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
-foreach ($start in $outcomes) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
+# A start that fails here does not stop the run: it is reported and its record kept, and the installation
+# goes on (its own stop and start handle the agent; the new version, or the settings the resources after
+# this one write, may be what it needs to start). Failing here would block every later run for good.
+foreach ($start in (Start-Agent $folder)) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
 $before = Get-ArchiveState $Spec
 if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0) {
     # Left by a run that committed but could not delete them (held images), or was interrupted.
@@ -136,11 +137,8 @@ if ($null -ne $failure) { $undoErrors = Undo-Swap @($plan) }
 # would run a mix of both, so it stays stopped with its record: the next run puts the rest back from
 # .iac-old (Restore-InterruptedSwap), then starts it.
 $started = @()
-$startError = $null
-if ($undoErrors.Count -eq 0) {
-    # (AgentStartFailed is reported below, after the swap's own error.)
-    try { $started = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $startError = Get-ErrorReport $_.Exception }
-}
+if ($undoErrors.Count -eq 0) { $started = Start-Agent $folder }
+$startFailed = @($started | Where-Object { $_.failed }).Count -gt 0
 if ($null -ne $failure) {
     $first = Get-ErrorReport $failure
     if ($undoErrors.Count -gt 0) {
@@ -152,9 +150,15 @@ if ($null -ne $failure) {
     try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
     try { Remove-Tree $new } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
     if (-not (Remove-TreeBestEffort $old)) { $cleanupErrors += "$old is still held (the next run deletes it)" }
+    # What the start did, as it happened: 'runs again' only when everything recorded runs.
     $agent = 'the previous version is in place'
-    if ($stopped.Count -gt 0) { $agent = 'the previous version runs again' }
-    if ($null -ne $startError) { $agent = "the previous version is in place, but starting the agent again failed: $($startError.message)" }
+    if ($startFailed) {
+        $agent = "the previous version is in place, but starting the agent again failed: $(Get-StartReport $started)"
+    } elseif (@($started | Where-Object { @('Started', 'running (started since)') -notcontains $_.outcome }).Count -gt 0) {
+        $agent = "the previous version is in place; the agent: $(Get-StartReport $started)"
+    } elseif ($started.Count -gt 0) {
+        $agent = 'the previous version runs again'
+    }
     $undone = 'Nothing in Runtime was changed'
     if ($swapBegun) { $undone = 'Every file was put back' }
     $message = "installing $($Spec.archive_name) in $runtime failed: $($first.message) $undone; $agent."
@@ -163,11 +167,11 @@ if ($null -ne $failure) {
     if ($first.id) { $id = $first.id; $property = $first.property }
     Stop-Operation -Id $id -Property $property -Message $message
 }
-if ($null -ne $startError) {
-    # Committed: the new version is in place; the record stays, so the next run starts the agent again.
-    Stop-Operation -Id 'AgentStartFailed' -Property $startError.property -Message "$($Spec.archive_name) was installed in $runtime, but $($startError.message)"
-}
-# Committed and started: what is left to clean up cannot fail the installation (reported as a change).
+# Committed. A start that failed is reported as a change, not as this resource's failure: the resources that
+# depend on the archive (the settings files, the service, the site; components/production_agent.py) must
+# still be written, the new version may need them to start, and AgentVerification reports the agent down.
+# Its record stays: the next run starts it (or finds it started since by the WindowsService resource).
+# What is left to clean up cannot fail the installation either (reported as a change).
 $cleanupErrors = @()
 try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
 [void](Remove-TreeBestEffort $new)  # what is left: keep_files of the archive, empty folders
