@@ -78,10 +78,16 @@ SCRIPT_FACTS = (
         "never overwrites (IOException for a file that exists; learn.microsoft.com ZipFile.ExtractToDirectory)",
     ),
     ScriptFact(
-        _SET,
-        r"Restore-InterruptedSwap \$runtime \$folder",
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"try \{ Restore-InterruptedSwap \$Spec \$runtime \$folder \} catch \{ if \(Test-OperationEnd \$_\.Exception\) "
+        r"\{ throw \}; Stop-Reported \$_\.Exception \}",
         "an interrupted swap (swap.json) is undone from .iac-old, or finished when the manifest committed it, "
-        "before any work folder is removed",
+        "before any work folder is removed, by set and by remove (before it reads the manifest)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\[void\]\(Stop-Agent \$Spec \$Folder\)\s+\$errors = Undo-Swap @\(\$journal\.moves\)",
+        "an interrupted swap is undone with the agent stopped (a reboot or iisreset may have started it on the mix)",
     ),
     ScriptFact(
         _SET,
@@ -246,6 +252,9 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         state["interrupted"] += [f"agent stopped: {name}" for name in names if name]
     if fs.resolve(f"{folder}\\swap.json").is_file():
         state["interrupted"].append("swap not finished")
+    for work in (NEW_FOLDER, OLD_FOLDER):
+        if fs.resolve(f"{runtime}\\{work}").is_dir():
+            state["interrupted"].append(f"work folder left: {runtime}\\{work}")
     manifest = _manifest(fs, folder)
     if manifest is not None:
         files = list(manifest["files"])
@@ -541,11 +550,12 @@ def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
     return errors
 
 
-def _restore_interrupted_swap(fs: WindowsFs, runtime: str, folder: str) -> None:
-    """Restore-InterruptedSwap."""
+def _restore_interrupted_swap(fs: WindowsFs, spec: dict[str, Any], runtime: str, folder: str) -> None:
+    """Restore-InterruptedSwap: undone with the agent stopped (recorded: the caller starts it again)."""
     journal = _read_json(fs, f"{folder}\\swap.json")
     manifest = _manifest(fs, folder)
     if manifest is None or manifest["sha256"] != journal["sha256"]:
+        _stop_agent(fs, spec, folder)
         errors = _undo_swap(fs, journal["moves"])
         if errors:
             raise _stop(
@@ -627,7 +637,10 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     new, old = f"{runtime}\\{NEW_FOLDER}", f"{runtime}\\{OLD_FOLDER}"
     recovered = []
     if fs.resolve(f"{folder}\\swap.json").is_file():
-        _restore_interrupted_swap(fs, runtime, folder)
+        try:
+            _restore_interrupted_swap(fs, spec, runtime, folder)
+        except _AgentError as error:
+            return error.envelope
         recovered.append(change("interrupted_swap", "pending", "finished"))
     # A failed start does not stop the run: reported, its record kept, and the installation goes on.
     for start in _start_agent(fs, folder):
@@ -782,6 +795,11 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     runtime = spec["runtime_path"]
     folder = staging_folder(runtime)
     staging.assert_trusted(fs, folder, "runtime_path")
+    if fs.resolve(f"{folder}\\swap.json").is_file():  # swap.json alone lists the new files moved in
+        try:
+            _restore_interrupted_swap(fs, spec, runtime, folder)
+        except _AgentError as error:
+            return error.envelope
     before = _state(fs, spec)
     present: list[str] = []
     if before["ensure"] == "present":

@@ -365,6 +365,61 @@ def test_an_interrupted_swap_is_undone_from_iac_old_before_anything_is_deleted(f
     assert not fs.resolve(f"{folder}\\swap.json").exists()
 
 
+def interrupted_swap_to_v2(fs: WindowsFs) -> None:
+    """A swap from V1 to V2 broke off (connection lost) after four of its moves (the replaced files aside first,
+    then the new ones in): the new exe and a new dll are in, the new readme is not."""
+    folder = model.staging_folder(RUNTIME)
+    for name, data in (("Usercube-Agent.exe", b"MZ v2"), ("lib\\new.dll", b"MZ new"), ("readme.txt", b"v2")):
+        put(fs, f"{RUNTIME}\\.iac-new\\{name}", data)
+    moves = [
+        [f"{RUNTIME}\\Usercube-Agent.exe", f"{RUNTIME}\\.iac-old\\Usercube-Agent.exe"],
+        [f"{RUNTIME}\\readme.txt", f"{RUNTIME}\\.iac-old\\readme.txt"],
+        [f"{RUNTIME}\\.iac-new\\Usercube-Agent.exe", f"{RUNTIME}\\Usercube-Agent.exe"],
+        [f"{RUNTIME}\\.iac-new\\lib\\new.dll", f"{RUNTIME}\\lib\\new.dll"],
+        [f"{RUNTIME}\\.iac-new\\readme.txt", f"{RUNTIME}\\readme.txt"],  # not reached
+    ]
+    put(fs, f"{folder}\\swap.json", json.dumps({"sha256": "0" * 64, "moves": moves}).encode())
+    for origin, target in moves[:4]:
+        fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
+        fs.resolve(origin).rename(fs.resolve(target))
+
+
+def test_an_interrupted_swap_is_undone_with_the_agent_stopped_that_a_reboot_started_on_the_mix(
+    fs: WindowsFs,
+) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    interrupted_swap_to_v2(fs)
+    running_service(fs.root)  # the host rebooted: the Automatic service started on the mix (V2's exe, V1's dlls)
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    assert not fs.resolve(f"{RUNTIME}\\lib\\new.dll").exists()
+    events = [(e["action"], e["name"]) for e in journal(fs.root) if e["kind"] == "agent"]
+    assert events == [("stop", SERVICE), ("start", SERVICE)], "stopped before the undo, started once it was whole"
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running"
+    assert service.started_at > fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").stat().st_ctime, "runs V1's images"
+
+
+def test_remove_undoes_an_interrupted_swap_first_so_the_new_files_it_moved_in_go_too(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    interrupted_swap_to_v2(fs)
+    envelope = model.remove(fs, spec(make_zip(V1)))
+    assert envelope.ok, envelope.error
+    assert not fs.resolve(f"{RUNTIME}\\lib\\new.dll").exists(), "only swap.json listed it"
+    assert list(fs.resolve(RUNTIME).iterdir()) == [], "nothing of either version is left"
+
+
+def test_a_work_folder_left_behind_is_drift_and_the_next_set_deletes_it(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    put(fs, f"{RUNTIME}\\.iac-old\\lib\\old.dll", b"MZ old")  # a run could not delete it, then broke off
+    state = model.get(fs, spec(make_zip(V1))).state
+    assert state["interrupted"] == [f"work folder left: {RUNTIME}\\.iac-old"]
+    envelope = model.set_(fs, spec(make_zip(V1)))
+    assert envelope.ok and [c["property"] for c in envelope.changes] == ["work_folder"]
+    assert envelope.state["interrupted"] == []
+
+
 def test_an_undo_that_fails_keeps_iac_old_and_the_agent_stopped_until_the_next_run_puts_it_back(
     fs: WindowsFs,
 ) -> None:

@@ -12,6 +12,11 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 $runtime = [string]$Spec.runtime_path
 $folder = Get-StagingFolder $runtime
 Assert-StagingFolder $folder
+# An unfinished swap is undone first: swap.json is the only list of the new version's files it moved into
+# Runtime (the manifest still lists the previous version's), and .iac-old holds the only copies of the others.
+if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
+    try { Restore-InterruptedSwap $Spec $runtime $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+}
 $before = Get-ArchiveState $Spec
 $present = @()
 if ($before.ensure -eq 'present') {
