@@ -12,10 +12,19 @@ import hashlib
 import json
 import os
 import re
+import time
 from typing import Any
 
 from devhost import iis, ntfs, scm
-from devhost.fileops import DotNetError, delete_empty_folder, delete_file, move_file, remove_tree
+from devhost.fileops import (
+    DotNetError,
+    delete_empty_folder,
+    delete_file,
+    move_file,
+    remove_tree,
+    timespan_s,
+    worker_exit_at,
+)
 from devhost.fs import WindowsFs
 from devhost.hooks import Journal, sim_dir
 from devhost.ops import staging
@@ -177,9 +186,23 @@ SCRIPT_FACTS = (
         r"try \{ \$stopped = Stop-Agent \$Spec \$folder \} catch \{ "
         r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}\s+# [^\n]*\s+"
         r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
-        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+\}\s+\$held = Remove-Files ",
+        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+# [^\n]*\s+if \(\$stopped -contains 'pool'\)",
         "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
         "manifest when a program still holds some (RuntimeFilesInUse)",
+    ),
+    ScriptFact(
+        ("runtime_archive/remove",),
+        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"\$held = Remove-Files ",
+        "remove waits for the stopped pool's worker to exit (no worker process listed), within its shutdownTimeLimit "
+        "and 5 s, before it deletes the files",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$clock = \[System\.Diagnostics\.Stopwatch\]::StartNew\(\)\s+"
+        r"\$state = Get-IisObjectState \{ \$pool\.State \}\s+"
+        r"while \(\$state -ne 'Stopped' -and \$clock\.Elapsed\.TotalSeconds -lt 120\)",
+        "the pool's stop is waited for within one 120 s deadline (however long each State read takes)",
     ),
     ScriptFact(
         _SET,
@@ -490,6 +513,18 @@ def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, Any]]:
 def _start_report(outcomes: list[dict[str, Any]]) -> str:
     """Get-StartReport."""
     return "; ".join(f"{entry['name']}: {entry['outcome']}" for entry in outcomes)
+
+
+def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> None:
+    """Wait-PoolWorkerExit: until the pool lists no worker process (devhost.fileops.worker_exit_at: WAS ends it at
+    its shutdownTimeLimit), within that limit and 5 s more, in real time."""
+    manager = iis.ServerManager(fs.root)
+    element = manager.find_pool(pool)
+    exit_at = worker_exit_at(fs.root, pool)
+    if element is None or exit_at is None:
+        return
+    limit = timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + 5
+    time.sleep(max(0.0, min(exit_at - time.time(), limit)))
 
 
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
@@ -816,6 +851,8 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         _delete(fs, f"{folder}\\agent-stopped.json")
         if stop_error is not None:
             return stop_error.envelope
+        if "pool" in stopped:
+            _wait_pool_worker_exit(fs, spec["app_pool"])
     held = _remove_files(fs, [f"{runtime}\\{name}" for name in present])
     if held:
         hint = (

@@ -217,6 +217,31 @@ function Stop-Agent($Spec, [string] $Folder) {
     return ,$stopped
 }
 
+function Wait-PoolWorkerExit([string] $PoolName) {
+    # A stopped pool's worker (w3wp.exe) may go on for up to the pool's shutdownTimeLimit (90 s by default),
+    # mapping the agent's images until it exits; WAS terminates it then (learn.microsoft.com applicationPools
+    # <processModel> shutdownTimeLimit). Waited for until the pool lists no worker process, within that limit
+    # and 5 s more (a fresh ServerManager for each look: its runtime data is read once). A look that fails ends
+    # the wait: the deletion then says what is still held.
+    $limit = $null
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    while ($true) {
+        $manager = New-Object Microsoft.Web.Administration.ServerManager
+        try {
+            $pool = $manager.ApplicationPools[$PoolName]
+            if ($null -eq $pool) { return }
+            if ($null -eq $limit) { $limit = $pool.ProcessModel.ShutdownTimeLimit.TotalSeconds + 5 }
+            $count = @($pool.WorkerProcesses).Count
+        } catch {
+            return
+        } finally {
+            $manager.Dispose()
+        }
+        if ($count -eq 0 -or $clock.Elapsed.TotalSeconds -ge $limit) { return }
+        Start-Sleep -Milliseconds 500
+    }
+}
+
 function Start-Agent([string] $Folder) {
     # Finishes what agent-stopped.json records (this run's Stop-Agent, or an earlier run that broke before it
     # started the agent again), then deletes the record. The record says that this project stopped the pool

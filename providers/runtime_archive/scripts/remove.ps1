@@ -29,6 +29,8 @@ if ($present.Count -gt 0) {
     # Not started again: the record goes at once, so that no later set takes this stop for a broken run's.
     [System.IO.File]::Delete((Get-AgentStoppedPath $folder))
     if ($null -ne $stopError) { Stop-Reported $stopError }
+    # Deleted, not renamed: the stopped pool's exiting worker must have let go of the images first.
+    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }
 }
 $held = Remove-Files @($present | ForEach-Object { [System.IO.Path]::Combine($runtime, [string]$_) })
 if ($held.Count -gt 0) {
