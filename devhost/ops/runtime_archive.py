@@ -39,6 +39,7 @@ PROGRAM_DATA = staging.PROGRAM_DATA
 partial_path = staging.partial_path
 NEW_FOLDER, OLD_FOLDER = ".iac-new", ".iac-old"
 MAX_PATH = 259
+MAX_FOLDER = 247
 # Path.GetInvalidFileNameChars() on Windows.
 _INVALID_NAME = re.compile(r'["<>|:*?\\/\x00-\x1f]')
 
@@ -206,6 +207,28 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
+        r"\$_\.TrimEnd\('\. '\) -ne \$_",
+        "an entry name segment ending in a dot or a space is refused (Windows drops them when it creates the file)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(-not \$isFolder -and \$parent\.Length -gt 247\)[\s\S]*?if \(\$isFolder -and \$longest\.Length -gt 247\)",
+        "an entry whose folder would be longer than 247 characters is ArchivePathTooLong (.NET Framework's limit)",
+    ),
+    ScriptFact(
+        _SET,
+        r"foreach \(\$work in @\(\$new, \$old\)\) \{\s+if \(-not \(Remove-TreeBestEffort \$work\)\) \{\s+"
+        r"Stop-Operation -Id 'WorkFolderBusy'",
+        "leftover work folders are deleted best effort before the extraction; one still held is WorkFolderBusy",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(\[System\.IO\.Directory\]::Exists\(\$path\)\) \{ "
+        r"\$state\.interrupted \+= \"work folder left: \$path\" \}",
+        "a work folder left in Runtime (.iac-new, .iac-old) is reported as interrupted (drift)",
+    ),
+    ScriptFact(
+        _SET,
         r"\$oldGone = Remove-TreeBestEffort \$old",
         ".iac-old is deleted best effort after the commit (an exiting worker may still map its images)",
     ),
@@ -320,7 +343,9 @@ def _file_list(entries: list[Entry], runtime: str) -> list[str]:
         is_folder = name.endswith("\\")
         relative = name.rstrip("\\")
         parts = relative.split("\\")
-        if not relative or any(part in ("", ".", "..") or _INVALID_NAME.search(part) for part in parts):
+        # (Windows drops a trailing dot or space from a name it creates, learn.microsoft.com "Naming Files".)
+        bad = (part in ("", ".", "..") or _INVALID_NAME.search(part) or part.rstrip(". ") != part for part in parts)
+        if not relative or any(bad):
             raise _stop(
                 "ArchiveEntryRefused",
                 f"the archive's entry '{entry.full_name}' is not a relative path inside the folder; this archive "
@@ -340,6 +365,15 @@ def _file_list(entries: list[Entry], runtime: str) -> list[str]:
                 "ArchivePathTooLong",
                 f"'{longest}' would be {len(longest)} characters; Windows PowerShell 5.1 (.NET Framework) handles at "
                 "most 259: choose a shorter working directory",
+                "runtime_path",
+            )
+        # .NET Framework's limit for a folder: fewer than 248 characters.
+        parent = longest if is_folder else longest.rsplit("\\", 1)[0]
+        if len(parent) > MAX_FOLDER:
+            raise _stop(
+                "ArchivePathTooLong",
+                f"the folder '{parent}' would be {len(parent)} characters; Windows PowerShell 5.1 (.NET Framework) "
+                "handles folders of at most 247: choose a shorter working directory",
                 "runtime_path",
             )
         if is_folder:
@@ -730,14 +764,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if not fs.resolve(runtime).is_dir():
         fs.resolve(runtime).mkdir(parents=True)
         changes.append(change("runtime_path", None, runtime))
-    _remove_tree(fs, new)
-    if not _remove_tree_best_effort(fs, old):
-        return fail(
-            "WorkFolderBusy",
-            f"{old}, left by the previous installation, cannot be deleted yet (a program still holds a file in it); "
-            "nothing was changed: run again in a minute",
-            prop="runtime_path",
-        )
+    for work in (new, old):
+        if not _remove_tree_best_effort(fs, work):
+            return fail(
+                "WorkFolderBusy",
+                f"{work}, left by the previous installation, cannot be deleted yet (a program still holds a file in "
+                "it); nothing was changed: run again in a minute",
+                prop="runtime_path",
+            )
     try:
         extract_stream(fs, data, new)  # ZipFileExtensions.ExtractToDirectory($archive, $new)
     except DotNetError as error:

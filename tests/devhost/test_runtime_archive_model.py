@@ -278,7 +278,9 @@ def test_remove_deletes_only_what_the_archive_put_there(fs: WindowsFs) -> None:
     assert not fs.resolve(model.staging_folder(RUNTIME)).exists()
 
 
-@pytest.mark.parametrize("name", ["../escape.dll", "lib//twice.dll", ".iac-old/x.dll", "bad|name.dll"])
+@pytest.mark.parametrize(
+    "name", ["../escape.dll", "lib//twice.dll", ".iac-old/x.dll", "bad|name.dll", "lib./x.dll", "readme.txt "]
+)
 def test_an_entry_name_that_cannot_be_extracted_safely_is_refused_before_anything_changes(
     fs: WindowsFs, name: str
 ) -> None:
@@ -287,6 +289,26 @@ def test_an_entry_name_that_cannot_be_extracted_safely_is_refused_before_anythin
     envelope = model.set_(fs, spec(data))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchiveEntryRefused"
     assert not fs.resolve(RUNTIME).exists(), "nothing was extracted"
+
+
+def test_an_entry_whose_folder_is_longer_than_net_framework_allows_is_refused(fs: WindowsFs) -> None:
+    folder = "f" * 210  # Runtime\\.iac-new\\<folder> is 253 characters, the file's path 259
+    data = make_zip({f"{folder}/x.dll": b"MZ"})
+    assert len(f"{RUNTIME}\\.iac-new\\{folder}\\x.dll") == 259
+    upload(fs, data)
+    envelope = model.set_(fs, spec(data))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ArchivePathTooLong"
+    assert "folders of at most 247" in envelope.error["message"]
+
+
+def test_a_leftover_iac_new_someone_holds_is_work_folder_busy_and_nothing_changes(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1))
+    put(fs, f"{RUNTIME}\\.iac-new\\readme.txt", b"v2")  # left by a run that broke off; an antivirus scans it
+    (fs.root / "_sim" / "knobs.json").write_text(json.dumps({"files_held_open": [f"{RUNTIME}\\.iac-new\\readme.txt"]}))
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2)))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "WorkFolderBusy"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
 
 
 # -- interrupted and failing runs (review fixes) --------------------------------------------------------

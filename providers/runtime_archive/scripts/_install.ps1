@@ -22,8 +22,10 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         $isFolder = $name.EndsWith('\')
         $relative = $name.TrimEnd('\')
         $parts = $relative.Split('\')
-        # (Counted: a pipeline that yields only the empty segment would read as false.)
-        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
+        # (Counted: a pipeline that yields only the empty segment would read as false.) A name ending in a dot or
+        # a space is refused too: Windows drops those when it creates the file (learn.microsoft.com "Naming Files,
+        # Paths, and Namespaces"), so 'a.' would land on 'a'.
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ }).Count -gt 0
         if ($bad) {
             Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
@@ -33,6 +35,14 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         $longest = [System.IO.Path]::Combine($RuntimePath, $NewFolderName, $relative)
         if ($longest.Length -gt 259) {
             Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "'$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles at most 259: choose a shorter working directory"
+        }
+        # .NET Framework's own limit for a folder: fewer than 248 characters (PathTooLongException otherwise).
+        $parent = [System.IO.Path]::GetDirectoryName($longest)
+        if (-not $isFolder -and $parent.Length -gt 247) {
+            Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "the folder '$parent' would be $($parent.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles folders of at most 247: choose a shorter working directory"
+        }
+        if ($isFolder -and $longest.Length -gt 247) {
+            Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "the folder '$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles folders of at most 247: choose a shorter working directory"
         }
         if ($isFolder) { continue }
         if (-not $seen.Add($relative)) {

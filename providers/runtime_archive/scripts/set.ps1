@@ -82,10 +82,12 @@ try {
             [void][System.IO.Directory]::CreateDirectory($runtime)
             $changes += New-Change -Property 'runtime_path' -Before $null -After $runtime
         }
-        # No swap journal is left here (undone above): these hold nothing but copies and leftovers.
-        Remove-Tree $new
-        if (-not (Remove-TreeBestEffort $old)) {
-            Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$old, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
+        # No swap journal is left here (undone above): these hold nothing but copies and leftovers (an exiting
+        # worker or an antivirus scan may still hold one for a moment).
+        foreach ($work in @($new, $old)) {
+            if (-not (Remove-TreeBestEffort $work)) {
+                Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$work, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
+            }
         }
         # ZipFileExtensions.ExtractToDirectory (what ZipFile.ExtractToDirectory calls once it opened the file)
         # refuses to overwrite (IOException for a file that exists): $new is always new.
