@@ -31,7 +31,7 @@ from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
-from devhost.ziparchive import Entry, extract_stream, open_stream
+from devhost.ziparchive import Entry, extract_entry, open_stream
 
 _KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name"}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
@@ -83,9 +83,12 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\[System\.IO\.Compression\.ZipFileExtensions\]::ExtractToDirectory\(\$archive, \$new\)",
-        "the archive is extracted into Runtime\\.iac-new, which the script has just removed: ExtractToDirectory "
-        "never overwrites (IOException for a file that exists; learn.microsoft.com ZipFile.ExtractToDirectory)",
+        r"foreach \(\$entry in \$archive\.Entries\) \{[\s\S]*?if \(\$keep\.Contains\(\$name\)\) \{ continue \}\s+"
+        r"New-ParentFolder \$target\s+"
+        r"\[System\.IO\.Compression\.ZipFileExtensions\]::ExtractToFile\(\$entry, \$target, \$false\)",
+        "the archive is extracted entry by entry into Runtime\\.iac-new, which the script has just removed, never a "
+        "kept file: ExtractToFile(overwrite false) never overwrites (IOException for a file that exists; "
+        "learn.microsoft.com ZipFileExtensions.ExtractToFile)",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -561,6 +564,25 @@ def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> None:
     time.sleep(max(0.0, min(exit_at - time.time(), limit)))
 
 
+def _extract(fs: WindowsFs, data: bytes, entries: list[Entry], new: str, keep: set[str]) -> None:
+    """The extraction entry by entry (names checked by _file_list), never a kept file (keep: lower case)."""
+    fs.resolve(new).mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        name = entry.full_name.replace("/", "\\")
+        target = f"{new}\\{name.rstrip(chr(92))}"
+        if name.endswith("\\"):
+            if entry.length != 0:
+                raise DotNetError(
+                    "System.IO.IOException", "Zip entry name ends in directory separator character but contains data."
+                )
+            fs.resolve(target).mkdir(parents=True, exist_ok=True)
+            continue
+        if name.lower() in keep:
+            continue
+        fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
+        extract_entry(fs, data, entry, target)
+
+
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
     """An exception the script does not catch: the prelude's trap reports PowerShell's wrapper message."""
     return OperationStopped(fail("UnexpectedError", error.called(method, arguments), category="NotSpecified"))
@@ -773,7 +795,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
                 prop="runtime_path",
             )
     try:
-        extract_stream(fs, data, new)  # ZipFileExtensions.ExtractToDirectory($archive, $new)
+        _extract(fs, data, entries, new, keep)
     except DotNetError as error:
         cleanup = ""
         for problem in _cleanup(fs, [lambda: remove_tree(fs, new)]):

@@ -291,6 +291,17 @@ def test_an_entry_name_that_cannot_be_extracted_safely_is_refused_before_anythin
     assert not fs.resolve(RUNTIME).exists(), "nothing was extracted"
 
 
+def test_a_kept_file_of_the_archive_is_never_extracted_not_even_into_iac_new(fs: WindowsFs) -> None:
+    # .iac-new is below Runtime, the site's root: the archive's own web.config there would be read by IIS (a
+    # web.config in any folder of a site) until the swap. An antivirus scanning it would keep it there for good.
+    pool_site(fs)
+    knobs(fs, files_held_open=[f"{RUNTIME}\\.iac-new\\web.config"])
+    state = install(fs, make_zip(V1), app_pool=POOL)
+    assert state["file_count"] == 4
+    assert not fs.resolve(f"{RUNTIME}\\.iac-new").exists(), "nothing of web.config was written"
+    assert not fs.resolve(f"{RUNTIME}\\web.config").exists(), "the stack writes it"
+
+
 def test_an_entry_whose_folder_is_longer_than_net_framework_allows_is_refused(fs: WindowsFs) -> None:
     folder = "f" * 210  # Runtime\\.iac-new\\<folder> is 253 characters, the file's path 259
     data = make_zip({f"{folder}/x.dll": b"MZ"})

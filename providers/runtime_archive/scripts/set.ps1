@@ -89,11 +89,27 @@ try {
                 Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$work, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
             }
         }
-        # ZipFileExtensions.ExtractToDirectory (what ZipFile.ExtractToDirectory calls once it opened the file)
-        # refuses to overwrite (IOException for a file that exists): $new is always new.
+        # Entry by entry (their names were checked above), as ZipFileExtensions.ExtractToDirectory does, but
+        # never a kept file: the archive's own web.config or appsettings would otherwise sit in the running
+        # site's folder (.iac-new is below Runtime, the site's root, and IIS reads a web.config in any folder of
+        # a site) until the swap. .iac-new stays below Runtime: a file moved on the same volume keeps its
+        # permissions, so it must inherit Runtime's (an admin-only sibling would lock the agent out).
+        # ExtractToFile with overwrite $false refuses a file that exists (IOException): $new is always new.
         $failure = $null
         try {
-            [System.IO.Compression.ZipFileExtensions]::ExtractToDirectory($archive, $new)
+            [void][System.IO.Directory]::CreateDirectory($new)
+            foreach ($entry in $archive.Entries) {
+                $name = $entry.FullName.Replace('/', '\')
+                $target = [System.IO.Path]::Combine($new, $name.TrimEnd('\'))
+                if ($name.EndsWith('\')) {
+                    if ($entry.Length -ne 0) { throw (New-Object System.IO.IOException "Zip entry name ends in directory separator character but contains data.") }
+                    [void][System.IO.Directory]::CreateDirectory($target)
+                    continue
+                }
+                if ($keep.Contains($name)) { continue }
+                New-ParentFolder $target
+                [System.IO.Compression.ZipFileExtensions]::ExtractToFile($entry, $target, $false)
+            }
         } catch {
             $failure = $_.Exception
         }
