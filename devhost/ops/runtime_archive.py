@@ -188,7 +188,8 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/remove",),
         r"try \{ \$stopped = Stop-Agent \$Spec \$folder \} catch \{ "
-        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}\s+# [^\n]*\s+"
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}[\s\S]*?"
+        r"\$record = Read-AgentStopped \$folder[\s\S]*?# [^\n]*\s+"
         r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
         r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+# [^\n]*\s+if \(\$stopped -contains 'pool'\)",
         "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
@@ -898,12 +899,16 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         assert manifest is not None
         present = [name for name in manifest["files"] if fs.resolve(f"{runtime}\\{name}").is_file()]
     stopped: list[str] = []
+    dependents: list[str] = []
     if present:
         stop_error: _AgentError | None = None
         try:
             stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
         except _AgentError as error:
             stop_error = error
+        # Its dependents, stopped with it, stay stopped (starting one would start it first): named in the result.
+        record = _read_json(fs, f"{folder}\\agent-stopped.json")
+        dependents = [name for name in (record or {}).get("dependents") or [] if name]
         _delete(fs, f"{folder}\\agent-stopped.json")
         if stop_error is not None:
             return stop_error.envelope
@@ -920,6 +925,8 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
                 f"The agent ({_agent_label(spec)}) was stopped, and its process may still be exiting (a pool's worker "
                 "waits up to its shutdownTimeLimit, 90 s by default): run the removal again in a minute."
             )
+        if dependents:
+            hint += f" The services that depend on it were stopped too: {', '.join(dependents)}."
         others = " and others" if len(held) > 1 else ""
         return fail(
             "RuntimeFilesInUse",
@@ -942,7 +949,16 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     after = _state(fs, spec)
     if before["ensure"] == "absent" and not present:
         return succeed(after)
-    return succeed(after, [change("ensure", before["ensure"], "absent"), change("files", len(present), 0)])
+    changes = [change("ensure", before["ensure"], "absent"), change("files", len(present), 0)]
+    for dependent in dependents:
+        changes.append(
+            change(
+                "dependent_service",
+                f"{dependent}: running",
+                f"stopped with service '{spec['service_name']}', which stays stopped (its program is gone)",
+            )
+        )
+    return succeed(after, changes)
 
 
 OPERATIONS = {

@@ -492,6 +492,22 @@ def test_remove_does_not_start_the_agent_whose_files_it_deleted(fs: WindowsFs) -
     assert [e["action"] for e in journal(fs.root) if e["kind"] == "agent"] == ["stop"]
 
 
+def test_remove_names_the_dependent_services_it_stopped_with_the_agent(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    envelope = model.remove(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    named = [c for c in envelope.changes if c["property"] == "dependent_service"]
+    assert [c["before"] for c in named] == [f"{DEPENDENT}: running"]
+    assert f"stopped with service '{SERVICE}'" in named[0]["after"]
+    dependent = scm.get(fs.root, DEPENDENT)
+    assert dependent is not None and dependent.state == "Stopped"
+    with pytest.raises(scm.ScmError) as raised:  # why it is not started again: it would start the agent first
+        scm.start(fs.root, DEPENDENT)
+    assert raised.value.code == 1068
+
+
 def test_a_staging_folder_someone_else_made_first_is_refused(fs: WindowsFs) -> None:
     fs.resolve(f"{model.PROGRAM_DATA}\\UsercubeIac").mkdir(parents=True)
     user = "S-1-5-21-1-2-3-1001"  # Users may create folders in %ProgramData%: this one is theirs
