@@ -232,6 +232,13 @@ SCRIPT_FACTS = (
         "a work folder left in Runtime (.iac-new, .iac-old) is reported as interrupted (drift)",
     ),
     ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"Status -eq \[System\.ServiceProcess\.ServiceControllerStatus\]::StopPending\) \{[\s\S]*?"
+        r"throw \(New-OperationError 'AgentStopFailed' 'service_name' \"service '\$name' is still stopping",
+        "Stop-Agent waits for a service still stopping (StopPending) without recording it; AgentStopFailed if it "
+        "does not finish",
+    ),
+    ScriptFact(
         _SET,
         r"\$oldGone = Remove-TreeBestEffort \$old",
         ".iac-old is deleted best effort after the commit (an exiting worker may still map its images)",
@@ -434,7 +441,19 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     if spec["service_name"]:
         name = spec["service_name"]
         service = scm.get(fs.root, name)
-        if service is not None and service.state == "Running":
+        hung = name.lower() in {str(n).lower() for n in _knob(fs, "services_not_stopping") or []}
+        if service is not None and service.state == "StopPending":
+            if hung:  # (waited for, not recorded)
+                raise _AgentError(
+                    fail(
+                        "AgentStopFailed",
+                        f"service '{name}' is still stopping after 120 s more; see the System event log, end its "
+                        "process, then run again",
+                        prop="service_name",
+                    )
+                )
+            scm.stop(fs.root, name)  # it finishes stopping once the knob no longer names it
+        elif service is not None and service.state == "Running":
             dependents = [s.name for s in scm.dependents_of(fs.root, name) if s.state == "Running"]
             record.update(service=name, start_type=_START_TYPE[service.start_mode], dependents=dependents)
             _write_json(fs, f"{folder}\\agent-stopped.json", record)
@@ -442,7 +461,7 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             for dependent in dependents:
                 scm.stop(fs.root, dependent)
                 _journal(fs, "stop", "service", dependent)
-            if name.lower() in {str(n).lower() for n in _knob(fs, "services_not_stopping") or []}:
+            if hung:
                 scm.stop_pending(fs.root, name)
                 raise _AgentError(
                     fail(

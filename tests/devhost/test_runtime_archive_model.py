@@ -771,6 +771,16 @@ def test_a_service_that_does_not_stop_is_agent_stop_failed_in_set(fs: WindowsFs)
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
     # Still stopping: StartService refuses it (1056), which is added to the message; the record stays.
     assert "starting the agent again failed" in envelope.error["message"] and _record(fs) is not None
+    again = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))  # still stopping: never swapped under it
+    assert not again.ok and again.error is not None and again.error["id"] == "AgentStopFailed"
+    assert "still stopping" in again.error["message"]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    knobs(fs)  # its process ended
+    done = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert done.ok, done.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    service = scm.get(fs.root, SERVICE)
+    assert service is not None and service.state == "Running", "started from the first run's record"
 
 
 def test_a_service_that_does_not_stop_is_agent_stop_failed_in_remove(fs: WindowsFs) -> None:

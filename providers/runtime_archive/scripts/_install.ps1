@@ -195,7 +195,15 @@ function Stop-Agent($Spec, [string] $Folder) {
         $all = [System.ServiceProcess.ServiceController]::GetServices()
         try {
             $service = @($all | Where-Object { $_.ServiceName -eq $name })
-            if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+            if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::StopPending) {
+                # Still stopping (an earlier stop that timed out, this project's or someone else's): its process
+                # holds the files until it ends. Waited for, not recorded (a record of this project's stays).
+                try {
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+                } catch {
+                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still stopping after 120 s more; see the System event log, end its process, then run again")
+                }
+            } elseif ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
                 # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
                 # ServiceController.Stop): those that run are recorded and started again after it.
                 $record.service = $name
