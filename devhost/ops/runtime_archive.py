@@ -92,14 +92,14 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"try \{ Restore-InterruptedSwap \$Spec \$runtime \$folder \} catch \{ if \(Test-OperationEnd \$_\.Exception\) "
-        r"\{ throw \}; Stop-Reported \$_\.Exception \}",
+        r"try \{ (\[void\]\(|\$restoreStopped = )Restore-InterruptedSwap \$Spec \$runtime \$folder\)? \} catch \{ "
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; Stop-Reported \$_\.Exception \}",
         "an interrupted swap (swap.json) is undone from .iac-old, or finished when the manifest committed it, "
         "before any work folder is removed, by set and by remove (before it reads the manifest)",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\[void\]\(Stop-Agent \$Spec \$Folder\)\s+\$errors = Undo-Swap @\(\$journal\.moves\)",
+        r"\$stopped = Stop-Agent \$Spec \$Folder\s+\$errors = Undo-Swap @\(\$journal\.moves\)",
         "an interrupted swap is undone with the agent stopped (a reboot or iisreset may have started it on the mix)",
     ),
     ScriptFact(
@@ -661,12 +661,14 @@ def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
     return errors
 
 
-def _restore_interrupted_swap(fs: WindowsFs, spec: dict[str, Any], runtime: str, folder: str) -> None:
-    """Restore-InterruptedSwap: undone with the agent stopped (recorded: the caller starts it again)."""
+def _restore_interrupted_swap(fs: WindowsFs, spec: dict[str, Any], runtime: str, folder: str) -> list[str]:
+    """Restore-InterruptedSwap: undone with the agent stopped (recorded: the caller starts it again); returns
+    what it stopped."""
+    stopped: list[str] = []
     journal = _read_json(fs, f"{folder}\\swap.json")
     manifest = _manifest(fs, folder)
     if manifest is None or manifest["sha256"] != journal["sha256"]:
-        _stop_agent(fs, spec, folder)
+        stopped = _stop_agent(fs, spec, folder)
         errors = _undo_swap(fs, journal["moves"])
         if errors:
             raise _stop(
@@ -679,6 +681,7 @@ def _restore_interrupted_swap(fs: WindowsFs, spec: dict[str, Any], runtime: str,
             )
     _remove_tree_best_effort(fs, f"{runtime}\\{NEW_FOLDER}")
     _delete(fs, f"{folder}\\swap.json")
+    return stopped
 
 
 def _remove_empty_parents(fs: WindowsFs, runtime: str, relative: list[str]) -> None:
@@ -906,9 +909,10 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     runtime = spec["runtime_path"]
     folder = staging_folder(runtime)
     staging.assert_trusted(fs, folder, "runtime_path")
+    restore_stopped: list[str] = []
     if fs.resolve(f"{folder}\\swap.json").is_file():  # swap.json alone lists the new files moved in
         try:
-            _restore_interrupted_swap(fs, spec, runtime, folder)
+            restore_stopped = _restore_interrupted_swap(fs, spec, runtime, folder)
         except _AgentError as error:
             return error.envelope
     before = _state(fs, spec)
@@ -925,6 +929,7 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
         except _AgentError as error:
             stop_error = error
+        stopped = [*restore_stopped, *stopped]
         # Its dependents, stopped with it, stay stopped (starting one would start it first): named in the result.
         record = _read_json(fs, f"{folder}\\agent-stopped.json")
         dependents = [name for name in (record or {}).get("dependents") or [] if name]

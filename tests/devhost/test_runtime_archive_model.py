@@ -443,6 +443,23 @@ def test_remove_undoes_an_interrupted_swap_first_so_the_new_files_it_moved_in_go
     assert list(fs.resolve(RUNTIME).iterdir()) == [], "nothing of either version is left"
 
 
+def test_remove_stops_the_agent_a_reboot_started_on_an_interrupted_swap_and_leaves_it_stopped(
+    fs: WindowsFs,
+) -> None:
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    interrupted_swap_to_v2(fs)
+    iis.ServerManager(fs.root).stop_pool(POOL)
+    time.sleep(0.01)
+    iis.ServerManager(fs.root).start_pool(POOL)  # WAS started it again (AutoStart) on the mix
+    knobs(fs, pool_worker_exit_s=0.5)  # its worker exits half a second after the stop
+    envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error  # the wait for the worker covers the restore's stop too
+    assert list(fs.resolve(RUNTIME).iterdir()) == []
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped"
+    assert [e["action"] for e in journal(fs.root) if e["kind"] == "agent"][-1:] == ["stop"]
+
+
 def test_a_work_folder_left_behind_is_drift_and_the_next_set_deletes_it(fs: WindowsFs) -> None:
     install(fs, make_zip(V1))
     put(fs, f"{RUNTIME}\\.iac-old\\lib\\old.dll", b"MZ old")  # a run could not delete it, then broke off

@@ -438,13 +438,14 @@ function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder)
     # agent stopped first: a reboot or an iisreset since may have started it on the mix the swap left (WAS
     # starts a pool whose AutoStart is true, learn.microsoft.com applicationPools <add> autoStart; Windows an
     # Automatic service). Stop-Agent records it, so the caller's Start-Agent starts it again; its
-    # AgentStopFailed is thrown to the caller, nothing undone.
+    # AgentStopFailed is thrown to the caller, nothing undone. Returns what it stopped (Stop-Agent's list).
+    $stopped = @()
     $path = Get-SwapJournalPath $Folder
-    if (-not [System.IO.File]::Exists($path)) { return }
+    if (-not [System.IO.File]::Exists($path)) { return ,$stopped }
     $journal = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
     $manifest = Read-Manifest $Folder
     if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
-        [void](Stop-Agent $Spec $Folder)
+        $stopped = Stop-Agent $Spec $Folder
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {
             Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again (what the installation stopped stays stopped until then: it would run a mix of both versions)"
@@ -452,4 +453,5 @@ function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder)
     }
     [void](Remove-TreeBestEffort ([System.IO.Path]::Combine($RuntimePath, $NewFolderName)))
     [System.IO.File]::Delete($path)
+    return ,$stopped
 }

@@ -14,8 +14,10 @@ $folder = Get-StagingFolder $runtime
 Assert-StagingFolder $folder
 # An unfinished swap is undone first: swap.json is the only list of the new version's files it moved into
 # Runtime (the manifest still lists the previous version's), and .iac-old holds the only copies of the others.
+# What it stopped counts as stopped by the removal (the wait for a pool's worker, the messages).
+$restoreStopped = @()
 if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
-    try { Restore-InterruptedSwap $Spec $runtime $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+    try { $restoreStopped = Restore-InterruptedSwap $Spec $runtime $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
 }
 $before = Get-ArchiveState $Spec
 $present = @()
@@ -27,6 +29,7 @@ $dependents = @()
 if ($present.Count -gt 0) {
     $stopError = $null
     try { $stopped = Stop-Agent $Spec $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $stopError = $_.Exception }
+    $stopped = @(@($restoreStopped) + @($stopped))
     # The services that depend on the agent's were stopped with it (ServiceController.Stop) and stay stopped:
     # starting one would start the agent's first (StartService), whose program is gone. Named in the result.
     $record = Read-AgentStopped $folder

@@ -25,7 +25,7 @@ $old = [System.IO.Path]::Combine($runtime, $OldFolderName)
 $recovered = @()
 if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     # (Its AgentStopFailed is reported with its id; SwapRollbackIncomplete, an operation's end, goes on as it is.)
-    try { Restore-InterruptedSwap $Spec $runtime $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+    try { [void](Restore-InterruptedSwap $Spec $runtime $folder) } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
 # A start that fails here does not stop the run: it is reported and its record kept, and the installation
