@@ -205,9 +205,14 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$clock = \[System\.Diagnostics\.Stopwatch\]::StartNew\(\)\s+"
-        r"\$state = Get-IisObjectState \{ \$pool\.State \}\s+"
-        r"while \(\$state -ne 'Stopped' -and \$clock\.Elapsed\.TotalSeconds -lt 120\)",
-        "the pool's stop is waited for within one 120 s deadline (however long each State read takes)",
+        r"\$state = Get-IisObjectState \{ \$Pool\.State \}\s+"
+        r"while \(\$state -ne \$Final -and \$clock\.Elapsed\.TotalSeconds -lt \$Seconds\)",
+        "Wait-PoolState waits within one deadline, however long each State read takes",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$state = Wait-PoolState \$pool 'Stopped' 120[\s\S]*?\$state = Wait-PoolState \$pool 'Started' 10",
+        "the pool's stop is waited for within 120 s, its start within 10 s",
     ),
     ScriptFact(
         _SET,

@@ -174,14 +174,8 @@ function Stop-Agent($Spec, [string] $Folder) {
                 Write-JsonFile (Get-AgentStoppedPath $Folder) $record
                 [void]$pool.Stop()
                 $stopped += 'pool'
-                # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish. One
-                # deadline for the whole wait: a State that throws costs Get-IisObjectState 5 s per read.
-                $clock = [System.Diagnostics.Stopwatch]::StartNew()
-                $state = Get-IisObjectState { $pool.State }
-                while ($state -ne 'Stopped' -and $clock.Elapsed.TotalSeconds -lt 120) {
-                    Start-Sleep -Milliseconds 250
-                    $state = Get-IisObjectState { $pool.State }
-                }
+                # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish.
+                $state = Wait-PoolState $pool 'Stopped' 120
                 if ($state -ne 'Stopped') {
                     throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state).")
                 }
@@ -233,6 +227,19 @@ function Stop-Agent($Spec, [string] $Folder) {
         }
     }
     return ,$stopped
+}
+
+function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
+    # Start() and Stop() return while the pool is still Starting or Stopping. One deadline for the whole wait
+    # (a Stopwatch): a State that throws costs Get-IisObjectState 5 s per read, which must not add up (the
+    # shared Wait-IisObjectState counts rounds, not time). Returns the last state read.
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $state = Get-IisObjectState { $Pool.State }
+    while ($state -ne $Final -and $clock.Elapsed.TotalSeconds -lt $Seconds) {
+        Start-Sleep -Milliseconds 250
+        $state = Get-IisObjectState { $Pool.State }
+    }
+    return $state
 }
 
 function Wait-PoolWorkerExit([string] $PoolName) {
@@ -298,7 +305,7 @@ function Start-Agent([string] $Folder) {
                 $outcome = 'left stopped (its AutoStart was set to false since: stopped on purpose)'
             } else {
                 [void]$pool.Start()
-                $state = Wait-IisObjectState { $pool.State } @('Started')
+                $state = Wait-PoolState $pool 'Started' 10
                 if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state" }
             }
         } catch {
