@@ -80,10 +80,11 @@ def _content_roots(state_dir: Path) -> list[tuple[str, float, str]]:
                 started = max(site_start, pool_start)
                 roots.append((root.rstrip("\\").lower(), started, f"w3wp.exe (application pool {pool})"))
             exiting = manager.exiting_worker_since(pool)
-            if exiting is not None and time.time() < exiting[1] + _worker_exit_s(state_dir):
+            exit_at = worker_exit_at(state_dir, pool)
+            if exiting is not None and exit_at is not None and time.time() < exit_at:
                 roots.append((root.rstrip("\\").lower(), exiting[0], f"w3wp.exe (application pool {pool}, exiting)"))
     for service in scm.load(state_dir).values():
-        if service.state == "Running" and not service.system:
+        if service.state in ("Running", "StopPending") and not service.system:  # (its process still runs)
             folder, _, exe = scm.executable_of(service.image_path).rpartition("\\")
             roots.append((folder.lower(), service.started_at, f"{exe} (service {service.name})"))
     return roots
@@ -115,8 +116,28 @@ def _knobs(state_dir: Path) -> dict[str, Any]:
     return knobs if isinstance(knobs, dict) else {}
 
 
-def _worker_exit_s(state_dir: Path) -> float:
-    return float(_knobs(state_dir).get("pool_worker_exit_s") or 0)
+def timespan_s(text: str) -> float:
+    """A configuration TimeSpan, [d.]hh:mm:ss."""
+    days = 0
+    if "." in text.split(":")[0]:
+        head, text = text.split(".", 1)
+        days = int(head)
+    hours, minutes, seconds = text.split(":")
+    return (days * 24 + int(hours)) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def worker_exit_at(state_dir: Path, pool: str) -> float | None:
+    """When the last stopped worker of ``pool`` exits (None: it had none): the knob ``pool_worker_exit_s`` after
+    the stop, but no later than the pool's shutdownTimeLimit, when WAS terminates it (learn.microsoft.com
+    applicationPools <processModel>: "If the worker process does not shut down within the shutdownTimeLimit, it
+    will be terminated")."""
+    manager = iis.ServerManager(state_dir)
+    exiting = manager.exiting_worker_since(pool)
+    element = manager.find_pool(pool)
+    if exiting is None or element is None:
+        return None
+    limit = timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit"))
+    return exiting[1] + min(float(_knobs(state_dir).get("pool_worker_exit_s") or 0), limit)
 
 
 def _held_open(state_dir: Path, windows_path: str) -> bool:

@@ -92,6 +92,7 @@ _POOL_SCHEMA: dict[str, str] = {
     "processModel/password": "",
     "processModel/idleTimeout": "00:20:00",
     "processModel/loadUserProfile": "false",
+    "processModel/shutdownTimeLimit": "00:01:30",
     "recycling/periodicRestart/time": "1.05:00:00",
 }
 _IDENTITY_TYPES = ("ApplicationPoolIdentity", "NetworkService", "LocalSystem", "LocalService", "SpecificUser")

@@ -10,6 +10,11 @@ Modelled Windows rules, with the Win32 error each raises:
 - start: a disabled service (1058), an image path whose program is missing (2) or is not a
   Windows program (193: the file must start with 'MZ'), a wrong or missing password, or a
   password given for a gMSA, a user or gMSA without "Log on as a service" (1069);
+- start of a service that depends on others (``dependencies``, lpDependencies of ChangeServiceConfig)
+  starts those first: one that does not exist or is marked for deletion fails it with 1075
+  (ERROR_SERVICE_DEPENDENCY_DELETED), one that cannot start with 1068 (ERROR_SERVICE_DEPENDENCY_FAIL;
+  learn.microsoft.com StartService, return codes); start of a service still stopping fails with 1056
+  (ERROR_SERVICE_ALREADY_RUNNING: StartService needs a stopped service);
 - delete of a running service only marks it for deletion (1072 for later changes); it goes when
   it stops.
 A program that starts is taken to answer the service control manager (no 1053 is modelled).
@@ -36,13 +41,16 @@ WIN32_MESSAGES = {
     123: "The filename, directory name, or volume label syntax is incorrect.",
     193: "%1 is not a valid Win32 application.",
     1057: "The account name is invalid or does not exist, or the password is invalid for the account name specified.",
+    1056: "An instance of the service is already running.",
     1058: "The service cannot be started, either because it is disabled or because it has no enabled devices "
     "associated with it.",
     1060: "The specified service does not exist as an installed service.",
     1062: "The service has not been started.",
+    1068: "The dependency service or group failed to start.",
     1069: "The service did not start due to a logon failure.",
     1072: "The specified service has been marked for deletion.",
     1073: "The specified service already exists.",
+    1075: "The dependency service does not exist or has been marked for deletion.",
     1078: "The name is already in use as either a service name or a service display name.",
 }
 
@@ -75,7 +83,8 @@ class Service:
     password_sha256: str | None = None
     description: str = ""
     failure_actions: dict[str, Any] = field(default_factory=lambda: {"actions": [], "reset_period_seconds": 0})
-    state: str = "Stopped"
+    dependencies: list[str] = field(default_factory=list)  # the services it needs running (names)
+    state: str = "Stopped"  # Running, Stopped, or StopPending (a stop it accepted and has not finished)
     process_id: int = 0
     started_at: float = 0.0  # when it last started (its program loads its images then; see devhost.fileops)
     system: bool = False
@@ -283,14 +292,31 @@ def executable_of(image_path: str) -> str:
     return text.split(" ", 1)[0]
 
 
+def dependents_of(state_dir: Path, name: str) -> list[Service]:
+    """EnumDependentServices (ServiceController.DependentServices): the services that depend on ``name``."""
+    return [s for s in load(state_dir).values() if name.lower() in (d.lower() for d in s.dependencies)]
+
+
 def start(state_dir: Path, name: str) -> Service:
     """StartService, with the checks Windows makes before the program runs."""
     services = load(state_dir)
     service = _existing(services, name)
     if service.state == "Running":
         return service
+    if service.state == "StopPending":
+        raise ScmError(1056)
     if service.start_mode == "Disabled":
         raise ScmError(1058)
+    for dependency in service.dependencies:
+        needed = services.get(dependency.lower())
+        if needed is None or needed.marked_for_delete:
+            raise ScmError(1075)
+        try:
+            start(state_dir, dependency)
+        except ScmError:
+            raise ScmError(1068) from None
+    services = load(state_dir)  # (the dependencies started above were saved)
+    service = services[name.lower()]
     if not service.system:
         _check_logon(state_dir, service)
         try:
@@ -363,6 +389,13 @@ def _check_logon(state_dir: Path, service: Service) -> None:
     # "the user has not been granted the requested logon type"; learn.microsoft.com "Log on as a service").
     if SERVICE_LOGON_RIGHT not in rights_of(state_dir, account.sid):
         raise ScmError(1069)
+
+
+def stop_pending(state_dir: Path, name: str) -> None:
+    """A service that accepted the stop control and does not finish stopping (its process goes on)."""
+    services = load(state_dir)
+    _existing(services, name).state = "StopPending"
+    save(state_dir, services)
 
 
 def stop(state_dir: Path, name: str) -> Service | None:

@@ -20,7 +20,9 @@ Test hooks, all under ``<state>/_sim/``:
   operation runs before its answer is lost.
   Read by the models: ``files_held_open`` (Windows paths another program holds
   open: moving or deleting them fails, devhost.fileops), ``pool_worker_exit_s``
-  (a stopped pool's worker keeps its images mapped that long, devhost.fileops),
+  (a stopped pool's worker keeps its images mapped that long, at most the pool's
+  shutdownTimeLimit, devhost.fileops), ``services_not_stopping`` (service names
+  that accept a stop and never finish it, devhost.ops.runtime_archive),
   ``iis_was_pickup_ms``.
 * ``tls/`` — the generated CA and server certificate.
 """

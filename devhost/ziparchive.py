@@ -119,6 +119,19 @@ def extract_to_directory(fs: WindowsFs, path: str, destination: str) -> None:
     extract_stream(fs, fs.resolve(path).read_bytes(), destination)
 
 
+def extract_entry(fs: WindowsFs, data: bytes, entry: Entry, target: str) -> None:
+    """ZipFileExtensions.ExtractToFile(entry, target, overwrite: false) for an entry of an archive over a stream
+    reading ``data``: IOException for a file that exists; the folder must exist (FileMode.CreateNew)."""
+    file = fs.resolve(target)
+    if file.exists():
+        raise DotNetError("System.IO.IOException", f"The file '{target}' already exists.", 0x80070050)
+    if not file.parent.is_dir():
+        raise DotNetError(
+            "System.IO.DirectoryNotFoundException", f"Could not find a part of the path '{target}'.", 0x80070003
+        )
+    file.write_bytes(_data(io.BytesIO(data), entry))
+
+
 def extract_stream(fs: WindowsFs, data: bytes, destination: str) -> None:
     """ZipFileExtensions.ExtractToDirectory(archive, destination) for an archive over a stream reading ``data``."""
     entries = open_stream(data)

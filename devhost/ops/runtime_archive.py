@@ -12,17 +12,26 @@ import hashlib
 import json
 import os
 import re
+import time
 from typing import Any
 
 from devhost import iis, ntfs, scm
-from devhost.fileops import DotNetError, delete_empty_folder, delete_file, move_file, remove_tree
+from devhost.fileops import (
+    DotNetError,
+    delete_empty_folder,
+    delete_file,
+    move_file,
+    remove_tree,
+    timespan_s,
+    worker_exit_at,
+)
 from devhost.fs import WindowsFs
 from devhost.hooks import Journal, sim_dir
 from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
-from devhost.ziparchive import Entry, extract_stream, open_stream
+from devhost.ziparchive import Entry, extract_entry, open_stream
 
 _KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name"}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
@@ -30,6 +39,7 @@ PROGRAM_DATA = staging.PROGRAM_DATA
 partial_path = staging.partial_path
 NEW_FOLDER, OLD_FOLDER = ".iac-new", ".iac-old"
 MAX_PATH = 259
+MAX_FOLDER = 247
 # Path.GetInvalidFileNameChars() on Windows.
 _INVALID_NAME = re.compile(r'["<>|:*?\\/\x00-\x1f]')
 
@@ -73,21 +83,62 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\[System\.IO\.Compression\.ZipFileExtensions\]::ExtractToDirectory\(\$archive, \$new\)",
-        "the archive is extracted into Runtime\\.iac-new, which the script has just removed: ExtractToDirectory "
-        "never overwrites (IOException for a file that exists; learn.microsoft.com ZipFile.ExtractToDirectory)",
+        r"foreach \(\$entry in \$archive\.Entries\) \{[\s\S]*?if \(\$keep\.Contains\(\$name\)\) \{ continue \}\s+"
+        r"New-ParentFolder \$target\s+"
+        r"\[System\.IO\.Compression\.ZipFileExtensions\]::ExtractToFile\(\$entry, \$target, \$false\)",
+        "the archive is extracted entry by entry into Runtime\\.iac-new, which the script has just removed, never a "
+        "kept file: ExtractToFile(overwrite false) never overwrites (IOException for a file that exists; "
+        "learn.microsoft.com ZipFileExtensions.ExtractToFile)",
     ),
     ScriptFact(
-        _SET,
-        r"Restore-InterruptedSwap \$runtime \$folder",
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"try \{ (\[void\]\(|\$restoreStopped = )Restore-InterruptedSwap \$Spec \$runtime \$folder\)? \} catch \{ "
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; Stop-Reported \$_\.Exception \}",
         "an interrupted swap (swap.json) is undone from .iac-old, or finished when the manifest committed it, "
-        "before any work folder is removed",
+        "before any work folder is removed, by set and by remove (before it reads the manifest)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$stopped = Stop-Agent \$Spec \$Folder\s+\$errors = Undo-Swap @\(\$journal\.moves\)",
+        "an interrupted swap is undone with the agent stopped (a reboot or iisreset may have started it on the mix)",
     ),
     ScriptFact(
         _SET,
-        r"try \{ \$outcomes = Start-Agent \$folder \} catch \{ if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; "
-        r"Stop-Reported \$_\.Exception \}\s+foreach \(\$start in \$outcomes\) \{ \$recovered \+= New-Change",
-        "what agent-stopped.json lists is started before anything else, also when nothing else is to do",
+        r"foreach \(\$start in \(Start-Agent \$folder\)\) \{ \$recovered \+= New-Change",
+        "what agent-stopped.json lists is started before anything else, also when nothing else is to do; a start that "
+        "fails is a change, and the run goes on",
+    ),
+    ScriptFact(
+        _SET,
+        r"Stop-Operation -Id 'AgentStartFailed'",
+        "a failed start never fails the set (neither before the install nor after the commit)",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(@\(\$outcomes \| Where-Object \{ \$_\.failed \}\)\.Count -eq 0\) \{ "
+        r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$Folder\)\) \}",
+        "Start-Agent deletes the record only when nothing failed to start",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$runs = @\('Started', 'running \(started since\)'\) -contains \$main\.outcome\s+"
+        r"foreach \(\$name in @\(\$record\.dependents\)\) \{\s+if \(\$runs\) \{",
+        "the dependent services are started only when the agent's service runs; otherwise they get its outcome",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$disabledThen = \$null -ne \$startTypeThen -and \[string\]\$startTypeThen\.Value -eq 'Disabled'[\s\S]*?"
+        r"StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled -and -not \$DisabledThen\)",
+        "a Disabled service is left stopped only when it was not Disabled already when it was stopped",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$record\.start_type = \[string\]\$service\[0\]\.StartType[\s\S]*?"
+        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record\s+\$stopped \+= 'service'\s+try \{\s+"
+        r"\$service\[0\]\.Stop\(\)\s+\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
+        r"throw \(New-OperationError 'AgentStopFailed' 'service_name'",
+        "Stop-Agent records the service's start type, then a Stop or WaitForStatus that throws is AgentStopFailed",
     ),
     ScriptFact(
         _SET,
@@ -99,9 +150,10 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"if \(\$found\.Count -eq 0\) \{\s+\$outcome = 'gone \(nothing to start\)'[\s\S]*?"
-        r"elseif \(\$found\[0\]\.StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled\)",
-        "Start-Agent leaves alone a service that is gone, runs, or is Disabled (StartService: ERROR_SERVICE_DISABLED); "
-        "it starts it otherwise",
+        r"elseif \(\$found\[0\]\.StartType -eq \[System\.ServiceProcess\.ServiceStartMode\]::Disabled -and "
+        r"-not \$DisabledThen\)",
+        "Start-Agent leaves alone a service that is gone, runs, or became Disabled (StartService: "
+        "ERROR_SERVICE_DISABLED); it starts it otherwise",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -124,11 +176,9 @@ SCRIPT_FACTS = (
         r"\} catch \{\s+# [^\n]*\s+if \(Test-OperationEnd \$_\.Exception\) \{ throw \}\s+"
         r"\$failure = \$_\.Exception  # also Stop-Agent's AgentStopFailed[^\n]*\s+\}\s+"
         r"\$undoErrors = @\(\)\s+if \(\$null -ne \$failure\) \{ \$undoErrors = Undo-Swap @\(\$plan\) \}[\s\S]*?"
-        r"if \(\$undoErrors\.Count -eq 0\) \{\s+# [^\n]*\s+try \{ \$started = Start-Agent \$folder \} catch \{ "
-        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$startError = Get-ErrorReport \$_\.Exception \}",
+        r"if \(\$undoErrors\.Count -eq 0\) \{ \$started = Start-Agent \$folder \}",
         "every error of the swap but an operation's end (IIS missing, before any stop) is caught (Stop-Agent's "
-        "AgentStopFailed too), undone, then the agent started again only when the undo was complete; the start's "
-        "own error (AgentStartFailed) is kept apart",
+        "AgentStopFailed too), undone, then the agent started again only when the undo was complete",
     ),
     ScriptFact(
         _SET,
@@ -138,11 +188,60 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/remove",),
         r"try \{ \$stopped = Stop-Agent \$Spec \$folder \} catch \{ "
-        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}\s+# [^\n]*\s+"
+        r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}[\s\S]*?"
+        r"\$record = Read-AgentStopped \$folder[\s\S]*?# [^\n]*\s+"
         r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
-        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+\}\s+\$held = Remove-Files ",
+        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+# [^\n]*\s+if \(\$stopped -contains 'pool'\)",
         "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
         "manifest when a program still holds some (RuntimeFilesInUse)",
+    ),
+    ScriptFact(
+        ("runtime_archive/remove",),
+        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"\$held = Remove-Files ",
+        "remove waits for the stopped pool's worker to exit (no worker process listed), within its shutdownTimeLimit "
+        "and 5 s, before it deletes the files",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$clock = \[System\.Diagnostics\.Stopwatch\]::StartNew\(\)\s+"
+        r"\$state = Get-IisObjectState \{ \$Pool\.State \}\s+"
+        r"while \(\$state -ne \$Final -and \$clock\.Elapsed\.TotalSeconds -lt \$Seconds\)",
+        "Wait-PoolState waits within one deadline, however long each State read takes",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$state = Wait-PoolState \$pool 'Stopped' 120[\s\S]*?\$state = Wait-PoolState \$pool 'Started' 10",
+        "the pool's stop is waited for within 120 s, its start within 10 s",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$_\.TrimEnd\('\. '\) -ne \$_",
+        "an entry name segment ending in a dot or a space is refused (Windows drops them when it creates the file)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(-not \$isFolder -and \$parent\.Length -gt 247\)[\s\S]*?if \(\$isFolder -and \$longest\.Length -gt 247\)",
+        "an entry whose folder would be longer than 247 characters is ArchivePathTooLong (.NET Framework's limit)",
+    ),
+    ScriptFact(
+        _SET,
+        r"foreach \(\$work in @\(\$new, \$old\)\) \{\s+if \(-not \(Remove-TreeBestEffort \$work\)\) \{\s+"
+        r"Stop-Operation -Id 'WorkFolderBusy'",
+        "leftover work folders are deleted best effort before the extraction; one still held is WorkFolderBusy",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(\[System\.IO\.Directory\]::Exists\(\$path\)\) \{ "
+        r"\$state\.interrupted \+= \"work folder left: \$path\" \}",
+        "a work folder left in Runtime (.iac-new, .iac-old) is reported as interrupted (drift)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"Status -eq \[System\.ServiceProcess\.ServiceControllerStatus\]::StopPending\) \{[\s\S]*?"
+        r"throw \(New-OperationError 'AgentStopFailed' 'service_name' \"service '\$name' is still stopping",
+        "Stop-Agent waits for a service still stopping (StopPending) without recording it; AgentStopFailed if it "
+        "does not finish",
     ),
     ScriptFact(
         _SET,
@@ -215,6 +314,9 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         state["interrupted"] += [f"agent stopped: {name}" for name in names if name]
     if fs.resolve(f"{folder}\\swap.json").is_file():
         state["interrupted"].append("swap not finished")
+    for work in (NEW_FOLDER, OLD_FOLDER):
+        if fs.resolve(f"{runtime}\\{work}").is_dir():
+            state["interrupted"].append(f"work folder left: {runtime}\\{work}")
     manifest = _manifest(fs, folder)
     if manifest is not None:
         files = list(manifest["files"])
@@ -257,7 +359,9 @@ def _file_list(entries: list[Entry], runtime: str) -> list[str]:
         is_folder = name.endswith("\\")
         relative = name.rstrip("\\")
         parts = relative.split("\\")
-        if not relative or any(part in ("", ".", "..") or _INVALID_NAME.search(part) for part in parts):
+        # (Windows drops a trailing dot or space from a name it creates, learn.microsoft.com "Naming Files".)
+        bad = (part in ("", ".", "..") or _INVALID_NAME.search(part) or part.rstrip(". ") != part for part in parts)
+        if not relative or any(bad):
             raise _stop(
                 "ArchiveEntryRefused",
                 f"the archive's entry '{entry.full_name}' is not a relative path inside the folder; this archive "
@@ -279,6 +383,15 @@ def _file_list(entries: list[Entry], runtime: str) -> list[str]:
                 "most 259: choose a shorter working directory",
                 "runtime_path",
             )
+        # .NET Framework's limit for a folder: fewer than 248 characters.
+        parent = longest if is_folder else longest.rsplit("\\", 1)[0]
+        if len(parent) > MAX_FOLDER:
+            raise _stop(
+                "ArchivePathTooLong",
+                f"the folder '{parent}' would be {len(parent)} characters; Windows PowerShell 5.1 (.NET Framework) "
+                "handles folders of at most 247: choose a shorter working directory",
+                "runtime_path",
+            )
         if is_folder:
             continue
         if relative.lower() in seen:
@@ -297,11 +410,26 @@ def _journal(fs: WindowsFs, action: str, what: str, name: str) -> None:
     Journal(sim_dir(fs.root) / "journal.jsonl")({"kind": "agent", "action": action, "what": what, "name": name})
 
 
+def _knob(fs: WindowsFs, name: str) -> Any:
+    try:
+        knobs = json.loads((sim_dir(fs.root) / "knobs.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return knobs.get(name) if isinstance(knobs, dict) else None
+
+
+# ServiceStartMode's names, as ServiceController.StartType gives them, for Win32_Service's start modes.
+_START_TYPE = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
+
+
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
-    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart then. (The
-    simulator's services have no dependents: ``dependents`` is always empty here.)"""
+    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart or the service's
+    start type then. ServiceController.Stop stops the running services that depend on it first
+    (learn.microsoft.com ServiceController.Stop). The knob ``services_not_stopping`` names services that accept
+    the stop and never finish it (StopPending): WaitForStatus(Stopped, 120 s) then throws
+    System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.WaitForStatus)."""
     stopped: list[str] = []
-    record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "dependents": []}
+    record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "start_type": None, "dependents": []}
     if spec["app_pool"]:
         if not iis.is_installed(fs.root):
             raise OperationStopped(not_installed())
@@ -316,13 +444,40 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             _journal(fs, "stop", "pool", name)
             stopped.append("pool")
     if spec["service_name"]:
-        service = scm.get(fs.root, spec["service_name"])
-        if service is not None and service.state == "Running":
-            record["service"] = spec["service_name"]
+        name = spec["service_name"]
+        service = scm.get(fs.root, name)
+        hung = name.lower() in {str(n).lower() for n in _knob(fs, "services_not_stopping") or []}
+        if service is not None and service.state == "StopPending":
+            if hung:  # (waited for, not recorded)
+                raise _AgentError(
+                    fail(
+                        "AgentStopFailed",
+                        f"service '{name}' is still stopping after 120 s more; see the System event log, end its "
+                        "process, then run again",
+                        prop="service_name",
+                    )
+                )
+            scm.stop(fs.root, name)  # it finishes stopping once the knob no longer names it
+        elif service is not None and service.state == "Running":
+            dependents = [s.name for s in scm.dependents_of(fs.root, name) if s.state == "Running"]
+            record.update(service=name, start_type=_START_TYPE[service.start_mode], dependents=dependents)
             _write_json(fs, f"{folder}\\agent-stopped.json", record)
-            scm.stop(fs.root, spec["service_name"])
-            _journal(fs, "stop", "service", spec["service_name"])
             stopped.append("service")
+            for dependent in dependents:
+                scm.stop(fs.root, dependent)
+                _journal(fs, "stop", "service", dependent)
+            if hung:
+                scm.stop_pending(fs.root, name)
+                raise _AgentError(
+                    fail(
+                        "AgentStopFailed",
+                        f"service '{name}' did not stop within 120 s (Time out has expired and the operation has not "
+                        "been completed.); see the System event log, stop it (or end its process), then run again",
+                        prop="service_name",
+                    )
+                )
+            scm.stop(fs.root, name)
+            _journal(fs, "stop", "service", name)
     return stopped
 
 
@@ -330,77 +485,127 @@ class _AgentError(OperationStopped):
     """New-OperationError: an error with an id that ends nothing by itself (the caller reports it)."""
 
 
-def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> str:
-    """Start-Agent for a pool: its outcome, or AgentStartFailed."""
+def _outcome(prop: str, name: str, outcome: str, *, failed: bool = False) -> dict[str, Any]:
+    return {"property": prop, "name": name, "failed": failed, "outcome": outcome}
+
+
+def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any]:
+    """Start-Agent for a pool: its entry (a failed start included)."""
     if not iis.is_installed(fs.root):
         raise OperationStopped(not_installed())  # Import-IisAdministration: the operation's end
     manager = iis.ServerManager(fs.root)
     pool = manager.find_pool(name)
     if pool is None:
-        return "gone (nothing to start)"
+        return _outcome("agent_pool", name, "gone (nothing to start)")
     if object_state(lambda: manager.pool_state(name)) == "Started":
-        return "running (started since)"
+        return _outcome("agent_pool", name, "running (started since)")
     # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
     if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
-        return "left stopped (its AutoStart was set to false since: stopped on purpose)"
+        return _outcome("agent_pool", name, "left stopped (its AutoStart was set to false since: stopped on purpose)")
     state = manager.start_pool(name)
     _journal(fs, "start", "pool", name)
     if state != "Started":
-        raise _AgentError(
-            fail(
-                "AgentStartFailed",
-                f"application pool '{name}' did not start again (state {state}); see the System event log (WAS), then "
-                "start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)",
-                prop="app_pool",
-            )
+        return _outcome(
+            "agent_pool",
+            name,
+            f"did not start again (state {state}); see the System event log (WAS), then start it, or set its AutoStart "
+            "to false to keep it stopped (the next run then leaves it)",
+            failed=True,
         )
-    return "Started"
+    return _outcome("agent_pool", name, "Started")
 
 
-def _start_service(fs: WindowsFs, name: str) -> str:
-    """Start-Agent for a service: its outcome, or AgentStartFailed."""
+def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, Any]:
+    """Start-RecordedService: its entry (a failed start included)."""
     service = scm.get(fs.root, name)
     if service is None:
-        return "gone (nothing to start)"
+        return _outcome("agent_service", name, "gone (nothing to start)")
     if service.state == "Running":
-        return "running (started since)"
-    # StartService refuses a disabled service (ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService).
-    if service.start_mode == "Disabled":
-        return "left stopped (its start mode is Disabled)"
+        return _outcome("agent_service", name, "running (started since)")
+    if service.start_mode == "Disabled" and not disabled_then:
+        return _outcome("agent_service", name, "left stopped (its start mode is Disabled)")
     try:
         scm.start(fs.root, name)
     except scm.ScmError as error:
         # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
-        # whose inner Win32Exception carries the system message; the script reports the innermost one.
-        raise _AgentError(
-            fail(
-                "AgentStartFailed",
-                f"service '{name}' did not start again ({error}); see the System event log, then start it, "
-                "or disable it to keep it stopped (the next run then leaves it)",
-                prop="service_name",
+        # whose inner Win32Exception carries the system message; the script reports the innermost one. (StartService
+        # refuses a disabled service: ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService.)
+        hint = "see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
+        if disabled_then:
+            hint = (
+                "it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or "
+                "Automatic to have it started, or delete it"
             )
-        ) from None
+        return _outcome("agent_service", name, f"did not start again ({error}); {hint}", failed=True)
     _journal(fs, "start", "service", name)
-    return "Started"
+    return _outcome("agent_service", name, "Started")
 
 
-def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, str]]:
-    """Start-Agent: finishes what agent-stopped.json lists (unless gone, running, or stopped on purpose since),
-    then deletes it; one entry per pool or service (property, name, outcome)."""
+def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, Any]]:
+    """Start-Agent: finishes what agent-stopped.json lists (unless gone, running, or stopped on purpose since);
+    the dependents get the service's outcome when it does not run (StartService would fail with 1068 or 1075);
+    the record is deleted only when nothing failed. One entry per pool or service."""
     record = _read_json(fs, f"{folder}\\agent-stopped.json")
     if record is None:
         return []
-    outcomes: list[dict[str, str]] = []
+    outcomes: list[dict[str, Any]] = []
     if record.get("pool"):
-        name = record["pool"]
-        outcomes.append(
-            {"property": "agent_pool", "name": name, "outcome": _start_pool(fs, name, record.get("auto_start"))}
-        )
+        outcomes.append(_start_pool(fs, record["pool"], record.get("auto_start")))
     if record.get("service"):
-        for name in [record["service"], *(record.get("dependents") or [])]:
-            outcomes.append({"property": "agent_service", "name": name, "outcome": _start_service(fs, name)})
-    _delete(fs, f"{folder}\\agent-stopped.json")
+        main = _start_service(fs, record["service"], record.get("start_type") == "Disabled")
+        outcomes.append(main)
+        runs = main["outcome"] in ("Started", "running (started since)")
+        for name in record.get("dependents") or []:
+            if runs:
+                outcomes.append(_start_service(fs, name, False))
+            else:
+                outcomes.append(
+                    _outcome(
+                        "agent_service",
+                        name,
+                        f"not started: it depends on service '{main['name']}', which {main['outcome']}",
+                        failed=main["failed"],
+                    )
+                )
+    if not any(entry["failed"] for entry in outcomes):
+        _delete(fs, f"{folder}\\agent-stopped.json")
     return outcomes
+
+
+def _start_report(outcomes: list[dict[str, Any]]) -> str:
+    """Get-StartReport."""
+    return "; ".join(f"{entry['name']}: {entry['outcome']}" for entry in outcomes)
+
+
+def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> None:
+    """Wait-PoolWorkerExit: until the pool lists no worker process (devhost.fileops.worker_exit_at: WAS ends it at
+    its shutdownTimeLimit), within that limit and 5 s more, in real time."""
+    manager = iis.ServerManager(fs.root)
+    element = manager.find_pool(pool)
+    exit_at = worker_exit_at(fs.root, pool)
+    if element is None or exit_at is None:
+        return
+    limit = timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + 5
+    time.sleep(max(0.0, min(exit_at - time.time(), limit)))
+
+
+def _extract(fs: WindowsFs, data: bytes, entries: list[Entry], new: str, keep: set[str]) -> None:
+    """The extraction entry by entry (names checked by _file_list), never a kept file (keep: lower case)."""
+    fs.resolve(new).mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        name = entry.full_name.replace("/", "\\")
+        target = f"{new}\\{name.rstrip(chr(92))}"
+        if name.endswith("\\"):
+            if entry.length != 0:
+                raise DotNetError(
+                    "System.IO.IOException", "Zip entry name ends in directory separator character but contains data."
+                )
+            fs.resolve(target).mkdir(parents=True, exist_ok=True)
+            continue
+        if name.lower() in keep:
+            continue
+        fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
+        extract_entry(fs, data, entry, target)
 
 
 def _trap(error: DotNetError, method: str, arguments: int) -> OperationStopped:
@@ -461,11 +666,14 @@ def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
     return errors
 
 
-def _restore_interrupted_swap(fs: WindowsFs, runtime: str, folder: str) -> None:
-    """Restore-InterruptedSwap."""
+def _restore_interrupted_swap(fs: WindowsFs, spec: dict[str, Any], runtime: str, folder: str) -> list[str]:
+    """Restore-InterruptedSwap: undone with the agent stopped (recorded: the caller starts it again); returns
+    what it stopped."""
+    stopped: list[str] = []
     journal = _read_json(fs, f"{folder}\\swap.json")
     manifest = _manifest(fs, folder)
     if manifest is None or manifest["sha256"] != journal["sha256"]:
+        stopped = _stop_agent(fs, spec, folder)
         errors = _undo_swap(fs, journal["moves"])
         if errors:
             raise _stop(
@@ -478,6 +686,7 @@ def _restore_interrupted_swap(fs: WindowsFs, runtime: str, folder: str) -> None:
             )
     _remove_tree_best_effort(fs, f"{runtime}\\{NEW_FOLDER}")
     _delete(fs, f"{folder}\\swap.json")
+    return stopped
 
 
 def _remove_empty_parents(fs: WindowsFs, runtime: str, relative: list[str]) -> None:
@@ -547,8 +756,12 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     new, old = f"{runtime}\\{NEW_FOLDER}", f"{runtime}\\{OLD_FOLDER}"
     recovered = []
     if fs.resolve(f"{folder}\\swap.json").is_file():
-        _restore_interrupted_swap(fs, runtime, folder)
+        try:
+            _restore_interrupted_swap(fs, spec, runtime, folder)
+        except _AgentError as error:
+            return error.envelope
         recovered.append(change("interrupted_swap", "pending", "finished"))
+    # A failed start does not stop the run: reported, its record kept, and the installation goes on.
     for start in _start_agent(fs, folder):
         recovered.append(change(start["property"], f"{start['name']}: stopped by an interrupted run", start["outcome"]))
     before = _state(fs, spec)
@@ -601,16 +814,16 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if not fs.resolve(runtime).is_dir():
         fs.resolve(runtime).mkdir(parents=True)
         changes.append(change("runtime_path", None, runtime))
-    _remove_tree(fs, new)
-    if not _remove_tree_best_effort(fs, old):
-        return fail(
-            "WorkFolderBusy",
-            f"{old}, left by the previous installation, cannot be deleted yet (a program still holds a file in it); "
-            "nothing was changed: run again in a minute",
-            prop="runtime_path",
-        )
+    for work in (new, old):
+        if not _remove_tree_best_effort(fs, work):
+            return fail(
+                "WorkFolderBusy",
+                f"{work}, left by the previous installation, cannot be deleted yet (a program still holds a file in "
+                "it); nothing was changed: run again in a minute",
+                prop="runtime_path",
+            )
     try:
-        extract_stream(fs, data, new)  # ZipFileExtensions.ExtractToDirectory($archive, $new)
+        _extract(fs, data, entries, new, keep)
     except DotNetError as error:
         cleanup = ""
         for problem in _cleanup(fs, [lambda: remove_tree(fs, new)]):
@@ -637,17 +850,12 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
             move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
         _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
-    except DotNetError as error:  # (an operation's end, IisNotInstalled, goes on as it is)
+    except (DotNetError, _AgentError) as error:  # (an operation's end, IisNotInstalled, goes on as it is)
         first = _error_report(error)
     undo_errors = _undo_swap(fs, plan) if first is not None else []
     # Started again once a whole version is in place; after an incomplete undo it stays stopped (record kept).
-    started: list[dict[str, str]] = []
-    start_error: dict[str, str] | None = None
-    if not undo_errors:
-        try:
-            started = _start_agent(fs, folder)
-        except _AgentError as error:
-            start_error = _error_report(error)
+    started = _start_agent(fs, folder) if not undo_errors else []
+    start_failed = any(entry["failed"] for entry in started)
     if first is not None:
         if undo_errors:
             agent = "nothing had to be stopped for it"
@@ -663,9 +871,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json"), lambda: remove_tree(fs, new)])
         if not _remove_tree_best_effort(fs, old):
             cleanup_errors.append(f"{old} is still held (the next run deletes it)")
-        agent = "the previous version runs again" if stopped else "the previous version is in place"
-        if start_error is not None:
-            agent = f"the previous version is in place, but starting the agent again failed: {start_error['message']}"
+        # What the start did, as it happened: "runs again" only when everything recorded runs.
+        agent = "the previous version is in place"
+        if start_failed:
+            agent = f"the previous version is in place, but starting the agent again failed: {_start_report(started)}"
+        elif any(entry["outcome"] not in ("Started", "running (started since)") for entry in started):
+            agent = f"the previous version is in place; the agent: {_start_report(started)}"
+        elif started:
+            agent = "the previous version runs again"
         undone = "Every file was put back" if swap_begun else "Nothing in Runtime was changed"
         message = f"installing {spec['archive_name']} in {runtime} failed: {first['message']} {undone}; {agent}."
         if cleanup_errors:
@@ -673,13 +886,9 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if first["id"]:
             return fail(first["id"], message, prop=first["property"])
         return fail("SwapFailed", message, prop="sha256")
-    if start_error is not None:
-        return fail(
-            "AgentStartFailed",
-            f"{spec['archive_name']} was installed in {runtime}, but {start_error['message']}",
-            prop=start_error["property"],
-        )
-    # Committed and started: cleanup errors are reported as a change, never as the operation's failure.
+    # Committed: a failed start is a change, not this resource's failure (the settings files and the service that
+    # depend on the archive must still be written; AgentVerification reports the agent down). Cleanup errors are
+    # reported as a change too, never as the operation's failure.
     cleanup_errors = _cleanup(fs, [lambda: delete_file(fs, f"{folder}\\swap.json")])
     _remove_tree_best_effort(fs, new)
     old_gone = _remove_tree_best_effort(fs, old)
@@ -705,6 +914,12 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     runtime = spec["runtime_path"]
     folder = staging_folder(runtime)
     staging.assert_trusted(fs, folder, "runtime_path")
+    restore_stopped: list[str] = []
+    if fs.resolve(f"{folder}\\swap.json").is_file():  # swap.json alone lists the new files moved in
+        try:
+            restore_stopped = _restore_interrupted_swap(fs, spec, runtime, folder)
+        except _AgentError as error:
+            return error.envelope
     before = _state(fs, spec)
     present: list[str] = []
     if before["ensure"] == "present":
@@ -712,9 +927,22 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         assert manifest is not None
         present = [name for name in manifest["files"] if fs.resolve(f"{runtime}\\{name}").is_file()]
     stopped: list[str] = []
+    dependents: list[str] = []
     if present:
-        stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+        stop_error: _AgentError | None = None
+        try:
+            stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+        except _AgentError as error:
+            stop_error = error
+        stopped = [*restore_stopped, *stopped]
+        # Its dependents, stopped with it, stay stopped (starting one would start it first): named in the result.
+        record = _read_json(fs, f"{folder}\\agent-stopped.json")
+        dependents = [name for name in (record or {}).get("dependents") or [] if name]
         _delete(fs, f"{folder}\\agent-stopped.json")
+        if stop_error is not None:
+            return stop_error.envelope
+        if "pool" in stopped:
+            _wait_pool_worker_exit(fs, spec["app_pool"])
     held = _remove_files(fs, [f"{runtime}\\{name}" for name in present])
     if held:
         hint = (
@@ -726,6 +954,8 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
                 f"The agent ({_agent_label(spec)}) was stopped, and its process may still be exiting (a pool's worker "
                 "waits up to its shutdownTimeLimit, 90 s by default): run the removal again in a minute."
             )
+        if dependents:
+            hint += f" The services that depend on it were stopped too: {', '.join(dependents)}."
         others = " and others" if len(held) > 1 else ""
         return fail(
             "RuntimeFilesInUse",
@@ -748,7 +978,16 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     after = _state(fs, spec)
     if before["ensure"] == "absent" and not present:
         return succeed(after)
-    return succeed(after, [change("ensure", before["ensure"], "absent"), change("files", len(present), 0)])
+    changes = [change("ensure", before["ensure"], "absent"), change("files", len(present), 0)]
+    for dependent in dependents:
+        changes.append(
+            change(
+                "dependent_service",
+                f"{dependent}: running",
+                f"stopped with service '{spec['service_name']}', which stays stopped (its program is gone)",
+            )
+        )
+    return succeed(after, changes)
 
 
 OPERATIONS = {

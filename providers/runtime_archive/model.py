@@ -60,8 +60,9 @@ class RuntimeArchiveModel(ResourceModel):
         True,
         description="Whether every file the archive put in Runtime is there. Always true as desired; refresh reads "
         "it from the host, so a file deleted by hand is drift that `up --refresh` repairs (the archive is sent "
-        "and extracted again). Also false while a run that broke off left the agent stopped or a swap unfinished "
-        "(agent-stopped.json, swap.json in the staging folder); `up --refresh` finishes it.",
+        "and extracted again). Also false while a run that broke off left the agent stopped (or it did not start "
+        "again), a swap unfinished or a work folder in Runtime (agent-stopped.json, swap.json in the staging "
+        "folder, Runtime\\.iac-new or .iac-old); `up --refresh` finishes it.",
     )
 
     @field_validator("source_path")

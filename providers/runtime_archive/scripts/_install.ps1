@@ -22,8 +22,10 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         $isFolder = $name.EndsWith('\')
         $relative = $name.TrimEnd('\')
         $parts = $relative.Split('\')
-        # (Counted: a pipeline that yields only the empty segment would read as false.)
-        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 }).Count -gt 0
+        # (Counted: a pipeline that yields only the empty segment would read as false.) A name ending in a dot or
+        # a space is refused too: Windows drops those when it creates the file (learn.microsoft.com "Naming Files,
+        # Paths, and Namespaces"), so 'a.' would land on 'a'.
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ }).Count -gt 0
         if ($bad) {
             Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
@@ -33,6 +35,14 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         $longest = [System.IO.Path]::Combine($RuntimePath, $NewFolderName, $relative)
         if ($longest.Length -gt 259) {
             Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "'$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles at most 259: choose a shorter working directory"
+        }
+        # .NET Framework's own limit for a folder: fewer than 248 characters (PathTooLongException otherwise).
+        $parent = [System.IO.Path]::GetDirectoryName($longest)
+        if (-not $isFolder -and $parent.Length -gt 247) {
+            Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "the folder '$parent' would be $($parent.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles folders of at most 247: choose a shorter working directory"
+        }
+        if ($isFolder -and $longest.Length -gt 247) {
+            Stop-Operation -Id 'ArchivePathTooLong' -Property 'runtime_path' -Message "the folder '$longest' would be $($longest.Length) characters; Windows PowerShell 5.1 (.NET Framework) handles folders of at most 247: choose a shorter working directory"
         }
         if ($isFolder) { continue }
         if (-not $seen.Add($relative)) {
@@ -147,11 +157,12 @@ function Stop-Agent($Spec, [string] $Folder) {
     # What runs the agent, stopped when it was running (a running agent holds its DLLs: they can be neither
     # overwritten nor deleted). What is about to be stopped is written to agent-stopped.json in the staging
     # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
-    # starts it again. A pool that does not stop throws AgentStopFailed (New-OperationError), so that the
-    # caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
+    # starts it again. A pool or service that does not stop throws AgentStopFailed (New-OperationError), so
+    # that the caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
     $stopped = @()
-    # auto_start: the pool's AutoStart when it was stopped (Start-Agent tells a pool stopped on purpose since).
-    $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; dependents = @() }
+    # auto_start: the pool's AutoStart, start_type: the service's start type, when it was stopped (Start-Agent
+    # tells one stopped on purpose since).
+    $record = [ordered]@{ pool = $null; auto_start = $null; service = $null; start_type = $null; dependents = @() }
     if ($Spec.app_pool) {
         Import-IisAdministration
         $manager = New-Object Microsoft.Web.Administration.ServerManager
@@ -164,8 +175,7 @@ function Stop-Agent($Spec, [string] $Folder) {
                 [void]$pool.Stop()
                 $stopped += 'pool'
                 # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish.
-                $state = 'Unknown'
-                for ($round = 0; $round -lt 12 -and $state -ne 'Stopped'; $round++) { $state = Wait-IisObjectState { $pool.State } @('Stopped') }
+                $state = Wait-PoolState $pool 'Stopped' 120
                 if ($state -ne 'Stopped') {
                     throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state).")
                 }
@@ -175,19 +185,86 @@ function Stop-Agent($Spec, [string] $Folder) {
         }
     }
     if ($Spec.service_name) {
-        $service = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$Spec.service_name })
-        if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
-            # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
-            # ServiceController.Stop): those that run are recorded and started again after it.
-            $record.service = [string]$Spec.service_name
-            $record.dependents = @($service[0].DependentServices | Where-Object { $_.Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running } | ForEach-Object { $_.ServiceName })
-            Write-JsonFile (Get-AgentStoppedPath $Folder) $record
-            $service[0].Stop()
-            $stopped += 'service'
-            $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+        $name = [string]$Spec.service_name
+        $all = [System.ServiceProcess.ServiceController]::GetServices()
+        try {
+            $service = @($all | Where-Object { $_.ServiceName -eq $name })
+            if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::StopPending) {
+                # Still stopping (an earlier stop that timed out, this project's or someone else's): its process
+                # holds the files until it ends. Waited for, not recorded (a record of this project's stays).
+                try {
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+                } catch {
+                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still stopping after 120 s more; see the System event log, end its process, then run again")
+                }
+            } elseif ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+                # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
+                # ServiceController.Stop): those that run are recorded and started again after it.
+                $record.service = $name
+                # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
+                $record.start_type = [string]$service[0].StartType
+                $dependents = $service[0].DependentServices
+                try {
+                    $record.dependents = @($dependents | Where-Object { $_.Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running } | ForEach-Object { $_.ServiceName })
+                } finally {
+                    foreach ($dependent in $dependents) { $dependent.Dispose() }
+                }
+                Write-JsonFile (Get-AgentStoppedPath $Folder) $record
+                $stopped += 'service'
+                try {
+                    $service[0].Stop()
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+                } catch {
+                    # Stop: InvalidOperationException (the service control manager refused); WaitForStatus:
+                    # System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus).
+                    $reason = $_.Exception
+                    while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' did not stop within 120 s ($($reason.Message)); see the System event log, stop it (or end its process), then run again")
+                }
+            }
+        } finally {
+            foreach ($entry in $all) { $entry.Dispose() }
         }
     }
     return ,$stopped
+}
+
+function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
+    # Start() and Stop() return while the pool is still Starting or Stopping. One deadline for the whole wait
+    # (a Stopwatch): a State that throws costs Get-IisObjectState 5 s per read, which must not add up (the
+    # shared Wait-IisObjectState counts rounds, not time). Returns the last state read.
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $state = Get-IisObjectState { $Pool.State }
+    while ($state -ne $Final -and $clock.Elapsed.TotalSeconds -lt $Seconds) {
+        Start-Sleep -Milliseconds 250
+        $state = Get-IisObjectState { $Pool.State }
+    }
+    return $state
+}
+
+function Wait-PoolWorkerExit([string] $PoolName) {
+    # A stopped pool's worker (w3wp.exe) may go on for up to the pool's shutdownTimeLimit (90 s by default),
+    # mapping the agent's images until it exits; WAS terminates it then (learn.microsoft.com applicationPools
+    # <processModel> shutdownTimeLimit). Waited for until the pool lists no worker process, within that limit
+    # and 5 s more (a fresh ServerManager for each look: its runtime data is read once). A look that fails ends
+    # the wait: the deletion then says what is still held.
+    $limit = $null
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    while ($true) {
+        $manager = New-Object Microsoft.Web.Administration.ServerManager
+        try {
+            $pool = $manager.ApplicationPools[$PoolName]
+            if ($null -eq $pool) { return }
+            if ($null -eq $limit) { $limit = $pool.ProcessModel.ShutdownTimeLimit.TotalSeconds + 5 }
+            $count = @($pool.WorkerProcesses).Count
+        } catch {
+            return
+        } finally {
+            $manager.Dispose()
+        }
+        if ($count -eq 0 -or $clock.Elapsed.TotalSeconds -ge $limit) { return }
+        Start-Sleep -Milliseconds 500
+    }
 }
 
 function Start-Agent([string] $Folder) {
@@ -200,12 +277,13 @@ function Start-Agent([string] $Folder) {
     # - a pool whose AutoStart was true when it was stopped (the record says) and is false now: stopped on
     #   purpose since (how a pool is kept stopped: IisAppPool state 'Stopped' sets it so, and WAS does not
     #   start such a pool with IIS, learn.microsoft.com applicationPools <add> autoStart): left stopped;
-    # - a service whose start mode is Disabled: left stopped (StartService refuses a disabled service,
-    #   ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService);
+    # - a service whose start type is Disabled now and was not when it was stopped: left stopped;
     # - stopped otherwise: started.
-    # A start that fails throws AgentStartFailed (New-OperationError: the caller reports it, after the swap's
-    # own error if there is one) and keeps the record: the next run tries again. Returns one entry per pool or
-    # service: property, name, outcome.
+    # The services that depend on the agent's service get its outcome when it does not run (StartService
+    # would start it first and fail, ERROR_SERVICE_DEPENDENCY_FAIL 1068 or _DELETED 1075, learn.microsoft.com
+    # StartService). Throws nothing but an operation's end (IIS missing). Returns one entry per pool or service:
+    # property, name, outcome and failed (it did not start: the outcome says why and what to do); the record
+    # is deleted only when none failed, so that the next run tries again.
     $record = Read-AgentStopped $Folder
     if ($null -eq $record) { return ,@() }
     $outcomes = @()
@@ -227,7 +305,7 @@ function Start-Agent([string] $Folder) {
                 $outcome = 'left stopped (its AutoStart was set to false since: stopped on purpose)'
             } else {
                 [void]$pool.Start()
-                $state = Wait-IisObjectState { $pool.State } @('Started')
+                $state = Wait-PoolState $pool 'Started' 10
                 if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state" }
             }
         } catch {
@@ -238,43 +316,66 @@ function Start-Agent([string] $Folder) {
             $manager.Dispose()
         }
         if ($null -eq $outcome) {
-            throw (New-OperationError 'AgentStartFailed' 'app_pool' "application pool '$name' did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)")
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
+        } else {
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $false; outcome = $outcome }
         }
-        $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; outcome = $outcome }
     }
     if ($record.service) {
-        foreach ($name in @([string]$record.service) + @($record.dependents)) {
-            $found = @([System.ServiceProcess.ServiceController]::GetServices() | Where-Object { $_.ServiceName -eq [string]$name })
-            $outcome = $null
-            $problem = $null
-            try {
-                if ($found.Count -eq 0) {
-                    $outcome = 'gone (nothing to start)'
-                } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
-                    $outcome = 'running (started since)'
-                } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled) {
-                    # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
-                    $outcome = 'left stopped (its start mode is Disabled)'
-                } else {
-                    $found[0].Start()
-                    $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-                    $outcome = 'Started'
-                }
-            } catch {
-                $reason = $_.Exception
-                while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-                $problem = $reason.Message
-            } finally {
-                foreach ($service in $found) { $service.Dispose() }
+        # (A record written before start_type was recorded has none.)
+        $startTypeThen = $record.PSObject.Properties['start_type']
+        $disabledThen = $null -ne $startTypeThen -and [string]$startTypeThen.Value -eq 'Disabled'
+        $main = Start-RecordedService ([string]$record.service) $disabledThen
+        $outcomes += $main
+        $runs = @('Started', 'running (started since)') -contains $main.outcome
+        foreach ($name in @($record.dependents)) {
+            if ($runs) {
+                $outcomes += Start-RecordedService ([string]$name) $false
+            } else {
+                $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; failed = $main.failed; outcome = "not started: it depends on service '$($main.name)', which $($main.outcome)" }
             }
-            if ($null -ne $problem) {
-                throw (New-OperationError 'AgentStartFailed' 'service_name' "service '$name' did not start again ($problem); see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)")
-            }
-            $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; outcome = $outcome }
         }
     }
-    [System.IO.File]::Delete((Get-AgentStoppedPath $Folder))
+    if (@($outcomes | Where-Object { $_.failed }).Count -eq 0) { [System.IO.File]::Delete((Get-AgentStoppedPath $Folder)) }
     return ,$outcomes
+}
+
+function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
+    # Start-Agent for one service ($DisabledThen: its start type was Disabled when it was stopped, so Disabled
+    # now says nothing about a stop on purpose): its entry (property, name, failed, outcome).
+    $all = [System.ServiceProcess.ServiceController]::GetServices()
+    $outcome = $null
+    $problem = $null
+    try {
+        $found = @($all | Where-Object { $_.ServiceName -eq $Name })
+        if ($found.Count -eq 0) {
+            $outcome = 'gone (nothing to start)'
+        } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+            $outcome = 'running (started since)'
+        } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled -and -not $DisabledThen) {
+            $outcome = 'left stopped (its start mode is Disabled)'
+        } else {
+            $found[0].Start()
+            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+            $outcome = 'Started'
+        }
+    } catch {
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        $problem = $reason.Message
+    } finally {
+        foreach ($entry in $all) { $entry.Dispose() }
+    }
+    if ($null -eq $problem) { return [ordered]@{ property = 'agent_service'; name = $Name; failed = $false; outcome = $outcome } }
+    $hint = 'see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)'
+    # StartService refuses a disabled service (ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService).
+    if ($DisabledThen) { $hint = 'it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or Automatic to have it started, or delete it' }
+    return [ordered]@{ property = 'agent_service'; name = $Name; failed = $true; outcome = "did not start again ($problem); $hint" }
+}
+
+function Get-StartReport([object[]] $Outcomes) {
+    # Start-Agent's entries in one sentence ('' when nothing was recorded).
+    return (@($Outcomes | ForEach-Object { "$($_.name): $($_.outcome)" }) -join '; ')
 }
 
 function New-OperationError([string] $Id, [string] $Property, [string] $Message) {
@@ -337,15 +438,21 @@ function Undo-Swap([object[]] $Moves) {
     return ,$errors
 }
 
-function Restore-InterruptedSwap([string] $RuntimePath, [string] $Folder) {
+function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder) {
     # swap.json (written before the first move, deleted after the manifest) says a swap was under way. If the
     # manifest records its sha256 the swap was committed: only the cleanup was left. Otherwise every move it
-    # planned is undone from .iac-old before anything there is deleted (.iac-old holds the only copies).
+    # planned is undone from .iac-old before anything there is deleted (.iac-old holds the only copies), the
+    # agent stopped first: a reboot or an iisreset since may have started it on the mix the swap left (WAS
+    # starts a pool whose AutoStart is true, learn.microsoft.com applicationPools <add> autoStart; Windows an
+    # Automatic service). Stop-Agent records it, so the caller's Start-Agent starts it again; its
+    # AgentStopFailed is thrown to the caller, nothing undone. Returns what it stopped (Stop-Agent's list).
+    $stopped = @()
     $path = Get-SwapJournalPath $Folder
-    if (-not [System.IO.File]::Exists($path)) { return }
+    if (-not [System.IO.File]::Exists($path)) { return ,$stopped }
     $journal = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
     $manifest = Read-Manifest $Folder
     if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
+        $stopped = Stop-Agent $Spec $Folder
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {
             Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again (what the installation stopped stays stopped until then: it would run a mix of both versions)"
@@ -353,4 +460,5 @@ function Restore-InterruptedSwap([string] $RuntimePath, [string] $Folder) {
     }
     [void](Remove-TreeBestEffort ([System.IO.Path]::Combine($RuntimePath, $NewFolderName)))
     [System.IO.File]::Delete($path)
+    return ,$stopped
 }

@@ -75,6 +75,11 @@ function Get-ArchiveState($Spec) {
         foreach ($name in @($record.pool, $record.service) + @($record.dependents)) { if ($name) { $state.interrupted += "agent stopped: $name" } }
     }
     if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) { $state.interrupted += 'swap not finished' }
+    # A work folder a run could not delete (an exiting worker's images) or left when it broke off.
+    foreach ($work in @($NewFolderName, $OldFolderName)) {
+        $path = [System.IO.Path]::Combine($runtime, $work)
+        if ([System.IO.Directory]::Exists($path)) { $state.interrupted += "work folder left: $path" }
+    }
     $manifest = Read-Manifest $folder
     if ($null -ne $manifest) {
         $missing = New-Object 'System.Collections.Generic.List[string]'

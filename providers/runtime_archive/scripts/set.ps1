@@ -24,12 +24,14 @@ $new = [System.IO.Path]::Combine($runtime, $NewFolderName)
 $old = [System.IO.Path]::Combine($runtime, $OldFolderName)
 $recovered = @()
 if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
-    Restore-InterruptedSwap $runtime $folder
+    # (Its AgentStopFailed is reported with its id; SwapRollbackIncomplete, an operation's end, goes on as it is.)
+    try { [void](Restore-InterruptedSwap $Spec $runtime $folder) } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
-# (An operation's end, IisNotInstalled, goes on as it is; AgentStartFailed is reported with its id.)
-try { $outcomes = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
-foreach ($start in $outcomes) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
+# A start that fails here does not stop the run: it is reported and its record kept, and the installation
+# goes on (its own stop and start handle the agent; the new version, or the settings the resources after
+# this one write, may be what it needs to start). Failing here would block every later run for good.
+foreach ($start in (Start-Agent $folder)) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
 $before = Get-ArchiveState $Spec
 if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0) {
     # Left by a run that committed but could not delete them (held images), or was interrupted.
@@ -80,16 +82,34 @@ try {
             [void][System.IO.Directory]::CreateDirectory($runtime)
             $changes += New-Change -Property 'runtime_path' -Before $null -After $runtime
         }
-        # No swap journal is left here (undone above): these hold nothing but copies and leftovers.
-        Remove-Tree $new
-        if (-not (Remove-TreeBestEffort $old)) {
-            Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$old, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
+        # No swap journal is left here (undone above): these hold nothing but copies and leftovers (an exiting
+        # worker or an antivirus scan may still hold one for a moment).
+        foreach ($work in @($new, $old)) {
+            if (-not (Remove-TreeBestEffort $work)) {
+                Stop-Operation -Id 'WorkFolderBusy' -Property 'runtime_path' -Message "$work, left by the previous installation, cannot be deleted yet (a program still holds a file in it); nothing was changed: run again in a minute"
+            }
         }
-        # ZipFileExtensions.ExtractToDirectory (what ZipFile.ExtractToDirectory calls once it opened the file)
-        # refuses to overwrite (IOException for a file that exists): $new is always new.
+        # Entry by entry (their names were checked above), as ZipFileExtensions.ExtractToDirectory does, but
+        # never a kept file: the archive's own web.config or appsettings would otherwise sit in the running
+        # site's folder (.iac-new is below Runtime, the site's root, and IIS reads a web.config in any folder of
+        # a site) until the swap. .iac-new stays below Runtime: a file moved on the same volume keeps its
+        # permissions, so it must inherit Runtime's (an admin-only sibling would lock the agent out).
+        # ExtractToFile with overwrite $false refuses a file that exists (IOException): $new is always new.
         $failure = $null
         try {
-            [System.IO.Compression.ZipFileExtensions]::ExtractToDirectory($archive, $new)
+            [void][System.IO.Directory]::CreateDirectory($new)
+            foreach ($entry in $archive.Entries) {
+                $name = $entry.FullName.Replace('/', '\')
+                $target = [System.IO.Path]::Combine($new, $name.TrimEnd('\'))
+                if ($name.EndsWith('\')) {
+                    if ($entry.Length -ne 0) { throw (New-Object System.IO.IOException "Zip entry name ends in directory separator character but contains data.") }
+                    [void][System.IO.Directory]::CreateDirectory($target)
+                    continue
+                }
+                if ($keep.Contains($name)) { continue }
+                New-ParentFolder $target
+                [System.IO.Compression.ZipFileExtensions]::ExtractToFile($entry, $target, $false)
+            }
         } catch {
             $failure = $_.Exception
         }
@@ -136,11 +156,8 @@ if ($null -ne $failure) { $undoErrors = Undo-Swap @($plan) }
 # would run a mix of both, so it stays stopped with its record: the next run puts the rest back from
 # .iac-old (Restore-InterruptedSwap), then starts it.
 $started = @()
-$startError = $null
-if ($undoErrors.Count -eq 0) {
-    # (AgentStartFailed is reported below, after the swap's own error.)
-    try { $started = Start-Agent $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $startError = Get-ErrorReport $_.Exception }
-}
+if ($undoErrors.Count -eq 0) { $started = Start-Agent $folder }
+$startFailed = @($started | Where-Object { $_.failed }).Count -gt 0
 if ($null -ne $failure) {
     $first = Get-ErrorReport $failure
     if ($undoErrors.Count -gt 0) {
@@ -152,9 +169,15 @@ if ($null -ne $failure) {
     try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
     try { Remove-Tree $new } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
     if (-not (Remove-TreeBestEffort $old)) { $cleanupErrors += "$old is still held (the next run deletes it)" }
+    # What the start did, as it happened: 'runs again' only when everything recorded runs.
     $agent = 'the previous version is in place'
-    if ($stopped.Count -gt 0) { $agent = 'the previous version runs again' }
-    if ($null -ne $startError) { $agent = "the previous version is in place, but starting the agent again failed: $($startError.message)" }
+    if ($startFailed) {
+        $agent = "the previous version is in place, but starting the agent again failed: $(Get-StartReport $started)"
+    } elseif (@($started | Where-Object { @('Started', 'running (started since)') -notcontains $_.outcome }).Count -gt 0) {
+        $agent = "the previous version is in place; the agent: $(Get-StartReport $started)"
+    } elseif ($started.Count -gt 0) {
+        $agent = 'the previous version runs again'
+    }
     $undone = 'Nothing in Runtime was changed'
     if ($swapBegun) { $undone = 'Every file was put back' }
     $message = "installing $($Spec.archive_name) in $runtime failed: $($first.message) $undone; $agent."
@@ -163,11 +186,11 @@ if ($null -ne $failure) {
     if ($first.id) { $id = $first.id; $property = $first.property }
     Stop-Operation -Id $id -Property $property -Message $message
 }
-if ($null -ne $startError) {
-    # Committed: the new version is in place; the record stays, so the next run starts the agent again.
-    Stop-Operation -Id 'AgentStartFailed' -Property $startError.property -Message "$($Spec.archive_name) was installed in $runtime, but $($startError.message)"
-}
-# Committed and started: what is left to clean up cannot fail the installation (reported as a change).
+# Committed. A start that failed is reported as a change, not as this resource's failure: the resources that
+# depend on the archive (the settings files, the service, the site; components/production_agent.py) must
+# still be written, the new version may need them to start, and AgentVerification reports the agent down.
+# Its record stays: the next run starts it (or finds it started since by the WindowsService resource).
+# What is left to clean up cannot fail the installation either (reported as a change).
 $cleanupErrors = @()
 try { [System.IO.File]::Delete((Get-SwapJournalPath $folder)) } catch { $cleanupErrors += (Get-ErrorReport $_.Exception).message }
 [void](Remove-TreeBestEffort $new)  # what is left: keep_files of the archive, empty folders
