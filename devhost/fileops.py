@@ -25,14 +25,13 @@ antivirus scan, an editor) holds open without sharing: moving or deleting one fa
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from devhost import iis, ntfs, scm
 from devhost.fs import WindowsFs
+from devhost.hooks import read_knobs
 
 _IMAGES = (".dll", ".exe")
 _WORK_FOLDERS = (".iac-new", ".iac-old")
@@ -108,14 +107,6 @@ def held_by(state_dir: Path, windows_path: str) -> str | None:
     return None
 
 
-def _knobs(state_dir: Path) -> dict[str, Any]:
-    try:
-        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return knobs if isinstance(knobs, dict) else {}
-
-
 def timespan_s(text: str) -> float:
     """A configuration TimeSpan, [d.]hh:mm:ss."""
     days = 0
@@ -137,15 +128,11 @@ def worker_exit_at(state_dir: Path, pool: str) -> float | None:
     if exiting is None or element is None:
         return None
     limit = timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit"))
-    return exiting[1] + min(float(_knobs(state_dir).get("pool_worker_exit_s") or 0), limit)
+    return exiting[1] + min(float(read_knobs(state_dir).get("pool_worker_exit_s") or 0), limit)
 
 
 def _held_open(state_dir: Path, windows_path: str) -> bool:
-    try:
-        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return False
-    held = knobs.get("files_held_open") or [] if isinstance(knobs, dict) else []
+    held = read_knobs(state_dir).get("files_held_open") or []
     return windows_path.lower() in {str(path).lower() for path in held}
 
 

@@ -26,6 +26,22 @@ def sim_dir(state_dir: Path) -> Path:
     return state_dir / "_sim"
 
 
+def _read_knobs(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("[devhost SIMULATOR] ignoring unreadable %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_knobs(state_dir: Path) -> dict[str, Any]:
+    """The host's ``knobs.json`` as it is now ({} when there is none): what the models read per operation."""
+    return _read_knobs(sim_dir(state_dir) / "knobs.json")
+
+
 class Journal:
     """Append-only JSON-lines event log another process can tail."""
 
@@ -48,14 +64,7 @@ class Knobs:
         self._lock = _lock_for(path)
 
     def read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("[devhost SIMULATOR] ignoring unreadable %s: %s", self.path, exc)
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _read_knobs(self.path)
 
     def take_fault(self, action: str, key: str = "faults") -> dict[str, Any] | None:
         """Remove and return the first injected fault of list ``key`` whose ``on`` applies to ``action``."""

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from devhost import accounts
 from devhost.fs import WindowsFs
-from devhost.hooks import Journal, sim_dir
+from devhost.hooks import Journal, read_knobs, sim_dir
 
 T = TypeVar("T")
 
@@ -178,12 +178,7 @@ def was_pickup_s(state_dir: Path) -> float:
     configuration but Site.State and Site.Start() throw 0x800710D8 (ERROR_OBJECT_NOT_FOUND), as scripts
     that create then start a site see (the retry of WebAdministrationDsc/microsoft.iis after New-Website).
     """
-    try:
-        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0.0
-    value = knobs.get("iis_was_pickup_ms", 0) if isinstance(knobs, dict) else 0
-    return float(value or 0) / 1000
+    return float(read_knobs(state_dir).get("iis_was_pickup_ms", 0) or 0) / 1000
 
 
 class NotInstalled(IisError):
@@ -257,11 +252,7 @@ def _runtime_locked(state_dir: Path) -> contextlib.AbstractContextManager[None]:
 
 def script_work_s(state_dir: Path) -> float:
     """``SCRIPT_WORK_S``, or the knob ``iis_script_work_ms`` (0 lets a commit follow its load at once)."""
-    try:
-        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return SCRIPT_WORK_S
-    value = knobs.get("iis_script_work_ms") if isinstance(knobs, dict) else None
+    value = read_knobs(state_dir).get("iis_script_work_ms")
     return SCRIPT_WORK_S if value is None else float(value) / 1000
 
 

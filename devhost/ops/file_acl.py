@@ -7,7 +7,6 @@ tests and the devhost CLI.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -16,6 +15,7 @@ from typing import Any
 
 from devhost import accounts, named_mutex, ntfs
 from devhost.fs import WindowsFs
+from devhost.hooks import read_knobs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.script_accounts import account_sid, comparable_mask
 from devhost.ps51 import ScriptFact
@@ -74,11 +74,7 @@ SCRIPT_FACTS = (
 
 def script_work_s(state_dir: Path) -> float:
     """``SCRIPT_WORK_S``, or the knob ``acl_script_work_ms``."""
-    try:
-        knobs = json.loads((state_dir / "_sim" / "knobs.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return SCRIPT_WORK_S
-    value = knobs.get("acl_script_work_ms") if isinstance(knobs, dict) else None
+    value = read_knobs(state_dir).get("acl_script_work_ms")
     return SCRIPT_WORK_S if value is None else float(value) / 1000
 
 

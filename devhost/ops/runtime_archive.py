@@ -26,7 +26,7 @@ from devhost.fileops import (
     worker_exit_at,
 )
 from devhost.fs import WindowsFs
-from devhost.hooks import Journal, sim_dir
+from devhost.hooks import Journal, read_knobs, sim_dir
 from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import not_installed, object_state
@@ -411,11 +411,7 @@ def _journal(fs: WindowsFs, action: str, what: str, name: str) -> None:
 
 
 def _knob(fs: WindowsFs, name: str) -> Any:
-    try:
-        knobs = json.loads((sim_dir(fs.root) / "knobs.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    return knobs.get(name) if isinstance(knobs, dict) else None
+    return read_knobs(fs.root).get(name)
 
 
 # ServiceStartMode's names, as ServiceController.StartType gives them, for Win32_Service's start modes.
