@@ -9,6 +9,7 @@ repairs it. Then the same for a change of one property in the stack file.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -133,12 +134,31 @@ STOPS_ANSWERING = {
 }
 
 
-def only(changes: list[Change], resource: str, prop: str, op: str, verification: str | None = None) -> None:
-    expected = sorted([(op, resource), *([(op, verification)] if verification else [])])
-    assert sorted((c.op, c.resource) for c in changes) == expected, changes
+def only_these(changes: list[Change], expected: dict[str, str], op: str) -> None:
+    """``changes`` are exactly the ``expected`` resources, each an ``op`` with its property (and what the host
+    derives from it) alone."""
+    listed = "\n".join(f"{c.op} {c.resource} {sorted(c.properties)}" for c in changes)
+    assert sorted((c.op, c.resource) for c in changes) == sorted((op, r) for r in expected), listed
     for change in changes:
-        wanted = "answers" if change.resource == verification else prop
+        wanted = expected[change.resource]
         assert wanted in change.properties and change.properties <= {wanted, *DERIVED.get(wanted, ())}, changes
+
+
+def only(changes: list[Change], resource: str, prop: str, op: str, verification: str | None = None) -> None:
+    """One resource with one property (and its verification's ``answers`` when the change stops the agent)."""
+    only_these(changes, {resource: prop, **({verification: "answers"} if verification else {})}, op)
+
+
+@contextlib.contextmanager
+def repaired_afterwards(deployed: EstateProject) -> Iterator[None]:
+    """Whatever the body found, `up --refresh` repairs the drift and the drift check then finds none."""
+    try:
+        yield
+    finally:
+        code, text = deployed.run("up", "--refresh")
+    assert code == 0, text
+    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
 
 
 @pytest.mark.parametrize(
@@ -150,7 +170,7 @@ def test_one_change_by_hand_shows_as_that_resource_and_property_alone(
 ) -> None:
     verification, cause = stops
     admin(deployed.estate, host, *command)
-    try:
+    with repaired_afterwards(deployed):
         code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
         assert code == 7, check
         only(changes_in(check), resource, prop, "update", verification)
@@ -161,11 +181,6 @@ def test_one_change_by_hand_shows_as_that_resource_and_property_alone(
         proposed = [c for c in changes_in(preview) if c.op != "refresh"]
         only(proposed, resource, prop, "update", verification)
         assert "to replace" not in preview
-    finally:
-        code, text = deployed.run("up", "--refresh")
-    assert code == 0, text
-    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
-    assert code == 0, text
 
 
 # Every other property a hand change on a host can alter, in rounds: one change per resource in a round, on
@@ -218,16 +233,6 @@ ROUNDS: dict[str, list[tuple[str, str, list[list[str]], str, bool]]] = {
 }  # fmt: skip
 
 
-def only_these(changes: list[Change], expected: dict[str, str], op: str) -> None:
-    """``changes`` are exactly the ``expected`` resources, each an ``op`` with its property (and what the host
-    derives from it) alone."""
-    listed = "\n".join(f"{c.op} {c.resource} {sorted(c.properties)}" for c in changes)
-    assert sorted((c.op, c.resource) for c in changes) == sorted((op, r) for r in expected), listed
-    for change in changes:
-        wanted = expected[change.resource]
-        assert wanted in change.properties and change.properties <= {wanted, *DERIVED.get(wanted, ())}, changes
-
-
 @pytest.mark.parametrize("round_name", list(ROUNDS))
 def test_every_property_changed_by_hand_shows_on_its_resource_alone(deployed: EstateProject, round_name: str) -> None:
     cases = ROUNDS[round_name]
@@ -238,7 +243,7 @@ def test_every_property_changed_by_hand_shows_on_its_resource_alone(deployed: Es
     for _resource, host, commands, _prop, _stops in cases:
         for command in commands:
             admin(deployed.estate, host, *command)
-    try:
+    with repaired_afterwards(deployed):
         code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
         assert code == 7, check
         only_these(changes_in(check), {**expected, **verifications}, "update")
@@ -247,11 +252,6 @@ def test_every_property_changed_by_hand_shows_on_its_resource_alone(deployed: Es
         assert code == 0, preview
         only_these([c for c in changes_in(preview) if c.op != "refresh"], {**expected, **verifications}, "update")
         assert "to replace" not in preview
-    finally:
-        code, text = deployed.run("up", "--refresh")
-    assert code == 0, text
-    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
-    assert code == 0, text
 
 
 def test_a_data_folder_removed_by_hand_shows_the_folder_and_its_acl(deployed: EstateProject) -> None:
@@ -259,7 +259,7 @@ def test_a_data_folder_removed_by_hand_shows_the_folder_and_its_acl(deployed: Es
     Directory's `subfolders` and its ACL as gone (refresh drops it); `preview --refresh` then creates the ACL
     again. Both are what `up` does: no noise, and nothing else."""
     admin(deployed.estate, "zone-a", "dir-delete", "--path", f"{ROOT_DIR}\\Mails")
-    try:
+    with repaired_afterwards(deployed):
         code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
         assert code == 7, check
         found = sorted((c.op, c.resource) for c in changes_in(check))
@@ -272,11 +272,6 @@ def test_a_data_folder_removed_by_hand_shows_the_folder_and_its_acl(deployed: Es
             ("update", "zone-a-working-directory"),
         ], preview
         assert proposed["zone-a-working-directory"].properties == {"subfolders"}, preview
-    finally:
-        code, text = deployed.run("up", "--refresh")
-    assert code == 0, text
-    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
-    assert code == 0, text
 
 
 def test_a_change_in_the_stack_shows_exactly_the_resources_that_change(deployed: EstateProject) -> None:
@@ -303,14 +298,9 @@ def test_a_private_key_reader_removed_by_hand_shows_on_that_certificate_alone(de
         "zone-a",
         *("cert-key-access", "--thumbprint", thumbprint, "--principal", f"IIS APPPOOL\\{POOL}", "--revoke"),
     )
-    try:
+    with repaired_afterwards(deployed):
         code, check = deployed.run("refresh", "--preview-only", "--diff", "--expect-no-changes")
         assert code == 7, check
         # The agent cannot open its key at start any more: its verification shows it, with the cause.
         only(changes_in(check), "zone-a-encryption-cert", "private_key_readers", "update", "zone-a-verify")
         assert f"the private key of certificate {thumbprint} is not readable by IIS APPPOOL\\{POOL}" in check
-    finally:
-        code, text = deployed.run("up", "--refresh")
-    assert code == 0, text
-    code, text = deployed.run("refresh", "--preview-only", "--expect-no-changes")
-    assert code == 0, text
