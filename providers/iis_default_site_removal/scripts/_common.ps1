@@ -17,17 +17,6 @@ function Get-DefaultsOwnersFolder {
     return (Get-OwnersFolder 'IisDefaultSiteRemoval' ([string]$Spec.site_name))
 }
 
-function ConvertTo-HashBytes([string] $Hex) {
-    $bytes = New-Object byte[] ($Hex.Length / 2)
-    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($Hex.Substring(2 * $i, 2), 16) }
-    return ,$bytes
-}
-
-function ConvertFrom-HashBytes([byte[]] $Bytes) {
-    if ($null -eq $Bytes -or $Bytes.Length -eq 0) { return $null }
-    return (-join ($Bytes | ForEach-Object { $_.ToString('X2') }))
-}
-
 # The pool settings kept, by configuration path (learn.microsoft.com, "Adding Application Pools <add>":
 # attributes and the processModel and recycling/periodicRestart elements). Not its password: a secret stays
 # only where IIS keeps it (encrypted in applicationHost.config), so a pool that ran as a specific user comes

@@ -1,16 +1,5 @@
 # Helpers shared by the IisSite scripts.
 
-function ConvertTo-HashBytes([string] $Hex) {
-    $bytes = New-Object byte[] ($Hex.Length / 2)
-    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($Hex.Substring(2 * $i, 2), 16) }
-    return ,$bytes
-}
-
-function ConvertFrom-HashBytes([byte[]] $Bytes) {
-    if ($null -eq $Bytes -or $Bytes.Length -eq 0) { return $null }
-    return (-join ($Bytes | ForEach-Object { $_.ToString('X2') }))
-}
-
 function Test-EndpointConflict($A, $B) {
     # HTTP.sys serves one binding per address, port and host name, whatever the protocol. A specific
     # address wins over '*' (IIS registers '*' as a weak wildcard), so '*:80:' on one site and

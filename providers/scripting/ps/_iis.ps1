@@ -79,6 +79,18 @@ function Start-IisSite($Site) {
     }
 }
 
+# A certificate hash as IIS's Bindings.Add takes it (byte[]) and as HTTP.sys and the stores show it (hex).
+function ConvertTo-HashBytes([string] $Hex) {
+    $bytes = New-Object byte[] ($Hex.Length / 2)
+    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($Hex.Substring(2 * $i, 2), 16) }
+    return ,$bytes
+}
+
+function ConvertFrom-HashBytes([byte[]] $Bytes) {
+    if ($null -eq $Bytes -or $Bytes.Length -eq 0) { return $null }
+    return (-join ($Bytes | ForEach-Object { $_.ToString('X2') }))
+}
+
 function Get-BindingEndpoint([string] $Protocol, [string] $Information) {
     # http and https bindingInformation is '<ip or *>:<port>:<host>', an IPv6 address in brackets. The
     # WCF non-HTTP activation bindings are not: net.tcp '808:*', net.pipe '*', net.msmq and
