@@ -398,6 +398,18 @@ def test_a_new_certificate_on_a_shared_non_sni_entry_is_refused_not_given_to_the
     assert iis_site.get(WindowsFs(state), site_spec("A", "P")).state["bindings"][0]["certificate_hash"] == second
 
 
+def removal_spec() -> dict[str, object]:
+    """IisDefaultSiteRemoval's input for the stock Default Web Site and DefaultAppPool, one owner."""
+    return {
+        "site_name": iis.DEFAULT_SITE,
+        "pool_name": iis.DEFAULT_POOL,
+        "owner": "test-stack/removal",
+        "previous_owner": "",
+        "restore_site": False,
+        "restore_pool": False,
+    }
+
+
 def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
     thumbprint = "D" * 40
     fake_certificate(state, thumbprint)
@@ -406,14 +418,7 @@ def test_default_site_removal_frees_its_own_sslcert_entry(state: Path) -> None:
     assert site is not None
     manager.add_binding(site, iis.Binding("https", "*:443:"), thumbprint, "My")
     manager.commit()
-    spec = {
-        "site_name": iis.DEFAULT_SITE,
-        "pool_name": iis.DEFAULT_POOL,
-        "owner": "test-stack/removal",
-        "previous_owner": "",
-        "restore_site": False,
-        "restore_pool": False,
-    }
+    spec = removal_spec()
     assert iis_default_site_removal.set_(WindowsFs(state), spec).ok
     assert iis.sslcerts(state) == {}
 
@@ -449,14 +454,7 @@ def test_a_default_site_removal_that_fails_leaves_no_owner_record(state: Path) -
     site = manager.add_site("Other", "C:\\other", None)
     manager.root_application(site).set("applicationPool", iis.DEFAULT_POOL)
     manager.commit()
-    spec = {
-        "site_name": iis.DEFAULT_SITE,
-        "pool_name": iis.DEFAULT_POOL,
-        "owner": "test-stack/removal",
-        "previous_owner": "",
-        "restore_site": False,
-        "restore_pool": False,
-    }
+    spec = removal_spec()
     refused = iis_default_site_removal.set_(WindowsFs(state), spec)
     assert not refused.ok and refused.error and refused.error["id"] == "AppPoolInUse"
     folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
