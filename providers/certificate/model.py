@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import field_validator
 
 from providers.certificate.pfx import pfx_thumbprint
 from providers.framework.model import ResourceModel, prop
+from providers.framework.validators import account_name
 
 StoreName = Literal["My", "WebHosting", "TrustedPeople", "Root", "CA"]
-SID_PATTERN = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
-# Characters Windows refuses in account and domain names (sAMAccountName rules).
-_NAME_FORBIDDEN = re.compile(r'["/\[\]:;|=,+*?<>]')
 # What the get and remove scripts need: never the PFX or its password.
 _LOOKUP_KEYS = ("store_location", "store_name", "private_key_readers", "owner")
-
-
-def principal_name(value: str) -> str:
-    text = value.strip()
-    if not text:
-        raise ValueError("holds an empty name; give accounts such as 'IIS AppPool\\Agent' or 'CONTOSO\\svc-agent$'")
-    if text.upper().startswith("S-"):
-        if not SID_PATTERN.match(text):
-            raise ValueError(f"{value!r} is not a valid SID; a SID looks like 'S-1-5-21-1004336348-...-1105'")
-        return "S" + text[1:]
-    parts = text.split("\\")
-    if len(parts) > 2 or any(not part.strip() for part in parts) or _NAME_FORBIDDEN.search(text):
-        raise ValueError(f"{value!r} is not an account name; give 'DOMAIN\\name', 'name' or a SID")
-    return text
 
 
 class CertificateModel(ResourceModel):
@@ -90,7 +73,7 @@ class CertificateModel(ResourceModel):
     @field_validator("private_key_readers")
     @classmethod
     def _readers(cls, value: list[str]) -> list[str]:
-        names = [principal_name(item) for item in value]
+        names = [account_name(item) for item in value]
         lowered = [name.lower() for name in names]
         duplicates = sorted({name for name in lowered if lowered.count(name) > 1})
         if duplicates:

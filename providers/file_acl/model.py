@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import ValidationInfo, field_validator
 
 from providers.file_acl import rights as fs_rights
 from providers.framework.model import ResourceModel, prop
-from providers.framework.validators import windows_absolute_path
+from providers.framework.validators import account_name, windows_absolute_path
 
 Inheritance = Literal["ContainerInherit", "ObjectInherit"]
 Propagation = Literal["NoPropagateInherit", "InheritOnly"]
 BOTH: list[str] = ["ContainerInherit", "ObjectInherit"]
-
-SID_PATTERN = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
-# Characters Windows refuses in account and domain names (sAMAccountName rules).
-_NAME_FORBIDDEN = re.compile(r'["/\[\]:;|=,+*?<>]')
 
 
 class FileAclModel(ResourceModel):
@@ -74,19 +69,7 @@ class FileAclModel(ResourceModel):
     @field_validator("principal")
     @classmethod
     def _principal(cls, value: str) -> str:
-        text = value.strip()
-        if not text:
-            raise ValueError("is empty; give an account such as 'IIS AppPool\\Agent' or 'CONTOSO\\svc-agent$'")
-        if text.upper().startswith("S-"):
-            if not SID_PATTERN.match(text):
-                raise ValueError(f"{value!r} is not a valid SID; a SID looks like 'S-1-5-21-1004336348-...-1105'")
-            return "S" + text[1:]
-        parts = text.split("\\")
-        if len(parts) > 2 or any(not part.strip() for part in parts):
-            raise ValueError(f"{value!r} is not an account name; give 'DOMAIN\\name' or 'name'")
-        if _NAME_FORBIDDEN.search(text):
-            raise ValueError(f'{value!r} contains a character Windows forbids in account names ("/[]:;|=,+*?<>)')
-        return text
+        return account_name(value)
 
     @field_validator("rights")
     @classmethod

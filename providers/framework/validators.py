@@ -53,15 +53,24 @@ _ACCOUNT_FORBIDDEN = re.compile(r'["/\[\]:;|=,+*?<>]')
 
 
 def account_name(value: str) -> str:
-    """An account as Windows resolves it: 'DOMAIN\\name', 'name' or a SID 'S-1-5-...' (normalized)."""
+    """An account as Windows resolves it: 'DOMAIN\\name', 'name' or a SID 'S-1-5-...' (normalized).
+
+    The one check of an account name for every resource that names one (FileAcl principal, settings-file and
+    certificate readers, the agent's identity).
+    """
     text = value.strip()
     if not text:
-        raise ValueError("holds an empty name; give accounts such as 'IIS AppPool\\Agent' or 'CONTOSO\\svc-agent$'")
+        raise ValueError("is an empty name; give accounts such as 'IIS AppPool\\Agent' or 'CONTOSO\\svc-agent$'")
     if text.upper().startswith("S-"):
         if not SID_PATTERN.match(text):
             raise ValueError(f"{value!r} is not a valid SID; a SID looks like 'S-1-5-21-1004336348-...-1105'")
         return "S" + text[1:]
     parts = text.split("\\")
-    if len(parts) > 2 or any(not part.strip() for part in parts) or _ACCOUNT_FORBIDDEN.search(text):
+    if len(parts) > 2 or any(not part.strip() for part in parts):
         raise ValueError(f"{value!r} is not an account name; give 'DOMAIN\\name', 'name' or a SID")
+    if _ACCOUNT_FORBIDDEN.search(text):
+        raise ValueError(
+            f"{value!r} is not an account name; give 'DOMAIN\\name', 'name' or a SID "
+            '(it contains a character Windows forbids in account names: "/[]:;|=,+*?<>)'
+        )
     return text
