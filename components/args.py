@@ -289,3 +289,36 @@ class HostingBundleSource(BaseModel):
 
 def working_directory(organization: str, explicit: str | None) -> str:
     return working_directory_path(explicit) if explicit else f"C:\\identitymanager{organization}"
+
+
+class AgentArgsBase(BaseModel):
+    """What both agent kinds take the same way; each kind adds its own hosting, certificates and settings."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    organization: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+    working_directory: str | None = None
+    identity: Identity = Field(default_factory=Identity)
+    encryption_certificate: CertificateSource
+    data_folder_rights: DataFolderRights = "Modify"
+    install_features: bool = True
+    rsat_ad_tools: bool = False
+    minimum_hosting_bundle: str = "8.0"
+    runtime_archive: RuntimeArchiveSource | None = None
+
+    @field_validator("working_directory")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        return None if value is None else working_directory_path(value)
+
+    def check_identity_account(self, hosting: str) -> None:
+        """The configured account suits the hosting (called by each kind's model validator)."""
+        if self.identity.account is not None:
+            try:
+                identity_account(self.identity.account, hosting)
+            except ValueError as error:
+                raise ValueError(f"identity.account: {error}") from None
+
+    @property
+    def root(self) -> str:
+        return working_directory(self.organization, self.working_directory)

@@ -10,19 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.args import (
+    AgentArgsBase,
     CertificateSource,
-    DataFolderRights,
-    Identity,
-    RuntimeArchiveSource,
     WebHosting,
     check_configuration_keys,
-    identity_account,
     require_secret,
-    working_directory,
-    working_directory_path,
 )
 from components.building_blocks import (
     certificate,
@@ -46,32 +41,16 @@ from providers.settings_file import SettingsFile
 SERVER_DLL = "./identitymanager-Server.dll"
 
 
-class IntegratedAgentArgs(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    organization: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-    working_directory: str | None = None
+class IntegratedAgentArgs(AgentArgsBase):
     web: WebHosting
-    identity: Identity = Field(default_factory=Identity)
     ssl_certificate: CertificateSource
-    encryption_certificate: CertificateSource
     identity_server_certificate: CertificateSource
     license: Any = Field(description="The license key (a Pulumi secret).")
     connection_string: Any = Field(
         description="Database connection string (a Pulumi secret); Integrated Security=SSPI recommended."
     )
     agent_connections: dict[str, Any] = Field(default_factory=dict, description="Managed systems of the agent.")
-    data_folder_rights: DataFolderRights = "Modify"
-    install_features: bool = True
-    rsat_ad_tools: bool = False
-    minimum_hosting_bundle: str = "8.0"
-    runtime_archive: RuntimeArchiveSource | None = None
     verify: bool = Field(True, description="Check from the host that the server answers /hc with Healthy.")
-
-    @field_validator("working_directory")
-    @classmethod
-    def _root(cls, value: str | None) -> str | None:
-        return None if value is None else working_directory_path(value)
 
     @field_validator("agent_connections")
     @classmethod
@@ -80,20 +59,12 @@ class IntegratedAgentArgs(BaseModel):
 
     @model_validator(mode="after")
     def _account(self) -> IntegratedAgentArgs:
-        if self.identity.account is not None:
-            try:
-                identity_account(self.identity.account, "iis")
-            except ValueError as error:
-                raise ValueError(f"identity.account: {error}") from None
+        self.check_identity_account("iis")
         return self
 
     def model_post_init(self, context: Any, /) -> None:
         require_secret(self.license, "license")
         require_secret(self.connection_string, "connection_string")
-
-    @property
-    def root(self) -> str:
-        return working_directory(self.organization, self.working_directory)
 
 
 class IntegratedAgent(pulumi.ComponentResource):

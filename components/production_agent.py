@@ -27,18 +27,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.args import (
+    AgentArgsBase,
     AgentSettings,
     CertificateSource,
-    DataFolderRights,
-    Identity,
-    RuntimeArchiveSource,
     WebHosting,
-    identity_account,
-    working_directory,
-    working_directory_path,
 )
 from components.building_blocks import (
     agent_settings_document,
@@ -67,29 +62,13 @@ AGENT_DLL = "./identitymanager-Agent.dll"
 SERVICE_EXE = "Usercube-Agent.exe"
 
 
-class ProductionAgentArgs(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    organization: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-    working_directory: str | None = None
+class ProductionAgentArgs(AgentArgsBase):
     hosting: Literal["iis", "service"] = "iis"
     web: WebHosting | None = None
     service_name: str | None = None
-    identity: Identity = Field(default_factory=Identity)
     ssl_certificate: CertificateSource | None = None
-    encryption_certificate: CertificateSource
     settings: AgentSettings
-    data_folder_rights: DataFolderRights = "Modify"
-    install_features: bool = True
-    rsat_ad_tools: bool = False
-    minimum_hosting_bundle: str = "8.0"
-    runtime_archive: RuntimeArchiveSource | None = None
     verify: bool = Field(True, description="Check from the host that the agent answers once it is in place.")
-
-    @field_validator("working_directory")
-    @classmethod
-    def _root(cls, value: str | None) -> str | None:
-        return None if value is None else working_directory_path(value)
 
     @field_validator("service_name")
     @classmethod
@@ -105,16 +84,8 @@ class ProductionAgentArgs(BaseModel):
                 raise ValueError("ssl_certificate: IIS hosting serves the agent over HTTPS; give the certificate")
         elif self.identity.kind == "ApplicationPoolIdentity":
             raise ValueError("identity: a Windows service cannot run as ApplicationPoolIdentity; use a gMSA or user")
-        if self.identity.account is not None:
-            try:
-                identity_account(self.identity.account, self.hosting)
-            except ValueError as error:
-                raise ValueError(f"identity.account: {error}") from None
+        self.check_identity_account(self.hosting)
         return self
-
-    @property
-    def root(self) -> str:
-        return working_directory(self.organization, self.working_directory)
 
 
 class ProductionAgent(pulumi.ComponentResource):
