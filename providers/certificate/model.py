@@ -11,6 +11,20 @@ from providers.framework.model import ResourceModel, prop
 from providers.framework.validators import account_name
 
 StoreName = Literal["My", "WebHosting", "TrustedPeople", "Root", "CA"]
+# Accounts that hold full control of every machine key they (or an administrator) import: declaring one as a
+# reader could never be seen on the host (get.ps1 leaves them out) and would show as a change on every up.
+_ALWAYS_FULL_CONTROL = frozenset(
+    name.upper()
+    for name in (
+        "S-1-5-18",
+        "SYSTEM",
+        "NT AUTHORITY\\SYSTEM",
+        "LocalSystem",
+        "S-1-5-32-544",
+        "Administrators",
+        "BUILTIN\\Administrators",
+    )
+)
 # What the get and remove scripts need: never the PFX or its password.
 _LOOKUP_KEYS = ("store_location", "store_name", "private_key_readers", "owner")
 
@@ -74,6 +88,12 @@ class CertificateModel(ResourceModel):
     @classmethod
     def _readers(cls, value: list[str]) -> list[str]:
         names = [account_name(item) for item in value]
+        always = [name for name in names if name.upper() in _ALWAYS_FULL_CONTROL]
+        if always:
+            raise ValueError(
+                f"lists {always}: Windows gives SYSTEM, Administrators and the importing account full control of "
+                "every machine key, so the key's file never shows them as readers; remove them"
+            )
         lowered = [name.lower() for name in names]
         duplicates = sorted({name for name in lowered if lowered.count(name) > 1})
         if duplicates:

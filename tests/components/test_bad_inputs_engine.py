@@ -137,6 +137,12 @@ RESOURCE_CASES = [
     Case(
         "certificate-reader", certificate(private_key_readers=["a\\b\\c"]), "private_key_readers", "give 'DOMAIN\\name'"
     ),
+    Case(
+        "certificate-reader-always-full-control",
+        certificate(private_key_readers=["IIS AppPool\\Agent", "NT AUTHORITY\\SYSTEM"]),
+        "private_key_readers",
+        "the key's file never shows them as readers; remove them",
+    ),
     # Directory
     Case("directory-relative", resource(Directory, path="identitymanager"), "path", "give the drive and full path"),
     Case(
