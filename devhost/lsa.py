@@ -12,8 +12,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from devhost.hooks import read_knobs
+
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"  # "Log on as a service"
 BATCH_LOGON_RIGHT = "SeBatchLogonRight"  # "Log on as a batch job"
+
+
+# LsaNtStatusToWinError of the status LsaAddAccountRights may return, as Win32Exception words it.
+_ERRORS = {5: "Access is denied.", 1332: "No mapping between account names and security IDs was done."}
+
+
+class LsaError(Exception):
+    """The Win32Exception the scripts' AccountRights helper throws when LSA refuses."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(_ERRORS.get(code, f"LSA error {code}"))
+        self.code = code
 
 
 def _rights_file(state_dir: Path) -> Path:
@@ -42,11 +56,17 @@ def holds(state_dir: Path, sid: str, right: str) -> bool:
 
 
 def grant_right(state_dir: Path, sid: str, right: str) -> bool:
-    """LsaAddAccountRights: True when added, False when the account already held it."""
+    """LsaAddAccountRights: True when added, False when the account already held it.
+
+    The knob ``lsa_add_rights_error`` (a Win32 error, e.g. 5 as for a deploying account that may not change the
+    local security policy) makes it fail as LSA does (LsaError)."""
     data = _load(state_dir)
+    refused = read_knobs(state_dir).get("lsa_add_rights_error")
     held = data.setdefault(sid.upper(), [])
     if right in held:
         return False
+    if refused:
+        raise LsaError(int(refused))
     held.append(right)
     _save(state_dir, data)
     return True

@@ -126,6 +126,19 @@ def _batch_right_held(state_dir: Path, sid: str) -> bool:
     )
 
 
+def _batch_right_not_granted(account: str, error: lsa.LsaError) -> Envelope:
+    """Grant-BatchLogonRight's failure."""
+    return fail(
+        "LogonRightNotGranted",
+        f"neither '{account}' nor IIS_IUSRS holds 'Log on as a batch job' (SeBatchLogonRight), so WAS cannot start "
+        f"the pool's worker process (events 5021/5059, HTTP 503), and granting it to '{account}' failed: {error}. "
+        f"Grant it to '{account}' (or IIS_IUSRS) in secpol.msc (Local Policies, User Rights Assignment), or, where a "
+        'domain Group Policy sets "Log on as a batch job", in that policy: it replaces a local grant at the next '
+        "policy refresh.",
+        prop="identity_user",
+    )
+
+
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
@@ -155,7 +168,10 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         sid = _sid(fs.root, spec["identity_user"])
         assert sid is not None
         if not _batch_right_held(fs.root, sid):
-            granted_batch_right = lsa.grant_right(fs.root, sid, lsa.BATCH_LOGON_RIGHT)
+            try:
+                granted_batch_right = lsa.grant_right(fs.root, sid, lsa.BATCH_LOGON_RIGHT)
+            except lsa.LsaError as error:
+                return _batch_right_not_granted(spec["identity_user"], error)
 
     def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
         changes = []

@@ -284,6 +284,18 @@ def test_r6_a_custom_account_is_granted_log_on_as_a_service_before_the_start(tmp
     assert refused("windows_service/set", old)
 
 
+def test_r6_a_service_logon_right_lsa_refuses_is_logon_right_not_granted(tmp_path: Path) -> None:
+    place_program(tmp_path)
+    accounts.add_account(tmp_path, "CONTOSO\\svc-uc", "user", "pw-1")
+    (tmp_path / "_sim" / "knobs.json").write_text(json.dumps({"lsa_add_rights_error": 5}), encoding="utf-8")
+    result = windows_service.set_(WindowsFs(tmp_path), spec_of(account="CONTOSO\\svc-uc", password="pw-1"))
+    assert not result.ok and result.error is not None
+    assert result.error["id"] == "LogonRightNotGranted" and result.error["property"] == "account"
+    assert "SeServiceLogonRight" in result.error["message"] and "Access is denied" in result.error["message"]
+    service = scm.get(tmp_path, "UsercubeAgent")
+    assert service is not None and service.state == "Stopped", "never started without the right"
+
+
 # -- R6: "Log on as a batch job" for a pool's SpecificUser identity ------------------------------------
 
 
@@ -331,6 +343,24 @@ def test_r6_a_gmsa_pool_identity_is_granted_the_batch_right_too(tmp_path: Path) 
     )
     assert result.ok and result.state["state"] == "Started", result.error
     assert lsa.holds(tmp_path, gmsa.sid, lsa.BATCH_LOGON_RIGHT)
+
+
+def test_r6_a_batch_right_lsa_refuses_fails_before_anything_changes_naming_right_account_and_fix(
+    tmp_path: Path,
+) -> None:
+    iis.ensure_installed(tmp_path)
+    lsa.admin_revoke_right(tmp_path, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+    accounts.add_account(tmp_path, "CONTOSO\\svc-im", "user", "pw-1")
+    (tmp_path / "_sim" / "knobs.json").write_text(json.dumps({"lsa_add_rights_error": 5}), encoding="utf-8")
+    before = iis.config_file(tmp_path).read_bytes()
+    spec = pool_spec("Uc", identity_type="SpecificUser", identity_user="CONTOSO\\svc-im", identity_password="pw-1")
+    result = iis_app_pool.set_(WindowsFs(tmp_path), spec)
+    assert not result.ok and result.error is not None
+    assert result.error["id"] == "LogonRightNotGranted" and result.error["property"] == "identity_user"
+    message = result.error["message"]
+    assert "SeBatchLogonRight" in message and "CONTOSO\\svc-im" in message and "Access is denied" in message
+    assert "secpol.msc" in message and "next policy refresh" in message and "pw-1" not in message
+    assert iis.config_file(tmp_path).read_bytes() == before, "the pool is not created without the right"
 
 
 # -- W4: features ------------------------------------------------------------------------------------

@@ -237,6 +237,11 @@ def test_a_gpo_taking_batch_logon_from_iis_iusrs_is_drift_and_up_grants_it_to_th
         preview = stack.preview(diff=True)
         assert preview.ok and changed_properties(preview.stdout) == {"identity_user", "state"}, preview.stdout
         assert "Log on as a batch job" in preview.stdout and password not in preview.output
+        simulated.set_knobs(lsa_add_rights_error=5)  # LSA refuses the grant: the error says what to do
+        refused = stack.up()
+        assert not refused.ok and "[LogonRightNotGranted]" in refused.output, refused.output
+        assert "SeBatchLogonRight" in refused.output and user in refused.output and "secpol.msc" in refused.output
+        simulated.set_knobs()
         repaired = stack.up()
         assert repaired.ok and repaired.summary.get("update") == 1, repaired.output
         assert lsa.holds(state_dir, account.sid, lsa.BATCH_LOGON_RIGHT)
@@ -244,6 +249,7 @@ def test_a_gpo_taking_batch_logon_from_iis_iusrs_is_drift_and_up_grants_it_to_th
         assert on_host["state"] == "Started" and on_host["batch_logon_right"] is True
         assert stack.refresh(expect_no_changes=True).ok
     finally:
+        simulated.set_knobs()
         lsa.grant_right(state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)  # the host is shared by the session
     assert stack.destroy().ok
 
