@@ -129,6 +129,18 @@ def _acl_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_right(args: argparse.Namespace) -> int:
+    from devhost import lsa
+
+    sid = accounts.resolve(args.state, args.account).sid
+    if args.revoke:
+        lsa.admin_revoke_right(args.state, sid, args.right)  # what a Group Policy that leaves the account out does
+    else:
+        lsa.grant_right(args.state, sid, args.right)
+    print(f"devhost (simulator): {args.right} {'revoked from' if args.revoke else 'granted to'} {args.account} ({sid})")
+    return 0
+
+
 def _service_edit(args: argparse.Namespace) -> int:
     from devhost import scm
 
@@ -354,6 +366,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     owner = command("acl-owner", _acl_owner, "icacls /setowner: give a file or folder another owner")
     owner.add_argument("--path", required=True)
     owner.add_argument("--principal", required=True, help="account name or SID")
+    right = command(
+        "user-right", _user_right, "grant or revoke a User Rights Assignment entry (secpol.msc, a Group Policy refresh)"
+    )
+    right.add_argument("--right", required=True, help="e.g. SeBatchLogonRight, SeServiceLogonRight")
+    right.add_argument("--account", required=True, help="account or group, e.g. IIS_IUSRS or CONTOSO\\svc-im")
+    right.add_argument("--revoke", action="store_true")
     edit = command("service-edit", _service_edit, "change a service's configuration (as services.msc would)")
     edit.add_argument("--name", required=True)
     for option in ("--display-name", "--start-mode", "--start-name", "--description", "--image-path"):

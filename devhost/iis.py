@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from devhost import accounts
+from devhost import accounts, lsa
 from devhost.fs import WindowsFs
 from devhost.hooks import Journal, read_knobs, sim_dir
 
@@ -349,6 +349,9 @@ def ensure_installed(state_dir: Path) -> None:
     if registry_key(state_dir, INETSTP) is None:
         values = {"MajorVersion": 10, "MinorVersion": 0, "InstallPath": "C:\\Windows\\system32\\inetsrv"}
         _set_registry(state_dir, INETSTP, values)
+    # IIS setup puts IIS_IUSRS in "Log on as a batch job", the logon WAS makes for a pool's identity
+    # (learn.microsoft.com "Understanding Built-In User and Group Accounts in IIS"; serverfault.com/questions/949257).
+    lsa.grant_right(state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
     with _runtime_locked(state_dir):
         runtime = _runtime(state_dir)
         runtime["pools"].setdefault(DEFAULT_POOL, {"state": "Started"})
@@ -1008,10 +1011,29 @@ class ServerManager:
         except accounts.IdentityNotMapped:
             return invalid
         if account.kind == "gmsa":
-            return None if not password else invalid
-        if account.kind != "user" or account.password_sha256 is None:
+            if password:
+                return invalid
+        elif (
+            account.kind != "user"
+            or account.password_sha256 is None
+            or hashlib.sha256(password.encode()).hexdigest() != account.password_sha256
+        ):
             return invalid
-        return None if hashlib.sha256(password.encode()).hexdigest() == account.password_sha256 else invalid
+        # WAS logs the identity on as a batch job (processModel logonType LogonBatch, the default) and adds
+        # IIS_IUSRS to the token at logon (LogonUserExExW's pTokenGroups), so the right held by the account or
+        # by IIS_IUSRS lets it log on; without either LogonUser fails with 1385 and WAS logs 5021/5059 and stops
+        # the pool (serverfault.com/questions/949257: "the worker process won't start if the domain account
+        # doesn't have this right"). Groups of the account are not modelled (accounts.token_sids).
+        if not (
+            lsa.holds(self.state_dir, account.sid, lsa.BATCH_LOGON_RIGHT)
+            or lsa.holds(self.state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+        ):
+            # event 5021 (the identity is invalid, ERROR_LOGON_TYPE_NOT_GRANTED 1385), then 5059 (pool disabled)
+            return (
+                f"{invalid} (1385: Logon failure: the user has not been granted the requested logon type at this "
+                f"computer.) Application pool {pool.get('name')} has been disabled."
+            )
+        return None
 
     def _picked_up(self, name: str) -> None:
         """Raise NotYetKnown while WAS has not learnt of the site; once it has, start it if it auto-starts."""

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts
+from devhost import accounts, lsa
 from devhost.fs import WindowsFs, WindowsPathError
 
 WIN32_MESSAGES = {
@@ -335,40 +335,9 @@ def start(state_dir: Path, name: str) -> Service:
     return service
 
 
-# -- user rights (the local security policy's User Rights Assignment) -------------------------------
+# -- user rights: devhost.lsa holds them; a service logon needs "Log on as a service" ------------------------
 
-SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
-
-
-def _rights_file(state_dir: Path) -> Path:
-    return state_dir / "_sim" / "user_rights.json"
-
-
-def rights_of(state_dir: Path, sid: str) -> list[str]:
-    path = _rights_file(state_dir)
-    data: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return data.get(sid.upper(), [])
-
-
-def grant_right(state_dir: Path, sid: str, right: str) -> bool:
-    """LsaAddAccountRights: True when added, False when the account already held it."""
-    path = _rights_file(state_dir)
-    data: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    held = data.setdefault(sid.upper(), [])
-    if right in held:
-        return False
-    held.append(right)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    return True
-
-
-def admin_revoke_right(state_dir: Path, sid: str, right: str) -> None:
-    """secpol.msc: remove the account from a User Rights Assignment entry."""
-    path = _rights_file(state_dir)
-    data: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    data[sid.upper()] = [r for r in data.get(sid.upper(), []) if r != right]
-    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+SERVICE_LOGON_RIGHT = lsa.SERVICE_LOGON_RIGHT
 
 
 def _check_logon(state_dir: Path, service: Service) -> None:
@@ -387,7 +356,7 @@ def _check_logon(state_dir: Path, service: Service) -> None:
         raise ScmError(1069)
     # A user or gMSA needs "Log on as a service"; without it the start fails with 1069 (event 7041,
     # "the user has not been granted the requested logon type"; learn.microsoft.com "Log on as a service").
-    if SERVICE_LOGON_RIGHT not in rights_of(state_dir, account.sid):
+    if not lsa.holds(state_dir, account.sid, SERVICE_LOGON_RIGHT):
         raise ScmError(1069)
 
 

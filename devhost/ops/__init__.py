@@ -87,6 +87,7 @@ SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *directory.SCRIPT_FACTS,
     *file_acl.SCRIPT_FACTS,
     *hosting_bundle.SCRIPT_FACTS,
+    *iis_app_pool.SCRIPT_FACTS,
     *iis_default_site_removal.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
     *runtime_archive.SCRIPT_FACTS,

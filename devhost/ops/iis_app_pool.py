@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts, iis
+from devhost import accounts, iis, lsa
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
 from devhost.ops.iis_common import ScriptStop, not_installed
+from devhost.ps51 import ScriptFact
 
 _KEYS = {
     "name",
@@ -57,6 +58,26 @@ _SETTINGS: tuple[tuple[str, str, Callable[[str], Any], Callable[[Any], str]], ..
     ("load_user_profile", "processModel/loadUserProfile", _bool, lambda v: "true" if v else "false"),
     ("periodic_restart_minutes", "recycling/periodicRestart/time", _minutes, _timespan),
 )
+_SET = ("iis_app_pool/set",)
+_GET_STATE = ("iis_app_pool/get", "iis_app_pool/set", "iis_app_pool/remove")
+SCRIPT_FACTS = (
+    ScriptFact(
+        _SET,
+        r"(?s)\$grantedBatchRight = Grant-BatchLogonRight \(\[string\]\$Spec\.identity_user\)"
+        r".*\$result = Invoke-IisChange",
+        "WAS logs a SpecificUser identity on as a batch job; where a Group Policy has taken 'Log on as a batch job' "
+        "from IIS_IUSRS, the worker process never starts (events 5021/5059, HTTP 503): the right is granted before "
+        "anything changes (learn.microsoft.com, Understanding Built-In User and Group Accounts in IIS)",
+    ),
+    ScriptFact(
+        _GET_STATE,
+        r"\(Test-AccountRight \$Sid \$BatchLogonRight\) -or \(Test-AccountRight \$IisIusrsSid \$BatchLogonRight\)",
+        "WAS adds IIS_IUSRS to the worker's token at logon (LogonUserExExW pTokenGroups), so the right held by "
+        "IIS_IUSRS counts as the account's; LsaEnumerateAccountRights sees only the SID's own rights",
+    ),
+    ScriptFact(_GET_STATE, r"\$IisIusrsSid = 'S-1-5-32-568'", "IIS_IUSRS by its SID (the name is localized)"),
+    ScriptFact(_SET, r"Check\(LsaAddAccountRights\(policy, sidBytes, wanted, 1\)\);", "LsaAddAccountRights"),
+)
 _BUILTIN_ACCOUNTS = {
     "NetworkService": "NT AUTHORITY\\NETWORK SERVICE",
     "LocalSystem": "NT AUTHORITY\\SYSTEM",
@@ -92,7 +113,30 @@ def _state(manager: iis.ServerManager, name: str) -> dict[str, Any]:
     account = _account(manager, pool)
     state["identity_account"] = account
     state["identity_sid"] = _sid(manager.state_dir, account)
+    state["batch_logon_right"] = None
+    if identity == "SpecificUser" and state["identity_sid"] is not None:
+        state["batch_logon_right"] = _batch_right_held(manager.state_dir, state["identity_sid"])
     return state
+
+
+def _batch_right_held(state_dir: Path, sid: str) -> bool:
+    """Test-BatchLogonRight: the account itself or IIS_IUSRS holds SeBatchLogonRight."""
+    return lsa.holds(state_dir, sid, lsa.BATCH_LOGON_RIGHT) or lsa.holds(
+        state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT
+    )
+
+
+def _batch_right_not_granted(account: str, error: lsa.LsaError) -> Envelope:
+    """Grant-BatchLogonRight's failure."""
+    return fail(
+        "LogonRightNotGranted",
+        f"neither '{account}' nor IIS_IUSRS holds 'Log on as a batch job' (SeBatchLogonRight), so WAS cannot start "
+        f"the pool's worker process (events 5021/5059, HTTP 503), and granting it to '{account}' failed: {error}. "
+        f"Grant it to '{account}' (or IIS_IUSRS) in secpol.msc (Local Policies, User Rights Assignment), or, where a "
+        'domain Group Policy sets "Log on as a batch job", in that policy: it replaces a local grant at the next '
+        "policy refresh.",
+        prop="identity_user",
+    )
 
 
 @operation
@@ -118,6 +162,16 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="identity_user",
             category="ObjectNotFound",
         )
+    # Grant-BatchLogonRight, before anything changes.
+    granted_batch_right = False
+    if specific_user:
+        sid = _sid(fs.root, spec["identity_user"])
+        assert sid is not None
+        if not _batch_right_held(fs.root, sid):
+            try:
+                granted_batch_right = lsa.grant_right(fs.root, sid, lsa.BATCH_LOGON_RIGHT)
+            except lsa.LsaError as error:
+                return _batch_right_not_granted(spec["identity_user"], error)
 
     def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
         changes = []
@@ -152,6 +206,8 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return changes
 
     changes: list[dict[str, Any]] = iis.with_retries(fs.root, configure)
+    if granted_batch_right:
+        changes.append(change("logon_right", None, lsa.BATCH_LOGON_RIGHT))
     manager = iis.ServerManager(fs.root)
     current = manager.pool_state(name)
     identity_changed = any(c["property"] in ("identity_type", "identity_user", "identity_password") for c in changes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts, ps51, scm
+from devhost import accounts, lsa, ps51, scm
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
 from devhost.ps51 import ScriptFact
@@ -267,8 +267,19 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
                     prop="account",
                 )
             )
-        if scm.grant_right(state_dir, sid, scm.SERVICE_LOGON_RIGHT):
-            changes.append(change("logon_right", None, scm.SERVICE_LOGON_RIGHT))
+        try:
+            if lsa.grant_right(state_dir, sid, scm.SERVICE_LOGON_RIGHT):
+                changes.append(change("logon_right", None, scm.SERVICE_LOGON_RIGHT))
+        except lsa.LsaError as error:
+            raise _Stop(
+                fail(
+                    "LogonRightNotGranted",
+                    f"granting 'Log on as a service' (SeServiceLogonRight) to '{spec['account']}' failed: {error} "
+                    "Grant it in secpol.msc (Local Policies, User Rights Assignment) or in the Group Policy that "
+                    "sets it.",
+                    prop="account",
+                )
+            ) from None
 
     if spec["state"] == "Running":
         if before["state"] != "Running":

@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from devhost import accounts, certstore, features, ps51, scm, win32_files
+from devhost import accounts, certstore, features, iis, lsa, ps51, scm, win32_files
 from devhost.fs import WindowsFs
-from devhost.ops import SCRIPT_FACTS, certificate, settings_file, windows_feature, windows_service
+from devhost.ops import SCRIPT_FACTS, certificate, iis_app_pool, settings_file, windows_feature, windows_service
 from providers.scripting.runner import ScriptRef, render_script
+from tests.devhost.test_iis_model import pool_spec
 from tests.devhost.test_scm_model import place_program, spec_of
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx, pfx_thumbprint
 
@@ -32,7 +33,7 @@ def refused(op: str, text: str) -> list[str]:
 
 
 def test_every_blessed_script_has_the_constructs_its_model_assumes() -> None:
-    for resource in ("certificate", "settings_file", "windows_service", "windows_feature"):
+    for resource in ("certificate", "settings_file", "windows_service", "windows_feature", "iis_app_pool"):
         for operation in ("get", "set", "remove"):
             assert refused(f"{resource}/{operation}", script(resource, operation)) == []
 
@@ -267,10 +268,10 @@ def test_r6_a_custom_account_is_granted_log_on_as_a_service_before_the_start(tmp
     assert created.ok, created.error
     assert created.state["state"] == "Running"
     assert {"property": "logon_right", "before": None, "after": "SeServiceLogonRight"} in created.changes
-    assert scm.SERVICE_LOGON_RIGHT in scm.rights_of(tmp_path, account.sid)
+    assert scm.SERVICE_LOGON_RIGHT in lsa.rights_of(tmp_path, account.sid)
     assert windows_service.set_(fs, spec_of(account="CONTOSO\\svc-uc", password="pw-1")).changed is False
     # An administrator (or a Group Policy refresh) takes the right away: the start would fail with 1069.
-    scm.admin_revoke_right(tmp_path, account.sid, scm.SERVICE_LOGON_RIGHT)
+    lsa.admin_revoke_right(tmp_path, account.sid, scm.SERVICE_LOGON_RIGHT)
     scm.stop(tmp_path, "UsercubeAgent")
     with pytest.raises(scm.ScmError) as raised:
         scm.start(tmp_path, "UsercubeAgent")
@@ -281,6 +282,85 @@ def test_r6_a_custom_account_is_granted_log_on_as_a_service_before_the_start(tmp
         "if (Grant-ServiceLogonRight", "if ($false -and (Grant-ServiceLogonRight"
     )
     assert refused("windows_service/set", old)
+
+
+def test_r6_a_service_logon_right_lsa_refuses_is_logon_right_not_granted(tmp_path: Path) -> None:
+    place_program(tmp_path)
+    accounts.add_account(tmp_path, "CONTOSO\\svc-uc", "user", "pw-1")
+    (tmp_path / "_sim" / "knobs.json").write_text(json.dumps({"lsa_add_rights_error": 5}), encoding="utf-8")
+    result = windows_service.set_(WindowsFs(tmp_path), spec_of(account="CONTOSO\\svc-uc", password="pw-1"))
+    assert not result.ok and result.error is not None
+    assert result.error["id"] == "LogonRightNotGranted" and result.error["property"] == "account"
+    assert "SeServiceLogonRight" in result.error["message"] and "Access is denied" in result.error["message"]
+    service = scm.get(tmp_path, "UsercubeAgent")
+    assert service is not None and service.state == "Stopped", "never started without the right"
+
+
+# -- R6: "Log on as a batch job" for a pool's SpecificUser identity ------------------------------------
+
+
+def test_r6_a_pool_identity_logs_on_through_iis_iusrs_and_is_granted_the_right_once_a_gpo_took_it(
+    tmp_path: Path,
+) -> None:
+    iis.ensure_installed(tmp_path)
+    assert lsa.holds(tmp_path, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT), "IIS setup gives IIS_IUSRS the right"
+    account = accounts.add_account(tmp_path, "CONTOSO\\svc-im", "user", "pw-1")
+    fs = WindowsFs(tmp_path)
+    spec = pool_spec("Uc", identity_type="SpecificUser", identity_user="CONTOSO\\svc-im", identity_password="pw-1")
+    created = iis_app_pool.set_(fs, spec)
+    assert created.ok, created.error
+    assert created.state["state"] == "Started" and created.state["batch_logon_right"] is True
+    assert "logon_right" not in [c["property"] for c in created.changes], "IIS_IUSRS's right is enough"
+    assert lsa.rights_of(tmp_path, account.sid) == []
+    # A domain Group Policy sets "Log on as a batch job" without IIS_IUSRS: the running worker keeps its token,
+    # the next one cannot log on (1385, WAS events 5021/5059) and the pool stops, as the unfixed script left it.
+    lsa.admin_revoke_right(tmp_path, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+    assert iis_app_pool.get(fs, spec).state["batch_logon_right"] is False
+    manager = iis.ServerManager(tmp_path)
+    manager.stop_pool("Uc")
+    assert manager.start_pool("Uc") == "Stopped"
+    assert "1385" in (manager.pool_last_error("Uc") or "")
+    repaired = iis_app_pool.set_(fs, spec)
+    assert repaired.ok, repaired.error
+    assert repaired.state["state"] == "Started" and repaired.state["batch_logon_right"] is True
+    assert {"property": "logon_right", "before": None, "after": "SeBatchLogonRight"} in repaired.changes
+    assert lsa.rights_of(tmp_path, account.sid) == ["SeBatchLogonRight"]
+    assert iis_app_pool.set_(fs, spec).changed is False
+    old = script("iis_app_pool", "set").replace(
+        "$grantedBatchRight = Grant-BatchLogonRight", "$grantedBatchRight = $false # Grant-BatchLogonRight"
+    )
+    assert refused("iis_app_pool/set", old)
+    no_iis_iusrs = script("iis_app_pool", "get").replace(" -or (Test-AccountRight $IisIusrsSid $BatchLogonRight)", "")
+    assert refused("iis_app_pool/get", no_iis_iusrs)
+
+
+def test_r6_a_gmsa_pool_identity_is_granted_the_batch_right_too(tmp_path: Path) -> None:
+    iis.ensure_installed(tmp_path)
+    lsa.admin_revoke_right(tmp_path, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+    gmsa = accounts.add_account(tmp_path, "CONTOSO\\gm-im$", "gmsa")
+    result = iis_app_pool.set_(
+        WindowsFs(tmp_path), pool_spec("Gm", identity_type="SpecificUser", identity_user="CONTOSO\\gm-im$")
+    )
+    assert result.ok and result.state["state"] == "Started", result.error
+    assert lsa.holds(tmp_path, gmsa.sid, lsa.BATCH_LOGON_RIGHT)
+
+
+def test_r6_a_batch_right_lsa_refuses_fails_before_anything_changes_naming_right_account_and_fix(
+    tmp_path: Path,
+) -> None:
+    iis.ensure_installed(tmp_path)
+    lsa.admin_revoke_right(tmp_path, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+    accounts.add_account(tmp_path, "CONTOSO\\svc-im", "user", "pw-1")
+    (tmp_path / "_sim" / "knobs.json").write_text(json.dumps({"lsa_add_rights_error": 5}), encoding="utf-8")
+    before = iis.config_file(tmp_path).read_bytes()
+    spec = pool_spec("Uc", identity_type="SpecificUser", identity_user="CONTOSO\\svc-im", identity_password="pw-1")
+    result = iis_app_pool.set_(WindowsFs(tmp_path), spec)
+    assert not result.ok and result.error is not None
+    assert result.error["id"] == "LogonRightNotGranted" and result.error["property"] == "identity_user"
+    message = result.error["message"]
+    assert "SeBatchLogonRight" in message and "CONTOSO\\svc-im" in message and "Access is denied" in message
+    assert "secpol.msc" in message and "next policy refresh" in message and "pw-1" not in message
+    assert iis.config_file(tmp_path).read_bytes() == before, "the pool is not created without the right"
 
 
 # -- W4: features ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost import accounts, features, scm
+from devhost import accounts, features, lsa, scm
 from devhost.fs import WindowsFs
 from devhost.ops import windows_feature, windows_service
 from providers.windows_service.model import WindowsServiceModel, quote_argument, split_image_path
@@ -67,10 +67,10 @@ def test_start_rules(tmp_path: Path) -> None:
     assert code_of(lambda: scm.start(tmp_path, "Disabled")) == 1058
     new(tmp_path, "Good", start_name="CONTOSO\\svc-uc", password="right")
     assert code_of(lambda: scm.start(tmp_path, "Good")) == 1069, 'no "Log on as a service" yet'
-    scm.grant_right(tmp_path, accounts.resolve(tmp_path, "CONTOSO\\svc-uc").sid, scm.SERVICE_LOGON_RIGHT)
+    lsa.grant_right(tmp_path, accounts.resolve(tmp_path, "CONTOSO\\svc-uc").sid, scm.SERVICE_LOGON_RIGHT)
     assert scm.start(tmp_path, "Good").state == "Running"
     new(tmp_path, "Gmsa", start_name="CONTOSO\\gmsa-uc$")
-    scm.grant_right(tmp_path, accounts.resolve(tmp_path, "CONTOSO\\gmsa-uc$").sid, scm.SERVICE_LOGON_RIGHT)
+    lsa.grant_right(tmp_path, accounts.resolve(tmp_path, "CONTOSO\\gmsa-uc$").sid, scm.SERVICE_LOGON_RIGHT)
     assert scm.start(tmp_path, "Gmsa").state == "Running"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from devhost import accounts, iis
+from devhost import accounts, iis, lsa
 from providers.iis_app_pool import IisAppPool, IisAppPoolModel
 from providers.scripting.runner import ScriptRef, run_script
 from providers.transport.connection import HostConnection
@@ -203,6 +203,54 @@ def test_gmsa_and_wrong_password(simulated: Target, engine: Engine) -> None:
     assert not unknown.ok and "[IdentityNotMapped]" in unknown.output and "identity_user" in unknown.output
     desired.update(identity_user=user, identity_password="Right-1")
     assert stack.up().ok
+    assert stack.destroy().ok
+
+
+def test_a_gpo_taking_batch_logon_from_iis_iusrs_is_drift_and_up_grants_it_to_the_account(
+    simulated: Target, engine: Engine
+) -> None:
+    assert simulated.state_dir is not None
+    state_dir = simulated.state_dir
+    user = f"CONTOSO\\{unique('svc')}"
+    password = f"Pw-{uuid.uuid4().hex}"
+    account = accounts.add_account(state_dir, user, "user", password=password)
+    name = unique("UcBatch")
+    desired: dict[str, Any] = {
+        "name": name,
+        "identity_type": "SpecificUser",
+        "identity_user": user,
+        "identity_password": password,
+    }
+    stack = engine(pool_program(simulated, {"pool": desired}))
+    assert stack.up().ok
+    assert not lsa.holds(state_dir, account.sid, lsa.BATCH_LOGON_RIGHT), "IIS_IUSRS's right was enough"
+    # A domain Group Policy sets "Log on as a batch job" without IIS_IUSRS (the simulator's user-right command).
+    lsa.admin_revoke_right(state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+    try:
+        # The next worker process cannot log on (a recycle; here a restart by hand): WAS stops the pool.
+        iis.admin_set_state(state_dir, "pool", name, "Stopped")
+        iis.admin_set_state(state_dir, "pool", name, "Started")
+        assert pool_on_host(simulated, name)["state"] == "Stopped"
+        drift = stack.refresh(expect_no_changes=True)
+        assert not drift.ok and "pool" in drift.output, drift.output
+        assert stack.refresh().ok  # accept what the host has, to see which property drifted
+        preview = stack.preview(diff=True)
+        assert preview.ok and changed_properties(preview.stdout) == {"identity_user", "state"}, preview.stdout
+        assert "Log on as a batch job" in preview.stdout and password not in preview.output
+        simulated.set_knobs(lsa_add_rights_error=5)  # LSA refuses the grant: the error says what to do
+        refused = stack.up()
+        assert not refused.ok and "[LogonRightNotGranted]" in refused.output, refused.output
+        assert "SeBatchLogonRight" in refused.output and user in refused.output and "secpol.msc" in refused.output
+        simulated.set_knobs()
+        repaired = stack.up()
+        assert repaired.ok and repaired.summary.get("update") == 1, repaired.output
+        assert lsa.holds(state_dir, account.sid, lsa.BATCH_LOGON_RIGHT)
+        on_host = pool_on_host(simulated, name)
+        assert on_host["state"] == "Started" and on_host["batch_logon_right"] is True
+        assert stack.refresh(expect_no_changes=True).ok
+    finally:
+        simulated.set_knobs()
+        lsa.grant_right(state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)  # the host is shared by the session
     assert stack.destroy().ok
 
 

@@ -1,4 +1,5 @@
 # Helpers shared by the IisAppPool scripts.
+{% include '_user_rights.ps1' %}
 
 # One table maps each plain property to how it is read from and written to a pool, so get and set
 # stay in step and a new property is one entry. The identity is handled apart (user, secret password).
@@ -48,6 +49,43 @@ function Get-AccountSid([string] $Account) {
     }
 }
 
+# "Log on as a batch job" (SeBatchLogonRight). WAS logs a SpecificUser identity on as a batch logon
+# (processModel logonType, default LogonBatch: learn.microsoft.com, IIS settings schema "processModel
+# Element for add for applicationPools"), adding IIS_IUSRS to the worker's token at logon (LogonUserExExW's
+# pTokenGroups adds groups to the token: learn.microsoft.com, LogonUserExExW). IIS setup grants the right
+# to IIS_IUSRS (learn.microsoft.com "Understanding Built-In User and Group Accounts in IIS";
+# serverfault.com/questions/949257), so a custom account works out of the box. Where a Group Policy has
+# removed IIS_IUSRS from the right, the worker process cannot start: WAS events 5021/5059, the pool
+# stops, requests get 503 (nabeelabdulla.blogspot.com, SharePoint pools after a domain GPO). So the
+# right is held when the account or IIS_IUSRS holds it itself; a group of the account that holds it
+# (e.g. Administrators) is not looked at, and the account is then given the right directly.
+$BatchLogonRight = 'SeBatchLogonRight'
+$IisIusrsSid = 'S-1-5-32-568'
+
+function Test-BatchLogonRight([string] $Account, [string] $Sid) {
+    try {
+        return ((Test-AccountRight $Sid $BatchLogonRight) -or (Test-AccountRight $IisIusrsSid $BatchLogonRight))
+    } catch {
+        Stop-Operation -Id 'LogonRightUnreadable' -Property 'identity_user' -Message (
+            "reading who holds 'Log on as a batch job' ($BatchLogonRight) for '$Account' failed: $(Get-InnermostMessage $_.Exception); " +
+            'run the deployment as a local administrator')
+    }
+}
+
+# $true when the right was granted to the account, $false when the account or IIS_IUSRS already held it.
+function Grant-BatchLogonRight([string] $Account, [string] $Sid) {
+    if (Test-BatchLogonRight $Account $Sid) { return $false }
+    try {
+        return Grant-AccountRight $Sid $BatchLogonRight
+    } catch {
+        Stop-Operation -Id 'LogonRightNotGranted' -Property 'identity_user' -Message (
+            "neither '$Account' nor IIS_IUSRS holds 'Log on as a batch job' ($BatchLogonRight), so WAS cannot start the pool's worker " +
+            "process (events 5021/5059, HTTP 503), and granting it to '$Account' failed: $(Get-InnermostMessage $_.Exception). " +
+            "Grant it to '$Account' (or IIS_IUSRS) in secpol.msc (Local Policies, User Rights Assignment), or, where a domain Group " +
+            'Policy sets "Log on as a batch job", in that policy: it replaces a local grant at the next policy refresh.')
+    }
+}
+
 function Get-PoolState($Manager, [string] $Name) {
     $pool = $Manager.ApplicationPools[$Name]
     if ($null -eq $pool) {
@@ -65,5 +103,11 @@ function Get-PoolState($Manager, [string] $Name) {
     $account = Get-PoolIdentityAccount $pool
     $state.identity_account = $account
     $state.identity_sid = Get-AccountSid $account
+    # For SpecificUser: whether WAS can log the identity on as a batch job (Test-BatchLogonRight); a Group
+    # Policy refresh may take the right away after the deployment, which refresh then shows.
+    $state.batch_logon_right = $null
+    if ($identityType -eq 'SpecificUser' -and $null -ne $state.identity_sid) {
+        $state.batch_logon_right = [bool](Test-BatchLogonRight $account $state.identity_sid)
+    }
     return $state
 }

@@ -13,6 +13,13 @@ if ($specificUser -and $null -eq (Get-AccountSid ([string]$Spec.identity_user)))
     Stop-Operation -Id 'IdentityNotMapped' -Category 'ObjectNotFound' -Property 'identity_user' -Message "the account '$($Spec.identity_user)' does not exist for this host (Some or all identity references could not be translated); create it or correct identity_user"
 }
 
+# Also before anything changes: the identity must be able to log on as a batch job, or the worker
+# process never starts (Grant-BatchLogonRight).
+$grantedBatchRight = $false
+if ($specificUser) {
+    $grantedBatchRight = Grant-BatchLogonRight ([string]$Spec.identity_user) (Get-AccountSid ([string]$Spec.identity_user))
+}
+
 $result = Invoke-IisChange {
     param($manager)
     $changes = @()
@@ -59,6 +66,7 @@ $result = Invoke-IisChange {
     @{ Changes = $changes }
 }
 $changes = @($result.Changes)
+if ($grantedBatchRight) { $changes += New-Change -Property 'logon_right' -Before $null -After $BatchLogonRight }
 
 # The runtime state is WAS's, not configuration: start or stop after the commit.
 $manager = New-Object Microsoft.Web.Administration.ServerManager

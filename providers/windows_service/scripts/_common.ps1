@@ -8,6 +8,7 @@
 # sc.exe is used only for what Win32_Service cannot set (delayed start, recovery actions); those
 # command lines carry no secret.
 
+{% include '_user_rights.ps1' %}
 Add-Type -AssemblyName System.ServiceProcess
 
 # Win32_Service method return values -> error id, the Win32 error Windows means, and the fix.
@@ -105,82 +106,19 @@ function Get-AccountSid([string] $Account) {
 
 # "Log on as a service" (SeServiceLogonRight) for the service's account. Win32_Service.Create and
 # Change do not grant it (services.msc does), and without it the first start fails with 1069
-# (learn.microsoft.com, "Log on as a service" security policy setting). LsaAddAccountRights is what
-# secpol.msc and ansible.windows win_user_right use; a right set by Group Policy replaces this one at
-# the next policy refresh, so there the policy must name the account.
-$AccountRightsSource = @'
-using System;
-using System.Runtime.InteropServices;
-using System.Security.Principal;
-namespace UsercubeIac {
-    public static class AccountRights {
-        [StructLayout(LayoutKind.Sequential)]
-        struct LsaString { public ushort Length; public ushort MaximumLength; public IntPtr Buffer; }
-        [StructLayout(LayoutKind.Sequential)]
-        struct LsaAttributes { public int Length; public IntPtr RootDirectory; public IntPtr ObjectName; public int Attributes; public IntPtr SecurityDescriptor; public IntPtr SecurityQualityOfService; }
-        [DllImport("advapi32.dll")] static extern uint LsaOpenPolicy(IntPtr system, ref LsaAttributes attributes, int access, out IntPtr policy);
-        [DllImport("advapi32.dll")] static extern uint LsaEnumerateAccountRights(IntPtr policy, byte[] sid, out IntPtr rights, out uint count);
-        [DllImport("advapi32.dll")] static extern uint LsaAddAccountRights(IntPtr policy, byte[] sid, LsaString[] rights, uint count);
-        [DllImport("advapi32.dll")] static extern uint LsaFreeMemory(IntPtr buffer);
-        [DllImport("advapi32.dll")] static extern uint LsaClose(IntPtr policy);
-        [DllImport("advapi32.dll")] static extern int LsaNtStatusToWinError(uint status);
-        const int PolicyLookupNames = 0x800, PolicyCreateAccount = 0x10;
-        const uint StatusObjectNameNotFound = 0xC0000034;
-
-        static void Check(uint status) {
-            if (status != 0) { throw new System.ComponentModel.Win32Exception(LsaNtStatusToWinError(status)); }
-        }
-
-        // True when the right was added, false when the account already held it.
-        public static bool Grant(string sidText, string right) {
-            SecurityIdentifier sid = new SecurityIdentifier(sidText);
-            byte[] sidBytes = new byte[sid.BinaryLength];
-            sid.GetBinaryForm(sidBytes, 0);
-            LsaAttributes attributes = new LsaAttributes();
-            IntPtr policy;
-            Check(LsaOpenPolicy(IntPtr.Zero, ref attributes, PolicyLookupNames | PolicyCreateAccount, out policy));
-            try {
-                IntPtr held; uint count;
-                uint status = LsaEnumerateAccountRights(policy, sidBytes, out held, out count);
-                if (status != StatusObjectNameNotFound) {
-                    Check(status);
-                    try {
-                        int size = Marshal.SizeOf(typeof(LsaString));
-                        for (int i = 0; i < count; i++) {
-                            LsaString item = (LsaString)Marshal.PtrToStructure(new IntPtr(held.ToInt64() + i * size), typeof(LsaString));
-                            if (Marshal.PtrToStringUni(item.Buffer, item.Length / 2) == right) { return false; }
-                        }
-                    } finally { LsaFreeMemory(held); }
-                }
-                IntPtr text = Marshal.StringToHGlobalUni(right);
-                try {
-                    LsaString[] wanted = new LsaString[1];
-                    wanted[0].Buffer = text;
-                    wanted[0].Length = (ushort)(right.Length * 2);
-                    wanted[0].MaximumLength = (ushort)(right.Length * 2 + 2);
-                    Check(LsaAddAccountRights(policy, sidBytes, wanted, 1));
-                } finally { Marshal.FreeHGlobal(text); }
-                return true;
-            } finally { LsaClose(policy); }
-        }
-    }
-}
-'@
-
+# (learn.microsoft.com, "Log on as a service" security policy setting). Granted through LSA
+# (Grant-AccountRight, _user_rights.ps1).
 function Grant-ServiceLogonRight([string] $Account) {
     $sid = Get-AccountSid $Account
     if ($null -eq $sid) {
         Stop-Operation -Id 'LogonRightNotGranted' -Property 'account' -Message (
             "cannot grant 'Log on as a service' (SeServiceLogonRight) to '$Account': the account does not resolve to a SID; create it first")
     }
-    if (-not ('UsercubeIac.AccountRights' -as [type])) { Add-Type -TypeDefinition $AccountRightsSource }
     try {
-        return [UsercubeIac.AccountRights]::Grant($sid, 'SeServiceLogonRight')
+        return Grant-AccountRight $sid 'SeServiceLogonRight'
     } catch {
-        $reason = $_.Exception
-        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
         Stop-Operation -Id 'LogonRightNotGranted' -Property 'account' -Message (
-            "granting 'Log on as a service' (SeServiceLogonRight) to '$Account' failed: $($reason.Message) " +
+            "granting 'Log on as a service' (SeServiceLogonRight) to '$Account' failed: $(Get-InnermostMessage $_.Exception) " +
             'Grant it in secpol.msc (Local Policies, User Rights Assignment) or in the Group Policy that sets it.')
     }
 }
