@@ -275,8 +275,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
         ownership.write(fs, mine, {"owner": spec["owner"]})  # before anything is removed
     previous = str(spec["previous_owner"])
     previous_path = ownership.record_path(folder, previous) if previous and previous != spec["owner"] else None
-    # Owners besides this one and the id it replaces: none means a found.json is left by a half-done restore.
-    others_own = any(r["owner"] not in (spec["owner"], previous) for r in ownership.records(fs, folder))
+    # A new owner and no other: a found.json there is left by a half-done restore.
+    first_owner = recorded_now and all(r["owner"] == spec["owner"] for r in ownership.records(fs, folder))
 
     def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
         changes = []
@@ -285,7 +285,7 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
         found = ownership.read(fs, found_path)
         record = {"site": (found or {}).get("site"), "pool": (found or {}).get("pool")}
         record_changed = False
-        if not others_own:  # stale for what is there now
+        if first_owner:  # stale for what is there now
             for key, present in (("site", site), ("pool", pool)):
                 if present is not None and record[key] is not None:
                     record[key] = None

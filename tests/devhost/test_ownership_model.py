@@ -297,3 +297,17 @@ def test_an_http_sys_entry_of_another_store_does_not_keep_the_certificate(state:
     sslcerts["0.0.0.0:8443"] = {"hash": thumb, "store": "WebHosting"}  # the copy in another store is bound
     (state / "_sim" / "http_sslcert.json").write_text(json.dumps(sslcerts))
     assert certificate.remove(fs, remove_spec(pfx, "test-stack/cert")).state["ensure"] == "absent"
+
+
+def test_a_found_json_left_by_a_half_done_restore_is_not_reused(state: Path) -> None:
+    # The last owner's remove failed after deleting its record (a commit error): found.json stays, and the site
+    # is there again. A new first owner records the site as it is now, not the leftover.
+    fs = WindowsFs(state)
+    ownership.initialize(fs, SITE_FOLDER)
+    leftover = iis_default_site_removal._stock_site(removal_spec())
+    ownership.write(
+        fs, ownership.found_path(SITE_FOLDER), {"site": {**leftover, "physical_path": "C:\\old"}, "pool": None}
+    )
+    assert iis_default_site_removal.set_(fs, removal_spec()).ok
+    found = ownership.read(fs, ownership.found_path(SITE_FOLDER))
+    assert found["site"]["physical_path"] == iis.DEFAULT_SITE_PATH and found["pool"] is not None

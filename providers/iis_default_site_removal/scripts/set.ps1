@@ -23,12 +23,10 @@ try {
     }
     $previousPath = $null
     if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne [string]$Spec.owner) { $previousPath = Get-OwnerRecordPath $folder ([string]$Spec.previous_owner) }
-    # Owners besides this one (and the state's id it replaces): none means found.json, if any, was left by a
-    # restore that failed half-way, and says nothing about what is there now.
-    $othersOwn = $false
-    foreach ($other in (Read-OwnerRecords $folder)) {
-        if ([string]$other.owner -ne [string]$Spec.owner -and [string]$other.owner -ne [string]$Spec.previous_owner) { $othersOwn = $true }
-    }
+    # A new owner and no other: a found.json there was left by a restore that failed half-way, and says
+    # nothing about what is there now (an owner that already held the removal keeps what it removed).
+    $firstOwner = $recordedNow
+    foreach ($other in (Read-OwnerRecords $folder)) { if ([string]$other.owner -ne [string]$Spec.owner) { $firstOwner = $false } }
 
     try {
         $result = Invoke-IisChange {
@@ -41,7 +39,7 @@ try {
             $record = [ordered]@{ site = $null; pool = $null }
             if ($null -ne $found) { $record.site = $found.site; $record.pool = $found.pool }
             $recordChanged = $false
-            if (-not $othersOwn) {
+            if ($firstOwner) {
                 # Stale for what is there now: that is what a later restore must put back.
                 if ($null -ne $site -and $null -ne $record.site) { $record.site = $null; $recordChanged = $true }
                 if ($null -ne $pool -and $null -ne $record.pool) { $record.pool = $null; $recordChanged = $true }
