@@ -1076,7 +1076,13 @@ class ServerManager:
         return "Started"
 
     def stop_site(self, name: str) -> str:
-        self._set_runtime("sites", name, "Stopped", None)
+        """Site.Stop() is a call to WAS as Start() is: it throws the same 0x800710D8 while WAS has not picked up
+        a site just committed (the object is not known to it yet; see NotYetKnown)."""
+        if self.find_site(name) is None:
+            raise NotYetKnown()
+        with _runtime_locked(self.state_dir):
+            self._picked_up(name)
+            self._set_runtime("sites", name, "Stopped", None)
         return "Stopped"
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from devhost.hooks import Journal, sim_dir
+from devhost.ps51 import ScriptFact
 
 _MUTEXES: dict[tuple[str, str], threading.Lock] = {}
 _GUARD = threading.Lock()
@@ -24,6 +25,26 @@ _GUARD = threading.Lock()
 
 class WaitTimedOut(Exception):
     """WaitOne returned false: another owner kept the mutex for the whole timeout."""
+
+
+def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
+    """What the model relies on in a script that takes a mutex through providers/scripting/ps/_mutex.ps1."""
+    return (
+        ScriptFact(
+            operations,
+            r"\[System\.Threading\.Mutex\]::new\(\$false, \$Name, \[ref\]\$created, \(New-HostMutexSecurity\)\)"
+            r"[\s\S]*\$held = \$mutex\.WaitOne\(\$WaitMs\)",
+            "the mutex is opened with its own DACL and waited for with a timeout (WaitOne(Int32)): the model's "
+            "held() gives up after the timeout as WaitOne returns false",
+        ),
+        ScriptFact(
+            operations,
+            r"function New-HostMutexSecurity \{[\s\S]*@\('S-1-5-18', 'S-1-5-32-544'\)[\s\S]*MutexAccessRule",
+            "the mutex grants SYSTEM and the Administrators whoever creates it: a kernel object's default DACL is the "
+            "creator's token default (learn.microsoft.com, Synchronization Object Security and Access Rights), which "
+            "may grant only the creating account; the model lets every administrator open it",
+        ),
+    )
 
 
 def _mutex(state_dir: Path, name: str) -> threading.Lock:

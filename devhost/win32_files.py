@@ -109,3 +109,41 @@ def replace_file(fs: WindowsFs, source: Path, target: Path, backup: Path | None)
     if backup is not None:
         os.replace(target, backup)
     os.replace(source, target)
+
+
+# -- the scripts' retrying wrappers (providers/scripting/ps/_files.ps1) --
+
+# _files.ps1 $TransientFileErrors (SettingsFile and _owners.ps1): access denied, sharing and lock violations.
+_TRANSIENT = (5, 32, 33)
+
+
+def invoke_file_move(fs: WindowsFs, source: Path, target: Path) -> None:
+    """_files.ps1 Invoke-FileMove: File.Move, retried up to 5 times on 5, 32 and 33."""
+    for attempt in range(1, 6):
+        try:
+            file_move(fs, source, target)
+            return
+        except MoveFileError as error:
+            if attempt == 5 or error.code not in _TRANSIENT:
+                raise
+
+
+def invoke_file_replace(fs: WindowsFs, source: Path, target: Path, backup: Path) -> None:
+    """_files.ps1 Invoke-FileReplace: the target is recovered from the source (Invoke-FileMove) when it is
+    gone; sharing errors, 1175 and 1176 (with a backup name both files keep their names) are retried up to 5
+    times."""
+    for attempt in range(1, 6):
+        try:
+            replace_file(fs, source, target, backup)
+            return
+        except ReplaceFileError as error:
+            if source.is_file() and not target.exists():
+                invoke_file_move(fs, source, target)
+                return
+            if attempt == 5 or error.code not in (*_TRANSIENT, 1175, 1176):
+                raise
+
+
+def temporary_name(target: Path) -> Path:
+    """New-TemporaryPath: '.<name>.<8 hex digits>.tmp' next to the target."""
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"

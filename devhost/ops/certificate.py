@@ -53,7 +53,8 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("certificate/set",),
-        r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\) \}\)\s+\$recordedNow = \$true\s+"
+        r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\$inherited\) \}\)\s+"
+        r"\$recordedNow = \$true\s+"
         r"\}[\s\S]*?if \(-not \(\$before\.ensure -eq 'present' -and \$before\.has_private_key\)\) \{\s+try \{",
         "the owner record is written before the import, so a reply lost after the import leaves it owned",
     ),
@@ -62,6 +63,28 @@ SCRIPT_FACTS = (
         r"if \(\$recordedNow -and \(Get-CertificateState \$Spec\)\.ensure -eq 'absent'\) "
         r"\{ \[System\.IO\.File\]::Delete\(\$mine\) \}\s+throw",
         "a failed import (no resource is created) takes back the record it wrote, unless the certificate got in",
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"\$wanted = @\(@\(\$Spec\.private_key_readers\)[^\n]*\n[\s\S]*?\$lock = Enter-OwnersLock",
+        "the readers are resolved through LSA before the owners lock, as the model does",
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"Write-OwnersJson \$mine \(\[ordered\]@\{ owner = \$owner; readers = @\(\$wanted\) \}\)\s+[^\n]*\n\s+"
+        r"if \(\$null -ne \$previousPath -and \[System\.IO\.File\]::Exists\(\$previousPath\)\) "
+        r"\{ \[System\.IO\.File\]::Delete\(\$previousPath\) \}",
+        "the state's old id keeps its record (and the readers it holds) until the new record holds them",
+    ),
+    ScriptFact(
+        ("certificate/remove",),
+        r"\$revoke = @\(\$before\.private_key_readers \| Where-Object \{ \$foundReaders -notcontains \$_\.sid \}\)",
+        "the last owner of a found certificate takes it back to the readers found.json recorded",
+    ),
+    ScriptFact(
+        ("certificate/remove",),
+        r"if \(\$store -ne \$StoreName\) \{ continue \}",
+        "an HTTP.sys entry counts only when it takes the certificate from this store (SslCertStoreName)",
     ),
     *ownership.script_facts(_ALL),
 )
@@ -164,9 +187,15 @@ def _own_readers(state: dict[str, Any], others: list[str]) -> dict[str, Any]:
     return state
 
 
-def _bindings(fs: WindowsFs, thumbprint: str) -> list[str]:
-    """Get-CertificateBindings: the HTTP.sys entries whose SslCertHash is this thumbprint."""
-    return [key for key, entry in iis.sslcerts(fs.root).items() if str(entry.get("hash", "")).upper() == thumbprint]
+def _bindings(fs: WindowsFs, thumbprint: str, store_name: str) -> list[str]:
+    """Get-CertificateBindings: the HTTP.sys entries whose SslCertHash is this thumbprint, taken from this store
+    (SslCertStoreName, 'MY' when absent)."""
+    return [
+        key
+        for key, entry in iis.sslcerts(fs.root).items()
+        if str(entry.get("hash", "")).upper() == thumbprint
+        and str(entry.get("store") or "MY").upper() == store_name.upper()
+    ]
 
 
 def _key_file_not_found(thumbprint: str, unique_name: str) -> Envelope:
@@ -184,8 +213,9 @@ def _key_file_not_found(thumbprint: str, unique_name: str) -> Envelope:
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _LOOKUP)
     folder = _owners_folder(spec)
-    ownership.assert_trusted(fs, folder)
-    return succeed(_own_readers(_state(fs, spec)[0], _readers_of_others(fs, folder, str(spec["owner"]))))
+    with ownership.host_lock(fs):  # get.ps1 reads the records under the owners lock
+        ownership.assert_trusted(fs, folder)
+        return succeed(_own_readers(_state(fs, spec)[0], _readers_of_others(fs, folder, str(spec["owner"]))))
 
 
 def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[dict[str, Any]]) -> Envelope | None:
@@ -249,15 +279,23 @@ def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[
 @operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _SET)
-    with ownership.host_lock():
-        return _set(fs, spec)
+    # The readers are resolved before the lock (set.ps1: an LSA lookup may be slow).
+    wanted = [_resolve(fs, str(name)) for name in spec["private_key_readers"]]
+    folder = _owners_folder(spec)
+    with ownership.host_lock(fs):
+        ownership.initialize(fs, folder)
+        try:
+            return _set(fs, spec, wanted)
+        finally:
+            ownership.remove_unused_folder(fs, folder)  # a refused set leaves no empty folder
 
 
-def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
+def _set(fs: WindowsFs, spec: dict[str, Any], wanted: list[str]) -> Envelope:
     thumbprint = str(spec["thumbprint"]).upper()
     owner = str(spec["owner"])
     folder = _owners_folder(spec)
-    ownership.initialize(fs, folder)
+    previous = str(spec["previous_owner"])
+    previous_path = ownership.record_path(folder, previous) if previous and previous != owner else None
     before, _ = _state(fs, spec)
     mine = ownership.record_path(folder, owner)
     found = ownership.found_path(folder)
@@ -273,6 +311,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             "exportable to match, or remove it from the store first.",
             prop="exportable",
         )  # before anything is recorded
+    if before["ensure"] == "absent":  # gone from the store: what found.json said about it is stale
+        ownership.delete(fs, found)
     recorded_now = False
     if not ownership.exists(fs, mine):
         recorded_now = True
@@ -284,10 +324,9 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             and not ownership.exists(fs, found)
         ):
             ownership.write(fs, found, {"readers": [r["sid"] for r in before["private_key_readers"]]})
-        ownership.write(fs, mine, {"owner": owner, "readers": []})  # before the import
-    previous = str(spec["previous_owner"])
-    if previous and previous != owner:  # the resource's id changed: its record moves
-        ownership.delete(fs, ownership.record_path(folder, previous))
+        # Before the import; with the readers of the state's id (a renamed resource) until this record holds them.
+        earlier = ownership.read(fs, previous_path) if previous_path is not None else None
+        ownership.write(fs, mine, {"owner": owner, "readers": list(earlier["readers"]) if earlier else []})
     changes: list[dict[str, Any]] = []
     if not (before["ensure"] == "present" and before["has_private_key"]):
         chain_changes: list[dict[str, Any]] = []
@@ -303,12 +342,13 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     others = _readers_of_others(fs, folder, owner)
     current, entry = _state(fs, spec)
     assert entry is not None
-    wanted = [_resolve(fs, str(name)) for name in spec["private_key_readers"]]
     present = [r["sid"] for r in current["private_key_readers"]]
     missing = [sid for sid in wanted if sid not in present]
     extra = [sid for sid in present if sid not in wanted and sid not in others]
     current = _own_readers(current, others)
     ownership.write(fs, mine, {"owner": owner, "readers": wanted})
+    if previous_path is not None:  # the state's id goes once this record holds what it declared
+        ownership.delete(fs, previous_path)
     if missing or extra:
         stores = CertStore(fs.root)
         for sid in extra:
@@ -327,7 +367,7 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _REMOVE)
-    with ownership.host_lock():
+    with ownership.host_lock(fs):
         return _remove(fs, spec)
 
 
@@ -336,31 +376,40 @@ def _remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     folder = _owners_folder(spec)
     ownership.assert_trusted(fs, folder)
     before, entry = _state(fs, spec)
-    recorded = fs.resolve(folder).is_dir()
+    recorded = ownership.recorded(fs, folder)
     mine = ownership.record_path(folder, owner)
     record = ownership.read(fs, mine)
     my_readers = [str(sid) for sid in record["readers"]] if record is not None else []
-    ownership.delete(fs, mine)
-    others = ownership.records(fs, folder)
-    found = ownership.exists(fs, ownership.found_path(folder))
+    if not recorded:  # a state from before owners: the readers it declares are its own
+        my_readers = [str(sid) for sid in before.get("reader_sids", []) if sid]
+    others = [r for r in ownership.records(fs, folder) if r["owner"] != owner]
+    found_record = ownership.read(fs, ownership.found_path(folder))
+    found = found_record is not None
     if before["ensure"] == "absent":
+        ownership.delete(fs, mine)
         if not others:
             ownership.remove_folder(fs, folder)
         return succeed(before)
-    bindings = _bindings(fs, before["thumbprint"])
+    bindings = _bindings(fs, before["thumbprint"], str(spec["store_name"]))
     last = (not others and not found) if recorded else bool(spec["imported"])
     if not last or bindings:
         changes = []
         readers_of_others = _readers_of_others(fs, folder, owner)
         current = _own_readers(before, readers_of_others)
-        mine_only = [sid for sid in my_readers if sid not in readers_of_others]
-        revoke = [r for r in current["private_key_readers"] if r["sid"] in mine_only]
+        if not others and found_record is not None:
+            # The last owner of a found certificate: back to the readers it had then.
+            had = {str(sid).upper() for sid in found_record["readers"]}
+            revoke = [r for r in before["private_key_readers"] if r["sid"].upper() not in had]
+        else:
+            mine_only = [sid for sid in my_readers if sid not in readers_of_others]
+            revoke = [r for r in current["private_key_readers"] if r["sid"] in mine_only]
         if revoke:
             assert entry is not None
             stores = CertStore(fs.root)
             for reader in revoke:
                 stores.revoke(entry, reader["sid"])
             changes.append(change("private_key_readers", [r["name"] for r in revoke], []))
+        ownership.delete(fs, mine)  # once its readers are off the key
         if not others:
             ownership.remove_folder(fs, folder)
         after, _ = _state(fs, spec)

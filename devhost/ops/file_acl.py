@@ -38,18 +38,12 @@ SCRIPT_WORK_S = 0.03
 SCRIPT_FACTS = (
     ScriptFact(
         ("file_acl/set", "file_acl/remove"),
-        r"\$DaclLockWaitMs = 30000[\s\S]*\[System\.Threading\.Mutex\]::new\(\$false, \$DaclMutexName, "
-        r"\[ref\]\$created, \(New-DaclLockSecurity\)\)[\s\S]*\.WaitOne\(\$DaclLockWaitMs\)",
+        r"\$DaclLockWaitMs = 30000\s+function Enter-DaclLock \{\s+return \(Enter-HostMutex -Name \$DaclMutexName "
+        r"-WaitMs \$DaclLockWaitMs -What 'FileAcl' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path'",
         "SetAccessControl writes back the whole DACL GetAccessControl read (SetNamedSecurityInfoW, pDacl: the new "
         "DACL): two FileAcl writers of one folder lose an entry unless each holds the named mutex from read to write",
     ),
-    ScriptFact(
-        ("file_acl/set", "file_acl/remove"),
-        r"function New-DaclLockSecurity \{[\s\S]*@\('S-1-5-18', 'S-1-5-32-544'\)[\s\S]*MutexAccessRule",
-        "the mutex grants SYSTEM and the Administrators whoever creates it: a kernel object's default DACL is the "
-        "creator's token default (learn.microsoft.com, Synchronization Object Security and Access Rights), which "
-        "may grant only the creating account; the model lets every administrator open it",
-    ),
+    *named_mutex.script_facts(("file_acl/set", "file_acl/remove")),
     ScriptFact(
         ("file_acl/set",),
         r"\$principal = Resolve-Principal \(\[string\]\$Spec\.principal\)\s+# From the first read[^\n]*\n"

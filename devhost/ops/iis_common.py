@@ -46,6 +46,18 @@ def start_site(manager: iis.ServerManager, name: str) -> str:
     raise AssertionError("unreachable")
 
 
+def stop_site(manager: iis.ServerManager, name: str) -> str:
+    """_iis.ps1 Stop-IisSite: Stop() retried on 0x800710D8 as Start() is (Invoke-WhenWasKnowsSite)."""
+    for attempt in range(41):
+        try:
+            return manager.stop_site(name)
+        except iis.NotYetKnown:
+            if attempt >= 40:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
 def remove_binding(manager: iis.ServerManager, site: ET.Element, binding: iis.Binding) -> None:
     """_iis.ps1 Remove-IisBinding: Remove(binding, removeConfigOnly) with removeConfigOnly true only when
     another https binding shares the HTTP.sys certificate binding."""

@@ -12,7 +12,7 @@ from devhost import iis
 from devhost.fs import WindowsFs
 from devhost.ops import ownership
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
-from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_site, start_site
+from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_site, start_site, stop_site
 from devhost.ps51 import ScriptFact
 
 _KEYS = {"site_name", "pool_name", "owner", "previous_owner", "restore_site", "restore_pool"}
@@ -35,8 +35,48 @@ SCRIPT_FACTS = (
     *ownership.script_facts(_WRITERS),
     ScriptFact(
         ("iis_default_site_removal/set",),
-        r"if \(\$changes\.Count -gt 0\) \{ Write-OwnersJson \$foundPath \$record \}\s+@\{ Changes = \$changes \}",
+        r"if \(\$changes\.Count -gt 0 -or \$recordChanged\) \{\s+if \(\$null -eq \$record\.site -and \$null -eq "
+        r"\$record\.pool\) \{ \[System\.IO\.File\]::Delete\(\$foundPath\) \} else \{ Write-OwnersJson \$foundPath "
+        r"\$record \}\s+\}\s+@\{ Changes = \$changes \}",
         "what is removed is saved on the host before the commit that removes it",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/set",),
+        r"if \(\$null -eq \$found -and \$null -eq \$site -and \[bool\]\$Spec\.restore_site\) \{ \$record\.site = "
+        r"Get-StockSiteRecord; \$recordChanged = \$true \}",
+        "a state from before owners were recorded says through restore_site / restore_pool what it removed: set "
+        "records the stock site and pool for the last owner's destroy",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/set",),
+        r"Stop-Operation -Id 'DefaultSiteHasContent'",
+        "a Default Web Site with applications or virtual directories added after installation is not removed "
+        "(they are not saved, so they could not come back)",
+    ),
+    ScriptFact(
+        _WRITERS,
+        r"\$Manager\.Sites\.Add\(\[string\]\$Record\.name, \[string\]\$Record\.physical_path, 80\)\s+"
+        r"\$site\.Bindings\.Clear\(\)",
+        "the restored site starts from a placeholder http binding (SiteCollection.Add(name, physicalPath, port)), "
+        "cleared at once: the model adds none",
+    ),
+    ScriptFact(
+        _WRITERS,
+        r"if \(\$flags -ne 0\) \{ \$added\.SetAttributeValue\('sslFlags', \$flags\) \}",
+        "Bindings.Add(information, protocol) writes no sslFlags (the schema default, None): the recorded flags are "
+        "set afterwards, as the model does",
+    ),
+    ScriptFact(
+        _WRITERS,
+        r"if \(-not \(Test-StoreCertificate \(\[string\]\$binding\.certificate_store\) "
+        r"\(\[string\]\$binding\.certificate_hash\)\)\) \{",
+        "an https binding whose certificate left the store is not restored: HTTP.sys would refuse the commit "
+        "(0x80070520), and destroy would be blocked",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/remove",),
+        r"if \(\[string\]\$Found\.site\.state -eq 'Stopped' -and \$now -ne 'Stopped'\) \{ Stop-IisSite \$site \}",
+        "the restored site's Stop() is retried on 0x800710D8 as Start() is (iis_common.stop_site)",
     ),
     ScriptFact(
         ("iis_default_site_removal/set",),
@@ -132,17 +172,53 @@ def _pool_record(manager: iis.ServerManager, pool: ET.Element) -> dict[str, Any]
     }
 
 
-def _restore_site(manager: iis.ServerManager, record: dict[str, Any]) -> None:
-    """Restore-Site: Sites.Add (next free id), its own id when free, its settings and bindings."""
+def _restore_site(manager: iis.ServerManager, record: dict[str, Any]) -> list[str]:
+    """Restore-Site: Sites.Add (next free id), its own id when free, its settings and bindings; what it could not
+    restore (an https binding whose certificate left the store), one line each."""
     site = manager.add_site(record["name"], record["physical_path"], site_id=int(record["id"]))
     _set_explicit(site, record["settings"])
     _set_explicit(manager.root_application(site), record["root_settings"])
+    skipped = []
     for binding in record["bindings"]:
-        value = iis.Binding(binding["protocol"], binding["binding_information"], int(binding["ssl_flags"]))
+        flags = int(binding["ssl_flags"])
+        information = binding["binding_information"]
         if binding["protocol"] == "https" and binding["certificate_hash"]:
+            store = binding["certificate_store"] or "My"
+            if not iis.certificate_in_store(manager.state_dir, binding["certificate_hash"], store):
+                skipped.append(
+                    f"binding https {information} not restored: its certificate {binding['certificate_hash']} is no "
+                    f"longer in LocalMachine\\{binding['certificate_store']}"
+                )
+                continue
+            value = iis.Binding("https", information, flags)
             manager.add_binding(site, value, binding["certificate_hash"], binding["certificate_store"])
         else:
-            manager.add_binding(site, value)
+            # Bindings.Add(information, protocol): no sslFlags attribute; SetAttributeValue('sslFlags') after.
+            manager.add_binding(site, iis.Binding(binding["protocol"], information, 0))
+            if flags:
+                _set_ssl_flags(site, binding["protocol"], information, flags)
+    return skipped
+
+
+def _set_ssl_flags(site: ET.Element, protocol: str, information: str, flags: int) -> None:
+    """Binding.SetAttributeValue('sslFlags', <int>): applicationHost.config keeps the flag names."""
+    names = [name for bit, name in ((1, "Sni"), (2, "CentralCertStore")) if flags & bit]
+    for element in site.iter("binding"):
+        if (element.get("protocol"), element.get("bindingInformation")) == (protocol, information):
+            element.set("sslFlags", ",".join(names) if flags <= 3 else str(flags))
+
+
+def _added_content(site: ET.Element) -> list[str]:
+    """Get-AddedSiteContent: applications other than '/', virtual directories other than an application's '/'."""
+    added = []
+    for application in site.findall("application"):
+        path = str(application.get("path"))
+        if path != "/":
+            added.append(f"application {path}")
+        for directory in application.findall("virtualDirectory"):
+            if directory.get("path") != "/":
+                added.append(f"virtual directory {path.rstrip('/')}{directory.get('path')}")
+    return added
 
 
 def _restore_runtime(manager: iis.ServerManager, found: dict[str, Any]) -> str | None:
@@ -160,7 +236,7 @@ def _restore_runtime(manager: iis.ServerManager, found: dict[str, Any]) -> str |
         return None
     now = object_state(lambda: manager.site_state(site["name"]))
     if site["state"] == "Stopped" and now != "Stopped":
-        manager.stop_site(site["name"])
+        stop_site(manager, site["name"])
     if site["state"] == "Started" and now != "Started":
         try:
             start_site(manager, site["name"])
@@ -183,64 +259,101 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if not iis.is_installed(fs.root):
         return not_installed()
     folder = _folder(spec)
+    with ownership.host_lock(fs):
+        ownership.initialize(fs, folder)
+        try:
+            return _set(fs, spec, folder)
+        finally:
+            ownership.remove_unused_folder(fs, folder)  # a refused set leaves no empty folder
+
+
+def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
     mine = ownership.record_path(folder, str(spec["owner"]))
     found_path = ownership.found_path(folder)
-    with ownership.host_lock():
-        ownership.initialize(fs, folder)
-        recorded_now = not ownership.exists(fs, mine)
-        if recorded_now:
-            ownership.write(fs, mine, {"owner": spec["owner"]})  # before anything is removed
-        previous = str(spec["previous_owner"])
-        if previous and previous != spec["owner"]:  # the resource's id changed: its record moves
-            ownership.delete(fs, ownership.record_path(folder, previous))
+    recorded_now = not ownership.exists(fs, mine)
+    if recorded_now:
+        ownership.write(fs, mine, {"owner": spec["owner"]})  # before anything is removed
+    previous = str(spec["previous_owner"])
+    previous_path = ownership.record_path(folder, previous) if previous and previous != spec["owner"] else None
+    # A new owner and no other: a found.json there is left by a half-done restore.
+    first_owner = recorded_now and all(r["owner"] == spec["owner"] for r in ownership.records(fs, folder))
 
-        def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
-            changes = []
-            found = ownership.read(fs, found_path) or {}
-            record = {"site": found.get("site"), "pool": found.get("pool")}
-            site = manager.find_site(spec["site_name"])
-            if site is not None:
-                if record["site"] is None:
-                    record["site"] = _site_record(manager, site)
-                remove_site(manager, spec["site_name"])
-                changes.append(change("default_site", "present", "absent"))
-            pool = manager.find_pool(spec["pool_name"])
-            if pool is not None:
-                users = manager.applications_of_pool(str(pool.get("name")))
-                if users:
-                    raise ScriptStop(
-                        fail(
-                            "AppPoolInUse",
-                            f"'{pool.get('name')}' is used by {', '.join(users)}; those applications were added "
-                            "after installation, so the pool is kept: move them to another pool first",
-                        )
-                    )
-                if record["pool"] is None:
-                    record["pool"] = _pool_record(manager, pool)
-                manager.remove_pool(spec["pool_name"])
-                changes.append(change("default_pool", "present", "absent"))
-            if changes:
-                ownership.write(fs, found_path, record)  # before the commit
-                manager.commit()
-            return changes
-
-        try:
-            changes = iis.with_retries(fs.root, configure)
-        except (ScriptStop, iis.IisError):
-            # A removal that fails creates no resource: the record it wrote goes.
-            if recorded_now:
-                ownership.delete(fs, mine)
-            raise
-        state = _state(iis.ServerManager(fs.root), spec)
+    def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
+        changes = []
+        site = manager.find_site(spec["site_name"])
+        pool = manager.find_pool(spec["pool_name"])
         found = ownership.read(fs, found_path)
-        state["removed_site"] = found is not None and found.get("site") is not None
-        state["removed_pool"] = found is not None and found.get("pool") is not None
-        state["owners"] = len(ownership.records(fs, folder))
-        return succeed(state, changes)
+        record = {"site": (found or {}).get("site"), "pool": (found or {}).get("pool")}
+        record_changed = False
+        if first_owner:  # stale for what is there now
+            for key, present in (("site", site), ("pool", pool)):
+                if present is not None and record[key] is not None:
+                    record[key] = None
+                    record_changed = True
+        # A state from before owners: restore_site / restore_pool say what an earlier version removed.
+        if found is None and site is None and spec["restore_site"]:
+            record["site"] = _stock_site(spec)
+            record_changed = True
+        if found is None and pool is None and spec["restore_pool"]:
+            record["pool"] = _stock_pool(spec)
+            record_changed = True
+        if site is not None:
+            added = _added_content(site)
+            if added:
+                raise ScriptStop(
+                    fail(
+                        "DefaultSiteHasContent",
+                        f"'{site.get('name')}' has {', '.join(added)}, added after installation; removing the site "
+                        "would lose them and they could not be restored: move them to another site (or delete "
+                        "them), then run again",
+                    )
+                )
+            if record["site"] is None:
+                record["site"] = _site_record(manager, site)
+            remove_site(manager, spec["site_name"])
+            changes.append(change("default_site", "present", "absent"))
+        if pool is not None:
+            users = manager.applications_of_pool(str(pool.get("name")))
+            if users:
+                raise ScriptStop(
+                    fail(
+                        "AppPoolInUse",
+                        f"'{pool.get('name')}' is used by {', '.join(users)}; those applications were added "
+                        "after installation, so the pool is kept: move them to another pool first",
+                    )
+                )
+            if record["pool"] is None:
+                record["pool"] = _pool_record(manager, pool)
+            manager.remove_pool(spec["pool_name"])
+            changes.append(change("default_pool", "present", "absent"))
+        if changes or record_changed:  # before the commit
+            if record["site"] is None and record["pool"] is None:
+                ownership.delete(fs, found_path)
+            else:
+                ownership.write(fs, found_path, record)
+        if changes:
+            manager.commit()
+        return changes
+
+    try:
+        changes = iis.with_retries(fs.root, configure)
+    except (ScriptStop, iis.IisError):
+        # A removal that fails creates no resource: the record it wrote goes.
+        if recorded_now:
+            ownership.delete(fs, mine)
+        raise
+    if previous_path is not None:  # the resource's id changed: its record moved to this one
+        ownership.delete(fs, previous_path)
+    state = _state(iis.ServerManager(fs.root), spec)
+    found = ownership.read(fs, found_path)
+    state["removed_site"] = found is not None and found.get("site") is not None
+    state["removed_pool"] = found is not None and found.get("pool") is not None
+    state["owners"] = len(ownership.records(fs, folder))
+    return succeed(state, changes)
 
 
 def _stock_site(spec: dict[str, Any]) -> dict[str, Any]:
-    """remove.ps1's record of the site as IIS's installation creates it (a state from before owners)."""
+    """Get-StockSiteRecord: the site as IIS's installation creates it (a state from before owners)."""
     http = {"protocol": "http", "binding_information": "*:80:", "ssl_flags": 0}
     return {
         "name": spec["site_name"],
@@ -253,35 +366,42 @@ def _stock_site(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stock_pool(spec: dict[str, Any]) -> dict[str, Any]:
+    """Get-StockPoolRecord: every setting inherited from applicationPoolDefaults."""
+    return {"name": spec["pool_name"], "settings": {}, "state": "Started"}
+
+
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
     if not iis.is_installed(fs.root):
         return not_installed()
     folder = _folder(spec)
-    with ownership.host_lock():
+    with ownership.host_lock(fs):
         ownership.assert_trusted(fs, folder)
-        recorded = fs.resolve(folder).is_dir()
+        recorded = ownership.recorded(fs, folder)
         ownership.delete(fs, ownership.record_path(folder, str(spec["owner"])))
         others = len(ownership.records(fs, folder))
         found = ownership.read(fs, ownership.found_path(folder))
         if recorded and others:
             return succeed({**_state(iis.ServerManager(fs.root), spec), "other_owners": others})
         if not recorded:
-            found = {"site": _stock_site(spec) if spec["restore_site"] else None, "pool": None}
-        stock_pool = not recorded and bool(spec["restore_pool"])
+            found = {
+                "site": _stock_site(spec) if spec["restore_site"] else None,
+                "pool": _stock_pool(spec) if spec["restore_pool"] else None,
+            }
+        skipped: list[str] = []
 
         def restore(manager: iis.ServerManager) -> list[dict[str, Any]]:
             changes = []
+            skipped.clear()
             pool = found.get("pool") if found is not None else None
-            if (stock_pool or pool is not None) and manager.find_pool(spec["pool_name"]) is None:
-                added = manager.add_pool(spec["pool_name"])
-                if not stock_pool:
-                    _set_explicit(added, pool["settings"])  # type: ignore[index]
+            if pool is not None and manager.find_pool(spec["pool_name"]) is None:
+                _set_explicit(manager.add_pool(spec["pool_name"]), pool["settings"])
                 changes.append(change("default_pool", "absent", "present"))
             site = found.get("site") if found is not None else None
             if site is not None and manager.find_site(spec["site_name"]) is None:
-                _restore_site(manager, site)
+                skipped.extend(_restore_site(manager, site))
                 changes.append(change("default_site", "absent", "present"))
             if changes:
                 manager.commit()
@@ -292,14 +412,14 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         warning = _restore_runtime(manager, found) if found is not None else None
         state = _state(manager, spec)
         ownership.remove_folder(fs, folder)
+        notes = [warning, *skipped]
         pool = found.get("pool") if found is not None else None
         if pool is not None and pool["settings"].get("processModel/identityType") in ("SpecificUser", "3"):
-            note = (
+            notes.append(
                 f"pool '{pool['name']}' is back with its user but not its password (never kept outside IIS): "
                 "set it again"
             )
-            warning = "; ".join(w for w in (warning, note) if w)
-        state["restore_warning"] = warning
+        state["restore_warning"] = "; ".join(n for n in notes if n) or None
         return succeed(state, changes)
 
 

@@ -7,7 +7,15 @@ from typing import Any
 from devhost import iis
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
-from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_binding, remove_site, start_site
+from devhost.ops.iis_common import (
+    ScriptStop,
+    not_installed,
+    object_state,
+    remove_binding,
+    remove_site,
+    start_site,
+    stop_site,
+)
 from devhost.ps51 import ScriptFact
 
 _KEYS = {"name", "physical_path", "app_pool", "bindings", "preload_enabled", "state"}
@@ -228,7 +236,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             )
         changes.append(change("state", current, "Started"))
     elif spec["state"] == "Stopped" and current != "Stopped":
-        changes.append(change("state", current, manager.stop_site(name)))
+        changes.append(change("state", current, stop_site(manager, name)))
     return succeed(_state(manager, name), changes)
 
 

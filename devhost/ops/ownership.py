@@ -9,21 +9,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-from devhost import ntfs
+from devhost import named_mutex, ntfs
 from devhost.fs import WindowsFs
 from devhost.ops.envelope import OperationStopped, fail
 from devhost.ps51 import ScriptFact
+from devhost.win32_files import delete_file, invoke_file_move, invoke_file_replace, temporary_name
 
 PROGRAM_DATA = "C:\\ProgramData"  # [Environment]::GetFolderPath('CommonApplicationData')
 ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
-# The named mutex 'Global\UsercubeIac-Owners': one for the whole host (the simulator is one process).
-_HOST_MUTEX = threading.Lock()
+# _owners.ps1 Enter-OwnersLock: the named mutex 'Global\UsercubeIac-Owners', waited for 30 s at most.
+OWNERS_MUTEX = "Global\\UsercubeIac-Owners"
+LOCK_WAIT_S = 30.0
 
 
 def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
@@ -43,8 +43,31 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
         ),
         ScriptFact(
             operations,
-            r"New-Object System\.Threading\.Mutex\(\$false, 'Global\\UsercubeIac-Owners'\)",
-            "ownership decisions of every process on the host are serialised by one named system mutex",
+            r"CreateDirectory\(\$path, \(New-OwnersFolderSecurity\)\)\s+continue",
+            "CreateDirectory returns a folder another account made after the Exists check as it is, without the "
+            "given security (learn.microsoft.com Directory.CreateDirectory(String, DirectorySecurity)): every "
+            "level is checked after it, as the model does",
+            present=False,
+        ),
+        ScriptFact(
+            operations,
+            r"\$OwnersMutexName = 'Global\\UsercubeIac-Owners'\s+\$OwnersLockWaitMs = 30000[\s\S]*"
+            r"Enter-HostMutex -Name \$OwnersMutexName -WaitMs \$OwnersLockWaitMs [^\n]*-BusyId 'OwnersBusy'",
+            "ownership decisions of every process on the host are serialised by one named system mutex, waited "
+            "for 30 s at most (OwnersBusy)",
+        ),
+        *named_mutex.script_facts(operations),
+        ScriptFact(
+            operations,
+            r"Invoke-FileReplace -Source \$temporary -Target \$Path -Backup \$backup",
+            "a record is swapped in with a backup name: ReplaceFileW without one deletes the record on 1176 "
+            "(learn.microsoft.com ReplaceFileW); the model runs the same retries (win32_files.invoke_file_replace)",
+        ),
+        ScriptFact(
+            operations,
+            r"\[System\.IO\.Directory\]::GetFiles\(\$Folder, 'owner-\*\.json'\)\.Length -gt 0\) \{ return \$true \}\s+"
+            r"return \[System\.IO\.File\]::Exists\(\(Get-FoundRecordPath \$Folder\)\)",
+            "recorded means an owner record or found.json exists, not merely the folder",
         ),
         ScriptFact(
             operations,
@@ -62,9 +85,20 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
 
 
 @contextlib.contextmanager
-def host_lock() -> Iterator[None]:
-    """Enter-OwnersLock / Exit-OwnersLock."""
-    with _HOST_MUTEX:
+def host_lock(fs: WindowsFs) -> Iterator[None]:
+    """Enter-OwnersLock / Exit-OwnersLock: OwnersBusy when another holder keeps it for the whole wait."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(named_mutex.held(fs.root, OWNERS_MUTEX, LOCK_WAIT_S))
+        except named_mutex.WaitTimedOut:
+            raise OperationStopped(
+                fail(
+                    "OwnersBusy",
+                    f"waited {LOCK_WAIT_S:g} s for the ownership records lock '{OWNERS_MUTEX}' (other operations on "
+                    "shared objects of this host were queued, or one is hung); run again",
+                    category="ResourceBusy",
+                )
+            ) from None
         yield
 
 
@@ -114,14 +148,27 @@ def _untrusted(path: str, reason: str) -> OperationStopped:
     )
 
 
+def _folder_exists(fs: WindowsFs, level: str) -> bool:
+    """[System.IO.Directory]::Exists (a seam for tests: another account may create the folder right after)."""
+    return fs.resolve(level).is_dir()
+
+
+def _create_directory(fs: WindowsFs, level: str) -> None:
+    """Directory.CreateDirectory(path, security): the security is applied to a folder it creates; one that exists
+    by then is returned as it is (learn.microsoft.com, Directory.CreateDirectory(String, DirectorySecurity))."""
+    try:
+        fs.resolve(level).mkdir(parents=True)  # (%ProgramData% itself is always there on Windows)
+    except FileExistsError:
+        return
+    ntfs.NtfsStore(fs.root).set_descriptor(level, _admin_only())
+
+
 def initialize(fs: WindowsFs, path: str) -> None:
-    """Initialize-OwnersFolder."""
+    """Initialize-OwnersFolder: every level checked, the one it just created too."""
     store = ntfs.NtfsStore(fs.root)
     for level in _levels(path):
-        if not fs.resolve(level).is_dir():
-            fs.resolve(level).mkdir(parents=True)
-            store.set_descriptor(level, _admin_only())
-            continue
+        if not _folder_exists(fs, level):
+            _create_directory(fs, level)
         reason = _untrusted_reason(fs, level)
         if reason is None:
             continue
@@ -156,10 +203,18 @@ def read(fs: WindowsFs, path: str) -> Any:
 
 
 def write(fs: WindowsFs, path: str, value: Any) -> None:
-    """Write-OwnersJson: written next to its place, then File.Replace (or File.Move the first time)."""
+    """Write-OwnersJson: written next to its place, then Invoke-FileReplace with a fresh backup name, deleted
+    afterwards (or Invoke-FileMove the first time); ReplaceFileW's failures are devhost.win32_files'."""
     temporary = fs.resolve(f"{path}.tmp")
     temporary.write_text(json.dumps(value, separators=(",", ":")), encoding="utf-8")
-    os.replace(temporary, fs.resolve(path))
+    target = fs.resolve(path)
+    if target.is_file():
+        backup = temporary_name(target)
+        invoke_file_replace(fs, temporary, target, backup)
+        if backup.is_file():
+            delete_file(fs, backup)
+    else:
+        invoke_file_move(fs, temporary, target)
 
 
 def exists(fs: WindowsFs, path: str) -> bool:
@@ -180,6 +235,21 @@ def records(fs: WindowsFs, path: str) -> list[dict[str, Any]]:
         for entry in sorted(directory.iterdir())
         if entry.name.lower().startswith("owner-") and entry.name.lower().endswith(".json")
     ]
+
+
+def recorded(fs: WindowsFs, path: str) -> bool:
+    """Test-OwnersRecorded: an owner record or found.json is there (an empty folder records nothing)."""
+    directory = fs.resolve(path)
+    if not directory.is_dir():
+        return False
+    names = [entry.name.lower() for entry in directory.iterdir() if entry.is_file()]
+    return any(n.startswith("owner-") and n.endswith(".json") for n in names) or "found.json" in names
+
+
+def remove_unused_folder(fs: WindowsFs, path: str) -> None:
+    """Remove-UnusedOwnersFolder: a refused or failed set leaves no folder that records nothing."""
+    if not recorded(fs, path):
+        remove_folder(fs, path)
 
 
 def remove_folder(fs: WindowsFs, path: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,14 @@ from devhost.fs import WindowsFs
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.script_accounts import account_sid, comparable_mask
 from devhost.ps51 import ScriptFact
-from devhost.win32_files import MoveFileError, ReplaceFileError, delete_file, file_move, replace_file
+from devhost.win32_files import (
+    MoveFileError,
+    ReplaceFileError,
+    delete_file,
+    invoke_file_move,
+    invoke_file_replace,
+    temporary_name,
+)
 
 _SET = ("settings_file/set",)
 _ALL = ("settings_file/get", "settings_file/set", "settings_file/remove")
@@ -372,42 +378,6 @@ def _format_acl(acl: dict[str, Any]) -> list[str]:
     return lines
 
 
-# The script's $TransientFileErrors: access denied, sharing and lock violations.
-_TRANSIENT = (5, 32, 33)
-
-
-def _invoke_file_move(fs: WindowsFs, source: Path, target: Path) -> None:
-    """The script's Invoke-FileMove: File.Move, retried up to 5 times on 5, 32 and 33."""
-    for attempt in range(1, 6):
-        try:
-            file_move(fs, source, target)
-            return
-        except MoveFileError as error:
-            if attempt == 5 or error.code not in _TRANSIENT:
-                raise
-
-
-def _invoke_file_replace(fs: WindowsFs, source: Path, target: Path, backup: Path) -> None:
-    """The script's Invoke-FileReplace: the target is recovered from the source (Invoke-FileMove) when it is
-    gone; sharing errors, 1175 and 1176 (with a backup name both files keep their names) are retried up to 5
-    times."""
-    for attempt in range(1, 6):
-        try:
-            replace_file(fs, source, target, backup)
-            return
-        except ReplaceFileError as error:
-            if source.is_file() and not target.exists():
-                _invoke_file_move(fs, source, target)
-                return
-            if attempt == 5 or error.code not in (*_TRANSIENT, 1175, 1176):
-                raise
-
-
-def temporary_name(target: Path) -> Path:
-    """New-TemporaryPath: '.<name>.<8 hex digits>.tmp' next to the target."""
-    return target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
-
-
 def _temporary_files(fs: WindowsFs, path: str) -> list[Path]:
     """Get-TemporaryFiles: '.<name>.<8 or 32 hex digits>.tmp' next to the target."""
     target = fs.resolve(path)
@@ -512,11 +482,11 @@ def _write_content(
         if present:
             backup = target.with_name(target.name + ".bak") if keep_backup else temporary_name(target)
             fs.resolve(fs.to_windows(backup))
-            _invoke_file_replace(fs, temporary, target, backup)
+            invoke_file_replace(fs, temporary, target, backup)
             if not keep_backup and backup.is_file():
                 delete_file(fs, backup)
         else:
-            _invoke_file_move(fs, temporary, target)
+            invoke_file_move(fs, temporary, target)
     except ReplaceFileError as error:
         return fail(
             "UnexpectedError",

@@ -28,7 +28,7 @@ class IisDefaultSiteRemovalModel(ResourceModel):
         return f"{DEFAULT_SITE}|{DEFAULT_POOL}"
 
     def script_input(self) -> dict[str, Any]:
-        # remove.ps1 restores only what this resource removed; the provider sets these on delete.
+        # What the state says this resource removed: the provider sets these on update and delete.
         return {
             "site_name": DEFAULT_SITE,
             "pool_name": DEFAULT_POOL,

@@ -4,8 +4,9 @@
 saves the site and pool as they are there (found.json), then removes them; outputs ``removed_site`` and
 ``removed_pool`` say what the host keeps, so a retry after a lost reply answers the same. ``remove`` drops the
 owner; the last one puts back exactly what was saved (bindings, certificates, settings, Started/Stopped). A
-state written before owners were recorded on the host has only its ``removed_*`` flags: those restore the
-stock site and pool, as before.
+state written before owners were recorded on the host has only its ``removed_*`` flags: the first update
+passes them to set, which records the stock site and pool as removed (and a destroy before any update restores
+them directly).
 """
 
 from __future__ import annotations
@@ -41,9 +42,16 @@ class IisDefaultSiteRemovalProvider(WindowsResourceProvider):
         return result
 
     def apply_update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        # Only the owner id can change: its record on the host moves from the state's id to the new one.
+        # Only the owner id can change: its record on the host moves from the state's id to the new one. What
+        # the state says was removed goes along: a state from before owners were recorded on the host has
+        # nothing else to say so, and set records it (the stock site and pool) for the last owner's destroy.
         spec = self._spec(news)
-        payload = {**spec.script_input(), "previous_owner": str(olds.get("owner") or "")}
+        payload = {
+            **spec.script_input(),
+            "previous_owner": str(olds.get("owner") or ""),
+            "restore_site": bool(olds.get("removed_site")),
+            "restore_pool": bool(olds.get("removed_pool")),
+        }
         result = run_script(
             spec.connection, ScriptRef(self.package, "set"), payload, resource=f"{spec.kind} '{spec.resource_id()}'"
         )

@@ -276,6 +276,34 @@ def test_destroy_restores_the_site_and_pool_that_were_removed_not_stock_ones(sim
         iis.admin_set_state(state_dir, "site", iis.DEFAULT_SITE, "Started")
 
 
+def test_the_first_up_after_an_upgrade_keeps_the_restore_of_an_older_state(simulated: Target, engine: Engine) -> None:
+    # A state written before owners were recorded on the host: no owner id in it, no records on the host, only
+    # removed_site / removed_pool. The first up is an update (the new owner id); it must keep the restore.
+    from devhost.fs import WindowsFs
+    from devhost.ops import ownership
+
+    state_dir = simulated.state_dir
+    assert state_dir is not None
+    before = defaults_snapshot(simulated)
+    stack = engine(removal_program(simulated))
+    assert stack.up().ok
+    deployment = stack.stack.export_stack()
+    for resource in deployment.deployment["resources"]:
+        if resource["type"].endswith(":IisDefaultSiteRemoval"):
+            resource["inputs"]["owner"] = ""
+            resource["outputs"]["owner"] = ""
+    stack.stack.import_stack(deployment)
+    folder = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
+    ownership.remove_folder(WindowsFs(state_dir), folder)  # (the earlier version wrote none)
+    assert not WindowsFs(state_dir).resolve(folder).exists()
+    upgraded = stack.up()
+    assert upgraded.ok and upgraded.summary.get("update") == 1, upgraded.output
+    assert stack.outputs()["removed_site"] is True
+    destroyed = stack.destroy()
+    assert destroyed.ok, destroyed.output
+    assert defaults_snapshot(simulated) == before, "the stock site and pool are back"
+
+
 def test_two_removals_restore_only_when_the_last_one_goes(simulated: Target, engine: Engine) -> None:
     assert simulated.state_dir is not None
     before = defaults_snapshot(simulated)

@@ -184,8 +184,10 @@ function Select-OwnReaders($State, [string[]] $OthersSids) {
 # entries too (netsh http show sslcert lists them). HTTP.sys keeps them in the registry, one key per
 # binding, with the hash in the binary value SslCertHash: ...\Services\HTTP\Parameters\SslBindingInfo\
 # <ip:port> and SslSniBindingInfo\<host:port> (techcommunity.microsoft.com IIS support blog, "SSL bindings
-# are randomly getting deleted"). Read there, not parsed from netsh, whose output is translated.
-function Get-CertificateBindings([string] $Thumbprint) {
+# are randomly getting deleted"). Read there, not parsed from netsh, whose output is translated. Only the
+# entries that take it from this store (value SslCertStoreName, 'MY' when absent, as netsh http add sslcert's
+# certstorename defaults): the same certificate in another store is another copy, which stays.
+function Get-CertificateBindings([string] $Thumbprint, [string] $StoreName) {
     $bindings = New-Object System.Collections.Generic.List[string]
     foreach ($table in @('SslBindingInfo', 'SslSniBindingInfo')) {
         $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey("SYSTEM\CurrentControlSet\Services\HTTP\Parameters\$table")
@@ -194,7 +196,12 @@ function Get-CertificateBindings([string] $Thumbprint) {
             foreach ($name in $key.GetSubKeyNames()) {
                 $binding = $key.OpenSubKey($name)
                 if ($null -eq $binding) { continue }
-                try { $hash = $binding.GetValue('SslCertHash') } finally { $binding.Close() }
+                try {
+                    $hash = $binding.GetValue('SslCertHash')
+                    $store = [string]$binding.GetValue('SslCertStoreName')
+                } finally { $binding.Close() }
+                if (-not $store) { $store = 'MY' }
+                if ($store -ne $StoreName) { continue }  # (-ne ignores case: 'MY' is 'My')
                 if ($hash -is [byte[]] -and (-join ($hash | ForEach-Object { $_.ToString('X2') })) -eq $Thumbprint) { $bindings.Add($name) }
             }
         } finally { $key.Close() }

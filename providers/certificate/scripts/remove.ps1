@@ -12,33 +12,48 @@ $lock = Enter-OwnersLock
 try {
     Assert-OwnersFolder $folder
     $before = Get-CertificateState $Spec
-    $recorded = [System.IO.Directory]::Exists($folder)
+    # Recorded: an owner record or found.json is there (an empty folder, left by a refused set, is not).
+    $recorded = Test-OwnersRecorded $folder
     $mine = Get-OwnerRecordPath $folder $owner
     # The readers this resource declared at its last set (its record), not today's inputs: an account
-    # deleted since must not make the removal fail.
+    # deleted since must not make the removal fail. A state from before owners were recorded on the host
+    # has no record: the readers it declares are its own then.
     $record = Read-OwnersJson $mine
     $myReaders = @()
     if ($null -ne $record) { $myReaders = @($record.readers) }
-    if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
-    $others = Read-OwnerRecords $folder
-    $found = [System.IO.File]::Exists((Get-FoundRecordPath $folder))
+    if (-not $recorded) {
+        $declared = Get-DeclaredReaderSids $Spec
+        $myReaders = @($declared | Where-Object { $_ })
+    }
+    $others = New-Object System.Collections.Generic.List[object]
+    foreach ($other in (Read-OwnerRecords $folder)) { if ([string]$other.owner -ne $owner) { $others.Add($other) } }
+    $foundRecord = Read-OwnersJson (Get-FoundRecordPath $folder)
+    $found = $null -ne $foundRecord
     if ($before.ensure -eq 'absent') {
+        if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
         if ($others.Count -eq 0) { Remove-OwnersFolder $folder }
         Complete-Operation -State $before
     }
-    $bindings = Get-CertificateBindings $before.thumbprint
+    $bindings = Get-CertificateBindings $before.thumbprint ([string]$Spec.store_name)
     # No record on the host: a state written before owners were recorded there; its 'imported' decides.
     $last = if ($recorded) { $others.Count -eq 0 -and -not $found } else { [bool]$Spec.imported }
     if (-not $last -or $bindings.Count -gt 0) {
         $changes = @()
         $othersReaders = Get-ReadersOfOthers $folder $owner
         $current = Select-OwnReaders $before $othersReaders
-        $mineOnly = @($myReaders | Where-Object { $othersReaders -notcontains $_ })
-        $revoke = @($current.private_key_readers | Where-Object { $mineOnly -contains $_.sid })
+        if ($others.Count -eq 0 -and $found) {
+            # The last owner of a certificate found in the store: it goes back to the readers it had then.
+            # Whatever an owner added is undone, this one's and a reader whose record was lost on the way.
+            $foundReaders = @($foundRecord.readers)
+            $revoke = @($before.private_key_readers | Where-Object { $foundReaders -notcontains $_.sid })
+        } else {
+            $mineOnly = @($myReaders | Where-Object { $othersReaders -notcontains $_ })
+            $revoke = @($current.private_key_readers | Where-Object { $mineOnly -contains $_.sid })
+        }
         if ($revoke.Count -gt 0) {
             # Each key file under Crypto\RSA\MachineKeys or Crypto\Keys has its own DACL, not the folder's
-            # (Microsoft KB 278381, "Default permissions for the MachineKeys folders"): only this resource's
-            # reader entries are taken off it; the DACL alone is read and written back, as set does.
+            # (Microsoft KB 278381, "Default permissions for the MachineKeys folders"): only these reader
+            # entries are taken off it; the DACL alone is read and written back, as set does.
             $file = New-Object System.IO.FileInfo($before.key_file)
             $security = $file.GetAccessControl([System.Security.AccessControl.AccessControlSections]::Access)
             foreach ($reader in $revoke) {
@@ -49,6 +64,8 @@ try {
             $file.SetAccessControl($security)
             $changes += New-Change -Property 'private_key_readers' -Before @($revoke | ForEach-Object { $_.name }) -After @()
         }
+        # The record goes once its readers are off the key (a failure before leaves them owned, for a retry).
+        if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
         if ($others.Count -eq 0) { Remove-OwnersFolder $folder }
         $after = Get-CertificateState $Spec
         $after.left_in_store = $true

@@ -7,10 +7,17 @@ $thumbprint = ([string]$Spec.thumbprint).ToUpperInvariant()
 $owner = [string]$Spec.owner
 $folder = Get-CertificateOwnersFolder $Spec
 $changes = @()
+# The readers' SIDs are looked up before the lock: an LSA lookup of a domain account can be slow, and every
+# operation on a shared object of the host waits for this one meanwhile.
+$wanted = @(@($Spec.private_key_readers) | ForEach-Object { (Resolve-Principal ([string]$_)).Value })
+$previousPath = $null
+if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne $owner) { $previousPath = Get-OwnerRecordPath $folder ([string]$Spec.previous_owner) }
 
 $lock = Enter-OwnersLock
+$initialized = $false
 try {
     Initialize-OwnersFolder $folder
+    $initialized = $true
     $before = Get-CertificateState $Spec
     $mine = Get-OwnerRecordPath $folder $owner
     $foundPath = Get-FoundRecordPath $folder
@@ -20,6 +27,9 @@ try {
             "certificate $thumbprint is already in $($Spec.store_location)\$($Spec.store_name) with exportable=" +
             "$($before.exportable), imported by someone else; set exportable to match, or remove it from the store first.")
     }
+    # A certificate gone from the store was not found there by anyone now: what found.json said about it (kept
+    # on destroy, its readers) is stale, and whoever imports it now is its owner.
+    if ($before.ensure -eq 'absent' -and [System.IO.File]::Exists($foundPath)) { [System.IO.File]::Delete($foundPath) }
     $recordedNow = $false
     if (-not [System.IO.File]::Exists($mine)) {
         # The first owner finds the certificate in the store: someone else put it there (or, with
@@ -31,13 +41,15 @@ try {
             Write-OwnersJson $foundPath ([ordered]@{ readers = @($before.private_key_readers | ForEach-Object { $_.sid }) })
         }
         # Recorded before the import: a reply lost after it (or a failure in it) still leaves the certificate
-        # owned, and the retry finds this record.
-        Write-OwnersJson $mine ([ordered]@{ owner = $owner; readers = @() })
+        # owned, and the retry finds this record. With the readers of the state's id, when the resource's id
+        # changed (a renamed stack or resource): until this record holds them, that one is kept.
+        $inherited = @()
+        if ($null -ne $previousPath) {
+            $previous = Read-OwnersJson $previousPath
+            if ($null -ne $previous) { $inherited = @($previous.readers) }
+        }
+        Write-OwnersJson $mine ([ordered]@{ owner = $owner; readers = @($inherited) })
         $recordedNow = $true
-    }
-    # The state's id, when the resource's id changed (a renamed stack or resource): its record moves here.
-    if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne $owner) {
-        [System.IO.File]::Delete((Get-OwnerRecordPath $folder ([string]$Spec.previous_owner)))
     }
 
     if (-not ($before.ensure -eq 'present' -and $before.has_private_key)) {
@@ -117,12 +129,14 @@ try {
     # are left alone; any other reader is removed.
     $othersReaders = Get-ReadersOfOthers $folder $owner
     $current = Get-CertificateState $Spec
-    $wanted = @(@($Spec.private_key_readers) | ForEach-Object { (Resolve-Principal ([string]$_)).Value })
     $present = @($current.private_key_readers | ForEach-Object { $_.sid })
     $missing = @($wanted | Where-Object { $present -notcontains $_ })
     $extra = @($present | Where-Object { $wanted -notcontains $_ -and $othersReaders -notcontains $_ })
     $current = Select-OwnReaders $current $othersReaders
+    # Recorded before they are granted (a failure in between leaves them owned, and removed on destroy).
     Write-OwnersJson $mine ([ordered]@{ owner = $owner; readers = @($wanted) })
+    # The state's id (a renamed resource) goes once this record holds what it declared.
+    if ($null -ne $previousPath -and [System.IO.File]::Exists($previousPath)) { [System.IO.File]::Delete($previousPath) }
     if ($missing.Count -gt 0 -or $extra.Count -gt 0) {
         $file = New-Object System.IO.FileInfo($current.key_file)
         # Only the DACL is read and written back: owner and SACL stay untouched (no SeSecurityPrivilege needed).
@@ -149,5 +163,8 @@ try {
     $current.owners = (Read-OwnerRecords $folder).Count
     Complete-Operation -State $current -Changed ($changes.Count -gt 0) -Changes $changes
 } finally {
+    # A refused set (ExportPolicyDiffers, a failed import) leaves no folder that records nothing.
+    # (Not a folder Initialize-OwnersFolder refused: that one is the administrator's to check.)
+    if ($initialized) { Remove-UnusedOwnersFolder $folder }
     Exit-OwnersLock $lock
 }

@@ -7,6 +7,7 @@
 # and SetAccessControl persists only the sections that were modified: the DACL. Owner and SACL
 # are never touched.
 {% include '_accounts.ps1' %}
+{% include '_mutex.ps1' %}
 
 function Resolve-Principal([string] $Principal) {
     try {
@@ -97,59 +98,16 @@ function Format-Entries($Entries) {
 # down the tree: learn.microsoft.com, "Automatic Propagation of Inheritable ACEs"). Entries another writer
 # added after the copy was read are gone. Two FileAcl resources on one folder (one stack's parallel
 # operations, or two stacks on one host) do exactly that, so every FileAcl change takes one machine-wide
-# named mutex around its read-modify-write. Global\ so that every process of the host shares it, whatever
-# session it runs in (learn.microsoft.com, "Kernel object namespaces"; the default, Local\, is one per
-# session). The principal is resolved before the lock: an LSA lookup of a domain account can be slow.
+# named mutex (_mutex.ps1) around its read-modify-write. The principal is resolved before the lock: an LSA
+# lookup of a domain account can be slow. An abandoned mutex's owner may have been stopped while
+# SetNamedSecurityInfoW pushed entries down the tree; this change's own write pushes them again.
 $DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
 $DaclLockWaitMs = 30000
 
-# The mutex's own DACL: SYSTEM and the Administrators, whoever creates it. Without one it takes the
-# creator's token default (learn.microsoft.com, "Synchronization Object Security and Access Rights"), which
-# under the policy "Default owner for objects created by members of the Administrators group: Object
-# creator" grants only the creating account, and another administrator's deployment could not open it.
-function New-DaclLockSecurity {
-    $security = New-Object System.Security.AccessControl.MutexSecurity
-    foreach ($sid in @('S-1-5-18', 'S-1-5-32-544')) {
-        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
-        $security.AddAccessRule((New-Object System.Security.AccessControl.MutexAccessRule(
-            $identity, [System.Security.AccessControl.MutexRights]::FullControl, [System.Security.AccessControl.AccessControlType]::Allow)))
-    }
-    return $security
-}
-
 function Enter-DaclLock {
-    $created = $false
-    try {
-        $mutex = [System.Threading.Mutex]::new($false, $DaclMutexName, [ref]$created, (New-DaclLockSecurity))
-    } catch [System.UnauthorizedAccessException] {
-        Stop-Operation -Id 'AclLockDenied' -Category 'PermissionDenied' -Property 'path' -Message (
-            "this account may not open the FileAcl lock '$DaclMutexName', which another account created without " +
-            'granting the Administrators; run the deployment as a member of the local Administrators group')
-    }
-    $held = $false
-    try {
-        $held = $mutex.WaitOne($DaclLockWaitMs)
-    } catch [System.Threading.AbandonedMutexException] {
-        # Its owner's thread or process ended without releasing it (a stopped powershell.exe): the wait
-        # succeeded and this thread owns it now. That owner may have been stopped while SetNamedSecurityInfoW
-        # pushed entries down the tree; this change's own write pushes them again.
-        $held = $true
-    } catch {
-        $mutex.Dispose()
-        throw
-    }
-    if (-not $held) {
-        $mutex.Dispose()
-        Stop-Operation -Id 'AclBusy' -Category 'ResourceBusy' -Property 'path' -Message (
-            "waited $($DaclLockWaitMs / 1000) s for the FileAcl lock '$DaclMutexName' (other FileAcl changes " +
-            'on this host were queued, or one is hung); run again')
-    }
-    return $mutex
+    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'FileAcl' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl changes on this host were queued, or one is hung')
 }
 
 function Exit-DaclLock($Mutex) {
-    # A Mutex belongs to the thread that acquired it: release in the same script, on the same thread (a
-    # local RunspacePool runs each runspace's pipelines on its own thread: PSThreadOptions.ReuseThread).
-    $Mutex.ReleaseMutex()
-    $Mutex.Dispose()
+    Exit-HostMutex $Mutex
 }

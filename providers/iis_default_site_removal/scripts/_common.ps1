@@ -98,23 +98,77 @@ function Restore-Pool($Manager, $Record) {
     Set-ExplicitSettings $pool $Record.settings
 }
 
+# What someone added to the site after installation: applications other than the root one, and virtual
+# directories other than the root application's root (each as its URL path). Not saved: removing the site
+# would lose them, so set refuses to (DefaultSiteHasContent) rather than restore a site without them.
+function Get-AddedSiteContent($Site) {
+    $added = @()
+    foreach ($application in $Site.Applications) {
+        if ($application.Path -ne '/') { $added += "application $($application.Path)" }
+        foreach ($directory in $application.VirtualDirectories) {
+            if ($directory.Path -ne '/') { $added += "virtual directory $(($application.Path.TrimEnd('/')) + $directory.Path)" }
+        }
+    }
+    return ,$added
+}
+
+# IIS as its installation creates it, for a state from before owners were recorded on the host, whose
+# removed_site / removed_pool say only that the site or pool was removed: the pool with every setting
+# inherited from applicationPoolDefaults, the site with id 1 when free, http on *:80, wwwroot.
+function Get-StockSiteRecord {
+    $http = [ordered]@{ protocol = 'http'; binding_information = '*:80:'; ssl_flags = 0; certificate_hash = $null; certificate_store = $null }
+    return (ConvertTo-SpecObject @{ name = [string]$Spec.site_name; id = 1; physical_path = '%SystemDrive%\inetpub\wwwroot'; settings = @{}; root_settings = @{}; state = 'Started'; bindings = @($http) })
+}
+
+function Get-StockPoolRecord {
+    return (ConvertTo-SpecObject @{ name = [string]$Spec.pool_name; settings = @{}; state = 'Started' })
+}
+
+# Whether LocalMachine\<store> holds the certificate: an https binding restored without it would fail the
+# commit (HTTP.sys refuses a certificate it cannot find: 0x80070520, ERROR_NO_SUCH_LOGON_SESSION).
+function Test-StoreCertificate([string] $StoreName, [string] $Hash) {
+    if (-not $StoreName) { $StoreName = 'My' }
+    $store = New-Object System.Security.Cryptography.X509Certificates.X509Store($StoreName, [System.Security.Cryptography.X509Certificates.StoreLocation]::LocalMachine)
+    try {
+        $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]'ReadOnly, OpenExistingOnly')
+        $found = $store.Certificates.Find([System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $Hash, $false)
+        return ($found.Count -gt 0)
+    } catch {
+        return $false  # no such store (OpenExistingOnly): no certificate either
+    } finally {
+        $store.Close()
+    }
+}
+
+# Puts the site back; returns what it could not (an https binding whose certificate is gone), one line each.
 function Restore-Site($Manager, $Record) {
     # Its own id when free (a site created since may have taken it: then the next free one, as Sites.Add gives).
-    $bindings = @($Record.bindings)
-    $first = if ($bindings.Count -gt 0) { [string]$bindings[0].binding_information } else { '*:80:' }
-    $site = $Manager.Sites.Add([string]$Record.name, 'http', $first, [string]$Record.physical_path)
-    $site.Bindings.Clear()  # the bindings are set below, with their certificates
+    # Sites.Add(name, physicalPath, port) makes a placeholder http binding on that port, cleared at once: the
+    # recorded bindings, whatever their protocol (net.tcp '808:*' is no http binding), are added below.
+    $site = $Manager.Sites.Add([string]$Record.name, [string]$Record.physical_path, 80)
+    $site.Bindings.Clear()
     if (@($Manager.Sites | Where-Object { $_.Id -eq [long]$Record.id }).Count -eq 0) { $site.Id = [long]$Record.id }
     Set-ExplicitSettings $site $Record.settings
     Set-ExplicitSettings $site.Applications['/'] $Record.root_settings
-    foreach ($binding in $bindings) {
+    $skipped = @()
+    foreach ($binding in @($Record.bindings)) {
+        $flags = [int]$binding.ssl_flags
         if ($binding.protocol -eq 'https' -and $binding.certificate_hash) {
-            $flags = [Microsoft.Web.Administration.SslFlags][int]$binding.ssl_flags
-            [void]$site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, $flags)
+            if (-not (Test-StoreCertificate ([string]$binding.certificate_store) ([string]$binding.certificate_hash))) {
+                # Deleted since (its Certificate resource destroyed first): the site comes back without this
+                # binding rather than block destroy; the warning says which one to add again.
+                $skipped += "binding https $($binding.binding_information) not restored: its certificate $($binding.certificate_hash) is no longer in LocalMachine\$($binding.certificate_store)"
+                continue
+            }
+            [void]$site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, [Microsoft.Web.Administration.SslFlags]$flags)
         } else {
-            [void]$site.Bindings.Add([string]$binding.binding_information, [string]$binding.protocol)
+            # Bindings.Add(information, protocol) writes no sslFlags (the schema default, None): the recorded
+            # ones (SNI, Central Certificate Store: an https binding with no certificate of its own) are set.
+            $added = $site.Bindings.Add([string]$binding.binding_information, [string]$binding.protocol)
+            if ($flags -ne 0) { $added.SetAttributeValue('sslFlags', $flags) }
         }
     }
+    return ,$skipped
 }
 
 # Started or Stopped is WAS's runtime state, not configuration: set after the commit, as recorded.
@@ -127,7 +181,7 @@ function Restore-RuntimeState($Manager, $Found) {
         $site = $Manager.Sites[[string]$Found.site.name]
         if ($null -eq $site) { return }
         $now = Get-IisObjectState { $site.State }
-        if ([string]$Found.site.state -eq 'Stopped' -and $now -ne 'Stopped') { [void]$site.Stop() }
+        if ([string]$Found.site.state -eq 'Stopped' -and $now -ne 'Stopped') { Stop-IisSite $site }
         if ([string]$Found.site.state -eq 'Started' -and $now -ne 'Started') {
             # Another site may hold one of its bindings by now: the site is back, stopped, and destroy says so.
             try { Start-IisSite $site } catch { return "site '$($site.Name)' is restored but did not start: $($_.Exception.Message)" }

@@ -12,7 +12,8 @@ $foundPath = Get-FoundRecordPath $folder
 $lock = Enter-OwnersLock
 try {
     Assert-OwnersFolder $folder
-    $recorded = [System.IO.Directory]::Exists($folder)
+    # Recorded: an owner record or found.json is there (an empty folder, left by a refused set, is not).
+    $recorded = Test-OwnersRecorded $folder
     if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
     $others = (Read-OwnerRecords $folder).Count
     $found = Read-OwnersJson $foundPath
@@ -25,29 +26,26 @@ try {
     }
     if (-not $recorded) {
         # A state written before owners were recorded on the host: its removed_site / removed_pool say what
-        # was removed, and that comes back as IIS's installation creates it (the pool with every setting
-        # inherited from applicationPoolDefaults, the site with id 1 when free, http on *:80, wwwroot).
+        # was removed, and that comes back as IIS's installation creates it.
         $found = [ordered]@{ site = $null; pool = $null }
-        if ($Spec.restore_site) {
-            $http = [ordered]@{ protocol = 'http'; binding_information = '*:80:'; ssl_flags = 0; certificate_hash = $null; certificate_store = $null }
-            $found.site = ConvertTo-SpecObject @{ name = [string]$Spec.site_name; id = 1; physical_path = '%SystemDrive%\inetpub\wwwroot'; settings = @{}; root_settings = @{}; state = 'Started'; bindings = @($http) }
-        }
+        if ($Spec.restore_site) { $found.site = Get-StockSiteRecord }
+        if ($Spec.restore_pool) { $found.pool = Get-StockPoolRecord }
     }
-    $stockPool = -not $recorded -and [bool]$Spec.restore_pool
 
     # The last owner puts back exactly what was removed.
     $result = Invoke-IisChange {
         param($manager)
         $changes = @()
-        if (($stockPool -or ($null -ne $found -and $null -ne $found.pool)) -and $null -eq $manager.ApplicationPools[[string]$Spec.pool_name]) {
-            if ($stockPool) { [void]$manager.ApplicationPools.Add([string]$Spec.pool_name) } else { Restore-Pool $manager $found.pool }
+        $skipped = @()
+        if ($null -ne $found -and $null -ne $found.pool -and $null -eq $manager.ApplicationPools[[string]$Spec.pool_name]) {
+            Restore-Pool $manager $found.pool
             $changes += New-Change -Property 'default_pool' -Before 'absent' -After 'present'
         }
         if ($null -ne $found -and $null -ne $found.site -and $null -eq $manager.Sites[[string]$Spec.site_name]) {
-            Restore-Site $manager $found.site
+            $skipped = Restore-Site $manager $found.site
             $changes += New-Change -Property 'default_site' -Before 'absent' -After 'present'
         }
-        @{ Changes = $changes }
+        @{ Changes = $changes; Skipped = @($skipped) }
     }
 
     $manager = New-Object Microsoft.Web.Administration.ServerManager
@@ -59,11 +57,13 @@ try {
         $manager.Dispose()
     }
     Remove-OwnersFolder $folder
+    $notes = @($warning) + @($result.Skipped)
     if ($null -ne $found -and $null -ne $found.pool -and $null -ne $found.pool.settings.PSObject.Properties['processModel/identityType'] -and
         @('SpecificUser', '3') -contains [string]$found.pool.settings.'processModel/identityType') {
-        $warning = (@($warning, "pool '$($found.pool.name)' is back with its user but not its password (never kept outside IIS): set it again") | Where-Object { $_ }) -join '; '
+        $notes += "pool '$($found.pool.name)' is back with its user but not its password (never kept outside IIS): set it again"
     }
-    $after.restore_warning = $warning
+    $notes = @($notes | Where-Object { $_ })
+    $after.restore_warning = if ($notes.Count -gt 0) { $notes -join '; ' } else { $null }
     Complete-Operation -State $after -Changed (@($result.Changes).Count -gt 0) -Changes @($result.Changes)
 } finally {
     Exit-OwnersLock $lock

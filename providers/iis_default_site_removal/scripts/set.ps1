@@ -10,8 +10,10 @@ $mine = Get-OwnerRecordPath $folder ([string]$Spec.owner)
 $foundPath = Get-FoundRecordPath $folder
 
 $lock = Enter-OwnersLock
+$initialized = $false
 try {
     Initialize-OwnersFolder $folder
+    $initialized = $true
     # Recorded before anything is removed: a reply lost after the removal still leaves this resource an
     # owner, so its destroy restores what was removed.
     $recordedNow = $false
@@ -19,21 +21,38 @@ try {
         Write-OwnersJson $mine ([ordered]@{ owner = [string]$Spec.owner })
         $recordedNow = $true
     }
-    # The state's id, when the resource's id changed (a renamed stack or resource): its record moves here.
-    if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne [string]$Spec.owner) {
-        [System.IO.File]::Delete((Get-OwnerRecordPath $folder ([string]$Spec.previous_owner)))
-    }
+    $previousPath = $null
+    if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne [string]$Spec.owner) { $previousPath = Get-OwnerRecordPath $folder ([string]$Spec.previous_owner) }
+    # A new owner and no other: a found.json there was left by a restore that failed half-way, and says
+    # nothing about what is there now (an owner that already held the removal keeps what it removed).
+    $firstOwner = $recordedNow
+    foreach ($other in (Read-OwnerRecords $folder)) { if ([string]$other.owner -ne [string]$Spec.owner) { $firstOwner = $false } }
 
     try {
         $result = Invoke-IisChange {
             param($manager)
             $changes = @()
+            $site = $manager.Sites[[string]$Spec.site_name]
+            $pool = $manager.ApplicationPools[[string]$Spec.pool_name]
             # What an earlier owner (or an earlier try of this one) removed is kept: that is what was there.
             $found = Read-OwnersJson $foundPath
             $record = [ordered]@{ site = $null; pool = $null }
             if ($null -ne $found) { $record.site = $found.site; $record.pool = $found.pool }
-            $site = $manager.Sites[[string]$Spec.site_name]
+            $recordChanged = $false
+            if ($firstOwner) {
+                # Stale for what is there now: that is what a later restore must put back.
+                if ($null -ne $site -and $null -ne $record.site) { $record.site = $null; $recordChanged = $true }
+                if ($null -ne $pool -and $null -ne $record.pool) { $record.pool = $null; $recordChanged = $true }
+            }
+            # A state from before owners were recorded on the host: its removed_site / removed_pool (the
+            # provider passes them as restore_*) say what an earlier version removed, put back as installed.
+            if ($null -eq $found -and $null -eq $site -and [bool]$Spec.restore_site) { $record.site = Get-StockSiteRecord; $recordChanged = $true }
+            if ($null -eq $found -and $null -eq $pool -and [bool]$Spec.restore_pool) { $record.pool = Get-StockPoolRecord; $recordChanged = $true }
             if ($null -ne $site) {
+                $added = Get-AddedSiteContent $site
+                if ($added.Count -gt 0) {
+                    Stop-Operation -Id 'DefaultSiteHasContent' -Message "'$($site.Name)' has $($added -join ', '), added after installation; removing the site would lose them and they could not be restored: move them to another site (or delete them), then run again"
+                }
                 if ($null -eq $record.site) { $record.site = Get-SiteRecord $site }
                 # Removing each binding first also removes any HTTP.sys certificate binding someone added (unless
                 # another site shares it): Sites.Remove alone changes only the configuration.
@@ -41,7 +60,6 @@ try {
                 $manager.Sites.Remove($site)
                 $changes += New-Change -Property 'default_site' -Before 'present' -After 'absent'
             }
-            $pool = $manager.ApplicationPools[[string]$Spec.pool_name]
             if ($null -ne $pool) {
                 $users = @(foreach ($other in $manager.Sites) {
                     foreach ($application in $other.Applications) {
@@ -55,8 +73,10 @@ try {
                 $manager.ApplicationPools.Remove($pool)
                 $changes += New-Change -Property 'default_pool' -Before 'present' -After 'absent'
             }
-            # Saved before the commit that removes them.
-            if ($changes.Count -gt 0) { Write-OwnersJson $foundPath $record }
+            # Saved before the commit that removes them (or, with nothing to remove, when the record changed).
+            if ($changes.Count -gt 0 -or $recordChanged) {
+                if ($null -eq $record.site -and $null -eq $record.pool) { [System.IO.File]::Delete($foundPath) } else { Write-OwnersJson $foundPath $record }
+            }
             @{ Changes = $changes }
         }
     } catch {
@@ -64,6 +84,9 @@ try {
         if ($recordedNow) { [System.IO.File]::Delete($mine) }
         throw
     }
+    # The state's id, when the resource's id changed (a renamed stack or resource): its record goes once
+    # this one holds the removal.
+    if ($null -ne $previousPath -and [System.IO.File]::Exists($previousPath)) { [System.IO.File]::Delete($previousPath) }
 
     $manager = New-Object Microsoft.Web.Administration.ServerManager
     try {
@@ -78,5 +101,7 @@ try {
     $after.owners = (Read-OwnerRecords $folder).Count
     Complete-Operation -State $after -Changed (@($result.Changes).Count -gt 0) -Changes @($result.Changes)
 } finally {
+    # A refused or failed set leaves no folder that records nothing (not one Initialize-OwnersFolder refused).
+    if ($initialized) { Remove-UnusedOwnersFolder $folder }
     Exit-OwnersLock $lock
 }

@@ -116,7 +116,7 @@ try {
         $now = Wait-IisObjectState { $site.State } @('Started', 'Stopped')
         $changes += New-Change -Property 'state' -Before $current -After $now
     } elseif ([string]$Spec.state -eq 'Stopped' -and $current -ne 'Stopped') {
-        [void]$site.Stop()
+        Stop-IisSite $site  # retried on 0x800710D8, as Start-IisSite is
         $now = Wait-IisObjectState { $site.State } @('Stopped')
         $changes += New-Change -Property 'state' -Before $current -After $now
     }

@@ -68,8 +68,17 @@ function Start-IisSite($Site) {
     # Right after a commit that created the site, WAS may not know it yet: Start() throws
     # 0x800710D8 (ERROR_OBJECT_NOT_FOUND, "The object identifier does not represent a valid object")
     # for a moment, as State does above. Retried for up to 10 s; any other error is the caller's.
+    Invoke-WhenWasKnowsSite { [void]$Site.Start() }
+}
+
+function Stop-IisSite($Site) {
+    # Stop() of a site just committed throws the same 0x800710D8 as Start() until WAS knows it: the same retry.
+    Invoke-WhenWasKnowsSite { [void]$Site.Stop() }
+}
+
+function Invoke-WhenWasKnowsSite([scriptblock] $Control) {
     for ($i = 0; ; $i++) {
-        try { [void]$Site.Start(); return }
+        try { & $Control; return }
         catch {
             $notYet = $false
             for ($e = $_.Exception; $null -ne $e; $e = $e.InnerException) { if ($e.HResult -eq -2147020584) { $notYet = $true } }

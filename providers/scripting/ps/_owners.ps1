@@ -13,7 +13,12 @@
 # Only SYSTEM and Administrators can read or write these folders (protected DACL, as the RuntimeArchive
 # staging folders): Users may create folders in %ProgramData%, and these records decide what gets deleted.
 
+{% include '_mutex.ps1' %}
+{% include '_files.ps1' %}
+
 $OwnersAdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
+$OwnersMutexName = 'Global\UsercubeIac-Owners'
+$OwnersLockWaitMs = 30000
 
 function Get-OwnersFolder([string] $Kind, [string] $Key) {
     return [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac', 'Owners', $Kind, $Key)
@@ -62,11 +67,13 @@ function Stop-OwnersFolderUntrusted([string] $Path, [string] $Reason) {
 
 function Initialize-OwnersFolder([string] $Folder) {
     # Created with owner and DACL in the same call; an existing folder is checked, an Administrators-owned
-    # one gets the DACL back, any other is refused.
+    # one gets the DACL back, any other is refused. A folder made by another account between Exists and
+    # CreateDirectory is returned by CreateDirectory as it is, without this security
+    # (learn.microsoft.com, Directory.CreateDirectory(String, DirectorySecurity): "If the directory already
+    # exists, this method does not create a new directory"), so every level is checked after creating it too.
     foreach ($path in (Get-OwnersFolderLevels $Folder)) {
         if (-not [System.IO.Directory]::Exists($path)) {
             [void][System.IO.Directory]::CreateDirectory($path, (New-OwnersFolderSecurity))
-            continue
         }
         $reason = Get-OwnersFolderUntrustedReason $path
         if ($null -eq $reason) { continue }
@@ -85,19 +92,16 @@ function Assert-OwnersFolder([string] $Folder) {
 }
 
 function Enter-OwnersLock {
-    # One machine-wide named mutex around every ownership decision: the operations of two stacks run in
-    # different powershell.exe processes, and a 'Global\' name is one object for every session
-    # (learn.microsoft.com, "Kernel Object Namespaces"). An AbandonedMutexException means its holder ended
-    # without releasing it; the caller owns it then. Released by Exit-OwnersLock on the same thread (a mutex
-    # is thread-affine), in a finally block.
-    $mutex = New-Object System.Threading.Mutex($false, 'Global\UsercubeIac-Owners')
-    try { [void]$mutex.WaitOne() } catch [System.Threading.AbandonedMutexException] { $null = $_ }
-    return $mutex
+    # One machine-wide named mutex around every ownership decision (_mutex.ps1): the operations of two stacks
+    # run in different powershell.exe processes. Its DACL grants SYSTEM and the Administrators whoever
+    # created it; a holder that hangs makes the others stop after 30 s (OwnersBusy) rather than hang too. An
+    # abandoned mutex (its holder ended without releasing it) is the caller's then: every decision reads the
+    # records again. Released by Exit-OwnersLock on the same thread, in a finally block.
+    return (Enter-HostMutex -Name $OwnersMutexName -WaitMs $OwnersLockWaitMs -What 'ownership records' -DeniedId 'OwnersLockDenied' -BusyId 'OwnersBusy' -Property '' -Queued 'other operations on shared objects of this host were queued, or one is hung')
 }
 
 function Exit-OwnersLock($Mutex) {
-    $Mutex.ReleaseMutex()
-    $Mutex.Dispose()
+    Exit-HostMutex $Mutex
 }
 
 function Get-OwnerRecordPath([string] $Folder, [string] $Owner) {
@@ -117,11 +121,19 @@ function Read-OwnersJson([string] $Path) {
 }
 
 function Write-OwnersJson([string] $Path, $Value) {
-    # Written next to its place and swapped in (File.Replace, or File.Move the first time): a reader never
-    # sees half of it. No backup: [NullString]::Value (PowerShell passes $null to a string parameter as '').
+    # Written next to its place and swapped in (Invoke-FileReplace, or Invoke-FileMove the first time): a
+    # reader never sees half of it. Always with a backup name: without one, ReplaceFileW's error 1176 deletes
+    # the record and leaves the new one under the temporary name (learn.microsoft.com, ReplaceFileW, Return
+    # value); with one, Invoke-FileReplace retries 1175/1176 or moves the new record into place (1177).
     $temporary = "$Path.tmp"
     [System.IO.File]::WriteAllText($temporary, ($Value | ConvertTo-Json -Depth 8 -Compress), (New-Object System.Text.UTF8Encoding $false))
-    if ([System.IO.File]::Exists($Path)) { [System.IO.File]::Replace($temporary, $Path, [NullString]::Value) } else { [System.IO.File]::Move($temporary, $Path) }
+    if ([System.IO.File]::Exists($Path)) {
+        $backup = New-TemporaryPath $Path  # a fresh name: a backup left by an earlier failure is never in the way
+        Invoke-FileReplace -Source $temporary -Target $Path -Backup $backup
+        Remove-FileQuietly $backup
+    } else {
+        Invoke-FileMove $temporary $Path
+    }
 }
 
 function Read-OwnerRecords([string] $Folder) {
@@ -133,7 +145,20 @@ function Read-OwnerRecords([string] $Folder) {
     return ,$records.ToArray()
 }
 
+function Test-OwnersRecorded([string] $Folder) {
+    # Something is recorded: an owner's record or found.json. An empty folder (a set refused after creating
+    # it) or one holding only a temporary file is no record of anything.
+    if (-not [System.IO.Directory]::Exists($Folder)) { return $false }
+    if ([System.IO.Directory]::GetFiles($Folder, 'owner-*.json').Length -gt 0) { return $true }
+    return [System.IO.File]::Exists((Get-FoundRecordPath $Folder))
+}
+
 function Remove-OwnersFolder([string] $Folder) {
     # The last owner went: its records go too (the <kind> and upper folders stay, for the next one).
     if ([System.IO.Directory]::Exists($Folder)) { [System.IO.Directory]::Delete($Folder, $true) }
+}
+
+function Remove-UnusedOwnersFolder([string] $Folder) {
+    # A set that was refused or failed leaves no folder that records nothing.
+    if (-not (Test-OwnersRecorded $Folder)) { Remove-OwnersFolder $Folder }
 }

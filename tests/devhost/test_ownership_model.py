@@ -1,0 +1,313 @@
+"""SIMULATOR: the ownership records of shared host objects (_owners.ps1 and its users, the Certificate and
+IisDefaultSiteRemoval scripts) through their models, without WinRM or Pulumi."""
+
+from __future__ import annotations
+
+import base64
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devhost import certstore, iis, named_mutex, ntfs
+from devhost.fs import WindowsFs
+from devhost.ops import certificate, iis_default_site_removal, ownership
+from tests.devhost.test_certstore_model import set_spec
+from tests.devhost.test_iis_model import fake_certificate, removal_spec
+from tests.providers.test_certificate_engine import PASSWORD, make_pfx, pfx_thumbprint
+
+READER_A = "NT AUTHORITY\\NETWORK SERVICE"
+READER_B = "NT AUTHORITY\\LOCAL SERVICE"
+SITE_FOLDER = ownership.folder("IisDefaultSiteRemoval", iis.DEFAULT_SITE)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    iis.ensure_installed(tmp_path)
+    return tmp_path
+
+
+def cert_folder(thumbprint: str) -> str:
+    return ownership.folder("Certificate", f"LocalMachine-My-{thumbprint}")
+
+
+def remove_spec(pfx: str, owner: str, imported: bool = True, readers: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "thumbprint": pfx_thumbprint(pfx),
+        "store_location": "LocalMachine",
+        "store_name": "My",
+        "private_key_readers": readers or [],
+        "owner": owner,
+        "imported": imported,
+    }
+
+
+def readers_on_key(state: Path, thumbprint: str) -> list[str]:
+    stores = certstore.CertStore(state)
+    entry = stores.find("LocalMachine", "My", thumbprint)
+    assert entry is not None
+    return sorted(name for _sid, name in stores.key_readers(entry))
+
+
+# -- 1: the owners mutex ---------------------------------------------------------------------------------
+
+
+def test_a_held_owners_lock_ends_the_wait_with_owners_busy(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # WaitOne(30000) returns false when the holder keeps the mutex (a hung operation): the script stops with
+    # OwnersBusy instead of waiting for ever (the unfixed WaitOne() had no timeout).
+    monkeypatch.setattr(ownership, "LOCK_WAIT_S", 0.2)
+    with named_mutex.held(state, ownership.OWNERS_MUTEX, 1):
+        busy = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not busy.ok and busy.error is not None and busy.error["id"] == "OwnersBusy", busy.error
+    assert "Global\\UsercubeIac-Owners" in busy.error["message"] and "run again" in busy.error["message"]
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None, "nothing was decided without the lock"
+
+
+# -- 2: a state from before ownership records -------------------------------------------------------------
+
+
+def test_the_first_update_of_a_state_from_before_owners_records_the_stock_site(state: Path) -> None:
+    before = ET.tostring(ET.parse(iis.config_file(state)).getroot())
+    manager = iis.ServerManager(state)
+    manager.remove_site(iis.DEFAULT_SITE)
+    manager.remove_pool(iis.DEFAULT_POOL)
+    manager.commit()  # removed by an earlier version of the resource: its state says removed_site/removed_pool
+    # The update after the upgrade: the provider passes the old state's removed_* as restore_*.
+    updated = iis_default_site_removal.set_(
+        WindowsFs(state), {**removal_spec(), "restore_site": True, "restore_pool": True}
+    )
+    assert updated.ok, updated.error
+    assert updated.state["removed_site"] is True and updated.state["removed_pool"] is True, "the restore is kept"
+    # destroy: the provider passes the outputs of that update
+    restored = iis_default_site_removal.remove(
+        WindowsFs(state), {**removal_spec(), "restore_site": True, "restore_pool": True}
+    )
+    assert restored.ok and restored.state["site_present"] and restored.state["pool_present"]
+    assert ET.tostring(ET.parse(iis.config_file(state)).getroot()) == before
+
+
+# -- 3: an empty folder records nothing -------------------------------------------------------------------
+
+
+def test_an_empty_owners_folder_does_not_make_a_found_certificate_ours(state: Path) -> None:
+    pfx = make_pfx(cn="empty-folder.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    certstore.admin_import_pfx(state, base64.b64decode(pfx), PASSWORD)
+    ownership.initialize(WindowsFs(state), cert_folder(thumb))  # what a refused set of the old scripts left
+    # A state from before owners were recorded, whose certificate was found in the store (imported: false).
+    removed = certificate.remove(WindowsFs(state), remove_spec(pfx, "stack/cert", imported=False))
+    assert removed.ok and removed.state["ensure"] == "present", "a certificate found in the store stays"
+
+
+def test_an_empty_owners_folder_does_not_block_the_stock_restore(state: Path) -> None:
+    manager = iis.ServerManager(state)
+    manager.remove_site(iis.DEFAULT_SITE)
+    manager.commit()
+    ownership.initialize(WindowsFs(state), SITE_FOLDER)
+    restored = iis_default_site_removal.remove(WindowsFs(state), {**removal_spec(), "restore_site": True})
+    assert restored.ok and restored.state["site_present"] is True
+
+
+def test_a_refused_set_leaves_no_owners_folder(state: Path) -> None:
+    pfx = make_pfx(cn="refused.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    certstore.admin_import_pfx(state, base64.b64decode(pfx), PASSWORD)  # not exportable
+    refused = certificate.set_(WindowsFs(state), set_spec(pfx, exportable=True))
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "ExportPolicyDiffers"
+    assert not WindowsFs(state).resolve(cert_folder(thumb)).exists()
+    iis.admin_add_binding(state, iis.DEFAULT_SITE, "http", "*:81:")
+    manager = iis.ServerManager(state)
+    site = manager.add_site("Other", "C:\\other", None)
+    manager.root_application(site).set("applicationPool", iis.DEFAULT_POOL)
+    manager.commit()
+    assert not iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok  # AppPoolInUse
+    assert not WindowsFs(state).resolve(SITE_FOLDER).exists()
+
+
+# -- 4: CreateDirectory returns a folder made in between as it is ---------------------------------------
+
+
+def test_a_folder_another_account_creates_after_the_exists_check_is_refused(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = "S-1-5-21-1004336348-1177238915-682003330-1001"
+
+    def raced(fs: WindowsFs, level: str) -> bool:
+        exists = fs.resolve(level).is_dir()
+        if level == SITE_FOLDER and not exists:  # a user creates it right after Exists said no
+            fs.resolve(level).mkdir(parents=True)
+            grant = ntfs.Ace(user, ntfs.FULL_CONTROL)
+            ntfs.NtfsStore(fs.root).set_descriptor(level, ntfs.Descriptor(owner=user, protected=True, explicit=[grant]))
+        return exists
+
+    monkeypatch.setattr(ownership, "_folder_exists", raced)
+    refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "OwnersFolderUntrusted"
+    assert f"is owned by {user}" in refused.error["message"]
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+
+
+# -- 5: ReplaceFileW failures ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [1176, 1177])
+def test_a_record_survives_a_replace_file_that_fails_half_way(state: Path, code: int) -> None:
+    fs = WindowsFs(state)
+    ownership.initialize(fs, SITE_FOLDER)
+    path = ownership.record_path(SITE_FOLDER, "stack/a")
+    ownership.write(fs, path, {"owner": "stack/a", "readers": []})
+    faults = state / "_sim" / "replace_file_faults.json"
+    faults.write_text(json.dumps([code]))
+    ownership.write(fs, path, {"owner": "stack/a", "readers": ["S-1-5-20"]})
+    assert json.loads(faults.read_text()) == [], "the record was swapped in with ReplaceFileW"
+    assert ownership.read(fs, path) == {"owner": "stack/a", "readers": ["S-1-5-20"]}
+    assert sorted(p.name for p in fs.resolve(SITE_FOLDER).iterdir()) == [Path(fs.resolve(path)).name]
+
+
+# -- 6, 7, 8, 9: the Default Web Site's restore ------------------------------------------------------------
+
+
+def test_a_binding_whose_certificate_is_gone_is_left_out_of_the_restore(state: Path) -> None:
+    thumbprint = "E" * 40
+    fake_certificate(state, thumbprint)
+    iis.admin_add_binding(state, iis.DEFAULT_SITE, "https", "*:443:")
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.remove_binding(site, iis.Binding("https", "*:443:"))
+    manager.add_binding(site, iis.Binding("https", "*:443:"), thumbprint, "My")
+    manager.commit()
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    (state / "_sim" / "certstore" / "LocalMachine" / "My" / f"{thumbprint}.json").unlink()  # its Certificate went
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error  # the unfixed restore failed the commit (HTTP.sys: 0x80070520)
+    after = iis.ServerManager(state)
+    site = after.find_site(iis.DEFAULT_SITE)
+    assert site is not None and [b.protocol for b in after.bindings(site)] == ["http"]
+    assert f"binding https *:443: not restored: its certificate {thumbprint}" in restored.state["restore_warning"]
+
+
+def test_ssl_flags_of_a_binding_without_its_own_certificate_come_back(state: Path) -> None:
+    # An https binding served from the Central Certificate Store with SNI (sslFlags 3) has no HTTP.sys hash
+    # of its own: it is restored with Bindings.Add(information, protocol), which writes no sslFlags.
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.add_binding(site, iis.Binding("https", "*:443:ccs.contoso.test", 3))
+    manager.commit()
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    assert iis_default_site_removal.remove(WindowsFs(state), removal_spec()).ok
+    after = iis.ServerManager(state)
+    site = after.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    assert [(b.protocol, b.ssl_flags) for b in after.bindings(site)] == [("http", 0), ("https", 3)]
+
+
+def test_a_default_site_with_added_applications_is_not_removed(state: Path) -> None:
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    application = ET.SubElement(site, "application", {"path": "/reports", "applicationPool": "Reports"})
+    ET.SubElement(application, "virtualDirectory", {"path": "/", "physicalPath": "C:\\reports"})
+    ET.SubElement(manager.root_application(site), "virtualDirectory", {"path": "/docs", "physicalPath": "C:\\docs"})
+    manager.commit()
+    refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "DefaultSiteHasContent"
+    assert "application /reports" in refused.error["message"] and "virtual directory /docs" in refused.error["message"]
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+    assert not WindowsFs(state).resolve(SITE_FOLDER).exists(), "no share is held"
+
+
+def test_a_stopped_site_is_stopped_again_though_was_does_not_know_it_yet(state: Path) -> None:
+    iis.admin_set_state(state, "site", iis.DEFAULT_SITE, "Stopped")
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    # For 5.6 s after the commit Site.State and Stop() throw 0x800710D8; Get-IisObjectState gives up after 5 s.
+    (state / "_sim" / "knobs.json").write_text('{"iis_was_pickup_ms": 5600}')
+    manager = iis.ServerManager(state)
+    manager.add_site("Probe", "C:\\probe")
+    manager.commit()
+    with pytest.raises(iis.NotYetKnown, match="0x800710D8"):
+        iis.ServerManager(state).stop_site("Probe")  # the unfixed script's single Stop()
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    assert iis.ServerManager(state).site_state(iis.DEFAULT_SITE) == "Stopped"
+
+
+# -- 10: the last owner of a found certificate -------------------------------------------------------------
+
+
+def test_the_last_owner_takes_a_found_certificate_back_to_its_readers(state: Path) -> None:
+    pfx = make_pfx(cn="found-readers.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    certstore.admin_import_pfx(state, base64.b64decode(pfx), PASSWORD)
+    certstore.admin_grant_key_read(state, thumb, READER_B)  # it had this reader when found
+    fs = WindowsFs(state)
+    assert certificate.set_(fs, {**set_spec(pfx, readers=[READER_A]), "owner": "stack-1/cert"}).ok
+    assert certificate.set_(fs, {**set_spec(pfx), "owner": "stack-2/cert"}).ok
+    # stack-1's record is lost on the way (an interrupted earlier version's remove deleted it first)
+    ownership.delete(fs, ownership.record_path(cert_folder(thumb), "stack-1/cert"))
+    assert readers_on_key(state, thumb) == sorted([READER_A, READER_B])
+    removed = certificate.remove(fs, remove_spec(pfx, "stack-2/cert"))
+    assert removed.ok and removed.state["ensure"] == "present"
+    assert readers_on_key(state, thumb) == [READER_B], "what the owners added goes with the last one"
+
+
+# -- nits ------------------------------------------------------------------------------------------------
+
+
+def test_a_renamed_owner_keeps_its_readers_owned_until_the_new_record_holds_them(state: Path) -> None:
+    pfx = make_pfx(cn="renamed-readers.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    fs = WindowsFs(state)
+    assert certificate.set_(fs, {**set_spec(pfx, readers=[READER_A]), "owner": "stack/old"}).ok
+    assert certificate.set_(
+        fs, {**set_spec(pfx, readers=[READER_A]), "owner": "stack/new", "previous_owner": "stack/old"}
+    ).ok
+    assert [r["owner"] for r in ownership.records(fs, cert_folder(thumb))] == ["stack/new"]
+    assert certificate.remove(fs, remove_spec(pfx, "stack/new")).state["ensure"] == "absent"
+
+
+def test_an_unknown_reader_fails_before_anything_is_recorded(state: Path) -> None:
+    pfx = make_pfx(cn="unknown-reader.contoso.test")
+    failed = certificate.set_(WindowsFs(state), set_spec(pfx, readers=["CONTOSO\\nobody"]))
+    assert not failed.ok and failed.error is not None and failed.error["id"] == "IdentityNotMapped"
+    assert not WindowsFs(state).resolve(cert_folder(pfx_thumbprint(pfx))).exists()
+
+
+def test_a_certificate_gone_from_the_store_is_no_longer_found(state: Path) -> None:
+    pfx = make_pfx(cn="stale-found.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    fs = WindowsFs(state)
+    certstore.admin_import_pfx(state, base64.b64decode(pfx), PASSWORD)
+    assert certificate.set_(fs, set_spec(pfx)).state["imported"] is False
+    certstore.admin_remove(state, thumb)  # an administrator deleted it; the stack's next up imports it
+    again = certificate.set_(fs, set_spec(pfx))
+    assert again.ok and again.state["imported"] is True, "the stale found.json is gone"
+    assert certificate.remove(fs, remove_spec(pfx, "test-stack/cert")).state["ensure"] == "absent"
+
+
+def test_an_http_sys_entry_of_another_store_does_not_keep_the_certificate(state: Path) -> None:
+    pfx = make_pfx(cn="other-store.contoso.test")
+    thumb = pfx_thumbprint(pfx)
+    fs = WindowsFs(state)
+    assert certificate.set_(fs, set_spec(pfx)).ok
+    sslcerts = iis.sslcerts(state)
+    sslcerts["0.0.0.0:8443"] = {"hash": thumb, "store": "WebHosting"}  # the copy in another store is bound
+    (state / "_sim" / "http_sslcert.json").write_text(json.dumps(sslcerts))
+    assert certificate.remove(fs, remove_spec(pfx, "test-stack/cert")).state["ensure"] == "absent"
+
+
+def test_a_found_json_left_by_a_half_done_restore_is_not_reused(state: Path) -> None:
+    # The last owner's remove failed after deleting its record (a commit error): found.json stays, and the site
+    # is there again. A new first owner records the site as it is now, not the leftover.
+    fs = WindowsFs(state)
+    ownership.initialize(fs, SITE_FOLDER)
+    leftover = iis_default_site_removal._stock_site(removal_spec())
+    ownership.write(
+        fs, ownership.found_path(SITE_FOLDER), {"site": {**leftover, "physical_path": "C:\\old"}, "pool": None}
+    )
+    assert iis_default_site_removal.set_(fs, removal_spec()).ok
+    found = ownership.read(fs, ownership.found_path(SITE_FOLDER))
+    assert found["site"]["physical_path"] == iis.DEFAULT_SITE_PATH and found["pool"] is not None
