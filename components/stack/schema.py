@@ -248,7 +248,11 @@ class AgentSpec(_Schema):
     license: str = Field("", description="License key (integrated only). Always a secret.")
     connection_string: str = Field("", description="Database connection string (integrated only). Always a secret.")
     data_folder_rights: DataFolderRights = Field("Modify", description="Rights on Temp, Work and Mails.")
-    remove_default_site: bool = Field(True, description="Remove the Default Web Site and DefaultAppPool (host-wide).")
+    remove_default_site: bool = Field(
+        True,
+        description="Remove the Default Web Site and DefaultAppPool (host-wide); refused (DefaultSiteHasContent) "
+        "when applications or virtual directories were added to the site, which a restore could not bring back.",
+    )
     rsat_ad_tools: bool = Field(False, description="Also install RSAT AD DS Snap-Ins and Command-Line Tools.")
     install_features: bool = Field(True, description="Install Web-Server and Web-AppInit (iis).")
     minimum_hosting_bundle: str = Field("8.0", description="Lowest hosting bundle (8.0 or newer).")
