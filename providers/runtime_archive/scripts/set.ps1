@@ -101,7 +101,9 @@ try {
         # never a kept file: the archive's own web.config or appsettings would otherwise sit in the running
         # site's folder (.iac-new is below Runtime, the site's root, and IIS reads a web.config in any folder of
         # a site) until the swap. .iac-new stays below Runtime: a file moved on the same volume keeps its
-        # permissions, so it must inherit Runtime's (an admin-only sibling would lock the agent out).
+        # permissions, so it must inherit Runtime's (an admin-only sibling, or an admin-only protected DACL on
+        # .iac-new, would lock the agent out). Runtime's inherited DACL may let Users create folders in it (a
+        # stock C:\): that is the working directory's permissions to fix, not this folder's (README, known limit).
         # ExtractToFile with overwrite $false refuses a file that exists (IOException): $new is always new.
         $failure = $null
         try {
