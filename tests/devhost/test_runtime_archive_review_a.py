@@ -295,13 +295,9 @@ def test_a3_a_starting_pool_is_waited_for_then_stopped_and_started_again(fs: Win
     events = [(e["action"], e["what"]) for e in journal(fs.root) if e["kind"] == "agent"]
     assert events == [("stop", "pool"), ("start", "pool")]
     assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
-    unfixed = "if ($state -eq 'Started') {\n                $record.pool"
-    assert refused_unfixed(
-        "runtime_archive/set",
-        "            if ($state -eq 'Starting') {",
-        "            if ($state -eq 'NeverStarting') {",
-    )
-    assert unfixed in script("runtime_archive/set")
+    # The unfixed script stopped only a pool already Started.
+    fixed = "            if ($state -eq 'Starting') {"
+    assert refused_unfixed("runtime_archive/set", fixed, "            if ($false) {")
 
 
 # -- A4: the waits derive from shutdownTimeLimit, capped --------------------------------------------------
