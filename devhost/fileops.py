@@ -83,7 +83,7 @@ def _content_roots(state_dir: Path) -> list[tuple[str, float, str]]:
             if exiting is not None and exit_at is not None and time.time() < exit_at:
                 roots.append((root.rstrip("\\").lower(), exiting[0], f"w3wp.exe (application pool {pool}, exiting)"))
     for service in scm.load(state_dir).values():
-        if service.state in ("Running", "StopPending") and not service.system:  # (its process still runs)
+        if service.state != "Stopped" and not service.system:  # (its process runs: paused or pending too)
             folder, _, exe = scm.executable_of(service.image_path).rpartition("\\")
             roots.append((folder.lower(), service.started_at, f"{exe} (service {service.name})"))
     return roots

@@ -965,6 +965,11 @@ class ServerManager:
         self._set_runtime("pools", name, "Stopped" if error else "Started", error)
         return self.pool_state(name)
 
+    def begin_start_pool(self, name: str) -> None:
+        """WAS has begun starting the pool and not finished yet (ObjectState Starting, learn.microsoft.com
+        Microsoft.Web.Administration.ObjectState); start_pool finishes it."""
+        self._set_runtime("pools", name, "Starting", None)
+
     def stop_pool(self, name: str) -> str:
         """WAS reports the pool Stopped at once, but its worker process (w3wp.exe) may take up to the pool's
         processModel/shutdownTimeLimit (90 s by default) to finish its requests and exit, and keeps its images

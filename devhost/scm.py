@@ -13,8 +13,11 @@ Modelled Windows rules, with the Win32 error each raises:
 - start of a service that depends on others (``dependencies``, lpDependencies of ChangeServiceConfig)
   starts those first: one that does not exist or is marked for deletion fails it with 1075
   (ERROR_SERVICE_DEPENDENCY_DELETED), one that cannot start with 1068 (ERROR_SERVICE_DEPENDENCY_FAIL;
-  learn.microsoft.com StartService, return codes); start of a service still stopping fails with 1056
-  (ERROR_SERVICE_ALREADY_RUNNING: StartService needs a stopped service);
+  learn.microsoft.com StartService, return codes); start of a service that is not Stopped (Running, Paused,
+  or any pending state) fails with 1056 (ERROR_SERVICE_ALREADY_RUNNING: StartService needs a stopped service;
+  a dependency already running is left as it is);
+- the states of SERVICE_STATUS (learn.microsoft.com SERVICE_STATUS, dwCurrentState): Stopped, StartPending,
+  StopPending, Running, ContinuePending, PausePending, Paused; a pending state ends with ``settle``;
 - delete of a running service only marks it for deletion (1072 for later changes); it goes when
   it stops.
 A program that starts is taken to answer the service control manager (no 1053 is modelled).
@@ -45,6 +48,7 @@ WIN32_MESSAGES = {
     1058: "The service cannot be started, either because it is disabled or because it has no enabled devices "
     "associated with it.",
     1060: "The specified service does not exist as an installed service.",
+    1061: "The service cannot accept control messages at this time.",
     1062: "The service has not been started.",
     1068: "The dependency service or group failed to start.",
     1069: "The service did not start due to a logon failure.",
@@ -84,11 +88,22 @@ class Service:
     description: str = ""
     failure_actions: dict[str, Any] = field(default_factory=lambda: {"actions": [], "reset_period_seconds": 0})
     dependencies: list[str] = field(default_factory=list)  # the services it needs running (names)
-    state: str = "Stopped"  # Running, Stopped, or StopPending (a stop it accepted and has not finished)
+    state: str = "Stopped"  # one of STATES (ServiceControllerStatus's names)
     process_id: int = 0
     started_at: float = 0.0  # when it last started (its program loads its images then; see devhost.fileops)
     system: bool = False
     marked_for_delete: bool = False
+
+
+# SERVICE_STATUS.dwCurrentState, by ServiceControllerStatus's names (learn.microsoft.com SERVICE_STATUS).
+STATES = ("Stopped", "StartPending", "StopPending", "Running", "ContinuePending", "PausePending", "Paused")
+# Where a pending state ends when the service finishes it.
+PENDING_END = {
+    "StartPending": "Running",
+    "ContinuePending": "Running",
+    "PausePending": "Paused",
+    "StopPending": "Stopped",
+}
 
 
 # What the service control manager keeps about a running service, which no setting changes.
@@ -293,17 +308,31 @@ def executable_of(image_path: str) -> str:
 
 
 def dependents_of(state_dir: Path, name: str) -> list[Service]:
-    """EnumDependentServices (ServiceController.DependentServices): the services that depend on ``name``."""
+    """The services that depend on ``name`` directly (lpDependencies)."""
     return [s for s in load(state_dir).values() if name.lower() in (d.lower() for d in s.dependencies)]
+
+
+def enum_dependent_services(state_dir: Path, name: str) -> list[Service]:
+    """EnumDependentServices(SERVICE_STATE_ALL): every service that depends on ``name``, directly or through
+    another, "in reverse order of start order" (learn.microsoft.com EnumDependentServices): a service comes
+    before those it depends on."""
+    ordered: list[Service] = []
+
+    def visit(service_name: str) -> None:
+        for dependent in dependents_of(state_dir, service_name):
+            if all(s.name.lower() != dependent.name.lower() for s in ordered):
+                visit(dependent.name)  # what depends on it first
+                ordered.append(dependent)
+
+    visit(name)
+    return ordered
 
 
 def start(state_dir: Path, name: str) -> Service:
     """StartService, with the checks Windows makes before the program runs."""
     services = load(state_dir)
     service = _existing(services, name)
-    if service.state == "Running":
-        return service
-    if service.state == "StopPending":
+    if service.state != "Stopped":
         raise ScmError(1056)
     if service.start_mode == "Disabled":
         raise ScmError(1058)
@@ -311,6 +340,8 @@ def start(state_dir: Path, name: str) -> Service:
         needed = services.get(dependency.lower())
         if needed is None or needed.marked_for_delete:
             raise ScmError(1075)
+        if needed.state != "Stopped":
+            continue  # (running already, or on its way: 1056 is the dependency's own answer, not this start's)
         try:
             start(state_dir, dependency)
         except ScmError:
@@ -365,6 +396,33 @@ def stop_pending(state_dir: Path, name: str) -> None:
     services = load(state_dir)
     _existing(services, name).state = "StopPending"
     save(state_dir, services)
+
+
+def set_state(state_dir: Path, name: str, state: str) -> None:
+    """What the service itself reports (SetServiceStatus): e.g. StartPending while a delayed automatic start is
+    under way, Paused after a pause control, or StopPending for a stop it has not finished."""
+    if state not in STATES:
+        raise ValueError(f"SIMULATOR: no service state {state!r}")
+    services = load(state_dir)
+    service = _existing(services, name)
+    if service.state == "Stopped" and state != "Stopped":  # its process starts (and loads its images) now
+        service.process_id = 1000 + int(hashlib.sha256(service.name.lower().encode()).hexdigest()[:4], 16)
+        service.started_at = time.time()
+    service.state = state
+    save(state_dir, services)
+
+
+def settle(state_dir: Path, name: str) -> str:
+    """The service finishes its pending state (PENDING_END); returns its state."""
+    service = get(state_dir, name)
+    if service is None:
+        raise ScmError(1060)
+    if service.state == "StopPending":
+        stop(state_dir, name)
+        return "Stopped"
+    if service.state in PENDING_END:
+        set_state(state_dir, name, PENDING_END[service.state])
+    return PENDING_END.get(service.state, service.state)
 
 
 def stop(state_dir: Path, name: str) -> Service | None:

@@ -15,7 +15,7 @@ import re
 import time
 from typing import Any
 
-from devhost import iis, ntfs, scm
+from devhost import iis, ntfs, scm, service_controller
 from devhost.fileops import (
     DotNetError,
     delete_empty_folder,
@@ -42,6 +42,10 @@ MAX_PATH = 259
 MAX_FOLDER = 247
 # Path.GetInvalidFileNameChars() on Windows.
 _INVALID_NAME = re.compile(r'["<>|:*?\\/\x00-\x1f]')
+# Reserved device names, also with an extension (learn.microsoft.com "Naming Files, Paths, and Namespaces";
+# 'nul.txt' is still NUL on Windows Server 2019/2022); PowerShell's -match ignores case.
+_DEVICE_NAME = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\.|$)", re.IGNORECASE)
+SHUTDOWN_WAIT_MARGIN_S, SHUTDOWN_WAIT_MAX_S = 30, 150  # Get-PoolShutdownWait
 
 _SET = ("runtime_archive/set",)
 _ALL = ("runtime_archive/get", "runtime_archive/chunk", "runtime_archive/set", "runtime_archive/remove")
@@ -69,7 +73,7 @@ SCRIPT_FACTS = (
         _SET,
         r"\$stream = \[System\.IO\.FileStream\]::new\(\$partial, \[System\.IO\.FileMode\]::Open, "
         r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+try \{\s+"
-        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+"
+        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+try \{\s+"
         r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\(\$stream, "
         r"\[System\.IO\.Compression\.ZipArchiveMode\]::Read, \$true\)",
         "the staging file is hashed and read as a zip through one handle that shares only reading (FileShare.Read: "
@@ -135,7 +139,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$record\.start_type = \[string\]\$service\[0\]\.StartType[\s\S]*?"
-        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record\s+\$stopped \+= 'service'\s+try \{\s+"
+        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+try \{\s+"
         r"\$service\[0\]\.Stop\(\)\s+\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
         r"throw \(New-OperationError 'AgentStopFailed' 'service_name'",
         "Stop-Agent records the service's start type, then a Stop or WaitForStatus that throws is AgentStopFailed",
@@ -157,7 +161,7 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$record\.auto_start = \[bool\]\$pool\.AutoStart\s+Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record",
+        r"\$record\.auto_start = \[bool\]\$pool\.AutoStart\s+Write-AgentStopped \$Folder \$record",
         "Stop-Agent records the pool's AutoStart before it stops it",
     ),
     ScriptFact(
@@ -211,8 +215,85 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$state = Wait-PoolState \$pool 'Stopped' 120[\s\S]*?\$state = Wait-PoolState \$pool 'Started' 10",
-        "the pool's stop is waited for within 120 s, its start within 10 s",
+        r"\$wait = Get-PoolShutdownWait \$pool\s+\$state = Wait-PoolState \$pool 'Stopped' \$wait[\s\S]*?"
+        r"\$state = Wait-PoolState \$pool 'Started' 10",
+        "the pool's stop is waited for within Get-PoolShutdownWait, its start within 10 s",
+    ),
+    # -- review-owed A1-A7 (the RuntimeArchive 'archive2' round) --
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$service\[0\]\.DependentServices[\s\S]*?\.Dispose\(\)[\s\S]*?\$service\[0\]\.Stop\(\)",
+        "A1: no dependent's controller is disposed before Stop(): DependentServices is the cached array Stop() walks "
+        "again, and a disposed controller throws ObjectDisposedException there (microsoft/referencesource "
+        "ServiceController.cs: DependentServices, Stop, Dispose, GetDataBaseHandleWithConnectAccess)",
+        present=False,
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$service\[0\]\.Stop\(\)[\s\S]*?\} finally \{\s+"
+        r"foreach \(\$entry in @\(\$all\) \+ @\(\$dependents\)\) \{ \$entry\.Dispose\(\) \}",
+        "A1: the dependents' controllers are disposed after Stop(), with the others",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$record",
+        "A2: Stop-Agent writes agent-stopped.json only through Write-AgentStopped, which merges with the record there",
+        present=False,
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$earlier = Read-AgentStopped \$Folder[\s\S]*?"
+        r"foreach \(\$dependent in @\(\$earlier\.dependents\) \+ @\(\$merged\.dependents\)\)[\s\S]*?"
+        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$merged",
+        "A2: a record already there keeps its entries, AutoStart and start type; the dependents are united",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"if \(\$state -eq 'Starting'\) \{[\s\S]*?\$state = Wait-PoolState \$pool 'Started' 30[\s\S]*?"
+        r"if \(\$state -eq 'Started'\) \{",
+        "A3: a Starting pool is waited for, then stopped and recorded",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$pendingStart -contains \$service\[0\]\.Status\) \{[\s\S]*?"
+        r"\$service\[0\]\.WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running[\s\S]*?"
+        r"elseif \(\$service\.Count -eq 1 -and \$service\[0\]\.Status -ne "
+        r"\[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped\)[\s\S]*?"
+        r"Where-Object \{ \$_\.Status -ne \[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped \}",
+        "A3: a service in StartPending/ContinuePending is waited for until Running (ControlService refuses a stop in "
+        "StartPending: 1061), then any state but Stopped is stopped and recorded, with every dependent not Stopped "
+        "(what ServiceController.Stop stops)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"try \{ \$limit = \$Pool\.ProcessModel\.ShutdownTimeLimit\.TotalSeconds \} catch \{ \$limit = 90 \}\s+"
+        r"return \[int\]\[Math\]::Min\(\$limit \+ 30, 150\)[\s\S]*?"
+        r"if \(\$null -eq \$limit\) \{ \$limit = Get-PoolShutdownWait \$pool \}",
+        "A4: the pool's stop and its worker's exit are waited for within shutdownTimeLimit + 30 s, at most 150 s",
+    ),
+    ScriptFact(
+        _SET,
+        r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+# [^\n]*\s+# [^\n]*\s+"
+        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}",
+        "A4: set waits for the stopped pool's worker to exit before the swap, as remove does",
+    ),
+    ScriptFact(
+        _SET,
+        r"StartPending, \[System\.ServiceProcess\.ServiceControllerStatus\]::ContinuePending\) -contains "
+        r"\$found\[0\]\.Status\) \{[\s\S]*?\$found\[0\]\.WaitForStatus\([^\n]*\)\s+"
+        r"\$outcome = 'running \(started since\)'",
+        "A5: Start-Agent waits for a service being started instead of calling Start (StartService: 1056)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$_ -match '\^\(CON\|PRN\|AUX\|NUL\|COM\[0-9\]\|LPT\[0-9\]\)\(\\\.\|\$\)'",
+        "A6: an entry segment that is a reserved device name (also with an extension) is ArchiveEntryRefused",
+    ),
+    ScriptFact(
+        _SET,
+        r"try \{\s+\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+\} catch \{[\s\S]*?"
+        r"Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path'",
+        "A7: a staging file that is no zip is ArchiveInvalid (source_path), not UnexpectedError",
     ),
     ScriptFact(
         _SET,
@@ -341,13 +422,17 @@ def _stop(error_id: str, message: str, prop: str) -> OperationStopped:
     return OperationStopped(fail(error_id, message, prop=prop))
 
 
-def _open_archive(data: bytes) -> list[Entry]:
-    """[ZipArchive]::new($stream, Read, $true), outside any try: a file that is no zip ends the operation through
-    the trap."""
+def _open_archive(data: bytes, spec: dict[str, Any]) -> list[Entry]:
+    """[ZipArchive]::new($stream, Read, $true): a file that is no zip (InvalidDataException) is ArchiveInvalid."""
     try:
         return open_stream(data)
     except DotNetError as error:
-        raise OperationStopped(fail("UnexpectedError", error.called(".ctor", 3), category="NotSpecified")) from None
+        raise _stop(
+            "ArchiveInvalid",
+            f"{spec['archive_name']} (SHA-256 {spec['sha256']}) is not a zip archive ({error.message}); set "
+            "source_path to the agent's runtime .zip file",
+            "source_path",
+        ) from None
 
 
 def _file_list(entries: list[Entry], runtime: str) -> list[str]:
@@ -360,7 +445,13 @@ def _file_list(entries: list[Entry], runtime: str) -> list[str]:
         relative = name.rstrip("\\")
         parts = relative.split("\\")
         # (Windows drops a trailing dot or space from a name it creates, learn.microsoft.com "Naming Files".)
-        bad = (part in ("", ".", "..") or _INVALID_NAME.search(part) or part.rstrip(". ") != part for part in parts)
+        bad = (
+            part in ("", ".", "..")
+            or _INVALID_NAME.search(part)
+            or part.rstrip(". ") != part
+            or _DEVICE_NAME.match(part)
+            for part in parts
+        )
         if not relative or any(bad):
             raise _stop(
                 "ArchiveEntryRefused",
@@ -414,16 +505,15 @@ def _knob(fs: WindowsFs, name: str) -> Any:
     return read_knobs(fs.root).get(name)
 
 
-# ServiceStartMode's names, as ServiceController.StartType gives them, for Win32_Service's start modes.
-_START_TYPE = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
-
-
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
-    """Stop-Agent: agent-stopped.json is written before each stop, with the pool's AutoStart or the service's
-    start type then. ServiceController.Stop stops the running services that depend on it first
-    (learn.microsoft.com ServiceController.Stop). The knob ``services_not_stopping`` names services that accept
-    the stop and never finish it (StopPending): WaitForStatus(Stopped, 120 s) then throws
-    System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.WaitForStatus)."""
+    """Stop-Agent: agent-stopped.json is written (merged with one already there) before each stop, with the
+    pool's AutoStart or the service's start type then. A pool that is Starting, or a service in StartPending or
+    ContinuePending, is waited for until it runs, then stopped; a Paused one is stopped as it is. The service goes
+    through devhost.service_controller (ServiceController: Stop stops the dependents that are not Stopped first,
+    on the cached DependentServices array, so those controllers are disposed only after it). The knob
+    ``services_not_stopping`` names services that accept the stop and never finish it (StopPending):
+    WaitForStatus(Stopped, 120 s) then throws System.ServiceProcess.TimeoutException (learn.microsoft.com
+    ServiceController.WaitForStatus)."""
     stopped: list[str] = []
     record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "start_type": None, "dependents": []}
     if spec["app_pool"]:
@@ -432,49 +522,92 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
         manager = iis.ServerManager(fs.root)
         name = spec["app_pool"]
         pool = manager.find_pool(name)
-        if pool is not None and object_state(lambda: manager.pool_state(name)) == "Started":
+        state = object_state(lambda: manager.pool_state(name)) if pool is not None else None
+        if state == "Starting":
+            state = manager.start_pool(name)  # Wait-PoolState 'Started' 30: WAS finishes the start (or fails it)
+        if pool is not None and state == "Started":
             record["pool"] = name
             record["auto_start"] = manager.pool_value(pool, "autoStart") == "true"
-            _write_json(fs, f"{folder}\\agent-stopped.json", record)
+            _write_record(fs, folder, record)
             manager.stop_pool(name)  # WAS: Stopped at once; its worker may still be exiting (devhost.iis)
             _journal(fs, "stop", "pool", name)
             stopped.append("pool")
     if spec["service_name"]:
         name = spec["service_name"]
-        service = scm.get(fs.root, name)
-        hung = name.lower() in {str(n).lower() for n in _knob(fs, "services_not_stopping") or []}
-        if service is not None and service.state == "StopPending":
-            if hung:  # (waited for, not recorded)
-                raise _AgentError(
-                    fail(
-                        "AgentStopFailed",
-                        f"service '{name}' is still stopping after 120 s more; see the System event log, end its "
-                        "process, then run again",
-                        prop="service_name",
-                    )
-                )
-            scm.stop(fs.root, name)  # it finishes stopping once the knob no longer names it
-        elif service is not None and service.state == "Running":
-            dependents = [s.name for s in scm.dependents_of(fs.root, name) if s.state == "Running"]
-            record.update(service=name, start_type=_START_TYPE[service.start_mode], dependents=dependents)
-            _write_json(fs, f"{folder}\\agent-stopped.json", record)
-            stopped.append("service")
-            for dependent in dependents:
-                scm.stop(fs.root, dependent)
-                _journal(fs, "stop", "service", dependent)
-            if hung:
-                scm.stop_pending(fs.root, name)
-                raise _AgentError(
-                    fail(
-                        "AgentStopFailed",
-                        f"service '{name}' did not stop within 120 s (Time out has expired and the operation has not "
-                        "been completed.); see the System event log, stop it (or end its process), then run again",
-                        prop="service_name",
-                    )
-                )
-            scm.stop(fs.root, name)
-            _journal(fs, "stop", "service", name)
+        controllers = service_controller.get_services(fs.root)
+        dependents: list[service_controller.ServiceController] = []
+        try:
+            found = [c for c in controllers if c.service_name.lower() == name.lower()]
+            service = found[0] if found else None
+            if service is not None and service.status in ("StartPending", "ContinuePending"):
+                try:
+                    service.wait_for_status("Running", 60)
+                except DotNetError:
+                    raise _AgentError(
+                        fail(
+                            "AgentStopFailed",
+                            f"service '{name}' is still starting after 60 s ({service.status}); see the System event "
+                            "log, then run again",
+                            prop="service_name",
+                        )
+                    ) from None
+            if service is not None and service.status == "StopPending":
+                try:  # (waited for, not recorded)
+                    service.wait_for_status("Stopped", 120)
+                except DotNetError:
+                    raise _AgentError(
+                        fail(
+                            "AgentStopFailed",
+                            f"service '{name}' is still stopping after 120 s more; see the System event log, end its "
+                            "process, then run again",
+                            prop="service_name",
+                        )
+                    ) from None
+            elif service is not None and service.status != "Stopped":
+                record.update(service=name, start_type=service.start_type)
+                dependents = list(service.dependent_services)
+                record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
+                _write_record(fs, folder, record)
+                stopped.append("service")
+                try:
+                    service.stop()
+                    service.wait_for_status("Stopped", 120)
+                except (DotNetError, scm.ScmError) as error:
+                    raise _AgentError(
+                        fail(
+                            "AgentStopFailed",
+                            f"service '{name}' did not stop within 120 s ({error}); see the System event log, stop it "
+                            "(or end its process), then run again",
+                            prop="service_name",
+                        )
+                    ) from None
+                finally:
+                    for stopped_name in service.stopped:
+                        _journal(fs, "stop", "service", stopped_name)
+        finally:
+            for controller in [*controllers, *dependents]:
+                controller.dispose()
     return stopped
+
+
+def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
+    """Write-AgentStopped: merged with the record already there, never in place of it (what it lists stays
+    listed, with the AutoStart and start type found when it was first stopped; the dependents united)."""
+    path = f"{folder}\\agent-stopped.json"
+    earlier = _read_json(fs, path)
+    merged = {**record, "dependents": list(record["dependents"])}
+    if earlier is not None:
+        if earlier.get("pool") and (not merged["pool"] or earlier["pool"].lower() == merged["pool"].lower()):
+            merged.update(pool=earlier["pool"], auto_start=earlier.get("auto_start"))
+        if earlier.get("service") and (
+            not merged["service"] or earlier["service"].lower() == merged["service"].lower()
+        ):
+            union: list[str] = []
+            for dependent in [*(earlier.get("dependents") or []), *merged["dependents"]]:
+                if dependent and dependent.lower() not in {n.lower() for n in union}:
+                    union.append(dependent)
+            merged.update(service=earlier["service"], start_type=earlier.get("start_type"), dependents=union)
+    _write_json(fs, path, merged)
 
 
 class _AgentError(OperationStopped):
@@ -516,7 +649,12 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
     service = scm.get(fs.root, name)
     if service is None:
         return _outcome("agent_service", name, "gone (nothing to start)")
-    if service.state == "Running":
+    if service.state in ("StartPending", "ContinuePending"):
+        # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
+        # StartService); WaitForStatus(Running, 60 s) instead, which the start finishes.
+        service_controller.ServiceController(fs.root, name, None).wait_for_status("Running", 60)
+        return _outcome("agent_service", name, "running (started since)")
+    if service.state not in ("Stopped", "StopPending"):  # Running, or paused since
         return _outcome("agent_service", name, "running (started since)")
     if service.start_mode == "Disabled" and not disabled_then:
         return _outcome("agent_service", name, "left stopped (its start mode is Disabled)")
@@ -575,13 +713,16 @@ def _start_report(outcomes: list[dict[str, Any]]) -> str:
 
 def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> None:
     """Wait-PoolWorkerExit: until the pool lists no worker process (devhost.fileops.worker_exit_at: WAS ends it at
-    its shutdownTimeLimit), within that limit and 5 s more, in real time."""
+    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s), in real time."""
     manager = iis.ServerManager(fs.root)
     element = manager.find_pool(pool)
     exit_at = worker_exit_at(fs.root, pool)
     if element is None or exit_at is None:
         return
-    limit = timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + 5
+    limit = min(
+        timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + SHUTDOWN_WAIT_MARGIN_S,
+        SHUTDOWN_WAIT_MAX_S,
+    )
     time.sleep(max(0.0, min(exit_at - time.time(), limit)))
 
 
@@ -793,7 +934,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             f"the uploaded file has SHA-256 {held_sha}, not {sha}; it was deleted, and the next run uploads it again",
             prop="sha256",
         )
-    entries = _open_archive(data)
+    entries = _open_archive(data, spec)
     keep = {str(name).lower() for name in spec["keep_files"]}
     files = [name for name in _file_list(entries, runtime) if name.lower() not in keep]
     incoming = {name.lower() for name in files}
@@ -840,6 +981,8 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     try:
         if replaced or obsolete:
             stopped = _stop_agent(fs, spec, folder)
+        if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
+            _wait_pool_worker_exit(fs, spec["app_pool"])
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
         swap_begun = True
         for origin, target in plan:

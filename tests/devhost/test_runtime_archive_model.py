@@ -345,7 +345,8 @@ def knobs(fs: WindowsFs, **values: Any) -> None:
     (fs.root / "_sim" / "knobs.json").write_text(json.dumps(values))
 
 
-def test_an_exiting_worker_keeps_the_old_images_yet_the_pool_is_started_again(fs: WindowsFs) -> None:
+def test_set_waits_for_the_stopped_pools_worker_to_exit_before_the_swap(fs: WindowsFs) -> None:
+    """review-owed A4 (c): the draining worker could still load an assembly from the half-swapped Runtime."""
     put(fs, f"{RUNTIME}\\placeholder.txt", b"")
     pool_site(fs)
     install(fs, make_zip(V1), app_pool=POOL)
@@ -353,14 +354,32 @@ def test_an_exiting_worker_keeps_the_old_images_yet_the_pool_is_started_again(fs
     manager.stop_pool(POOL)
     time.sleep(0.01)
     manager.start_pool(POOL)  # its worker loads V1's images
-    knobs(fs, pool_worker_exit_s=60)  # the stopped pool's w3wp.exe still maps V1's images for a minute
+    # Once stopped, w3wp.exe would map them for a minute more; WAS ends it at the pool's shutdownTimeLimit.
+    knobs(fs, pool_worker_exit_s=60)
+    shutdown_time_limit(fs, "00:00:01")
+    upload(fs, make_zip(V2))
+    began = time.monotonic()
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert time.monotonic() - began >= 0.9, "waited for the worker before the swap"
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    assert not fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "the worker had let go of the old images"
+
+
+def test_an_iac_old_still_held_is_left_for_the_next_run_and_the_pool_is_started_again(fs: WindowsFs) -> None:
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    # Another program (an antivirus scan) holds a replaced file open once it is in .iac-old.
+    knobs(fs, files_held_open=[f"{RUNTIME}\\.iac-old\\readme.txt"])
     upload(fs, make_zip(V2))
     envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
     assert envelope.ok, envelope.error
     assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "started again although .iac-old is held"
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
-    assert fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "the held images are left for the next run"
-    knobs(fs)  # the worker has exited
+    assert fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "the held file is left for the next run"
+    knobs(fs)  # let go
     again = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
     assert again.ok and [c["property"] for c in again.changes] == ["work_folder"]
     assert not fs.resolve(f"{RUNTIME}\\.iac-old").exists()
@@ -922,14 +941,13 @@ def test_remove_after_an_upgrade_whose_old_images_are_still_mapped_reports_the_w
     manager.stop_pool(POOL)
     time.sleep(0.01)
     manager.start_pool(POOL)
-    knobs(fs, pool_worker_exit_s=60)
-    install(fs, make_zip(V2), app_pool=POOL)  # .iac-old keeps V1's images, mapped by the exiting worker
+    shutdown_time_limit(fs, "00:00:01")  # (the waits for the exiting workers stay short)
+    # An antivirus scan holds one of the old files: the work folder cannot be deleted yet.
+    knobs(fs, pool_worker_exit_s=60, files_held_open=[f"{RUNTIME}\\.iac-old\\lib\\old.dll"])
+    install(fs, make_zip(V2), app_pool=POOL)  # .iac-old is left with V1's files
     time.sleep(0.01)
     iis.ServerManager(fs.root).stop_pool(POOL)
     iis.ServerManager(fs.root).start_pool(POOL)  # V2's worker
-    shutdown_time_limit(fs, "00:00:01")  # (the wait for V2's exiting worker stays short)
-    # An antivirus scan holds one of the old files: the work folder cannot be deleted yet.
-    knobs(fs, pool_worker_exit_s=60, files_held_open=[f"{RUNTIME}\\.iac-old\\lib\\old.dll"])
     envelope = model.remove(fs, spec(make_zip(V2), app_pool=POOL))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "RuntimeFilesInUse"
     assert ".iac-old, left by an upgrade" in envelope.error["message"]

@@ -24,8 +24,9 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         $parts = $relative.Split('\')
         # (Counted: a pipeline that yields only the empty segment would read as false.) A name ending in a dot or
         # a space is refused too: Windows drops those when it creates the file (learn.microsoft.com "Naming Files,
-        # Paths, and Namespaces"), so 'a.' would land on 'a'.
-        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ }).Count -gt 0
+        # Paths, and Namespaces"), so 'a.' would land on 'a'. So is a reserved device name, also with an extension
+        # ('nul.txt' is the NUL device on Windows Server 2019/2022; same page): the file would open the device.
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\.|$)' }).Count -gt 0
         if ($bad) {
             Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
@@ -168,16 +169,26 @@ function Stop-Agent($Spec, [string] $Folder) {
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
             $pool = $manager.ApplicationPools[[string]$Spec.app_pool]
-            if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -eq 'Started') {
+            $state = $null
+            if ($null -ne $pool) { $state = Get-IisObjectState { $pool.State } }
+            if ($state -eq 'Starting') {
+                # Its worker may already run from the files: the start is waited for, then the pool stopped.
+                # (Stopped when the start failed: then nothing runs, nothing to stop.)
+                $state = Wait-PoolState $pool 'Started' 30
+                if ($state -eq 'Starting') {
+                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still starting after 30 s (state $state); see the System event log (WAS), then run again")
+                }
+            }
+            if ($state -eq 'Started') {
                 $record.pool = [string]$Spec.app_pool
                 $record.auto_start = [bool]$pool.AutoStart
-                Write-JsonFile (Get-AgentStoppedPath $Folder) $record
+                Write-AgentStopped $Folder $record
                 [void]$pool.Stop()
                 $stopped += 'pool'
-                # WAS waits up to the pool's shutdownTimeLimit (90 s by default) for the worker to finish.
-                $state = Wait-PoolState $pool 'Stopped' 120
+                $wait = Get-PoolShutdownWait $pool
+                $state = Wait-PoolState $pool 'Stopped' $wait
                 if ($state -ne 'Stopped') {
-                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within 120 s (state $state).")
+                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within $wait s (state $state).")
                 }
             }
         } finally {
@@ -187,8 +198,25 @@ function Stop-Agent($Spec, [string] $Folder) {
     if ($Spec.service_name) {
         $name = [string]$Spec.service_name
         $all = [System.ServiceProcess.ServiceController]::GetServices()
+        # DependentServices returns the controller's cached array, and Stop() walks that same array again: on
+        # each element it calls Refresh() and reads Status, which on a disposed controller throws
+        # ObjectDisposedException (GetDataBaseHandleWithConnectAccess). So the dependents are disposed only
+        # after Stop, in the finally below (microsoft/referencesource System.ServiceProcess ServiceController.cs:
+        # DependentServices, Stop, Dispose -> Close, GetDataBaseHandleWithConnectAccess).
+        $dependents = @()
+        $pendingStart = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending)
         try {
             $service = @($all | Where-Object { $_.ServiceName -eq $name })
+            if ($service.Count -eq 1 -and $pendingStart -contains $service[0].Status) {
+                # On its way to Running (its process already runs from the files): ControlService refuses a stop in
+                # StartPending (ERROR_SERVICE_CANNOT_ACCEPT_CTRL 1061, learn.microsoft.com ControlService), so the
+                # start is waited for, then it is stopped and recorded as a running one.
+                try {
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+                } catch {
+                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still starting after 60 s ($($service[0].Status)); see the System event log, then run again")
+                }
+            }
             if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::StopPending) {
                 # Still stopping (an earlier stop that timed out, this project's or someone else's): its process
                 # holds the files until it ends. Waited for, not recorded (a record of this project's stays).
@@ -197,19 +225,17 @@ function Stop-Agent($Spec, [string] $Folder) {
                 } catch {
                     throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still stopping after 120 s more; see the System event log, end its process, then run again")
                 }
-            } elseif ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
-                # ServiceController.Stop stops the services that depend on this one first (learn.microsoft.com
-                # ServiceController.Stop): those that run are recorded and started again after it.
+            } elseif ($service.Count -eq 1 -and $service[0].Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped) {
+                # Running, or Paused / PausePending: its process runs from the files either way, and ControlService
+                # accepts a stop there (learn.microsoft.com ControlService). ServiceController.Stop stops first every
+                # service that depends on this one and is not Stopped (referencesource Stop): those are recorded and
+                # started again after it.
                 $record.service = $name
                 # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
                 $record.start_type = [string]$service[0].StartType
-                $dependents = $service[0].DependentServices
-                try {
-                    $record.dependents = @($dependents | Where-Object { $_.Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running } | ForEach-Object { $_.ServiceName })
-                } finally {
-                    foreach ($dependent in $dependents) { $dependent.Dispose() }
-                }
-                Write-JsonFile (Get-AgentStoppedPath $Folder) $record
+                $dependents = @($service[0].DependentServices)
+                $record.dependents = @($dependents | Where-Object { $_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })
+                Write-AgentStopped $Folder $record
                 $stopped += 'service'
                 try {
                     $service[0].Stop()
@@ -223,10 +249,52 @@ function Stop-Agent($Spec, [string] $Folder) {
                 }
             }
         } finally {
-            foreach ($entry in $all) { $entry.Dispose() }
+            foreach ($entry in @($all) + @($dependents)) { $entry.Dispose() }
         }
     }
     return ,$stopped
+}
+
+function Write-AgentStopped([string] $Folder, $Record) {
+    # agent-stopped.json, merged with the record already there (a run that broke off, or a start that failed and
+    # is to be tried again), never in place of it: what it lists stays listed until Start-Agent finishes it, with
+    # the AutoStart and start type found when it was first stopped. Otherwise a service that a reboot started
+    # since would be recorded without the dependents that run broke off with, and they would stay stopped.
+    $earlier = Read-AgentStopped $Folder
+    $merged = [ordered]@{ pool = $Record.pool; auto_start = $Record.auto_start; service = $Record.service; start_type = $Record.start_type; dependents = @($Record.dependents) }
+    if ($null -ne $earlier) {
+        # (Records written before auto_start or start_type existed have none: Set-StrictMode refuses a missing property.)
+        if ($earlier.pool -and (-not $merged.pool -or [string]$earlier.pool -eq [string]$merged.pool)) {
+            $merged.pool = [string]$earlier.pool
+            $autoStart = $earlier.PSObject.Properties['auto_start']
+            $merged.auto_start = $null
+            if ($null -ne $autoStart) { $merged.auto_start = $autoStart.Value }
+        }
+        if ($earlier.service -and (-not $merged.service -or [string]$earlier.service -eq [string]$merged.service)) {
+            $merged.service = [string]$earlier.service
+            $startType = $earlier.PSObject.Properties['start_type']
+            $merged.start_type = $null
+            if ($null -ne $startType) { $merged.start_type = $startType.Value }
+            $names = New-PathSet
+            $union = @()
+            foreach ($dependent in @($earlier.dependents) + @($merged.dependents)) {
+                if ($dependent -and $names.Add([string]$dependent)) { $union += [string]$dependent }
+            }
+            $merged.dependents = $union
+        }
+    }
+    Write-JsonFile (Get-AgentStoppedPath $Folder) $merged
+}
+
+function Get-PoolShutdownWait($Pool) {
+    # How long a pool's stop and its worker's exit are waited for: WAS gives the worker up to the pool's
+    # shutdownTimeLimit (90 s by default) to finish its requests, then ends it (learn.microsoft.com
+    # applicationPools <processModel> shutdownTimeLimit); 30 s more for WAS itself, at most 150 s, so that
+    # remove's two waits (the stop, then the worker's exit) stay well below the client's command_timeout_s
+    # (600 s by default). A limit that cannot be read counts as the default.
+    $limit = 90
+    try { $limit = $Pool.ProcessModel.ShutdownTimeLimit.TotalSeconds } catch { $limit = 90 }
+    return [int][Math]::Min($limit + 30, 150)
 }
 
 function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
@@ -245,9 +313,9 @@ function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
 function Wait-PoolWorkerExit([string] $PoolName) {
     # A stopped pool's worker (w3wp.exe) may go on for up to the pool's shutdownTimeLimit (90 s by default),
     # mapping the agent's images until it exits; WAS terminates it then (learn.microsoft.com applicationPools
-    # <processModel> shutdownTimeLimit). Waited for until the pool lists no worker process, within that limit
-    # and 5 s more (a fresh ServerManager for each look: its runtime data is read once). A look that fails ends
-    # the wait: the deletion then says what is still held.
+    # <processModel> shutdownTimeLimit). Waited for until the pool lists no worker process, within
+    # Get-PoolShutdownWait (a fresh ServerManager for each look: its runtime data is read once). A look that
+    # fails ends the wait: the deletion then says what is still held.
     $limit = $null
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
     while ($true) {
@@ -255,7 +323,7 @@ function Wait-PoolWorkerExit([string] $PoolName) {
         try {
             $pool = $manager.ApplicationPools[$PoolName]
             if ($null -eq $pool) { return }
-            if ($null -eq $limit) { $limit = $pool.ProcessModel.ShutdownTimeLimit.TotalSeconds + 5 }
+            if ($null -eq $limit) { $limit = Get-PoolShutdownWait $pool }
             $count = @($pool.WorkerProcesses).Count
         } catch {
             return
@@ -350,7 +418,13 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
         $found = @($all | Where-Object { $_.ServiceName -eq $Name })
         if ($found.Count -eq 0) {
             $outcome = 'gone (nothing to start)'
-        } elseif ($found[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Running) {
+        } elseif (@([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending) -contains $found[0].Status) {
+            # Someone is starting it (a delayed automatic start after a reboot): StartService would fail with
+            # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for.
+            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+            $outcome = 'running (started since)'
+        } elseif (@([System.ServiceProcess.ServiceControllerStatus]::Stopped, [System.ServiceProcess.ServiceControllerStatus]::StopPending) -notcontains $found[0].Status) {
+            # Running, or paused since (StartService would fail with 1056 there too).
             $outcome = 'running (started since)'
         } elseif ($found[0].StartType -eq [System.ServiceProcess.ServiceStartMode]::Disabled -and -not $DisabledThen) {
             $outcome = 'left stopped (its start mode is Disabled)'

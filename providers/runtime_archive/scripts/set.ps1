@@ -64,7 +64,15 @@ try {
         Stop-Operation -Id 'ArchiveHashMismatch' -Property 'sha256' -Message "the uploaded file has SHA-256 $heldSha, not $sha; it was deleted, and the next run uploads it again"
     }
     $stream.Position = 0
-    $archive = [System.IO.Compression.ZipArchive]::new($stream, [System.IO.Compression.ZipArchiveMode]::Read, $true)
+    try {
+        $archive = [System.IO.Compression.ZipArchive]::new($stream, [System.IO.Compression.ZipArchiveMode]::Read, $true)
+    } catch {
+        # InvalidDataException: the file has the declared SHA-256 but is no zip archive (learn.microsoft.com
+        # ZipArchive constructor). (The stream is disposed by the finally below.)
+        $reason = $_.Exception
+        while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
+        Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path' -Message "$($Spec.archive_name) (SHA-256 $sha) is not a zip archive ($($reason.Message)); set source_path to the agent's runtime .zip file"
+    }
     try {
         $keep = New-PathSet
         foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
@@ -93,7 +101,9 @@ try {
         # never a kept file: the archive's own web.config or appsettings would otherwise sit in the running
         # site's folder (.iac-new is below Runtime, the site's root, and IIS reads a web.config in any folder of
         # a site) until the swap. .iac-new stays below Runtime: a file moved on the same volume keeps its
-        # permissions, so it must inherit Runtime's (an admin-only sibling would lock the agent out).
+        # permissions, so it must inherit Runtime's (an admin-only sibling, or an admin-only protected DACL on
+        # .iac-new, would lock the agent out). Runtime's inherited DACL may let Users create folders in it (a
+        # stock C:\): that is the working directory's permissions to fix, not this folder's (README, known limit).
         # ExtractToFile with overwrite $false refuses a file that exists (IOException): $new is always new.
         $failure = $null
         try {
@@ -137,6 +147,9 @@ $failure = $null
 $swapBegun = $false
 try {
     if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
+    # A stopped pool's worker drains its requests for up to its shutdownTimeLimit and may still load an assembly
+    # from Runtime meanwhile: the swap waits for it to exit, as remove does (Wait-PoolWorkerExit).
+    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
     Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
     $swapBegun = $true
