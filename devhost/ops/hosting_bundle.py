@@ -92,6 +92,17 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
+        r"\$process\.StandardOutput\.Dispose\(\)\s+\$process\.StandardError\.Dispose\(\)\s+\$process\.Dispose\(\)",
+        "the redirected readers are closed in the finally block with the process (Process.Dispose leaves them open "
+        "on .NET Framework): nothing of the installer's pipes outlives the operation",
+    ),
+    ScriptFact(
+        _SET,
+        r"\} finally \{\s+(?:#[^\n]*\s+)*if \(-not \$verified\) \{ \$hold\.Dispose\(\) \}",
+        "the installer's hold is closed in a finally block on every way out but a verified hash",
+    ),
+    ScriptFact(
+        _SET,
         r"if \(-not \$process\.WaitForExit\(\$TimeoutSeconds \* 1000\)\) \{\s+Stop-InstallerTree \$process\s+"
         r"return \$null",
         "an installer that does not end within install_timeout_s is ended with its children (kill_hosting_bundle)",
