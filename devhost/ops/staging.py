@@ -83,8 +83,9 @@ def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]
         ),
         ScriptFact(
             initialize,
-            r"\$planted = Get-PlantedEntries \$path\s+"
+            r"\$planted = @\(Get-PlantedEntries \$path\)\s+"
             r"\[System\.IO\.Directory\]::SetAccessControl\(\$path, \(New-AdminOnlySecurity\)\)\s+"
+            r"\$planted \+= @\(Get-PlantedEntries \$path\)\s+"
             r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Property \}",
             "what others may have put in a level whose DACL is put back is found before the repair and deleted after",
         ),
@@ -183,11 +184,12 @@ def planted_entries(fs: WindowsFs, folder: str) -> list[str]:
 
 
 def _remove_planted(fs: WindowsFs, path: str) -> None:
-    """Remove-PlantedEntry: Directory.Delete(path, true) removes a junction as a link; File.Delete a file."""
+    """Remove-PlantedEntry: Directory.Delete(path, true) removes a junction as a link; File.Delete a file, and
+    nothing when it is gone already (found twice, or in a folder deleted before)."""
     target = fs.resolve(path)
     if target.is_symlink() or target.is_file():
         target.unlink()
-    else:
+    elif target.is_dir():
         shutil.rmtree(target)
     ntfs.NtfsStore(fs.root).forget(path)
 
@@ -219,7 +221,7 @@ def initialize(fs: WindowsFs, folder: str, prop: str | None) -> None:
         planted = planted_entries(fs, path)
         # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
         store.set_descriptor(path, admin_only())
-        for entry in planted:
+        for entry in planted + planted_entries(fs, path):
             _remove_planted(fs, entry)
 
 

@@ -361,7 +361,7 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
         # Process.Dispose leaves the redirected readers open (.NET Framework's Process.Close only drops its
         # references to them, dotnet/referencesource System/services/monitoring/system/diagnosticts/Process.cs):
         # their pipes are closed here, once the reads have seen the end (the process and its children are gone).
-        foreach ($drain in $drains) { try { [void]$drain.Wait(5000) } catch { $null = $_ } }
+        foreach ($drain in $drains) { try { [void]$drain.Wait(2000) } catch { $null = $_ } }
         $process.StandardOutput.Dispose()
         $process.StandardError.Dispose()
         $process.Dispose()
@@ -402,7 +402,7 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
             $child.Dispose()
         }
     }
-    [void]$Process.WaitForExit(10000)
+    [void]$Process.WaitForExit(5000)
 }
 
 function Assert-NoInstallationRunning($Spec) {

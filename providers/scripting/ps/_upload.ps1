@@ -92,11 +92,12 @@ function Get-UntrustedReason([string] $Path) {
 }
 
 function Get-PlantedEntries([string] $Folder) {
-    # What lies in a level whose DACL let others in that may be theirs, read before that DACL is put back (the
-    # entries' own DACLs still show what others could do): a reparse point; an entry owned by an account not
-    # trusted (whoever creates an entry owns it); a file others may write (its content may be theirs, whoever
-    # owns it). A folder that only let others create entries is kept, and each entry in it checked the same way.
-    # Kept, the rest: the runtime archive's records (manifest, swap journal) an administrator wrote there.
+    # What lies in a level whose DACL let others in that may be theirs: a reparse point; an entry owned by an
+    # account not trusted (whoever creates an entry owns it); a file others may write (its content may be theirs,
+    # whoever owns it; before the level's DACL is put back, the entries' inherited entries still show that). A
+    # folder that only let others create entries is kept, and each entry in it checked the same way. Kept, the
+    # rest: the runtime archive's records (manifest, swap journal) an administrator wrote there, which an emptied
+    # folder would lose (the swap journal is the only list of what undoes an interrupted swap).
     $found = New-Object 'System.Collections.Generic.List[string]'
     foreach ($entry in (New-Object System.IO.DirectoryInfo $Folder).GetFileSystemInfos()) {
         $isFolder = ($entry.Attributes -band [System.IO.FileAttributes]::Directory) -ne 0
@@ -114,9 +115,10 @@ function Get-PlantedEntries([string] $Folder) {
 }
 
 function Remove-PlantedEntry([string] $Path, [string] $Property) {
-    # Directory.Delete removes a junction as a link, never what it points to (review R8).
+    # Directory.Delete removes a junction as a link, never what it points to (review R8). Found twice, or inside
+    # a folder deleted before: gone already (File.Delete would throw DirectoryNotFoundException there).
     try {
-        if ([System.IO.Directory]::Exists($Path)) { [System.IO.Directory]::Delete($Path, $true) } else { [System.IO.File]::Delete($Path) }
+        if ([System.IO.Directory]::Exists($Path)) { [System.IO.Directory]::Delete($Path, $true) } elseif ([System.IO.File]::Exists($Path)) { [System.IO.File]::Delete($Path) }
     } catch {
         Stop-Untrusted $Path "was put in a staging folder others could write to, and could not be deleted ($($_.Exception.Message))" $Property
     }
@@ -141,8 +143,11 @@ function Initialize-AdminOnlyFolder([string] $Folder, [string] $Property) {
         $reason = Get-UntrustedReason $path
         if ($null -eq $reason) { continue }
         if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Property }
-        $planted = Get-PlantedEntries $path
+        # Looked for before the repair (the DACLs inherited then show what others could write) and after it
+        # (an entry made meanwhile is its maker's).
+        $planted = @(Get-PlantedEntries $path)
         [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
+        $planted += @(Get-PlantedEntries $path)
         foreach ($entry in $planted) { Remove-PlantedEntry $entry $Property }
     }
 }
