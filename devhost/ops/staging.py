@@ -4,6 +4,8 @@ give the folder and the setting an error names).
 
 Owners and DACLs through devhost.ntfs, which starts from the DACLs Windows Server gives (%ProgramData% inherits
 ``C:\\``'s: BUILTIN\\Users may create folders and files, CREATOR OWNER gets full control of what they create).
+Trusted owners: SYSTEM, Administrators and the deploying account (devhost.accounts.OPERATOR_USER). The knob
+``staging_create_races`` models another account making a level between Directory.Exists and CreateDirectory.
 """
 
 from __future__ import annotations
