@@ -187,6 +187,11 @@ NETWORK = "S-1-5-2"
 # "Owner of a New Object": the owner is the token's default owner). The user's own SID names no entry here.
 OPERATOR_TOKEN = frozenset({ADMINISTRATORS, USERS, EVERYONE, AUTHENTICATED_USERS, NETWORK})
 OPERATOR_DEFAULT_OWNER = ADMINISTRATORS
+# The deploying account's own SID (WindowsIdentity.GetCurrent().User in the scripts): a local or domain
+# administrator, here a fixed one. It owns what it creates itself on hosts whose policy "System objects: Default
+# owner for objects created by members of the Administrators group" is "Object creator" (or what it made in
+# Explorer); a test plants such objects by giving this SID as their owner.
+OPERATOR_USER = "S-1-5-21-3623811015-3361044348-30300820-500"
 
 
 def token_sids(state_dir: Path, name: str) -> set[str]:

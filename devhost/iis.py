@@ -278,9 +278,65 @@ def registry_subkeys(state_dir: Path, key: str) -> list[str]:
     return sorted(names)
 
 
+class RegistryError(Exception):
+    """A registry call Windows refuses, with its Win32 error code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+ERROR_CHILD_MUST_BE_VOLATILE = 1021  # "Cannot create a stable subkey under a volatile parent key."
+
+
+def _volatile_keys(state_dir: Path) -> list[str]:
+    keys: list[str] = _read_json(_sim_file(state_dir, "registry_volatile.json"), [])
+    return keys
+
+
+def _under_volatile(state_dir: Path, key: str) -> bool:
+    lowered = key.lower()
+    return any(lowered.startswith(v.lower() + "\\") for v in _volatile_keys(state_dir))
+
+
 def set_registry_key(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:
-    """Write (or, with None, delete) one registry key with its values, as an installer does."""
+    """Write (or, with None, delete) one registry key with its values, as an installer does. A new key is stable;
+    under a volatile key only volatile keys can be created (RegCreateKeyEx, REG_OPTION_VOLATILE)."""
+    if values is not None and registry_key(state_dir, key) is None and _under_volatile(state_dir, key):
+        message = f"{key}: cannot create a stable subkey under a volatile parent key"
+        raise RegistryError(message, ERROR_CHILD_MUST_BE_VOLATILE)
     _set_registry(state_dir, key, values)
+
+
+def create_volatile_key(state_dir: Path, key: str, values: dict[str, Any]) -> None:
+    """RegistryKey.CreateSubKey(name, ReadWriteSubTree, RegistryOptions.Volatile) then SetValue: RegCreateKeyEx with
+    REG_OPTION_VOLATILE, "the information is stored in memory and is not preserved when the corresponding registry
+    hive is unloaded" (learn.microsoft.com, RegCreateKeyExW), i.e. gone at the next start (clear_volatile_keys).
+    A key that exists already is opened as it is ("if the key already exists, this parameter is ignored"); its
+    parent must exist here (the scripts create it first, stable)."""
+    parent = key.rsplit("\\", 1)[0]
+    assert registry_key(state_dir, parent) is not None, f"SIMULATOR: {parent} (the parent) is not modelled as absent"
+    if registry_key(state_dir, key) is None:
+        volatile = [k for k in _volatile_keys(state_dir) if k.lower() != key.lower()]
+        _write_json(_sim_file(state_dir, "registry_volatile.json"), [*volatile, key])
+    _set_registry(state_dir, key, {**(registry_key(state_dir, key) or {}), **values})
+
+
+def is_volatile_key(state_dir: Path, key: str) -> bool:
+    return key.lower() in {k.lower() for k in _volatile_keys(state_dir)}
+
+
+def clear_volatile_keys(state_dir: Path) -> None:
+    """The machine stopped: the hives were unloaded, and every volatile key (with its subkeys, volatile too) is
+    gone."""
+    volatile = [v.lower() for v in _volatile_keys(state_dir)]
+
+    def gone(key: str) -> bool:
+        return any(key.lower() == v or key.lower().startswith(v + "\\") for v in volatile)
+
+    data = {k: v for k, v in registry(state_dir).items() if not gone(k)}
+    _write_json(_sim_file(state_dir, "registry.json"), data)
+    _write_json(_sim_file(state_dir, "registry_volatile.json"), [])
 
 
 def _set_registry(state_dir: Path, key: str, values: dict[str, Any] | None) -> None:

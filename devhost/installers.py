@@ -29,19 +29,26 @@ What a run does, with its exit code, from Microsoft's documentation where it say
   ``PendingFileRenameOperations``) and the run exits 3010 (ERROR_SUCCESS_REBOOT_REQUIRED: "a restart is required to
   complete the install"); the installer never restarts the host under ``/norestart``;
 - one-shot knob ``installer_faults`` (``{"on": "hosting-bundle", "exit_code": 1603}``): the next run fails with
-  that code and changes nothing (1603 is a fatal error, rolled back; 1618 another installation in progress).
+  that code and changes nothing (1603 is a fatal error, rolled back; 1618 another installation in progress);
+  ``{"on": "hosting-bundle", "times_out": true}``: the run does not end within the script's wait (a hung custom
+  action, say). The script then ends the bundle and the processes it started (``kill_hosting_bundle``): nothing is
+  installed, and the MSI transaction the bundle's engine had begun in the Windows Installer service (msiexec /V,
+  not a child of the bundle) is rolled back by that service, which owns the mutex ``Global\\_MSIExecute`` until it
+  is done (learn.microsoft.com "_MSIExecute Mutex"); here until ``finish_rollback`` (a test's "later") or a
+  restart.
 The log file named by ``/log`` gets a few lines, as the real one does (much longer there).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 from devhost import features, iis
 from devhost.fs import WindowsFs
-from devhost.hooks import Knobs, sim_dir
+from devhost.hooks import Journal, Knobs, sim_dir
 
 STAND_IN_MARKER = b"SIMULATED-DOTNET-HOSTING-BUNDLE "
 SESSION_MANAGER = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
@@ -127,21 +134,55 @@ def _schedule_rename(state_dir: Path, windows_path: str) -> None:
 
 
 def complete_restart(state_dir: Path) -> None:
-    """The machine starts again: the renames scheduled for the start are done (and the value is gone)."""
+    """The machine starts again: the renames scheduled for the start are done (and the value is gone), and no
+    installation runs any more."""
+    finish_rollback(state_dir)
     values = dict(iis.registry_key(state_dir, SESSION_MANAGER) or {})
     if PENDING_RENAMES in values:
         del values[PENDING_RENAMES]
         iis.set_registry_key(state_dir, SESSION_MANAGER, values)
 
 
-def run_hosting_bundle(fs: WindowsFs, installer: str, verb: str, log: str) -> int:
-    """``<installer> <verb> /quiet /norestart /log <log>``: the exit code (the script waits for it)."""
+def _msi_file(state_dir: Path) -> Path:
+    return sim_dir(state_dir) / "windows_installer.json"
+
+
+def installation_running(state_dir: Path) -> bool:
+    """Whether the Windows Installer service owns Global\\_MSIExecute (an installation or its rollback runs)."""
+    path = _msi_file(state_dir)
+    return path.is_file() and bool(json.loads(path.read_text(encoding="utf-8")).get("executing"))
+
+
+def finish_rollback(state_dir: Path) -> None:
+    """The service finished rolling back what a killed bundle had begun: the mutex is free again."""
+    _msi_file(state_dir).unlink(missing_ok=True)
+
+
+def kill_hosting_bundle(state_dir: Path, installer: str) -> None:
+    """Stop-InstallerTree: the bundle and its children are ended (journalled); the service rolls back."""
+    path = _msi_file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"executing": True}), encoding="utf-8")
+    Journal(sim_dir(state_dir) / "journal.jsonl")({"kind": "process_killed", "image": installer, "tree": True})
+
+
+def run_hosting_bundle(fs: WindowsFs, installer: str, verb: str, log: str) -> int | None:
+    """``<installer> <verb> /quiet /norestart /log <log>``: the exit code (the script waits for it), None when it
+    did not end within the wait (the script ends it then: kill_hosting_bundle)."""
     state_dir = fs.root
     if verb not in ("/install", "/repair"):
         raise NotModelled(f"SIMULATOR: the hosting bundle's {verb!r} is not modelled (only /install and /repair)")
+    if installation_running(state_dir):
+        raise NotModelled("SIMULATOR: a bundle started while Windows Installer owns _MSIExecute is not modelled")
     version = stand_in_version(fs.resolve(installer).read_bytes())
     lines = [f"[{time.strftime('%Y-%m-%dT%H:%M:%S')}] Burn: {verb} of dotnet-hosting {version} (SIMULATOR)"]
     fault = Knobs(sim_dir(state_dir) / "knobs.json").take_fault("hosting-bundle", key="installer_faults")
+    if fault is not None and fault.get("times_out"):
+        lines.append("Applying execute package: Microsoft.AspNetCore... (still running)")
+        target = fs.resolve(log)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\r\n".join(lines) + "\r\n", encoding="utf-16")
+        return None
     code = int(fault["exit_code"]) if fault is not None else _apply(state_dir, verb, version)
     lines.append(f"Exit code: 0x{code:x}, {code}")
     target = fs.resolve(log)

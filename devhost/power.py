@@ -3,7 +3,8 @@
 ``restart(state_dir)`` is what the operating system does after ``Restart-Computer -Force`` returned: a moment later
 (``GRACE_S``: the command's own answer still gets out) the machine goes down for ``restart_seconds`` (knob, default
 2): the WinRM service is gone with every shell and process (the server drops every connection meanwhile), then the
-machine starts again: a new boot time (Win32_OperatingSystem.LastBootUpTime), the file renames Windows Installer
+machine starts again: a new boot time (Win32_OperatingSystem.LastBootUpTime), the volatile registry keys gone
+(the hives were unloaded), the file renames Windows Installer
 scheduled for the start done (PendingFileRenameOperations), pending feature changes completed, WAS starting every
 pool and site that starts automatically (autoStart / serverAutoStart), and the service control manager every service
 whose start type is Automatic. The state is written at once; only the server's unavailability takes time.
@@ -92,6 +93,7 @@ def _epoch(text: str) -> float:
 
 
 def _start_again(state_dir: Path) -> None:
+    iis.clear_volatile_keys(state_dir)  # the hives were unloaded at shutdown
     installers.complete_restart(state_dir)
     features.admin_restart(state_dir)
     if iis.is_installed(state_dir):

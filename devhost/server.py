@@ -24,7 +24,9 @@ Test hooks, all under ``<state>/_sim/``:
   shutdownTimeLimit, devhost.fileops), ``services_not_stopping`` (service names
   that accept a stop and never finish it, devhost.ops.runtime_archive),
   ``iis_was_pickup_ms``, ``lsa_add_rights_error`` (the Win32 error LsaAddAccountRights fails with,
-  devhost.lsa).
+  devhost.lsa), ``installer_faults`` (one-shot hosting-bundle exit codes or
+  ``times_out``, devhost.installers), ``staging_create_races`` (one-shot: another
+  account makes a staging folder between Exists and CreateDirectory, devhost.ops.staging).
 * ``tls/`` — the generated CA and server certificate.
 """
 

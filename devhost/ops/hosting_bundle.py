@@ -37,13 +37,13 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"Initialize-StagingFolder \(Get-InstallerFolder \$root \(\[string\]\$Spec\.sha256\)\)\s+"
-        r"\$installer = Publish-StagedInstaller",
+        r"Move-LegacyRestartRecord\s+\$installer = Publish-StagedInstaller",
         "set makes every level down to the installer's own folder safe (or refuses it) before it publishes the file",
     ),
     ScriptFact(
         _SET,
         r"\$hold = \[System\.IO\.FileStream\]::new\(\$Path, \[System\.IO\.FileMode\]::Open, "
-        r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+\$actual = \$null\s+try \{\s+"
+        r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+\$verified = \$false\s+try \{\s+"
         r"\$actual = Get-StreamSha256 \$hold",
         "the installer is hashed through a handle that shares reading only, kept open until the process has started "
         "(CreateFileW dwShareMode: nobody can write, delete or rename it meanwhile)",
@@ -85,10 +85,37 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\$process\.StandardInput\.Close\(\)\s+\[void\]\$process\.StandardOutput\.ReadToEndAsync\(\)\s+"
-        r"\[void\]\$process\.StandardError\.ReadToEndAsync\(\)",
+        r"\$process\.StandardInput\.Close\(\)\s+\$drains = @\(\$process\.StandardOutput\.ReadToEndAsync\(\), "
+        r"\$process\.StandardError\.ReadToEndAsync\(\)\)",
         "its redirected output is drained by .NET tasks (a full pipe would block it; an OutputDataReceived script "
         "block would run on a thread-pool thread without a runspace)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$process\.StandardOutput\.Dispose\(\)\s+\$process\.StandardError\.Dispose\(\)\s+\$process\.Dispose\(\)",
+        "the redirected readers are closed in the finally block with the process (Process.Dispose leaves them open "
+        "on .NET Framework): nothing of the installer's pipes outlives the operation",
+    ),
+    ScriptFact(
+        _SET,
+        r"\} finally \{\s+(?:#[^\n]*\s+)*if \(-not \$verified\) \{ \$hold\.Dispose\(\) \}",
+        "the installer's hold is closed in a finally block on every way out but a verified hash",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(-not \$process\.WaitForExit\(\$TimeoutSeconds \* 1000\)\) \{\s+Stop-InstallerTree \$process\s+"
+        r"return \$null",
+        "an installer that does not end within install_timeout_s is ended with its children (kill_hosting_bundle)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$installer = Publish-StagedInstaller \$Spec \$root\s+Assert-NoInstallationRunning \$Spec",
+        "no installer is started while Windows Installer owns Global\\_MSIExecute (installers.installation_running)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\[System\.Threading\.Mutex\]::TryOpenExisting\('Global\\_MSIExecute', \[ref\]\$mutex\)",
+        "the mutex tested is Windows Installer's Global\\_MSIExecute",
     ),
     ScriptFact(
         _SET,
@@ -97,10 +124,35 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(\$code -eq 3010 -or \$code -eq 1641\) \{ Write-RestartRecord \$root \$code \(Get-BootTime\) \}\s+"
+        r"if \(\$code -eq 3010 -or \$code -eq 1641\) \{ Write-RestartOwed \$code \}\s+"
         r"\$after = Get-BundleState \$Spec",
-        "the installer's own restart request (3010, 1641) is recorded with the boot it was made in, before the state "
-        "is read again; restart_pending is that record, not the machine's PendingFileRenameOperations",
+        "the installer's own restart request (3010, 1641) is recorded before the state is read again; "
+        "restart_pending is that record, not the machine's PendingFileRenameOperations",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$owed = \$parent\.CreateSubKey\(\$RestartOwedName, "
+        r"\[Microsoft\.Win32\.RegistryKeyPermissionCheck\]::ReadWriteSubTree, "
+        r"\[Microsoft\.Win32\.RegistryOptions\]::Volatile\)",
+        "the record is the volatile key HKLM\\SOFTWARE\\UsercubeIac\\HostingBundle\\RestartOwed (gone at the next "
+        "start: iis.create_volatile_key, cleared by power's restart), under a stable parent",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"\$RestartOwedParent = 'SOFTWARE\\UsercubeIac\\HostingBundle'\s+\$RestartOwedName = 'RestartOwed'[\s\S]*"
+        r"\[Microsoft\.Win32\.RegistryView\]::Registry64",
+        "the key is HKLM\\SOFTWARE\\UsercubeIac\\HostingBundle\\RestartOwed, in the 64-bit view",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"return \(\(Test-RestartOwed\) -or \(Test-LegacyRestartRecord \$BootTime\)\)",
+        "an earlier version's restart-required.json counts while it names this boot (upgrade path)",
+    ),
+    ScriptFact(
+        _SET,
+        r"Initialize-StagingFolder \(Get-InstallerFolder \$root \(\[string\]\$Spec\.sha256\)\)\s+"
+        r"Move-LegacyRestartRecord",
+        "set turns an earlier version's record into the key and deletes it, once the folders are safe",
     ),
     ScriptFact(
         ("hosting_bundle/get", "hosting_bundle/set"),
@@ -222,16 +274,43 @@ def _repair_action(state: dict[str, Any], installed: tuple[int, ...], requested:
     )
 
 
-def restart_record_path() -> str:
+RESTART_OWED_PARENT = "HKLM:\\SOFTWARE\\UsercubeIac\\HostingBundle"
+RESTART_OWED = f"{RESTART_OWED_PARENT}\\RestartOwed"  # volatile (RegistryOptions.Volatile): gone at the next start
+
+
+def legacy_restart_record_path() -> str:
+    """restart-required.json, what earlier versions recorded the installer's 3010 in (with the boot time)."""
     return f"{STAGING_ROOT}\\restart-required.json"
 
 
-def _installer_restart_pending(fs: WindowsFs) -> bool:
-    """Test-InstallerRestartPending: a record of the installer's 3010 made in this boot, in safe folders."""
-    record = fs.resolve(restart_record_path())
+def _legacy_restart_record(fs: WindowsFs) -> bool:
+    """Test-LegacyRestartRecord: the earlier record, made in this boot, in safe folders."""
+    record = fs.resolve(legacy_restart_record_path())
     if not staging.is_trusted(fs, STAGING_ROOT) or not record.is_file():
         return False
     return bool(json.loads(record.read_text(encoding="utf-8")).get("boot_time") == power.boot_time(fs.root))
+
+
+def _write_restart_owed(fs: WindowsFs, code: int) -> None:
+    """Write-RestartOwed: the parent chain stable (CreateSubKey), RestartOwed volatile, exit_code a DWORD."""
+    iis.set_registry_key(fs.root, RESTART_OWED_PARENT, iis.registry_key(fs.root, RESTART_OWED_PARENT) or {})
+    iis.create_volatile_key(fs.root, RESTART_OWED, {"exit_code": code})
+
+
+def _move_legacy_restart_record(fs: WindowsFs) -> None:
+    """Move-LegacyRestartRecord (set, after the folders were made safe)."""
+    record = fs.resolve(legacy_restart_record_path())
+    if not record.is_file():
+        return
+    if _legacy_restart_record(fs):
+        _write_restart_owed(fs, 3010)
+    record.unlink()
+    ntfs.NtfsStore(fs.root).forget(legacy_restart_record_path())
+
+
+def _installer_restart_pending(fs: WindowsFs) -> bool:
+    """Test-InstallerRestartPending: the volatile key, or an earlier version's record of this boot."""
+    return iis.registry_key(fs.root, RESTART_OWED) is not None or _legacy_restart_record(fs)
 
 
 def fs_iis_installed(state_dir: Path) -> bool:
@@ -301,7 +380,17 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if before["action"] == "blocked":
         return fail("RepairNeedsInstalledVersion", before["reason"], prop="version", category="InvalidArgument")
     staging.initialize(fs, installer_folder(spec["sha256"]), "")
+    _move_legacy_restart_record(fs)
     installer = _publish(fs, spec)
+    if installers.installation_running(fs.root):  # Assert-NoInstallationRunning
+        return fail(
+            "InstallerBusy",
+            "another installation is running on the host (Windows Installer's mutex Global\\_MSIExecute is owned), "
+            "perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up "
+            "again when it has finished, or raise install_timeout_s if the installer needs longer",
+            prop="install_timeout_s",
+            category="ResourceBusy",
+        )
     verb = "/repair" if before["action"] == "repair" else "/install"
     log = f"{installer_folder(spec['sha256'])}\\install.log"
     try:
@@ -309,6 +398,15 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     except installers.NotModelled as refused:
         return fail("SimulatorNotModelled", f"devhost (SIMULATOR): {refused}", category="NotImplemented")
     name = spec["installer_name"]
+    if code is None:  # WaitForExit timed out: Stop-InstallerTree
+        installers.kill_hosting_bundle(fs.root, installer)
+        return fail(
+            "InstallerTimedOut",
+            f"{name} {verb} did not finish within install_timeout_s ({spec['install_timeout_s']} s) and was ended, "
+            f"with the processes it started; see {log}, raise install_timeout_s if it needs longer, then run up again",
+            prop="install_timeout_s",
+            category="OperationTimeout",
+        )
     if code == 1618:
         return fail(
             "InstallerBusy",
@@ -324,8 +422,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             category="InvalidResult",
         )
     if code in (3010, 1641):
-        record = {"exit_code": code, "boot_time": power.boot_time(fs.root)}
-        fs.resolve(restart_record_path()).write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+        _write_restart_owed(fs, code)
     after = _state(fs, spec)
     after["last_action"] = verb.lstrip("/")
     after["exit_code"] = code

@@ -60,9 +60,20 @@ SCRIPT_FACTS = (
         "SHA-256>",
     ),
     ScriptFact(
-        ("runtime_archive/get", "runtime_archive/remove"),
+        ("runtime_archive/remove",),
         r"Assert-StagingFolder",
-        "get and remove refuse a staging folder someone else owns or can write, changing nothing",
+        "remove refuses a staging folder someone else owns or can write, changing nothing",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$repair = Get-StagingRepair \$folder 'runtime_path'\s+"
+        r"if \(\$null -ne \$repair\) \{ \$state\.interrupted \+= \"staging folder to repair: \$repair\" \}",
+        "get reports a staging level set would repair as drift (interrupted), refusing only what set refuses",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(\$null -eq \$repair -and \[System\.IO\.File\]::Exists\(\$partial\)\) \{",
+        "what a staging folder to repair holds is not counted as uploaded",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -389,6 +400,9 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "held_sha256": None,
         "interrupted": [],
     }
+    repair = staging.repair_needed(fs, folder, "runtime_path")
+    if repair is not None:
+        state["interrupted"].append(f"staging folder to repair: {repair}")
     record = _read_json(fs, f"{folder}\\agent-stopped.json")
     if record is not None:
         names = [record.get("pool"), record.get("service"), *(record.get("dependents") or [])]
@@ -410,7 +424,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
             missing_files=missing[:20],
         )
     partial = fs.resolve(partial_path(folder, spec["sha256"]))
-    if partial.is_file():
+    if repair is None and partial.is_file():
         state.update(held_bytes=partial.stat().st_size, held_sha256=staging.sha256_file(partial))
     return state
 
@@ -874,7 +888,6 @@ def _agent_label(spec: dict[str, Any]) -> str:
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
-    staging.assert_trusted(fs, staging_folder(spec["runtime_path"]), "runtime_path")
     return succeed(_state(fs, spec))
 
 

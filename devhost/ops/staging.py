@@ -4,6 +4,8 @@ give the folder and the setting an error names).
 
 Owners and DACLs through devhost.ntfs, which starts from the DACLs Windows Server gives (%ProgramData% inherits
 ``C:\\``'s: BUILTIN\\Users may create folders and files, CREATOR OWNER gets full control of what they create).
+Trusted owners: SYSTEM, Administrators and the deploying account (devhost.accounts.OPERATOR_USER). The knob
+``staging_create_races`` models another account making a level between Directory.Exists and CreateDirectory.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
-from devhost import ntfs
+from devhost import accounts, ntfs
 from devhost.fileops import DotNetError, delete_file
 from devhost.fs import WindowsFs
+from devhost.hooks import Knobs, sim_dir
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, succeed
 from devhost.ps51 import ScriptFact
 
@@ -24,6 +28,15 @@ PROGRAM_DATA = "C:\\ProgramData"  # [Environment]::GetFolderPath('CommonApplicat
 STAGING_TOP = f"{PROGRAM_DATA}\\UsercubeIac"
 ADMIN_SIDS = ("S-1-5-18", "S-1-5-32-544")
 ADMINISTRATORS = "S-1-5-32-544"
+# $TrustedOwnerSids: SYSTEM, Administrators and the account running the script (WindowsIdentity.GetCurrent().User),
+# which owns what it made itself when the policy "Default owner for objects created by members of the
+# Administrators group" says "Object creator".
+TRUSTED_OWNERS = (*ADMIN_SIDS, accounts.OPERATOR_USER)
+# $FileWriteRights: FILE_WRITE_DATA, FILE_APPEND_DATA, DELETE, WRITE_DAC, WRITE_OWNER, GENERIC_ALL, GENERIC_WRITE.
+FILE_WRITE_RIGHTS = 0x500D0006
+# Knob ``staging_create_races``: [{"on": "<folder>", "owner": "<SID>"}], one-shot: that account creates the folder
+# between Directory.Exists and CreateDirectory (it inherits its parent's DACL, owned by its creator).
+RACE_KNOB = "staging_create_races"
 
 
 def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[ScriptFact, ...]:
@@ -32,10 +45,13 @@ def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]
     return (
         ScriptFact(
             initialize,
-            r"\[void\]\[System\.IO\.Directory\]::CreateDirectory\(\$path, \(New-AdminOnlySecurity\)\)",
+            r"if \(-not \[System\.IO\.Directory\]::Exists\(\$path\)\) \{\s+"
+            r"\[void\]\[System\.IO\.Directory\]::CreateDirectory\(\$path, \(New-AdminOnlySecurity\)\)\s+\}\s+"
+            r"\$reason = Get-UntrustedReason \$path",
             "each staging folder from %ProgramData%\\UsercubeIac down is created with owner Administrators and its "
             "protected SYSTEM/Administrators DACL in the same call (Directory.CreateDirectory(String, "
-            "DirectorySecurity), .NET Framework); an existing one is checked instead (that call does nothing to it)",
+            "DirectorySecurity), .NET Framework), then checked like an existing one: another account may have made "
+            "it first, and that call then returns it as it is",
         ),
         ScriptFact(
             every,
@@ -50,8 +66,30 @@ def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]
         ),
         ScriptFact(
             every,
+            r"\$identity = \[System\.Security\.Principal\.WindowsIdentity\]::GetCurrent\(\)\s+"
+            r"try \{ return \$identity\.User\.Value \} finally \{ \$identity\.Dispose\(\) \}\s+\}[\s\S]*"
+            r"\$TrustedOwnerSids = @\(\$AdminSids \+ \(Get-ScriptUserSid\)\)",
+            "owners trusted: SYSTEM, Administrators and the account running the script (accounts.OPERATOR_USER)",
+        ),
+        ScriptFact(
+            every,
+            r"if \(\$TrustedOwnerSids -notcontains \$owner\) \{ return \"is owned by \$owner, not by "
+            r"Administrators\" \}\s+"
+            r"foreach \(\$rule in \$acl\.GetAccessRules\(\$true, \$true, ",
+            "a level is judged by its owner and every entry, inherited ones included, not by its protection",
+        ),
+        ScriptFact(
+            every,
             r"if \(\$reason\.StartsWith\('is '\)\) \{ Stop-Untrusted \$path \$reason \$Property \}",
             "a staging folder that is a reparse point or owned by anyone else is refused, not repaired",
+        ),
+        ScriptFact(
+            initialize,
+            r"\$planted = @\(Get-PlantedEntries \$path\)\s+"
+            r"\[System\.IO\.Directory\]::SetAccessControl\(\$path, \(New-AdminOnlySecurity\)\)\s+"
+            r"\$planted \+= @\(Get-PlantedEntries \$path\)\s+"
+            r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Property \}",
+            "what others may have put in a level whose DACL is put back is found before the repair and deleted after",
         ),
         ScriptFact(
             (chunk,),
@@ -97,22 +135,22 @@ def staging_levels(folder: str) -> list[str]:
 
 
 def untrusted_reason(fs: WindowsFs, path: str) -> str | None:
-    """Get-UntrustedReason."""
+    """Get-UntrustedReason: a reparse point, an owner not trusted, an entry (explicit or inherited) for anyone but
+    SYSTEM and Administrators; a DACL that only inherits theirs is fine."""
     if fs.resolve(path).is_symlink():
         return "is a junction or symbolic link"
-    descriptor = ntfs.NtfsStore(fs.root).descriptor(path)
-    if descriptor.owner.upper() not in ADMIN_SIDS:
+    store = ntfs.NtfsStore(fs.root)
+    descriptor = store.descriptor(path)
+    if descriptor.owner.upper() not in TRUSTED_OWNERS:
         return f"is owned by {descriptor.owner}, not by Administrators"
-    if not descriptor.protected:
-        return "inherits permissions"
-    for ace in descriptor.explicit:
+    for ace in store.explicit_and_inherited(path, is_container=True):
         if ace.sid.upper() not in ADMIN_SIDS:
             return f"grants {ace.sid} access"
     return None
 
 
 def is_admin_only(fs: WindowsFs, path: str) -> bool:
-    """Owned by SYSTEM or Administrators, protected, and every entry of SYSTEM or Administrators."""
+    """Owned by a trusted account, and every entry of SYSTEM or Administrators."""
     return untrusted_reason(fs, path) is None
 
 
@@ -125,21 +163,68 @@ def _untrusted(path: str, reason: str, prop: str | None) -> OperationStopped:
     )
 
 
+def planted_entries(fs: WindowsFs, folder: str) -> list[str]:
+    """Get-PlantedEntries: below a level others were let into, read before its DACL is put back."""
+    store = ntfs.NtfsStore(fs.root)
+    found: list[str] = []
+    for entry in sorted(fs.resolve(folder).iterdir()):
+        path = f"{folder}\\{entry.name}"
+        if entry.is_symlink():
+            found.append(path)
+            continue
+        if store.descriptor(path).owner.upper() not in TRUSTED_OWNERS:
+            found.append(path)
+            continue
+        if entry.is_dir():
+            found += planted_entries(fs, path)
+            continue
+        for ace in store.explicit_and_inherited(path, is_container=False):
+            if ace.sid.upper() not in ADMIN_SIDS and ace.allow and ace.mask & FILE_WRITE_RIGHTS:
+                found.append(path)
+                break
+    return found
+
+
+def _remove_planted(fs: WindowsFs, path: str) -> None:
+    """Remove-PlantedEntry: Directory.Delete(path, true) removes a junction as a link; File.Delete a file, and
+    nothing when it is gone already (found twice, or in a folder deleted before)."""
+    target = fs.resolve(path)
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
+    ntfs.NtfsStore(fs.root).forget(path)
+
+
+def _create(fs: WindowsFs, path: str) -> None:
+    """CreateDirectory(path, New-AdminOnlySecurity), with the race knob: when another account made the folder
+    since Exists, .NET Framework's Directory.InternalCreateDirectory ignores ERROR_ALREADY_EXISTS and returns it
+    as that account made it (dotnet/referencesource mscorlib/system/io/directory.cs)."""
+    store = ntfs.NtfsStore(fs.root)
+    fs.resolve(path).mkdir(parents=True)  # (its parent, %ProgramData%, exists on Windows)
+    race = Knobs(sim_dir(fs.root) / "knobs.json").take_fault(path, key=RACE_KNOB)
+    if race is not None:
+        store.set_descriptor(path, ntfs.Descriptor(owner=str(race["owner"]), protected=False, explicit=[]))
+        return
+    store.set_descriptor(path, admin_only())
+
+
 def initialize(fs: WindowsFs, folder: str, prop: str | None) -> None:
     """Initialize-AdminOnlyFolder."""
     store = ntfs.NtfsStore(fs.root)
     for path in staging_levels(folder):
         if not fs.resolve(path).is_dir():
-            fs.resolve(path).mkdir(parents=True)  # (its parent, %ProgramData%, exists on Windows)
-            store.set_descriptor(path, admin_only())
-            continue
+            _create(fs, path)
         reason = untrusted_reason(fs, path)
         if reason is None:
             continue
         if reason.startswith("is "):
             raise _untrusted(path, reason, prop)
+        planted = planted_entries(fs, path)
         # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
         store.set_descriptor(path, admin_only())
+        for entry in planted + planted_entries(fs, path):
+            _remove_planted(fs, entry)
 
 
 def assert_trusted(fs: WindowsFs, folder: str, prop: str | None) -> None:
@@ -150,6 +235,21 @@ def assert_trusted(fs: WindowsFs, folder: str, prop: str | None) -> None:
         reason = untrusted_reason(fs, path)
         if reason is not None:
             raise _untrusted(path, reason, prop)
+
+
+def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
+    """Get-StagingRepair: the first existing level set would repair (``<path> <reason>``), refusing what set would
+    refuse above it; nothing below it is judged."""
+    for path in staging_levels(folder):
+        if not fs.resolve(path).is_dir():
+            return None
+        reason = untrusted_reason(fs, path)
+        if reason is None:
+            continue
+        if reason.startswith("is "):
+            raise _untrusted(path, reason, prop)
+        return f"{path} {reason}"
+    return None
 
 
 def is_trusted(fs: WindowsFs, folder: str) -> bool:

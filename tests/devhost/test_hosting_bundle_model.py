@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devhost import iis, installers, ntfs, power
+from devhost import accounts, iis, installers, ntfs, power
 from devhost.fs import WindowsFs
+from devhost.hooks import sim_dir
 from devhost.ops import SCRIPT_FACTS, staging
 from devhost.ops import hosting_bundle as model
 from devhost.ps51 import check_script
@@ -193,3 +195,179 @@ def test_the_net_runtime_missing_under_a_newer_aspnetcore_is_blocked_with_the_fi
     assert state["action"] == "blocked" and "only the installer of 8.0.12 can repair it" in state["reason"]
     stopped = model.set_(fs, spec(data))
     assert not stopped.ok and stopped.error is not None and stopped.error["id"] == "RepairNeedsInstalledVersion"
+
+
+# -- hardening of the shared staging folders (issue 10/11 review) -----------------------------------------------
+
+ADMINS = "S-1-5-32-544"
+USERS = "S-1-5-32-545"
+
+
+def knobs(fs: WindowsFs, **values: Any) -> None:
+    path = sim_dir(fs.root) / "knobs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values), encoding="utf-8")
+
+
+def test_a_folder_another_account_makes_between_exists_and_create_is_checked_not_trusted(
+    fs: WindowsFs, data: bytes
+) -> None:
+    # CreateDirectory(path, security) returns the folder the user made a moment before, without its security.
+    knobs(fs, **{staging.RACE_KNOB: [{"on": TOP, "owner": USER}]})
+    refused = chunk(fs, data)
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "StagingFolderUntrusted"
+    assert TOP in refused.error["message"] and USER in refused.error["message"]
+    assert not fs.resolve(model.STAGING_ROOT).exists(), "nothing staged below it"
+
+
+def test_a_folder_an_administrator_makes_in_the_race_gets_the_admin_only_dacl(fs: WindowsFs, data: bytes) -> None:
+    # Made by an administrator meanwhile, inheriting %ProgramData%'s DACL (Users may create in it): repaired.
+    knobs(fs, **{staging.RACE_KNOB: [{"on": TOP, "owner": ADMINS}]})
+    assert chunk(fs, data).ok
+    descriptor = ntfs.NtfsStore(fs.root).descriptor(TOP)
+    assert descriptor.protected and {ace.sid for ace in descriptor.explicit} == {"S-1-5-18", ADMINS}
+
+
+def test_a_level_owned_by_the_account_running_the_script_is_trusted(fs: WindowsFs, data: bytes) -> None:
+    # Made by hand by the deploying administrator (the default owner is the creator on Vista+): its own SID.
+    both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
+    mine = ntfs.Descriptor(
+        accounts.OPERATOR_USER, True, [ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in staging.ADMIN_SIDS]
+    )
+    plant(fs, TOP, mine)
+    assert chunk(fs, data).ok
+    assert ntfs.NtfsStore(fs.root).descriptor(TOP).owner == accounts.OPERATOR_USER, "accepted as it is"
+    assert model.set_(fs, spec(data)).ok
+    assert installers.installed_runtimes(fs.root) == [VERSION]
+
+
+def test_a_lower_level_that_only_inherits_from_its_checked_parent_is_accepted(fs: WindowsFs, data: bytes) -> None:
+    assert chunk(fs, data, 0, 1000).ok
+    # HostingBundle made by an earlier version inside an admin-only UsercubeIac: not protected, inheriting only
+    # SYSTEM and Administrators.
+    ntfs.NtfsStore(fs.root).set_descriptor(model.STAGING_ROOT, ntfs.Descriptor(ADMINS, False, []))
+    assert staging.is_admin_only(fs, model.STAGING_ROOT)
+    assert model.get(fs, spec(data)).state["held_bytes"] == 1000, "what it holds counts"
+    assert chunk(fs, data, 1000).ok
+    assert not ntfs.NtfsStore(fs.root).descriptor(model.STAGING_ROOT).protected, "left as it is, not rewritten"
+
+
+def test_what_others_put_in_a_level_whose_dacl_is_put_back_is_deleted(fs: WindowsFs, data: bytes) -> None:
+    # UsercubeIac owned by Administrators, but Users could write in it (an earlier version's folder, changed).
+    users_write = ntfs.Ace(USERS, ntfs.MODIFY, inheritance=frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT}))
+    plant(fs, TOP, ntfs.Descriptor(ADMINS, False, [users_write]))
+    store = ntfs.NtfsStore(fs.root)
+    planted_folder = f"{TOP}\\Planted"
+    plant(fs, planted_folder, ntfs.Descriptor(USER, False, []))  # a user's folder
+    fs.resolve(model.STAGING_ROOT).mkdir()  # an administrator's, inheriting Users: Modify
+    others_file = f"{model.STAGING_ROOT}\\note.txt"  # admin-owned, but Users could write it
+    fs.resolve(others_file).write_text("changed by a user")
+    kept = f"{model.STAGING_ROOT}\\kept.txt"  # admin-owned, protected admin-only: nobody else could touch it
+    fs.resolve(kept).write_text("an administrator's")
+    store.set_descriptor(kept, staging.admin_only())
+    target = fs.resolve("C:\\Windows\\System32")
+    target.mkdir(parents=True)
+    (target / "keep.dll").write_bytes(b"MZ")
+    link = f"{model.STAGING_ROOT}\\link"
+    fs.resolve(link).symlink_to(target, target_is_directory=True)  # a junction a user made
+    assert chunk(fs, data).ok
+    assert staging.is_admin_only(fs, TOP) and staging.is_admin_only(fs, model.STAGING_ROOT)
+    for gone in (planted_folder, others_file, link):
+        assert not fs.resolve(gone).exists() and not fs.resolve(gone).is_symlink(), gone
+    assert fs.resolve(kept).read_text() == "an administrator's"
+    assert (target / "keep.dll").read_bytes() == b"MZ", "the junction went as a link, its target untouched"
+
+
+# -- the installer's restart request: a volatile registry key --------------------------------------------------
+
+
+def test_the_installers_3010_is_a_volatile_key_gone_at_the_next_start_whatever_the_clock(
+    fs: WindowsFs, data: bytes
+) -> None:
+    busy_module(fs)
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["exit_code"] == 3010 and done.state["restart_pending"] is True
+    assert iis.is_volatile_key(fs.root, model.RESTART_OWED)
+    assert not iis.is_volatile_key(fs.root, model.RESTART_OWED_PARENT), "its parent is an ordinary key"
+    assert not fs.resolve(model.legacy_restart_record_path()).exists(), "no file any more"
+    # A restart whose clock gives the same boot time as before (clock set back): the key is gone all the same.
+    boot = power.boot_time(fs.root)
+    power.admin_restart(fs.root)
+    (sim_dir(fs.root) / "power.json").write_text(json.dumps({"boot_time": boot}), encoding="utf-8")
+    assert iis.registry_key(fs.root, model.RESTART_OWED) is None
+    assert model.get(fs, spec(data)).state["restart_pending"] is False
+
+
+def test_a_stable_key_cannot_be_created_under_the_volatile_one(fs: WindowsFs) -> None:
+    iis.set_registry_key(fs.root, model.RESTART_OWED_PARENT, {})
+    iis.create_volatile_key(fs.root, model.RESTART_OWED, {"exit_code": 3010})
+    with pytest.raises(iis.RegistryError) as refused:
+        iis.set_registry_key(fs.root, f"{model.RESTART_OWED}\\Child", {"a": 1})
+    assert refused.value.code == iis.ERROR_CHILD_MUST_BE_VOLATILE
+
+
+def legacy_record(fs: WindowsFs, boot_time: str) -> None:
+    """What earlier versions wrote after a 3010, in their (admin-only) staging folder."""
+    assert staging.initialize(fs, model.STAGING_ROOT, "") is None
+    record = {"exit_code": 3010, "boot_time": boot_time}
+    fs.resolve(model.legacy_restart_record_path()).write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_an_earlier_versions_record_of_this_boot_still_counts_and_set_turns_it_into_the_key(
+    fs: WindowsFs, data: bytes
+) -> None:
+    legacy_record(fs, power.boot_time(fs.root))
+    assert model.get(fs, spec(data)).state["restart_pending"] is True, "the restart it asked for is still owed"
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["exit_code"] == 0 and done.state["restart_pending"] is True
+    assert not fs.resolve(model.legacy_restart_record_path()).exists()
+    assert iis.is_volatile_key(fs.root, model.RESTART_OWED)
+    power.admin_restart(fs.root)
+    assert model.get(fs, spec(data)).state["restart_pending"] is False
+
+
+def test_an_earlier_versions_record_of_a_past_boot_counts_for_nothing_and_goes(fs: WindowsFs, data: bytes) -> None:
+    legacy_record(fs, "2023-06-01T06:00:00Z")
+    assert model.get(fs, spec(data)).state["restart_pending"] is False
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["restart_pending"] is False
+    assert not fs.resolve(model.legacy_restart_record_path()).exists()
+    assert iis.registry_key(fs.root, model.RESTART_OWED) is None
+
+
+# -- the installer's time-out ------------------------------------------------------------------------------------
+
+
+def test_an_installer_past_its_time_out_is_ended_and_no_second_one_starts_beside_its_rollback(
+    fs: WindowsFs, data: bytes
+) -> None:
+    knobs(fs, installer_faults=[{"on": "hosting-bundle", "times_out": True}])
+    assert chunk(fs, data).ok
+    timed_out = model.set_(fs, spec(data))
+    assert not timed_out.ok and timed_out.error is not None and timed_out.error["id"] == "InstallerTimedOut"
+    assert timed_out.error["property"] == "install_timeout_s" and "install_timeout_s" in timed_out.error["message"]
+    events = [json.loads(line) for line in (sim_dir(fs.root) / "journal.jsonl").read_text().splitlines()]
+    assert [e["image"] for e in events if e["kind"] == "process_killed"] == [
+        f"{model.installer_folder(spec(data)['sha256'])}\\{spec(data)['installer_name']}"
+    ]
+    assert installers.installed_runtimes(fs.root) == []
+    # Windows Installer still rolls back what the killed engine began: the next run starts nothing beside it.
+    busy = model.set_(fs, spec(data))
+    assert not busy.ok and busy.error is not None and busy.error["id"] == "InstallerBusy"
+    assert busy.error["property"] == "install_timeout_s"
+    installers.finish_rollback(fs.root)
+    assert model.set_(fs, spec(data)).ok
+    assert installers.installed_runtimes(fs.root) == [VERSION]
+
+
+def test_the_installers_handles_and_readers_are_disposed_in_finally_blocks() -> None:
+    # Process.Dispose leaves the redirected readers open on .NET Framework; the verified hold is closed on every
+    # way out but success. A script that drops either no longer matches the model.
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for line in ("        $process.StandardError.Dispose()\n", "        if (-not $verified) { $hold.Dispose() }\n"):
+        assert line in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(line, "")) != [], line

@@ -1008,3 +1008,52 @@ def test_a_cleanup_error_after_a_failed_extraction_is_added_to_the_extraction_er
     message = envelope.error["message"]
     assert message.index("invalid data") < message.index("Deleting what was extracted failed too")
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+
+
+# -- a staging level set would repair is drift for get, not a refusal -----------------------------------------
+
+
+def inheriting(fs: WindowsFs, path: str) -> None:
+    """A level an earlier version made (the pre-ad7c09c hosting bundle's UsercubeIac): owned by Administrators, its
+    DACL inherited from %ProgramData% (Users may create folders and files in it)."""
+    fs.resolve(path).mkdir(parents=True, exist_ok=True)
+    ntfs.NtfsStore(fs.root).set_descriptor(path, ntfs.Descriptor("S-1-5-32-544", False, []))
+
+
+def test_get_reports_a_staging_folder_set_would_repair_as_drift_and_set_repairs_it(fs: WindowsFs) -> None:
+    top = f"{model.PROGRAM_DATA}\\UsercubeIac"
+    inheriting(fs, top)
+    data = make_zip(V1)
+    before = model.get(fs, spec(data))
+    assert before.ok, before.error
+    assert before.state["interrupted"] == [f"staging folder to repair: {top} grants S-1-5-32-545 access"]
+    assert ntfs.NtfsStore(fs.root).descriptor(top) == ntfs.Descriptor("S-1-5-32-544", False, []), "get changed it"
+    install(fs, data)
+    assert model.get(fs, spec(data)).state["interrupted"] == []
+
+
+def test_records_an_administrator_wrote_survive_the_repair_of_the_levels_above(fs: WindowsFs) -> None:
+    data = make_zip(V1)
+    install(fs, data)
+    folder = model.staging_folder(RUNTIME)
+    # The three levels reset to inherit (as an earlier version left them): Users could create entries, but the
+    # files in them, an administrator's, only read.
+    for level in (f"{model.PROGRAM_DATA}\\UsercubeIac", folder.rsplit("\\", 1)[0], folder):
+        inheriting(fs, level)
+    partial = model.partial_path(folder, hashlib.sha256(data).hexdigest())
+    put(fs, partial, data[:100])
+    drift = model.get(fs, spec(data)).state
+    assert drift["interrupted"] and drift["interrupted"][0].startswith("staging folder to repair:")
+    assert drift["ensure"] == "present" and drift["held_bytes"] == 0, "held bytes of an unsafe folder do not count"
+    assert model.set_(fs, spec(data)).ok
+    after = model.get(fs, spec(data)).state
+    assert after["interrupted"] == [] and after["ensure"] == "present", "the manifest was kept"
+    assert after["held_bytes"] == 100
+
+
+def test_get_still_refuses_a_level_set_would_refuse(fs: WindowsFs) -> None:
+    top = f"{model.PROGRAM_DATA}\\UsercubeIac"
+    fs.resolve(top).mkdir(parents=True)
+    ntfs.NtfsStore(fs.root).set_descriptor(top, ntfs.Descriptor("S-1-5-21-1-2-3-1001", False, []))
+    refused = model.get(fs, spec(make_zip(V1)))
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "StagingFolderUntrusted"

@@ -7,7 +7,10 @@
 #   %ProgramData%\UsercubeIac\HostingBundle\upload-<sha256>.partial    the installer while it travels
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\<installer name>  the complete installer, its hash checked
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\install.log       the installer's own log (/log)
-#   %ProgramData%\UsercubeIac\HostingBundle\restart-required.json      the installer asked for a restart (3010)
+# The installer's own restart request (exit 3010 or 1641) is a volatile registry key, gone when the host restarts:
+#   HKLM\SOFTWARE\UsercubeIac\HostingBundle\RestartOwed
+# (earlier versions kept %ProgramData%\UsercubeIac\HostingBundle\restart-required.json with the boot time instead:
+# see Test-InstallerRestartPending).
 {% include '_upload.ps1' %}
 
 $SharedFramework = 'HKLM:\SOFTWARE\Microsoft\ASP.NET Core\Shared Framework'
@@ -107,25 +110,74 @@ function Test-AspNetCoreModule {
     }
 }
 
-function Get-RestartRecordPath([string] $Root) {
-    return [System.IO.Path]::Combine($Root, 'restart-required.json')
+# A volatile key (RegCreateKeyEx REG_OPTION_VOLATILE: "the information is stored in memory and is not preserved
+# when the corresponding registry hive is unloaded", learn.microsoft.com): HKLM is unloaded only when the system
+# stops, so the key is gone after any restart, whatever the clock says. Its parents are ordinary keys (a volatile
+# key may sit under non-volatile ones; the reverse is refused, ERROR_CHILD_MUST_BE_VOLATILE). In the 64-bit view,
+# whatever the bitness of this powershell.exe. HKLM\SOFTWARE is writable by administrators only.
+$RestartOwedParent = 'SOFTWARE\UsercubeIac\HostingBundle'
+$RestartOwedName = 'RestartOwed'
+
+function Open-MachineKey {
+    return [Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
 }
 
-function Write-RestartRecord([string] $Root, [int] $Code, [string] $BootTime) {
-    # What set records when the installer itself exits 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) or 1641: the boot it
-    # asked in. The machine's own pending-restart markers cannot tell whose restart they wait for.
-    $record = [ordered]@{ exit_code = $Code; boot_time = $BootTime }
-    [System.IO.File]::WriteAllText((Get-RestartRecordPath $Root), ($record | ConvertTo-Json -Compress), (New-Object System.Text.UTF8Encoding $false))
+function Write-RestartOwed([int] $Code) {
+    # What set records when the installer itself exits 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) or 1641. The
+    # machine's own pending-restart markers cannot tell whose restart they wait for.
+    $base = Open-MachineKey
+    try {
+        $parent = $base.CreateSubKey($RestartOwedParent, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree)
+        try {
+            $owed = $parent.CreateSubKey($RestartOwedName, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, [Microsoft.Win32.RegistryOptions]::Volatile)
+            try { $owed.SetValue('exit_code', $Code, [Microsoft.Win32.RegistryValueKind]::DWord) } finally { $owed.Dispose() }
+        } finally {
+            $parent.Dispose()
+        }
+    } finally {
+        $base.Dispose()
+    }
+}
+
+function Test-RestartOwed {
+    $base = Open-MachineKey
+    try {
+        $owed = $base.OpenSubKey("$RestartOwedParent\$RestartOwedName")
+        if ($null -eq $owed) { return $false }
+        $owed.Dispose()
+        return $true
+    } finally {
+        $base.Dispose()
+    }
+}
+
+function Get-LegacyRestartRecordPath {
+    return [System.IO.Path]::Combine((Get-StagingRoot), 'restart-required.json')
+}
+
+function Test-LegacyRestartRecord([string] $BootTime) {
+    # The record earlier versions wrote instead of the key: read, never trusted beyond its own rule (made in this
+    # boot), and only in safe staging folders. Without it, a host that got 3010 from an earlier version and has
+    # not restarted since would report no restart owed, and the restart step would be skipped. set turns it into
+    # the key and deletes it (Move-LegacyRestartRecord), so it is read until the next set at most.
+    $path = Get-LegacyRestartRecordPath
+    if (-not (Test-StagingTrusted (Get-StagingRoot)) -or -not [System.IO.File]::Exists($path)) { return $false }
+    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
+    return ([string]$record.boot_time -eq $BootTime)
+}
+
+function Move-LegacyRestartRecord {
+    # set, in safe folders (Initialize-StagingFolder ran): the restart an earlier version recorded, still owed in
+    # this boot, becomes the key; the file goes either way.
+    $path = Get-LegacyRestartRecordPath
+    if (-not [System.IO.File]::Exists($path)) { return }
+    if (Test-LegacyRestartRecord (Get-BootTime)) { Write-RestartOwed 3010 }
+    [System.IO.File]::Delete($path)
 }
 
 function Test-InstallerRestartPending([string] $BootTime) {
-    # The restart this resource's installer asked for, not done yet: a record made in this boot (a restart since
-    # gives another boot time, and the record no longer counts). Only in safe staging folders.
-    $root = Get-StagingRoot
-    $path = Get-RestartRecordPath $root
-    if (-not (Test-StagingTrusted $root) -or -not [System.IO.File]::Exists($path)) { return $false }
-    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
-    return ([string]$record.boot_time -eq $BootTime)
+    # The restart this resource's installer asked for, not done yet.
+    return ((Test-RestartOwed) -or (Test-LegacyRestartRecord $BootTime))
 }
 
 function Test-MachineRestartPending {
@@ -257,15 +309,15 @@ function Open-VerifiedInstaller([string] $Path, [string] $Sha256) {
     # dwShareMode; FileShare.Read), so what runs is what was hashed here. The caller keeps it open until the
     # process has started: CreateProcess opens the image to read and execute, which this share mode allows.
     $hold = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, [System.IO.FileShare]::Read)
-    $actual = $null
+    $verified = $false
     try {
         $actual = Get-StreamSha256 $hold
-    } catch {
-        $hold.Dispose()
-        throw
+        $verified = ($actual -eq $Sha256)
+    } finally {
+        # Handed to the caller only when verified; closed on any other way out (a failed read included).
+        if (-not $verified) { $hold.Dispose() }
     }
-    if ($actual -ne $Sha256) {
-        $hold.Dispose()
+    if (-not $verified) {
         [System.IO.File]::Delete($Path)
         Stop-Operation -Id 'InstallerHashMismatch' -Property 'sha256' -Message "the uploaded installer has SHA-256 $actual, not $Sha256; it was deleted: run up again to send it anew"
     }
@@ -290,18 +342,85 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
     $info.RedirectStandardOutput = $true
     $info.RedirectStandardError = $true
     $hold = Open-VerifiedInstaller $Installer $Sha256
+    $process = $null
     try {
         $process = [System.Diagnostics.Process]::Start($info)
     } finally {
         $hold.Dispose()
     }
+    $drains = @()
     try {
         $process.StandardInput.Close()
-        [void]$process.StandardOutput.ReadToEndAsync()
-        [void]$process.StandardError.ReadToEndAsync()
-        if (-not $process.WaitForExit($TimeoutSeconds * 1000)) { return $null }
+        $drains = @($process.StandardOutput.ReadToEndAsync(), $process.StandardError.ReadToEndAsync())
+        if (-not $process.WaitForExit($TimeoutSeconds * 1000)) {
+            Stop-InstallerTree $process
+            return $null
+        }
         return $process.ExitCode
     } finally {
+        # Process.Dispose leaves the redirected readers open (.NET Framework's Process.Close only drops its
+        # references to them, dotnet/referencesource System/services/monitoring/system/diagnosticts/Process.cs):
+        # their pipes are closed here, once the reads have seen the end (the process and its children are gone).
+        foreach ($drain in $drains) { try { [void]$drain.Wait(2000) } catch { $null = $_ } }
+        $process.StandardOutput.Dispose()
+        $process.StandardError.Dispose()
         $process.Dispose()
+    }
+}
+
+function Get-ChildProcessIds([int] $ParentId) {
+    # Win32_Process.ParentProcessId: the processes it started (Burn starts a clean-room copy of itself, which
+    # starts the elevated engine), and theirs. A parent id can be reused by a later process: only processes
+    # created after their parent count.
+    $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+    $found = New-Object 'System.Collections.Generic.List[int]'
+    $queue = New-Object 'System.Collections.Generic.Queue[object]'
+    foreach ($root in @($all | Where-Object { $_.ProcessId -eq $ParentId })) { $queue.Enqueue($root) }
+    while ($queue.Count -gt 0) {
+        $parent = $queue.Dequeue()
+        foreach ($child in @($all | Where-Object { $_.ParentProcessId -eq $parent.ProcessId -and $_.CreationDate -ge $parent.CreationDate })) {
+            if (-not $found.Contains([int]$child.ProcessId)) { $found.Add([int]$child.ProcessId); $queue.Enqueue($child) }
+        }
+    }
+    return , $found.ToArray()
+}
+
+function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
+    # The installer that did not finish in time is ended, with what it started (Process.Kill ends one process
+    # only on .NET Framework: no entireProcessTree), so that none of it goes on behind the next run. The MSI
+    # transaction itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the
+    # service rolls it back, holding the _MSIExecute mutex until done, which the next run waits for
+    # (Assert-NoInstallationRunning).
+    $children = Get-ChildProcessIds $Process.Id
+    try { $Process.Kill() } catch [System.InvalidOperationException] { $null = $_ }  # it exited meanwhile
+    foreach ($id in $children) {
+        $child = $null
+        try { $child = [System.Diagnostics.Process]::GetProcessById($id) } catch [System.ArgumentException] { continue }  # gone
+        try {
+            try { $child.Kill() } catch [System.InvalidOperationException] { $null = $_ }
+        } finally {
+            $child.Dispose()
+        }
+    }
+    [void]$Process.WaitForExit(5000)
+}
+
+function Assert-NoInstallationRunning($Spec) {
+    # Windows Installer owns the mutex Global\_MSIExecute while an installation runs (learn.microsoft.com,
+    # "_MSIExecute Mutex"): one a previous run ended at its time-out and the service still rolls back, or anyone
+    # else's. Nothing is started beside it. The mutex object may outlive the installation while the service
+    # lingers, so what counts is whether it is owned: WaitOne(0) takes it at once when nobody owns it, and it is
+    # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
+    $mutex = $null
+    if (-not [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)) { return }
+    $owned = $false
+    try {
+        try { $owned = -not $mutex.WaitOne(0) } catch [System.Threading.AbandonedMutexException] { $owned = $false }
+        if (-not $owned) { $mutex.ReleaseMutex() }
+    } finally {
+        $mutex.Dispose()
+    }
+    if ($owned) {
+        Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"
     }
 }

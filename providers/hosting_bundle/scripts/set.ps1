@@ -14,13 +14,15 @@ if ($before.action -eq 'blocked') {
 }
 $root = Get-StagingRoot
 Initialize-StagingFolder (Get-InstallerFolder $root ([string]$Spec.sha256))
+Move-LegacyRestartRecord
 $installer = Publish-StagedInstaller $Spec $root
+Assert-NoInstallationRunning $Spec
 $verb = '/install'
 if ($before.action -eq 'repair') { $verb = '/repair' }
 $log = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), 'install.log')
 $code = Invoke-Installer $installer ([string]$Spec.sha256) $verb $log ([int]$Spec.install_timeout_s)
 if ($null -eq $code) {
-    Stop-Operation -Id 'InstallerTimedOut' -Category 'OperationTimeout' -Property 'install_timeout_s' -Message "$($Spec.installer_name) $verb did not finish within $($Spec.install_timeout_s) s; it may still be running: see $log, then run up again"
+    Stop-Operation -Id 'InstallerTimedOut' -Category 'OperationTimeout' -Property 'install_timeout_s' -Message "$($Spec.installer_name) $verb did not finish within install_timeout_s ($($Spec.install_timeout_s) s) and was ended, with the processes it started; see $log, raise install_timeout_s if it needs longer, then run up again"
 }
 # Exit codes of Windows Installer, which a Burn bundle passes on (learn.microsoft.com, "MsiExec.exe and
 # InstMsi.exe error messages"): 0 success, 3010 success with a restart required, 1641 a restart started,
@@ -31,8 +33,8 @@ if ($code -eq 1618) {
 if (@(0, 1638, 1641, 3010) -notcontains $code) {
     Stop-Operation -Id 'InstallerFailed' -Category 'InvalidResult' -Message "$($Spec.installer_name) $verb exited with $code (1603 is a fatal error of the installation); see the installer's log $log on the host"
 }
-# The installer's own restart request, recorded with the boot it was made in (get reports it until the host restarts).
-if ($code -eq 3010 -or $code -eq 1641) { Write-RestartRecord $root $code (Get-BootTime) }
+# The installer's own restart request, a volatile key: get reports it until the host restarts.
+if ($code -eq 3010 -or $code -eq 1641) { Write-RestartOwed $code }
 $after = Get-BundleState $Spec
 $after['last_action'] = $verb.TrimStart('/')
 $after['exit_code'] = $code

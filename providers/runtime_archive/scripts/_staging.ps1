@@ -35,7 +35,7 @@ function Initialize-StagingFolder([string] $Folder) {
 }
 
 function Assert-StagingFolder([string] $Folder) {
-    # get and remove change nothing here: an existing folder that is not safe is refused.
+    # remove changes nothing here: an existing folder that is not safe is refused.
     Assert-AdminOnlyFolder $Folder 'runtime_path'
 }
 
@@ -69,6 +69,11 @@ function Get-ArchiveState($Spec) {
     $runtime = [string]$Spec.runtime_path
     $folder = Get-StagingFolder $runtime
     $state = [ordered]@{ ensure = 'absent'; runtime_path = $runtime; sha256 = $null; archive_name = $null; file_count = 0; missing_files = @(); held_bytes = 0; held_sha256 = $null; interrupted = @() }
+    # A staging level set would refuse is refused; one whose DACL set puts back (an earlier version's folder, one
+    # others were let into) is drift, which the next set repairs: get changes nothing, and a refresh still works.
+    # What it holds is not counted as uploaded (set deletes what others may have put there).
+    $repair = Get-StagingRepair $folder 'runtime_path'
+    if ($null -ne $repair) { $state.interrupted += "staging folder to repair: $repair" }
     # What a run that broke off left undone: drift, which the next set repairs.
     $record = Read-AgentStopped $folder
     if ($null -ne $record) {
@@ -93,7 +98,7 @@ function Get-ArchiveState($Spec) {
         $state.missing_files = @($missing | Select-Object -First 20)
     }
     $partial = Get-PartialPath $folder ([string]$Spec.sha256)
-    if ([System.IO.File]::Exists($partial)) {
+    if ($null -eq $repair -and [System.IO.File]::Exists($partial)) {
         $state.held_bytes = (New-Object System.IO.FileInfo $partial).Length
         $state.held_sha256 = Get-FileSha256 $partial
     }

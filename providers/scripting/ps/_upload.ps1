@@ -8,9 +8,27 @@
 # whoever may delete children of a folder (FILE_DELETE_CHILD) may rename the level below away and put their own in
 # its place, between the hash check of a file and its use. So each level, UsercubeIac included, is created owned by
 # Administrators with a protected SYSTEM/Administrators DACL, or checked when it exists: refused when it is a
-# reparse point or owned by anyone else, its DACL put back when only the DACL is wrong.
+# reparse point or owned by an account that is not trusted, its DACL put back when only the DACL is wrong (and then
+# what others may have put inside it meanwhile deleted).
 
 $AdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
+
+function Get-ScriptUserSid {
+    # The account running this script (an administrator: the deploying account must be one).
+    $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+    try { return $identity.User.Value } finally { $identity.Dispose() }
+}
+
+# Owners trusted besides SYSTEM and Administrators: the account running this script. A folder an administrator
+# made by hand (Explorer) or that earlier versions of this project made is owned by that administrator's own SID,
+# not by the Administrators group, on hosts whose policy "System objects: Default owner for objects created by
+# members of the Administrators group" says "Object creator" (its default since Windows Vista). That account can
+# rewrite any DACL here anyway.
+$TrustedOwnerSids = @($AdminSids + (Get-ScriptUserSid))
+
+# Rights on a file that let its holder change what it holds or who may (FILE_WRITE_DATA, FILE_APPEND_DATA, DELETE,
+# WRITE_DAC, WRITE_OWNER, GENERIC_ALL, GENERIC_WRITE).
+$FileWriteRights = 0x500D0006
 
 function Get-HexText([byte[]] $Bytes) {
     return (-join ($Bytes | ForEach-Object { $_.ToString('x2') }))
@@ -58,18 +76,52 @@ function Get-StagingFolders([string] $Folder) {
 }
 
 function Get-UntrustedReason([string] $Path) {
-    # Why a staging folder is not safe to use, or $null: a reparse point (it could lead anywhere), an owner
-    # other than SYSTEM or Administrators, a DACL that is not protected or grants anyone else.
+    # Why a staging folder is not safe to use, or $null: a reparse point (it could lead anywhere), an owner not
+    # trusted ($TrustedOwnerSids), a DACL with an entry, explicit or inherited, for anyone but SYSTEM and
+    # Administrators. A DACL that is not protected is fine when all it inherits is theirs: a level below one
+    # already checked that just inherits from it (its parent's owner is trusted, so nobody else can change that).
     $info = New-Object System.IO.DirectoryInfo $Path
     if (($info.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { return 'is a junction or symbolic link' }
     $acl = [System.IO.Directory]::GetAccessControl($Path)
     $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-    if ($AdminSids -notcontains $owner) { return "is owned by $owner, not by Administrators" }
-    if (-not $acl.AreAccessRulesProtected) { return 'inherits permissions' }
+    if ($TrustedOwnerSids -notcontains $owner) { return "is owned by $owner, not by Administrators" }
     foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
         if ($AdminSids -notcontains $rule.IdentityReference.Value) { return "grants $($rule.IdentityReference.Value) access" }
     }
     return $null
+}
+
+function Get-PlantedEntries([string] $Folder) {
+    # What lies in a level whose DACL let others in that may be theirs: a reparse point; an entry owned by an
+    # account not trusted (whoever creates an entry owns it); a file others may write (its content may be theirs,
+    # whoever owns it; before the level's DACL is put back, the entries' inherited entries still show that). A
+    # folder that only let others create entries is kept, and each entry in it checked the same way. Kept, the
+    # rest: the runtime archive's records (manifest, swap journal) an administrator wrote there, which an emptied
+    # folder would lose (the swap journal is the only list of what undoes an interrupted swap).
+    $found = New-Object 'System.Collections.Generic.List[string]'
+    foreach ($entry in (New-Object System.IO.DirectoryInfo $Folder).GetFileSystemInfos()) {
+        $isFolder = ($entry.Attributes -band [System.IO.FileAttributes]::Directory) -ne 0
+        if (($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { $found.Add($entry.FullName); continue }
+        if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
+        if ($TrustedOwnerSids -notcontains $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value) { $found.Add($entry.FullName); continue }
+        if ($isFolder) { $found.AddRange([string[]](Get-PlantedEntries $entry.FullName)); continue }
+        foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
+            $others = $AdminSids -notcontains $rule.IdentityReference.Value
+            $allow = $rule.AccessControlType -eq [System.Security.AccessControl.AccessControlType]::Allow
+            if ($others -and $allow -and (([long][int]$rule.FileSystemRights) -band $FileWriteRights) -ne 0) { $found.Add($entry.FullName); break }
+        }
+    }
+    return , $found.ToArray()
+}
+
+function Remove-PlantedEntry([string] $Path, [string] $Property) {
+    # Directory.Delete removes a junction as a link, never what it points to (review R8). Found twice, or inside
+    # a folder deleted before: gone already (File.Delete would throw DirectoryNotFoundException there).
+    try {
+        if ([System.IO.Directory]::Exists($Path)) { [System.IO.Directory]::Delete($Path, $true) } elseif ([System.IO.File]::Exists($Path)) { [System.IO.File]::Delete($Path) }
+    } catch {
+        Stop-Untrusted $Path "was put in a staging folder others could write to, and could not be deleted ($($_.Exception.Message))" $Property
+    }
 }
 
 function Stop-Untrusted([string] $Path, [string] $Reason, [string] $Property) {
@@ -77,18 +129,26 @@ function Stop-Untrusted([string] $Path, [string] $Reason, [string] $Property) {
 }
 
 function Initialize-AdminOnlyFolder([string] $Folder, [string] $Property) {
-    # Created with owner and DACL in the same call (no moment with %ProgramData%'s inherited DACL). An existing
-    # folder keeps what it has (CreateDirectory(path, security) does not touch it): it is checked; an
-    # Administrators-owned one gets the DACL back, any other is refused ($Property: the setting errors name).
+    # Created with owner and DACL in the same call (no moment with %ProgramData%'s inherited DACL), then checked
+    # like an existing one: another account may make the folder between Exists and CreateDirectory, which then
+    # returns it as that account made it, without an error and without applying the security given (.NET
+    # Framework's Directory.InternalCreateDirectory ignores ERROR_ALREADY_EXISTS from CreateDirectoryW,
+    # dotnet/referencesource mscorlib/system/io/directory.cs). An existing folder owned by a trusted account gets
+    # the DACL back, any other is refused ($Property: the setting errors name). When the DACL is put back, what
+    # others may have put inside meanwhile is deleted (Get-PlantedEntries); all of it can be made again.
     foreach ($path in (Get-StagingFolders $Folder)) {
         if (-not [System.IO.Directory]::Exists($path)) {
             [void][System.IO.Directory]::CreateDirectory($path, (New-AdminOnlySecurity))
-            continue
         }
         $reason = Get-UntrustedReason $path
         if ($null -eq $reason) { continue }
         if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Property }
+        # Looked for before the repair (the DACLs inherited then show what others could write) and after it
+        # (an entry made meanwhile is its maker's).
+        $planted = @(Get-PlantedEntries $path)
         [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
+        $planted += @(Get-PlantedEntries $path)
+        foreach ($entry in $planted) { Remove-PlantedEntry $entry $Property }
     }
 }
 
@@ -99,4 +159,18 @@ function Assert-AdminOnlyFolder([string] $Folder, [string] $Property) {
         $reason = Get-UntrustedReason $path
         if ($null -ne $reason) { Stop-Untrusted $path $reason $Property }
     }
+}
+
+function Get-StagingRepair([string] $Folder, [string] $Property) {
+    # For get, which changes nothing: the first existing level whose DACL set would put back, as "<path> <reason>",
+    # or $null; a level set would refuse is refused here too. Nothing below a level to repair is judged: set deletes
+    # what others put there (Get-PlantedEntries), so it is no reason to refuse a refresh.
+    foreach ($path in (Get-StagingFolders $Folder)) {
+        if (-not [System.IO.Directory]::Exists($path)) { return $null }
+        $reason = Get-UntrustedReason $path
+        if ($null -eq $reason) { continue }
+        if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Property }
+        return "$path $reason"
+    }
+    return $null
 }
