@@ -8,6 +8,7 @@ Workspace errors found before the CLI starts (a stack without a passphrase) exit
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import IO
 
 from pulumi import automation as auto
 
+from stackrun import interrupted
 from stackrun.engine import run_cli
 from stackrun.workspace import LOCAL_STACK, ROOT, WorkspaceError, main_program, open_stack
 
@@ -162,5 +164,67 @@ def main(
     except auto.CommandError as error:  # selecting or creating the stack failed; the CLI said why
         print(f"error: {error}", file=err, flush=True)
         return 1
-    args = cli_args(options, terminal=_is_terminal(stdout), environ={**os.environ, **(extra_env or {})})
+    environ = {**os.environ, **(extra_env or {})}
+    args = cli_args(options, terminal=_is_terminal(stdout), environ=environ)
+    code = clear_interrupted_run(stack, options, args, environ=environ, stdout=stdout, stderr=stderr)
+    if code != 0:
+        return code
     return run_cli(stack, args, stdout=stdout, stderr=stderr)
+
+
+def clear_interrupted_run(
+    stack: auto.Stack,
+    options: argparse.Namespace,
+    args: list[str],
+    *,
+    environ: Mapping[str, str],
+    stdout: IO[str] | int | None,
+    stderr: IO[str] | int | None,
+) -> int:
+    """Before a verb that writes the state: remove the stale lock and clear the pending creates a killed run
+    left in a local file backend, as the CLI asks (stackrun/interrupted.py). Appends ``--clear-pending-creates``
+    to a refresh's ``args``; returns 0, or the exit code of the CLI step that failed."""
+    if options.verb not in ("up", "destroy", "refresh") or getattr(options, "preview_only", False):
+        return 0  # a preview takes no lock and writes no state
+    root = interrupted.backend_root(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
+    if root is None:
+        return 0
+    err = stderr if stderr is not None and not isinstance(stderr, int) else sys.stderr
+    workspace = stack.workspace
+    project = workspace.project_settings().name
+    locks = interrupted.locks(root, project, stack.name)
+    if locks and all(lock.stale for lock in locks):
+        pids = ", ".join(str(lock.pid) for lock in locks)
+        print(
+            f"stackrun: stack '{stack.name}' is still locked by an interrupted run (pulumi pid {pids} on this "
+            "machine, no longer running); removing the lock with `pulumi cancel --yes`",
+            file=err,
+            flush=True,
+        )
+        try:
+            workspace.pulumi_command.run(
+                ["cancel", "--yes", "--stack", stack.name], workspace.work_dir, workspace.env_vars
+            )
+        except auto.CommandError as error:
+            print(f"error: `pulumi cancel` failed: {error}", file=err, flush=True)
+            return 1
+    pending = interrupted.pending_creates(root, project, stack.name)
+    if not pending:
+        return 0
+    names = ", ".join(urn.rsplit("::", 1)[-1] for urn in pending)
+    print(
+        f"stackrun: the last run of stack '{stack.name}' was interrupted while creating {len(pending)} "
+        f"resource(s) ({names}); clearing them from the state (`pulumi refresh --clear-pending-creates`): "
+        "this project's creates adopt what the interrupted run made, so the next up creates them again",
+        file=err,
+        flush=True,
+    )
+    if options.verb == "refresh":
+        args.append("--clear-pending-creates")
+        return 0
+    clearing = copy.copy(options)
+    clearing.verb, clearing.preview_only, clearing.expect_no_changes = "refresh", False, False
+    clearing.diff, clearing.json, clearing.target = False, False, []
+    refresh = [*cli_args(clearing, terminal=_is_terminal(stdout), environ=environ), "--clear-pending-creates"]
+    # With --json, stdout is the verb's JSON document alone: the clearing refresh prints to stderr.
+    return run_cli(stack, refresh, stdout=stderr if options.json else stdout, stderr=stderr)
