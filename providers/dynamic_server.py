@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import runpy
-import signal
 import sys
 import threading
 import time
@@ -65,7 +64,7 @@ def worker_count(environ: Mapping[str, str]) -> int:
 
 
 def _server_with_workers(
-    original: Callable[..., Any], workers: int, started: Callable[[Any], None] = lambda _server: None
+    original: Callable[..., Any], workers: int, started: Callable[[Any], object] = lambda _server: None
 ) -> Callable[..., Any]:
     """``grpc.server`` that swaps the thread pool it is given for one of ``workers`` threads; ``started`` gets the
     server it made."""
@@ -88,8 +87,7 @@ def watch_engine(server: Any, *, poll_s: float = PARENT_POLL_S, grace_s: float =
     The engine stops its plugins with SIGINT when it ends normally (sdk/go/common/resource/plugin/plugin.go). A
     CLI killed outright (SIGKILL, an out-of-memory kill, a closed CI job) sends nothing, and the SDK's server
     then waits for ever: an orphan holding a shell open on every host it used. Here the server stops taking
-    calls, lets the operations in flight end (at most ``grace_s``), and the main thread is interrupted as the
-    engine's SIGINT would: ``main`` then deletes the shells and the process ends.
+    calls, lets the operations in flight end (at most ``grace_s``), deletes the shells and ends the process.
     """
     parent = os.getppid()
 
@@ -98,7 +96,10 @@ def watch_engine(server: Any, *, poll_s: float = PARENT_POLL_S, grace_s: float =
             time.sleep(poll_s)
         # (No message: the engine read this process's stderr, and a write to that closed pipe would fail.)
         server.stop(grace_s).wait()
-        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also wakes the main thread's wait
+        # Not a SIGINT to the main thread: a process started in the background of a non-interactive shell
+        # ignores SIGINT, and the SDK's server would wait on. The shells are deleted here, then the process ends.
+        close_sessions()
+        os._exit(0)
 
     thread = threading.Thread(target=watch, name="engine-watch", daemon=True)
     thread.start()
@@ -118,6 +119,11 @@ def main() -> None:
     # The engine stops the plugin with SIGINT and kills it 5 seconds later (sdk/go/common/resource/plugin/
     # plugin.go, newPlugin's kill). Delete the hosts' shells now, before the interpreter's own teardown
     # (thread joins, module cleanup) eats into that time; the atexit hook stays as the backstop.
+    close_sessions()
+
+
+def close_sessions() -> None:
+    """Delete every shell this process opened on a host (nothing when no provider ever connected)."""
     session = sys.modules.get("providers.transport.session")
     if session is not None:
         session.close_all_sessions()

@@ -16,6 +16,12 @@ cleanly) leaves two things behind, both in pkg/backend/diy of pulumi v3.259.0:
   Every ``create`` of this project's resources adopts an object that already exists as declared, so dropping
   a pending create is safe: the next `up` creates the resource again and finds what the interrupted run made.
 
+- possibly an **empty metadata sidecar**: the file backend is gocloud's fileblob, which writes each file's
+  attributes to ``<file>.attrs`` next to it, not atomically (gocloud.dev/blob/fileblob, ``setAttrs``: create,
+  then encode); a kill in between leaves it empty, and every later command, `pulumi cancel` included, fails
+  with "failed to load checkpoint: EOF". fileblob reads a *missing* sidecar as "no attributes" (``getAttrs``),
+  so an empty or unreadable one of this stack is removed.
+
 Other backends (Pulumi Cloud, object stores) are left to the CLI: `pulumi cancel` and the same refresh by hand.
 """
 
@@ -100,3 +106,24 @@ def pending_creates(root: Path, project: str, stack: str) -> list[str]:
         for operation in latest.get("pending_operations") or []
         if operation.get("type") == PENDING_CREATE
     ]
+
+
+def broken_sidecars(root: Path, project: str, stack: str) -> list[Path]:
+    """The ``.attrs`` files of ``stack`` (checkpoint, backups, history, locks) that are empty or not JSON."""
+    pulumi = root / ".pulumi"
+    candidates = [
+        *(pulumi / "stacks" / project).glob(f"{stack}.json*.attrs"),
+        *(pulumi / "locks").glob(f"*/{project}/{stack}/*.attrs"),
+        *(pulumi / "history" / project / stack).glob("*.attrs"),
+        *(pulumi / "backups" / project / stack).glob("*.attrs"),
+        pulumi / "meta.yaml.attrs",
+    ]
+    broken = []
+    for path in candidates:
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            broken.append(path)
+    return broken

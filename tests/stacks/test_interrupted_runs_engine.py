@@ -19,15 +19,12 @@ from __future__ import annotations
 import datetime
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stackrun import interrupted
-from tests.stacks.conftest import LOCAL_HOSTS
-from tests.support.estate import EstateProject, SimulatedEstate, start_estate
-from tests.support.hosts import Target
+from tests.support.estate import EstateProject, SimulatedEstate
 from tests.support.interrupt import broken_settings_files, interrupt_up, settings_files, temporary_files
 
 pytestmark = pytest.mark.engine
@@ -57,14 +54,6 @@ def kill_points() -> list[tuple[int, float]]:
         for index, quarter in enumerate(quarters)
     ]
     return [(point, graces[point]) for point in chosen]
-
-
-@pytest.fixture
-def fresh_estate(tmp_path: Path, target: Target) -> Iterator[SimulatedEstate]:
-    """Three simulated hosts of their own, as the manual's prerequisites leave them (nothing deployed)."""
-    if not target.simulated:
-        pytest.skip("an estate of three hosts runs on simulated hosts; a real-host run covers one host")
-    yield from start_estate(tmp_path / "estate", LOCAL_HOSTS, first_address=20)
 
 
 @pytest.mark.parametrize(("point", "grace_s"), kill_points(), ids=lambda value: str(value))

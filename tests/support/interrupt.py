@@ -42,8 +42,9 @@ ORPHAN_WAIT_S = 35.0
 class RequestCounter:
     """Counts the WinRM requests the estate's hosts journal from now on, reading only what was appended."""
 
-    def __init__(self, estate: SimulatedEstate) -> None:
-        self._journals = [self._journal(state) for state in estate_states(estate)]
+    def __init__(self, estate: SimulatedEstate, hosts: list[str] | None = None) -> None:
+        states = estate_states(estate, hosts)
+        self._journals = [self._journal(state) for state in states]
         self._offsets = [path.stat().st_size if path.exists() else 0 for path in self._journals]
         self.count = 0
 
@@ -64,9 +65,11 @@ class RequestCounter:
         return self.count
 
 
-def estate_states(estate: SimulatedEstate) -> list[Path]:
+def estate_states(estate: SimulatedEstate, names: list[str] | None = None) -> list[Path]:
     states = []
-    for host in estate.hosts.values():
+    for name, host in estate.hosts.items():
+        if names is not None and name not in names:
+            continue
         assert host.state_dir is not None
         states.append(host.state_dir)
     return states
