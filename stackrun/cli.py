@@ -236,8 +236,9 @@ def clear_interrupted_run(
     stderr: IO[str] | int | None,
 ) -> int:
     """Before a verb: remove the empty metadata files a killed run left in a local file backend; before a verb
-    that writes the state, also its stale lock and its pending creates, as the CLI asks (stackrun/interrupted.py). Appends ``--clear-pending-creates``
-    to a refresh's ``args``; returns 0, or the exit code of the CLI step that failed."""
+    that writes the state, also its stale lock and its pending creates, as the CLI asks (stackrun/interrupted.py).
+    Appends ``--clear-pending-creates`` to a refresh's ``args``; returns 0, or the exit code of the CLI step that
+    failed."""
     root = interrupted.backend_root(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
     if root is None:
         return 0

@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
-# "[<ErrorId>] host <address>: <message>" as WinRMError and its subclasses word it.
-_HOST_ERROR = re.compile(r"\[(?P<id>[A-Za-z]+)\] host (?P<address>[^\s:]+|\[[^\]]+\]): (?P<message>.*)", re.DOTALL)
+# "[<ErrorId>] host <address>[:<port>]: <message>" as WinRMError and its subclasses word it.
+_HOST_ERROR = re.compile(
+    r"\[(?P<id>[A-Za-z]+)\] host (?P<address>\[[^\]]+\]|[^\s:]+)(?::(?P<port>\d+))?: (?P<message>.*)", re.DOTALL
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|<\{%[^%]*%\}>")
 
 
@@ -50,17 +52,20 @@ def stack_file(work_dir: Path, stack: str) -> Path:
 
 
 def host_names(stack_file: Path, project: str) -> dict[str, str]:
-    """address (lower case) -> the stack's name of that host, from ``<project>:hosts`` of the stack file."""
+    """address and address:port (lower case) -> the stack's name of that host, from ``<project>:hosts``."""
     try:
         document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return {}
     hosts = (document.get("config") or {}).get(f"{project}:hosts") or {}
-    names = {}
+    names: dict[str, str] = {}
     if isinstance(hosts, dict):
         for name, host in hosts.items():
             if isinstance(host, dict) and isinstance(host.get("address"), str):
-                names[host["address"].lower()] = str(name)
+                address = host["address"].strip("[]").lower()
+                names.setdefault(address, str(name))  # two hosts on one address: told apart by port below
+                if host.get("port") is not None:
+                    names[f"{address}:{host['port']}"] = str(name)
     return names
 
 
@@ -83,10 +88,13 @@ def host_failures(event_log: Path, names: dict[str, str]) -> list[HostFailure]:
         if found is None:
             continue
         address = found["address"].strip("[]").lower()
+        if found["port"]:
+            address = f"{address}:{found['port']}"
         failure = failures.get(address)
         if failure is None:
             reason = found["message"].strip().splitlines()[0]
-            failure = failures[address] = HostFailure(address, names.get(address), found["id"], reason)
+            name = names.get(address) or names.get(address.rsplit(":", 1)[0] if found["port"] else address)
+            failure = failures[address] = HostFailure(address, name, found["id"], reason)
         resource = str(diagnostic["urn"]).rsplit("::", 1)[-1]
         if resource not in failure.resources:
             failure.resources.append(resource)

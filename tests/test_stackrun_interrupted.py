@@ -69,16 +69,19 @@ def test_failed_resources_are_grouped_by_the_stack_name_of_their_host(tmp_path: 
     stack_file = tmp_path / "Pulumi.local.yaml"
     stack_file.write_text(
         "config:\n  usercube-agents:hosts:\n    zone-b:\n      address: 10.0.0.5\n"
-        "      password:\n        secure: v1:abc\n    server:\n      address: srv.example\n"
+        "      port: 5985\n      password:\n        secure: v1:abc\n    server:\n      address: srv.example\n"
     )
     names = failures.host_names(stack_file, PROJECT)
-    assert names == {"10.0.0.5": "zone-b", "srv.example": "server"}
+    assert names == {"10.0.0.5": "zone-b", "10.0.0.5:5985": "zone-b", "srv.example": "server"}
 
     def error(resource: str, message: str) -> str:
         urn = f"urn:pulumi:local::usercube-agents::pulumi-python:dynamic/windows:X::{resource}"
         return json.dumps({"diagnosticEvent": {"urn": urn, "message": message, "severity": "error"}})
 
-    unreachable = "[HostUnreachable] host 10.0.0.5: no connection (connection refused). Fix: start WinRM\n"
+    unreachable = (
+        "Exception calling application: [HostUnreachable] host 10.0.0.5:5985: no connection (connection refused). "
+        "Fix: start WinRM\n"
+    )
     log = tmp_path / "events.jsonl"
     log.write_text(
         "\n".join(
@@ -96,7 +99,7 @@ def test_failed_resources_are_grouped_by_the_stack_name_of_their_host(tmp_path: 
     )
     found = failures.host_failures(log, names)
     assert [failure.line() for failure in found] == [
-        "stackrun: failed on host zone-b (10.0.0.5): 2 resource(s) (zone-b-pool, zone-b-site): [HostUnreachable] "
+        "stackrun: failed on host zone-b (10.0.0.5:5985): 2 resource(s) (zone-b-pool, zone-b-site): [HostUnreachable] "
         "no connection (connection refused). Fix: start WinRM",
         "stackrun: failed on host 192.0.2.9: 1 resource(s) (other): [HostOperationFailed] the script failed",
     ]

@@ -56,7 +56,7 @@ def test_a_host_restarted_during_up_fails_by_name_and_the_rerun_converges(
             process.kill()
     text = log.read_text(encoding="utf-8", errors="replace")
     assert code not in (0, 7), text
-    address = zone_a.connection["host"]
+    address = f"{zone_a.connection['host']}:{zone_a.connection['port']}"
     assert f"stackrun: failed on host zone-a ({address}):" in text, text
     assert "stackrun: failed on host server" not in text and "stackrun: failed on host zone-b" not in text, text
     restarts = [e for e in zone_a.journal() if e.get("kind") == "restart"]
@@ -80,7 +80,7 @@ def test_one_host_down_for_a_whole_up_leaves_the_others_deployed_and_is_named(
     stop_simulator(zone_b)  # switched off: nothing listens on its address any more
     code, text = local.run("up")
     assert code not in (0, 7), text
-    address = zone_b.connection["host"]
+    address = f"{zone_b.connection['host']}:{zone_b.connection['port']}"
     assert f"stackrun: failed on host zone-b ({address}): " in text, text
     failed = text[text.index("stackrun: failed on host zone-b") :].splitlines()[0]
     assert "[HostUnreachable]" in failed and "zone-b-" in failed, failed
