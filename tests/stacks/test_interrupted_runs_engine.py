@@ -5,9 +5,10 @@ journaled and SIGKILL ``grace`` seconds later if it still runs (tests/support/in
 estate is about 105 requests (operations travel batched, several to a Send), so the points 2, 5, ..., 98 (33)
 spread over the whole run. Each `make test` run covers KILL_CASES of them, one per quarter of the run, chosen
 by USERCUBE_KILL_SEED (default: the day number, so that consecutive nightly runs rotate through every point of
-each quarter); USERCUBE_KILL_POINTS=all runs all 33. After each kill:
+each quarter); USERCUBE_KILL_POINTS=all runs all 33, USERCUBE_KILL_POINTS=20,35 those two. After each kill:
 
-- every settings file on every host is whole (it parses) and holds its old or its new content;
+- every JSON and XML file on every host parses, and each agent settings file (a SettingsFile resource's) holds
+  its old or its new content;
 - a plain re-run (`python -m stackrun up`) converges: stackrun removes the stale lock and clears the pending
   creates as the CLI asks (stackrun/interrupted.py), every create adopts what the interrupted run made;
 - no temporary file is left on any host, no process of the run outlives it (the provider plugin ends);
@@ -44,8 +45,11 @@ def _seed() -> int:
 def kill_points() -> list[tuple[int, float]]:
     """(point, grace) of this run: one per quarter of POINTS, rotating with the seed; or all of them."""
     graces = {point: GRACES_S[index % len(GRACES_S)] for index, point in enumerate(POINTS)}
-    if os.environ.get("USERCUBE_KILL_POINTS", "").strip() == "all":
+    wanted = os.environ.get("USERCUBE_KILL_POINTS", "").strip()
+    if wanted == "all":
         return [(point, graces[point]) for point in POINTS]
+    if wanted:  # e.g. "20,35": those points of POINTS
+        return [(point, graces[point]) for point in POINTS if str(point) in wanted.split(",")]
     seed = _seed()
     size = -(-len(POINTS) // KILL_CASES)
     quarters = [POINTS[i : i + size] for i in range(0, len(POINTS), size)]
