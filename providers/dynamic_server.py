@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import runpy
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from pathlib import Path
@@ -32,6 +34,11 @@ MAX_WORKERS = 1024
 # The directory Pulumi.yaml names as the `pulumi-python` plugin: it holds our pulumi-resource-pulumi-python.
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 SDK_SERVER_MODULE = "pulumi.dynamic"
+# How often the plugin looks whether the engine that started it is still there, and how long the operations in
+# flight then get to finish on their hosts before the plugin ends (a script cut off half-way on a real host is
+# what the scripts' own atomic writes guard against; letting it end is kinder still).
+PARENT_POLL_S = 0.5
+ORPHAN_GRACE_S = 30.0
 
 
 class WorkersSettingError(ValueError):
@@ -56,17 +63,47 @@ def worker_count(environ: Mapping[str, str]) -> int:
     return workers
 
 
-def _server_with_workers(original: Callable[..., Any], workers: int) -> Callable[..., Any]:
-    """``grpc.server`` that swaps the thread pool it is given for one of ``workers`` threads."""
+def _server_with_workers(
+    original: Callable[..., Any], workers: int, started: Callable[[Any], object] = lambda _server: None
+) -> Callable[..., Any]:
+    """``grpc.server`` that swaps the thread pool it is given for one of ``workers`` threads; ``started`` gets the
+    server it made."""
 
     def server(thread_pool: futures.Executor | None = None, *args: Any, **kwargs: Any) -> Any:
         grpc.server = original  # the provider process starts one server: only the SDK's is changed
         if thread_pool is not None:
             thread_pool.shutdown(wait=False)  # never used: a ThreadPoolExecutor starts threads on first submit
         pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamic-provider")
-        return original(pool, *args, **kwargs)
+        made = original(pool, *args, **kwargs)
+        started(made)
+        return made
 
     return server
+
+
+def watch_engine(server: Any, *, poll_s: float = PARENT_POLL_S, grace_s: float = ORPHAN_GRACE_S) -> threading.Thread:
+    """End this plugin when the engine that started it is gone (its parent process changed).
+
+    The engine stops its plugins with SIGINT when it ends normally (sdk/go/common/resource/plugin/plugin.go). A
+    CLI killed outright (SIGKILL, an out-of-memory kill, a closed CI job) sends nothing, and the SDK's server
+    then waits for ever: an orphan holding a shell open on every host it used. Here the server stops taking
+    calls, lets the operations in flight end (at most ``grace_s``), deletes the shells and ends the process.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        # (No message: the engine read this process's stderr, and a write to that closed pipe would fail.)
+        server.stop(grace_s).wait()
+        # Not a SIGINT to the main thread: a process started in the background of a non-interactive shell
+        # ignores SIGINT, and the SDK's server would wait on. The shells are deleted here, then the process ends.
+        close_sessions()
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="engine-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def main() -> None:
@@ -76,12 +113,17 @@ def main() -> None:
         # The engine shows a plugin's stderr when it fails to start.
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    grpc.server = _server_with_workers(grpc.server, workers)
+    grpc.server = _server_with_workers(grpc.server, workers, started=watch_engine)
     # What `python -m pulumi.dynamic` does; its main() prints the port and serves until the engine stops it.
     runpy.run_module(SDK_SERVER_MODULE, run_name="__main__", alter_sys=True)
     # The engine stops the plugin with SIGINT and kills it 5 seconds later (sdk/go/common/resource/plugin/
     # plugin.go, newPlugin's kill). Delete the hosts' shells now, before the interpreter's own teardown
     # (thread joins, module cleanup) eats into that time; the atexit hook stays as the backstop.
+    close_sessions()
+
+
+def close_sessions() -> None:
+    """Delete every shell this process opened on a host (nothing when no provider ever connected)."""
     session = sys.modules.get("providers.transport.session")
     if session is not None:
         session.close_all_sessions()

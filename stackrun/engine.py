@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent import futures
 from typing import IO
 
@@ -47,6 +47,7 @@ def run_cli(
     *,
     stdout: IO[str] | int | None = None,
     stderr: IO[str] | int | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> int:
     """Run ``pulumi <args> --stack NAME`` for ``stack``'s inline program; return the CLI's exit code.
 
@@ -76,7 +77,7 @@ def run_cli(
             "--stack",
             stack.name,
         ]
-        env = {**os.environ, **workspace.env_vars}
+        env = {**os.environ, **workspace.env_vars, **(extra_env or {})}
         if workspace.pulumi_home is not None:
             env["PULUMI_HOME"] = workspace.pulumi_home
         # The engine finds its plugins (pulumi-resource-pulumi-python for dynamic providers) next to

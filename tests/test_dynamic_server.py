@@ -8,7 +8,9 @@ address as its argument. Its gRPC server is then called as the engine calls it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,3 +115,35 @@ def test_stackrun_refuses_a_bad_worker_count_before_the_cli(
     monkeypatch.setenv(WORKERS_SETTING, "0")
     assert stackrun_main(["preview", "--stack", "local"]) == 2
     assert f"error: environment variable {WORKERS_SETTING} must be a whole number" in capsys.readouterr().err
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_the_plugin_ends_when_the_engine_that_started_it_is_gone() -> None:
+    """A CLI killed outright stops nothing: the plugin sees its parent change and ends by itself (issue 11 §3)."""
+    env = {k: v for k, v in os.environ.items() if k != "PULUMI_PYTHON_CMD"}
+    env["PULUMI_RUNTIME_VIRTUALENV"] = ".venv"
+    # The stand-in engine: a shell that starts the plugin as the CLI does and is then killed with SIGKILL.
+    engine = subprocess.Popen(
+        ["sh", "-c", f'"{PLUGIN}" 127.0.0.1:1 & echo "$!"; wait'], cwd=ROOT, env=env, stdout=subprocess.PIPE
+    )
+    assert engine.stdout is not None
+    pid = int(engine.stdout.readline())
+    try:
+        assert engine.stdout.readline().decode().strip().isdigit()  # the plugin serves (it printed its port)
+        assert not _gone(pid)
+        engine.kill()
+        engine.wait()
+        deadline = time.monotonic() + 15
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(pid), "the plugin outlived its engine"
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)

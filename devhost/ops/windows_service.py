@@ -154,6 +154,20 @@ def _state(state_dir: Path, name: str) -> dict[str, Any]:
     }
 
 
+def _left_by_own_create(before: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """The service as set.ps1's own Win32_Service.Create makes it (program, display name, account, start mode; -ceq
+    for the strings, -eq for the account): what an interrupted create left, adopted instead of refused."""
+    create_mode = _CIM_START_MODE.get(spec["start_type"], "Automatic")
+    before_mode = "Automatic" if before.get("start_type") == "AutomaticDelayedStart" else before.get("start_type")
+    return (
+        before["ensure"] == "present"
+        and before["image_path"] == spec["image_path"]
+        and before["display_name"] == spec["display_name"]
+        and str(before["account"]).lower() == str(spec["account"]).lower()
+        and before_mode == create_mode
+    )
+
+
 def _failure_key(value: dict[str, Any]) -> str:
     parts = [f"{a['action']}:{a['delay_seconds']}" for a in value["actions"]]
     return f"{value['reset_period_seconds']};" + ",".join(parts)
@@ -196,7 +210,7 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
     changes: list[dict[str, Any]] = []
     before = _state(state_dir, name)
     created = False
-    if before["ensure"] == "absent" or spec["create"]:
+    if before["ensure"] == "absent" or (spec["create"] and not _left_by_own_create(before, spec)):
         try:
             scm.create(
                 state_dir,

@@ -118,6 +118,29 @@ def test_set_model_reports_each_change_and_masks_the_password(tmp_path: Path) ->
     assert gone.ok and gone.state["ensure"] == "absent"
 
 
+def test_a_create_adopts_the_service_its_own_create_left_and_refuses_any_other(tmp_path: Path) -> None:
+    """Issue 11 §3: the CLI killed after Win32_Service.Create (or Create's reply lost): the next create finds the
+    service as its own Create makes it (program, display name, account, start mode) and finishes the job."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+    scm.create(tmp_path, **left, start_mode="Auto", start_name="LocalSystem", password=None)
+    adopted = windows_service.set_(fs, spec)
+    assert adopted.ok, adopted.error
+    assert adopted.state["state"] == "Running" and "ensure" not in {c["property"] for c in adopted.changes}
+    windows_service.remove(fs, spec_of())
+    for other in (
+        {"start_mode": "Manual"},
+        {"display_name": "Someone else's"},
+        {"start_name": "NT AUTHORITY\\NetworkService"},
+    ):
+        scm.create(tmp_path, **{**left, "start_mode": "Auto", "start_name": "LocalSystem", "password": None, **other})
+        taken = windows_service.set_(fs, spec)
+        assert not taken.ok and taken.error is not None and taken.error["id"] == "ServiceExists", other
+        scm.admin_delete_service(tmp_path, spec["name"])
+
+
 def test_feature_install_brings_parents_defaults_and_tools(tmp_path: Path) -> None:
     result = features.install(tmp_path, ["rsat-adds-tools"])
     assert result.features == ["RSAT", "RSAT-Role-Tools", "RSAT-AD-Tools", "RSAT-ADDS", "RSAT-ADDS-Tools"]

@@ -284,3 +284,31 @@ def test_bad_input_is_refused_before_any_host_call(
     assert not run.ok, case
     assert prop in run.output and fragment in run.output, run.output
     assert simulated.journal_since(mark) == []
+
+
+def test_a_create_adopts_the_service_an_interrupted_create_left(simulated: Target, engine: Engine) -> None:
+    """Issue 11 §3: the CLI killed right after Win32_Service.Create (the service is on the host, not in the
+    state): the next `up` creates the resource again, adopts that service and finishes the job."""
+    from devhost import scm
+
+    assert simulated.state_dir is not None
+    desired = new_service(simulated)
+    created = WindowsServiceModel.model_validate({"connection": simulated.connection, **desired}).script_input()
+    scm.create(  # what set.ps1's Win32_Service.Create makes of `desired` (Automatic, LocalSystem), and no more
+        simulated.state_dir,
+        name=created["name"],
+        display_name=created["display_name"],
+        image_path=created["image_path"],
+        start_mode="Auto",
+        start_name="LocalSystem",
+        password=None,
+    )
+    assert created["start_type"] == "Automatic" and created["account"] == "LocalSystem"
+    stack = engine(service_program(simulated, desired))
+    run = stack.up()
+    assert run.ok, run.output
+    service = scm.get(simulated.state_dir, desired["name"])
+    assert service is not None and service.state == "Running"
+    assert stack.preview(expect_no_changes=True).ok
+    assert stack.destroy().ok
+    assert scm.get(simulated.state_dir, desired["name"]) is None

@@ -10,7 +10,20 @@ $created = $false
 
 # On creation Win32_Service.Create runs even when the name is taken, so that Windows refuses with
 # 'already exists' (1073) instead of this resource silently taking over a service it did not create.
-if ($before.ensure -eq 'absent' -or [bool]$Spec.create) {
+# Except the service this resource's own Create makes: same program, display name, account and start mode.
+# That one is what an interrupted run left (the CLI killed after Create, or Create's reply lost): it is
+# adopted, and the steps after Create below bring it to the rest of what is declared.
+$leftByOwnCreate = $false
+if ($before.ensure -eq 'present') {
+    # Create's StartMode below; 'AutomaticDelayedStart' is Automatic plus a registry value set after Create.
+    $createMode = if ([string]$Spec.start_type -eq 'Manual') { 'Manual' } elseif ([string]$Spec.start_type -eq 'Disabled') { 'Disabled' } else { 'Automatic' }
+    $beforeMode = if ([string]$before.start_type -eq 'AutomaticDelayedStart') { 'Automatic' } else { [string]$before.start_type }
+    $leftByOwnCreate = ([string]$before.image_path -ceq [string]$Spec.image_path) -and
+        ([string]$before.display_name -ceq [string]$Spec.display_name) -and
+        ([string]$before.account -eq [string]$Spec.account) -and
+        ($beforeMode -eq $createMode)
+}
+if ($before.ensure -eq 'absent' -or ([bool]$Spec.create -and -not $leftByOwnCreate)) {
     $arguments = @{
         Name = $name
         DisplayName = [string]$Spec.display_name
