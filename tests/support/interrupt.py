@@ -167,6 +167,7 @@ def _pulumi_of(process: subprocess.Popen[bytes], deadline: float) -> int | None:
             if (
                 fields is not None
                 and fields[1] == str(process.pid)
+                and arguments  # empty while a child is between fork and exec, or a zombie
                 and Path(arguments[0]).name == "pulumi"
                 and any(a.startswith("--client=") for a in arguments)
             ):
