@@ -206,13 +206,15 @@ SCRIPT_FACTS = (
         r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}[\s\S]*?"
         r"\$record = Read-AgentStopped \$folder[\s\S]*?# [^\n]*\s+"
         r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
-        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+# [^\n]*\s+if \(\$stopped -contains 'pool'\)",
+        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+(# [^\n]*\s+)+"
+        r"if \(\$stopped -contains 'pool'\)",
         "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
         "manifest when a program still holds some (RuntimeFilesInUse)",
     ),
     ScriptFact(
         ("runtime_archive/remove",),
-        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"if \(\$stopped -contains 'pool'\) \{ \[void\]\(Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\)\) \}"
+        r"\s+\}\s+"
         r"\$held = Remove-Files ",
         "remove waits for the stopped pool's worker to exit (no worker process listed), within its shutdownTimeLimit "
         "and 5 s, before it deletes the files",
@@ -284,9 +286,10 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+# [^\n]*\s+# [^\n]*\s+"
-        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}",
-        "A4: set waits for the stopped pool's worker to exit before the swap, as remove does",
+        r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+(# [^\n]*\s+)+"
+        r"if \(\$stopped -contains 'pool'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \}",
+        "A4, N4: set waits for the stopped pool's worker to exit before the swap, as remove does, and fails with "
+        "AgentStopFailed when one still runs after the wait (never a swap beside a live worker)",
     ),
     ScriptFact(
         _SET,
@@ -305,6 +308,26 @@ SCRIPT_FACTS = (
         r"try \{\s+\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+\} catch \{[\s\S]*?"
         r"Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path'",
         "A7: a staging file that is no zip is ArchiveInvalid (source_path), not UnexpectedError",
+    ),
+    # -- review-archive3 N1-N8 (the RuntimeArchive 'archive3' round) --
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"if \(@\('Stopping', 'Unknown'\) -contains \$state\) \{[\s\S]*?"
+        r"\$state = Wait-PoolStateLeft \$pool @\('Stopping', 'Unknown'\) \$wait[\s\S]*?"
+        r"throw \(New-OperationError 'AgentStopFailed' 'app_pool'[\s\S]*?"
+        r"if \(\$state -eq 'Stopped'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"if \(\$state -eq 'Started'\) \{",
+        "N2: a pool already Stopping (its worker drains, learn.microsoft.com ObjectState, shutdownTimeLimit) or "
+        "Unknown is waited for until it is neither, without a record; Stopped, its worker's exit is waited for; "
+        "Started, it is stopped and recorded",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$left = Wait-PoolWorkerExit \$PoolName\s+if \(\$left -gt 0\) \{\s+"
+        r"throw \(New-OperationError 'AgentStopFailed' 'app_pool'[\s\S]*?"
+        r"if \(\$count -eq 0 -or \$clock\.Elapsed\.TotalSeconds -ge \$limit\) \{ return \[int\]\$count \}",
+        "N4: Wait-PoolWorkerExit returns the workers still listed after its capped wait, and Assert-PoolWorkerExited "
+        "makes that AgentStopFailed",
     ),
     ScriptFact(
         _SET,
@@ -539,6 +562,10 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
         state = object_state(lambda: manager.pool_state(name)) if pool is not None else None
         if state == "Starting":
             state = manager.start_pool(name)  # Wait-PoolState 'Started' 30: WAS finishes the start (or fails it)
+        if pool is not None and state in ("Stopping", "Unknown"):
+            state = _wait_pool_state_left(fs, manager, pool, name, state)
+            if state == "Stopped":  # not recorded (this run did not stop it); its worker's exit waited for
+                _assert_pool_worker_exited(fs, name)
         if pool is not None and state == "Started":
             record["pool"] = name
             record["auto_start"] = manager.pool_value(pool, "autoStart") == "true"
@@ -725,19 +752,70 @@ def _start_report(outcomes: list[dict[str, Any]]) -> str:
     return "; ".join(f"{entry['name']}: {entry['outcome']}" for entry in outcomes)
 
 
-def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> None:
+def _shutdown_wait(manager: iis.ServerManager, element: Any) -> float:
+    """Get-PoolShutdownWait: the pool's shutdownTimeLimit and 30 s more, at most 150 s."""
+    return min(
+        timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + SHUTDOWN_WAIT_MARGIN_S,
+        SHUTDOWN_WAIT_MAX_S,
+    )
+
+
+def _wait_pool_state_left(fs: WindowsFs, manager: iis.ServerManager, element: Any, name: str, state: str) -> str:
+    """Wait-PoolStateLeft @('Stopping', 'Unknown') within Get-PoolShutdownWait: a Stopping pool stays so while its
+    worker drains (devhost.iis.begin_stop_pool; fileops.worker_exit_at), then WAS reports it Stopped; Unknown is
+    read again. Still in one of them at the deadline: AgentStopFailed (nothing recorded)."""
+    wait = _shutdown_wait(manager, element)
+    if state == "Stopping":
+        exit_at = worker_exit_at(fs.root, name)
+        drain = max(0.0, exit_at - time.time()) if exit_at is not None else 0.0
+        if drain <= wait:
+            time.sleep(drain)
+            state = manager.stop_pool(name)  # the worker has exited: WAS finishes the stop
+        else:
+            time.sleep(wait)
+    else:
+        state = object_state(lambda: manager.pool_state(name))
+    if state in ("Stopping", "Unknown"):
+        raise _AgentError(
+            fail(
+                "AgentStopFailed",
+                f"application pool '{name}' is still in state {state} after {wait:g} s; see the System event log "
+                "(WAS), then run again",
+                prop="app_pool",
+            )
+        )
+    return state
+
+
+def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> int:
     """Wait-PoolWorkerExit: until the pool lists no worker process (devhost.fileops.worker_exit_at: WAS ends it at
-    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s), in real time."""
+    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s), in real time.
+    Returns how many workers the pool still lists (one exiting worker is modelled: 0 or 1)."""
     manager = iis.ServerManager(fs.root)
     element = manager.find_pool(pool)
     exit_at = worker_exit_at(fs.root, pool)
     if element is None or exit_at is None:
-        return
-    limit = min(
-        timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + SHUTDOWN_WAIT_MARGIN_S,
-        SHUTDOWN_WAIT_MAX_S,
-    )
-    time.sleep(max(0.0, min(exit_at - time.time(), limit)))
+        return 0
+    limit = _shutdown_wait(manager, element)
+    drain = exit_at - time.time()
+    time.sleep(max(0.0, min(drain, limit)))
+    return 1 if drain > limit else 0
+
+
+def _assert_pool_worker_exited(fs: WindowsFs, pool: str) -> None:
+    """Assert-PoolWorkerExited: AgentStopFailed when a worker still runs after the wait (never a swap beside it)."""
+    left = _wait_pool_worker_exit(fs, pool)
+    if left:
+        raise _AgentError(
+            fail(
+                "AgentStopFailed",
+                f"application pool '{pool}' is stopped, but {left} of its worker processes (w3wp.exe) still run after "
+                "the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; nothing was "
+                "replaced beside them: run again once they have exited (or end them, or set the pool's "
+                "shutdownTimeLimit to 120 s or less)",
+                prop="app_pool",
+            )
+        )
 
 
 def _extract(fs: WindowsFs, data: bytes, entries: list[Entry], new: str, keep: set[str]) -> None:
@@ -995,7 +1073,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if replaced or obsolete:
             stopped = _stop_agent(fs, spec, folder)
         if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
-            _wait_pool_worker_exit(fs, spec["app_pool"])
+            _assert_pool_worker_exited(fs, spec["app_pool"])
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
         swap_begun = True
         for origin, target in plan:

@@ -179,6 +179,21 @@ function Stop-Agent($Spec, [string] $Folder) {
                     throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still starting after 30 s (state $state); see the System event log (WAS), then run again")
                 }
             }
+            if (@('Stopping', 'Unknown') -contains $state) {
+                # Stopping: someone else's stop, or an earlier one that gave up at its wait; its worker drains its
+                # requests for up to the pool's shutdownTimeLimit and maps the agent's images meanwhile (WAS shows
+                # the pool Stopping until then: learn.microsoft.com Microsoft.Web.Administration ObjectState,
+                # applicationPools <processModel> shutdownTimeLimit). Unknown: State could not be read (ObjectState
+                # Unknown, or WAS did not answer). Waited for until it is neither, then taken as it is: Started is
+                # stopped and recorded below; Stopped is not recorded (this run did not stop it; a record of this
+                # project's stays) but its worker's exit is waited for, as for a pool this run stops.
+                $wait = Get-PoolShutdownWait $pool
+                $state = Wait-PoolStateLeft $pool @('Stopping', 'Unknown') $wait
+                if (@('Stopping', 'Unknown') -contains $state) {
+                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still in state $state after $wait s; see the System event log (WAS), then run again")
+                }
+                if ($state -eq 'Stopped') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }
+            }
             if ($state -eq 'Started') {
                 $record.pool = [string]$Spec.app_pool
                 $record.auto_start = [bool]$pool.AutoStart
@@ -310,27 +325,50 @@ function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
     return $state
 }
 
+function Wait-PoolStateLeft($Pool, [string[]] $Passing, [int] $Seconds) {
+    # Wait-PoolState for a state to end, whatever follows it (a stop that ends Stopped, an Unknown that turns out
+    # Started): one deadline for the whole wait. Returns the last state read.
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $state = Get-IisObjectState { $Pool.State }
+    while ($Passing -contains $state -and $clock.Elapsed.TotalSeconds -lt $Seconds) {
+        Start-Sleep -Milliseconds 250
+        $state = Get-IisObjectState { $Pool.State }
+    }
+    return $state
+}
+
+function Assert-PoolWorkerExited([string] $PoolName) {
+    # Wait-PoolWorkerExit, then AgentStopFailed when a worker still runs: no file is swapped beside a live worker,
+    # which may still load a not yet loaded assembly from the half-swapped Runtime. (Not ended here: a pool whose
+    # shutdownTimeLimit is above the wait lets its requests run that long on purpose; WAS ends the worker then.)
+    $left = Wait-PoolWorkerExit $PoolName
+    if ($left -gt 0) {
+        throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$PoolName' is stopped, but $left of its worker processes (w3wp.exe) still run after the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; nothing was replaced beside them: run again once they have exited (or end them, or set the pool's shutdownTimeLimit to 120 s or less)")
+    }
+}
+
 function Wait-PoolWorkerExit([string] $PoolName) {
     # A stopped pool's worker (w3wp.exe) may go on for up to the pool's shutdownTimeLimit (90 s by default),
     # mapping the agent's images until it exits; WAS terminates it then (learn.microsoft.com applicationPools
     # <processModel> shutdownTimeLimit). Waited for until the pool lists no worker process, within
-    # Get-PoolShutdownWait (a fresh ServerManager for each look: its runtime data is read once). A look that
-    # fails ends the wait: the deletion then says what is still held.
+    # Get-PoolShutdownWait (a fresh ServerManager for each look: its runtime data is read once). Returns how many
+    # worker processes the pool still lists (0: none). A look that fails ends the wait with 0 (nothing known to
+    # run: the runtime data fails when WAS does not run); remove's deletion then says what is still held.
     $limit = $null
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
     while ($true) {
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
             $pool = $manager.ApplicationPools[$PoolName]
-            if ($null -eq $pool) { return }
+            if ($null -eq $pool) { return 0 }
             if ($null -eq $limit) { $limit = Get-PoolShutdownWait $pool }
             $count = @($pool.WorkerProcesses).Count
         } catch {
-            return
+            return 0
         } finally {
             $manager.Dispose()
         }
-        if ($count -eq 0 -or $clock.Elapsed.TotalSeconds -ge $limit) { return }
+        if ($count -eq 0 -or $clock.Elapsed.TotalSeconds -ge $limit) { return [int]$count }
         Start-Sleep -Milliseconds 500
     }
 }

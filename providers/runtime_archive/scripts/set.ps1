@@ -148,8 +148,9 @@ $swapBegun = $false
 try {
     if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
     # A stopped pool's worker drains its requests for up to its shutdownTimeLimit and may still load an assembly
-    # from Runtime meanwhile: the swap waits for it to exit, as remove does (Wait-PoolWorkerExit).
-    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }
+    # from Runtime meanwhile: the swap waits for it to exit, as remove does, and never begins beside one still
+    # running after the wait (AgentStopFailed: undone, nothing moved, the pool started again).
+    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
     Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
     $swapBegun = $true

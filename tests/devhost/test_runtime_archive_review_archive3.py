@@ -1,0 +1,129 @@
+"""SIMULATOR: review-archive3 (the RuntimeArchive 'archive3' round, findings N1-N8) as simulator behaviour.
+
+As in test_runtime_archive_review_a: each test shows the Windows behaviour on the simulated host, that the model of
+the fixed script handles it, and that the script with the fix undone is refused by the model's script facts (so it
+could never be blessed and run against this model)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from devhost import iis
+from devhost.fs import WindowsFs
+from devhost.ops import runtime_archive as model
+from tests.devhost.test_runtime_archive_model import (
+    POOL,
+    RUNTIME,
+    V1,
+    V2,
+    install,
+    journal,
+    knobs,
+    make_zip,
+    pool_site,
+    put,
+    shutdown_time_limit,
+    spec,
+    upload,
+)
+from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed
+
+
+@pytest.fixture
+def fs(tmp_path: Path) -> WindowsFs:
+    return WindowsFs(tmp_path)
+
+
+def pool_running_v1(fs: WindowsFs) -> None:
+    """A pool whose worker runs V1's images (started after they were extracted)."""
+    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
+    pool_site(fs)
+    install(fs, make_zip(V1), app_pool=POOL)
+    manager = iis.ServerManager(fs.root)
+    manager.stop_pool(POOL)
+    time.sleep(0.01)
+    manager.start_pool(POOL)
+
+
+def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
+    return [(e["action"], e["what"]) for e in journal(fs.root) if e["kind"] == "agent"]
+
+
+# -- N2: a pool already Stopping was neither waited for nor its worker's exit ------------------------------
+
+FIXED_N2 = "            if (@('Stopping', 'Unknown') -contains $state) {"
+
+
+def test_n2_a_pool_already_stopping_is_waited_for_and_its_worker_too_without_a_record(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    knobs(fs, pool_worker_exit_s=1)  # its worker drains for a second more
+    iis.ServerManager(fs.root).begin_stop_pool(POOL)  # someone else's stop, under way
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopping"
+    upload(fs, make_zip(V2))
+    began = time.monotonic()
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert time.monotonic() - began >= 0.9, "the swap waited for the draining worker"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    assert not fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "no replaced image was still mapped"
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped", "not this run's stop: not started"
+    assert agent_events(fs) == [] and record(fs) is None
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, FIXED_N2, "            if ($false) {")
+
+
+def test_n2_a_pool_still_stopping_after_the_wait_is_agent_stop_failed_and_nothing_moves(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    shutdown_time_limit(fs, "00:05:00")  # the wait: 150 s, the cap
+    knobs(fs, pool_worker_exit_s=250)
+    iis.ServerManager(fs.root).begin_stop_pool(POOL)
+    monkeypatch.setattr(model.time, "sleep", lambda seconds: None)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "app_pool")
+    assert "still in state Stopping after 150 s" in envelope.error["message"]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    assert record(fs) is None
+
+
+# -- N4: set swapped beside a worker still running after the capped wait ----------------------------------
+
+FIXED_N4 = "    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }"
+UNFIXED_N4 = "    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }"
+
+
+def test_n4_a_worker_alive_after_the_capped_wait_fails_the_set_before_any_move(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    shutdown_time_limit(fs, "00:05:00")  # WAS would let it drain up to 300 s; the wait is 150 s
+    knobs(fs, pool_worker_exit_s=250)
+    slept: list[float] = []
+    monkeypatch.setattr(model.time, "sleep", slept.append)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "app_pool")
+    message = envelope.error["message"]
+    assert "still run after the wait" in message and "Nothing in Runtime was changed" in message
+    assert 150 in slept, "waited the capped 150 s first"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    assert not fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "no move was made"
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "started again on the untouched version"
+    assert refused_unfixed("runtime_archive/set", FIXED_N4, UNFIXED_N4)
+
+
+def test_n4_a_worker_that_exits_within_the_wait_lets_the_set_go_on(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    knobs(fs, pool_worker_exit_s=1)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert agent_events(fs) == [("stop", "pool"), ("start", "pool")]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
