@@ -256,9 +256,12 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$earlier = Read-AgentStopped \$Folder[\s\S]*?"
+        r"if \(\$earlier\.pool -and -not \$merged\.pool\) \{[\s\S]*?"
+        r"if \(\$earlier\.service -and -not \$merged\.service\) \{[\s\S]*?"
         r"foreach \(\$dependent in @\(\$earlier\.dependents\) \+ @\(\$merged\.dependents\)\)[\s\S]*?"
         r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$merged",
-        "A2: a record already there keeps its entries, AutoStart and start type; the dependents are united",
+        "A2, N1: a record already there keeps its entries, with their AutoStart and start type only when this run "
+        "records none (a pool or service this run stops itself gets this run's); the dependents are united",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -633,21 +636,22 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
 
 def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
     """Write-AgentStopped: merged with the record already there, never in place of it (what it lists stays
-    listed, with the AutoStart and start type found when it was first stopped; the dependents united)."""
+    listed). A pool or service this run stops is recorded with this run's AutoStart or start type (review-archive3
+    N1); the earlier entry keeps its own only when this run records none; the dependents are united."""
     path = f"{folder}\\agent-stopped.json"
     earlier = _read_json(fs, path)
     merged = {**record, "dependents": list(record["dependents"])}
     if earlier is not None:
-        if earlier.get("pool") and (not merged["pool"] or earlier["pool"].lower() == merged["pool"].lower()):
+        if earlier.get("pool") and not merged["pool"]:
             merged.update(pool=earlier["pool"], auto_start=earlier.get("auto_start"))
-        if earlier.get("service") and (
-            not merged["service"] or earlier["service"].lower() == merged["service"].lower()
-        ):
+        if earlier.get("service") and not merged["service"]:
+            merged.update(service=earlier["service"], start_type=earlier.get("start_type"))
+        if earlier.get("service") and earlier["service"].lower() == (merged["service"] or "").lower():
             union: list[str] = []
             for dependent in [*(earlier.get("dependents") or []), *merged["dependents"]]:
                 if dependent and dependent.lower() not in {n.lower() for n in union}:
                     union.append(dependent)
-            merged.update(service=earlier["service"], start_type=earlier.get("start_type"), dependents=union)
+            merged["dependents"] = union
     _write_json(fs, path, merged)
 
 

@@ -11,25 +11,30 @@ from pathlib import Path
 
 import pytest
 
-from devhost import iis
+from devhost import iis, scm
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
 from tests.devhost.test_runtime_archive_model import (
+    DEPENDENT,
     POOL,
     RUNTIME,
+    SERVICE,
     V1,
     V2,
     install,
     journal,
     knobs,
+    left_stopped,
     make_zip,
     pool_site,
     put,
+    running_dependent,
+    running_service,
     shutdown_time_limit,
     spec,
     upload,
 )
-from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed
+from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed, state_of
 
 
 @pytest.fixture
@@ -127,3 +132,56 @@ def test_n4_a_worker_that_exits_within_the_wait_lets_the_set_go_on(fs: WindowsFs
     assert envelope.ok, envelope.error
     assert agent_events(fs) == [("stop", "pool"), ("start", "pool")]
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+
+
+# -- N1: an earlier record's AutoStart / start type for what this run stopped itself ---------------------
+
+FIXED_N1_POOL = "        if ($earlier.pool -and -not $merged.pool) {"
+UNFIXED_N1_POOL = (
+    "        if ($earlier.pool -and (-not $merged.pool -or [string]$earlier.pool -eq [string]$merged.pool)) {"
+)
+FIXED_N1_SERVICE = "        if ($earlier.service -and -not $merged.service) {"
+UNFIXED_N1_SERVICE = (
+    "        if ($earlier.service -and (-not $merged.service -or "
+    "[string]$earlier.service -eq [string]$merged.service)) {"
+)
+
+
+def test_n1_a_pool_running_again_with_autostart_false_is_started_after_the_upgrade(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    # A broken run recorded the pool with AutoStart true; an admin then set AutoStart false and started it by hand.
+    left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "start_type": None, "dependents": []})
+    manager = iis.ServerManager(fs.root)
+    pool = manager.find_pool(POOL)
+    assert pool is not None
+    manager.set_pool_value(pool, "autoStart", "false")
+    manager.commit()
+    assert manager.pool_state(POOL) == "Started"
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "it ran before this run: it runs after"
+    assert record(fs) is None
+    assert refused_unfixed("runtime_archive/set", FIXED_N1_POOL, UNFIXED_N1_POOL)
+
+
+def test_n1_a_service_disabled_while_it_kept_running_is_started_after_the_upgrade(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "start_type": "Automatic",
+                      "dependents": [DEPENDENT]})  # fmt: skip
+    scm.stop(fs.root, DEPENDENT)  # what the broken run left stopped
+    scm.admin_edit_service(fs.root, SERVICE, start_mode="Disabled")  # it kept running
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    changes = {c["before"]: c["after"] for c in envelope.changes if c["property"] == "agent_service"}
+    # It ran although Disabled: StartService refuses it (1058), and the outcome says how to have it started;
+    # never "left stopped (its start mode is Disabled)", which would take this run's own stop for a stop on purpose.
+    assert "it was Disabled already when it was stopped" in changes[f"{SERVICE}: stopped for the upgrade"]
+    kept = record(fs)
+    assert kept is not None and kept["start_type"] == "Disabled"
+    assert kept["dependents"] == [DEPENDENT], "the earlier run's dependent stays listed"
+    assert refused_unfixed("runtime_archive/set", FIXED_N1_SERVICE, UNFIXED_N1_SERVICE)
+    assert state_of(fs, DEPENDENT) == "Stopped"

@@ -272,24 +272,29 @@ function Stop-Agent($Spec, [string] $Folder) {
 
 function Write-AgentStopped([string] $Folder, $Record) {
     # agent-stopped.json, merged with the record already there (a run that broke off, or a start that failed and
-    # is to be tried again), never in place of it: what it lists stays listed until Start-Agent finishes it, with
-    # the AutoStart and start type found when it was first stopped. Otherwise a service that a reboot started
-    # since would be recorded without the dependents that run broke off with, and they would stay stopped.
+    # is to be tried again), never in place of it: what it lists stays listed until Start-Agent finishes it.
+    # Otherwise a service that a reboot started since would be recorded without the dependents that run broke off
+    # with, and they would stay stopped. A pool or service this run stops itself is recorded with the AutoStart and
+    # start type found now: it ran until now, so the earlier values (AutoStart true, say) no longer tell what a
+    # stop on purpose since would be, and Start-Agent could leave stopped what was running before this run. The
+    # earlier entry is kept with its own values only when this run records none (it stayed stopped since).
     $earlier = Read-AgentStopped $Folder
     $merged = [ordered]@{ pool = $Record.pool; auto_start = $Record.auto_start; service = $Record.service; start_type = $Record.start_type; dependents = @($Record.dependents) }
     if ($null -ne $earlier) {
         # (Records written before auto_start or start_type existed have none: Set-StrictMode refuses a missing property.)
-        if ($earlier.pool -and (-not $merged.pool -or [string]$earlier.pool -eq [string]$merged.pool)) {
+        if ($earlier.pool -and -not $merged.pool) {
             $merged.pool = [string]$earlier.pool
             $autoStart = $earlier.PSObject.Properties['auto_start']
             $merged.auto_start = $null
             if ($null -ne $autoStart) { $merged.auto_start = $autoStart.Value }
         }
-        if ($earlier.service -and (-not $merged.service -or [string]$earlier.service -eq [string]$merged.service)) {
+        if ($earlier.service -and -not $merged.service) {
             $merged.service = [string]$earlier.service
             $startType = $earlier.PSObject.Properties['start_type']
             $merged.start_type = $null
             if ($null -ne $startType) { $merged.start_type = $startType.Value }
+        }
+        if ($earlier.service -and [string]$earlier.service -eq [string]$merged.service) {
             $names = New-PathSet
             $union = @()
             foreach ($dependent in @($earlier.dependents) + @($merged.dependents)) {
