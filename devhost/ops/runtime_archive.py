@@ -272,13 +272,13 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$pendingStart -contains \$service\[0\]\.Status\) \{[\s\S]*?"
-        r"\$service\[0\]\.WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running[\s\S]*?"
+        r"if \(-not \(Wait-ServiceStateLeft \$service\[0\] \$pendingStart 60\)\) \{[\s\S]*?"
         r"elseif \(\$service\.Count -eq 1 -and \$service\[0\]\.Status -ne "
         r"\[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped\)[\s\S]*?"
         r"Where-Object \{ \$_\.Status -ne \[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped \}",
-        "A3: a service in StartPending/ContinuePending is waited for until Running (ControlService refuses a stop in "
-        "StartPending: 1061), then any state but Stopped is stopped and recorded, with every dependent not Stopped "
-        "(what ServiceController.Stop stops)",
+        "A3, N3: a service in StartPending/ContinuePending is waited for until it is neither (ControlService refuses a "
+        "stop in StartPending: 1061; WaitForStatus(Running) would wait out a failed start), then any state but "
+        "Stopped is stopped and recorded, with every dependent not Stopped (what ServiceController.Stop stops)",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -296,10 +296,11 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"StartPending, \[System\.ServiceProcess\.ServiceControllerStatus\]::ContinuePending\) -contains "
-        r"\$found\[0\]\.Status\) \{[\s\S]*?\$found\[0\]\.WaitForStatus\([^\n]*\)\s+"
-        r"\$outcome = 'running \(started since\)'",
-        "A5: Start-Agent waits for a service being started instead of calling Start (StartService: 1056)",
+        r"\$pendingStart -contains \$found\[0\]\.Status\) \{[\s\S]*?"
+        r"if \(-not \(Wait-ServiceStateLeft \$found\[0\] \$pendingStart 60\)\) \{[\s\S]*?"
+        r"if \(\$found\.Count -eq 0\) \{",
+        "A5, N3: Start-Agent waits for a service being started until it is neither StartPending nor ContinuePending "
+        "instead of calling Start (StartService: 1056), then takes it as it is (a failed start is started again)",
     ),
     ScriptFact(
         _SET,
@@ -331,6 +332,32 @@ SCRIPT_FACTS = (
         r"if \(\$count -eq 0 -or \$clock\.Elapsed\.TotalSeconds -ge \$limit\) \{ return \[int\]\$count \}",
         "N4: Wait-PoolWorkerExit returns the workers still listed after its capped wait, and Assert-PoolWorkerExited "
         "makes that AgentStopFailed",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$Service\.Refresh\(\)\s+while \(\$Passing -contains \$Service\.Status\) \{",
+        "N3: Wait-ServiceStateLeft polls with Refresh() until the status is none of the pending ones, whatever it "
+        "becomes (WaitForStatus waits for exactly one status: referencesource ServiceController.WaitForStatus)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running, "
+        r"\[TimeSpan\]::FromSeconds\(60\)\)\s+\} catch \{\s+throw \(New-OperationError 'AgentStopFailed'",
+        "N3: no WaitForStatus(Running) for a start under way in Stop-Agent (a failed start would be a false "
+        "AgentStopFailed)",
+        present=False,
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$dependents = @\(\$service\[0\]\.DependentServices\)\s+(# [^\n]*\s+)+"
+        r"\$pendingControl = @\(\[System\.ServiceProcess\.ServiceControllerStatus\]::StartPending, "
+        r"\[System\.ServiceProcess\.ServiceControllerStatus\]::StopPending\)[\s\S]*?"
+        r"foreach \(\$dependent in \$dependents\) \{\s+"
+        r"if \(-not \(Wait-ServiceStateLeft \$dependent \$pendingControl [^\n]*\s+"
+        r"throw \(New-OperationError 'AgentStopFailed'[\s\S]*?"
+        r"\$record\.dependents = [\s\S]*?\$service\[0\]\.Stop\(\)",
+        "N7: the dependents in StartPending or StopPending are waited for before anything is recorded or Stop() "
+        "sends them a stop they refuse (1061, learn.microsoft.com ControlService)",
     ),
     ScriptFact(
         _SET,
@@ -583,18 +610,17 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
         try:
             found = [c for c in controllers if c.service_name.lower() == name.lower()]
             service = found[0] if found else None
-            if service is not None and service.status in ("StartPending", "ContinuePending"):
-                try:
-                    service.wait_for_status("Running", 60)
-                except DotNetError:
-                    raise _AgentError(
-                        fail(
-                            "AgentStopFailed",
-                            f"service '{name}' is still starting after 60 s ({service.status}); see the System event "
-                            "log, then run again",
-                            prop="service_name",
-                        )
-                    ) from None
+            # Wait-ServiceStateLeft: until a start under way ends either way (Stopped: it failed, nothing to stop).
+            pending = ("StartPending", "ContinuePending")
+            if service is not None and service.status in pending and not service.wait_while(pending, 60):
+                raise _AgentError(
+                    fail(
+                        "AgentStopFailed",
+                        f"service '{name}' is still starting after 60 s ({service.status}); see the System event "
+                        "log, then run again",
+                        prop="service_name",
+                    )
+                )
             if service is not None and service.status == "StopPending":
                 try:  # (waited for, not recorded)
                     service.wait_for_status("Stopped", 120)
@@ -610,6 +636,19 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             elif service is not None and service.status != "Stopped":
                 record.update(service=name, start_type=service.start_type)
                 dependents = list(service.dependent_services)
+                # Stop() would send a dependent in StartPending or StopPending a stop it refuses (1061): each waited
+                # for first, one 60 s deadline for all (the model's waits take no time).
+                for dependent in dependents:
+                    if not dependent.wait_while(("StartPending", "StopPending"), 60):
+                        raise _AgentError(
+                            fail(
+                                "AgentStopFailed",
+                                f"service '{name}' was not stopped: the service '{dependent.service_name}', which "
+                                f"depends on it, is still {dependent.status} after 60 s; see the System event log, "
+                                "then run again",
+                                prop="service_name",
+                            )
+                        )
                 record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
                 _write_record(fs, folder, record)
                 stopped.append("service")
@@ -696,9 +735,18 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
         return _outcome("agent_service", name, "gone (nothing to start)")
     if service.state in ("StartPending", "ContinuePending"):
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
-        # StartService); WaitForStatus(Running, 60 s) instead, which the start finishes.
-        service_controller.ServiceController(fs.root, name, None).wait_for_status("Running", 60)
-        return _outcome("agent_service", name, "running (started since)")
+        # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
+        controller = service_controller.ServiceController(fs.root, name, None)
+        if not controller.wait_while(("StartPending", "ContinuePending"), 60):
+            return _outcome(
+                "agent_service",
+                name,
+                f"did not start again (it is still {controller.status} after 60 s); see the System event log, then "
+                "start it, or disable it to keep it stopped (the next run then leaves it)",
+                failed=True,
+            )
+        service = scm.get(fs.root, name)
+        assert service is not None
     if service.state not in ("Stopped", "StopPending"):  # Running, or paused since
         return _outcome("agent_service", name, "running (started since)")
     if service.start_mode == "Disabled" and not disabled_then:

@@ -70,16 +70,12 @@ def record(fs: WindowsFs) -> dict[str, object] | None:
 
 # -- A1: the dependents' controllers were disposed before Stop() walked them -------------------------------
 
-FIXED_A1 = (
-    "                $dependents = @($service[0].DependentServices)\n"
-    "                $record.dependents = @($dependents | Where-Object { $_.Status -ne "
-    "[System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })\n"
-)
+FIXED_A1 = "                $dependents = @($service[0].DependentServices)\n"
 UNFIXED_A1 = (
     "                $dependents = $service[0].DependentServices\n"
     "                try {\n"
-    "                    $record.dependents = @($dependents | Where-Object { $_.Status -ne "
-    "[System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })\n"
+    "                    [void]@($dependents | Where-Object { $_.Status -ne "
+    "[System.ServiceProcess.ServiceControllerStatus]::Stopped })\n"
     "                } finally {\n"
     "                    foreach ($dependent in $dependents) { $dependent.Dispose() }\n"
     "                }\n"
@@ -334,8 +330,8 @@ def test_a4_the_worker_wait_is_the_shutdown_limit_and_30_s_at_most_150_s(
 
 # -- A5: Start-Agent called Start() on a service being started --------------------------------------------
 
-FIXED_A5 = "        } elseif (@([System.ServiceProcess.ServiceControllerStatus]::StartPending, "
-UNFIXED_A5 = "        } elseif (@([System.ServiceProcess.ServiceControllerStatus]::NotAState, "
+FIXED_A5 = "        if ($found.Count -eq 1 -and $pendingStart -contains $found[0].Status) {"
+UNFIXED_A5 = "        if ($false) {"
 
 
 def test_a5_start_of_a_service_that_is_not_stopped_is_1056(fs: WindowsFs) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost import iis, scm
+from devhost import iis, scm, service_controller
+from devhost.fileops import DotNetError
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
 from tests.devhost.test_runtime_archive_model import (
@@ -185,3 +186,99 @@ def test_n1_a_service_disabled_while_it_kept_running_is_started_after_the_upgrad
     assert kept["dependents"] == [DEPENDENT], "the earlier run's dependent stays listed"
     assert refused_unfixed("runtime_archive/set", FIXED_N1_SERVICE, UNFIXED_N1_SERVICE)
     assert state_of(fs, DEPENDENT) == "Stopped"
+
+
+# -- N3: a start under way was waited for until exactly Running -------------------------------------------
+
+FIXED_N3_STOP = (
+    "                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart 60)) {\n"
+    "                    throw (New-OperationError 'AgentStopFailed' 'service_name' \"service '$name' is still starting"
+)
+UNFIXED_N3_STOP = (
+    "                try {\n"
+    "                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, "
+    "[TimeSpan]::FromSeconds(60))\n"
+    "                } catch {\n"
+    "                    throw (New-OperationError 'AgentStopFailed' 'service_name' \"service '$name' is still starting"
+)
+FIXED_N3_START = "            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart 60)) {"
+
+
+def starting_service_that_fails(fs: WindowsFs) -> None:
+    running_service(fs.root)
+    scm.stop(fs.root, SERVICE)
+    scm.set_state(fs.root, SERVICE, "StartPending")  # a delayed automatic start under way...
+    knobs(fs, services_failing_start=[SERVICE])  # ...that fails: it ends Stopped
+
+
+def test_n3_a_start_that_fails_while_set_waits_is_nothing_to_stop_not_agent_stop_failed(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    starting_service_that_fails(fs)
+    # WaitForStatus(Running) waits for that one status: the failed start is waited out, then TimeoutException.
+    controller = service_controller.ServiceController(fs.root, SERVICE, None)
+    with pytest.raises(DotNetError) as raised:
+        controller.wait_for_status("Running", 60)
+    assert raised.value.type_name == "System.ServiceProcess.TimeoutException"
+    scm.set_state(fs.root, SERVICE, "StartPending")
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    assert state_of(fs, SERVICE) == "Stopped", "nothing ran: nothing stopped, nothing to start"
+    assert [e for e in journal(fs.root) if e["kind"] == "agent"] == [] and record(fs) is None
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, FIXED_N3_STOP, UNFIXED_N3_STOP)
+
+
+def test_n3_a_recorded_service_whose_start_under_way_fails_is_started_again(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    starting_service_that_fails(fs)
+    left_stopped(fs, {"pool": None, "auto_start": None, "service": SERVICE, "start_type": "Automatic",
+                      "dependents": []})  # fmt: skip
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    assert [c["after"] for c in envelope.changes if c["property"] == "agent_service"] == ["Started"]
+    assert state_of(fs, SERVICE) == "Running" and record(fs) is None
+    assert refused_unfixed("runtime_archive/set", FIXED_N3_START, "            if ($false) {")
+
+
+# -- N7: a dependent in StartPending or StopPending made Stop() fail (1061) ----------------------------------
+
+FIXED_N7 = (
+    "                    if (-not (Wait-ServiceStateLeft $dependent $pendingControl "
+    "([int][Math]::Max(0, 60 - $clock.Elapsed.TotalSeconds)))) {"
+)
+
+
+def test_n7_a_dependent_being_started_is_waited_for_then_stopped_and_started_again(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    scm.set_state(fs.root, DEPENDENT, "StartPending")  # a delayed automatic start after a reboot
+    # Stop() sends the dependent a stop it refuses in StartPending (1061, learn.microsoft.com ControlService).
+    with pytest.raises(scm.ScmError) as refused:
+        next(c for c in service_controller.get_services(fs.root) if c.service_name == SERVICE).stop()
+    assert refused.value.code == 1061
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    events = [(e["action"], e["name"]) for e in journal(fs.root) if e["kind"] == "agent"]
+    assert events == [("stop", DEPENDENT), ("stop", SERVICE), ("start", SERVICE), ("start", DEPENDENT)]
+    assert state_of(fs, DEPENDENT) == "Running"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, FIXED_N7, "                    if ($false) {")
+
+
+def test_n7_a_dependent_that_stays_stopping_is_agent_stop_failed_before_anything_is_stopped(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    scm.set_state(fs.root, DEPENDENT, "StopPending")
+    knobs(fs, services_not_stopping=[DEPENDENT])  # it never finishes its stop
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "service_name")
+    assert f"'{DEPENDENT}', which depends on it, is still StopPending" in envelope.error["message"]
+    assert state_of(fs, SERVICE) == "Running" and record(fs) is None, "nothing stopped, nothing recorded"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"

@@ -225,10 +225,10 @@ function Stop-Agent($Spec, [string] $Folder) {
             if ($service.Count -eq 1 -and $pendingStart -contains $service[0].Status) {
                 # On its way to Running (its process already runs from the files): ControlService refuses a stop in
                 # StartPending (ERROR_SERVICE_CANNOT_ACCEPT_CTRL 1061, learn.microsoft.com ControlService), so the
-                # start is waited for, then it is stopped and recorded as a running one.
-                try {
-                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-                } catch {
+                # start is waited for until it ends either way, then taken as it is: running, it is stopped and
+                # recorded; Stopped (the start failed), nothing runs. (Not WaitForStatus(Running), which waits for
+                # exactly that status: a failed start would be waited for until its time-out, referencesource.)
+                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart 60)) {
                     throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still starting after 60 s ($($service[0].Status)); see the System event log, then run again")
                 }
             }
@@ -249,6 +249,17 @@ function Stop-Agent($Spec, [string] $Folder) {
                 # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
                 $record.start_type = [string]$service[0].StartType
                 $dependents = @($service[0].DependentServices)
+                # Stop() stops each dependent that is not Stopped, and ControlService refuses the stop to one in
+                # StartPending or StopPending (1061, learn.microsoft.com ControlService; a delayed automatic start after
+                # a reboot is one): each is waited for until it is neither (one 60 s deadline for all), before anything
+                # is recorded or stopped. Refresh()ed there, so what is recorded is its status after the wait.
+                $pendingControl = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::StopPending)
+                $clock = [System.Diagnostics.Stopwatch]::StartNew()
+                foreach ($dependent in $dependents) {
+                    if (-not (Wait-ServiceStateLeft $dependent $pendingControl ([int][Math]::Max(0, 60 - $clock.Elapsed.TotalSeconds)))) {
+                        throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' was not stopped: the service '$($dependent.ServiceName)', which depends on it, is still $($dependent.Status) after 60 s; see the System event log, then run again")
+                    }
+                }
                 $record.dependents = @($dependents | Where-Object { $_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
@@ -268,6 +279,21 @@ function Stop-Agent($Spec, [string] $Folder) {
         }
     }
     return ,$stopped
+}
+
+function Wait-ServiceStateLeft($Service, [System.ServiceProcess.ServiceControllerStatus[]] $Passing, [int] $Seconds) {
+    # Until the service's status is none of $Passing (Refresh() every 250 ms, as WaitForStatus does, within one
+    # deadline), whatever it becomes: WaitForStatus waits for one status only and throws at its time-out when the
+    # pending state ends otherwise (a start that fails: StartPending, then Stopped; referencesource ServiceController
+    # WaitForStatus). Returns whether it left them.
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $Service.Refresh()
+    while ($Passing -contains $Service.Status) {
+        if ($clock.Elapsed.TotalSeconds -ge $Seconds) { return $false }
+        Start-Sleep -Milliseconds 250
+        $Service.Refresh()
+    }
+    return $true
 }
 
 function Write-AgentStopped([string] $Folder, $Record) {
@@ -459,13 +485,18 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
     $problem = $null
     try {
         $found = @($all | Where-Object { $_.ServiceName -eq $Name })
+        $pendingStart = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending)
+        if ($found.Count -eq 1 -and $pendingStart -contains $found[0].Status) {
+            # Someone is starting it (a delayed automatic start after a reboot): StartService would fail with
+            # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for until
+            # it ends either way, then taken as it is below: running, nothing to do; Stopped (that start failed), it
+            # is started here, and its own failure is what is reported (not a time-out).
+            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart 60)) {
+                throw (New-Object System.TimeoutException "it is still $($found[0].Status) after 60 s")
+            }
+        }
         if ($found.Count -eq 0) {
             $outcome = 'gone (nothing to start)'
-        } elseif (@([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending) -contains $found[0].Status) {
-            # Someone is starting it (a delayed automatic start after a reboot): StartService would fail with
-            # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for.
-            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-            $outcome = 'running (started since)'
         } elseif (@([System.ServiceProcess.ServiceControllerStatus]::Stopped, [System.ServiceProcess.ServiceControllerStatus]::StopPending) -notcontains $found[0].Status) {
             # Running, or paused since (StartService would fail with 1056 there too).
             $outcome = 'running (started since)'
