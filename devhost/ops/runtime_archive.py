@@ -84,7 +84,7 @@ SCRIPT_FACTS = (
         _SET,
         r"\$stream = \[System\.IO\.FileStream\]::new\(\$partial, \[System\.IO\.FileMode\]::Open, "
         r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+try \{\s+"
-        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+try \{\s+"
+        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+\$archive = \$null\s+try \{\s+"
         r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\(\$stream, "
         r"\[System\.IO\.Compression\.ZipArchiveMode\]::Read, \$true\)",
         "the staging file is hashed and read as a zip through one handle that shares only reading (FileShare.Read: "
@@ -309,7 +309,8 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"try \{\s+\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+\} catch \{[\s\S]*?"
+        r"try \{\s+\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+(# [^\n]*\s+)*"
+        r"\[void\]\$archive\.Entries\.Count\s+\} catch \{[\s\S]*?"
         r"Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path'",
         "A7: a staging file that is no zip is ArchiveInvalid (source_path), not UnexpectedError",
     ),
@@ -358,6 +359,13 @@ SCRIPT_FACTS = (
         r"\$record\.dependents = [\s\S]*?\$service\[0\]\.Stop\(\)",
         "N7: the dependents in StartPending or StopPending are waited for before anything is recorded or Stop() "
         "sends them a stop they refuse (1061, learn.microsoft.com ControlService)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+(# [^\n]*\s+)*"
+        r"\[void\]\$archive\.Entries\.Count\s+\} catch \{[\s\S]*?Stop-Operation -Id 'ArchiveInvalid'",
+        "N6: the central directory (read on the first Entries, referencesource ZipArchive.cs) is read inside the "
+        "ArchiveInvalid catch: a damaged one is ArchiveInvalid, not UnexpectedError",
     ),
     ScriptFact(
         _SET,
@@ -490,7 +498,8 @@ def _stop(error_id: str, message: str, prop: str) -> OperationStopped:
 
 
 def _open_archive(data: bytes, spec: dict[str, Any]) -> list[Entry]:
-    """[ZipArchive]::new($stream, Read, $true): a file that is no zip (InvalidDataException) is ArchiveInvalid."""
+    """[ZipArchive]::new($stream, Read, $true), then its Entries (the central directory): a file that is no zip, or
+    whose central directory is damaged (InvalidDataException), is ArchiveInvalid."""
     try:
         return open_stream(data)
     except DotNetError as error:

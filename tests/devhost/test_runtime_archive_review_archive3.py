@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost import iis, scm, service_controller
+from devhost import iis, scm, service_controller, ziparchive
 from devhost.fileops import DotNetError
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
@@ -282,3 +282,30 @@ def test_n7_a_dependent_that_stays_stopping_is_agent_stop_failed_before_anything
     assert f"'{DEPENDENT}', which depends on it, is still StopPending" in envelope.error["message"]
     assert state_of(fs, SERVICE) == "Running" and record(fs) is None, "nothing stopped, nothing recorded"
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+
+
+# -- N6: a damaged central directory threw at Entries, outside the ArchiveInvalid catch ----------------------
+
+FIXED_N6 = "        [void]$archive.Entries.Count\n"
+
+
+def damaged_central_directory() -> bytes:
+    data = bytearray(make_zip(V1))
+    at = data.index(b"PK\x01\x02")  # the first central directory header; the End of Central Directory record stays
+    data[at : at + 4] = b"PK\x09\x09"
+    return bytes(data)
+
+
+def test_n6_a_damaged_central_directory_is_archive_invalid_not_unexpected_error(fs: WindowsFs) -> None:
+    data = damaged_central_directory()
+    # .NET Framework: the constructor reads only the End of Central Directory record; Entries then throws.
+    with pytest.raises(DotNetError, match="Central Directory corrupt") as raised:
+        ziparchive.open_stream(data)
+    assert raised.value.type_name == "System.IO.InvalidDataException"
+    upload(fs, data)
+    envelope = model.set_(fs, spec(data))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("ArchiveInvalid", "source_path")
+    assert "Central Directory corrupt" in envelope.error["message"]
+    assert not fs.resolve(RUNTIME).exists()
+    assert refused_unfixed("runtime_archive/set", FIXED_N6, "")
