@@ -43,8 +43,11 @@ MAX_FOLDER = 247
 # Path.GetInvalidFileNameChars() on Windows.
 _INVALID_NAME = re.compile(r'["<>|:*?\\/\x00-\x1f]')
 # Reserved device names, also with an extension (learn.microsoft.com "Naming Files, Paths, and Namespaces";
-# 'nul.txt' is still NUL on Windows Server 2019/2022); PowerShell's -match ignores case.
-_DEVICE_NAME = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\.|$)", re.IGNORECASE)
+# 'nul.txt' is still NUL on Windows Server 2019/2022; COM and LPT take the superscript digits too, and spaces before
+# the extension are dropped); PowerShell's -match ignores case.
+_DEVICE_NAME = re.compile(
+    r"^(CON|PRN|AUX|NUL|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3]) *(\.|$)", re.IGNORECASE
+)
 SHUTDOWN_WAIT_MARGIN_S, SHUTDOWN_WAIT_MAX_S = 30, 150  # Get-PoolShutdownWait
 
 _SET = ("runtime_archive/set",)
@@ -304,8 +307,10 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\$_ -match '\^\(CON\|PRN\|AUX\|NUL\|COM\[0-9\]\|LPT\[0-9\]\)\(\\\.\|\$\)'",
-        "A6: an entry segment that is a reserved device name (also with an extension) is ArchiveEntryRefused",
+        r"\$_ -match '\^\(CON\|PRN\|AUX\|NUL\|COM\[0-9\\u00B9\\u00B2\\u00B3\]\|LPT\[0-9\\u00B9\\u00B2\\u00B3\]\) "
+        r"\*\(\\\.\|\$\)'",
+        "A6, N5: an entry segment that is a reserved device name (also with an extension, spaces before it, and "
+        "COM/LPT with a superscript digit: learn.microsoft.com Naming Files) is ArchiveEntryRefused",
     ),
     ScriptFact(
         _SET,

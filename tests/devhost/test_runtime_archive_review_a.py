@@ -360,7 +360,7 @@ def test_a5_a_recorded_service_being_started_is_waited_for_not_started(fs: Windo
 
 # -- A6: reserved device names --------------------------------------------------------------------------
 
-FIXED_A6 = " -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\\.|$)'"
+FIXED_A6 = " -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9\\u00B9\\u00B2\\u00B3]|LPT[0-9\\u00B9\\u00B2\\u00B3]) *(\\.|$)'"
 
 
 @pytest.mark.parametrize("name", ["nul.txt", "lib/aux.dll", "CON", "com1", "LPT9.log", "prn/x.dll"])

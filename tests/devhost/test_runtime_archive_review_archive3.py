@@ -309,3 +309,26 @@ def test_n6_a_damaged_central_directory_is_archive_invalid_not_unexpected_error(
     assert "Central Directory corrupt" in envelope.error["message"]
     assert not fs.resolve(RUNTIME).exists()
     assert refused_unfixed("runtime_archive/set", FIXED_N6, "")
+
+
+# -- N5: COM and LPT with a superscript digit ---------------------------------------------------------------
+
+FIXED_N5 = "COM[0-9\\u00B9\\u00B2\\u00B3]|LPT[0-9\\u00B9\\u00B2\\u00B3]) *(\\.|$)'"
+UNFIXED_N5 = "COM[0-9]|LPT[0-9])(\\.|$)'"
+
+
+@pytest.mark.parametrize("name", ["COM\u00b9", "lib/com\u00b2.dll", "LPT\u00b3.txt", "NUL .txt"])
+def test_n5_a_device_name_with_a_superscript_digit_is_refused_before_anything_changes(fs: WindowsFs, name: str) -> None:
+    data = make_zip({"Usercube-Agent.exe": b"MZ", name: b"x"})
+    upload(fs, data)
+    envelope = model.set_(fs, spec(data))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("ArchiveEntryRefused", "sha256")
+    assert not fs.resolve(RUNTIME).exists()
+    assert refused_unfixed("runtime_archive/set", FIXED_N5, UNFIXED_N5)
+
+
+@pytest.mark.parametrize("name", ["COM\u2074.txt", "lpt\u00b9x.dll", "com\u00b9\u00b2"])
+def test_n5_other_superscripts_and_longer_names_are_extracted(fs: WindowsFs, name: str) -> None:
+    install(fs, make_zip({"Usercube-Agent.exe": b"MZ", name: b"x"}))
+    assert fs.resolve(f"{RUNTIME}\\{name}").read_bytes() == b"x"

@@ -26,7 +26,10 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         # a space is refused too: Windows drops those when it creates the file (learn.microsoft.com "Naming Files,
         # Paths, and Namespaces"), so 'a.' would land on 'a'. So is a reserved device name, also with an extension
         # ('nul.txt' is the NUL device on Windows Server 2019/2022; same page): the file would open the device.
-        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\.|$)' }).Count -gt 0
+        # COM and LPT take the superscript digits too ("Windows recognizes the 8-bit ISO/IEC 8859-1 superscript
+        # digits 1, 2 and 3 as digits", same page: U+00B9, U+00B2, U+00B3, written as regex escapes so that this
+        # file stays ASCII for 5.1), and spaces before the extension are dropped ('NUL .txt' too; refused, as safe).
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3]) *(\.|$)' }).Count -gt 0
         if ($bad) {
             Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
