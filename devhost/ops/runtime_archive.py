@@ -588,8 +588,11 @@ def _knob(fs: WindowsFs, name: str) -> Any:
 
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     """Stop-Agent: agent-stopped.json is written (merged with one already there) before each stop, with the
-    pool's AutoStart or the service's start type then. A pool that is Starting, or a service in StartPending or
-    ContinuePending, is waited for until it runs, then stopped; a Paused one is stopped as it is. The service goes
+    pool's AutoStart or the service's start type then. A pool that is Starting is waited for until it runs, then
+    stopped; one already Stopping (or Unknown) is waited for until it is neither, without a record, then its worker's
+    exit (review-archive3 N2). A service in StartPending or ContinuePending is waited for until its start ends either
+    way (N3: a failed start is nothing to stop), its dependents in StartPending or StopPending before Stop() (N7); a
+    Paused one is stopped as it is. The service goes
     through devhost.service_controller (ServiceController: Stop stops the dependents that are not Stopped first,
     on the cached DependentServices array, so those controllers are disposed only after it). The knob
     ``services_not_stopping`` names services that accept the stop and never finish it (StopPending):
