@@ -1039,6 +1039,17 @@ class ServerManager:
             self._set_runtime("pools", name, "Stopped", None, exiting)
         return "Stopped"
 
+    def begin_stop_pool(self, name: str) -> None:
+        """Someone else's stop (or an earlier one that gave up at its wait) under way: WAS shows the pool Stopping
+        (learn.microsoft.com Microsoft.Web.Administration.ObjectState) while its worker drains its requests, for up
+        to processModel/shutdownTimeLimit (learn.microsoft.com applicationPools <processModel>), mapping its images
+        meanwhile (``exiting_worker``, as stop_pool); stop_pool finishes it once the worker has exited."""
+        with _runtime_locked(self.state_dir):
+            entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}
+            running = entry.get("state") == "Started" and "since" in entry
+            exiting = {"exiting_worker": [entry["since"], time.time()]} if running else None
+            self._set_runtime("pools", name, "Stopping", None, exiting)
+
     def exiting_worker_since(self, name: str) -> tuple[float, float] | None:
         """(when the last stopped worker of the pool started, when the pool stopped it)."""
         entry = _lookup(_runtime(self.state_dir)["pools"], name)

@@ -17,7 +17,10 @@ After microsoft/referencesource System.ServiceProcess/ServiceController.cs:
 - ``WaitForStatus(status, timeout)``: Refresh and look again until the status is reached, else
   System.ServiceProcess.TimeoutException.
 A pending state ends when it is waited for (the service finishes it), except a stop of a service the knob
-``services_not_stopping`` names (it accepts the stop and never finishes it). Errors: devhost.scm.ScmError for a
+``services_not_stopping`` names (it accepts the stop and never finishes it), and a start under way (StartPending) of
+a service the knob ``services_failing_start`` names, which ends Stopped (its ServiceMain reports SERVICE_STOPPED
+with an exit code, learn.microsoft.com SERVICE_STATUS): WaitForStatus(Running) then times out, as it waits for that
+one status only (referencesource WaitForStatus: ``while (Status != desiredStatus)``). Errors: devhost.scm.ScmError for a
 Win32 error (the innermost exception the scripts report), DotNetError for .NET's own.
 """
 
@@ -51,6 +54,20 @@ def timeout_error() -> DotNetError:
 
 def _hangs_stopping(state_dir: Path, name: str) -> bool:
     return name.lower() in {str(n).lower() for n in read_knobs(state_dir).get("services_not_stopping") or []}
+
+
+def _fails_starting(state_dir: Path, name: str) -> bool:
+    return name.lower() in {str(n).lower() for n in read_knobs(state_dir).get("services_failing_start") or []}
+
+
+def _settle(state_dir: Path, name: str, state: str) -> None:
+    """The service finishes its pending state (waited for), as the knobs say."""
+    if state == "StopPending" and _hangs_stopping(state_dir, name):
+        return  # accepted, never finished
+    if state == "StartPending" and _fails_starting(state_dir, name):
+        scm.stop(state_dir, name)  # the start failed: Stopped
+        return
+    scm.settle(state_dir, name)
 
 
 class ServiceController:
@@ -126,11 +143,20 @@ class ServiceController:
         self.refresh()
         state = self.status
         if state != wanted and scm.PENDING_END.get(state) == wanted:
-            if not (state == "StopPending" and _hangs_stopping(self.state_dir, self.service_name)):
-                scm.settle(self.state_dir, self.service_name)
+            _settle(self.state_dir, self.service_name, state)
             self.refresh()
         if self.status != wanted:
             raise timeout_error()
+
+    def wait_while(self, passing: tuple[str, ...], timeout_s: float) -> bool:
+        """The scripts' Wait-ServiceStateLeft: Refresh() until the status is none of ``passing``, whatever it
+        becomes, within ``timeout_s``; whether it left them."""
+        self.refresh()
+        state = self.status
+        if state in passing and state in scm.PENDING_END:
+            _settle(self.state_dir, self.service_name, state)
+            self.refresh()
+        return self.status not in passing
 
 
 def get_services(state_dir: Path) -> list[ServiceController]:

@@ -52,12 +52,23 @@ def _invalid_data(message: str) -> DotNetError:
     return DotNetError("System.IO.InvalidDataException", message, 0x80131501)
 
 
+_EOCD = b"PK\x05\x06"
+_EOCD_SEARCH = 22 + 0xFFFF  # the record and the longest comment it may end with
+
+
 def _entries(source: Path | io.BytesIO) -> list[Entry]:
+    """The constructor (Read mode: only the End of Central Directory record, InvalidDataException when there is
+    none), then Entries, which reads the central directory: a damaged one throws InvalidDataException "Central
+    Directory corrupt." there (microsoft/referencesource System.IO.Compression ZipArchive.cs: Init,
+    EnsureCentralDirectoryRead, ReadCentralDirectory; SR.CentralDirectoryInvalid)."""
+    data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
+    if _EOCD not in data[-_EOCD_SEARCH:]:
+        raise _invalid_data("End of Central Directory record could not be found.")
     try:
-        with zipfile.ZipFile(source) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
     except zipfile.BadZipFile:
-        raise _invalid_data("End of Central Directory record could not be found.") from None
+        raise _invalid_data("Central Directory corrupt.") from None
     for info in infos:
         if info.flag_bits & 0x1:
             raise NotModelled(f"SIMULATOR: encrypted zip entry {info.filename!r} is not modelled")

@@ -43,8 +43,11 @@ MAX_FOLDER = 247
 # Path.GetInvalidFileNameChars() on Windows.
 _INVALID_NAME = re.compile(r'["<>|:*?\\/\x00-\x1f]')
 # Reserved device names, also with an extension (learn.microsoft.com "Naming Files, Paths, and Namespaces";
-# 'nul.txt' is still NUL on Windows Server 2019/2022); PowerShell's -match ignores case.
-_DEVICE_NAME = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\.|$)", re.IGNORECASE)
+# 'nul.txt' is still NUL on Windows Server 2019/2022; COM and LPT take the superscript digits too, and spaces before
+# the extension are dropped); PowerShell's -match ignores case.
+_DEVICE_NAME = re.compile(
+    r"^(CON|PRN|AUX|NUL|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3]) *(\.|$)", re.IGNORECASE
+)
 SHUTDOWN_WAIT_MARGIN_S, SHUTDOWN_WAIT_MAX_S = 30, 150  # Get-PoolShutdownWait
 
 _SET = ("runtime_archive/set",)
@@ -84,7 +87,7 @@ SCRIPT_FACTS = (
         _SET,
         r"\$stream = \[System\.IO\.FileStream\]::new\(\$partial, \[System\.IO\.FileMode\]::Open, "
         r"\[System\.IO\.FileAccess\]::Read, \[System\.IO\.FileShare\]::Read\)\s+try \{\s+"
-        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+try \{\s+"
+        r"\$heldSha = Get-StreamSha256 \$stream[\s\S]*?\$stream\.Position = 0\s+\$archive = \$null\s+try \{\s+"
         r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\(\$stream, "
         r"\[System\.IO\.Compression\.ZipArchiveMode\]::Read, \$true\)",
         "the staging file is hashed and read as a zip through one handle that shares only reading (FileShare.Read: "
@@ -206,13 +209,15 @@ SCRIPT_FACTS = (
         r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}[\s\S]*?"
         r"\$record = Read-AgentStopped \$folder[\s\S]*?# [^\n]*\s+"
         r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
-        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+# [^\n]*\s+if \(\$stopped -contains 'pool'\)",
+        r"if \(\$null -ne \$stopError\) \{ Stop-Reported \$stopError \}\s+(# [^\n]*\s+)+"
+        r"if \(\$stopped -contains 'pool'\)",
         "remove stops the agent, drops its record (it is not started again), then deletes the files, keeping the "
         "manifest when a program still holds some (RuntimeFilesInUse)",
     ),
     ScriptFact(
         ("runtime_archive/remove",),
-        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"if \(\$stopped -contains 'pool'\) \{ \[void\]\(Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\)\) \}"
+        r"\s+\}\s+"
         r"\$held = Remove-Files ",
         "remove waits for the stopped pool's worker to exit (no worker process listed), within its shutdownTimeLimit "
         "and 5 s, before it deletes the files",
@@ -254,9 +259,12 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$earlier = Read-AgentStopped \$Folder[\s\S]*?"
+        r"if \(\$earlier\.pool -and -not \$merged\.pool\) \{[\s\S]*?"
+        r"if \(\$earlier\.service -and -not \$merged\.service\) \{[\s\S]*?"
         r"foreach \(\$dependent in @\(\$earlier\.dependents\) \+ @\(\$merged\.dependents\)\)[\s\S]*?"
         r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$merged",
-        "A2: a record already there keeps its entries, AutoStart and start type; the dependents are united",
+        "A2, N1: a record already there keeps its entries, with their AutoStart and start type only when this run "
+        "records none (a pool or service this run stops itself gets this run's); the dependents are united",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -267,13 +275,13 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$pendingStart -contains \$service\[0\]\.Status\) \{[\s\S]*?"
-        r"\$service\[0\]\.WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running[\s\S]*?"
+        r"if \(-not \(Wait-ServiceStateLeft \$service\[0\] \$pendingStart 60\)\) \{[\s\S]*?"
         r"elseif \(\$service\.Count -eq 1 -and \$service\[0\]\.Status -ne "
         r"\[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped\)[\s\S]*?"
         r"Where-Object \{ \$_\.Status -ne \[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped \}",
-        "A3: a service in StartPending/ContinuePending is waited for until Running (ControlService refuses a stop in "
-        "StartPending: 1061), then any state but Stopped is stopped and recorded, with every dependent not Stopped "
-        "(what ServiceController.Stop stops)",
+        "A3, N3: a service in StartPending/ContinuePending is waited for until it is neither (ControlService refuses a "
+        "stop in StartPending: 1061; WaitForStatus(Running) would wait out a failed start), then any state but "
+        "Stopped is stopped and recorded, with every dependent not Stopped (what ServiceController.Stop stops)",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -284,27 +292,85 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+# [^\n]*\s+# [^\n]*\s+"
-        r"if \(\$stopped -contains 'pool'\) \{ Wait-PoolWorkerExit \(\[string\]\$Spec\.app_pool\) \}",
-        "A4: set waits for the stopped pool's worker to exit before the swap, as remove does",
+        r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+(# [^\n]*\s+)+"
+        r"if \(\$stopped -contains 'pool'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \}",
+        "A4, N4: set waits for the stopped pool's worker to exit before the swap, as remove does, and fails with "
+        "AgentStopFailed when one still runs after the wait (never a swap beside a live worker)",
     ),
     ScriptFact(
         _SET,
-        r"StartPending, \[System\.ServiceProcess\.ServiceControllerStatus\]::ContinuePending\) -contains "
-        r"\$found\[0\]\.Status\) \{[\s\S]*?\$found\[0\]\.WaitForStatus\([^\n]*\)\s+"
-        r"\$outcome = 'running \(started since\)'",
-        "A5: Start-Agent waits for a service being started instead of calling Start (StartService: 1056)",
+        r"\$pendingStart -contains \$found\[0\]\.Status\) \{[\s\S]*?"
+        r"if \(-not \(Wait-ServiceStateLeft \$found\[0\] \$pendingStart 60\)\) \{[\s\S]*?"
+        r"if \(\$found\.Count -eq 0\) \{",
+        "A5, N3: Start-Agent waits for a service being started until it is neither StartPending nor ContinuePending "
+        "instead of calling Start (StartService: 1056), then takes it as it is (a failed start is started again)",
     ),
     ScriptFact(
         _SET,
-        r"\$_ -match '\^\(CON\|PRN\|AUX\|NUL\|COM\[0-9\]\|LPT\[0-9\]\)\(\\\.\|\$\)'",
-        "A6: an entry segment that is a reserved device name (also with an extension) is ArchiveEntryRefused",
+        r"\$_ -match '\^\(CON\|PRN\|AUX\|NUL\|COM\[0-9\\u00B9\\u00B2\\u00B3\]\|LPT\[0-9\\u00B9\\u00B2\\u00B3\]\) "
+        r"\*\(\\\.\|\$\)'",
+        "A6, N5: an entry segment that is a reserved device name (also with an extension, spaces before it, and "
+        "COM/LPT with a superscript digit: learn.microsoft.com Naming Files) is ArchiveEntryRefused",
     ),
     ScriptFact(
         _SET,
-        r"try \{\s+\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+\} catch \{[\s\S]*?"
+        r"try \{\s+\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+(# [^\n]*\s+)*"
+        r"\[void\]\$archive\.Entries\.Count\s+\} catch \{[\s\S]*?"
         r"Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path'",
         "A7: a staging file that is no zip is ArchiveInvalid (source_path), not UnexpectedError",
+    ),
+    # -- review-archive3 N1-N8 (the RuntimeArchive 'archive3' round) --
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"if \(@\('Stopping', 'Unknown'\) -contains \$state\) \{[\s\S]*?"
+        r"\$state = Wait-PoolStateLeft \$pool @\('Stopping', 'Unknown'\) \$wait[\s\S]*?"
+        r"throw \(New-OperationError 'AgentStopFailed' 'app_pool'[\s\S]*?"
+        r"if \(\$state -eq 'Stopped'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"if \(\$state -eq 'Started'\) \{",
+        "N2: a pool already Stopping (its worker drains, learn.microsoft.com ObjectState, shutdownTimeLimit) or "
+        "Unknown is waited for until it is neither, without a record; Stopped, its worker's exit is waited for; "
+        "Started, it is stopped and recorded",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$left = Wait-PoolWorkerExit \$PoolName\s+if \(\$left -gt 0\) \{\s+"
+        r"throw \(New-OperationError 'AgentStopFailed' 'app_pool'[\s\S]*?"
+        r"if \(\$count -eq 0 -or \$clock\.Elapsed\.TotalSeconds -ge \$limit\) \{ return \[int\]\$count \}",
+        "N4: Wait-PoolWorkerExit returns the workers still listed after its capped wait, and Assert-PoolWorkerExited "
+        "makes that AgentStopFailed",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$Service\.Refresh\(\)\s+while \(\$Passing -contains \$Service\.Status\) \{",
+        "N3: Wait-ServiceStateLeft polls with Refresh() until the status is none of the pending ones, whatever it "
+        "becomes (WaitForStatus waits for exactly one status: referencesource ServiceController.WaitForStatus)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running, "
+        r"\[TimeSpan\]::FromSeconds\(60\)\)\s+\} catch \{\s+throw \(New-OperationError 'AgentStopFailed'",
+        "N3: no WaitForStatus(Running) for a start under way in Stop-Agent (a failed start would be a false "
+        "AgentStopFailed)",
+        present=False,
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$dependents = @\(\$service\[0\]\.DependentServices\)\s+(# [^\n]*\s+)+"
+        r"\$pendingControl = @\(\[System\.ServiceProcess\.ServiceControllerStatus\]::StartPending, "
+        r"\[System\.ServiceProcess\.ServiceControllerStatus\]::StopPending\)[\s\S]*?"
+        r"foreach \(\$dependent in \$dependents\) \{\s+"
+        r"if \(-not \(Wait-ServiceStateLeft \$dependent \$pendingControl [^\n]*\s+"
+        r"throw \(New-OperationError 'AgentStopFailed'[\s\S]*?"
+        r"\$record\.dependents = [\s\S]*?\$service\[0\]\.Stop\(\)",
+        "N7: the dependents in StartPending or StopPending are waited for before anything is recorded or Stop() "
+        "sends them a stop they refuse (1061, learn.microsoft.com ControlService)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$archive = \[System\.IO\.Compression\.ZipArchive\]::new\([^\n]*\)\s+(# [^\n]*\s+)*"
+        r"\[void\]\$archive\.Entries\.Count\s+\} catch \{[\s\S]*?Stop-Operation -Id 'ArchiveInvalid'",
+        "N6: the central directory (read on the first Entries, referencesource ZipArchive.cs) is read inside the "
+        "ArchiveInvalid catch: a damaged one is ArchiveInvalid, not UnexpectedError",
     ),
     ScriptFact(
         _SET,
@@ -437,7 +503,8 @@ def _stop(error_id: str, message: str, prop: str) -> OperationStopped:
 
 
 def _open_archive(data: bytes, spec: dict[str, Any]) -> list[Entry]:
-    """[ZipArchive]::new($stream, Read, $true): a file that is no zip (InvalidDataException) is ArchiveInvalid."""
+    """[ZipArchive]::new($stream, Read, $true), then its Entries (the central directory): a file that is no zip, or
+    whose central directory is damaged (InvalidDataException), is ArchiveInvalid."""
     try:
         return open_stream(data)
     except DotNetError as error:
@@ -521,8 +588,11 @@ def _knob(fs: WindowsFs, name: str) -> Any:
 
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     """Stop-Agent: agent-stopped.json is written (merged with one already there) before each stop, with the
-    pool's AutoStart or the service's start type then. A pool that is Starting, or a service in StartPending or
-    ContinuePending, is waited for until it runs, then stopped; a Paused one is stopped as it is. The service goes
+    pool's AutoStart or the service's start type then. A pool that is Starting is waited for until it runs, then
+    stopped; one already Stopping (or Unknown) is waited for until it is neither, without a record, then its worker's
+    exit (review-archive3 N2). A service in StartPending or ContinuePending is waited for until its start ends either
+    way (N3: a failed start is nothing to stop), its dependents in StartPending or StopPending before Stop() (N7); a
+    Paused one is stopped as it is. The service goes
     through devhost.service_controller (ServiceController: Stop stops the dependents that are not Stopped first,
     on the cached DependentServices array, so those controllers are disposed only after it). The knob
     ``services_not_stopping`` names services that accept the stop and never finish it (StopPending):
@@ -539,6 +609,10 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
         state = object_state(lambda: manager.pool_state(name)) if pool is not None else None
         if state == "Starting":
             state = manager.start_pool(name)  # Wait-PoolState 'Started' 30: WAS finishes the start (or fails it)
+        if pool is not None and state in ("Stopping", "Unknown"):
+            state = _wait_pool_state_left(fs, manager, pool, name, state)
+            if state == "Stopped":  # not recorded (this run did not stop it); its worker's exit waited for
+                _assert_pool_worker_exited(fs, name)
         if pool is not None and state == "Started":
             record["pool"] = name
             record["auto_start"] = manager.pool_value(pool, "autoStart") == "true"
@@ -553,18 +627,17 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
         try:
             found = [c for c in controllers if c.service_name.lower() == name.lower()]
             service = found[0] if found else None
-            if service is not None and service.status in ("StartPending", "ContinuePending"):
-                try:
-                    service.wait_for_status("Running", 60)
-                except DotNetError:
-                    raise _AgentError(
-                        fail(
-                            "AgentStopFailed",
-                            f"service '{name}' is still starting after 60 s ({service.status}); see the System event "
-                            "log, then run again",
-                            prop="service_name",
-                        )
-                    ) from None
+            # Wait-ServiceStateLeft: until a start under way ends either way (Stopped: it failed, nothing to stop).
+            pending = ("StartPending", "ContinuePending")
+            if service is not None and service.status in pending and not service.wait_while(pending, 60):
+                raise _AgentError(
+                    fail(
+                        "AgentStopFailed",
+                        f"service '{name}' is still starting after 60 s ({service.status}); see the System event "
+                        "log, then run again",
+                        prop="service_name",
+                    )
+                )
             if service is not None and service.status == "StopPending":
                 try:  # (waited for, not recorded)
                     service.wait_for_status("Stopped", 120)
@@ -580,6 +653,19 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             elif service is not None and service.status != "Stopped":
                 record.update(service=name, start_type=service.start_type)
                 dependents = list(service.dependent_services)
+                # Stop() would send a dependent in StartPending or StopPending a stop it refuses (1061): each waited
+                # for first, one 60 s deadline for all (the model's waits take no time).
+                for dependent in dependents:
+                    if not dependent.wait_while(("StartPending", "StopPending"), 60):
+                        raise _AgentError(
+                            fail(
+                                "AgentStopFailed",
+                                f"service '{name}' was not stopped: the service '{dependent.service_name}', which "
+                                f"depends on it, is still {dependent.status} after 60 s; see the System event log, "
+                                "then run again",
+                                prop="service_name",
+                            )
+                        )
                 record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
                 _write_record(fs, folder, record)
                 stopped.append("service")
@@ -606,21 +692,22 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
 
 def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
     """Write-AgentStopped: merged with the record already there, never in place of it (what it lists stays
-    listed, with the AutoStart and start type found when it was first stopped; the dependents united)."""
+    listed). A pool or service this run stops is recorded with this run's AutoStart or start type (review-archive3
+    N1); the earlier entry keeps its own only when this run records none; the dependents are united."""
     path = f"{folder}\\agent-stopped.json"
     earlier = _read_json(fs, path)
     merged = {**record, "dependents": list(record["dependents"])}
     if earlier is not None:
-        if earlier.get("pool") and (not merged["pool"] or earlier["pool"].lower() == merged["pool"].lower()):
+        if earlier.get("pool") and not merged["pool"]:
             merged.update(pool=earlier["pool"], auto_start=earlier.get("auto_start"))
-        if earlier.get("service") and (
-            not merged["service"] or earlier["service"].lower() == merged["service"].lower()
-        ):
+        if earlier.get("service") and not merged["service"]:
+            merged.update(service=earlier["service"], start_type=earlier.get("start_type"))
+        if earlier.get("service") and earlier["service"].lower() == (merged["service"] or "").lower():
             union: list[str] = []
             for dependent in [*(earlier.get("dependents") or []), *merged["dependents"]]:
                 if dependent and dependent.lower() not in {n.lower() for n in union}:
                     union.append(dependent)
-            merged.update(service=earlier["service"], start_type=earlier.get("start_type"), dependents=union)
+            merged["dependents"] = union
     _write_json(fs, path, merged)
 
 
@@ -665,9 +752,18 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
         return _outcome("agent_service", name, "gone (nothing to start)")
     if service.state in ("StartPending", "ContinuePending"):
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
-        # StartService); WaitForStatus(Running, 60 s) instead, which the start finishes.
-        service_controller.ServiceController(fs.root, name, None).wait_for_status("Running", 60)
-        return _outcome("agent_service", name, "running (started since)")
+        # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
+        controller = service_controller.ServiceController(fs.root, name, None)
+        if not controller.wait_while(("StartPending", "ContinuePending"), 60):
+            return _outcome(
+                "agent_service",
+                name,
+                f"did not start again (it is still {controller.status} after 60 s); see the System event log, then "
+                "start it, or disable it to keep it stopped (the next run then leaves it)",
+                failed=True,
+            )
+        service = scm.get(fs.root, name)
+        assert service is not None
     if service.state not in ("Stopped", "StopPending"):  # Running, or paused since
         return _outcome("agent_service", name, "running (started since)")
     if service.start_mode == "Disabled" and not disabled_then:
@@ -725,19 +821,70 @@ def _start_report(outcomes: list[dict[str, Any]]) -> str:
     return "; ".join(f"{entry['name']}: {entry['outcome']}" for entry in outcomes)
 
 
-def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> None:
+def _shutdown_wait(manager: iis.ServerManager, element: Any) -> float:
+    """Get-PoolShutdownWait: the pool's shutdownTimeLimit and 30 s more, at most 150 s."""
+    return min(
+        timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + SHUTDOWN_WAIT_MARGIN_S,
+        SHUTDOWN_WAIT_MAX_S,
+    )
+
+
+def _wait_pool_state_left(fs: WindowsFs, manager: iis.ServerManager, element: Any, name: str, state: str) -> str:
+    """Wait-PoolStateLeft @('Stopping', 'Unknown') within Get-PoolShutdownWait: a Stopping pool stays so while its
+    worker drains (devhost.iis.begin_stop_pool; fileops.worker_exit_at), then WAS reports it Stopped; Unknown is
+    read again. Still in one of them at the deadline: AgentStopFailed (nothing recorded)."""
+    wait = _shutdown_wait(manager, element)
+    if state == "Stopping":
+        exit_at = worker_exit_at(fs.root, name)
+        drain = max(0.0, exit_at - time.time()) if exit_at is not None else 0.0
+        if drain <= wait:
+            time.sleep(drain)
+            state = manager.stop_pool(name)  # the worker has exited: WAS finishes the stop
+        else:
+            time.sleep(wait)
+    else:
+        state = object_state(lambda: manager.pool_state(name))
+    if state in ("Stopping", "Unknown"):
+        raise _AgentError(
+            fail(
+                "AgentStopFailed",
+                f"application pool '{name}' is still in state {state} after {wait:g} s; see the System event log "
+                "(WAS), then run again",
+                prop="app_pool",
+            )
+        )
+    return state
+
+
+def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> int:
     """Wait-PoolWorkerExit: until the pool lists no worker process (devhost.fileops.worker_exit_at: WAS ends it at
-    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s), in real time."""
+    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s), in real time.
+    Returns how many workers the pool still lists (one exiting worker is modelled: 0 or 1)."""
     manager = iis.ServerManager(fs.root)
     element = manager.find_pool(pool)
     exit_at = worker_exit_at(fs.root, pool)
     if element is None or exit_at is None:
-        return
-    limit = min(
-        timespan_s(manager.pool_value(element, "processModel/shutdownTimeLimit")) + SHUTDOWN_WAIT_MARGIN_S,
-        SHUTDOWN_WAIT_MAX_S,
-    )
-    time.sleep(max(0.0, min(exit_at - time.time(), limit)))
+        return 0
+    limit = _shutdown_wait(manager, element)
+    drain = exit_at - time.time()
+    time.sleep(max(0.0, min(drain, limit)))
+    return 1 if drain > limit else 0
+
+
+def _assert_pool_worker_exited(fs: WindowsFs, pool: str) -> None:
+    """Assert-PoolWorkerExited: AgentStopFailed when a worker still runs after the wait (never a swap beside it)."""
+    left = _wait_pool_worker_exit(fs, pool)
+    if left:
+        raise _AgentError(
+            fail(
+                "AgentStopFailed",
+                f"application pool '{pool}' is stopped, but {left} of its worker processes (w3wp.exe) still run after "
+                "the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; nothing was "
+                "replaced beside them: run again once they have exited (or end them, or set the pool's "
+                "shutdownTimeLimit to 120 s or less)",
+                prop="app_pool",
+            )
+        )
 
 
 def _extract(fs: WindowsFs, data: bytes, entries: list[Entry], new: str, keep: set[str]) -> None:
@@ -995,7 +1142,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if replaced or obsolete:
             stopped = _stop_agent(fs, spec, folder)
         if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
-            _wait_pool_worker_exit(fs, spec["app_pool"])
+            _assert_pool_worker_exited(fs, spec["app_pool"])
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
         swap_begun = True
         for origin, target in plan:

@@ -26,7 +26,10 @@ function Get-ArchiveFileList($Archive, [string] $RuntimePath) {
         # a space is refused too: Windows drops those when it creates the file (learn.microsoft.com "Naming Files,
         # Paths, and Namespaces"), so 'a.' would land on 'a'. So is a reserved device name, also with an extension
         # ('nul.txt' is the NUL device on Windows Server 2019/2022; same page): the file would open the device.
-        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\.|$)' }).Count -gt 0
+        # COM and LPT take the superscript digits too ("Windows recognizes the 8-bit ISO/IEC 8859-1 superscript
+        # digits 1, 2 and 3 as digits", same page: U+00B9, U+00B2, U+00B3, written as regex escapes so that this
+        # file stays ASCII for 5.1), and spaces before the extension are dropped ('NUL .txt' too; refused, as safe).
+        $bad = ($relative.Length -eq 0) -or @($parts | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' -or $_.IndexOfAny($invalid) -ge 0 -or $_.TrimEnd('. ') -ne $_ -or $_ -match '^(CON|PRN|AUX|NUL|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3]) *(\.|$)' }).Count -gt 0
         if ($bad) {
             Stop-Operation -Id 'ArchiveEntryRefused' -Property 'sha256' -Message "the archive's entry '$($entry.FullName)' is not a relative path inside the folder; this archive cannot be extracted safely"
         }
@@ -179,6 +182,21 @@ function Stop-Agent($Spec, [string] $Folder) {
                     throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still starting after 30 s (state $state); see the System event log (WAS), then run again")
                 }
             }
+            if (@('Stopping', 'Unknown') -contains $state) {
+                # Stopping: someone else's stop, or an earlier one that gave up at its wait; its worker drains its
+                # requests for up to the pool's shutdownTimeLimit and maps the agent's images meanwhile (WAS shows
+                # the pool Stopping until then: learn.microsoft.com Microsoft.Web.Administration ObjectState,
+                # applicationPools <processModel> shutdownTimeLimit). Unknown: State could not be read (ObjectState
+                # Unknown, or WAS did not answer). Waited for until it is neither, then taken as it is: Started is
+                # stopped and recorded below; Stopped is not recorded (this run did not stop it; a record of this
+                # project's stays) but its worker's exit is waited for, as for a pool this run stops.
+                $wait = Get-PoolShutdownWait $pool
+                $state = Wait-PoolStateLeft $pool @('Stopping', 'Unknown') $wait
+                if (@('Stopping', 'Unknown') -contains $state) {
+                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still in state $state after $wait s; see the System event log (WAS), then run again")
+                }
+                if ($state -eq 'Stopped') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }
+            }
             if ($state -eq 'Started') {
                 $record.pool = [string]$Spec.app_pool
                 $record.auto_start = [bool]$pool.AutoStart
@@ -210,10 +228,10 @@ function Stop-Agent($Spec, [string] $Folder) {
             if ($service.Count -eq 1 -and $pendingStart -contains $service[0].Status) {
                 # On its way to Running (its process already runs from the files): ControlService refuses a stop in
                 # StartPending (ERROR_SERVICE_CANNOT_ACCEPT_CTRL 1061, learn.microsoft.com ControlService), so the
-                # start is waited for, then it is stopped and recorded as a running one.
-                try {
-                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-                } catch {
+                # start is waited for until it ends either way, then taken as it is: running, it is stopped and
+                # recorded; Stopped (the start failed), nothing runs. (Not WaitForStatus(Running), which waits for
+                # exactly that status: a failed start would be waited for until its time-out, referencesource.)
+                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart 60)) {
                     throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still starting after 60 s ($($service[0].Status)); see the System event log, then run again")
                 }
             }
@@ -234,6 +252,17 @@ function Stop-Agent($Spec, [string] $Folder) {
                 # (ServiceController.StartType: .NET Framework 4.6.1 and later, as on Windows Server 2016.)
                 $record.start_type = [string]$service[0].StartType
                 $dependents = @($service[0].DependentServices)
+                # Stop() stops each dependent that is not Stopped, and ControlService refuses the stop to one in
+                # StartPending or StopPending (1061, learn.microsoft.com ControlService; a delayed automatic start after
+                # a reboot is one): each is waited for until it is neither (one 60 s deadline for all), before anything
+                # is recorded or stopped. Refresh()ed there, so what is recorded is its status after the wait.
+                $pendingControl = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::StopPending)
+                $clock = [System.Diagnostics.Stopwatch]::StartNew()
+                foreach ($dependent in $dependents) {
+                    if (-not (Wait-ServiceStateLeft $dependent $pendingControl ([int][Math]::Max(0, 60 - $clock.Elapsed.TotalSeconds)))) {
+                        throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' was not stopped: the service '$($dependent.ServiceName)', which depends on it, is still $($dependent.Status) after 60 s; see the System event log, then run again")
+                    }
+                }
                 $record.dependents = @($dependents | Where-Object { $_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
@@ -255,26 +284,46 @@ function Stop-Agent($Spec, [string] $Folder) {
     return ,$stopped
 }
 
+function Wait-ServiceStateLeft($Service, [System.ServiceProcess.ServiceControllerStatus[]] $Passing, [int] $Seconds) {
+    # Until the service's status is none of $Passing (Refresh() every 250 ms, as WaitForStatus does, within one
+    # deadline), whatever it becomes: WaitForStatus waits for one status only and throws at its time-out when the
+    # pending state ends otherwise (a start that fails: StartPending, then Stopped; referencesource ServiceController
+    # WaitForStatus). Returns whether it left them.
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $Service.Refresh()
+    while ($Passing -contains $Service.Status) {
+        if ($clock.Elapsed.TotalSeconds -ge $Seconds) { return $false }
+        Start-Sleep -Milliseconds 250
+        $Service.Refresh()
+    }
+    return $true
+}
+
 function Write-AgentStopped([string] $Folder, $Record) {
     # agent-stopped.json, merged with the record already there (a run that broke off, or a start that failed and
-    # is to be tried again), never in place of it: what it lists stays listed until Start-Agent finishes it, with
-    # the AutoStart and start type found when it was first stopped. Otherwise a service that a reboot started
-    # since would be recorded without the dependents that run broke off with, and they would stay stopped.
+    # is to be tried again), never in place of it: what it lists stays listed until Start-Agent finishes it.
+    # Otherwise a service that a reboot started since would be recorded without the dependents that run broke off
+    # with, and they would stay stopped. A pool or service this run stops itself is recorded with the AutoStart and
+    # start type found now: it ran until now, so the earlier values (AutoStart true, say) no longer tell what a
+    # stop on purpose since would be, and Start-Agent could leave stopped what was running before this run. The
+    # earlier entry is kept with its own values only when this run records none (it stayed stopped since).
     $earlier = Read-AgentStopped $Folder
     $merged = [ordered]@{ pool = $Record.pool; auto_start = $Record.auto_start; service = $Record.service; start_type = $Record.start_type; dependents = @($Record.dependents) }
     if ($null -ne $earlier) {
         # (Records written before auto_start or start_type existed have none: Set-StrictMode refuses a missing property.)
-        if ($earlier.pool -and (-not $merged.pool -or [string]$earlier.pool -eq [string]$merged.pool)) {
+        if ($earlier.pool -and -not $merged.pool) {
             $merged.pool = [string]$earlier.pool
             $autoStart = $earlier.PSObject.Properties['auto_start']
             $merged.auto_start = $null
             if ($null -ne $autoStart) { $merged.auto_start = $autoStart.Value }
         }
-        if ($earlier.service -and (-not $merged.service -or [string]$earlier.service -eq [string]$merged.service)) {
+        if ($earlier.service -and -not $merged.service) {
             $merged.service = [string]$earlier.service
             $startType = $earlier.PSObject.Properties['start_type']
             $merged.start_type = $null
             if ($null -ne $startType) { $merged.start_type = $startType.Value }
+        }
+        if ($earlier.service -and [string]$earlier.service -eq [string]$merged.service) {
             $names = New-PathSet
             $union = @()
             foreach ($dependent in @($earlier.dependents) + @($merged.dependents)) {
@@ -310,27 +359,50 @@ function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
     return $state
 }
 
+function Wait-PoolStateLeft($Pool, [string[]] $Passing, [int] $Seconds) {
+    # Wait-PoolState for a state to end, whatever follows it (a stop that ends Stopped, an Unknown that turns out
+    # Started): one deadline for the whole wait. Returns the last state read.
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $state = Get-IisObjectState { $Pool.State }
+    while ($Passing -contains $state -and $clock.Elapsed.TotalSeconds -lt $Seconds) {
+        Start-Sleep -Milliseconds 250
+        $state = Get-IisObjectState { $Pool.State }
+    }
+    return $state
+}
+
+function Assert-PoolWorkerExited([string] $PoolName) {
+    # Wait-PoolWorkerExit, then AgentStopFailed when a worker still runs: no file is swapped beside a live worker,
+    # which may still load a not yet loaded assembly from the half-swapped Runtime. (Not ended here: a pool whose
+    # shutdownTimeLimit is above the wait lets its requests run that long on purpose; WAS ends the worker then.)
+    $left = Wait-PoolWorkerExit $PoolName
+    if ($left -gt 0) {
+        throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$PoolName' is stopped, but $left of its worker processes (w3wp.exe) still run after the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; nothing was replaced beside them: run again once they have exited (or end them, or set the pool's shutdownTimeLimit to 120 s or less)")
+    }
+}
+
 function Wait-PoolWorkerExit([string] $PoolName) {
     # A stopped pool's worker (w3wp.exe) may go on for up to the pool's shutdownTimeLimit (90 s by default),
     # mapping the agent's images until it exits; WAS terminates it then (learn.microsoft.com applicationPools
     # <processModel> shutdownTimeLimit). Waited for until the pool lists no worker process, within
-    # Get-PoolShutdownWait (a fresh ServerManager for each look: its runtime data is read once). A look that
-    # fails ends the wait: the deletion then says what is still held.
+    # Get-PoolShutdownWait (a fresh ServerManager for each look: its runtime data is read once). Returns how many
+    # worker processes the pool still lists (0: none). A look that fails ends the wait with 0 (nothing known to
+    # run: the runtime data fails when WAS does not run); remove's deletion then says what is still held.
     $limit = $null
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
     while ($true) {
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try {
             $pool = $manager.ApplicationPools[$PoolName]
-            if ($null -eq $pool) { return }
+            if ($null -eq $pool) { return 0 }
             if ($null -eq $limit) { $limit = Get-PoolShutdownWait $pool }
             $count = @($pool.WorkerProcesses).Count
         } catch {
-            return
+            return 0
         } finally {
             $manager.Dispose()
         }
-        if ($count -eq 0 -or $clock.Elapsed.TotalSeconds -ge $limit) { return }
+        if ($count -eq 0 -or $clock.Elapsed.TotalSeconds -ge $limit) { return [int]$count }
         Start-Sleep -Milliseconds 500
     }
 }
@@ -416,13 +488,18 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
     $problem = $null
     try {
         $found = @($all | Where-Object { $_.ServiceName -eq $Name })
+        $pendingStart = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending)
+        if ($found.Count -eq 1 -and $pendingStart -contains $found[0].Status) {
+            # Someone is starting it (a delayed automatic start after a reboot): StartService would fail with
+            # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for until
+            # it ends either way, then taken as it is below: running, nothing to do; Stopped (that start failed), it
+            # is started here, and its own failure is what is reported (not a time-out).
+            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart 60)) {
+                throw (New-Object System.TimeoutException "it is still $($found[0].Status) after 60 s")
+            }
+        }
         if ($found.Count -eq 0) {
             $outcome = 'gone (nothing to start)'
-        } elseif (@([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending) -contains $found[0].Status) {
-            # Someone is starting it (a delayed automatic start after a reboot): StartService would fail with
-            # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for.
-            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
-            $outcome = 'running (started since)'
         } elseif (@([System.ServiceProcess.ServiceControllerStatus]::Stopped, [System.ServiceProcess.ServiceControllerStatus]::StopPending) -notcontains $found[0].Status) {
             # Running, or paused since (StartService would fail with 1056 there too).
             $outcome = 'running (started since)'

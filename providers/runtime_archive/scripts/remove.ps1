@@ -38,7 +38,8 @@ if ($present.Count -gt 0) {
     [System.IO.File]::Delete((Get-AgentStoppedPath $folder))
     if ($null -ne $stopError) { Stop-Reported $stopError }
     # Deleted, not renamed: the stopped pool's exiting worker must have let go of the images first.
-    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }
+    # (A worker still running after the wait: the deletion below reports what it holds, RuntimeFilesInUse.)
+    if ($stopped -contains 'pool') { [void](Wait-PoolWorkerExit ([string]$Spec.app_pool)) }
 }
 $held = Remove-Files @($present | ForEach-Object { [System.IO.Path]::Combine($runtime, [string]$_) })
 if ($held.Count -gt 0) {

@@ -64,11 +64,17 @@ try {
         Stop-Operation -Id 'ArchiveHashMismatch' -Property 'sha256' -Message "the uploaded file has SHA-256 $heldSha, not $sha; it was deleted, and the next run uploads it again"
     }
     $stream.Position = 0
+    $archive = $null
     try {
         $archive = [System.IO.Compression.ZipArchive]::new($stream, [System.IO.Compression.ZipArchiveMode]::Read, $true)
+        # In Read mode the constructor reads only the End of Central Directory record; the central directory is
+        # read on the first Entries (referencesource ZipArchive.cs Init, Entries -> EnsureCentralDirectoryRead): a
+        # damaged one throws InvalidDataException there, so it is read here, inside this catch.
+        [void]$archive.Entries.Count
     } catch {
-        # InvalidDataException: the file has the declared SHA-256 but is no zip archive (learn.microsoft.com
-        # ZipArchive constructor). (The stream is disposed by the finally below.)
+        # InvalidDataException: the file has the declared SHA-256 but is no zip archive, or a damaged one
+        # (learn.microsoft.com ZipArchive constructor, Entries). (The stream is disposed by the finally below.)
+        if ($null -ne $archive) { $archive.Dispose() }
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
         Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path' -Message "$($Spec.archive_name) (SHA-256 $sha) is not a zip archive ($($reason.Message)); set source_path to the agent's runtime .zip file"
@@ -148,8 +154,9 @@ $swapBegun = $false
 try {
     if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
     # A stopped pool's worker drains its requests for up to its shutdownTimeLimit and may still load an assembly
-    # from Runtime meanwhile: the swap waits for it to exit, as remove does (Wait-PoolWorkerExit).
-    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }
+    # from Runtime meanwhile: the swap waits for it to exit, as remove does, and never begins beside one still
+    # running after the wait (AgentStopFailed: undone, nothing moved, the pool started again).
+    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
     Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
     $swapBegun = $true
