@@ -93,6 +93,8 @@ _POOL_SCHEMA: dict[str, str] = {
     "processModel/idleTimeout": "00:20:00",
     "processModel/loadUserProfile": "false",
     "processModel/shutdownTimeLimit": "00:01:30",
+    # IIS_schema.xml: <attribute name="manualGroupMembership" type="bool" defaultValue="false" />
+    "processModel/manualGroupMembership": "false",
     "recycling/periodicRestart/time": "1.05:00:00",
 }
 _IDENTITY_TYPES = ("ApplicationPoolIdentity", "NetworkService", "LocalSystem", "LocalService", "SpecificUser")
@@ -710,6 +712,10 @@ class ServerManager:
         if pool is not None:
             self._pools.remove(pool)
 
+    def pool_default_value(self, path: str) -> str:
+        """``ApplicationPoolDefaults.<path>``: applicationPoolDefaults' value, else the schema default."""
+        return self.pool_value(ET.Element("add"), path)
+
     def pool_value(self, pool: ET.Element, path: str) -> str:
         if path not in _POOL_SCHEMA:
             raise IisError(f"SIMULATOR: the IIS model does not know pool attribute '{path}'")
@@ -1091,14 +1097,19 @@ class ServerManager:
             or hashlib.sha256(password.encode()).hexdigest() != account.password_sha256
         ):
             return invalid
-        # WAS logs the identity on as a batch job (processModel logonType LogonBatch, the default) and adds
-        # IIS_IUSRS to the token at logon (LogonUserExExW's pTokenGroups), so the right held by the account or
-        # by IIS_IUSRS lets it log on; without either LogonUser fails with 1385 and WAS logs 5021/5059 and stops
-        # the pool (serverfault.com/questions/949257: "the worker process won't start if the domain account
-        # doesn't have this right"). Groups of the account are not modelled (accounts.token_sids).
-        if not (
+        # WAS logs the identity on as a batch job (processModel logonType LogonBatch, the default) and, unless
+        # processModel.manualGroupMembership is true, adds IIS_IUSRS to the token at logon (LogonUserExExW's
+        # pTokenGroups; learn.microsoft.com ProcessModelSettings class: "A value of false means that the
+        # built-in IIS_IUSRS group membership will be used"), so the right held by the account or by IIS_IUSRS
+        # lets it log on; without either LogonUser fails with 1385 and WAS logs 5021/5059 and stops the pool
+        # (serverfault.com/questions/949257: "the worker process won't start if the domain account doesn't
+        # have this right"). "Deny log on as a batch job" held by the account overrides the grant, with the same
+        # 1385 (learn.microsoft.com, "Deny log on as a batch job" security policy setting). Groups of the
+        # account are not modelled (accounts.token_sids).
+        with_iis_iusrs = self.pool_value(pool, "processModel/manualGroupMembership") != "true"
+        if lsa.holds(self.state_dir, account.sid, lsa.DENY_BATCH_LOGON_RIGHT) or not (
             lsa.holds(self.state_dir, account.sid, lsa.BATCH_LOGON_RIGHT)
-            or lsa.holds(self.state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
+            or (with_iis_iusrs and lsa.holds(self.state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT))
         ):
             # event 5021 (the identity is invalid, ERROR_LOGON_TYPE_NOT_GRANTED 1385), then 5059 (pool disabled)
             return (
@@ -1229,6 +1240,17 @@ def admin_set_pool_attribute(state_dir: Path, pool: str, path: str, value: str) 
     if element is None:
         raise KeyError(f"no application pool '{pool}'")
     manager.set_pool_value(element, path, value)
+    manager.commit()
+
+
+def admin_set_pool_default(state_dir: Path, path: str, value: str) -> None:
+    """An attribute of applicationPoolDefaults, as appcmd set config /section:applicationPools
+    /applicationPoolDefaults.<path>:<value> sets it: every pool that does not set it takes this value."""
+    manager = ServerManager(state_dir)
+    defaults = manager._pools.find("applicationPoolDefaults")
+    if defaults is None:
+        raise KeyError("no applicationPoolDefaults")
+    manager.set_pool_value(defaults, path, value)
     manager.commit()
 
 

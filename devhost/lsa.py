@@ -16,6 +16,7 @@ from devhost.hooks import read_knobs
 
 SERVICE_LOGON_RIGHT = "SeServiceLogonRight"  # "Log on as a service"
 BATCH_LOGON_RIGHT = "SeBatchLogonRight"  # "Log on as a batch job"
+DENY_BATCH_LOGON_RIGHT = "SeDenyBatchLogonRight"  # "Deny log on as a batch job": overrides the grant
 
 
 # LsaNtStatusToWinError of the status LsaAddAccountRights may return, as Win32Exception words it.
@@ -28,6 +29,10 @@ class LsaError(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(_ERRORS.get(code, f"LSA error {code}"))
         self.code = code
+
+    def text(self) -> str:
+        """Get-LsaErrorText: the (localized) Win32 text, then its code, which reads the same in any language."""
+        return f"{self} (Win32 {self.code})"
 
 
 def _rights_file(state_dir: Path) -> Path:
@@ -70,6 +75,15 @@ def grant_right(state_dir: Path, sid: str, right: str) -> bool:
     held.append(right)
     _save(state_dir, data)
     return True
+
+
+def admin_grant_right(state_dir: Path, sid: str, right: str) -> None:
+    """secpol.msc, or a Group Policy refresh that names the account (e.g. "Deny log on as a batch job")."""
+    data = _load(state_dir)
+    held = data.setdefault(sid.upper(), [])
+    if right not in held:
+        held.append(right)
+    _save(state_dir, data)
 
 
 def admin_revoke_right(state_dir: Path, sid: str, right: str) -> None:

@@ -6,16 +6,16 @@ tests and the devhost CLI.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts, named_mutex, ntfs
+from devhost import accounts, ntfs
 from devhost.fs import WindowsFs
 from devhost.hooks import read_knobs
+from devhost.ops import dacl_lock
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.script_accounts import account_sid, comparable_mask
 from devhost.ps51 import ScriptFact
@@ -26,9 +26,6 @@ _NOT_TRANSLATED = "Some or all identity references could not be translated."
 _BOTH = ["ContainerInherit", "ObjectInherit"]
 # icacls' simple rights, as an administrator types them (icacls stores Synchronize with them).
 ICACLS_RIGHTS = {"F": 0x1F01FF, "M": 0x1301BF, "RX": 0x1200A9, "R": 0x120089, "W": 0x100116}
-# _common.ps1 Enter-DaclLock: one machine-wide mutex around every FileAcl read-modify-write of a DACL.
-DACL_MUTEX = "Global\\UsercubeIac.FileAcl.Dacl"
-DACL_MUTEX_TIMEOUT_S = 30.0
 # What the script does while it holds the DACL (resolve the principal through LSA, read the DACL, remove this
 # principal's entries, build the rule, AddAccessRule, SetAccessControl): tens of milliseconds of Windows
 # PowerShell, which the model spends between its read and its write (knob ``acl_script_work_ms``), so a writer
@@ -36,26 +33,13 @@ DACL_MUTEX_TIMEOUT_S = 30.0
 SCRIPT_WORK_S = 0.03
 
 SCRIPT_FACTS = (
-    ScriptFact(
-        ("file_acl/set", "file_acl/remove"),
-        r"\$DaclLockWaitMs = 30000\s+function Enter-DaclLock \{\s+return \(Enter-HostMutex -Name \$DaclMutexName "
-        r"-WaitMs \$DaclLockWaitMs -What 'FileAcl' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path'",
-        "SetAccessControl writes back the whole DACL GetAccessControl read (SetNamedSecurityInfoW, pDacl: the new "
-        "DACL): two FileAcl writers of one folder lose an entry unless each holds the named mutex from read to write",
-    ),
-    *named_mutex.script_facts(("file_acl/set", "file_acl/remove")),
+    *dacl_lock.script_facts(("file_acl/set", "file_acl/remove")),
     ScriptFact(
         ("file_acl/set",),
         r"\$principal = Resolve-Principal \(\[string\]\$Spec\.principal\)\s+# From the first read[^\n]*\n"
         r"\$daclLock = Enter-DaclLock",
         "the principal is resolved before the lock (an LSA lookup of a domain account may be slow): the model holds "
         "the lock only from the read of the DACL to its write",
-    ),
-    ScriptFact(
-        ("file_acl/set", "file_acl/remove"),
-        re.escape("$DaclMutexName = 'Global\\UsercubeIac.FileAcl.Dacl'"),
-        "the model's mutex is this name in the Global\\ namespace, one object for every process and session of "
-        "the host (two stacks' WinRM shells included)",
     ),
     ScriptFact(
         ("file_acl/set", "file_acl/remove"),
@@ -70,25 +54,6 @@ def script_work_s(state_dir: Path) -> float:
     """``SCRIPT_WORK_S``, or the knob ``acl_script_work_ms``."""
     value = read_knobs(state_dir).get("acl_script_work_ms")
     return SCRIPT_WORK_S if value is None else float(value) / 1000
-
-
-@contextlib.contextmanager
-def _dacl_lock(fs: WindowsFs) -> Iterator[None]:
-    """Enter-DaclLock ... Exit-DaclLock; AclBusy after 30 s of waiting for the mutex."""
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(named_mutex.held(fs.root, DACL_MUTEX, DACL_MUTEX_TIMEOUT_S))
-        except named_mutex.WaitTimedOut:
-            raise OperationStopped(
-                fail(
-                    "AclBusy",
-                    f"waited 30 s for the FileAcl lock '{DACL_MUTEX}' (other FileAcl changes on this host were "
-                    "queued, or one is hung); run again",
-                    prop="path",
-                    category="ResourceBusy",
-                )
-            ) from None
-        yield
 
 
 def write_dacl(fs: WindowsFs, path: str, security: ntfs.Descriptor, explicit: list[ntfs.Ace]) -> None:
@@ -227,7 +192,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="propagation",
             category="InvalidArgument",
         )
-    with _dacl_lock(fs):
+    with dacl_lock.held(fs):
         before = _state(fs, spec)
         desired = {"mask": spec["mask"], "inheritance": inheritance, "propagation": propagation}
         matching = [e for e in before["entries"] if {**e, "mask": comparable_mask(e["mask"])} == desired]
@@ -260,7 +225,7 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     sid, _ = _resolve(fs.root, spec["principal_sid"] or spec["principal"])
     allow = spec["access"] == "Allow"
     state = {"ensure": "absent", "path": path, "principal_sid": sid, "entries": []}
-    with _dacl_lock(fs):
+    with dacl_lock.held(fs):
         security = ntfs.NtfsStore(fs.root).descriptor(path)  # GetAccessControl('Access'): a copy
         entries = [_entry_json(a) for a in security.explicit if a.sid.upper() == sid and a.allow == allow]
         if not entries:

@@ -71,9 +71,39 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _GET_STATE,
-        r"\(Test-AccountRight \$Sid \$BatchLogonRight\) -or \(Test-AccountRight \$IisIusrsSid \$BatchLogonRight\)",
-        "WAS adds IIS_IUSRS to the worker's token at logon (LogonUserExExW pTokenGroups), so the right held by "
-        "IIS_IUSRS counts as the account's; LsaEnumerateAccountRights sees only the SID's own rights",
+        r"if \(Test-AccountRight \$Sid \$BatchLogonRight\) \{ return \$true \}\s+"
+        r"return \(\(-not \$ManualGroupMembership\) -and \(Test-AccountRight \$IisIusrsSid \$BatchLogonRight\)\)",
+        "WAS adds IIS_IUSRS to the worker's token at logon (LogonUserExExW pTokenGroups) unless "
+        "processModel.manualGroupMembership is true (learn.microsoft.com, ProcessModelSettings class), so only then "
+        "does the right held by IIS_IUSRS count as the account's; LsaEnumerateAccountRights sees only the SID's own",
+    ),
+    ScriptFact(
+        _GET_STATE,
+        r"GetAttributeValue\('manualGroupMembership'\)[\s\S]*\$manual = Get-PoolManualGroupMembership \$Manager "
+        r"\$pool\.Name\s+\$state\.batch_logon_right = \[bool\]\(\(Test-BatchLogonRight \$account \$state\.identity_sid "
+        r"\$manual\) -and\s+-not \(Test-BatchLogonDenied \$account \$state\.identity_sid\)\)",
+        "get reads manualGroupMembership of the pool (or applicationPoolDefaults), and a held "
+        "SeDenyBatchLogonRight makes the right not held: it overrides the grant",
+    ),
+    ScriptFact(
+        _SET,
+        r"Get-PoolManualGroupMembership \$manager \$name[\s\S]*Grant-BatchLogonRight "
+        r"\(\[string\]\$Spec\.identity_user\) \(Get-AccountSid \(\[string\]\$Spec\.identity_user\)\) "
+        r"\$manualGroupMembership",
+        "set decides with the pool's manualGroupMembership (applicationPoolDefaults' for a new pool)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(Test-BatchLogonDenied \$Account \$Sid\) \{\s+Stop-Operation -Id 'LogonRightDenied'",
+        "an account denied the batch logon (SeDenyBatchLogonRight) is refused before any grant: the deny "
+        "overrides it (learn.microsoft.com, Deny log on as a batch job)",
+    ),
+    ScriptFact(
+        _GET_STATE,
+        r"try \{\s+Add-Type -TypeDefinition \$AccountRightsSource\s+\} catch \{\s+"
+        r"if \(-not \('UsercubeIac\.AccountRights' -as \[type\]\)\) \{ throw \}",
+        "parallel requests of the loop (one RunspacePool, one AppDomain) may compile the type at the same time; the "
+        "loser's Add-Type fails though the type exists, so the type is checked again (no message text matched)",
     ),
     ScriptFact(_GET_STATE, r"\$IisIusrsSid = 'S-1-5-32-568'", "IIS_IUSRS by its SID (the name is localized)"),
     ScriptFact(_SET, r"Check\(LsaAddAccountRights\(policy, sidBytes, wanted, 1\)\);", "LsaAddAccountRights"),
@@ -115,23 +145,59 @@ def _state(manager: iis.ServerManager, name: str) -> dict[str, Any]:
     state["identity_sid"] = _sid(manager.state_dir, account)
     state["batch_logon_right"] = None
     if identity == "SpecificUser" and state["identity_sid"] is not None:
-        state["batch_logon_right"] = _batch_right_held(manager.state_dir, state["identity_sid"])
+        sid = state["identity_sid"]
+        manual = _manual_group_membership(manager, name)
+        state["batch_logon_right"] = _batch_right_held(manager.state_dir, sid, manual) and not _batch_logon_denied(
+            manager.state_dir, sid
+        )
     return state
 
 
-def _batch_right_held(state_dir: Path, sid: str) -> bool:
-    """Test-BatchLogonRight: the account itself or IIS_IUSRS holds SeBatchLogonRight."""
-    return lsa.holds(state_dir, sid, lsa.BATCH_LOGON_RIGHT) or lsa.holds(
-        state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT
+def _manual_group_membership(manager: iis.ServerManager, name: str) -> bool:
+    """Get-PoolManualGroupMembership: the pool's, or applicationPoolDefaults' for a pool not created yet."""
+    pool = manager.find_pool(name)
+    path = "processModel/manualGroupMembership"
+    value = manager.pool_default_value(path) if pool is None else manager.pool_value(pool, path)
+    return value == "true"
+
+
+def _batch_right_held(state_dir: Path, sid: str, manual_group_membership: bool) -> bool:
+    """Test-BatchLogonRight: the account itself holds SeBatchLogonRight, or IIS_IUSRS does and the pool uses it."""
+    return lsa.holds(state_dir, sid, lsa.BATCH_LOGON_RIGHT) or (
+        not manual_group_membership and lsa.holds(state_dir, accounts.IIS_IUSRS, lsa.BATCH_LOGON_RIGHT)
     )
 
 
-def _batch_right_not_granted(account: str, error: lsa.LsaError) -> Envelope:
+def _batch_logon_denied(state_dir: Path, sid: str) -> bool:
+    """Test-BatchLogonDenied."""
+    return lsa.holds(state_dir, sid, lsa.DENY_BATCH_LOGON_RIGHT)
+
+
+def _batch_right_denied(account: str) -> Envelope:
+    """Grant-BatchLogonRight's refusal of an account denied the batch logon."""
+    return fail(
+        "LogonRightDenied",
+        f"'{account}' holds 'Deny log on as a batch job' (SeDenyBatchLogonRight), which overrides 'Log on as a "
+        f"batch job', so WAS cannot start the pool's worker process (events 5021/5059, HTTP 503); remove "
+        f"'{account}' from 'Deny log on as a batch job' in secpol.msc (Local Policies, User Rights Assignment) or in "
+        "the Group Policy that sets it, or give the pool another identity_user",
+        prop="identity_user",
+    )
+
+
+def _batch_right_not_granted(account: str, error: lsa.LsaError, manual_group_membership: bool) -> Envelope:
     """Grant-BatchLogonRight's failure."""
+    missing = f"neither '{account}' nor IIS_IUSRS holds 'Log on as a batch job' (SeBatchLogonRight)"
+    if manual_group_membership:
+        missing = (
+            f"'{account}' does not hold 'Log on as a batch job' (SeBatchLogonRight) (IIS_IUSRS does not count: the "
+            "pool sets processModel.manualGroupMembership)"
+        )
     return fail(
         "LogonRightNotGranted",
-        f"neither '{account}' nor IIS_IUSRS holds 'Log on as a batch job' (SeBatchLogonRight), so WAS cannot start "
-        f"the pool's worker process (events 5021/5059, HTTP 503), and granting it to '{account}' failed: {error}. "
+        f"{missing}, so WAS cannot start "
+        f"the pool's worker process (events 5021/5059, HTTP 503), and granting it to '{account}' failed: "
+        f"{error.text()}. "
         f"Grant it to '{account}' (or IIS_IUSRS) in secpol.msc (Local Policies, User Rights Assignment), or, where a "
         'domain Group Policy sets "Log on as a batch job", in that policy: it replaces a local grant at the next '
         "policy refresh.",
@@ -167,11 +233,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if specific_user:
         sid = _sid(fs.root, spec["identity_user"])
         assert sid is not None
-        if not _batch_right_held(fs.root, sid):
+        manual = _manual_group_membership(iis.ServerManager(fs.root), name)
+        if _batch_logon_denied(fs.root, sid):
+            return _batch_right_denied(spec["identity_user"])
+        if not _batch_right_held(fs.root, sid, manual):
             try:
                 granted_batch_right = lsa.grant_right(fs.root, sid, lsa.BATCH_LOGON_RIGHT)
             except lsa.LsaError as error:
-                return _batch_right_not_granted(spec["identity_user"], error)
+                return _batch_right_not_granted(spec["identity_user"], error, manual)
 
     def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
         changes = []

@@ -15,6 +15,7 @@ from typing import Any
 
 from devhost import named_mutex, ntfs
 from devhost.fs import WindowsFs
+from devhost.ops import host_mutex
 from devhost.ops.envelope import OperationStopped, fail
 from devhost.ps51 import ScriptFact
 from devhost.win32_files import delete_file, invoke_file_move, invoke_file_replace, temporary_name
@@ -86,19 +87,18 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
 
 @contextlib.contextmanager
 def host_lock(fs: WindowsFs) -> Iterator[None]:
-    """Enter-OwnersLock / Exit-OwnersLock: OwnersBusy when another holder keeps it for the whole wait."""
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(named_mutex.held(fs.root, OWNERS_MUTEX, LOCK_WAIT_S))
-        except named_mutex.WaitTimedOut:
-            raise OperationStopped(
-                fail(
-                    "OwnersBusy",
-                    f"waited {LOCK_WAIT_S:g} s for the ownership records lock '{OWNERS_MUTEX}' (other operations on "
-                    "shared objects of this host were queued, or one is hung); run again",
-                    category="ResourceBusy",
-                )
-            ) from None
+    """Enter-OwnersLock / Exit-OwnersLock: OwnersBusy when another holder keeps it for the whole wait,
+    OwnersLockDenied / HostLockUntrusted on a name another account took first."""
+    with host_mutex.held(
+        fs,
+        OWNERS_MUTEX,
+        LOCK_WAIT_S,
+        what="ownership records",
+        denied_id="OwnersLockDenied",
+        busy_id="OwnersBusy",
+        prop=None,
+        queued="other operations on shared objects of this host were queued, or one is hung",
+    ):
         yield
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from devhost import accounts, ntfs, ps51
 from devhost.fs import WindowsFs
+from devhost.ops import dacl_lock
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
 from devhost.ops.script_accounts import account_sid, comparable_mask
 from devhost.ps51 import ScriptFact
@@ -152,6 +153,16 @@ SCRIPT_FACTS = (
         r"\$OwnerSid\) \{[\s\S]{0,200}\$owner\.SetOwner\(",
         "Set-ProtectedAcl writes the DACL alone (WRITE_DAC: the owner's), then the owner (WRITE_OWNER, which that "
         "DACL grants the Administrators), as the model's _set_protected does",
+    ),
+    *dacl_lock.script_facts(_SET),
+    ScriptFact(
+        _SET,
+        r"function Set-ProtectedAcl\(\[string\] \$Path, \[string\[\]\] \$ReaderSids\) \{[^{}]*"
+        r"\$daclLock = Enter-DaclLock\s+try \{\s+\$file\.SetAccessControl\(\(New-ProtectedDacl \$ReaderSids\)\)"
+        r"[\s\S]*?\} finally \{\s+Exit-DaclLock \$daclLock",
+        "Set-ProtectedAcl writes the DACL under FileAcl's DACL lock: a FileAcl pushing inheritable entries down a "
+        "folder above the file reads and writes each child's descriptor (learn.microsoft.com, Automatic "
+        "Propagation of Inheritable ACEs) and could write the old one back over the protected DACL",
     ),
     ScriptFact(
         ("settings_file/remove",),
@@ -359,13 +370,14 @@ def _set_protected(fs: WindowsFs, path: str, reader_sids: list[str]) -> None:
     persists only the sections that were set), then, when the owner differs, of the owner alone (WRITE_OWNER,
     checked against the DACL just written)."""
     store = ntfs.NtfsStore(fs.root)
-    _require(fs, path, ntfs.WRITE_DAC, "SetAccessControl", 1)
-    desired = protected_descriptor(reader_sids)
-    current = store.descriptor(path)
-    store.set_descriptor(path, ntfs.Descriptor(current.owner, desired.protected, desired.explicit))
-    if current.owner.upper() != _OWNER:
-        _require(fs, path, ntfs.WRITE_OWNER, "SetAccessControl", 1)
-        store.set_descriptor(path, ntfs.Descriptor(_OWNER, desired.protected, desired.explicit))
+    with dacl_lock.held(fs):  # Enter-DaclLock: FileAcl's propagation must not write the old descriptor back
+        _require(fs, path, ntfs.WRITE_DAC, "SetAccessControl", 1)
+        desired = protected_descriptor(reader_sids)
+        current = store.descriptor(path)
+        store.set_descriptor(path, ntfs.Descriptor(current.owner, desired.protected, desired.explicit))
+        if current.owner.upper() != _OWNER:
+            _require(fs, path, ntfs.WRITE_OWNER, "SetAccessControl", 1)
+            store.set_descriptor(path, ntfs.Descriptor(_OWNER, desired.protected, desired.explicit))
 
 
 def _format_acl(acl: dict[str, Any]) -> list[str]:

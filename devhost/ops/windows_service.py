@@ -288,7 +288,8 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
             raise _Stop(
                 fail(
                     "LogonRightNotGranted",
-                    f"granting 'Log on as a service' (SeServiceLogonRight) to '{spec['account']}' failed: {error} "
+                    f"granting 'Log on as a service' (SeServiceLogonRight) to '{spec['account']}' failed: "
+                    f"{error.text()} "
                     "Grant it in secpol.msc (Local Policies, User Rights Assignment) or in the Group Policy that "
                     "sets it.",
                     prop="account",

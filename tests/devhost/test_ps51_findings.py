@@ -330,8 +330,10 @@ def test_r6_a_pool_identity_logs_on_through_iis_iusrs_and_is_granted_the_right_o
         "$grantedBatchRight = Grant-BatchLogonRight", "$grantedBatchRight = $false # Grant-BatchLogonRight"
     )
     assert refused("iis_app_pool/set", old)
-    no_iis_iusrs = script("iis_app_pool", "get").replace(" -or (Test-AccountRight $IisIusrsSid $BatchLogonRight)", "")
-    assert refused("iis_app_pool/get", no_iis_iusrs)
+    no_iis_iusrs = script("iis_app_pool", "get").replace(
+        "return ((-not $ManualGroupMembership) -and (Test-AccountRight $IisIusrsSid $BatchLogonRight))", "return $false"
+    )
+    assert no_iis_iusrs != script("iis_app_pool", "get") and refused("iis_app_pool/get", no_iis_iusrs)
 
 
 def test_r6_a_gmsa_pool_identity_is_granted_the_batch_right_too(tmp_path: Path) -> None:

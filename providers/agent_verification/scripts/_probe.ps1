@@ -31,11 +31,7 @@ function New-AcceptAnyCertificateCallback {
     return $method.CreateDelegate([System.Net.Security.RemoteCertificateValidationCallback])
 }
 
-function Get-InnermostMessage([System.Exception] $Exception) {
-    $e = $Exception
-    while ($null -ne $e.InnerException) { $e = $e.InnerException }
-    return [string]$e.Message
-}
+{% include '_errors.ps1' %}
 
 function Read-ChunkedBody([byte[]] $Bytes, [int] $Start) {
     # Transfer-Encoding: chunked (RFC 9112, section 7.1): <hex size>[;ext]CRLF <data> CRLF ... 0 CRLF CRLF.

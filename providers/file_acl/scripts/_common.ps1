@@ -7,7 +7,7 @@
 # and SetAccessControl persists only the sections that were modified: the DACL. Owner and SACL
 # are never touched.
 {% include '_accounts.ps1' %}
-{% include '_mutex.ps1' %}
+{% include '_dacl_lock.ps1' %}
 
 function Resolve-Principal([string] $Principal) {
     try {
@@ -59,10 +59,10 @@ function Get-ExplicitEntries($Security, $Sid, [string] $Access) {
     return ,$entries
 }
 
-# $Principal: Resolve-Principal's result when the caller has it (set resolves once, before the lock).
-function Get-FileAclState($Spec, $Principal = $null) {
+# $Resolved: Resolve-Principal's result when the caller has it (set resolves once, before the lock).
+function Get-FileAclState($Spec, $Resolved = $null) {
     $path = [string]$Spec.path
-    $principal = $Principal
+    $principal = $Resolved
     if ($null -eq $principal) { $principal = Resolve-Principal ([string]$Spec.principal) }
     $state = [ordered]@{
         ensure = 'absent'
@@ -90,24 +90,4 @@ function Format-Entries($Entries) {
     return @($Entries | ForEach-Object {
         '0x{0:X} ({1}; {2})' -f [long]$_.mask, (@($_.inheritance) -join ',' -replace '^$', 'None'), (@($_.propagation) -join ',' -replace '^$', 'None')
     })
-}
-
-# Two writers of one DACL lose an entry: GetAccessControl returns a copy, and SetAccessControl writes
-# that whole copy back (NativeObjectSecurity.Persist calls SetNamedSecurityInfoW with
-# DACL_SECURITY_INFORMATION, whose pDacl replaces the object's DACL and then pushes its inheritable entries
-# down the tree: learn.microsoft.com, "Automatic Propagation of Inheritable ACEs"). Entries another writer
-# added after the copy was read are gone. Two FileAcl resources on one folder (one stack's parallel
-# operations, or two stacks on one host) do exactly that, so every FileAcl change takes one machine-wide
-# named mutex (_mutex.ps1) around its read-modify-write. The principal is resolved before the lock: an LSA
-# lookup of a domain account can be slow. An abandoned mutex's owner may have been stopped while
-# SetNamedSecurityInfoW pushed entries down the tree; this change's own write pushes them again.
-$DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
-$DaclLockWaitMs = 30000
-
-function Enter-DaclLock {
-    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'FileAcl' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl changes on this host were queued, or one is hung')
-}
-
-function Exit-DaclLock($Mutex) {
-    Exit-HostMutex $Mutex
 }

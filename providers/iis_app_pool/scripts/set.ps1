@@ -17,7 +17,9 @@ if ($specificUser -and $null -eq (Get-AccountSid ([string]$Spec.identity_user)))
 # process never starts (Grant-BatchLogonRight).
 $grantedBatchRight = $false
 if ($specificUser) {
-    $grantedBatchRight = Grant-BatchLogonRight ([string]$Spec.identity_user) (Get-AccountSid ([string]$Spec.identity_user))
+    $manager = New-Object Microsoft.Web.Administration.ServerManager
+    try { $manualGroupMembership = Get-PoolManualGroupMembership $manager $name } finally { $manager.Dispose() }
+    $grantedBatchRight = Grant-BatchLogonRight ([string]$Spec.identity_user) (Get-AccountSid ([string]$Spec.identity_user)) $manualGroupMembership
 }
 
 $result = Invoke-IisChange {

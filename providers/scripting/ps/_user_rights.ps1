@@ -8,6 +8,8 @@
 # One definition for every script: the type is compiled once per powershell.exe (the operation loop
 # is long-lived), so two different sources under one type name would leave the second one's methods
 # missing.
+{% include '_errors.ps1' %}
+
 $AccountRightsSource = @'
 using System;
 using System.Runtime.InteropServices;
@@ -88,8 +90,17 @@ namespace UsercubeIac {
 }
 '@
 
+# The operation loop runs requests at the same time in one process (loop.ps1's RunspacePool): two of them can
+# both find the type missing and both compile it; the second Add-Type then fails because the first one's
+# type now exists. Losing that race is fine: the type is there, which is what is checked again (the type
+# itself, not the error's text).
 function Import-AccountRights {
-    if (-not ('UsercubeIac.AccountRights' -as [type])) { Add-Type -TypeDefinition $AccountRightsSource }
+    if ('UsercubeIac.AccountRights' -as [type]) { return }
+    try {
+        Add-Type -TypeDefinition $AccountRightsSource
+    } catch {
+        if (-not ('UsercubeIac.AccountRights' -as [type])) { throw }
+    }
 }
 
 # Whether the SID itself holds the right; throws (a MethodInvocationException around the Win32Exception) when LSA refuses.
@@ -104,8 +115,10 @@ function Grant-AccountRight([string] $Sid, [string] $Right) {
     return [UsercubeIac.AccountRights]::Grant($Sid, $Right)
 }
 
-# The message of the innermost exception (the Win32 error text, not PowerShell's "Exception calling ..." wrapper).
-function Get-InnermostMessage([System.Exception] $Exception) {
-    while ($null -ne $Exception.InnerException) { $Exception = $Exception.InnerException }
-    return $Exception.Message
+# LSA's refusal as the operator can look it up on a host in any language: the Win32 text (localized), then
+# its code (LsaNtStatusToWinError's, which Win32Exception keeps as NativeErrorCode).
+function Get-LsaErrorText([System.Exception] $Exception) {
+    $inner = Get-InnermostException $Exception
+    if ($inner -is [System.ComponentModel.Win32Exception]) { return "$($inner.Message) (Win32 $($inner.NativeErrorCode))" }
+    return [string]$inner.Message
 }

@@ -1,5 +1,6 @@
 # Helpers shared by the SettingsFile scripts.
 {% include '_accounts.ps1' %}
+{% include '_dacl_lock.ps1' %}
 
 function Get-FileEncodingName([byte[]] $Bytes) {
     if ($Bytes.Length -ge 3 -and $Bytes[0] -eq 0xEF -and $Bytes[1] -eq 0xBB -and $Bytes[2] -eq 0xBF) { return 'utf-8-bom' }
@@ -152,14 +153,21 @@ function New-ProtectedFileSecurity([string[]] $ReaderSids) {
 
 # SetAccessControl persists only the sections that were modified (the SACL always stays). The DACL first, on
 # its own: that needs WRITE_DAC, which the owner always has, whatever a hand-made DACL grants. Then the owner,
-# when it differs: that needs WRITE_OWNER, which the DACL just written grants the Administrators.
+# when it differs: that needs WRITE_OWNER, which the DACL just written grants the Administrators. Under the
+# DACL lock (_dacl_lock.ps1), as FileAcl's writes: a FileAcl pushing its entries down a folder above the file
+# could otherwise write the file's old descriptor back over the protected one.
 function Set-ProtectedAcl([string] $Path, [string[]] $ReaderSids) {
     $file = New-Object System.IO.FileInfo($Path)
-    $file.SetAccessControl((New-ProtectedDacl $ReaderSids))
-    if ((Get-FileAcl $Path).owner -ne $OwnerSid) {
-        $owner = New-Object System.Security.AccessControl.FileSecurity
-        $owner.SetOwner((New-Object System.Security.Principal.SecurityIdentifier($OwnerSid)))
-        $file.SetAccessControl($owner)
+    $daclLock = Enter-DaclLock
+    try {
+        $file.SetAccessControl((New-ProtectedDacl $ReaderSids))
+        if ((Get-FileAcl $Path).owner -ne $OwnerSid) {
+            $owner = New-Object System.Security.AccessControl.FileSecurity
+            $owner.SetOwner((New-Object System.Security.Principal.SecurityIdentifier($OwnerSid)))
+            $file.SetAccessControl($owner)
+        }
+    } finally {
+        Exit-DaclLock $daclLock
     }
 }
 

@@ -118,7 +118,7 @@ function Grant-ServiceLogonRight([string] $Account) {
         return Grant-AccountRight $sid 'SeServiceLogonRight'
     } catch {
         Stop-Operation -Id 'LogonRightNotGranted' -Property 'account' -Message (
-            "granting 'Log on as a service' (SeServiceLogonRight) to '$Account' failed: $(Get-InnermostMessage $_.Exception) " +
+            "granting 'Log on as a service' (SeServiceLogonRight) to '$Account' failed: $(Get-LsaErrorText $_.Exception) " +
             'Grant it in secpol.msc (Local Policies, User Rights Assignment) or in the Group Policy that sets it.')
     }
 }

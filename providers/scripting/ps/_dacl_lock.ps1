@@ -1,0 +1,35 @@
+# The lock around every read-modify-write of a DACL by this project: FileAcl's entries and SettingsFile's
+# protected permissions (included after prelude.ps1).
+#
+# Two writers of one DACL lose an entry: GetAccessControl returns a copy, and SetAccessControl writes
+# that whole copy back (NativeObjectSecurity.Persist calls SetNamedSecurityInfoW with
+# DACL_SECURITY_INFORMATION, whose pDacl replaces the object's DACL and then pushes its inheritable entries
+# down the tree: learn.microsoft.com, "Automatic Propagation of Inheritable ACEs"). Entries another writer
+# added after the copy was read are gone. Two FileAcl resources on one folder (one stack's parallel
+# operations, or two stacks on one host) do exactly that. The push down the tree is a read-modify-write of
+# each child done in user mode, so a SettingsFile that protects a file under a FileAcl-managed folder while
+# that folder's entries are being pushed can get its new DACL overwritten with the old, inheriting one.
+# So each of those writes takes one machine-wide named mutex (_mutex.ps1) around its read-modify-write;
+# the principal is resolved before the lock (an LSA lookup of a domain account can be slow).
+#
+# The wait: one holder may push entries through a whole working directory (thousands of files), and one
+# stack runs up to 32 operations at once, a second stack on the host as many: 30 s was too short for a
+# healthy queue. 300 s stays well below the connection's command_timeout_s (600 s by default,
+# providers/transport/connection.py), so AclBusy arrives before the client gives up.
+#
+# An abandoned mutex (its owner's powershell.exe ended without releasing it) is taken over: the owner may
+# have been stopped while SetNamedSecurityInfoW was pushing entries down the tree, and nothing here pushes
+# them again. A later write of that folder (or of an ancestor) does; FileAcl get compares only the path's
+# own entries, so it does not see children left half done.
+{% include '_mutex.ps1' %}
+
+$DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
+$DaclLockWaitMs = 300000
+
+function Enter-DaclLock {
+    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl or SettingsFile permission changes on this host were queued, or one is hung')
+}
+
+function Exit-DaclLock($Mutex) {
+    Exit-HostMutex $Mutex
+}
