@@ -311,3 +311,126 @@ def test_a_found_json_left_by_a_half_done_restore_is_not_reused(state: Path) -> 
     assert iis_default_site_removal.set_(fs, removal_spec()).ok
     found = ownership.read(fs, ownership.found_path(SITE_FOLDER))
     assert found["site"]["physical_path"] == iis.DEFAULT_SITE_PATH and found["pool"] is not None
+
+
+# -- owners3: review-owners2 D1, D2, D3, D6, D7 ------------------------------------------------------------
+
+
+def _https_default_site_binding(state: Path, thumbprint: str, ssl_flags: int) -> None:
+    iis.admin_add_binding(state, iis.DEFAULT_SITE, "https", "*:443:www.contoso.test")
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.remove_binding(site, iis.Binding("https", "*:443:www.contoso.test"))
+    manager.add_binding(site, iis.Binding("https", "*:443:www.contoso.test", ssl_flags), thumbprint, "My")
+    manager.commit()
+
+
+def test_server_2022_ssl_flags_of_a_binding_with_a_certificate_come_back(state: Path) -> None:
+    # D1: Sni + DisableHTTP2 + DisableQUIC... (97, as WebAdministrationDsc#627 shows) on a binding with its own
+    # certificate. The unfixed Restore-Site cast the whole integer to the SslFlags enum, which throws.
+    thumbprint = "D" * 40
+    fake_certificate(state, thumbprint)
+    _https_default_site_binding(state, thumbprint, 97)
+    with pytest.raises(iis.UndefinedSslFlags, match="UndefinedIntegerToEnum"):
+        iis.ssl_flags_enum(97)  # what the unfixed [Microsoft.Web.Administration.SslFlags]$flags did
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    after = iis.ServerManager(state)
+    site = after.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    https = [b for b in after.bindings(site) if b.protocol == "https"]
+    assert [b.ssl_flags for b in https] == [97]
+    assert (after.certificate_of(https[0]) or {}).get("hash") == thumbprint
+
+
+def test_a_binding_whose_certificate_lost_its_private_key_is_left_out_of_the_restore(state: Path) -> None:
+    # D6: re-imported as a .cer, the certificate is there without its key; HTTP.sys would refuse the commit.
+    thumbprint = "C" * 40
+    fake_certificate(state, thumbprint)
+    _https_default_site_binding(state, thumbprint, 1)
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    fake_certificate(state, thumbprint, has_private_key=False)
+    assert iis.certificate_in_store(state, thumbprint, "My"), "the unfixed check saw only that it is there"
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    site = iis.ServerManager(state).find_site(iis.DEFAULT_SITE)
+    assert site is not None and [b.protocol for b in iis.ServerManager(state).bindings(site)] == ["http"]
+    assert "with its private key" in restored.state["restore_warning"]
+
+
+def _old_state_spec(owner: str) -> dict[str, Any]:
+    # An earlier version removed the site (its state says removed_site) and recorded nothing on the host.
+    return {**removal_spec(), "owner": owner, "restore_site": True}
+
+
+def _newer_owner_finds_the_site_gone(state: Path) -> dict[str, Any]:
+    # The site is gone (resource A, an earlier version, removed it). B, a newer version, records first: it
+    # saves the pool it removes, and no site, so found.json exists with site null.
+    manager = iis.ServerManager(state)
+    iis_default_site_removal.remove_site(manager, iis.DEFAULT_SITE)
+    manager.commit()
+    b = {**removal_spec(), "owner": "stack/b"}
+    assert iis_default_site_removal.set_(WindowsFs(state), b).ok
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    assert found["site"] is None and found["pool"] is not None
+    return b
+
+
+def test_an_old_state_set_after_a_newer_owner_records_the_stock_site(state: Path) -> None:
+    # D2 (set): found.json exists but holds no site or pool; the unfixed set tested $null -eq $found.
+    b = _newer_owner_finds_the_site_gone(state)
+    assert iis_default_site_removal.set_(WindowsFs(state), _old_state_spec("stack/a")).ok
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    assert found["site"] is not None and found["site"]["bindings"][0]["binding_information"] == "*:80:"
+    assert iis_default_site_removal.remove(WindowsFs(state), _old_state_spec("stack/a")).ok
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is None, "B still holds the removal"
+    assert iis_default_site_removal.remove(WindowsFs(state), b).ok
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+    assert iis.ServerManager(state).find_pool(iis.DEFAULT_POOL) is not None
+
+
+def test_an_old_state_destroyed_before_a_newer_owner_leaves_its_stock_site_to_it(state: Path) -> None:
+    # D2 (remove): A is destroyed without a set while B holds the removal; the unfixed remove left at once, and
+    # B's last destroy found no site to put back.
+    b = _newer_owner_finds_the_site_gone(state)
+    gone = iis_default_site_removal.remove(WindowsFs(state), _old_state_spec("stack/a"))
+    assert gone.ok and gone.state["other_owners"] == 1
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    assert found["site"] is not None and found["site"]["id"] == 1 and found["pool"] is not None
+    assert iis_default_site_removal.remove(WindowsFs(state), b).ok
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+    assert iis.ServerManager(state).find_pool(iis.DEFAULT_POOL) is not None
+
+
+def test_a_stopped_pool_is_stopped_again_though_was_does_not_know_it_yet(state: Path) -> None:
+    # D3: right after the commit that restores the pool, State and Stop() throw 0x800710D8 for a moment.
+    iis.admin_set_state(state, "pool", iis.DEFAULT_POOL, "Stopped")
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    (state / "_sim" / "knobs.json").write_text('{"iis_was_pool_pickup_ms": 5600}')
+    manager = iis.ServerManager(state)
+    manager.add_pool("Probe")
+    manager.commit()
+    with pytest.raises(iis.NotYetKnown, match="0x800710D8"):
+        iis.ServerManager(state).stop_pool("Probe")  # the unfixed script's single $pool.Stop()
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    assert iis.ServerManager(state).pool_state(iis.DEFAULT_POOL) == "Stopped"
+
+
+@pytest.mark.parametrize("error_id", ["DefaultSiteHasContent", "AppPoolInUse"])
+def test_a_refused_removal_names_its_setting_and_category(state: Path, error_id: str) -> None:
+    # D7: the refusals carry -Property 'ensure' and -Category 'ResourceExists'.
+    manager = iis.ServerManager(state)
+    if error_id == "DefaultSiteHasContent":
+        site = manager.find_site(iis.DEFAULT_SITE)
+        assert site is not None
+        ET.SubElement(manager.root_application(site), "virtualDirectory", {"path": "/docs", "physicalPath": "C:\\d"})
+    else:
+        other = manager.add_site("Other", "C:\\other")
+        manager.root_application(other).set("applicationPool", iis.DEFAULT_POOL)
+    manager.commit()
+    refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == error_id
+    assert (refused.error["property"], refused.error["category"]) == ("ensure", "ResourceExists")

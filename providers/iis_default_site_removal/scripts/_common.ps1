@@ -124,15 +124,16 @@ function Get-StockPoolRecord {
     return (ConvertTo-SpecObject @{ name = [string]$Spec.pool_name; settings = @{}; state = 'Started' })
 }
 
-# Whether LocalMachine\<store> holds the certificate: an https binding restored without it would fail the
-# commit (HTTP.sys refuses a certificate it cannot find: 0x80070520, ERROR_NO_SUCH_LOGON_SESSION).
+# Whether LocalMachine\<store> holds the certificate with its private key: an https binding restored without
+# either would fail the commit (HTTP.sys refuses a certificate it cannot find or whose key it cannot open:
+# 0x80070520, ERROR_NO_SUCH_LOGON_SESSION), as it does for one re-imported as a .cer.
 function Test-StoreCertificate([string] $StoreName, [string] $Hash) {
     if (-not $StoreName) { $StoreName = 'My' }
     $store = New-Object System.Security.Cryptography.X509Certificates.X509Store($StoreName, [System.Security.Cryptography.X509Certificates.StoreLocation]::LocalMachine)
     try {
         $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]'ReadOnly, OpenExistingOnly')
         $found = $store.Certificates.Find([System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $Hash, $false)
-        return ($found.Count -gt 0)
+        return ($found.Count -gt 0 -and $found[0].HasPrivateKey)
     } catch {
         return $false  # no such store (OpenExistingOnly): no certificate either
     } finally {
@@ -157,10 +158,17 @@ function Restore-Site($Manager, $Record) {
             if (-not (Test-StoreCertificate ([string]$binding.certificate_store) ([string]$binding.certificate_hash))) {
                 # Deleted since (its Certificate resource destroyed first): the site comes back without this
                 # binding rather than block destroy; the warning says which one to add again.
-                $skipped += "binding https $($binding.binding_information) not restored: its certificate $($binding.certificate_hash) is no longer in LocalMachine\$($binding.certificate_store)"
+                $skipped += "binding https $($binding.binding_information) not restored: its certificate $($binding.certificate_hash) is no longer in LocalMachine\$($binding.certificate_store) with its private key"
                 continue
             }
-            [void]$site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, [Microsoft.Web.Administration.SslFlags]$flags)
+            # The SslFlags enum defines only None, Sni and CentralCertStore (learn.microsoft.com, "SslFlags
+            # Enum"); Server 2022's DisableHTTP2, DisableOCSPStp, DisableQUIC, DisableTLS13 and DisableLegacyTLS
+            # (dsccommunity/WebAdministrationDsc#627) are schema bits only, and PowerShell's cast of an integer
+            # with an undefined bit throws (LanguagePrimitives, UndefinedIntegerToEnum). The defined bits go to
+            # Bindings.Add, the full integer through the schema, which knows them all.
+            $defined = $flags -band 3
+            $added = $site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, [Microsoft.Web.Administration.SslFlags]$defined)
+            if ($flags -ne $defined) { $added.SetAttributeValue('sslFlags', $flags) }
         } else {
             # Bindings.Add(information, protocol) writes no sslFlags (the schema default, None): the recorded
             # ones (SNI, Central Certificate Store: an https binding with no certificate of its own) are set.
@@ -175,7 +183,8 @@ function Restore-Site($Manager, $Record) {
 function Restore-RuntimeState($Manager, $Found) {
     if ($null -ne $Found.pool -and [string]$Found.pool.state -eq 'Stopped') {
         $pool = $Manager.ApplicationPools[[string]$Found.pool.name]
-        if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -ne 'Stopped') { [void]$pool.Stop() }
+        # Just committed, WAS may not know the pool yet: Stop() throws 0x800710D8 as State does, the same retry.
+        if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -ne 'Stopped') { Invoke-WhenWasKnows { [void]$pool.Stop() } }
     }
     if ($null -ne $Found.site) {
         $site = $Manager.Sites[[string]$Found.site.name]
