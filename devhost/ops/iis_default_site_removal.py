@@ -118,6 +118,13 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("iis_default_site_removal/set",),
+        r"\$certificatesBefore = Get-SiteCertificates \(\[string\]\$Spec\.site_name\)\s+try \{\s+"
+        r"\$result = Invoke-IisChange \{",
+        "each https binding's certificate is read once before the retrying Invoke-IisChange, so a commit-conflict "
+        "retry cannot record a binding without it (the model's _site_certificates)",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/set",),
         r"\} catch \{\s+#[^\n]*\n\s+if \(\$recordedNow\) \{ \[System\.IO\.File\]::Delete\(\$mine\) \}\s+throw",
         "a removal that fails takes back the owner record it wrote",
     ),
@@ -174,12 +181,27 @@ def _set_explicit(element: ET.Element, settings: dict[str, Any]) -> None:
         holder.set(attribute, str(value["timespan"] if isinstance(value, dict) else value))
 
 
-def _site_record(manager: iis.ServerManager, site: ET.Element) -> dict[str, Any]:
-    """Get-SiteRecord."""
+def _site_certificates(manager: iis.ServerManager, name: str) -> dict[str, dict[str, str]]:
+    """Get-SiteCertificates: each https binding's HTTP.sys certificate, read before Invoke-IisChange."""
+    site = manager.find_site(name)
+    known = {}
+    for binding in manager.bindings(site) if site is not None else []:
+        certificate = manager.certificate_of(binding) if binding.protocol == "https" else None
+        if certificate and certificate.get("hash"):
+            known[binding.binding_information] = certificate
+    return known
+
+
+def _site_record(
+    manager: iis.ServerManager, site: ET.Element, known: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Get-SiteRecord; a certificate that reads empty is taken from ``known`` (Get-SiteCertificates)."""
     name = str(site.get("name"))
     bindings = []
     for binding in manager.bindings(site):
         certificate = manager.certificate_of(binding) or {}
+        if not certificate.get("hash") and binding.binding_information in (known or {}):
+            certificate = (known or {})[binding.binding_information]
         bindings.append(
             {
                 "protocol": binding.protocol,
@@ -323,6 +345,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
     # A new owner and no other: a found.json there is left by a half-done restore.
     first_owner = recorded_now and all(r["owner"] == spec["owner"] for r in ownership.records(fs, folder))
 
+    certificates_before = _site_certificates(iis.ServerManager(fs.root), str(spec["site_name"]))
+
     def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
         changes = []
         site = manager.find_site(spec["site_name"])
@@ -357,7 +381,7 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
                     )
                 )
             if record["site"] is None:
-                record["site"] = _site_record(manager, site)
+                record["site"] = _site_record(manager, site, certificates_before)
             remove_site(manager, spec["site_name"])
             changes.append(change("default_site", "present", "absent"))
         if pool is not None:

@@ -434,3 +434,38 @@ def test_a_refused_removal_names_its_setting_and_category(state: Path, error_id:
     refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
     assert not refused.ok and refused.error is not None and refused.error["id"] == error_id
     assert (refused.error["property"], refused.error["category"]) == ("ensure", "ResourceExists")
+
+
+def test_a_commit_conflict_retry_keeps_the_certificate_of_a_removed_binding(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # D4 (unverified on Windows): if Bindings.Remove(b, $false) deletes the HTTP.sys entry before CommitChanges,
+    # an attempt whose commit conflicts leaves the site in place but its certificate entry gone; the retry reads
+    # Binding.CertificateHash again. The simulator deletes the entry at commit, so the first attempt's early
+    # deletion is put in by hand here.
+    thumbprint = "B" * 40
+    fake_certificate(state, thumbprint)
+    _https_default_site_binding(state, thumbprint, 1)
+    real_with_retries = iis.with_retries
+    attempts: list[int] = []
+
+    def first_commit_conflicts(state_dir: Path, change: Any, attempts_allowed: int = 10) -> Any:
+        def once(manager: iis.ServerManager) -> Any:
+            attempts.append(1)
+            if len(attempts) == 1:
+
+                def conflict() -> None:
+                    (state_dir / "_sim" / "http_sslcert.json").write_text("{}")
+                    raise iis.ConfigChangedOnDisk()
+
+                monkeypatch.setattr(manager, "commit", conflict)
+            return change(manager)
+
+        return real_with_retries(state_dir, once, attempts_allowed)
+
+    monkeypatch.setattr(iis, "with_retries", first_commit_conflicts)
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    assert len(attempts) == 2
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    https = [b for b in found["site"]["bindings"] if b["protocol"] == "https"]
+    assert [(b["certificate_hash"], b["certificate_store"]) for b in https] == [(thumbprint, "My")]

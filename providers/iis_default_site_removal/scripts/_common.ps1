@@ -56,9 +56,30 @@ function Set-ExplicitSettings($Element, $Settings) {
     }
 }
 
+# The certificate of each https binding of the site, by bindingInformation, read before Invoke-IisChange:
+# whether Bindings.Remove($b, $false) deletes the HTTP.sys entry at once or at CommitChanges is not documented,
+# and a retry after a commit conflict reads the site again (Get-SiteRecord's -Known fills in what is gone then).
+function Get-SiteCertificates([string] $Name) {
+    $certificates = @{}
+    $manager = New-Object Microsoft.Web.Administration.ServerManager
+    try {
+        $site = $manager.Sites[$Name]
+        if ($null -eq $site) { return $certificates }
+        foreach ($binding in $site.Bindings) {
+            if ($binding.Protocol -ne 'https') { continue }
+            $hash = ConvertFrom-HashBytes $binding.CertificateHash
+            if ($hash) { $certificates[[string]$binding.BindingInformation] = @{ hash = $hash; store = [string]$binding.CertificateStoreName } }
+        }
+    } finally {
+        $manager.Dispose()
+    }
+    return $certificates
+}
+
 # The site as it is, to put it back later. The certificate of an https binding is HTTP.sys's
-# (Binding.CertificateHash / CertificateStoreName read it from there; applicationHost.config has neither).
-function Get-SiteRecord($Site) {
+# (Binding.CertificateHash / CertificateStoreName read it from there; applicationHost.config has neither);
+# one that reads empty is taken from $Known (Get-SiteCertificates before the first attempt).
+function Get-SiteRecord($Site, [hashtable] $Known = @{}) {
     $root = $Site.Applications['/']
     $bindings = @(foreach ($binding in $Site.Bindings) {
         $record = [ordered]@{
@@ -71,6 +92,11 @@ function Get-SiteRecord($Site) {
         if ($binding.Protocol -eq 'https') {
             $record.certificate_hash = ConvertFrom-HashBytes $binding.CertificateHash
             $record.certificate_store = [string]$binding.CertificateStoreName
+            $earlier = $Known[[string]$binding.BindingInformation]
+            if (-not $record.certificate_hash -and $null -ne $earlier) {
+                $record.certificate_hash = $earlier.hash
+                $record.certificate_store = $earlier.store
+            }
         }
         $record
     })

@@ -28,6 +28,8 @@ try {
     $firstOwner = $recordedNow
     foreach ($other in (Read-OwnerRecords $folder)) { if ([string]$other.owner -ne [string]$Spec.owner) { $firstOwner = $false } }
 
+    # Before any attempt removes a binding (D4 of review-owners2; see Get-SiteCertificates).
+    $certificatesBefore = Get-SiteCertificates ([string]$Spec.site_name)
     try {
         $result = Invoke-IisChange {
             param($manager)
@@ -54,7 +56,7 @@ try {
                 if ($added.Count -gt 0) {
                     Stop-Operation -Id 'DefaultSiteHasContent' -Category 'ResourceExists' -Property 'ensure' -Message "'$($site.Name)' has $($added -join ', '), added after installation; removing the site would lose them and they could not be restored: move them to another site (or delete them), then run again"
                 }
-                if ($null -eq $record.site) { $record.site = Get-SiteRecord $site }
+                if ($null -eq $record.site) { $record.site = Get-SiteRecord $site $certificatesBefore }
                 # Removing each binding first also removes any HTTP.sys certificate binding someone added (unless
                 # another site shares it): Sites.Remove alone changes only the configuration.
                 foreach ($binding in @($site.Bindings)) { Remove-IisBinding $manager $site $binding }
