@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from devhost import certstore, iis, named_mutex, ntfs
+from devhost import accounts, certstore, iis, named_mutex, ntfs
 from devhost.fs import WindowsFs
-from devhost.ops import certificate, iis_default_site_removal, ownership
+from devhost.ops import certificate, iis_default_site_removal, ownership, staging
 from tests.devhost.test_certstore_model import set_spec
 from tests.devhost.test_iis_model import fake_certificate, removal_spec
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx, pfx_thumbprint
@@ -129,20 +129,12 @@ def test_a_refused_set_leaves_no_owners_folder(state: Path) -> None:
 # -- 4: CreateDirectory returns a folder made in between as it is ---------------------------------------
 
 
-def test_a_folder_another_account_creates_after_the_exists_check_is_refused(
-    state: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_folder_another_account_creates_after_the_exists_check_is_refused(state: Path) -> None:
     user = "S-1-5-21-1004336348-1177238915-682003330-1001"
-
-    def raced(fs: WindowsFs, level: str) -> bool:
-        exists = fs.resolve(level).is_dir()
-        if level == SITE_FOLDER and not exists:  # a user creates it right after Exists said no
-            fs.resolve(level).mkdir(parents=True)
-            grant = ntfs.Ace(user, ntfs.FULL_CONTROL)
-            ntfs.NtfsStore(fs.root).set_descriptor(level, ntfs.Descriptor(owner=user, protected=True, explicit=[grant]))
-        return exists
-
-    monkeypatch.setattr(ownership, "_folder_exists", raced)
+    # A user creates the <key> level right after Exists said no (the staging model's race knob).
+    (state / "_sim" / "knobs.json").write_text(
+        json.dumps({"staging_create_races": [{"on": SITE_FOLDER, "owner": user}]})
+    )
     refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
     assert not refused.ok and refused.error is not None and refused.error["id"] == "OwnersFolderUntrusted"
     assert f"is owned by {user}" in refused.error["message"]
@@ -469,3 +461,40 @@ def test_a_commit_conflict_retry_keeps_the_certificate_of_a_removed_binding(
     found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
     https = [b for b in found["site"]["bindings"] if b["protocol"] == "https"]
     assert [(b["certificate_hash"], b["certificate_store"]) for b in https] == [(thumbprint, "My")]
+
+
+# -- owners3: review-owners2 O1, the records folders are _admin_folders.ps1's ------------------------------
+
+
+def _records_folder_made_by_hand(state: Path, owner: str) -> None:
+    # An administrator made the records folders by hand: owned by them, inheriting %ProgramData%'s DACL, which
+    # lets BUILTIN\Users create files there.
+    fs = WindowsFs(state)
+    store = ntfs.NtfsStore(state)
+    for level in staging.staging_levels(SITE_FOLDER):
+        fs.resolve(level).mkdir(parents=True, exist_ok=True)
+        store.set_descriptor(level, ntfs.Descriptor(owner=owner, protected=False, explicit=[]))
+
+
+def test_a_record_planted_while_the_folder_let_users_in_is_deleted_on_repair(state: Path) -> None:
+    # O1: the unfixed Initialize-OwnersFolder put the DACL back and kept a file a user had made meanwhile, which
+    # then counted as an owner of the Default Web Site's removal.
+    _records_folder_made_by_hand(state, "S-1-5-32-544")
+    user = "S-1-5-21-1004336348-1177238915-682003330-1001"
+    planted = ownership.record_path(SITE_FOLDER, "someone/else")
+    WindowsFs(state).resolve(planted).write_text(json.dumps({"owner": "someone/else"}))
+    ntfs.NtfsStore(state).set_descriptor(planted, ntfs.Descriptor(owner=user, protected=False, explicit=[]))
+    created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert created.ok, created.error
+    assert created.state["owners"] == 1, "only this resource holds the removal"
+    assert not WindowsFs(state).resolve(planted).exists()
+    assert staging.untrusted_reason(WindowsFs(state), SITE_FOLDER) is None
+
+
+def test_a_records_folder_owned_by_the_deploying_account_is_trusted(state: Path) -> None:
+    # Made by hand where "Default owner for objects created by members of the Administrators group" is "Object
+    # creator": owned by that administrator's own SID. The unfixed check refused it (owner not Administrators).
+    _records_folder_made_by_hand(state, accounts.OPERATOR_USER)
+    created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert created.ok, created.error
+    assert iis_default_site_removal.remove(WindowsFs(state), removal_spec()).ok
