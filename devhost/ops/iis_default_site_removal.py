@@ -38,7 +38,20 @@ POOL_SETTINGS = (
     "processModel/loadUserProfile",
     "recycling/periodicRestart/time",
 )
-_TIMESPANS = {"processModel/idleTimeout", "recycling/periodicRestart/time"}
+# Get-SiteRecord's $SiteSettingPaths and $RootApplicationSettingPaths.
+SITE_SETTINGS = (
+    "serverAutoStart",
+    "limits/maxBandwidth",
+    "limits/maxConnections",
+    "limits/connectionTimeout",
+    "limits/maxUrlSegments",
+    "logFile/directory",
+    "logFile/enabled",
+    "logFile/period",
+    "logFile/logFormat",
+)
+ROOT_APPLICATION_SETTINGS = ("applicationPool", "enabledProtocols")
+_TIMESPANS = {"processModel/idleTimeout", "recycling/periodicRestart/time", "limits/connectionTimeout"}
 SCRIPT_FACTS = (
     *ownership.script_facts(_WRITERS),
     ScriptFact(
@@ -122,6 +135,15 @@ SCRIPT_FACTS = (
         r"\$result = Invoke-IisChange \{",
         "each https binding's certificate is read once before the retrying Invoke-IisChange, so a commit-conflict "
         "retry cannot record a binding without it (the model's _site_certificates)",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/set",),
+        r"\$SiteSettingPaths = @\('serverAutoStart', 'limits/maxBandwidth', 'limits/maxConnections', "
+        r"'limits/connectionTimeout',\s+'limits/maxUrlSegments', 'logFile/directory', 'logFile/enabled', "
+        r"'logFile/period', 'logFile/logFormat'\)\s+\$RootApplicationSettingPaths = @\('applicationPool', "
+        r"'enabledProtocols'\)",
+        "the site settings and root application settings kept are the model's SITE_SETTINGS and "
+        "ROOT_APPLICATION_SETTINGS",
     ),
     ScriptFact(
         ("iis_default_site_removal/set",),
@@ -215,8 +237,8 @@ def _site_record(
         "name": name,
         "id": int(site.get("id", "0")),
         "physical_path": manager.root_directory(site).get("physicalPath", ""),
-        "settings": _explicit(site, ("serverAutoStart",)),
-        "root_settings": _explicit(manager.root_application(site), ("applicationPool",)),
+        "settings": _explicit(site, SITE_SETTINGS),
+        "root_settings": _explicit(manager.root_application(site), ROOT_APPLICATION_SETTINGS),
         "state": object_state(lambda: manager.site_state(name)),
         "bindings": bindings,
     }

@@ -498,3 +498,25 @@ def test_a_records_folder_owned_by_the_deploying_account_is_trusted(state: Path)
     created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
     assert created.ok, created.error
     assert iis_default_site_removal.remove(WindowsFs(state), removal_spec()).ok
+
+
+def test_the_root_application_protocols_and_site_limits_come_back(state: Path) -> None:
+    # D5: WCF activation's net.tcp binding is served only with enabledProtocols "http,net.tcp" on the root
+    # application; limits and logFile are the site's own settings (applicationHost.config <site> schema).
+    iis.admin_add_binding(state, iis.DEFAULT_SITE, "net.tcp", "808:*")
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.root_application(site).set("enabledProtocols", "http,net.tcp")
+    ET.SubElement(site, "limits", {"connectionTimeout": "00:00:30", "maxConnections": "500"})
+    ET.SubElement(site, "logFile", {"directory": "D:\\logs"})
+    manager.commit()
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    assert iis_default_site_removal.remove(WindowsFs(state), removal_spec()).ok
+    after = iis.ServerManager(state)
+    site = after.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    assert after.root_application(site).get("enabledProtocols") == "http,net.tcp"
+    limits, log_file = site.find("limits"), site.find("logFile")
+    assert limits is not None and limits.attrib == {"connectionTimeout": "00:00:30", "maxConnections": "500"}
+    assert log_file is not None and log_file.get("directory") == "D:\\logs"

@@ -76,6 +76,14 @@ function Get-SiteCertificates([string] $Name) {
     return $certificates
 }
 
+# The site settings kept, by configuration path (learn.microsoft.com, "Site <site>": the serverAutoStart attribute
+# and the limits and logFile elements), and the root application's (enabledProtocols: a net.tcp binding of WCF
+# activation is served only when the application lists it, "http,net.tcp"). Not traceFailedRequestsLogging or hsts
+# (child elements IIS setup leaves unset on the Default Web Site): they come back at their defaults.
+$SiteSettingPaths = @('serverAutoStart', 'limits/maxBandwidth', 'limits/maxConnections', 'limits/connectionTimeout',
+    'limits/maxUrlSegments', 'logFile/directory', 'logFile/enabled', 'logFile/period', 'logFile/logFormat')
+$RootApplicationSettingPaths = @('applicationPool', 'enabledProtocols')
+
 # The site as it is, to put it back later. The certificate of an https binding is HTTP.sys's
 # (Binding.CertificateHash / CertificateStoreName read it from there; applicationHost.config has neither);
 # one that reads empty is taken from $Known (Get-SiteCertificates before the first attempt).
@@ -104,8 +112,8 @@ function Get-SiteRecord($Site, [hashtable] $Known = @{}) {
         name = [string]$Site.Name
         id = [long]$Site.Id
         physical_path = [string]$root.VirtualDirectories['/'].PhysicalPath
-        settings = (Get-ExplicitSettings $Site @('serverAutoStart'))
-        root_settings = (Get-ExplicitSettings $root @('applicationPool'))
+        settings = (Get-ExplicitSettings $Site $SiteSettingPaths)
+        root_settings = (Get-ExplicitSettings $root $RootApplicationSettingPaths)
         state = (Get-IisObjectState { $Site.State })
         bindings = @($bindings)
     }
