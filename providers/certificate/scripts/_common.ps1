@@ -115,6 +115,31 @@ function Get-KeyReaders([string] $KeyFile) {
     return ,$readers
 }
 
+# With PersistKeySet, X509Certificate2Collection.Import writes each private key to a new machine key container
+# as it imports (learn.microsoft.com, X509KeyStorageFlags: PersistKeySet, "The key associated with a PFX file is
+# persisted when importing a certificate"). A certificate refused before X509Store.Add (ThumbprintMismatch)
+# would leave that file in MachineKeys with no certificate pointing to it: each such key is deleted, CngKey.Delete
+# for a CNG key (RSACng, also what .NET Fx 4.6+ returns for a CAPI key), PersistKeyInCsp = $false then Dispose for a
+# CSP one (learn.microsoft.com, RSACryptoServiceProvider.PersistKeyInCsp). Best effort: the stop that follows is
+# the error to report.
+function Remove-ImportedKeys($Collection) {
+    foreach ($imported in $Collection) {
+        if (-not $imported.HasPrivateKey) { continue }
+        try {
+            $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($imported)
+            if ($null -eq $key) { $key = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey($imported) }
+            if ($key -is [System.Security.Cryptography.RSACng] -or $key -is [System.Security.Cryptography.ECDsaCng]) {
+                $key.Key.Delete()
+            } elseif ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+                $key.PersistKeyInCsp = $false
+                $key.Dispose()
+            }
+        } catch {
+            continue
+        }
+    }
+}
+
 function Format-UtcIso([datetime] $Moment) {
     return $Moment.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }

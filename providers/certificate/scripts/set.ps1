@@ -85,10 +85,12 @@ try {
                     'the PFX could not be imported: it holds no certificate. Give the bytes of an intact .pfx file, base64-encoded.')
             }
             if ($certificate.Thumbprint -ne $thumbprint) {
+                Remove-ImportedKeys $collection
                 Stop-Operation -Id 'ThumbprintMismatch' -Property 'pfx' -Message (
                     "the PFX's certificate has thumbprint $($certificate.Thumbprint), expected $thumbprint; the PFX changed between check and import.")
             }
             if (-not $certificate.HasPrivateKey) {
+                Remove-ImportedKeys $collection
                 Stop-Operation -Id 'PfxHasNoPrivateKey' -Property 'pfx' -Message (
                     'the PFX holds no private key; export the certificate together with its private key.')
             }
