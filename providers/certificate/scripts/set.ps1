@@ -104,7 +104,9 @@ try {
             # IIS (HTTP.sys, SChannel) sends the chain it builds from the machine's stores, so intermediates
             # missing from LocalMachine\CA mean an incomplete chain for clients that do not fetch them
             # (learn.microsoft.com, "Certificate stores": Intermediate Certification Authorities). A
-            # self-signed root is left out: trusting a root (Root store) is the administrator's call.
+            # self-signed root is left out: trusting a root (Root store) is the administrator's call. Not recorded
+            # as this resource's: they stay on destroy (public, and other certificates may chain through them; the
+            # pfx property's docs say so), as CertificateDsc's PfxImport leaves them.
             $intermediates = @($collection | Where-Object { $_.Thumbprint -ne $certificate.Thumbprint -and $_.Subject -ne $_.Issuer })
             if ($intermediates.Count -gt 0) {
                 $added = @()
