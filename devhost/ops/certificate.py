@@ -21,6 +21,17 @@ _WRONG_PASSWORD_HRESULT = -2147024810
 _ALL = ("certificate/get", "certificate/set", "certificate/remove")
 SCRIPT_FACTS = (
     ScriptFact(
+        ("certificate/get", "certificate/set", "certificate/remove"),
+        r"Initialize-ReaderLookups \$Spec [^\n]*\n(?:[^\n]*\n){0,3}\$lock = Enter-OwnersLock",
+        "the LSA lookups (reader names and declared readers' SIDs) are done before the owners lock, which every "
+        "operation on a shared object of the host waits for; the model's lookups take no time",
+    ),
+    ScriptFact(
+        ("certificate/get", "certificate/set", "certificate/remove"),
+        r"\$readers \+= \[ordered\]@\{ sid = \$sid; name = \(Get-ReaderName \$rule\.IdentityReference\) \}",
+        "a reader's name comes from the lookups made before the lock (Get-ReaderName), not a Translate under it",
+    ),
+    ScriptFact(
         ("certificate/set",),
         r"if \(\$certificate\.Thumbprint -ne \$thumbprint\) \{\s+Remove-ImportedKeys \$collection\s+"
         r"Stop-Operation -Id 'ThumbprintMismatch'",

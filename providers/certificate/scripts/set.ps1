@@ -10,6 +10,7 @@ $changes = @()
 # The readers' SIDs are looked up before the lock: an LSA lookup of a domain account can be slow, and every
 # operation on a shared object of the host waits for this one meanwhile.
 $wanted = @(@($Spec.private_key_readers) | ForEach-Object { (Resolve-Principal ([string]$_)).Value })
+Initialize-ReaderLookups $Spec $wanted  # the names they get in the output, too
 $previousPath = $null
 if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne $owner) { $previousPath = Get-OwnerRecordPath $folder ([string]$Spec.previous_owner) }
 
