@@ -196,16 +196,44 @@ class CertStore:
                 return f"{folder}\\{unique_name}"
         return None
 
-    def add(self, location: str, store: str, pfx: OpenedPfx, *, exportable: bool) -> StoredCertificate:
-        """X509Store.Add of a certificate opened with MachineKeySet|PersistKeySet: the key is persisted
-        in a new key container (a new file), and the store entry points to it."""
+    def persist_key(self, pfx: OpenedPfx) -> tuple[str, str] | None:
+        """X509Certificate2Collection.Import with MachineKeySet|PersistKeySet: the key is written to a new machine
+        key container (a new file) as it is imported, before any X509Store.Add (learn.microsoft.com,
+        X509KeyStorageFlags.PersistKeySet: "The key associated with a PFX file is persisted when importing a
+        certificate"). (key storage, key file name), or None without a key."""
+        if pfx.key is None:
+            return None
+        key_storage = "CNG" if isinstance(pfx.key, ec.EllipticCurvePrivateKey) else "CAPI"
+        if not isinstance(pfx.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise CertificateError("Invalid provider type specified.", -2146893792)
+        key_file = f"{uuid.uuid4().hex}_{MACHINE_GUID}"
+        self._write_key(f"{KEY_FOLDERS[key_storage]}\\{key_file}", pfx.key)
+        return key_storage, key_file
+
+    def delete_persisted_key(self, persisted: tuple[str, str] | None) -> None:
+        """CngKey.Delete (or PersistKeyInCsp = false and Dispose): the key container's file goes."""
+        if persisted is None:
+            return
+        windows_path = f"{KEY_FOLDERS[persisted[0]]}\\{persisted[1]}"
+        target = self.fs.resolve(windows_path)
+        if target.is_file():
+            target.unlink()
+        self.ntfs.forget(windows_path)
+
+    def add(
+        self,
+        location: str,
+        store: str,
+        pfx: OpenedPfx,
+        *,
+        exportable: bool,
+        persisted: tuple[str, str] | None = None,
+    ) -> StoredCertificate:
+        """X509Store.Add of a certificate opened with MachineKeySet|PersistKeySet: the store entry points to the
+        key container its import persisted (``persisted``, or persist_key now)."""
         key_storage = key_file = None
         if pfx.key is not None:
-            key_storage = "CNG" if isinstance(pfx.key, ec.EllipticCurvePrivateKey) else "CAPI"
-            if not isinstance(pfx.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-                raise CertificateError("Invalid provider type specified.", -2146893792)
-            key_file = f"{uuid.uuid4().hex}_{MACHINE_GUID}"
-            self._write_key(f"{KEY_FOLDERS[key_storage]}\\{key_file}", pfx.key)
+            key_storage, key_file = persisted if persisted is not None else self.persist_key(pfx) or (None, None)
         entry = StoredCertificate(
             thumbprint=pfx.thumbprint,
             subject=windows_subject(pfx.certificate.subject),

@@ -162,6 +162,34 @@ class EndpointInUse(IisError):
         )
 
 
+class UndefinedSslFlags(IisError):
+    """PowerShell's ``[Microsoft.Web.Administration.SslFlags]<int>`` cast of an integer with a bit the enum does
+    not define. The enum defines None=0, Sni=1, CentralCertStore=2 (learn.microsoft.com, "SslFlags Enum"); Server
+    2022's schema adds DisableHTTP2, DisableOCSPStp, DisableQUIC, DisableTLS13, DisableLegacyTLS
+    (dsccommunity/WebAdministrationDsc#627). For a [Flags] enum, LanguagePrimitives'
+    EnumSingleTypeConverter.ThrowForUndefinedEnum throws on any bit outside the defined ones
+    (PowerShell/PowerShell src/System.Management.Automation/engine/LanguagePrimitives.cs)."""
+
+    dotnet_type = "System.Management.Automation.PSInvalidCastException"
+
+    def __init__(self, value: int) -> None:
+        super().__init__(
+            f'Cannot convert value "{value}" to type "Microsoft.Web.Administration.SslFlags". Error: "Invalid '
+            f"conversion: the integer {value} has bits that are not defined by the enumeration "
+            '(UndefinedIntegerToEnum)."'
+        )
+
+
+SSL_FLAGS_DEFINED = 0b11  # SslFlags.Sni | SslFlags.CentralCertStore
+
+
+def ssl_flags_enum(value: int) -> int:
+    """``[Microsoft.Web.Administration.SslFlags]$value``: refused, as PowerShell refuses it, for undefined bits."""
+    if value & ~SSL_FLAGS_DEFINED:
+        raise UndefinedSslFlags(value)
+    return value
+
+
 class NotYetKnown(IisError):
     """What Site.State and Site.Start() throw while WAS has not yet picked up a site just committed."""
 
@@ -173,14 +201,15 @@ class NotYetKnown(IisError):
         )
 
 
-def was_pickup_s(state_dir: Path) -> float:
-    """How long WAS takes to learn of a new site after the commit (knob ``iis_was_pickup_ms``, default 0).
+def was_pickup_s(state_dir: Path, knob: str = "iis_was_pickup_ms") -> float:
+    """How long WAS takes to learn of a new site after the commit (knob ``iis_was_pickup_ms``, default 0), or
+    of a new pool (``iis_was_pool_pickup_ms``: State and Stop() of the pool throw the same 0x800710D8).
 
     WAS reads applicationHost.config on its change notification; until then the site exists in the
     configuration but Site.State and Site.Start() throw 0x800710D8 (ERROR_OBJECT_NOT_FOUND), as scripts
     that create then start a site see (the retry of WebAdministrationDsc/microsoft.iis after New-Website).
     """
-    return float(read_knobs(state_dir).get("iis_was_pickup_ms", 0) or 0) / 1000
+    return float(read_knobs(state_dir).get(knob, 0) or 0) / 1000
 
 
 class NotInstalled(IisError):
@@ -636,14 +665,18 @@ def sslcerts(state_dir: Path) -> dict[str, dict[str, str]]:
     return data
 
 
-def certificate_in_store(state_dir: Path, thumbprint: str, store: str) -> bool:
-    """The Certificate model's store: ``_sim/certstore/LocalMachine/<store>/<THUMBPRINT>.json``."""
+def certificate_in_store(state_dir: Path, thumbprint: str, store: str, *, with_private_key: bool = False) -> bool:
+    """The Certificate model's store: ``_sim/certstore/LocalMachine/<store>/<THUMBPRINT>.json``;
+    ``with_private_key``: and X509Certificate2.HasPrivateKey (the entry's ``has_private_key``)."""
     folder = state_dir / "_sim" / "certstore" / "LocalMachine"
     if not folder.is_dir():
         return False
     for entry in folder.iterdir():
         if entry.name.lower() == store.lower():
-            return (entry / f"{thumbprint.upper()}.json").is_file()
+            path = entry / f"{thumbprint.upper()}.json"
+            if not path.is_file():
+                return False
+            return not with_private_key or json.loads(path.read_text(encoding="utf-8")).get("has_private_key") is True
     return False
 
 
@@ -951,6 +984,8 @@ class ServerManager:
     def _sync_runtime(self) -> None:
         """WAS reads the new configuration: new pools and sites with autoStart start, removed ones go."""
         runtime = _runtime(self.state_dir)
+        pickup = was_pickup_s(self.state_dir)
+        pool_pickup = was_pickup_s(self.state_dir, "iis_was_pool_pickup_ms")
         pools = self.pool_names()
         runtime["pools"] = {k: v for k, v in runtime["pools"].items() if k.lower() in {p.lower() for p in pools}}
         _save_runtime(self.state_dir, runtime)
@@ -962,11 +997,16 @@ class ServerManager:
                     self.start_pool(name)
                 else:
                     self._set_runtime("pools", name, "Stopped", None)
+                if pool_pickup > 0:
+                    # As for sites below: until WAS has read the new pool, ApplicationPool.State and Stop()
+                    # throw 0x800710D8 (the same WAS object lookup; Get-IisObjectState's comment in _iis.ps1).
+                    runtime = _runtime(self.state_dir)
+                    runtime["pools"][name] = {**runtime["pools"][name], "known_at": time.time() + pool_pickup}
+                    _save_runtime(self.state_dir, runtime)
         sites = self.site_names()
         runtime = _runtime(self.state_dir)
         runtime["sites"] = {k: v for k, v in runtime["sites"].items() if k.lower() in {s.lower() for s in sites}}
         _save_runtime(self.state_dir, runtime)
-        pickup = was_pickup_s(self.state_dir)
         for name in sites:
             if _lookup(runtime["sites"], name) is None:
                 site = self.find_site(name)
@@ -1012,7 +1052,14 @@ class ServerManager:
         runtime[kind] = entries
         _save_runtime(self.state_dir, runtime)
 
+    def _pool_known(self, name: str) -> None:
+        """Raise NotYetKnown while WAS has not read a pool just committed (knob ``iis_was_pickup_ms``)."""
+        entry = _lookup(_runtime(self.state_dir)["pools"], name)
+        if entry is not None and "known_at" in entry and time.time() < float(entry["known_at"]):
+            raise NotYetKnown()
+
     def pool_state(self, name: str) -> str:
+        self._pool_known(name)
         entry = _lookup(_runtime(self.state_dir)["pools"], name)
         return str(entry["state"]) if entry else "Stopped"
 
@@ -1038,6 +1085,7 @@ class ServerManager:
         mapped until then (learn.microsoft.com, "Process Model Settings for an Application Pool
         <processModel>": shutdownTimeLimit). ``exiting_worker``: when that worker loaded them and when it was stopped;
         devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop."""
+        self._pool_known(name)
         with _runtime_locked(self.state_dir):
             entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}
             running = entry.get("state") == "Started" and "since" in entry

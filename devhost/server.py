@@ -23,7 +23,8 @@ Test hooks, all under ``<state>/_sim/``:
   (a stopped pool's worker keeps its images mapped that long, at most the pool's
   shutdownTimeLimit, devhost.fileops), ``services_not_stopping`` (service names
   that accept a stop and never finish it, devhost.ops.runtime_archive),
-  ``iis_was_pickup_ms``, ``lsa_add_rights_error`` (the Win32 error LsaAddAccountRights fails with,
+  ``iis_was_pickup_ms``, ``iis_was_pool_pickup_ms`` (devhost.iis), ``lsa_add_rights_error``
+  (the Win32 error LsaAddAccountRights fails with,
   devhost.lsa), ``installer_faults`` (one-shot hosting-bundle exit codes or
   ``times_out``, devhost.installers), ``staging_create_races`` (one-shot: another
   account makes a staging folder between Exists and CreateDirectory, devhost.ops.staging).

@@ -21,6 +21,24 @@ _WRONG_PASSWORD_HRESULT = -2147024810
 _ALL = ("certificate/get", "certificate/set", "certificate/remove")
 SCRIPT_FACTS = (
     ScriptFact(
+        ("certificate/get", "certificate/set", "certificate/remove"),
+        r"Initialize-ReaderLookups \$Spec [^\n]*\n(?:[^\n]*\n){0,3}\$lock = Enter-OwnersLock",
+        "the LSA lookups (reader names and declared readers' SIDs) are done before the owners lock, which every "
+        "operation on a shared object of the host waits for; the model's lookups take no time",
+    ),
+    ScriptFact(
+        ("certificate/get", "certificate/set", "certificate/remove"),
+        r"\$readers \+= \[ordered\]@\{ sid = \$sid; name = \(Get-ReaderName \$rule\.IdentityReference\) \}",
+        "a reader's name comes from the lookups made before the lock (Get-ReaderName), not a Translate under it",
+    ),
+    ScriptFact(
+        ("certificate/set",),
+        r"if \(\$certificate\.Thumbprint -ne \$thumbprint\) \{\s+Remove-ImportedKeys \$collection\s+"
+        r"Stop-Operation -Id 'ThumbprintMismatch'",
+        "Import with PersistKeySet wrote the key already (certstore.persist_key): a refused certificate's key file "
+        "is deleted before the stop, as the model does",
+    ),
+    ScriptFact(
         _ALL,
         r"\$MachineKeyFolders = \[ordered\]@\{ CNG = 'Microsoft\\Crypto\\Keys'; "
         r"CAPI = 'Microsoft\\Crypto\\RSA\\MachineKeys' \}",
@@ -247,7 +265,10 @@ def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[
             prop="pfx",
             category="InvalidData",
         )
+    stores = CertStore(fs.root)
+    persisted = stores.persist_key(opened)  # Import with PersistKeySet writes the key file already
     if opened.thumbprint != thumbprint:
+        stores.delete_persisted_key(persisted)  # Remove-ImportedKeys
         return fail(
             "ThumbprintMismatch",
             f"the PFX's certificate has thumbprint {opened.thumbprint}, expected "
@@ -260,10 +281,11 @@ def _import(fs: WindowsFs, spec: dict[str, Any], thumbprint: str, changes: list[
             "the PFX holds no private key; export the certificate together with its private key.",
             prop="pfx",
         )
-    stores = CertStore(fs.root)
     # X509Store.Add over an entry without a key: the entry now points to the new key.
     stores.remove(spec["store_location"], spec["store_name"], thumbprint, delete_key=False)
-    stores.add(spec["store_location"], spec["store_name"], opened, exportable=bool(spec["exportable"]))
+    stores.add(
+        spec["store_location"], spec["store_name"], opened, exportable=bool(spec["exportable"]), persisted=persisted
+    )
     # The set script adds the PFX's intermediate CA certificates to LocalMachine\CA (not self-signed roots).
     added = []
     for intermediate in opened.intermediates:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import TypeVar
 
 from devhost import iis
 from devhost.ops.envelope import Envelope, OperationStopped, fail
+
+T = TypeVar("T")
 
 # Stop-Operation inside Invoke-IisChange: the script exits with this envelope.
 ScriptStop = OperationStopped
@@ -34,28 +37,27 @@ def object_state(read: Callable[[], str]) -> str:
     return "Unknown"
 
 
-def start_site(manager: iis.ServerManager, name: str) -> str:
-    """_iis.ps1 Start-IisSite: Start() retried on 0x800710D8 for 40 tries 250 ms apart; other errors pass."""
+def when_was_knows(control: Callable[[], T]) -> T:
+    """_iis.ps1 Invoke-WhenWasKnows: a Start() or Stop() of a site or pool retried on 0x800710D8 for 40 tries
+    250 ms apart; other errors pass."""
     for attempt in range(41):
         try:
-            return manager.start_site(name)
+            return control()
         except iis.NotYetKnown:
             if attempt >= 40:
                 raise
             time.sleep(0.25)
     raise AssertionError("unreachable")
+
+
+def start_site(manager: iis.ServerManager, name: str) -> str:
+    """_iis.ps1 Start-IisSite: Start() through Invoke-WhenWasKnows."""
+    return when_was_knows(lambda: manager.start_site(name))
 
 
 def stop_site(manager: iis.ServerManager, name: str) -> str:
-    """_iis.ps1 Stop-IisSite: Stop() retried on 0x800710D8 as Start() is (Invoke-WhenWasKnowsSite)."""
-    for attempt in range(41):
-        try:
-            return manager.stop_site(name)
-        except iis.NotYetKnown:
-            if attempt >= 40:
-                raise
-            time.sleep(0.25)
-    raise AssertionError("unreachable")
+    """_iis.ps1 Stop-IisSite: Stop() through Invoke-WhenWasKnows."""
+    return when_was_knows(lambda: manager.stop_site(name))
 
 
 def remove_binding(manager: iis.ServerManager, site: ET.Element, binding: iis.Binding) -> None:

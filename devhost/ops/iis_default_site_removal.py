@@ -12,7 +12,15 @@ from devhost import iis
 from devhost.fs import WindowsFs
 from devhost.ops import ownership
 from devhost.ops.envelope import Envelope, change, fail, operation, require_keys, succeed
-from devhost.ops.iis_common import ScriptStop, not_installed, object_state, remove_site, start_site, stop_site
+from devhost.ops.iis_common import (
+    ScriptStop,
+    not_installed,
+    object_state,
+    remove_site,
+    start_site,
+    stop_site,
+    when_was_knows,
+)
 from devhost.ps51 import ScriptFact
 
 _KEYS = {"site_name", "pool_name", "owner", "previous_owner", "restore_site", "restore_pool"}
@@ -30,7 +38,20 @@ POOL_SETTINGS = (
     "processModel/loadUserProfile",
     "recycling/periodicRestart/time",
 )
-_TIMESPANS = {"processModel/idleTimeout", "recycling/periodicRestart/time"}
+# Get-SiteRecord's $SiteSettingPaths and $RootApplicationSettingPaths.
+SITE_SETTINGS = (
+    "serverAutoStart",
+    "limits/maxBandwidth",
+    "limits/maxConnections",
+    "limits/connectionTimeout",
+    "limits/maxUrlSegments",
+    "logFile/directory",
+    "logFile/enabled",
+    "logFile/period",
+    "logFile/logFormat",
+)
+ROOT_APPLICATION_SETTINGS = ("applicationPool", "enabledProtocols")
+_TIMESPANS = {"processModel/idleTimeout", "recycling/periodicRestart/time", "limits/connectionTimeout"}
 SCRIPT_FACTS = (
     *ownership.script_facts(_WRITERS),
     ScriptFact(
@@ -42,8 +63,8 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("iis_default_site_removal/set",),
-        r"if \(\$null -eq \$found -and \$null -eq \$site -and \[bool\]\$Spec\.restore_site\) \{ \$record\.site = "
-        r"Get-StockSiteRecord; \$recordChanged = \$true \}",
+        r"if \(\$null -eq \$record\.site -and \$null -eq \$site -and \[bool\]\$Spec\.restore_site\) \{ "
+        r"\$record\.site = Get-StockSiteRecord; \$recordChanged = \$true \}",
         "a state from before owners were recorded says through restore_site / restore_pool what it removed: set "
         "records the stock site and pool for the last owner's destroy",
     ),
@@ -77,6 +98,52 @@ SCRIPT_FACTS = (
         ("iis_default_site_removal/remove",),
         r"if \(\[string\]\$Found\.site\.state -eq 'Stopped' -and \$now -ne 'Stopped'\) \{ Stop-IisSite \$site \}",
         "the restored site's Stop() is retried on 0x800710D8 as Start() is (iis_common.stop_site)",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/remove",),
+        r"\[Microsoft\.Web\.Administration\.SslFlags\]\$defined\)\s+if \(\$flags -ne \$defined\) \{ "
+        r"\$added\.SetAttributeValue\('sslFlags', \$flags\) \}",
+        "Bindings.Add gets only the SslFlags the enum defines (a cast of Server 2022's extra bits throws, "
+        "iis.ssl_flags_enum); the full integer goes through SetAttributeValue('sslFlags'), as the model does",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/remove",),
+        r"\[Microsoft\.Web\.Administration\.SslFlags\]\$flags",
+        "the integer sslFlags is never cast to the SslFlags enum whole (UndefinedIntegerToEnum on Server 2022's bits)",
+        present=False,
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/remove",),
+        r"Invoke-WhenWasKnows \{ \[void\]\$pool\.Stop\(\) \}",
+        "the restored pool's Stop() is retried on 0x800710D8 as the site's is (iis_common.when_was_knows)",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/remove",),
+        r"return \(\$found\.Count -gt 0 -and \$found\[0\]\.HasPrivateKey\)",
+        "an https binding is restored only when its certificate is in the store with its private key "
+        "(iis.certificate_in_store(with_private_key=True))",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/remove",),
+        r"if \(\$stockAdded -and \$recorded -and \$others -gt 0\) \{ Write-OwnersJson \$foundPath \$found \}",
+        "a state from before owners that leaves while newer owners hold the removal merges its stock site / pool "
+        "into found.json, so the last owner puts them back",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/set",),
+        r"\$certificatesBefore = Get-SiteCertificates \(\[string\]\$Spec\.site_name\)\s+try \{\s+"
+        r"\$result = Invoke-IisChange \{",
+        "each https binding's certificate is read once before the retrying Invoke-IisChange, so a commit-conflict "
+        "retry cannot record a binding without it (the model's _site_certificates)",
+    ),
+    ScriptFact(
+        ("iis_default_site_removal/set",),
+        r"\$SiteSettingPaths = @\('serverAutoStart', 'limits/maxBandwidth', 'limits/maxConnections', "
+        r"'limits/connectionTimeout',\s+'limits/maxUrlSegments', 'logFile/directory', 'logFile/enabled', "
+        r"'logFile/period', 'logFile/logFormat'\)\s+\$RootApplicationSettingPaths = @\('applicationPool', "
+        r"'enabledProtocols'\)",
+        "the site settings and root application settings kept are the model's SITE_SETTINGS and "
+        "ROOT_APPLICATION_SETTINGS",
     ),
     ScriptFact(
         ("iis_default_site_removal/set",),
@@ -136,12 +203,27 @@ def _set_explicit(element: ET.Element, settings: dict[str, Any]) -> None:
         holder.set(attribute, str(value["timespan"] if isinstance(value, dict) else value))
 
 
-def _site_record(manager: iis.ServerManager, site: ET.Element) -> dict[str, Any]:
-    """Get-SiteRecord."""
+def _site_certificates(manager: iis.ServerManager, name: str) -> dict[str, dict[str, str]]:
+    """Get-SiteCertificates: each https binding's HTTP.sys certificate, read before Invoke-IisChange."""
+    site = manager.find_site(name)
+    known = {}
+    for binding in manager.bindings(site) if site is not None else []:
+        certificate = manager.certificate_of(binding) if binding.protocol == "https" else None
+        if certificate and certificate.get("hash"):
+            known[binding.binding_information] = certificate
+    return known
+
+
+def _site_record(
+    manager: iis.ServerManager, site: ET.Element, known: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Get-SiteRecord; a certificate that reads empty is taken from ``known`` (Get-SiteCertificates)."""
     name = str(site.get("name"))
     bindings = []
     for binding in manager.bindings(site):
         certificate = manager.certificate_of(binding) or {}
+        if not certificate.get("hash") and binding.binding_information in (known or {}):
+            certificate = (known or {})[binding.binding_information]
         bindings.append(
             {
                 "protocol": binding.protocol,
@@ -155,8 +237,8 @@ def _site_record(manager: iis.ServerManager, site: ET.Element) -> dict[str, Any]
         "name": name,
         "id": int(site.get("id", "0")),
         "physical_path": manager.root_directory(site).get("physicalPath", ""),
-        "settings": _explicit(site, ("serverAutoStart",)),
-        "root_settings": _explicit(manager.root_application(site), ("applicationPool",)),
+        "settings": _explicit(site, SITE_SETTINGS),
+        "root_settings": _explicit(manager.root_application(site), ROOT_APPLICATION_SETTINGS),
         "state": object_state(lambda: manager.site_state(name)),
         "bindings": bindings,
     }
@@ -184,14 +266,21 @@ def _restore_site(manager: iis.ServerManager, record: dict[str, Any]) -> list[st
         information = binding["binding_information"]
         if binding["protocol"] == "https" and binding["certificate_hash"]:
             store = binding["certificate_store"] or "My"
-            if not iis.certificate_in_store(manager.state_dir, binding["certificate_hash"], store):
+            if not iis.certificate_in_store(
+                manager.state_dir, binding["certificate_hash"], store, with_private_key=True
+            ):  # Test-StoreCertificate: there, and with its private key (HasPrivateKey)
                 skipped.append(
                     f"binding https {information} not restored: its certificate {binding['certificate_hash']} is no "
-                    f"longer in LocalMachine\\{binding['certificate_store']}"
+                    f"longer in LocalMachine\\{binding['certificate_store']} with its private key"
                 )
                 continue
-            value = iis.Binding("https", information, flags)
+            # Bindings.Add(information, hash, store, [SslFlags]($flags -band 3)): the cast refuses undefined bits
+            # (iis.ssl_flags_enum); Server 2022's extra bits go through SetAttributeValue('sslFlags') after.
+            defined = iis.ssl_flags_enum(flags & iis.SSL_FLAGS_DEFINED)
+            value = iis.Binding("https", information, defined)
             manager.add_binding(site, value, binding["certificate_hash"], binding["certificate_store"])
+            if flags != defined:
+                _set_ssl_flags(site, "https", information, flags)
         else:
             # Bindings.Add(information, protocol): no sslFlags attribute; SetAttributeValue('sslFlags') after.
             manager.add_binding(site, iis.Binding(binding["protocol"], information, 0))
@@ -230,7 +319,7 @@ def _restore_runtime(manager: iis.ServerManager, found: dict[str, Any]) -> str |
         and manager.find_pool(pool["name"]) is not None
         and object_state(lambda: manager.pool_state(pool["name"])) != "Stopped"
     ):
-        manager.stop_pool(pool["name"])
+        when_was_knows(lambda: manager.stop_pool(pool["name"]))
     site = found.get("site")
     if site is None or manager.find_site(site["name"]) is None:
         return None
@@ -278,6 +367,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
     # A new owner and no other: a found.json there is left by a half-done restore.
     first_owner = recorded_now and all(r["owner"] == spec["owner"] for r in ownership.records(fs, folder))
 
+    certificates_before = _site_certificates(iis.ServerManager(fs.root), str(spec["site_name"]))
+
     def configure(manager: iis.ServerManager) -> list[dict[str, Any]]:
         changes = []
         site = manager.find_site(spec["site_name"])
@@ -291,10 +382,11 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
                     record[key] = None
                     record_changed = True
         # A state from before owners: restore_site / restore_pool say what an earlier version removed.
-        if found is None and site is None and spec["restore_site"]:
+        # Also when a newer owner recorded first and found nothing to save (found.json with no site or pool).
+        if record["site"] is None and site is None and spec["restore_site"]:
             record["site"] = _stock_site(spec)
             record_changed = True
-        if found is None and pool is None and spec["restore_pool"]:
+        if record["pool"] is None and pool is None and spec["restore_pool"]:
             record["pool"] = _stock_pool(spec)
             record_changed = True
         if site is not None:
@@ -306,10 +398,12 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
                         f"'{site.get('name')}' has {', '.join(added)}, added after installation; removing the site "
                         "would lose them and they could not be restored: move them to another site (or delete "
                         "them), then run again",
+                        prop="ensure",
+                        category="ResourceExists",
                     )
                 )
             if record["site"] is None:
-                record["site"] = _site_record(manager, site)
+                record["site"] = _site_record(manager, site, certificates_before)
             remove_site(manager, spec["site_name"])
             changes.append(change("default_site", "present", "absent"))
         if pool is not None:
@@ -320,6 +414,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any], folder: str) -> Envelope:
                         "AppPoolInUse",
                         f"'{pool.get('name')}' is used by {', '.join(users)}; those applications were added "
                         "after installation, so the pool is kept: move them to another pool first",
+                        prop="ensure",
+                        category="ResourceExists",
                     )
                 )
             if record["pool"] is None:
@@ -380,16 +476,27 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     with ownership.host_lock(fs):
         ownership.assert_trusted(fs, folder)
         recorded = ownership.recorded(fs, folder)
-        ownership.delete(fs, ownership.record_path(folder, str(spec["owner"])))
+        mine = ownership.record_path(folder, str(spec["owner"]))
+        was_owner = ownership.exists(fs, mine)
+        ownership.delete(fs, mine)
         others = len(ownership.records(fs, folder))
         found = ownership.read(fs, ownership.found_path(folder))
+        if not was_owner:
+            # A state from before owners: the stock site / pool, unless found.json keeps them as they were.
+            merged = {"site": (found or {}).get("site"), "pool": (found or {}).get("pool")}
+            stock_added = False
+            if spec["restore_site"] and merged["site"] is None:
+                merged["site"] = _stock_site(spec)
+                stock_added = True
+            if spec["restore_pool"] and merged["pool"] is None:
+                merged["pool"] = _stock_pool(spec)
+                stock_added = True
+            if found is not None or stock_added:
+                found = merged
+            if stock_added and recorded and others:  # the last other owner puts it back
+                ownership.write(fs, ownership.found_path(folder), merged)
         if recorded and others:
             return succeed({**_state(iis.ServerManager(fs.root), spec), "other_owners": others})
-        if not recorded:
-            found = {
-                "site": _stock_site(spec) if spec["restore_site"] else None,
-                "pool": _stock_pool(spec) if spec["restore_pool"] else None,
-            }
         skipped: list[str] = []
 
         def restore(manager: iis.ServerManager) -> list[dict[str, Any]]:

@@ -15,8 +15,7 @@ from typing import Any
 
 from devhost import named_mutex, ntfs
 from devhost.fs import WindowsFs
-from devhost.ops import host_mutex
-from devhost.ops.envelope import OperationStopped, fail
+from devhost.ops import host_mutex, staging
 from devhost.ps51 import ScriptFact
 from devhost.win32_files import delete_file, invoke_file_move, invoke_file_replace, temporary_name
 
@@ -36,19 +35,11 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
             r"'UsercubeIac', 'Owners', \$Kind, \$Key\)",
             "owner records live in %ProgramData%\\UsercubeIac\\Owners\\<kind>\\<key>",
         ),
+        *staging.folder_facts(operations, operations),
         ScriptFact(
             operations,
-            r"\[void\]\[System\.IO\.Directory\]::CreateDirectory\(\$path, \(New-OwnersFolderSecurity\)\)",
-            "each records folder is created with owner Administrators and a protected SYSTEM/Administrators DACL "
-            "in the same call (Directory.CreateDirectory(String, DirectorySecurity))",
-        ),
-        ScriptFact(
-            operations,
-            r"CreateDirectory\(\$path, \(New-OwnersFolderSecurity\)\)\s+continue",
-            "CreateDirectory returns a folder another account made after the Exists check as it is, without the "
-            "given security (learn.microsoft.com Directory.CreateDirectory(String, DirectorySecurity)): every "
-            "level is checked after it, as the model does",
-            present=False,
+            r"\$OwnersFolderTrust = New-FolderTrust 'OwnersFolderUntrusted' 'ownership records folder' ''",
+            "the records folders' refusals say OwnersFolderUntrusted (ownership.OWNERS_TRUST)",
         ),
         ScriptFact(
             operations,
@@ -107,84 +98,19 @@ def folder(kind: str, key: str) -> str:
     return f"{PROGRAM_DATA}\\UsercubeIac\\Owners\\{kind}\\{key}"
 
 
-def _levels(path: str) -> list[str]:
-    kind = path.rsplit("\\", 1)[0]
-    owners = kind.rsplit("\\", 1)[0]
-    return [owners.rsplit("\\", 1)[0], owners, kind, path]
-
-
-def _admin_only() -> ntfs.Descriptor:
-    """New-OwnersFolderSecurity."""
-    both = frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT})
-    return ntfs.Descriptor(
-        owner="S-1-5-32-544",
-        protected=True,
-        explicit=[ntfs.Ace(sid, ntfs.FULL_CONTROL, inheritance=both) for sid in ADMIN_SIDS],
-    )
-
-
-def _untrusted_reason(fs: WindowsFs, path: str) -> str | None:
-    """Get-OwnersFolderUntrustedReason."""
-    if fs.resolve(path).is_symlink():
-        return "is a junction or symbolic link"
-    descriptor = ntfs.NtfsStore(fs.root).descriptor(path)
-    if descriptor.owner.upper() not in ADMIN_SIDS:
-        return f"is owned by {descriptor.owner}, not by Administrators"
-    if not descriptor.protected:
-        return "inherits permissions"
-    for ace in descriptor.explicit:
-        if ace.sid.upper() not in ADMIN_SIDS:
-            return f"grants {ace.sid} access"
-    return None
-
-
-def _untrusted(path: str, reason: str) -> OperationStopped:
-    return OperationStopped(
-        fail(
-            "OwnersFolderUntrusted",
-            f"the ownership records folder {path} {reason}; someone other than an administrator may have made or "
-            "changed it: check it, delete it, then run again",
-        )
-    )
-
-
-def _folder_exists(fs: WindowsFs, level: str) -> bool:
-    """[System.IO.Directory]::Exists (a seam for tests: another account may create the folder right after)."""
-    return fs.resolve(level).is_dir()
-
-
-def _create_directory(fs: WindowsFs, level: str) -> None:
-    """Directory.CreateDirectory(path, security): the security is applied to a folder it creates; one that exists
-    by then is returned as it is (learn.microsoft.com, Directory.CreateDirectory(String, DirectorySecurity))."""
-    try:
-        fs.resolve(level).mkdir(parents=True)  # (%ProgramData% itself is always there on Windows)
-    except FileExistsError:
-        return
-    ntfs.NtfsStore(fs.root).set_descriptor(level, _admin_only())
+# The records folders' refusals (_owners.ps1 $OwnersFolderTrust); the folders themselves are _admin_folders.ps1's,
+# modelled by devhost.ops.staging (owner trusted, every entry judged, planted entries removed on repair).
+OWNERS_TRUST = staging.FolderTrust("OwnersFolderUntrusted", "ownership records folder")
 
 
 def initialize(fs: WindowsFs, path: str) -> None:
-    """Initialize-OwnersFolder: every level checked, the one it just created too."""
-    store = ntfs.NtfsStore(fs.root)
-    for level in _levels(path):
-        if not _folder_exists(fs, level):
-            _create_directory(fs, level)
-        reason = _untrusted_reason(fs, level)
-        if reason is None:
-            continue
-        if reason.startswith("is "):
-            raise _untrusted(level, reason)
-        store.set_descriptor(level, _admin_only())
+    """Initialize-OwnersFolder: Initialize-TrustedFolder, every level from UsercubeIac down."""
+    staging.initialize(fs, path, None, OWNERS_TRUST)
 
 
 def assert_trusted(fs: WindowsFs, path: str) -> None:
-    """Assert-OwnersFolder."""
-    for level in _levels(path):
-        if not fs.resolve(level).is_dir():
-            return
-        reason = _untrusted_reason(fs, level)
-        if reason is not None:
-            raise _untrusted(level, reason)
+    """Assert-OwnersFolder: Assert-TrustedFolder."""
+    staging.assert_trusted(fs, path, None, OWNERS_TRUST)
 
 
 def record_path(path: str, owner: str) -> str:

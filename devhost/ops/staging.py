@@ -1,6 +1,7 @@
-"""SIMULATOR: model of providers/scripting/ps/_upload.ps1 and _chunk.ps1, the staging folders and the chunked
-upload the HostingBundle and RuntimeArchive scripts share (devhost.ops.hosting_bundle, devhost.ops.runtime_archive
-give the folder and the setting an error names).
+"""SIMULATOR: model of providers/scripting/ps/_upload.ps1, _admin_folders.ps1 and _chunk.ps1: the staging folders
+(and, through FolderTrust, the ownership records folders of devhost.ops.ownership) and the chunked upload the
+HostingBundle and RuntimeArchive scripts share (devhost.ops.hosting_bundle, devhost.ops.runtime_archive give the
+folder and the setting an error names).
 
 Owners and DACLs through devhost.ntfs, which starts from the DACLs Windows Server gives (%ProgramData% inherits
 ``C:\\``'s: BUILTIN\\Users may create folders and files, CREATOR OWNER gets full control of what they create).
@@ -14,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,26 @@ FILE_WRITE_RIGHTS = 0x500D0006
 RACE_KNOB = "staging_create_races"
 
 
+@dataclass(frozen=True)
+class FolderTrust:
+    """_admin_folders.ps1 New-FolderTrust: what the refusals of one kind of folder say."""
+
+    error_id: str
+    name: str  # what the message calls the folder
+
+
+STAGING = FolderTrust("StagingFolderUntrusted", "staging folder")
+
+
 def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[ScriptFact, ...]:
     """The constructs of the shared includes this model relies on, for a resource's operations: ``chunk`` (its
     chunk script), ``initialize`` (those that create or check the folders), ``every`` (all that include them)."""
+    return (*folder_facts(initialize, every), *_chunk_facts(chunk))
+
+
+def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[ScriptFact, ...]:
+    """The constructs of _admin_folders.ps1 the folder model below relies on (the staging folders and the
+    ownership records folders, devhost.ops.ownership)."""
     return (
         ScriptFact(
             initialize,
@@ -80,17 +99,28 @@ def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]
         ),
         ScriptFact(
             every,
-            r"if \(\$reason\.StartsWith\('is '\)\) \{ Stop-Untrusted \$path \$reason \$Property \}",
+            r"if \(\$reason\.StartsWith\('is '\)\) \{ Stop-Untrusted \$path \$reason \$Trust \}",
             "a staging folder that is a reparse point or owned by anyone else is refused, not repaired",
+        ),
+        ScriptFact(
+            every,
+            r"Stop-Operation -Id \$Trust\.Id -Property \$Trust\.Property -Message \"the \$\(\$Trust\.Name\) \$Path "
+            r"\$Reason; someone other than an administrator",
+            "a refusal carries the error id, folder name and setting of its kind (FolderTrust)",
         ),
         ScriptFact(
             initialize,
             r"\$planted = @\(Get-PlantedEntries \$path\)\s+"
             r"\[System\.IO\.Directory\]::SetAccessControl\(\$path, \(New-AdminOnlySecurity\)\)\s+"
             r"\$planted \+= @\(Get-PlantedEntries \$path\)\s+"
-            r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Property \}",
+            r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Trust \}",
             "what others may have put in a level whose DACL is put back is found before the repair and deleted after",
         ),
+    )
+
+
+def _chunk_facts(chunk: str) -> tuple[ScriptFact, ...]:
+    return (
         ScriptFact(
             (chunk,),
             r"\$stream\.SetLength\(\$offset\)\s+\$stream\.Position = \$offset",
@@ -124,7 +154,7 @@ def partial_path(folder: str, sha256: str) -> str:
 
 
 def staging_levels(folder: str) -> list[str]:
-    """Get-StagingFolders: %ProgramData%\\UsercubeIac and each folder below it down to ``folder``."""
+    """Get-AdminFolderLevels: %ProgramData%\\UsercubeIac and each folder below it down to ``folder``."""
     assert folder.lower().startswith(STAGING_TOP.lower()), folder
     levels: list[str] = []
     path = folder
@@ -154,10 +184,11 @@ def is_admin_only(fs: WindowsFs, path: str) -> bool:
     return untrusted_reason(fs, path) is None
 
 
-def _untrusted(path: str, reason: str, prop: str | None) -> OperationStopped:
+def _untrusted(path: str, reason: str, prop: str | None, trust: FolderTrust) -> OperationStopped:
+    """Stop-Untrusted."""
     return _stop(
-        "StagingFolderUntrusted",
-        f"the staging folder {path} {reason}; someone other than an administrator may have made or changed it: "
+        trust.error_id,
+        f"the {trust.name} {path} {reason}; someone other than an administrator may have made or changed it: "
         "check it, delete it, then run again",
         prop,
     )
@@ -209,8 +240,8 @@ def _create(fs: WindowsFs, path: str) -> None:
     store.set_descriptor(path, admin_only())
 
 
-def initialize(fs: WindowsFs, folder: str, prop: str | None) -> None:
-    """Initialize-AdminOnlyFolder."""
+def initialize(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust = STAGING) -> None:
+    """Initialize-TrustedFolder (Initialize-AdminOnlyFolder for the staging folders)."""
     store = ntfs.NtfsStore(fs.root)
     for path in staging_levels(folder):
         if not fs.resolve(path).is_dir():
@@ -219,7 +250,7 @@ def initialize(fs: WindowsFs, folder: str, prop: str | None) -> None:
         if reason is None:
             continue
         if reason.startswith("is "):
-            raise _untrusted(path, reason, prop)
+            raise _untrusted(path, reason, prop, trust)
         planted = planted_entries(fs, path)
         # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
         store.set_descriptor(path, admin_only())
@@ -227,14 +258,14 @@ def initialize(fs: WindowsFs, folder: str, prop: str | None) -> None:
             _remove_planted(fs, entry)
 
 
-def assert_trusted(fs: WindowsFs, folder: str, prop: str | None) -> None:
-    """Assert-AdminOnlyFolder."""
+def assert_trusted(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust = STAGING) -> None:
+    """Assert-TrustedFolder (Assert-AdminOnlyFolder for the staging folders)."""
     for path in staging_levels(folder):
         if not fs.resolve(path).is_dir():
             return
         reason = untrusted_reason(fs, path)
         if reason is not None:
-            raise _untrusted(path, reason, prop)
+            raise _untrusted(path, reason, prop, trust)
 
 
 def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
@@ -247,7 +278,7 @@ def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
         if reason is None:
             continue
         if reason.startswith("is "):
-            raise _untrusted(path, reason, prop)
+            raise _untrusted(path, reason, prop, STAGING)
         return f"{path} {reason}"
     return None
 

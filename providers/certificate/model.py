@@ -38,7 +38,9 @@ class CertificateModel(ResourceModel):
         description="The PFX (PKCS#12) file, base64-encoded. Checked before any host call: RSA-2048 or larger "
         "(or EC P-256+), never signed with SHA-1/MD5, currently valid, with its private key. A PFX holding "
         "another certificate replaces the resource (new one imported first, then the old one removed), so "
-        "bindings using `thumbprint` move in the same `up`.",
+        "bindings using `thumbprint` move in the same `up`. Its intermediate CA certificates are added to "
+        "LocalMachine\\CA (IIS sends the chain it builds from the machine's stores) and stay there on destroy: "
+        "they are public, and other certificates may chain through them (CertificateDsc's PfxImport leaves them too).",
         secret=True,
         manual="DOMAIN: Certificates (SSL certificate; encryption key pair RSA-2048, SHA-256)",
     )

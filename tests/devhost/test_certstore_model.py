@@ -183,3 +183,18 @@ def test_a_state_from_before_owners_were_recorded_decides_by_its_imported_flag(f
     certstore.admin_import_pfx(fs.root, base64.b64decode(pfx), PASSWORD)
     assert ops.set_(fs, {**set_spec(pfx), "imported_by_state": True}).state["imported"] is True
     assert ops.remove(fs, {**lookup(pfx), "imported": True}).state["ensure"] == "absent"
+
+
+def test_a_thumbprint_mismatch_leaves_no_key_file_behind(fs: WindowsFs) -> None:
+    # C3 (review-owners2): Import with PersistKeySet has written the key when the thumbprint is compared; the
+    # unfixed script stopped without deleting it, an orphaned file in MachineKeys.
+    pfx = make_pfx()
+    stores = certstore.CertStore(fs.root)
+    written = stores.persist_key(certstore.open_pfx(base64.b64decode(pfx), PASSWORD))
+    assert written is not None and fs.resolve(f"{certstore.KEY_FOLDERS[written[0]]}\\{written[1]}").is_file()
+    stores.delete_persisted_key(written)
+    result = ops.set_(fs, {**set_spec(pfx), "thumbprint": "00" * 20})
+    assert not result.ok and result.error is not None and result.error["id"] == "ThumbprintMismatch"
+    for folder in certstore.KEY_FOLDERS.values():
+        target = fs.resolve(folder)
+        assert not target.exists() or list(target.iterdir()) == [], f"a key file is left in {folder}"

@@ -312,10 +312,10 @@ def https(information: str, thumbprint: str, sni: bool = False) -> dict[str, Any
     }
 
 
-def fake_certificate(state: Path, thumbprint: str) -> None:
+def fake_certificate(state: Path, thumbprint: str, has_private_key: bool = True) -> None:
     folder = state / "_sim" / "certstore" / "LocalMachine" / "My"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{thumbprint}.json").write_text("{}")
+    (folder / f"{thumbprint}.json").write_text(json.dumps({"has_private_key": has_private_key}))
 
 
 def test_wcf_non_http_bindings_of_other_sites_are_not_parsed_as_endpoints(state: Path) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from devhost import certstore, iis, named_mutex, ntfs
+from devhost import accounts, certstore, iis, named_mutex, ntfs
 from devhost.fs import WindowsFs
-from devhost.ops import certificate, iis_default_site_removal, ownership
+from devhost.ops import certificate, iis_default_site_removal, ownership, staging
 from tests.devhost.test_certstore_model import set_spec
 from tests.devhost.test_iis_model import fake_certificate, removal_spec
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx, pfx_thumbprint
@@ -129,20 +129,12 @@ def test_a_refused_set_leaves_no_owners_folder(state: Path) -> None:
 # -- 4: CreateDirectory returns a folder made in between as it is ---------------------------------------
 
 
-def test_a_folder_another_account_creates_after_the_exists_check_is_refused(
-    state: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_folder_another_account_creates_after_the_exists_check_is_refused(state: Path) -> None:
     user = "S-1-5-21-1004336348-1177238915-682003330-1001"
-
-    def raced(fs: WindowsFs, level: str) -> bool:
-        exists = fs.resolve(level).is_dir()
-        if level == SITE_FOLDER and not exists:  # a user creates it right after Exists said no
-            fs.resolve(level).mkdir(parents=True)
-            grant = ntfs.Ace(user, ntfs.FULL_CONTROL)
-            ntfs.NtfsStore(fs.root).set_descriptor(level, ntfs.Descriptor(owner=user, protected=True, explicit=[grant]))
-        return exists
-
-    monkeypatch.setattr(ownership, "_folder_exists", raced)
+    # A user creates the <key> level right after Exists said no (the staging model's race knob).
+    (state / "_sim" / "knobs.json").write_text(
+        json.dumps({"staging_create_races": [{"on": SITE_FOLDER, "owner": user}]})
+    )
     refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
     assert not refused.ok and refused.error is not None and refused.error["id"] == "OwnersFolderUntrusted"
     assert f"is owned by {user}" in refused.error["message"]
@@ -311,3 +303,220 @@ def test_a_found_json_left_by_a_half_done_restore_is_not_reused(state: Path) -> 
     assert iis_default_site_removal.set_(fs, removal_spec()).ok
     found = ownership.read(fs, ownership.found_path(SITE_FOLDER))
     assert found["site"]["physical_path"] == iis.DEFAULT_SITE_PATH and found["pool"] is not None
+
+
+# -- owners3: review-owners2 D1, D2, D3, D6, D7 ------------------------------------------------------------
+
+
+def _https_default_site_binding(state: Path, thumbprint: str, ssl_flags: int) -> None:
+    iis.admin_add_binding(state, iis.DEFAULT_SITE, "https", "*:443:www.contoso.test")
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.remove_binding(site, iis.Binding("https", "*:443:www.contoso.test"))
+    manager.add_binding(site, iis.Binding("https", "*:443:www.contoso.test", ssl_flags), thumbprint, "My")
+    manager.commit()
+
+
+def test_server_2022_ssl_flags_of_a_binding_with_a_certificate_come_back(state: Path) -> None:
+    # D1: Sni + DisableHTTP2 + DisableQUIC... (97, as WebAdministrationDsc#627 shows) on a binding with its own
+    # certificate. The unfixed Restore-Site cast the whole integer to the SslFlags enum, which throws.
+    thumbprint = "D" * 40
+    fake_certificate(state, thumbprint)
+    _https_default_site_binding(state, thumbprint, 97)
+    with pytest.raises(iis.UndefinedSslFlags, match="UndefinedIntegerToEnum"):
+        iis.ssl_flags_enum(97)  # what the unfixed [Microsoft.Web.Administration.SslFlags]$flags did
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    after = iis.ServerManager(state)
+    site = after.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    https = [b for b in after.bindings(site) if b.protocol == "https"]
+    assert [b.ssl_flags for b in https] == [97]
+    assert (after.certificate_of(https[0]) or {}).get("hash") == thumbprint
+
+
+def test_a_binding_whose_certificate_lost_its_private_key_is_left_out_of_the_restore(state: Path) -> None:
+    # D6: re-imported as a .cer, the certificate is there without its key; HTTP.sys would refuse the commit.
+    thumbprint = "C" * 40
+    fake_certificate(state, thumbprint)
+    _https_default_site_binding(state, thumbprint, 1)
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    fake_certificate(state, thumbprint, has_private_key=False)
+    assert iis.certificate_in_store(state, thumbprint, "My"), "the unfixed check saw only that it is there"
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    site = iis.ServerManager(state).find_site(iis.DEFAULT_SITE)
+    assert site is not None and [b.protocol for b in iis.ServerManager(state).bindings(site)] == ["http"]
+    assert "with its private key" in restored.state["restore_warning"]
+
+
+def _old_state_spec(owner: str) -> dict[str, Any]:
+    # An earlier version removed the site (its state says removed_site) and recorded nothing on the host.
+    return {**removal_spec(), "owner": owner, "restore_site": True}
+
+
+def _newer_owner_finds_the_site_gone(state: Path) -> dict[str, Any]:
+    # The site is gone (resource A, an earlier version, removed it). B, a newer version, records first: it
+    # saves the pool it removes, and no site, so found.json exists with site null.
+    manager = iis.ServerManager(state)
+    iis_default_site_removal.remove_site(manager, iis.DEFAULT_SITE)
+    manager.commit()
+    b = {**removal_spec(), "owner": "stack/b"}
+    assert iis_default_site_removal.set_(WindowsFs(state), b).ok
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    assert found["site"] is None and found["pool"] is not None
+    return b
+
+
+def test_an_old_state_set_after_a_newer_owner_records_the_stock_site(state: Path) -> None:
+    # D2 (set): found.json exists but holds no site or pool; the unfixed set tested $null -eq $found.
+    b = _newer_owner_finds_the_site_gone(state)
+    assert iis_default_site_removal.set_(WindowsFs(state), _old_state_spec("stack/a")).ok
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    assert found["site"] is not None and found["site"]["bindings"][0]["binding_information"] == "*:80:"
+    assert iis_default_site_removal.remove(WindowsFs(state), _old_state_spec("stack/a")).ok
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is None, "B still holds the removal"
+    assert iis_default_site_removal.remove(WindowsFs(state), b).ok
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+    assert iis.ServerManager(state).find_pool(iis.DEFAULT_POOL) is not None
+
+
+def test_an_old_state_destroyed_before_a_newer_owner_leaves_its_stock_site_to_it(state: Path) -> None:
+    # D2 (remove): A is destroyed without a set while B holds the removal; the unfixed remove left at once, and
+    # B's last destroy found no site to put back.
+    b = _newer_owner_finds_the_site_gone(state)
+    gone = iis_default_site_removal.remove(WindowsFs(state), _old_state_spec("stack/a"))
+    assert gone.ok and gone.state["other_owners"] == 1
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    assert found["site"] is not None and found["site"]["id"] == 1 and found["pool"] is not None
+    assert iis_default_site_removal.remove(WindowsFs(state), b).ok
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None
+    assert iis.ServerManager(state).find_pool(iis.DEFAULT_POOL) is not None
+
+
+def test_a_stopped_pool_is_stopped_again_though_was_does_not_know_it_yet(state: Path) -> None:
+    # D3: right after the commit that restores the pool, State and Stop() throw 0x800710D8 for a moment.
+    iis.admin_set_state(state, "pool", iis.DEFAULT_POOL, "Stopped")
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    (state / "_sim" / "knobs.json").write_text('{"iis_was_pool_pickup_ms": 5600}')
+    manager = iis.ServerManager(state)
+    manager.add_pool("Probe")
+    manager.commit()
+    with pytest.raises(iis.NotYetKnown, match="0x800710D8"):
+        iis.ServerManager(state).stop_pool("Probe")  # the unfixed script's single $pool.Stop()
+    restored = iis_default_site_removal.remove(WindowsFs(state), removal_spec())
+    assert restored.ok, restored.error
+    assert iis.ServerManager(state).pool_state(iis.DEFAULT_POOL) == "Stopped"
+
+
+@pytest.mark.parametrize("error_id", ["DefaultSiteHasContent", "AppPoolInUse"])
+def test_a_refused_removal_names_its_setting_and_category(state: Path, error_id: str) -> None:
+    # D7: the refusals carry -Property 'ensure' and -Category 'ResourceExists'.
+    manager = iis.ServerManager(state)
+    if error_id == "DefaultSiteHasContent":
+        site = manager.find_site(iis.DEFAULT_SITE)
+        assert site is not None
+        ET.SubElement(manager.root_application(site), "virtualDirectory", {"path": "/docs", "physicalPath": "C:\\d"})
+    else:
+        other = manager.add_site("Other", "C:\\other")
+        manager.root_application(other).set("applicationPool", iis.DEFAULT_POOL)
+    manager.commit()
+    refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == error_id
+    assert (refused.error["property"], refused.error["category"]) == ("ensure", "ResourceExists")
+
+
+def test_a_commit_conflict_retry_keeps_the_certificate_of_a_removed_binding(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # D4 (unverified on Windows): if Bindings.Remove(b, $false) deletes the HTTP.sys entry before CommitChanges,
+    # an attempt whose commit conflicts leaves the site in place but its certificate entry gone; the retry reads
+    # Binding.CertificateHash again. The simulator deletes the entry at commit, so the first attempt's early
+    # deletion is put in by hand here.
+    thumbprint = "B" * 40
+    fake_certificate(state, thumbprint)
+    _https_default_site_binding(state, thumbprint, 1)
+    real_with_retries = iis.with_retries
+    attempts: list[int] = []
+
+    def first_commit_conflicts(state_dir: Path, change: Any, attempts_allowed: int = 10) -> Any:
+        def once(manager: iis.ServerManager) -> Any:
+            attempts.append(1)
+            if len(attempts) == 1:
+
+                def conflict() -> None:
+                    (state_dir / "_sim" / "http_sslcert.json").write_text("{}")
+                    raise iis.ConfigChangedOnDisk()
+
+                monkeypatch.setattr(manager, "commit", conflict)
+            return change(manager)
+
+        return real_with_retries(state_dir, once, attempts_allowed)
+
+    monkeypatch.setattr(iis, "with_retries", first_commit_conflicts)
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    assert len(attempts) == 2
+    found = ownership.read(WindowsFs(state), ownership.found_path(SITE_FOLDER))
+    https = [b for b in found["site"]["bindings"] if b["protocol"] == "https"]
+    assert [(b["certificate_hash"], b["certificate_store"]) for b in https] == [(thumbprint, "My")]
+
+
+# -- owners3: review-owners2 O1, the records folders are _admin_folders.ps1's ------------------------------
+
+
+def _records_folder_made_by_hand(state: Path, owner: str) -> None:
+    # An administrator made the records folders by hand: owned by them, inheriting %ProgramData%'s DACL, which
+    # lets BUILTIN\Users create files there.
+    fs = WindowsFs(state)
+    store = ntfs.NtfsStore(state)
+    for level in staging.staging_levels(SITE_FOLDER):
+        fs.resolve(level).mkdir(parents=True, exist_ok=True)
+        store.set_descriptor(level, ntfs.Descriptor(owner=owner, protected=False, explicit=[]))
+
+
+def test_a_record_planted_while_the_folder_let_users_in_is_deleted_on_repair(state: Path) -> None:
+    # O1: the unfixed Initialize-OwnersFolder put the DACL back and kept a file a user had made meanwhile, which
+    # then counted as an owner of the Default Web Site's removal.
+    _records_folder_made_by_hand(state, "S-1-5-32-544")
+    user = "S-1-5-21-1004336348-1177238915-682003330-1001"
+    planted = ownership.record_path(SITE_FOLDER, "someone/else")
+    WindowsFs(state).resolve(planted).write_text(json.dumps({"owner": "someone/else"}))
+    ntfs.NtfsStore(state).set_descriptor(planted, ntfs.Descriptor(owner=user, protected=False, explicit=[]))
+    created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert created.ok, created.error
+    assert created.state["owners"] == 1, "only this resource holds the removal"
+    assert not WindowsFs(state).resolve(planted).exists()
+    assert staging.untrusted_reason(WindowsFs(state), SITE_FOLDER) is None
+
+
+def test_a_records_folder_owned_by_the_deploying_account_is_trusted(state: Path) -> None:
+    # Made by hand where "Default owner for objects created by members of the Administrators group" is "Object
+    # creator": owned by that administrator's own SID. The unfixed check refused it (owner not Administrators).
+    _records_folder_made_by_hand(state, accounts.OPERATOR_USER)
+    created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert created.ok, created.error
+    assert iis_default_site_removal.remove(WindowsFs(state), removal_spec()).ok
+
+
+def test_the_root_application_protocols_and_site_limits_come_back(state: Path) -> None:
+    # D5: WCF activation's net.tcp binding is served only with enabledProtocols "http,net.tcp" on the root
+    # application; limits and logFile are the site's own settings (applicationHost.config <site> schema).
+    iis.admin_add_binding(state, iis.DEFAULT_SITE, "net.tcp", "808:*")
+    manager = iis.ServerManager(state)
+    site = manager.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    manager.root_application(site).set("enabledProtocols", "http,net.tcp")
+    ET.SubElement(site, "limits", {"connectionTimeout": "00:00:30", "maxConnections": "500"})
+    ET.SubElement(site, "logFile", {"directory": "D:\\logs"})
+    manager.commit()
+    assert iis_default_site_removal.set_(WindowsFs(state), removal_spec()).ok
+    assert iis_default_site_removal.remove(WindowsFs(state), removal_spec()).ok
+    after = iis.ServerManager(state)
+    site = after.find_site(iis.DEFAULT_SITE)
+    assert site is not None
+    assert after.root_application(site).get("enabledProtocols") == "http,net.tcp"
+    limits, log_file = site.find("limits"), site.find("logFile")
+    assert limits is not None and limits.attrib == {"connectionTimeout": "00:00:30", "maxConnections": "500"}
+    assert log_file is not None and log_file.get("directory") == "D:\\logs"

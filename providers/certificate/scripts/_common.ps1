@@ -83,15 +83,40 @@ function Resolve-Principal([string] $Principal) {
     }
 }
 
+# LSA lookups (a domain account's can be slow) done once per operation, before the owners lock
+# (Initialize-ReaderLookups): every operation on a shared object of the host waits for the lock meanwhile.
+$ReaderLookups = @{ Names = @{}; DeclaredSids = $null }
+
 # The SID of each declared reader, $null for one that does not resolve (get must not fail on it).
 function Get-DeclaredReaderSids($Spec) {
+    if ($null -ne $ReaderLookups.DeclaredSids) { return ,$ReaderLookups.DeclaredSids }
     $sids = New-Object System.Collections.Generic.List[object]
     foreach ($name in @($Spec.private_key_readers)) {
         $sid = $null
         try { $sid = (ConvertTo-AccountSid ([string]$name)).Value } catch { $sid = $null }
         $sids.Add($sid)
     }
-    return ,$sids.ToArray()
+    $ReaderLookups.DeclaredSids = $sids.ToArray()
+    return ,$ReaderLookups.DeclaredSids
+}
+
+# A reader's account name (IdentityReference.Translate), its SID when it has none; looked up once.
+function Get-ReaderName([System.Security.Principal.SecurityIdentifier] $Sid) {
+    if (-not $ReaderLookups.Names.ContainsKey($Sid.Value)) {
+        $name = $Sid.Value
+        try { $name = $Sid.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $Sid.Value }
+        $ReaderLookups.Names[$Sid.Value] = $name
+    }
+    return $ReaderLookups.Names[$Sid.Value]
+}
+
+# Before Enter-OwnersLock: the names of the key's readers now and of $Sids (those set is about to grant), and
+# the declared readers' SIDs. A refusal (UnsupportedKey, KeyFileNotFound) ends the operation here as it would
+# under the lock; any other error (a key file removed by another owner during the read) is left to the read
+# under the lock, which decides.
+function Initialize-ReaderLookups($Spec, [string[]] $Sids) {
+    try { [void](Get-CertificateState $Spec) } catch { if (Test-OperationEnd $_.Exception) { throw } }
+    foreach ($sid in @($Sids)) { if ($sid) { [void](Get-ReaderName (New-Object System.Security.Principal.SecurityIdentifier $sid)) } }
 }
 
 # Accounts with an explicit allow entry that includes Read on the key file, except the kept ones:
@@ -108,11 +133,34 @@ function Get-KeyReaders([string] $KeyFile) {
         if ([string]$rule.AccessControlType -ne 'Allow' -or $KeptSids -contains $sid -or $sid -eq $owner -or $sid -eq $self) { continue }
         if (((ConvertTo-ComparableMask ([long][int]$rule.FileSystemRights)) -band $KeyReadRights) -ne $KeyReadRights) { continue }
         if (@($readers | Where-Object { $_.sid -eq $sid }).Count -gt 0) { continue }
-        $name = $sid
-        try { $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value } catch { $name = $sid }
-        $readers += [ordered]@{ sid = $sid; name = $name }
+        $readers += [ordered]@{ sid = $sid; name = (Get-ReaderName $rule.IdentityReference) }
     }
     return ,$readers
+}
+
+# With PersistKeySet, X509Certificate2Collection.Import writes each private key to a new machine key container
+# as it imports (learn.microsoft.com, X509KeyStorageFlags: PersistKeySet, "The key associated with a PFX file is
+# persisted when importing a certificate"). A certificate refused before X509Store.Add (ThumbprintMismatch)
+# would leave that file in MachineKeys with no certificate pointing to it: each such key is deleted, CngKey.Delete
+# for a CNG key (RSACng, also what .NET Fx 4.6+ returns for a CAPI key), PersistKeyInCsp = $false then Dispose for a
+# CSP one (learn.microsoft.com, RSACryptoServiceProvider.PersistKeyInCsp). Best effort: the stop that follows is
+# the error to report.
+function Remove-ImportedKeys($Collection) {
+    foreach ($imported in $Collection) {
+        if (-not $imported.HasPrivateKey) { continue }
+        try {
+            $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($imported)
+            if ($null -eq $key) { $key = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey($imported) }
+            if ($key -is [System.Security.Cryptography.RSACng] -or $key -is [System.Security.Cryptography.ECDsaCng]) {
+                $key.Key.Delete()
+            } elseif ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+                $key.PersistKeyInCsp = $false
+                $key.Dispose()
+            }
+        } catch {
+            continue
+        }
+    }
 }
 
 function Format-UtcIso([datetime] $Moment) {

@@ -7,6 +7,7 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 # theirs: not reported as this resource's drift. Read under the owners lock: a remove of another owner may
 # be deleting the folder meanwhile, and a reader it revokes must not count as still declared.
 $folder = Get-CertificateOwnersFolder $Spec
+Initialize-ReaderLookups $Spec @()
 $lock = Enter-OwnersLock
 try {
     Assert-OwnersFolder $folder

@@ -8,6 +8,7 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 # binding presents it.
 $owner = [string]$Spec.owner
 $folder = Get-CertificateOwnersFolder $Spec
+Initialize-ReaderLookups $Spec @()  # the LSA lookups, before the lock
 $lock = Enter-OwnersLock
 try {
     Assert-OwnersFolder $folder

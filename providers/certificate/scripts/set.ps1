@@ -10,6 +10,7 @@ $changes = @()
 # The readers' SIDs are looked up before the lock: an LSA lookup of a domain account can be slow, and every
 # operation on a shared object of the host waits for this one meanwhile.
 $wanted = @(@($Spec.private_key_readers) | ForEach-Object { (Resolve-Principal ([string]$_)).Value })
+Initialize-ReaderLookups $Spec $wanted  # the names they get in the output, too
 $previousPath = $null
 if ([string]$Spec.previous_owner -and [string]$Spec.previous_owner -ne $owner) { $previousPath = Get-OwnerRecordPath $folder ([string]$Spec.previous_owner) }
 
@@ -85,10 +86,12 @@ try {
                     'the PFX could not be imported: it holds no certificate. Give the bytes of an intact .pfx file, base64-encoded.')
             }
             if ($certificate.Thumbprint -ne $thumbprint) {
+                Remove-ImportedKeys $collection
                 Stop-Operation -Id 'ThumbprintMismatch' -Property 'pfx' -Message (
                     "the PFX's certificate has thumbprint $($certificate.Thumbprint), expected $thumbprint; the PFX changed between check and import.")
             }
             if (-not $certificate.HasPrivateKey) {
+                Remove-ImportedKeys $collection
                 Stop-Operation -Id 'PfxHasNoPrivateKey' -Property 'pfx' -Message (
                     'the PFX holds no private key; export the certificate together with its private key.')
             }
@@ -102,7 +105,9 @@ try {
             # IIS (HTTP.sys, SChannel) sends the chain it builds from the machine's stores, so intermediates
             # missing from LocalMachine\CA mean an incomplete chain for clients that do not fetch them
             # (learn.microsoft.com, "Certificate stores": Intermediate Certification Authorities). A
-            # self-signed root is left out: trusting a root (Root store) is the administrator's call.
+            # self-signed root is left out: trusting a root (Root store) is the administrator's call. Not recorded
+            # as this resource's: they stay on destroy (public, and other certificates may chain through them; the
+            # pfx property's docs say so), as CertificateDsc's PfxImport leaves them.
             $intermediates = @($collection | Where-Object { $_.Thumbprint -ne $certificate.Thumbprint -and $_.Subject -ne $_.Issuer })
             if ($intermediates.Count -gt 0) {
                 $added = @()

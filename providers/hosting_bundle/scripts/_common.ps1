@@ -3,7 +3,7 @@
 # The installer is staged in a folder only SYSTEM and Administrators can read or write: it runs elevated, and a
 # folder other accounts could write to would let them swap the file or plant a DLL beside it. Every level from
 # %ProgramData%\UsercubeIac down is owned by Administrators with a protected DACL, or refused (the shared upload
-# helpers, scripting/ps/_upload.ps1):
+# helpers, scripting/ps/_upload.ps1 and _admin_folders.ps1):
 #   %ProgramData%\UsercubeIac\HostingBundle\upload-<sha256>.partial    the installer while it travels
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\<installer name>  the complete installer, its hash checked
 #   %ProgramData%\UsercubeIac\HostingBundle\<sha256>\install.log       the installer's own log (/log)
@@ -32,7 +32,7 @@ function Initialize-StagingFolder([string] $Folder) {
 function Test-StagingTrusted([string] $Folder) {
     # get changes nothing: what a folder that is not (yet) safe holds is not counted as uploaded; chunk and set
     # then repair it or refuse it.
-    foreach ($path in (Get-StagingFolders $Folder)) {
+    foreach ($path in (Get-AdminFolderLevels $Folder)) {
         if (-not [System.IO.Directory]::Exists($path)) { return $true }
         if ($null -ne (Get-UntrustedReason $path)) { return $false }
     }

@@ -56,9 +56,38 @@ function Set-ExplicitSettings($Element, $Settings) {
     }
 }
 
+# The certificate of each https binding of the site, by bindingInformation, read before Invoke-IisChange:
+# whether Bindings.Remove($b, $false) deletes the HTTP.sys entry at once or at CommitChanges is not documented,
+# and a retry after a commit conflict reads the site again (Get-SiteRecord's -Known fills in what is gone then).
+function Get-SiteCertificates([string] $Name) {
+    $certificates = @{}
+    $manager = New-Object Microsoft.Web.Administration.ServerManager
+    try {
+        $site = $manager.Sites[$Name]
+        if ($null -eq $site) { return $certificates }
+        foreach ($binding in $site.Bindings) {
+            if ($binding.Protocol -ne 'https') { continue }
+            $hash = ConvertFrom-HashBytes $binding.CertificateHash
+            if ($hash) { $certificates[[string]$binding.BindingInformation] = @{ hash = $hash; store = [string]$binding.CertificateStoreName } }
+        }
+    } finally {
+        $manager.Dispose()
+    }
+    return $certificates
+}
+
+# The site settings kept, by configuration path (learn.microsoft.com, "Site <site>": the serverAutoStart attribute
+# and the limits and logFile elements), and the root application's (enabledProtocols: a net.tcp binding of WCF
+# activation is served only when the application lists it, "http,net.tcp"). Not traceFailedRequestsLogging or hsts
+# (child elements IIS setup leaves unset on the Default Web Site): they come back at their defaults.
+$SiteSettingPaths = @('serverAutoStart', 'limits/maxBandwidth', 'limits/maxConnections', 'limits/connectionTimeout',
+    'limits/maxUrlSegments', 'logFile/directory', 'logFile/enabled', 'logFile/period', 'logFile/logFormat')
+$RootApplicationSettingPaths = @('applicationPool', 'enabledProtocols')
+
 # The site as it is, to put it back later. The certificate of an https binding is HTTP.sys's
-# (Binding.CertificateHash / CertificateStoreName read it from there; applicationHost.config has neither).
-function Get-SiteRecord($Site) {
+# (Binding.CertificateHash / CertificateStoreName read it from there; applicationHost.config has neither);
+# one that reads empty is taken from $Known (Get-SiteCertificates before the first attempt).
+function Get-SiteRecord($Site, [hashtable] $Known = @{}) {
     $root = $Site.Applications['/']
     $bindings = @(foreach ($binding in $Site.Bindings) {
         $record = [ordered]@{
@@ -71,6 +100,11 @@ function Get-SiteRecord($Site) {
         if ($binding.Protocol -eq 'https') {
             $record.certificate_hash = ConvertFrom-HashBytes $binding.CertificateHash
             $record.certificate_store = [string]$binding.CertificateStoreName
+            $earlier = $Known[[string]$binding.BindingInformation]
+            if (-not $record.certificate_hash -and $null -ne $earlier) {
+                $record.certificate_hash = $earlier.hash
+                $record.certificate_store = $earlier.store
+            }
         }
         $record
     })
@@ -78,8 +112,8 @@ function Get-SiteRecord($Site) {
         name = [string]$Site.Name
         id = [long]$Site.Id
         physical_path = [string]$root.VirtualDirectories['/'].PhysicalPath
-        settings = (Get-ExplicitSettings $Site @('serverAutoStart'))
-        root_settings = (Get-ExplicitSettings $root @('applicationPool'))
+        settings = (Get-ExplicitSettings $Site $SiteSettingPaths)
+        root_settings = (Get-ExplicitSettings $root $RootApplicationSettingPaths)
         state = (Get-IisObjectState { $Site.State })
         bindings = @($bindings)
     }
@@ -124,15 +158,16 @@ function Get-StockPoolRecord {
     return (ConvertTo-SpecObject @{ name = [string]$Spec.pool_name; settings = @{}; state = 'Started' })
 }
 
-# Whether LocalMachine\<store> holds the certificate: an https binding restored without it would fail the
-# commit (HTTP.sys refuses a certificate it cannot find: 0x80070520, ERROR_NO_SUCH_LOGON_SESSION).
+# Whether LocalMachine\<store> holds the certificate with its private key: an https binding restored without
+# either would fail the commit (HTTP.sys refuses a certificate it cannot find or whose key it cannot open:
+# 0x80070520, ERROR_NO_SUCH_LOGON_SESSION), as it does for one re-imported as a .cer.
 function Test-StoreCertificate([string] $StoreName, [string] $Hash) {
     if (-not $StoreName) { $StoreName = 'My' }
     $store = New-Object System.Security.Cryptography.X509Certificates.X509Store($StoreName, [System.Security.Cryptography.X509Certificates.StoreLocation]::LocalMachine)
     try {
         $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]'ReadOnly, OpenExistingOnly')
         $found = $store.Certificates.Find([System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $Hash, $false)
-        return ($found.Count -gt 0)
+        return ($found.Count -gt 0 -and $found[0].HasPrivateKey)
     } catch {
         return $false  # no such store (OpenExistingOnly): no certificate either
     } finally {
@@ -157,10 +192,17 @@ function Restore-Site($Manager, $Record) {
             if (-not (Test-StoreCertificate ([string]$binding.certificate_store) ([string]$binding.certificate_hash))) {
                 # Deleted since (its Certificate resource destroyed first): the site comes back without this
                 # binding rather than block destroy; the warning says which one to add again.
-                $skipped += "binding https $($binding.binding_information) not restored: its certificate $($binding.certificate_hash) is no longer in LocalMachine\$($binding.certificate_store)"
+                $skipped += "binding https $($binding.binding_information) not restored: its certificate $($binding.certificate_hash) is no longer in LocalMachine\$($binding.certificate_store) with its private key"
                 continue
             }
-            [void]$site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, [Microsoft.Web.Administration.SslFlags]$flags)
+            # The SslFlags enum defines only None, Sni and CentralCertStore (learn.microsoft.com, "SslFlags
+            # Enum"); Server 2022's DisableHTTP2, DisableOCSPStp, DisableQUIC, DisableTLS13 and DisableLegacyTLS
+            # (dsccommunity/WebAdministrationDsc#627) are schema bits only, and PowerShell's cast of an integer
+            # with an undefined bit throws (LanguagePrimitives, UndefinedIntegerToEnum). The defined bits go to
+            # Bindings.Add, the full integer through the schema, which knows them all.
+            $defined = $flags -band 3
+            $added = $site.Bindings.Add([string]$binding.binding_information, (ConvertTo-HashBytes ([string]$binding.certificate_hash)), [string]$binding.certificate_store, [Microsoft.Web.Administration.SslFlags]$defined)
+            if ($flags -ne $defined) { $added.SetAttributeValue('sslFlags', $flags) }
         } else {
             # Bindings.Add(information, protocol) writes no sslFlags (the schema default, None): the recorded
             # ones (SNI, Central Certificate Store: an https binding with no certificate of its own) are set.
@@ -175,7 +217,8 @@ function Restore-Site($Manager, $Record) {
 function Restore-RuntimeState($Manager, $Found) {
     if ($null -ne $Found.pool -and [string]$Found.pool.state -eq 'Stopped') {
         $pool = $Manager.ApplicationPools[[string]$Found.pool.name]
-        if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -ne 'Stopped') { [void]$pool.Stop() }
+        # Just committed, WAS may not know the pool yet: Stop() throws 0x800710D8 as State does, the same retry.
+        if ($null -ne $pool -and (Get-IisObjectState { $pool.State }) -ne 'Stopped') { Invoke-WhenWasKnows { [void]$pool.Stop() } }
     }
     if ($null -ne $Found.site) {
         $site = $Manager.Sites[[string]$Found.site.name]

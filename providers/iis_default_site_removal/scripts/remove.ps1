@@ -14,22 +14,30 @@ try {
     Assert-OwnersFolder $folder
     # Recorded: an owner record or found.json is there (an empty folder, left by a refused set, is not).
     $recorded = Test-OwnersRecorded $folder
-    if ([System.IO.File]::Exists($mine)) { [System.IO.File]::Delete($mine) }
+    $wasOwner = [System.IO.File]::Exists($mine)
+    if ($wasOwner) { [System.IO.File]::Delete($mine) }
     $others = (Read-OwnerRecords $folder).Count
     $found = Read-OwnersJson $foundPath
+    if (-not $wasOwner) {
+        # A state written before owners were recorded on the host (this resource left no record): its
+        # removed_site / removed_pool say what was removed, and that comes back as IIS's installation creates
+        # it, unless found.json already keeps it as it was (a newer owner that recorded first found it gone,
+        # so its found.json holds no site or pool).
+        $merged = [ordered]@{ site = $null; pool = $null }
+        if ($null -ne $found) { $merged.site = $found.site; $merged.pool = $found.pool }
+        $stockAdded = $false
+        if ($Spec.restore_site -and $null -eq $merged.site) { $merged.site = Get-StockSiteRecord; $stockAdded = $true }
+        if ($Spec.restore_pool -and $null -eq $merged.pool) { $merged.pool = Get-StockPoolRecord; $stockAdded = $true }
+        if ($null -ne $found -or $stockAdded) { $found = $merged }
+        # The last of the other owners puts it back: found.json must say so before this one leaves.
+        if ($stockAdded -and $recorded -and $others -gt 0) { Write-OwnersJson $foundPath $found }
+    }
     if ($recorded -and $others -gt 0) {
         # Another owner still wants them removed: nothing comes back yet.
         $manager = New-Object Microsoft.Web.Administration.ServerManager
         try { $after = Get-DefaultsState $manager } finally { $manager.Dispose() }
         $after.other_owners = $others
         Complete-Operation -State $after
-    }
-    if (-not $recorded) {
-        # A state written before owners were recorded on the host: its removed_site / removed_pool say what
-        # was removed, and that comes back as IIS's installation creates it.
-        $found = [ordered]@{ site = $null; pool = $null }
-        if ($Spec.restore_site) { $found.site = Get-StockSiteRecord }
-        if ($Spec.restore_pool) { $found.pool = Get-StockPoolRecord }
     }
 
     # The last owner puts back exactly what was removed.

@@ -28,6 +28,8 @@ try {
     $firstOwner = $recordedNow
     foreach ($other in (Read-OwnerRecords $folder)) { if ([string]$other.owner -ne [string]$Spec.owner) { $firstOwner = $false } }
 
+    # Before any attempt removes a binding (D4 of review-owners2; see Get-SiteCertificates).
+    $certificatesBefore = Get-SiteCertificates ([string]$Spec.site_name)
     try {
         $result = Invoke-IisChange {
             param($manager)
@@ -46,14 +48,15 @@ try {
             }
             # A state from before owners were recorded on the host: its removed_site / removed_pool (the
             # provider passes them as restore_*) say what an earlier version removed, put back as installed.
-            if ($null -eq $found -and $null -eq $site -and [bool]$Spec.restore_site) { $record.site = Get-StockSiteRecord; $recordChanged = $true }
-            if ($null -eq $found -and $null -eq $pool -and [bool]$Spec.restore_pool) { $record.pool = Get-StockPoolRecord; $recordChanged = $true }
+            # Also when a newer owner recorded first and found nothing to save (found.json with no site or pool).
+            if ($null -eq $record.site -and $null -eq $site -and [bool]$Spec.restore_site) { $record.site = Get-StockSiteRecord; $recordChanged = $true }
+            if ($null -eq $record.pool -and $null -eq $pool -and [bool]$Spec.restore_pool) { $record.pool = Get-StockPoolRecord; $recordChanged = $true }
             if ($null -ne $site) {
                 $added = Get-AddedSiteContent $site
                 if ($added.Count -gt 0) {
-                    Stop-Operation -Id 'DefaultSiteHasContent' -Message "'$($site.Name)' has $($added -join ', '), added after installation; removing the site would lose them and they could not be restored: move them to another site (or delete them), then run again"
+                    Stop-Operation -Id 'DefaultSiteHasContent' -Category 'ResourceExists' -Property 'ensure' -Message "'$($site.Name)' has $($added -join ', '), added after installation; removing the site would lose them and they could not be restored: move them to another site (or delete them), then run again"
                 }
-                if ($null -eq $record.site) { $record.site = Get-SiteRecord $site }
+                if ($null -eq $record.site) { $record.site = Get-SiteRecord $site $certificatesBefore }
                 # Removing each binding first also removes any HTTP.sys certificate binding someone added (unless
                 # another site shares it): Sites.Remove alone changes only the configuration.
                 foreach ($binding in @($site.Bindings)) { Remove-IisBinding $manager $site $binding }
@@ -67,7 +70,7 @@ try {
                     }
                 })
                 if ($users.Count -gt 0) {
-                    Stop-Operation -Id 'AppPoolInUse' -Message "'$($pool.Name)' is used by $($users -join ', '); those applications were added after installation, so the pool is kept: move them to another pool first"
+                    Stop-Operation -Id 'AppPoolInUse' -Category 'ResourceExists' -Property 'ensure' -Message "'$($pool.Name)' is used by $($users -join ', '); those applications were added after installation, so the pool is kept: move them to another pool first"
                 }
                 if ($null -eq $record.pool) { $record.pool = Get-PoolRecord $pool }
                 $manager.ApplicationPools.Remove($pool)

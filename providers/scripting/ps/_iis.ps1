@@ -68,15 +68,17 @@ function Start-IisSite($Site) {
     # Right after a commit that created the site, WAS may not know it yet: Start() throws
     # 0x800710D8 (ERROR_OBJECT_NOT_FOUND, "The object identifier does not represent a valid object")
     # for a moment, as State does above. Retried for up to 10 s; any other error is the caller's.
-    Invoke-WhenWasKnowsSite { [void]$Site.Start() }
+    Invoke-WhenWasKnows { [void]$Site.Start() }
 }
 
 function Stop-IisSite($Site) {
     # Stop() of a site just committed throws the same 0x800710D8 as Start() until WAS knows it: the same retry.
-    Invoke-WhenWasKnowsSite { [void]$Site.Stop() }
+    Invoke-WhenWasKnows { [void]$Site.Stop() }
 }
 
-function Invoke-WhenWasKnowsSite([scriptblock] $Control) {
+# Runs $Control (a Start() or Stop() of a site or pool) again while it throws 0x800710D8: WAS has not
+# learnt of the object the last commit created yet. Up to 40 tries 250 ms apart; any other error is thrown.
+function Invoke-WhenWasKnows([scriptblock] $Control) {
     for ($i = 0; ; $i++) {
         try { & $Control; return }
         catch {

@@ -10,13 +10,13 @@
 #       what the object was before the first owner came (it was there before: never removed; or what
 #       was removed, to be put back when the last owner goes)
 #
-# Only SYSTEM and Administrators can read or write these folders (protected DACL, as the RuntimeArchive
-# staging folders): Users may create folders in %ProgramData%, and these records decide what gets deleted.
+# Only SYSTEM and Administrators can read or write these folders (_admin_folders.ps1, shared with the staging
+# folders of the uploads): Users may create folders in %ProgramData%, and these records decide what gets deleted.
 
 {% include '_mutex.ps1' %}
 {% include '_files.ps1' %}
+{% include '_admin_folders.ps1' %}
 
-$OwnersAdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
 $OwnersMutexName = 'Global\UsercubeIac-Owners'
 $OwnersLockWaitMs = 30000
 
@@ -24,71 +24,19 @@ function Get-OwnersFolder([string] $Kind, [string] $Key) {
     return [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac', 'Owners', $Kind, $Key)
 }
 
-function Get-OwnersFolderLevels([string] $Folder) {
-    # UsercubeIac, Owners, <kind> and <key>: each is checked, since Users may create folders in %ProgramData%.
-    $kind = [System.IO.Path]::GetDirectoryName($Folder)
-    $owners = [System.IO.Path]::GetDirectoryName($kind)
-    return @([System.IO.Path]::GetDirectoryName($owners), $owners, $kind, $Folder)
-}
-
-function New-OwnersFolderSecurity {
-    # Owned by Administrators, protected (nothing inherited from %ProgramData%), SYSTEM and Administrators
-    # full control, inherited by the record files.
-    $security = New-Object System.Security.AccessControl.DirectorySecurity
-    $security.SetOwner((New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544'))
-    $security.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $OwnersAdminSids) {
-        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
-        $inheritance = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
-        $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inheritance, [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow)
-        $security.AddAccessRule($rule)
-    }
-    return $security
-}
-
-function Get-OwnersFolderUntrustedReason([string] $Path) {
-    # Why a folder is not safe to trust, or $null: a reparse point, an owner other than SYSTEM or
-    # Administrators, a DACL that is not protected or grants anyone else.
-    $info = New-Object System.IO.DirectoryInfo $Path
-    if (($info.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { return 'is a junction or symbolic link' }
-    $acl = [System.IO.Directory]::GetAccessControl($Path)
-    $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-    if ($OwnersAdminSids -notcontains $owner) { return "is owned by $owner, not by Administrators" }
-    if (-not $acl.AreAccessRulesProtected) { return 'inherits permissions' }
-    foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        if ($OwnersAdminSids -notcontains $rule.IdentityReference.Value) { return "grants $($rule.IdentityReference.Value) access" }
-    }
-    return $null
-}
-
-function Stop-OwnersFolderUntrusted([string] $Path, [string] $Reason) {
-    Stop-Operation -Id 'OwnersFolderUntrusted' -Message "the ownership records folder $Path $Reason; someone other than an administrator may have made or changed it: check it, delete it, then run again"
-}
+# The records folders' refusals: OwnersFolderUntrusted (no setting to name: the fix is on the host).
+$OwnersFolderTrust = New-FolderTrust 'OwnersFolderUntrusted' 'ownership records folder' ''
 
 function Initialize-OwnersFolder([string] $Folder) {
-    # Created with owner and DACL in the same call; an existing folder is checked, an Administrators-owned
-    # one gets the DACL back, any other is refused. A folder made by another account between Exists and
-    # CreateDirectory is returned by CreateDirectory as it is, without this security
-    # (learn.microsoft.com, Directory.CreateDirectory(String, DirectorySecurity): "If the directory already
-    # exists, this method does not create a new directory"), so every level is checked after creating it too.
-    foreach ($path in (Get-OwnersFolderLevels $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) {
-            [void][System.IO.Directory]::CreateDirectory($path, (New-OwnersFolderSecurity))
-        }
-        $reason = Get-OwnersFolderUntrustedReason $path
-        if ($null -eq $reason) { continue }
-        if ($reason.StartsWith('is ')) { Stop-OwnersFolderUntrusted $path $reason }
-        [System.IO.Directory]::SetAccessControl($path, (New-OwnersFolderSecurity))
-    }
+    # UsercubeIac, Owners, <kind> and <key>, each created admin-only or checked (_admin_folders.ps1): refused when
+    # a reparse point or owned by an account not trusted; its DACL put back otherwise, and what others may have
+    # put in it meanwhile (a record file of theirs, which would be read as one of ours) deleted.
+    Initialize-TrustedFolder $Folder $OwnersFolderTrust
 }
 
 function Assert-OwnersFolder([string] $Folder) {
     # get and remove create nothing: an existing folder that is not safe is refused.
-    foreach ($path in (Get-OwnersFolderLevels $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) { return }
-        $reason = Get-OwnersFolderUntrustedReason $path
-        if ($null -ne $reason) { Stop-OwnersFolderUntrusted $path $reason }
-    }
+    Assert-TrustedFolder $Folder $OwnersFolderTrust
 }
 
 function Enter-OwnersLock {

@@ -2,33 +2,9 @@
 # providers/framework/upload.py): the staging folders only SYSTEM and Administrators can use, the file while it
 # travels, SHA-256. Included by each resource's own staging include, which says where its folder is.
 #
-# Every staging folder lies under %ProgramData%\UsercubeIac. Users may create folders in %ProgramData% (its default
-# DACL gives BUILTIN\Users create-folders and create-files, and CREATOR OWNER full control), so any level from
-# UsercubeIac down may have been made by someone else first. Its owner may always rewrite its DACL (WRITE_DAC), and
-# whoever may delete children of a folder (FILE_DELETE_CHILD) may rename the level below away and put their own in
-# its place, between the hash check of a file and its use. So each level, UsercubeIac included, is created owned by
-# Administrators with a protected SYSTEM/Administrators DACL, or checked when it exists: refused when it is a
-# reparse point or owned by an account that is not trusted, its DACL put back when only the DACL is wrong (and then
-# what others may have put inside it meanwhile deleted).
+# The folders' protection: _admin_folders.ps1.
 
-$AdminSids = @('S-1-5-18', 'S-1-5-32-544')  # LocalSystem, BUILTIN\Administrators
-
-function Get-ScriptUserSid {
-    # The account running this script (an administrator: the deploying account must be one).
-    $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
-    try { return $identity.User.Value } finally { $identity.Dispose() }
-}
-
-# Owners trusted besides SYSTEM and Administrators: the account running this script. A folder an administrator
-# made by hand (Explorer) or that earlier versions of this project made is owned by that administrator's own SID,
-# not by the Administrators group, on hosts whose policy "System objects: Default owner for objects created by
-# members of the Administrators group" says "Object creator" (its default since Windows Vista). That account can
-# rewrite any DACL here anyway.
-$TrustedOwnerSids = @($AdminSids + (Get-ScriptUserSid))
-
-# Rights on a file that let its holder change what it holds or who may (FILE_WRITE_DATA, FILE_APPEND_DATA, DELETE,
-# WRITE_DAC, WRITE_OWNER, GENERIC_ALL, GENERIC_WRITE).
-$FileWriteRights = 0x500D0006
+{% include '_admin_folders.ps1' %}
 
 function Get-HexText([byte[]] $Bytes) {
     return (-join ($Bytes | ForEach-Object { $_.ToString('x2') }))
@@ -49,128 +25,19 @@ function Get-PartialPath([string] $Folder, [string] $Sha256) {
     return [System.IO.Path]::Combine($Folder, "upload-$Sha256.partial")
 }
 
-function New-AdminOnlySecurity {
-    # Owned by Administrators (an owner may always rewrite the DACL: WRITE_DAC), protected (no entry
-    # inherited from %ProgramData%), SYSTEM and Administrators only, inherited by everything below.
-    $security = New-Object System.Security.AccessControl.DirectorySecurity
-    $security.SetOwner((New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544'))
-    $security.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $AdminSids) {
-        $identity = New-Object System.Security.Principal.SecurityIdentifier $sid
-        $inheritance = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
-        $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inheritance, [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow)
-        $security.AddAccessRule($rule)
-    }
-    return $security
-}
-
-function Get-StagingFolders([string] $Folder) {
-    # %ProgramData%\UsercubeIac and each folder below it down to $Folder, outermost first: each is checked.
-    $top = [System.IO.Path]::Combine([Environment]::GetFolderPath('CommonApplicationData'), 'UsercubeIac')
-    $levels = New-Object 'System.Collections.Generic.List[string]'
-    for ($path = $Folder; $path.Length -gt $top.Length; $path = [System.IO.Path]::GetDirectoryName($path)) {
-        $levels.Insert(0, $path)
-    }
-    $levels.Insert(0, $top)
-    return , $levels.ToArray()
-}
-
-function Get-UntrustedReason([string] $Path) {
-    # Why a staging folder is not safe to use, or $null: a reparse point (it could lead anywhere), an owner not
-    # trusted ($TrustedOwnerSids), a DACL with an entry, explicit or inherited, for anyone but SYSTEM and
-    # Administrators. A DACL that is not protected is fine when all it inherits is theirs: a level below one
-    # already checked that just inherits from it (its parent's owner is trusted, so nobody else can change that).
-    $info = New-Object System.IO.DirectoryInfo $Path
-    if (($info.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { return 'is a junction or symbolic link' }
-    $acl = [System.IO.Directory]::GetAccessControl($Path)
-    $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-    if ($TrustedOwnerSids -notcontains $owner) { return "is owned by $owner, not by Administrators" }
-    foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return "grants $($rule.IdentityReference.Value) access" }
-    }
-    return $null
-}
-
-function Get-PlantedEntries([string] $Folder) {
-    # What lies in a level whose DACL let others in that may be theirs: a reparse point; an entry owned by an
-    # account not trusted (whoever creates an entry owns it); a file others may write (its content may be theirs,
-    # whoever owns it; before the level's DACL is put back, the entries' inherited entries still show that). A
-    # folder that only let others create entries is kept, and each entry in it checked the same way. Kept, the
-    # rest: the runtime archive's records (manifest, swap journal) an administrator wrote there, which an emptied
-    # folder would lose (the swap journal is the only list of what undoes an interrupted swap).
-    $found = New-Object 'System.Collections.Generic.List[string]'
-    foreach ($entry in (New-Object System.IO.DirectoryInfo $Folder).GetFileSystemInfos()) {
-        $isFolder = ($entry.Attributes -band [System.IO.FileAttributes]::Directory) -ne 0
-        if (($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { $found.Add($entry.FullName); continue }
-        if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
-        if ($TrustedOwnerSids -notcontains $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value) { $found.Add($entry.FullName); continue }
-        if ($isFolder) { $found.AddRange([string[]](Get-PlantedEntries $entry.FullName)); continue }
-        foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-            $others = $AdminSids -notcontains $rule.IdentityReference.Value
-            $allow = $rule.AccessControlType -eq [System.Security.AccessControl.AccessControlType]::Allow
-            if ($others -and $allow -and (([long][int]$rule.FileSystemRights) -band $FileWriteRights) -ne 0) { $found.Add($entry.FullName); break }
-        }
-    }
-    return , $found.ToArray()
-}
-
-function Remove-PlantedEntry([string] $Path, [string] $Property) {
-    # Directory.Delete removes a junction as a link, never what it points to (review R8). Found twice, or inside
-    # a folder deleted before: gone already (File.Delete would throw DirectoryNotFoundException there).
-    try {
-        if ([System.IO.Directory]::Exists($Path)) { [System.IO.Directory]::Delete($Path, $true) } elseif ([System.IO.File]::Exists($Path)) { [System.IO.File]::Delete($Path) }
-    } catch {
-        Stop-Untrusted $Path "was put in a staging folder others could write to, and could not be deleted ($($_.Exception.Message))" $Property
-    }
-}
-
-function Stop-Untrusted([string] $Path, [string] $Reason, [string] $Property) {
-    Stop-Operation -Id 'StagingFolderUntrusted' -Property $Property -Message "the staging folder $Path $Reason; someone other than an administrator may have made or changed it: check it, delete it, then run again"
+# The staging folders' refusals: StagingFolderUntrusted, naming $Property ('' when the fix is on the host only).
+function Get-StagingTrust([string] $Property) {
+    return (New-FolderTrust 'StagingFolderUntrusted' 'staging folder' $Property)
 }
 
 function Initialize-AdminOnlyFolder([string] $Folder, [string] $Property) {
-    # Created with owner and DACL in the same call (no moment with %ProgramData%'s inherited DACL), then checked
-    # like an existing one: another account may make the folder between Exists and CreateDirectory, which then
-    # returns it as that account made it, without an error and without applying the security given (.NET
-    # Framework's Directory.InternalCreateDirectory ignores ERROR_ALREADY_EXISTS from CreateDirectoryW,
-    # dotnet/referencesource mscorlib/system/io/directory.cs). An existing folder owned by a trusted account gets
-    # the DACL back, any other is refused ($Property: the setting errors name). When the DACL is put back, what
-    # others may have put inside meanwhile is deleted (Get-PlantedEntries); all of it can be made again.
-    foreach ($path in (Get-StagingFolders $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) {
-            [void][System.IO.Directory]::CreateDirectory($path, (New-AdminOnlySecurity))
-        }
-        $reason = Get-UntrustedReason $path
-        if ($null -eq $reason) { continue }
-        if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Property }
-        # Looked for before the repair (the DACLs inherited then show what others could write) and after it
-        # (an entry made meanwhile is its maker's).
-        $planted = @(Get-PlantedEntries $path)
-        [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
-        $planted += @(Get-PlantedEntries $path)
-        foreach ($entry in $planted) { Remove-PlantedEntry $entry $Property }
-    }
+    Initialize-TrustedFolder $Folder (Get-StagingTrust $Property)
 }
 
 function Assert-AdminOnlyFolder([string] $Folder, [string] $Property) {
-    # For scripts that change nothing here: an existing folder that is not safe is refused.
-    foreach ($path in (Get-StagingFolders $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) { return }
-        $reason = Get-UntrustedReason $path
-        if ($null -ne $reason) { Stop-Untrusted $path $reason $Property }
-    }
+    Assert-TrustedFolder $Folder (Get-StagingTrust $Property)
 }
 
 function Get-StagingRepair([string] $Folder, [string] $Property) {
-    # For get, which changes nothing: the first existing level whose DACL set would put back, as "<path> <reason>",
-    # or $null; a level set would refuse is refused here too. Nothing below a level to repair is judged: set deletes
-    # what others put there (Get-PlantedEntries), so it is no reason to refuse a refresh.
-    foreach ($path in (Get-StagingFolders $Folder)) {
-        if (-not [System.IO.Directory]::Exists($path)) { return $null }
-        $reason = Get-UntrustedReason $path
-        if ($null -eq $reason) { continue }
-        if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Property }
-        return "$path $reason"
-    }
-    return $null
+    return (Get-TrustedFolderRepair $Folder (Get-StagingTrust $Property))
 }
