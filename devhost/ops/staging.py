@@ -116,6 +116,11 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
             r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Trust \}",
             "what others may have put in a level whose DACL is put back is found before the repair and deleted after",
         ),
+        ScriptFact(
+            initialize,
+            r"\$others = \$TrustedOwnerSids -notcontains \$rule\.IdentityReference\.Value",
+            "a file only trusted owners (the deploying account included) may write is not planted (planted_entries)",
+        ),
     )
 
 
@@ -210,7 +215,7 @@ def planted_entries(fs: WindowsFs, folder: str) -> list[str]:
             found += planted_entries(fs, path)
             continue
         for ace in store.explicit_and_inherited(path, is_container=False):
-            if ace.sid.upper() not in ADMIN_SIDS and ace.allow and ace.mask & FILE_WRITE_RIGHTS:
+            if ace.sid.upper() not in TRUSTED_OWNERS and ace.allow and ace.mask & FILE_WRITE_RIGHTS:
                 found.append(path)
                 break
     return found

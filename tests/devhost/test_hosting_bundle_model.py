@@ -278,6 +278,26 @@ def test_what_others_put_in_a_level_whose_dacl_is_put_back_is_deleted(fs: Window
     assert (target / "keep.dll").read_bytes() == b"MZ", "the junction went as a link, its target untouched"
 
 
+def test_a_file_the_deploying_account_wrote_is_kept_when_its_level_is_repaired(fs: WindowsFs, data: bytes) -> None:
+    # A level an earlier version made under %ProgramData%: Users may write, and CREATOR OWNER's inheritable entry
+    # became a FullControl entry for whoever created each file (Windows replaces CREATOR OWNER by the creator's
+    # SID on the new object: learn.microsoft.com, "Creator owner" in "Well-known SIDs" / "Inheritance").
+    # The deploying administrator's own records there (the runtime archive's swap journal) must survive the
+    # repair (review-upload3 U1: they were judged "others may write" and deleted).
+    users_write = ntfs.Ace(USERS, ntfs.MODIFY, inheritance=frozenset({ntfs.CONTAINER_INHERIT, ntfs.OBJECT_INHERIT}))
+    plant(fs, TOP, ntfs.Descriptor(ADMINS, False, [users_write]))
+    store = ntfs.NtfsStore(fs.root)
+    fs.resolve(model.STAGING_ROOT).mkdir()
+    store.set_descriptor(model.STAGING_ROOT, staging.admin_only())
+    record = f"{TOP}\\swap.json"
+    fs.resolve(record).write_text('{"moves": []}')
+    creator = ntfs.Ace(accounts.OPERATOR_USER, ntfs.FULL_CONTROL, inheritance=frozenset())
+    store.set_descriptor(record, ntfs.Descriptor(accounts.OPERATOR_USER, True, [creator]))
+    assert chunk(fs, data).ok
+    assert staging.is_admin_only(fs, TOP)
+    assert fs.resolve(record).read_text() == '{"moves": []}', "the deploying account's own file is not planted"
+
+
 # -- the installer's restart request: a volatile registry key --------------------------------------------------
 
 

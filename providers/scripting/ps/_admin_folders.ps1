@@ -86,7 +86,9 @@ function Get-PlantedEntries([string] $Folder) {
         if ($TrustedOwnerSids -notcontains $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value) { $found.Add($entry.FullName); continue }
         if ($isFolder) { $found.AddRange([string[]](Get-PlantedEntries $entry.FullName)); continue }
         foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-            $others = $AdminSids -notcontains $rule.IdentityReference.Value
+            # The deploying account too: CREATOR OWNER's entry becomes one for whoever created the file, and its own
+            # records must not be taken for planted ones (review-upload3 U1).
+            $others = $TrustedOwnerSids -notcontains $rule.IdentityReference.Value
             $allow = $rule.AccessControlType -eq [System.Security.AccessControl.AccessControlType]::Allow
             if ($others -and $allow -and (([long][int]$rule.FileSystemRights) -band $FileWriteRights) -ne 0) { $found.Add($entry.FullName); break }
         }
