@@ -129,6 +129,10 @@ function Write-RestartOwed([int] $Code) {
     try {
         $parent = $base.CreateSubKey($RestartOwedParent, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree)
         try {
+            # CreateSubKey opens a key that exists as it is and ignores Volatile (RegCreateKeyExW: "if the key
+            # already exists, this parameter is ignored"): a stable RestartOwed would be owed forever. It goes first
+            # (DeleteSubKeyTree, no error when absent), so what is created is always volatile.
+            $parent.DeleteSubKeyTree($RestartOwedName, $false)
             $owed = $parent.CreateSubKey($RestartOwedName, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, [Microsoft.Win32.RegistryOptions]::Volatile)
             try { $owed.SetValue('exit_code', $Code, [Microsoft.Win32.RegistryValueKind]::DWord) } finally { $owed.Dispose() }
         } finally {
@@ -162,8 +166,17 @@ function Test-LegacyRestartRecord([string] $BootTime) {
     # the key and deletes it (Move-LegacyRestartRecord), so it is read until the next set at most.
     $path = Get-LegacyRestartRecordPath
     if (-not (Test-StagingTrusted (Get-StagingRoot)) -or -not [System.IO.File]::Exists($path)) { return $false }
-    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
-    return ([string]$record.boot_time -eq $BootTime)
+    # A truncated or corrupt record (DeserializeObject throws ArgumentException, "Invalid JSON primitive"), or
+    # one that is not an object with boot_time, is no record: otherwise get would fail on every refresh until
+    # someone deleted it by hand. set deletes it either way.
+    $record = $null
+    try {
+        $record = $JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path))
+    } catch [System.ArgumentException], [System.InvalidOperationException] {
+        return $false
+    }
+    if ($record -isnot [System.Collections.Generic.Dictionary[string, object]] -or -not $record.ContainsKey('boot_time')) { return $false }
+    return ([string]$record['boot_time'] -eq $BootTime)
 }
 
 function Move-LegacyRestartRecord {
@@ -392,12 +405,16 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     # service rolls it back, holding the _MSIExecute mutex until done, which the next run waits for
     # (Assert-NoInstallationRunning).
     $children = Get-ChildProcessIds $Process.Id
-    try { $Process.Kill() } catch [System.InvalidOperationException] { $null = $_ }  # it exited meanwhile
+    # A process that exits between the listing and its Kill is no failure: Kill throws InvalidOperationException
+    # (it has exited), ArgumentException (its id is gone, GetProcessHandle) or Win32Exception (access denied:
+    # TerminateProcess on a process already terminating, or one this token may not end), and the rest of the tree
+    # is still ended, so that the result stays InstallerTimedOut.
+    try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
     foreach ($id in $children) {
         $child = $null
         try { $child = [System.Diagnostics.Process]::GetProcessById($id) } catch [System.ArgumentException] { continue }  # gone
         try {
-            try { $child.Kill() } catch [System.InvalidOperationException] { $null = $_ }
+            try { $child.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
         } finally {
             $child.Dispose()
         }
@@ -411,14 +428,25 @@ function Assert-NoInstallationRunning($Spec) {
     # else's. Nothing is started beside it. The mutex object may outlive the installation while the service
     # lingers, so what counts is whether it is owned: WaitOne(0) takes it at once when nobody owns it, and it is
     # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
+    # TryOpenExisting returns false only when there is no such mutex; one whose DACL refuses this account
+    # Synchronize|Modify throws UnauthorizedAccessException (dotnet/referencesource Mutex.OpenExistingWorker:
+    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as owned, as
+    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run.
     $mutex = $null
-    if (-not [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)) { return }
+    $exists = $false
     $owned = $false
     try {
-        try { $owned = -not $mutex.WaitOne(0) } catch [System.Threading.AbandonedMutexException] { $owned = $false }
-        if (-not $owned) { $mutex.ReleaseMutex() }
-    } finally {
-        $mutex.Dispose()
+        $exists = [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)
+    } catch [System.UnauthorizedAccessException] {
+        $owned = $true
+    }
+    if ($exists) {
+        try {
+            try { $owned = -not $mutex.WaitOne(0) } catch [System.Threading.AbandonedMutexException] { $owned = $false }
+            if (-not $owned) { $mutex.ReleaseMutex() }
+        } finally {
+            $mutex.Dispose()
+        }
     }
     if ($owned) {
         Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"
