@@ -429,13 +429,34 @@ def test_a_kill_that_fails_because_the_process_is_going_does_not_end_the_operati
     script = render_script(ScriptRef("providers.hosting_bundle", "set"))
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
     caught = (
-        "catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception]"
+        "catch [System.InvalidOperationException], [System.ArgumentException], "
+        "[System.ComponentModel.Win32Exception] { $null = $_ }"
     )
-    assert script.count(f".Kill() }} {caught} {{ $null = $_ }}") == 2
-    for old in ("$Process.Kill()", "$child.Kill()"):
-        narrow = script.replace(f"{old} }} {caught}", f"{old} }} catch [System.InvalidOperationException]")
-        assert narrow != script
-        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", narrow) != [], old
+    assert script.count(caught) == 2, "the installer's Kill and each child's"
+    narrow = "catch [System.InvalidOperationException] { $null = $_ }"
+    for at in (script.index(caught), script.rindex(caught)):
+        only_invalid_operation = script[:at] + narrow + script[at + len(caught) :]
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", only_invalid_operation) != [], at
+    # The construct the review found (reworded as it was before): refused by name.
+    old = "            try { $child.Kill() } catch [System.InvalidOperationException] { $null = $_ }\n"
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script + old) != []
+
+
+def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_ids() -> None:
+    # A child started after a single listing escapes; an id listed and reused since must not be ended.
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for needed in (
+        "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n",
+        "        if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
+        " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
+    ):
+        assert needed in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed
+    parent_first = script.replace("for ($i = $new.Count - 1; $i -ge 0; $i--)", "for ($i = 0; $i -lt $new.Count; $i++)")
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", parent_first) != []
+    listed_once = "    $children = Get-ChildProcessIds $Process.Id\n"
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script + listed_once) != []
 
 
 def test_a_mutex_this_account_may_not_open_counts_as_busy_not_as_an_unexpected_error() -> None:

@@ -381,43 +381,71 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
     }
 }
 
-function Get-ChildProcessIds([int] $ParentId) {
-    # Win32_Process.ParentProcessId: the processes it started (Burn starts a clean-room copy of itself, which
-    # starts the elevated engine), and theirs. A parent id can be reused by a later process: only processes
-    # created after their parent count.
+function Get-ProcessKey($Entry) {
+    # A process is its id and its start: an id is reused once its process has gone.
+    return "$($Entry.ProcessId)|$($Entry.CreationDate.Ticks)"
+}
+
+function Get-NewDescendants($Known, $Seen) {
+    # Win32_Process.ParentProcessId: the processes started by any process of the tree, ended ones included (an
+    # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
+    # reused by a later process: only processes created after their parent count.
     $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
-    $found = New-Object 'System.Collections.Generic.List[int]'
+    $found = New-Object 'System.Collections.Generic.List[object]'
     $queue = New-Object 'System.Collections.Generic.Queue[object]'
-    foreach ($root in @($all | Where-Object { $_.ProcessId -eq $ParentId })) { $queue.Enqueue($root) }
+    foreach ($member in $Known) { $queue.Enqueue($member) }
     while ($queue.Count -gt 0) {
         $parent = $queue.Dequeue()
         foreach ($child in @($all | Where-Object { $_.ParentProcessId -eq $parent.ProcessId -and $_.CreationDate -ge $parent.CreationDate })) {
-            if (-not $found.Contains([int]$child.ProcessId)) { $found.Add([int]$child.ProcessId); $queue.Enqueue($child) }
+            if ($Seen.Add((Get-ProcessKey $child))) { $found.Add($child); $queue.Enqueue($child) }
         }
     }
     return , $found.ToArray()
 }
 
+function Stop-ListedProcess($Entry) {
+    # Only the process listed: between the listing and now its id may have been given to another process, so its
+    # start (Process.StartTime, 100 ns) must be the listed CreationDate (CIM datetime, to the microsecond).
+    # A process that exits (or may not be ended) in between is no failure: GetProcessById throws ArgumentException
+    # (gone), StartTime and Kill InvalidOperationException (it has exited), ArgumentException (its id is gone,
+    # GetProcessHandle) or Win32Exception (access denied: TerminateProcess on a process already terminating, or
+    # one this token may not open); the rest of the tree is still ended and the result stays InstallerTimedOut.
+    $child = $null
+    try { $child = [System.Diagnostics.Process]::GetProcessById([int]$Entry.ProcessId) } catch [System.ArgumentException] { return }  # gone
+    try {
+        try {
+            $started = $child.StartTime
+            if ([math]::Abs(($started - $Entry.CreationDate).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
+        } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+    } finally {
+        $child.Dispose()
+    }
+}
+
 function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     # The installer that did not finish in time is ended, with what it started (Process.Kill ends one process
-    # only on .NET Framework: no entireProcessTree), so that none of it goes on behind the next run. The MSI
-    # transaction itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the
-    # service rolls it back, holding the _MSIExecute mutex until done, which the next run waits for
-    # (Assert-NoInstallationRunning).
-    $children = Get-ChildProcessIds $Process.Id
-    # A process that exits between the listing and its Kill is no failure: Kill throws InvalidOperationException
-    # (it has exited), ArgumentException (its id is gone, GetProcessHandle) or Win32Exception (access denied:
-    # TerminateProcess on a process already terminating, or one this token may not end), and the rest of the tree
-    # is still ended, so that the result stays InstallerTimedOut.
-    try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
-    foreach ($id in $children) {
-        $child = $null
-        try { $child = [System.Diagnostics.Process]::GetProcessById($id) } catch [System.ArgumentException] { continue }  # gone
-        try {
-            try { $child.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
-        } finally {
-            $child.Dispose()
+    # only on .NET Framework: no entireProcessTree), so that none of it goes on behind the next run. Leaves first,
+    # the installer last, and the tree listed again until nothing new appears: a process started meanwhile (Burn's
+    # clean-room copy starts the elevated engine) is found under its parent, alive or ended. The MSI transaction
+    # itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the service rolls it
+    # back, holding the _MSIExecute mutex until done, which the next run waits for (Assert-NoInstallationRunning).
+    # The installer's own start, to the microsecond as CIM gives CreationDate; its handle is held since Start, so
+    # StartTime reads even once it has exited.
+    $start = $Process.StartTime
+    $root = [pscustomobject]@{ ProcessId = $Process.Id; CreationDate = $start.AddTicks(-($start.Ticks % 10)) }
+    $known = New-Object 'System.Collections.Generic.List[object]'
+    $known.Add($root)
+    $seen = New-Object 'System.Collections.Generic.HashSet[string]'
+    [void]$seen.Add((Get-ProcessKey $root))
+    for ($round = 0; $round -lt 10; $round++) {
+        $new = Get-NewDescendants $known $seen
+        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }
+        if ($round -eq 0) {
+            try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
         }
+        # Once more after the installer's own Kill: what it started just before is found then.
+        if ($new.Count -eq 0 -and $round -gt 0) { break }
+        $known.AddRange($new)
     }
     [void]$Process.WaitForExit(5000)
 }
