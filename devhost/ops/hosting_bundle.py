@@ -135,6 +135,12 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
+        r"-and \(\$null -eq \$reusedAt -or \$_\.CreationDate -lt \$reusedAt\)",
+        "an ended member's id taken by a later process: only what was created before that process counts as the "
+        "member's child (Windows reuses ids; an orphan keeps its parent's)",
+    ),
+    ScriptFact(
+        _SET,
         r"Get-ChildProcessIds",
         "a tree listed once, before its parent is ended, lets what is started afterwards escape",
         present=False,

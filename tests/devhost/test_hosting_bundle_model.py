@@ -450,6 +450,7 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
         "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n",
         "        if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
         " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
+        " -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt)",
     ):
         assert needed in script
         assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed

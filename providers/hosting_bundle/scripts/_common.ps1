@@ -391,12 +391,21 @@ function Get-NewDescendants($Known, $Seen) {
     # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
     # reused by a later process: only processes created after their parent count.
     $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+    # The id of a member that has ended may belong to a later process now (a start other than the member's, by
+    # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
+    $live = @{}
+    foreach ($entry in $all) { $live[[int]$entry.ProcessId] = $entry.CreationDate }
     $found = New-Object 'System.Collections.Generic.List[object]'
     $queue = New-Object 'System.Collections.Generic.Queue[object]'
     foreach ($member in $Known) { $queue.Enqueue($member) }
     while ($queue.Count -gt 0) {
         $parent = $queue.Dequeue()
-        foreach ($child in @($all | Where-Object { $_.ParentProcessId -eq $parent.ProcessId -and $_.CreationDate -ge $parent.CreationDate })) {
+        $parentId = [int]$parent.ProcessId
+        $reusedAt = $null
+        if ($live.ContainsKey($parentId) -and $null -ne $live[$parentId] -and [math]::Abs(($live[$parentId] - $parent.CreationDate).Ticks) -ge [System.TimeSpan]::TicksPerMillisecond) {
+            $reusedAt = $live[$parentId]
+        }
+        foreach ($child in @($all | Where-Object { [int]$_.ParentProcessId -eq $parentId -and $_.CreationDate -ge $parent.CreationDate -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt) })) {
             if ($Seen.Add((Get-ProcessKey $child))) { $found.Add($child); $queue.Enqueue($child) }
         }
     }
