@@ -353,6 +353,19 @@ def create_volatile_key(state_dir: Path, key: str, values: dict[str, Any]) -> No
     _set_registry(state_dir, key, {**(registry_key(state_dir, key) or {}), **values})
 
 
+def delete_registry_tree(state_dir: Path, key: str) -> None:
+    """RegistryKey.DeleteSubKeyTree(name, throwOnMissingSubKey: $false): the key and all its subkeys go, stable or
+    volatile; nothing happens when it is absent (learn.microsoft.com, RegistryKey.DeleteSubKeyTree)."""
+    lowered = key.lower()
+    for name in list(registry(state_dir)):
+        if name.lower() == lowered or name.lower().startswith(lowered + "\\"):
+            _set_registry(state_dir, name, None)
+    volatile = _volatile_keys(state_dir)
+    kept = [v for v in volatile if v.lower() != lowered and not v.lower().startswith(lowered + "\\")]
+    if kept != volatile:
+        _write_json(_sim_file(state_dir, "registry_volatile.json"), kept)
+
+
 def is_volatile_key(state_dir: Path, key: str) -> bool:
     return key.lower() in {k.lower() for k in _volatile_keys(state_dir)}
 

@@ -109,6 +109,59 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
+        r"try \{ \$Process\.Kill\(\) \} catch \[System\.InvalidOperationException\], \[System\.ArgumentException\], "
+        r"\[System\.ComponentModel\.Win32Exception\] \{ \$null = \$_ \}",
+        "an installer that exits (or may not be ended) before its Kill throws InvalidOperationException, "
+        "ArgumentException or Win32Exception (access denied on a terminating process): caught, the result stays "
+        "InstallerTimedOut (kill_hosting_bundle)",
+    ),
+    ScriptFact(
+        _SET,
+        r"try \{\s+\$started = \$child\.StartTime\s+"
+        r"if \(\[math\]::Abs\(\(\$started - \$Entry\.CreationDate\)\.Ticks\) "
+        r"-lt \[System\.TimeSpan\]::TicksPerMillisecond\) "
+        r"\{ \$child\.Kill\(\) \}\s+\} catch \[System\.InvalidOperationException\], \[System\.ArgumentException\], "
+        r"\[System\.ComponentModel\.Win32Exception\] \{ \$null = \$_ \}",
+        "a listed child is ended only if its start is the listed CreationDate (its id may have been reused since), "
+        "and one that exits or may not be ended in between is no failure: the rest of the tree is still ended",
+    ),
+    ScriptFact(
+        _SET,
+        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = Get-NewDescendants \$known \$seen\s+"
+        r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \}[\s\S]*?"
+        r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ break \}\s+\$known\.AddRange\(\$new\)",
+        "the tree is ended leaves first and listed again until nothing new appears (a process Burn starts meanwhile "
+        "is found under its parent, ended or not)",
+    ),
+    ScriptFact(
+        _SET,
+        r"-and \(\$null -eq \$reusedAt -or \$_\.CreationDate -lt \$reusedAt\)",
+        "an ended member's id taken by a later process: only what was created before that process counts as the "
+        "member's child (Windows reuses ids; an orphan keeps its parent's)",
+    ),
+    ScriptFact(
+        _SET,
+        r"Get-ChildProcessIds",
+        "a tree listed once, before its parent is ended, lets what is started afterwards escape",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"\.Kill\(\) \} catch \[System\.InvalidOperationException\] \{",
+        "a Kill that catches InvalidOperationException only lets Win32Exception and ArgumentException end the "
+        "operation as UnexpectedError, with the rest of the tree left running",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"try \{\s+\$exists = \[System\.Threading\.Mutex\]::TryOpenExisting\('Global\\_MSIExecute', \[ref\]\$mutex\)\s+"
+        r"\} catch \[System\.UnauthorizedAccessException\] \{\s+\$owned = \$true\s+\}",
+        "a Global\\_MSIExecute whose DACL refuses this account throws UnauthorizedAccessException from TryOpenExisting "
+        "(referencesource Mutex.OpenExistingWorker): it exists, counted as owned (InstallerBusy), as PSADT does; the "
+        "model's installation_running covers both",
+    ),
+    ScriptFact(
+        _SET,
         r"\$installer = Publish-StagedInstaller \$Spec \$root\s+Assert-NoInstallationRunning \$Spec",
         "no installer is started while Windows Installer owns Global\\_MSIExecute (installers.installation_running)",
     ),
@@ -142,6 +195,21 @@ SCRIPT_FACTS = (
         r"\$RestartOwedParent = 'SOFTWARE\\UsercubeIac\\HostingBundle'\s+\$RestartOwedName = 'RestartOwed'[\s\S]*"
         r"\[Microsoft\.Win32\.RegistryView\]::Registry64",
         "the key is HKLM\\SOFTWARE\\UsercubeIac\\HostingBundle\\RestartOwed, in the 64-bit view",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$parent\.DeleteSubKeyTree\(\$RestartOwedName, \$false\)\s+"
+        r"\$owed = \$parent\.CreateSubKey\(\$RestartOwedName,",
+        "a RestartOwed that exists is deleted before it is created volatile (CreateSubKey ignores Volatile for a key "
+        "that exists: _write_restart_owed)",
+    ),
+    ScriptFact(
+        ("hosting_bundle/get", "hosting_bundle/set"),
+        r"try \{\s+\$record = \$JsonSerializer\.DeserializeObject\(\[System\.IO\.File\]::ReadAllText\(\$path\)\)\s+"
+        r"\} catch \[System\.ArgumentException\], \[System\.InvalidOperationException\] \{\s+return \$false\s+\}\s+"
+        r"if \(\$record -isnot \[System\.Collections\.Generic\.Dictionary\[string, object\]\] -or "
+        r"-not \$record\.ContainsKey\('boot_time'\)\) \{ return \$false \}",
+        "a corrupt restart-required.json, or one without boot_time, is no record (_legacy_restart_record)",
     ),
     ScriptFact(
         ("hosting_bundle/get", "hosting_bundle/set"),
@@ -288,12 +356,23 @@ def _legacy_restart_record(fs: WindowsFs) -> bool:
     record = fs.resolve(legacy_restart_record_path())
     if not staging.is_trusted(fs, STAGING_ROOT) or not record.is_file():
         return False
-    return bool(json.loads(record.read_text(encoding="utf-8")).get("boot_time") == power.boot_time(fs.root))
+    try:
+        # JavaScriptSerializer.DeserializeObject throws ArgumentException on text that is not JSON; the script
+        # counts that, and any value that is not an object with boot_time, as no record.
+        parsed = json.loads(record.read_text(encoding="utf-8-sig", errors="replace"))  # ReadAllText drops a BOM
+    except ValueError:
+        return False
+    if not isinstance(parsed, dict) or "boot_time" not in parsed:
+        return False
+    return str(parsed["boot_time"]) == power.boot_time(fs.root)
 
 
 def _write_restart_owed(fs: WindowsFs, code: int) -> None:
-    """Write-RestartOwed: the parent chain stable (CreateSubKey), RestartOwed volatile, exit_code a DWORD."""
+    """Write-RestartOwed: the parent chain stable (CreateSubKey), RestartOwed deleted (DeleteSubKeyTree: a stable
+    one left by anyone would stay stable, CreateSubKey ignoring Volatile), then created volatile, exit_code a
+    DWORD."""
     iis.set_registry_key(fs.root, RESTART_OWED_PARENT, iis.registry_key(fs.root, RESTART_OWED_PARENT) or {})
+    iis.delete_registry_tree(fs.root, RESTART_OWED)
     iis.create_volatile_key(fs.root, RESTART_OWED, {"exit_code": code})
 
 

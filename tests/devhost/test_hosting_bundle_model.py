@@ -358,6 +358,56 @@ def test_an_earlier_versions_record_of_a_past_boot_counts_for_nothing_and_goes(f
     assert iis.registry_key(fs.root, model.RESTART_OWED) is None
 
 
+def test_a_stable_restart_owed_key_left_behind_is_made_volatile(fs: WindowsFs, data: bytes) -> None:
+    # CreateSubKey opens a key that exists as it is, ignoring Volatile: a stable RestartOwed (made by hand, or by a
+    # tool) would be owed forever unless set deletes it before it creates the volatile one.
+    iis.set_registry_key(fs.root, model.RESTART_OWED_PARENT, {})
+    iis.set_registry_key(fs.root, model.RESTART_OWED, {"exit_code": 3010})
+    iis.set_registry_key(fs.root, f"{model.RESTART_OWED}\\Child", {"a": 1})
+    busy_module(fs)
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["exit_code"] == 3010 and done.state["restart_pending"] is True
+    assert iis.is_volatile_key(fs.root, model.RESTART_OWED)
+    assert iis.registry_key(fs.root, f"{model.RESTART_OWED}\\Child") is None, "DeleteSubKeyTree takes its subkeys"
+    power.admin_restart(fs.root)
+    assert model.get(fs, spec(data)).state["restart_pending"] is False
+
+
+def test_the_restart_owed_key_is_deleted_before_it_is_created_volatile() -> None:
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    line = "            $parent.DeleteSubKeyTree($RestartOwedName, $false)\n"
+    assert line in script and check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(line, "")) != []
+
+
+@pytest.mark.parametrize("text", ['{"exit_code": 3010, "boot_ti', "", "[1, 2]", '"text"', '{"exit_code": 3010}'])
+def test_a_corrupt_earlier_record_is_no_record_and_set_deletes_it(fs: WindowsFs, data: bytes, text: str) -> None:
+    # A truncated restart-required.json (DeserializeObject throws ArgumentException) must not make every get fail.
+    legacy_record(fs, power.boot_time(fs.root))
+    fs.resolve(model.legacy_restart_record_path()).write_text(text, encoding="utf-8")
+    got = model.get(fs, spec(data))
+    assert got.ok and got.state["restart_pending"] is False
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["restart_pending"] is False
+    assert not fs.resolve(model.legacy_restart_record_path()).exists()
+    assert iis.registry_key(fs.root, model.RESTART_OWED) is None
+
+
+def test_the_script_reads_a_corrupt_earlier_record_as_none() -> None:
+    old = (
+        "    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))\n"
+    )
+    for operation in ("get", "set"):
+        script = render_script(ScriptRef("providers.hosting_bundle", operation))
+        assert check_script(SCRIPT_FACTS, f"hosting_bundle/{operation}", script) == []
+        start = script.index("    $record = $null\n")
+        end = script.index("    return ([string]$record['boot_time'] -eq $BootTime)")
+        unguarded = script[:start] + old + script[end:]
+        assert check_script(SCRIPT_FACTS, f"hosting_bundle/{operation}", unguarded) != []
+
+
 # -- the installer's time-out ------------------------------------------------------------------------------------
 
 
@@ -391,3 +441,54 @@ def test_the_installers_handles_and_readers_are_disposed_in_finally_blocks() -> 
     for line in ("        $process.StandardError.Dispose()\n", "        if (-not $verified) { $hold.Dispose() }\n"):
         assert line in script
         assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(line, "")) != [], line
+
+
+def test_a_kill_that_fails_because_the_process_is_going_does_not_end_the_operation() -> None:
+    # Process.Kill on a process already terminating throws Win32Exception (access denied), on one gone between
+    # GetProcessById and Kill ArgumentException: the tree is still ended and the result stays InstallerTimedOut.
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    caught = (
+        "catch [System.InvalidOperationException], [System.ArgumentException], "
+        "[System.ComponentModel.Win32Exception] { $null = $_ }"
+    )
+    assert script.count(caught) == 2, "the installer's Kill and each child's"
+    narrow = "catch [System.InvalidOperationException] { $null = $_ }"
+    for at in (script.index(caught), script.rindex(caught)):
+        only_invalid_operation = script[:at] + narrow + script[at + len(caught) :]
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", only_invalid_operation) != [], at
+    # The construct the review found (reworded as it was before): refused by name.
+    old = "            try { $child.Kill() } catch [System.InvalidOperationException] { $null = $_ }\n"
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script + old) != []
+
+
+def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_ids() -> None:
+    # A child started after a single listing escapes; an id listed and reused since must not be ended.
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for needed in (
+        "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n",
+        "        if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
+        " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
+        " -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt)",
+    ):
+        assert needed in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed
+    parent_first = script.replace("for ($i = $new.Count - 1; $i -ge 0; $i--)", "for ($i = 0; $i -lt $new.Count; $i++)")
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", parent_first) != []
+    listed_once = "    $children = Get-ChildProcessIds $Process.Id\n"
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script + listed_once) != []
+
+
+def test_a_mutex_this_account_may_not_open_counts_as_busy_not_as_an_unexpected_error() -> None:
+    # TryOpenExisting throws UnauthorizedAccessException when the mutex exists but its DACL refuses the access it
+    # asks for: the script must count that as owned (InstallerBusy).
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    guard = "    } catch [System.UnauthorizedAccessException] {\n        $owned = $true\n    }\n"
+    assert guard in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(guard, "    } finally {}\n")) != []
+    old = "    if (-not [System.Threading.Mutex]::TryOpenExisting('Global\\_MSIExecute', [ref]$mutex)) { return }\n"
+    start = script.index("    $exists = $false\n")
+    end = script.index("    if ($exists) {")
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script[:start] + old + script[end:]) != []

@@ -129,6 +129,10 @@ function Write-RestartOwed([int] $Code) {
     try {
         $parent = $base.CreateSubKey($RestartOwedParent, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree)
         try {
+            # CreateSubKey opens a key that exists as it is and ignores Volatile (RegCreateKeyExW: "if the key
+            # already exists, this parameter is ignored"): a stable RestartOwed would be owed forever. It goes first
+            # (DeleteSubKeyTree, no error when absent), so what is created is always volatile.
+            $parent.DeleteSubKeyTree($RestartOwedName, $false)
             $owed = $parent.CreateSubKey($RestartOwedName, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, [Microsoft.Win32.RegistryOptions]::Volatile)
             try { $owed.SetValue('exit_code', $Code, [Microsoft.Win32.RegistryValueKind]::DWord) } finally { $owed.Dispose() }
         } finally {
@@ -162,8 +166,17 @@ function Test-LegacyRestartRecord([string] $BootTime) {
     # the key and deletes it (Move-LegacyRestartRecord), so it is read until the next set at most.
     $path = Get-LegacyRestartRecordPath
     if (-not (Test-StagingTrusted (Get-StagingRoot)) -or -not [System.IO.File]::Exists($path)) { return $false }
-    $record = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
-    return ([string]$record.boot_time -eq $BootTime)
+    # A truncated or corrupt record (DeserializeObject throws ArgumentException, "Invalid JSON primitive"), or
+    # one that is not an object with boot_time, is no record: otherwise get would fail on every refresh until
+    # someone deleted it by hand. set deletes it either way.
+    $record = $null
+    try {
+        $record = $JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path))
+    } catch [System.ArgumentException], [System.InvalidOperationException] {
+        return $false
+    }
+    if ($record -isnot [System.Collections.Generic.Dictionary[string, object]] -or -not $record.ContainsKey('boot_time')) { return $false }
+    return ([string]$record['boot_time'] -eq $BootTime)
 }
 
 function Move-LegacyRestartRecord {
@@ -368,39 +381,80 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
     }
 }
 
-function Get-ChildProcessIds([int] $ParentId) {
-    # Win32_Process.ParentProcessId: the processes it started (Burn starts a clean-room copy of itself, which
-    # starts the elevated engine), and theirs. A parent id can be reused by a later process: only processes
-    # created after their parent count.
+function Get-ProcessKey($Entry) {
+    # A process is its id and its start: an id is reused once its process has gone.
+    return "$($Entry.ProcessId)|$($Entry.CreationDate.Ticks)"
+}
+
+function Get-NewDescendants($Known, $Seen) {
+    # Win32_Process.ParentProcessId: the processes started by any process of the tree, ended ones included (an
+    # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
+    # reused by a later process: only processes created after their parent count.
     $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
-    $found = New-Object 'System.Collections.Generic.List[int]'
+    # The id of a member that has ended may belong to a later process now (a start other than the member's, by
+    # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
+    $live = @{}
+    foreach ($entry in $all) { $live[[int]$entry.ProcessId] = $entry.CreationDate }
+    $found = New-Object 'System.Collections.Generic.List[object]'
     $queue = New-Object 'System.Collections.Generic.Queue[object]'
-    foreach ($root in @($all | Where-Object { $_.ProcessId -eq $ParentId })) { $queue.Enqueue($root) }
+    foreach ($member in $Known) { $queue.Enqueue($member) }
     while ($queue.Count -gt 0) {
         $parent = $queue.Dequeue()
-        foreach ($child in @($all | Where-Object { $_.ParentProcessId -eq $parent.ProcessId -and $_.CreationDate -ge $parent.CreationDate })) {
-            if (-not $found.Contains([int]$child.ProcessId)) { $found.Add([int]$child.ProcessId); $queue.Enqueue($child) }
+        $parentId = [int]$parent.ProcessId
+        $reusedAt = $null
+        if ($live.ContainsKey($parentId) -and $null -ne $live[$parentId] -and [math]::Abs(($live[$parentId] - $parent.CreationDate).Ticks) -ge [System.TimeSpan]::TicksPerMillisecond) {
+            $reusedAt = $live[$parentId]
+        }
+        foreach ($child in @($all | Where-Object { [int]$_.ParentProcessId -eq $parentId -and $_.CreationDate -ge $parent.CreationDate -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt) })) {
+            if ($Seen.Add((Get-ProcessKey $child))) { $found.Add($child); $queue.Enqueue($child) }
         }
     }
     return , $found.ToArray()
 }
 
+function Stop-ListedProcess($Entry) {
+    # Only the process listed: between the listing and now its id may have been given to another process, so its
+    # start (Process.StartTime, 100 ns) must be the listed CreationDate (CIM datetime, to the microsecond).
+    # A process that exits (or may not be ended) in between is no failure: GetProcessById throws ArgumentException
+    # (gone), StartTime and Kill InvalidOperationException (it has exited), ArgumentException (its id is gone,
+    # GetProcessHandle) or Win32Exception (access denied: TerminateProcess on a process already terminating, or
+    # one this token may not open); the rest of the tree is still ended and the result stays InstallerTimedOut.
+    $child = $null
+    try { $child = [System.Diagnostics.Process]::GetProcessById([int]$Entry.ProcessId) } catch [System.ArgumentException] { return }  # gone
+    try {
+        try {
+            $started = $child.StartTime
+            if ([math]::Abs(($started - $Entry.CreationDate).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
+        } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+    } finally {
+        $child.Dispose()
+    }
+}
+
 function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     # The installer that did not finish in time is ended, with what it started (Process.Kill ends one process
-    # only on .NET Framework: no entireProcessTree), so that none of it goes on behind the next run. The MSI
-    # transaction itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the
-    # service rolls it back, holding the _MSIExecute mutex until done, which the next run waits for
-    # (Assert-NoInstallationRunning).
-    $children = Get-ChildProcessIds $Process.Id
-    try { $Process.Kill() } catch [System.InvalidOperationException] { $null = $_ }  # it exited meanwhile
-    foreach ($id in $children) {
-        $child = $null
-        try { $child = [System.Diagnostics.Process]::GetProcessById($id) } catch [System.ArgumentException] { continue }  # gone
-        try {
-            try { $child.Kill() } catch [System.InvalidOperationException] { $null = $_ }
-        } finally {
-            $child.Dispose()
+    # only on .NET Framework: no entireProcessTree), so that none of it goes on behind the next run. Leaves first,
+    # the installer last, and the tree listed again until nothing new appears: a process started meanwhile (Burn's
+    # clean-room copy starts the elevated engine) is found under its parent, alive or ended. The MSI transaction
+    # itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the service rolls it
+    # back, holding the _MSIExecute mutex until done, which the next run waits for (Assert-NoInstallationRunning).
+    # The installer's own start, to the microsecond as CIM gives CreationDate; its handle is held since Start, so
+    # StartTime reads even once it has exited.
+    $start = $Process.StartTime
+    $root = [pscustomobject]@{ ProcessId = $Process.Id; CreationDate = $start.AddTicks(-($start.Ticks % 10)) }
+    $known = New-Object 'System.Collections.Generic.List[object]'
+    $known.Add($root)
+    $seen = New-Object 'System.Collections.Generic.HashSet[string]'
+    [void]$seen.Add((Get-ProcessKey $root))
+    for ($round = 0; $round -lt 10; $round++) {
+        $new = Get-NewDescendants $known $seen
+        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }
+        if ($round -eq 0) {
+            try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
         }
+        # Once more after the installer's own Kill: what it started just before is found then.
+        if ($new.Count -eq 0 -and $round -gt 0) { break }
+        $known.AddRange($new)
     }
     [void]$Process.WaitForExit(5000)
 }
@@ -411,14 +465,25 @@ function Assert-NoInstallationRunning($Spec) {
     # else's. Nothing is started beside it. The mutex object may outlive the installation while the service
     # lingers, so what counts is whether it is owned: WaitOne(0) takes it at once when nobody owns it, and it is
     # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
+    # TryOpenExisting returns false only when there is no such mutex; one whose DACL refuses this account
+    # Synchronize|Modify throws UnauthorizedAccessException (dotnet/referencesource Mutex.OpenExistingWorker:
+    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as owned, as
+    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run.
     $mutex = $null
-    if (-not [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)) { return }
+    $exists = $false
     $owned = $false
     try {
-        try { $owned = -not $mutex.WaitOne(0) } catch [System.Threading.AbandonedMutexException] { $owned = $false }
-        if (-not $owned) { $mutex.ReleaseMutex() }
-    } finally {
-        $mutex.Dispose()
+        $exists = [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)
+    } catch [System.UnauthorizedAccessException] {
+        $owned = $true
+    }
+    if ($exists) {
+        try {
+            try { $owned = -not $mutex.WaitOne(0) } catch [System.Threading.AbandonedMutexException] { $owned = $false }
+            if (-not $owned) { $mutex.ReleaseMutex() }
+        } finally {
+            $mutex.Dispose()
+        }
     }
     if ($owned) {
         Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"
