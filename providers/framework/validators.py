@@ -60,7 +60,10 @@ def account_name(value: str) -> str:
     """
     text = value.strip()
     if not text:
-        raise ValueError("is empty; give accounts such as 'IIS AppPool\\Agent' or 'CONTOSO\\svc-agent$'")
+        raise ValueError(
+            "is empty: an empty name names no account; give accounts such as 'IIS AppPool\\Agent' or "
+            "'CONTOSO\\svc-agent$'"
+        )
     if text.upper().startswith("S-"):
         if not SID_PATTERN.match(text):
             raise ValueError(f"{value!r} is not a valid SID; a SID looks like 'S-1-5-21-1004336348-...-1105'")
