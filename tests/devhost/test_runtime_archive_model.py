@@ -345,15 +345,20 @@ def knobs(fs: WindowsFs, **values: Any) -> None:
     (fs.root / "_sim" / "knobs.json").write_text(json.dumps(values))
 
 
-def test_set_waits_for_the_stopped_pools_worker_to_exit_before_the_swap(fs: WindowsFs) -> None:
-    """review-owed A4 (c): the draining worker could still load an assembly from the half-swapped Runtime."""
+def pool_running_v1(fs: WindowsFs) -> None:
+    """A pool whose worker runs V1's images (started after they were extracted)."""
     put(fs, f"{RUNTIME}\\placeholder.txt", b"")
     pool_site(fs)
     install(fs, make_zip(V1), app_pool=POOL)
     manager = iis.ServerManager(fs.root)
     manager.stop_pool(POOL)
     time.sleep(0.01)
-    manager.start_pool(POOL)  # its worker loads V1's images
+    manager.start_pool(POOL)
+
+
+def test_set_waits_for_the_stopped_pools_worker_to_exit_before_the_swap(fs: WindowsFs) -> None:
+    """review-owed A4 (c): the draining worker could still load an assembly from the half-swapped Runtime."""
+    pool_running_v1(fs)
     # Once stopped, w3wp.exe would map them for a minute more; WAS ends it at the pool's shutdownTimeLimit.
     knobs(fs, pool_worker_exit_s=60)
     shutdown_time_limit(fs, "00:00:01")
@@ -903,13 +908,7 @@ def shutdown_time_limit(fs: WindowsFs, value: str) -> None:
 
 
 def test_remove_waits_for_the_stopped_pools_worker_to_exit_before_deleting_the_images(fs: WindowsFs) -> None:
-    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
-    pool_site(fs)
-    install(fs, make_zip(V1), app_pool=POOL)
-    manager = iis.ServerManager(fs.root)
-    manager.stop_pool(POOL)
-    time.sleep(0.01)
-    manager.start_pool(POOL)  # its worker loads V1's images
+    pool_running_v1(fs)
     # Once stopped, w3wp.exe would map them for a minute more; WAS ends it at the pool's shutdownTimeLimit.
     knobs(fs, pool_worker_exit_s=60)
     shutdown_time_limit(fs, "00:00:01")
@@ -934,13 +933,7 @@ def test_remove_of_files_an_agent_it_was_not_told_about_runs_says_what_to_do(fs:
 
 
 def test_remove_after_an_upgrade_whose_old_images_are_still_mapped_reports_the_work_folder(fs: WindowsFs) -> None:
-    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
-    pool_site(fs)
-    install(fs, make_zip(V1), app_pool=POOL)
-    manager = iis.ServerManager(fs.root)
-    manager.stop_pool(POOL)
-    time.sleep(0.01)
-    manager.start_pool(POOL)
+    pool_running_v1(fs)
     shutdown_time_limit(fs, "00:00:01")  # (the waits for the exiting workers stay short)
     # An antivirus scan holds one of the old files: the work folder cannot be deleted yet.
     knobs(fs, pool_worker_exit_s=60, files_held_open=[f"{RUNTIME}\\.iac-old\\lib\\old.dll"])

@@ -27,8 +27,7 @@ from tests.devhost.test_runtime_archive_model import (
     knobs,
     left_stopped,
     make_zip,
-    pool_site,
-    put,
+    pool_running_v1,
     running_dependent,
     running_service,
     shutdown_time_limit,
@@ -41,17 +40,6 @@ from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed,
 @pytest.fixture
 def fs(tmp_path: Path) -> WindowsFs:
     return WindowsFs(tmp_path)
-
-
-def pool_running_v1(fs: WindowsFs) -> None:
-    """A pool whose worker runs V1's images (started after they were extracted)."""
-    put(fs, f"{RUNTIME}\\placeholder.txt", b"")
-    pool_site(fs)
-    install(fs, make_zip(V1), app_pool=POOL)
-    manager = iis.ServerManager(fs.root)
-    manager.stop_pool(POOL)
-    time.sleep(0.01)
-    manager.start_pool(POOL)
 
 
 def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
