@@ -12,6 +12,7 @@ import pytest
 from winrm.protocol import Protocol
 
 from devhost import auth
+from devhost.fs import WindowsFs
 from devhost.processes import SimulatedHostApi
 from devhost.server import BuiltinHost, DevhostServer, sim_dir, users_file
 
@@ -75,6 +76,12 @@ def make_state(root: Path) -> Path:
     state = root / "state"
     auth.write_user(users_file(state), USER, PASSWORD)
     return state
+
+
+@pytest.fixture
+def fs(tmp_path: Path) -> WindowsFs:
+    """An empty simulated host's files (a test file whose host needs more defines its own fs)."""
+    return WindowsFs(tmp_path)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,11 +37,6 @@ def set_spec(pfx: str, password: str = PASSWORD, exportable: bool = False, **ext
         "imported_by_state": False,
         "previous_owner": "",
     }
-
-
-@pytest.fixture
-def fs(tmp_path: Path) -> WindowsFs:
-    return WindowsFs(tmp_path)
 
 
 def test_import_writes_the_store_entry_and_a_protected_key_file(fs: WindowsFs) -> None:

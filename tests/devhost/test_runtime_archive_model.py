@@ -94,11 +94,6 @@ V1 = {
 V2 = {"Usercube-Agent.exe": b"MZ v2", "lib/new.dll": b"MZ new", "readme.txt": b"v2", "data.bin": NOISE[::-1]}
 
 
-@pytest.fixture
-def fs(tmp_path: Path) -> WindowsFs:
-    return WindowsFs(tmp_path)
-
-
 # -- ZipFile.ExtractToDirectory ----------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -38,11 +37,6 @@ from tests.devhost.test_runtime_archive_model import (
     spec,
     upload,
 )
-
-
-@pytest.fixture
-def fs(tmp_path: Path) -> WindowsFs:
-    return WindowsFs(tmp_path)
 
 
 def script(operation: str) -> str:

@@ -7,7 +7,6 @@ could never be blessed and run against this model)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -35,11 +34,6 @@ from tests.devhost.test_runtime_archive_model import (
     upload,
 )
 from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed, state_of
-
-
-@pytest.fixture
-def fs(tmp_path: Path) -> WindowsFs:
-    return WindowsFs(tmp_path)
 
 
 def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
