@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from pulumi import automation as auto
+from pulumi.runtime import _grpc_settings
 from semver import VersionInfo
 
 from providers.dynamic_server import WorkersSettingError, worker_count
@@ -27,6 +28,21 @@ ENSURE_PULUMI = ROOT / "tools" / "ensure-pulumi.sh"
 
 class WorkspaceError(Exception):
     pass
+
+
+# An inline program runs in this process once per verb, and the SDK opens a new gRPC channel to each
+# CLI's engine and resource monitor without ever closing the old one. gRPC shares one connection
+# ("subchannel") among all channels of a process with the same address and options; the leaked
+# channel's connection to a CLI that has exited sits in reconnect back-off (up to 120 s), so when a
+# later CLI is given the same loopback port by the kernel, the new channel inherits that failure and
+# the program's first call fails at once: "failed to connect to all addresses ... Connection refused"
+# (seen in CI: 2 of 1082 tests; https://github.com/pulumiverse/pulumi-scaleway/issues/321 shows the
+# same trace). A local subchannel pool per channel ends the sharing (grpc_types.h,
+# GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL); tests/test_stackrun_grpc_channels.py shows both sides.
+# The SDK reads this list each time it opens a channel.
+_LOCAL_SUBCHANNEL_POOL = ("grpc.use_local_subchannel_pool", 1)
+if _LOCAL_SUBCHANNEL_POOL not in _grpc_settings._GRPC_CHANNEL_OPTIONS:
+    _grpc_settings._GRPC_CHANNEL_OPTIONS.append(_LOCAL_SUBCHANNEL_POOL)
 
 
 @cache
