@@ -4,7 +4,7 @@ Every step the workflows run is a script in ci/; these tests run those scripts a
 do (bash, environment variables), with the real Pulumi CLI on a copy of the project whose `local`
 stack points at three simulated hosts, and with the REST API served by a tiny in-memory server
 that records every request. The workflow files themselves are linted: actionlint for GitHub
-Actions, structural checks for Azure Pipelines (see `test_azure_pipelines_are_well_formed`).
+Actions, Microsoft's published schema for Azure Pipelines (tests/support/azure_pipelines.py).
 
 The rendered comment and issue are written to docs/examples/ when USERCUBE_UPDATE_EXAMPLES=1, and
 otherwise compared with the committed files, which the README includes.
@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from devhost import iis
+from tests.support import azure_pipelines
 from tests.support.estate import AGENTS_KEY, LOCAL_HOST_PASSWORD, EstateProject, SimulatedEstate, start_estate
 from tests.support.hosts import Target
 
@@ -437,43 +438,46 @@ def test_the_ci_scripts_parse() -> None:
         assert done.returncode == 0, done.stderr
 
 
-def test_azure_pipelines_are_well_formed() -> None:
-    """What this checks (no official schema is available offline): the YAML parses; the keys the
-    Azure Pipelines schema allows at the top, in stages, jobs and steps; every step is one task
-    form; deployments to an environment are `deployment` jobs (approvals are configured on the
-    Environment in Azure DevOps, where the pipeline cannot grant them itself); stages run in order."""
-    top_keys = {"name", "trigger", "pr", "schedules", "variables", "stages", "pool", "resources", "parameters"}
-    stage_keys = {"stage", "displayName", "dependsOn", "condition", "jobs", "variables", "pool", "lockBehavior"}
-    job_keys = {"job", "deployment", "displayName", "pool", "steps", "environment", "strategy", "variables"}
-    job_keys |= {"timeoutInMinutes", "condition", "dependsOn", "workspace", "continueOnError"}
-    step_forms = {"script", "bash", "task", "checkout", "pwsh", "powershell", "publish", "download"}
-    step_keys = step_forms | {"displayName", "env", "inputs", "condition", "name", "continueOnError", "clean"}
-    step_keys |= {"timeoutInMinutes", "fetchDepth", "artifact", "workingDirectory"}
-    found = {}
+def test_azure_pipelines_match_microsofts_schema() -> None:
+    """Each pipeline against the schema the Azure Pipelines editor validates with (every key, task
+    name and version, task input, trigger and schedule); see tests/support/azure_pipelines.py."""
     for path in sorted(PIPELINES.glob("*.yml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        found[path.name] = document
-        assert set(document) <= top_keys, (path.name, set(document) - top_keys)
-        stages = document["stages"]
-        assert stages, path.name
-        for stage in stages:
-            assert set(stage) <= stage_keys, (path.name, set(stage) - stage_keys)
-            for job in stage["jobs"]:
-                assert set(job) <= job_keys, (path.name, set(job) - job_keys)
-                assert ("job" in job) != ("deployment" in job), job
-                if "deployment" in job:
-                    assert job["environment"], job
-                    steps = job["strategy"]["runOnce"]["deploy"]["steps"]
-                else:
-                    steps = job["steps"]
-                for step in steps:
-                    assert set(step) <= step_keys, (path.name, set(step) - step_keys)
-                    assert len(set(step) & step_forms) == 1, step
+        assert azure_pipelines.problems(azure_pipelines.load(path.read_text(encoding="utf-8"))) == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("mistake", "change", "reported"),
+    [
+        ("a task input misspelt", lambda steps: steps[2]["inputs"].update({"versoin": "1.25.11"}), "versoin"),
+        ("a task version that does not exist", lambda steps: steps[2].update({"task": "GoTool@9"}), "GoTool@9"),
+        ("a step key Azure does not know", lambda steps: steps[5].update({"enviroment": {}}), "enviroment"),
+        (
+            "a step whose form is not its first key",
+            lambda steps: steps.insert(0, {"displayName": "x", "bash": "x"}),
+            "comes first",
+        ),
+        ("a boolean Azure does not read as one", lambda steps: steps[5].update({"continueOnError": "maybe"}), "maybe"),
+    ],
+)
+def test_the_schema_check_refuses_what_azure_refuses(mistake: str, change: Any, reported: str) -> None:
+    document = azure_pipelines.load((PIPELINES / "drift.yml").read_text(encoding="utf-8"))
+    change(document["stages"][0]["jobs"][0]["steps"])
+    found = azure_pipelines.problems(document)
+    assert any(reported in problem for problem in found), (mistake, found)
+
+
+def test_azure_pipelines_deploy_in_order_through_environments() -> None:
+    """What the schema cannot say: deployments to an environment are `deployment` jobs (approvals are
+    configured on the Environment in Azure DevOps, where the pipeline cannot grant them itself), prod
+    after staging, the drift check runs every night and the preview only on pull requests."""
+    found = {path.name: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(PIPELINES.glob("*.yml"))}
     assert sorted(found) == ["deploy.yml", "drift.yml", "preview.yml"]
     deploy = found["deploy.yml"]
     names = [stage["stage"] for stage in deploy["stages"]]
     assert names == ["staging", "prod"]
     assert deploy["stages"][1]["dependsOn"] == "staging"
+    for stage in deploy["stages"]:
+        assert all("deployment" in job and "job" not in job for job in stage["jobs"]), stage["stage"]
     environments = [job["environment"] for stage in deploy["stages"] for job in stage["jobs"]]
     assert environments == ["usercube-staging", "usercube-prod"]
     assert found["drift.yml"]["schedules"][0]["always"] is True
