@@ -18,8 +18,10 @@ Modelled Windows rules, with the Win32 error each raises:
   a dependency already running is left as it is);
 - the states of SERVICE_STATUS (learn.microsoft.com SERVICE_STATUS, dwCurrentState): Stopped, StartPending,
   StopPending, Running, ContinuePending, PausePending, Paused; a pending state ends with ``settle``;
-- delete of a running service only marks it for deletion (1072 for later changes); it goes when
-  it stops.
+- delete of a running service, or of one a program holds a handle to (services.msc, an EDR tool:
+  ``admin_open_handle``), only marks it for deletion: it stays listed, with DeleteFlag=1 under its key,
+  later changes, starts and a create of its name fail with 1072, and it goes once it is stopped and the
+  last handle is closed (learn.microsoft.com DeleteService, Remarks; CreateService, return codes).
 A program that starts is taken to answer the service control manager (no 1053 is modelled).
 Per-service SIDs (``NT SERVICE\\<name>``) resolve while the service exists.
 """
@@ -92,7 +94,8 @@ class Service:
     process_id: int = 0
     started_at: float = 0.0  # when it last started (its program loads its images then; see devhost.fileops)
     system: bool = False
-    marked_for_delete: bool = False
+    marked_for_delete: bool = False  # the DeleteFlag=1 value under its registry key
+    open_handles: int = 0  # handles other programs hold to it (OpenService without CloseServiceHandle)
 
 
 # SERVICE_STATUS.dwCurrentState, by ServiceControllerStatus's names (learn.microsoft.com SERVICE_STATUS).
@@ -107,7 +110,7 @@ PENDING_END = {
 
 
 # What the service control manager keeps about a running service, which no setting changes.
-_RUNTIME_FIELDS = ("name", "state", "process_id", "started_at", "system", "marked_for_delete")
+_RUNTIME_FIELDS = ("name", "state", "process_id", "started_at", "system", "marked_for_delete", "open_handles")
 
 
 def _path(state_dir: Path) -> Path:
@@ -190,7 +193,8 @@ def create(
         raise ScmError(123)
     services = load(state_dir)
     if name.lower() in services:
-        raise ScmError(1073)
+        # "already exists in this database and has been marked for deletion" (CreateService, return codes)
+        raise ScmError(1072 if services[name.lower()].marked_for_delete else 1073)
     if any(s.display_name.lower() == name.lower() for s in services.values()):
         raise ScmError(1078)
     _check_names(services, name, display_name)
@@ -434,7 +438,7 @@ def stop(state_dir: Path, name: str) -> Service | None:
     if service.state != "Stopped":
         service.state = "Stopped"
         service.process_id = 0
-    if service.marked_for_delete:
+    if service.marked_for_delete and service.open_handles == 0:
         del services[name.lower()]
         save(state_dir, services)
         return None
@@ -443,10 +447,11 @@ def stop(state_dir: Path, name: str) -> Service | None:
 
 
 def delete(state_dir: Path, name: str) -> bool:
-    """DeleteService: gone at once when stopped, else marked for deletion (returns whether it is gone)."""
+    """DeleteService: gone at once when stopped and no other handle is open, else marked for deletion (returns
+    whether it is gone)."""
     services = load(state_dir)
     service = _existing(services, name)
-    if service.state != "Stopped":
+    if service.state != "Stopped" or service.open_handles > 0:
         service.marked_for_delete = True
         save(state_dir, services)
         return False
@@ -483,6 +488,28 @@ def admin_edit_service(state_dir: Path, name: str, **values: Any) -> None:
 def admin_stop_service(state_dir: Path, name: str) -> None:
     """An administrator stops a service (Stop-Service)."""
     stop(state_dir, name)
+
+
+def admin_open_handle(state_dir: Path, name: str) -> None:
+    """A program opens the service and keeps the handle (services.msc showing it, an EDR tool watching it)."""
+    services = load(state_dir)
+    service = services.get(name.lower())
+    if service is None:
+        raise ScmError(1060)
+    service.open_handles += 1
+    save(state_dir, services)
+
+
+def admin_close_handles(state_dir: Path, name: str) -> None:
+    """That program closes its handles (services.msc closed): a stopped service marked for deletion goes now."""
+    services = load(state_dir)
+    service = services.get(name.lower())
+    if service is None:
+        return
+    service.open_handles = 0
+    if service.marked_for_delete and service.state == "Stopped":
+        del services[name.lower()]
+    save(state_dir, services)
 
 
 def admin_delete_service(state_dir: Path, name: str) -> None:

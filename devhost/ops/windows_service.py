@@ -53,6 +53,11 @@ _START_ERRORS = {
         "password",
         'check the password and that the account holds "Log on as a service" (SeServiceLogonRight)',
     ),
+    1072: (
+        "ServiceMarkedForDelete",
+        "name",
+        "close services.msc and every program holding the service open (or restart the host), then retry",
+    ),
 }
 _START_NAMES = {
     "LocalSystem": ("LocalSystem", ""),
@@ -79,6 +84,26 @@ SCRIPT_FACTS = (
         "start with 1069 (learn.microsoft.com, Log on as a service)",
     ),
     ScriptFact(_SET, r"Check\(LsaAddAccountRights\(policy, sidBytes, wanted, 1\)\);", "LsaAddAccountRights"),
+    ScriptFact(
+        _SET,
+        r"\$deleteFlag = \$values\.PSObject\.Properties\['DeleteFlag'\]",
+        "a service marked for deletion stays listed in Win32_Service, DeleteFlag=1 under its key, until its last "
+        "handle closes (learn.microsoft.com DeleteService); read StrictMode-safe, the value is usually absent",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$before\.ensure -eq 'present' -and \$before\.marked_for_delete\) \{\n"
+        r"    Stop-Operation -Id 'ServiceMarkedForDelete'",
+        "a service marked for deletion is never adopted or configured: it vanishes when the last handle closes",
+    ),
+    ScriptFact(
+        _SET,
+        r"\(@\('', \[string\]\$Spec\.description\) -ccontains \[string\]\$before\.description\) -and\n"
+        r"\s+\(@\(\$noActionsKey, \(Get-FailureActionKey \$Spec\.failure_actions\)\) -ccontains "
+        r"\(Get-FailureActionKey \$before\.failure_actions\)\)",
+        "an interrupted run of set.ps1 leaves Create's description and recovery actions (none) or the declared "
+        "ones (set after Create); a service with others was not made by it and is refused",
+    ),
     ScriptFact(
         _SET,
         r"if \(\$text -eq ''\) \{ return '\"\"' \}",
@@ -151,20 +176,25 @@ def _state(state_dir: Path, name: str) -> dict[str, Any]:
         "state": service.state,
         "service_sid": accounts.virtual_sid(scm.SERVICE_DOMAIN_RID, service.name),
         "account_sid": _account_sid(state_dir, account),
+        "marked_for_delete": service.marked_for_delete,  # Get-ServiceState: the DeleteFlag value, 1
     }
 
 
 def _left_by_own_create(before: dict[str, Any], spec: dict[str, Any]) -> bool:
     """The service as set.ps1's own Win32_Service.Create makes it (program, display name, account, start mode; -ceq
-    for the strings, -eq for the account): what an interrupted create left, adopted instead of refused."""
+    for the strings, -eq for the account), its description and recovery actions Create's (none) or the declared
+    ones: what an interrupted create left, adopted instead of refused."""
     create_mode = _CIM_START_MODE.get(spec["start_type"], "Automatic")
     before_mode = "Automatic" if before.get("start_type") == "AutomaticDelayedStart" else before.get("start_type")
+    no_actions = _failure_key({"actions": [], "reset_period_seconds": 0})
     return (
         before["ensure"] == "present"
         and before["image_path"] == spec["image_path"]
         and before["display_name"] == spec["display_name"]
         and str(before["account"]).lower() == str(spec["account"]).lower()
         and before_mode == create_mode
+        and before["description"] in ("", spec["description"] or "")
+        and _failure_key(before["failure_actions"]) in (no_actions, _failure_key(spec["failure_actions"]))
     )
 
 
@@ -210,6 +240,15 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
     changes: list[dict[str, Any]] = []
     before = _state(state_dir, name)
     created = False
+    if before["ensure"] == "present" and before["marked_for_delete"]:
+        raise _Stop(
+            fail(
+                "ServiceMarkedForDelete",
+                f"service '{name}' is marked for deletion (1072) and goes when the last handle to it closes; "
+                "close services.msc and every program holding the service open (or restart the host), then retry",
+                prop="name",
+            )
+        )
     if before["ensure"] == "absent" or (spec["create"] and not _left_by_own_create(before, spec)):
         try:
             scm.create(

@@ -35,8 +35,9 @@ class WindowsServiceProvider(WindowsResourceProvider):
         except HostOperationFailed as error:
             # Create is transactional: a service created before a later step failed (a start with a
             # wrong password, a missing executable) is removed again, so that the next `up` starts
-            # clean instead of meeting 'already exists'. A name that was taken is left alone.
-            if error.script_error_id != "ServiceExists":
+            # clean instead of meeting 'already exists'. A name that was taken is left alone, and so is a
+            # service marked for deletion (its Delete would only fail with 1072 again; it goes by itself).
+            if error.script_error_id not in ("ServiceExists", "ServiceMarkedForDelete"):
                 self._run(spec, "remove")
             raise
         return CreateResult(spec.resource_id(), {**spec.model_dump(mode="json"), **self.outputs(spec, state)})

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from devhost import accounts, features, lsa, scm
+from devhost import accounts, features, lsa, ps51, scm
 from devhost.fs import WindowsFs
 from devhost.ops import windows_feature, windows_service
+from providers.scripting.runner import ScriptRef, render_script
 from providers.windows_service.model import WindowsServiceModel, quote_argument, split_image_path
 
 EXE = "C:\\identitymanagerContoso\\Runtime\\Usercube-Agent.exe"
@@ -84,6 +85,21 @@ def test_delete_of_a_running_service_waits_for_it_to_stop(tmp_path: Path) -> Non
     assert scm.get(tmp_path, "UsercubeAgent") is None
 
 
+def test_delete_while_a_program_holds_a_handle_only_marks_the_service(tmp_path: Path) -> None:
+    """learn.microsoft.com DeleteService: the entry goes once the service is stopped and every handle is closed;
+    until then it is listed, and CreateService of its name fails with 1072."""
+    new(tmp_path)
+    scm.admin_open_handle(tmp_path, "UsercubeAgent")  # services.msc shows it
+    assert scm.delete(tmp_path, "UsercubeAgent") is False
+    listed = scm.get(tmp_path, "UsercubeAgent")
+    assert listed is not None and listed.marked_for_delete
+    assert code_of(lambda: new(tmp_path)) == 1072
+    assert code_of(lambda: scm.start(tmp_path, "UsercubeAgent")) == 1072
+    assert scm.stop(tmp_path, "UsercubeAgent") is not None, "stopped, but a handle is still open"
+    scm.admin_close_handles(tmp_path, "UsercubeAgent")
+    assert scm.get(tmp_path, "UsercubeAgent") is None
+
+
 def test_service_sid_resolves_while_the_service_exists(tmp_path: Path) -> None:
     new(tmp_path)
     sid = accounts.resolve(tmp_path, "NT SERVICE\\UsercubeAgent").sid
@@ -139,6 +155,81 @@ def test_a_create_adopts_the_service_its_own_create_left_and_refuses_any_other(t
         taken = windows_service.set_(fs, spec)
         assert not taken.ok and taken.error is not None and taken.error["id"] == "ServiceExists", other
         scm.admin_delete_service(tmp_path, spec["name"])
+
+
+RECOVERY = {"actions": [{"action": "Restart", "delay_seconds": 60}], "reset_period_seconds": 86400}
+
+
+@pytest.mark.parametrize(
+    ("left_settings", "adopted"),
+    [
+        ({"description": "Contoso agent"}, True),  # cut after Set-Service -Description
+        ({"description": "Contoso agent", "failure_actions": RECOVERY}, True),  # cut after sc.exe failure
+        ({"description": "Installed by hand"}, False),
+        ({"failure_actions": {"actions": [], "reset_period_seconds": 3600}}, False),
+        ({"failure_actions": {**RECOVERY, "reset_period_seconds": 60}}, False),
+    ],
+)
+def test_a_create_adopts_only_a_description_and_recovery_actions_its_own_run_can_have_left(
+    tmp_path: Path, left_settings: dict[str, object], adopted: bool
+) -> None:
+    """Review A2: set.ps1 sets the description and the recovery actions after Create, so a service its interrupted
+    run left has none or the declared ones; the same program and name with another description (a hand install
+    after the manual's `sc.exe create`) was not made by it and is refused."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of(description="Contoso agent", failure_actions=RECOVERY) | {"create": True}
+    left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+    scm.create(tmp_path, **left, start_mode="Auto", start_name="LocalSystem", password=None)
+    scm.admin_edit_service(tmp_path, spec["name"], **left_settings)
+    result = windows_service.set_(fs, spec)
+    if adopted:
+        assert result.ok, result.error
+        assert result.state["description"] == "Contoso agent" and result.state["failure_actions"] == RECOVERY
+    else:
+        assert not result.ok and result.error is not None and result.error["id"] == "ServiceExists", left_settings
+        service = scm.get(tmp_path, spec["name"])
+        assert service is not None and {k: getattr(service, k) for k in left_settings} == left_settings, "untouched"
+
+
+def set_script() -> str:
+    return render_script(ScriptRef("providers.windows_service", "set"))
+
+
+def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
+    """Review A1: a replace (delete, then create with the same name and settings) while services.msc holds a handle
+    to the service: the delete only marks it, it stays listed exactly as the create would make it, and vanishes
+    when the handle closes. The create must stop with ServiceMarkedForDelete, not adopt it and report success."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    assert windows_service.set_(fs, spec).ok
+    scm.admin_open_handle(tmp_path, spec["name"])
+    removed = windows_service.remove(fs, spec_of())  # the replace's delete
+    assert removed.ok and removed.state["marked_for_delete"] is True
+    refused = windows_service.set_(fs, spec)
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "ServiceMarkedForDelete"
+    assert "services.msc" in refused.error["message"] and refused.error["property"] == "name"
+    scm.admin_close_handles(tmp_path, spec["name"])  # the fix the message names
+    recreated = windows_service.set_(fs, spec)
+    assert recreated.ok and "ensure" in {c["property"] for c in recreated.changes}
+
+
+@pytest.mark.parametrize(
+    ("fixed", "unfixed"),
+    [
+        ("if ($before.ensure -eq 'present' -and $before.marked_for_delete) {", "if ($false) {"),
+        ("$deleteFlag = $values.PSObject.Properties['DeleteFlag']", "$deleteFlag = $null"),
+        ("(@('', [string]$Spec.description) -ccontains [string]$before.description) -and", "$true -and"),
+        ("(@($noActionsKey, (Get-FailureActionKey $Spec.failure_actions)) -ccontains", "(@($x) -ccontains"),
+    ],
+)
+def test_the_model_refuses_the_script_without_the_adoption_checks(fixed: str, unfixed: str) -> None:
+    """The set model stops on a service marked for deletion and checks description and recovery actions: a set.ps1
+    without those checks (the script before review A1/A2) violates its script facts, so it cannot be blessed."""
+    script = set_script()
+    assert fixed in script and ps51.check_script(windows_service.SCRIPT_FACTS, "windows_service/set", script) == []
+    assert ps51.check_script(windows_service.SCRIPT_FACTS, "windows_service/set", script.replace(fixed, unfixed))
 
 
 def test_feature_install_brings_parents_defaults_and_tools(tmp_path: Path) -> None:

@@ -312,3 +312,34 @@ def test_a_create_adopts_the_service_an_interrupted_create_left(simulated: Targe
     assert stack.preview(expect_no_changes=True).ok
     assert stack.destroy().ok
     assert scm.get(simulated.state_dir, desired["name"]) is None
+
+
+def test_a_create_refuses_a_service_marked_for_deletion_and_leaves_it_alone(simulated: Target, engine: Engine) -> None:
+    """Review A1: a service deleted while services.msc holds a handle to it stays listed, exactly as this create
+    would make it, until the handle closes. The `up` stops with ServiceMarkedForDelete naming the fix (its
+    roll-back does not try to delete it again, which would only fail with 1072), and succeeds once it is gone."""
+    from devhost import scm
+
+    assert simulated.state_dir is not None
+    desired = new_service(simulated)
+    created = WindowsServiceModel.model_validate({"connection": simulated.connection, **desired}).script_input()
+    scm.create(
+        simulated.state_dir,
+        name=created["name"],
+        display_name=created["display_name"],
+        image_path=created["image_path"],
+        start_mode="Auto",
+        start_name="LocalSystem",
+        password=None,
+    )
+    scm.admin_open_handle(simulated.state_dir, desired["name"])
+    assert scm.delete(simulated.state_dir, desired["name"]) is False
+    stack = engine(service_program(simulated, desired))
+    refused = stack.up()
+    assert not refused.ok
+    assert "ServiceMarkedForDelete" in refused.output and "close services.msc" in refused.output, refused.output
+    assert "Win32_Service.Delete" not in refused.output, "no roll-back delete of a service already marked"
+    scm.admin_close_handles(simulated.state_dir, desired["name"])
+    assert scm.get(simulated.state_dir, desired["name"]) is None
+    assert stack.up().ok
+    assert stack.destroy().ok

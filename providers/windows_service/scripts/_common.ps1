@@ -48,6 +48,7 @@ $StartErrors = @{
     1053 = @('ServiceStartTimeout', 'binary_path', 'the program did not answer the service control manager; check that it supports running as a service (--service)')
     1058 = @('ServiceDisabled', 'start_type', 'set start_type to Automatic or Manual')
     1069 = @('ServiceLogonFailed', 'password', 'check the password and that the account holds "Log on as a service" (SeServiceLogonRight)')
+    1072 = @('ServiceMarkedForDelete', 'name', 'close services.msc and every program holding the service open (or restart the host), then retry')
 }
 
 function Invoke-ServiceControl {
@@ -152,6 +153,11 @@ function Get-ServiceState([string] $Name) {
     }
     $values = Get-ItemProperty -LiteralPath "HKLM:\SYSTEM\CurrentControlSet\Services\$($service.Name)"
     $delayed = $values.PSObject.Properties['DelayedAutostart']
+    # DeleteService only marks a service for deletion while a handle to it is open (services.msc, an
+    # EDR tool) or it runs: it stays listed, with DeleteFlag=1 under its key, until the last handle
+    # closes (learn.microsoft.com DeleteService, Remarks). Read the way DelayedAutostart is: the value
+    # is usually absent, and StrictMode forbids reading a missing property.
+    $deleteFlag = $values.PSObject.Properties['DeleteFlag']
     $startType = switch ([string]$service.StartMode) {
         'Auto' { if ($null -ne $delayed -and [int]$delayed.Value -eq 1) { 'AutomaticDelayedStart' } else { 'Automatic' } }
         'Manual' { 'Manual' }
@@ -183,6 +189,7 @@ function Get-ServiceState([string] $Name) {
         state = [string]$service.State
         service_sid = $serviceSid
         account_sid = (Get-AccountSid $account)
+        marked_for_delete = ($null -ne $deleteFlag -and [int]$deleteFlag.Value -eq 1)
     }
 }
 

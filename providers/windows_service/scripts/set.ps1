@@ -8,20 +8,34 @@ $changes = New-Object System.Collections.ArrayList
 $before = Get-ServiceState $name
 $created = $false
 
+# A service marked for deletion (a delete, such as the first half of a replace, while services.msc or
+# another program holds a handle to it) is still listed until that handle closes, and then goes:
+# adopting or configuring it would report success on a service about to vanish.
+if ($before.ensure -eq 'present' -and $before.marked_for_delete) {
+    Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
+        "service '$name' is marked for deletion (1072) and goes when the last handle to it closes; " +
+        'close services.msc and every program holding the service open (or restart the host), then retry')
+}
+
 # On creation Win32_Service.Create runs even when the name is taken, so that Windows refuses with
 # 'already exists' (1073) instead of this resource silently taking over a service it did not create.
-# Except the service this resource's own Create makes: same program, display name, account and start mode.
-# That one is what an interrupted run left (the CLI killed after Create, or Create's reply lost): it is
-# adopted, and the steps after Create below bring it to the rest of what is declared.
+# Except the service this resource's own Create makes: same program, display name, account and start mode,
+# and a description and recovery actions that are Create's (none) or the declared ones (the steps below
+# set them after Create). That one is what an interrupted run left (the CLI killed after Create, or
+# Create's reply lost): it is adopted, and the steps after Create below bring it to the rest of what is
+# declared. A service with any other description or recovery actions was not made by this script: refused.
 $leftByOwnCreate = $false
 if ($before.ensure -eq 'present') {
     # Create's StartMode below; 'AutomaticDelayedStart' is Automatic plus a registry value set after Create.
     $createMode = if ([string]$Spec.start_type -eq 'Manual') { 'Manual' } elseif ([string]$Spec.start_type -eq 'Disabled') { 'Disabled' } else { 'Automatic' }
     $beforeMode = if ([string]$before.start_type -eq 'AutomaticDelayedStart') { 'Automatic' } else { [string]$before.start_type }
+    $noActionsKey = Get-FailureActionKey ([ordered]@{ actions = @(); reset_period_seconds = [long]0 })
     $leftByOwnCreate = ([string]$before.image_path -ceq [string]$Spec.image_path) -and
         ([string]$before.display_name -ceq [string]$Spec.display_name) -and
         ([string]$before.account -eq [string]$Spec.account) -and
-        ($beforeMode -eq $createMode)
+        ($beforeMode -eq $createMode) -and
+        (@('', [string]$Spec.description) -ccontains [string]$before.description) -and
+        (@($noActionsKey, (Get-FailureActionKey $Spec.failure_actions)) -ccontains (Get-FailureActionKey $before.failure_actions))
 }
 if ($before.ensure -eq 'absent' -or ([bool]$Spec.create -and -not $leftByOwnCreate)) {
     $arguments = @{
