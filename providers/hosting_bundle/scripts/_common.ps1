@@ -168,11 +168,13 @@ function Test-LegacyRestartRecord([string] $BootTime) {
     if (-not (Test-StagingTrusted (Get-StagingRoot)) -or -not [System.IO.File]::Exists($path)) { return $false }
     # A truncated or corrupt record (DeserializeObject throws ArgumentException, "Invalid JSON primitive"), or
     # one that is not an object with boot_time, is no record: otherwise get would fail on every refresh until
-    # someone deleted it by hand. set deletes it either way.
+    # someone deleted it by hand. So is one that cannot be read: ReadAllText throws IOException on a sharing
+    # violation (an antivirus or backup holding it) and UnauthorizedAccessException on an entry that denies this
+    # account reading (learn.microsoft.com File.ReadAllText, Exceptions). set deletes it either way.
     $record = $null
     try {
         $record = $JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path))
-    } catch [System.ArgumentException], [System.InvalidOperationException] {
+    } catch [System.ArgumentException], [System.InvalidOperationException], [System.IO.IOException], [System.UnauthorizedAccessException] {
         return $false
     }
     if ($record -isnot [System.Collections.Generic.Dictionary[string, object]] -or -not $record.ContainsKey('boot_time')) { return $false }
@@ -390,7 +392,15 @@ function Get-NewDescendants($Known, $Seen) {
     # Win32_Process.ParentProcessId: the processes started by any process of the tree, ended ones included (an
     # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
     # reused by a later process: only processes created after their parent count.
-    $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+    # A listing WMI fails (CimException: the provider busy or over its quota, 0x80041006, winmgmt restarting;
+    # terminating under EAP=Stop, so a generic catch) finds nothing this round: the installer's own Kill still
+    # runs (Stop-InstallerTree), and the next round lists again.
+    $all = @()
+    try {
+        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+    } catch {
+        $all = @()
+    }
     # The id of a member that has ended may belong to a later process now (a start other than the member's, by
     # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
     $live = @{}
@@ -447,10 +457,15 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     $seen = New-Object 'System.Collections.Generic.HashSet[string]'
     [void]$seen.Add((Get-ProcessKey $root))
     for ($round = 0; $round -lt 10; $round++) {
-        $new = Get-NewDescendants $known $seen
-        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }
-        if ($round -eq 0) {
-            try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+        $new = @()
+        try {
+            $new = Get-NewDescendants $known $seen
+            for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }
+        } finally {
+            # The installer itself is ended whatever the first listing and its Kills did.
+            if ($round -eq 0) {
+                try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+            }
         }
         # Once more after the installer's own Kill: what it started just before is found then.
         if ($new.Count -eq 0 -and $round -gt 0) { break }
@@ -467,15 +482,17 @@ function Assert-NoInstallationRunning($Spec) {
     # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
     # TryOpenExisting returns false only when there is no such mutex; one whose DACL refuses this account
     # Synchronize|Modify throws UnauthorizedAccessException (dotnet/referencesource Mutex.OpenExistingWorker:
-    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as owned, as
-    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run.
+    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as busy, as
+    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run, with a
+    # message of its own: waiting does not help, the same refusal comes back until the account or the DACL changes.
     $mutex = $null
     $exists = $false
     $owned = $false
+    $denied = $false
     try {
         $exists = [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)
     } catch [System.UnauthorizedAccessException] {
-        $owned = $true
+        $denied = $true
     }
     if ($exists) {
         try {
@@ -484,6 +501,9 @@ function Assert-NoInstallationRunning($Spec) {
         } finally {
             $mutex.Dispose()
         }
+    }
+    if ($denied) {
+        Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message "Windows Installer's mutex Global\_MSIExecute exists but this account may not open it (access denied), so whether an installation is running cannot be told; connect as an administrator of the host (elevated), or check the mutex's DACL (a security product may have changed it), then run up again"
     }
     if ($owned) {
         Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"
