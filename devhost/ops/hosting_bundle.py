@@ -118,7 +118,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"try \{\s+\$started = \$child\.StartTime\s+"
-        r"if \(\[math\]::Abs\(\(\$started - \$Entry\.CreationDate\)\.Ticks\) "
+        r"if \(\[math\]::Abs\(\(\$started\.ToUniversalTime\(\) - \(Get-StartUtc \$Entry\)\)\.Ticks\) "
         r"-lt \[System\.TimeSpan\]::TicksPerMillisecond\) "
         r"\{ \$child\.Kill\(\) \}\s+\} catch \[System\.InvalidOperationException\], \[System\.ArgumentException\], "
         r"\[System\.ComponentModel\.Win32Exception\] \{ \$null = \$_ \}",
@@ -150,9 +150,22 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"-and \(\$null -eq \$reusedAt -or \$_\.CreationDate -lt \$reusedAt\)",
+        r"-and \(\$null -eq \$reusedAt -or \$_\.CreationDate\.ToUniversalTime\(\) -lt \$reusedAt\)",
         "an ended member's id taken by a later process: only what was created before that process counts as the "
         "member's child (Windows reuses ids; an orphan keeps its parent's)",
+    ),
+    ScriptFact(
+        _SET,
+        r"Where-Object \{ \[int\]\$_\.ParentProcessId -eq \$parentId -and \$null -ne \$_\.CreationDate -and "
+        r"\$_\.CreationDate\.ToUniversalTime\(\) -ge \$parentStart -and",
+        "a child counts only if created at or after its parent, both starts in UTC (in the hour a DST change "
+        "repeats, local times of two instants are equal)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$null -eq \$Entry\.CreationDate\) \{ return \$null \}\s+"
+        r"return \$Entry\.CreationDate\.ToUniversalTime\(\)",
+        "start times are compared in UTC (Get-StartUtc: ids, reuse and the start check of each Kill)",
     ),
     ScriptFact(
         _SET,

@@ -470,7 +470,8 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
         "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n",
         "        if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
         " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
-        " -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt)",
+        " -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt)",
+        " -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and",
     ):
         assert needed in script
         assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed
@@ -623,3 +624,17 @@ def test_the_script_reads_an_unreadable_earlier_record_as_none() -> None:
         script = render_script(ScriptRef("providers.hosting_bundle", operation))
         assert wide in script and check_script(SCRIPT_FACTS, f"hosting_bundle/{operation}", script) == []
         assert check_script(SCRIPT_FACTS, f"hosting_bundle/{operation}", script.replace(wide, narrow)) != []
+
+
+def test_start_times_are_compared_in_utc() -> None:
+    # Review bundle2 B4: in the autumn fall-back hour two instants share one local time, so a child started after
+    # the change looks older than its parent when local times are compared.
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for utc, local in (
+        ("$_.CreationDate.ToUniversalTime() -ge $parentStart", "$_.CreationDate -ge $parent.CreationDate"),
+        ("($started.ToUniversalTime() - (Get-StartUtc $Entry))", "($started - $Entry.CreationDate)"),
+        ("    return $Entry.CreationDate.ToUniversalTime()\n", "    return $Entry.CreationDate\n"),
+    ):
+        assert utc in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(utc, local)) != [], local

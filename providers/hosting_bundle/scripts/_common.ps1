@@ -383,9 +383,18 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
     }
 }
 
+function Get-StartUtc($Entry) {
+    # CreationDate (CIM) and Process.StartTime are local times (Kind Local): compared as they are, the hour a DST
+    # change repeats gives two instants one local time. In UTC each has its own (.NET keeps which of the two a local
+    # time is, from the conversion that made it: TimeZoneInfo.ConvertTime and DateTime.ToLocalTime set its
+    # ambiguous-DST bit, and ToUniversalTime reads it, dotnet/referencesource timezoneinfo.cs and datetime.cs).
+    if ($null -eq $Entry.CreationDate) { return $null }
+    return $Entry.CreationDate.ToUniversalTime()
+}
+
 function Get-ProcessKey($Entry) {
     # A process is its id and its start: an id is reused once its process has gone.
-    return "$($Entry.ProcessId)|$($Entry.CreationDate.Ticks)"
+    return "$($Entry.ProcessId)|$((Get-StartUtc $Entry).Ticks)"
 }
 
 function Get-NewDescendants($Known, $Seen) {
@@ -404,18 +413,19 @@ function Get-NewDescendants($Known, $Seen) {
     # The id of a member that has ended may belong to a later process now (a start other than the member's, by
     # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
     $live = @{}
-    foreach ($entry in $all) { $live[[int]$entry.ProcessId] = $entry.CreationDate }
+    foreach ($entry in $all) { $live[[int]$entry.ProcessId] = Get-StartUtc $entry }
     $found = New-Object 'System.Collections.Generic.List[object]'
     $queue = New-Object 'System.Collections.Generic.Queue[object]'
     foreach ($member in $Known) { $queue.Enqueue($member) }
     while ($queue.Count -gt 0) {
         $parent = $queue.Dequeue()
         $parentId = [int]$parent.ProcessId
+        $parentStart = Get-StartUtc $parent
         $reusedAt = $null
-        if ($live.ContainsKey($parentId) -and $null -ne $live[$parentId] -and [math]::Abs(($live[$parentId] - $parent.CreationDate).Ticks) -ge [System.TimeSpan]::TicksPerMillisecond) {
+        if ($live.ContainsKey($parentId) -and $null -ne $live[$parentId] -and [math]::Abs(($live[$parentId] - $parentStart).Ticks) -ge [System.TimeSpan]::TicksPerMillisecond) {
             $reusedAt = $live[$parentId]
         }
-        foreach ($child in @($all | Where-Object { [int]$_.ParentProcessId -eq $parentId -and $_.CreationDate -ge $parent.CreationDate -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt) })) {
+        foreach ($child in @($all | Where-Object { [int]$_.ParentProcessId -eq $parentId -and $null -ne $_.CreationDate -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt) })) {
             if ($Seen.Add((Get-ProcessKey $child))) { $found.Add($child); $queue.Enqueue($child) }
         }
     }
@@ -434,7 +444,7 @@ function Stop-ListedProcess($Entry) {
     try {
         try {
             $started = $child.StartTime
-            if ([math]::Abs(($started - $Entry.CreationDate).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
+            if ([math]::Abs(($started.ToUniversalTime() - (Get-StartUtc $Entry)).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
         } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
     } finally {
         $child.Dispose()
