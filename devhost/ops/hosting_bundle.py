@@ -117,26 +117,41 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"try \{\s+\$started = \$child\.StartTime\s+"
+        r"try \{\s+try \{ \$null = \$child\.Handle \} catch \[System\.ComponentModel\.Win32Exception\] "
+        r"\{ \$null = \$_ \}\s+\$started = \$child\.StartTime\s+"
         r"if \(\[math\]::Abs\(\(\$started\.ToUniversalTime\(\) - \(Get-StartUtc \$Entry\)\)\.Ticks\) "
         r"-lt \[System\.TimeSpan\]::TicksPerMillisecond\) "
         r"\{ \$child\.Kill\(\) \}\s+\} catch \[System\.InvalidOperationException\], \[System\.ArgumentException\], "
         r"\[System\.ComponentModel\.Win32Exception\] \{ \$null = \$_ \}",
         "a listed child is ended only if its start is the listed CreationDate (its id may have been reused since), "
-        "and one that exits or may not be ended in between is no failure: the rest of the tree is still ended",
+        "through the handle it keeps open (Process.Handle), and one that exits or may not be ended in between is no "
+        "failure: the rest of the tree is still ended",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$child = \[System\.Diagnostics\.Process\]::GetProcessById\(\[int\]\$Entry\.ProcessId\) \} "
+        r"catch \[System\.ArgumentException\] \{ return \}[^\n]*\s+\$Held\.Add\(\$child\)",
+        "each listed member's Process object is kept (its handle open) until the walk ends: its id cannot be reused "
+        "meanwhile",
+    ),
+    ScriptFact(
+        _SET,
+        r"\} finally \{\s+(?:#[^\n]*\s+)*foreach \(\$heldProcess in \$held\) \{ \$heldProcess\.Dispose\(\) \}\s+\}\s+"
+        r"\[void\]\$Process\.WaitForExit\(5000\)",
+        "the members' Process objects are disposed in a finally block once the walk is over",
     ),
     ScriptFact(
         _SET,
         r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = @\(\)\s+try \{\s+"
         r"\$new = Get-NewDescendants \$known \$seen\s+"
-        r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \}[\s\S]*?"
+        r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \$held \}[\s\S]*?"
         r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ break \}\s+\$known\.AddRange\(\$new\)",
         "the tree is ended leaves first and listed again until nothing new appears (a process Burn starts meanwhile "
         "is found under its parent, ended or not; kill_hosting_bundle walks the same rounds)",
     ),
     ScriptFact(
         _SET,
-        r"Stop-ListedProcess \$new\[\$i\] \}\s+\} finally \{\s+(?:#[^\n]*\s+)*if \(\$round -eq 0\) \{\s+"
+        r"Stop-ListedProcess \$new\[\$i\] \$held \}\s+\} finally \{\s+(?:#[^\n]*\s+)*if \(\$round -eq 0\) \{\s+"
         r"try \{ \$Process\.Kill\(\) \}",
         "round 0 ends the installer itself in a finally block, whatever its listing and its Kills did "
         "(kill_hosting_bundle: ended even when the listing fails)",

@@ -467,8 +467,8 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
     script = render_script(ScriptRef("providers.hosting_bundle", "set"))
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
     for needed in (
-        "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n",
-        "        if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
+        "                for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }\n",
+        "            if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
         " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
         " -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt)",
         " -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and",
@@ -563,15 +563,15 @@ def test_the_script_guards_the_listing_and_ends_the_installer_in_a_finally_block
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", unguarded) != []
     # The installer's Kill after the listing, not in a finally block (the order before the fix).
     kill = (
-        "            try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], "
-        "[System.ComponentModel.Win32Exception] { $null = $_ }\n"
+        "                    try { $Process.Kill() } catch [System.InvalidOperationException], "
+        "[System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }\n"
     )
-    start = script.index("        $new = @()\n")
-    end = script.index("        # Once more after the installer's own Kill")
+    start = script.index("            $new = @()\n")
+    end = script.index("            # Once more after the installer's own Kill")
     old_order = (
-        "        $new = Get-NewDescendants $known $seen\n"
-        "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n"
-        "        if ($round -eq 0) {\n" + kill + "        }\n"
+        "            $new = Get-NewDescendants $known $seen\n"
+        "            for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }\n"
+        "            if ($round -eq 0) {\n" + kill + "            }\n"
     )
     assert kill in script
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script[:start] + old_order + script[end:]) != []
@@ -638,3 +638,17 @@ def test_start_times_are_compared_in_utc() -> None:
     ):
         assert utc in script
         assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(utc, local)) != [], local
+
+
+def test_each_listed_member_is_held_open_until_the_walk_ends() -> None:
+    # Review bundle2 B2/B3: with its handle open, a member's id cannot go to another process between its start
+    # check and its Kill, nor before the walk ends (a child listed under it is then the member's own).
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for needed in (
+        "    $Held.Add($child)\n",
+        "        try { $null = $child.Handle } catch [System.ComponentModel.Win32Exception] { $null = $_ }\n",
+        "        foreach ($heldProcess in $held) { $heldProcess.Dispose() }\n",
+    ):
+        assert needed in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed

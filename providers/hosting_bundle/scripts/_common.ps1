@@ -432,23 +432,28 @@ function Get-NewDescendants($Known, $Seen) {
     return , $found.ToArray()
 }
 
-function Stop-ListedProcess($Entry) {
+function Stop-ListedProcess($Entry, $Held) {
     # Only the process listed: between the listing and now its id may have been given to another process, so its
     # start (Process.StartTime, 100 ns) must be the listed CreationDate (CIM datetime, to the microsecond).
     # A process that exits (or may not be ended) in between is no failure: GetProcessById throws ArgumentException
-    # (gone), StartTime and Kill InvalidOperationException (it has exited), ArgumentException (its id is gone,
-    # GetProcessHandle) or Win32Exception (access denied: TerminateProcess on a process already terminating, or
-    # one this token may not open); the rest of the tree is still ended and the result stays InstallerTimedOut.
+    # (gone), Handle, StartTime and Kill InvalidOperationException (it has exited), ArgumentException (its id is
+    # gone, GetProcessHandle) or Win32Exception (access denied: TerminateProcess on a process already terminating,
+    # or one this token may not open); the rest of the tree is still ended and the result stays InstallerTimedOut.
+    # Its Process object goes into $Held with its handle open (Process.Handle keeps the handle it opens, and
+    # StartTime and Kill then use that one: dotnet/referencesource Process.cs, OpenProcessHandle and
+    # GetProcessHandle), disposed by Stop-InstallerTree when the walk is over. An id stays in use "until all handles
+    # to the process are closed" (learn.microsoft.com, PROCESS_INFORMATION): no later process takes a held
+    # member's id between its start check and its Kill, nor before the walk ends, so what is listed under that id
+    # meanwhile is the member's own child. Refused all access (Win32Exception), StartTime and Kill open their own
+    # handles, as without it.
     $child = $null
     try { $child = [System.Diagnostics.Process]::GetProcessById([int]$Entry.ProcessId) } catch [System.ArgumentException] { return }  # gone
+    $Held.Add($child)
     try {
-        try {
-            $started = $child.StartTime
-            if ([math]::Abs(($started.ToUniversalTime() - (Get-StartUtc $Entry)).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
-        } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
-    } finally {
-        $child.Dispose()
-    }
+        try { $null = $child.Handle } catch [System.ComponentModel.Win32Exception] { $null = $_ }
+        $started = $child.StartTime
+        if ([math]::Abs(($started.ToUniversalTime() - (Get-StartUtc $Entry)).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
+    } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
 }
 
 function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
@@ -466,20 +471,26 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     $known.Add($root)
     $seen = New-Object 'System.Collections.Generic.HashSet[string]'
     [void]$seen.Add((Get-ProcessKey $root))
-    for ($round = 0; $round -lt 10; $round++) {
-        $new = @()
-        try {
-            $new = Get-NewDescendants $known $seen
-            for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }
-        } finally {
-            # The installer itself is ended whatever the first listing and its Kills did.
-            if ($round -eq 0) {
-                try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+    $held = New-Object 'System.Collections.Generic.List[System.Diagnostics.Process]'
+    try {
+        for ($round = 0; $round -lt 10; $round++) {
+            $new = @()
+            try {
+                $new = Get-NewDescendants $known $seen
+                for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }
+            } finally {
+                # The installer itself is ended whatever the first listing and its Kills did.
+                if ($round -eq 0) {
+                    try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+                }
             }
+            # Once more after the installer's own Kill: what it started just before is found then.
+            if ($new.Count -eq 0 -and $round -gt 0) { break }
+            $known.AddRange($new)
         }
-        # Once more after the installer's own Kill: what it started just before is found then.
-        if ($new.Count -eq 0 -and $round -gt 0) { break }
-        $known.AddRange($new)
+    } finally {
+        # The members' handles, held while the tree was walked (Stop-ListedProcess): their ids are free again.
+        foreach ($heldProcess in $held) { $heldProcess.Dispose() }
     }
     [void]$Process.WaitForExit(5000)
 }
