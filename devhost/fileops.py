@@ -29,7 +29,7 @@ import os
 import time
 from pathlib import Path
 
-from devhost import iis, ntfs, scm
+from devhost import accounts, iis, ntfs, scm
 from devhost.fs import WindowsFs
 from devhost.hooks import read_knobs
 
@@ -134,6 +134,18 @@ def worker_exit_at(state_dir: Path, pool: str) -> float | None:
 def _held_open(state_dir: Path, windows_path: str) -> bool:
     held = read_knobs(state_dir).get("files_held_open") or []
     return windows_path.lower() in {str(path).lower() for path in held}
+
+
+def open_to_read(fs: WindowsFs, path: str) -> None:
+    """The open of File.ReadAllText / ReadAllBytes (FileAccess.Read, FileShare.Read), for a file that exists:
+    IOException on a sharing violation (another program holds it open without sharing, ``files_held_open``),
+    UnauthorizedAccessException when its DACL does not grant the deploying administrator FILE_READ_DATA (an
+    explicit deny entry, say: an administrator's token gets no bypass, learn.microsoft.com "How DACLs Control
+    Access to an Object"). Both are listed under File.ReadAllText's exceptions (learn.microsoft.com)."""
+    if _held_open(fs.root, path):
+        raise _sharing_violation(path)
+    if not ntfs.can_read_file(ntfs.NtfsStore(fs.root), path, set(accounts.OPERATOR_TOKEN)):
+        raise _access_denied(path)
 
 
 def move_file(fs: WindowsFs, source: str, target: str) -> None:

@@ -31,7 +31,8 @@ What a run does, with its exit code, from Microsoft's documentation where it say
 - one-shot knob ``installer_faults`` (``{"on": "hosting-bundle", "exit_code": 1603}``): the next run fails with
   that code and changes nothing (1603 is a fatal error, rolled back; 1618 another installation in progress);
   ``{"on": "hosting-bundle", "times_out": true}``: the run does not end within the script's wait (a hung custom
-  action, say). The script then ends the bundle and the processes it started (``kill_hosting_bundle``): nothing is
+  action, say). The script then ends the bundle and the processes it started (``kill_hosting_bundle``, which also
+  models a failing Win32_Process listing, knob ``cim_faults``): nothing is
   installed, and the MSI transaction the bundle's engine had begun in the Windows Installer service (msiexec /V,
   not a child of the bundle) is rolled back by that service, which owns the mutex ``Global\\_MSIExecute`` until it
   is done (learn.microsoft.com "_MSIExecute Mutex"); here until ``finish_rollback`` (a test's "later") or a
@@ -45,6 +46,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from devhost import features, iis
 from devhost.fs import WindowsFs
@@ -147,23 +149,63 @@ def _msi_file(state_dir: Path) -> Path:
     return sim_dir(state_dir) / "windows_installer.json"
 
 
+def _msi_state(state_dir: Path) -> dict[str, Any]:
+    path = _msi_file(state_dir)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _update_msi_state(state_dir: Path, **values: bool) -> None:
+    path = _msi_file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**_msi_state(state_dir), **values}), encoding="utf-8")
+
+
 def installation_running(state_dir: Path) -> bool:
     """Whether the Windows Installer service owns Global\\_MSIExecute (an installation or its rollback runs)."""
-    path = _msi_file(state_dir)
-    return path.is_file() and bool(json.loads(path.read_text(encoding="utf-8")).get("executing"))
+    return bool(_msi_state(state_dir).get("executing"))
 
 
 def finish_rollback(state_dir: Path) -> None:
     """The service finished rolling back what a killed bundle had begun: the mutex is free again."""
-    _msi_file(state_dir).unlink(missing_ok=True)
+    _update_msi_state(state_dir, executing=False)
+
+
+def deny_msi_mutex(state_dir: Path) -> None:
+    """Global\\_MSIExecute exists with a DACL that refuses the deploying administrator Synchronize|Modify (a
+    security product's hardening, say). Mutex.TryOpenExisting then throws UnauthorizedAccessException rather than
+    returning false: dotnet/referencesource mscorlib/system/threading/mutex.cs OpenExistingWorker maps
+    ERROR_ACCESS_DENIED to __Error.WinIOError, which throws UnauthorizedAccessException, whether or not the mutex is
+    owned (the open fails before anything can be asked of it)."""
+    _update_msi_state(state_dir, access_denied=True)
+
+
+def msi_mutex_denied(state_dir: Path) -> bool:
+    """Whether opening Global\\_MSIExecute is refused to the deploying account (deny_msi_mutex)."""
+    return bool(_msi_state(state_dir).get("access_denied"))
 
 
 def kill_hosting_bundle(state_dir: Path, installer: str) -> None:
-    """Stop-InstallerTree: the bundle and its children are ended (journalled); the service rolls back."""
-    path = _msi_file(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"executing": True}), encoding="utf-8")
-    Journal(sim_dir(state_dir) / "journal.jsonl")({"kind": "process_killed", "image": installer, "tree": True})
+    """Stop-InstallerTree, round by round as the script runs it; the service rolls back what was begun.
+
+    Each round lists Win32_Process (Get-CimInstance). One-shot knob ``cim_faults`` (``{"on": "Win32_Process"}``):
+    that listing fails (a CimException, WMI busy or restarting), which the script takes as an empty listing.
+    Round 0 finds the bundle's children (Burn's elevated engine) and ends them, and ends the bundle itself in a
+    finally block, whatever the listing did. Round 1 lists again: the children an orphan keeps under its parent's
+    id are found then if round 0's listing failed; an empty listing in a round past the first ends the walk, so a
+    second failure in a row leaves them running. Journalled as one ``process_killed`` of the bundle, ``tree``
+    saying whether its children were ended too. Its engine's MSI transaction is in the Windows Installer service
+    either way (rolled back, or still running under a live engine): the service owns Global\\_MSIExecute."""
+    knobs = Knobs(sim_dir(state_dir) / "knobs.json")
+    children_ended = False
+    for round_ in range(10):
+        listed = knobs.take_fault("Win32_Process", key="cim_faults") is None
+        found_new = listed and not children_ended
+        children_ended = children_ended or listed
+        if not found_new and round_ > 0:
+            break
+    _update_msi_state(state_dir, executing=True)
+    event = {"kind": "process_killed", "image": installer, "tree": children_ended}
+    Journal(sim_dir(state_dir) / "journal.jsonl")(event)
 
 
 def run_hosting_bundle(fs: WindowsFs, installer: str, verb: str, log: str) -> int | None:

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from devhost import iis, installers, ntfs, power
+from devhost import fileops, iis, installers, ntfs, power
 from devhost.fs import WindowsFs
 from devhost.ops import staging
 from devhost.ops.envelope import Envelope, OperationStopped, change, fail, operation, require_keys, succeed
@@ -117,27 +117,70 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"try \{\s+\$started = \$child\.StartTime\s+"
-        r"if \(\[math\]::Abs\(\(\$started - \$Entry\.CreationDate\)\.Ticks\) "
+        r"try \{\s+try \{ \$null = \$child\.Handle \} catch \[System\.ComponentModel\.Win32Exception\] "
+        r"\{ \$null = \$_ \}\s+\$started = \$child\.StartTime\s+"
+        r"if \(\[math\]::Abs\(\(\$started\.ToUniversalTime\(\) - \(Get-StartUtc \$Entry\)\)\.Ticks\) "
         r"-lt \[System\.TimeSpan\]::TicksPerMillisecond\) "
         r"\{ \$child\.Kill\(\) \}\s+\} catch \[System\.InvalidOperationException\], \[System\.ArgumentException\], "
         r"\[System\.ComponentModel\.Win32Exception\] \{ \$null = \$_ \}",
         "a listed child is ended only if its start is the listed CreationDate (its id may have been reused since), "
-        "and one that exits or may not be ended in between is no failure: the rest of the tree is still ended",
+        "through the handle it keeps open (Process.Handle), and one that exits or may not be ended in between is no "
+        "failure: the rest of the tree is still ended",
     ),
     ScriptFact(
         _SET,
-        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = Get-NewDescendants \$known \$seen\s+"
-        r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \}[\s\S]*?"
+        r"\$child = \[System\.Diagnostics\.Process\]::GetProcessById\(\[int\]\$Entry\.ProcessId\) \} "
+        r"catch \[System\.ArgumentException\] \{ return \}[^\n]*\s+\$Held\.Add\(\$child\)",
+        "each listed member's Process object is kept (its handle open) until the walk ends: its id cannot be reused "
+        "meanwhile",
+    ),
+    ScriptFact(
+        _SET,
+        r"\} finally \{\s+(?:#[^\n]*\s+)*foreach \(\$heldProcess in \$held\) \{ \$heldProcess\.Dispose\(\) \}\s+\}\s+"
+        r"\[void\]\$Process\.WaitForExit\(5000\)",
+        "the members' Process objects are disposed in a finally block once the walk is over",
+    ),
+    ScriptFact(
+        _SET,
+        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = @\(\)\s+try \{\s+"
+        r"\$new = Get-NewDescendants \$known \$seen\s+"
+        r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \$held \}[\s\S]*?"
         r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ break \}\s+\$known\.AddRange\(\$new\)",
         "the tree is ended leaves first and listed again until nothing new appears (a process Burn starts meanwhile "
-        "is found under its parent, ended or not)",
+        "is found under its parent, ended or not; kill_hosting_bundle walks the same rounds)",
     ),
     ScriptFact(
         _SET,
-        r"-and \(\$null -eq \$reusedAt -or \$_\.CreationDate -lt \$reusedAt\)",
+        r"Stop-ListedProcess \$new\[\$i\] \$held \}\s+\} finally \{\s+(?:#[^\n]*\s+)*if \(\$round -eq 0\) \{\s+"
+        r"try \{ \$Process\.Kill\(\) \}",
+        "round 0 ends the installer itself in a finally block, whatever its listing and its Kills did "
+        "(kill_hosting_bundle: ended even when the listing fails)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$all = @\(\)\s+try \{\s+\$all = @\(Get-CimInstance -ClassName Win32_Process -Property "
+        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\)\)\s+\} catch \{\s+\$all = @\(\)\s+\}",
+        "a Win32_Process listing that fails (CimException, terminating under EAP=Stop) is an empty listing, not an "
+        "UnexpectedError (kill_hosting_bundle's knob cim_faults)",
+    ),
+    ScriptFact(
+        _SET,
+        r"-and \(\$null -eq \$reusedAt -or \$_\.CreationDate\.ToUniversalTime\(\) -lt \$reusedAt\)",
         "an ended member's id taken by a later process: only what was created before that process counts as the "
         "member's child (Windows reuses ids; an orphan keeps its parent's)",
+    ),
+    ScriptFact(
+        _SET,
+        r"Where-Object \{ \[int\]\$_\.ParentProcessId -eq \$parentId -and \$null -ne \$_\.CreationDate -and "
+        r"\$_\.CreationDate\.ToUniversalTime\(\) -ge \$parentStart -and",
+        "a child counts only if created at or after its parent, both starts in UTC (in the hour a DST change "
+        "repeats, local times of two instants are equal)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$null -eq \$Entry\.CreationDate\) \{ return \$null \}\s+"
+        r"return \$Entry\.CreationDate\.ToUniversalTime\(\)",
+        "start times are compared in UTC (Get-StartUtc: ids, reuse and the start check of each Kill)",
     ),
     ScriptFact(
         _SET,
@@ -155,10 +198,18 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"try \{\s+\$exists = \[System\.Threading\.Mutex\]::TryOpenExisting\('Global\\_MSIExecute', \[ref\]\$mutex\)\s+"
-        r"\} catch \[System\.UnauthorizedAccessException\] \{\s+\$owned = \$true\s+\}",
+        r"\} catch \[System\.UnauthorizedAccessException\] \{\s+\$denied = \$true\s+\}",
         "a Global\\_MSIExecute whose DACL refuses this account throws UnauthorizedAccessException from TryOpenExisting "
-        "(referencesource Mutex.OpenExistingWorker): it exists, counted as owned (InstallerBusy), as PSADT does; the "
-        "model's installation_running covers both",
+        "(referencesource Mutex.OpenExistingWorker): it exists and cannot be tested (installers.msi_mutex_denied)",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(\$denied\) \{\s+Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message \"Windows "
+        r"Installer's mutex Global\\_MSIExecute exists but this account may not open it \(access denied\), [^\"]*"
+        r"connect as an administrator of the host \(elevated\), or check the mutex's DACL[^\"]*\"\s+\}\s+"
+        r"if \(\$owned\) \{",
+        "a mutex this account may not open is InstallerBusy with its own message (the account or the DACL is the "
+        "fix, not waiting), before the owned one",
     ),
     ScriptFact(
         _SET,
@@ -206,10 +257,12 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("hosting_bundle/get", "hosting_bundle/set"),
         r"try \{\s+\$record = \$JsonSerializer\.DeserializeObject\(\[System\.IO\.File\]::ReadAllText\(\$path\)\)\s+"
-        r"\} catch \[System\.ArgumentException\], \[System\.InvalidOperationException\] \{\s+return \$false\s+\}\s+"
+        r"\} catch \[System\.ArgumentException\], \[System\.InvalidOperationException\], \[System\.IO\.IOException\], "
+        r"\[System\.UnauthorizedAccessException\] \{\s+return \$false\s+\}\s+"
         r"if \(\$record -isnot \[System\.Collections\.Generic\.Dictionary\[string, object\]\] -or "
         r"-not \$record\.ContainsKey\('boot_time'\)\) \{ return \$false \}",
-        "a corrupt restart-required.json, or one without boot_time, is no record (_legacy_restart_record)",
+        "a restart-required.json that cannot be read (held open, access denied) or is corrupt, or one without "
+        "boot_time, is no record (_legacy_restart_record)",
     ),
     ScriptFact(
         ("hosting_bundle/get", "hosting_bundle/set"),
@@ -357,9 +410,15 @@ def _legacy_restart_record(fs: WindowsFs) -> bool:
     if not staging.is_trusted(fs, STAGING_ROOT) or not record.is_file():
         return False
     try:
-        # JavaScriptSerializer.DeserializeObject throws ArgumentException on text that is not JSON; the script
-        # counts that, and any value that is not an object with boot_time, as no record.
+        # ReadAllText throws IOException (a sharing violation) or UnauthorizedAccessException (no FILE_READ_DATA);
+        # JavaScriptSerializer.DeserializeObject throws ArgumentException on text that is not JSON. The script
+        # counts each of these, and any value that is not an object with boot_time, as no record.
+        fileops.open_to_read(fs, legacy_restart_record_path())
         parsed = json.loads(record.read_text(encoding="utf-8-sig", errors="replace"))  # ReadAllText drops a BOM
+    except fileops.DotNetError as error:
+        if error.type_name not in ("System.IO.IOException", "System.UnauthorizedAccessException"):
+            raise
+        return False
     except ValueError:
         return False
     if not isinstance(parsed, dict) or "boot_time" not in parsed:
@@ -383,8 +442,10 @@ def _move_legacy_restart_record(fs: WindowsFs) -> None:
         return
     if _legacy_restart_record(fs):
         _write_restart_owed(fs, 3010)
-    record.unlink()
-    ntfs.NtfsStore(fs.root).forget(legacy_restart_record_path())
+    try:
+        fileops.delete_file(fs, legacy_restart_record_path())  # outside any try in the script: the trap reports it
+    except fileops.DotNetError as error:
+        raise OperationStopped(fail("UnexpectedError", error.called("Delete", 1), category="NotSpecified")) from None
 
 
 def _installer_restart_pending(fs: WindowsFs) -> bool:
@@ -461,6 +522,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     staging.initialize(fs, installer_folder(spec["sha256"]), "")
     _move_legacy_restart_record(fs)
     installer = _publish(fs, spec)
+    if installers.msi_mutex_denied(fs.root):  # Assert-NoInstallationRunning: TryOpenExisting refused
+        return fail(
+            "InstallerBusy",
+            "Windows Installer's mutex Global\\_MSIExecute exists but this account may not open it (access denied), "
+            "so whether an installation is running cannot be told; connect as an administrator of the host "
+            "(elevated), or check the mutex's DACL (a security product may have changed it), then run up again",
+            category="ResourceBusy",
+        )
     if installers.installation_running(fs.root):  # Assert-NoInstallationRunning
         return fail(
             "InstallerBusy",

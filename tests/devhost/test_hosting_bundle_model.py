@@ -467,10 +467,11 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
     script = render_script(ScriptRef("providers.hosting_bundle", "set"))
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
     for needed in (
-        "        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }\n",
-        "        if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
+        "                for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }\n",
+        "            if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
         " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
-        " -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt)",
+        " -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt)",
+        " -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and",
     ):
         assert needed in script
         assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed
@@ -482,13 +483,172 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
 
 def test_a_mutex_this_account_may_not_open_counts_as_busy_not_as_an_unexpected_error() -> None:
     # TryOpenExisting throws UnauthorizedAccessException when the mutex exists but its DACL refuses the access it
-    # asks for: the script must count that as owned (InstallerBusy).
+    # asks for: the script must count that as busy (InstallerBusy).
     script = render_script(ScriptRef("providers.hosting_bundle", "set"))
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
-    guard = "    } catch [System.UnauthorizedAccessException] {\n        $owned = $true\n    }\n"
+    guard = "    } catch [System.UnauthorizedAccessException] {\n        $denied = $true\n    }\n"
     assert guard in script
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(guard, "    } finally {}\n")) != []
     old = "    if (-not [System.Threading.Mutex]::TryOpenExisting('Global\\_MSIExecute', [ref]$mutex)) { return }\n"
     start = script.index("    $exists = $false\n")
     end = script.index("    if ($exists) {")
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script[:start] + old + script[end:]) != []
+
+
+def test_a_mutex_this_account_may_not_open_is_busy_with_a_message_naming_the_account_and_the_dacl(
+    fs: WindowsFs, data: bytes
+) -> None:
+    # Review bundle2 B5: waiting never helps when the DACL always refuses this account, so the message says so.
+    installers.deny_msi_mutex(fs.root)
+    assert chunk(fs, data).ok
+    refused = model.set_(fs, spec(data))
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "InstallerBusy"
+    message = refused.error["message"]
+    assert "may not open it (access denied)" in message and "administrator" in message and "DACL" in message
+    assert "run up again when it has finished" not in message and refused.error["property"] is None
+    assert installers.installed_runtimes(fs.root) == [], "no installer started beside a mutex it cannot test"
+    # Still refused after the service is idle: only the account or the DACL changes the answer.
+    installers.finish_rollback(fs.root)
+    assert model.set_(fs, spec(data)).error == refused.error
+
+
+def test_the_script_gives_a_mutex_it_may_not_open_its_own_message() -> None:
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    start = script.index("    if ($denied) {\n")
+    end = script.index("    if ($owned) {\n")
+    # As before the fix: the refusal counted as owned, with the owned message ("run up again when it has finished").
+    as_owned = script[:start] + script[end:]
+    as_owned = as_owned.replace("        $denied = $true\n", "        $owned = $true\n")
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", as_owned) != []
+
+
+# -- review bundle2 B1: a failing WMI listing while the tree is ended --------------------------------------------
+
+
+def killed(fs: WindowsFs) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in (sim_dir(fs.root) / "journal.jsonl").read_text().splitlines()]
+    return [e for e in events if e["kind"] == "process_killed"]
+
+
+@pytest.mark.parametrize(("failures", "tree"), [(0, True), (1, True), (2, False)])
+def test_a_failing_process_listing_still_ends_the_installer_and_stays_a_time_out(
+    fs: WindowsFs, data: bytes, failures: int, tree: bool
+) -> None:
+    # Get-CimInstance Win32_Process fails (WMI busy, winmgmt restarting): round 0 still ends the installer, and
+    # round 1 lists again and finds its children (an orphan keeps its parent's id). Two failures in a row leave
+    # the children running, but the installer is ended and the result is the time-out, never UnexpectedError.
+    knobs(
+        fs,
+        installer_faults=[{"on": "hosting-bundle", "times_out": True}],
+        cim_faults=[{"on": "Win32_Process"}] * failures,
+    )
+    assert chunk(fs, data).ok
+    timed_out = model.set_(fs, spec(data))
+    assert not timed_out.ok and timed_out.error is not None and timed_out.error["id"] == "InstallerTimedOut"
+    installer = f"{model.installer_folder(spec(data)['sha256'])}\\{spec(data)['installer_name']}"
+    assert [(e["image"], e["tree"]) for e in killed(fs)] == [(installer, tree)]
+    assert json.loads((sim_dir(fs.root) / "knobs.json").read_text())["cim_faults"] == [], "every failure was met"
+    busy = model.set_(fs, spec(data))
+    assert not busy.ok and busy.error is not None and busy.error["id"] == "InstallerBusy"
+
+
+def test_the_script_guards_the_listing_and_ends_the_installer_in_a_finally_block() -> None:
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    listing = "@(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))"
+    start = script.index("    $all = @()\n")
+    end = script.index("    # The id of a member that has ended")
+    unguarded = script[:start] + f"    $all = {listing}\n" + script[end:]
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", unguarded) != []
+    # The installer's Kill after the listing, not in a finally block (the order before the fix).
+    kill = (
+        "                    try { $Process.Kill() } catch [System.InvalidOperationException], "
+        "[System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }\n"
+    )
+    start = script.index("            $new = @()\n")
+    end = script.index("            # Once more after the installer's own Kill")
+    old_order = (
+        "            $new = Get-NewDescendants $known $seen\n"
+        "            for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }\n"
+        "            if ($round -eq 0) {\n" + kill + "            }\n"
+    )
+    assert kill in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script[:start] + old_order + script[end:]) != []
+
+
+# -- review bundle2 B6: a restart record that cannot be read -----------------------------------------------------
+
+
+def test_an_earlier_record_denied_to_administrators_is_no_record_and_set_deletes_it(fs: WindowsFs, data: bytes) -> None:
+    # An explicit deny entry: ReadAllText throws UnauthorizedAccessException. Deleting it is still allowed (the
+    # admin-only folder grants Administrators FILE_DELETE_CHILD).
+    legacy_record(fs, power.boot_time(fs.root))
+    path = model.legacy_restart_record_path()
+    deny = ntfs.Ace(ADMINS, ntfs.FILE_READ_DATA, allow=False)
+    ntfs.NtfsStore(fs.root).set_descriptor(path, ntfs.Descriptor(ADMINS, False, [deny]))
+    got = model.get(fs, spec(data))
+    assert got.ok and got.state["restart_pending"] is False
+    assert chunk(fs, data).ok
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["restart_pending"] is False
+    assert not fs.resolve(path).exists()
+    assert iis.registry_key(fs.root, model.RESTART_OWED) is None, "what could not be read is not turned into the key"
+
+
+def test_an_earlier_record_another_program_holds_open_is_no_record_for_get(fs: WindowsFs, data: bytes) -> None:
+    # A sharing violation (an antivirus scan holding it): ReadAllText throws IOException, get reads no record.
+    # set's File.Delete meets the same hold and fails (outside any try): the next run, once it is let go, deletes it.
+    legacy_record(fs, power.boot_time(fs.root))
+    path = model.legacy_restart_record_path()
+    knobs(fs, files_held_open=[path])
+    got = model.get(fs, spec(data))
+    assert got.ok and got.state["restart_pending"] is False
+    assert chunk(fs, data).ok
+    held = model.set_(fs, spec(data))
+    assert not held.ok and held.error is not None and held.error["id"] == "UnexpectedError"
+    assert "being used by another process" in held.error["message"] and installers.installed_runtimes(fs.root) == []
+    knobs(fs)
+    assert model.get(fs, spec(data)).state["restart_pending"] is True, "readable again: a record of this boot"
+    done = model.set_(fs, spec(data))
+    assert done.ok and done.state["restart_pending"] is True and not fs.resolve(path).exists()
+
+
+def test_the_script_reads_an_unreadable_earlier_record_as_none() -> None:
+    narrow = "    } catch [System.ArgumentException], [System.InvalidOperationException] {\n"
+    wide = (
+        "    } catch [System.ArgumentException], [System.InvalidOperationException], [System.IO.IOException], "
+        "[System.UnauthorizedAccessException] {\n"
+    )
+    for operation in ("get", "set"):
+        script = render_script(ScriptRef("providers.hosting_bundle", operation))
+        assert wide in script and check_script(SCRIPT_FACTS, f"hosting_bundle/{operation}", script) == []
+        assert check_script(SCRIPT_FACTS, f"hosting_bundle/{operation}", script.replace(wide, narrow)) != []
+
+
+def test_start_times_are_compared_in_utc() -> None:
+    # Review bundle2 B4: in the autumn fall-back hour two instants share one local time, so a child started after
+    # the change looks older than its parent when local times are compared.
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for utc, local in (
+        ("$_.CreationDate.ToUniversalTime() -ge $parentStart", "$_.CreationDate -ge $parent.CreationDate"),
+        ("($started.ToUniversalTime() - (Get-StartUtc $Entry))", "($started - $Entry.CreationDate)"),
+        ("    return $Entry.CreationDate.ToUniversalTime()\n", "    return $Entry.CreationDate\n"),
+    ):
+        assert utc in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(utc, local)) != [], local
+
+
+def test_each_listed_member_is_held_open_until_the_walk_ends() -> None:
+    # Review bundle2 B2/B3: with its handle open, a member's id cannot go to another process between its start
+    # check and its Kill, nor before the walk ends (a child listed under it is then the member's own).
+    script = render_script(ScriptRef("providers.hosting_bundle", "set"))
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
+    for needed in (
+        "    $Held.Add($child)\n",
+        "        try { $null = $child.Handle } catch [System.ComponentModel.Win32Exception] { $null = $_ }\n",
+        "        foreach ($heldProcess in $held) { $heldProcess.Dispose() }\n",
+    ):
+        assert needed in script
+        assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(needed, "")) != [], needed

@@ -168,11 +168,13 @@ function Test-LegacyRestartRecord([string] $BootTime) {
     if (-not (Test-StagingTrusted (Get-StagingRoot)) -or -not [System.IO.File]::Exists($path)) { return $false }
     # A truncated or corrupt record (DeserializeObject throws ArgumentException, "Invalid JSON primitive"), or
     # one that is not an object with boot_time, is no record: otherwise get would fail on every refresh until
-    # someone deleted it by hand. set deletes it either way.
+    # someone deleted it by hand. So is one that cannot be read: ReadAllText throws IOException on a sharing
+    # violation (an antivirus or backup holding it) and UnauthorizedAccessException on an entry that denies this
+    # account reading (learn.microsoft.com File.ReadAllText, Exceptions). set deletes it either way.
     $record = $null
     try {
         $record = $JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path))
-    } catch [System.ArgumentException], [System.InvalidOperationException] {
+    } catch [System.ArgumentException], [System.InvalidOperationException], [System.IO.IOException], [System.UnauthorizedAccessException] {
         return $false
     }
     if ($record -isnot [System.Collections.Generic.Dictionary[string, object]] -or -not $record.ContainsKey('boot_time')) { return $false }
@@ -381,54 +383,77 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
     }
 }
 
+function Get-StartUtc($Entry) {
+    # CreationDate (CIM) and Process.StartTime are local times (Kind Local): compared as they are, the hour a DST
+    # change repeats gives two instants one local time. In UTC each has its own (.NET keeps which of the two a local
+    # time is, from the conversion that made it: TimeZoneInfo.ConvertTime and DateTime.ToLocalTime set its
+    # ambiguous-DST bit, and ToUniversalTime reads it, dotnet/referencesource timezoneinfo.cs and datetime.cs).
+    if ($null -eq $Entry.CreationDate) { return $null }
+    return $Entry.CreationDate.ToUniversalTime()
+}
+
 function Get-ProcessKey($Entry) {
     # A process is its id and its start: an id is reused once its process has gone.
-    return "$($Entry.ProcessId)|$($Entry.CreationDate.Ticks)"
+    return "$($Entry.ProcessId)|$((Get-StartUtc $Entry).Ticks)"
 }
 
 function Get-NewDescendants($Known, $Seen) {
     # Win32_Process.ParentProcessId: the processes started by any process of the tree, ended ones included (an
     # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
     # reused by a later process: only processes created after their parent count.
-    $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+    # A listing WMI fails (CimException: the provider busy or over its quota, 0x80041006, winmgmt restarting;
+    # terminating under EAP=Stop, so a generic catch) finds nothing this round: the installer's own Kill still
+    # runs (Stop-InstallerTree), and the next round lists again.
+    $all = @()
+    try {
+        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+    } catch {
+        $all = @()
+    }
     # The id of a member that has ended may belong to a later process now (a start other than the member's, by
     # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
     $live = @{}
-    foreach ($entry in $all) { $live[[int]$entry.ProcessId] = $entry.CreationDate }
+    foreach ($entry in $all) { $live[[int]$entry.ProcessId] = Get-StartUtc $entry }
     $found = New-Object 'System.Collections.Generic.List[object]'
     $queue = New-Object 'System.Collections.Generic.Queue[object]'
     foreach ($member in $Known) { $queue.Enqueue($member) }
     while ($queue.Count -gt 0) {
         $parent = $queue.Dequeue()
         $parentId = [int]$parent.ProcessId
+        $parentStart = Get-StartUtc $parent
         $reusedAt = $null
-        if ($live.ContainsKey($parentId) -and $null -ne $live[$parentId] -and [math]::Abs(($live[$parentId] - $parent.CreationDate).Ticks) -ge [System.TimeSpan]::TicksPerMillisecond) {
+        if ($live.ContainsKey($parentId) -and $null -ne $live[$parentId] -and [math]::Abs(($live[$parentId] - $parentStart).Ticks) -ge [System.TimeSpan]::TicksPerMillisecond) {
             $reusedAt = $live[$parentId]
         }
-        foreach ($child in @($all | Where-Object { [int]$_.ParentProcessId -eq $parentId -and $_.CreationDate -ge $parent.CreationDate -and ($null -eq $reusedAt -or $_.CreationDate -lt $reusedAt) })) {
+        foreach ($child in @($all | Where-Object { [int]$_.ParentProcessId -eq $parentId -and $null -ne $_.CreationDate -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt) })) {
             if ($Seen.Add((Get-ProcessKey $child))) { $found.Add($child); $queue.Enqueue($child) }
         }
     }
     return , $found.ToArray()
 }
 
-function Stop-ListedProcess($Entry) {
+function Stop-ListedProcess($Entry, $Held) {
     # Only the process listed: between the listing and now its id may have been given to another process, so its
     # start (Process.StartTime, 100 ns) must be the listed CreationDate (CIM datetime, to the microsecond).
     # A process that exits (or may not be ended) in between is no failure: GetProcessById throws ArgumentException
-    # (gone), StartTime and Kill InvalidOperationException (it has exited), ArgumentException (its id is gone,
-    # GetProcessHandle) or Win32Exception (access denied: TerminateProcess on a process already terminating, or
-    # one this token may not open); the rest of the tree is still ended and the result stays InstallerTimedOut.
+    # (gone), Handle, StartTime and Kill InvalidOperationException (it has exited), ArgumentException (its id is
+    # gone, GetProcessHandle) or Win32Exception (access denied: TerminateProcess on a process already terminating,
+    # or one this token may not open); the rest of the tree is still ended and the result stays InstallerTimedOut.
+    # Its Process object goes into $Held with its handle open (Process.Handle keeps the handle it opens, and
+    # StartTime and Kill then use that one: dotnet/referencesource Process.cs, OpenProcessHandle and
+    # GetProcessHandle), disposed by Stop-InstallerTree when the walk is over. An id stays in use "until all handles
+    # to the process are closed" (learn.microsoft.com, PROCESS_INFORMATION): no later process takes a held
+    # member's id between its start check and its Kill, nor before the walk ends, so what is listed under that id
+    # meanwhile is the member's own child. Refused all access (Win32Exception), StartTime and Kill open their own
+    # handles, as without it.
     $child = $null
     try { $child = [System.Diagnostics.Process]::GetProcessById([int]$Entry.ProcessId) } catch [System.ArgumentException] { return }  # gone
+    $Held.Add($child)
     try {
-        try {
-            $started = $child.StartTime
-            if ([math]::Abs(($started - $Entry.CreationDate).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
-        } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
-    } finally {
-        $child.Dispose()
-    }
+        try { $null = $child.Handle } catch [System.ComponentModel.Win32Exception] { $null = $_ }
+        $started = $child.StartTime
+        if ([math]::Abs(($started.ToUniversalTime() - (Get-StartUtc $Entry)).Ticks) -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }
+    } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
 }
 
 function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
@@ -446,15 +471,26 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     $known.Add($root)
     $seen = New-Object 'System.Collections.Generic.HashSet[string]'
     [void]$seen.Add((Get-ProcessKey $root))
-    for ($round = 0; $round -lt 10; $round++) {
-        $new = Get-NewDescendants $known $seen
-        for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] }
-        if ($round -eq 0) {
-            try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+    $held = New-Object 'System.Collections.Generic.List[System.Diagnostics.Process]'
+    try {
+        for ($round = 0; $round -lt 10; $round++) {
+            $new = @()
+            try {
+                $new = Get-NewDescendants $known $seen
+                for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }
+            } finally {
+                # The installer itself is ended whatever the first listing and its Kills did.
+                if ($round -eq 0) {
+                    try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
+                }
+            }
+            # Once more after the installer's own Kill: what it started just before is found then.
+            if ($new.Count -eq 0 -and $round -gt 0) { break }
+            $known.AddRange($new)
         }
-        # Once more after the installer's own Kill: what it started just before is found then.
-        if ($new.Count -eq 0 -and $round -gt 0) { break }
-        $known.AddRange($new)
+    } finally {
+        # The members' handles, held while the tree was walked (Stop-ListedProcess): their ids are free again.
+        foreach ($heldProcess in $held) { $heldProcess.Dispose() }
     }
     [void]$Process.WaitForExit(5000)
 }
@@ -467,15 +503,17 @@ function Assert-NoInstallationRunning($Spec) {
     # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
     # TryOpenExisting returns false only when there is no such mutex; one whose DACL refuses this account
     # Synchronize|Modify throws UnauthorizedAccessException (dotnet/referencesource Mutex.OpenExistingWorker:
-    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as owned, as
-    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run.
+    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as busy, as
+    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run, with a
+    # message of its own: waiting does not help, the same refusal comes back until the account or the DACL changes.
     $mutex = $null
     $exists = $false
     $owned = $false
+    $denied = $false
     try {
         $exists = [System.Threading.Mutex]::TryOpenExisting('Global\_MSIExecute', [ref]$mutex)
     } catch [System.UnauthorizedAccessException] {
-        $owned = $true
+        $denied = $true
     }
     if ($exists) {
         try {
@@ -484,6 +522,9 @@ function Assert-NoInstallationRunning($Spec) {
         } finally {
             $mutex.Dispose()
         }
+    }
+    if ($denied) {
+        Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message "Windows Installer's mutex Global\_MSIExecute exists but this account may not open it (access denied), so whether an installation is running cannot be told; connect as an administrator of the host (elevated), or check the mutex's DACL (a security product may have changed it), then run up again"
     }
     if ($owned) {
         Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"
