@@ -49,9 +49,10 @@ function Stop-HostMutexUntrusted([string] $Name, [string] $What, [string] $Reaso
         "Process Explorer's Find Handle), end it, and run again")
 }
 
-# The mutex, held; $What names the lock in the errors ('permissions'), $Queued says who may be holding it.
-# A wait longer than $WaitMs stops the operation with $BusyId rather than hanging it (a stuck holder).
-function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string] $DeniedId, [string] $BusyId, [string] $Property, [string] $Queued) {
+# The mutex, held; $What names the lock in the errors ('permissions'), $Queued says who may be holding it,
+# $Fix what to do about a busy lock. A wait longer than $WaitMs stops the operation with $BusyId rather than
+# hanging it (a stuck holder).
+function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string] $DeniedId, [string] $BusyId, [string] $Property, [string] $Queued, [string] $Fix = 'run again') {
     $where = @{}
     if ($Property) { $where.Property = $Property }
     $created = $false
@@ -86,7 +87,7 @@ function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string]
     if (-not $held) {
         $mutex.Dispose()
         Stop-Operation -Id $BusyId -Category 'ResourceBusy' @where -Message (
-            "waited $($WaitMs / 1000) s for the $What lock '$Name' ($Queued); run again")
+            "waited $($WaitMs / 1000) s for the $What lock '$Name' ($Queued); $Fix")
     }
     return $mutex
 }
