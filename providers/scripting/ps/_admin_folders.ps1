@@ -82,7 +82,15 @@ function Get-PlantedEntries([string] $Folder) {
     foreach ($entry in (New-Object System.IO.DirectoryInfo $Folder).GetFileSystemInfos()) {
         $isFolder = ($entry.Attributes -band [System.IO.FileAttributes]::Directory) -ne 0
         if (($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { $found.Add($entry.FullName); continue }
-        if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
+        try {
+            if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
+        } catch [System.UnauthorizedAccessException] {
+            # Its DACL withholds READ_CONTROL (GetAccessControl reads owner, group and DACL) from this account, so a
+            # trusted account does not own it (an owner always has READ_CONTROL: MS-DTYP 2.5.3.2): planted. Deleting
+            # it needs no right on it: FILE_DELETE_CHILD on this level, the Administrators' once its DACL is put
+            # back, grants DELETE on what it holds (learn.microsoft.com, "File Security and Access Rights").
+            $found.Add($entry.FullName); continue
+        }
         if ($TrustedOwnerSids -notcontains $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value) { $found.Add($entry.FullName); continue }
         if ($isFolder) { $found.AddRange([string[]](Get-PlantedEntries $entry.FullName)); continue }
         foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
