@@ -98,15 +98,30 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
         ),
         ScriptFact(
             every,
-            r"if \(\$TrustedOwnerSids -notcontains \$owner\) \{ return \"is owned by \$owner, not by "
-            r"Administrators\" \}\s+"
-            r"foreach \(\$rule in \$acl\.GetAccessRules\(\$true, \$true, ",
+            r"if \(\$TrustedOwnerSids -notcontains \$owner\) \{ return @\{ refuse = \$true; text = \"is owned by "
+            r"\$owner, not by Administrators\" \} \}\s+"
+            r"foreach \(\$rule in \$acl\.GetAccessRules\(\$true, \$true, [^\n]*\n[^\n]*return @\{ refuse = \$false; ",
             "a level is judged by its owner and every entry, inherited ones included, not by its protection",
         ),
         ScriptFact(
             every,
-            r"if \(\$reason\.StartsWith\('is '\)\) \{ Stop-Untrusted \$path \$reason \$Trust \}",
-            "a staging folder that is a reparse point or owned by anyone else is refused, not repaired",
+            r"if \(\$reason\.refuse\) \{ Stop-Untrusted \$path \$reason\.text \$Trust \}",
+            "a staging folder that is a reparse point or owned by anyone else is refused, not repaired: decided by "
+            "Get-UntrustedReason's flag, as the model's UntrustedReason.refuse",
+        ),
+        ScriptFact(
+            every,
+            r"StartsWith\('is '\)",
+            "refuse or repair is not read from the English text of the reason (review-owners3 O3)",
+            present=False,
+        ),
+        ScriptFact(
+            every,
+            r"try \{\s+\$acl = \[System\.IO\.Directory\]::GetAccessControl\(\$Path\)\s+\} catch "
+            r"\[System\.UnauthorizedAccessException\] \{[^}]*return @\{ refuse = \$true; text = 'does not let the "
+            r"Administrators read its owner and permissions",
+            "a level whose DACL withholds READ_CONTROL from the Administrators is refused, naming it "
+            "(untrusted_reason)",
         ),
         ScriptFact(
             every,
@@ -189,18 +204,30 @@ def staging_levels(folder: str) -> list[str]:
     return [STAGING_TOP, *levels]
 
 
-def untrusted_reason(fs: WindowsFs, path: str) -> str | None:
-    """Get-UntrustedReason: a reparse point, an owner not trusted, an entry (explicit or inherited) for anyone but
-    SYSTEM and Administrators; a DACL that only inherits theirs is fine."""
+@dataclass(frozen=True)
+class UntrustedReason:
+    """Get-UntrustedReason's @{ refuse; text }: refuse, or put the DACL back (decided by the flag, not the text)."""
+
+    refuse: bool
+    text: str
+
+
+def untrusted_reason(fs: WindowsFs, path: str) -> UntrustedReason | None:
+    """Get-UntrustedReason: a reparse point, a level the Administrators may not read (GetAccessControl needs
+    READ_CONTROL, which a trusted owner always has), an owner not trusted: refused; an entry (explicit or
+    inherited) for anyone but SYSTEM and Administrators: repaired; a DACL that only inherits theirs is fine."""
     if fs.resolve(path).is_symlink():
-        return "is a junction or symbolic link"
+        return UntrustedReason(True, "is a junction or symbolic link")
     store = ntfs.NtfsStore(fs.root)
+    if not ntfs.access_granted(store, path, set(SCRIPT_TOKEN), ntfs.READ_CONTROL):
+        text = "does not let the Administrators read its owner and permissions, so an account not trusted owns it"
+        return UntrustedReason(True, text)
     descriptor = store.descriptor(path)
     if descriptor.owner.upper() not in TRUSTED_OWNERS:
-        return f"is owned by {descriptor.owner}, not by Administrators"
+        return UntrustedReason(True, f"is owned by {descriptor.owner}, not by Administrators")
     for ace in store.explicit_and_inherited(path, is_container=True):
         if ace.sid.upper() not in ADMIN_SIDS:
-            return f"grants {ace.sid} access"
+            return UntrustedReason(False, f"grants {ace.sid} access")
     return None
 
 
@@ -289,8 +316,8 @@ def initialize(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust 
         reason = untrusted_reason(fs, path)
         if reason is None:
             continue
-        if reason.startswith("is "):
-            raise _untrusted(path, reason, prop, trust)
+        if reason.refuse:
+            raise _untrusted(path, reason.text, prop, trust)
         planted = planted_entries(fs, path)
         # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
         store.set_descriptor(path, admin_only())
@@ -305,7 +332,7 @@ def assert_trusted(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTr
             return
         reason = untrusted_reason(fs, path)
         if reason is not None:
-            raise _untrusted(path, reason, prop, trust)
+            raise _untrusted(path, reason.text, prop, trust)
 
 
 def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
@@ -317,9 +344,9 @@ def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
         reason = untrusted_reason(fs, path)
         if reason is None:
             continue
-        if reason.startswith("is "):
-            raise _untrusted(path, reason, prop, STAGING)
-        return f"{path} {reason}"
+        if reason.refuse:
+            raise _untrusted(path, reason.text, prop, STAGING)
+        return f"{path} {reason.text}"
     return None
 
 

@@ -550,6 +550,32 @@ def test_o1_a_planted_folder_the_administrators_may_not_list_is_refused_naming_i
     assert "is denied" in refused.error["message"] and "then run again" in refused.error["message"]
 
 
+def test_o1_a_records_folder_the_administrators_may_not_read_is_refused_naming_it(state: Path) -> None:
+    # The level itself made by a user first, with a DACL granting only themselves: GetAccessControl throws in
+    # Get-UntrustedReason, which refuses it (a trusted owner could always read it) instead of UnexpectedError.
+    fs, store = WindowsFs(state), ntfs.NtfsStore(state)
+    *above, level = staging.staging_levels(SITE_FOLDER)
+    for path in above:
+        fs.resolve(path).mkdir(parents=True, exist_ok=True)
+        store.set_descriptor(path, staging.admin_only())
+    fs.resolve(level).mkdir()
+    store.set_descriptor(level, ntfs.Descriptor(PLANTER, True, [ntfs.Ace(PLANTER, ntfs.FULL_CONTROL)]))
+    refused = iis_default_site_removal.set_(fs, removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "OwnersFolderUntrusted"
+    assert level in refused.error["message"]
+    assert "does not let the Administrators read its owner and permissions" in refused.error["message"]
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None, "nothing decided"
+
+
+def test_o3_refuse_or_repair_is_decided_by_a_flag_not_by_the_reasons_english_text() -> None:
+    text = render_script(ScriptRef("providers.iis_default_site_removal", "set"))
+    # (The model decides by the flag too: the unreadable level above, whose text starts 'does not', is refused.)
+    assert "StartsWith('is ')" not in text
+    assert "if ($reason.refuse) { Stop-Untrusted $path $reason.text $Trust }" in text
+    unfixed = text.replace("if ($reason.refuse) {", "if ($reason.text.StartsWith('is ')) {")
+    assert unfixed != text and ps51.check_script(SCRIPT_FACTS, "iis_default_site_removal/set", unfixed)
+
+
 def test_a_records_folder_owned_by_the_deploying_account_is_trusted(state: Path) -> None:
     # Made by hand where "Default owner for objects created by members of the Administrators group" is "Object
     # creator": owned by that administrator's own SID. The unfixed check refused it (owner not Administrators).
