@@ -44,8 +44,8 @@ def acl_host(tmp_path: Path) -> tuple[WindowsFs, str]:
 
 def without_owner_check(text: str) -> str:
     old = re.sub(
-        r"\n    \$untrusted = Get-HostMutexUntrustedReason \$mutex\n    if \(\$null -ne \$untrusted\) \{\n"
-        r"        \$mutex\.Dispose\(\)\n        Stop-HostMutexUntrusted [^\n]*\n    \}",
+        r"\n    if \(\$null -ne \$untrusted\) \{\n        \$mutex\.Dispose\(\)\n"
+        r"        Stop-HostMutexUntrusted [^\n]*\n    \}",
         "",
         text,
     )
@@ -104,6 +104,25 @@ def test_c1_the_owners_lock_is_checked_too(tmp_path: Path) -> None:
     assert "Global\\UsercubeIac-Owners" in result.error["message"]
     assert iis.ServerManager(tmp_path).find_site(iis.DEFAULT_SITE) is not None, "nothing decided"
     assert refused("certificate/set", without_owner_check(script("certificate", "set")))
+
+
+def test_l3_a_failure_to_read_the_mutex_owner_disposes_it_and_the_identity_is_disposed() -> None:
+    # review-locks L3: only UnauthorizedAccessException was caught around GetAccessControl, so any other error
+    # (an IOException of GetSecurityInfo) left Enter-HostMutex with the mutex never disposed.
+    fixed = script("file_acl", "set")
+    leaky = re.sub(
+        r"    try \{\n        (\$untrusted = Get-HostMutexUntrustedReason \$mutex)\n"
+        r"    \} catch \{\n[\s\S]*?\n    \}\n",
+        r"    \1\n",
+        fixed,
+        count=1,
+    )
+    assert leaky != fixed and refused("file_acl/set", leaky)
+    kept_identity = fixed.replace(
+        "    try { $self = $identity.User.Value } finally { $identity.Dispose() }", "    $self = $identity.User.Value"
+    )
+    assert kept_identity != fixed and refused("file_acl/set", kept_identity)
+    assert refused("file_acl/set", fixed) == []
 
 
 # -- C2: SettingsFile's DACL writes take the FileAcl lock -------------------------------------------------

@@ -37,7 +37,8 @@ function Get-HostMutexUntrustedReason($Mutex) {
         # full access): the mutex's DACL withholds READ_CONTROL from this account.
         return 'does not let this account read its owner'
     }
-    $self = [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value
+    $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+    try { $self = $identity.User.Value } finally { $identity.Dispose() }
     if (@('S-1-5-18', 'S-1-5-32-544', $self) -contains $owner) { return $null }
     return "is owned by $owner, not by SYSTEM, the Administrators or this account"
 }
@@ -68,7 +69,14 @@ function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string]
         # CreateMutex's ERROR_INVALID_HANDLE: the name belongs to another kind of object (an event, a semaphore).
         Stop-HostMutexUntrusted $Name $What 'is taken by another kind of named object (not a mutex)' $where
     }
-    $untrusted = Get-HostMutexUntrustedReason $mutex
+    try {
+        $untrusted = Get-HostMutexUntrustedReason $mutex
+    } catch {
+        # Any other failure to read its owner (an IOException of GetSecurityInfo): the handle is not left open
+        # (review-locks L3); the error goes on to the trap.
+        $mutex.Dispose()
+        throw
+    }
     if ($null -ne $untrusted) {
         $mutex.Dispose()
         Stop-HostMutexUntrusted $Name $What $untrusted $where
