@@ -114,17 +114,21 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
         ),
         ScriptFact(
             operations,
-            r"\$untrusted = Get-HostMutexUntrustedReason \$mutex\s+if \(\$null -ne \$untrusted\) \{\s+"
+            r"\$untrusted = Get-HostMutexUntrustedReason \$mutex\s+\} catch \{[^}]*\$mutex\.Dispose\(\)\s+throw\s+\}\s+"
+            r"if \(\$null -ne \$untrusted\) \{\s+"
             r"\$mutex\.Dispose\(\)\s+Stop-HostMutexUntrusted[\s\S]*\$held = \$mutex\.WaitOne",
             "a mutex whose owner is not SYSTEM, the Administrators or this account was created first by another "
             "account (a squat: no privilege is needed in Global\\) and is refused before any wait (HostLockUntrusted), "
-            "as the model's held() refuses a squatted name",
+            "as the model's held() refuses a squatted name; any other failure of that read disposes the mutex "
+            "before it goes on to the trap (the model's open fails the same way)",
         ),
         ScriptFact(
             operations,
             r"\$owner = \$Mutex\.GetAccessControl\(\)\.GetOwner\("
             r"\[System\.Security\.Principal\.SecurityIdentifier\]\)\.Value[\s\S]*"
-            r"@\('S-1-5-18', 'S-1-5-32-544', \$self\) -contains \$owner",
+            r"\$identity = \[System\.Security\.Principal\.WindowsIdentity\]::GetCurrent\(\)\s+"
+            r"try \{ \$self = \$identity\.User\.Value \} finally \{ \$identity\.Dispose\(\) \}\s+"
+            r"if \(@\('S-1-5-18', 'S-1-5-32-544', \$self\) -contains \$owner\)",
             "the owner is read from the mutex itself (MutexSecurity.GetOwner) and compared by SID",
         ),
         ScriptFact(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from devhost import named_mutex
 from devhost.fs import WindowsFs
@@ -13,10 +14,12 @@ from devhost.ops import host_mutex
 from devhost.ps51 import ScriptFact
 
 DACL_MUTEX = "Global\\UsercubeIac.FileAcl.Dacl"
-# Enter-DaclLock waits 300 s: a healthy queue of propagating writes can take longer than 30 s, and 300 s stays
-# below the connection's command_timeout_s (600 s by default, providers/transport/connection.py).
+# The input key with the wait (providers/scripting/host_locks.py: min(300 s, command_timeout_s / 2)); an input
+# without it waits WAIT_S, the script's $DaclLockWaitMs = 300000.
+WAIT_KEY = "dacl_lock_wait_ms"
 WAIT_S = 300.0
 QUEUED = "other FileAcl or SettingsFile permission changes on this host were queued, or one is hung"
+FIX = "run again, or raise the connection's command_timeout_s: the wait is half of it, 300 s at most"
 
 
 def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
@@ -24,12 +27,15 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
     return (
         ScriptFact(
             operations,
-            r"\$DaclLockWaitMs = 300000\s+function Enter-DaclLock \{\s+return \(Enter-HostMutex -Name \$DaclMutexName "
+            r"\$DaclLockWaitMs = 300000\s+if \(\$null -ne \$Spec\.PSObject\.Properties\['dacl_lock_wait_ms'\]\) "
+            r"\{ \$DaclLockWaitMs = \[int\]\$Spec\.dacl_lock_wait_ms \}\s+"
+            r"function Enter-DaclLock \{\s+return \(Enter-HostMutex -Name \$DaclMutexName "
             r"-WaitMs \$DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' "
-            r"-Property 'path'",
+            r"-Property 'path' -Queued '" + re.escape(QUEUED) + r"' -Fix '" + re.escape(FIX.replace("'", "''")) + "'",
             "SetAccessControl writes back the whole DACL GetAccessControl read (SetNamedSecurityInfoW, pDacl: the new "
             "DACL), and pushes inheritable entries to each child by a read-modify-write: every DACL writer of this "
-            "project holds the named mutex from read to write, waited for 300 s at most",
+            "project holds the named mutex from read to write, waited for as long as the input's dacl_lock_wait_ms "
+            "says (300 s without it), so that AclBusy arrives before the client's command_timeout_s",
         ),
         ScriptFact(
             operations,
@@ -37,22 +43,35 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
             "the model's mutex is this name in the Global\\ namespace, one object for every process and session of "
             "the host (two stacks' WinRM shells included)",
         ),
+        ScriptFact(
+            operations,
+            r"\[string\] \$Fix = 'run again'\) \{[\s\S]*\"waited \$\(\$WaitMs / 1000\) s for the \$What lock "
+            r"'\$Name' \(\$Queued\); \$Fix\"",
+            "AclBusy names the wait (in seconds: PowerShell expands a double with the invariant culture, 0.5) and the "
+            "fix, as the model's message",
+        ),
         *named_mutex.script_facts(operations),
     )
 
 
+def wait_s(spec: dict[str, Any]) -> float:
+    """$DaclLockWaitMs / 1000: the input's dacl_lock_wait_ms, or 300 s without it."""
+    return WAIT_S if WAIT_KEY not in spec else int(spec[WAIT_KEY]) / 1000
+
+
 @contextlib.contextmanager
-def held(fs: WindowsFs) -> Iterator[None]:
-    """Enter-DaclLock ... Exit-DaclLock; AclBusy after the wait, AclLockDenied / HostLockUntrusted on a name
-    another account took first."""
+def held(fs: WindowsFs, spec: dict[str, Any]) -> Iterator[None]:
+    """Enter-DaclLock ... Exit-DaclLock; AclBusy after the input's wait, AclLockDenied / HostLockUntrusted on a
+    name another account took first."""
     with host_mutex.held(
         fs,
         DACL_MUTEX,
-        WAIT_S,
+        wait_s(spec),
         what="permissions",
         denied_id="AclLockDenied",
         busy_id="AclBusy",
         prop="path",
         queued=QUEUED,
+        fix=FIX,
     ):
         yield

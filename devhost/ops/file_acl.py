@@ -21,6 +21,7 @@ from devhost.ops.script_accounts import account_sid, comparable_mask
 from devhost.ps51 import ScriptFact
 
 _KEYS = {"path", "principal", "access", "mask", "inheritance", "propagation"}
+_OPTIONAL = {dacl_lock.WAIT_KEY}  # FileAclModel always sends it; the script waits 300 s without it
 _SID = re.compile(r"^S-1-\d+(-\d+){0,14}$", re.IGNORECASE)
 _NOT_TRANSLATED = "Some or all identity references could not be translated."
 _BOTH = ["ContainerInherit", "ObjectInherit"]
@@ -156,13 +157,13 @@ def _not_canonical(path: str) -> Envelope:
 
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
-    require_keys(spec, _KEYS)
+    require_keys(spec, _KEYS, _OPTIONAL)
     return succeed(_state(fs, spec))
 
 
 @operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
-    require_keys(spec, _KEYS)
+    require_keys(spec, _KEYS, _OPTIONAL)
     path = spec["path"]
     kind = _kind(fs, path)
     if kind is None:
@@ -192,7 +193,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             prop="propagation",
             category="InvalidArgument",
         )
-    with dacl_lock.held(fs):
+    with dacl_lock.held(fs, spec):
         before = _state(fs, spec)
         desired = {"mask": spec["mask"], "inheritance": inheritance, "propagation": propagation}
         matching = [e for e in before["entries"] if {**e, "mask": comparable_mask(e["mask"])} == desired]
@@ -218,14 +219,14 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
-    require_keys(spec, _KEYS | {"principal_sid"})
+    require_keys(spec, _KEYS | {"principal_sid"}, _OPTIONAL)
     path = spec["path"]
     if _kind(fs, path) is None:
         return succeed({"ensure": "absent", "path": path, "entries": []})
     sid, _ = _resolve(fs.root, spec["principal_sid"] or spec["principal"])
     allow = spec["access"] == "Allow"
     state = {"ensure": "absent", "path": path, "principal_sid": sid, "entries": []}
-    with dacl_lock.held(fs):
+    with dacl_lock.held(fs, spec):
         security = ntfs.NtfsStore(fs.root).descriptor(path)  # GetAccessControl('Access'): a copy
         entries = [_entry_json(a) for a in security.explicit if a.sid.upper() == sid and a.allow == allow]
         if not entries:

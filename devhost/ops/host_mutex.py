@@ -13,7 +13,16 @@ from devhost.ops.envelope import OperationStopped, fail
 
 @contextlib.contextmanager
 def held(
-    fs: WindowsFs, name: str, wait_s: float, *, what: str, denied_id: str, busy_id: str, prop: str | None, queued: str
+    fs: WindowsFs,
+    name: str,
+    wait_s: float,
+    *,
+    what: str,
+    denied_id: str,
+    busy_id: str,
+    prop: str | None,
+    queued: str,
+    fix: str = "run again",
 ) -> Iterator[None]:
     """Enter-HostMutex ... Exit-HostMutex around the block."""
     with contextlib.ExitStack() as stack:
@@ -46,7 +55,7 @@ def held(
             raise OperationStopped(
                 fail(
                     busy_id,
-                    f"waited {wait_s:g} s for the {what} lock '{name}' ({queued}); run again",
+                    f"waited {wait_s:g} s for the {what} lock '{name}' ({queued}); {fix}",
                     prop=prop,
                     category="ResourceBusy",
                 )

@@ -157,12 +157,27 @@ SCRIPT_FACTS = (
     *dacl_lock.script_facts(_SET),
     ScriptFact(
         _SET,
-        r"function Set-ProtectedAcl\(\[string\] \$Path, \[string\[\]\] \$ReaderSids\) \{[^{}]*"
-        r"\$daclLock = Enter-DaclLock\s+try \{\s+\$file\.SetAccessControl\(\(New-ProtectedDacl \$ReaderSids\)\)"
-        r"[\s\S]*?\} finally \{\s+Exit-DaclLock \$daclLock",
-        "Set-ProtectedAcl writes the DACL under FileAcl's DACL lock: a FileAcl pushing inheritable entries down a "
-        "folder above the file reads and writes each child's descriptor (learn.microsoft.com, Automatic "
-        "Propagation of Inheritable ACEs) and could write the old one back over the protected DACL",
+        r"if \(-not \$aclOk -or -not \$backupAclOk\) \{\s+\$daclLock = Enter-DaclLock\s+try \{\s+"
+        r"if \(-not \$aclOk\) \{ Set-ProtectedAcl \$path \$readerSids \}\s+"
+        r"if \(-not \$backupAclOk\) \{ Set-ProtectedAcl \$before\.backup_path \$readerSids \}\s+"
+        r"\} finally \{\s+Exit-DaclLock \$daclLock\s+\}",
+        "the file's and the backup's protected DACLs are written under FileAcl's DACL lock, taken once for both: a "
+        "FileAcl pushing inheritable entries down a folder above the file reads and writes each child's descriptor "
+        "(learn.microsoft.com, Automatic Propagation of Inheritable ACEs) and could write the old one back over the "
+        "protected DACL; one wait per operation keeps AclBusy within command_timeout_s",
+    ),
+    ScriptFact(
+        _SET,
+        r"= Enter-DaclLock\b[\s\S]*= Enter-DaclLock\b",
+        "set takes the DACL lock once: the model holds it once, around both Set-ProtectedAcl calls (each "
+        "Enter-DaclLock may wait the whole dacl_lock_wait_ms)",
+        present=False,
+    ),
+    ScriptFact(
+        _SET,
+        r"function Set-ProtectedAcl\(\[string\] \$Path, \[string\[\]\] \$ReaderSids\) \{[^}]*Enter-DaclLock",
+        "Set-ProtectedAcl takes no lock itself: its caller holds the DACL lock for both files",
+        present=False,
     ),
     ScriptFact(
         ("settings_file/remove",),
@@ -172,6 +187,7 @@ SCRIPT_FACTS = (
 )
 
 _KEYS = {"path", "content", "encoding", "keep_backup", "readers"}
+_OPTIONAL = {dacl_lock.WAIT_KEY}  # SettingsFileModel always sends it; the script waits 300 s without it
 _BOM = {"utf-8-bom": b"\xef\xbb\xbf", "utf-16": b"\xff\xfe"}
 
 
@@ -368,16 +384,15 @@ def _is_protected(acl: dict[str, Any], reader_sids: list[str]) -> bool:
 def _set_protected(fs: WindowsFs, path: str, reader_sids: list[str]) -> None:
     """Set-ProtectedAcl: SetAccessControl of the DACL alone (WRITE_DAC; the owner stays, as SetAccessControl
     persists only the sections that were set), then, when the owner differs, of the owner alone (WRITE_OWNER,
-    checked against the DACL just written)."""
+    checked against the DACL just written). The caller holds the DACL lock."""
     store = ntfs.NtfsStore(fs.root)
-    with dacl_lock.held(fs):  # Enter-DaclLock: FileAcl's propagation must not write the old descriptor back
-        _require(fs, path, ntfs.WRITE_DAC, "SetAccessControl", 1)
-        desired = protected_descriptor(reader_sids)
-        current = store.descriptor(path)
-        store.set_descriptor(path, ntfs.Descriptor(current.owner, desired.protected, desired.explicit))
-        if current.owner.upper() != _OWNER:
-            _require(fs, path, ntfs.WRITE_OWNER, "SetAccessControl", 1)
-            store.set_descriptor(path, ntfs.Descriptor(_OWNER, desired.protected, desired.explicit))
+    _require(fs, path, ntfs.WRITE_DAC, "SetAccessControl", 1)
+    desired = protected_descriptor(reader_sids)
+    current = store.descriptor(path)
+    store.set_descriptor(path, ntfs.Descriptor(current.owner, desired.protected, desired.explicit))
+    if current.owner.upper() != _OWNER:
+        _require(fs, path, ntfs.WRITE_OWNER, "SetAccessControl", 1)
+        store.set_descriptor(path, ntfs.Descriptor(_OWNER, desired.protected, desired.explicit))
 
 
 def _format_acl(acl: dict[str, Any]) -> list[str]:
@@ -401,7 +416,7 @@ def _temporary_files(fs: WindowsFs, path: str) -> list[Path]:
 
 @operation
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
-    require_keys(spec, _KEYS)
+    require_keys(spec, _KEYS, _OPTIONAL)
     state = _state(fs, spec["path"])
     if isinstance(state, Envelope):
         return state
@@ -410,7 +425,7 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 
 @operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
-    require_keys(spec, _KEYS)
+    require_keys(spec, _KEYS, _OPTIONAL)
     path = spec["path"]
     readers = None if spec["readers"] is None else [_resolve_reader(fs, name) for name in spec["readers"]]
     before = _state(fs, path)
@@ -450,13 +465,18 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True)
         changes.append(change("parent_folder", None, path.rsplit("\\", 1)[0]))
-    if not acl_ok:
+    if not acl_ok or not backup_ok:
         assert readers is not None
-        _set_protected(fs, path, readers)
+        # One Enter-DaclLock for the file and its backup (FileAcl's propagation must not write an old descriptor
+        # back over either), so that one operation spends the wait once.
+        with dacl_lock.held(fs, spec):
+            if not acl_ok:
+                _set_protected(fs, path, readers)
+            if not backup_ok:
+                _set_protected(fs, before["backup_path"], readers)
+    if not acl_ok:
         changes.append(change("readers", _format_acl(before["acl"]), _format_acl(_acl(fs, path))))
     if not backup_ok:
-        assert readers is not None
-        _set_protected(fs, before["backup_path"], readers)
         after_backup = _acl(fs, before["backup_path"])
         changes.append(change("backup_readers", _format_acl(before["backup_acl"]), _format_acl(after_backup)))
     if present and not before["content_readable"]:
@@ -519,7 +539,7 @@ def _write_content(
 
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
-    require_keys(spec, _KEYS)
+    require_keys(spec, _KEYS, _OPTIONAL)
     path = spec["path"]
     before = _state(fs, path)
     if isinstance(before, Envelope):

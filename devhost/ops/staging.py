@@ -34,6 +34,9 @@ ADMINISTRATORS = "S-1-5-32-544"
 # which owns what it made itself when the policy "Default owner for objects created by members of the
 # Administrators group" says "Object creator".
 TRUSTED_OWNERS = (*ADMIN_SIDS, accounts.OPERATOR_USER)
+# The script's token: the deploying account's groups (accounts.OPERATOR_TOKEN) and its own SID, the token user,
+# which may own, and be the only one named by, what it made itself (CREATOR OWNER's entry becomes its SID).
+SCRIPT_TOKEN = frozenset({*accounts.OPERATOR_TOKEN, accounts.OPERATOR_USER})
 # $FileWriteRights: FILE_WRITE_DATA, FILE_APPEND_DATA, DELETE, WRITE_DAC, WRITE_OWNER, GENERIC_ALL, GENERIC_WRITE.
 FILE_WRITE_RIGHTS = 0x500D0006
 # Knob ``staging_create_races``: [{"on": "<folder>", "owner": "<SID>"}], one-shot: that account creates the folder
@@ -56,6 +59,9 @@ def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]
     """The constructs of the shared includes this model relies on, for a resource's operations: ``chunk`` (its
     chunk script), ``initialize`` (those that create or check the folders), ``every`` (all that include them)."""
     return (*folder_facts(initialize, every), *_chunk_facts(chunk))
+
+
+_READ_ENTRY_ACL = r"\$acl = \[System\.IO\.(Directory|File)\]::GetAccessControl\(\$entry\.FullName\)"
 
 
 def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[ScriptFact, ...]:
@@ -92,15 +98,30 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
         ),
         ScriptFact(
             every,
-            r"if \(\$TrustedOwnerSids -notcontains \$owner\) \{ return \"is owned by \$owner, not by "
-            r"Administrators\" \}\s+"
-            r"foreach \(\$rule in \$acl\.GetAccessRules\(\$true, \$true, ",
+            r"if \(\$TrustedOwnerSids -notcontains \$owner\) \{ return @\{ refuse = \$true; text = \"is owned by "
+            r"\$owner, not by Administrators\" \} \}\s+"
+            r"foreach \(\$rule in \$acl\.GetAccessRules\(\$true, \$true, [^\n]*\n[^\n]*return @\{ refuse = \$false; ",
             "a level is judged by its owner and every entry, inherited ones included, not by its protection",
         ),
         ScriptFact(
             every,
-            r"if \(\$reason\.StartsWith\('is '\)\) \{ Stop-Untrusted \$path \$reason \$Trust \}",
-            "a staging folder that is a reparse point or owned by anyone else is refused, not repaired",
+            r"if \(\$reason\.refuse\) \{ Stop-Untrusted \$path \$reason\.text \$Trust \}",
+            "a staging folder that is a reparse point or owned by anyone else is refused, not repaired: decided by "
+            "Get-UntrustedReason's flag, as the model's UntrustedReason.refuse",
+        ),
+        ScriptFact(
+            every,
+            r"StartsWith\('is '\)",
+            "refuse or repair is not read from the English text of the reason (review-owners3 O3)",
+            present=False,
+        ),
+        ScriptFact(
+            every,
+            r"try \{\s+\$acl = \[System\.IO\.Directory\]::GetAccessControl\(\$Path\)\s+\} catch "
+            r"\[System\.UnauthorizedAccessException\] \{[^}]*return @\{ refuse = \$true; text = 'does not let the "
+            r"Administrators read its owner and permissions",
+            "a level whose DACL withholds READ_CONTROL from the Administrators is refused, naming it "
+            "(untrusted_reason)",
         ),
         ScriptFact(
             every,
@@ -115,6 +136,20 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
             r"\$planted \+= @\(Get-PlantedEntries \$path\)\s+"
             r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Trust \}",
             "what others may have put in a level whose DACL is put back is found before the repair and deleted after",
+        ),
+        ScriptFact(
+            initialize,
+            r"try \{\s+if \(\$isFolder\) \{ " + _READ_ENTRY_ACL + r" \} else \{ " + _READ_ENTRY_ACL + r" \}\s+"
+            r"\} catch \[System\.UnauthorizedAccessException\] \{[^}]*\$found\.Add\(\$entry\.FullName\); continue\s+\}",
+            "an entry whose DACL withholds READ_CONTROL from the Administrators (GetAccessControl throws "
+            "UnauthorizedAccessException) is planted, not an UnexpectedError (planted_entries)",
+        ),
+        ScriptFact(
+            initialize,
+            r"\} catch \{\s+Stop-Untrusted \$Path \"was put in a \$\(\$Trust\.Name\) others could write to, and could "
+            r"not be deleted \(\$\(\$_\.Exception\.Message\)\)\" \$Trust",
+            "a planted entry that cannot be deleted (a folder the Administrators may not list) is refused with the "
+            "folder kind's id, naming it and the .NET error (_remove_planted)",
         ),
         ScriptFact(
             initialize,
@@ -169,18 +204,30 @@ def staging_levels(folder: str) -> list[str]:
     return [STAGING_TOP, *levels]
 
 
-def untrusted_reason(fs: WindowsFs, path: str) -> str | None:
-    """Get-UntrustedReason: a reparse point, an owner not trusted, an entry (explicit or inherited) for anyone but
-    SYSTEM and Administrators; a DACL that only inherits theirs is fine."""
+@dataclass(frozen=True)
+class UntrustedReason:
+    """Get-UntrustedReason's @{ refuse; text }: refuse, or put the DACL back (decided by the flag, not the text)."""
+
+    refuse: bool
+    text: str
+
+
+def untrusted_reason(fs: WindowsFs, path: str) -> UntrustedReason | None:
+    """Get-UntrustedReason: a reparse point, a level the Administrators may not read (GetAccessControl needs
+    READ_CONTROL, which a trusted owner always has), an owner not trusted: refused; an entry (explicit or
+    inherited) for anyone but SYSTEM and Administrators: repaired; a DACL that only inherits theirs is fine."""
     if fs.resolve(path).is_symlink():
-        return "is a junction or symbolic link"
+        return UntrustedReason(True, "is a junction or symbolic link")
     store = ntfs.NtfsStore(fs.root)
+    if not ntfs.access_granted(store, path, set(SCRIPT_TOKEN), ntfs.READ_CONTROL):
+        text = "does not let the Administrators read its owner and permissions, so an account not trusted owns it"
+        return UntrustedReason(True, text)
     descriptor = store.descriptor(path)
     if descriptor.owner.upper() not in TRUSTED_OWNERS:
-        return f"is owned by {descriptor.owner}, not by Administrators"
+        return UntrustedReason(True, f"is owned by {descriptor.owner}, not by Administrators")
     for ace in store.explicit_and_inherited(path, is_container=True):
         if ace.sid.upper() not in ADMIN_SIDS:
-            return f"grants {ace.sid} access"
+            return UntrustedReason(False, f"grants {ace.sid} access")
     return None
 
 
@@ -208,6 +255,11 @@ def planted_entries(fs: WindowsFs, folder: str) -> list[str]:
         if entry.is_symlink():
             found.append(path)
             continue
+        if not ntfs.access_granted(store, path, set(SCRIPT_TOKEN), ntfs.READ_CONTROL):
+            # GetAccessControl (owner, group, DACL) needs READ_CONTROL, which an owner always has (MS-DTYP 2.5.3.2):
+            # an UnauthorizedAccessException, which the script catches, the entry counted as planted (review O1).
+            found.append(path)
+            continue
         if store.descriptor(path).owner.upper() not in TRUSTED_OWNERS:
             found.append(path)
             continue
@@ -221,10 +273,20 @@ def planted_entries(fs: WindowsFs, folder: str) -> list[str]:
     return found
 
 
-def _remove_planted(fs: WindowsFs, path: str) -> None:
+def _remove_planted(fs: WindowsFs, path: str, prop: str | None, trust: FolderTrust) -> None:
     """Remove-PlantedEntry: Directory.Delete(path, true) removes a junction as a link; File.Delete a file, and
-    nothing when it is gone already (found twice, or in a folder deleted before)."""
+    nothing when it is gone already (found twice, or in a folder deleted before). A file needs no right of its own:
+    FILE_DELETE_CHILD on the level (the Administrators' after the repair) grants DELETE (learn.microsoft.com, "File
+    Security and Access Rights"). A folder is emptied first: .NET Framework's Directory.DeleteHelper lists it with
+    FindFirstFile, which needs FILE_LIST_DIRECTORY on it (dotnet/referencesource mscorlib/system/io/directory.cs),
+    so one whose DACL withholds that from the Administrators is refused, naming it (Stop-Untrusted)."""
     target = fs.resolve(path)
+    store = ntfs.NtfsStore(fs.root)
+    listable = ntfs.access_granted(store, path, set(SCRIPT_TOKEN), ntfs.FILE_READ_DATA)  # LIST_DIRECTORY
+    if target.is_dir() and not target.is_symlink() and not listable:
+        denied = f'Exception calling "Delete" with "2" argument(s): "Access to the path \'{path}\' is denied."'
+        reason = f"was put in a {trust.name} others could write to, and could not be deleted ({denied})"
+        raise _untrusted(path, reason, prop, trust)
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.is_dir():
@@ -254,13 +316,13 @@ def initialize(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust 
         reason = untrusted_reason(fs, path)
         if reason is None:
             continue
-        if reason.startswith("is "):
-            raise _untrusted(path, reason, prop, trust)
+        if reason.refuse:
+            raise _untrusted(path, reason.text, prop, trust)
         planted = planted_entries(fs, path)
         # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
         store.set_descriptor(path, admin_only())
         for entry in planted + planted_entries(fs, path):
-            _remove_planted(fs, entry)
+            _remove_planted(fs, entry, prop, trust)
 
 
 def assert_trusted(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust = STAGING) -> None:
@@ -270,7 +332,7 @@ def assert_trusted(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTr
             return
         reason = untrusted_reason(fs, path)
         if reason is not None:
-            raise _untrusted(path, reason, prop, trust)
+            raise _untrusted(path, reason.text, prop, trust)
 
 
 def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
@@ -282,9 +344,9 @@ def repair_needed(fs: WindowsFs, folder: str, prop: str | None) -> str | None:
         reason = untrusted_reason(fs, path)
         if reason is None:
             continue
-        if reason.startswith("is "):
-            raise _untrusted(path, reason, prop, STAGING)
-        return f"{path} {reason}"
+        if reason.refuse:
+            raise _untrusted(path, reason.text, prop, STAGING)
+        return f"{path} {reason.text}"
     return None
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationInfo, field_validator
 from providers.file_acl import rights as fs_rights
 from providers.framework.model import ResourceModel, prop
 from providers.framework.validators import account_name, windows_absolute_path
+from providers.scripting.host_locks import dacl_lock_input
 
 Inheritance = Literal["ContainerInherit", "ObjectInherit"]
 Propagation = Literal["NoPropagateInherit", "InheritOnly"]
@@ -115,6 +116,7 @@ class FileAclModel(ResourceModel):
             "mask": self.mask(),
             "inheritance": self.inheritance,
             "propagation": self.propagation,
+            **dacl_lock_input(self.connection),
         }
 
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:

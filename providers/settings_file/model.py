@@ -10,6 +10,7 @@ from pydantic import field_validator, model_validator
 
 from providers.framework.model import ResourceModel, prop
 from providers.framework.validators import MAX_FILE_PATH, account_name, windows_absolute_path
+from providers.scripting.host_locks import dacl_lock_input
 from providers.settings_file.acl import readers_on_host
 
 FileEncoding = Literal["utf-8", "utf-8-bom", "utf-16"]
@@ -129,6 +130,7 @@ class SettingsFileModel(ResourceModel):
             "encoding": self.encoding,
             "keep_backup": self.keep_backup,
             "readers": self.readers,
+            **dacl_lock_input(self.connection),
         }
 
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:

@@ -11,10 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devhost import accounts, iis, named_mutex, ntfs, ps51
 from devhost.fs import WindowsFs
 from devhost.ops import SCRIPT_FACTS, dacl_lock, file_acl, iis_default_site_removal, ownership, settings_file
+from providers.file_acl.model import FileAclModel
+from providers.scripting.host_locks import dacl_lock_wait_ms
 from providers.scripting.runner import ScriptRef, render_script
+from providers.settings_file.model import SettingsFileModel
 from providers.transport.connection import HostConnection
 from tests.devhost.test_iis_model import removal_spec
 from tests.devhost.test_ntfs_model import acl_spec
@@ -39,8 +44,8 @@ def acl_host(tmp_path: Path) -> tuple[WindowsFs, str]:
 
 def without_owner_check(text: str) -> str:
     old = re.sub(
-        r"\n    \$untrusted = Get-HostMutexUntrustedReason \$mutex\n    if \(\$null -ne \$untrusted\) \{\n"
-        r"        \$mutex\.Dispose\(\)\n        Stop-HostMutexUntrusted [^\n]*\n    \}",
+        r"\n    if \(\$null -ne \$untrusted\) \{\n        \$mutex\.Dispose\(\)\n"
+        r"        Stop-HostMutexUntrusted [^\n]*\n    \}",
         "",
         text,
     )
@@ -101,6 +106,25 @@ def test_c1_the_owners_lock_is_checked_too(tmp_path: Path) -> None:
     assert refused("certificate/set", without_owner_check(script("certificate", "set")))
 
 
+def test_l3_a_failure_to_read_the_mutex_owner_disposes_it_and_the_identity_is_disposed() -> None:
+    # review-locks L3: only UnauthorizedAccessException was caught around GetAccessControl, so any other error
+    # (an IOException of GetSecurityInfo) left Enter-HostMutex with the mutex never disposed.
+    fixed = script("file_acl", "set")
+    leaky = re.sub(
+        r"    try \{\n        (\$untrusted = Get-HostMutexUntrustedReason \$mutex)\n"
+        r"    \} catch \{\n[\s\S]*?\n    \}\n",
+        r"    \1\n",
+        fixed,
+        count=1,
+    )
+    assert leaky != fixed and refused("file_acl/set", leaky)
+    kept_identity = fixed.replace(
+        "    try { $self = $identity.User.Value } finally { $identity.Dispose() }", "    $self = $identity.User.Value"
+    )
+    assert kept_identity != fixed and refused("file_acl/set", kept_identity)
+    assert refused("file_acl/set", fixed) == []
+
+
 # -- C2: SettingsFile's DACL writes take the FileAcl lock -------------------------------------------------
 
 
@@ -129,8 +153,8 @@ def test_c2_a_settings_file_permission_repair_waits_for_a_file_acl_change_in_pro
     )
     fixed = script("settings_file", "set")
     old = fixed.replace(
-        "    $daclLock = Enter-DaclLock\n    try {\n        $file.SetAccessControl((New-ProtectedDacl $ReaderSids))",
-        "    try {\n        $file.SetAccessControl((New-ProtectedDacl $ReaderSids))",
+        "    $daclLock = Enter-DaclLock\n    try {\n        if (-not $aclOk) { Set-ProtectedAcl $path $readerSids }",
+        "    try {\n        if (-not $aclOk) { Set-ProtectedAcl $path $readerSids }",
     )
     assert old != fixed and refused("settings_file/set", old)
     assert refused("settings_file/set", fixed) == []
@@ -139,24 +163,91 @@ def test_c2_a_settings_file_permission_repair_waits_for_a_file_acl_change_in_pro
 # -- C3: the wait ------------------------------------------------------------------------------------------
 
 
-def test_c3_the_dacl_lock_waits_300_s_below_the_default_command_timeout() -> None:
-    default_timeout = HostConnection.model_fields["command_timeout_s"].default
-    assert dacl_lock.WAIT_S == 300 and default_timeout / 2 >= dacl_lock.WAIT_S, "a margin for the work itself"
+def test_c3_the_dacl_lock_waits_300_s_at_the_default_command_timeout() -> None:
+    default = HostConnection(host="agent01", username="deploy", password="x")
+    assert default.command_timeout_s == 600 and dacl_lock_wait_ms(default) == 300_000, "a margin for the work itself"
     for operation in ("file_acl/set", "file_acl/remove", "settings_file/set"):
         resource, verb = operation.split("/")
         fixed = script(resource, verb)
-        assert "$DaclLockWaitMs = 300000" in fixed
+        assert "$DaclLockWaitMs = 300000" in fixed  # an input without dacl_lock_wait_ms
         assert refused(operation, fixed.replace("$DaclLockWaitMs = 300000", "$DaclLockWaitMs = 30000"))
 
 
-def test_c3_a_holder_past_the_wait_ends_with_acl_busy_naming_the_wait(tmp_path: Path, monkeypatch: Any) -> None:
+def test_c3_a_holder_past_the_wait_ends_with_acl_busy_naming_the_wait(tmp_path: Path) -> None:
     fs, _ = acl_host(tmp_path)
-    monkeypatch.setattr(dacl_lock, "WAIT_S", 0.2)
     with named_mutex.held(tmp_path, dacl_lock.DACL_MUTEX, 1):
-        busy = file_acl.set_(fs, acl_spec("C:\\im", AGENT))
+        busy = file_acl.set_(fs, {**acl_spec("C:\\im", AGENT), "dacl_lock_wait_ms": 200})
     assert (
         busy.error is not None and busy.error["id"] == "AclBusy" and "FileAcl or SettingsFile" in busy.error["message"]
     )
+    assert "waited 0.2 s" in busy.error["message"] and "command_timeout_s" in busy.error["message"]
+
+
+# -- L1 (notes/review-locks.md): one wait per operation, tied to command_timeout_s -------------------------
+
+
+def connection(command_timeout_s: int) -> dict[str, Any]:
+    return {"host": "agent01", "username": "deploy", "password": "x", "command_timeout_s": command_timeout_s}
+
+
+@pytest.mark.parametrize(
+    ("command_timeout_s", "wait_ms"), [(1, 500), (3, 1500), (20, 10_000), (600, 300_000), (3600, 300_000)]
+)
+def test_l1_the_dacl_lock_wait_in_the_script_input_is_half_of_command_timeout_s_300_s_at_most(
+    command_timeout_s: int, wait_ms: int
+) -> None:
+    settings = SettingsFileModel.model_validate({"connection": connection(command_timeout_s), **settings_spec([AGENT])})
+    entry = FileAclModel.model_validate(
+        {"connection": connection(command_timeout_s), "path": "C:\\im", "principal": AGENT, "rights": ["Read"]}
+    )
+    assert settings.script_input()["dacl_lock_wait_ms"] == wait_ms
+    assert entry.script_input()["dacl_lock_wait_ms"] == wait_ms  # FileAcl get, set and remove (delete adds a key)
+
+
+def test_l1_a_short_command_timeout_ends_a_settings_file_set_with_acl_busy_before_the_client_gives_up(
+    tmp_path: Path,
+) -> None:
+    fs, _ = acl_host(tmp_path)
+    assert settings_file.set_(fs, settings_spec(None)).ok  # inherits: set must protect it, under the lock
+    payload = SettingsFileModel.model_validate({"connection": connection(1), **settings_spec([AGENT])}).script_input()
+    with named_mutex.held(tmp_path, dacl_lock.DACL_MUTEX, 1):  # a FileAcl change that does not end
+        started = time.monotonic()
+        busy = settings_file.set_(fs, payload)
+        waited = time.monotonic() - started
+    assert busy.error is not None and busy.error["id"] == "AclBusy" and busy.error["property"] == "path"
+    assert "waited 0.5 s" in busy.error["message"] and "command_timeout_s" in busy.error["message"]
+    assert 0.4 < waited < 1.0, "within command_timeout_s=1"
+    assert not ntfs.NtfsStore(tmp_path).descriptor(SETTINGS).protected, "nothing written without the lock"
+
+
+def test_l1_a_settings_file_set_takes_the_dacl_lock_once_for_the_file_and_its_backup(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    fs, _ = acl_host(tmp_path)
+    unprotected = {**settings_spec(None), "keep_backup": True}
+    assert settings_file.set_(fs, {**unprotected, "content": "v1"}).ok
+    assert settings_file.set_(fs, {**unprotected, "content": "v2"}).ok  # '<path>.bak' holds v1, inheriting too
+    taken: list[str] = []
+    real_held = named_mutex.held
+
+    def counting_held(state_dir: Path, name: str, timeout_s: float) -> Any:
+        taken.append(name)
+        return real_held(state_dir, name, timeout_s)
+
+    monkeypatch.setattr(named_mutex, "held", counting_held)
+    repaired = settings_file.set_(fs, {**unprotected, "content": "v2", "readers": [AGENT]})
+    assert repaired.ok, repaired.error
+    assert {c["property"] for c in repaired.changes} == {"readers", "backup_readers"}, "both files repaired"
+    assert ntfs.NtfsStore(tmp_path).descriptor(SETTINGS).protected
+    assert ntfs.NtfsStore(tmp_path).descriptor(SETTINGS + ".bak").protected
+    assert taken == [dacl_lock.DACL_MUTEX], "one Enter-DaclLock, so one wait, for both files"
+    # The script the model stands for: a lock per Set-ProtectedAcl (the reviewed version) is refused.
+    fixed = script("settings_file", "set")
+    twice = fixed.replace(
+        "    $file = New-Object System.IO.FileInfo($Path)\n",
+        "    $file = New-Object System.IO.FileInfo($Path)\n    $daclLock = Enter-DaclLock\n",
+    )
+    assert twice != fixed and refused("settings_file/set", twice)
 
 
 # -- C5: no parameter assigned to itself -------------------------------------------------------------------

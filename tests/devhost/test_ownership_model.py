@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devhost import accounts, certstore, iis, named_mutex, ntfs
+from devhost import accounts, certstore, iis, named_mutex, ntfs, ps51
 from devhost.fs import WindowsFs
-from devhost.ops import certificate, iis_default_site_removal, ownership, staging
+from devhost.ops import SCRIPT_FACTS, certificate, iis_default_site_removal, ownership, staging
+from providers.scripting.runner import ScriptRef, render_script
 from tests.devhost.test_certstore_model import set_spec
 from tests.devhost.test_iis_model import fake_certificate, removal_spec
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx, pfx_thumbprint
@@ -489,6 +491,89 @@ def test_a_record_planted_while_the_folder_let_users_in_is_deleted_on_repair(sta
     assert created.state["owners"] == 1, "only this resource holds the removal"
     assert not WindowsFs(state).resolve(planted).exists()
     assert staging.untrusted_reason(WindowsFs(state), SITE_FOLDER) is None
+
+
+# -- review-owners3 O1: an entry whose DACL withholds READ_CONTROL from the Administrators ------------------
+
+PLANTER = "S-1-5-21-1004336348-1177238915-682003330-1001"  # a local user, who could create files in the folder
+
+
+def _plant_locked(state: Path, path: str, *, folder: bool) -> None:
+    # Made by the user while the folder let Users in, with a DACL granting only themselves: an administrator who is
+    # not its owner gets no READ_CONTROL, so GetAccessControl throws UnauthorizedAccessException.
+    target = WindowsFs(state).resolve(path)
+    if folder:
+        target.mkdir()
+        (target / "inside.json").write_text("{}")
+    else:
+        target.write_text(json.dumps({"owner": "someone/else"}))
+    only_them = [ntfs.Ace(PLANTER, ntfs.FULL_CONTROL)]
+    ntfs.NtfsStore(state).set_descriptor(path, ntfs.Descriptor(owner=PLANTER, protected=True, explicit=only_them))
+
+
+def _without_unreadable_catch(text: str) -> str:
+    # The reviewed Get-PlantedEntries: GetAccessControl with no catch around it.
+    pattern = (
+        r"        try \{\n            (if \(\$isFolder\) [^\n]*\n)"
+        r"        \} catch \[System\.UnauthorizedAccessException\] \{\n[\s\S]*?\n        \}\n"
+    )
+    return re.sub(pattern, r"        \1", text, count=1)
+
+
+def test_o1_a_planted_file_the_administrators_may_not_read_is_deleted_on_repair(state: Path) -> None:
+    _records_folder_made_by_hand(state, "S-1-5-32-544")
+    planted = ownership.record_path(SITE_FOLDER, "someone/else")
+    _plant_locked(state, planted, folder=False)
+    assert not ntfs.access_granted(ntfs.NtfsStore(state), planted, set(accounts.OPERATOR_TOKEN), ntfs.READ_CONTROL)
+    created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert created.ok, created.error  # the unfixed script: UnexpectedError "Attempted to perform an unauthorized ..."
+    assert created.state["owners"] == 1, "the planted record counts for nothing"
+    assert not WindowsFs(state).resolve(planted).exists()
+    assert staging.untrusted_reason(WindowsFs(state), SITE_FOLDER) is None
+    # The script the model stands for: without the catch, the simulator refuses it.
+    text = render_script(ScriptRef("providers.iis_default_site_removal", "set"))
+    unfixed = _without_unreadable_catch(text)
+    assert unfixed != text and ps51.check_script(SCRIPT_FACTS, "iis_default_site_removal/set", unfixed)
+    assert ps51.check_script(SCRIPT_FACTS, "iis_default_site_removal/set", text) == []
+
+
+def test_o1_a_planted_folder_the_administrators_may_not_list_is_refused_naming_it(state: Path) -> None:
+    # Deleting a folder lists it first (Directory.Delete(path, true): FindFirstFile needs FILE_LIST_DIRECTORY on it),
+    # so this one cannot be deleted: the folder kind's id and the path, not UnexpectedError.
+    _records_folder_made_by_hand(state, "S-1-5-32-544")
+    planted = f"{SITE_FOLDER}\\planted"
+    _plant_locked(state, planted, folder=True)
+    refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not refused.ok and refused.error is not None
+    assert refused.error["id"] == "OwnersFolderUntrusted"
+    assert planted in refused.error["message"] and "could not be deleted" in refused.error["message"]
+    assert "is denied" in refused.error["message"] and "then run again" in refused.error["message"]
+
+
+def test_o1_a_records_folder_the_administrators_may_not_read_is_refused_naming_it(state: Path) -> None:
+    # The level itself made by a user first, with a DACL granting only themselves: GetAccessControl throws in
+    # Get-UntrustedReason, which refuses it (a trusted owner could always read it) instead of UnexpectedError.
+    fs, store = WindowsFs(state), ntfs.NtfsStore(state)
+    *above, level = staging.staging_levels(SITE_FOLDER)
+    for path in above:
+        fs.resolve(path).mkdir(parents=True, exist_ok=True)
+        store.set_descriptor(path, staging.admin_only())
+    fs.resolve(level).mkdir()
+    store.set_descriptor(level, ntfs.Descriptor(PLANTER, True, [ntfs.Ace(PLANTER, ntfs.FULL_CONTROL)]))
+    refused = iis_default_site_removal.set_(fs, removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "OwnersFolderUntrusted"
+    assert level in refused.error["message"]
+    assert "does not let the Administrators read its owner and permissions" in refused.error["message"]
+    assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None, "nothing decided"
+
+
+def test_o3_refuse_or_repair_is_decided_by_a_flag_not_by_the_reasons_english_text() -> None:
+    text = render_script(ScriptRef("providers.iis_default_site_removal", "set"))
+    # (The model decides by the flag too: the unreadable level above, whose text starts 'does not', is refused.)
+    assert "StartsWith('is ')" not in text
+    assert "if ($reason.refuse) { Stop-Untrusted $path $reason.text $Trust }" in text
+    unfixed = text.replace("if ($reason.refuse) {", "if ($reason.text.StartsWith('is ')) {")
+    assert unfixed != text and ps51.check_script(SCRIPT_FACTS, "iis_default_site_removal/set", unfixed)
 
 
 def test_a_records_folder_owned_by_the_deploying_account_is_trusted(state: Path) -> None:

@@ -56,17 +56,24 @@ function Get-AdminFolderLevels([string] $Folder) {
 }
 
 function Get-UntrustedReason([string] $Path) {
-    # Why a folder is not safe to use, or $null: a reparse point (it could lead anywhere), an owner not
-    # trusted ($TrustedOwnerSids), a DACL with an entry, explicit or inherited, for anyone but SYSTEM and
-    # Administrators. A DACL that is not protected is fine when all it inherits is theirs: a level below one
-    # already checked that just inherits from it (its parent's owner is trusted, so nobody else can change that).
+    # Why a folder is not safe to use, or $null: @{ refuse; text }, refuse $true when set must refuse it (a reparse
+    # point could lead anywhere; an owner not trusted ($TrustedOwnerSids) could rewrite its DACL at will), $false
+    # when set may put its DACL back (an entry, explicit or inherited, for anyone but SYSTEM and Administrators).
+    # The decision travels as a flag, not in the English text (review-owners3 O3). A DACL that is not protected is
+    # fine when all it inherits is theirs: a level below one already checked that just inherits from it (its
+    # parent's owner is trusted, so nobody else can change that).
     $info = New-Object System.IO.DirectoryInfo $Path
-    if (($info.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { return 'is a junction or symbolic link' }
-    $acl = [System.IO.Directory]::GetAccessControl($Path)
+    if (($info.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { return @{ refuse = $true; text = 'is a junction or symbolic link' } }
+    try {
+        $acl = [System.IO.Directory]::GetAccessControl($Path)
+    } catch [System.UnauthorizedAccessException] {
+        # Its DACL withholds READ_CONTROL from this account, which a trusted owner always has (MS-DTYP 2.5.3.2).
+        return @{ refuse = $true; text = 'does not let the Administrators read its owner and permissions, so an account not trusted owns it' }
+    }
     $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-    if ($TrustedOwnerSids -notcontains $owner) { return "is owned by $owner, not by Administrators" }
+    if ($TrustedOwnerSids -notcontains $owner) { return @{ refuse = $true; text = "is owned by $owner, not by Administrators" } }
     foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
-        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return "grants $($rule.IdentityReference.Value) access" }
+        if ($AdminSids -notcontains $rule.IdentityReference.Value) { return @{ refuse = $false; text = "grants $($rule.IdentityReference.Value) access" } }
     }
     return $null
 }
@@ -82,7 +89,15 @@ function Get-PlantedEntries([string] $Folder) {
     foreach ($entry in (New-Object System.IO.DirectoryInfo $Folder).GetFileSystemInfos()) {
         $isFolder = ($entry.Attributes -band [System.IO.FileAttributes]::Directory) -ne 0
         if (($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) { $found.Add($entry.FullName); continue }
-        if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
+        try {
+            if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
+        } catch [System.UnauthorizedAccessException] {
+            # Its DACL withholds READ_CONTROL (GetAccessControl reads owner, group and DACL) from this account, so a
+            # trusted account does not own it (an owner always has READ_CONTROL: MS-DTYP 2.5.3.2): planted. Deleting
+            # it needs no right on it: FILE_DELETE_CHILD on this level, the Administrators' once its DACL is put
+            # back, grants DELETE on what it holds (learn.microsoft.com, "File Security and Access Rights").
+            $found.Add($entry.FullName); continue
+        }
         if ($TrustedOwnerSids -notcontains $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value) { $found.Add($entry.FullName); continue }
         if ($isFolder) { $found.AddRange([string[]](Get-PlantedEntries $entry.FullName)); continue }
         foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
@@ -130,7 +145,7 @@ function Initialize-TrustedFolder([string] $Folder, [hashtable] $Trust) {
         }
         $reason = Get-UntrustedReason $path
         if ($null -eq $reason) { continue }
-        if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Trust }
+        if ($reason.refuse) { Stop-Untrusted $path $reason.text $Trust }
         # Looked for before the repair (the DACLs inherited then show what others could write) and after it
         # (an entry made meanwhile is its maker's).
         $planted = @(Get-PlantedEntries $path)
@@ -145,7 +160,7 @@ function Assert-TrustedFolder([string] $Folder, [hashtable] $Trust) {
     foreach ($path in (Get-AdminFolderLevels $Folder)) {
         if (-not [System.IO.Directory]::Exists($path)) { return }
         $reason = Get-UntrustedReason $path
-        if ($null -ne $reason) { Stop-Untrusted $path $reason $Trust }
+        if ($null -ne $reason) { Stop-Untrusted $path $reason.text $Trust }
     }
 }
 
@@ -157,8 +172,8 @@ function Get-TrustedFolderRepair([string] $Folder, [hashtable] $Trust) {
         if (-not [System.IO.Directory]::Exists($path)) { return $null }
         $reason = Get-UntrustedReason $path
         if ($null -eq $reason) { continue }
-        if ($reason.StartsWith('is ')) { Stop-Untrusted $path $reason $Trust }
-        return "$path $reason"
+        if ($reason.refuse) { Stop-Untrusted $path $reason.text $Trust }
+        return "$path $($reason.text)"
     }
     return $null
 }

@@ -14,8 +14,11 @@
 #
 # The wait: one holder may push entries through a whole working directory (thousands of files), and one
 # stack runs up to 32 operations at once, a second stack on the host as many: 30 s was too short for a
-# healthy queue. 300 s stays well below the connection's command_timeout_s (600 s by default,
-# providers/transport/connection.py), so AclBusy arrives before the client gives up.
+# healthy queue. It comes in the input (dacl_lock_wait_ms): min(300 s, command_timeout_s / 2), from the
+# connection (providers/scripting/host_locks.py), so AclBusy arrives before the client gives up whatever
+# command_timeout_s is (it may be as low as 1 s). Each operation takes the lock once (SettingsFile set: once
+# for the file and its backup), so the wait is counted once against that deadline. An input without it (a
+# payload from before the key) waits 300 s, the value for the default command_timeout_s of 600 s.
 #
 # An abandoned mutex (its owner's powershell.exe ended without releasing it) is taken over: the owner may
 # have been stopped while SetNamedSecurityInfoW was pushing entries down the tree, and nothing here pushes
@@ -25,9 +28,10 @@
 
 $DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
 $DaclLockWaitMs = 300000
+if ($null -ne $Spec.PSObject.Properties['dacl_lock_wait_ms']) { $DaclLockWaitMs = [int]$Spec.dacl_lock_wait_ms }
 
 function Enter-DaclLock {
-    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl or SettingsFile permission changes on this host were queued, or one is hung')
+    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl or SettingsFile permission changes on this host were queued, or one is hung' -Fix 'run again, or raise the connection''s command_timeout_s: the wait is half of it, 300 s at most')
 }
 
 function Exit-DaclLock($Mutex) {

@@ -37,7 +37,8 @@ function Get-HostMutexUntrustedReason($Mutex) {
         # full access): the mutex's DACL withholds READ_CONTROL from this account.
         return 'does not let this account read its owner'
     }
-    $self = [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value
+    $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+    try { $self = $identity.User.Value } finally { $identity.Dispose() }
     if (@('S-1-5-18', 'S-1-5-32-544', $self) -contains $owner) { return $null }
     return "is owned by $owner, not by SYSTEM, the Administrators or this account"
 }
@@ -49,9 +50,10 @@ function Stop-HostMutexUntrusted([string] $Name, [string] $What, [string] $Reaso
         "Process Explorer's Find Handle), end it, and run again")
 }
 
-# The mutex, held; $What names the lock in the errors ('permissions'), $Queued says who may be holding it.
-# A wait longer than $WaitMs stops the operation with $BusyId rather than hanging it (a stuck holder).
-function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string] $DeniedId, [string] $BusyId, [string] $Property, [string] $Queued) {
+# The mutex, held; $What names the lock in the errors ('permissions'), $Queued says who may be holding it,
+# $Fix what to do about a busy lock. A wait longer than $WaitMs stops the operation with $BusyId rather than
+# hanging it (a stuck holder).
+function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string] $DeniedId, [string] $BusyId, [string] $Property, [string] $Queued, [string] $Fix = 'run again') {
     $where = @{}
     if ($Property) { $where.Property = $Property }
     $created = $false
@@ -67,7 +69,14 @@ function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string]
         # CreateMutex's ERROR_INVALID_HANDLE: the name belongs to another kind of object (an event, a semaphore).
         Stop-HostMutexUntrusted $Name $What 'is taken by another kind of named object (not a mutex)' $where
     }
-    $untrusted = Get-HostMutexUntrustedReason $mutex
+    try {
+        $untrusted = Get-HostMutexUntrustedReason $mutex
+    } catch {
+        # Any other failure to read its owner (an IOException of GetSecurityInfo): the handle is not left open
+        # (review-locks L3); the error goes on to the trap.
+        $mutex.Dispose()
+        throw
+    }
     if ($null -ne $untrusted) {
         $mutex.Dispose()
         Stop-HostMutexUntrusted $Name $What $untrusted $where
@@ -86,7 +95,7 @@ function Enter-HostMutex([string] $Name, [int] $WaitMs, [string] $What, [string]
     if (-not $held) {
         $mutex.Dispose()
         Stop-Operation -Id $BusyId -Category 'ResourceBusy' @where -Message (
-            "waited $($WaitMs / 1000) s for the $What lock '$Name' ($Queued); run again")
+            "waited $($WaitMs / 1000) s for the $What lock '$Name' ($Queued); $Fix")
     }
     return $mutex
 }

@@ -153,21 +153,17 @@ function New-ProtectedFileSecurity([string[]] $ReaderSids) {
 
 # SetAccessControl persists only the sections that were modified (the SACL always stays). The DACL first, on
 # its own: that needs WRITE_DAC, which the owner always has, whatever a hand-made DACL grants. Then the owner,
-# when it differs: that needs WRITE_OWNER, which the DACL just written grants the Administrators. Under the
-# DACL lock (_dacl_lock.ps1), as FileAcl's writes: a FileAcl pushing its entries down a folder above the file
-# could otherwise write the file's old descriptor back over the protected one.
+# when it differs: that needs WRITE_OWNER, which the DACL just written grants the Administrators. The caller
+# holds the DACL lock (_dacl_lock.ps1), as FileAcl's writes do: a FileAcl pushing its entries down a folder
+# above the file could otherwise write the file's old descriptor back over the protected one. The caller takes
+# it once for the file and its backup, so one operation waits for it once (set.ps1).
 function Set-ProtectedAcl([string] $Path, [string[]] $ReaderSids) {
     $file = New-Object System.IO.FileInfo($Path)
-    $daclLock = Enter-DaclLock
-    try {
-        $file.SetAccessControl((New-ProtectedDacl $ReaderSids))
-        if ((Get-FileAcl $Path).owner -ne $OwnerSid) {
-            $owner = New-Object System.Security.AccessControl.FileSecurity
-            $owner.SetOwner((New-Object System.Security.Principal.SecurityIdentifier($OwnerSid)))
-            $file.SetAccessControl($owner)
-        }
-    } finally {
-        Exit-DaclLock $daclLock
+    $file.SetAccessControl((New-ProtectedDacl $ReaderSids))
+    if ((Get-FileAcl $Path).owner -ne $OwnerSid) {
+        $owner = New-Object System.Security.AccessControl.FileSecurity
+        $owner.SetOwner((New-Object System.Security.Principal.SecurityIdentifier($OwnerSid)))
+        $file.SetAccessControl($owner)
     }
 }
 

@@ -35,14 +35,23 @@ if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
 }
 
 # The permissions first: ReplaceFile gives the new file the DACL of the file it replaces
-# (learn.microsoft.com, ReplaceFileW, Remarks), so new content never lands under wider permissions.
+# (learn.microsoft.com, ReplaceFileW, Remarks), so new content never lands under wider permissions. The
+# previous version holds secrets too. One DACL lock for both files: its wait (dacl_lock_wait_ms, half of
+# command_timeout_s at most) is then spent once, and AclBusy still arrives before the client gives up.
+if (-not $aclOk -or -not $backupAclOk) {
+    $daclLock = Enter-DaclLock
+    try {
+        if (-not $aclOk) { Set-ProtectedAcl $path $readerSids }
+        if (-not $backupAclOk) { Set-ProtectedAcl $before.backup_path $readerSids }
+    } finally {
+        Exit-DaclLock $daclLock
+    }
+}
+# The changes once the lock is released: Format-Acl translates each SID (an LSA lookup, slow for a domain account).
 if (-not $aclOk) {
-    Set-ProtectedAcl $path $readerSids
     $changes += New-Change -Property 'readers' -Before (Format-Acl $before.acl) -After (Format-Acl (Get-FileAcl $path))
 }
-# The previous version holds secrets too.
 if (-not $backupAclOk) {
-    Set-ProtectedAcl $before.backup_path $readerSids
     $changes += New-Change -Property 'backup_readers' -Before (Format-Acl $before.backup_acl) -After (Format-Acl (Get-FileAcl $before.backup_path))
 }
 # A file the Administrators could not read: the protected permissions just written give them Full control,
