@@ -19,9 +19,10 @@ Modelled Windows rules, with the Win32 error each raises:
 - the states of SERVICE_STATUS (learn.microsoft.com SERVICE_STATUS, dwCurrentState): Stopped, StartPending,
   StopPending, Running, ContinuePending, PausePending, Paused; a pending state ends with ``settle``;
 - delete of a running service, or of one a program holds a handle to (services.msc, an EDR tool:
-  ``admin_open_handle``), only marks it for deletion: it stays listed, with DeleteFlag=1 under its key,
-  later changes, starts and a create of its name fail with 1072, and it goes once it is stopped and the
-  last handle is closed (learn.microsoft.com DeleteService, Remarks; CreateService, return codes).
+  ``admin_open_handle``), only marks it for deletion: it stays listed, with DeleteFlag=1 under its key and its
+  start type set to Disabled (MS-SCMR 3.1.4.3 RDeleteService), later changes, a second delete and a create of
+  its name fail with 1072, a start with 1058 (the start type is checked first), and it goes once it is stopped
+  and the last handle is closed (learn.microsoft.com DeleteService, Remarks; CreateService, return codes).
 A program that starts is taken to answer the service control manager (no 1053 is modelled).
 Per-service SIDs (``NT SERVICE\\<name>``) resolve while the service exists.
 """
@@ -335,11 +336,20 @@ def enum_dependent_services(state_dir: Path, name: str) -> list[Service]:
 def start(state_dir: Path, name: str) -> Service:
     """StartService, with the checks Windows makes before the program runs."""
     services = load(state_dir)
-    service = _existing(services, name)
-    if service.state != "Stopped":
-        raise ScmError(1056)
+    service = services.get(name.lower())
+    if service is None:
+        raise ScmError(1060)
+    # The order of RStartServiceW and ScmLoadService in ReactOS (reactos/reactos base/system/services/rpcserver.c
+    # and database.c): Disabled (1058), then marked for deletion (1072), then not stopped (1056). Marking sets the
+    # start type to Disabled (delete, below), so a start of a marked service answers 1058, as Windows does:
+    # "CreateService FAILED 1072 ... StartService FAILED 1058" on a service marked for deletion
+    # (Flowseal/zapret-discord-youtube#2187).
     if service.start_mode == "Disabled":
         raise ScmError(1058)
+    if service.marked_for_delete:
+        raise ScmError(1072)
+    if service.state != "Stopped":
+        raise ScmError(1056)
     for dependency in service.dependencies:
         needed = services.get(dependency.lower())
         if needed is None or needed.marked_for_delete:
@@ -452,6 +462,10 @@ def delete(state_dir: Path, name: str) -> bool:
     services = load(state_dir)
     service = _existing(services, name)
     if service.state != "Stopped" or service.open_handles > 0:
+        # MS-SCMR 3.1.4.3 RDeleteService: "The server MUST change the Start in the service record to
+        # SERVICE_DISABLED" and "MUST set the Deleted field to TRUE" (learn.microsoft.com/openspecs/
+        # windows_protocols/ms-scmr/6744cdb8-f162-4be0-bb31-98996b6495be): Win32_Service then shows Disabled.
+        service.start_mode = "Disabled"
         service.marked_for_delete = True
         save(state_dir, services)
         return False

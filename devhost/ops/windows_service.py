@@ -76,6 +76,7 @@ _SC_START = {"Automatic": "auto", "AutomaticDelayedStart": "delayed-auto", "Manu
 EMPTY_ACTIONS_ARGUMENT = '""'
 SC_CALL_EAP = "Continue"
 _SET = ("windows_service/set",)
+_ALL = ("windows_service/get", "windows_service/set", "windows_service/remove")  # each includes _common.ps1
 SCRIPT_FACTS = (
     ScriptFact(
         _SET,
@@ -85,10 +86,45 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(_SET, r"Check\(LsaAddAccountRights\(policy, sidBytes, wanted, 1\)\);", "LsaAddAccountRights"),
     ScriptFact(
-        _SET,
-        r"\$deleteFlag = \$values\.PSObject\.Properties\['DeleteFlag'\]",
+        _ALL,
+        r"\$deleteFlag = \$Values\.PSObject\.Properties\['DeleteFlag'\]",
         "a service marked for deletion stays listed in Win32_Service, DeleteFlag=1 under its key, until its last "
         "handle closes (learn.microsoft.com DeleteService); read StrictMode-safe, the value is usually absent",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$values = Get-ItemProperty -LiteralPath \$key -ErrorAction SilentlyContinue -ErrorVariable keyErrors\n"
+        r"\s+if \(\$null -eq \$values -and \(Test-Path -LiteralPath \$key\)\) \{ throw \$keyErrors\[0\] \}",
+        "the key of a marked service is deleted when its last handle closes (learn.microsoft.com DeleteService, "
+        "Remarks), possibly between Get-CimInstance and the key's read: a key gone is the service absent, not an "
+        "ItemNotFound error (the model's state read has no such gap to show it)",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$values = Get-ServiceKeyValues \(\[string\]\$service\.Name\)\n"
+        r"\s+if \(\$null -eq \$values\) \{\n\s+return \[ordered\]@\{ ensure = 'absent'; name = \$Name \}",
+        "Get-ServiceState reports a service whose key went between the two reads as absent",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(\$Action -eq 'Start' -and \$code -eq 1058\) \{\n"
+        r"\s+\$values = Get-ServiceKeyValues \$Name\n"
+        r"\s+if \(\$null -eq \$values -or \(Test-DeleteFlag \$values\)\) \{\n"
+        r"\s+Stop-Operation -Id 'ServiceMarkedForDelete'",
+        "marking a service for deletion makes it Disabled (MS-SCMR 3.1.4.3) and StartService checks Disabled first "
+        "(ReactOS RStartServiceW): a start racing a deletion answers 1058 and must be reported as the deletion",
+    ),
+    ScriptFact(
+        _ALL,
+        r"if \(\$Action -eq 'Stop' -and \$code -eq 1060\) \{ return \}",
+        "a marked service goes once stopped: WaitForStatus's query then fails with 1060, which is the stop done",
+    ),
+    ScriptFact(
+        ("windows_service/remove",),
+        r"if \(-not \$before\.marked_for_delete\) \{\n"
+        r"(.*\n){2}    Invoke-Win32ServiceMethod -Method 'Delete'",
+        "Delete of a service already marked for deletion returns 16 (1072, learn.microsoft.com DeleteService): "
+        "remove stops it and leaves it to go by itself",
     ),
     ScriptFact(
         _SET,
@@ -216,8 +252,20 @@ def _control(state_dir: Path, name: str, action: str) -> None:
         if action == "Start":
             scm.start(state_dir, name)
         else:
-            scm.stop(state_dir, name)
+            scm.stop(state_dir, name)  # (a marked service that goes once stopped: WaitForStatus's 1060, the stop done)
     except scm.ScmError as error:
+        service = scm.get(state_dir, name)
+        if action == "Start" and error.code == 1058 and (service is None or service.marked_for_delete):
+            # Invoke-ServiceControl: marking made it Disabled; the DeleteFlag (or its key gone) names the deletion.
+            raise _Stop(
+                fail(
+                    "ServiceMarkedForDelete",
+                    f"start of service '{name}' failed: it is marked for deletion (DeleteFlag=1), which also made it "
+                    "Disabled (1058), and goes when the last handle to it closes; close services.msc and every program "
+                    "holding the service open (or restart the host), then retry",
+                    prop="name",
+                )
+            ) from None
         raise _control_failed(name, action, error) from None
 
 
@@ -386,13 +434,14 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if before["state"] != "Stopped":
             _control(state_dir, name, "Stop")
             changes.append(change("state", before["state"], "Stopped"))
-        try:
-            scm.delete(state_dir, name)
-        except scm.ScmError as error:
-            raise _method_failed("Delete", error) from None
+        if not before["marked_for_delete"]:  # a marked service goes by itself; its Delete would return 16 (1072)
+            try:
+                scm.delete(state_dir, name)
+            except scm.ScmError as error:
+                raise _method_failed("Delete", error) from None
+            changes.append(change("ensure", "present", "absent"))
     except _Stop as stop:
         return stop.envelope
-    changes.append(change("ensure", "present", "absent"))
     return succeed(_state(state_dir, name), changes)
 
 

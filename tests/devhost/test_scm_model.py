@@ -87,14 +87,18 @@ def test_delete_of_a_running_service_waits_for_it_to_stop(tmp_path: Path) -> Non
 
 def test_delete_while_a_program_holds_a_handle_only_marks_the_service(tmp_path: Path) -> None:
     """learn.microsoft.com DeleteService: the entry goes once the service is stopped and every handle is closed;
-    until then it is listed, and CreateService of its name fails with 1072."""
+    until then it is listed, Disabled (MS-SCMR 3.1.4.3 RDeleteService), CreateService of its name and a second
+    DeleteService fail with 1072, and StartService with 1058 (it checks Disabled first: ReactOS RStartServiceW)."""
     new(tmp_path)
     scm.admin_open_handle(tmp_path, "UsercubeAgent")  # services.msc shows it
     assert scm.delete(tmp_path, "UsercubeAgent") is False
     listed = scm.get(tmp_path, "UsercubeAgent")
     assert listed is not None and listed.marked_for_delete
+    assert listed.start_mode == "Disabled", "RDeleteService sets Start to SERVICE_DISABLED"
+    assert windows_service.get(WindowsFs(tmp_path), spec_of()).state["start_type"] == "Disabled", "what refresh sees"
     assert code_of(lambda: new(tmp_path)) == 1072
-    assert code_of(lambda: scm.start(tmp_path, "UsercubeAgent")) == 1072
+    assert code_of(lambda: scm.delete(tmp_path, "UsercubeAgent")) == 1072
+    assert code_of(lambda: scm.start(tmp_path, "UsercubeAgent")) == 1058
     assert scm.stop(tmp_path, "UsercubeAgent") is not None, "stopped, but a handle is still open"
     scm.admin_close_handles(tmp_path, "UsercubeAgent")
     assert scm.get(tmp_path, "UsercubeAgent") is None
@@ -163,6 +167,7 @@ RECOVERY = {"actions": [{"action": "Restart", "delay_seconds": 60}], "reset_peri
 @pytest.mark.parametrize(
     ("left_settings", "adopted"),
     [
+        ({}, True),  # cut right after Create; also the manual's `sc.exe create` by hand (review S2: adopted)
         ({"description": "Contoso agent"}, True),  # cut after Set-Service -Description
         ({"description": "Contoso agent", "failure_actions": RECOVERY}, True),  # cut after sc.exe failure
         ({"description": "Installed by hand"}, False),
@@ -174,8 +179,10 @@ def test_a_create_adopts_only_a_description_and_recovery_actions_its_own_run_can
     tmp_path: Path, left_settings: dict[str, object], adopted: bool
 ) -> None:
     """Review A2: set.ps1 sets the description and the recovery actions after Create, so a service its interrupted
-    run left has none or the declared ones; the same program and name with another description (a hand install
-    after the manual's `sc.exe create`) was not made by it and is refused."""
+    run left has none or the declared ones; the same program and name with another description or other recovery
+    actions (set by hand, or by another tool) was not made by it and is refused. The manual's own hand install
+    (`sc.exe create` sets neither) carries exactly Create's defaults and is still adopted (review S2); only an
+    ownership marker (review A3) would tell it apart."""
     place_program(tmp_path)
     fs = WindowsFs(tmp_path)
     spec = spec_of(description="Contoso agent", failure_actions=RECOVERY) | {"create": True}
@@ -194,6 +201,53 @@ def test_a_create_adopts_only_a_description_and_recovery_actions_its_own_run_can
 
 def set_script() -> str:
     return render_script(ScriptRef("providers.windows_service", "set"))
+
+
+def test_a_retried_remove_of_a_service_marked_for_deletion_succeeds(tmp_path: Path) -> None:
+    """Review S4: a destroy whose Delete only marked the service (services.msc held it open, or the reply was lost)
+    is retried. Delete would return 16 (1072, DeleteService: already marked); remove leaves it to go by itself."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    assert windows_service.set_(fs, spec_of() | {"create": True}).ok
+    scm.admin_open_handle(tmp_path, "UsercubeAgent")
+    first = windows_service.remove(fs, spec_of())
+    assert first.ok and first.state["marked_for_delete"] is True
+    retried = windows_service.remove(fs, spec_of())
+    assert retried.ok, retried.error
+    assert retried.changed is False and retried.state["marked_for_delete"] is True, "nothing left to do: it is going"
+    scm.admin_close_handles(tmp_path, "UsercubeAgent")
+    assert windows_service.remove(fs, spec_of()).state == {"ensure": "absent", "name": "UsercubeAgent"}
+
+
+def test_remove_stops_a_running_service_marked_for_deletion_and_it_goes(tmp_path: Path) -> None:
+    """Review S4: `sc.exe delete` of a running service only marks it; remove stops it, and it goes once stopped."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    assert windows_service.set_(fs, spec_of() | {"create": True}).ok
+    assert scm.delete(tmp_path, "UsercubeAgent") is False, "running: only marked"
+    gone = windows_service.remove(fs, spec_of())
+    assert gone.ok, gone.error
+    assert gone.state["ensure"] == "absent" and [c["property"] for c in gone.changes] == ["state"]
+    assert scm.get(tmp_path, "UsercubeAgent") is None
+
+
+def test_a_start_racing_a_deletion_is_reported_as_the_deletion(tmp_path: Path) -> None:
+    """Review S1: marking makes the service Disabled, so StartService answers 1058; the script's error names the
+    deletion (ServiceMarkedForDelete), never "set start_type to Automatic or Manual". A service Disabled by its
+    start type alone is still ServiceDisabled."""
+    place_program(tmp_path)
+    new(tmp_path)
+    scm.admin_open_handle(tmp_path, "UsercubeAgent")
+    scm.delete(tmp_path, "UsercubeAgent")  # marked just before the set script's start
+    with pytest.raises(windows_service._Stop) as raced:
+        windows_service._control(tmp_path, "UsercubeAgent", "Start")
+    error = raced.value.envelope.error
+    assert error is not None and (error["id"], error["property"]) == ("ServiceMarkedForDelete", "name")
+    assert "marked for deletion" in error["message"] and "start_type" not in error["message"]
+    new(tmp_path, "DisabledAgent", start_mode="Disabled")
+    with pytest.raises(windows_service._Stop) as disabled:
+        windows_service._control(tmp_path, "DisabledAgent", "Start")
+    assert disabled.value.envelope.error is not None and disabled.value.envelope.error["id"] == "ServiceDisabled"
 
 
 def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
@@ -216,20 +270,31 @@ def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fixed", "unfixed"),
+    ("operation", "fixed", "unfixed"),
     [
-        ("if ($before.ensure -eq 'present' -and $before.marked_for_delete) {", "if ($false) {"),
-        ("$deleteFlag = $values.PSObject.Properties['DeleteFlag']", "$deleteFlag = $null"),
-        ("(@('', [string]$Spec.description) -ccontains [string]$before.description) -and", "$true -and"),
-        ("(@($noActionsKey, (Get-FailureActionKey $Spec.failure_actions)) -ccontains", "(@($x) -ccontains"),
+        ("set", "if ($before.ensure -eq 'present' -and $before.marked_for_delete) {", "if ($false) {"),
+        ("set", "$deleteFlag = $Values.PSObject.Properties['DeleteFlag']", "$deleteFlag = $null"),
+        ("set", "(@('', [string]$Spec.description) -ccontains [string]$before.description) -and", "$true -and"),
+        ("set", "(@($noActionsKey, (Get-FailureActionKey $Spec.failure_actions)) -ccontains", "(@($x) -ccontains"),
+        # Review S1: a start refused with 1058 on a marked service names the deletion.
+        ("set", "if ($Action -eq 'Start' -and $code -eq 1058) {", "if ($false) {"),
+        # Review S4: no Delete of a service already marked; a stop that makes it go (1060) is the stop done.
+        ("remove", "if (-not $before.marked_for_delete) {", "if ($true) {"),
+        ("remove", "if ($Action -eq 'Stop' -and $code -eq 1060) { return }", ""),
+        # Review S5: a key gone between Get-CimInstance and its read is the service absent, not ItemNotFound.
+        ("get", " -ErrorAction SilentlyContinue -ErrorVariable keyErrors", ""),
+        ("get", "    if ($null -eq $values) {\n        return [ordered]@{ ensure = 'absent'", "    if ($false) {\n"),
     ],
 )
-def test_the_model_refuses_the_script_without_the_adoption_checks(fixed: str, unfixed: str) -> None:
-    """The set model stops on a service marked for deletion and checks description and recovery actions: a set.ps1
-    without those checks (the script before review A1/A2) violates its script facts, so it cannot be blessed."""
-    script = set_script()
-    assert fixed in script and ps51.check_script(windows_service.SCRIPT_FACTS, "windows_service/set", script) == []
-    assert ps51.check_script(windows_service.SCRIPT_FACTS, "windows_service/set", script.replace(fixed, unfixed))
+def test_the_model_refuses_the_script_without_the_checks_it_models(operation: str, fixed: str, unfixed: str) -> None:
+    """The models stop on a service marked for deletion, check description and recovery actions (review A1/A2), name
+    the deletion in a refused start, skip the Delete of a marked service (S1, S4), and read a vanished key as absent
+    (S5; the model's state read has no gap between the two reads to show it by behaviour): a script without one of
+    these violates its script facts, so it cannot be blessed."""
+    script = render_script(ScriptRef("providers.windows_service", operation))
+    op = f"windows_service/{operation}"
+    assert fixed in script and ps51.check_script(windows_service.SCRIPT_FACTS, op, script) == []
+    assert ps51.check_script(windows_service.SCRIPT_FACTS, op, script.replace(fixed, unfixed))
 
 
 def test_feature_install_brings_parents_defaults_and_tools(tmp_path: Path) -> None:

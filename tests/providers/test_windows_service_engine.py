@@ -343,3 +343,25 @@ def test_a_create_refuses_a_service_marked_for_deletion_and_leaves_it_alone(simu
     assert scm.get(simulated.state_dir, desired["name"]) is None
     assert stack.up().ok
     assert stack.destroy().ok
+
+
+def test_a_retried_destroy_of_a_service_already_marked_for_deletion_succeeds(simulated: Target, engine: Engine) -> None:
+    """Review S4: a destroy whose Delete only marked the service (services.msc holds it open) and whose reply was
+    lost leaves the resource in the state. The retried destroy must not fail on Delete's 16 (1072, already marked):
+    the service is on its way out and goes when the handle closes."""
+    from devhost import scm
+
+    assert simulated.state_dir is not None
+    desired = new_service(simulated)
+    stack = engine(service_program(simulated, desired))
+    assert stack.up().ok
+    scm.admin_open_handle(simulated.state_dir, desired["name"])
+    scm.admin_stop_service(simulated.state_dir, desired["name"])
+    assert scm.delete(simulated.state_dir, desired["name"]) is False  # the first destroy's Delete, reply lost
+    marked = host_service(simulated, desired["name"])
+    assert marked["marked_for_delete"] is True and marked["start_type"] == "Disabled", "what refresh would see"
+    retried = stack.destroy()
+    assert retried.ok, retried.output
+    assert "Win32_Service.Delete" not in retried.output
+    scm.admin_close_handles(simulated.state_dir, desired["name"])
+    assert scm.get(simulated.state_dir, desired["name"]) is None

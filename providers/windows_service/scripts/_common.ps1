@@ -63,6 +63,23 @@ function Invoke-ServiceControl {
         while ($null -ne $exception) {
             if ($exception -is [System.ComponentModel.Win32Exception]) {
                 $code = $exception.NativeErrorCode
+                # Marking a service for deletion sets its start type to Disabled (MS-SCMR 3.1.4.3 RDeleteService),
+                # and StartService checks Disabled first (ReactOS base/system/services/rpcserver.c RStartServiceW;
+                # seen on Windows: Flowseal/zapret-discord-youtube#2187). So a start that races a deletion answers
+                # 1058; its DeleteFlag, or its key already gone (the deletion finished since), tells it from a
+                # Disabled start_type, and the error names the deletion instead of a start_type to change.
+                if ($Action -eq 'Start' -and $code -eq 1058) {
+                    $values = Get-ServiceKeyValues $Name
+                    if ($null -eq $values -or (Test-DeleteFlag $values)) {
+                        Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
+                            "start of service '$Name' failed: it is marked for deletion (DeleteFlag=1), which also made it Disabled ($code), " +
+                            'and goes when the last handle to it closes; close services.msc and every program holding the service open ' +
+                            '(or restart the host), then retry')
+                    }
+                }
+                # A service marked for deletion goes once it is stopped and its last handle is closed (learn.microsoft.com
+                # DeleteService, Remarks): WaitForStatus then finds no service to query (1060), which is the stop done.
+                if ($Action -eq 'Stop' -and $code -eq 1060) { return }
                 $known = $StartErrors[$code]
                 if ($null -eq $known) { $known = @("Service${Action}Failed", 'state', 'see the System event log') }
                 Stop-Operation -Id $known[0] -Property $known[1] -Message "$($Action.ToLower()) of service '$Name' failed: $($exception.Message) ($code); $($known[2])"
@@ -151,13 +168,11 @@ function Get-ServiceState([string] $Name) {
     if ($null -eq $service) {
         return [ordered]@{ ensure = 'absent'; name = $Name }
     }
-    $values = Get-ItemProperty -LiteralPath "HKLM:\SYSTEM\CurrentControlSet\Services\$($service.Name)"
+    $values = Get-ServiceKeyValues ([string]$service.Name)
+    if ($null -eq $values) {
+        return [ordered]@{ ensure = 'absent'; name = $Name }  # it went between the two reads
+    }
     $delayed = $values.PSObject.Properties['DelayedAutostart']
-    # DeleteService only marks a service for deletion while a handle to it is open (services.msc, an
-    # EDR tool) or it runs: it stays listed, with DeleteFlag=1 under its key, until the last handle
-    # closes (learn.microsoft.com DeleteService, Remarks). Read the way DelayedAutostart is: the value
-    # is usually absent, and StrictMode forbids reading a missing property.
-    $deleteFlag = $values.PSObject.Properties['DeleteFlag']
     $startType = switch ([string]$service.StartMode) {
         'Auto' { if ($null -ne $delayed -and [int]$delayed.Value -eq 1) { 'AutomaticDelayedStart' } else { 'Automatic' } }
         'Manual' { 'Manual' }
@@ -189,8 +204,30 @@ function Get-ServiceState([string] $Name) {
         state = [string]$service.State
         service_sid = $serviceSid
         account_sid = (Get-AccountSid $account)
-        marked_for_delete = ($null -ne $deleteFlag -and [int]$deleteFlag.Value -eq 1)
+        marked_for_delete = (Test-DeleteFlag $values)
     }
+}
+
+# The values under the service's key, or $null once the key is gone. A service marked for deletion goes, "deleting
+# the service key and its subkeys" (learn.microsoft.com DeleteService, Remarks), when its last handle closes, which
+# can happen between Get-CimInstance and this read: under EAP=Stop that ItemNotFound would end the run with a
+# generic error instead of "absent". Only a key that is gone means gone: if it is still there (a read refused for
+# another reason) the error stops the script as before.
+function Get-ServiceKeyValues([string] $Name) {
+    $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name"
+    $values = Get-ItemProperty -LiteralPath $key -ErrorAction SilentlyContinue -ErrorVariable keyErrors
+    if ($null -eq $values -and (Test-Path -LiteralPath $key)) { throw $keyErrors[0] }
+    return $values
+}
+
+# DeleteService only marks a service for deletion while a handle to it is open (services.msc, an EDR tool) or it
+# runs: it stays listed, with DeleteFlag=1 under its key, until the last handle closes (learn.microsoft.com
+# DeleteService, Remarks). Read the way DelayedAutostart is: the value is usually absent, and StrictMode forbids
+# reading a missing property.
+function Test-DeleteFlag($Values) {
+    if ($null -eq $Values) { return $false }
+    $deleteFlag = $Values.PSObject.Properties['DeleteFlag']
+    return ($null -ne $deleteFlag -and [int]$deleteFlag.Value -eq 1)
 }
 
 function Get-ScStartType([string] $StartType) {

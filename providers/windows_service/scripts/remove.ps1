@@ -14,8 +14,14 @@ if ($before.state -ne 'Stopped') {
     Invoke-ServiceControl -Name $name -Action 'Stop'
     [void]$changes.Add((New-Change -Property 'state' -Before $before.state -After 'Stopped'))
 }
-$filter = "Name='" + $name.Replace('\', '\\').Replace("'", "\'") + "'"
-$service = Get-CimInstance -ClassName Win32_Service -Filter $filter
-Invoke-Win32ServiceMethod -Method 'Delete' -Service $service -Arguments @{}
-[void]$changes.Add((New-Change -Property 'ensure' -Before 'present' -After 'absent'))
-Complete-Operation -State (Get-ServiceState $name) -Changed $true -Changes @($changes)
+# A service already marked for deletion (an earlier delete whose reply was lost, or one made while services.msc held
+# it open) goes by itself once it is stopped and its last handle closes. Delete would only return 16: "The specified
+# service has already been marked for deletion" (1072; learn.microsoft.com DeleteService, return codes), and a
+# retried destroy would fail although the service is going.
+if (-not $before.marked_for_delete) {
+    $filter = "Name='" + $name.Replace('\', '\\').Replace("'", "\'") + "'"
+    $service = Get-CimInstance -ClassName Win32_Service -Filter $filter
+    Invoke-Win32ServiceMethod -Method 'Delete' -Service $service -Arguments @{}
+    [void]$changes.Add((New-Change -Property 'ensure' -Before 'present' -After 'absent'))
+}
+Complete-Operation -State (Get-ServiceState $name) -Changed ($changes.Count -gt 0) -Changes @($changes)
