@@ -1127,10 +1127,13 @@ class ServerManager:
         self._set_runtime("pools", name, "Stopped" if error else "Started", error)
         return self.pool_state(name)
 
-    def begin_start_pool(self, name: str) -> None:
+    def begin_start_pool(self, name: str, unknown_for_s: float = 0) -> None:
         """WAS has begun starting the pool and not finished yet (ObjectState Starting, learn.microsoft.com
-        Microsoft.Web.Administration.ObjectState); start_pool finishes it."""
-        self._set_runtime("pools", name, "Starting", None)
+        Microsoft.Web.Administration.ObjectState); start_pool finishes it. ``unknown_for_s``: WAS coming up (after a
+        reboot) answers State for the pool only that much later, throwing 0x800710D8 until then as for a pool just
+        committed (``_pool_known``): a script reads Unknown first, then Starting (review-archive4 R2)."""
+        extra = {"known_at": time.time() + unknown_for_s} if unknown_for_s > 0 else None
+        self._set_runtime("pools", name, "Starting", None, extra)
 
     def stop_pool(self, name: str) -> str:
         """WAS reports the pool Stopped at once, but its worker process (w3wp.exe) may take up to the pool's

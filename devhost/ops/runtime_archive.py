@@ -654,30 +654,32 @@ class _RunBudget:
     """review-archive4 R3: Get-WaitBudget. set and remove start $RunClock at their top, and every wait of Stop-Agent
     and Start-Agent takes at most what is left of wait_budget_s (80% of the connection's command_timeout_s,
     providers.runtime_archive.model.wait_budget_s). The model's waits sleep through time.sleep, which tests may
-    replace: the time a wait stands for counts (``spend``) even when it takes none."""
+    replace: the time a wait stands for counts (``passed``) even when it takes none."""
 
     def __init__(self, seconds: int) -> None:
         self.seconds = seconds
         self._started = time.monotonic()
-        self._spent = 0.0
+        self._modelled = 0.0  # the run's time as the waits stand for it
 
     def elapsed(self) -> float:
-        return max(time.monotonic() - self._started, self._spent)
+        return max(time.monotonic() - self._started, self._modelled)
 
     def cap(self, seconds: float) -> float:
         """Get-WaitBudget: ``seconds``, or the whole seconds left of the budget when fewer."""
         return max(0.0, min(seconds, float(math.floor(self.seconds - self.elapsed()))))
 
-    def spend(self, seconds: float) -> None:
-        self._spent += seconds
+    def passed(self, since: float, seconds: float) -> None:
+        """A wait that began at ``since`` (an elapsed()) stood for ``seconds``, real or not."""
+        self._modelled = max(self._modelled, since + seconds)
 
     def sleep(self, seconds: float) -> None:
+        since = self.elapsed()
         time.sleep(seconds)
-        self.spend(seconds)
+        self.passed(since, seconds)
 
     def note(self) -> str:
-        """Get-BudgetNote."""
-        if self.elapsed() < self.seconds:
+        """Get-BudgetNote: '' while a whole second of the budget is left."""
+        if self.cap(1) > 0:
             return ""
         return (
             f" (the wait was cut short: this run's waits had used their budget of {self.seconds} s, 80% of the "
@@ -713,9 +715,10 @@ def _agent_pool_state(fs: WindowsFs, manager: iis.ServerManager, name: str) -> s
     """Get-AgentPoolState: Get-IisObjectState, but Stopped when State cannot be read (Unknown) while WAS's service is
     Stopped (review-archive4 R1: no worker runs without WAS; devhost.iis.WasNotRunning); only Stopped, so that a WAS
     still starting (it may start the pool any moment) is waited out."""
+    since = _budget().elapsed()
     state = object_state(lambda: manager.pool_state(name))
     if state == "Unknown":
-        _budget().spend(STATE_READ_S)
+        _budget().passed(since, STATE_READ_S)
         was = scm.get(fs.root, "WAS")
         if was is not None and was.state == "Stopped":
             return "Stopped"

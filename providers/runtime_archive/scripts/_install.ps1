@@ -409,8 +409,8 @@ function Get-WaitBudget([int] $Seconds) {
 }
 
 function Get-BudgetNote {
-    # What a wait cut short by the run's budget adds to its message ('' while time is left).
-    if ($RunClock.Elapsed.TotalSeconds -lt $RunBudgetSeconds) { return '' }
+    # What a wait cut short by the run's budget adds to its message ('' while a whole second of it is left).
+    if ((Get-WaitBudget 1) -gt 0) { return '' }
     return " (the wait was cut short: this run's waits had used their budget of $RunBudgetSeconds s, 80% of the connection's command_timeout_s; raise command_timeout_s in the connection settings, then run again)"
 }
 
