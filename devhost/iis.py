@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from devhost import accounts, lsa
+from devhost import accounts, lsa, scm
 from devhost.fs import WindowsFs
 from devhost.hooks import Journal, read_knobs, sim_dir
 
@@ -199,6 +199,44 @@ class NotYetKnown(IisError):
         super().__init__(
             "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
         )
+
+
+class WasNotRunning(IisError):
+    """What ApplicationPool.State throws while the Windows Process Activation Service does not run: State is runtime
+    data WAS answers, read as an IAppHostProperty (TheFlyingCorpse/check_iis#3's stack: Site.get_State ->
+    ConfigurationElement.GetPropertyValue -> IAppHostProperty.get_Value throwing a COMException), and nothing
+    answers then (appcmd lists every pool 'state:Unknown', microsoft/azure-pipelines-tasks#18901). The HRESULT,
+    ERROR_SERVICE_NOT_ACTIVE 1062 ("The service has not been started"), is unverified: the scripts catch any error
+    of a State read (Get-IisObjectState) and decide on WAS's service status, never on this exception."""
+
+    hresult = 0x80070426
+
+    def __init__(self) -> None:
+        super().__init__("The service has not been started. (Exception from HRESULT: 0x80070426)")
+
+
+# What a State read may throw (Get-IisObjectState catches every error; these are the ones modelled).
+STATE_READ_ERRORS = (NotYetKnown, WasNotRunning)
+
+
+def was_running(state_dir: Path) -> bool:
+    """Whether WAS answers: its service Running. (A host set up by ``ensure_installed`` alone, without the feature
+    model, has no WAS service: it counts as running, as it always did here.)"""
+    service = scm.get(state_dir, "WAS")
+    return service is None or service.state == "Running"
+
+
+def stop_was(state_dir: Path) -> None:
+    """``net stop WAS /y`` (an administrator's maintenance): its dependent W3SVC stops first, and WAS ends every
+    pool's worker process as it stops (application pools depend on WAS, learn.microsoft.com "IIS Application Pool
+    Availability"; a worker exits as after a pool's stop, devhost.fileops.worker_exit_at)."""
+    manager = ServerManager(state_dir)
+    for name in manager.pool_names():
+        if manager.running_since("pools", name) is not None:
+            manager.stop_pool(name)
+    for service in ("W3SVC", "WAS"):
+        if scm.get(state_dir, service) is not None:
+            scm.stop(state_dir, service)
 
 
 def was_pickup_s(state_dir: Path, knob: str = "iis_was_pickup_ms") -> float:
@@ -1072,6 +1110,8 @@ class ServerManager:
             raise NotYetKnown()
 
     def pool_state(self, name: str) -> str:
+        if not was_running(self.state_dir):
+            raise WasNotRunning()
         self._pool_known(name)
         entry = _lookup(_runtime(self.state_dir)["pools"], name)
         return str(entry["state"]) if entry else "Stopped"
@@ -1087,10 +1127,13 @@ class ServerManager:
         self._set_runtime("pools", name, "Stopped" if error else "Started", error)
         return self.pool_state(name)
 
-    def begin_start_pool(self, name: str) -> None:
+    def begin_start_pool(self, name: str, unknown_for_s: float = 0) -> None:
         """WAS has begun starting the pool and not finished yet (ObjectState Starting, learn.microsoft.com
-        Microsoft.Web.Administration.ObjectState); start_pool finishes it."""
-        self._set_runtime("pools", name, "Starting", None)
+        Microsoft.Web.Administration.ObjectState); start_pool finishes it. ``unknown_for_s``: WAS coming up (after a
+        reboot) answers State for the pool only that much later, throwing 0x800710D8 until then as for a pool just
+        committed (``_pool_known``): a script reads Unknown first, then Starting (review-archive4 R2)."""
+        extra = {"known_at": time.time() + unknown_for_s} if unknown_for_s > 0 else None
+        self._set_runtime("pools", name, "Starting", None, extra)
 
     def stop_pool(self, name: str) -> str:
         """WAS reports the pool Stopped at once, but its worker process (w3wp.exe) may take up to the pool's

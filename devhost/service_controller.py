@@ -140,9 +140,11 @@ class ServiceController:
         scm.start(self.state_dir, self.service_name)
 
     def wait_for_status(self, wanted: str, timeout_s: float) -> None:
+        # A pending state ends within any wait here, but a wait with no time (a run's budget spent, Get-WaitBudget)
+        # reads the status once: WaitForStatus checks the time-out before each 250 ms sleep (referencesource).
         self.refresh()
         state = self.status
-        if state != wanted and scm.PENDING_END.get(state) == wanted:
+        if timeout_s > 0 and state != wanted and scm.PENDING_END.get(state) == wanted:
             _settle(self.state_dir, self.service_name, state)
             self.refresh()
         if self.status != wanted:
@@ -153,7 +155,7 @@ class ServiceController:
         becomes, within ``timeout_s``; whether it left them."""
         self.refresh()
         state = self.status
-        if state in passing and state in scm.PENDING_END:
+        if timeout_s > 0 and state in passing and state in scm.PENDING_END:  # (no time: one read, as above)
             _settle(self.state_dir, self.service_name, state)
             self.refresh()
         return self.status not in passing

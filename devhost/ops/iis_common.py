@@ -27,12 +27,12 @@ def not_installed() -> Envelope:
 
 
 def object_state(read: Callable[[], str]) -> str:
-    """_iis.ps1 Get-IisObjectState: State throws 0x800710D8 while WAS does not know the object; 20 tries
-    250 ms apart, then 'Unknown'."""
+    """_iis.ps1 Get-IisObjectState: State throws 0x800710D8 while WAS does not know the object (or an error while WAS
+    does not run, iis.WasNotRunning; the script catches any); 20 tries 250 ms apart, then 'Unknown'."""
     for _ in range(20):
         try:
             return read()
-        except iis.NotYetKnown:
+        except iis.STATE_READ_ERRORS:
             time.sleep(0.25)
     return "Unknown"
 

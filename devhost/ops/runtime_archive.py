@@ -8,11 +8,15 @@ the journal as ``{"kind": "agent", "action": "stop" | "start", "what": "pool" | 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
+import math
 import os
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from devhost import iis, ntfs, scm, service_controller
@@ -33,7 +37,7 @@ from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
 from devhost.ziparchive import Entry, extract_entry, open_stream
 
-_KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name"}
+_KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name", "wait_budget_s"}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
 PROGRAM_DATA = staging.PROGRAM_DATA
 partial_path = staging.partial_path
@@ -49,6 +53,8 @@ _DEVICE_NAME = re.compile(
     r"^(CON|PRN|AUX|NUL|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3]) *(\.|$)", re.IGNORECASE
 )
 SHUTDOWN_WAIT_MARGIN_S, SHUTDOWN_WAIT_MAX_S = 30, 150  # Get-PoolShutdownWait
+STATE_READ_S = 20 * 0.25  # Get-IisObjectState: a State that throws is read 20 times 250 ms apart, then Unknown
+_PASSING = ("Starting", "Stopping", "Unknown")  # the pool states Stop-Agent waits out (review-archive4 R2)
 
 _SET = ("runtime_archive/set",)
 _ALL = ("runtime_archive/get", "runtime_archive/chunk", "runtime_archive/set", "runtime_archive/remove")
@@ -153,9 +159,9 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$record\.start_type = \[string\]\$service\[0\]\.StartType[\s\S]*?"
-        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+try \{\s+"
+        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+\$wait = Get-WaitBudget 120\s+try \{\s+"
         r"\$service\[0\]\.Stop\(\)\s+\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
-        r"throw \(New-OperationError 'AgentStopFailed' 'service_name'",
+        r"throw \(New-AgentStopError 'service_name'",
         "Stop-Agent records the service's start type, then a Stop or WaitForStatus that throws is AgentStopFailed",
     ),
     ScriptFact(
@@ -231,9 +237,10 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$wait = Get-PoolShutdownWait \$pool\s+\$state = Wait-PoolState \$pool 'Stopped' \$wait[\s\S]*?"
-        r"\$state = Wait-PoolState \$pool 'Started' 10",
-        "the pool's stop is waited for within Get-PoolShutdownWait, its start within 10 s",
+        r"\$wait = Get-WaitBudget \(Get-PoolShutdownWait \$pool\)\s+"
+        r"\$state = Wait-PoolState \$pool 'Stopped' \$wait[\s\S]*?"
+        r"\$state = Wait-PoolState \$pool 'Started' \(Get-WaitBudget 10\)",
+        "the pool's stop is waited for within Get-PoolShutdownWait, its start within 10 s (both within the budget)",
     ),
     # -- review-owed A1-A7 (the RuntimeArchive 'archive2' round) --
     ScriptFact(
@@ -268,14 +275,15 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"if \(\$state -eq 'Starting'\) \{[\s\S]*?\$state = Wait-PoolState \$pool 'Started' 30[\s\S]*?"
-        r"if \(\$state -eq 'Started'\) \{",
+        r"\$passing = @\('Starting', 'Stopping', 'Unknown'\)\s+if \(\$passing -contains \$state\) \{[\s\S]*?"
+        r"\$state = Wait-PoolStateLeft \$pool \$passing \$wait[\s\S]*?if \(\$state -eq 'Started'\) \{",
         "A3: a Starting pool is waited for, then stopped and recorded",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$pendingStart -contains \$service\[0\]\.Status\) \{[\s\S]*?"
-        r"if \(-not \(Wait-ServiceStateLeft \$service\[0\] \$pendingStart 60\)\) \{[\s\S]*?"
+        r"\$wait = Get-WaitBudget 60\s+"
+        r"if \(-not \(Wait-ServiceStateLeft \$service\[0\] \$pendingStart \$wait\)\) \{[\s\S]*?"
         r"elseif \(\$service\.Count -eq 1 -and \$service\[0\]\.Status -ne "
         r"\[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped\)[\s\S]*?"
         r"Where-Object \{ \$_\.Status -ne \[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped \}",
@@ -287,20 +295,21 @@ SCRIPT_FACTS = (
         ("runtime_archive/set", "runtime_archive/remove"),
         r"try \{ \$limit = \$Pool\.ProcessModel\.ShutdownTimeLimit\.TotalSeconds \} catch \{ \$limit = 90 \}\s+"
         r"return \[int\]\[Math\]::Min\(\$limit \+ 30, 150\)[\s\S]*?"
-        r"if \(\$null -eq \$limit\) \{ \$limit = Get-PoolShutdownWait \$pool \}",
+        r"if \(\$null -eq \$limit\) \{ \$limit = Get-WaitBudget \(Get-PoolShutdownWait \$pool\) \}",
         "A4: the pool's stop and its worker's exit are waited for within shutdownTimeLimit + 30 s, at most 150 s",
     ),
     ScriptFact(
         _SET,
         r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+(# [^\n]*\s+)+"
-        r"if \(\$stopped -contains 'pool'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \}",
+        r"if \(\$stopped -contains 'pool'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \$true \}",
         "A4, N4: set waits for the stopped pool's worker to exit before the swap, as remove does, and fails with "
         "AgentStopFailed when one still runs after the wait (never a swap beside a live worker)",
     ),
     ScriptFact(
         _SET,
         r"\$pendingStart -contains \$found\[0\]\.Status\) \{[\s\S]*?"
-        r"if \(-not \(Wait-ServiceStateLeft \$found\[0\] \$pendingStart 60\)\) \{[\s\S]*?"
+        r"\$wait = Get-WaitBudget 60\s+"
+        r"if \(-not \(Wait-ServiceStateLeft \$found\[0\] \$pendingStart \$wait\)\) \{[\s\S]*?"
         r"if \(\$found\.Count -eq 0\) \{",
         "A5, N3: Start-Agent waits for a service being started until it is neither StartPending nor ContinuePending "
         "instead of calling Start (StartService: 1056), then takes it as it is (a failed start is started again)",
@@ -322,19 +331,19 @@ SCRIPT_FACTS = (
     # -- review-archive3 N1-N8 (the RuntimeArchive 'archive3' round) --
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"if \(@\('Stopping', 'Unknown'\) -contains \$state\) \{[\s\S]*?"
-        r"\$state = Wait-PoolStateLeft \$pool @\('Stopping', 'Unknown'\) \$wait[\s\S]*?"
-        r"throw \(New-OperationError 'AgentStopFailed' 'app_pool'[\s\S]*?"
-        r"if \(\$state -eq 'Stopped'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \}\s+\}\s+"
+        r"if \(\$passing -contains \$state\) \{[\s\S]*?"
+        r"\$state = Wait-PoolStateLeft \$pool \$passing \$wait\s+if \(\$passing -contains \$state\) \{\s+"
+        r"throw \(New-AgentStopError 'app_pool'[^\n]*\s+\}\s+"
+        r"if \(\$state -eq 'Stopped'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \$false \}\s+\}\s+"
         r"if \(\$state -eq 'Started'\) \{",
-        "N2: a pool already Stopping (its worker drains, learn.microsoft.com ObjectState, shutdownTimeLimit) or "
-        "Unknown is waited for until it is neither, without a record; Stopped, its worker's exit is waited for; "
-        "Started, it is stopped and recorded",
+        "N2, R2: a pool Starting, Stopping (its worker drains, learn.microsoft.com ObjectState, shutdownTimeLimit) or "
+        "Unknown is waited for in one loop until it is none of them, without a record; Stopped, its worker's exit is "
+        "waited for; Started, it is stopped and recorded",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$left = Wait-PoolWorkerExit \$PoolName\s+if \(\$left -gt 0\) \{\s+"
-        r"throw \(New-OperationError 'AgentStopFailed' 'app_pool'[\s\S]*?"
+        r"\$left = Wait-PoolWorkerExit \$PoolName\s+if \(\$left -gt 0\) \{[\s\S]*?"
+        r"throw \(New-AgentStopError 'app_pool'[\s\S]*?"
         r"if \(\$count -eq 0 -or \$clock\.Elapsed\.TotalSeconds -ge \$limit\) \{ return \[int\]\$count \}",
         "N4: Wait-PoolWorkerExit returns the workers still listed after its capped wait, and Assert-PoolWorkerExited "
         "makes that AgentStopFailed",
@@ -348,7 +357,8 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running, "
-        r"\[TimeSpan\]::FromSeconds\(60\)\)\s+\} catch \{\s+throw \(New-OperationError 'AgentStopFailed'",
+        r"\[TimeSpan\]::FromSeconds\([^\n]*\)\s+\} catch \{\s+"
+        r"throw \(New-(AgentStopError|OperationError 'AgentStopFailed')",
         "N3: no WaitForStatus(Running) for a start under way in Stop-Agent (a failed start would be a false "
         "AgentStopFailed)",
         present=False,
@@ -360,7 +370,7 @@ SCRIPT_FACTS = (
         r"\[System\.ServiceProcess\.ServiceControllerStatus\]::StopPending\)[\s\S]*?"
         r"foreach \(\$dependent in \$dependents\) \{\s+"
         r"if \(-not \(Wait-ServiceStateLeft \$dependent \$pendingControl [^\n]*\s+"
-        r"throw \(New-OperationError 'AgentStopFailed'[\s\S]*?"
+        r"throw \(New-AgentStopError 'service_name'[\s\S]*?"
         r"\$record\.dependents = [\s\S]*?\$service\[0\]\.Stop\(\)",
         "N7: the dependents in StartPending or StopPending are waited for before anything is recorded or Stop() "
         "sends them a stop they refuse (1061, learn.microsoft.com ControlService)",
@@ -397,7 +407,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"Status -eq \[System\.ServiceProcess\.ServiceControllerStatus\]::StopPending\) \{[\s\S]*?"
-        r"throw \(New-OperationError 'AgentStopFailed' 'service_name' \"service '\$name' is still stopping",
+        r"throw \(New-AgentStopError 'service_name' \"service '\$name' is still stopping",
         "Stop-Agent waits for a service still stopping (StopPending) without recording it; AgentStopFailed if it "
         "does not finish",
     ),
@@ -417,6 +427,60 @@ SCRIPT_FACTS = (
         r"\[System\.IO\.Directory\]::Delete\(\$Path, \$false\)",
         "Remove-Tree removes a junction as a link, never entering it (Directory.Delete remarks; "
         "PowerShell/PowerShell#621 for Remove-Item -Recurse)",
+    ),
+    # -- review-archive4 R1-R4 (the RuntimeArchive 'archive4' round) --
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"function Get-AgentPoolState\(\$Pool\) \{\s+(# [^\n]*\s+)+"
+        r"\$state = Get-IisObjectState \{ \$Pool\.State \}\s+"
+        r"if \(\$state -eq 'Unknown' -and \(Test-WasStopped\)\) \{ return 'Stopped' \}[\s\S]*?"
+        r"function Test-WasStopped \{[\s\S]*?\[System\.ServiceProcess\.ServiceController\]::GetServices\(\)[\s\S]*?"
+        r"\$_\.ServiceName -eq 'WAS'[\s\S]*?"
+        r"\$was\[0\]\.Status -eq \[System\.ServiceProcess\.ServiceControllerStatus\]::Stopped\)",
+        "R1: a pool whose State cannot be read (Unknown) while WAS's service is Stopped (ServiceController status, "
+        "never text) is taken as Stopped: no worker runs without WAS (devhost.iis.WasNotRunning)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"if \(\$null -ne \$pool\) \{ \$state = Get-AgentPoolState \$pool \}[\s\S]*?"
+        r"function Wait-PoolStateLeft\([^\n]*\s+(# [^\n]*\s+)+[^\n]*\s+\$state = Get-AgentPoolState \$Pool\s+"
+        r"while \(\$Passing -contains \$state[^\n]*\s+Start-Sleep -Milliseconds 250\s+"
+        r"\$state = Get-AgentPoolState \$Pool",
+        "R1: Stop-Agent's first read of the pool and every read of its wait go through Get-AgentPoolState",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"if \(\$state -eq 'Starting'\) \{",
+        "R2: no separate Starting branch before the wait: a state left for Starting is waited for in the same loop",
+        present=False,
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"function Get-WaitBudget\(\[int\] \$Seconds\) \{\s+(# [^\n]*\s+)+"
+        r"\$left = \[Math\]::Floor\(\$RunBudgetSeconds - \$RunClock\.Elapsed\.TotalSeconds\)\s+"
+        r"return \[int\]\[Math\]::Max\(0, \[Math\]::Min\(\$Seconds, \$left\)\)",
+        "R3: Get-WaitBudget caps a wait to what is left of the run's budget (whole seconds, never below 0)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$RunClock = \[System\.Diagnostics\.Stopwatch\]::StartNew\(\)\s+"
+        r"\$RunBudgetSeconds = \[int\]\$Spec\.wait_budget_s\s+\$runtime = \[string\]\$Spec\.runtime_path",
+        "R3: set and remove start the run's clock at their top, with the budget of the input's wait_budget_s",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"(Wait-ServiceStateLeft [^\n]* (60|120)\)|FromSeconds\((60|120)\)|Wait-PoolState \$pool '\w+' (10|30)\b|"
+        r"New-OperationError 'AgentStopFailed' ')",
+        "R3: no wait of Stop-Agent or Start-Agent with a fixed time of its own (each takes Get-WaitBudget), and every "
+        "AgentStopFailed goes through New-AgentStopError (the budget's note)",
+        present=False,
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"and the pool was started again \(so the next run would wait for the same drain\)' \}\s+"
+        r"throw \(New-AgentStopError 'app_pool' [^\n]*Lower the pool's shutdownTimeLimit to 120 s or less, or end the "
+        r"draining w3wp\.exe before the run, then run again\"\)",
+        "R4: a worker still draining after the wait says that the pool was started again and how to end the drain",
     ),
 )
 
@@ -586,6 +650,81 @@ def _knob(fs: WindowsFs, name: str) -> Any:
     return read_knobs(fs.root).get(name)
 
 
+class _RunBudget:
+    """review-archive4 R3: Get-WaitBudget. set and remove start $RunClock at their top, and every wait of Stop-Agent
+    and Start-Agent takes at most what is left of wait_budget_s (80% of the connection's command_timeout_s,
+    providers.runtime_archive.model.wait_budget_s). The model's waits sleep through time.sleep, which tests may
+    replace: the time a wait stands for counts (``passed``) even when it takes none."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        self._started = time.monotonic()
+        self._modelled = 0.0  # the run's time as the waits stand for it
+
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self._started, self._modelled)
+
+    def cap(self, seconds: float) -> float:
+        """Get-WaitBudget: ``seconds``, or the whole seconds left of the budget when fewer."""
+        return max(0.0, min(seconds, float(math.floor(self.seconds - self.elapsed()))))
+
+    def passed(self, since: float, seconds: float) -> None:
+        """A wait that began at ``since`` (an elapsed()) stood for ``seconds``, real or not."""
+        self._modelled = max(self._modelled, since + seconds)
+
+    def sleep(self, seconds: float) -> None:
+        since = self.elapsed()
+        time.sleep(seconds)
+        self.passed(since, seconds)
+
+    def note(self) -> str:
+        """Get-BudgetNote: '' while a whole second of the budget is left."""
+        if self.cap(1) > 0:
+            return ""
+        return (
+            f" (the wait was cut short: this run's waits had used their budget of {self.seconds} s, 80% of the "
+            "connection's command_timeout_s; raise command_timeout_s in the connection settings, then run again)"
+        )
+
+
+_BUDGET: contextvars.ContextVar[_RunBudget] = contextvars.ContextVar("runtime_archive_budget")
+
+
+@contextlib.contextmanager
+def _run_budget(spec: dict[str, Any]) -> Iterator[None]:
+    """$RunClock and $RunBudgetSeconds at the top of set.ps1 and remove.ps1."""
+    token = _BUDGET.set(_RunBudget(int(spec["wait_budget_s"])))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _budget() -> _RunBudget:
+    """The run's budget; a model function called on its own (outside set and remove) waits without one."""
+    budget = _BUDGET.get(None)
+    return budget if budget is not None else _RunBudget(10**9)
+
+
+def _agent_stop_failed(message: str, prop: str) -> _AgentError:
+    """New-AgentStopError: AgentStopFailed, with the budget's note when it cut the wait short."""
+    return _AgentError(fail("AgentStopFailed", f"{message}{_budget().note()}", prop=prop))
+
+
+def _agent_pool_state(fs: WindowsFs, manager: iis.ServerManager, name: str) -> str:
+    """Get-AgentPoolState: Get-IisObjectState, but Stopped when State cannot be read (Unknown) while WAS's service is
+    Stopped (review-archive4 R1: no worker runs without WAS; devhost.iis.WasNotRunning); only Stopped, so that a WAS
+    still starting (it may start the pool any moment) is waited out."""
+    since = _budget().elapsed()
+    state = object_state(lambda: manager.pool_state(name))
+    if state == "Unknown":
+        _budget().passed(since, STATE_READ_S)
+        was = scm.get(fs.root, "WAS")
+        if was is not None and was.state == "Stopped":
+            return "Stopped"
+    return state
+
+
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     """Stop-Agent: agent-stopped.json is written (merged with one already there) before each stop, with the
     pool's AutoStart or the service's start type then. A pool that is Starting is waited for until it runs, then
@@ -599,6 +738,7 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     WaitForStatus(Stopped, 120 s) then throws System.ServiceProcess.TimeoutException (learn.microsoft.com
     ServiceController.WaitForStatus)."""
     stopped: list[str] = []
+    budget = _budget()
     record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "start_type": None, "dependents": []}
     if spec["app_pool"]:
         if not iis.is_installed(fs.root):
@@ -606,13 +746,11 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
         manager = iis.ServerManager(fs.root)
         name = spec["app_pool"]
         pool = manager.find_pool(name)
-        state = object_state(lambda: manager.pool_state(name)) if pool is not None else None
-        if state == "Starting":
-            state = manager.start_pool(name)  # Wait-PoolState 'Started' 30: WAS finishes the start (or fails it)
-        if pool is not None and state in ("Stopping", "Unknown"):
+        state = _agent_pool_state(fs, manager, name) if pool is not None else None
+        if pool is not None and state in _PASSING:
             state = _wait_pool_state_left(fs, manager, pool, name, state)
             if state == "Stopped":  # not recorded (this run did not stop it); its worker's exit waited for
-                _assert_pool_worker_exited(fs, name)
+                _assert_pool_worker_exited(fs, name, started_again=False)
         if pool is not None and state == "Started":
             record["pool"] = name
             record["auto_start"] = manager.pool_value(pool, "autoStart") == "true"
@@ -629,57 +767,50 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             service = found[0] if found else None
             # Wait-ServiceStateLeft: until a start under way ends either way (Stopped: it failed, nothing to stop).
             pending = ("StartPending", "ContinuePending")
-            if service is not None and service.status in pending and not service.wait_while(pending, 60):
-                raise _AgentError(
-                    fail(
-                        "AgentStopFailed",
-                        f"service '{name}' is still starting after 60 s ({service.status}); see the System event "
-                        "log, then run again",
-                        prop="service_name",
+            if service is not None and service.status in pending:
+                wait = budget.cap(60)
+                if not service.wait_while(pending, wait):
+                    raise _agent_stop_failed(
+                        f"service '{name}' is still starting after {wait:g} s ({service.status}); see the System "
+                        "event log, then run again",
+                        "service_name",
                     )
-                )
             if service is not None and service.status == "StopPending":
+                wait = budget.cap(120)
                 try:  # (waited for, not recorded)
-                    service.wait_for_status("Stopped", 120)
+                    service.wait_for_status("Stopped", wait)
                 except DotNetError:
-                    raise _AgentError(
-                        fail(
-                            "AgentStopFailed",
-                            f"service '{name}' is still stopping after 120 s more; see the System event log, end its "
-                            "process, then run again",
-                            prop="service_name",
-                        )
+                    raise _agent_stop_failed(
+                        f"service '{name}' is still stopping after {wait:g} s more; see the System event log, end its "
+                        "process, then run again",
+                        "service_name",
                     ) from None
             elif service is not None and service.status != "Stopped":
                 record.update(service=name, start_type=service.start_type)
                 dependents = list(service.dependent_services)
                 # Stop() would send a dependent in StartPending or StopPending a stop it refuses (1061): each waited
-                # for first, one 60 s deadline for all (the model's waits take no time).
+                # for first, one 60 s deadline for all, within the budget (the model's waits take no time).
+                wait = budget.cap(60)
                 for dependent in dependents:
-                    if not dependent.wait_while(("StartPending", "StopPending"), 60):
-                        raise _AgentError(
-                            fail(
-                                "AgentStopFailed",
-                                f"service '{name}' was not stopped: the service '{dependent.service_name}', which "
-                                f"depends on it, is still {dependent.status} after 60 s; see the System event log, "
-                                "then run again",
-                                prop="service_name",
-                            )
+                    if not dependent.wait_while(("StartPending", "StopPending"), wait):
+                        raise _agent_stop_failed(
+                            f"service '{name}' was not stopped: the service '{dependent.service_name}', which depends "
+                            f"on it, is still {dependent.status} after {wait:g} s; see the System event log, then run "
+                            "again",
+                            "service_name",
                         )
                 record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
                 _write_record(fs, folder, record)
                 stopped.append("service")
+                wait = budget.cap(120)
                 try:
                     service.stop()
-                    service.wait_for_status("Stopped", 120)
+                    service.wait_for_status("Stopped", wait)
                 except (DotNetError, scm.ScmError) as error:
-                    raise _AgentError(
-                        fail(
-                            "AgentStopFailed",
-                            f"service '{name}' did not stop within 120 s ({error}); see the System event log, stop it "
-                            "(or end its process), then run again",
-                            prop="service_name",
-                        )
+                    raise _agent_stop_failed(
+                        f"service '{name}' did not stop within {wait:g} s ({error}); see the System event log, stop it "
+                        "(or end its process), then run again",
+                        "service_name",
                     ) from None
                 finally:
                     for stopped_name in service.stopped:
@@ -732,14 +863,14 @@ def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any
     # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
     if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
         return _outcome("agent_pool", name, "left stopped (its AutoStart was set to false since: stopped on purpose)")
-    state = manager.start_pool(name)
+    state = manager.start_pool(name)  # Wait-PoolState 'Started' within the budget: WAS starts it at once here
     _journal(fs, "start", "pool", name)
     if state != "Started":
         return _outcome(
             "agent_pool",
             name,
-            f"did not start again (state {state}); see the System event log (WAS), then start it, or set its AutoStart "
-            "to false to keep it stopped (the next run then leaves it)",
+            f"did not start again (state {state}{_budget().note()}); see the System event log (WAS), then start it, "
+            "or set its AutoStart to false to keep it stopped (the next run then leaves it)",
             failed=True,
         )
     return _outcome("agent_pool", name, "Started")
@@ -754,12 +885,13 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
         # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
         controller = service_controller.ServiceController(fs.root, name, None)
-        if not controller.wait_while(("StartPending", "ContinuePending"), 60):
+        wait = _budget().cap(60)
+        if not controller.wait_while(("StartPending", "ContinuePending"), wait):
             return _outcome(
                 "agent_service",
                 name,
-                f"did not start again (it is still {controller.status} after 60 s); see the System event log, then "
-                "start it, or disable it to keep it stopped (the next run then leaves it)",
+                f"did not start again (it is still {controller.status} after {wait:g} s{_budget().note()}); see the "
+                "System event log, then start it, or disable it to keep it stopped (the next run then leaves it)",
                 failed=True,
             )
         service = scm.get(fs.root, name)
@@ -830,60 +962,69 @@ def _shutdown_wait(manager: iis.ServerManager, element: Any) -> float:
 
 
 def _wait_pool_state_left(fs: WindowsFs, manager: iis.ServerManager, element: Any, name: str, state: str) -> str:
-    """Wait-PoolStateLeft @('Stopping', 'Unknown') within Get-PoolShutdownWait: a Stopping pool stays so while its
-    worker drains (devhost.iis.begin_stop_pool; fileops.worker_exit_at), then WAS reports it Stopped; Unknown is
-    read again. Still in one of them at the deadline: AgentStopFailed (nothing recorded)."""
-    wait = _shutdown_wait(manager, element)
-    if state == "Stopping":
-        exit_at = worker_exit_at(fs.root, name)
-        drain = max(0.0, exit_at - time.time()) if exit_at is not None else 0.0
-        if drain <= wait:
-            time.sleep(drain)
-            state = manager.stop_pool(name)  # the worker has exited: WAS finishes the stop
+    """Wait-PoolStateLeft @('Starting', 'Stopping', 'Unknown') within Get-PoolShutdownWait (capped by the run's
+    budget), one loop until Started or Stopped whatever the order (review-archive4 R2): WAS finishes a start (or fails
+    it); a Stopping pool stays so while its worker drains (devhost.iis.begin_stop_pool; fileops.worker_exit_at), then
+    WAS reports it Stopped; Unknown is read again (Get-AgentPoolState: each read that throws costs 5 s). Still in one
+    of them at the deadline: AgentStopFailed (nothing recorded)."""
+    budget = _budget()
+    wait = budget.cap(_shutdown_wait(manager, element))
+    waited = 0.0
+    while state in _PASSING and waited < wait:
+        if state == "Starting":
+            state = manager.start_pool(name)  # WAS finishes the start, or fails it (Stopped)
+        elif state == "Stopping":
+            exit_at = worker_exit_at(fs.root, name)
+            drain = max(0.0, exit_at - time.time()) if exit_at is not None else 0.0
+            step = min(drain, wait - waited)
+            budget.sleep(step)
+            waited += step
+            if drain <= step:
+                state = manager.stop_pool(name)  # the worker has exited: WAS finishes the stop
         else:
-            time.sleep(wait)
-    else:
-        state = object_state(lambda: manager.pool_state(name))
-    if state in ("Stopping", "Unknown"):
-        raise _AgentError(
-            fail(
-                "AgentStopFailed",
-                f"application pool '{name}' is still in state {state} after {wait:g} s; see the System event log "
-                "(WAS), then run again",
-                prop="app_pool",
-            )
+            state = _agent_pool_state(fs, manager, name)
+            waited += STATE_READ_S
+    if state in _PASSING:
+        raise _agent_stop_failed(
+            f"application pool '{name}' is still in state {state} after {wait:g} s; see the System event log (WAS), "
+            "then run again",
+            "app_pool",
         )
     return state
 
 
 def _wait_pool_worker_exit(fs: WindowsFs, pool: str) -> int:
     """Wait-PoolWorkerExit: until the pool lists no worker process (devhost.fileops.worker_exit_at: WAS ends it at
-    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s), in real time.
-    Returns how many workers the pool still lists (one exiting worker is modelled: 0 or 1)."""
+    its shutdownTimeLimit), within Get-PoolShutdownWait (that limit and 30 s more, at most 150 s) capped by the run's
+    budget, in real time. Returns how many workers the pool still lists (one exiting worker is modelled: 0 or 1)."""
     manager = iis.ServerManager(fs.root)
     element = manager.find_pool(pool)
     exit_at = worker_exit_at(fs.root, pool)
     if element is None or exit_at is None:
         return 0
-    limit = _shutdown_wait(manager, element)
+    budget = _budget()
+    limit = budget.cap(_shutdown_wait(manager, element))
     drain = exit_at - time.time()
-    time.sleep(max(0.0, min(drain, limit)))
+    budget.sleep(max(0.0, min(drain, limit)))
     return 1 if drain > limit else 0
 
 
-def _assert_pool_worker_exited(fs: WindowsFs, pool: str) -> None:
-    """Assert-PoolWorkerExited: AgentStopFailed when a worker still runs after the wait (never a swap beside it)."""
+def _assert_pool_worker_exited(fs: WindowsFs, pool: str, *, started_again: bool) -> None:
+    """Assert-PoolWorkerExited: AgentStopFailed when a worker still runs after the wait (never a swap beside it);
+    ``started_again``: this run stopped the pool, and set starts it again from the record (review-archive4 R4)."""
     left = _wait_pool_worker_exit(fs, pool)
     if left:
-        raise _AgentError(
-            fail(
-                "AgentStopFailed",
-                f"application pool '{pool}' is stopped, but {left} of its worker processes (w3wp.exe) still run after "
-                "the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; nothing was "
-                "replaced beside them: run again once they have exited (or end them, or set the pool's "
-                "shutdownTimeLimit to 120 s or less)",
-                prop="app_pool",
+        after = "nothing was replaced beside them"
+        if started_again:
+            after = (
+                "nothing was replaced beside them, and the pool was started again (so the next run would wait for the "
+                "same drain)"
             )
+        raise _agent_stop_failed(
+            f"application pool '{pool}' is stopped, but {left} of its worker processes (w3wp.exe) still ran after the "
+            f"wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; {after}. Lower the "
+            "pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run, then run again",
+            "app_pool",
         )
 
 
@@ -1047,6 +1188,11 @@ def chunk(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 @operation
 def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
+    with _run_budget(spec):
+        return _set(fs, spec)
+
+
+def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     runtime, sha = spec["runtime_path"], spec["sha256"]
     folder = staging_folder(runtime)
     staging.initialize(fs, folder, "runtime_path")
@@ -1142,7 +1288,7 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         if replaced or obsolete:
             stopped = _stop_agent(fs, spec, folder)
         if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
-            _assert_pool_worker_exited(fs, spec["app_pool"])
+            _assert_pool_worker_exited(fs, spec["app_pool"], started_again=True)
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
         swap_begun = True
         for origin, target in plan:
@@ -1210,6 +1356,11 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 @operation
 def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     require_keys(spec, _KEYS)
+    with _run_budget(spec):
+        return _remove(fs, spec)
+
+
+def _remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     runtime = spec["runtime_path"]
     folder = staging_folder(runtime)
     staging.assert_trusted(fs, folder, "runtime_path")

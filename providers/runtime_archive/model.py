@@ -17,6 +17,15 @@ _FORBIDDEN = re.compile(r'[<>:"/|?*\x00-\x1f]')
 MANAGED_FILES = ("web.config", "appsettings.json", "appsettings.agent.json")
 # Folders inside Runtime the host scripts use for the swap; an archive entry may not use these names.
 WORK_FOLDERS = (".iac-new", ".iac-old")
+# The share of the connection's command_timeout_s that set and remove may spend waiting for the agent to stop and
+# start (the scripts' Get-WaitBudget); the rest is for the work between the waits (hashing, extraction, the swap)
+# and the transport, so that the client never gives up on a run that still goes on on the host.
+WAIT_BUDGET_SHARE = 0.8
+
+
+def wait_budget_s(command_timeout_s: int) -> int:
+    """The seconds set and remove may spend in their waits: WAIT_BUDGET_SHARE of the command's time-out."""
+    return int(command_timeout_s * WAIT_BUDGET_SHARE)
 
 
 class RuntimeArchiveModel(ResourceModel):
@@ -113,8 +122,11 @@ class RuntimeArchiveModel(ResourceModel):
         return self.runtime_path
 
     def script_input(self) -> dict[str, Any]:
-        # Never the local path: the host has no use for it.
-        return self.model_dump(mode="json", exclude={"connection", "source_path", "files_present"})
+        # Never the local path: the host has no use for it. The waits' budget comes from the connection's time-out.
+        return {
+            **self.model_dump(mode="json", exclude={"connection", "source_path", "files_present"}),
+            "wait_budget_s": wait_budget_s(self.connection.command_timeout_s),
+        }
 
     def chunk_input(self, offset: int, data: str) -> dict[str, Any]:
         """The input of one upload chunk: ``data`` (base64) goes at ``offset`` of the staging file."""

@@ -42,6 +42,7 @@ def spec(data: bytes, **overrides: Any) -> dict[str, Any]:
         "keep_files": ["web.config", "appsettings.json", "appsettings.agent.json"],
         "app_pool": "",
         "service_name": "",
+        "wait_budget_s": 480,  # what the provider sends for the default command_timeout_s (600 s)
         **overrides,
     }
 

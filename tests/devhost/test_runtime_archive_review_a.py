@@ -292,13 +292,13 @@ def test_a3_a_starting_pool_is_waited_for_then_stopped_and_started_again(fs: Win
     assert events == [("stop", "pool"), ("start", "pool")]
     assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
     # The unfixed script stopped only a pool already Started.
-    fixed = "            if ($state -eq 'Starting') {"
+    fixed = "            if ($passing -contains $state) {"
     assert refused_unfixed("runtime_archive/set", fixed, "            if ($false) {")
 
 
 # -- A4: the waits derive from shutdownTimeLimit, capped --------------------------------------------------
 
-FIXED_A4 = "            if ($null -eq $limit) { $limit = Get-PoolShutdownWait $pool }"
+FIXED_A4 = "            if ($null -eq $limit) { $limit = Get-WaitBudget (Get-PoolShutdownWait $pool) }"
 UNFIXED_A4 = "            if ($null -eq $limit) { $limit = $pool.ProcessModel.ShutdownTimeLimit.TotalSeconds + 5 }"
 
 

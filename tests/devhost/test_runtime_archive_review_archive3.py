@@ -42,7 +42,7 @@ def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
 
 # -- N2: a pool already Stopping was neither waited for nor its worker's exit ------------------------------
 
-FIXED_N2 = "            if (@('Stopping', 'Unknown') -contains $state) {"
+FIXED_N2 = "            if ($passing -contains $state) {"
 
 
 def test_n2_a_pool_already_stopping_is_waited_for_and_its_worker_too_without_a_record(fs: WindowsFs) -> None:
@@ -82,7 +82,7 @@ def test_n2_a_pool_still_stopping_after_the_wait_is_agent_stop_failed_and_nothin
 
 # -- N4: set swapped beside a worker still running after the capped wait ----------------------------------
 
-FIXED_N4 = "    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }"
+FIXED_N4 = "    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) $true }"
 UNFIXED_N4 = "    if ($stopped -contains 'pool') { Wait-PoolWorkerExit ([string]$Spec.app_pool) }"
 
 
@@ -99,7 +99,7 @@ def test_n4_a_worker_alive_after_the_capped_wait_fails_the_set_before_any_move(
     assert not envelope.ok and envelope.error is not None
     assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "app_pool")
     message = envelope.error["message"]
-    assert "still run after the wait" in message and "Nothing in Runtime was changed" in message
+    assert "still ran after the wait" in message and "Nothing in Runtime was changed" in message
     assert 150 in slept, "waited the capped 150 s first"
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
     assert not fs.resolve(f"{RUNTIME}\\.iac-old").exists(), "no move was made"
@@ -173,17 +173,17 @@ def test_n1_a_service_disabled_while_it_kept_running_is_started_after_the_upgrad
 # -- N3: a start under way was waited for until exactly Running -------------------------------------------
 
 FIXED_N3_STOP = (
-    "                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart 60)) {\n"
-    "                    throw (New-OperationError 'AgentStopFailed' 'service_name' \"service '$name' is still starting"
+    "                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart $wait)) {\n"
+    "                    throw (New-AgentStopError 'service_name' \"service '$name' is still starting"
 )
 UNFIXED_N3_STOP = (
     "                try {\n"
     "                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, "
-    "[TimeSpan]::FromSeconds(60))\n"
+    "[TimeSpan]::FromSeconds($wait))\n"
     "                } catch {\n"
-    "                    throw (New-OperationError 'AgentStopFailed' 'service_name' \"service '$name' is still starting"
+    "                    throw (New-AgentStopError 'service_name' \"service '$name' is still starting"
 )
-FIXED_N3_START = "            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart 60)) {"
+FIXED_N3_START = "            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart $wait)) {"
 
 
 def starting_service_that_fails(fs: WindowsFs) -> None:
@@ -228,7 +228,7 @@ def test_n3_a_recorded_service_whose_start_under_way_fails_is_started_again(fs: 
 
 FIXED_N7 = (
     "                    if (-not (Wait-ServiceStateLeft $dependent $pendingControl "
-    "([int][Math]::Max(0, 60 - $clock.Elapsed.TotalSeconds)))) {"
+    "([int][Math]::Max(0, $wait - $clock.Elapsed.TotalSeconds)))) {"
 )
 
 

@@ -173,29 +173,26 @@ function Stop-Agent($Spec, [string] $Folder) {
         try {
             $pool = $manager.ApplicationPools[[string]$Spec.app_pool]
             $state = $null
-            if ($null -ne $pool) { $state = Get-IisObjectState { $pool.State } }
-            if ($state -eq 'Starting') {
-                # Its worker may already run from the files: the start is waited for, then the pool stopped.
-                # (Stopped when the start failed: then nothing runs, nothing to stop.)
-                $state = Wait-PoolState $pool 'Started' 30
-                if ($state -eq 'Starting') {
-                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still starting after 30 s (state $state); see the System event log (WAS), then run again")
-                }
-            }
-            if (@('Stopping', 'Unknown') -contains $state) {
+            if ($null -ne $pool) { $state = Get-AgentPoolState $pool }
+            $passing = @('Starting', 'Stopping', 'Unknown')
+            if ($passing -contains $state) {
+                # Waited for, in one loop within one deadline, until it is Started or Stopped, whatever the order (an
+                # Unknown that turns out Starting while WAS comes up after a reboot, a Stopping pool someone starts):
+                # a state left for another passing one is waited for too, never taken for Stopped (review-archive4 R2).
+                # Starting: its worker may already run from the files; Started, it is stopped and recorded below.
                 # Stopping: someone else's stop, or an earlier one that gave up at its wait; its worker drains its
                 # requests for up to the pool's shutdownTimeLimit and maps the agent's images meanwhile (WAS shows
                 # the pool Stopping until then: learn.microsoft.com Microsoft.Web.Administration ObjectState,
                 # applicationPools <processModel> shutdownTimeLimit). Unknown: State could not be read (ObjectState
-                # Unknown, or WAS did not answer). Waited for until it is neither, then taken as it is: Started is
-                # stopped and recorded below; Stopped is not recorded (this run did not stop it; a record of this
-                # project's stays) but its worker's exit is waited for, as for a pool this run stops.
-                $wait = Get-PoolShutdownWait $pool
-                $state = Wait-PoolStateLeft $pool @('Stopping', 'Unknown') $wait
-                if (@('Stopping', 'Unknown') -contains $state) {
-                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' is still in state $state after $wait s; see the System event log (WAS), then run again")
+                # Unknown, or WAS did not answer; Get-AgentPoolState takes it as Stopped once WAS is Stopped).
+                # Stopped is not recorded (this run did not stop it; a record of this project's stays) but its
+                # worker's exit is waited for, as for a pool this run stops.
+                $wait = Get-WaitBudget (Get-PoolShutdownWait $pool)
+                $state = Wait-PoolStateLeft $pool $passing $wait
+                if ($passing -contains $state) {
+                    throw (New-AgentStopError 'app_pool' "application pool '$($Spec.app_pool)' is still in state $state after $wait s; see the System event log (WAS), then run again")
                 }
-                if ($state -eq 'Stopped') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }
+                if ($state -eq 'Stopped') { Assert-PoolWorkerExited ([string]$Spec.app_pool) $false }
             }
             if ($state -eq 'Started') {
                 $record.pool = [string]$Spec.app_pool
@@ -203,10 +200,10 @@ function Stop-Agent($Spec, [string] $Folder) {
                 Write-AgentStopped $Folder $record
                 [void]$pool.Stop()
                 $stopped += 'pool'
-                $wait = Get-PoolShutdownWait $pool
+                $wait = Get-WaitBudget (Get-PoolShutdownWait $pool)
                 $state = Wait-PoolState $pool 'Stopped' $wait
                 if ($state -ne 'Stopped') {
-                    throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$($Spec.app_pool)' did not stop within $wait s (state $state).")
+                    throw (New-AgentStopError 'app_pool' "application pool '$($Spec.app_pool)' did not stop within $wait s (state $state).")
                 }
             }
         } finally {
@@ -231,17 +228,19 @@ function Stop-Agent($Spec, [string] $Folder) {
                 # start is waited for until it ends either way, then taken as it is: running, it is stopped and
                 # recorded; Stopped (the start failed), nothing runs. (Not WaitForStatus(Running), which waits for
                 # exactly that status: a failed start would be waited for until its time-out, referencesource.)
-                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart 60)) {
-                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still starting after 60 s ($($service[0].Status)); see the System event log, then run again")
+                $wait = Get-WaitBudget 60
+                if (-not (Wait-ServiceStateLeft $service[0] $pendingStart $wait)) {
+                    throw (New-AgentStopError 'service_name' "service '$name' is still starting after $wait s ($($service[0].Status)); see the System event log, then run again")
                 }
             }
             if ($service.Count -eq 1 -and $service[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::StopPending) {
                 # Still stopping (an earlier stop that timed out, this project's or someone else's): its process
                 # holds the files until it ends. Waited for, not recorded (a record of this project's stays).
+                $wait = Get-WaitBudget 120
                 try {
-                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds($wait))
                 } catch {
-                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' is still stopping after 120 s more; see the System event log, end its process, then run again")
+                    throw (New-AgentStopError 'service_name' "service '$name' is still stopping after $wait s more; see the System event log, end its process, then run again")
                 }
             } elseif ($service.Count -eq 1 -and $service[0].Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped) {
                 # Running, or Paused / PausePending: its process runs from the files either way, and ControlService
@@ -257,24 +256,26 @@ function Stop-Agent($Spec, [string] $Folder) {
                 # a reboot is one): each is waited for until it is neither (one 60 s deadline for all), before anything
                 # is recorded or stopped. Refresh()ed there, so what is recorded is its status after the wait.
                 $pendingControl = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::StopPending)
+                $wait = Get-WaitBudget 60
                 $clock = [System.Diagnostics.Stopwatch]::StartNew()
                 foreach ($dependent in $dependents) {
-                    if (-not (Wait-ServiceStateLeft $dependent $pendingControl ([int][Math]::Max(0, 60 - $clock.Elapsed.TotalSeconds)))) {
-                        throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' was not stopped: the service '$($dependent.ServiceName)', which depends on it, is still $($dependent.Status) after 60 s; see the System event log, then run again")
+                    if (-not (Wait-ServiceStateLeft $dependent $pendingControl ([int][Math]::Max(0, $wait - $clock.Elapsed.TotalSeconds)))) {
+                        throw (New-AgentStopError 'service_name' "service '$name' was not stopped: the service '$($dependent.ServiceName)', which depends on it, is still $($dependent.Status) after $wait s; see the System event log, then run again")
                     }
                 }
                 $record.dependents = @($dependents | Where-Object { $_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
+                $wait = Get-WaitBudget 120
                 try {
                     $service[0].Stop()
-                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds(120))
+                    $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds($wait))
                 } catch {
                     # Stop: InvalidOperationException (the service control manager refused); WaitForStatus:
                     # System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus).
                     $reason = $_.Exception
                     while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-                    throw (New-OperationError 'AgentStopFailed' 'service_name' "service '$name' did not stop within 120 s ($($reason.Message)); see the System event log, stop it (or end its process), then run again")
+                    throw (New-AgentStopError 'service_name' "service '$name' did not stop within $wait s ($($reason.Message)); see the System event log, stop it (or end its process), then run again")
                 }
             }
         } finally {
@@ -360,24 +361,75 @@ function Wait-PoolState($Pool, [string] $Final, [int] $Seconds) {
 }
 
 function Wait-PoolStateLeft($Pool, [string[]] $Passing, [int] $Seconds) {
-    # Wait-PoolState for a state to end, whatever follows it (a stop that ends Stopped, an Unknown that turns out
-    # Started): one deadline for the whole wait. Returns the last state read.
+    # Wait-PoolState for the states $Passing to end, whatever follows them (a stop that ends Stopped, an Unknown
+    # that turns out Started): one deadline for the whole wait. Read with Get-AgentPoolState (Unknown while WAS is
+    # Stopped counts as Stopped). Returns the last state read.
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
-    $state = Get-IisObjectState { $Pool.State }
+    $state = Get-AgentPoolState $Pool
     while ($Passing -contains $state -and $clock.Elapsed.TotalSeconds -lt $Seconds) {
         Start-Sleep -Milliseconds 250
-        $state = Get-IisObjectState { $Pool.State }
+        $state = Get-AgentPoolState $Pool
     }
     return $state
 }
 
-function Assert-PoolWorkerExited([string] $PoolName) {
+function Get-AgentPoolState($Pool) {
+    # Get-IisObjectState of the pool, but Stopped when State cannot be read (Unknown) because WAS is Stopped
+    # (review-archive4 R1): State is runtime data WAS answers (an IAppHostProperty read that throws a COMException
+    # when it does not: TheFlyingCorpse/check_iis#3's stack, Site.get_State -> IAppHostProperty.get_Value; appcmd
+    # lists every pool 'state:Unknown' then, microsoft/azure-pipelines-tasks#18901), and WAS starts and ends every
+    # worker process (learn.microsoft.com "IIS Application Pool Availability": application pools depend on WAS), so
+    # no worker runs while it is Stopped: nothing to stop or record. Only Stopped: while WAS is StartPending (coming
+    # up after a reboot) it may start the pool any moment, so Unknown is waited out as before.
+    $state = Get-IisObjectState { $Pool.State }
+    if ($state -eq 'Unknown' -and (Test-WasStopped)) { return 'Stopped' }
+    return $state
+}
+
+function Test-WasStopped {
+    # The Windows Process Activation Service's status, read through ServiceController (an enum, never text). A
+    # host without it (no IIS) counts as not stopped: the pool's wait then ends as it did before.
+    $all = [System.ServiceProcess.ServiceController]::GetServices()
+    try {
+        $was = @($all | Where-Object { $_.ServiceName -eq 'WAS' })
+        return ($was.Count -eq 1 -and $was[0].Status -eq [System.ServiceProcess.ServiceControllerStatus]::Stopped)
+    } finally {
+        foreach ($entry in $all) { $entry.Dispose() }
+    }
+}
+
+function Get-WaitBudget([int] $Seconds) {
+    # $Seconds, or less: what is left of this run's budget for its waits (review-archive4 R3). set and remove start
+    # $RunClock at their top; $RunBudgetSeconds comes from the input (wait_budget_s: 80% of the connection's
+    # command_timeout_s, the rest left for the work between the waits), so that the waits of one run (a pool's stop,
+    # its worker's exit, a service and its dependents, the start after) never add up past the client's time-out,
+    # which would leave the host's run going on unseen. Every wait of Stop-Agent and Start-Agent takes its time here.
+    $left = [Math]::Floor($RunBudgetSeconds - $RunClock.Elapsed.TotalSeconds)
+    return [int][Math]::Max(0, [Math]::Min($Seconds, $left))
+}
+
+function Get-BudgetNote {
+    # What a wait cut short by the run's budget adds to its message ('' while a whole second of it is left).
+    if ((Get-WaitBudget 1) -gt 0) { return '' }
+    return " (the wait was cut short: this run's waits had used their budget of $RunBudgetSeconds s, 80% of the connection's command_timeout_s; raise command_timeout_s in the connection settings, then run again)"
+}
+
+function New-AgentStopError([string] $Property, [string] $Message) {
+    # AgentStopFailed (New-OperationError), with Get-BudgetNote when the run's budget cut the wait short.
+    return (New-OperationError 'AgentStopFailed' $Property "$Message$(Get-BudgetNote)")
+}
+
+function Assert-PoolWorkerExited([string] $PoolName, [bool] $StartedAgain) {
     # Wait-PoolWorkerExit, then AgentStopFailed when a worker still runs: no file is swapped beside a live worker,
     # which may still load a not yet loaded assembly from the half-swapped Runtime. (Not ended here: a pool whose
     # shutdownTimeLimit is above the wait lets its requests run that long on purpose; WAS ends the worker then.)
+    # $StartedAgain: this run stopped the pool, and the caller starts it again from the record, so a run that comes
+    # later stops it again and waits for the same drain: the message says how to end that (review-archive4 R4).
     $left = Wait-PoolWorkerExit $PoolName
     if ($left -gt 0) {
-        throw (New-OperationError 'AgentStopFailed' 'app_pool' "application pool '$PoolName' is stopped, but $left of its worker processes (w3wp.exe) still run after the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; nothing was replaced beside them: run again once they have exited (or end them, or set the pool's shutdownTimeLimit to 120 s or less)")
+        $after = 'nothing was replaced beside them'
+        if ($StartedAgain) { $after = 'nothing was replaced beside them, and the pool was started again (so the next run would wait for the same drain)' }
+        throw (New-AgentStopError 'app_pool' "application pool '$PoolName' is stopped, but $left of its worker processes (w3wp.exe) still ran after the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; $after. Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run, then run again")
     }
 }
 
@@ -395,7 +447,7 @@ function Wait-PoolWorkerExit([string] $PoolName) {
         try {
             $pool = $manager.ApplicationPools[$PoolName]
             if ($null -eq $pool) { return 0 }
-            if ($null -eq $limit) { $limit = Get-PoolShutdownWait $pool }
+            if ($null -eq $limit) { $limit = Get-WaitBudget (Get-PoolShutdownWait $pool) }
             $count = @($pool.WorkerProcesses).Count
         } catch {
             return 0
@@ -445,8 +497,8 @@ function Start-Agent([string] $Folder) {
                 $outcome = 'left stopped (its AutoStart was set to false since: stopped on purpose)'
             } else {
                 [void]$pool.Start()
-                $state = Wait-PoolState $pool 'Started' 10
-                if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state" }
+                $state = Wait-PoolState $pool 'Started' (Get-WaitBudget 10)
+                if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state$(Get-BudgetNote)" }
             }
         } catch {
             $reason = $_.Exception
@@ -494,8 +546,9 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
             # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for until
             # it ends either way, then taken as it is below: running, nothing to do; Stopped (that start failed), it
             # is started here, and its own failure is what is reported (not a time-out).
-            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart 60)) {
-                throw (New-Object System.TimeoutException "it is still $($found[0].Status) after 60 s")
+            $wait = Get-WaitBudget 60
+            if (-not (Wait-ServiceStateLeft $found[0] $pendingStart $wait)) {
+                throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s$(Get-BudgetNote)")
             }
         }
         if ($found.Count -eq 0) {
@@ -507,13 +560,13 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
             $outcome = 'left stopped (its start mode is Disabled)'
         } else {
             $found[0].Start()
-            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds(60))
+            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds((Get-WaitBudget 60)))
             $outcome = 'Started'
         }
     } catch {
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-        $problem = $reason.Message
+        $problem = "$($reason.Message)$(Get-BudgetNote)"
     } finally {
         foreach ($entry in $all) { $entry.Dispose() }
     }

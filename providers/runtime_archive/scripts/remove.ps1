@@ -9,6 +9,9 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 # program is gone (a service would fail to start; whatever removes the agent stops or deletes it too). A file
 # a running program still maps (an exiting worker, or an agent this resource was not told about) cannot be
 # deleted: the removal then stops with RuntimeFilesInUse, keeping the manifest, and the next one goes on.
+# Every wait of the run (the agent's stop) takes its time from one budget (Get-WaitBudget), from here.
+$RunClock = [System.Diagnostics.Stopwatch]::StartNew()
+$RunBudgetSeconds = [int]$Spec.wait_budget_s
 $runtime = [string]$Spec.runtime_path
 $folder = Get-StagingFolder $runtime
 Assert-StagingFolder $folder

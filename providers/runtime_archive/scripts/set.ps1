@@ -16,6 +16,9 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 # 4. records the new file list (the commit), starts the agent again, then deletes the old files (best
 #    effort: an exiting worker may still map them) and the staging file.
 # keep_files (the settings files the stack writes) are never taken from the archive nor removed.
+# Every wait of the run (the agent's stop and start) takes its time from one budget (Get-WaitBudget), from here.
+$RunClock = [System.Diagnostics.Stopwatch]::StartNew()
+$RunBudgetSeconds = [int]$Spec.wait_budget_s
 $runtime = [string]$Spec.runtime_path
 $sha = [string]$Spec.sha256
 $folder = Get-StagingFolder $runtime
@@ -156,7 +159,7 @@ try {
     # A stopped pool's worker drains its requests for up to its shutdownTimeLimit and may still load an assembly
     # from Runtime meanwhile: the swap waits for it to exit, as remove does, and never begins beside one still
     # running after the wait (AgentStopFailed: undone, nothing moved, the pool started again).
-    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) }
+    if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) $true }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
     Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
     $swapBegun = $true

@@ -1,0 +1,216 @@
+"""SIMULATOR: review-archive4 (the RuntimeArchive 'archive4' round, findings R1-R4) as simulator behaviour.
+
+As in test_runtime_archive_review_a: each test shows the Windows behaviour on the simulated host, that the model of
+the fixed script handles it, and that the script with the fix undone is refused by the model's script facts (so it
+could never be blessed and run against this model)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devhost import iis, scm
+from devhost.fs import WindowsFs
+from devhost.ops import runtime_archive as model
+from devhost.ops.iis_common import object_state
+from providers.runtime_archive.model import RuntimeArchiveModel, wait_budget_s
+from tests.devhost.test_runtime_archive_model import (
+    POOL,
+    RUNTIME,
+    SERVICE,
+    V1,
+    V2,
+    install,
+    journal,
+    knobs,
+    make_zip,
+    pool_running_v1,
+    running_service,
+    shutdown_time_limit,
+    spec,
+    upload,
+)
+from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed, script
+
+
+def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
+    return [(e["action"], e["what"]) for e in journal(fs.root) if e["kind"] == "agent"]
+
+
+def with_was(fs: WindowsFs) -> None:
+    """The services the Web-Server feature installs with IIS (devhost.features: W3SVC depends on WAS), running."""
+    scm.add_system_service(fs.root, "WAS", "Windows Process Activation Service", "C:\\Windows\\system32\\svchost.exe")
+    scm.add_system_service(fs.root, "W3SVC", "World Wide Web Publishing Service", "C:\\Windows\\system32\\svchost.exe")
+
+
+# -- R1: a pool whose State cannot be read because WAS is stopped was waited for 150 s, then AgentStopFailed -----
+
+FIXED_R1 = "    if ($state -eq 'Unknown' -and (Test-WasStopped)) { return 'Stopped' }"
+
+
+def test_r1_while_was_is_stopped_the_pools_state_cannot_be_read(fs: WindowsFs, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
+    iis.stop_was(fs.root)  # net stop WAS /y: W3SVC too, and every worker ends
+    with pytest.raises(iis.WasNotRunning):
+        iis.ServerManager(fs.root).pool_state(POOL)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    assert object_state(lambda: iis.ServerManager(fs.root).pool_state(POOL)) == "Unknown", "Get-IisObjectState"
+
+
+def test_r1_an_upgrade_while_was_is_stopped_swaps_with_nothing_to_stop_or_record(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    assert agent_events(fs) == [] and record(fs) is None, "no worker runs without WAS: nothing stopped or started"
+    assert sum(slept) <= 6, "one State read (5 s), never the 150 s wait"
+    assert scm.get(fs.root, "WAS").state == "Stopped", "WAS left as the administrator left it"  # type: ignore[union-attr]
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, FIXED_R1, "")
+
+
+def test_r1_remove_while_was_is_stopped_deletes_the_files(fs: WindowsFs, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert not fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists()
+
+
+def test_r1_only_a_stopped_was_counts_one_still_starting_is_waited_out(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    scm.set_state(fs.root, "WAS", "StartPending")  # coming up after a reboot: it may start the pool any moment
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "app_pool")
+    assert "still in state Unknown after 120 s" in envelope.error["message"]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "nothing swapped"
+
+
+# -- R2: a wait that ended on Starting took the pool for neither Started nor Stopped: swap beside its worker --------
+
+UNFIXED_R2 = (
+    "            if ($state -eq 'Starting') {\n"
+    "                $state = Wait-PoolState $pool 'Started' (Get-WaitBudget 30)\n"
+    "            }\n"
+    "            if (@('Stopping', 'Unknown') -contains $state) {"
+)
+
+
+def test_r2_an_unknown_pool_that_turns_out_starting_is_waited_for_then_stopped_and_started_again(
+    fs: WindowsFs,
+) -> None:
+    pool_running_v1(fs)
+    # WAS comes up after a reboot: State throws for 5.5 s (the first read is Unknown), then the pool is Starting.
+    iis.ServerManager(fs.root).begin_start_pool(POOL, unknown_for_s=5.5)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    assert agent_events(fs) == [("stop", "pool"), ("start", "pool")], "the started pool was stopped for the swap"
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    text = script("runtime_archive/set")
+    fixed = "            $passing = @('Starting', 'Stopping', 'Unknown')\n            if ($passing -contains $state) {"
+    assert fixed in text
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, UNFIXED_R2)
+
+
+# -- R3: the waits of one run could add up past the client's command_timeout_s ------------------------------------
+
+FIXED_R3 = "    $left = [Math]::Floor($RunBudgetSeconds - $RunClock.Elapsed.TotalSeconds)"
+
+
+def test_r3_the_budget_is_80_percent_of_the_connections_command_timeout_and_reaches_the_script(fs: WindowsFs) -> None:
+    base = {
+        "connection": {"host": "agent.example", "username": "deploy", "password": "secret"},
+        "source_path": "/tmp/runtime.zip",
+        "archive_name": "runtime.zip",
+        "sha256": "0" * 64,
+        "size": 1,
+        "runtime_path": RUNTIME,
+    }
+    assert RuntimeArchiveModel.model_validate(base).script_input()["wait_budget_s"] == 480
+    raised = {**base, "connection": {**base["connection"], "command_timeout_s": 1800}}  # type: ignore[dict-item]
+    assert RuntimeArchiveModel.model_validate(raised).script_input()["wait_budget_s"] == wait_budget_s(1800) == 1440
+    # The host model refuses an input without it (as the script needs $Spec.wait_budget_s under Set-StrictMode).
+    without = {k: v for k, v in spec(make_zip(V1)).items() if k != "wait_budget_s"}
+    with pytest.raises(Exception, match="wait_budget_s"):
+        model.set_(fs, without)
+
+
+def test_r3_a_workers_drain_longer_than_the_budget_is_cut_at_the_budget_and_says_which_setting_to_raise(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    shutdown_time_limit(fs, "00:05:00")  # the worker's wait alone would be 150 s
+    knobs(fs, pool_worker_exit_s=250)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL, wait_budget_s=40))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "app_pool")
+    message = envelope.error["message"]
+    assert "budget of 40 s" in message and "raise command_timeout_s in the connection settings" in message
+    assert any(39 <= seconds <= 40 for seconds in slept), "the wait took what was left of the budget (whole seconds)"
+    assert 150 not in slept, "never the wait's own 150 s"
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "nothing swapped"
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "started again on the untouched version"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, FIXED_R3, "    $left = 600")
+
+
+def test_r3_a_spent_budget_leaves_no_time_for_a_service_still_stopping(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    scm.set_state(fs.root, SERVICE, "StopPending")  # an earlier stop that finishes within any wait with time
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=0))
+    assert not envelope.ok and envelope.error is not None
+    assert envelope.error["id"] == "AgentStopFailed"
+    assert "still stopping after 0 s more" in envelope.error["message"]
+    assert "budget of 0 s" in envelope.error["message"]
+    # With the budget the provider sends for the default time-out, the same stop is waited out and the set goes on.
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+
+
+# -- R4: the draining worker's message said "run again", which meets the same drain --------------------------------
+
+
+def test_r4_a_worker_still_draining_says_the_pool_was_started_again_and_how_to_end_the_drain(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    shutdown_time_limit(fs, "00:05:00")
+    knobs(fs, pool_worker_exit_s=250)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert not envelope.ok and envelope.error is not None
+    message = envelope.error["message"]
+    assert "the pool was started again (so the next run would wait for the same drain)" in message
+    assert "Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run" in message
+    assert "run again once they have exited" not in message
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
+    fixed = "Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run"
+    assert refused_unfixed("runtime_archive/set", fixed, "run again once they have exited")
