@@ -20,6 +20,8 @@ WAIT_KEY = "dacl_lock_wait_ms"
 WAIT_S = 300.0
 QUEUED = "other FileAcl or SettingsFile permission changes on this host were queued, or one is hung"
 FIX = "run again, or raise the connection's command_timeout_s: the wait is half of it, 300 s at most"
+# At the 300 s cap (the default command_timeout_s of 600 s, or no key) raising it changes nothing (review-locks2 K5).
+FIX_AT_CAP = "run again"
 
 
 def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
@@ -28,10 +30,12 @@ def script_facts(operations: tuple[str, ...]) -> tuple[ScriptFact, ...]:
         ScriptFact(
             operations,
             r"\$DaclLockWaitMs = 300000\s+if \(\$null -ne \$Spec\.PSObject\.Properties\['dacl_lock_wait_ms'\]\) "
-            r"\{ \$DaclLockWaitMs = \[int\]\$Spec\.dacl_lock_wait_ms \}\s+"
+            r"\{ \$DaclLockWaitMs = \[int\]\$Spec\.dacl_lock_wait_ms \}\s+(#[^\n]*\n\s*)*"
+            r"\$DaclLockFix = '" + re.escape(FIX_AT_CAP) + r"'\s+"
+            r"if \(\$DaclLockWaitMs -lt 300000\) \{ \$DaclLockFix = '" + re.escape(FIX.replace("'", "''")) + r"' \}\s+"
             r"function Enter-DaclLock \{\s+return \(Enter-HostMutex -Name \$DaclMutexName "
             r"-WaitMs \$DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' "
-            r"-Property 'path' -Queued '" + re.escape(QUEUED) + r"' -Fix '" + re.escape(FIX.replace("'", "''")) + "'",
+            r"-Property 'path' -Queued '" + re.escape(QUEUED) + r"' -Fix \$DaclLockFix\)",
             "SetAccessControl writes back the whole DACL GetAccessControl read (SetNamedSecurityInfoW, pDacl: the new "
             "DACL), and pushes inheritable entries to each child by a read-modify-write: every DACL writer of this "
             "project holds the named mutex from read to write, waited for as long as the input's dacl_lock_wait_ms "
@@ -59,6 +63,11 @@ def wait_s(spec: dict[str, Any]) -> float:
     return WAIT_S if WAIT_KEY not in spec else int(spec[WAIT_KEY]) / 1000
 
 
+def fix(spec: dict[str, Any]) -> str:
+    """$DaclLockFix: raise command_timeout_s only while the wait is below its 300 s cap."""
+    return FIX if wait_s(spec) < WAIT_S else FIX_AT_CAP
+
+
 @contextlib.contextmanager
 def held(fs: WindowsFs, spec: dict[str, Any]) -> Iterator[None]:
     """Enter-DaclLock ... Exit-DaclLock; AclBusy after the input's wait, AclLockDenied / HostLockUntrusted on a
@@ -72,6 +81,6 @@ def held(fs: WindowsFs, spec: dict[str, Any]) -> Iterator[None]:
         busy_id="AclBusy",
         prop="path",
         queued=QUEUED,
-        fix=FIX,
+        fix=fix(spec),
     ):
         yield

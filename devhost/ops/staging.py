@@ -61,6 +61,8 @@ def script_facts(chunk: str, initialize: tuple[str, ...], every: tuple[str, ...]
     return (*folder_facts(initialize, every), *_chunk_facts(chunk))
 
 
+_REPAIR = r"\[System\.IO\.Directory\]::SetAccessControl\(\$path, \(New-AdminOnlySecurity\)\)"
+_REMOVE_FOUND = r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Trust \}"
 _READ_ENTRY_ACL = r"\$acl = \[System\.IO\.(Directory|File)\]::GetAccessControl\(\$entry\.FullName\)"
 
 
@@ -119,9 +121,10 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
             every,
             r"try \{\s+\$acl = \[System\.IO\.Directory\]::GetAccessControl\(\$Path\)\s+\} catch "
             r"\[System\.UnauthorizedAccessException\] \{[^}]*return @\{ refuse = \$true; text = 'does not let the "
-            r"Administrators read its owner and permissions",
-            "a level whose DACL withholds READ_CONTROL from the Administrators is refused, naming it "
-            "(untrusted_reason)",
+            r"Administrators read its owner and permissions, so its owner cannot be checked \(an account not trusted "
+            r"may own it\)' \}",
+            "a level whose DACL withholds READ_CONTROL from the Administrators is refused, naming it, as the model's "
+            "text (untrusted_reason; an OWNER RIGHTS entry may withhold it from a trusted owner: review-locks2 K4)",
         ),
         ScriptFact(
             every,
@@ -131,11 +134,18 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
         ),
         ScriptFact(
             initialize,
-            r"\$planted = @\(Get-PlantedEntries \$path\)\s+"
-            r"\[System\.IO\.Directory\]::SetAccessControl\(\$path, \(New-AdminOnlySecurity\)\)\s+"
-            r"\$planted \+= @\(Get-PlantedEntries \$path\)\s+"
-            r"foreach \(\$entry in \$planted\) \{ Remove-PlantedEntry \$entry \$Trust \}",
-            "what others may have put in a level whose DACL is put back is found before the repair and deleted after",
+            r"\$planted = @\(Get-PlantedEntries \$path\)\s+try \{\s+" + _REPAIR + r"\s+\} "
+            r"catch \[System\.UnauthorizedAccessException\] \{[^{}]*"
+            + _REMOVE_FOUND
+            + r"\s+try \{\s+"
+            + _REPAIR
+            + r"\s+\} catch \[System\.UnauthorizedAccessException\] \{\s+Stop-Untrusted \$path \"holds an entry "
+            r"that does not let the Administrators change its permissions, so its own could not be put back "
+            r"\(\$\(\$_\.Exception\.Message\)\)\" \$Trust\s+\}\s+\}\s+" + _REMOVE_FOUND + r"\s+"
+            r"foreach \(\$entry in @\(Get-PlantedEntries \$path\)\) \{ Remove-PlantedEntry \$entry \$Trust \}",
+            "what others may have put in a level whose DACL is put back is found before the repair and deleted after, "
+            "those found before first; a repair refused by a child (UnauthorizedAccessException) deletes them and "
+            "writes the DACL again, and a second refusal is Stop-Untrusted naming the level (_set_admin_only)",
         ),
         ScriptFact(
             initialize,
@@ -220,7 +230,10 @@ def untrusted_reason(fs: WindowsFs, path: str) -> UntrustedReason | None:
         return UntrustedReason(True, "is a junction or symbolic link")
     store = ntfs.NtfsStore(fs.root)
     if not ntfs.access_granted(store, path, set(SCRIPT_TOKEN), ntfs.READ_CONTROL):
-        text = "does not let the Administrators read its owner and permissions, so an account not trusted owns it"
+        text = (
+            "does not let the Administrators read its owner and permissions, so its owner cannot be checked (an "
+            "account not trusted may own it)"
+        )
         return UntrustedReason(True, text)
     descriptor = store.descriptor(path)
     if descriptor.owner.upper() not in TRUSTED_OWNERS:
@@ -294,6 +307,43 @@ def _remove_planted(fs: WindowsFs, path: str, prop: str | None, trust: FolderTru
     ntfs.NtfsStore(fs.root).forget(path)
 
 
+# PowerShell's message for the UnauthorizedAccessException NativeObjectSecurity.Persist throws on ERROR_ACCESS_DENIED
+# (no text of its own: the exception's default message).
+SET_ACL_DENIED = (
+    'Exception calling "SetAccessControl" with "2" argument(s): "Attempted to perform an unauthorized operation."'
+)
+
+
+def _propagation_denied(fs: WindowsFs, store: ntfs.NtfsStore, folder: str) -> bool:
+    """Whether pushing a level's inheritable entries down fails: a child below it, reached through children that
+    inherit (a protected one takes nothing from above, so nothing below it changes), whose DACL withholds
+    READ_CONTROL or WRITE_DAC from the script's token; the system reads each child's descriptor and writes it back.
+    Checked on the DACLs as they are before the level is written (those are the ones on disk when the child is
+    opened). *Unverified* on a host: the review's evidence is a traced SetNamedSecurityInfoW returning 5 after its
+    child opens failed (review-locks2 K1)."""
+    for entry in sorted(fs.resolve(folder).iterdir()):
+        path = f"{folder}\\{entry.name}"
+        if not ntfs.access_granted(store, path, set(SCRIPT_TOKEN), ntfs.READ_CONTROL | ntfs.WRITE_DAC):
+            return True
+        inherits = not store.descriptor(path).protected
+        if entry.is_dir() and not entry.is_symlink() and inherits and _propagation_denied(fs, store, path):
+            return True
+    return False
+
+
+def _set_admin_only(fs: WindowsFs, path: str) -> bool:
+    """[System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity)): owner and DACL written (the sections
+    the object sets), then the inheritable entries pushed into the existing children (SetSecurityInfo and
+    SetNamedSecurityInfo propagate them automatically: learn.microsoft.com, "Automatic Propagation of Inheritable
+    ACEs"). A child that refuses it makes the call return ERROR_ACCESS_DENIED after the level was written, which
+    .NET Framework's NativeObjectSecurity.Persist throws as UnauthorizedAccessException (dotnet/referencesource
+    mscorlib/system/security/accesscontrol/nativeobjectsecurity.cs): False then."""
+    store = ntfs.NtfsStore(fs.root)
+    denied = _propagation_denied(fs, store, path)
+    store.set_descriptor(path, admin_only())
+    return not denied
+
+
 def _create(fs: WindowsFs, path: str) -> None:
     """CreateDirectory(path, New-AdminOnlySecurity), with the race knob: when another account made the folder
     since Exists, .NET Framework's Directory.InternalCreateDirectory ignores ERROR_ALREADY_EXISTS and returns it
@@ -309,7 +359,6 @@ def _create(fs: WindowsFs, path: str) -> None:
 
 def initialize(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust = STAGING) -> None:
     """Initialize-TrustedFolder (Initialize-AdminOnlyFolder for the staging folders)."""
-    store = ntfs.NtfsStore(fs.root)
     for path in staging_levels(folder):
         if not fs.resolve(path).is_dir():
             _create(fs, path)
@@ -319,9 +368,20 @@ def initialize(fs: WindowsFs, folder: str, prop: str | None, trust: FolderTrust 
         if reason.refuse:
             raise _untrusted(path, reason.text, prop, trust)
         planted = planted_entries(fs, path)
-        # SetAccessControl with an owner and a DACL: both are written (the sections the object sets).
-        store.set_descriptor(path, admin_only())
-        for entry in planted + planted_entries(fs, path):
+        if not _set_admin_only(fs, path):
+            # The level is written; the Administrators' FILE_DELETE_CHILD lets the planted entries go, then it is
+            # written again (review-locks2 K1).
+            for entry in planted:
+                _remove_planted(fs, entry, prop, trust)
+            if not _set_admin_only(fs, path):
+                refused = (
+                    "holds an entry that does not let the Administrators change its permissions, so its own could not "
+                    f"be put back ({SET_ACL_DENIED})"
+                )
+                raise _untrusted(path, refused, prop, trust)
+        for entry in planted:  # deleted before anything below may end the run: the next one trusts the level
+            _remove_planted(fs, entry, prop, trust)
+        for entry in planted_entries(fs, path):
             _remove_planted(fs, entry, prop, trust)
 
 

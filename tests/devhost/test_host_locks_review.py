@@ -183,6 +183,19 @@ def test_c3_a_holder_past_the_wait_ends_with_acl_busy_naming_the_wait(tmp_path: 
     assert "waited 0.2 s" in busy.error["message"] and "command_timeout_s" in busy.error["message"]
 
 
+def test_k5_acl_busy_advises_raising_command_timeout_s_only_below_the_300_s_cap(tmp_path: Path) -> None:
+    # review-locks2 K5: at the cap (the default command_timeout_s, or an input without the key) raising it changes
+    # nothing, so AclBusy says only "run again" there.
+    assert dacl_lock.fix({"dacl_lock_wait_ms": 299_999}) == dacl_lock.FIX
+    assert dacl_lock.fix({"dacl_lock_wait_ms": 300_000}) == "run again"
+    assert dacl_lock.fix({}) == "run again"
+    for operation in ("file_acl/set", "settings_file/set"):
+        fixed = script(*operation.split("/"))
+        assert refused(operation, fixed) == []
+        unfixed = fixed.replace("-Fix $DaclLockFix)", "-Fix '" + dacl_lock.FIX.replace("'", "''") + "')")
+        assert unfixed != fixed and refused(operation, unfixed)
+
+
 # -- L1 (notes/review-locks.md): one wait per operation, tied to command_timeout_s -------------------------
 
 

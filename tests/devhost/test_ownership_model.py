@@ -567,6 +567,70 @@ def test_o1_a_records_folder_the_administrators_may_not_read_is_refused_naming_i
     assert iis.ServerManager(state).find_site(iis.DEFAULT_SITE) is not None, "nothing decided"
 
 
+# -- review-locks2 K1: the repair's SetAccessControl refused by a child it pushes its entries into ------------
+
+REPAIR_BLOCK_START = (
+    "        try {\n            [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))\n"
+)
+REPAIR_BLOCK_END = "        foreach ($entry in @(Get-PlantedEntries $path)) { Remove-PlantedEntry $entry $Trust }\n"
+UNFIXED_REPAIR = (  # the reviewed Initialize-TrustedFolder: no catch, the planted entries deleted after both scans
+    "        [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))\n"
+    "        $planted += @(Get-PlantedEntries $path)\n"
+    "        foreach ($entry in $planted) { Remove-PlantedEntry $entry $Trust }\n"
+)
+
+
+def _without_repair_retry(text: str) -> str:
+    start = text.index(REPAIR_BLOCK_START)
+    end = text.index(REPAIR_BLOCK_END, start) + len(REPAIR_BLOCK_END)
+    return text[:start] + UNFIXED_REPAIR + text[end:]
+
+
+def test_k1_a_planted_file_that_refuses_the_repairs_propagation_is_deleted_and_the_level_written_again(
+    state: Path,
+) -> None:
+    # SetAccessControl pushes the level's inheritable entries into each child: one whose DACL gives the
+    # Administrators neither READ_CONTROL nor WRITE_DAC makes it throw UnauthorizedAccessException after the level
+    # was written. The reviewed script then ended with UnexpectedError before deleting the record, and the next run
+    # trusted the level and kept it for good.
+    _records_folder_made_by_hand(state, "S-1-5-32-544")
+    planted = ownership.record_path(SITE_FOLDER, "someone/else")
+    _plant_locked(state, planted, folder=False)
+    rights = ntfs.READ_CONTROL | ntfs.WRITE_DAC
+    assert not ntfs.access_granted(ntfs.NtfsStore(state), planted, set(staging.SCRIPT_TOKEN), rights)
+    created = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert created.ok, created.error
+    assert created.state["owners"] == 1, "the planted record counts for nothing"
+    assert not WindowsFs(state).resolve(planted).exists()
+    assert staging.untrusted_reason(WindowsFs(state), SITE_FOLDER) is None
+    # The script the model stands for: without the catch and the second SetAccessControl, it is refused.
+    text = render_script(ScriptRef("providers.iis_default_site_removal", "set"))
+    assert ps51.check_script(SCRIPT_FACTS, "iis_default_site_removal/set", text) == []
+    unfixed = _without_repair_retry(text)
+    assert unfixed != text and ps51.check_script(SCRIPT_FACTS, "iis_default_site_removal/set", unfixed)
+
+
+def test_k1_a_kept_entry_that_refuses_the_repairs_propagation_twice_is_refused_naming_the_level(state: Path) -> None:
+    # Not planted (its owner is the deploying account, and nobody else may write it), but an OWNER RIGHTS entry takes
+    # the owner's implied WRITE_DAC away (MS-DTYP 2.5.3.2): the second SetAccessControl fails too.
+    _records_folder_made_by_hand(state, "S-1-5-32-544")
+    kept = f"{SITE_FOLDER}\\kept.json"
+    WindowsFs(state).resolve(kept).write_text("{}")
+    read_only = [ntfs.Ace(ntfs.OWNER_RIGHTS, ntfs.READ_AND_EXECUTE), ntfs.Ace("S-1-5-32-544", ntfs.READ_AND_EXECUTE)]
+    ntfs.NtfsStore(state).set_descriptor(kept, ntfs.Descriptor(accounts.OPERATOR_USER, True, read_only))
+    assert staging.planted_entries(WindowsFs(state), SITE_FOLDER) == []
+    refused = iis_default_site_removal.set_(WindowsFs(state), removal_spec())
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "OwnersFolderUntrusted"
+    # The first level repaired, %ProgramData%\UsercubeIac, pushes its entries down through the levels that inherit.
+    message = refused.error["message"]
+    top = staging.STAGING_TOP
+    assert f"the ownership records folder {top} holds an entry that does not let the Administrators change" in message
+    assert "Attempted to perform an unauthorized operation." in message and "then run again" in message
+    assert WindowsFs(state).resolve(kept).exists(), "not planted: kept"
+    # As on Windows, the level's own DACL was written before the push down failed.
+    assert staging.untrusted_reason(WindowsFs(state), top) is None
+
+
 def test_o3_refuse_or_repair_is_decided_by_a_flag_not_by_the_reasons_english_text() -> None:
     text = render_script(ScriptRef("providers.iis_default_site_removal", "set"))
     # (The model decides by the flag too: the unreadable level above, whose text starts 'does not', is refused.)

@@ -67,8 +67,9 @@ function Get-UntrustedReason([string] $Path) {
     try {
         $acl = [System.IO.Directory]::GetAccessControl($Path)
     } catch [System.UnauthorizedAccessException] {
-        # Its DACL withholds READ_CONTROL from this account, which a trusted owner always has (MS-DTYP 2.5.3.2).
-        return @{ refuse = $true; text = 'does not let the Administrators read its owner and permissions, so an account not trusted owns it' }
+        # Its DACL withholds READ_CONTROL from this account, which a trusted owner has unless an OWNER RIGHTS
+        # (S-1-3-4) entry says otherwise (MS-DTYP 2.5.3.2): its owner cannot be read, so it is refused.
+        return @{ refuse = $true; text = 'does not let the Administrators read its owner and permissions, so its owner cannot be checked (an account not trusted may own it)' }
     }
     $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
     if ($TrustedOwnerSids -notcontains $owner) { return @{ refuse = $true; text = "is owned by $owner, not by Administrators" } }
@@ -92,10 +93,11 @@ function Get-PlantedEntries([string] $Folder) {
         try {
             if ($isFolder) { $acl = [System.IO.Directory]::GetAccessControl($entry.FullName) } else { $acl = [System.IO.File]::GetAccessControl($entry.FullName) }
         } catch [System.UnauthorizedAccessException] {
-            # Its DACL withholds READ_CONTROL (GetAccessControl reads owner, group and DACL) from this account, so a
-            # trusted account does not own it (an owner always has READ_CONTROL: MS-DTYP 2.5.3.2): planted. Deleting
-            # it needs no right on it: FILE_DELETE_CHILD on this level, the Administrators' once its DACL is put
-            # back, grants DELETE on what it holds (learn.microsoft.com, "File Security and Access Rights").
+            # Its DACL withholds READ_CONTROL (GetAccessControl reads owner, group and DACL) from this account, so its
+            # owner cannot be checked (an owner has READ_CONTROL unless an OWNER RIGHTS entry says otherwise: MS-DTYP
+            # 2.5.3.2): planted. Deleting it needs no right on it: FILE_DELETE_CHILD on this level, the
+            # Administrators' once its DACL is put back, grants DELETE on what it holds (learn.microsoft.com, "File
+            # Security and Access Rights").
             $found.Add($entry.FullName); continue
         }
         if ($TrustedOwnerSids -notcontains $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value) { $found.Add($entry.FullName); continue }
@@ -147,11 +149,26 @@ function Initialize-TrustedFolder([string] $Folder, [hashtable] $Trust) {
         if ($null -eq $reason) { continue }
         if ($reason.refuse) { Stop-Untrusted $path $reason.text $Trust }
         # Looked for before the repair (the DACLs inherited then show what others could write) and after it
-        # (an entry made meanwhile is its maker's).
+        # (an entry made meanwhile is its maker's). Those found before are deleted first: once the level's DACL is
+        # written, the next run trusts it and never looks for them again (review-locks2 K1).
         $planted = @(Get-PlantedEntries $path)
-        [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
-        $planted += @(Get-PlantedEntries $path)
+        try {
+            [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
+        } catch [System.UnauthorizedAccessException] {
+            # SetSecurityInfo writes the level, then pushes its inheritable entries into each existing child
+            # (learn.microsoft.com, "Automatic Propagation of Inheritable ACEs"): ERROR_ACCESS_DENIED, which
+            # NativeObjectSecurity.Persist throws as UnauthorizedAccessException (dotnet/referencesource), when a
+            # child withholds READ_CONTROL or WRITE_DAC from the Administrators, as a planted one may. The level's
+            # DACL is written by then (FILE_DELETE_CHILD is the Administrators'): delete those, then write it again.
+            foreach ($entry in $planted) { Remove-PlantedEntry $entry $Trust }
+            try {
+                [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
+            } catch [System.UnauthorizedAccessException] {
+                Stop-Untrusted $path "holds an entry that does not let the Administrators change its permissions, so its own could not be put back ($($_.Exception.Message))" $Trust
+            }
+        }
         foreach ($entry in $planted) { Remove-PlantedEntry $entry $Trust }
+        foreach ($entry in @(Get-PlantedEntries $path)) { Remove-PlantedEntry $entry $Trust }
     }
 }
 

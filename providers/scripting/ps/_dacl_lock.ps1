@@ -29,9 +29,12 @@
 $DaclMutexName = 'Global\UsercubeIac.FileAcl.Dacl'
 $DaclLockWaitMs = 300000
 if ($null -ne $Spec.PSObject.Properties['dacl_lock_wait_ms']) { $DaclLockWaitMs = [int]$Spec.dacl_lock_wait_ms }
+# Raising command_timeout_s lengthens the wait only while it is below the 300 s cap (review-locks2 K5).
+$DaclLockFix = 'run again'
+if ($DaclLockWaitMs -lt 300000) { $DaclLockFix = 'run again, or raise the connection''s command_timeout_s: the wait is half of it, 300 s at most' }
 
 function Enter-DaclLock {
-    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl or SettingsFile permission changes on this host were queued, or one is hung' -Fix 'run again, or raise the connection''s command_timeout_s: the wait is half of it, 300 s at most')
+    return (Enter-HostMutex -Name $DaclMutexName -WaitMs $DaclLockWaitMs -What 'permissions' -DeniedId 'AclLockDenied' -BusyId 'AclBusy' -Property 'path' -Queued 'other FileAcl or SettingsFile permission changes on this host were queued, or one is hung' -Fix $DaclLockFix)
 }
 
 function Exit-DaclLock($Mutex) {
