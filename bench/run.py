@@ -128,8 +128,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class ProcessSampler:
     """Samples, while a verb runs, the peak resident set (VmHWM) of the provider and CLI processes and the CPU
     time (user + system) of every process by role: the CLI, the provider, the simulated hosts, and this
-    process (the program runs inline here). On a machine whose cores also run the simulated hosts, the CPU
-    seconds tell whether a verb waited on the network or on the processor."""
+    process (the program runs inline here, less the sampler's own CPU). On a machine whose cores also run the
+    simulated hosts, the CPU seconds tell whether a verb waited on the network or on the processor. A process's
+    role is read from its command line once; the sampler's own work is kept small because it shares the cores
+    with what it measures."""
 
     ROLES = ("cli", "provider", "simulators", "program")
 
@@ -142,6 +144,8 @@ class ProcessSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._self_cpu = 0.0
+        self._sampler_cpu = 0.0  # CPU seconds of the sampling itself, taken out of the program's figure
+        self._roles: dict[int, str | None] = {}
 
     def __enter__(self) -> ProcessSampler:
         for pid, (_role, cpu) in self._snapshot().items():
@@ -153,8 +157,10 @@ class ProcessSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        started = time.thread_time()
         self._record(self._snapshot())
-        self._self_cpu = time.process_time() - self._self_cpu
+        self._sampler_cpu += time.thread_time() - started
+        self._self_cpu = time.process_time() - self._self_cpu - self._sampler_cpu
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds spent during the verb, by role."""
@@ -168,8 +174,7 @@ class ProcessSampler:
         seen: dict[int, tuple[str, float]] = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             with contextlib.suppress(OSError, IndexError, ValueError):
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                role = "simulators" if int(pid) in self.simulator_pids else self._role(argv)
+                role = self._role_of(int(pid))
                 if role is None:
                     continue
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -184,6 +189,12 @@ class ProcessSampler:
                         self.cli_mb = max(self.cli_mb, peak / 1024)
         return seen
 
+    def _role_of(self, pid: int) -> str | None:
+        if pid not in self._roles:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            self._roles[pid] = "simulators" if pid in self.simulator_pids else self._role(argv)
+        return self._roles[pid]
+
     @staticmethod
     def _role(argv: list[bytes]) -> str | None:
         if any(b"pulumi.dynamic" in a or b"providers.dynamic_server" in a for a in argv):
@@ -196,8 +207,10 @@ class ProcessSampler:
         self._last.update(seen)
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.05):
+        started = time.thread_time()
+        while not self._stop.wait(0.1):
             self._record(self._snapshot())
+        self._sampler_cpu += time.thread_time() - started
 
 
 def measure(project: Project, label: str, *argv: str) -> dict[str, Any]:

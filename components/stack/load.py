@@ -53,6 +53,12 @@ class Estate:
         return None if bundle is None else inspect_installer(installer_path(bundle, self.project_dir), bundle.version)
 
 
+# libyaml's parser when PyYAML was built with it (its wheels are): the same documents, about 15 times faster
+# than the pure-Python one, which took 0.19 s for the stack file of a 20-host estate (its PFX secrets make it
+# 200 KB), and the program reads that file on every verb.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def stack_file(project_dir: Path, stack: str) -> Path:
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
     return project_dir / str(project.get("stackConfigDir", ".")) / f"Pulumi.{stack}.yaml"
@@ -64,7 +70,7 @@ def load(project_dir: Path) -> Estate:
     path = stack_file(project_dir, stack)
     if not path.is_file():
         raise ConfigError([Problem("", f"stack file {path} not found; create it with `pulumi stack init {stack}`")])
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     config = pulumi.Config(PROJECT)
     raw = {key: config.get_object(key) for key in TOP_LEVEL_KEYS}
     return load_from({k: v for k, v in raw.items() if v is not None}, document.get("config") or {}, stack, project_dir)
