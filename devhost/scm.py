@@ -342,8 +342,8 @@ def start(state_dir: Path, name: str) -> Service:
     # The order of RStartServiceW and ScmLoadService in ReactOS (reactos/reactos base/system/services/rpcserver.c
     # and database.c): Disabled (1058), then marked for deletion (1072), then not stopped (1056). Marking sets the
     # start type to Disabled (delete, below), so a start of a marked service answers 1058, as Windows does:
-    # "CreateService FAILED 1072 ... StartService FAILED 1058" on a service marked for deletion
-    # (Flowseal/zapret-discord-youtube#2187).
+    # "CreateService FAILED 1072 ... StartService FAILED 1058 ... DeleteService FAILED 1072" on a service marked for
+    # deletion (Flowseal/zapret-discord-youtube#8521; #2187 shows the same start).
     if service.start_mode == "Disabled":
         raise ScmError(1058)
     if service.marked_for_delete:

@@ -58,6 +58,12 @@ _START_ERRORS = {
         "name",
         "close services.msc and every program holding the service open (or restart the host), then retry",
     ),
+    1060: (
+        "ServiceDeleted",
+        "name",
+        "another program deleted the service during this run; find what deletes it, then `up --refresh` creates it "
+        "again",
+    ),
 }
 _START_NAMES = {
     "LocalSystem": ("LocalSystem", ""),
@@ -94,10 +100,13 @@ SCRIPT_FACTS = (
     ScriptFact(
         _ALL,
         r"\$values = Get-ItemProperty -LiteralPath \$key -ErrorAction SilentlyContinue -ErrorVariable keyErrors\n"
-        r"\s+if \(\$null -eq \$values -and \(Test-Path -LiteralPath \$key\)\) \{ throw \$keyErrors\[0\] \}",
+        r"\s+if \(\$null -eq \$values -and \(Test-Path -LiteralPath \$key\)\) \{\n"
+        r"\s+if \(\$keyErrors\.Count -gt 0\) \{ throw \$keyErrors\[0\] \}\n"
+        r".*\n\s+Stop-Operation -Id 'ServiceKeyUnreadable'",
         "the key of a marked service is deleted when its last handle closes (learn.microsoft.com DeleteService, "
         "Remarks), possibly between Get-CimInstance and the key's read: a key gone is the service absent, not an "
-        "ItemNotFound error (the model's state read has no such gap to show it)",
+        "ItemNotFound error; a key still there rethrows its error, or without one (no values) stops with an id "
+        "(review T5; the model's state read has no such gap to show it)",
     ),
     ScriptFact(
         _ALL,
@@ -109,22 +118,37 @@ SCRIPT_FACTS = (
         _ALL,
         r"if \(\$Action -eq 'Start' -and \$code -eq 1058\) \{\n"
         r"\s+\$values = Get-ServiceKeyValues \$Name\n"
-        r"\s+if \(\$null -eq \$values -or \(Test-DeleteFlag \$values\)\) \{\n"
+        r"\s+if \(\$null -eq \$values\) \{\n"
+        r"\s+Stop-Operation -Id 'ServiceMarkedForDelete'.*\n\s+.*it was deleted while being started.*\n(.*\n){2}"
+        r"\s+if \(Test-DeleteFlag \$values\) \{\n"
         r"\s+Stop-Operation -Id 'ServiceMarkedForDelete'",
         "marking a service for deletion makes it Disabled (MS-SCMR 3.1.4.3) and StartService checks Disabled first "
         "(ReactOS RStartServiceW): a start racing a deletion answers 1058 and must be reported as the deletion",
     ),
     ScriptFact(
         _ALL,
-        r"if \(\$Action -eq 'Stop' -and \$code -eq 1060\) \{ return \}",
-        "a marked service goes once stopped: WaitForStatus's query then fails with 1060, which is the stop done",
+        r"if \(\$Action -eq 'Stop' -and \$code -eq 1060 -and \$GoneIsStopped\) \{ return \}",
+        "a marked service goes once stopped: WaitForStatus's query then fails with 1060, which is the stop done only "
+        "for a caller that passes -GoneIsStopped (review T1); for any other it is the error ServiceDeleted",
+    ),
+    ScriptFact(
+        ("windows_service/remove",),
+        r"Invoke-ServiceControl -Name \$name -Action 'Stop' -GoneIsStopped\n",
+        "remove wants the service gone: a stop that ends with it gone (1060) is done",
+    ),
+    ScriptFact(
+        _SET,
+        r"Invoke-ServiceControl [^\n]*-GoneIsStopped",
+        "set must leave the service present and Stopped: a stop that ends with it gone is an error (review T1)",
+        present=False,
     ),
     ScriptFact(
         ("windows_service/remove",),
         r"if \(-not \$before\.marked_for_delete\) \{\n"
-        r"(.*\n){2}    Invoke-Win32ServiceMethod -Method 'Delete'",
+        r"(.*\n){4}    if \(\$null -ne \$service\) \{\n        Invoke-Win32ServiceMethod -Method 'Delete'",
         "Delete of a service already marked for deletion returns 16 (1072, learn.microsoft.com DeleteService): "
-        "remove stops it and leaves it to go by itself",
+        "remove stops it and leaves it to go by itself; one another program deleted since the first read is not "
+        "Deleted (Invoke-Win32ServiceMethod without -Service would call Delete on the class; review T3)",
     ),
     ScriptFact(
         _SET,
@@ -247,16 +271,31 @@ def _credential(account: str, password: str | None) -> tuple[str, str | None]:
     return account, password or ""
 
 
-def _control(state_dir: Path, name: str, action: str) -> None:
+def _control(state_dir: Path, name: str, action: str, *, gone_is_stopped: bool = False) -> None:
+    """Invoke-ServiceControl; ``gone_is_stopped`` is its -GoneIsStopped switch (remove.ps1 only)."""
     try:
         if action == "Start":
             scm.start(state_dir, name)
-        else:
-            scm.stop(state_dir, name)  # (a marked service that goes once stopped: WaitForStatus's 1060, the stop done)
+        elif scm.stop(state_dir, name) is None:
+            # A marked service that went once stopped: Stop() returned, WaitForStatus's status query finds no service
+            # (OpenService 1060: microsoft/referencesource ServiceController.GetServiceHandle).
+            raise scm.ScmError(1060)
     except scm.ScmError as error:
+        if action == "Stop" and error.code == 1060 and gone_is_stopped:
+            return  # gone before or by the stop: for remove, the stop done
         service = scm.get(state_dir, name)
-        if action == "Start" and error.code == 1058 and (service is None or service.marked_for_delete):
-            # Invoke-ServiceControl: marking made it Disabled; the DeleteFlag (or its key gone) names the deletion.
+        if action == "Start" and error.code == 1058 and service is None:
+            # Invoke-ServiceControl: marked (so Disabled) when started, and its key gone before the DeleteFlag read.
+            raise _Stop(
+                fail(
+                    "ServiceMarkedForDelete",
+                    f"start of service '{name}' failed: it was deleted while being started (1058); find what deletes "
+                    "it, then `up --refresh` creates it again",
+                    prop="name",
+                )
+            ) from None
+        if action == "Start" and error.code == 1058 and service is not None and service.marked_for_delete:
+            # Invoke-ServiceControl: marking made it Disabled; the DeleteFlag names the deletion.
             raise _Stop(
                 fail(
                     "ServiceMarkedForDelete",
@@ -432,9 +471,11 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     changes = []
     try:
         if before["state"] != "Stopped":
-            _control(state_dir, name, "Stop")
+            _control(state_dir, name, "Stop", gone_is_stopped=True)
             changes.append(change("state", before["state"], "Stopped"))
-        if not before["marked_for_delete"]:  # a marked service goes by itself; its Delete would return 16 (1072)
+        # A marked service goes by itself; its Delete would return 16 (1072). One another program deleted since the
+        # first read (Get-CimInstance finds none) has nothing left to delete.
+        if not before["marked_for_delete"] and scm.get(state_dir, name) is not None:
             try:
                 scm.delete(state_dir, name)
             except scm.ScmError as error:

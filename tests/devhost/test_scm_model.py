@@ -250,6 +250,101 @@ def test_a_start_racing_a_deletion_is_reported_as_the_deletion(tmp_path: Path) -
     assert disabled.value.envelope.error is not None and disabled.value.envelope.error["id"] == "ServiceDisabled"
 
 
+def delete_at_our_stop(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """Another program deletes the service just as the script stops it, once. 'marked': `sc.exe delete` of the running
+    service only marks it, and our stop makes it go (Stop() returns, WaitForStatus then meets 1060). 'gone': it stops
+    and deletes it first, so our stop itself meets 1060 (referencesource ServiceController.GetServiceHandle)."""
+    real_stop = scm.stop
+    raced: list[str] = []
+
+    def racing_stop(state_dir: Path, name: str) -> scm.Service | None:
+        if not raced:
+            raced.append(name)
+            if when == "marked":
+                assert scm.delete(state_dir, name) is False, "running: only marked"
+            else:
+                real_stop(state_dir, name)
+                assert scm.delete(state_dir, name) is True
+        return real_stop(state_dir, name)
+
+    monkeypatch.setattr(scm, "stop", racing_stop)
+
+
+@pytest.mark.parametrize("when", ["marked", "gone"])
+def test_a_set_whose_service_is_deleted_during_its_stop_fails_and_a_remove_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Review T1-T3: only remove.ps1 passes -GoneIsStopped. A set declaring state Stopped must not report success for a
+    service that is gone: it fails with ServiceDeleted. A remove is done (and calls no Delete on a service that is
+    no longer there, T3)."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    assert windows_service.set_(fs, spec_of() | {"create": True}).ok
+    delete_at_our_stop(monkeypatch, when)
+    stopped = windows_service.set_(fs, spec_of(state="Stopped"))
+    assert not stopped.ok and stopped.error is not None
+    assert (stopped.error["id"], stopped.error["property"]) == ("ServiceDeleted", "name"), stopped.error
+    assert "(1060)" in stopped.error["message"] and "up --refresh" in stopped.error["message"]
+    assert scm.get(tmp_path, "UsercubeAgent") is None
+    monkeypatch.undo()
+    assert windows_service.set_(fs, spec_of() | {"create": True}).ok
+    delete_at_our_stop(monkeypatch, when)
+    gone = windows_service.remove(fs, spec_of())
+    assert gone.ok, gone.error
+    assert gone.state == {"ensure": "absent", "name": "UsercubeAgent"} and [c["property"] for c in gone.changes] == [
+        "state"
+    ], "stopped by us, deleted by the other program"
+
+
+def test_a_remove_of_a_stopped_service_deleted_after_the_first_read_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review T3: an unmarked, stopped service deleted by another program between Get-ServiceState and Get-CimInstance:
+    nothing is left to delete, the remove is done (the script skips Delete on a $null instance)."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    assert windows_service.set_(fs, spec_of(state="Stopped") | {"create": True}).ok
+    real_state = windows_service._state
+    reads: list[str] = []
+
+    def then_deleted(state_dir: Path, name: str) -> dict[str, object]:
+        state = real_state(state_dir, name)
+        if not reads:
+            reads.append(name)
+            scm.admin_delete_service(state_dir, name)
+        return state
+
+    monkeypatch.setattr(windows_service, "_state", then_deleted)
+    gone = windows_service.remove(fs, spec_of())
+    assert gone.ok, gone.error
+    assert gone.state == {"ensure": "absent", "name": "UsercubeAgent"} and gone.changes == []
+
+
+def test_a_start_whose_service_went_before_the_delete_flag_read_says_it_was_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review T6: the start answered 1058 (marked, so Disabled), and the last handle closed before the script read the
+    DeleteFlag: the key is gone, and the message says so instead of advising to close handles."""
+    place_program(tmp_path)
+    new(tmp_path)
+    scm.admin_open_handle(tmp_path, "UsercubeAgent")
+    scm.delete(tmp_path, "UsercubeAgent")
+    real_start = scm.start
+
+    def start_then_handle_closed(state_dir: Path, name: str) -> scm.Service:
+        try:
+            return real_start(state_dir, name)
+        finally:
+            scm.admin_close_handles(state_dir, name)
+
+    monkeypatch.setattr(scm, "start", start_then_handle_closed)
+    with pytest.raises(windows_service._Stop) as raced:
+        windows_service._control(tmp_path, "UsercubeAgent", "Start")
+    error = raced.value.envelope.error
+    assert error is not None and (error["id"], error["property"]) == ("ServiceMarkedForDelete", "name")
+    assert "deleted while being started" in error["message"] and "services.msc" not in error["message"]
+
+
 def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
     """Review A1: a replace (delete, then create with the same name and settings) while services.msc holds a handle
     to the service: the delete only marks it, it stays listed exactly as the create would make it, and vanishes
@@ -280,7 +375,15 @@ def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
         ("set", "if ($Action -eq 'Start' -and $code -eq 1058) {", "if ($false) {"),
         # Review S4: no Delete of a service already marked; a stop that makes it go (1060) is the stop done.
         ("remove", "if (-not $before.marked_for_delete) {", "if ($true) {"),
-        ("remove", "if ($Action -eq 'Stop' -and $code -eq 1060) { return }", ""),
+        ("remove", "if ($Action -eq 'Stop' -and $code -eq 1060 -and $GoneIsStopped) { return }", ""),
+        # Review T1, T3, T5, T6: 1060 is the stop done only for remove; no Delete on a vanished service; a key that
+        # is there but read neither values nor an error has an id; a start whose key went says it was deleted.
+        ("remove", "-Action 'Stop' -GoneIsStopped\n", "-Action 'Stop'\n"),
+        ("set", "$name -Action 'Stop'\n    [void]", "$name -Action 'Stop' -GoneIsStopped\n    [void]"),
+        ("set", " -and $GoneIsStopped) { return }", ") { return }"),
+        ("remove", "    if ($null -ne $service) {\n", "    if ($true) {\n"),
+        ("get", "if ($keyErrors.Count -gt 0) { throw $keyErrors[0] }", "throw $keyErrors[0]"),
+        ("set", "it was deleted while being started", "it is marked for deletion"),
         # Review S5: a key gone between Get-CimInstance and its read is the service absent, not ItemNotFound.
         ("get", " -ErrorAction SilentlyContinue -ErrorVariable keyErrors", ""),
         ("get", "    if ($null -eq $values) {\n        return [ordered]@{ ensure = 'absent'", "    if ($false) {\n"),

@@ -49,10 +49,12 @@ $StartErrors = @{
     1058 = @('ServiceDisabled', 'start_type', 'set start_type to Automatic or Manual')
     1069 = @('ServiceLogonFailed', 'password', 'check the password and that the account holds "Log on as a service" (SeServiceLogonRight)')
     1072 = @('ServiceMarkedForDelete', 'name', 'close services.msc and every program holding the service open (or restart the host), then retry')
+    # The service record is gone (MS-SCMR 3.1.4.16 ROpenServiceW): another program deleted it during this run.
+    1060 = @('ServiceDeleted', 'name', 'another program deleted the service during this run; find what deletes it, then `up --refresh` creates it again')
 }
 
 function Invoke-ServiceControl {
-    param([string] $Name, [ValidateSet('Start', 'Stop')] [string] $Action)
+    param([string] $Name, [ValidateSet('Start', 'Stop')] [string] $Action, [switch] $GoneIsStopped)
     $controller = New-Object System.ServiceProcess.ServiceController $Name
     $target = if ($Action -eq 'Start') { 'Running' } else { 'Stopped' }
     try {
@@ -65,12 +67,17 @@ function Invoke-ServiceControl {
                 $code = $exception.NativeErrorCode
                 # Marking a service for deletion sets its start type to Disabled (MS-SCMR 3.1.4.3 RDeleteService),
                 # and StartService checks Disabled first (ReactOS base/system/services/rpcserver.c RStartServiceW;
-                # seen on Windows: Flowseal/zapret-discord-youtube#2187). So a start that races a deletion answers
-                # 1058; its DeleteFlag, or its key already gone (the deletion finished since), tells it from a
+                # seen on Windows: Flowseal/zapret-discord-youtube#8521 and #2187). So a start that races a deletion
+                # answers 1058; its DeleteFlag, or its key already gone (the deletion finished since), tells it from a
                 # Disabled start_type, and the error names the deletion instead of a start_type to change.
                 if ($Action -eq 'Start' -and $code -eq 1058) {
                     $values = Get-ServiceKeyValues $Name
-                    if ($null -eq $values -or (Test-DeleteFlag $values)) {
+                    if ($null -eq $values) {
+                        Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
+                            "start of service '$Name' failed: it was deleted while being started ($code); " +
+                            'find what deletes it, then `up --refresh` creates it again')
+                    }
+                    if (Test-DeleteFlag $values) {
                         Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
                             "start of service '$Name' failed: it is marked for deletion (DeleteFlag=1), which also made it Disabled ($code), " +
                             'and goes when the last handle to it closes; close services.msc and every program holding the service open ' +
@@ -78,8 +85,9 @@ function Invoke-ServiceControl {
                     }
                 }
                 # A service marked for deletion goes once it is stopped and its last handle is closed (learn.microsoft.com
-                # DeleteService, Remarks): WaitForStatus then finds no service to query (1060), which is the stop done.
-                if ($Action -eq 'Stop' -and $code -eq 1060) { return }
+                # DeleteService, Remarks): WaitForStatus then finds no service to query (1060). For remove.ps1 (-GoneIsStopped)
+                # that is the stop done; for any other caller the service it was to leave Stopped is gone: ServiceDeleted.
+                if ($Action -eq 'Stop' -and $code -eq 1060 -and $GoneIsStopped) { return }
                 $known = $StartErrors[$code]
                 if ($null -eq $known) { $known = @("Service${Action}Failed", 'state', 'see the System event log') }
                 Stop-Operation -Id $known[0] -Property $known[1] -Message "$($Action.ToLower()) of service '$Name' failed: $($exception.Message) ($code); $($known[2])"
@@ -216,7 +224,13 @@ function Get-ServiceState([string] $Name) {
 function Get-ServiceKeyValues([string] $Name) {
     $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name"
     $values = Get-ItemProperty -LiteralPath $key -ErrorAction SilentlyContinue -ErrorVariable keyErrors
-    if ($null -eq $values -and (Test-Path -LiteralPath $key)) { throw $keyErrors[0] }
+    if ($null -eq $values -and (Test-Path -LiteralPath $key)) {
+        if ($keyErrors.Count -gt 0) { throw $keyErrors[0] }
+        # Neither values nor an error: a key with no values at all (a real service key holds ImagePath, Type, Start).
+        Stop-Operation -Id 'ServiceKeyUnreadable' -Property 'name' -Message (
+            "the registry key of service '$Name' ($key) exists but holds no values; repair or delete the service by hand " +
+            '(sc.exe delete), then retry')
+    }
     return $values
 }
 
