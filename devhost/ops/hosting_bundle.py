@@ -142,12 +142,15 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = @\(\)\s+try \{\s+"
-        r"\$new = Get-NewDescendants \$known \$seen\s+"
+        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = @\(\)\s+"
+        r"\$listing = \$null\s+try \{\s+(?:#[^\n]*\s+)*\$listing = Get-NewDescendants \$known \$seen\s+"
+        r"if \(\$null -ne \$listing\) \{ \$new = \$listing \}\s+"
         r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \$held \}[\s\S]*?"
+        r"if \(\$null -eq \$listing\) \{ continue \}\s+(?:#[^\n]*\s+)*"
         r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ break \}\s+\$known\.AddRange\(\$new\)",
         "the tree is ended leaves first and listed again until nothing new appears (a process Burn starts meanwhile "
-        "is found under its parent, ended or not; kill_hosting_bundle walks the same rounds)",
+        "is found under its parent, ended or not); a failed listing goes on to the next round, never ends the walk "
+        "(kill_hosting_bundle walks the same rounds)",
     ),
     ScriptFact(
         _SET,
@@ -159,9 +162,10 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\$all = @\(\)\s+try \{\s+\$all = @\(Get-CimInstance -ClassName Win32_Process -Property "
-        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\)\)\s+\} catch \{\s+\$all = @\(\)\s+\}",
-        "a Win32_Process listing that fails (CimException, terminating under EAP=Stop) is an empty listing, not an "
-        "UnexpectedError (kill_hosting_bundle's knob cim_faults)",
+        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\) -OperationTimeoutSec 30\)\s+\} catch \{\s+"
+        r"return \$null\s+\}",
+        "a Win32_Process listing that fails or hangs past 30 s (CimException, terminating under EAP=Stop) is $null, "
+        "told apart from an empty listing, not an UnexpectedError (kill_hosting_bundle's knob cim_faults)",
     ),
     ScriptFact(
         _SET,
@@ -204,12 +208,13 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(\$denied\) \{\s+Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message \"Windows "
+        r"if \(\$denied\) \{\s+Stop-Operation -Id 'InstallerMutexDenied' -Category 'PermissionDenied' "
+        r"-Message \"Windows "
         r"Installer's mutex Global\\_MSIExecute exists but this account may not open it \(access denied\), [^\"]*"
         r"connect as an administrator of the host \(elevated\), or check the mutex's DACL[^\"]*\"\s+\}\s+"
         r"if \(\$owned\) \{",
-        "a mutex this account may not open is InstallerBusy with its own message (the account or the DACL is the "
-        "fix, not waiting), before the owned one",
+        "a mutex this account may not open is InstallerMutexDenied (PermissionDenied) with its own message (the "
+        "account or the DACL is the fix, not waiting), before the owned one",
     ),
     ScriptFact(
         _SET,
@@ -524,11 +529,11 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     installer = _publish(fs, spec)
     if installers.msi_mutex_denied(fs.root):  # Assert-NoInstallationRunning: TryOpenExisting refused
         return fail(
-            "InstallerBusy",
+            "InstallerMutexDenied",
             "Windows Installer's mutex Global\\_MSIExecute exists but this account may not open it (access denied), "
             "so whether an installation is running cannot be told; connect as an administrator of the host "
             "(elevated), or check the mutex's DACL (a security product may have changed it), then run up again",
-            category="ResourceBusy",
+            category="PermissionDenied",
         )
     if installers.installation_running(fs.root):  # Assert-NoInstallationRunning
         return fail(

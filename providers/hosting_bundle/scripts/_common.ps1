@@ -401,14 +401,17 @@ function Get-NewDescendants($Known, $Seen) {
     # Win32_Process.ParentProcessId: the processes started by any process of the tree, ended ones included (an
     # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
     # reused by a later process: only processes created after their parent count.
-    # A listing WMI fails (CimException: the provider busy or over its quota, 0x80041006, winmgmt restarting;
-    # terminating under EAP=Stop, so a generic catch) finds nothing this round: the installer's own Kill still
-    # runs (Stop-InstallerTree), and the next round lists again.
+    # A listing WMI fails (CimException: the provider busy or over its quota, 0x80041006, winmgmt restarting, or
+    # hung past -OperationTimeoutSec; terminating under EAP=Stop, so a generic catch) is $null, not an empty list
+    # (which says nothing new was started): the installer's own Kill still runs (Stop-InstallerTree), and the
+    # next round lists again. Without -OperationTimeoutSec a listing waits as long as the CIM session's own
+    # operation time-out (learn.microsoft.com, Get-CimInstance), perhaps for ever on a hung winmgmt, and round 0's
+    # Kill of the installer waits with it; at 30 s the ten rounds stay within minutes.
     $all = @()
     try {
-        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate') -OperationTimeoutSec 30)
     } catch {
-        $all = @()
+        return $null
     }
     # The id of a member that has ended may belong to a later process now (a start other than the member's, by
     # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
@@ -475,8 +478,11 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     try {
         for ($round = 0; $round -lt 10; $round++) {
             $new = @()
+            $listing = $null
             try {
-                $new = Get-NewDescendants $known $seen
+                # $null when the listing failed, an array (perhaps empty: `return , ...`, not unrolled) otherwise.
+                $listing = Get-NewDescendants $known $seen
+                if ($null -ne $listing) { $new = $listing }
                 for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }
             } finally {
                 # The installer itself is ended whatever the first listing and its Kills did.
@@ -484,6 +490,8 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
                     try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
                 }
             }
+            # A failed listing proves nothing: the next round lists again (up to the ten rounds).
+            if ($null -eq $listing) { continue }
             # Once more after the installer's own Kill: what it started just before is found then.
             if ($new.Count -eq 0 -and $round -gt 0) { break }
             $known.AddRange($new)
@@ -503,9 +511,10 @@ function Assert-NoInstallationRunning($Spec) {
     # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
     # TryOpenExisting returns false only when there is no such mutex; one whose DACL refuses this account
     # Synchronize|Modify throws UnauthorizedAccessException (dotnet/referencesource Mutex.OpenExistingWorker:
-    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as busy, as
-    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run, with a
-    # message of its own: waiting does not help, the same refusal comes back until the account or the DACL changes.
+    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: nothing is started, as
+    # PSAppDeployToolkit's Test-IsMutexAvailable counts it busy, but rather than an UnexpectedError on every run it
+    # has an id, category and message of its own (InstallerMutexDenied, PermissionDenied): waiting does not help,
+    # the same refusal comes back until the account or the DACL changes.
     $mutex = $null
     $exists = $false
     $owned = $false
@@ -524,7 +533,7 @@ function Assert-NoInstallationRunning($Spec) {
         }
     }
     if ($denied) {
-        Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message "Windows Installer's mutex Global\_MSIExecute exists but this account may not open it (access denied), so whether an installation is running cannot be told; connect as an administrator of the host (elevated), or check the mutex's DACL (a security product may have changed it), then run up again"
+        Stop-Operation -Id 'InstallerMutexDenied' -Category 'PermissionDenied' -Message "Windows Installer's mutex Global\_MSIExecute exists but this account may not open it (access denied), so whether an installation is running cannot be told; connect as an administrator of the host (elevated), or check the mutex's DACL (a security product may have changed it), then run up again"
     }
     if ($owned) {
         Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"
