@@ -184,7 +184,7 @@ def msi_mutex_denied(state_dir: Path) -> bool:
     return bool(_msi_state(state_dir).get("access_denied"))
 
 
-def kill_hosting_bundle(state_dir: Path, installer: str) -> None:
+def kill_hosting_bundle(state_dir: Path, installer: str) -> bool:
     """Stop-InstallerTree, round by round as the script runs it; the service rolls back what was begun.
 
     The bundle has started two processes: its elevated engine, running since before the time-out, and one started
@@ -197,9 +197,10 @@ def kill_hosting_bundle(state_dir: Path, installer: str) -> None:
     finds nothing new ends the walk; ten rounds at most, so ten failures leave the children running. Journalled as
     one ``process_killed`` of the bundle, ``tree`` saying whether every process it started was ended. Its engine's
     MSI transaction is in the Windows Installer service either way (rolled back, or still running under a live
-    engine): the service owns Global\\_MSIExecute."""
+    engine): the service owns Global\\_MSIExecute. Returns Stop-InstallerTree's answer: whether the walk ended on a
+    good listing that found nothing new (after nine failures the tenth round may end everything, unknowingly)."""
     knobs = Knobs(sim_dir(state_dir) / "knobs.json")
-    engine_ended = late_ended = False
+    engine_ended = late_ended = complete = False
     for round_ in range(10):
         fault = knobs.take_fault("Win32_Process", key="cim_faults")
         if fault is not None and fault.get("fails", True):
@@ -208,10 +209,12 @@ def kill_hosting_bundle(state_dir: Path, installer: str) -> None:
         engine_ended = True
         late_ended = late_ended or round_ > 0
         if not found_new and round_ > 0:
+            complete = True
             break
     _update_msi_state(state_dir, executing=True)
     event = {"kind": "process_killed", "image": installer, "tree": engine_ended and late_ended}
     Journal(sim_dir(state_dir) / "journal.jsonl")(event)
+    return complete
 
 
 def run_hosting_bundle(fs: WindowsFs, installer: str, verb: str, log: str) -> int | None:

@@ -103,7 +103,8 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(-not \$process\.WaitForExit\(\$TimeoutSeconds \* 1000\)\) \{\s+Stop-InstallerTree \$process\s+"
+        r"if \(-not \$process\.WaitForExit\(\$TimeoutSeconds \* 1000\)\) \{\s+"
+        r"\$TreeListed\.Value = Stop-InstallerTree \$process\s+"
         r"return \$null",
         "an installer that does not end within install_timeout_s is ended with its children (kill_hosting_bundle)",
     ),
@@ -137,8 +138,20 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\} finally \{\s+(?:#[^\n]*\s+)*foreach \(\$heldProcess in \$held\) \{ \$heldProcess\.Dispose\(\) \}\s+\}\s+"
-        r"\[void\]\$Process\.WaitForExit\(5000\)",
+        r"\[void\]\$Process\.WaitForExit\(5000\)\s+return \$complete",
         "the members' Process objects are disposed in a finally block once the walk is over",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$complete = \$false\s+try \{\s+for \(\$round = 0;[\s\S]*?"
+        r"\$treeListed = \$true\s+\$code = Invoke-Installer [^\n]* \(\[ref\]\$treeListed\)\s+"
+        r"if \(\$null -eq \$code\) \{\s+\$ended = 'and was ended, with the processes it started'\s+"
+        r"if \(-not \$treeListed\) \{\s+\$ended = \"and was ended, but the processes it started could not all be "
+        r"found \(listing Win32_Process through WMI failed, or new ones still appeared at the last listing\); its "
+        r"installer engine may still be running: check the host's processes before running up again\"\s+\}\s+"
+        r"Stop-Operation -Id 'InstallerTimedOut' [^\n]*\) \$ended; see \$log",
+        "InstallerTimedOut says when the walk did not end on a good listing that found nothing new (Stop-InstallerTree "
+        "returns it; kill_hosting_bundle's answer): the installer's engine may still run",
     ),
     ScriptFact(
         _SET,
@@ -147,7 +160,7 @@ SCRIPT_FACTS = (
         r"if \(\$null -ne \$listing\) \{ \$new = \$listing \}\s+"
         r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \$held \}[\s\S]*?"
         r"if \(\$null -eq \$listing\) \{ continue \}\s+(?:#[^\n]*\s+)*"
-        r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ break \}\s+\$known\.AddRange\(\$new\)",
+        r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ \$complete = \$true; break \}\s+\$known\.AddRange\(\$new\)",
         "the tree is ended leaves first and listed again until nothing new appears (a process Burn starts meanwhile "
         "is found under its parent, ended or not); a failed listing goes on to the next round, never ends the walk "
         "(kill_hosting_bundle walks the same rounds)",
@@ -552,11 +565,17 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return fail("SimulatorNotModelled", f"devhost (SIMULATOR): {refused}", category="NotImplemented")
     name = spec["installer_name"]
     if code is None:  # WaitForExit timed out: Stop-InstallerTree
-        installers.kill_hosting_bundle(fs.root, installer)
+        ended = "and was ended, with the processes it started"
+        if not installers.kill_hosting_bundle(fs.root, installer):
+            ended = (
+                "and was ended, but the processes it started could not all be found (listing Win32_Process through "
+                "WMI failed, or new ones still appeared at the last listing); its installer engine may still be "
+                "running: check the host's processes before running up again"
+            )
         return fail(
             "InstallerTimedOut",
-            f"{name} {verb} did not finish within install_timeout_s ({spec['install_timeout_s']} s) and was ended, "
-            f"with the processes it started; see {log}, raise install_timeout_s if it needs longer, then run up again",
+            f"{name} {verb} did not finish within install_timeout_s ({spec['install_timeout_s']} s) {ended}; see "
+            f"{log}, raise install_timeout_s if it needs longer, then run up again",
             prop="install_timeout_s",
             category="OperationTimeout",
         )

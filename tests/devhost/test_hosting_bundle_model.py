@@ -468,7 +468,7 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
     for needed in (
         "                for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }\n",
-        "            if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
+        "            if ($new.Count -eq 0 -and $round -gt 0) { $complete = $true; break }\n",
         " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
         " -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt)",
         " -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and",
@@ -538,19 +538,20 @@ LISTS = {"on": "Win32_Process", "fails": False}
 
 
 @pytest.mark.parametrize(
-    ("listings", "tree"),
+    ("listings", "tree", "complete"),
     [
-        ([], True),
-        ([FAILS], True),
-        ([LISTS, FAILS], True),  # review bundle3 C1: a failure in round 1, after a good round 0
-        ([FAILS, FAILS], True),
-        ([LISTS, FAILS, FAILS, LISTS], True),
-        ([FAILS] * 10, False),
-        ([LISTS] + [FAILS] * 9, False),
+        ([], True, True),
+        ([FAILS], True, True),
+        ([LISTS, FAILS], True, True),  # review bundle3 C1: a failure in round 1, after a good round 0
+        ([FAILS, FAILS], True, True),
+        ([LISTS, FAILS, FAILS, LISTS], True, True),
+        ([FAILS] * 9, True, False),  # the tenth round ends them all, but nothing says so (review bundle3 C4)
+        ([FAILS] * 10, False, False),
+        ([LISTS] + [FAILS] * 9, False, False),
     ],
 )
 def test_a_failing_process_listing_still_ends_the_installer_and_stays_a_time_out(
-    fs: WindowsFs, data: bytes, listings: list[dict[str, Any]], tree: bool
+    fs: WindowsFs, data: bytes, listings: list[dict[str, Any]], tree: bool, complete: bool
 ) -> None:
     # Get-CimInstance Win32_Process fails (WMI busy, winmgmt restarting): round 0 still ends the installer, and a
     # failed listing never ends the walk: the next round lists again and finds its children (an orphan keeps its
@@ -563,6 +564,12 @@ def test_a_failing_process_listing_still_ends_the_installer_and_stays_a_time_out
     assert not timed_out.ok and timed_out.error is not None and timed_out.error["id"] == "InstallerTimedOut"
     installer = f"{model.installer_folder(spec(data)['sha256'])}\\{spec(data)['installer_name']}"
     assert [(e["image"], e["tree"]) for e in killed(fs)] == [(installer, tree)]
+    # Review bundle3 C4: the message says so when the walk could not tell the tree was all found.
+    found_all = "and was ended, with the processes it started;" in timed_out.error["message"]
+    may_run = (
+        "could not all be found" in timed_out.error["message"] and "may still be running" in timed_out.error["message"]
+    )
+    assert (found_all, may_run) == (complete, not complete)
     assert json.loads((sim_dir(fs.root) / "knobs.json").read_text())["cim_faults"] == [], "every listing was met"
     busy = model.set_(fs, spec(data))
     assert not busy.ok and busy.error is not None and busy.error["id"] == "InstallerBusy"
@@ -598,6 +605,10 @@ def test_the_script_guards_the_listing_and_ends_the_installer_in_a_finally_block
     go_on = "            if ($null -eq $listing) { continue }\n"
     assert go_on in script
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(go_on, "")) != []
+    # Review bundle3 C4: the message that always says the tree was ended.
+    says = "    if (-not $treeListed) {\n"
+    assert says in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(says, "    if ($false) {\n")) != []
     # Review bundle3 C3: a listing without a time-out waits on a hung winmgmt.
     timeout = " -OperationTimeoutSec 30)"
     assert timeout in script

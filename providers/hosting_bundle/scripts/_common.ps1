@@ -339,10 +339,11 @@ function Open-VerifiedInstaller([string] $Path, [string] $Sha256) {
     return $hold
 }
 
-function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
+function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds, [ref] $TreeListed) {
     # The bundle's own switches (its help text, dotnet/aspnetcore bundle.wxl: /install | /repair, /quiet,
     # /norestart "suppress any attempts to restart", /log). Process.Start rather than Start-Process: the exit code
-    # of the installer itself, and a bound on the wait. $null when it did not finish in time.
+    # of the installer itself, and a bound on the wait. $null when it did not finish in time; $TreeListed then says
+    # whether the processes it started were all found (Stop-InstallerTree).
     # Its standard handles are pipes of its own: with UseShellExecute = $false and the three streams redirected,
     # Process.Start gives it new pipes in STARTUPINFO (learn.microsoft.com, ProcessStartInfo.RedirectStandard*),
     # so it never writes into the loop's framed responses; stdin is closed at once, and what it writes is read to
@@ -368,7 +369,7 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
         $process.StandardInput.Close()
         $drains = @($process.StandardOutput.ReadToEndAsync(), $process.StandardError.ReadToEndAsync())
         if (-not $process.WaitForExit($TimeoutSeconds * 1000)) {
-            Stop-InstallerTree $process
+            $TreeListed.Value = Stop-InstallerTree $process
             return $null
         }
         return $process.ExitCode
@@ -467,7 +468,8 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     # itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the service rolls it
     # back, holding the _MSIExecute mutex until done, which the next run waits for (Assert-NoInstallationRunning).
     # The installer's own start, to the microsecond as CIM gives CreationDate; its handle is held since Start, so
-    # StartTime reads even once it has exited.
+    # StartTime reads even once it has exited. Returns whether the walk ended on a listing that found nothing new:
+    # not after listings that failed up to the last round (or a tree still growing then), when part of it may run on.
     $start = $Process.StartTime
     $root = [pscustomobject]@{ ProcessId = $Process.Id; CreationDate = $start.AddTicks(-($start.Ticks % 10)) }
     $known = New-Object 'System.Collections.Generic.List[object]'
@@ -475,6 +477,7 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     $seen = New-Object 'System.Collections.Generic.HashSet[string]'
     [void]$seen.Add((Get-ProcessKey $root))
     $held = New-Object 'System.Collections.Generic.List[System.Diagnostics.Process]'
+    $complete = $false
     try {
         for ($round = 0; $round -lt 10; $round++) {
             $new = @()
@@ -493,7 +496,7 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
             # A failed listing proves nothing: the next round lists again (up to the ten rounds).
             if ($null -eq $listing) { continue }
             # Once more after the installer's own Kill: what it started just before is found then.
-            if ($new.Count -eq 0 -and $round -gt 0) { break }
+            if ($new.Count -eq 0 -and $round -gt 0) { $complete = $true; break }
             $known.AddRange($new)
         }
     } finally {
@@ -501,6 +504,7 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
         foreach ($heldProcess in $held) { $heldProcess.Dispose() }
     }
     [void]$Process.WaitForExit(5000)
+    return $complete
 }
 
 function Assert-NoInstallationRunning($Spec) {
