@@ -194,7 +194,9 @@ def kill_hosting_bundle(state_dir: Path, installer: str) -> bool:
     CimException: WMI busy, restarting, or past -OperationTimeoutSec), ``{"on": "Win32_Process", "fails": false}``
     lets it list (to place a failure after good listings). Round 0 ends the bundle in a finally block whatever its
     listing did; a failed listing proves nothing and the next round lists again; a good listing after round 0 that
-    finds nothing new ends the walk; ten rounds at most, so ten failures leave the children running. Journalled as
+    finds nothing new ends the walk; ten rounds at most, so ten failures leave the children running. A failure here
+    is at once: a listing hung until its 5-s time-out is not modelled (no clock), nor the script's 10-s bound on
+    beginning rounds, which only such hangs reach. Journalled as
     one ``process_killed`` of the bundle, ``tree`` saying whether every process it started was ended. Its engine's
     MSI transaction is in the Windows Installer service either way (rolled back, or still running under a live
     engine): the service owns Global\\_MSIExecute. Returns Stop-InstallerTree's answer: whether the walk ended on a

@@ -143,7 +143,7 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\$complete = \$false\s+try \{\s+for \(\$round = 0;[\s\S]*?"
+        r"\$complete = \$false\s+\$walk = [^\n]+\s+try \{\s+for \(\$round = 0;[\s\S]*?"
         r"\$treeListed = \$true\s+\$code = Invoke-Installer [^\n]* \(\[ref\]\$treeListed\)\s+"
         r"if \(\$null -eq \$code\) \{\s+\$ended = 'and was ended, with the processes it started'\s+"
         r"if \(-not \$treeListed\) \{\s+\$ended = \"and was ended, but the processes it started could not all be "
@@ -155,7 +155,9 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = @\(\)\s+"
+        r"\$walk = \[System\.Diagnostics\.Stopwatch\]::StartNew\(\)\s+try \{\s+"
+        r"for \(\$round = 0; \$round -lt 10 -and \(\$round -eq 0 -or \$walk\.Elapsed\.TotalSeconds -lt 10\); "
+        r"\$round\+\+\) \{\s+\$new = @\(\)\s+"
         r"\$listing = \$null\s+try \{\s+(?:#[^\n]*\s+)*\$listing = Get-NewDescendants \$known \$seen\s+"
         r"if \(\$null -ne \$listing\) \{ \$new = \$listing \}\s+"
         r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \$held \}[\s\S]*?"
@@ -175,9 +177,9 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\$all = @\(\)\s+try \{\s+\$all = @\(Get-CimInstance -ClassName Win32_Process -Property "
-        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\) -OperationTimeoutSec 30\)\s+\} catch \{\s+"
+        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\) -OperationTimeoutSec 5\)\s+\} catch \{\s+"
         r"return \$null\s+\}",
-        "a Win32_Process listing that fails or hangs past 30 s (CimException, terminating under EAP=Stop) is $null, "
+        "a Win32_Process listing that fails or hangs past 5 s (CimException, terminating under EAP=Stop) is $null, "
         "told apart from an empty listing, not an UnexpectedError (kill_hosting_bundle's knob cim_faults)",
     ),
     ScriptFact(

@@ -609,10 +609,14 @@ def test_the_script_guards_the_listing_and_ends_the_installer_in_a_finally_block
     says = "    if (-not $treeListed) {\n"
     assert says in script
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(says, "    if ($false) {\n")) != []
-    # Review bundle3 C3: a listing without a time-out waits on a hung winmgmt.
-    timeout = " -OperationTimeoutSec 30)"
+    # Review bundle3 C3: a listing without a time-out waits on a hung winmgmt, and ten rounds of hung listings
+    # would outlast the 30 s install_timeout_s leaves below command_timeout_s.
+    timeout = " -OperationTimeoutSec 5)"
     assert timeout in script
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(timeout, ")")) != []
+    deadline = " -and ($round -eq 0 -or $walk.Elapsed.TotalSeconds -lt 10)"
+    assert deadline in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(deadline, "")) != []
 
 
 # -- review bundle2 B6: a restart record that cannot be read -----------------------------------------------------

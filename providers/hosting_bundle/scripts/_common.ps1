@@ -407,10 +407,11 @@ function Get-NewDescendants($Known, $Seen) {
     # (which says nothing new was started): the installer's own Kill still runs (Stop-InstallerTree), and the
     # next round lists again. Without -OperationTimeoutSec a listing waits as long as the CIM session's own
     # operation time-out (learn.microsoft.com, Get-CimInstance), perhaps for ever on a hung winmgmt, and round 0's
-    # Kill of the installer waits with it; at 30 s the ten rounds stay within minutes.
+    # Kill of the installer waits with it. 5 s: listing the processes takes well under a second, and the whole
+    # walk must fit in the 30 s install_timeout_s leaves below command_timeout_s (Stop-InstallerTree).
     $all = @()
     try {
-        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate') -OperationTimeoutSec 30)
+        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate') -OperationTimeoutSec 5)
     } catch {
         return $null
     }
@@ -470,6 +471,9 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     # The installer's own start, to the microsecond as CIM gives CreationDate; its handle is held since Start, so
     # StartTime reads even once it has exited. Returns whether the walk ended on a listing that found nothing new:
     # not after listings that failed up to the last round (or a tree still growing then), when part of it may run on.
+    # It must end within the 30 s that install_timeout_s stays below the connection's command_timeout_s (the
+    # HostingBundle model checks it), or the transport gives up first: with a listing waiting 5 s at most and no
+    # round begun after 10 s, a hung WMI costs 15 s, then the installer's WaitForExit(5000) and the drains' 2 x 2 s.
     $start = $Process.StartTime
     $root = [pscustomobject]@{ ProcessId = $Process.Id; CreationDate = $start.AddTicks(-($start.Ticks % 10)) }
     $known = New-Object 'System.Collections.Generic.List[object]'
@@ -478,8 +482,9 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     [void]$seen.Add((Get-ProcessKey $root))
     $held = New-Object 'System.Collections.Generic.List[System.Diagnostics.Process]'
     $complete = $false
+    $walk = [System.Diagnostics.Stopwatch]::StartNew()
     try {
-        for ($round = 0; $round -lt 10; $round++) {
+        for ($round = 0; $round -lt 10 -and ($round -eq 0 -or $walk.Elapsed.TotalSeconds -lt 10); $round++) {
             $new = @()
             $listing = $null
             try {
