@@ -32,7 +32,7 @@ What a run does, with its exit code, from Microsoft's documentation where it say
   that code and changes nothing (1603 is a fatal error, rolled back; 1618 another installation in progress);
   ``{"on": "hosting-bundle", "times_out": true}``: the run does not end within the script's wait (a hung custom
   action, say). The script then ends the bundle and the processes it started (``kill_hosting_bundle``, which also
-  models a failing Win32_Process listing, knob ``cim_faults``): nothing is
+  models failing Win32_Process listings, knob ``cim_faults``): nothing is
   installed, and the MSI transaction the bundle's engine had begun in the Windows Installer service (msiexec /V,
   not a child of the bundle) is rolled back by that service, which owns the mutex ``Global\\_MSIExecute`` until it
   is done (learn.microsoft.com "_MSIExecute Mutex"); here until ``finish_rollback`` (a test's "later") or a
@@ -184,28 +184,39 @@ def msi_mutex_denied(state_dir: Path) -> bool:
     return bool(_msi_state(state_dir).get("access_denied"))
 
 
-def kill_hosting_bundle(state_dir: Path, installer: str) -> None:
+def kill_hosting_bundle(state_dir: Path, installer: str) -> bool:
     """Stop-InstallerTree, round by round as the script runs it; the service rolls back what was begun.
 
-    Each round lists Win32_Process (Get-CimInstance). One-shot knob ``cim_faults`` (``{"on": "Win32_Process"}``):
-    that listing fails (a CimException, WMI busy or restarting), which the script takes as an empty listing.
-    Round 0 finds the bundle's children (Burn's elevated engine) and ends them, and ends the bundle itself in a
-    finally block, whatever the listing did. Round 1 lists again: the children an orphan keeps under its parent's
-    id are found then if round 0's listing failed; an empty listing in a round past the first ends the walk, so a
-    second failure in a row leaves them running. Journalled as one ``process_killed`` of the bundle, ``tree``
-    saying whether its children were ended too. Its engine's MSI transaction is in the Windows Installer service
-    either way (rolled back, or still running under a live engine): the service owns Global\\_MSIExecute."""
+    The bundle has started two processes: its elevated engine, running since before the time-out, and one started
+    between round 0's listing and the Kill that ends the bundle (Burn's clean-room copy starting the elevated engine,
+    say), which only a listing after round 0 can find. Each round lists Win32_Process (Get-CimInstance); knob
+    ``cim_faults`` holds one entry per listing, in order: ``{"on": "Win32_Process"}`` makes that listing fail (a
+    CimException: WMI busy, restarting, or past -OperationTimeoutSec), ``{"on": "Win32_Process", "fails": false}``
+    lets it list (to place a failure after good listings). Round 0 ends the bundle in a finally block whatever its
+    listing did; a failed listing proves nothing and the next round lists again; a good listing after round 0 that
+    finds nothing new ends the walk; ten rounds at most, so ten failures leave the children running. A failure here
+    is at once: a listing hung until its 5-s time-out is not modelled (no clock), nor the script's 10-s bound on
+    beginning rounds, which only such hangs reach. Journalled as
+    one ``process_killed`` of the bundle, ``tree`` saying whether every process it started was ended. Its engine's
+    MSI transaction is in the Windows Installer service either way (rolled back, or still running under a live
+    engine): the service owns Global\\_MSIExecute. Returns Stop-InstallerTree's answer: whether the walk ended on a
+    good listing that found nothing new (after nine failures the tenth round may end everything, unknowingly)."""
     knobs = Knobs(sim_dir(state_dir) / "knobs.json")
-    children_ended = False
+    engine_ended = late_ended = complete = False
     for round_ in range(10):
-        listed = knobs.take_fault("Win32_Process", key="cim_faults") is None
-        found_new = listed and not children_ended
-        children_ended = children_ended or listed
+        fault = knobs.take_fault("Win32_Process", key="cim_faults")
+        if fault is not None and fault.get("fails", True):
+            continue
+        found_new = not engine_ended or (round_ > 0 and not late_ended)
+        engine_ended = True
+        late_ended = late_ended or round_ > 0
         if not found_new and round_ > 0:
+            complete = True
             break
     _update_msi_state(state_dir, executing=True)
-    event = {"kind": "process_killed", "image": installer, "tree": children_ended}
+    event = {"kind": "process_killed", "image": installer, "tree": engine_ended and late_ended}
     Journal(sim_dir(state_dir) / "journal.jsonl")(event)
+    return complete
 
 
 def run_hosting_bundle(fs: WindowsFs, installer: str, verb: str, log: str) -> int | None:

@@ -27,7 +27,7 @@ Test hooks, all under ``<state>/_sim/``:
   (the Win32 error LsaAddAccountRights fails with,
   devhost.lsa), ``installer_faults`` (one-shot hosting-bundle exit codes or
   ``times_out``, devhost.installers), ``cim_faults`` (one-shot: a Get-CimInstance of the
-  class named by ``on`` fails; read for Win32_Process by devhost.installers),
+  class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers),
   ``staging_create_races`` (one-shot: another account makes a staging folder between Exists
   and CreateDirectory, devhost.ops.staging).
 * ``tls/`` — the generated CA and server certificate.

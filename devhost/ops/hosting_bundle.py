@@ -103,7 +103,8 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(-not \$process\.WaitForExit\(\$TimeoutSeconds \* 1000\)\) \{\s+Stop-InstallerTree \$process\s+"
+        r"if \(-not \$process\.WaitForExit\(\$TimeoutSeconds \* 1000\)\) \{\s+"
+        r"\$TreeListed\.Value = Stop-InstallerTree \$process\s+"
         r"return \$null",
         "an installer that does not end within install_timeout_s is ended with its children (kill_hosting_bundle)",
     ),
@@ -137,17 +138,34 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\} finally \{\s+(?:#[^\n]*\s+)*foreach \(\$heldProcess in \$held\) \{ \$heldProcess\.Dispose\(\) \}\s+\}\s+"
-        r"\[void\]\$Process\.WaitForExit\(5000\)",
+        r"\[void\]\$Process\.WaitForExit\(5000\)\s+return \$complete",
         "the members' Process objects are disposed in a finally block once the walk is over",
     ),
     ScriptFact(
         _SET,
-        r"for \(\$round = 0; \$round -lt 10; \$round\+\+\) \{\s+\$new = @\(\)\s+try \{\s+"
-        r"\$new = Get-NewDescendants \$known \$seen\s+"
+        r"\$complete = \$false\s+\$walk = [^\n]+\s+try \{\s+for \(\$round = 0;[\s\S]*?"
+        r"\$treeListed = \$true\s+\$code = Invoke-Installer [^\n]* \(\[ref\]\$treeListed\)\s+"
+        r"if \(\$null -eq \$code\) \{\s+\$ended = 'and was ended, with the processes it started'\s+"
+        r"if \(-not \$treeListed\) \{\s+\$ended = \"and was ended, but the processes it started could not all be "
+        r"found \(listing Win32_Process through WMI failed, or new ones still appeared at the last listing\); its "
+        r"installer engine may still be running: check the host's processes before running up again\"\s+\}\s+"
+        r"Stop-Operation -Id 'InstallerTimedOut' [^\n]*\) \$ended; see \$log",
+        "InstallerTimedOut says when the walk did not end on a good listing that found nothing new (Stop-InstallerTree "
+        "returns it; kill_hosting_bundle's answer): the installer's engine may still run",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$walk = \[System\.Diagnostics\.Stopwatch\]::StartNew\(\)\s+try \{\s+"
+        r"for \(\$round = 0; \$round -lt 10 -and \(\$round -eq 0 -or \$walk\.Elapsed\.TotalSeconds -lt 10\); "
+        r"\$round\+\+\) \{\s+\$new = @\(\)\s+"
+        r"\$listing = \$null\s+try \{\s+(?:#[^\n]*\s+)*\$listing = Get-NewDescendants \$known \$seen\s+"
+        r"if \(\$null -ne \$listing\) \{ \$new = \$listing \}\s+"
         r"for \(\$i = \$new\.Count - 1; \$i -ge 0; \$i--\) \{ Stop-ListedProcess \$new\[\$i\] \$held \}[\s\S]*?"
-        r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ break \}\s+\$known\.AddRange\(\$new\)",
+        r"if \(\$null -eq \$listing\) \{ continue \}\s+(?:#[^\n]*\s+)*"
+        r"if \(\$new\.Count -eq 0 -and \$round -gt 0\) \{ \$complete = \$true; break \}\s+\$known\.AddRange\(\$new\)",
         "the tree is ended leaves first and listed again until nothing new appears (a process Burn starts meanwhile "
-        "is found under its parent, ended or not; kill_hosting_bundle walks the same rounds)",
+        "is found under its parent, ended or not); a failed listing goes on to the next round, never ends the walk "
+        "(kill_hosting_bundle walks the same rounds)",
     ),
     ScriptFact(
         _SET,
@@ -159,9 +177,10 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\$all = @\(\)\s+try \{\s+\$all = @\(Get-CimInstance -ClassName Win32_Process -Property "
-        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\)\)\s+\} catch \{\s+\$all = @\(\)\s+\}",
-        "a Win32_Process listing that fails (CimException, terminating under EAP=Stop) is an empty listing, not an "
-        "UnexpectedError (kill_hosting_bundle's knob cim_faults)",
+        r"@\('ProcessId', 'ParentProcessId', 'CreationDate'\) -OperationTimeoutSec 5\)\s+\} catch \{\s+"
+        r"return \$null\s+\}",
+        "a Win32_Process listing that fails or hangs past 5 s (CimException, terminating under EAP=Stop) is $null, "
+        "told apart from an empty listing, not an UnexpectedError (kill_hosting_bundle's knob cim_faults)",
     ),
     ScriptFact(
         _SET,
@@ -204,12 +223,13 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(\$denied\) \{\s+Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message \"Windows "
+        r"if \(\$denied\) \{\s+Stop-Operation -Id 'InstallerMutexDenied' -Category 'PermissionDenied' "
+        r"-Message \"Windows "
         r"Installer's mutex Global\\_MSIExecute exists but this account may not open it \(access denied\), [^\"]*"
         r"connect as an administrator of the host \(elevated\), or check the mutex's DACL[^\"]*\"\s+\}\s+"
         r"if \(\$owned\) \{",
-        "a mutex this account may not open is InstallerBusy with its own message (the account or the DACL is the "
-        "fix, not waiting), before the owned one",
+        "a mutex this account may not open is InstallerMutexDenied (PermissionDenied) with its own message (the "
+        "account or the DACL is the fix, not waiting), before the owned one",
     ),
     ScriptFact(
         _SET,
@@ -524,11 +544,11 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     installer = _publish(fs, spec)
     if installers.msi_mutex_denied(fs.root):  # Assert-NoInstallationRunning: TryOpenExisting refused
         return fail(
-            "InstallerBusy",
+            "InstallerMutexDenied",
             "Windows Installer's mutex Global\\_MSIExecute exists but this account may not open it (access denied), "
             "so whether an installation is running cannot be told; connect as an administrator of the host "
             "(elevated), or check the mutex's DACL (a security product may have changed it), then run up again",
-            category="ResourceBusy",
+            category="PermissionDenied",
         )
     if installers.installation_running(fs.root):  # Assert-NoInstallationRunning
         return fail(
@@ -547,11 +567,17 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         return fail("SimulatorNotModelled", f"devhost (SIMULATOR): {refused}", category="NotImplemented")
     name = spec["installer_name"]
     if code is None:  # WaitForExit timed out: Stop-InstallerTree
-        installers.kill_hosting_bundle(fs.root, installer)
+        ended = "and was ended, with the processes it started"
+        if not installers.kill_hosting_bundle(fs.root, installer):
+            ended = (
+                "and was ended, but the processes it started could not all be found (listing Win32_Process through "
+                "WMI failed, or new ones still appeared at the last listing); its installer engine may still be "
+                "running: check the host's processes before running up again"
+            )
         return fail(
             "InstallerTimedOut",
-            f"{name} {verb} did not finish within install_timeout_s ({spec['install_timeout_s']} s) and was ended, "
-            f"with the processes it started; see {log}, raise install_timeout_s if it needs longer, then run up again",
+            f"{name} {verb} did not finish within install_timeout_s ({spec['install_timeout_s']} s) {ended}; see "
+            f"{log}, raise install_timeout_s if it needs longer, then run up again",
             prop="install_timeout_s",
             category="OperationTimeout",
         )

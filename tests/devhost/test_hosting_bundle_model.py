@@ -468,7 +468,7 @@ def test_the_tree_is_ended_leaves_first_listed_again_and_checked_against_reused_
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script) == []
     for needed in (
         "                for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }\n",
-        "            if ($new.Count -eq 0 -and $round -gt 0) { break }\n",
+        "            if ($new.Count -eq 0 -and $round -gt 0) { $complete = $true; break }\n",
         " -lt [System.TimeSpan]::TicksPerMillisecond) { $child.Kill() }",
         " -and ($null -eq $reusedAt -or $_.CreationDate.ToUniversalTime() -lt $reusedAt)",
         " -and $_.CreationDate.ToUniversalTime() -ge $parentStart -and",
@@ -495,14 +495,16 @@ def test_a_mutex_this_account_may_not_open_counts_as_busy_not_as_an_unexpected_e
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script[:start] + old + script[end:]) != []
 
 
-def test_a_mutex_this_account_may_not_open_is_busy_with_a_message_naming_the_account_and_the_dacl(
+def test_a_mutex_this_account_may_not_open_is_denied_with_a_message_naming_the_account_and_the_dacl(
     fs: WindowsFs, data: bytes
 ) -> None:
     # Review bundle2 B5: waiting never helps when the DACL always refuses this account, so the message says so.
+    # Review bundle3 C6: an id and category of its own (access, not busy), so nothing retries it as InstallerBusy.
     installers.deny_msi_mutex(fs.root)
     assert chunk(fs, data).ok
     refused = model.set_(fs, spec(data))
-    assert not refused.ok and refused.error is not None and refused.error["id"] == "InstallerBusy"
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "InstallerMutexDenied"
+    assert refused.error["category"] == "PermissionDenied"
     message = refused.error["message"]
     assert "may not open it (access denied)" in message and "administrator" in message and "DACL" in message
     assert "run up again when it has finished" not in message and refused.error["property"] is None
@@ -531,24 +533,44 @@ def killed(fs: WindowsFs) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"] == "process_killed"]
 
 
-@pytest.mark.parametrize(("failures", "tree"), [(0, True), (1, True), (2, False)])
+FAILS = {"on": "Win32_Process"}
+LISTS = {"on": "Win32_Process", "fails": False}
+
+
+@pytest.mark.parametrize(
+    ("listings", "tree", "complete"),
+    [
+        ([], True, True),
+        ([FAILS], True, True),
+        ([LISTS, FAILS], True, True),  # review bundle3 C1: a failure in round 1, after a good round 0
+        ([FAILS, FAILS], True, True),
+        ([LISTS, FAILS, FAILS, LISTS], True, True),
+        ([FAILS] * 9, True, False),  # the tenth round ends them all, but nothing says so (review bundle3 C4)
+        ([FAILS] * 10, False, False),
+        ([LISTS] + [FAILS] * 9, False, False),
+    ],
+)
 def test_a_failing_process_listing_still_ends_the_installer_and_stays_a_time_out(
-    fs: WindowsFs, data: bytes, failures: int, tree: bool
+    fs: WindowsFs, data: bytes, listings: list[dict[str, Any]], tree: bool, complete: bool
 ) -> None:
-    # Get-CimInstance Win32_Process fails (WMI busy, winmgmt restarting): round 0 still ends the installer, and
-    # round 1 lists again and finds its children (an orphan keeps its parent's id). Two failures in a row leave
-    # the children running, but the installer is ended and the result is the time-out, never UnexpectedError.
-    knobs(
-        fs,
-        installer_faults=[{"on": "hosting-bundle", "times_out": True}],
-        cim_faults=[{"on": "Win32_Process"}] * failures,
-    )
+    # Get-CimInstance Win32_Process fails (WMI busy, winmgmt restarting): round 0 still ends the installer, and a
+    # failed listing never ends the walk: the next round lists again and finds its children (an orphan keeps its
+    # parent's id), also the one it started just before its Kill, which only a listing after round 0 finds. Only
+    # failures up to the tenth round leave children running; the installer is ended all the same and the result is
+    # the time-out, never UnexpectedError.
+    knobs(fs, installer_faults=[{"on": "hosting-bundle", "times_out": True}], cim_faults=listings)
     assert chunk(fs, data).ok
     timed_out = model.set_(fs, spec(data))
     assert not timed_out.ok and timed_out.error is not None and timed_out.error["id"] == "InstallerTimedOut"
     installer = f"{model.installer_folder(spec(data)['sha256'])}\\{spec(data)['installer_name']}"
     assert [(e["image"], e["tree"]) for e in killed(fs)] == [(installer, tree)]
-    assert json.loads((sim_dir(fs.root) / "knobs.json").read_text())["cim_faults"] == [], "every failure was met"
+    # Review bundle3 C4: the message says so when the walk could not tell the tree was all found.
+    found_all = "and was ended, with the processes it started;" in timed_out.error["message"]
+    may_run = (
+        "could not all be found" in timed_out.error["message"] and "may still be running" in timed_out.error["message"]
+    )
+    assert (found_all, may_run) == (complete, not complete)
+    assert json.loads((sim_dir(fs.root) / "knobs.json").read_text())["cim_faults"] == [], "every listing was met"
     busy = model.set_(fs, spec(data))
     assert not busy.ok and busy.error is not None and busy.error["id"] == "InstallerBusy"
 
@@ -575,6 +597,26 @@ def test_the_script_guards_the_listing_and_ends_the_installer_in_a_finally_block
     )
     assert kill in script
     assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script[:start] + old_order + script[end:]) != []
+    # Review bundle3 C1: a failed listing taken as an empty one (so a failure after round 0 ends the walk).
+    failed = "    } catch {\n        return $null\n    }\n"
+    assert failed in script
+    as_empty = script.replace(failed, "    } catch {\n        $all = @()\n    }\n")
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", as_empty) != []
+    go_on = "            if ($null -eq $listing) { continue }\n"
+    assert go_on in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(go_on, "")) != []
+    # Review bundle3 C4: the message that always says the tree was ended.
+    says = "    if (-not $treeListed) {\n"
+    assert says in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(says, "    if ($false) {\n")) != []
+    # Review bundle3 C3: a listing without a time-out waits on a hung winmgmt, and ten rounds of hung listings
+    # would outlast the 30 s install_timeout_s leaves below command_timeout_s.
+    timeout = " -OperationTimeoutSec 5)"
+    assert timeout in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(timeout, ")")) != []
+    deadline = " -and ($round -eq 0 -or $walk.Elapsed.TotalSeconds -lt 10)"
+    assert deadline in script
+    assert check_script(SCRIPT_FACTS, "hosting_bundle/set", script.replace(deadline, "")) != []
 
 
 # -- review bundle2 B6: a restart record that cannot be read -----------------------------------------------------

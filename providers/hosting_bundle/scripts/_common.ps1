@@ -339,10 +339,11 @@ function Open-VerifiedInstaller([string] $Path, [string] $Sha256) {
     return $hold
 }
 
-function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds) {
+function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb, [string] $Log, [int] $TimeoutSeconds, [ref] $TreeListed) {
     # The bundle's own switches (its help text, dotnet/aspnetcore bundle.wxl: /install | /repair, /quiet,
     # /norestart "suppress any attempts to restart", /log). Process.Start rather than Start-Process: the exit code
-    # of the installer itself, and a bound on the wait. $null when it did not finish in time.
+    # of the installer itself, and a bound on the wait. $null when it did not finish in time; $TreeListed then says
+    # whether the processes it started were all found (Stop-InstallerTree).
     # Its standard handles are pipes of its own: with UseShellExecute = $false and the three streams redirected,
     # Process.Start gives it new pipes in STARTUPINFO (learn.microsoft.com, ProcessStartInfo.RedirectStandard*),
     # so it never writes into the loop's framed responses; stdin is closed at once, and what it writes is read to
@@ -368,7 +369,7 @@ function Invoke-Installer([string] $Installer, [string] $Sha256, [string] $Verb,
         $process.StandardInput.Close()
         $drains = @($process.StandardOutput.ReadToEndAsync(), $process.StandardError.ReadToEndAsync())
         if (-not $process.WaitForExit($TimeoutSeconds * 1000)) {
-            Stop-InstallerTree $process
+            $TreeListed.Value = Stop-InstallerTree $process
             return $null
         }
         return $process.ExitCode
@@ -401,14 +402,18 @@ function Get-NewDescendants($Known, $Seen) {
     # Win32_Process.ParentProcessId: the processes started by any process of the tree, ended ones included (an
     # orphan keeps the id of its parent), and theirs, not in $Seen yet; parents before children. A parent id can be
     # reused by a later process: only processes created after their parent count.
-    # A listing WMI fails (CimException: the provider busy or over its quota, 0x80041006, winmgmt restarting;
-    # terminating under EAP=Stop, so a generic catch) finds nothing this round: the installer's own Kill still
-    # runs (Stop-InstallerTree), and the next round lists again.
+    # A listing WMI fails (CimException: the provider busy or over its quota, 0x80041006, winmgmt restarting, or
+    # hung past -OperationTimeoutSec; terminating under EAP=Stop, so a generic catch) is $null, not an empty list
+    # (which says nothing new was started): the installer's own Kill still runs (Stop-InstallerTree), and the
+    # next round lists again. Without -OperationTimeoutSec a listing waits as long as the CIM session's own
+    # operation time-out (learn.microsoft.com, Get-CimInstance), perhaps for ever on a hung winmgmt, and round 0's
+    # Kill of the installer waits with it. 5 s: listing the processes takes well under a second, and the whole
+    # walk must fit in the 30 s install_timeout_s leaves below command_timeout_s (Stop-InstallerTree).
     $all = @()
     try {
-        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate'))
+        $all = @(Get-CimInstance -ClassName Win32_Process -Property @('ProcessId', 'ParentProcessId', 'CreationDate') -OperationTimeoutSec 5)
     } catch {
-        $all = @()
+        return $null
     }
     # The id of a member that has ended may belong to a later process now (a start other than the member's, by
     # a millisecond or more, as Stop-ListedProcess compares them): only what was created before it is the member's.
@@ -464,7 +469,11 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     # itself runs in the Windows Installer service (msiexec /V, not a child of the bundle): the service rolls it
     # back, holding the _MSIExecute mutex until done, which the next run waits for (Assert-NoInstallationRunning).
     # The installer's own start, to the microsecond as CIM gives CreationDate; its handle is held since Start, so
-    # StartTime reads even once it has exited.
+    # StartTime reads even once it has exited. Returns whether the walk ended on a listing that found nothing new:
+    # not after listings that failed up to the last round (or a tree still growing then), when part of it may run on.
+    # It must end within the 30 s that install_timeout_s stays below the connection's command_timeout_s (the
+    # HostingBundle model checks it), or the transport gives up first: with a listing waiting 5 s at most and no
+    # round begun after 10 s, a hung WMI costs 15 s, then the installer's WaitForExit(5000) and the drains' 2 x 2 s.
     $start = $Process.StartTime
     $root = [pscustomobject]@{ ProcessId = $Process.Id; CreationDate = $start.AddTicks(-($start.Ticks % 10)) }
     $known = New-Object 'System.Collections.Generic.List[object]'
@@ -472,11 +481,16 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
     $seen = New-Object 'System.Collections.Generic.HashSet[string]'
     [void]$seen.Add((Get-ProcessKey $root))
     $held = New-Object 'System.Collections.Generic.List[System.Diagnostics.Process]'
+    $complete = $false
+    $walk = [System.Diagnostics.Stopwatch]::StartNew()
     try {
-        for ($round = 0; $round -lt 10; $round++) {
+        for ($round = 0; $round -lt 10 -and ($round -eq 0 -or $walk.Elapsed.TotalSeconds -lt 10); $round++) {
             $new = @()
+            $listing = $null
             try {
-                $new = Get-NewDescendants $known $seen
+                # $null when the listing failed, an array (perhaps empty: `return , ...`, not unrolled) otherwise.
+                $listing = Get-NewDescendants $known $seen
+                if ($null -ne $listing) { $new = $listing }
                 for ($i = $new.Count - 1; $i -ge 0; $i--) { Stop-ListedProcess $new[$i] $held }
             } finally {
                 # The installer itself is ended whatever the first listing and its Kills did.
@@ -484,8 +498,10 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
                     try { $Process.Kill() } catch [System.InvalidOperationException], [System.ArgumentException], [System.ComponentModel.Win32Exception] { $null = $_ }
                 }
             }
+            # A failed listing proves nothing: the next round lists again (up to the ten rounds).
+            if ($null -eq $listing) { continue }
             # Once more after the installer's own Kill: what it started just before is found then.
-            if ($new.Count -eq 0 -and $round -gt 0) { break }
+            if ($new.Count -eq 0 -and $round -gt 0) { $complete = $true; break }
             $known.AddRange($new)
         }
     } finally {
@@ -493,6 +509,7 @@ function Stop-InstallerTree([System.Diagnostics.Process] $Process) {
         foreach ($heldProcess in $held) { $heldProcess.Dispose() }
     }
     [void]$Process.WaitForExit(5000)
+    return $complete
 }
 
 function Assert-NoInstallationRunning($Spec) {
@@ -503,9 +520,10 @@ function Assert-NoInstallationRunning($Spec) {
     # let go at once (as PSAppDeployToolkit's Test-IsMutexAvailable tests it; an abandoned one is not owned).
     # TryOpenExisting returns false only when there is no such mutex; one whose DACL refuses this account
     # Synchronize|Modify throws UnauthorizedAccessException (dotnet/referencesource Mutex.OpenExistingWorker:
-    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: counted as busy, as
-    # PSAppDeployToolkit's Test-IsMutexAvailable counts it, rather than an UnexpectedError on every run, with a
-    # message of its own: waiting does not help, the same refusal comes back until the account or the DACL changes.
+    # ERROR_ACCESS_DENIED goes to __Error.WinIOError). It exists then and cannot be tested: nothing is started, as
+    # PSAppDeployToolkit's Test-IsMutexAvailable counts it busy, but rather than an UnexpectedError on every run it
+    # has an id, category and message of its own (InstallerMutexDenied, PermissionDenied): waiting does not help,
+    # the same refusal comes back until the account or the DACL changes.
     $mutex = $null
     $exists = $false
     $owned = $false
@@ -524,7 +542,7 @@ function Assert-NoInstallationRunning($Spec) {
         }
     }
     if ($denied) {
-        Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Message "Windows Installer's mutex Global\_MSIExecute exists but this account may not open it (access denied), so whether an installation is running cannot be told; connect as an administrator of the host (elevated), or check the mutex's DACL (a security product may have changed it), then run up again"
+        Stop-Operation -Id 'InstallerMutexDenied' -Category 'PermissionDenied' -Message "Windows Installer's mutex Global\_MSIExecute exists but this account may not open it (access denied), so whether an installation is running cannot be told; connect as an administrator of the host (elevated), or check the mutex's DACL (a security product may have changed it), then run up again"
     }
     if ($owned) {
         Stop-Operation -Id 'InstallerBusy' -Category 'ResourceBusy' -Property 'install_timeout_s' -Message "another installation is running on the host (Windows Installer's mutex Global\_MSIExecute is owned), perhaps the rollback of an installer a previous run ended at its time-out (install_timeout_s); run up again when it has finished, or raise install_timeout_s if the installer needs longer"

@@ -20,9 +20,14 @@ Assert-NoInstallationRunning $Spec
 $verb = '/install'
 if ($before.action -eq 'repair') { $verb = '/repair' }
 $log = [System.IO.Path]::Combine((Get-InstallerFolder $root ([string]$Spec.sha256)), 'install.log')
-$code = Invoke-Installer $installer ([string]$Spec.sha256) $verb $log ([int]$Spec.install_timeout_s)
+$treeListed = $true
+$code = Invoke-Installer $installer ([string]$Spec.sha256) $verb $log ([int]$Spec.install_timeout_s) ([ref]$treeListed)
 if ($null -eq $code) {
-    Stop-Operation -Id 'InstallerTimedOut' -Category 'OperationTimeout' -Property 'install_timeout_s' -Message "$($Spec.installer_name) $verb did not finish within install_timeout_s ($($Spec.install_timeout_s) s) and was ended, with the processes it started; see $log, raise install_timeout_s if it needs longer, then run up again"
+    $ended = 'and was ended, with the processes it started'
+    if (-not $treeListed) {
+        $ended = "and was ended, but the processes it started could not all be found (listing Win32_Process through WMI failed, or new ones still appeared at the last listing); its installer engine may still be running: check the host's processes before running up again"
+    }
+    Stop-Operation -Id 'InstallerTimedOut' -Category 'OperationTimeout' -Property 'install_timeout_s' -Message "$($Spec.installer_name) $verb did not finish within install_timeout_s ($($Spec.install_timeout_s) s) $ended; see $log, raise install_timeout_s if it needs longer, then run up again"
 }
 # Exit codes of Windows Installer, which a Burn bundle passes on (learn.microsoft.com, "MsiExec.exe and
 # InstMsi.exe error messages"): 0 success, 3010 success with a restart required, 1641 a restart started,
