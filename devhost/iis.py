@@ -202,12 +202,13 @@ class NotYetKnown(IisError):
 
 
 class WasNotRunning(IisError):
-    """What ApplicationPool.State throws while the Windows Process Activation Service does not run: State is runtime
-    data WAS answers, read as an IAppHostProperty (TheFlyingCorpse/check_iis#3's stack: Site.get_State ->
-    ConfigurationElement.GetPropertyValue -> IAppHostProperty.get_Value throwing a COMException), and nothing
-    answers then (appcmd lists every pool 'state:Unknown', microsoft/azure-pipelines-tasks#18901). The HRESULT,
-    ERROR_SERVICE_NOT_ACTIVE 1062 ("The service has not been started"), is unverified: the scripts catch any error
-    of a State read (Get-IisObjectState) and decide on WAS's service status, never on this exception."""
+    """What ApplicationPool.State (and Start() or Stop(), which WAS carries out) throws while the Windows Process
+    Activation Service does not run: State is runtime data WAS answers, read as an IAppHostProperty
+    (TheFlyingCorpse/check_iis#3's stack: Site.get_State -> ConfigurationElement.GetPropertyValue ->
+    IAppHostProperty.get_Value throwing a COMException), and nothing answers then (appcmd lists every pool
+    'state:Unknown', microsoft/azure-pipelines-tasks#18901). The HRESULT, ERROR_SERVICE_NOT_ACTIVE 1062 ("The service
+    has not been started"), is unverified: the scripts catch any error of a State read (Get-IisObjectState) or of a
+    Start() (Start-Agent) and decide on WAS's service status, never on this exception."""
 
     hresult = 0x80070426
 
@@ -1123,6 +1124,10 @@ class ServerManager:
             raise IisError(
                 "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
             )
+        # WAS carries out the start: without it nothing starts, and the error comes before any state changes
+        # (review-archive5 W2: the pool was marked Started, then the State read after it threw).
+        if not was_running(self.state_dir):
+            raise WasNotRunning()
         error = self._logon_error(pool)
         self._set_runtime("pools", name, "Stopped" if error else "Started", error)
         return self.pool_state(name)
@@ -1140,7 +1145,10 @@ class ServerManager:
         processModel/shutdownTimeLimit (90 s by default) to finish its requests and exit, and keeps its images
         mapped until then (learn.microsoft.com, "Process Model Settings for an Application Pool
         <processModel>": shutdownTimeLimit). ``exiting_worker``: when that worker loaded them and when it was stopped;
-        devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop."""
+        devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop. Without WAS, which carries out
+        the stop, it throws before anything changes (as start_pool)."""
+        if not was_running(self.state_dir):
+            raise WasNotRunning()
         self._pool_known(name)
         with _runtime_locked(self.state_dir):
             entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}

@@ -482,6 +482,14 @@ SCRIPT_FACTS = (
         r"draining w3wp\.exe before the run, then run again\"\)",
         "R4: a worker still draining after the wait says that the pool was started again and how to end the drain",
     ),
+    # -- review-archive5 (the RuntimeArchive 'archive5' round) --
+    ScriptFact(
+        _SET,
+        r"try \{\s+\$pool = \$manager\.ApplicationPools\[\$name\][\s\S]*?\[void\]\$pool\.Start\(\)[\s\S]*?"
+        r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+\$problem = \$reason\.Message",
+        "W2: Start-Agent takes any error of the pool's Start() (WAS not running: devhost.iis.WasNotRunning) as a "
+        "failed start, reported with its message, and set goes on",
+    ),
 )
 
 
@@ -863,14 +871,22 @@ def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any
     # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
     if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
         return _outcome("agent_pool", name, "left stopped (its AutoStart was set to false since: stopped on purpose)")
-    state = manager.start_pool(name)  # Wait-PoolState 'Started' within the budget: WAS starts it at once here
+    hint = (
+        "see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next "
+        "run then leaves it)"
+    )
+    try:
+        state = manager.start_pool(name)  # Wait-PoolState 'Started' within the budget: WAS starts it at once here
+    except iis.IisError as error:
+        # Start-Agent's catch: any error of Start() (WAS not running: iis.WasNotRunning) is a failed start, reported
+        # with its message; set goes on (review-archive5 W2).
+        return _outcome("agent_pool", name, f"did not start again ({error}); {hint}", failed=True)
     _journal(fs, "start", "pool", name)
     if state != "Started":
         return _outcome(
             "agent_pool",
             name,
-            f"did not start again (state {state}{_budget().note()}); see the System event log (WAS), then start it, "
-            "or set its AutoStart to false to keep it stopped (the next run then leaves it)",
+            f"did not start again (state {state}{_budget().note()}); {hint}",
             failed=True,
         )
     return _outcome("agent_pool", name, "Started")

@@ -24,6 +24,7 @@ from tests.devhost.test_runtime_archive_model import (
     install,
     journal,
     knobs,
+    left_stopped,
     make_zip,
     pool_running_v1,
     running_service,
@@ -214,3 +215,51 @@ def test_r4_a_worker_still_draining_says_the_pool_was_started_again_and_how_to_e
     assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
     fixed = "Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run"
     assert refused_unfixed("runtime_archive/set", fixed, "run again once they have exited")
+
+
+# == review-archive5 (the 'archive5' round, findings W1-W6) ======================================================
+
+# -- W2: while WAS is stopped, the pool's start marked it Started, then threw, and nothing in the model caught it --
+
+
+def test_w2_without_was_a_pools_start_and_stop_throw_before_anything_changes(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    manager = iis.ServerManager(fs.root)
+    for control in (manager.start_pool, manager.stop_pool):
+        with pytest.raises(iis.WasNotRunning):
+            control(POOL)
+    scm.start(fs.root, "WAS")
+    assert manager.pool_state(POOL) == "Stopped", "the start without WAS left no pool marked Started"
+
+
+def test_w2_a_leftover_pool_record_while_was_is_stopped_is_a_failed_start_and_set_goes_on(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    # What set.ps1 does: Start-Agent's catch reports the failed start (twice: the interrupted run's record, then
+    # the start after the swap), keeps the record, and the installation goes on (set.ps1:34-37, 212-215).
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    starts = [c for c in envelope.changes if c["property"] == "agent_pool"]
+    assert [c["before"] for c in starts] == [
+        f"{POOL}: stopped by an interrupted run",
+        f"{POOL}: stopped for the upgrade",
+    ]
+    for change in starts:
+        assert change["after"].startswith("did not start again (The service has not been started.")
+        assert "see the System event log (WAS), then start it" in change["after"]
+    assert record(fs) is not None, "kept: the next run starts the pool"
+    assert agent_events(fs) == [], "nothing started or stopped"
+    scm.start(fs.root, "WAS")
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped", "never marked Started without WAS"
+    fixed = "            $problem = $reason.Message\n        } finally {\n            $manager.Dispose()"
+    unfixed = "            throw\n        } finally {\n            $manager.Dispose()"
+    assert refused_unfixed("runtime_archive/set", fixed, unfixed)
