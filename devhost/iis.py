@@ -228,13 +228,18 @@ def was_running(state_dir: Path) -> bool:
 
 
 def stop_was(state_dir: Path) -> None:
-    """``net stop WAS /y`` (an administrator's maintenance): its dependent W3SVC stops first, and WAS ends every
+    """``net stop WAS /y`` (an administrator's maintenance): its dependent W3SVC stops first, and WAS stops every
     pool's worker process as it stops (application pools depend on WAS, learn.microsoft.com "IIS Application Pool
-    Availability"; a worker exits as after a pool's stop, devhost.fileops.worker_exit_at)."""
+    Availability"). net stop returns once WAS is Stopped, and WAS is not Stopped while a worker of its runs: it ends
+    each one still draining past its pool's shutdownTimeLimit itself (event 5013, source Microsoft-Windows-WAS, "A
+    process serving application pool ... exceeded time limits during shut down": learn.microsoft.com troubleshoot
+    "An application pool exceeds time limits during shutdown in IIS", KB 2634635). So a Stopped WAS leaves no worker:
+    none is left exiting (review-archive5 W3; the R1 premise of Get-AgentPoolState)."""
     manager = ServerManager(state_dir)
     for name in manager.pool_names():
         if manager.running_since("pools", name) is not None:
             manager.stop_pool(name)
+        manager.end_exiting_worker(name)
     for service in ("W3SVC", "WAS"):
         if scm.get(state_dir, service) is not None:
             scm.stop(state_dir, service)
@@ -1167,6 +1172,14 @@ class ServerManager:
             running = entry.get("state") == "Started" and "since" in entry
             exiting = {"exiting_worker": [entry["since"], time.time()]} if running else None
             self._set_runtime("pools", name, "Stopping", None, exiting)
+
+    def end_exiting_worker(self, name: str) -> None:
+        """WAS ends the pool's last stopped worker, still draining (devhost.iis.stop_was): its images are free."""
+        with _runtime_locked(self.state_dir):
+            runtime = _runtime(self.state_dir)
+            entry = _lookup(runtime["pools"], name)
+            if entry is not None and entry.pop("exiting_worker", None) is not None:
+                _save_runtime(self.state_dir, runtime)
 
     def exiting_worker_since(self, name: str) -> tuple[float, float] | None:
         """(when the last stopped worker of the pool started, when the pool stopped it)."""

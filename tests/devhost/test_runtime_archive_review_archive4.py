@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from devhost import iis, scm
+from devhost import fileops, iis, scm
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
 from devhost.ops.iis_common import object_state
@@ -263,3 +263,32 @@ def test_w2_a_leftover_pool_record_while_was_is_stopped_is_a_failed_start_and_se
     fixed = "            $problem = $reason.Message\n        } finally {\n            $manager.Dispose()"
     unfixed = "            throw\n        } finally {\n            $manager.Dispose()"
     assert refused_unfixed("runtime_archive/set", fixed, unfixed)
+
+
+# -- W3: a Stopped WAS left the stopped pool's worker draining, holding the agent's images ------------------------
+
+
+def test_w3_a_stopped_was_leaves_no_worker_holding_the_images(fs: WindowsFs, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    knobs(fs, pool_worker_exit_s=60)  # a worker that drains its requests for a minute after its pool's stop
+    image = f"{RUNTIME}\\Usercube-Agent.exe"
+    assert fileops.held_by(fs.root, image) is not None, "the running worker maps the agent's image"
+    iis.stop_was(fs.root)  # returns once WAS is Stopped: WAS ended the worker (event 5013 at its shutdownTimeLimit)
+    assert fileops.held_by(fs.root, image) is None
+    assert iis.ServerManager(fs.root).exiting_worker_since(POOL) is None
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error  # was RuntimeFilesInUse: no worker outlives a Stopped WAS
+    assert not fs.resolve(image).exists()
+
+
+def test_w3_a_worker_left_draining_by_an_earlier_pool_stop_ends_with_was_too(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    knobs(fs, pool_worker_exit_s=60)
+    iis.ServerManager(fs.root).stop_pool(POOL)  # someone's stop: the pool is Stopped, its worker still drains
+    image = f"{RUNTIME}\\Usercube-Agent.exe"
+    assert fileops.held_by(fs.root, image) is not None
+    iis.stop_was(fs.root)
+    assert fileops.held_by(fs.root, image) is None
