@@ -37,7 +37,17 @@ from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
 from devhost.ziparchive import Entry, extract_entry, open_stream
 
-_KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name", "wait_budget_s"}
+_KEYS = {
+    "runtime_path",
+    "archive_name",
+    "sha256",
+    "size",
+    "keep_files",
+    "app_pool",
+    "service_name",
+    "wait_budget_s",
+    "command_timeout_s",
+}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
 PROGRAM_DATA = staging.PROGRAM_DATA
 partial_path = staging.partial_path
@@ -477,10 +487,12 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"and the pool was started again \(so the next run would wait for the same drain\)' \}\s+"
+        r"and this run then tries to start the pool again \(the outcome follows; once it runs, the next run would "
+        r"wait for the same drain\)' \}\s+"
         r"throw \(New-AgentStopError 'app_pool' [^\n]*Lower the pool's shutdownTimeLimit to 120 s or less, or end the "
         r"draining w3wp\.exe before the run, then run again\"\)",
-        "R4: a worker still draining after the wait says that the pool was started again and how to end the drain",
+        "R4: a worker still draining after the wait says how to end the drain, and (W5) that the pool's start is "
+        "tried after it, never that it was started",
     ),
     # -- review-archive5 (the RuntimeArchive 'archive5' round) --
     ScriptFact(
@@ -489,6 +501,20 @@ SCRIPT_FACTS = (
         r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+\$problem = \$reason\.Message",
         "W2: Start-Agent takes any error of the pool's Start() (WAS not running: devhost.iis.WasNotRunning) as a "
         "failed start, reported with its message, and set goes on",
+    ),
+    ScriptFact(
+        _SET,
+        r"System\.TimeoutException \"it is still \$\(\$found\[0\]\.Status\) after \$wait s\"\)[\s\S]*?"
+        r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+"
+        r"\$problem = \"\$\(\$reason\.Message\)\$\(Get-BudgetNote\)\"",
+        "W4: a service still starting is a time-out without the budget's note: the catch adds it, once",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"their budget of \$RunBudgetSeconds s, of the connection's command_timeout_s of "
+        r"\$\(\[int\]\$Spec\.command_timeout_s\) s;",
+        "W6: the budget's note takes both numbers from the input (wait_budget_s, command_timeout_s), no share of its "
+        "own",
     ),
 )
 
@@ -660,12 +686,13 @@ def _knob(fs: WindowsFs, name: str) -> Any:
 
 class _RunBudget:
     """review-archive4 R3: Get-WaitBudget. set and remove start $RunClock at their top, and every wait of Stop-Agent
-    and Start-Agent takes at most what is left of wait_budget_s (80% of the connection's command_timeout_s,
-    providers.runtime_archive.model.wait_budget_s). The model's waits sleep through time.sleep, which tests may
-    replace: the time a wait stands for counts (``passed``) even when it takes none."""
+    and Start-Agent takes at most what is left of wait_budget_s (a share of the connection's command_timeout_s,
+    providers.runtime_archive.model.wait_budget_s; both come in the input). The model's waits sleep through
+    time.sleep, which tests may replace: the time a wait stands for counts (``passed``) even when it takes none."""
 
-    def __init__(self, seconds: int) -> None:
+    def __init__(self, seconds: int, command_timeout_s: int) -> None:
         self.seconds = seconds
+        self.command_timeout_s = command_timeout_s
         self._started = time.monotonic()
         self._modelled = 0.0  # the run's time as the waits stand for it
 
@@ -690,8 +717,9 @@ class _RunBudget:
         if self.cap(1) > 0:
             return ""
         return (
-            f" (the wait was cut short: this run's waits had used their budget of {self.seconds} s, 80% of the "
-            "connection's command_timeout_s; raise command_timeout_s in the connection settings, then run again)"
+            f" (the wait was cut short: this run's waits had used their budget of {self.seconds} s, of the "
+            f"connection's command_timeout_s of {self.command_timeout_s} s; raise command_timeout_s in the connection "
+            "settings, then run again)"
         )
 
 
@@ -701,7 +729,7 @@ _BUDGET: contextvars.ContextVar[_RunBudget] = contextvars.ContextVar("runtime_ar
 @contextlib.contextmanager
 def _run_budget(spec: dict[str, Any]) -> Iterator[None]:
     """$RunClock and $RunBudgetSeconds at the top of set.ps1 and remove.ps1."""
-    token = _BUDGET.set(_RunBudget(int(spec["wait_budget_s"])))
+    token = _BUDGET.set(_RunBudget(int(spec["wait_budget_s"]), int(spec["command_timeout_s"])))
     try:
         yield
     finally:
@@ -711,7 +739,7 @@ def _run_budget(spec: dict[str, Any]) -> Iterator[None]:
 def _budget() -> _RunBudget:
     """The run's budget; a model function called on its own (outside set and remove) waits without one."""
     budget = _BUDGET.get(None)
-    return budget if budget is not None else _RunBudget(10**9)
+    return budget if budget is not None else _RunBudget(10**9, 10**9)
 
 
 def _agent_stop_failed(message: str, prop: str) -> _AgentError:
@@ -897,6 +925,14 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
     service = scm.get(fs.root, name)
     if service is None:
         return _outcome("agent_service", name, "gone (nothing to start)")
+    # Start-RecordedService's $hint, for every failure it reports. (StartService refuses a disabled service:
+    # ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService.)
+    hint = "see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
+    if disabled_then:
+        hint = (
+            "it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or "
+            "Automatic to have it started, or delete it"
+        )
     if service.state in ("StartPending", "ContinuePending"):
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
         # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
@@ -906,8 +942,7 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
             return _outcome(
                 "agent_service",
                 name,
-                f"did not start again (it is still {controller.status} after {wait:g} s{_budget().note()}); see the "
-                "System event log, then start it, or disable it to keep it stopped (the next run then leaves it)",
+                f"did not start again (it is still {controller.status} after {wait:g} s{_budget().note()}); {hint}",
                 failed=True,
             )
         service = scm.get(fs.root, name)
@@ -920,15 +955,9 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
         scm.start(fs.root, name)
     except scm.ScmError as error:
         # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
-        # whose inner Win32Exception carries the system message; the script reports the innermost one. (StartService
-        # refuses a disabled service: ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService.)
-        hint = "see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
-        if disabled_then:
-            hint = (
-                "it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or "
-                "Automatic to have it started, or delete it"
-            )
-        return _outcome("agent_service", name, f"did not start again ({error}); {hint}", failed=True)
+        # whose inner Win32Exception carries the system message; the script reports the innermost one, with the
+        # budget's note (its catch adds Get-BudgetNote to every error).
+        return _outcome("agent_service", name, f"did not start again ({error}{_budget().note()}); {hint}", failed=True)
     _journal(fs, "start", "service", name)
     return _outcome("agent_service", name, "Started")
 
@@ -1032,9 +1061,10 @@ def _assert_pool_worker_exited(fs: WindowsFs, pool: str, *, started_again: bool)
     if left:
         after = "nothing was replaced beside them"
         if started_again:
+            # Said before the start is tried: set's message says what it did (review-archive5 W5).
             after = (
-                "nothing was replaced beside them, and the pool was started again (so the next run would wait for the "
-                "same drain)"
+                "nothing was replaced beside them, and this run then tries to start the pool again (the outcome "
+                "follows; once it runs, the next run would wait for the same drain)"
             )
         raise _agent_stop_failed(
             f"application pool '{pool}' is stopped, but {left} of its worker processes (w3wp.exe) still ran after the "

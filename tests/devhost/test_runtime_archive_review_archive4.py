@@ -150,6 +150,7 @@ def test_r3_the_budget_is_80_percent_of_the_connections_command_timeout_and_reac
         "runtime_path": RUNTIME,
     }
     assert RuntimeArchiveModel.model_validate(base).script_input()["wait_budget_s"] == 480
+    assert RuntimeArchiveModel.model_validate(base).script_input()["command_timeout_s"] == 600  # W6: for the note
     raised = {**base, "connection": {**base["connection"], "command_timeout_s": 1800}}  # type: ignore[dict-item]
     assert RuntimeArchiveModel.model_validate(raised).script_input()["wait_budget_s"] == wait_budget_s(1800) == 1440
     # The host model refuses an input without it (as the script needs $Spec.wait_budget_s under Set-StrictMode).
@@ -198,7 +199,7 @@ def test_r3_a_spent_budget_leaves_no_time_for_a_service_still_stopping(fs: Windo
 # -- R4: the draining worker's message said "run again", which meets the same drain --------------------------------
 
 
-def test_r4_a_worker_still_draining_says_the_pool_was_started_again_and_how_to_end_the_drain(
+def test_r4_a_worker_still_draining_says_the_pool_is_started_again_and_how_to_end_the_drain(
     fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pool_running_v1(fs)
@@ -209,7 +210,13 @@ def test_r4_a_worker_still_draining_says_the_pool_was_started_again_and_how_to_e
     envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
     assert not envelope.ok and envelope.error is not None
     message = envelope.error["message"]
-    assert "the pool was started again (so the next run would wait for the same drain)" in message
+    # W5 (review-archive5): said before the start is tried, so worded as true whatever it does; what it did follows.
+    assert (
+        "this run then tries to start the pool again (the outcome follows; once it runs, the next run would wait for "
+        "the same drain)" in message
+    )
+    assert "the pool was started again" not in message
+    assert message.endswith("the previous version runs again.")
     assert "Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run" in message
     assert "run again once they have exited" not in message
     assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
@@ -292,3 +299,46 @@ def test_w3_a_worker_left_draining_by_an_earlier_pool_stop_ends_with_was_too(fs:
     assert fileops.held_by(fs.root, image) is not None
     iis.stop_was(fs.root)
     assert fileops.held_by(fs.root, image) is None
+
+
+# -- W4: a service still starting when the budget was spent said the budget's note twice --------------------------
+
+
+def test_w4_a_service_still_starting_with_the_budget_spent_says_the_note_once(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    scm.set_state(fs.root, SERVICE, "StartPending")  # a delayed automatic start under way
+    left_stopped(
+        fs, {"pool": None, "auto_start": None, "service": SERVICE, "start_type": "Automatic", "dependents": []}
+    )
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE, wait_budget_s=0))
+    assert envelope.ok, envelope.error
+    outcome = [c["after"] for c in envelope.changes if c["property"] == "agent_service"]
+    assert len(outcome) == 1 and outcome[0].startswith("did not start again (it is still StartPending after 0 s (")
+    assert outcome[0].count("the wait was cut short") == 1
+    fixed = 'throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s")'
+    unfixed = (
+        'throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s$(Get-BudgetNote)")'
+    )
+    assert refused_unfixed("runtime_archive/set", fixed, unfixed)
+
+
+# -- W6: the note said "80%" of its own, whatever share the provider uses ------------------------------------------
+
+
+def test_w6_the_budgets_note_names_the_budget_and_command_timeout_the_input_gives(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    scm.set_state(fs.root, SERVICE, "StopPending")
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=0, command_timeout_s=45))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStopFailed"
+    message = envelope.error["message"]
+    assert "their budget of 0 s, of the connection's command_timeout_s of 45 s;" in message
+    assert "%" not in message
+    without = {k: v for k, v in spec(make_zip(V1)).items() if k != "command_timeout_s"}
+    with pytest.raises(Exception, match="command_timeout_s"):
+        model.set_(fs, without)  # as the script reads $Spec.command_timeout_s under Set-StrictMode
+    fixed = "of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s;"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, "80% of the connection's command_timeout_s;")
