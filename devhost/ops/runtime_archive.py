@@ -503,6 +503,15 @@ SCRIPT_FACTS = (
         "failed start, reported with its message, and set goes on",
     ),
     ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$runningDependents = @\(\$record\.dependents\)\.Count\s+if \(\$runningDependents -gt 0\) \{\s+"
+        r"\$needed = 30 \* \$runningDependents \+ 30 \* \(\$runningDependents \+ 1\)\s+"
+        r"\$left = Get-WaitBudget \$needed\s+if \(\$left -lt \$needed\) \{[\s\S]*?"
+        r"throw \(New-AgentStopError 'service_name' [^\n]*\s+\}\s+\}\s+Write-AgentStopped \$Folder \$record",
+        "W1: before a service with running dependents is recorded or stopped, the budget must hold 30 s for each "
+        "dependent's stop inside Stop() and 30 s for each StartService after (AgentStopFailed otherwise)",
+    ),
+    ScriptFact(
         _SET,
         r"System\.TimeoutException \"it is still \$\(\$found\[0\]\.Status\) after \$wait s\"\)[\s\S]*?"
         r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+"
@@ -836,6 +845,7 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
                             "service_name",
                         )
                 record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
+                _assert_budget_holds_dependents(name, len(record["dependents"]), budget)
                 _write_record(fs, folder, record)
                 stopped.append("service")
                 wait = budget.cap(120)
@@ -855,6 +865,31 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             for controller in [*controllers, *dependents]:
                 controller.dispose()
     return stopped
+
+
+def _assert_budget_holds_dependents(name: str, running: int, budget: _RunBudget) -> None:
+    """review-archive5 W1: Stop() waits up to 30 s for each running dependent inside the call (referencesource
+    ServiceController.Stop), and each StartService of Start-Agent blocks up to 30 s (StartServiceCtrlDispatcher
+    remarks): AgentStopFailed before anything is recorded or stopped when the budget cannot hold both."""
+    if running == 0:
+        return
+    needed = 30 * running + 30 * (running + 1)
+    left = budget.cap(needed)
+    if left >= needed:
+        return
+    short = "none of it is left"
+    if left > 0:
+        short = (
+            f"only {left:g} s are left of this run's wait budget of {budget.seconds} s (of the connection's "
+            f"command_timeout_s of {budget.command_timeout_s} s); raise command_timeout_s in the connection settings, "
+            "then run again"
+        )
+    raise _agent_stop_failed(
+        f"service '{name}' was not stopped, nor anything else: ServiceController.Stop() first stops its {running} "
+        "running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s "
+        f"each, {needed} s of this run's wait budget in all, but {short}",
+        "service_name",
+    )
 
 
 def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from devhost.ops import runtime_archive as model
 from devhost.ops.iis_common import object_state
 from providers.runtime_archive.model import RuntimeArchiveModel, wait_budget_s
 from tests.devhost.test_runtime_archive_model import (
+    DEPENDENT,
     POOL,
     RUNTIME,
     SERVICE,
@@ -27,6 +28,7 @@ from tests.devhost.test_runtime_archive_model import (
     left_stopped,
     make_zip,
     pool_running_v1,
+    running_dependent,
     running_service,
     shutdown_time_limit,
     spec,
@@ -342,3 +344,44 @@ def test_w6_the_budgets_note_names_the_budget_and_command_timeout_the_input_give
     fixed = "of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s;"
     for operation in ("runtime_archive/set", "runtime_archive/remove"):
         assert refused_unfixed(operation, fixed, "80% of the connection's command_timeout_s;")
+
+
+# -- W1: Stop() waits 30 s per running dependent inside the call, and each start again up to 30 s, past the budget --
+
+
+def test_w1_a_budget_that_cannot_hold_the_dependents_stop_and_start_stops_nothing(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    upload(fs, make_zip(V2))
+    # 1 running dependent: 30 s for its stop inside Stop(), 30 s for each of the 2 starts after: 90 s.
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=89, command_timeout_s=111))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "service_name")
+    message = envelope.error["message"]
+    assert "stops its 1 running dependent services, waiting up to 30 s for each" in message
+    assert "90 s of this run's wait budget in all" in message
+    assert "of this run's wait budget of 89 s (of the connection's command_timeout_s of 111 s)" in message
+    assert "raise command_timeout_s in the connection settings" in message
+    assert agent_events(fs) == [] and record(fs) is None, "nothing recorded or stopped"
+    for name in (SERVICE, DEPENDENT):
+        assert scm.get(fs.root, name).state == "Running"  # type: ignore[union-attr]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    # The budget the provider sends for the default command_timeout_s holds them: stopped, swapped, started again.
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    fixed = "                    if ($left -lt $needed) {"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, "                    if ($false) {")
+
+
+def test_w1_with_none_of_the_budget_left_the_note_says_it_once(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    envelope = model.remove(fs, spec(make_zip(V1), service_name=SERVICE, wait_budget_s=0))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStopFailed"
+    message = envelope.error["message"]
+    assert "but none of it is left (the wait was cut short" in message
+    assert message.count("raise command_timeout_s") == 1
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists(), "nothing removed"

@@ -264,6 +264,22 @@ function Stop-Agent($Spec, [string] $Folder) {
                     }
                 }
                 $record.dependents = @($dependents | Where-Object { $_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })
+                # Two waits no budget caps, inside the calls: Stop() waits up to 30 s for each running dependent to
+                # stop (WaitForStatus(Stopped, 30 s), referencesource ServiceController.cs Stop), and Start-Agent's
+                # StartService blocks up to 30 s for each service it starts again (the SCM waits that long for the
+                # process to call StartServiceCtrlDispatcher, learn.microsoft.com StartServiceCtrlDispatcherA remarks).
+                # So the budget must hold both before anything is recorded or stopped (review-archive5 W1).
+                $runningDependents = @($record.dependents).Count
+                if ($runningDependents -gt 0) {
+                    $needed = 30 * $runningDependents + 30 * ($runningDependents + 1)
+                    $left = Get-WaitBudget $needed
+                    if ($left -lt $needed) {
+                        # (None left: New-AgentStopError's note names the budget, command_timeout_s and the fix.)
+                        $short = 'none of it is left'
+                        if ($left -gt 0) { $short = "only $left s are left of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s); raise command_timeout_s in the connection settings, then run again" }
+                        throw (New-AgentStopError 'service_name' "service '$name' was not stopped, nor anything else: ServiceController.Stop() first stops its $runningDependents running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s each, $needed s of this run's wait budget in all, but $short")
+                    }
+                }
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
                 $wait = Get-WaitBudget 120
