@@ -202,12 +202,13 @@ class NotYetKnown(IisError):
 
 
 class WasNotRunning(IisError):
-    """What ApplicationPool.State throws while the Windows Process Activation Service does not run: State is runtime
-    data WAS answers, read as an IAppHostProperty (TheFlyingCorpse/check_iis#3's stack: Site.get_State ->
-    ConfigurationElement.GetPropertyValue -> IAppHostProperty.get_Value throwing a COMException), and nothing
-    answers then (appcmd lists every pool 'state:Unknown', microsoft/azure-pipelines-tasks#18901). The HRESULT,
-    ERROR_SERVICE_NOT_ACTIVE 1062 ("The service has not been started"), is unverified: the scripts catch any error
-    of a State read (Get-IisObjectState) and decide on WAS's service status, never on this exception."""
+    """What ApplicationPool.State (and Start() or Stop(), which WAS carries out) throws while the Windows Process
+    Activation Service does not run: State is runtime data WAS answers, read as an IAppHostProperty
+    (TheFlyingCorpse/check_iis#3's stack: Site.get_State -> ConfigurationElement.GetPropertyValue ->
+    IAppHostProperty.get_Value throwing a COMException), and nothing answers then (appcmd lists every pool
+    'state:Unknown', microsoft/azure-pipelines-tasks#18901). The HRESULT, ERROR_SERVICE_NOT_ACTIVE 1062 ("The service
+    has not been started"), is unverified: the scripts catch any error of a State read (Get-IisObjectState) or of a
+    Start() (Start-Agent) and decide on WAS's service status, never on this exception."""
 
     hresult = 0x80070426
 
@@ -227,13 +228,18 @@ def was_running(state_dir: Path) -> bool:
 
 
 def stop_was(state_dir: Path) -> None:
-    """``net stop WAS /y`` (an administrator's maintenance): its dependent W3SVC stops first, and WAS ends every
+    """``net stop WAS /y`` (an administrator's maintenance): its dependent W3SVC stops first, and WAS stops every
     pool's worker process as it stops (application pools depend on WAS, learn.microsoft.com "IIS Application Pool
-    Availability"; a worker exits as after a pool's stop, devhost.fileops.worker_exit_at)."""
+    Availability"). net stop returns once WAS is Stopped, and WAS is not Stopped while a worker of its runs: it ends
+    each one still draining past its pool's shutdownTimeLimit itself (event 5013, source Microsoft-Windows-WAS, "A
+    process serving application pool ... exceeded time limits during shut down": learn.microsoft.com troubleshoot
+    "An application pool exceeds time limits during shutdown in IIS", KB 2634635). So a Stopped WAS leaves no worker:
+    none is left exiting (review-archive5 W3; the R1 premise of Get-AgentPoolState)."""
     manager = ServerManager(state_dir)
     for name in manager.pool_names():
         if manager.running_since("pools", name) is not None:
             manager.stop_pool(name)
+        manager.end_exiting_worker(name)
     for service in ("W3SVC", "WAS"):
         if scm.get(state_dir, service) is not None:
             scm.stop(state_dir, service)
@@ -1123,6 +1129,10 @@ class ServerManager:
             raise IisError(
                 "The object identifier does not represent a valid object. (Exception from HRESULT: 0x800710D8)"
             )
+        # WAS carries out the start: without it nothing starts, and the error comes before any state changes
+        # (review-archive5 W2: the pool was marked Started, then the State read after it threw).
+        if not was_running(self.state_dir):
+            raise WasNotRunning()
         error = self._logon_error(pool)
         self._set_runtime("pools", name, "Stopped" if error else "Started", error)
         return self.pool_state(name)
@@ -1140,7 +1150,10 @@ class ServerManager:
         processModel/shutdownTimeLimit (90 s by default) to finish its requests and exit, and keeps its images
         mapped until then (learn.microsoft.com, "Process Model Settings for an Application Pool
         <processModel>": shutdownTimeLimit). ``exiting_worker``: when that worker loaded them and when it was stopped;
-        devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop."""
+        devhost.fileops holds them for the knob ``pool_worker_exit_s`` after the stop. Without WAS, which carries out
+        the stop, it throws before anything changes (as start_pool)."""
+        if not was_running(self.state_dir):
+            raise WasNotRunning()
         self._pool_known(name)
         with _runtime_locked(self.state_dir):
             entry = _lookup(_runtime(self.state_dir)["pools"], name) or {}
@@ -1159,6 +1172,14 @@ class ServerManager:
             running = entry.get("state") == "Started" and "since" in entry
             exiting = {"exiting_worker": [entry["since"], time.time()]} if running else None
             self._set_runtime("pools", name, "Stopping", None, exiting)
+
+    def end_exiting_worker(self, name: str) -> None:
+        """WAS ends the pool's last stopped worker, still draining (devhost.iis.stop_was): its images are free."""
+        with _runtime_locked(self.state_dir):
+            runtime = _runtime(self.state_dir)
+            entry = _lookup(runtime["pools"], name)
+            if entry is not None and entry.pop("exiting_worker", None) is not None:
+                _save_runtime(self.state_dir, runtime)
 
     def exiting_worker_since(self, name: str) -> tuple[float, float] | None:
         """(when the last stopped worker of the pool started, when the pool stopped it)."""

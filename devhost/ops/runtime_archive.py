@@ -37,7 +37,17 @@ from devhost.ops.iis_common import not_installed, object_state
 from devhost.ps51 import ScriptFact
 from devhost.ziparchive import Entry, extract_entry, open_stream
 
-_KEYS = {"runtime_path", "archive_name", "sha256", "size", "keep_files", "app_pool", "service_name", "wait_budget_s"}
+_KEYS = {
+    "runtime_path",
+    "archive_name",
+    "sha256",
+    "size",
+    "keep_files",
+    "app_pool",
+    "service_name",
+    "wait_budget_s",
+    "command_timeout_s",
+}
 _CHUNK_KEYS = {"runtime_path", "sha256", "size", "offset", "data"}
 PROGRAM_DATA = staging.PROGRAM_DATA
 partial_path = staging.partial_path
@@ -477,10 +487,43 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"and the pool was started again \(so the next run would wait for the same drain\)' \}\s+"
+        r"and this run then tries to start the pool again \(the outcome follows; once it runs, the next run would "
+        r"wait for the same drain\)' \}\s+"
         r"throw \(New-AgentStopError 'app_pool' [^\n]*Lower the pool's shutdownTimeLimit to 120 s or less, or end the "
         r"draining w3wp\.exe before the run, then run again\"\)",
-        "R4: a worker still draining after the wait says that the pool was started again and how to end the drain",
+        "R4: a worker still draining after the wait says how to end the drain, and (W5) that the pool's start is "
+        "tried after it, never that it was started",
+    ),
+    # -- review-archive5 (the RuntimeArchive 'archive5' round) --
+    ScriptFact(
+        _SET,
+        r"try \{\s+\$pool = \$manager\.ApplicationPools\[\$name\][\s\S]*?\[void\]\$pool\.Start\(\)[\s\S]*?"
+        r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+\$problem = \$reason\.Message",
+        "W2: Start-Agent takes any error of the pool's Start() (WAS not running: devhost.iis.WasNotRunning) as a "
+        "failed start, reported with its message, and set goes on",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$runningDependents = @\(\$record\.dependents\)\.Count\s+if \(\$runningDependents -gt 0\) \{\s+"
+        r"\$needed = 30 \* \$runningDependents \+ 30 \* \(\$runningDependents \+ 1\)\s+"
+        r"\$left = Get-WaitBudget \$needed\s+if \(\$left -lt \$needed\) \{[\s\S]*?"
+        r"throw \(New-AgentStopError 'service_name' [^\n]*\s+\}\s+\}\s+Write-AgentStopped \$Folder \$record",
+        "W1: before a service with running dependents is recorded or stopped, the budget must hold 30 s for each "
+        "dependent's stop inside Stop() and 30 s for each StartService after (AgentStopFailed otherwise)",
+    ),
+    ScriptFact(
+        _SET,
+        r"System\.TimeoutException \"it is still \$\(\$found\[0\]\.Status\) after \$wait s\"\)[\s\S]*?"
+        r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+"
+        r"\$problem = \"\$\(\$reason\.Message\)\$\(Get-BudgetNote\)\"",
+        "W4: a service still starting is a time-out without the budget's note: the catch adds it, once",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"their budget of \$RunBudgetSeconds s, of the connection's command_timeout_s of "
+        r"\$\(\[int\]\$Spec\.command_timeout_s\) s;",
+        "W6: the budget's note takes both numbers from the input (wait_budget_s, command_timeout_s), no share of its "
+        "own",
     ),
 )
 
@@ -652,12 +695,13 @@ def _knob(fs: WindowsFs, name: str) -> Any:
 
 class _RunBudget:
     """review-archive4 R3: Get-WaitBudget. set and remove start $RunClock at their top, and every wait of Stop-Agent
-    and Start-Agent takes at most what is left of wait_budget_s (80% of the connection's command_timeout_s,
-    providers.runtime_archive.model.wait_budget_s). The model's waits sleep through time.sleep, which tests may
-    replace: the time a wait stands for counts (``passed``) even when it takes none."""
+    and Start-Agent takes at most what is left of wait_budget_s (a share of the connection's command_timeout_s,
+    providers.runtime_archive.model.wait_budget_s; both come in the input). The model's waits sleep through
+    time.sleep, which tests may replace: the time a wait stands for counts (``passed``) even when it takes none."""
 
-    def __init__(self, seconds: int) -> None:
+    def __init__(self, seconds: int, command_timeout_s: int) -> None:
         self.seconds = seconds
+        self.command_timeout_s = command_timeout_s
         self._started = time.monotonic()
         self._modelled = 0.0  # the run's time as the waits stand for it
 
@@ -682,8 +726,9 @@ class _RunBudget:
         if self.cap(1) > 0:
             return ""
         return (
-            f" (the wait was cut short: this run's waits had used their budget of {self.seconds} s, 80% of the "
-            "connection's command_timeout_s; raise command_timeout_s in the connection settings, then run again)"
+            f" (the wait was cut short: this run's waits had used their budget of {self.seconds} s, of the "
+            f"connection's command_timeout_s of {self.command_timeout_s} s; raise command_timeout_s in the connection "
+            "settings, then run again)"
         )
 
 
@@ -693,7 +738,7 @@ _BUDGET: contextvars.ContextVar[_RunBudget] = contextvars.ContextVar("runtime_ar
 @contextlib.contextmanager
 def _run_budget(spec: dict[str, Any]) -> Iterator[None]:
     """$RunClock and $RunBudgetSeconds at the top of set.ps1 and remove.ps1."""
-    token = _BUDGET.set(_RunBudget(int(spec["wait_budget_s"])))
+    token = _BUDGET.set(_RunBudget(int(spec["wait_budget_s"]), int(spec["command_timeout_s"])))
     try:
         yield
     finally:
@@ -703,7 +748,7 @@ def _run_budget(spec: dict[str, Any]) -> Iterator[None]:
 def _budget() -> _RunBudget:
     """The run's budget; a model function called on its own (outside set and remove) waits without one."""
     budget = _BUDGET.get(None)
-    return budget if budget is not None else _RunBudget(10**9)
+    return budget if budget is not None else _RunBudget(10**9, 10**9)
 
 
 def _agent_stop_failed(message: str, prop: str) -> _AgentError:
@@ -800,6 +845,7 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
                             "service_name",
                         )
                 record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
+                _assert_budget_holds_dependents(name, len(record["dependents"]), budget)
                 _write_record(fs, folder, record)
                 stopped.append("service")
                 wait = budget.cap(120)
@@ -819,6 +865,31 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
             for controller in [*controllers, *dependents]:
                 controller.dispose()
     return stopped
+
+
+def _assert_budget_holds_dependents(name: str, running: int, budget: _RunBudget) -> None:
+    """review-archive5 W1: Stop() waits up to 30 s for each running dependent inside the call (referencesource
+    ServiceController.Stop), and each StartService of Start-Agent blocks up to 30 s (StartServiceCtrlDispatcher
+    remarks): AgentStopFailed before anything is recorded or stopped when the budget cannot hold both."""
+    if running == 0:
+        return
+    needed = 30 * running + 30 * (running + 1)
+    left = budget.cap(needed)
+    if left >= needed:
+        return
+    short = "none of it is left"
+    if left > 0:
+        short = (
+            f"only {left:g} s are left of this run's wait budget of {budget.seconds} s (of the connection's "
+            f"command_timeout_s of {budget.command_timeout_s} s); raise command_timeout_s in the connection settings, "
+            "then run again"
+        )
+    raise _agent_stop_failed(
+        f"service '{name}' was not stopped, nor anything else: ServiceController.Stop() first stops its {running} "
+        "running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s "
+        f"each, {needed} s of this run's wait budget in all, but {short}",
+        "service_name",
+    )
 
 
 def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
@@ -863,14 +934,22 @@ def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any
     # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
     if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
         return _outcome("agent_pool", name, "left stopped (its AutoStart was set to false since: stopped on purpose)")
-    state = manager.start_pool(name)  # Wait-PoolState 'Started' within the budget: WAS starts it at once here
+    hint = (
+        "see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next "
+        "run then leaves it)"
+    )
+    try:
+        state = manager.start_pool(name)  # Wait-PoolState 'Started' within the budget: WAS starts it at once here
+    except iis.IisError as error:
+        # Start-Agent's catch: any error of Start() (WAS not running: iis.WasNotRunning) is a failed start, reported
+        # with its message; set goes on (review-archive5 W2).
+        return _outcome("agent_pool", name, f"did not start again ({error}); {hint}", failed=True)
     _journal(fs, "start", "pool", name)
     if state != "Started":
         return _outcome(
             "agent_pool",
             name,
-            f"did not start again (state {state}{_budget().note()}); see the System event log (WAS), then start it, "
-            "or set its AutoStart to false to keep it stopped (the next run then leaves it)",
+            f"did not start again (state {state}{_budget().note()}); {hint}",
             failed=True,
         )
     return _outcome("agent_pool", name, "Started")
@@ -881,6 +960,14 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
     service = scm.get(fs.root, name)
     if service is None:
         return _outcome("agent_service", name, "gone (nothing to start)")
+    # Start-RecordedService's $hint, for every failure it reports. (StartService refuses a disabled service:
+    # ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService.)
+    hint = "see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
+    if disabled_then:
+        hint = (
+            "it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or "
+            "Automatic to have it started, or delete it"
+        )
     if service.state in ("StartPending", "ContinuePending"):
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
         # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
@@ -890,8 +977,7 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
             return _outcome(
                 "agent_service",
                 name,
-                f"did not start again (it is still {controller.status} after {wait:g} s{_budget().note()}); see the "
-                "System event log, then start it, or disable it to keep it stopped (the next run then leaves it)",
+                f"did not start again (it is still {controller.status} after {wait:g} s{_budget().note()}); {hint}",
                 failed=True,
             )
         service = scm.get(fs.root, name)
@@ -904,15 +990,9 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
         scm.start(fs.root, name)
     except scm.ScmError as error:
         # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
-        # whose inner Win32Exception carries the system message; the script reports the innermost one. (StartService
-        # refuses a disabled service: ERROR_SERVICE_DISABLED 1058, learn.microsoft.com StartService.)
-        hint = "see the System event log, then start it, or disable it to keep it stopped (the next run then leaves it)"
-        if disabled_then:
-            hint = (
-                "it was Disabled already when it was stopped (it ran nonetheless): set its start mode to Manual or "
-                "Automatic to have it started, or delete it"
-            )
-        return _outcome("agent_service", name, f"did not start again ({error}); {hint}", failed=True)
+        # whose inner Win32Exception carries the system message; the script reports the innermost one, with the
+        # budget's note (its catch adds Get-BudgetNote to every error).
+        return _outcome("agent_service", name, f"did not start again ({error}{_budget().note()}); {hint}", failed=True)
     _journal(fs, "start", "service", name)
     return _outcome("agent_service", name, "Started")
 
@@ -1016,9 +1096,10 @@ def _assert_pool_worker_exited(fs: WindowsFs, pool: str, *, started_again: bool)
     if left:
         after = "nothing was replaced beside them"
         if started_again:
+            # Said before the start is tried: set's message says what it did (review-archive5 W5).
             after = (
-                "nothing was replaced beside them, and the pool was started again (so the next run would wait for the "
-                "same drain)"
+                "nothing was replaced beside them, and this run then tries to start the pool again (the outcome "
+                "follows; once it runs, the next run would wait for the same drain)"
             )
         raise _agent_stop_failed(
             f"application pool '{pool}' is stopped, but {left} of its worker processes (w3wp.exe) still ran after the "

@@ -122,10 +122,12 @@ class RuntimeArchiveModel(ResourceModel):
         return self.runtime_path
 
     def script_input(self) -> dict[str, Any]:
-        # Never the local path: the host has no use for it. The waits' budget comes from the connection's time-out.
+        # Never the local path: the host has no use for it. The waits' budget comes from the connection's time-out,
+        # which goes too: the scripts' note on a spent budget names both (review-archive5 W6).
         return {
             **self.model_dump(mode="json", exclude={"connection", "source_path", "files_present"}),
             "wait_budget_s": wait_budget_s(self.connection.command_timeout_s),
+            "command_timeout_s": self.connection.command_timeout_s,
         }
 
     def chunk_input(self, offset: int, data: str) -> dict[str, Any]:

@@ -43,6 +43,7 @@ def spec(data: bytes, **overrides: Any) -> dict[str, Any]:
         "app_pool": "",
         "service_name": "",
         "wait_budget_s": 480,  # what the provider sends for the default command_timeout_s (600 s)
+        "command_timeout_s": 600,
         **overrides,
     }
 

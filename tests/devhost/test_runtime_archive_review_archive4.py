@@ -10,12 +10,13 @@ import time
 
 import pytest
 
-from devhost import iis, scm
+from devhost import fileops, iis, scm
 from devhost.fs import WindowsFs
 from devhost.ops import runtime_archive as model
 from devhost.ops.iis_common import object_state
 from providers.runtime_archive.model import RuntimeArchiveModel, wait_budget_s
 from tests.devhost.test_runtime_archive_model import (
+    DEPENDENT,
     POOL,
     RUNTIME,
     SERVICE,
@@ -24,8 +25,10 @@ from tests.devhost.test_runtime_archive_model import (
     install,
     journal,
     knobs,
+    left_stopped,
     make_zip,
     pool_running_v1,
+    running_dependent,
     running_service,
     shutdown_time_limit,
     spec,
@@ -149,6 +152,7 @@ def test_r3_the_budget_is_80_percent_of_the_connections_command_timeout_and_reac
         "runtime_path": RUNTIME,
     }
     assert RuntimeArchiveModel.model_validate(base).script_input()["wait_budget_s"] == 480
+    assert RuntimeArchiveModel.model_validate(base).script_input()["command_timeout_s"] == 600  # W6: for the note
     raised = {**base, "connection": {**base["connection"], "command_timeout_s": 1800}}  # type: ignore[dict-item]
     assert RuntimeArchiveModel.model_validate(raised).script_input()["wait_budget_s"] == wait_budget_s(1800) == 1440
     # The host model refuses an input without it (as the script needs $Spec.wait_budget_s under Set-StrictMode).
@@ -197,7 +201,7 @@ def test_r3_a_spent_budget_leaves_no_time_for_a_service_still_stopping(fs: Windo
 # -- R4: the draining worker's message said "run again", which meets the same drain --------------------------------
 
 
-def test_r4_a_worker_still_draining_says_the_pool_was_started_again_and_how_to_end_the_drain(
+def test_r4_a_worker_still_draining_says_the_pool_is_started_again_and_how_to_end_the_drain(
     fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pool_running_v1(fs)
@@ -208,9 +212,176 @@ def test_r4_a_worker_still_draining_says_the_pool_was_started_again_and_how_to_e
     envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
     assert not envelope.ok and envelope.error is not None
     message = envelope.error["message"]
-    assert "the pool was started again (so the next run would wait for the same drain)" in message
+    # W5 (review-archive5): said before the start is tried, so worded as true whatever it does; what it did follows.
+    assert (
+        "this run then tries to start the pool again (the outcome follows; once it runs, the next run would wait for "
+        "the same drain)" in message
+    )
+    assert "the pool was started again" not in message
+    assert message.endswith("the previous version runs again.")
     assert "Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run" in message
     assert "run again once they have exited" not in message
     assert iis.ServerManager(fs.root).pool_state(POOL) == "Started"
     fixed = "Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run"
     assert refused_unfixed("runtime_archive/set", fixed, "run again once they have exited")
+
+
+# == review-archive5 (the 'archive5' round, findings W1-W6) ======================================================
+
+# -- W2: while WAS is stopped, the pool's start marked it Started, then threw, and nothing in the model caught it --
+
+
+def test_w2_without_was_a_pools_start_and_stop_throw_before_anything_changes(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    manager = iis.ServerManager(fs.root)
+    for control in (manager.start_pool, manager.stop_pool):
+        with pytest.raises(iis.WasNotRunning):
+            control(POOL)
+    scm.start(fs.root, "WAS")
+    assert manager.pool_state(POOL) == "Stopped", "the start without WAS left no pool marked Started"
+
+
+def test_w2_a_leftover_pool_record_while_was_is_stopped_is_a_failed_start_and_set_goes_on(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    # What set.ps1 does: Start-Agent's catch reports the failed start (twice: the interrupted run's record, then
+    # the start after the swap), keeps the record, and the installation goes on (set.ps1:34-37, 212-215).
+    assert envelope.ok, envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v2"
+    starts = [c for c in envelope.changes if c["property"] == "agent_pool"]
+    assert [c["before"] for c in starts] == [
+        f"{POOL}: stopped by an interrupted run",
+        f"{POOL}: stopped for the upgrade",
+    ]
+    for change in starts:
+        assert change["after"].startswith("did not start again (The service has not been started.")
+        assert "see the System event log (WAS), then start it" in change["after"]
+    assert record(fs) is not None, "kept: the next run starts the pool"
+    assert agent_events(fs) == [], "nothing started or stopped"
+    scm.start(fs.root, "WAS")
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Stopped", "never marked Started without WAS"
+    fixed = "            $problem = $reason.Message\n        } finally {\n            $manager.Dispose()"
+    unfixed = "            throw\n        } finally {\n            $manager.Dispose()"
+    assert refused_unfixed("runtime_archive/set", fixed, unfixed)
+
+
+# -- W3: a Stopped WAS left the stopped pool's worker draining, holding the agent's images ------------------------
+
+
+def test_w3_a_stopped_was_leaves_no_worker_holding_the_images(fs: WindowsFs, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    knobs(fs, pool_worker_exit_s=60)  # a worker that drains its requests for a minute after its pool's stop
+    image = f"{RUNTIME}\\Usercube-Agent.exe"
+    assert fileops.held_by(fs.root, image) is not None, "the running worker maps the agent's image"
+    iis.stop_was(fs.root)  # returns once WAS is Stopped: WAS ended the worker (event 5013 at its shutdownTimeLimit)
+    assert fileops.held_by(fs.root, image) is None
+    assert iis.ServerManager(fs.root).exiting_worker_since(POOL) is None
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
+    assert envelope.ok, envelope.error  # was RuntimeFilesInUse: no worker outlives a Stopped WAS
+    assert not fs.resolve(image).exists()
+
+
+def test_w3_a_worker_left_draining_by_an_earlier_pool_stop_ends_with_was_too(fs: WindowsFs) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    knobs(fs, pool_worker_exit_s=60)
+    iis.ServerManager(fs.root).stop_pool(POOL)  # someone's stop: the pool is Stopped, its worker still drains
+    image = f"{RUNTIME}\\Usercube-Agent.exe"
+    assert fileops.held_by(fs.root, image) is not None
+    iis.stop_was(fs.root)
+    assert fileops.held_by(fs.root, image) is None
+
+
+# -- W4: a service still starting when the budget was spent said the budget's note twice --------------------------
+
+
+def test_w4_a_service_still_starting_with_the_budget_spent_says_the_note_once(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    scm.set_state(fs.root, SERVICE, "StartPending")  # a delayed automatic start under way
+    left_stopped(
+        fs, {"pool": None, "auto_start": None, "service": SERVICE, "start_type": "Automatic", "dependents": []}
+    )
+    envelope = model.set_(fs, spec(make_zip(V1), service_name=SERVICE, wait_budget_s=0))
+    assert envelope.ok, envelope.error
+    outcome = [c["after"] for c in envelope.changes if c["property"] == "agent_service"]
+    assert len(outcome) == 1 and outcome[0].startswith("did not start again (it is still StartPending after 0 s (")
+    assert outcome[0].count("the wait was cut short") == 1
+    fixed = 'throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s")'
+    unfixed = (
+        'throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s$(Get-BudgetNote)")'
+    )
+    assert refused_unfixed("runtime_archive/set", fixed, unfixed)
+
+
+# -- W6: the note said "80%" of its own, whatever share the provider uses ------------------------------------------
+
+
+def test_w6_the_budgets_note_names_the_budget_and_command_timeout_the_input_gives(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    scm.set_state(fs.root, SERVICE, "StopPending")
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=0, command_timeout_s=45))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStopFailed"
+    message = envelope.error["message"]
+    assert "their budget of 0 s, of the connection's command_timeout_s of 45 s;" in message
+    assert "%" not in message
+    without = {k: v for k, v in spec(make_zip(V1)).items() if k != "command_timeout_s"}
+    with pytest.raises(Exception, match="command_timeout_s"):
+        model.set_(fs, without)  # as the script reads $Spec.command_timeout_s under Set-StrictMode
+    fixed = "of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s;"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, "80% of the connection's command_timeout_s;")
+
+
+# -- W1: Stop() waits 30 s per running dependent inside the call, and each start again up to 30 s, past the budget --
+
+
+def test_w1_a_budget_that_cannot_hold_the_dependents_stop_and_start_stops_nothing(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    upload(fs, make_zip(V2))
+    # 1 running dependent: 30 s for its stop inside Stop(), 30 s for each of the 2 starts after: 90 s.
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=89, command_timeout_s=111))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "service_name")
+    message = envelope.error["message"]
+    assert "stops its 1 running dependent services, waiting up to 30 s for each" in message
+    assert "90 s of this run's wait budget in all" in message
+    assert "of this run's wait budget of 89 s (of the connection's command_timeout_s of 111 s)" in message
+    assert "raise command_timeout_s in the connection settings" in message
+    assert agent_events(fs) == [] and record(fs) is None, "nothing recorded or stopped"
+    for name in (SERVICE, DEPENDENT):
+        assert scm.get(fs.root, name).state == "Running"  # type: ignore[union-attr]
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1"
+    # The budget the provider sends for the default command_timeout_s holds them: stopped, swapped, started again.
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
+    assert envelope.ok, envelope.error
+    fixed = "                    if ($left -lt $needed) {"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, "                    if ($false) {")
+
+
+def test_w1_with_none_of_the_budget_left_the_note_says_it_once(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    running_dependent(fs.root)
+    envelope = model.remove(fs, spec(make_zip(V1), service_name=SERVICE, wait_budget_s=0))
+    assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "AgentStopFailed"
+    message = envelope.error["message"]
+    assert "but none of it is left (the wait was cut short" in message
+    assert message.count("raise command_timeout_s") == 1
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists(), "nothing removed"

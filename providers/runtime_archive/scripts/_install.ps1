@@ -264,6 +264,22 @@ function Stop-Agent($Spec, [string] $Folder) {
                     }
                 }
                 $record.dependents = @($dependents | Where-Object { $_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped } | ForEach-Object { $_.ServiceName })
+                # Two waits no budget caps, inside the calls: Stop() waits up to 30 s for each running dependent to
+                # stop (WaitForStatus(Stopped, 30 s), referencesource ServiceController.cs Stop), and Start-Agent's
+                # StartService blocks up to 30 s for each service it starts again (the SCM waits that long for the
+                # process to call StartServiceCtrlDispatcher, learn.microsoft.com StartServiceCtrlDispatcherA remarks).
+                # So the budget must hold both before anything is recorded or stopped (review-archive5 W1).
+                $runningDependents = @($record.dependents).Count
+                if ($runningDependents -gt 0) {
+                    $needed = 30 * $runningDependents + 30 * ($runningDependents + 1)
+                    $left = Get-WaitBudget $needed
+                    if ($left -lt $needed) {
+                        # (None left: New-AgentStopError's note names the budget, command_timeout_s and the fix.)
+                        $short = 'none of it is left'
+                        if ($left -gt 0) { $short = "only $left s are left of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s); raise command_timeout_s in the connection settings, then run again" }
+                        throw (New-AgentStopError 'service_name' "service '$name' was not stopped, nor anything else: ServiceController.Stop() first stops its $runningDependents running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s each, $needed s of this run's wait budget in all, but $short")
+                    }
+                }
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
                 $wait = Get-WaitBudget 120
@@ -400,7 +416,7 @@ function Test-WasStopped {
 
 function Get-WaitBudget([int] $Seconds) {
     # $Seconds, or less: what is left of this run's budget for its waits (review-archive4 R3). set and remove start
-    # $RunClock at their top; $RunBudgetSeconds comes from the input (wait_budget_s: 80% of the connection's
+    # $RunClock at their top; $RunBudgetSeconds comes from the input (wait_budget_s: a share of the connection's
     # command_timeout_s, the rest left for the work between the waits), so that the waits of one run (a pool's stop,
     # its worker's exit, a service and its dependents, the start after) never add up past the client's time-out,
     # which would leave the host's run going on unseen. Every wait of Stop-Agent and Start-Agent takes its time here.
@@ -409,9 +425,10 @@ function Get-WaitBudget([int] $Seconds) {
 }
 
 function Get-BudgetNote {
-    # What a wait cut short by the run's budget adds to its message ('' while a whole second of it is left).
+    # What a wait cut short by the run's budget adds to its message ('' while a whole second of it is left). Both
+    # numbers come from the input, so the text never states a share the provider no longer uses (review-archive5 W6).
     if ((Get-WaitBudget 1) -gt 0) { return '' }
-    return " (the wait was cut short: this run's waits had used their budget of $RunBudgetSeconds s, 80% of the connection's command_timeout_s; raise command_timeout_s in the connection settings, then run again)"
+    return " (the wait was cut short: this run's waits had used their budget of $RunBudgetSeconds s, of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s; raise command_timeout_s in the connection settings, then run again)"
 }
 
 function New-AgentStopError([string] $Property, [string] $Message) {
@@ -428,7 +445,8 @@ function Assert-PoolWorkerExited([string] $PoolName, [bool] $StartedAgain) {
     $left = Wait-PoolWorkerExit $PoolName
     if ($left -gt 0) {
         $after = 'nothing was replaced beside them'
-        if ($StartedAgain) { $after = 'nothing was replaced beside them, and the pool was started again (so the next run would wait for the same drain)' }
+        # (Said before the start is tried: what it did follows in set's message, review-archive5 W5.)
+        if ($StartedAgain) { $after = 'nothing was replaced beside them, and this run then tries to start the pool again (the outcome follows; once it runs, the next run would wait for the same drain)' }
         throw (New-AgentStopError 'app_pool' "application pool '$PoolName' is stopped, but $left of its worker processes (w3wp.exe) still ran after the wait (its shutdownTimeLimit and 30 s, at most 150 s), draining their requests; $after. Lower the pool's shutdownTimeLimit to 120 s or less, or end the draining w3wp.exe before the run, then run again")
     }
 }
@@ -545,10 +563,11 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
             # Someone is starting it (a delayed automatic start after a reboot): StartService would fail with
             # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for until
             # it ends either way, then taken as it is below: running, nothing to do; Stopped (that start failed), it
-            # is started here, and its own failure is what is reported (not a time-out).
+            # is started here, and its own failure is what is reported (not a time-out). (No Get-BudgetNote here: the
+            # catch below adds it to every error, review-archive5 W4.)
             $wait = Get-WaitBudget 60
             if (-not (Wait-ServiceStateLeft $found[0] $pendingStart $wait)) {
-                throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s$(Get-BudgetNote)")
+                throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s")
             }
         }
         if ($found.Count -eq 0) {
