@@ -1040,6 +1040,11 @@ class ServerManager:
 
     def _sync_runtime(self) -> None:
         """WAS reads the new configuration: new pools and sites with autoStart start, removed ones go."""
+        if not was_running(self.state_dir):
+            # CommitChanges writes applicationHost.config through the configuration system, not through WAS: the
+            # file is written all the same, and WAS reads it when it starts (a reboot: devhost.power), so the commit
+            # must not fail after it took effect (review-archive6 V2).
+            return
         runtime = _runtime(self.state_dir)
         pickup = was_pickup_s(self.state_dir)
         pool_pickup = was_pickup_s(self.state_dir, "iis_was_pool_pickup_ms")

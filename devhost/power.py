@@ -97,6 +97,13 @@ def _start_again(state_dir: Path) -> None:
     installers.complete_restart(state_dir)
     features.admin_restart(state_dir)
     if iis.is_installed(state_dir):
+        # WAS comes back at boot before any pool (W3SVC starts Automatic and depends on it), and it is WAS that
+        # starts the autoStart pools: an administrator's earlier `net stop WAS` does not outlive the reboot
+        # (review-archive6 V2; learn.microsoft.com "IIS Application Pool Availability").
+        for name in ("WAS", "W3SVC"):
+            service = scm.get(state_dir, name)
+            if service is not None and service.state == "Stopped":
+                scm.start(state_dir, name)
         manager = iis.ServerManager(state_dir)
         for name in manager.pool_names():
             pool = manager.find_pool(name)

@@ -385,3 +385,32 @@ def test_w1_with_none_of_the_budget_left_the_note_says_it_once(fs: WindowsFs) ->
     assert "but none of it is left (the wait was cut short" in message
     assert message.count("raise command_timeout_s") == 1
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists(), "nothing removed"
+
+
+# -- review-archive6 V2: a stopped WAS made the simulator's reboot and commits raise --------------------------------
+
+
+def test_v2_a_reboot_after_net_stop_was_brings_was_back_and_it_starts_the_pools(fs: WindowsFs) -> None:
+    from devhost import power
+
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    power.admin_restart(fs.root)  # raised WasNotRunning: the pools were started before WAS
+    assert scm.get(fs.root, "WAS").state == "Running"  # type: ignore[union-attr]
+    assert scm.get(fs.root, "W3SVC").state == "Running"  # type: ignore[union-attr]
+    assert iis.ServerManager(fs.root).pool_state(POOL) == "Started", "WAS starts the autoStart pool at boot"
+
+
+def test_v2_a_commit_while_was_is_stopped_succeeds_and_was_reads_it_when_it_starts(fs: WindowsFs) -> None:
+    from devhost import power
+
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    manager = iis.ServerManager(fs.root)
+    manager.add_pool("NewPool")
+    manager.commit()  # raised WasNotRunning after the file was written
+    assert "NewPool" in iis.ServerManager(fs.root).pool_names(), "the configuration file was written"
+    power.admin_restart(fs.root)
+    assert iis.ServerManager(fs.root).pool_state("NewPool") == "Started", "read when WAS started"
