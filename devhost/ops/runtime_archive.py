@@ -169,7 +169,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$record\.start_type = \[string\]\$service\[0\]\.StartType[\s\S]*?"
-        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+\$wait = Get-WaitBudget 120\s+try \{\s+"
+        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*\$wait = [^\n]*\s+try \{\s+"
         r"\$service\[0\]\.Stop\(\)\s+\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
         r"throw \(New-AgentStopError 'service_name'",
         "Stop-Agent records the service's start type, then a Stop or WaitForStatus that throws is AgentStopFailed",
@@ -504,12 +504,25 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$runningDependents = @\(\$record\.dependents\)\.Count\s+if \(\$runningDependents -gt 0\) \{\s+"
+        r"\$runningDependents = @\(\$record\.dependents\)\.Count\s+"
         r"\$needed = 30 \* \$runningDependents \+ 30 \* \(\$runningDependents \+ 1\)\s+"
         r"\$left = Get-WaitBudget \$needed\s+if \(\$left -lt \$needed\) \{[\s\S]*?"
-        r"throw \(New-AgentStopError 'service_name' [^\n]*\s+\}\s+\}\s+Write-AgentStopped \$Folder \$record",
-        "W1: before a service with running dependents is recorded or stopped, the budget must hold 30 s for each "
-        "dependent's stop inside Stop() and 30 s for each StartService after (AgentStopFailed otherwise)",
+        r"throw \(New-AgentStopError 'service_name' [^\n]*\s+\}\s+Write-AgentStopped \$Folder \$record",
+        "W1, V3: before a service is recorded or stopped, the budget must hold 30 s for each running dependent's "
+        "stop inside Stop() and 30 s for each StartService after, its own included (AgentStopFailed otherwise)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*"
+        r"\$wait = \[int\]\[Math\]::Max\(0, \(Get-WaitBudget \(120 \+ \$needed\)\) - \$needed\)\s+"
+        r"try \{\s+\$service\[0\]\.Stop\(\)",
+        "V1: the main service's stop wait is what is left past the $needed s reserve, taken before Stop()",
+    ),
+    ScriptFact(
+        _SET,
+        r"if \(Test-WasStopped\) \{ \$first = 'start the Windows Process Activation Service \(WAS\) first, ' \}"
+        r"\s+\$outcomes \+= [^\n]*did not start again \(\$problem\); \$\(\$first\)see the System event log",
+        "V7: a pool's failed start says to start WAS first when WAS's service status is Stopped",
     ),
     ScriptFact(
         _SET,
@@ -764,10 +777,15 @@ def _agent_pool_state(fs: WindowsFs, manager: iis.ServerManager, name: str) -> s
     state = object_state(lambda: manager.pool_state(name))
     if state == "Unknown":
         _budget().passed(since, STATE_READ_S)
-        was = scm.get(fs.root, "WAS")
-        if was is not None and was.state == "Stopped":
+        if _was_stopped(fs):
             return "Stopped"
     return state
+
+
+def _was_stopped(fs: WindowsFs) -> bool:
+    """Test-WasStopped: WAS's service status Stopped (a host without WAS counts as not stopped)."""
+    was = scm.get(fs.root, "WAS")
+    return was is not None and was.state == "Stopped"
 
 
 def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
@@ -848,7 +866,9 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
                 _assert_budget_holds_dependents(name, len(record["dependents"]), budget)
                 _write_record(fs, folder, record)
                 stopped.append("service")
-                wait = budget.cap(120)
+                # review-archive6 V1: the reserve is held back from this wait, not only checked.
+                reserve = _stop_and_start_reserve(len(record["dependents"]))
+                wait = max(0.0, budget.cap(120 + reserve) - reserve)
                 try:
                     service.stop()
                     service.wait_for_status("Stopped", wait)
@@ -867,13 +887,17 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     return stopped
 
 
+def _stop_and_start_reserve(running: int) -> int:
+    """$needed: 30 s for each running dependent's stop inside Stop(), and 30 s for each StartService after, the
+    service's own included even without dependents (review-archive6 V3)."""
+    return 30 * running + 30 * (running + 1)
+
+
 def _assert_budget_holds_dependents(name: str, running: int, budget: _RunBudget) -> None:
     """review-archive5 W1: Stop() waits up to 30 s for each running dependent inside the call (referencesource
     ServiceController.Stop), and each StartService of Start-Agent blocks up to 30 s (StartServiceCtrlDispatcher
     remarks): AgentStopFailed before anything is recorded or stopped when the budget cannot hold both."""
-    if running == 0:
-        return
-    needed = 30 * running + 30 * (running + 1)
+    needed = _stop_and_start_reserve(running)
     left = budget.cap(needed)
     if left >= needed:
         return
@@ -943,16 +967,21 @@ def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any
     except iis.IisError as error:
         # Start-Agent's catch: any error of Start() (WAS not running: iis.WasNotRunning) is a failed start, reported
         # with its message; set goes on (review-archive5 W2).
-        return _outcome("agent_pool", name, f"did not start again ({error}); {hint}", failed=True)
+        return _outcome("agent_pool", name, f"did not start again ({error}); {_was_first(fs)}{hint}", failed=True)
     _journal(fs, "start", "pool", name)
     if state != "Started":
         return _outcome(
             "agent_pool",
             name,
-            f"did not start again (state {state}{_budget().note()}); {hint}",
+            f"did not start again (state {state}{_budget().note()}); {_was_first(fs)}{hint}",
             failed=True,
         )
     return _outcome("agent_pool", name, "Started")
+
+
+def _was_first(fs: WindowsFs) -> str:
+    """Start-Agent's $first (review-archive6 V7): with WAS stopped, by its status, the pool starts only after it."""
+    return "start the Windows Process Activation Service (WAS) first, " if _was_stopped(fs) else ""
 
 
 def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, Any]:

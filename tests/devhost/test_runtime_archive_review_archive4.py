@@ -6,6 +6,7 @@ could never be blessed and run against this model)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -370,9 +371,9 @@ def test_w1_a_budget_that_cannot_hold_the_dependents_stop_and_start_stops_nothin
     # The budget the provider sends for the default command_timeout_s holds them: stopped, swapped, started again.
     envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE))
     assert envelope.ok, envelope.error
-    fixed = "                    if ($left -lt $needed) {"
+    fixed = "                if ($left -lt $needed) {"
     for operation in ("runtime_archive/set", "runtime_archive/remove"):
-        assert refused_unfixed(operation, fixed, "                    if ($false) {")
+        assert refused_unfixed(operation, fixed, "                if ($false) {")
 
 
 def test_w1_with_none_of_the_budget_left_the_note_says_it_once(fs: WindowsFs) -> None:
@@ -385,6 +386,60 @@ def test_w1_with_none_of_the_budget_left_the_note_says_it_once(fs: WindowsFs) ->
     assert "but none of it is left (the wait was cut short" in message
     assert message.count("raise command_timeout_s") == 1
     assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").exists(), "nothing removed"
+
+
+# -- review-archive6 V1, V3, V7: the reserve held back, the service's own start reserved, WAS named first ---------
+
+
+def test_v3_a_service_without_dependents_still_needs_30_s_for_its_start(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=29, command_timeout_s=37))
+    assert not envelope.ok and envelope.error is not None
+    assert (envelope.error["id"], envelope.error["property"]) == ("AgentStopFailed", "service_name")
+    assert re.search(r"30 s of this run's wait budget in all, but only 2\d s are left", envelope.error["message"])
+    assert agent_events(fs) == [] and record(fs) is None, "nothing recorded or stopped"
+    assert scm.get(fs.root, SERVICE).state == "Running"  # type: ignore[union-attr]
+    count = "                $runningDependents = @($record.dependents).Count\n"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, count, count + "                if ($runningDependents -gt 0) {\n")
+
+
+def test_v1_the_stop_wait_leaves_the_start_reserve(fs: WindowsFs) -> None:
+    install(fs, make_zip(V1), service_name=SERVICE)
+    running_service(fs.root)
+    knobs(fs, services_not_stopping=[SERVICE])  # it accepts the stop and never finishes it
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), service_name=SERVICE, wait_budget_s=100, command_timeout_s=125))
+    assert not envelope.ok and envelope.error is not None
+    # 100 s left, 30 s held back for the start after: the stop waits 70 s, not the whole 100 s.
+    # (A second may pass before the wait is taken: 69 or 70.)
+    waited = re.search(r"did not stop within (\d+) s", envelope.error["message"])
+    assert waited is not None and 60 <= int(waited.group(1)) <= 70, envelope.error["message"]
+    fixed = "                $wait = [int][Math]::Max(0, (Get-WaitBudget (120 + $needed)) - $needed)"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, "                $wait = Get-WaitBudget 120")
+
+
+def test_v7_a_pool_that_cannot_start_because_was_is_stopped_says_start_was_first(
+    fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
+    left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    upload(fs, make_zip(V2))
+    envelope = model.set_(fs, spec(make_zip(V2), app_pool=POOL))
+    assert envelope.ok, envelope.error
+    starts = [c for c in envelope.changes if c["property"] == "agent_pool"]
+    assert starts and all(
+        "start the Windows Process Activation Service (WAS) first, see the System event log" in c["after"]
+        for c in starts
+    )
+    fixed = "            if (Test-WasStopped) { $first = 'start the Windows Process Activation Service (WAS) first, ' }"
+    assert refused_unfixed("runtime_archive/set", fixed, "")
 
 
 # -- review-archive6 V2: a stopped WAS made the simulator's reboot and commits raise --------------------------------

@@ -268,21 +268,22 @@ function Stop-Agent($Spec, [string] $Folder) {
                 # stop (WaitForStatus(Stopped, 30 s), referencesource ServiceController.cs Stop), and Start-Agent's
                 # StartService blocks up to 30 s for each service it starts again (the SCM waits that long for the
                 # process to call StartServiceCtrlDispatcher, learn.microsoft.com StartServiceCtrlDispatcherA remarks).
-                # So the budget must hold both before anything is recorded or stopped (review-archive5 W1).
+                # So the budget must hold both before anything is recorded or stopped (review-archive5 W1), the
+                # service's own start included when it has no running dependent (review-archive6 V3).
                 $runningDependents = @($record.dependents).Count
-                if ($runningDependents -gt 0) {
-                    $needed = 30 * $runningDependents + 30 * ($runningDependents + 1)
-                    $left = Get-WaitBudget $needed
-                    if ($left -lt $needed) {
-                        # (None left: New-AgentStopError's note names the budget, command_timeout_s and the fix.)
-                        $short = 'none of it is left'
-                        if ($left -gt 0) { $short = "only $left s are left of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s); raise command_timeout_s in the connection settings, then run again" }
-                        throw (New-AgentStopError 'service_name' "service '$name' was not stopped, nor anything else: ServiceController.Stop() first stops its $runningDependents running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s each, $needed s of this run's wait budget in all, but $short")
-                    }
+                $needed = 30 * $runningDependents + 30 * ($runningDependents + 1)
+                $left = Get-WaitBudget $needed
+                if ($left -lt $needed) {
+                    # (None left: New-AgentStopError's note names the budget, command_timeout_s and the fix.)
+                    $short = 'none of it is left'
+                    if ($left -gt 0) { $short = "only $left s are left of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s); raise command_timeout_s in the connection settings, then run again" }
+                    throw (New-AgentStopError 'service_name' "service '$name' was not stopped, nor anything else: ServiceController.Stop() first stops its $runningDependents running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s each, $needed s of this run's wait budget in all, but $short")
                 }
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
-                $wait = Get-WaitBudget 120
+                # The reserve is held back, not only checked: this wait gets what is left past the $needed s that
+                # Stop()'s own waits and the starts after may take, so it cannot use them up (review-archive6 V1).
+                $wait = [int][Math]::Max(0, (Get-WaitBudget (120 + $needed)) - $needed)
                 try {
                     $service[0].Stop()
                     $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds($wait))
@@ -526,7 +527,10 @@ function Start-Agent([string] $Folder) {
             $manager.Dispose()
         }
         if ($null -eq $outcome) {
-            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
+            # WAS stopped (its status enum, never the error's text): the pool can start only once WAS runs (V7).
+            $first = ''
+            if (Test-WasStopped) { $first = 'start the Windows Process Activation Service (WAS) first, ' }
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); $($first)see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
         } else {
             $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $false; outcome = $outcome }
         }
