@@ -85,6 +85,11 @@ def journal(state: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
+    """What the journal says was done to the agent (its pool or service): (action, what) in order."""
+    return [(e["action"], e["what"]) for e in journal(fs.root) if e["kind"] == "agent"]
+
+
 NOISE = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(200))  # 6400 bytes that do not compress
 V1 = {
     "Usercube-Agent.exe": b"MZ v1",

@@ -21,6 +21,7 @@ from tests.devhost.test_runtime_archive_model import (
     SERVICE,
     V1,
     V2,
+    agent_events,
     install,
     journal,
     knobs,
@@ -34,11 +35,6 @@ from tests.devhost.test_runtime_archive_model import (
     upload,
 )
 from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed, state_of
-
-
-def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
-    return [(e["action"], e["what"]) for e in journal(fs.root) if e["kind"] == "agent"]
-
 
 # -- N2: a pool already Stopping was neither waited for nor its worker's exit ------------------------------
 

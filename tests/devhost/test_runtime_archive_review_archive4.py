@@ -23,8 +23,8 @@ from tests.devhost.test_runtime_archive_model import (
     SERVICE,
     V1,
     V2,
+    agent_events,
     install,
-    journal,
     knobs,
     left_stopped,
     make_zip,
@@ -38,14 +38,17 @@ from tests.devhost.test_runtime_archive_model import (
 from tests.devhost.test_runtime_archive_review_a import record, refused_unfixed, script
 
 
-def agent_events(fs: WindowsFs) -> list[tuple[str, str]]:
-    return [(e["action"], e["what"]) for e in journal(fs.root) if e["kind"] == "agent"]
-
-
 def with_was(fs: WindowsFs) -> None:
     """The services the Web-Server feature installs with IIS (devhost.features: W3SVC depends on WAS), running."""
     scm.add_system_service(fs.root, "WAS", "Windows Process Activation Service", "C:\\Windows\\system32\\svchost.exe")
     scm.add_system_service(fs.root, "W3SVC", "World Wide Web Publishing Service", "C:\\Windows\\system32\\svchost.exe")
+
+
+def pool_running_v1_with_was_stopped(fs: WindowsFs) -> None:
+    """V1 running in its pool, then `net stop WAS /y`: W3SVC stopped too, every worker ended."""
+    pool_running_v1(fs)
+    with_was(fs)
+    iis.stop_was(fs.root)
 
 
 # -- R1: a pool whose State cannot be read because WAS is stopped was waited for 150 s, then AgentStopFailed -----
@@ -67,9 +70,7 @@ def test_r1_while_was_is_stopped_the_pools_state_cannot_be_read(fs: WindowsFs, m
 def test_r1_an_upgrade_while_was_is_stopped_swaps_with_nothing_to_stop_or_record(
     fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     upload(fs, make_zip(V2))
@@ -84,9 +85,7 @@ def test_r1_an_upgrade_while_was_is_stopped_swaps_with_nothing_to_stop_or_record
 
 
 def test_r1_remove_while_was_is_stopped_deletes_the_files(fs: WindowsFs, monkeypatch: pytest.MonkeyPatch) -> None:
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     envelope = model.remove(fs, spec(make_zip(V1), app_pool=POOL))
     assert envelope.ok, envelope.error
@@ -96,9 +95,7 @@ def test_r1_remove_while_was_is_stopped_deletes_the_files(fs: WindowsFs, monkeyp
 def test_r1_only_a_stopped_was_counts_one_still_starting_is_waited_out(
     fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     scm.set_state(fs.root, "WAS", "StartPending")  # coming up after a reboot: it may start the pool any moment
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     upload(fs, make_zip(V2))
@@ -233,9 +230,7 @@ def test_r4_a_worker_still_draining_says_the_pool_is_started_again_and_how_to_en
 
 
 def test_w2_without_was_a_pools_start_and_stop_throw_before_anything_changes(fs: WindowsFs) -> None:
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     manager = iis.ServerManager(fs.root)
     for control in (manager.start_pool, manager.stop_pool):
         with pytest.raises(iis.WasNotRunning):
@@ -247,9 +242,7 @@ def test_w2_without_was_a_pools_start_and_stop_throw_before_anything_changes(fs:
 def test_w2_a_leftover_pool_record_while_was_is_stopped_is_a_failed_start_and_set_goes_on(
     fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     upload(fs, make_zip(V2))
@@ -425,9 +418,7 @@ def test_v1_the_stop_wait_leaves_the_start_reserve(fs: WindowsFs) -> None:
 def test_v7_a_pool_that_cannot_start_because_was_is_stopped_says_start_was_first(
     fs: WindowsFs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     left_stopped(fs, {"pool": POOL, "auto_start": True, "service": None, "dependents": []})
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     upload(fs, make_zip(V2))
@@ -448,9 +439,7 @@ def test_v7_a_pool_that_cannot_start_because_was_is_stopped_says_start_was_first
 def test_v2_a_reboot_after_net_stop_was_brings_was_back_and_it_starts_the_pools(fs: WindowsFs) -> None:
     from devhost import power
 
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     power.admin_restart(fs.root)  # raised WasNotRunning: the pools were started before WAS
     assert scm.get(fs.root, "WAS").state == "Running"  # type: ignore[union-attr]
     assert scm.get(fs.root, "W3SVC").state == "Running"  # type: ignore[union-attr]
@@ -460,9 +449,7 @@ def test_v2_a_reboot_after_net_stop_was_brings_was_back_and_it_starts_the_pools(
 def test_v2_a_commit_while_was_is_stopped_succeeds_and_was_reads_it_when_it_starts(fs: WindowsFs) -> None:
     from devhost import power
 
-    pool_running_v1(fs)
-    with_was(fs)
-    iis.stop_was(fs.root)
+    pool_running_v1_with_was_stopped(fs)
     manager = iis.ServerManager(fs.root)
     manager.add_pool("NewPool")
     manager.commit()  # raised WasNotRunning after the file was written

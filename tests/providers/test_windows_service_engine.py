@@ -286,15 +286,14 @@ def test_bad_input_is_refused_before_any_host_call(
     assert simulated.journal_since(mark) == []
 
 
-def test_a_create_adopts_the_service_an_interrupted_create_left(simulated: Target, engine: Engine) -> None:
-    """Issue 11 §3: the CLI killed right after Win32_Service.Create (the service is on the host, not in the
-    state): the next `up` creates the resource again, adopts that service and finishes the job."""
+def create_as_set_would(simulated: Target, desired: dict[str, Any]) -> dict[str, Any]:
+    """What set.ps1's Win32_Service.Create makes of `desired` (Automatic, LocalSystem), and no more: the service an
+    interrupted create leaves on the host. Returns the script input it was made from."""
     from devhost import scm
 
     assert simulated.state_dir is not None
-    desired = new_service(simulated)
     created = WindowsServiceModel.model_validate({"connection": simulated.connection, **desired}).script_input()
-    scm.create(  # what set.ps1's Win32_Service.Create makes of `desired` (Automatic, LocalSystem), and no more
+    scm.create(
         simulated.state_dir,
         name=created["name"],
         display_name=created["display_name"],
@@ -303,6 +302,17 @@ def test_a_create_adopts_the_service_an_interrupted_create_left(simulated: Targe
         start_name="LocalSystem",
         password=None,
     )
+    return created
+
+
+def test_a_create_adopts_the_service_an_interrupted_create_left(simulated: Target, engine: Engine) -> None:
+    """Issue 11 §3: the CLI killed right after Win32_Service.Create (the service is on the host, not in the
+    state): the next `up` creates the resource again, adopts that service and finishes the job."""
+    from devhost import scm
+
+    assert simulated.state_dir is not None
+    desired = new_service(simulated)
+    created = create_as_set_would(simulated, desired)
     assert created["start_type"] == "Automatic" and created["account"] == "LocalSystem"
     stack = engine(service_program(simulated, desired))
     run = stack.up()
@@ -322,16 +332,7 @@ def test_a_create_refuses_a_service_marked_for_deletion_and_leaves_it_alone(simu
 
     assert simulated.state_dir is not None
     desired = new_service(simulated)
-    created = WindowsServiceModel.model_validate({"connection": simulated.connection, **desired}).script_input()
-    scm.create(
-        simulated.state_dir,
-        name=created["name"],
-        display_name=created["display_name"],
-        image_path=created["image_path"],
-        start_mode="Auto",
-        start_name="LocalSystem",
-        password=None,
-    )
+    create_as_set_would(simulated, desired)
     scm.admin_open_handle(simulated.state_dir, desired["name"])
     assert scm.delete(simulated.state_dir, desired["name"]) is False
     stack = engine(service_program(simulated, desired))
