@@ -5,13 +5,37 @@
 #
 # A `pulumi` on PATH is used when its version matches. Otherwise the CLI is built once from
 # the Go module proxy into a cache outside the repository (the Pulumi website cannot be
-# reached from our build machines); later runs cost a version check.
+# reached from our build machines). A CLI whose version was checked once is not asked again
+# while the binary is the same file (size, mtime, inode, path): `pulumi version` costs about
+# 0.4 s, paid by every stackrun verb otherwise (bench/RESULTS.md, issue 9).
 set -euo pipefail
 
 VERSION="v3.259.0"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${USERCUBE_IAC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usercube-iac}/pulumi-${VERSION}"
 log() { echo "ensure-pulumi: $*" >&2; }
+
+# What identifies one build of a file: GNU stat, then BSD stat; empty when neither works
+# (then the version is checked every time, as before).
+identity() { stat -L -c '%s %Y %i' "$1" 2>/dev/null || stat -L -f '%z %m %i' "$1" 2>/dev/null || true; }
+stamp_file="$(dirname "$cache")/verified-pulumi-${VERSION}"
+
+# Whether the CLI at $1 reports $VERSION: from the stamp when the binary is the one last
+# checked, otherwise by asking it (and then stamping it).
+has_version() {
+  local cli="$1" id
+  id="$(identity "$cli")"
+  if [ -n "$id" ] && grep -qxF -- "$cli $id" "$stamp_file" 2>/dev/null; then
+    return 0
+  fi
+  [ "$("$cli" version 2>/dev/null)" = "$VERSION" ] || return 1
+  if [ -n "$id" ] && mkdir -p "$(dirname "$stamp_file")" 2>/dev/null; then
+    # One line per CLI path; written whole then renamed, so a reader never sees half a stamp.
+    { grep -vF -- "$cli " "$stamp_file" 2>/dev/null || true; printf '%s\n' "$cli $id"; } >"$stamp_file.$$" 2>/dev/null \
+      && mv -f "$stamp_file.$$" "$stamp_file" 2>/dev/null || rm -f "$stamp_file.$$" 2>/dev/null || true
+  fi
+  return 0
+}
 
 install_plugin_scripts() {
   local dest="$1" moddir
@@ -21,7 +45,7 @@ install_plugin_scripts() {
   done
 }
 
-if command -v pulumi >/dev/null 2>&1 && [ "$(pulumi version 2>/dev/null)" = "$VERSION" ]; then
+if command -v pulumi >/dev/null 2>&1 && has_version "$(command -v pulumi)"; then
   dir="$(dirname "$(command -v pulumi)")"
   if [ -x "$dir/pulumi-resource-pulumi-python" ]; then
     echo "$dir"
@@ -30,7 +54,7 @@ if command -v pulumi >/dev/null 2>&1 && [ "$(pulumi version 2>/dev/null)" = "$VE
   log "pulumi ${VERSION} on PATH lacks the Python plugin scripts; using the cache instead"
 fi
 
-if [ -x "$cache/pulumi" ] && [ "$("$cache/pulumi" version 2>/dev/null)" = "$VERSION" ] \
+if [ -x "$cache/pulumi" ] && has_version "$cache/pulumi" \
    && [ -x "$cache/pulumi-resource-pulumi-python" ]; then
   echo "$cache"
   exit 0
