@@ -574,10 +574,11 @@ function Start-Agent([string] $Folder) {
             $manager.Dispose()
         }
         if ($null -eq $outcome) {
-            # WAS stopped (its status enum, never the error's text): the pool can start only once WAS runs (V7).
-            $first = ''
-            if (Test-WasStopped) { $first = 'start the Windows Process Activation Service (WAS) first, ' }
-            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); $($first)see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
+            # WAS stopped (its status enum, never the error's text): the pool can start only once WAS runs (V7);
+            # named as the pool, so that 'it' cannot be read as WAS (review-archive7 Z5).
+            $then = 'see the System event log (WAS), then start it'
+            if (Test-WasStopped) { $then = 'start the Windows Process Activation Service (WAS) first, then start the pool (see the System event log (WAS))' }
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); $then, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
         } else {
             $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $false; outcome = $outcome }
         }
