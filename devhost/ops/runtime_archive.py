@@ -67,6 +67,7 @@ STATE_READ_S = 20 * 0.25  # Get-IisObjectState: a State that throws is read 20 t
 _PASSING = ("Starting", "Stopping", "Unknown")  # the pool states Stop-Agent waits out (review-archive4 R2)
 
 _SET = ("runtime_archive/set",)
+MINIMUM_STOP_WAIT_S = 30  # $MinimumStopWaitSeconds: the shortest wait a service's own stop gets (review-archive7 Z2)
 _ALL = ("runtime_archive/get", "runtime_archive/chunk", "runtime_archive/set", "runtime_archive/remove")
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
 SCRIPT_FACTS = (
@@ -126,14 +127,15 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"try \{ (\[void\]\(|\$restoreStopped = )Restore-InterruptedSwap \$Spec \$runtime \$folder\)? \} catch \{ "
+        r"try \{ (\[void\]\(Restore-InterruptedSwap \$Spec \$runtime \$folder \$true\)|"
+        r"\$restoreStopped = Restore-InterruptedSwap \$Spec \$runtime \$folder \$false) \} catch \{ "
         r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; Stop-Reported \$_\.Exception \}",
         "an interrupted swap (swap.json) is undone from .iac-old, or finished when the manifest committed it, "
         "before any work folder is removed, by set and by remove (before it reads the manifest)",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$stopped = Stop-Agent \$Spec \$Folder\s+\$errors = Undo-Swap @\(\$journal\.moves\)",
+        r"\$stopped = Stop-Agent \$Spec \$Folder \$StartsAgain\s+\$errors = Undo-Swap @\(\$journal\.moves\)",
         "an interrupted swap is undone with the agent stopped (a reboot or iisreset may have started it on the mix)",
     ),
     ScriptFact(
@@ -157,7 +159,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\$runs = @\('Started', 'running \(started since\)'\) -contains \$main\.outcome\s+"
-        r"foreach \(\$name in @\(\$record\.dependents\)\) \{\s+if \(\$runs\) \{",
+        r"foreach \(\$name in @\(\$record\.dependents\)\) \{\s+\$dependentsLeft--\s+if \(\$runs\) \{",
         "the dependent services are started only when the agent's service runs; otherwise they get its outcome",
     ),
     ScriptFact(
@@ -196,7 +198,7 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"if \(\$replaced\.Count \+ \$obsolete\.Count -gt 0\) \{ \$stopped = Stop-Agent \$Spec \$folder \}",
+        r"if \(\$replaced\.Count \+ \$obsolete\.Count -gt 0\) \{ \$stopped = Stop-Agent \$Spec \$folder \$true \}",
         "the agent is stopped only when a file it runs from is to be replaced or removed",
     ),
     ScriptFact(
@@ -221,7 +223,7 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/remove",),
-        r"try \{ \$stopped = Stop-Agent \$Spec \$folder \} catch \{ "
+        r"try \{ \$stopped = Stop-Agent \$Spec \$folder \$false \} catch \{ "
         r"if \(Test-OperationEnd \$_\.Exception\) \{ throw \}; \$stopError = \$_\.Exception \}[\s\S]*?"
         r"\$record = Read-AgentStopped \$folder[\s\S]*?# [^\n]*\s+"
         r"\[System\.IO\.File\]::Delete\(\(Get-AgentStoppedPath \$folder\)\)\s+"
@@ -249,7 +251,7 @@ SCRIPT_FACTS = (
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$wait = Get-WaitBudget \(Get-PoolShutdownWait \$pool\)\s+"
         r"\$state = Wait-PoolState \$pool 'Stopped' \$wait[\s\S]*?"
-        r"\$state = Wait-PoolState \$pool 'Started' \(Get-WaitBudget 10\)",
+        r"\$state = Wait-PoolState \$pool 'Started' \(Get-WaitBudgetBefore 10 \(30 \* \$servicesLeft\)\)",
         "the pool's stop is waited for within Get-PoolShutdownWait, its start within 10 s (both within the budget)",
     ),
     # -- review-owed A1-A7 (the RuntimeArchive 'archive2' round) --
@@ -279,7 +281,8 @@ SCRIPT_FACTS = (
         r"if \(\$earlier\.pool -and -not \$merged\.pool\) \{[\s\S]*?"
         r"if \(\$earlier\.service -and -not \$merged\.service\) \{[\s\S]*?"
         r"foreach \(\$dependent in @\(\$earlier\.dependents\) \+ @\(\$merged\.dependents\)\)[\s\S]*?"
-        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \$merged",
+        r"return \$merged\s+\}\s+function Write-AgentStopped\(\[string\] \$Folder, \$Record\) \{\s+"
+        r"Write-JsonFile \(Get-AgentStoppedPath \$Folder\) \(Get-MergedAgentRecord \$Folder \$Record\)",
         "A2, N1: a record already there keeps its entries, with their AutoStart and start type only when this run "
         "records none (a pool or service this run stops itself gets this run's); the dependents are united",
     ),
@@ -310,7 +313,7 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _SET,
-        r"\{ \$stopped = Stop-Agent \$Spec \$folder \}\s+(# [^\n]*\s+)+"
+        r"\{ \$stopped = Stop-Agent \$Spec \$folder \$true \}\s+(# [^\n]*\s+)+"
         r"if \(\$stopped -contains 'pool'\) \{ Assert-PoolWorkerExited \(\[string\]\$Spec\.app_pool\) \$true \}",
         "A4, N4: set waits for the stopped pool's worker to exit before the swap, as remove does, and fails with "
         "AgentStopFailed when one still runs after the wait (never a swap beside a live worker)",
@@ -318,7 +321,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\$pendingStart -contains \$found\[0\]\.Status\) \{[\s\S]*?"
-        r"\$wait = Get-WaitBudget 60\s+"
+        r"\$wait = Get-WaitBudgetBefore 60 \$LaterSeconds\s+"
         r"if \(-not \(Wait-ServiceStateLeft \$found\[0\] \$pendingStart \$wait\)\) \{[\s\S]*?"
         r"if \(\$found\.Count -eq 0\) \{",
         "A5, N3: Start-Agent waits for a service being started until it is neither StartPending nor ContinuePending "
@@ -504,25 +507,65 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
-        r"\$runningDependents = @\(\$record\.dependents\)\.Count\s+"
-        r"\$needed = 30 \* \$runningDependents \+ 30 \* \(\$runningDependents \+ 1\)\s+"
-        r"\$left = Get-WaitBudget \$needed\s+if \(\$left -lt \$needed\) \{[\s\S]*?"
-        r"throw \(New-AgentStopError 'service_name' [^\n]*\s+\}\s+Write-AgentStopped \$Folder \$record",
-        "W1, V3: before a service is recorded or stopped, the budget must hold 30 s for each running dependent's "
-        "stop inside Stop() and 30 s for each StartService after, its own included (AgentStopFailed otherwise)",
+        r"\$runningDependents = @\(\$record\.dependents\)\.Count\s+(?:#[^\n]*\s+)*"
+        r"\$startShare = 0\s+\$parts = @\(\)\s+if \(\$runningDependents -gt 0\) \{[^\n]*\s+"
+        r"if \(\$StartsAgain\) \{\s+\$toStart = @\(\(Get-MergedAgentRecord \$Folder \$record\)\.dependents\)\.Count\s+"
+        r"\$startShare = 30 \* \(\$toStart \+ 1\)\s+[^\n]*\s+\}\s+"
+        r"\$needed = 30 \* \$runningDependents \+ \$startShare\s+(?:#[^\n]*\s+)*[^\n]*\s+"
+        r"\$left = Get-WaitBudget \(\$needed \+ \$MinimumStopWaitSeconds\)\s+"
+        r"if \(\$left -lt \$needed \+ \$MinimumStopWaitSeconds\) \{[\s\S]*?"
+        r"throw \(New-AgentStopError 'service_name' \"[^\n]*raise command_timeout_s in the connection settings, then "
+        r"run again\" ''\)\s+\}\s+Write-AgentStopped \$Folder \$record",
+        "W1, V3-V6, Z2: before a service is recorded or stopped, the budget must hold 30 s for each running "
+        "dependent's stop inside Stop(), for set 30 s for each StartService after (its own and every dependent the "
+        "merged record lists; remove starts nothing), and $MinimumStopWaitSeconds for its own stop; refused "
+        "otherwise without the budget's note, naming command_timeout_s",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"(?m)^\$MinimumStopWaitSeconds = 30$",
+        "Z2: the shortest stop wait is 30 s",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*"
-        r"\$wait = \[int\]\[Math\]::Max\(0, \(Get-WaitBudget \(120 \+ \$needed\)\) - \$needed\)\s+"
-        r"try \{\s+\$service\[0\]\.Stop\(\)",
-        "V1: the main service's stop wait is what is left past the $needed s reserve, taken before Stop()",
+        r"\$wait = Get-WaitBudgetBefore 120 \$needed\s+"
+        r"try \{\s+\$service\[0\]\.Stop\(\)[\s\S]*?"
+        r"\$note = Get-BudgetNote\s+if \(\$wait -lt 120 -and \$needed -gt 0 -and -not \$note\) \{[\s\S]*?"
+        r"\$note = \" \(the wait was cut to \$wait s to keep \$needed s [^\n]*raise command_timeout_s[^\n]*\s+\}\s+"
+        r"throw \(New-AgentStopError 'service_name' \"service '\$name' did not stop within \$wait s [^\n]*\" \$note\)",
+        "V1, Z3: the main service's stop wait is what is left past the $needed s reserve, taken before Stop(); a stop "
+        "that timed out after a wait the reserve cut says so and names command_timeout_s",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"function Get-WaitBudgetBefore\(\[int\] \$Seconds, \[int\] \$Later\) \{\s+(?:#[^\n]*\s+)*"
+        r"return \[int\]\[Math\]::Max\(0, \(Get-WaitBudget \(\$Seconds \+ \$Later\)\) - \$Later\)\s+\}[\s\S]*?"
+        r"function New-AgentStopError\(\[string\] \$Property, \[string\] \$Message, \[string\] \$Note = "
+        r"\(Get-BudgetNote\)\) \{\s+(?:#[^\n]*\s+)*"
+        r"return \(New-OperationError 'AgentStopFailed' \$Property \"\$Message\$Note\"\)",
+        "V1, Z1: Get-WaitBudgetBefore keeps $Later s past the wait; V5: New-AgentStopError's note can be replaced",
     ),
     ScriptFact(
         _SET,
-        r"if \(Test-WasStopped\) \{ \$first = 'start the Windows Process Activation Service \(WAS\) first, ' \}"
-        r"\s+\$outcomes \+= [^\n]*did not start again \(\$problem\); \$\(\$first\)see the System event log",
-        "V7: a pool's failed start says to start WAS first when WAS's service status is Stopped",
+        r"\$dependentsLeft = @\(\$record\.dependents\)\.Count\s+\$servicesLeft = 0\s+"
+        r"if \(\$record\.service\) \{ \$servicesLeft = 1 \+ \$dependentsLeft \}[\s\S]*?"
+        r"Wait-PoolState \$pool 'Started' \(Get-WaitBudgetBefore 10 \(30 \* \$servicesLeft\)\)[\s\S]*?"
+        r"\$main = Start-RecordedService \(\[string\]\$record\.service\) \$disabledThen \(30 \* \$dependentsLeft\)"
+        r"[\s\S]*?foreach \(\$name in @\(\$record\.dependents\)\) \{\s+\$dependentsLeft--\s+if \(\$runs\) \{\s+"
+        r"\$outcomes \+= Start-RecordedService \(\[string\]\$name\) \$false \(30 \* \$dependentsLeft\)[\s\S]*?"
+        r"function Start-RecordedService\(\[string\] \$Name, \[bool\] \$DisabledThen, \[int\] \$LaterSeconds\)"
+        r"[\s\S]*?\$wait = Get-WaitBudgetBefore 60 \$LaterSeconds[\s\S]*?"
+        r"FromSeconds\(\(Get-WaitBudgetBefore 60 \$LaterSeconds\)\)",
+        "Z1: each capped wait of Start-Agent keeps 30 s for every StartService still to come",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$then = 'see the System event log \(WAS\), then start it'\s+"
+        r"if \(Test-WasStopped\) \{ \$then = 'start the Windows Process Activation Service \(WAS\) first, then start "
+        r"the pool \(see the System event log \(WAS\)\)' \}"
+        r"\s+\$outcomes \+= [^\n]*did not start again \(\$problem\); \$then, or set its AutoStart to false",
+        "V7, Z5: a pool's failed start says to start WAS first, then the pool, when WAS's service status is Stopped",
     ),
     ScriptFact(
         _SET,
@@ -725,6 +768,12 @@ class _RunBudget:
         """Get-WaitBudget: ``seconds``, or the whole seconds left of the budget when fewer."""
         return max(0.0, min(seconds, float(math.floor(self.seconds - self.elapsed()))))
 
+    def cap_before(self, seconds: float, later: float) -> float:
+        """Get-WaitBudgetBefore: ``cap`` for a wait that uncapped waits of up to ``later`` s still follow (Stop()'s
+        30 s per running dependent, StartService's 30 s per service started): what is left past them
+        (review-archive6 V1, review-archive7 Z1)."""
+        return max(0.0, self.cap(seconds + later) - later)
+
     def passed(self, since: float, seconds: float) -> None:
         """A wait that began at ``since`` (an elapsed()) stood for ``seconds``, real or not."""
         self._modelled = max(self._modelled, since + seconds)
@@ -764,9 +813,10 @@ def _budget() -> _RunBudget:
     return budget if budget is not None else _RunBudget(10**9, 10**9)
 
 
-def _agent_stop_failed(message: str, prop: str) -> _AgentError:
-    """New-AgentStopError: AgentStopFailed, with the budget's note when it cut the wait short."""
-    return _AgentError(fail("AgentStopFailed", f"{message}{_budget().note()}", prop=prop))
+def _agent_stop_failed(message: str, prop: str, note: str | None = None) -> _AgentError:
+    """New-AgentStopError: AgentStopFailed, with the budget's note when it cut the wait short, or ``note`` in its
+    place ('' for a refusal before any wait, review-archive6 V5)."""
+    return _AgentError(fail("AgentStopFailed", f"{message}{_budget().note() if note is None else note}", prop=prop))
 
 
 def _agent_pool_state(fs: WindowsFs, manager: iis.ServerManager, name: str) -> str:
@@ -788,7 +838,7 @@ def _was_stopped(fs: WindowsFs) -> bool:
     return was is not None and was.state == "Stopped"
 
 
-def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
+def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str, *, starts_again: bool) -> list[str]:
     """Stop-Agent: agent-stopped.json is written (merged with one already there) before each stop, with the
     pool's AutoStart or the service's start type then. A pool that is Starting is waited for until it runs, then
     stopped; one already Stopping (or Unknown) is waited for until it is neither, without a record, then its worker's
@@ -799,7 +849,8 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     on the cached DependentServices array, so those controllers are disposed only after it). The knob
     ``services_not_stopping`` names services that accept the stop and never finish it (StopPending):
     WaitForStatus(Stopped, 120 s) then throws System.ServiceProcess.TimeoutException (learn.microsoft.com
-    ServiceController.WaitForStatus)."""
+    ServiceController.WaitForStatus). ``starts_again``: $StartsAgain (set: Start-Agent follows; remove: nothing is
+    started again, so no start is reserved, review-archive6 V4)."""
     stopped: list[str] = []
     budget = _budget()
     record: dict[str, Any] = {"pool": None, "auto_start": None, "service": None, "start_type": None, "dependents": []}
@@ -863,12 +914,13 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
                             "service_name",
                         )
                 record["dependents"] = [d.service_name for d in dependents if d.status != "Stopped"]
-                _assert_budget_holds_dependents(name, len(record["dependents"]), budget)
+                to_start = len(_merged_record(fs, folder, record)["dependents"]) if starts_again else None
+                reserve = _stop_and_start_reserve(len(record["dependents"]), to_start)
+                _assert_budget_holds_dependents(name, len(record["dependents"]), to_start, budget)
                 _write_record(fs, folder, record)
                 stopped.append("service")
                 # review-archive6 V1: the reserve is held back from this wait, not only checked.
-                reserve = _stop_and_start_reserve(len(record["dependents"]))
-                wait = max(0.0, budget.cap(120 + reserve) - reserve)
+                wait = budget.cap_before(120, reserve)
                 try:
                     service.stop()
                     service.wait_for_status("Stopped", wait)
@@ -877,6 +929,7 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
                         f"service '{name}' did not stop within {wait:g} s ({error}); see the System event log, stop it "
                         "(or end its process), then run again",
                         "service_name",
+                        _cut_note(wait, reserve, starts_again, budget),
                     ) from None
                 finally:
                     for stopped_name in service.stopped:
@@ -887,41 +940,71 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str) -> list[str]:
     return stopped
 
 
-def _stop_and_start_reserve(running: int) -> int:
-    """$needed: 30 s for each running dependent's stop inside Stop(), and 30 s for each StartService after, the
-    service's own included even without dependents (review-archive6 V3)."""
-    return 30 * running + 30 * (running + 1)
+def _stop_and_start_reserve(running: int, to_start: int | None) -> int:
+    """$needed: 30 s for each running dependent's stop inside Stop(), and, when the agent is started again
+    (``to_start``: the dependents the merged record lists, review-archive6 V6; None for remove, V4), 30 s for each
+    StartService after, the service's own included even without dependents (V3)."""
+    return 30 * running + (30 * (to_start + 1) if to_start is not None else 0)
 
 
-def _assert_budget_holds_dependents(name: str, running: int, budget: _RunBudget) -> None:
+def _assert_budget_holds_dependents(name: str, running: int, to_start: int | None, budget: _RunBudget) -> None:
     """review-archive5 W1: Stop() waits up to 30 s for each running dependent inside the call (referencesource
     ServiceController.Stop), and each StartService of Start-Agent blocks up to 30 s (StartServiceCtrlDispatcher
-    remarks): AgentStopFailed before anything is recorded or stopped when the budget cannot hold both."""
-    needed = _stop_and_start_reserve(running)
-    left = budget.cap(needed)
-    if left >= needed:
-        return
-    short = "none of it is left"
-    if left > 0:
-        short = (
-            f"only {left:g} s are left of this run's wait budget of {budget.seconds} s (of the connection's "
-            f"command_timeout_s of {budget.command_timeout_s} s); raise command_timeout_s in the connection settings, "
-            "then run again"
+    remarks); the service's own stop gets at least MINIMUM_STOP_WAIT_S past them (review-archive7 Z2):
+    AgentStopFailed before anything is recorded or stopped when the budget cannot hold all three, without the
+    budget's note (no wait was cut: review-archive6 V5)."""
+    needed = _stop_and_start_reserve(running, to_start)
+    parts = []
+    if running > 0:
+        parts.append(
+            f"ServiceController.Stop() first stops its {running} running dependent services, waiting up to 30 s "
+            "for each"
         )
+    if to_start is not None:
+        parts.append(
+            f"starting it and the {to_start} services that depend on it again may take up to 30 s each (StartService)"
+            if to_start > 0
+            else "starting it again may take up to 30 s (StartService)"
+        )
+    parts.append(f"its own stop is given at least {MINIMUM_STOP_WAIT_S} s")
+    left = budget.cap(needed + MINIMUM_STOP_WAIT_S)
+    if left >= needed + MINIMUM_STOP_WAIT_S:
+        return
+    short = f"only {left:g} s are left" if left > 0 else "none is left"
     raise _agent_stop_failed(
-        f"service '{name}' was not stopped, nor anything else: ServiceController.Stop() first stops its {running} "
-        "running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s "
-        f"each, {needed} s of this run's wait budget in all, but {short}",
+        f"service '{name}' was not stopped, nor anything else: {'; '.join(parts)}: {needed + MINIMUM_STOP_WAIT_S} s "
+        f"of this run's wait budget in all, but {short} of this run's wait budget of {budget.seconds} s (of the "
+        f"connection's command_timeout_s of {budget.command_timeout_s} s); raise command_timeout_s in the connection "
+        "settings, then run again",
         "service_name",
+        "",
     )
 
 
+def _cut_note(wait: float, reserve: int, starts_again: bool, budget: _RunBudget) -> str:
+    """Stop-Agent's $note for a stop that timed out (review-archive7 Z3): the budget's note, or, while the budget
+    still holds the reserve that cut the wait below its 120 s, what cut it and which setting to raise."""
+    note = budget.note()
+    if wait < 120 and reserve > 0 and not note:
+        kept = "the stops and starts around it" if starts_again else "Stop()'s waits for the dependent services"
+        note = (
+            f" (the wait was cut to {wait:g} s to keep {reserve} s of this run's wait budget of {budget.seconds} s (of "
+            f"the connection's command_timeout_s of {budget.command_timeout_s} s) for {kept}; raise command_timeout_s "
+            "in the connection settings, then run again)"
+        )
+    return note
+
+
 def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
-    """Write-AgentStopped: merged with the record already there, never in place of it (what it lists stays
+    """Write-AgentStopped: Get-MergedAgentRecord, written."""
+    _write_json(fs, f"{folder}\\agent-stopped.json", _merged_record(fs, folder, record))
+
+
+def _merged_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Get-MergedAgentRecord: merged with the record already there, never in place of it (what it lists stays
     listed). A pool or service this run stops is recorded with this run's AutoStart or start type (review-archive3
     N1); the earlier entry keeps its own only when this run records none; the dependents are united."""
-    path = f"{folder}\\agent-stopped.json"
-    earlier = _read_json(fs, path)
+    earlier = _read_json(fs, f"{folder}\\agent-stopped.json")
     merged = {**record, "dependents": list(record["dependents"])}
     if earlier is not None:
         if earlier.get("pool") and not merged["pool"]:
@@ -934,7 +1017,7 @@ def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
                 if dependent and dependent.lower() not in {n.lower() for n in union}:
                     union.append(dependent)
             merged["dependents"] = union
-    _write_json(fs, path, merged)
+    return merged
 
 
 class _AgentError(OperationStopped):
@@ -958,34 +1041,39 @@ def _start_pool(fs: WindowsFs, name: str, auto_start_then: Any) -> dict[str, Any
     # AutoStart false is how a pool is kept stopped (learn.microsoft.com applicationPools <add> autoStart).
     if auto_start_then is True and manager.pool_value(pool, "autoStart") != "true":
         return _outcome("agent_pool", name, "left stopped (its AutoStart was set to false since: stopped on purpose)")
-    hint = (
-        "see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next "
-        "run then leaves it)"
-    )
+    hint = "or set its AutoStart to false to keep it stopped (the next run then leaves it)"
     try:
         state = manager.start_pool(name)  # Wait-PoolState 'Started' within the budget: WAS starts it at once here
     except iis.IisError as error:
         # Start-Agent's catch: any error of Start() (WAS not running: iis.WasNotRunning) is a failed start, reported
         # with its message; set goes on (review-archive5 W2).
-        return _outcome("agent_pool", name, f"did not start again ({error}); {_was_first(fs)}{hint}", failed=True)
+        return _outcome("agent_pool", name, f"did not start again ({error}); {_was_first(fs)}, {hint}", failed=True)
     _journal(fs, "start", "pool", name)
     if state != "Started":
         return _outcome(
             "agent_pool",
             name,
-            f"did not start again (state {state}{_budget().note()}); {_was_first(fs)}{hint}",
+            f"did not start again (state {state}{_budget().note()}); {_was_first(fs)}, {hint}",
             failed=True,
         )
     return _outcome("agent_pool", name, "Started")
 
 
 def _was_first(fs: WindowsFs) -> str:
-    """Start-Agent's $first (review-archive6 V7): with WAS stopped, by its status, the pool starts only after it."""
-    return "start the Windows Process Activation Service (WAS) first, " if _was_stopped(fs) else ""
+    """Start-Agent's $then (review-archive6 V7): with WAS stopped, by its status, the pool starts only after it,
+    named as the pool (review-archive7 Z5)."""
+    if _was_stopped(fs):
+        return (
+            "start the Windows Process Activation Service (WAS) first, then start the pool (see the System event "
+            "log (WAS))"
+        )
+    return "see the System event log (WAS), then start it"
 
 
-def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, Any]:
-    """Start-RecordedService: its entry (a failed start included)."""
+def _start_service(fs: WindowsFs, name: str, disabled_then: bool, later: int) -> dict[str, Any]:
+    """Start-RecordedService: its entry (a failed start included). ``later``: $LaterSeconds, the 30 s for each
+    StartService still to come, kept from its waits (review-archive7 Z1; the model's StartService and its
+    WaitForStatus(Running) take no time, so the pending start's wait is the one that shows it)."""
     service = scm.get(fs.root, name)
     if service is None:
         return _outcome("agent_service", name, "gone (nothing to start)")
@@ -1001,7 +1089,7 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool) -> dict[str, A
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
         # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
         controller = service_controller.ServiceController(fs.root, name, None)
-        wait = _budget().cap(60)
+        wait = _budget().cap_before(60, later)
         if not controller.wait_while(("StartPending", "ContinuePending"), wait):
             return _outcome(
                 "agent_service",
@@ -1034,15 +1122,19 @@ def _start_agent(fs: WindowsFs, folder: str) -> list[dict[str, Any]]:
     if record is None:
         return []
     outcomes: list[dict[str, Any]] = []
+    # review-archive7 Z1: each capped wait keeps 30 s for every StartService still to come. (The pool's
+    # Wait-PoolState keeps 30 s for each recorded service too; the model's pool start takes no time.)
+    dependents_left = len(record.get("dependents") or [])
     if record.get("pool"):
         outcomes.append(_start_pool(fs, record["pool"], record.get("auto_start")))
     if record.get("service"):
-        main = _start_service(fs, record["service"], record.get("start_type") == "Disabled")
+        main = _start_service(fs, record["service"], record.get("start_type") == "Disabled", 30 * dependents_left)
         outcomes.append(main)
         runs = main["outcome"] in ("Started", "running (started since)")
         for name in record.get("dependents") or []:
+            dependents_left -= 1
             if runs:
-                outcomes.append(_start_service(fs, name, False))
+                outcomes.append(_start_service(fs, name, False, 30 * dependents_left))
             else:
                 outcomes.append(
                     _outcome(
@@ -1215,14 +1307,16 @@ def _undo_swap(fs: WindowsFs, moves: list[list[str]]) -> list[str]:
     return errors
 
 
-def _restore_interrupted_swap(fs: WindowsFs, spec: dict[str, Any], runtime: str, folder: str) -> list[str]:
+def _restore_interrupted_swap(
+    fs: WindowsFs, spec: dict[str, Any], runtime: str, folder: str, *, starts_again: bool
+) -> list[str]:
     """Restore-InterruptedSwap: undone with the agent stopped (recorded: the caller starts it again); returns
     what it stopped."""
     stopped: list[str] = []
     journal = _read_json(fs, f"{folder}\\swap.json")
     manifest = _manifest(fs, folder)
     if manifest is None or manifest["sha256"] != journal["sha256"]:
-        stopped = _stop_agent(fs, spec, folder)
+        stopped = _stop_agent(fs, spec, folder, starts_again=starts_again)
         errors = _undo_swap(fs, journal["moves"])
         if errors:
             raise _stop(
@@ -1310,7 +1404,7 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     recovered = []
     if fs.resolve(f"{folder}\\swap.json").is_file():
         try:
-            _restore_interrupted_swap(fs, spec, runtime, folder)
+            _restore_interrupted_swap(fs, spec, runtime, folder, starts_again=True)
         except _AgentError as error:
             return error.envelope
         recovered.append(change("interrupted_swap", "pending", "finished"))
@@ -1396,7 +1490,7 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     swap_begun = False
     try:
         if replaced or obsolete:
-            stopped = _stop_agent(fs, spec, folder)
+            stopped = _stop_agent(fs, spec, folder, starts_again=True)
         if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
             _assert_pool_worker_exited(fs, spec["app_pool"], started_again=True)
         _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
@@ -1477,7 +1571,7 @@ def _remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     restore_stopped: list[str] = []
     if fs.resolve(f"{folder}\\swap.json").is_file():  # swap.json alone lists the new files moved in
         try:
-            restore_stopped = _restore_interrupted_swap(fs, spec, runtime, folder)
+            restore_stopped = _restore_interrupted_swap(fs, spec, runtime, folder, starts_again=False)
         except _AgentError as error:
             return error.envelope
     before = _state(fs, spec)
@@ -1491,7 +1585,7 @@ def _remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     if present:
         stop_error: _AgentError | None = None
         try:
-            stopped = _stop_agent(fs, spec, folder)  # and not started again: its program is gone
+            stopped = _stop_agent(fs, spec, folder, starts_again=False)  # not started again: its program is gone
         except _AgentError as error:
             stop_error = error
         stopped = [*restore_stopped, *stopped]

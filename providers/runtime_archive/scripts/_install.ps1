@@ -4,6 +4,10 @@
 # InitialSessionState.CreateDefault2 (the bootstrap's pool) does not load.
 Add-Type -AssemblyName System.ServiceProcess
 
+# The shortest wait Stop-Agent gives a service's own stop (review-archive7 Z2): with less of the budget left past
+# what the waits around it may take, the service is not stopped at all.
+$MinimumStopWaitSeconds = 30
+
 function New-PathSet {
     # NTFS names ignore case.
     return ,(New-Object 'System.Collections.Generic.HashSet[string]' ([System.StringComparer]::OrdinalIgnoreCase))
@@ -157,12 +161,14 @@ function Remove-TreeBestEffort([string] $Path) {
     }
 }
 
-function Stop-Agent($Spec, [string] $Folder) {
+function Stop-Agent($Spec, [string] $Folder, [bool] $StartsAgain) {
     # What runs the agent, stopped when it was running (a running agent holds its DLLs: they can be neither
     # overwritten nor deleted). What is about to be stopped is written to agent-stopped.json in the staging
     # folder first, so a run that breaks before Start-Agent leaves a record: get reports it and the next set
     # starts it again. A pool or service that does not stop throws AgentStopFailed (New-OperationError), so
     # that the caller starts it again before reporting it. Returns what it stopped, for Start-Agent.
+    # $StartsAgain: the caller runs Start-Agent after it (set); remove never does, so its budget keeps nothing for
+    # starts (review-archive6 V4).
     $stopped = @()
     # auto_start: the pool's AutoStart, start_type: the service's start type, when it was stopped (Start-Agent
     # tells one stopped on purpose since).
@@ -271,19 +277,34 @@ function Stop-Agent($Spec, [string] $Folder) {
                 # So the budget must hold both before anything is recorded or stopped (review-archive5 W1), the
                 # service's own start included when it has no running dependent (review-archive6 V3).
                 $runningDependents = @($record.dependents).Count
-                $needed = 30 * $runningDependents + 30 * ($runningDependents + 1)
-                $left = Get-WaitBudget $needed
-                if ($left -lt $needed) {
-                    # (None left: New-AgentStopError's note names the budget, command_timeout_s and the fix.)
-                    $short = 'none of it is left'
-                    if ($left -gt 0) { $short = "only $left s are left of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s); raise command_timeout_s in the connection settings, then run again" }
-                    throw (New-AgentStopError 'service_name' "service '$name' was not stopped, nor anything else: ServiceController.Stop() first stops its $runningDependents running dependent services, waiting up to 30 s for each, and starting it and them again may take up to 30 s each, $needed s of this run's wait budget in all, but $short")
+                # set starts again the service and every dependent the record will list: this run's and an earlier
+                # record's that is kept (Write-AgentStopped unites them, Start-Agent starts them all: review-archive6
+                # V6). remove starts nothing again (V4).
+                $startShare = 0
+                $parts = @()
+                if ($runningDependents -gt 0) { $parts += "ServiceController.Stop() first stops its $runningDependents running dependent services, waiting up to 30 s for each" }
+                if ($StartsAgain) {
+                    $toStart = @((Get-MergedAgentRecord $Folder $record).dependents).Count
+                    $startShare = 30 * ($toStart + 1)
+                    if ($toStart -gt 0) { $parts += "starting it and the $toStart services that depend on it again may take up to 30 s each (StartService)" } else { $parts += 'starting it again may take up to 30 s (StartService)' }
+                }
+                $needed = 30 * $runningDependents + $startShare
+                # Its own stop gets at least $MinimumStopWaitSeconds s past that reserve, or nothing is stopped: a wait
+                # cut to about 0 s would stop it and its dependents only to report a time-out and start them again
+                # (review-archive7 Z2).
+                $parts += "its own stop is given at least $MinimumStopWaitSeconds s"
+                $left = Get-WaitBudget ($needed + $MinimumStopWaitSeconds)
+                if ($left -lt $needed + $MinimumStopWaitSeconds) {
+                    # Refused before any wait began: no note that a wait was cut short (review-archive6 V5).
+                    $short = 'none is left'
+                    if ($left -gt 0) { $short = "only $left s are left" }
+                    throw (New-AgentStopError 'service_name' "service '$name' was not stopped, nor anything else: $($parts -join '; '): $($needed + $MinimumStopWaitSeconds) s of this run's wait budget in all, but $short of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s); raise command_timeout_s in the connection settings, then run again" '')
                 }
                 Write-AgentStopped $Folder $record
                 $stopped += 'service'
                 # The reserve is held back, not only checked: this wait gets what is left past the $needed s that
                 # Stop()'s own waits and the starts after may take, so it cannot use them up (review-archive6 V1).
-                $wait = [int][Math]::Max(0, (Get-WaitBudget (120 + $needed)) - $needed)
+                $wait = Get-WaitBudgetBefore 120 $needed
                 try {
                     $service[0].Stop()
                     $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds($wait))
@@ -292,7 +313,15 @@ function Stop-Agent($Spec, [string] $Folder) {
                     # System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus).
                     $reason = $_.Exception
                     while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-                    throw (New-AgentStopError 'service_name' "service '$name' did not stop within $wait s ($($reason.Message)); see the System event log, stop it (or end its process), then run again")
+                    # A wait the reserve cut below its 120 s says so while the budget still holds the reserve (so
+                    # Get-BudgetNote says nothing): raising command_timeout_s is then the fix (review-archive7 Z3).
+                    $note = Get-BudgetNote
+                    if ($wait -lt 120 -and $needed -gt 0 -and -not $note) {
+                        $kept = 'the stops and starts around it'
+                        if (-not $StartsAgain) { $kept = "Stop()'s waits for the dependent services" }
+                        $note = " (the wait was cut to $wait s to keep $needed s of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s) for $kept; raise command_timeout_s in the connection settings, then run again)"
+                    }
+                    throw (New-AgentStopError 'service_name' "service '$name' did not stop within $wait s ($($reason.Message)); see the System event log, stop it (or end its process), then run again" $note)
                 }
             }
         } finally {
@@ -317,10 +346,11 @@ function Wait-ServiceStateLeft($Service, [System.ServiceProcess.ServiceControlle
     return $true
 }
 
-function Write-AgentStopped([string] $Folder, $Record) {
-    # agent-stopped.json, merged with the record already there (a run that broke off, or a start that failed and
-    # is to be tried again), never in place of it: what it lists stays listed until Start-Agent finishes it.
-    # Otherwise a service that a reboot started since would be recorded without the dependents that run broke off
+function Get-MergedAgentRecord([string] $Folder, $Record) {
+    # What Write-AgentStopped writes (Stop-Agent also counts from it the dependents Start-Agent will start,
+    # review-archive6 V6): agent-stopped.json, merged with the record already there (a run that broke off, or a
+    # start that failed and is to be tried again), never in place of it: what it lists stays listed until
+    # Start-Agent finishes it. Otherwise a service that a reboot started since would be recorded without the dependents that run broke off
     # with, and they would stay stopped. A pool or service this run stops itself is recorded with the AutoStart and
     # start type found now: it ran until now, so the earlier values (AutoStart true, say) no longer tell what a
     # stop on purpose since would be, and Start-Agent could leave stopped what was running before this run. The
@@ -350,7 +380,11 @@ function Write-AgentStopped([string] $Folder, $Record) {
             $merged.dependents = $union
         }
     }
-    Write-JsonFile (Get-AgentStoppedPath $Folder) $merged
+    return $merged
+}
+
+function Write-AgentStopped([string] $Folder, $Record) {
+    Write-JsonFile (Get-AgentStoppedPath $Folder) (Get-MergedAgentRecord $Folder $Record)
 }
 
 function Get-PoolShutdownWait($Pool) {
@@ -425,6 +459,13 @@ function Get-WaitBudget([int] $Seconds) {
     return [int][Math]::Max(0, [Math]::Min($Seconds, $left))
 }
 
+function Get-WaitBudgetBefore([int] $Seconds, [int] $Later) {
+    # Get-WaitBudget for a wait that waits of up to $Later s still follow which no budget caps (Stop()'s 30 s for each
+    # running dependent, StartService's 30 s for each service started, StartServiceCtrlDispatcherA remarks): what is
+    # left past them, so that this wait cannot use them up (review-archive6 V1, review-archive7 Z1). Int32 throughout.
+    return [int][Math]::Max(0, (Get-WaitBudget ($Seconds + $Later)) - $Later)
+}
+
 function Get-BudgetNote {
     # What a wait cut short by the run's budget adds to its message ('' while a whole second of it is left). Both
     # numbers come from the input, so the text never states a share the provider no longer uses (review-archive5 W6).
@@ -432,9 +473,10 @@ function Get-BudgetNote {
     return " (the wait was cut short: this run's waits had used their budget of $RunBudgetSeconds s, of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s; raise command_timeout_s in the connection settings, then run again)"
 }
 
-function New-AgentStopError([string] $Property, [string] $Message) {
-    # AgentStopFailed (New-OperationError), with Get-BudgetNote when the run's budget cut the wait short.
-    return (New-OperationError 'AgentStopFailed' $Property "$Message$(Get-BudgetNote)")
+function New-AgentStopError([string] $Property, [string] $Message, [string] $Note = (Get-BudgetNote)) {
+    # AgentStopFailed (New-OperationError), with Get-BudgetNote when the run's budget cut the wait short; $Note in
+    # its place when the caller knows better ('' for a refusal before any wait, review-archive6 V5).
+    return (New-OperationError 'AgentStopFailed' $Property "$Message$Note")
 }
 
 function Assert-PoolWorkerExited([string] $PoolName, [bool] $StartedAgain) {
@@ -498,6 +540,11 @@ function Start-Agent([string] $Folder) {
     $record = Read-AgentStopped $Folder
     if ($null -eq $record) { return ,@() }
     $outcomes = @()
+    # Each capped wait keeps 30 s of the budget for every StartService still to come (the service, then each
+    # dependent not yet started): StartService blocks up to 30 s, capped by nothing (review-archive7 Z1).
+    $dependentsLeft = @($record.dependents).Count
+    $servicesLeft = 0
+    if ($record.service) { $servicesLeft = 1 + $dependentsLeft }
     if ($record.pool) {
         $name = [string]$record.pool
         # (A record written before auto_start was recorded has none: Set-StrictMode refuses a missing property.)
@@ -516,7 +563,7 @@ function Start-Agent([string] $Folder) {
                 $outcome = 'left stopped (its AutoStart was set to false since: stopped on purpose)'
             } else {
                 [void]$pool.Start()
-                $state = Wait-PoolState $pool 'Started' (Get-WaitBudget 10)
+                $state = Wait-PoolState $pool 'Started' (Get-WaitBudgetBefore 10 (30 * $servicesLeft))
                 if ($state -eq 'Started') { $outcome = 'Started' } else { $problem = "state $state$(Get-BudgetNote)" }
             }
         } catch {
@@ -527,10 +574,11 @@ function Start-Agent([string] $Folder) {
             $manager.Dispose()
         }
         if ($null -eq $outcome) {
-            # WAS stopped (its status enum, never the error's text): the pool can start only once WAS runs (V7).
-            $first = ''
-            if (Test-WasStopped) { $first = 'start the Windows Process Activation Service (WAS) first, ' }
-            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); $($first)see the System event log (WAS), then start it, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
+            # WAS stopped (its status enum, never the error's text): the pool can start only once WAS runs (V7);
+            # named as the pool, so that 'it' cannot be read as WAS (review-archive7 Z5).
+            $then = 'see the System event log (WAS), then start it'
+            if (Test-WasStopped) { $then = 'start the Windows Process Activation Service (WAS) first, then start the pool (see the System event log (WAS))' }
+            $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $true; outcome = "did not start again ($problem); $then, or set its AutoStart to false to keep it stopped (the next run then leaves it)" }
         } else {
             $outcomes += [ordered]@{ property = 'agent_pool'; name = $name; failed = $false; outcome = $outcome }
         }
@@ -539,12 +587,13 @@ function Start-Agent([string] $Folder) {
         # (A record written before start_type was recorded has none.)
         $startTypeThen = $record.PSObject.Properties['start_type']
         $disabledThen = $null -ne $startTypeThen -and [string]$startTypeThen.Value -eq 'Disabled'
-        $main = Start-RecordedService ([string]$record.service) $disabledThen
+        $main = Start-RecordedService ([string]$record.service) $disabledThen (30 * $dependentsLeft)
         $outcomes += $main
         $runs = @('Started', 'running (started since)') -contains $main.outcome
         foreach ($name in @($record.dependents)) {
+            $dependentsLeft--
             if ($runs) {
-                $outcomes += Start-RecordedService ([string]$name) $false
+                $outcomes += Start-RecordedService ([string]$name) $false (30 * $dependentsLeft)
             } else {
                 $outcomes += [ordered]@{ property = 'agent_service'; name = [string]$name; failed = $main.failed; outcome = "not started: it depends on service '$($main.name)', which $($main.outcome)" }
             }
@@ -554,9 +603,10 @@ function Start-Agent([string] $Folder) {
     return ,$outcomes
 }
 
-function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
+function Start-RecordedService([string] $Name, [bool] $DisabledThen, [int] $LaterSeconds) {
     # Start-Agent for one service ($DisabledThen: its start type was Disabled when it was stopped, so Disabled
-    # now says nothing about a stop on purpose): its entry (property, name, failed, outcome).
+    # now says nothing about a stop on purpose; $LaterSeconds: what the StartService calls after it may take, kept
+    # from its waits): its entry (property, name, failed, outcome).
     $all = [System.ServiceProcess.ServiceController]::GetServices()
     $outcome = $null
     $problem = $null
@@ -569,7 +619,7 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
             # it ends either way, then taken as it is below: running, nothing to do; Stopped (that start failed), it
             # is started here, and its own failure is what is reported (not a time-out). (No Get-BudgetNote here: the
             # catch below adds it to every error, review-archive5 W4.)
-            $wait = Get-WaitBudget 60
+            $wait = Get-WaitBudgetBefore 60 $LaterSeconds
             if (-not (Wait-ServiceStateLeft $found[0] $pendingStart $wait)) {
                 throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s")
             }
@@ -583,7 +633,7 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen) {
             $outcome = 'left stopped (its start mode is Disabled)'
         } else {
             $found[0].Start()
-            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds((Get-WaitBudget 60)))
+            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds((Get-WaitBudgetBefore 60 $LaterSeconds)))
             $outcome = 'Started'
         }
     } catch {
@@ -665,7 +715,7 @@ function Undo-Swap([object[]] $Moves) {
     return ,$errors
 }
 
-function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder) {
+function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder, [bool] $StartsAgain) {
     # swap.json (written before the first move, deleted after the manifest) says a swap was under way. If the
     # manifest records its sha256 the swap was committed: only the cleanup was left. Otherwise every move it
     # planned is undone from .iac-old before anything there is deleted (.iac-old holds the only copies), the
@@ -673,13 +723,14 @@ function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder)
     # starts a pool whose AutoStart is true, learn.microsoft.com applicationPools <add> autoStart; Windows an
     # Automatic service). Stop-Agent records it, so the caller's Start-Agent starts it again; its
     # AgentStopFailed is thrown to the caller, nothing undone. Returns what it stopped (Stop-Agent's list).
+    # $StartsAgain: Stop-Agent's (set starts the agent again after it, remove does not).
     $stopped = @()
     $path = Get-SwapJournalPath $Folder
     if (-not [System.IO.File]::Exists($path)) { return ,$stopped }
     $journal = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
     $manifest = Read-Manifest $Folder
     if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
-        $stopped = Stop-Agent $Spec $Folder
+        $stopped = Stop-Agent $Spec $Folder $StartsAgain
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {
             Stop-Operation -Id 'SwapRollbackIncomplete' -Property 'runtime_path' -Message "an interrupted installation could not be undone: $($errors -join '; '). The files not put back are in $([System.IO.Path]::Combine($RuntimePath, $OldFolderName)), which was kept; put them back by hand, delete $path, then run again (what the installation stopped stays stopped until then: it would run a mix of both versions)"

@@ -20,7 +20,7 @@ Assert-StagingFolder $folder
 # What it stopped counts as stopped by the removal (the wait for a pool's worker, the messages).
 $restoreStopped = @()
 if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
-    try { $restoreStopped = Restore-InterruptedSwap $Spec $runtime $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+    try { $restoreStopped = Restore-InterruptedSwap $Spec $runtime $folder $false } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
 }
 $before = Get-ArchiveState $Spec
 $present = @()
@@ -31,7 +31,7 @@ $stopped = @()
 $dependents = @()
 if ($present.Count -gt 0) {
     $stopError = $null
-    try { $stopped = Stop-Agent $Spec $folder } catch { if (Test-OperationEnd $_.Exception) { throw }; $stopError = $_.Exception }
+    try { $stopped = Stop-Agent $Spec $folder $false } catch { if (Test-OperationEnd $_.Exception) { throw }; $stopError = $_.Exception }
     $stopped = @(@($restoreStopped) + @($stopped))
     # The services that depend on the agent's were stopped with it (ServiceController.Stop) and stay stopped:
     # starting one would start the agent's first (StartService), whose program is gone. Named in the result.

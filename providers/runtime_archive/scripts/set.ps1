@@ -28,7 +28,7 @@ $old = [System.IO.Path]::Combine($runtime, $OldFolderName)
 $recovered = @()
 if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     # (Its AgentStopFailed is reported with its id; SwapRollbackIncomplete, an operation's end, goes on as it is.)
-    try { [void](Restore-InterruptedSwap $Spec $runtime $folder) } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
+    try { [void](Restore-InterruptedSwap $Spec $runtime $folder $true) } catch { if (Test-OperationEnd $_.Exception) { throw }; Stop-Reported $_.Exception }
     $recovered += New-Change -Property 'interrupted_swap' -Before 'pending' -After 'finished'
 }
 # A start that fails here does not stop the run: it is reported and its record kept, and the installation
@@ -155,7 +155,7 @@ $stopped = @()
 $failure = $null
 $swapBegun = $false
 try {
-    if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder }
+    if ($replaced.Count + $obsolete.Count -gt 0) { $stopped = Stop-Agent $Spec $folder $true }
     # A stopped pool's worker drains its requests for up to its shutdownTimeLimit and may still load an assembly
     # from Runtime meanwhile: the swap waits for it to exit, as remove does, and never begins beside one still
     # running after the wait (AgentStopFailed: undone, nothing moved, the pool started again).
