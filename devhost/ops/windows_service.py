@@ -326,6 +326,7 @@ def _left_by_own_create(before: dict[str, Any], spec: dict[str, Any], creating: 
 def write_creating_record(fs: WindowsFs, name: str, owner: str) -> None:
     """set.ps1's record of a create under way, written (under the owners lock, its folder initialized) BEFORE
     Win32_Service.Create: what lets the next create adopt the unmarked service a kill right after Create leaves."""
+    ownership.initialize(fs, CREATING_FOLDER)  # (already done by _set; for a test that plays the interrupted run)
     ownership.write(fs, ownership.record_path(CREATING_FOLDER, owner), {"owner": owner, "name": name})
 
 
