@@ -39,8 +39,9 @@ class WindowsServiceProvider(WindowsResourceProvider):
             # Create is transactional: a service created before a later step failed (a start with a
             # wrong password, a missing executable) is removed again, so that the next `up` starts
             # clean instead of meeting 'already exists'. A name that was taken is left alone, and so is a
-            # service marked for deletion (its Delete would only fail with 1072 again; it goes by itself).
-            if error.script_error_id not in ("ServiceExists", "ServiceMarkedForDelete"):
+            # service marked for deletion (its Delete would only fail with 1072 again; it goes by itself). Without an
+            # owner id remove would take an unmarked service for one from before markers: no roll-back either.
+            if error.script_error_id not in ("ServiceExists", "ServiceMarkedForDelete", "OwnerMissing"):
                 self._run(spec, "remove")
             raise
         return CreateResult(spec.resource_id(), {**spec.model_dump(mode="json"), **self.outputs(spec, state)})
