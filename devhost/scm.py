@@ -97,6 +97,10 @@ class Service:
     system: bool = False
     marked_for_delete: bool = False  # the DeleteFlag=1 value under its registry key
     open_handles: int = 0  # handles other programs hold to it (OpenService without CloseServiceHandle)
+    # Values a program wrote under its key, HKLM\SYSTEM\CurrentControlSet\Services\<name>, beside the service control
+    # manager's own (learn.microsoft.com, "HKLM\SYSTEM\CurrentControlSet\Services registry tree"): REG_SZ by name.
+    # They go with the key when the service is deleted (DeleteService, Remarks); CreateService writes none.
+    key_values: dict[str, str] = field(default_factory=dict)
 
 
 # SERVICE_STATUS.dwCurrentState, by ServiceControllerStatus's names (learn.microsoft.com SERVICE_STATUS).
@@ -111,7 +115,16 @@ PENDING_END = {
 
 
 # What the service control manager keeps about a running service, which no setting changes.
-_RUNTIME_FIELDS = ("name", "state", "process_id", "started_at", "system", "marked_for_delete", "open_handles")
+_RUNTIME_FIELDS = (
+    "name",
+    "state",
+    "process_id",
+    "started_at",
+    "system",
+    "marked_for_delete",
+    "open_handles",
+    "key_values",  # not settings of ChangeServiceConfig: set_key_value writes them
+)
 
 
 def _path(state_dir: Path) -> Path:
@@ -247,6 +260,19 @@ def change(state_dir: Path, name: str, **values: Any) -> Service:
     return service
 
 
+def set_key_value(state_dir: Path, name: str, value_name: str, value: str) -> None:
+    """New-ItemProperty -PropertyType String -Force under the service's key (RegSetValueEx): the key is there as long
+    as the service is listed, marked for deletion or not; once it is gone the write fails (ItemNotFound)."""
+    services = load(state_dir)
+    service = services.get(name.lower())
+    if service is None:
+        raise ValueError(
+            f"SIMULATOR: the key of service {name!r} is gone; the script's write would fail (ItemNotFound)"
+        )
+    service.key_values[value_name] = value
+    save(state_dir, services)
+
+
 # -- sc.exe, as the program sees its argv ---------------------------------------------------------
 
 SC_USAGE_EXIT = 1639  # ERROR_INVALID_COMMAND_LINE; *unverified* which code sc.exe returns with its usage text
@@ -343,7 +369,7 @@ def start(state_dir: Path, name: str) -> Service:
     # and database.c): Disabled (1058), then marked for deletion (1072), then not stopped (1056). Marking sets the
     # start type to Disabled (delete, below), so a start of a marked service answers 1058, as Windows does:
     # "CreateService FAILED 1072 ... StartService FAILED 1058 ... DeleteService FAILED 1072" on a service marked for
-    # deletion (Flowseal/zapret-discord-youtube#8521; #2187 shows the same start).
+    # deletion (Flowseal/zapret-discord-youtube#8521; #12070 shows the same start).
     if service.start_mode == "Disabled":
         raise ScmError(1058)
     if service.marked_for_delete:

@@ -11,6 +11,7 @@ from typing import Any
 
 from devhost import accounts, lsa, ps51, scm
 from devhost.fs import WindowsFs
+from devhost.ops import ownership
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
 from devhost.ps51 import ScriptFact
 
@@ -26,7 +27,12 @@ _KEYS = {
     "description",
     "failure_actions",
     "state",
+    "owner",
+    "previous_owner",
 }
+# set.ps1 / _common.ps1: the ownership marker under the service's key, and the records of creates under way.
+OWNER_MARKER = "UsercubeIacOwner"
+CREATING_FOLDER = ownership.folder("WindowsService", "creating")
 
 # Win32 error -> the Win32_Service return value that carries it, with the script's id and fix.
 _METHOD_RESULTS = {
@@ -41,7 +47,7 @@ _METHOD_RESULTS = {
     123: (20, "InvalidServiceName", "choose another name"),
     87: (21, "InvalidParameter", "check the values"),
     1057: (22, "InvalidServiceAccount", "create the account or fix its name"),
-    1073: (23, "ServiceExists", "choose another name, or delete or import the existing service"),
+    1073: (23, "ServiceExists", "choose another name, or delete the existing service"),
 }
 _METHOD_PROPERTY = {"Create": "name", "Delete": "name", "Change": "account"}
 _START_ERRORS = {
@@ -119,7 +125,7 @@ SCRIPT_FACTS = (
         r"if \(\$Action -eq 'Start' -and \$code -eq 1058\) \{\n"
         r"\s+\$values = Get-ServiceKeyValues \$Name\n"
         r"\s+if \(\$null -eq \$values\) \{\n"
-        r"\s+Stop-Operation -Id 'ServiceMarkedForDelete'.*\n\s+.*it was deleted while being started.*\n(.*\n){2}"
+        r"\s+Stop-Operation -Id 'ServiceDeleted'.*\n\s+.*it was deleted while being started.*\n(.*\n){2}"
         r"\s+if \(Test-DeleteFlag \$values\) \{\n"
         r"\s+Stop-Operation -Id 'ServiceMarkedForDelete'",
         "marking a service for deletion makes it Disabled (MS-SCMR 3.1.4.3) and StartService checks Disabled first "
@@ -127,14 +133,16 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _ALL,
-        r"if \(\$Action -eq 'Stop' -and \$code -eq 1060 -and \$GoneIsStopped\) \{ return \}",
+        r"if \(\$Action -eq 'Stop' -and \$code -eq 1060 -and \$GoneIsStopped\) \{ return \$sent \}",
         "a marked service goes once stopped: WaitForStatus's query then fails with 1060, which is the stop done only "
         "for a caller that passes -GoneIsStopped (review T1); for any other it is the error ServiceDeleted",
     ),
     ScriptFact(
         ("windows_service/remove",),
-        r"Invoke-ServiceControl -Name \$name -Action 'Stop' -GoneIsStopped\n",
-        "remove wants the service gone: a stop that ends with it gone (1060) is done",
+        r"if \(Invoke-ServiceControl -Name \$name -Action 'Stop' -GoneIsStopped\) \{\n"
+        r"\s+\[void\]\$changes\.Add\(\(New-Change -Property 'state'",
+        "remove wants the service gone: a stop that ends with it gone (1060) is done, and a change only when this "
+        "stop was sent (review adopt4 E2: gone before it, nothing changed)",
     ),
     ScriptFact(
         _SET,
@@ -145,7 +153,8 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("windows_service/remove",),
         r"if \(-not \$before\.marked_for_delete\) \{\n"
-        r"(.*\n){4}    if \(\$null -ne \$service\) \{\n        Invoke-Win32ServiceMethod -Method 'Delete'",
+        r"(.*\n){5}    if \(\$null -ne \$service -and -not \(Test-DeleteFlag \(Get-ServiceKeyValues \$name\)\)\) \{\n"
+        r"        Invoke-Win32ServiceMethod -Method 'Delete'",
         "Delete of a service already marked for deletion returns 16 (1072, learn.microsoft.com DeleteService): "
         "remove stops it and leaves it to go by itself; one another program deleted since the first read is not "
         "Deleted (Invoke-Win32ServiceMethod without -Service would call Delete on the class; review T3)",
@@ -163,6 +172,57 @@ SCRIPT_FACTS = (
         r"\(Get-FailureActionKey \$before\.failure_actions\)\)",
         "an interrupted run of set.ps1 leaves Create's description and recovery actions (none) or the declared "
         "ones (set after Create); a service with others was not made by it and is refused",
+    ),
+    *ownership.script_facts(_SET),
+    ScriptFact(
+        _ALL,
+        r"\$OwnerMarkerName = 'UsercubeIacOwner'\n(.*\n)*?"
+        r"\s+\$marker = \$Values\.PSObject\.Properties\[\$OwnerMarkerName\]"
+        r"(.*\n)*?\s+\$key = \"HKLM:\\SYSTEM\\CurrentControlSet\\Services\\\$Name\"\n"
+        r"\s+\[void\]\(New-ItemProperty -LiteralPath \$key -Name \$OwnerMarkerName -PropertyType String -Value \$Owner "
+        r"-Force\)",
+        "the ownership marker is the REG_SZ value UsercubeIacOwner under the service's key, read StrictMode-safe "
+        "(scm.Service.key_values; the key goes with the service: DeleteService, Remarks)",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$controller\.Stop\(\) \}\n\s+\$sent = \$true\n\s+\$controller\.WaitForStatus",
+        "a stop counts as sent only once Stop() returned: a 1060 from Stop() itself is a service gone before it",
+    ),
+    ScriptFact(
+        _SET,
+        r"Initialize-OwnersFolder \$creatingFolder\n(.*\n)*?"
+        r"\s+\$leftByOwnCreate = \(\$marker -eq ''\) -and \(\$null -ne \$creating\) -and "
+        r"\(\[string\]\$creating\.name -eq \$name\) -and\n",
+        "a create adopts an unmarked service only when this owner's record of a create under way names it (review A3: "
+        "the manual's `sc.exe create` by hand is refused)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$fromBeforeMarkers = \(\$marker -eq ''\) -and \(\$previous -eq ''\)\n"
+        r"\s+\$moved = \(\$marker -ne ''\) -and \(\$marker -ceq \$previous\)\n"
+        r"\s+if \(-not \(\$fromBeforeMarkers -or \$moved\)\) \{\n\s+Stop-Operation -Id 'ServiceNotOwned'",
+        "an update takes an unmarked service only for a state from before markers, and another marker only when it is "
+        "the state's own previous id",
+    ),
+    ScriptFact(
+        _SET,
+        r"Write-OwnersJson \$creatingPath \(\[ordered\]@\{ owner = \$owner; name = \$name \}\)\n(.*\n)*?"
+        r"\s+Invoke-Win32ServiceMethod -Method 'Create' -Arguments \$arguments\n"
+        r"\s+\} catch \{\n(.*\n){2}"
+        r"\s+if \(\(Get-ServiceState \$name\)\.ensure -eq 'absent'\) \{ "
+        r"\[System\.IO\.File\]::Delete\(\$creatingPath\) \}\n"
+        r"\s+throw\n\s+\}\n\s+Set-OwnerMarker \$name \$owner\n",
+        "the record of the create under way is written before Create, dropped when Create created nothing, and the "
+        "marker is written right after Create (write_creating_record, scm.set_key_value)",
+    ),
+    ScriptFact(
+        ("windows_service/remove",),
+        r"if \(-not \(\(\$owner -ne '' -and \$marker -ceq \$owner\) -or "
+        r"\(\$owner -eq '' -and \$marker -eq ''\)\)\) \{\n"
+        r"\s+Complete-Operation -State \$before\n",
+        "remove stops and deletes only a service carrying this resource's marker, or none for a state from before "
+        "markers (owner empty)",
     ),
     ScriptFact(
         _SET,
@@ -237,18 +297,23 @@ def _state(state_dir: Path, name: str) -> dict[str, Any]:
         "service_sid": accounts.virtual_sid(scm.SERVICE_DOMAIN_RID, service.name),
         "account_sid": _account_sid(state_dir, account),
         "marked_for_delete": service.marked_for_delete,  # Get-ServiceState: the DeleteFlag value, 1
+        "owner_marker": service.key_values.get(OWNER_MARKER, ""),  # Get-OwnerMarker
     }
 
 
-def _left_by_own_create(before: dict[str, Any], spec: dict[str, Any]) -> bool:
-    """The service as set.ps1's own Win32_Service.Create makes it (program, display name, account, start mode; -ceq
-    for the strings, -eq for the account), its description and recovery actions Create's (none) or the declared
-    ones: what an interrupted create left, adopted instead of refused."""
+def _left_by_own_create(before: dict[str, Any], spec: dict[str, Any], creating: Any) -> bool:
+    """Unmarked, named by this owner's record of a create under way (``creating``, written before Create), and as
+    set.ps1's own Win32_Service.Create makes it (program, display name, account, start mode; -ceq for the strings, -eq
+    for the account), its description and recovery actions Create's (none) or the declared ones: what an interrupted
+    create left, adopted instead of refused."""
     create_mode = _CIM_START_MODE.get(spec["start_type"], "Automatic")
     before_mode = "Automatic" if before.get("start_type") == "AutomaticDelayedStart" else before.get("start_type")
     no_actions = _failure_key({"actions": [], "reset_period_seconds": 0})
     return (
         before["ensure"] == "present"
+        and before["owner_marker"] == ""
+        and creating is not None
+        and str(creating["name"]).lower() == str(spec["name"]).lower()
         and before["image_path"] == spec["image_path"]
         and before["display_name"] == spec["display_name"]
         and str(before["account"]).lower() == str(spec["account"]).lower()
@@ -256,6 +321,13 @@ def _left_by_own_create(before: dict[str, Any], spec: dict[str, Any]) -> bool:
         and before["description"] in ("", spec["description"] or "")
         and _failure_key(before["failure_actions"]) in (no_actions, _failure_key(spec["failure_actions"]))
     )
+
+
+def write_creating_record(fs: WindowsFs, name: str, owner: str) -> None:
+    """set.ps1's record of a create under way, written (under the owners lock, its folder initialized) BEFORE
+    Win32_Service.Create: what lets the next create adopt the unmarked service a kill right after Create leaves."""
+    ownership.initialize(fs, CREATING_FOLDER)  # (already done by _set; for a test that plays the interrupted run)
+    ownership.write(fs, ownership.record_path(CREATING_FOLDER, owner), {"owner": owner, "name": name})
 
 
 def _failure_key(value: dict[str, Any]) -> str:
@@ -271,24 +343,30 @@ def _credential(account: str, password: str | None) -> tuple[str, str | None]:
     return account, password or ""
 
 
-def _control(state_dir: Path, name: str, action: str, *, gone_is_stopped: bool = False) -> None:
-    """Invoke-ServiceControl; ``gone_is_stopped`` is its -GoneIsStopped switch (remove.ps1 only)."""
+def _control(state_dir: Path, name: str, action: str, *, gone_is_stopped: bool = False) -> bool:
+    """Invoke-ServiceControl; ``gone_is_stopped`` is its -GoneIsStopped switch (remove.ps1 only). Returns whether the
+    control was sent: False when the service was gone before it (Stop() itself meets 1060, from ServiceController's
+    GenerateNames, NoService)."""
+    sent = False
     try:
         if action == "Start":
             scm.start(state_dir, name)
+            sent = True
         elif scm.stop(state_dir, name) is None:
+            sent = True
             # A marked service that went once stopped: Stop() returned, WaitForStatus's status query finds no service
             # (OpenService 1060: microsoft/referencesource ServiceController.GetServiceHandle).
             raise scm.ScmError(1060)
+        sent = True
     except scm.ScmError as error:
         if action == "Stop" and error.code == 1060 and gone_is_stopped:
-            return  # gone before or by the stop: for remove, the stop done
+            return sent  # gone before or by the stop: for remove, the stop done
         service = scm.get(state_dir, name)
         if action == "Start" and error.code == 1058 and service is None:
             # Invoke-ServiceControl: marked (so Disabled) when started, and its key gone before the DeleteFlag read.
             raise _Stop(
                 fail(
-                    "ServiceMarkedForDelete",
+                    "ServiceDeleted",
                     f"start of service '{name}' failed: it was deleted while being started (1058); find what deletes "
                     "it, then `up --refresh` creates it again",
                     prop="name",
@@ -306,6 +384,7 @@ def _control(state_dir: Path, name: str, action: str, *, gone_is_stopped: bool =
                 )
             ) from None
         raise _control_failed(name, action, error) from None
+    return True
 
 
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
@@ -336,22 +415,71 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
                 prop="name",
             )
         )
-    if before["ensure"] == "absent" or (spec["create"] and not _left_by_own_create(before, spec)):
-        try:
-            scm.create(
-                state_dir,
-                name=name,
-                display_name=spec["display_name"],
-                image_path=spec["image_path"],
-                start_mode="Auto" if _CIM_START_MODE.get(spec["start_type"]) is None else spec["start_type"],
-                start_name=start_name,
-                password=password,
+    owner = str(spec["owner"])
+    if not owner:
+        raise _Stop(
+            fail(
+                "OwnerMissing",
+                "the owner id is empty; the WindowsService resource sets it: declare the service through it",
+                prop="owner",
             )
-        except scm.ScmError as error:
-            raise _method_failed("Create", error) from None
-        changes.append(change("ensure", "absent", "present"))
-        created = True
-        before = _state(state_dir, name)
+        )
+    fs = WindowsFs(state_dir)
+    creating_path = ownership.record_path(CREATING_FOLDER, owner)
+    with ownership.host_lock(fs):
+        ownership.initialize(fs, CREATING_FOLDER)
+        if before["ensure"] == "present" and before["owner_marker"] != owner:
+            marker = before["owner_marker"]
+            whose = f"carries the ownership marker of '{marker}'" if marker else "carries no ownership marker"
+            if spec["create"]:
+                if not _left_by_own_create(before, spec, ownership.read(fs, creating_path)):
+                    raise _Stop(
+                        fail(
+                            "ServiceExists",
+                            f"service '{name}' already exists (1073) and this resource did not create it: it {whose} "
+                            f"(HKLM\\SYSTEM\\CurrentControlSet\\Services\\{name}, value {OWNER_MARKER}), e.g. an agent "
+                            f"installed by hand. Delete it (sc.exe stop {name}, then sc.exe delete {name}) and run "
+                            "`up` again to have it created here, or choose another name",
+                            prop="name",
+                        )
+                    )
+            else:
+                previous = str(spec["previous_owner"])
+                from_before_markers = marker == "" and previous == ""
+                moved = marker != "" and marker == previous
+                if not (from_before_markers or moved):
+                    raise _Stop(
+                        fail(
+                            "ServiceNotOwned",
+                            f"service '{name}' is no longer the one this resource created: it {whose} (deleted and "
+                            "installed again by someone else?). Delete it by hand and run `up --refresh` to have it "
+                            "created again, or choose another name",
+                            prop="name",
+                        )
+                    )
+            scm.set_key_value(state_dir, name, OWNER_MARKER, owner)
+            changes.append(change("owner_marker", marker, owner))
+        elif before["ensure"] == "absent":
+            write_creating_record(fs, name, owner)
+            try:
+                scm.create(
+                    state_dir,
+                    name=name,
+                    display_name=spec["display_name"],
+                    image_path=spec["image_path"],
+                    start_mode="Auto" if _CIM_START_MODE.get(spec["start_type"]) is None else spec["start_type"],
+                    start_name=start_name,
+                    password=password,
+                )
+            except scm.ScmError as error:
+                if scm.get(state_dir, name) is None:  # refused: nothing created, no record left to adopt by
+                    ownership.delete(fs, creating_path)
+                raise _method_failed("Create", error) from None
+            scm.set_key_value(state_dir, name, OWNER_MARKER, owner)  # Set-OwnerMarker, right after Create
+            changes.append(change("ensure", "absent", "present"))
+            created = True
+        ownership.delete(fs, creating_path)  # marked (or already ours): the record has done its job
+    before = _state(state_dir, name)
 
     config: dict[str, Any] = {}
     reconfigured = False
@@ -468,14 +596,19 @@ def remove(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     before = _state(state_dir, name)
     if before["ensure"] == "absent":
         return succeed(before)
+    owner, marker = str(spec["owner"]), before["owner_marker"]
+    if not ((owner != "" and marker == owner) or (owner == "" and marker == "")):
+        return succeed(before)  # not created by this resource: left as it is
     changes = []
     try:
-        if before["state"] != "Stopped":
-            _control(state_dir, name, "Stop", gone_is_stopped=True)
+        if before["state"] != "Stopped" and _control(state_dir, name, "Stop", gone_is_stopped=True):
             changes.append(change("state", before["state"], "Stopped"))
         # A marked service goes by itself; its Delete would return 16 (1072). One another program deleted since the
         # first read (Get-CimInstance finds none) has nothing left to delete.
-        if not before["marked_for_delete"] and scm.get(state_dir, name) is not None:
+        # The DeleteFlag read again before Delete: marked since the first read (services.msc holds it open), it goes
+        # by itself (review adopt4 E4).
+        service = scm.get(state_dir, name)
+        if not before["marked_for_delete"] and service is not None and not service.marked_for_delete:
             try:
                 scm.delete(state_dir, name)
             except scm.ScmError as error:

@@ -210,6 +210,15 @@ class WindowsServiceModel(ResourceModel):
         "default restart after 60 s twice, then nothing, counter reset after a day.",
     )
     state: ServiceState = prop("Running", description="Running or Stopped.")
+    owner: str = prop(
+        "",
+        description="Set by the resource, not by you: the id (organization and URN) it writes under the service's "
+        "registry key right after creating it. A create adopts an existing service only when it carries this id, "
+        "or when it is the one this resource's interrupted create left; a service installed by hand (the manual's "
+        "`sc.exe create`) is refused with ServiceExists. Destroy deletes only a service carrying this id (or, for a "
+        "state from before the id was recorded, one carrying none). A new id (a renamed stack or resource, or such an "
+        "older state) is an update that writes it.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -287,6 +296,8 @@ class WindowsServiceModel(ResourceModel):
             "description": self.description,
             "failure_actions": self.failure_actions.model_dump(mode="json"),
             "state": self.state,
+            "owner": self.owner,
+            "previous_owner": "",
         }
 
     def actual_from(self, state: dict[str, Any]) -> dict[str, Any]:

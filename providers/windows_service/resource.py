@@ -8,6 +8,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from providers.framework.adoption import refuse_import
+from providers.framework.ownership import owner_id
 from providers.windows_service.model import WindowsServiceModel
 from providers.windows_service.provider import WindowsServiceProvider
 
@@ -55,6 +56,7 @@ class WindowsService(Resource, module="windows", name="WindowsService"):
             if failure_actions is not None
             else defaults["failure_actions"].default.model_dump(mode="json"),
             "state": state,
+            "owner": owner_id("windows:WindowsService", resource_name, opts),
             "service_sid": None,
             "account_sid": None,
             "image_path": None,

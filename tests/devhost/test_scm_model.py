@@ -8,11 +8,12 @@ import pytest
 
 from devhost import accounts, features, lsa, ps51, scm
 from devhost.fs import WindowsFs
-from devhost.ops import windows_feature, windows_service
+from devhost.ops import ownership, windows_feature, windows_service
 from providers.scripting.runner import ScriptRef, render_script
 from providers.windows_service.model import WindowsServiceModel, quote_argument, split_image_path
 
 EXE = "C:\\identitymanagerContoso\\Runtime\\Usercube-Agent.exe"
+OWNER = "organization/usercube-agents/local/windows:WindowsService::agent-service"
 
 
 def place_program(state: Path, path: str = EXE, content: bytes = b"MZ agent") -> None:
@@ -115,7 +116,12 @@ def test_service_sid_resolves_while_the_service_exists(tmp_path: Path) -> None:
 
 def spec_of(**values: object) -> dict[str, object]:
     model = WindowsServiceModel.model_validate(
-        {"connection": {"host": "h", "username": "u", "password": "p"}, "name": "UsercubeAgent", "binary_path": EXE}
+        {
+            "connection": {"host": "h", "username": "u", "password": "p"},
+            "name": "UsercubeAgent",
+            "binary_path": EXE,
+            "owner": OWNER,
+        }
         | values
     )
     return model.script_input()
@@ -132,7 +138,7 @@ def test_set_model_reports_each_change_and_masks_the_password(tmp_path: Path) ->
     assert moved.ok, moved.error
     assert {c["property"] for c in moved.changes} == {"account", "password", "logon_right", "state"}
     assert all("pw-1" not in str(c) for c in moved.changes)
-    taken = windows_service.set_(fs, spec_of() | {"create": True})
+    taken = windows_service.set_(fs, spec_of() | {"create": True, "owner": "another/stack"})
     assert not taken.ok and taken.error is not None and taken.error["id"] == "ServiceExists"
     gone = windows_service.remove(fs, spec_of())
     assert gone.ok and gone.state["ensure"] == "absent"
@@ -145,16 +151,19 @@ def test_a_create_adopts_the_service_its_own_create_left_and_refuses_any_other(t
     fs = WindowsFs(tmp_path)
     spec = spec_of() | {"create": True}
     left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+    windows_service.write_creating_record(fs, spec["name"], OWNER)  # set.ps1 writes it before Create
     scm.create(tmp_path, **left, start_mode="Auto", start_name="LocalSystem", password=None)
     adopted = windows_service.set_(fs, spec)
     assert adopted.ok, adopted.error
     assert adopted.state["state"] == "Running" and "ensure" not in {c["property"] for c in adopted.changes}
+    assert adopted.state["owner_marker"] == OWNER, "marked as this resource's"
     windows_service.remove(fs, spec_of())
     for other in (
         {"start_mode": "Manual"},
         {"display_name": "Someone else's"},
         {"start_name": "NT AUTHORITY\\NetworkService"},
     ):
+        windows_service.write_creating_record(fs, spec["name"], OWNER)
         scm.create(tmp_path, **{**left, "start_mode": "Auto", "start_name": "LocalSystem", "password": None, **other})
         taken = windows_service.set_(fs, spec)
         assert not taken.ok and taken.error is not None and taken.error["id"] == "ServiceExists", other
@@ -167,7 +176,7 @@ RECOVERY = {"actions": [{"action": "Restart", "delay_seconds": 60}], "reset_peri
 @pytest.mark.parametrize(
     ("left_settings", "adopted"),
     [
-        ({}, True),  # cut right after Create; also the manual's `sc.exe create` by hand (review S2: adopted)
+        ({}, True),  # cut right after Create
         ({"description": "Contoso agent"}, True),  # cut after Set-Service -Description
         ({"description": "Contoso agent", "failure_actions": RECOVERY}, True),  # cut after sc.exe failure
         ({"description": "Installed by hand"}, False),
@@ -180,13 +189,13 @@ def test_a_create_adopts_only_a_description_and_recovery_actions_its_own_run_can
 ) -> None:
     """Review A2: set.ps1 sets the description and the recovery actions after Create, so a service its interrupted
     run left has none or the declared ones; the same program and name with another description or other recovery
-    actions (set by hand, or by another tool) was not made by it and is refused. The manual's own hand install
-    (`sc.exe create` sets neither) carries exactly Create's defaults and is still adopted (review S2); only an
-    ownership marker (review A3) would tell it apart."""
+    actions (set by hand, or by another tool) was not made by it and is refused, even with the record of a create
+    under way that names it."""
     place_program(tmp_path)
     fs = WindowsFs(tmp_path)
     spec = spec_of(description="Contoso agent", failure_actions=RECOVERY) | {"create": True}
     left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+    windows_service.write_creating_record(fs, spec["name"], OWNER)
     scm.create(tmp_path, **left, start_mode="Auto", start_name="LocalSystem", password=None)
     scm.admin_edit_service(tmp_path, spec["name"], **left_settings)
     result = windows_service.set_(fs, spec)
@@ -253,7 +262,8 @@ def test_a_start_racing_a_deletion_is_reported_as_the_deletion(tmp_path: Path) -
 def delete_at_our_stop(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
     """Another program deletes the service just as the script stops it, once. 'marked': `sc.exe delete` of the running
     service only marks it, and our stop makes it go (Stop() returns, WaitForStatus then meets 1060). 'gone': it stops
-    and deletes it first, so our stop itself meets 1060 (referencesource ServiceController.GetServiceHandle)."""
+    and deletes it first, so our stop itself meets 1060 (referencesource ServiceController: Stop() reads ServiceName,
+    GenerateNames throws NoService with the 1060 of GetServiceDisplayName)."""
     real_stop = scm.stop
     raced: list[str] = []
 
@@ -291,9 +301,10 @@ def test_a_set_whose_service_is_deleted_during_its_stop_fails_and_a_remove_succe
     delete_at_our_stop(monkeypatch, when)
     gone = windows_service.remove(fs, spec_of())
     assert gone.ok, gone.error
-    assert gone.state == {"ensure": "absent", "name": "UsercubeAgent"} and [c["property"] for c in gone.changes] == [
-        "state"
-    ], "stopped by us, deleted by the other program"
+    assert gone.state == {"ensure": "absent", "name": "UsercubeAgent"}
+    # Review adopt4 E2: 'marked', our stop made it go; 'gone', the other program had stopped it: no change of ours.
+    assert [c["property"] for c in gone.changes] == (["state"] if when == "marked" else [])
+    assert gone.changed is (when == "marked")
 
 
 def test_a_remove_of_a_stopped_service_deleted_after_the_first_read_succeeds(
@@ -341,7 +352,8 @@ def test_a_start_whose_service_went_before_the_delete_flag_read_says_it_was_dele
     with pytest.raises(windows_service._Stop) as raced:
         windows_service._control(tmp_path, "UsercubeAgent", "Start")
     error = raced.value.envelope.error
-    assert error is not None and (error["id"], error["property"]) == ("ServiceMarkedForDelete", "name")
+    # Review adopt4 E1: the same event as a 1060 at the start, so the same id.
+    assert error is not None and (error["id"], error["property"]) == ("ServiceDeleted", "name")
     assert "deleted while being started" in error["message"] and "services.msc" not in error["message"]
 
 
@@ -375,15 +387,33 @@ def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
         ("set", "if ($Action -eq 'Start' -and $code -eq 1058) {", "if ($false) {"),
         # Review S4: no Delete of a service already marked; a stop that makes it go (1060) is the stop done.
         ("remove", "if (-not $before.marked_for_delete) {", "if ($true) {"),
-        ("remove", "if ($Action -eq 'Stop' -and $code -eq 1060 -and $GoneIsStopped) { return }", ""),
+        ("remove", "if ($Action -eq 'Stop' -and $code -eq 1060 -and $GoneIsStopped) { return $sent }", ""),
         # Review T1, T3, T5, T6: 1060 is the stop done only for remove; no Delete on a vanished service; a key that
         # is there but read neither values nor an error has an id; a start whose key went says it was deleted.
-        ("remove", "-Action 'Stop' -GoneIsStopped\n", "-Action 'Stop'\n"),
+        ("remove", "-Action 'Stop' -GoneIsStopped) {", "-Action 'Stop') {"),
         ("set", "$name -Action 'Stop'\n    [void]", "$name -Action 'Stop' -GoneIsStopped\n    [void]"),
-        ("set", " -and $GoneIsStopped) { return }", ") { return }"),
-        ("remove", "    if ($null -ne $service) {\n", "    if ($true) {\n"),
+        ("set", " -and $GoneIsStopped) { return $sent }", ") { return $sent }"),
+        ("remove", "    if ($null -ne $service -and -not (Test-DeleteFlag", "    if ($true -and -not (Test-DeleteFlag"),
         ("get", "if ($keyErrors.Count -gt 0) { throw $keyErrors[0] }", "throw $keyErrors[0]"),
         ("set", "it was deleted while being started", "it is marked for deletion"),
+        # Review A3: the owner marker, the record of a create under way, the update and remove rules.
+        (
+            "set",
+            "($marker -eq '') -and ($null -ne $creating) -and ([string]$creating.name -eq $name) -and",
+            "$true -and",
+        ),
+        ("set", "Write-OwnersJson $creatingPath ([ordered]@{ owner = $owner; name = $name })\n", ""),
+        (
+            "set",
+            "        Set-OwnerMarker $name $owner\n        [void]$changes.Add((New-Change -Property 'ensure'",
+            "        [void]$changes.Add((New-Change -Property 'ensure'",
+        ),
+        ("set", "$fromBeforeMarkers = ($marker -eq '') -and ($previous -eq '')", "$fromBeforeMarkers = $true"),
+        ("remove", "($owner -ne '' -and $marker -ceq $owner) -or", "($true) -or"),
+        ("get", "$marker = $Values.PSObject.Properties[$OwnerMarkerName]", "$marker = $null"),
+        # Review adopt4 E2, E4: a change only for a stop sent; the DeleteFlag read again before Delete.
+        ("remove", "        $sent = $true\n        $controller.WaitForStatus", "        $controller.WaitForStatus"),
+        ("remove", "-not (Test-DeleteFlag (Get-ServiceKeyValues $name))", "$true"),
         # Review S5: a key gone between Get-CimInstance and its read is the service absent, not ItemNotFound.
         ("get", " -ErrorAction SilentlyContinue -ErrorVariable keyErrors", ""),
         ("get", "    if ($null -eq $values) {\n        return [ordered]@{ ensure = 'absent'", "    if ($false) {\n"),
@@ -426,3 +456,102 @@ def test_feature_model_refuses_client_os(tmp_path: Path) -> None:
 def test_image_path_arguments_round_trip(arguments: list[str]) -> None:
     image = " ".join([f'"{EXE}"', *(quote_argument(a) for a in arguments)])
     assert split_image_path(image) == (EXE, arguments)
+
+
+def hand_install(state: Path, spec: dict[str, object]) -> None:
+    """The manual's `sc.exe create` with exactly the values set.ps1's Create uses: no marker, no record."""
+    left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+    scm.create(state, **left, start_mode="Auto", start_name="LocalSystem", password=None)  # type: ignore[arg-type]
+
+
+def test_a_create_refuses_a_hand_installed_service_and_adopts_only_its_own(tmp_path: Path) -> None:
+    """Review A3: the same values as Create's are no proof of ownership. A create adopts a service that carries its
+    marker (written right after Create: the reply was lost), or an unmarked one its own record of a create under way
+    names (the kill came between Create and the marker); the manual's hand install, or another resource's service,
+    is refused with ServiceExists naming the fix, and left untouched."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    hand_install(tmp_path, spec)
+    refused = windows_service.set_(fs, spec)
+    assert not refused.ok and refused.error is not None
+    assert (refused.error["id"], refused.error["property"]) == ("ServiceExists", "name")
+    assert (
+        "sc.exe delete UsercubeAgent" in refused.error["message"] and "no ownership marker" in refused.error["message"]
+    )
+    assert scm.get(tmp_path, "UsercubeAgent").state == "Stopped"  # type: ignore[union-attr]
+    assert scm.get(tmp_path, "UsercubeAgent").key_values == {}  # type: ignore[union-attr]
+    other = windows_service.set_(fs, spec | {"owner": "another/stack"})
+    assert not other.ok and other.error is not None and other.error["id"] == "ServiceExists"
+    scm.admin_delete_service(tmp_path, "UsercubeAgent")  # the fix the message names
+
+    created = windows_service.set_(fs, spec)
+    assert created.ok and created.state["owner_marker"] == OWNER, created.error
+    assert ownership.records(fs, windows_service.CREATING_FOLDER) == [], "the record goes once the marker is there"
+    again = windows_service.set_(fs, spec)  # the create's reply was lost: the retried create finds its marker
+    assert again.ok and again.changed is False, again.error
+    foreign = windows_service.set_(fs, spec | {"owner": "another/stack"})
+    assert not foreign.ok and foreign.error is not None and foreign.error["id"] == "ServiceExists"
+    assert f"ownership marker of '{OWNER}'" in foreign.error["message"]
+
+
+def test_a_refused_create_leaves_no_record_to_adopt_by(tmp_path: Path) -> None:
+    """The record is written before Create; a Create refused (here 1078, the display name taken) created nothing, so
+    the record goes: a service of that name installed later by hand is not taken for this resource's."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    new(tmp_path, "Other", display_name="Taken")
+    refused = windows_service.set_(fs, spec_of(display_name="Taken") | {"create": True})
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "DuplicateServiceName"
+    assert ownership.records(fs, windows_service.CREATING_FOLDER) == []
+
+
+def test_a_service_created_before_markers_keeps_working_for_update_and_delete(tmp_path: Path) -> None:
+    """A state written by an earlier version: its service carries no marker. Its update (previous_owner empty) marks
+    it and goes on; its destroy (owner empty: the state's inputs) deletes it. A marked service of another owner is
+    neither updated nor deleted, and an unmarked one under a state that has an owner was installed again by someone
+    else: not updated."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of()
+    hand_install(tmp_path, spec)  # what the earlier version's Create left, with no marker
+    legacy_delete = windows_service.remove(fs, spec | {"owner": ""})
+    assert legacy_delete.ok and legacy_delete.state["ensure"] == "absent", legacy_delete.error
+
+    hand_install(tmp_path, spec)
+    not_since = windows_service.set_(fs, spec | {"previous_owner": OWNER})
+    assert not not_since.ok and not_since.error is not None and not_since.error["id"] == "ServiceNotOwned"
+    updated = windows_service.set_(fs, spec | {"previous_owner": ""})
+    assert updated.ok and updated.state["owner_marker"] == OWNER, updated.error
+    assert "owner_marker" in {c["property"] for c in updated.changes}
+    renamed = windows_service.set_(fs, spec | {"owner": "new/id", "previous_owner": OWNER})
+    assert renamed.ok and renamed.state["owner_marker"] == "new/id", renamed.error
+
+    for owner in (OWNER, ""):  # another's marker: a destroy of this resource leaves it running
+        kept = windows_service.remove(fs, spec | {"owner": owner})
+        assert kept.ok and kept.changed is False and kept.state["state"] == "Running", owner
+    assert scm.get(tmp_path, "UsercubeAgent") is not None
+    assert windows_service.remove(fs, spec | {"owner": "new/id"}).state["ensure"] == "absent"
+
+
+def test_a_remove_rereads_the_delete_flag_before_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review adopt4 E4: another program marks the stopped service for deletion after remove's first read, while
+    services.msc holds it open. Delete would return 16 (1072); remove reads the DeleteFlag again and leaves it to go."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    assert windows_service.set_(fs, spec_of(state="Stopped") | {"create": True}).ok
+    real_state = windows_service._state
+    reads: list[str] = []
+
+    def then_marked(state_dir: Path, name: str) -> dict[str, object]:
+        state = real_state(state_dir, name)
+        if not reads:
+            reads.append(name)
+            scm.admin_open_handle(state_dir, name)
+            assert scm.delete(state_dir, name) is False
+        return state
+
+    monkeypatch.setattr(windows_service, "_state", then_marked)
+    removed = windows_service.remove(fs, spec_of())
+    assert removed.ok, removed.error
+    assert removed.changed is False and removed.state["marked_for_delete"] is True

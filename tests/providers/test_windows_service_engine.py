@@ -207,12 +207,14 @@ def test_windows_refusals_name_the_property(simulated: Target, engine: Engine) -
 
     assert simulated.state_dir is not None
     taken = new_service(simulated)
+    # Review A3: installed by hand with exactly the values this resource's Create uses (the manual's `sc.exe create`),
+    # so only the missing ownership marker tells it from what an interrupted create of ours leaves.
     scm.create(
         simulated.state_dir,
         name=taken["name"],
         display_name=taken["name"],
-        image_path=f'"{taken["binary_path"]}"',
-        start_mode="Manual",
+        image_path=f'"{taken["binary_path"]}" --service',
+        start_mode="Auto",
         start_name="LocalSystem",
         password=None,
     )
@@ -220,7 +222,7 @@ def test_windows_refusals_name_the_property(simulated: Target, engine: Engine) -
     accounts.add_account(simulated.state_dir, user, "user", "the-real-password")
     missing_exe = {**new_service(simulated), "binary_path": "C:\\UsercubeIacTests\\nowhere\\Usercube-Agent.exe"}
     cases: list[tuple[dict[str, Any], str, str]] = [
-        (taken, "[ServiceExists]", "The specified service already exists. (1073)"),
+        (taken, "[ServiceExists]", "already exists (1073) and this resource did not create it"),
         (
             {**new_service(simulated), "account": "CONTOSO\\nobody", "password": "x"},
             "[InvalidServiceAccount]",
@@ -286,13 +288,19 @@ def test_bad_input_is_refused_before_any_host_call(
     assert simulated.journal_since(mark) == []
 
 
-def create_as_set_would(simulated: Target, desired: dict[str, Any]) -> dict[str, Any]:
-    """What set.ps1's Win32_Service.Create makes of `desired` (Automatic, LocalSystem), and no more: the service an
-    interrupted create leaves on the host. Returns the script input it was made from."""
+def create_as_set_would(simulated: Target, desired: dict[str, Any], stack: EngineStack) -> dict[str, Any]:
+    """What set.ps1 does of `desired` up to its Win32_Service.Create (Automatic, LocalSystem), and no more: the record
+    of the create under way for the stack's resource, then the service, unmarked: what a kill between Create and the
+    marker leaves on the host. Returns the script input it was made from."""
     from devhost import scm
+    from devhost.fs import WindowsFs
+    from devhost.ops import windows_service
 
     assert simulated.state_dir is not None
     created = WindowsServiceModel.model_validate({"connection": simulated.connection, **desired}).script_input()
+    # providers/framework/ownership.owner_id of the program's resource (a file backend's organization).
+    owner = f"organization/usercube-test/{stack.name}/windows:WindowsService::agent-service"
+    windows_service.write_creating_record(WindowsFs(simulated.state_dir), created["name"], owner)
     scm.create(
         simulated.state_dir,
         name=created["name"],
@@ -312,13 +320,14 @@ def test_a_create_adopts_the_service_an_interrupted_create_left(simulated: Targe
 
     assert simulated.state_dir is not None
     desired = new_service(simulated)
-    created = create_as_set_would(simulated, desired)
-    assert created["start_type"] == "Automatic" and created["account"] == "LocalSystem"
     stack = engine(service_program(simulated, desired))
+    created = create_as_set_would(simulated, desired, stack)
+    assert created["start_type"] == "Automatic" and created["account"] == "LocalSystem"
     run = stack.up()
     assert run.ok, run.output
     service = scm.get(simulated.state_dir, desired["name"])
     assert service is not None and service.state == "Running"
+    assert service.key_values.get("UsercubeIacOwner", "").endswith("::agent-service"), "marked as this resource's"
     assert stack.preview(expect_no_changes=True).ok
     assert stack.destroy().ok
     assert scm.get(simulated.state_dir, desired["name"]) is None
@@ -332,10 +341,10 @@ def test_a_create_refuses_a_service_marked_for_deletion_and_leaves_it_alone(simu
 
     assert simulated.state_dir is not None
     desired = new_service(simulated)
-    create_as_set_would(simulated, desired)
+    stack = engine(service_program(simulated, desired))
+    create_as_set_would(simulated, desired, stack)
     scm.admin_open_handle(simulated.state_dir, desired["name"])
     assert scm.delete(simulated.state_dir, desired["name"]) is False
-    stack = engine(service_program(simulated, desired))
     refused = stack.up()
     assert not refused.ok
     assert "ServiceMarkedForDelete" in refused.output and "close services.msc" in refused.output, refused.output

@@ -21,7 +21,7 @@ $Win32ServiceResults = @{
     20 = @('InvalidServiceName', 'The filename, directory name, or volume label syntax is incorrect. (123)', 'choose another name')
     21 = @('InvalidParameter', 'The parameter is incorrect. (87)', 'check the values')
     22 = @('InvalidServiceAccount', 'The account name is invalid or does not exist, or the password is invalid for the account name specified. (1057)', 'create the account or fix its name')
-    23 = @('ServiceExists', 'The specified service already exists. (1073)', 'choose another name, or delete or import the existing service')
+    23 = @('ServiceExists', 'The specified service already exists. (1073)', 'choose another name, or delete the existing service')
 }
 $Win32ServiceProperty = @{ Create = 'name'; Delete = 'name'; Change = 'account' }
 
@@ -53,13 +53,19 @@ $StartErrors = @{
     1060 = @('ServiceDeleted', 'name', 'another program deleted the service during this run; find what deletes it, then `up --refresh` creates it again')
 }
 
+# With -GoneIsStopped (remove.ps1 only) it outputs whether this call stopped the service: $false when the service was
+# gone before it (another program stopped and deleted it first: Stop() itself meets 1060, from ServiceController's
+# GenerateNames, NoService), so that remove reports no change it did not make. Without the switch it outputs nothing.
 function Invoke-ServiceControl {
     param([string] $Name, [ValidateSet('Start', 'Stop')] [string] $Action, [switch] $GoneIsStopped)
     $controller = New-Object System.ServiceProcess.ServiceController $Name
     $target = if ($Action -eq 'Start') { 'Running' } else { 'Stopped' }
+    $sent = $false
     try {
         if ($Action -eq 'Start') { $controller.Start() } else { $controller.Stop() }
+        $sent = $true
         $controller.WaitForStatus($target, [TimeSpan]::FromSeconds(60))
+        if ($GoneIsStopped) { return $true }
     } catch {
         $exception = $_.Exception
         while ($null -ne $exception) {
@@ -67,13 +73,13 @@ function Invoke-ServiceControl {
                 $code = $exception.NativeErrorCode
                 # Marking a service for deletion sets its start type to Disabled (MS-SCMR 3.1.4.3 RDeleteService),
                 # and StartService checks Disabled first (ReactOS base/system/services/rpcserver.c RStartServiceW;
-                # seen on Windows: Flowseal/zapret-discord-youtube#8521 and #2187). So a start that races a deletion
+                # seen on Windows: Flowseal/zapret-discord-youtube#8521, #12070). So a start that races a deletion
                 # answers 1058; its DeleteFlag, or its key already gone (the deletion finished since), tells it from a
                 # Disabled start_type, and the error names the deletion instead of a start_type to change.
                 if ($Action -eq 'Start' -and $code -eq 1058) {
                     $values = Get-ServiceKeyValues $Name
                     if ($null -eq $values) {
-                        Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
+                        Stop-Operation -Id 'ServiceDeleted' -Property 'name' -Message (
                             "start of service '$Name' failed: it was deleted while being started ($code); " +
                             'find what deletes it, then `up --refresh` creates it again')
                     }
@@ -87,7 +93,7 @@ function Invoke-ServiceControl {
                 # A service marked for deletion goes once it is stopped and its last handle is closed (learn.microsoft.com
                 # DeleteService, Remarks): WaitForStatus then finds no service to query (1060). For remove.ps1 (-GoneIsStopped)
                 # that is the stop done; for any other caller the service it was to leave Stopped is gone: ServiceDeleted.
-                if ($Action -eq 'Stop' -and $code -eq 1060 -and $GoneIsStopped) { return }
+                if ($Action -eq 'Stop' -and $code -eq 1060 -and $GoneIsStopped) { return $sent }
                 $known = $StartErrors[$code]
                 if ($null -eq $known) { $known = @("Service${Action}Failed", 'state', 'see the System event log') }
                 Stop-Operation -Id $known[0] -Property $known[1] -Message "$($Action.ToLower()) of service '$Name' failed: $($exception.Message) ($code); $($known[2])"
@@ -213,7 +219,28 @@ function Get-ServiceState([string] $Name) {
         service_sid = $serviceSid
         account_sid = (Get-AccountSid $account)
         marked_for_delete = (Test-DeleteFlag $values)
+        owner_marker = (Get-OwnerMarker $values)
     }
+}
+
+# Who created the service: the owner id (providers/framework/ownership.py) that set.ps1 writes right after its Create,
+# as a value of its own under the service's key. That key holds the service's configuration (learn.microsoft.com,
+# "HKLM\SYSTEM\CurrentControlSet\Services registry tree") and goes with the service ("deleting the service key and
+# its subkeys", DeleteService, Remarks), so a marker never outlives the service it marks: a service installed later
+# under the same name (the manual's `sc.exe create`) carries none. Only SYSTEM and Administrators may write the key.
+# Read StrictMode-safe, as DeleteFlag is: the value is absent on any service this project did not stamp.
+$OwnerMarkerName = 'UsercubeIacOwner'
+
+function Get-OwnerMarker($Values) {
+    if ($null -eq $Values) { return '' }
+    $marker = $Values.PSObject.Properties[$OwnerMarkerName]
+    if ($null -eq $marker) { return '' }
+    return [string]$marker.Value
+}
+
+function Set-OwnerMarker([string] $Name, [string] $Owner) {
+    $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name"
+    [void](New-ItemProperty -LiteralPath $key -Name $OwnerMarkerName -PropertyType String -Value $Owner -Force)
 }
 
 # The values under the service's key, or $null once the key is gone. A service marked for deletion goes, "deleting

@@ -1,8 +1,10 @@
 param([Parameter(Mandatory = $true)] [string] $InputJson)
 {% include 'prelude.ps1' %}
+{% include '_owners.ps1' %}
 {% include '_common.ps1' %}
 
 $name = [string]$Spec.name
+$owner = [string]$Spec.owner
 $credential = Get-StartCredential ([string]$Spec.account) $Spec.password
 $changes = New-Object System.Collections.ArrayList
 $before = Get-ServiceState $name
@@ -17,43 +19,90 @@ if ($before.ensure -eq 'present' -and $before.marked_for_delete) {
         'close services.msc and every program holding the service open (or restart the host), then retry')
 }
 
-# On creation Win32_Service.Create runs even when the name is taken, so that Windows refuses with
-# 'already exists' (1073) instead of this resource silently taking over a service it did not create.
-# Except the service this resource's own Create makes: same program, display name, account and start mode,
-# and a description and recovery actions that are Create's (none) or the declared ones (the steps below
-# set them after Create). That one is what an interrupted run left (the CLI killed after Create, or
-# Create's reply lost): it is adopted, and the steps after Create below bring it to the rest of what is
-# declared. A service with any other description or recovery actions was not made by this script: refused.
-$leftByOwnCreate = $false
-if ($before.ensure -eq 'present') {
-    # Create's StartMode below; 'AutomaticDelayedStart' is Automatic plus a registry value set after Create.
-    $createMode = if ([string]$Spec.start_type -eq 'Manual') { 'Manual' } elseif ([string]$Spec.start_type -eq 'Disabled') { 'Disabled' } else { 'Automatic' }
-    $beforeMode = if ([string]$before.start_type -eq 'AutomaticDelayedStart') { 'Automatic' } else { [string]$before.start_type }
-    $noActionsKey = Get-FailureActionKey ([ordered]@{ actions = @(); reset_period_seconds = [long]0 })
-    $leftByOwnCreate = ([string]$before.image_path -ceq [string]$Spec.image_path) -and
-        ([string]$before.display_name -ceq [string]$Spec.display_name) -and
-        ([string]$before.account -eq [string]$Spec.account) -and
-        ($beforeMode -eq $createMode) -and
-        (@('', [string]$Spec.description) -ccontains [string]$before.description) -and
-        (@($noActionsKey, (Get-FailureActionKey $Spec.failure_actions)) -ccontains (Get-FailureActionKey $before.failure_actions))
+# Ownership (review A3): a service is this resource's when it carries its marker (Set-OwnerMarker, right after Create).
+# Between Create and the marker a kill leaves an unmarked service, so a record of the create under way is written
+# BEFORE Create, in the project's owners records (%ProgramData%\UsercubeIac\Owners\WindowsService\creating, one per
+# owner id: _owners.ps1), and deleted once the marker is there. A create adopts a service only when it carries this
+# resource's marker, or carries none while that record names it and it is still as Create made it (program, display
+# name, account, start mode; description and recovery actions none or the declared ones): the manual's `sc.exe create`
+# by hand with the same values is refused. An update also accepts a service with no marker when the state is from
+# before markers (previous_owner empty: an earlier version created it), and the marker of previous_owner (the
+# resource's id changed): both get this resource's marker. Decided and stamped under the owners lock, so that two
+# stacks creating the same name are decided one after the other.
+if (-not $owner) {
+    Stop-Operation -Id 'OwnerMissing' -Property 'owner' -Message 'the owner id is empty; the WindowsService resource sets it: declare the service through it'
 }
-if ($before.ensure -eq 'absent' -or ([bool]$Spec.create -and -not $leftByOwnCreate)) {
-    $arguments = @{
-        Name = $name
-        DisplayName = [string]$Spec.display_name
-        PathName = [string]$Spec.image_path
-        ServiceType = [byte]16  # own process
-        ErrorControl = [byte]1  # normal: log and continue booting
-        StartMode = $(if ([string]$Spec.start_type -eq 'Manual') { 'Manual' } elseif ([string]$Spec.start_type -eq 'Disabled') { 'Disabled' } else { 'Automatic' })
-        DesktopInteract = $false
-        StartName = $credential[0]
+$creatingFolder = Get-OwnersFolder 'WindowsService' 'creating'
+$creatingPath = Get-OwnerRecordPath $creatingFolder $owner
+$lock = Enter-OwnersLock
+try {
+    # Admin-only, and what others may have put there deleted (_admin_folders.ps1): these records decide an adoption.
+    Initialize-OwnersFolder $creatingFolder
+    if ($before.ensure -eq 'present' -and $before.owner_marker -cne $owner) {
+        $marker = [string]$before.owner_marker
+        $whose = if ($marker) { "carries the ownership marker of '$marker'" } else { 'carries no ownership marker' }
+        if ([bool]$Spec.create) {
+            # Create's StartMode below; 'AutomaticDelayedStart' is Automatic plus a registry value set after Create.
+            $createMode = if ([string]$Spec.start_type -eq 'Manual') { 'Manual' } elseif ([string]$Spec.start_type -eq 'Disabled') { 'Disabled' } else { 'Automatic' }
+            $beforeMode = if ([string]$before.start_type -eq 'AutomaticDelayedStart') { 'Automatic' } else { [string]$before.start_type }
+            $noActionsKey = Get-FailureActionKey ([ordered]@{ actions = @(); reset_period_seconds = [long]0 })
+            $creating = Read-OwnersJson $creatingPath
+            $leftByOwnCreate = ($marker -eq '') -and ($null -ne $creating) -and ([string]$creating.name -eq $name) -and
+                ([string]$before.image_path -ceq [string]$Spec.image_path) -and
+                ([string]$before.display_name -ceq [string]$Spec.display_name) -and
+                ([string]$before.account -eq [string]$Spec.account) -and
+                ($beforeMode -eq $createMode) -and
+                (@('', [string]$Spec.description) -ccontains [string]$before.description) -and
+                (@($noActionsKey, (Get-FailureActionKey $Spec.failure_actions)) -ccontains (Get-FailureActionKey $before.failure_actions))
+            if (-not $leftByOwnCreate) {
+                Stop-Operation -Id 'ServiceExists' -Property 'name' -Message (
+                    "service '$name' already exists (1073) and this resource did not create it: it $whose " +
+                    "(HKLM\SYSTEM\CurrentControlSet\Services\$name, value $OwnerMarkerName), e.g. an agent installed by hand. " +
+                    "Delete it (sc.exe stop $name, then sc.exe delete $name) and run ``up`` again to have it created here, or choose another name")
+            }
+        } else {
+            $previous = [string]$Spec.previous_owner
+            $fromBeforeMarkers = ($marker -eq '') -and ($previous -eq '')
+            $moved = ($marker -ne '') -and ($marker -ceq $previous)
+            if (-not ($fromBeforeMarkers -or $moved)) {
+                Stop-Operation -Id 'ServiceNotOwned' -Property 'name' -Message (
+                    "service '$name' is no longer the one this resource created: it $whose (deleted and installed again " +
+                    'by someone else?). Delete it by hand and run `up --refresh` to have it created again, or choose another name')
+            }
+        }
+        Set-OwnerMarker $name $owner
+        [void]$changes.Add((New-Change -Property 'owner_marker' -Before $marker -After $owner))
+    } elseif ($before.ensure -eq 'absent') {
+        Write-OwnersJson $creatingPath ([ordered]@{ owner = $owner; name = $name })
+        $arguments = @{
+            Name = $name
+            DisplayName = [string]$Spec.display_name
+            PathName = [string]$Spec.image_path
+            ServiceType = [byte]16  # own process
+            ErrorControl = [byte]1  # normal: log and continue booting
+            StartMode = $(if ([string]$Spec.start_type -eq 'Manual') { 'Manual' } elseif ([string]$Spec.start_type -eq 'Disabled') { 'Disabled' } else { 'Automatic' })
+            DesktopInteract = $false
+            StartName = $credential[0]
+        }
+        if ($null -ne $credential[1]) { $arguments.StartPassword = $credential[1] }
+        try {
+            Invoke-Win32ServiceMethod -Method 'Create' -Arguments $arguments
+        } catch {
+            # Refused (a return value): nothing was created, and the record must not make a later create adopt a
+            # service of that name installed by someone else.
+            if ((Get-ServiceState $name).ensure -eq 'absent') { [System.IO.File]::Delete($creatingPath) }
+            throw
+        }
+        Set-OwnerMarker $name $owner
+        [void]$changes.Add((New-Change -Property 'ensure' -Before 'absent' -After 'present'))
+        $created = $true
     }
-    if ($null -ne $credential[1]) { $arguments.StartPassword = $credential[1] }
-    Invoke-Win32ServiceMethod -Method 'Create' -Arguments $arguments
-    [void]$changes.Add((New-Change -Property 'ensure' -Before 'absent' -After 'present'))
-    $created = $true
-    $before = Get-ServiceState $name
+    # Marked (or already ours): the record of the create under way has done its job.
+    [System.IO.File]::Delete($creatingPath)
+} finally {
+    Exit-OwnersLock $lock
 }
+$before = Get-ServiceState $name
 
 # Configuration held by Win32_Service: one Change call for everything that differs.
 $change = @{}
