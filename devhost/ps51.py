@@ -31,6 +31,21 @@ class ScriptFact:
         return (re.search(self.pattern, script) is not None) != self.present
 
 
+def in_function(name: str, pattern: str) -> str:
+    """A ``ScriptFact`` pattern that matches ``pattern`` inside the body of the script function ``name`` only.
+
+    The scripts write ``function Name ... {`` at the start of a line and close it with a ``}`` that starts a
+    line (nested blocks are indented), so the body runs up to the first line that starts with ``}``."""
+    return rf"(?ms)^function {re.escape(name)}\b(?:(?!^\}}).)*?{pattern}"
+
+
+def in_code_of_function(name: str, pattern: str) -> str:
+    """As ``in_function``, but only in the code of the body: what follows a ``#`` on a line (a comment) is not
+    searched, so a fact that forbids ``pattern`` is not broken by a comment naming it (a ``#`` inside a string
+    hides the rest of that line too: none of the facts' functions has one)."""
+    return in_function(name, rf"^[^#\n]*?{pattern}")
+
+
 def check_script(facts: Iterable[ScriptFact], operation: str, script: str) -> list[str]:
     """The facts of ``operation`` that ``script`` violates, each with its reason."""
     problems = []

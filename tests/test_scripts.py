@@ -168,10 +168,54 @@ def ps51_violations(text: str) -> list[str]:
     return [f"line {n}: {why}" for n, why in sorted(set(found))]
 
 
+# Constructs the tree-sitter grammar reads wrongly though they are valid Windows PowerShell 5.1, per file. Each is
+# replaced by a plain string before the parse and 5.1 checks, and only there; the test below fails when the grammar
+# learns it, so the entry is then removed.
+_GRAMMAR_FALSE_POSITIVES: dict[str, tuple[tuple[str, str], ...]] = {
+    "loop.ps1": (
+        (
+            '"`n#usercube-response $Id $([Environment]::WorkingSet) $encoded`n"',
+            # Minimal form: $f = "`n#a" (an escape sequence, later a '#' followed by text, in one expandable
+            # string): the grammar (tree-sitter-powershell 0.26.4) starts a comment at the '#', so the string
+            # never ends and the ERROR shows much later (loop.ps1 lines 118 and 142). In PowerShell a '#' inside
+            # a double-quoted string is a character of the string: an expandable-string-character is any
+            # character but $, " and ` (Windows PowerShell Language Specification 3.0, §2.3.5.2 String literals;
+            # a comment starts with # only where a token may start, §2.2.3 Comments). The string is
+            # Write-Response's frame header, which the runner matches (providers/scripting/runner.py).
+            "a '#' after an escape sequence in an expandable string is not a comment",
+        ),
+    ),
+}
+
+
+def _ps_source(name: str) -> str:
+    return jinja2.PackageLoader("providers.scripting", "ps").get_source(jinja2.Environment(), name)[0]
+
+
+def without_grammar_false_positives(name: str, text: str) -> str:
+    for construct, _why in _GRAMMAR_FALSE_POSITIVES.get(name, ()):
+        assert text.count(construct) == 1, f"{name}: the allowed construct {construct} is not there once"
+        text = text.replace(construct, "'grammar-false-positive'")
+    return text
+
+
+def test_loop_parses() -> None:
+    # loop.ps1 (the operation loop, sent as the first line of stdin) is no operation script: checked here.
+    assert error_lines(without_grammar_false_positives("loop.ps1", _ps_source("loop.ps1"))) == []
+
+
+def test_each_grammar_false_positive_is_still_one() -> None:
+    for name, entries in _GRAMMAR_FALSE_POSITIVES.items():
+        assert error_lines(_ps_source(name)) != [], f"{name} parses whole: remove its allow-list entries"
+        for construct, why in entries:
+            assert error_lines(f"$frame = {construct}\n") != [], f"{name}: {why}: the grammar reads it now"
+    assert error_lines('$f = "`n#a"\n') != [] and error_lines('$f = "#a"\n') == []
+
+
 def _all_script_texts() -> list[tuple[str, str]]:
     texts = [(ref.operation, render_script(ref)) for ref in operation_scripts()]
-    source = jinja2.PackageLoader("providers.scripting", "ps").get_source(jinja2.Environment(), "bootstrap.ps1")[0]
-    return [*texts, ("bootstrap", source)]
+    loop = without_grammar_false_positives("loop.ps1", _ps_source("loop.ps1"))
+    return [*texts, ("bootstrap", _ps_source("bootstrap.ps1")), ("loop", loop)]
 
 
 @pytest.mark.parametrize(("name", "text"), _all_script_texts(), ids=lambda value: value if "\n" not in value else "")

@@ -48,6 +48,16 @@ SCRIPT_FACTS = (
         r"[\s\S]*\} finally \{\s+Exit-DaclLock \$daclLock",
         "the model holds the mutex from the read of the DACL to its write, released whatever the outcome",
     ),
+    ScriptFact(
+        ("file_acl/set", "file_acl/remove"),
+        r"(?s)\$security\s*=\s*\$item\.GetAccessControl\("
+        r"(?:(?!\$security\s*=|\$security\.(?:Add|Set|Remove|Reset|Purge)Access).)*?"
+        r"if\s*\(\s*-not\s+\$security\.AreAccessRulesCanonical\s*\)\s*\{\s*(?:#[^\n]*\s*)*"
+        r"Stop-Operation\s+-Id\s+'AclNotCanonical'",
+        "R11: .NET's CommonAcl refuses to change a non-canonical DACL (InvalidOperationException, 'not in canonical "
+        "form'): between the read of the DACL and its first change, the script stops with AclNotCanonical, as the "
+        "model does (ntfs.is_canonical)",
+    ),
 )
 
 

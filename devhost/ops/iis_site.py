@@ -16,7 +16,7 @@ from devhost.ops.iis_common import (
     start_site,
     stop_site,
 )
-from devhost.ps51 import ScriptFact
+from devhost.ps51 import ScriptFact, in_code_of_function, in_function
 
 _KEYS = {"name", "physical_path", "app_pool", "bindings", "preload_enabled", "state"}
 _BINDING_KEYS = {"protocol", "binding_information", "ssl_flags", "certificate_hash", "certificate_store"}
@@ -27,6 +27,37 @@ SCRIPT_FACTS = (
         r"Stop-Operation -Id 'CertificateConflict'",
         "HTTP.sys holds one certificate per ip:port (host:port with SNI): Bindings.Add with another hash rewrites "
         "an entry another site shares and silently changes that site's certificate",
+    ),
+    ScriptFact(
+        ("iis_site/set",),
+        in_function(
+            "Test-EndpointConflict",
+            r"if\s*\(\s*\$null\s+-eq\s+\$A\s+-or\s+\$null\s+-eq\s+\$B\s*\)\s*\{\s*return\s+\$false\s*\}"
+            r"(?:(?!^\}).)*?\$A\.Ip\s+-eq\s+\$B\.Ip\s+-and\s+\$A\.Port\s+-eq\s+\$B\.Port\s+-and\s+"
+            r"\$A\.HostName\s+-eq\s+\$B\.HostName",
+        ),
+        "W3/B2: two bindings clash only on the same address, port and host name (iis.sites_conflict): HTTP.sys "
+        "prefers a specific address over the weak wildcard '*', so '*:80:' and '10.0.0.5:80:' both run; a "
+        "non-HTTP binding has no endpoint ($null, Get-BindingEndpoint) and clashes with nothing",
+    ),
+    ScriptFact(
+        ("iis_site/set",),
+        in_code_of_function("Test-EndpointConflict", r"'\*'"),
+        "W3: '*' is not treated as clashing with every address (iis.sites_conflict compares the addresses only)",
+        present=False,
+    ),
+    ScriptFact(
+        ("iis_site/set",),
+        r"(?i)\bStart-IisSite\s+\$site\b",
+        "R10: set starts the site through Start-IisSite, which retries while WAS does not know a site just "
+        "committed (0x800710D8; iis_common.start_site)",
+    ),
+    ScriptFact(
+        ("iis_site/set",),
+        r"(?im)^(?:(?!Invoke-WhenWasKnows)[^\n])*\$site\.Start\(\)",
+        "R10: no bare Site.Start(): right after the commit that created the site it throws 0x800710D8 "
+        "(iis.NotYetKnown) until WAS picks the site up; only Invoke-WhenWasKnows calls it",
+        present=False,
     ),
 )
 

@@ -12,9 +12,36 @@ from typing import Any
 
 import pytest
 
-from devhost import accounts, iis
+from devhost import accounts, iis, ps51
 from devhost.fs import WindowsFs
-from devhost.ops import iis_app_pool, iis_default_site_removal, iis_prerequisites, iis_site
+from devhost.ops import SCRIPT_FACTS, iis_app_pool, iis_common, iis_default_site_removal, iis_prerequisites, iis_site
+from providers.scripting.runner import ScriptRef, render_script
+from tools.bless_scripts import operation_scripts
+
+
+def script(resource: str, operation: str) -> str:
+    return render_script(ScriptRef(f"providers.{resource}", operation))
+
+
+def unfixed(resource: str, operation: str, fixed: str, old: str) -> str:
+    """The operation's script with the fix ``fixed`` put back to the text ``old`` it replaced (commit 6049d81)."""
+    text = script(resource, operation)
+    assert fixed in text, "the fix is no longer spelt this way: update the test"
+    return text.replace(fixed, old)
+
+
+def refused(operation: str, text: str) -> list[str]:
+    return ps51.check_script(SCRIPT_FACTS, operation, text)
+
+
+def test_the_iis_facts_hold_every_script_that_includes_iis_ps1() -> None:
+    including = {
+        ref.operation for ref in operation_scripts() if "function Import-IisAdministration" in render_script(ref)
+    }
+    assert set(iis_common.IIS_SCRIPT_OPERATIONS) == including
+    for operation in sorted(including):
+        resource, verb = operation.split("/")
+        assert refused(operation, script(resource, verb)) == []
 
 
 @pytest.fixture
@@ -327,8 +354,17 @@ def test_wcf_non_http_bindings_of_other_sites_are_not_parsed_as_endpoints(state:
     assert iis_app_pool.set_(WindowsFs(state), pool_spec("P")).ok
     created = iis_site.set_(WindowsFs(state), site_spec("S", "P"))
     assert created.ok and created.state["state"] == "Started", created.error
-    refused = iis_site.set_(WindowsFs(state), site_spec("T", "P", [http("*:80:")]))
-    assert refused.error is not None and refused.error["id"] == "BindingInUse"
+    in_use = iis_site.set_(WindowsFs(state), site_spec("T", "P", [http("*:80:")]))
+    assert in_use.error is not None and in_use.error["id"] == "BindingInUse"
+    # The unfixed Get-BindingEndpoint parsed every binding as '<ip>:<port>:<host>' (net.tcp '808:*' throws).
+    check = "    if ($Protocol -ne 'http' -and $Protocol -ne 'https') { return $null }\n"
+    for operation in iis_common.IIS_SCRIPT_OPERATIONS:
+        resource, verb = operation.split("/")
+        assert refused(operation, unfixed(resource, verb, check, "")), operation
+    late = unfixed("iis_site", "set", check, "").replace(
+        "    $port, $hostName = $rest.Split(':', 2)\n", "    $port, $hostName = $rest.Split(':', 2)\n" + check
+    )
+    assert refused("iis_site/set", late), "the protocol is checked before the text is parsed"
 
 
 def test_wildcard_and_specific_address_on_one_port_both_run(state: Path) -> None:
@@ -339,6 +375,13 @@ def test_wildcard_and_specific_address_on_one_port_both_run(state: Path) -> None
     assert iis.ServerManager(state).site_state(iis.DEFAULT_SITE) == "Started"
     same = iis_site.set_(WindowsFs(state), site_spec("Same", "P", [http("10.0.0.5:80:")]))
     assert same.error is not None and same.error["id"] == "BindingInUse" and "Specific" in same.error["message"]
+    fixed = "return $A.Ip -eq $B.Ip -and"
+    old = "return ($A.Ip -eq $B.Ip -or $A.Ip -eq '*' -or $B.Ip -eq '*') -and"
+    assert refused("iis_site/set", unfixed("iis_site", "set", fixed, old)), "'*' clashed with every address"
+    wildcard_too = fixed.replace("return", "if ($A.Ip -eq '*' -or $B.Ip -eq '*') { return $true }\n    return")
+    assert refused("iis_site/set", unfixed("iis_site", "set", fixed, wildcard_too))
+    no_null_guard = "    if ($null -eq $A -or $null -eq $B) { return $false }\n"
+    assert refused("iis_site/set", unfixed("iis_site", "set", no_null_guard, "")), "$null endpoints would clash"
 
 
 def test_removing_https_bindings_cleans_http_sys_unless_the_entry_is_shared(state: Path) -> None:
@@ -365,6 +408,15 @@ def test_removing_https_bindings_cleans_http_sys_unless_the_entry_is_shared(stat
     manager.remove_site("A")
     manager.commit()
     assert "0.0.0.0:443" in iis.sslcerts(state)
+    fixed = "[void]$Site.Bindings.Remove($Binding, $shared)"
+    for operation in iis_common.IIS_SCRIPT_OPERATIONS:
+        resource, verb = operation.split("/")
+        assert refused(operation, unfixed(resource, verb, fixed, "[void]$Site.Bindings.Remove($Binding)")), operation
+        assert refused(operation, unfixed(resource, verb, fixed, "[void]$Site.Bindings.Remove($Binding, $false)"))
+    inline = unfixed("iis_site", "set", "Remove-IisBinding $manager $site $binding", "$site.Bindings.Remove($binding)")
+    assert refused("iis_site/set", inline), "the unfixed set.ps1 removed bindings with the inherited Remove"
+    always_shared = unfixed("iis_site", "set", "{ $shared = $true }", "{ }")
+    assert refused("iis_site/set", always_shared)
 
 
 def test_a_new_certificate_on_a_shared_non_sni_entry_is_refused_not_given_to_the_other_site(state: Path) -> None:
@@ -435,6 +487,12 @@ def test_a_new_site_starts_although_was_does_not_know_it_for_a_moment(state: Pat
         iis.ServerManager(state).start_site("Probe")  # the unfixed script's single Start()
     created = iis_site.set_(WindowsFs(state), site_spec("S", "P"))
     assert created.ok and created.state["state"] == "Started", created.error
+    bare = unfixed("iis_site", "set", "            Start-IisSite $site\n", "            [void]$site.Start()\n")
+    assert refused("iis_site/set", bare), "the unfixed set.ps1 called Start() once"
+    unwrapped = unfixed("iis_site", "set", "Invoke-WhenWasKnows { [void]$Site.Start() }", "[void]$Site.Start()")
+    assert refused("iis_site/set", unwrapped), "Start-IisSite without the retry"
+    other_error = unfixed("iis_site", "set", "$e.HResult -eq -2147020584", "$e.HResult -eq -2147024864")
+    assert refused("iis_site/set", other_error), "the retry is on 0x800710D8"
 
 
 def test_commit_conflicts_are_recognized_by_type_and_hresult_not_by_message(state: Path) -> None:
@@ -445,6 +503,18 @@ def test_commit_conflicts_are_recognized_by_type_and_hresult_not_by_message(stat
     assert iis.is_commit_conflict(iis.EndpointInUse())  # 0x80070020, the sharing violation
     assert not iis.is_commit_conflict(iis.DuplicateEntry("site", "name", "x"))
     assert not iis.is_commit_conflict(iis.NotYetKnown())
+    fixed = "if ($e -is [System.IO.FileLoadException] -or $e.HResult -eq -2147024864)"
+    by_text = "if ($e.Message -match 'changed on disk|Cannot write configuration file' -or $e.HResult -eq -2147024864)"
+    also_text = fixed.replace("-or $e.HResult", "-or $e.Message -like '*changed on disk*' -or $e.HResult")
+    as_string = fixed.replace("$e -is [System.IO.FileLoadException]", "$e.ToString().Contains('changed on disk')")
+    for operation in iis_common.IIS_SCRIPT_OPERATIONS:
+        resource, verb = operation.split("/")
+        for old in (by_text, also_text, as_string):
+            assert refused(operation, unfixed(resource, verb, fixed, old)), (operation, old)
+    # A comment that names the message does not count as matching it.
+    loop = "    for ($e = $Exception; $null -ne $e; $e = $e.InnerException) {\n"
+    commented = unfixed("iis_site", "set", loop, "    # never: $e.Message -match 'changed on disk'\n" + loop)
+    assert refused("iis_site/set", commented) == []
 
 
 def test_a_default_site_removal_that_fails_leaves_no_owner_record(state: Path) -> None:

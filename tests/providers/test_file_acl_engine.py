@@ -400,3 +400,14 @@ def test_a_non_canonical_acl_is_refused_with_a_clear_error(simulated: Target, pr
         )
     assert "AclNotCanonical" in str(failed.value)
     remove_tree(simulated, path)
+    # The fix is a script statement the model is held to: without it (the unfixed set.ps1 / remove.ps1), or
+    # with it after the first change of the DACL, the script is refused.
+    start = "if (-not $security.AreAccessRulesCanonical) {"
+    for operation in ("set", "remove"):
+        text = render_script(ScriptRef("providers.file_acl", operation))
+        assert ps51.check_script(SCRIPT_FACTS, f"file_acl/{operation}", text) == []
+        check = text[text.index(start) : text.index("}", text.index("AclNotCanonical")) + 2]
+        assert ps51.check_script(SCRIPT_FACTS, f"file_acl/{operation}", text.replace(check, "")), operation
+        first_change = "    $security.RemoveAccessRuleSpecific($entry.rule)\n"
+        late = text.replace(check, "").replace(first_change, first_change + check)
+        assert late != text and ps51.check_script(SCRIPT_FACTS, f"file_acl/{operation}", late), operation
