@@ -29,7 +29,8 @@ Test hooks, all under ``<state>/_sim/``:
   ``times_out``, devhost.installers), ``cim_faults`` (one-shot: a Get-CimInstance of the
   class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers),
   ``staging_create_races`` (one-shot: another account makes a staging folder between Exists
-  and CreateDirectory, devhost.ops.staging).
+  and CreateDirectory, devhost.ops.staging). ``winrs_idle_timeout_ms`` is the host's winrm/config/winrs
+  IdleTimeout (default 7200000): a shell nobody used that long is deleted (devhost.wsman).
 * ``tls/`` — the generated CA and server certificate.
 """
 
@@ -319,6 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
             address=f"{scheme}://{self.headers.get('Host') or app.bind}/wsman",
             machine=host,
         )
+        # The host's winrm/config/winrs IdleTimeout (Windows' default 7200000 ms), for the shells created from now on.
+        idle_ms = float(knobs.get("winrs_idle_timeout_ms") or wsman.DEFAULT_IDLE_TIMEOUT_S * 1000)
+        app.service.idle_timeout_s = idle_ms / 1000
         status, reply = app.service.handle(message, caller)
         if fault is not None and self._inject(fault, message):
             event["status"] = 500 if fault.get("kind") == "http500" else None
