@@ -355,3 +355,26 @@ def test_max_processes_per_shell_is_windows_default_of_25_and_the_session_layer_
     close_session(conn)
     started = [e["shell_id"] for e in simulated.journal_since(mark) if e["kind"] == "command"]
     assert len(started) >= 3 and len(started) == len(set(started)), "never two processes in one shell"
+
+
+@pytest.mark.parametrize("form", ["split", "whole", "whole, quoted full path"])
+def test_a_whole_command_line_in_rsp_command_reaches_the_same_loop_as_the_split_form(
+    simulated: Target, form: str
+) -> None:
+    # WinRS joins rsp:Command and rsp:Arguments into one command line (WSManRunShellCommand: "a user can specify
+    # the command line and all of the arguments by using this parameter"), as pypsrp-style clients send it.
+    from providers.scripting.runner import POWERSHELL, bootstrap_arguments, encode_request, loop_preamble
+
+    program = {"whole, quoted full path": '"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"'}
+    command, arguments = POWERSHELL, bootstrap_arguments()
+    if form != "split":
+        command, arguments = " ".join([program.get(form, POWERSHELL), *arguments]), []
+    conn = fresh(connect(simulated))
+    mark = simulated.journal_mark()
+    try:
+        answer = session_for(conn).request(command, arguments, encode_request(GET, payload()), preamble=loop_preamble())
+    finally:
+        close_session(conn)
+    envelope = json.loads(answer)
+    assert envelope["ok"] is True and envelope["state"]["ensure"] == "absent", envelope
+    assert [e["op"] for e in simulated.operation_events_since(mark)] == ["settings_file/get"]
