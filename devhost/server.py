@@ -233,6 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.ntlm: auth.NtlmConnection | None = None
+        # SPNEGO's last acceptor token (accept-completed with its mechListMIC, RFC 4178 section 5) goes back on the
+        # response that follows the successful leg, in WWW-Authenticate, as IIS/HTTP.sys send it.
+        self.final_token: bytes | None = None
         self.encrypted = False
         if isinstance(self.request, ssl.SSLSocket):
             self.request.do_handshake()
@@ -364,6 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._unauthorized("NTLM challenge", challenge=challenge)
                 event["status"] = 401
                 return None
+            self.final_token = token
             return self.ntlm.user
         if self.ntlm is not None and self.ntlm.complete and self.ntlm.user is not None:
             event["auth"] = "ntlm"
@@ -413,6 +417,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data, content_type = body, "application/soap+xml;charset=UTF-8"
         self.send_response(status)
+        if self.final_token:
+            self.send_header("WWW-Authenticate", "Negotiate " + base64_text(self.final_token))
+            self.final_token = None
         if data:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
