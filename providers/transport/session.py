@@ -91,20 +91,14 @@ class WinRMSession:
                     response = channel.request(payload, self._conn.command_timeout_s)
                     self._after_response(channel, response)
                     return response.payload
-                except ShellGone as error:
-                    # The host deleted the idle shell: the request never reached a process, so it goes to a new
-                    # shell once, whether or not it is idempotent (the attempt is not counted).
-                    if error.delivered or reopened:
-                        if attempt == attempts:
-                            raise
-                    else:
+                except (HostUnreachable, WinRMProtocolError, ProcessEnded) as error:
+                    if isinstance(error, ShellGone) and not error.delivered and not reopened:
+                        # The host deleted the idle shell before this request reached a process: it goes to a
+                        # new shell once, idempotent or not, and that does not count as an attempt.
                         reopened = True
                         attempt -= 1
                         _log.info("%s; opening a new shell", error)
                         continue
-                    time.sleep(delay)
-                    delay = min(delay * 2, 8.0)
-                except (HostUnreachable, WinRMProtocolError, ProcessEnded) as error:
                     if attempt == attempts or not _is_transient(error):
                         raise
                     _log.warning("%s (attempt %d of %d); retrying in %.1fs", error, attempt, attempts, delay)
