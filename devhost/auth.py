@@ -4,7 +4,8 @@ SIMULATOR: nothing here is Windows. Two schemes, as a default WinRM listener
 configured with ``AllowUnencrypted=false`` offers them:
 
 * NTLM (``Authorization: Negotiate <raw NTLMSSP token>``, what pywinrm's
-  ``transport="ntlm"`` sends) through pyspnego's acceptor. NTLM authenticates
+  ``transport="ntlm"`` sends, or the same NTLM wrapped in SPNEGO, what pypsrp's
+  ``auth="negotiate"`` sends) through pyspnego's acceptor. NTLM authenticates
   the TCP connection, not a request, so one ``NtlmConnection`` lives as long
   as the connection. Over plain HTTP the SOAP bodies must then be sealed with
   the NTLM session key in the ``multipart/encrypted`` framing of MS-WSMV
@@ -144,6 +145,7 @@ class NtlmConnection:
         self._users_file = users_file
         self._bindings = channel_bindings
         self._context: spnego.ContextProxy | None = None
+        self._protocol = ""
         self.user: str | None = None
 
     @property
@@ -160,21 +162,34 @@ class NtlmConnection:
             token = base64.b64decode(token_b64, validate=True)
         except binascii.Error as exc:
             raise AuthFailed("malformed Negotiate token") from exc
-        if not token.startswith(b"NTLMSSP\x00"):
-            raise AuthFailed("only raw NTLM tokens are accepted (no Kerberos/SPNEGO on the simulator)")
-        message_type = struct.unpack("<I", token[8:12])[0] if len(token) >= 12 else 0
+        # Windows' Negotiate package takes a raw NTLMSSP token (pywinrm's transport="ntlm") or an SPNEGO token
+        # (RFC 4178; what pypsrp and Ansible's psrp send with auth="negotiate"): a NegTokenInit, a GSS-API
+        # InitialContextToken (tag 0x60), starts it and NegTokenResp tokens (tag 0xa1) continue it. Inside SPNEGO
+        # the simulator offers NTLM only: a client that proposes only Kerberos is refused, as by a host that is
+        # not in a domain.
+        if token.startswith(b"NTLMSSP\x00"):
+            message_type = struct.unpack("<I", token[8:12])[0] if len(token) >= 12 else 0
+            protocol, starts = "ntlm", message_type == 1
+        elif token[:1] == b"\x60":
+            protocol, starts = "negotiate", True
+        elif token[:1] == b"\xa1" and self._protocol == "negotiate":
+            protocol, starts = "negotiate", False
+        else:
+            raise AuthFailed("the Negotiate token is neither NTLMSSP nor SPNEGO (the simulator has no Kerberos)")
         with _ENV_LOCK:
             saved = os.environ.get("NTLM_USER_FILE")
             os.environ["NTLM_USER_FILE"] = str(self._users_file)
             try:
-                if message_type == 1 or self._context is None:
+                if starts or self._context is None or protocol != self._protocol:
                     self.user = None
-                    self._context = spnego.server(protocol="ntlm", channel_bindings=self._bindings)
+                    self._protocol = protocol
+                    self._context = spnego.server(protocol=protocol, channel_bindings=self._bindings)
                 out = self._context.step(token)
                 if self._context.complete:
                     self.user = self._context.client_principal or ""
                 return out
-            except spnego.exceptions.SpnegoError as exc:
+            # pyspnego raises ValueError or struct.error on garbage as well as SpnegoError: each is a 401.
+            except Exception as exc:
                 self._context = None
                 self.user = None
                 raise AuthFailed(f"NTLM authentication failed: {exc}") from exc

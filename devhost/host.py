@@ -24,6 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 from devhost.builtin_commands import check_command_line, start_builtin
+from devhost.cmdline import command_line_argv
 from devhost.fs import WindowsFs, WindowsPathError
 from devhost.hooks import Journal, Knobs, sim_dir
 from devhost.ops import OPERATIONS, UNLOCKED_OPERATIONS
@@ -285,10 +286,12 @@ class SimulatedHost(SimulatedHostApi):
         too_long = check_command_line(request)
         if too_long is not None:
             return too_long
-        # pywinrm sends all arguments in one rsp:Arguments element; split them as powershell.exe would.
-        arguments = " ".join(request.arguments).split()
-        if _POWERSHELL.match(request.command) and "-EncodedCommand" in arguments:
-            return self._start_bootstrap(request, arguments)
+        # The program gets one command line, rsp:Command and rsp:Arguments joined (pywinrm sends all arguments in
+        # one rsp:Arguments element; pypsrp and others may send the whole line in rsp:Command), and splits it by
+        # the CommandLineToArgvW rules (devhost.cmdline).
+        argv = command_line_argv(request.command_line)
+        if argv and _POWERSHELL.match(argv[0]) and "-EncodedCommand" in argv[1:]:
+            return self._start_bootstrap(request, argv[1:])
         return start_builtin(request)
 
     def _start_bootstrap(self, request: CommandRequest, arguments: list[str]) -> SimulatedProcess:

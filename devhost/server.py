@@ -29,7 +29,8 @@ Test hooks, all under ``<state>/_sim/``:
   ``times_out``, devhost.installers), ``cim_faults`` (one-shot: a Get-CimInstance of the
   class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers),
   ``staging_create_races`` (one-shot: another account makes a staging folder between Exists
-  and CreateDirectory, devhost.ops.staging).
+  and CreateDirectory, devhost.ops.staging). ``winrs_idle_timeout_ms`` is the host's winrm/config/winrs
+  IdleTimeout (default 7200000): a shell nobody used that long is deleted (devhost.wsman).
 * ``tls/`` — the generated CA and server certificate.
 """
 
@@ -232,6 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.ntlm: auth.NtlmConnection | None = None
+        # SPNEGO's last acceptor token (accept-completed with its mechListMIC, RFC 4178 section 5) goes back on the
+        # response that follows the successful leg, in WWW-Authenticate, as IIS/HTTP.sys send it.
+        self.final_token: bytes | None = None
         self.encrypted = False
         if isinstance(self.request, ssl.SSLSocket):
             self.request.do_handshake()
@@ -319,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
             address=f"{scheme}://{self.headers.get('Host') or app.bind}/wsman",
             machine=host,
         )
+        # The host's winrm/config/winrs IdleTimeout (Windows' default 7200000 ms), for the shells created from now on.
+        idle_ms = float(knobs.get("winrs_idle_timeout_ms") or wsman.DEFAULT_IDLE_TIMEOUT_S * 1000)
+        app.service.idle_timeout_s = idle_ms / 1000
         status, reply = app.service.handle(message, caller)
         if fault is not None and self._inject(fault, message):
             event["status"] = 500 if fault.get("kind") == "http500" else None
@@ -360,6 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._unauthorized("NTLM challenge", challenge=challenge)
                 event["status"] = 401
                 return None
+            self.final_token = token
             return self.ntlm.user
         if self.ntlm is not None and self.ntlm.complete and self.ntlm.user is not None:
             event["auth"] = "ntlm"
@@ -409,6 +417,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data, content_type = body, "application/soap+xml;charset=UTF-8"
         self.send_response(status)
+        if self.final_token:
+            self.send_header("WWW-Authenticate", "Negotiate " + base64_text(self.final_token))
+            self.final_token = None
         if data:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))

@@ -91,6 +91,15 @@ DEFAULT_MAX_ENVELOPE_KB = 500
 # for Windows Remote Management": MaxShellsPerUser default 30), and IdleTimeout (7200000 ms): a shell nobody
 # deletes holds one of the 30 for two hours.
 DEFAULT_MAX_SHELLS_PER_USER = 30
+DEFAULT_IDLE_TIMEOUT_S = 7200.0
+# MaxProcessesPerShell: 25 (learn.microsoft.com, "Quotas for remote shells" and "Installation and configuration
+# for Windows Remote Management"; MS-WSMV 2.2.4.42 WinrsType, default="25"; `winrm get winrm/config/winrs` on a
+# Server 2016+ host in ansible/ansible#66846 shows 25 next to MaxShellsPerUser 30). The recordings' 2147483647
+# comes from pypsrp's test host, whose quotas were raised (tests/devhost/test_wsman_recordings.py).
+DEFAULT_MAX_PROCESSES_PER_SHELL = 25
+# learn.microsoft.com, "Quotas for remote shells" (windows/win32/winrm/quotas): IdleTimeout "The minimum time
+# is 1000 milliseconds".
+MIN_IDLE_TIMEOUT_S = 1.0
 # A Receive never waits longer than this, whatever OperationTimeout says.
 MAX_OPERATION_TIMEOUT = 60.0
 
@@ -206,14 +215,33 @@ def envelope_too_large_fault() -> WsmanFault:
 
 
 def shell_quota_fault(limit: int) -> WsmanFault:
-    """ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ (0x803381A6): the user already holds MaxShellsPerUser shells."""
+    """ERROR_WSMAN_QUOTA_MAX_SHELLS (0x803381A5, 2150859173): the user already holds MaxShellsPerUser shells.
+    Code and text as a real host answered them (hashicorp/vagrant#7489: "[WSMAN ERROR CODE: 2150859173] ... This
+    user is allowed a maximum number of 5 concurrent shells"); 0x803381A6 is the concurrent-operations quota."""
     return WsmanFault(
         "s:Receiver",
         "w:InternalError",
         "The WS-Management service cannot process the request. This user is allowed a maximum number of "
         f"{limit} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this "
         "user. ",
-        0x803381A6,
+        0x803381A5,
+    )
+
+
+def process_quota_fault() -> WsmanFault:
+    """A Command over MaxProcessesPerShell. WinRS runs a shell's processes in one job object whose active-process
+    limit is MaxProcessesPerShell ("including the shell's child processes", learn.microsoft.com "Quotas for remote
+    shells"); CreateProcess in a full job fails with ERROR_NOT_ENOUGH_QUOTA (1816, learn.microsoft.com
+    JOBOBJECT_BASIC_LIMIT_INFORMATION: "If you try to associate a process with a job, and this causes the active
+    process count to exceed this limit, the process is terminated"), which the cmd plugin returns as its fault.
+    The code and text are inferred from those documents, not captured from a real host (README, "What the
+    simulator still cannot check")."""
+    return WsmanFault(
+        "s:Receiver",
+        "w:InternalError",
+        "Not enough quota is available to process this command. ",
+        0x80070718,
+        provider=True,
     )
 
 
@@ -336,7 +364,12 @@ def build_fault(fault: WsmanFault, relates_to: str, machine: str) -> bytes:
     return build_envelope("fault", ACTION_FAULT, relates_to, body)
 
 
-def config_body(max_envelope_kb: int, max_shells_per_user: int = DEFAULT_MAX_SHELLS_PER_USER) -> str:
+def config_body(
+    max_envelope_kb: int,
+    max_shells_per_user: int = DEFAULT_MAX_SHELLS_PER_USER,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    max_processes_per_shell: int = DEFAULT_MAX_PROCESSES_PER_SHELL,
+) -> str:
     """winrm/config as Windows Server answers a Get (values from the recordings)."""
     client = (
         "<cfg:Client><cfg:NetworkDelayms>5000</cfg:NetworkDelayms><cfg:URLPrefix>wsman</cfg:URLPrefix>"
@@ -363,9 +396,10 @@ def config_body(max_envelope_kb: int, max_shells_per_user: int = DEFAULT_MAX_SHE
         "</cfg:Service>"
     )
     winrs = (
-        "<cfg:Winrs><cfg:AllowRemoteShellAccess>true</cfg:AllowRemoteShellAccess><cfg:IdleTimeout>7200000"
+        "<cfg:Winrs><cfg:AllowRemoteShellAccess>true</cfg:AllowRemoteShellAccess>"
+        f"<cfg:IdleTimeout>{round(idle_timeout_s * 1000)}"
         "</cfg:IdleTimeout><cfg:MaxConcurrentUsers>2147483647</cfg:MaxConcurrentUsers><cfg:MaxShellRunTime>2147483647"
-        "</cfg:MaxShellRunTime><cfg:MaxProcessesPerShell>2147483647</cfg:MaxProcessesPerShell>"
+        f"</cfg:MaxShellRunTime><cfg:MaxProcessesPerShell>{max_processes_per_shell}</cfg:MaxProcessesPerShell>"
         f"<cfg:MaxMemoryPerShellMB>2147483647</cfg:MaxMemoryPerShellMB><cfg:MaxShellsPerUser>{max_shells_per_user}"
         "</cfg:MaxShellsPerUser></cfg:Winrs>"
     )
@@ -426,6 +460,10 @@ class WinRSService:
         self.journal: Journal = journal or (lambda event: None)
         self.max_envelope_kb = DEFAULT_MAX_ENVELOPE_KB
         self.max_shells_per_user = DEFAULT_MAX_SHELLS_PER_USER
+        self.max_processes_per_shell = DEFAULT_MAX_PROCESSES_PER_SHELL
+        # winrm/config/winrs IdleTimeout: a shell whose Create names no IdleTimeOut gets it (devhost.server sets it
+        # from the knob winrs_idle_timeout_ms before each request).
+        self.idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S
         self._lock = threading.Lock()
         self._shells: dict[str, Shell] = {}
 
@@ -489,7 +527,9 @@ class WinRSService:
                 raise invalid_body_fault("devhost models a Put of cfg:Config/cfg:MaxEnvelopeSizekb only")
             self.max_envelope_kb = int((node.text or "").strip())
         action = NS_X + ("/PutResponse" if request.action == ACTION_PUT else "/GetResponse")
-        body = config_body(self.max_envelope_kb, self.max_shells_per_user)
+        body = config_body(
+            self.max_envelope_kb, self.max_shells_per_user, self.idle_timeout_s, self.max_processes_per_shell
+        )
         return build_envelope("config", action, request.message_id, body)
 
     # -- shells --
@@ -536,9 +576,13 @@ class WinRSService:
             for node in spec.iterfind(f"{{{NS_RSP}}}Environment/{{{NS_RSP}}}Variable")
         }
         try:
-            idle = parse_duration(child("IdleTimeOut") or "PT7200S")
+            requested = child("IdleTimeOut")
+            idle = parse_duration(requested) if requested else self.idle_timeout_s
         except ValueError as exc:
             raise invalid_parameter_fault() from exc
+        # The configured IdleTimeout is "the maximum time ... before an inactive remote shell is deleted", at least
+        # 1000 ms (learn.microsoft.com, "Quotas for remote shells"): a client may ask for less, not for more.
+        idle = max(min(idle, self.idle_timeout_s), MIN_IDLE_TIMEOUT_S)
         shell = Shell(
             shell_id=str(uuid.uuid4()).upper(),
             owner=caller.user.split("\\")[-1],
@@ -635,6 +679,12 @@ class WinRSService:
             # Without cmd.exe nothing searches PATH: Windows wants a full path
             # (test_winrs_no_cmd_shell.yml).
             raise file_not_found_fault()
+        with self._lock:
+            # A command counts until its end was received or it was terminated. (Windows counts every process in
+            # the shell's job, the children a command starts too; the simulator counts one per command.)
+            running = sum(1 for held in shell.commands.values() if not held.done)
+        if running >= self.max_processes_per_shell:
+            raise process_quota_fault()
         try:
             process = self.host.start(command_request)
         except CommandRejected as exc:

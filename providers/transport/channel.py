@@ -34,7 +34,7 @@ from winrm.exceptions import WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
 from providers.transport.connection import HostConnection
-from providers.transport.errors import CommandTimedOut, ProcessEnded, WinRMError
+from providers.transport.errors import CommandTimedOut, ProcessEnded, ShellGone, WinRMError
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class Channel:
         self._translate = translate
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._outbox: list[bytes] = [preamble] if preamble else []
+        # (request id, or None for the preamble; bytes) not sent yet
+        self._outbox: list[tuple[str | None, bytes]] = [(None, preamble)] if preamble else []
         self._pending: dict[str, Future[Response]] = {}
         self._ids = itertools.count(1)
         self._receiving = False
@@ -127,13 +128,15 @@ class Channel:
                 raise self._failure
             request_id = str(next(self._ids))
             self._pending[request_id] = future
-            self._outbox.append(request_id.encode("ascii") + b" " + payload + b"\n")
+            self._outbox.append((request_id, request_id.encode("ascii") + b" " + payload + b"\n"))
             self.requests_sent += 1
             start_receiver = not self._receiving
             self._receiving = True
+        # Send before the first Receive: on a shell the host deleted, the Send's fault is the one that tells that the
+        # request never reached a process (a Receive failing first would hide it).
+        self._flush_outbox()
         if start_receiver:
             threading.Thread(target=self._receive_loop, name=f"winrm-receive {self._conn.label}", daemon=True).start()
-        self._flush_outbox()
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
@@ -151,9 +154,11 @@ class Channel:
         # arrive together cost one request on the wire.
         with self._send_lock:
             with self._lock:
-                data, self._outbox = b"".join(self._outbox), []
+                batch, self._outbox = self._outbox, []
+            data = b"".join(part for _, part in batch)
             if not data or self._failure is not None:
                 return
+            start = 0
             try:
                 for start in range(0, len(data), STDIN_CHUNK_BYTES):
                     chunk = data[start : start + STDIN_CHUNK_BYTES]
@@ -162,6 +167,10 @@ class Channel:
                             self._shell_id, self.command_id, chunk, end=False
                         )
                     )
+            except ShellGone as error:
+                # Refused at its first Send, none of this batch reached the process.
+                undelivered = {rid for rid, _ in batch if rid is not None} if start == 0 else set()
+                self.fail(error, undelivered=undelivered)
             except WinRMError as error:
                 self.fail(error)
 
@@ -229,14 +238,19 @@ class Channel:
 
     # -- end of life -----------------------------------------------------------------------------
 
-    def fail(self, error: WinRMError) -> None:
-        """Retire the channel: every waiting request gets ``error`` (or a retryable ProcessEnded)."""
+    def fail(self, error: WinRMError, undelivered: set[str] | frozenset[str] = frozenset()) -> None:
+        """Retire the channel: every waiting request gets ``error`` (or a retryable ProcessEnded); those in
+        ``undelivered`` (their input never reached the host) get a ShellGone that says so."""
         with self._lock:
             if self._failure is None:
                 self._failure = error
             pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
+        for request_id, future in pending.items():
+            if future.done():
+                continue
+            if request_id in undelivered and isinstance(error, ShellGone):
+                future.set_exception(error.undelivered())
+            else:
                 future.set_exception(_for_bystander(error, self._conn.label))
         self.close()
 

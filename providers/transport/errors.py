@@ -50,3 +50,21 @@ class ProcessEnded(WinRMError):
     operation may not have run, so an idempotent one is tried again on a new process."""
 
     error_id = "ProcessEnded"
+
+
+class ShellGone(ProcessEnded):
+    """The host no longer has the shell (or the command) a request went to: WinRM deleted it after its
+    IdleTimeout (winrm/config/winrs IdleTimeout, 2 hours by default), or the WinRM service restarted.
+    ``delivered`` is False when the request's input never reached a process, so even an operation that is not
+    idempotent may go to a new shell."""
+
+    error_id = "ShellGone"
+
+    def __init__(self, host: str, message: str, fix: str | None = None, *, delivered: bool = True) -> None:
+        super().__init__(host, message, fix)
+        self.delivered = delivered
+        self._message = message
+
+    def undelivered(self) -> ShellGone:
+        """The same error for a request whose input the host never received."""
+        return ShellGone(self.host, self._message, self.fix, delivered=False)

@@ -33,6 +33,7 @@ from providers.transport.errors import (
     CommandTimedOut,
     HostUnreachable,
     ProcessEnded,
+    ShellGone,
     WinRMError,
     WinRMProtocolError,
 )
@@ -80,14 +81,24 @@ class WinRMSession:
             raise ValueError("a request is one line: encode the payload (e.g. base64) before sending it")
         attempts = 1 + (self._conn.retries if idempotent else 0)
         delay = 0.5
+        reopened = False
         with self._slots:
-            for attempt in range(1, attempts + 1):
+            attempt = 0
+            while attempt < attempts:
+                attempt += 1
                 try:
                     channel = self._channel_for(command, arguments, preamble)
                     response = channel.request(payload, self._conn.command_timeout_s)
                     self._after_response(channel, response)
                     return response.payload
                 except (HostUnreachable, WinRMProtocolError, ProcessEnded) as error:
+                    if isinstance(error, ShellGone) and not error.delivered and not reopened:
+                        # The host deleted the idle shell before this request reached a process: it goes to a
+                        # new shell once, idempotent or not, and that does not count as an attempt.
+                        reopened = True
+                        attempt -= 1
+                        _log.info("%s; opening a new shell", error)
+                        continue
                     if attempt == attempts or not _is_transient(error):
                         raise
                     _log.warning("%s (attempt %d of %d); retrying in %.1fs", error, attempt, attempts, delay)
@@ -234,6 +245,14 @@ class WinRMSession:
             ) from None
         except WSManFaultError as error:
             code = error.wsman_fault_code or error.code
+            if code == _INVALID_SELECTORS:
+                raise ShellGone(
+                    label,
+                    f"the host no longer has this WinRM shell or its command (WS-Management fault {code}: "
+                    f"{error.reason.strip()}); WinRM deletes a shell idle longer than its IdleTimeout",
+                    "nothing to do when it is rare (a new shell is opened); if it happens often, raise "
+                    "winrm/config/winrs IdleTimeout on the host or look for WinRM service restarts",
+                ) from None
             raise WinRMProtocolError(
                 label, f"WS-Management fault {code}: {error.reason}", transient=code in _TRANSIENT_FAULTS
             ) from None
@@ -243,7 +262,9 @@ class WinRMSession:
 
 # WS-Man faults worth another try: E_FAIL (the service hiccuped) and the per-user shell/operation
 # quotas (another client's shells are closing). Every other fault means the request itself is wrong.
-_TRANSIENT_FAULTS = {0x80004005, 0x803381A4, 0x803381A6}
+# ERROR_WSMAN_INVALID_SELECTORS: the ShellId or CommandId of the request is not (or no longer) on the host.
+_INVALID_SELECTORS = 2150858843
+_TRANSIENT_FAULTS = {0x80004005, 0x803381A4, 0x803381A5, 0x803381A6}
 
 
 def _is_transient(error: WinRMError) -> bool:

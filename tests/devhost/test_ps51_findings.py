@@ -294,7 +294,8 @@ def test_r6_a_service_logon_right_lsa_refuses_is_logon_right_not_granted(tmp_pat
     result = windows_service.set_(WindowsFs(tmp_path), spec_of(account="CONTOSO\\svc-uc", password="pw-1"))
     assert not result.ok and result.error is not None
     assert result.error["id"] == "LogonRightNotGranted" and result.error["property"] == "account"
-    assert "SeServiceLogonRight" in result.error["message"] and "Access is denied" in result.error["message"]
+    message = result.error["message"]
+    assert "SeServiceLogonRight" in message and "CONTOSO\\svc-uc" in message and "Access is denied" in message
     service = scm.get(tmp_path, "UsercubeAgent")
     assert service is not None and service.state == "Stopped", "never started without the right"
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import certifi
 import pytest
@@ -84,6 +85,91 @@ def test_https_certificate_is_really_validated(sim: SimServer) -> None:
 def test_ntlm_over_https_with_channel_binding(sim: SimServer) -> None:
     protocol = Protocol(sim.https_url, transport="ntlm", username=USER, password=PASSWORD, ca_trust_path=sim.ca_cert)
     assert run(protocol, "echo", ["over tls"]) == (b"over tls\r\n", b"", 0)
+
+
+class _SpnegoClients:
+    """requests_ntlm's NTLM client swapped for pyspnego's SPNEGO one (protocol="negotiate"): the NTLM wrapped in
+    NegTokenInit/NegTokenResp that pypsrp and Ansible's psrp connection send with auth="negotiate"."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.first_tokens: list[bytes] = []
+        self.contexts: list[Any] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["protocol"] = "negotiate"
+        kwargs.pop("options", None)  # requests_ntlm's use_ntlm would make pyspnego send raw NTLM
+        context = self.real(*args, **kwargs)
+        self.contexts.append(context)
+        step = context.step
+
+        def recording_step(token: bytes | None = None, **step_kwargs: Any) -> bytes | None:
+            out = step(token, **step_kwargs)
+            if token is None and out:
+                self.first_tokens.append(out)
+            return out
+
+        context.step = recording_step
+        return context
+
+
+class _ModuleWith:
+    def __init__(self, module: Any, **overrides: Any) -> None:
+        self._module, self._overrides = module, overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides[name] if name in self._overrides else getattr(self._module, name)
+
+
+def test_spnego_wrapped_ntlm_with_message_encryption(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests_ntlm.requests_ntlm
+    import spnego
+
+    clients = _SpnegoClients(spnego.client)
+    # Only requests_ntlm's view of the module: pyspnego's own Negotiate proxy calls spnego.client for NTLM.
+    monkeypatch.setattr(requests_ntlm.requests_ntlm, "spnego", _ModuleWith(spnego, client=clients))
+    # Like pypsrp, read the acceptor's last SPNEGO token (its mechListMIC) off the response that ends the handshake.
+    retry = requests_ntlm.HttpNtlmAuth.retry_using_http_NTLM_auth
+
+    def retry_and_finish(self: Any, *args: Any, **kwargs: Any) -> Any:
+        response = retry(self, *args, **kwargs)
+        scheme, _, token = response.headers.get("WWW-Authenticate", "").partition(" ")
+        if scheme == "Negotiate" and token:
+            clients.contexts[-1].step(base64.b64decode(token))
+        return response
+
+    monkeypatch.setattr(requests_ntlm.HttpNtlmAuth, "retry_using_http_NTLM_auth", retry_and_finish)
+    assert run(sim.ntlm(), "cmd.exe", ["/c echo hi"]) == (b"hi\r\n", b"", 0)
+    assert clients.first_tokens and all(t[:1] == b"\x60" for t in clients.first_tokens), "SPNEGO NegTokenInit"
+    assert b"NTLMSSP\x00" in clients.first_tokens[0], "with NTLM as its mechanism token"
+    assert all(context.complete for context in clients.contexts), "the mechListMIC exchange completed"
+    assert {e.get("status") for e in sim.journal("request") if e["action"]} == {200}
+
+
+def test_spnego_handshake_ends_with_the_acceptors_mech_list_mic(sim: SimServer) -> None:
+    # RFC 4178 section 5: the acceptor's last NegTokenResp (accept-completed, mechListMIC) completes the client.
+    import spnego
+
+    client = spnego.client(USER, PASSWORD, hostname="127.0.0.1", service="http", protocol="negotiate")
+    with requests.Session() as http:
+        first = http.post(sim.http_url, data=b"", headers={"Authorization": "Negotiate " + b64(client.step())})
+        assert first.status_code == 401
+        challenge = first.headers["WWW-Authenticate"].split(" ", 1)[1]
+        answer = client.step(base64.b64decode(challenge))
+        done = http.post(sim.http_url, data=b"", headers={"Authorization": "Negotiate " + b64(answer)})
+        assert done.status_code == 200
+        client.step(base64.b64decode(done.headers["WWW-Authenticate"].split(" ", 1)[1]))
+    assert client.complete
+
+
+def test_an_unreadable_spnego_token_is_a_401(sim: SimServer) -> None:
+    token = base64.b64decode("YIIBAA==") + b"\x00" * 16  # a GSS-API token header over nothing SPNEGO can read
+    response = requests.post(sim.http_url, data=b"", headers={"Authorization": "Negotiate " + b64(token)}, timeout=10)
+    assert response.status_code == 401
+
+
+def b64(data: bytes | None) -> str:
+    return base64.b64encode(data or b"").decode("ascii")
 
 
 @pytest.mark.parametrize("transport", ["ntlm", "basic"])

@@ -176,8 +176,10 @@ def replay(path: Path, send: Send) -> None:
     if recorded_kb:
         # Replay against a host configured like the recorded one.
         send.service.max_envelope_kb = int(recorded_kb.group(1))  # type: ignore[attr-defined]
-        # The recorded server (pypsrp's test host) had raised MaxShellsPerUser from Windows' default of 30.
+        # The recorded server (pypsrp's test host) had raised MaxShellsPerUser and MaxProcessesPerShell from
+        # Windows' defaults of 30 and 25.
         send.service.max_shells_per_user = 2147483647  # type: ignore[attr-defined]
+        send.service.max_processes_per_shell = 2147483647  # type: ignore[attr-defined]
     id_map: dict[str, str] = {}
     set_env: dict[str, str] = {}
     for index, message in enumerate(messages):

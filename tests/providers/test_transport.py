@@ -302,3 +302,79 @@ def test_a_request_line_that_is_not_a_request_gets_an_error_answer(simulated: Ta
     assert envelope["ok"] is False and envelope["error"]["id"].endswith("BadRequest")
     with pytest.raises(ValueError, match="one line"):
         session_for(connect(simulated)).request(POWERSHELL, bootstrap_arguments(), base64.b64encode(b"x") + b"\n")
+
+
+def test_an_idle_shell_is_deleted_by_the_host_and_the_next_operation_opens_a_new_one(simulated: Target) -> None:
+    # WinRM deletes a shell nobody used for winrm/config/winrs IdleTimeout (2 hours by default; here 1 s, the least
+    # Windows allows). A request to it then gets the "shell was not found" fault.
+    from winrm.exceptions import WSManFaultError
+
+    conn = fresh(connect(simulated, retries=0))  # not even one retry: the reopening must not need one
+    simulated.set_knobs(winrs_idle_timeout_ms=1000)
+    try:
+        protocol = raw_protocol(simulated)
+        shell = protocol.open_shell()
+        time.sleep(1.5)
+        with pytest.raises(WSManFaultError) as expired:
+            protocol.run_command(shell, "cmd.exe", ["/c", "echo", "hi"])
+        assert expired.value.wsman_fault_code == 2150858843
+        assert f"ShellId {shell} failed because the shell was not found" in expired.value.response
+
+        run_script(conn, GET, payload(), resource="before")
+        time.sleep(1.5)
+        mark = simulated.journal_mark()
+        assert run_script(conn, GET, payload(), resource="after").state["ensure"] == "absent"
+    finally:
+        simulated.set_knobs()
+        close_session(conn)
+    events = simulated.journal_since(mark)
+    kinds = [e["kind"] for e in events]
+    assert "expire" in kinds and kinds.count("create") == 1, "the host expired the shell; one new shell served"
+    assert len({e["shell_id"] for e in simulated.operation_events_since(mark)}) == 1
+
+
+def test_max_processes_per_shell_is_windows_default_of_25_and_the_session_layer_starts_one(simulated: Target) -> None:
+    from winrm.exceptions import WSManFaultError
+
+    protocol = raw_protocol(simulated)
+    shell = protocol.open_shell()
+    try:
+        commands = [protocol.run_command(shell, "cmd.exe", ["/c", "more"]) for _ in range(25)]
+        with pytest.raises(WSManFaultError, match="Not enough quota") as refused:
+            protocol.run_command(shell, "cmd.exe", ["/c", "more"])
+        assert refused.value.wsman_fault_code == 0x80070718  # ERROR_NOT_ENOUGH_QUOTA
+        protocol.cleanup_command(shell, commands.pop())  # a terminated command frees its place
+        commands.append(protocol.run_command(shell, "cmd.exe", ["/c", "more"]))
+    finally:
+        protocol.close_shell(shell)
+    # The session layer starts one long-lived command per shell, even while recycling it.
+    mark = simulated.journal_mark()
+    conn = fresh(connect(simulated, process_max_requests=2))
+    for _ in range(5):
+        run_script(conn, GET, payload(), resource="t")
+    close_session(conn)
+    started = [e["shell_id"] for e in simulated.journal_since(mark) if e["kind"] == "command"]
+    assert len(started) >= 3 and len(started) == len(set(started)), "never two processes in one shell"
+
+
+@pytest.mark.parametrize("form", ["split", "whole", "whole, quoted full path"])
+def test_a_whole_command_line_in_rsp_command_reaches_the_same_loop_as_the_split_form(
+    simulated: Target, form: str
+) -> None:
+    # WinRS joins rsp:Command and rsp:Arguments into one command line (WSManRunShellCommand: "a user can specify
+    # the command line and all of the arguments by using this parameter"), as pypsrp-style clients send it.
+    from providers.scripting.runner import POWERSHELL, bootstrap_arguments, encode_request, loop_preamble
+
+    program = {"whole, quoted full path": '"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"'}
+    command, arguments = POWERSHELL, bootstrap_arguments()
+    if form != "split":
+        command, arguments = " ".join([program.get(form, POWERSHELL), *arguments]), []
+    conn = fresh(connect(simulated))
+    mark = simulated.journal_mark()
+    try:
+        answer = session_for(conn).request(command, arguments, encode_request(GET, payload()), preamble=loop_preamble())
+    finally:
+        close_session(conn)
+    envelope = json.loads(answer)
+    assert envelope["ok"] is True and envelope["state"]["ensure"] == "absent", envelope
+    assert [e["op"] for e in simulated.operation_events_since(mark)] == ["settings_file/get"]
