@@ -187,6 +187,35 @@ def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: Estate
         auth.write_user(users, "administrator", LOCAL_HOST_PASSWORD)
 
 
+def test_a_new_winrm_user_changes_nothing_on_the_host_and_is_the_one_refresh_logs_on_with(
+    local: EstateProject,
+) -> None:
+    """Issue 11 §1 (audit: only the password was tested): `hosts.zone-a.user` changed to another administrator of
+    the same host is an update that sends nothing to it; the next refresh logs on as that user."""
+    code, text = local.run("up")
+    assert code == 0, text
+    zone_a = local.estate.hosts["zone-a"]
+    assert zone_a.state_dir is not None
+    auth.write_user(zone_a.state_dir / "_sim" / "users", "deploy2", LOCAL_HOST_PASSWORD)
+    config = local.config()
+    config[HOSTS_KEY]["zone-a"]["user"] = "deploy2"
+    local.write(config)
+    steps = changed_steps(local)
+    assert steps and {op for op, _ in steps} == {"update"}, steps
+    assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+    marks = local.estate.marks()
+    code, text = local.run("up")
+    assert code == 0, text
+    assert local.estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}
+    mark = zone_a.journal_mark()
+    code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+    users = {e["user"] for e in zone_a.journal_since(mark) if e.get("kind") == "create"}
+    assert users == {"deploy2"}, users
+    code, text = local.run("destroy")
+    assert code == 0, text
+
+
 def test_one_change_by_hand_shows_as_exactly_that_change(local: EstateProject) -> None:
     """Issue 7: the pool's idle time-out changed in IIS Manager on one host; the drift check and
     `preview --refresh` name that pool alone (an update, no replacement, no other resource), the
