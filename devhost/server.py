@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from spnego.channel_bindings import GssChannelBindings
 
-from devhost import auth, power, wsman
+from devhost import auth, machine, power, wsman
 from devhost.builtin_commands import start_builtin
 from devhost.hooks import Journal, Knobs, sim_dir
 from devhost.processes import CommandRequest, SimulatedHostApi, SimulatedProcess
@@ -477,6 +477,7 @@ class DevhostServer:
                 f"no users file at {self.users_file}; create one with: "
                 f"python -m devhost add-user --state {state_dir} --user NAME --password-stdin"
             )
+        machine.install_identity(state_dir)  # (what Windows setup left: this installation's MachineGuid)
         self.journal = Journal(sim_dir(state_dir) / "journal.jsonl")
         self.knobs = Knobs(sim_dir(state_dir) / "knobs.json")
         self.service = wsman.WinRSService((host_factory or default_host_factory)(state_dir), self.journal)

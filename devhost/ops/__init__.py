@@ -16,6 +16,7 @@ from devhost.ops import (
     iis_default_site_removal,
     iis_prerequisites,
     iis_site,
+    machine_identity,
     runtime_archive,
     script_accounts,
     settings_file,
@@ -39,6 +40,7 @@ OPERATIONS: dict[str, Operation] = {
     **runtime_archive.OPERATIONS,
     **hosting_bundle.OPERATIONS,
     **agent_verification.OPERATIONS,
+    **machine_identity.OPERATIONS,
 }
 
 # Operations whose model handles concurrency itself (e.g. IIS configuration commits, which fail on
@@ -92,6 +94,7 @@ SCRIPT_FACTS: tuple[ScriptFact, ...] = (
     *iis_common.SCRIPT_FACTS,
     *iis_default_site_removal.SCRIPT_FACTS,
     *iis_site.SCRIPT_FACTS,
+    *machine_identity.SCRIPT_FACTS,
     *runtime_archive.SCRIPT_FACTS,
     *script_accounts.SCRIPT_FACTS,
     *settings_file.SCRIPT_FACTS,

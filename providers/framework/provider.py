@@ -19,6 +19,7 @@ from pulumi.dynamic import (
 )
 
 from providers.framework.checks import contains_unknown, validate_inputs
+from providers.framework.identity import machine_identity
 from providers.framework.model import CONNECTION, ResourceModel
 from providers.scripting import OperationResult, ScriptRef, run_script
 
@@ -36,24 +37,55 @@ def unnamed(failures: list[CheckFailure]) -> list[CheckFailure]:
     return [CheckFailure("", f"{f.property}: {f.reason}") if f.property else f for f in failures]
 
 
-def _location(connection: Any) -> tuple[str, Any] | None:
-    """Where an object lives: the host's address and the WinRM port as declared."""
-    if not isinstance(connection, dict) or contains_unknown(connection.get("host")):
+def _location(connection: Any) -> tuple[str, int] | None:
+    """Where a connection leads as declared: the address (case aside) and the port actually used, so that
+    ``port`` unset and the default port written out (5986 with HTTPS, 5985 without) are one place. None while
+    the address or port is not known yet (preview)."""
+    if not isinstance(connection, dict):
         return None
-    return (str(connection.get("host") or "").lower(), connection.get("port"))
+    host, port, use_https = connection.get("host"), connection.get("port"), connection.get("use_https", True)
+    if contains_unknown(host) or contains_unknown(port) or contains_unknown(use_https):
+        return None
+    # HostConnection.effective_port, on the dict the state holds (it may not validate any more: a CA bundle gone)
+    effective = int(port) if port else (5986 if use_https is not False else 5985)
+    return str(host or "").lower(), effective
+
+
+def _same_machine(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the old and the new address reach one Windows installation (the same MachineGuid). Anything
+    less than both answering the same counts as another machine: as before, the objects are created through
+    the new address, and an unreachable new address fails there, naming it."""
+    if contains_unknown(new):
+        return False
+    before = machine_identity(old)
+    if before.guid is None:
+        return False  # the old address no longer answers: the objects cannot be found there either
+    after = machine_identity(new)
+    return after.guid is not None and after.guid == before.guid
 
 
 def connection_change(olds: dict[str, Any], news: dict[str, Any]) -> tuple[bool, bool]:
-    """(moved, reach): ``moved`` when the object is declared on another host (a replacement: created
-    there, then deleted here); ``reach`` when only the way to reach the same host changed (user,
-    password, transport, HTTPS, CA bundle): an update that changes nothing on the host but puts the
-    new connection in the state, so later refresh and destroy use it."""
+    """(moved, reach): ``moved`` when the object is declared on another machine (a replacement: created
+    there, then deleted here); ``reach`` when only the way to reach the same machine changed (user, password,
+    transport, HTTPS, CA bundle, or the address and port spelt another way for the same machine): an update that
+    changes nothing on the host but puts the new connection in the state, so later refresh and destroy use it.
+
+    The same address and effective port are the same place. A different address or port is asked for the
+    machine's identity through both connections (``providers.framework.identity``): taking a new spelling of
+    the same machine for a move would create the objects (adopting those already there) and then delete them
+    through the old address."""
     old, new = olds.get(CONNECTION), news.get(CONNECTION)
     if old == new:
         return False, False
-    new_location = _location(new)
-    moved = new_location is None or _location(old) != new_location
-    return moved, not moved and (contains_unknown(new) or old != new)
+    old_location, new_location = _location(old), _location(new)
+    if new_location is None or old_location is None:
+        moved = True
+    elif old_location == new_location:
+        moved = False
+    else:
+        assert isinstance(old, dict) and isinstance(new, dict)  # (as _location checked)
+        moved = not _same_machine(old, new)
+    return moved, not moved
 
 
 class WindowsResourceProvider(ResourceProvider):

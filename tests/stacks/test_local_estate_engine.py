@@ -10,12 +10,22 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devhost import auth, iis
-from tests.support.estate import AGENTS_KEY, LOCAL_HOST_PASSWORD, EstateProject
+from tests.support.estate import (
+    AGENTS_KEY,
+    HOSTS_KEY,
+    LOCAL_HOST_PASSWORD,
+    EstateProject,
+    SimulatedEstate,
+    start_estate_at,
+)
+from tests.support.hosts import Target
 
 pytestmark = pytest.mark.engine
 
@@ -177,6 +187,35 @@ def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: Estate
         auth.write_user(users, "administrator", LOCAL_HOST_PASSWORD)
 
 
+def test_a_new_winrm_user_changes_nothing_on_the_host_and_is_the_one_refresh_logs_on_with(
+    local: EstateProject,
+) -> None:
+    """Issue 11 §1 (audit: only the password was tested): `hosts.zone-a.user` changed to another administrator of
+    the same host is an update that sends nothing to it; the next refresh logs on as that user."""
+    code, text = local.run("up")
+    assert code == 0, text
+    zone_a = local.estate.hosts["zone-a"]
+    assert zone_a.state_dir is not None
+    auth.write_user(zone_a.state_dir / "_sim" / "users", "deploy2", LOCAL_HOST_PASSWORD)
+    config = local.config()
+    config[HOSTS_KEY]["zone-a"]["user"] = "deploy2"
+    local.write(config)
+    steps = changed_steps(local)
+    assert steps and {op for op, _ in steps} == {"update"}, steps
+    assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+    marks = local.estate.marks()
+    code, text = local.run("up")
+    assert code == 0, text
+    assert local.estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}
+    mark = zone_a.journal_mark()
+    code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, text
+    users = {e["user"] for e in zone_a.journal_since(mark) if e.get("kind") == "create"}
+    assert users == {"deploy2"}, users
+    code, text = local.run("destroy")
+    assert code == 0, text
+
+
 def test_one_change_by_hand_shows_as_exactly_that_change(local: EstateProject) -> None:
     """Issue 7: the pool's idle time-out changed in IIS Manager on one host; the drift check and
     `preview --refresh` name that pool alone (an update, no replacement, no other resource), the
@@ -206,3 +245,59 @@ def test_one_change_by_hand_shows_as_exactly_that_change(local: EstateProject) -
     code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
     assert code == 0, text
     local.run("destroy")
+
+
+# zone-a where `localhost` also leads (127.0.0.1), zone-b on the default WinRM HTTP port (so that `port` unset and
+# `port: 5985` are the same place); addresses of their own, so the module's estate is not disturbed.
+RESPELL_PLACES = {"server": ("127.0.0.34", 0), "zone-a": ("127.0.0.1", 0), "zone-b": ("127.0.0.35", 5985)}
+
+
+@pytest.fixture
+def respell_estate(tmp_path: Path, target: Target) -> Iterator[SimulatedEstate]:
+    if not target.simulated:
+        pytest.skip("an estate of three hosts runs on simulated hosts; a real-host run covers one host")
+    yield from start_estate_at(tmp_path / "estate", RESPELL_PLACES)
+
+
+def test_a_host_address_or_port_spelt_another_way_is_no_move(tmp_path: Path, respell_estate: SimulatedEstate) -> None:
+    """Issue 11 §1 (audit gap 1): `hosts.zone-a.address` 127.0.0.1 -> localhost and `hosts.zone-b.port` unset ->
+    5985 (the HTTP default) name the same machines. Before, both were taken for moves: created again (adopting
+    what was there), then deleted through the old address, so `up` succeeded and left the agents without files."""
+    local = EstateProject(tmp_path / "run", respell_estate)
+    config = local.config()
+    hosts = config[HOSTS_KEY]
+    del hosts["zone-b"]["port"]  # unset: 5985, as useHttps is false
+    local.write(config)
+    code, text = local.run("up")
+    assert code == 0, text
+    estate = local.estate
+    kept = [
+        ("zone-a", f"{CONTOSO}\\Runtime\\appsettings.agent.json"),
+        ("zone-a", f"{CONTOSO}\\Runtime\\web.config"),
+        ("zone-b", f"{CONTOSO}\\Runtime\\appsettings.agent.json"),
+    ]
+    assert all(estate.file(host, path).exists() for host, path in kept)
+
+    hosts["zone-a"]["address"] = "localhost"
+    hosts["zone-b"]["port"] = 5985
+    local.write(config)
+    steps = changed_steps(local)
+    assert steps and {op for op, _ in steps} == {"update"}, steps
+    assert all(name.startswith(("zone-a", "host-zone-a", "zone-b", "host-zone-b")) for _, name in steps), steps
+    marks = estate.marks()
+    code, text = local.run("up")
+    assert code == 0, text
+    missing = [(host, path) for host, path in kept if not estate.file(host, path).exists()]
+    assert not missing, f"an address spelt another way deleted {missing}"
+    # zone-a was asked which machine it is, once through each address; nothing else reached any host
+    assert estate.operations("zone-a", marks["zone-a"]) and {
+        op for _, op in estate.operations("zone-a", marks["zone-a"])
+    } == {"framework/machine_identity"}
+    assert estate.operations("zone-b", marks["zone-b"]) == []  # the same effective port: not even asked
+    assert estate.operations("server", marks["server"]) == []
+
+    code, text = local.run("refresh", "--expect-no-changes")
+    assert code == 0, text
+    code, text = local.run("destroy")
+    assert code == 0, text
+    assert not any(estate.file(host, path).exists() for host, path in kept), "destroy works through the new addresses"

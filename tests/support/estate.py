@@ -64,10 +64,15 @@ class SimulatedEstate:
 
 
 def start_estate(root: Path, names: list[str], first_address: int = 2) -> Iterator[SimulatedEstate]:
+    yield from start_estate_at(root, {name: (f"127.0.0.{first_address + i}", 0) for i, name in enumerate(names)})
+
+
+def start_estate_at(root: Path, places: dict[str, tuple[str, int]]) -> Iterator[SimulatedEstate]:
+    """One simulated host per name, each on its (address, HTTP port); port 0: a free one."""
     hosts: dict[str, Target] = {}
     try:
-        for offset, name in enumerate(names):
-            target = start_simulator(root / name, LOCAL_HOST_PASSWORD, f"127.0.0.{first_address + offset}")
+        for name, (address, port) in places.items():
+            target = start_simulator(root / name, LOCAL_HOST_PASSWORD, address, http_port=port)
             _prepare(target)
             hosts[name] = target
         yield SimulatedEstate(hosts)

@@ -117,8 +117,10 @@ def real_host_from_env() -> Target | None:
     return Target(connection=connection)
 
 
-def start_simulator(state_dir: Path, password: str = TEST_PASSWORD, address: str = "127.0.0.1") -> Target:
-    """Start ``python -m devhost serve`` on free loopback ports and wait until it listens."""
+def start_simulator(
+    state_dir: Path, password: str = TEST_PASSWORD, address: str = "127.0.0.1", http_port: int = 0
+) -> Target:
+    """Start ``python -m devhost serve`` on free loopback ports (or the given HTTP port) and wait until it listens."""
     state_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -148,7 +150,7 @@ def start_simulator(state_dir: Path, password: str = TEST_PASSWORD, address: str
             "--state",
             str(state_dir),
             "--port",
-            "0",
+            str(http_port),
             "--https-port",
             "0",
             "--ready-file",
