@@ -22,6 +22,7 @@ from providers.framework.checks import contains_unknown, validate_inputs
 from providers.framework.identity import machine_identity
 from providers.framework.model import CONNECTION, ResourceModel
 from providers.scripting import OperationResult, ScriptRef, run_script
+from providers.transport.connection import port_in_use
 
 PROVIDER_KEY = "__provider"
 
@@ -46,9 +47,8 @@ def _location(connection: Any) -> tuple[str, int] | None:
     host, port, use_https = connection.get("host"), connection.get("port"), connection.get("use_https", True)
     if contains_unknown(host) or contains_unknown(port) or contains_unknown(use_https):
         return None
-    # HostConnection.effective_port, on the dict the state holds (it may not validate any more: a CA bundle gone)
-    effective = int(port) if port else (5986 if use_https is not False else 5985)
-    return str(host or "").lower(), effective
+    # On the dict the state holds, not a HostConnection: it may not validate any more (a CA bundle gone).
+    return str(host or "").lower(), port_in_use(int(port) if port else None, use_https is not False)
 
 
 def _same_machine(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -41,6 +41,12 @@ def ca_bundle_file(path: str) -> str:
     return path
 
 
+def port_in_use(port: int | None, use_https: bool) -> int:
+    """The WinRM port a connection really uses: the declared one, or WinRM's default listener port (5986 for
+    HTTPS, 5985 for HTTP) when none (or 0) is declared."""
+    return port if port else (5986 if use_https else 5985)
+
+
 class HostConnection(BaseModel):
     """WinRM connection settings for one host. ``password`` must reach us as a Pulumi secret."""
 
@@ -109,7 +115,7 @@ class HostConnection(BaseModel):
 
     @property
     def effective_port(self) -> int:
-        return self.port if self.port is not None else (5986 if self.use_https else 5985)
+        return port_in_use(self.port, self.use_https)
 
     @property
     def endpoint(self) -> str:
