@@ -39,6 +39,26 @@ _locks: dict[Endpoint, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
+class HostIdentityUnknown(Exception):
+    """A host's address or port changed and one of the two addresses could not say which machine it is.
+
+    Guessing is never safe here: taken for the same machine when it is another, nothing would be created on the
+    new one; taken for another machine when it is the same, the objects would be adopted through the new
+    address and then deleted through the old one."""
+
+    error_id = "HostIdentityUnknown"
+
+    def __init__(self, old_label: str, new_label: str, which: str, problem: str) -> None:
+        super().__init__(
+            f"[{self.error_id}] the host's address changed from {old_label} to {new_label}, but {which} did not "
+            f"say which machine it is ({problem}), so it cannot be told whether this is the same machine written "
+            "another way (an update that changes nothing on it) or another machine (a move: create there, delete "
+            "here). Fix: make both addresses answer (check the address, port, credentials and that WinRM runs) "
+            "and run again; if the machine at the old address is gone for good, take its resources out of the "
+            "state first (`pulumi state delete <urn>`), then the next `up` creates them on the new host."
+        )
+
+
 def endpoint(conn: HostConnection) -> Endpoint:
     """Where a connection leads: the address as written (case aside) and the port actually used."""
     return conn.host.lower(), conn.effective_port
@@ -66,7 +86,7 @@ def _ask(conn: HostConnection) -> Identity:
     try:
         result = run_script(conn, MACHINE_IDENTITY, {}, resource="the host's identity")
     except (WinRMError, HostOperationFailed, ScriptOutputInvalid) as error:
-        _log.info("could not ask %s which machine it is: %s", conn.label, error)
+        _log.warning("could not ask %s which machine it is: %s", conn.label, error)
         return Identity(None, str(error))
     guid = result.state.get("machine_guid")
     if not isinstance(guid, str) or not guid:

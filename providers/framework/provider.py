@@ -19,7 +19,7 @@ from pulumi.dynamic import (
 )
 
 from providers.framework.checks import contains_unknown, validate_inputs
-from providers.framework.identity import machine_identity
+from providers.framework.identity import HostIdentityUnknown, machine_identity
 from providers.framework.model import CONNECTION, ResourceModel
 from providers.scripting import OperationResult, ScriptRef, run_script
 from providers.transport.connection import port_in_use
@@ -52,16 +52,21 @@ def _location(connection: Any) -> tuple[str, int] | None:
 
 
 def _same_machine(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether the old and the new address reach one Windows installation (the same MachineGuid). Anything
-    less than both answering the same counts as another machine: as before, the objects are created through
-    the new address, and an unreachable new address fails there, naming it."""
+    """Whether the old and the new address reach one Windows installation (the same MachineGuid). Raises
+    ``HostIdentityUnknown`` when either address cannot say: guessing either way could lose objects or leave
+    them on the old machine (see that error). A new connection not known yet (preview) is a move, as before."""
     if contains_unknown(new):
         return False
-    before = machine_identity(old)
-    if before.guid is None:
-        return False  # the old address no longer answers: the objects cannot be found there either
-    after = machine_identity(new)
-    return after.guid is not None and after.guid == before.guid
+    for which, connection in (("the old address", old), ("the new address", new)):
+        answer = machine_identity(connection)
+        if answer.guid is None:
+            raise HostIdentityUnknown(_label(old), _label(new), which, answer.problem or "no answer")
+    return machine_identity(old).guid == machine_identity(new).guid
+
+
+def _label(connection: dict[str, Any]) -> str:
+    location = _location(connection)
+    return f"{location[0]}:{location[1]}" if location else str(connection.get("host"))
 
 
 def connection_change(olds: dict[str, Any], news: dict[str, Any]) -> tuple[bool, bool]:

@@ -16,6 +16,7 @@ import pytest
 from devhost import auth, machine
 from providers.directory.provider import DirectoryProvider
 from providers.framework import identity
+from providers.framework.identity import HostIdentityUnknown
 from providers.framework.provider import connection_change
 from providers.transport.errors import HostUnreachable
 from tests.support.hosts import Target, start_simulator, stop_simulator
@@ -71,8 +72,10 @@ def test_port_unset_and_its_default_written_out_are_one_place_without_asking_the
     assert connection_change({"connection": new}, {"connection": old}) == (False, True)
     # (no host was asked: agent01.contoso.example does not exist, and the simulator saw nothing)
     assert commands(simulated, mark) == 0
-    other = {**old, "port": 5985 if use_https else 5986}
-    assert connection_change({"connection": old}, {"connection": other})[0] is True  # another port: asked, unreachable
+    other = {**old, "port": 5985 if use_https else 5986, "read_timeout_s": 3, "operation_timeout_s": 2, "retries": 0}
+    old = {**old, "read_timeout_s": 3, "operation_timeout_s": 2, "retries": 0}
+    with pytest.raises(HostIdentityUnknown):  # another port: asked, and agent01.contoso.example does not answer
+        connection_change({"connection": old}, {"connection": other})
 
 
 # -- the machine's identity --------------------------------------------------------------------------------------
@@ -108,18 +111,25 @@ def test_a_clone_generalized_with_sysprep_is_another_machine(simulated: Target, 
     assert connection_change({"connection": old}, {"connection": new})[0] is True
 
 
-def test_an_old_address_that_no_longer_answers_is_a_move(simulated: Target) -> None:
+def test_an_old_address_that_does_not_answer_is_refused_by_name_never_guessed(simulated: Target) -> None:
+    """Taken for a move, a respelt address of the same machine whose old spelling failed once would delete what
+    the create through the new one adopted (review-respell M1): the diff refuses, naming both and the fix."""
     gone = conn(simulated, port=1, read_timeout_s=3, operation_timeout_s=2, retries=0)  # nothing listens on port 1
     new = conn(simulated, host="localhost")
     mark = simulated.journal_mark()
-    assert connection_change({"connection": gone}, {"connection": new}) == (True, False)
+    with pytest.raises(HostIdentityUnknown, match=r"from 127\.0\.0\.1:1 to localhost:\d+, but the old address"):
+        connection_change({"connection": gone}, {"connection": new})
+    with pytest.raises(HostIdentityUnknown, match=r"pulumi state delete"):
+        DirectoryProvider().diff("C:\\respell", props(gone), props(new))
     assert identity_requests(simulated, mark) == 0, "the new address is not asked when the old one cannot answer"
+    assert commands(simulated, mark) == 0
 
 
-def test_a_new_address_that_does_not_answer_is_a_move_whose_create_names_that_host(simulated: Target) -> None:
+def test_a_new_address_that_does_not_answer_is_refused_naming_it(simulated: Target) -> None:
     old = conn(simulated)
     new = conn(simulated, host="localhost", port=1, read_timeout_s=3, operation_timeout_s=2, retries=0)
-    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+    with pytest.raises(HostIdentityUnknown, match=r"to localhost:1, but the new address .*could not connect"):
+        connection_change({"connection": old}, {"connection": new})
     with pytest.raises(HostUnreachable, match=r"host localhost:1: could not connect"):
         DirectoryProvider().create(props(new))
 
@@ -133,8 +143,9 @@ def test_the_identity_is_only_read_and_a_missing_value_is_named(simulated: Targe
     assert answer.guid is None and answer.problem is not None
     assert "MachineGuidMissing" in answer.problem, answer.problem
     assert iis.registry_key(other_machine.state_dir, machine.CRYPTOGRAPHY) is None, "the script never writes"
-    # and the diff keeps the conservative answer: a move
-    assert connection_change({"connection": conn(simulated)}, {"connection": conn(other_machine)})[0] is True
+    # and the diff does not guess: it refuses, naming the value
+    with pytest.raises(HostIdentityUnknown, match="MachineGuidMissing"):
+        connection_change({"connection": conn(simulated)}, {"connection": conn(other_machine)})
 
 
 # -- a new way to reach the same host: nothing changes on it, the new settings are used later ---------------------
