@@ -296,6 +296,18 @@ def test_a_host_address_or_port_spelt_another_way_is_no_move(tmp_path: Path, res
     assert estate.operations("zone-b", marks["zone-b"]) == []  # the same effective port: not even asked
     assert estate.operations("server", marks["server"]) == []
 
+    # A new address that does not answer is never guessed at (review-respell M1): taken for a move, the same
+    # machine would lose what the create adopted. Both verbs stop on that host, naming it; nothing is changed.
+    port = hosts["zone-a"]["port"]
+    hosts["zone-a"]["port"] = 1  # nothing listens there
+    local.write(config)
+    for verb in ("preview", "up"):
+        code, text = local.run(verb)
+        assert code != 0 and "[HostIdentityUnknown]" in text and "localhost:1" in text, text
+    assert all(estate.file(host, path).exists() for host, path in kept)
+    hosts["zone-a"]["port"] = port
+    local.write(config)
+
     code, text = local.run("refresh", "--expect-no-changes")
     assert code == 0, text
     code, text = local.run("destroy")
