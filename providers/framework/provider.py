@@ -57,11 +57,13 @@ def _same_machine(old: dict[str, Any], new: dict[str, Any]) -> bool:
     them on the old machine (see that error). A new connection not known yet (preview) is a move, as before."""
     if contains_unknown(new):
         return False
+    guids = []
     for which, connection in (("the old address", old), ("the new address", new)):
         answer = machine_identity(connection)
         if answer.guid is None:
             raise HostIdentityUnknown(_label(old), _label(new), which, answer.problem or "no answer")
-    return machine_identity(old).guid == machine_identity(new).guid
+        guids.append(answer.guid)
+    return guids[0] == guids[1]
 
 
 def _label(connection: dict[str, Any]) -> str:

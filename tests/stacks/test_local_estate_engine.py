@@ -157,6 +157,13 @@ def test_adding_moving_and_removing_an_agent_touch_only_that_agent(local: Estate
     assert code == 0, text
 
 
+def assert_only_zone_a_updated(local: EstateProject) -> None:
+    """The preview proposes updates only, and only to zone-a's resources (its agent's and its baseline's)."""
+    steps = changed_steps(local)
+    assert steps and {op for op, _ in steps} == {"update"}, steps
+    assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+
+
 def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: EstateProject) -> None:
     """Issue 11: after the host's password and the stack's secret change, `up` records the new
     connection (an update that sends nothing to the host), and refresh and destroy then use it."""
@@ -169,9 +176,7 @@ def test_a_rotated_winrm_password_is_used_by_every_later_operation(local: Estate
     auth.write_user(users, "administrator", new_password)
     try:
         local.set_secret("hosts.zone-a.password", new_password)
-        steps = changed_steps(local)
-        assert steps and {op for op, _ in steps} == {"update"}, steps
-        assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+        assert_only_zone_a_updated(local)
         marks = local.estate.marks()
         code, text = local.run("up")
         assert code == 0, text
@@ -200,9 +205,7 @@ def test_a_new_winrm_user_changes_nothing_on_the_host_and_is_the_one_refresh_log
     config = local.config()
     config[HOSTS_KEY]["zone-a"]["user"] = "deploy2"
     local.write(config)
-    steps = changed_steps(local)
-    assert steps and {op for op, _ in steps} == {"update"}, steps
-    assert all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+    assert_only_zone_a_updated(local)
     marks = local.estate.marks()
     code, text = local.run("up")
     assert code == 0, text
