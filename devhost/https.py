@@ -30,7 +30,8 @@ with ``server_name`` as the SNI name and one GET with it in the Host header. Eac
   ``appsettings.agent.json``, ``identitymanager-Server.dll`` reads ``appsettings.json``, and each opens the private
   key of every certificate its settings name by thumbprint in LocalMachine\\My, as the pool's identity (the manual:
   the pool identity needs read access to the private key). A failure at start: ``500.30`` "ASP.NET Core app failed
-  to start". Started, the server answers ``/hc`` with ``Healthy`` (its database is not modelled: always reachable)
+  to start". Started, the server answers ``/hc`` with the result of its health checks (``Healthy`` unless a test set
+  ``Degraded`` or ``Unhealthy`` out of band, see ``admin_set_server_health``; its database is not modelled)
   and every app answers other paths with 200. Any other app file is not modelled (refused).
 """
 
@@ -298,8 +299,36 @@ def _app(
         if key is None or not fs.resolve(key).is_file() or not ntfs.can_read_file(store, key, sids):
             return failed
     if name == SERVER_APP and path.lower() == "/hc":
-        return Answer("http", status=200, server=IIS_SERVER, body="Healthy", headers={"Content-Type": "text/plain"})
+        health = server_health(state_dir)
+        return Answer(
+            "http",
+            status=HEALTH_STATUS_CODES[health],
+            server=IIS_SERVER,
+            body=health,
+            headers={"Content-Type": "text/plain"},
+        )
     return Answer("http", status=200, server=IIS_SERVER, body="Identity Manager (SIMULATOR stand-in)")
+
+
+# ASP.NET Core's health check middleware: the report's status as plain text, with ResultStatusCodes' defaults
+# Healthy 200, Degraded 200, Unhealthy 503 (learn.microsoft.com, "Health checks in ASP.NET Core", "Customize the
+# HTTP status code"; dotnet/aspnetcore HealthCheckOptions.cs). Which checks Identity Manager registers (its
+# database among them) is not modelled: the result is set by the test, out of band.
+HEALTH_STATUS_CODES = {"Healthy": 200, "Degraded": 200, "Unhealthy": 503}
+_HEALTH_FILE = "server-health.json"
+
+
+def server_health(state_dir: Path) -> str:
+    """The result of the server's health checks, as ``/hc`` reports it (Healthy unless the test set another)."""
+    path = state_dir / _HEALTH_FILE
+    return str(json.loads(path.read_text(encoding="utf-8"))["status"]) if path.is_file() else "Healthy"
+
+
+def admin_set_server_health(state_dir: Path, status: str) -> None:
+    """Out of band: the server's health checks now report ``status`` (e.g. its database went away: Unhealthy)."""
+    if status not in HEALTH_STATUS_CODES:
+        raise ValueError(f"SIMULATOR: health status {status!r} is not one of {sorted(HEALTH_STATUS_CODES)}")
+    (state_dir / _HEALTH_FILE).write_text(json.dumps({"status": status}), encoding="utf-8")
 
 
 def write_stand_in_runtime(state_dir: Path, runtime_path: str, app_file: str, framework: str = "8.0.0") -> None:

@@ -251,6 +251,17 @@ def test_the_servers_health_check_must_answer_healthy(host: Target, engine: Engi
     )
     assert "LICENSE" not in output
 
+    # The server runs but its health checks fail: ASP.NET Core answers 503 'Unhealthy', or 200 'Degraded' (a
+    # status code alone would pass that one).
+    tour = Tour(host, stack, toggles)
+    for status, code in (("Unhealthy", 503), ("Degraded", 200)):
+        output = tour.named(
+            lambda status=status: https.admin_set_server_health(state(host), status),
+            f"https://im.contoso.example/hc: /hc answered HTTP {code} '{status}', not 200 'Healthy'",
+            repair=lambda: https.admin_set_server_health(state(host), "Healthy"),
+        )
+        assert "LICENSE" not in output and "Integrated Security" not in output
+
 
 def test_a_service_agent_must_run_with_its_runtime(host: Target, engine: Engine) -> None:
     gmsa = "CONTOSO\\svc-agent$"
