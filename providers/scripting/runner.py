@@ -85,6 +85,15 @@ def encode_request(ref: ScriptRef, payload: dict[str, Any]) -> bytes:
     return base64.b64encode(json.dumps(request).encode("utf-8"))
 
 
+def _shown(text: str) -> str:
+    """What an error may quote of an answer that is no envelope. An envelope cut short or mangled may hold a
+    state with a settings file's content (client secrets, connection strings): only its size is shown. Any other
+    text (a PowerShell error, a proxy's page) carries no value of ours: its start helps to see what answered."""
+    if text.lstrip().startswith("{") or '"ok"' in text:
+        return f"a JSON text that does not parse ({len(text)} characters, not shown: it may hold settings content)"
+    return repr(text[:500])
+
+
 def run_script(conn: HostConnection, ref: ScriptRef, payload: dict[str, Any], *, resource: str) -> OperationResult:
     """Run one operation script on the host and return its parsed envelope; raise on any failure."""
     answer = session_for(conn).request(
@@ -97,7 +106,7 @@ def run_script(conn: HostConnection, ref: ScriptRef, payload: dict[str, Any], *,
         envelope = None
     if not isinstance(envelope, dict) or "ok" not in envelope:
         raise ScriptOutputInvalid(
-            conn.label, f"{resource} ({ref.operation}): the host answered without a JSON envelope: {text[:500]!r}"
+            conn.label, f"{resource} ({ref.operation}): the host answered without a JSON envelope: {_shown(text)}"
         )
     if not envelope["ok"]:
         error = envelope.get("error") or {}

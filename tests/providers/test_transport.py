@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from providers.scripting import ScriptOutputInvalid
 from providers.scripting.runner import ScriptRef, run_script
 from providers.transport.connection import HostConnection
 from providers.transport.errors import AuthenticationFailed, HostUnreachable, WinRMProtocolError
@@ -378,3 +379,39 @@ def test_a_whole_command_line_in_rsp_command_reaches_the_same_loop_as_the_split_
     envelope = json.loads(answer)
     assert envelope["ok"] is True and envelope["state"]["ensure"] == "absent", envelope
     assert [e["op"] for e in simulated.operation_events_since(mark)] == ["settings_file/get"]
+
+
+# --- what an error quotes of an answer that is no envelope ---------------------------------------------
+
+
+class _Answers:
+    """A session whose one request gets ``answer`` (the layer under run_script: only what it returns matters)."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+
+    def request(self, *_: Any, **__: Any) -> bytes:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"ok":true,"state":{"content":"{\\"OpenIdClients\\":{\\"Job\\":\\"s3cr3t-client\\"}}"',  # cut short
+        b'{"ok":true,"state":{"content":"s3cr3t-client"}}garbage',  # mangled after the envelope
+    ],
+)
+def test_an_envelope_that_does_not_parse_is_never_quoted(monkeypatch: pytest.MonkeyPatch, answer: bytes) -> None:
+    monkeypatch.setattr("providers.scripting.runner.session_for", lambda conn: _Answers(answer))
+    conn = HostConnection.model_validate({"host": "h.example", "username": "u", "password": "p"})
+    with pytest.raises(ScriptOutputInvalid, match="without a JSON envelope") as raised:
+        run_script(conn, GET, payload(), resource="t")
+    assert "s3cr3t-client" not in str(raised.value)
+    assert f"{len(answer)} characters" in str(raised.value)
+
+
+def test_an_answer_that_is_no_json_is_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("providers.scripting.runner.session_for", lambda conn: _Answers(b"Access is denied.\r\n"))
+    conn = HostConnection.model_validate({"host": "h.example", "username": "u", "password": "p"})
+    with pytest.raises(ScriptOutputInvalid, match="Access is denied"):
+        run_script(conn, GET, payload(), resource="t")
