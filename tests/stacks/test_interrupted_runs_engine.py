@@ -2,10 +2,12 @@
 
 The kill matrix: an `up` from nothing, its `pulumi` CLI sent SIGINT after the N-th WinRM request the hosts
 journaled and SIGKILL ``grace`` seconds later if it still runs (tests/support/interrupt.py). A full `up` of the
-estate is about 105 requests (operations travel batched, several to a Send), so the points 2, 5, ..., 98 (33)
-spread over the whole run. Each `make test` run covers KILL_CASES of them, one per quarter of the run, chosen
-by USERCUBE_KILL_SEED (default: the day number, so that consecutive nightly runs rotate through every point of
-each quarter); USERCUBE_KILL_POINTS=all runs all 33, USERCUBE_KILL_POINTS=20,35 those two. After each kill:
+estate is 105 to 109 requests (operations travel batched, several to a Send; the count varies with how they
+batch), so the points 2, 5, ..., 101 (34) spread over the whole run, the last one within its last eight requests
+(a point closer to the end races the run's own end: at 104 of 108 the `up` had finished before SIGINT arrived).
+Each `make test` run covers KILL_CASES of them, one per quarter of the run, chosen by USERCUBE_KILL_SEED
+(default: the day number, so that consecutive nightly runs rotate through every point of each quarter);
+USERCUBE_KILL_POINTS=all runs all 34, USERCUBE_KILL_POINTS=20,35 those two. After each kill:
 
 - every JSON and XML file on every host parses, and each agent settings file (a SettingsFile resource's) holds
   its old or its new content;
@@ -30,7 +32,7 @@ from tests.support.interrupt import broken_settings_files, interrupt_up, setting
 
 pytestmark = pytest.mark.engine
 
-POINTS = list(range(2, 101, 3))  # requests after which SIGINT is sent: 33 points over a ~105-request `up`
+POINTS = list(range(2, 102, 3))  # requests after which SIGINT is sent: 34 points over a 105-109-request `up`
 # SIGKILL this long after SIGINT unless the CLI has ended: a short grace kills it with operations in flight
 # (pending in the state, the lock left); the long one lets it cancel cleanly (exit 8 or 255, no pending).
 GRACES_S = (0.2, 1.0, 15.0)
