@@ -270,6 +270,57 @@ def test_bootstrap_and_prelude_pass_no_input_through_a_cmdlet() -> None:
         assert "ConvertFrom-Json" not in code and "Add-Member" not in code, name
 
 
+# R7, every script: a secret of the input reaches only .NET calls and functions the scripts define, never a
+# cmdlet (module logging, event 4103 and 5.1's event 800, writes a cmdlet's bound values with ToString():
+# PowerShell engine/ParameterBinderBase.cs, MshCommandRuntime.cs; a script-defined function is not logged)
+# and never a pipe (with transcription on, a pipeline holding a logged cmdlet logs its functions too:
+# engine/pipeline.cs). A lint over the lines that name a secret field, not a proof: the README's table is.
+SECRET_FIELDS = ("password", "apply_password", "identity_password", "pfx", "pfx_password", "content")
+FORBIDDEN_CMDLETS = ("ConvertFrom-Json", "Add-Member", "ConvertTo-SecureString")
+_SECRET_USE = re.compile(r"\$Spec\.(" + "|".join(SECRET_FIELDS) + r")\b")
+_COMMAND_NAME = re.compile(r"\b[A-Z][a-z]+-[A-Z][A-Za-z0-9]+\b")
+_DEFINED = re.compile(r"^\s*function\s+([A-Za-z]+-[A-Za-z0-9]+)", re.MULTILINE | re.IGNORECASE)
+
+
+def secret_leaks(texts: list[tuple[str, str]]) -> list[str]:
+    """Lines where a secret field of $Spec meets a pipe or a command the scripts do not define themselves."""
+    defined = {name.lower() for _, text in texts for name in _DEFINED.findall(text)}
+    found = []
+    for name, text in texts:
+        for number, line in enumerate(text.splitlines(), 1):
+            code = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
+            for cmdlet in FORBIDDEN_CMDLETS:
+                if cmdlet.lower() in code.lower():
+                    found.append(f"{name}:{number}: {cmdlet}")
+            if not _SECRET_USE.search(code):
+                continue
+            if "|" in code.replace("-bor", "").replace("||", ""):
+                found.append(f"{name}:{number}: a secret in a pipeline")
+            foreign = [c for c in _COMMAND_NAME.findall(code) if c.lower() not in defined]
+            if foreign:
+                found.append(f"{name}:{number}: a secret beside {foreign}")
+    return found
+
+
+def test_no_secret_reaches_a_cmdlet_or_a_pipe() -> None:
+    assert secret_leaks(_all_script_texts()) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "$o = [Console]::In.ReadToEnd() | ConvertFrom-Json\n",
+        "$s = ConvertTo-SecureString ([string]$Spec.password) -AsPlainText -Force\n",
+        "$c = New-Object System.Management.Automation.PSCredential -ArgumentList 'u', $Spec.password\n",
+        "[string]$Spec.content | Set-Content -Path $path\n",
+        "Write-Verbose ([string]$Spec.pfx_password)\n",
+    ],
+)
+def test_the_secret_lint_refuses(line: str) -> None:
+    assert secret_leaks([("sample", "function Get-Mine($a) { $a }\n" + line)]) != []
+    assert secret_leaks([("sample", "function Get-Mine($a) { $a }\nGet-Mine ([string]$Spec.password)\n")]) == []
+
+
 # --- the end of an operation is an exception: no catch may swallow it --------------------------------
 # Complete-Operation and Stop-Operation end the script by throwing the exception Exit-Operation builds
 # (prelude.ps1; the bootstrap's loop runs many operations in one process, so no script may `exit`). A
