@@ -4,7 +4,8 @@ Driven here without the CLI: `pulumi import` cannot run with the CLI tools/ensur
 engine loads the project's language plugin for every import (installPlugins in pkg/engine/deployment.go, pulumi
 v3.259.0, whatever the exec kind), and that build has no `pulumi-language-python`; the Automation API's inline
 programs (`--client`, used by up/preview/refresh/destroy) have no counterpart for import. The real plugin
-process is driven over gRPC the same way in tests/test_dynamic_server.py.
+process is driven over gRPC the same way in tests/test_dynamic_server.py; the CLI test, run where the language
+plugin is found, is tests/providers/test_pulumi_import_engine.py.
 """
 
 from __future__ import annotations
