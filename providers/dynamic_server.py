@@ -12,6 +12,8 @@ Our plugin script (``providers/plugin/pulumi-resource-pulumi-python``, declared 
 the only difference is the thread pool ``grpc.server`` receives: ``USERCUBE_PROVIDER_WORKERS`` threads
 (default 64). Threads only wait on the network here; the bound per host stays the connection's
 ``max_parallel_operations``.
+
+It also answers ``pulumi import`` itself (``refusing_import``): the SDK's Read cannot, see there.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc  # type: ignore[import-untyped]  # no stubs in the pinned dev dependencies
+from pulumi.dynamic.dynamic import PROVIDER_KEY
+from pulumi.runtime.proto import provider_pb2_grpc
+
+from providers.framework.adoption import pulumi_import_refusal
 
 WORKERS_SETTING = "USERCUBE_PROVIDER_WORKERS"
 DEFAULT_WORKERS = 64
@@ -81,6 +87,59 @@ def _server_with_workers(
     return server
 
 
+class AddServicer(Protocol):
+    """The shape of ``provider_pb2_grpc.add_ResourceProviderServicer_to_server``."""
+
+    def __call__(self, servicer: provider_pb2_grpc.ResourceProviderServicer, server: Any) -> None: ...
+
+
+class ReadMethod(Protocol):
+    """The shape of a servicer's bound ``Read``."""
+
+    def __call__(self, request: Any, context: Any) -> Any: ...
+
+
+def refusing_import(read: ReadMethod) -> ReadMethod:
+    """The servicer's Read, answering an import's read (no ``__provider`` among the properties) with what to do.
+
+    ``pulumi import`` makes the engine call Read with the object's id and empty properties (ImportStep.Apply in
+    pkg/resource/deploy/step.go, pulumi v3.259.0: no Inputs, no State). The SDK's Read
+    (``DynamicResourceProviderServicer.Read`` in pulumi/dynamic/__main__.py) first looks up the serialized
+    provider with ``props["__provider"]`` (``get_provider``), so the KeyError reached the user as the raw
+    "Exception calling application: '__provider'". Every other Read (refresh, a program's ``get``) carries the
+    provider the resource was created with and passes through unchanged.
+
+    FAILED_PRECONDITION, not the UNKNOWN an exception gives: the engine takes any code but Internal, DataLoss and
+    Unknown as "well-understood and recoverable" (resourceStateAndError in sdk/go/common/resource/plugin/
+    provider_plugin.go), so nothing is taken as possibly changed on the host.
+    """
+
+    def read_unless_import(request: Any, context: Any) -> Any:
+        if PROVIDER_KEY in request.properties.fields:
+            return read(request, context)
+        type_name = request.type.rsplit(":", 1)[-1] or "resource"
+        context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            pulumi_import_refusal(type_name, request.name or request.urn, request.id),
+        )
+        # grpc's ServicerContext.abort raises; never fall through to an empty answer if a context did not.
+        raise RuntimeError("context.abort returned")
+
+    return read_unless_import
+
+
+def _adding_servicer_refusing_import(original: AddServicer) -> AddServicer:
+    """``add_ResourceProviderServicer_to_server`` that gives the server the SDK's servicer with its Read wrapped
+    (the SDK's own object and methods, not a copy; only the bound Read the server calls is replaced)."""
+
+    def add(servicer: provider_pb2_grpc.ResourceProviderServicer, server: Any) -> None:
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server = original  # one servicer per process
+        servicer.Read = refusing_import(servicer.Read)  # type: ignore[method-assign]  # this instance's only
+        original(servicer, server)
+
+    return add
+
+
 def watch_engine(server: Any, *, poll_s: float = PARENT_POLL_S, grace_s: float = ORPHAN_GRACE_S) -> threading.Thread:
     """End this plugin when the engine that started it is gone (its parent process changed).
 
@@ -114,6 +173,9 @@ def main() -> None:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     grpc.server = _server_with_workers(grpc.server, workers, started=watch_engine)
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server = _adding_servicer_refusing_import(
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server
+    )
     # What `python -m pulumi.dynamic` does; its main() prints the port and serves until the engine stops it.
     runpy.run_module(SDK_SERVER_MODULE, run_name="__main__", alter_sys=True)
     # The engine stops the plugin with SIGINT and kills it 5 seconds later (sdk/go/common/resource/plugin/

@@ -57,3 +57,14 @@ def test_the_readme_states_the_bad_input_corpus_as_it_is() -> None:
     ):
         assert phrase in text, f"README.md: update the corpus counts ({phrase!r})"
     assert total >= 60
+
+
+def test_the_readme_quotes_the_pulumi_import_refusal_as_the_plugin_words_it() -> None:
+    from providers.framework.adoption import pulumi_import_refusal
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Adopting objects that already exist") :].split("\n## ", 1)[0]
+    quoted = " ".join(line.removeprefix(">").strip() for line in section.splitlines() if line.startswith(">"))
+    assert quoted == pulumi_import_refusal("Directory", "adopted", "C:\\identitymanagerContoso"), (
+        "README.md 'Adopting objects that already exist': quote the message of providers/framework/adoption.py"
+    )

@@ -25,8 +25,10 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from providers.dynamic_server import DEFAULT_WORKERS, PLUGIN_DIR, WORKERS_SETTING, worker_count
+from providers.framework.adoption import pulumi_import_refusal
 from stackrun.cli import main as stackrun_main
 from tests.support.barrier_provider import BarrierProvider
+from tests.support.echo_read_provider import EchoReadProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = PLUGIN_DIR / "pulumi-resource-pulumi-python"
@@ -92,6 +94,42 @@ def test_with_four_workers_the_fifth_operation_waits() -> None:
     with plugin(str(SDK_WORKERS)) as stub:
         failures = checks_at_once(stub, SDK_WORKERS + 1, timeout=1.5)
     assert failures and all("fewer than 5 checks ran at once" in reason for reason in failures), failures
+
+
+DIRECTORY_URN = "urn:pulumi:t::p::pulumi-python:dynamic/windows:Directory::adopted"
+
+
+def read_request(properties: dict[str, object]) -> provider_pb2.ReadRequest:
+    """A Read as the engine sends it (provider_plugin.go's Read, pulumi v3.259.0): the state as properties, no
+    inputs given when there are none. For `pulumi import` the state is empty (ImportStep.Apply in step.go)."""
+    state = struct_pb2.Struct()
+    state.update(properties)
+    return provider_pb2.ReadRequest(
+        id="C:\\identitymanagerContoso",
+        urn=DIRECTORY_URN,
+        name="adopted",
+        type="pulumi-python:dynamic/windows:Directory",
+        properties=state,
+    )
+
+
+def test_pulumi_import_gets_what_to_do_instead_not_the_sdk_key_error() -> None:
+    """Issue 8 §3: the SDK's Read looked up `__provider` in an import's empty properties and failed raw."""
+    with plugin(None) as stub, pytest.raises(grpc.RpcError) as refused:
+        stub.Read(read_request({}), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION, refused.value
+    details = refused.value.details()
+    assert details == pulumi_import_refusal("Directory", "adopted", "C:\\identitymanagerContoso")
+    assert "preview --diff" in details and "'__provider'" not in details and "Exception calling" not in details
+
+
+def test_a_read_with_the_provider_in_its_state_still_reaches_the_provider() -> None:
+    """A refresh's Read (the state holds `__provider`) passes through the import check to the provider's read."""
+    with plugin(None) as stub:
+        answer = stub.Read(read_request({"__provider": serialize_provider(EchoReadProvider()), "path": "C:\\im"}))
+    assert answer.id == "C:\\identitymanagerContoso"
+    assert answer.properties["read_id"] == "C:\\identitymanagerContoso"
+    assert list(answer.properties["got"]) == ["__provider", "path"]
 
 
 def test_worker_count_default_and_bounds() -> None:
