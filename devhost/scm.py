@@ -260,15 +260,32 @@ def change(state_dir: Path, name: str, **values: Any) -> Service:
     return service
 
 
+SERVICES_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Services"  # each service's key, as the scripts spell it
+
+
+class RegistryKeyNotFound(Exception):
+    """PowerShell's ItemNotFoundException for a registry key that does not exist: "occurs when the path contained no
+    wildcard characters and an item at that path could not be found" (learn.microsoft.com, ItemNotFoundException
+    Class, System.Management.Automation). Its message is SessionStateStrings.PathNotFound of PowerShell, "Cannot find
+    path '{0}' because it does not exist.", the path as the script gave it; its error record's category is
+    ObjectNotFound (errorId PathNotFound)."""
+
+    category = "ObjectNotFound"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"Cannot find path '{path}' because it does not exist.")
+
+
 def set_key_value(state_dir: Path, name: str, value_name: str, value: str) -> None:
-    """New-ItemProperty -PropertyType String -Force under the service's key (RegSetValueEx): the key is there as long
-    as the service is listed, marked for deletion or not; once it is gone the write fails (ItemNotFound)."""
+    """New-ItemProperty -LiteralPath <the service's key> -PropertyType String -Force (RegSetValueEx): the key is there
+    as long as the service is listed, marked for deletion or not. Once it is gone (DeleteService, Remarks: "deleting
+    the service key and its subkeys") the write fails with RegistryKeyNotFound: -Force creates no key, it only lets
+    the value be overwritten (learn.microsoft.com New-ItemProperty, -Force; New-Item creates keys)."""
     services = load(state_dir)
     service = services.get(name.lower())
     if service is None:
-        raise ValueError(
-            f"SIMULATOR: the key of service {name!r} is gone; the script's write would fail (ItemNotFound)"
-        )
+        raise RegistryKeyNotFound(f"{SERVICES_KEY}\\{name}")
     service.key_values[value_name] = value
     save(state_dir, services)
 
