@@ -39,6 +39,7 @@ from typing import Any
 
 from devhost import accounts, lsa
 from devhost.fs import WindowsFs, WindowsPathError
+from devhost.hooks import Knobs, sim_dir
 
 WIN32_MESSAGES = {
     2: "The system cannot find the file specified.",
@@ -69,6 +70,10 @@ BUILTIN_START_NAMES = {
     "nt authority\\networkservice": "S-1-5-20",
 }
 SERVICE_DOMAIN_RID = 80  # NT SERVICE\<name>: S-1-5-80-<SHA-1 of the upper-cased name>
+# Knob ``service_create_races``: [{"on": "<service name>"}], one-shot: someone installs that service by hand (the
+# manual's `sc.exe create`, with the very values of the create under way) just before a create's CreateService,
+# which then finds the name taken (1073).
+CREATE_RACE_KNOB = "service_create_races"
 
 
 class ScmError(Exception):
@@ -205,6 +210,8 @@ def create(
     """CreateService (what Win32_Service.Create calls)."""
     if not name or len(name) > 256 or "/" in name or "\\" in name:
         raise ScmError(123)
+    if Knobs(sim_dir(state_dir) / "knobs.json").take_fault(name, key=CREATE_RACE_KNOB) is not None:
+        _hand_install(state_dir, name, display_name, image_path, start_mode, start_name, password)
     services = load(state_dir)
     if name.lower() in services:
         # "already exists in this database and has been marked for deletion" (CreateService, return codes)
@@ -224,6 +231,28 @@ def create(
     services[name.lower()] = service
     save(state_dir, services)
     return service
+
+
+def _hand_install(
+    state_dir: Path,
+    name: str,
+    display_name: str,
+    image_path: str,
+    start_mode: str,
+    start_name: str,
+    password: str | None,
+) -> None:
+    """The racing hand install of CREATE_RACE_KNOB: the service as CreateService would make it, by someone else."""
+    services = load(state_dir)
+    services[name.lower()] = Service(
+        name=name,
+        display_name=display_name,
+        image_path=image_path,
+        start_mode=start_mode,
+        start_name=start_name,
+        password_sha256=hash_password(password),
+    )
+    save(state_dir, services)
 
 
 def _existing(services: dict[str, Service], name: str) -> Service:
