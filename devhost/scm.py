@@ -39,6 +39,7 @@ from typing import Any
 
 from devhost import accounts, lsa
 from devhost.fs import WindowsFs, WindowsPathError
+from devhost.hooks import Knobs, sim_dir
 
 WIN32_MESSAGES = {
     2: "The system cannot find the file specified.",
@@ -69,6 +70,10 @@ BUILTIN_START_NAMES = {
     "nt authority\\networkservice": "S-1-5-20",
 }
 SERVICE_DOMAIN_RID = 80  # NT SERVICE\<name>: S-1-5-80-<SHA-1 of the upper-cased name>
+# Knob ``service_create_races``: [{"on": "<service name>"}], one-shot: someone installs that service by hand (the
+# manual's `sc.exe create`, with the very values of the create under way) just before a create's CreateService,
+# which then finds the name taken (1073).
+CREATE_RACE_KNOB = "service_create_races"
 
 
 class ScmError(Exception):
@@ -205,6 +210,8 @@ def create(
     """CreateService (what Win32_Service.Create calls)."""
     if not name or len(name) > 256 or "/" in name or "\\" in name:
         raise ScmError(123)
+    if Knobs(sim_dir(state_dir) / "knobs.json").take_fault(name, key=CREATE_RACE_KNOB) is not None:
+        _hand_install(state_dir, name, display_name, image_path, start_mode, start_name, password)
     services = load(state_dir)
     if name.lower() in services:
         # "already exists in this database and has been marked for deletion" (CreateService, return codes)
@@ -224,6 +231,28 @@ def create(
     services[name.lower()] = service
     save(state_dir, services)
     return service
+
+
+def _hand_install(
+    state_dir: Path,
+    name: str,
+    display_name: str,
+    image_path: str,
+    start_mode: str,
+    start_name: str,
+    password: str | None,
+) -> None:
+    """The racing hand install of CREATE_RACE_KNOB: the service as CreateService would make it, by someone else."""
+    services = load(state_dir)
+    services[name.lower()] = Service(
+        name=name,
+        display_name=display_name,
+        image_path=image_path,
+        start_mode=start_mode,
+        start_name=start_name,
+        password_sha256=hash_password(password),
+    )
+    save(state_dir, services)
 
 
 def _existing(services: dict[str, Service], name: str) -> Service:
@@ -260,15 +289,32 @@ def change(state_dir: Path, name: str, **values: Any) -> Service:
     return service
 
 
+SERVICES_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Services"  # each service's key, as the scripts spell it
+
+
+class RegistryKeyNotFound(Exception):
+    """PowerShell's ItemNotFoundException for a registry key that does not exist: "occurs when the path contained no
+    wildcard characters and an item at that path could not be found" (learn.microsoft.com, ItemNotFoundException
+    Class, System.Management.Automation). Its message is SessionStateStrings.PathNotFound of PowerShell, "Cannot find
+    path '{0}' because it does not exist.", the path as the script gave it; its error record's category is
+    ObjectNotFound (errorId PathNotFound)."""
+
+    category = "ObjectNotFound"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"Cannot find path '{path}' because it does not exist.")
+
+
 def set_key_value(state_dir: Path, name: str, value_name: str, value: str) -> None:
-    """New-ItemProperty -PropertyType String -Force under the service's key (RegSetValueEx): the key is there as long
-    as the service is listed, marked for deletion or not; once it is gone the write fails (ItemNotFound)."""
+    """New-ItemProperty -LiteralPath <the service's key> -PropertyType String -Force (RegSetValueEx): the key is there
+    as long as the service is listed, marked for deletion or not. Once it is gone (DeleteService, Remarks: "deleting
+    the service key and its subkeys") the write fails with RegistryKeyNotFound: -Force creates no key, it only lets
+    the value be overwritten (learn.microsoft.com New-ItemProperty, -Force; New-Item creates keys)."""
     services = load(state_dir)
     service = services.get(name.lower())
     if service is None:
-        raise ValueError(
-            f"SIMULATOR: the key of service {name!r} is gone; the script's write would fail (ItemNotFound)"
-        )
+        raise RegistryKeyNotFound(f"{SERVICES_KEY}\\{name}")
     service.key_values[value_name] = value
     save(state_dir, services)
 

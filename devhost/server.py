@@ -29,8 +29,10 @@ Test hooks, all under ``<state>/_sim/``:
   ``times_out``, devhost.installers), ``cim_faults`` (one-shot: a Get-CimInstance of the
   class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers),
   ``staging_create_races`` (one-shot: another account makes a staging folder between Exists
-  and CreateDirectory, devhost.ops.staging). ``winrs_idle_timeout_ms`` is the host's winrm/config/winrs
-  IdleTimeout (default 7200000): a shell nobody used that long is deleted (devhost.wsman).
+  and CreateDirectory, devhost.ops.staging), ``service_create_races`` (one-shot: the named service is installed
+  by hand, with the create's own values, just before a create's CreateService, devhost.scm).
+  ``winrs_idle_timeout_ms`` is the host's winrm/config/winrs IdleTimeout (default 7200000): a shell nobody used
+  that long is deleted (devhost.wsman).
 * ``tls/`` — the generated CA and server certificate.
 """
 

@@ -208,13 +208,33 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"Write-OwnersJson \$creatingPath \(\[ordered\]@\{ owner = \$owner; name = \$name \}\)\n(.*\n)*?"
-        r"\s+Invoke-Win32ServiceMethod -Method 'Create' -Arguments \$arguments\n"
-        r"\s+\} catch \{\n(.*\n){2}"
+        r"\s+\$createResult = Get-Win32ServiceResult -Method 'Create' -Arguments \$arguments\n"
+        r"\s+\} catch \{\n(\s+#.*\n)*"
         r"\s+if \(\(Get-ServiceState \$name\)\.ensure -eq 'absent'\) \{ "
         r"\[System\.IO\.File\]::Delete\(\$creatingPath\) \}\n"
-        r"\s+throw\n\s+\}\n\s+Set-OwnerMarker \$name \$owner\n",
-        "the record of the create under way is written before Create, dropped when Create created nothing, and the "
-        "marker is written right after Create (write_creating_record, scm.set_key_value)",
+        r"\s+throw\n\s+\}\n"
+        r"\s+if \(\$createResult -ne 0\) \{\n(\s+#.*\n)*"
+        r"\s+\[System\.IO\.File\]::Delete\(\$creatingPath\)\n"
+        r"\s+Assert-Win32ServiceResult -Method 'Create' -Code \$createResult\n\s+\}\n(\s+#.*\n)*"
+        r"\s+Set-OwnerMarker \$name \$owner\n(?:(?![^\n]*\[System\.IO\.File\]::Delete).*\n)*?"
+        r"    \}\n    # Marked .*\n    \[System\.IO\.File\]::Delete\(\$creatingPath\)\n\} finally \{",
+        "the record of the create under way is written before Create; whatever Create answers (a return value) it goes "
+        "before the error, since Create created nothing then even when a service of that name is there (1073: "
+        "installed by hand since the first read; review S1); with no answer (a CIM error) it stays if a service of "
+        "that name exists; on success the marker is written right after Create and the record goes only after it "
+        "(write_creating_record, _set_owner_marker)",
+    ),
+    ScriptFact(
+        _ALL,
+        r"function Assert-Win32ServiceResult \{\n\s+param\(\[string\] \$Method, \[int\] \$Code, "
+        r"\[string\] \$Property = \$null\)\n\s+if \(\$Code -eq 0\) \{ return \}\n(.*\n){3}"
+        r"\s+Stop-Operation -Id \$known\[0\] -Property \$Property -Message "
+        r"\"Win32_Service\.\$Method returned \$\{Code\}: \$\(\$known\[1\]\); \$\(\$known\[2\]\)\"\n\}\n\n"
+        r"function Invoke-Win32ServiceMethod \{\n.*\n"
+        r"\s+Assert-Win32ServiceResult -Method \$Method -Code \(Get-Win32ServiceResult -Method \$Method "
+        r"-Arguments \$Arguments -Service \$Service\) -Property \$Property\n\}",
+        "a Win32_Service return value other than 0 stops with its id and 'Win32_Service.<method> returned <n>: "
+        "<error>; <fix>' (_method_failed), for Create as for every other method",
     ),
     ScriptFact(
         ("windows_service/remove",),
@@ -333,6 +353,16 @@ def write_creating_record(fs: WindowsFs, name: str, owner: str) -> None:
 def _failure_key(value: dict[str, Any]) -> str:
     parts = [f"{a['action']}:{a['delay_seconds']}" for a in value["actions"]]
     return f"{value['reset_period_seconds']};" + ",".join(parts)
+
+
+def _set_owner_marker(state_dir: Path, name: str, owner: str) -> None:
+    """Set-OwnerMarker. With the service's key gone (the service deleted since it was read or created), New-ItemProperty
+    writes PowerShell's ItemNotFoundException (scm.RegistryKeyNotFound); EAP=Stop makes it terminating, and the
+    prelude's trap reports it as UnexpectedError with the error record's category and the exception's message."""
+    try:
+        scm.set_key_value(state_dir, name, OWNER_MARKER, owner)
+    except scm.RegistryKeyNotFound as error:
+        raise _Stop(fail("UnexpectedError", str(error), category=error.category)) from None
 
 
 def _credential(account: str, password: str | None) -> tuple[str, str | None]:
@@ -457,7 +487,7 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
                             prop="name",
                         )
                     )
-            scm.set_key_value(state_dir, name, OWNER_MARKER, owner)
+            _set_owner_marker(state_dir, name, owner)
             changes.append(change("owner_marker", marker, owner))
         elif before["ensure"] == "absent":
             write_creating_record(fs, name, owner)
@@ -472,10 +502,14 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
                     password=password,
                 )
             except scm.ScmError as error:
-                if scm.get(state_dir, name) is None:  # refused: nothing created, no record left to adopt by
-                    ownership.delete(fs, creating_path)
+                # Create answered (a return value) and refused: it created nothing, whatever holds the name now (1073:
+                # a service installed since the first read, e.g. by hand). The record goes before the error, or the
+                # next create would adopt that service as the one its own Create left (review S1).
+                ownership.delete(fs, creating_path)
                 raise _method_failed("Create", error) from None
-            scm.set_key_value(state_dir, name, OWNER_MARKER, owner)  # Set-OwnerMarker, right after Create
+            # Set-OwnerMarker, right after Create; the record goes only after it (below): a run broken off between
+            # them leaves the record, and the next create adopts the unmarked service its own Create made.
+            _set_owner_marker(state_dir, name, owner)
             changes.append(change("ensure", "absent", "present"))
             created = True
         ownership.delete(fs, creating_path)  # marked (or already ours): the record has done its job

@@ -414,6 +414,24 @@ def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
         # Review adopt4 E2, E4: a change only for a stop sent; the DeleteFlag read again before Delete.
         ("remove", "        $sent = $true\n        $controller.WaitForStatus", "        $controller.WaitForStatus"),
         ("remove", "-not (Test-DeleteFlag (Get-ServiceKeyValues $name))", "$true"),
+        # Review service6 S1: whatever Create answers, the record goes before the error; on success only after the
+        # marker is written.
+        (
+            "set",
+            "            [System.IO.File]::Delete($creatingPath)\n            Assert-Win32ServiceResult",
+            "            Assert-Win32ServiceResult",
+        ),
+        (
+            "set",
+            "        Set-OwnerMarker $name $owner\n",
+            "        [System.IO.File]::Delete($creatingPath)\n        Set-OwnerMarker $name $owner\n",
+        ),
+        (
+            "set",
+            "        Set-OwnerMarker $name $owner\n",
+            "        Set-OwnerMarker $name $owner\n        [System.IO.File]::Delete($creatingPath)\n",
+        ),
+        ("set", "    if ($Code -eq 0) { return }\n", "    if ($Code -ne 23) { return }\n"),
         # Review S5: a key gone between Get-CimInstance and its read is the service absent, not ItemNotFound.
         ("get", " -ErrorAction SilentlyContinue -ErrorVariable keyErrors", ""),
         ("get", "    if ($null -eq $values) {\n        return [ordered]@{ ensure = 'absent'", "    if ($false) {\n"),
@@ -555,3 +573,84 @@ def test_a_remove_rereads_the_delete_flag_before_delete(tmp_path: Path, monkeypa
     removed = windows_service.remove(fs, spec_of())
     assert removed.ok, removed.error
     assert removed.changed is False and removed.state["marked_for_delete"] is True
+
+
+def test_a_create_refused_by_a_racing_hand_install_leaves_no_record_and_the_next_create_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review S1 (service6): someone installs the service by hand (the manual's `sc.exe create`, with the values set's
+    Create uses) after set's first read found none and before its Create, which then answers 23 (1073). Create
+    answered, so the record of the create under way goes although a service of that name is there: the next create
+    refuses that hand install (ServiceExists) instead of adopting it as its own, and leaves it unmarked."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    real_create = scm.create
+
+    def hand_install_first(state_dir: Path, **values: object) -> scm.Service:
+        left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+        real_create(state_dir, **left, start_mode="Auto", start_name="LocalSystem", password=None)  # type: ignore[arg-type]
+        return real_create(state_dir, **values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scm, "create", hand_install_first)
+    raced = windows_service.set_(fs, spec)
+    monkeypatch.undo()
+    assert not raced.ok and raced.error is not None
+    assert (raced.error["id"], raced.error["property"]) == ("ServiceExists", "name")
+    assert "Win32_Service.Create returned 23" in raced.error["message"], "Create's own answer"
+    assert ownership.records(fs, windows_service.CREATING_FOLDER) == [], "Create answered: no record left"
+
+    again = windows_service.set_(fs, spec)
+    assert not again.ok and again.error is not None and again.error["id"] == "ServiceExists", again.state
+    assert "carries no ownership marker" in again.error["message"]
+    service = scm.get(tmp_path, "UsercubeAgent")
+    assert service is not None and service.key_values == {} and service.state == "Stopped", "left as installed"
+
+
+def test_a_service_deleted_between_create_and_its_marker_fails_as_windows_does_and_the_record_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review S2 (service6): the service goes between Create and Set-OwnerMarker (another program deletes it).
+    New-ItemProperty on the missing key fails with PowerShell's ItemNotFoundException, which the prelude's trap
+    reports as UnexpectedError (category ObjectNotFound): the model answers that, not a SIMULATOR crash. The run
+    broke off before the marker, so the record of the create under way stays (it is what lets the next run adopt an
+    unmarked service its own Create left), and the next create, finding no service, makes it again and marks it."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    real_create = scm.create
+
+    def create_then_deleted(state_dir: Path, **values: object) -> scm.Service:
+        service = real_create(state_dir, **values)  # type: ignore[arg-type]
+        scm.admin_delete_service(state_dir, service.name)
+        return service
+
+    monkeypatch.setattr(scm, "create", create_then_deleted)
+    broken = windows_service.set_(fs, spec)
+    monkeypatch.undo()
+    assert not broken.ok and broken.error is not None
+    key = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\UsercubeAgent"
+    assert broken.error == {
+        "id": "UnexpectedError",
+        "category": "ObjectNotFound",
+        "message": f"Cannot find path '{key}' because it does not exist.",
+        "property": None,
+    }
+    assert [r["name"] for r in ownership.records(fs, windows_service.CREATING_FOLDER)] == ["UsercubeAgent"]
+
+    created = windows_service.set_(fs, spec)
+    assert created.ok and created.state["owner_marker"] == OWNER, created.error
+    assert ownership.records(fs, windows_service.CREATING_FOLDER) == []
+
+
+def test_a_value_written_under_the_key_of_a_missing_service_is_item_not_found(tmp_path: Path) -> None:
+    """Review S2 (service6): scm.set_key_value models New-ItemProperty on HKLM:\\...\\Services\\<name>: with the service
+    (and so its key) gone it raises what PowerShell raises, ItemNotFoundException with its message."""
+    with pytest.raises(scm.RegistryKeyNotFound) as missing:
+        scm.set_key_value(tmp_path, "Nowhere", windows_service.OWNER_MARKER, OWNER)
+    key = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\Nowhere"
+    assert str(missing.value) == f"Cannot find path '{key}' because it does not exist."
+    assert missing.value.category == "ObjectNotFound"
+    new(tmp_path, "Somewhere")
+    scm.set_key_value(tmp_path, "somewhere", windows_service.OWNER_MARKER, OWNER)  # key names are case-insensitive
+    assert scm.get(tmp_path, "Somewhere").key_values == {windows_service.OWNER_MARKER: OWNER}  # type: ignore[union-attr]

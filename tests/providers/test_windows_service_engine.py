@@ -375,3 +375,27 @@ def test_a_retried_destroy_of_a_service_already_marked_for_deletion_succeeds(sim
     assert "Win32_Service.Delete" not in retried.output
     scm.admin_close_handles(simulated.state_dir, desired["name"])
     assert scm.get(simulated.state_dir, desired["name"]) is None
+
+
+def test_a_create_refused_by_a_racing_hand_install_is_never_adopted_later(simulated: Target, engine: Engine) -> None:
+    """Review service6 S1: the service is installed by hand (the manual's `sc.exe create`, with this create's own
+    values) after set's first read found none and before its Win32_Service.Create, which answers 23 (1073). The `up`
+    fails with ServiceExists; Create answered, so no record of a create under way is left, and the next `up` refuses
+    that service again (it carries no ownership marker) instead of adopting it; it stays as installed."""
+    from devhost import scm
+
+    assert simulated.state_dir is not None
+    desired = new_service(simulated)
+    stack = engine(service_program(simulated, desired))
+    simulated.set_knobs(service_create_races=[{"on": desired["name"]}])
+    raced = stack.up()
+    assert not raced.ok
+    assert "ServiceExists" in raced.output and "Win32_Service.Create returned 23" in raced.output, raced.output
+    again = stack.up()
+    assert not again.ok, again.output
+    assert "ServiceExists" in again.output and "carries no ownership marker" in again.output, again.output
+    service = scm.get(simulated.state_dir, desired["name"])
+    assert service is not None and service.key_values == {} and service.state == "Stopped", "left as installed"
+    scm.admin_delete_service(simulated.state_dir, desired["name"])  # the fix the message names
+    assert stack.up().ok
+    assert stack.destroy().ok

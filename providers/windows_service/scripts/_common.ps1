@@ -25,19 +25,30 @@ $Win32ServiceResults = @{
 }
 $Win32ServiceProperty = @{ Create = 'name'; Delete = 'name'; Change = 'account' }
 
-function Invoke-Win32ServiceMethod {
-    param([string] $Method, [hashtable] $Arguments, $Service = $null, [string] $Property = $null)
+# The method's answer, its ReturnValue (0: done). A CIM error (no answer) is thrown as it comes.
+function Get-Win32ServiceResult {
+    param([string] $Method, [hashtable] $Arguments, $Service = $null)
     if ($null -eq $Service) {
         $result = Invoke-CimMethod -ClassName Win32_Service -MethodName $Method -Arguments $Arguments
     } else {
         $result = Invoke-CimMethod -InputObject $Service -MethodName $Method -Arguments $Arguments
     }
-    $code = [int]$result.ReturnValue
-    if ($code -eq 0) { return }
+    return [int]$result.ReturnValue
+}
+
+# A ReturnValue other than 0 stops the operation with its id, the Win32 error it means and the fix.
+function Assert-Win32ServiceResult {
+    param([string] $Method, [int] $Code, [string] $Property = $null)
+    if ($Code -eq 0) { return }
     if (-not $Property) { $Property = $Win32ServiceProperty[$Method] }
-    $known = $Win32ServiceResults[$code]
-    if ($null -eq $known) { $known = @('ServiceMethodFailed', "unexpected return value $code", 'see the Win32_Service documentation') }
-    Stop-Operation -Id $known[0] -Property $Property -Message "Win32_Service.$Method returned ${code}: $($known[1]); $($known[2])"
+    $known = $Win32ServiceResults[$Code]
+    if ($null -eq $known) { $known = @('ServiceMethodFailed', "unexpected return value $Code", 'see the Win32_Service documentation') }
+    Stop-Operation -Id $known[0] -Property $Property -Message "Win32_Service.$Method returned ${Code}: $($known[1]); $($known[2])"
+}
+
+function Invoke-Win32ServiceMethod {
+    param([string] $Method, [hashtable] $Arguments, $Service = $null, [string] $Property = $null)
+    Assert-Win32ServiceResult -Method $Method -Code (Get-Win32ServiceResult -Method $Method -Arguments $Arguments -Service $Service) -Property $Property
 }
 
 # Errors of StartService / ControlService (a Win32Exception's NativeErrorCode) -> id and property.

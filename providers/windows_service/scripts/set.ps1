@@ -86,13 +86,22 @@ try {
         }
         if ($null -ne $credential[1]) { $arguments.StartPassword = $credential[1] }
         try {
-            Invoke-Win32ServiceMethod -Method 'Create' -Arguments $arguments
+            $createResult = Get-Win32ServiceResult -Method 'Create' -Arguments $arguments
         } catch {
-            # Refused (a return value): nothing was created, and the record must not make a later create adopt a
-            # service of that name installed by someone else.
+            # No answer (a CIM error): Create may have run or not. Nothing of that name: it did not, and the record
+            # goes; a service of that name keeps it, for the next create to compare with what Create makes.
             if ((Get-ServiceState $name).ensure -eq 'absent') { [System.IO.File]::Delete($creatingPath) }
             throw
         }
+        if ($createResult -ne 0) {
+            # Create answered and refused: it created nothing, whatever holds the name now (23, 1073: a service
+            # installed since the first read, e.g. by hand with sc.exe create). The record goes before the error:
+            # kept, it would make the next create adopt that service as the one its own Create left (review S1).
+            [System.IO.File]::Delete($creatingPath)
+            Assert-Win32ServiceResult -Method 'Create' -Code $createResult
+        }
+        # Created: the marker first, and only then (below) the record goes. A run broken off between the two leaves
+        # the record, so that the next create adopts the unmarked service its own Create made.
         Set-OwnerMarker $name $owner
         [void]$changes.Add((New-Change -Property 'ensure' -Before 'absent' -After 'present'))
         $created = $true
