@@ -1,5 +1,9 @@
 """Issue 11, §3: every create adopts what is already there, every delete accepts what is already gone.
 
+The local estate (three SIMULATED hosts) with every optional resource the stack schema has added: a runtime
+archive for each production agent and a hosting bundle installer for zone-a, so that every resource kind of the
+project is taken through both cases.
+
 An interrupted run may stop after a host acted and before the state recorded it, in both directions: a create
 whose object exists, a delete whose object went. The kill matrix (test_interrupted_runs_engine.py) samples such
 points; this test takes every resource of the local estate (three SIMULATED hosts) through both at once, with
@@ -24,17 +28,21 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
+from devhost import installers
 from stackrun.workspace import open_stack
-from tests.support.estate import EstateProject, SimulatedEstate
+from tests.stacks.test_runtime_archive_estate_engine import with_archives
+from tests.support.estate import HOSTS_KEY, EstateProject, SimulatedEstate
 from tests.support.interrupt import estate_states, settings_files
 
 pytestmark = pytest.mark.engine
 
-# Every resource type the local stack declares: a type missing here (or a new one) fails the test, so that a new
+# Every resource type the stack declares: a type missing here (or a new one) fails the test, so that a new
 # kind cannot skip these two checks unnoticed.
 LOCAL_TYPES = {
     "AgentVerification",
     "Certificate",
+    "HostingBundle",
+    "RuntimeArchive",
     "Directory",
     "FileAcl",
     "IisAppPool",
@@ -92,6 +100,10 @@ def host_disks(estate: SimulatedEstate) -> dict[str, str]:
 
 def test_every_create_adopts_and_every_delete_accepts_gone(tmp_path: Path, fresh_estate: SimulatedEstate) -> None:
     local = EstateProject(tmp_path, fresh_estate)
+    config = with_archives(local, 1)
+    installer = installers.stand_in_installer(tmp_path / "dotnet-hosting-8.0.12-win.exe", "8.0.12")
+    config[HOSTS_KEY]["zone-a"]["hostingBundle"] = {"path": str(installer), "version": "8.0.12"}
+    local.write(config)
     code, text = local.run("up")
     assert code == 0, text[-3000:]
     stack = stack_of(local)
