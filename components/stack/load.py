@@ -171,9 +171,17 @@ def _schema_problems(error: ValidationError) -> list[Problem]:
         elif item["type"] == "missing":
             described = _fields_by_key(_model_at(loc[:-1])).get(str(loc[-1]))
             message = f"is required: {described.description}" if described and described.description else "is required"
+        elif item["type"] in ("bool_parsing", "bool_type"):
+            shown = f" {item['input']!r}" if isinstance(item.get("input"), str | int) else ""
+            message = f"is{shown}, not a boolean: write true or false"
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             if "input" in item and item["type"] in ("literal_error", "string_pattern_mismatch", "enum"):
                 message = f"{message}, not {item['input']!r}" if isinstance(item["input"], str | int) else message
+            if item["type"] == "string_pattern_mismatch":
+                # The pattern alone names no fix; the key's description gives the form with an example.
+                described = _fields_by_key(_model_at(loc[:-1])).get(str(loc[-1]))
+                if described is not None and described.description:
+                    message = f"{message}: {described.description}"
         problems.append(Problem(key_path(loc), message))
     return problems

@@ -160,8 +160,11 @@ class Case:
     mutate: Mutation
     path: str  # the key path the one problem names
     fix: str  # a fragment of what the message says to do
+    files: tuple[tuple[str, bytes], ...] = ()  # files the stack names, written under the project first
 
 
+# A zip with no entry (its end-of-central-directory record only): a valid archive whose SHA-256 the cases choose.
+EMPTY_ZIP = b"PK\x05\x06" + bytes(18)
 ZONE_A_SSL = ("agents", 1, "sslCertificate")
 ZONE_B_IDENTITY = ("agents", 2, "identity")
 
@@ -666,6 +669,68 @@ CASES = [
         "windowsHost",
         "is a key of the one-agent layout, replaced by `hosts` and `agents`",
     ),
+    # -- the runtime archive, the hosting bundle, the verification (issue 11 §5: none had a case) --------------
+    Case(
+        "runtime-archive-file-missing",
+        put(("agents", 1, "runtimeArchive"), {"path": "vendor/IdentityManager-Runtime.zip"}),
+        "agents[1].runtimeArchive.path",
+        "does not exist; give the path of the vendor's runtime archive (.zip) (relative paths start at the project",
+    ),
+    Case(
+        "runtime-archive-sha256-not-hex",
+        put(("agents", 1, "runtimeArchive"), {"path": "Pulumi.yaml", "sha256": "not-a-hash"}),
+        "agents[1].runtimeArchive.sha256",
+        "give 64 hexadecimal digits",
+    ),
+    Case(
+        "runtime-archive-sha256-does-not-match",
+        put(("agents", 1, "runtimeArchive"), {"path": "vendor/runtime.zip", "sha256": "0" * 64}),
+        "agents[1].runtimeArchive.sha256",
+        f"not the {'0' * 64} the stack expects: it is not the archive you meant",
+        files=(("vendor/runtime.zip", EMPTY_ZIP),),
+    ),
+    Case(
+        "runtime-archive-not-a-zip",
+        put(("agents", 2, "runtimeArchive"), {"path": "Pulumi.yaml"}),
+        "agents[2].runtimeArchive.path",
+        "is not a zip archive; give the vendor's runtime archive (.zip)",
+    ),
+    Case(
+        "runtime-archive-typo-key",
+        put(("agents", 1, "runtimeArchive"), {"path": "Pulumi.yaml", "sha": "0" * 64}),
+        "agents[1].runtimeArchive.sha",
+        "did you mean 'sha256'?",
+    ),
+    Case(
+        "hosting-bundle-installer-missing",
+        put(("hosts", "zone-a", "hostingBundle"), {"path": "dotnet-hosting-8.0.12-win.exe", "version": "8.0.12"}),
+        "hosts.zone-a.hostingBundle.path",
+        "does not exist; give the path of the .NET Hosting Bundle installer you downloaded",
+    ),
+    Case(
+        "hosting-bundle-not-an-installer",
+        put(("hosts", "zone-a", "hostingBundle"), {"path": "Pulumi.yaml", "version": "8.0.12"}),
+        "hosts.zone-a.hostingBundle.path",
+        "is not a Windows executable (no 'MZ' header); download the hosting bundle installer again",
+    ),
+    Case(
+        "hosting-bundle-version-not-three-numbers",
+        put(("hosts", "zone-a", "hostingBundle"), {"path": "Pulumi.yaml", "version": "8.0"}),
+        "hosts.zone-a.hostingBundle.version",
+        "not '8.0': The ASP.NET Core runtime version it installs, e.g. 8.0.11",
+    ),
+    Case(
+        "hosting-bundle-typo-key",
+        put(("hosts", "zone-a", "hostingBundle"), {"path": "Pulumi.yaml", "version": "8.0.12", "restrat": True}),
+        "hosts.zone-a.hostingBundle.restrat",
+        "did you mean 'restart'?",
+    ),
+    Case(
+        "verify-not-a-boolean",
+        put(("agents", 1, "verify"), "sometimes"),
+        "agents[1].verify",
+        "is 'sometimes', not a boolean: write true or false",
+    ),
 ]
 
 
@@ -738,6 +803,9 @@ def test_bad_configuration_is_refused_before_any_host_is_touched(
     secrets = [*secret_values(cfg, values.plain), "Us3r-Passw0rd!", *bad_secrets().values()]
     case.mutate(cfg, values)
     local.write(cfg)
+    for relative, content in case.files:
+        (local.project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (local.project / relative).write_bytes(content)
     marks = local.estate.marks()
 
     code, output = local.run("up")
