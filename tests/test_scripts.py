@@ -321,6 +321,49 @@ def test_the_secret_lint_refuses(line: str) -> None:
     assert secret_leaks([("sample", "function Get-Mine($a) { $a }\nGet-Mine ([string]$Spec.password)\n")]) == []
 
 
+# --- a list written as one object is not wrapped again -------------------------------------------------
+# A function that ends with `return , $list` (the unary comma) writes its list to the pipeline as ONE object, so
+# that an empty or one-element list survives. `@(Get-Thing)` then collects that one object into a new array of one
+# element: the list itself (PowerShell's array subexpression gathers the pipeline's objects, it does not unroll
+# them again: about_Operators, "Array subexpression operator"; "Comma operator"). A loop over it runs once, and a
+# [string] parameter gets the whole list joined by spaces. Assign the call, or loop over `(Get-Thing)`.
+_COMMA_RETURN = re.compile(r"^\s*(return\s*)?,\s*[@$(]", re.MULTILINE)
+
+
+def _functions_writing_one_list(texts: list[tuple[str, str]]) -> set[str]:
+    names: set[str] = set()
+    for _, text in texts:
+        starts = [(m.start(), m.group(1)) for m in _DEFINED.finditer(text)]
+        for index, (start, name) in enumerate(starts):
+            end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+            if _COMMA_RETURN.search(text[start:end]):
+                names.add(name.lower())
+    return names
+
+
+def lists_wrapped_again(texts: list[tuple[str, str]]) -> list[str]:
+    """`@(F ...)` where F writes its list as one object."""
+    writers = _functions_writing_one_list(texts)
+    found = []
+    for name, text in texts:
+        for number, line in enumerate(text.splitlines(), 1):
+            code = "" if line.lstrip().startswith("#") else line
+            for called in re.findall(r"@\(\s*([A-Za-z]+-[A-Za-z0-9]+)\b", code):
+                if called.lower() in writers:
+                    found.append(f"{name}:{number}: @({called} ...) wraps the list {called} writes as one object")
+    return found
+
+
+def test_no_list_written_as_one_object_is_wrapped_again() -> None:
+    assert lists_wrapped_again(_all_script_texts()) == []
+
+
+def test_the_wrapped_list_check_refuses() -> None:
+    writer = "function Get-Names($a) {\n    $found = @()\n    return , $found\n}\n"
+    assert lists_wrapped_again([("s", writer + "foreach ($n in @(Get-Names 1)) { $n }\n")]) != []
+    assert lists_wrapped_again([("s", writer + "foreach ($n in (Get-Names 1)) { $n }\n$x = Get-Names 2\n")]) == []
+
+
 # --- the end of an operation is an exception: no catch may swallow it --------------------------------
 # Complete-Operation and Stop-Operation end the script by throwing the exception Exit-Operation builds
 # (prelude.ps1; the bootstrap's loop runs many operations in one process, so no script may `exit`). A

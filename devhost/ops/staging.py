@@ -134,7 +134,7 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
         ),
         ScriptFact(
             initialize,
-            r"\$planted = @\(Get-PlantedEntries \$path\)\s+try \{\s+" + _REPAIR + r"\s+\} "
+            r"\$planted = Get-PlantedEntries \$path\s+try \{\s+" + _REPAIR + r"\s+\} "
             r"catch \[System\.UnauthorizedAccessException\] \{[^{}]*"
             + _REMOVE_FOUND
             + r"\s+try \{\s+"
@@ -142,10 +142,12 @@ def folder_facts(initialize: tuple[str, ...], every: tuple[str, ...]) -> tuple[S
             + r"\s+\} catch \[System\.UnauthorizedAccessException\] \{\s+Stop-Untrusted \$path \"holds an entry "
             r"that does not let the Administrators change its permissions, so its own could not be put back "
             r"\(\$\(\$_\.Exception\.Message\)\)\" \$Trust\s+\}\s+\}\s+" + _REMOVE_FOUND + r"\s+"
-            r"foreach \(\$entry in @\(Get-PlantedEntries \$path\)\) \{ Remove-PlantedEntry \$entry \$Trust \}",
+            r"foreach \(\$entry in \(Get-PlantedEntries \$path\)\) \{ Remove-PlantedEntry \$entry \$Trust \}",
             "what others may have put in a level whose DACL is put back is found before the repair and deleted after, "
             "those found before first; a repair refused by a child (UnauthorizedAccessException) deletes them and "
-            "writes the DACL again, and a second refusal is Stop-Untrusted naming the level (_set_admin_only)",
+            "writes the DACL again, and a second refusal is Stop-Untrusted naming the level (_set_admin_only); the "
+            "list is taken as Get-PlantedEntries writes it (one object: no @() around the call, which would make the "
+            "whole list one path)",
         ),
         ScriptFact(
             initialize,

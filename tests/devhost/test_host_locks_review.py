@@ -270,3 +270,17 @@ def test_c5_get_file_acl_state_takes_the_resolved_principal_by_its_own_name() ->
     text = script("file_acl", "get")
     assert "function Get-FileAclState($Spec, $Resolved = $null)" in text
     assert not re.search(r"(?i)\$principal = \$principal\b", text)
+
+
+@pytest.mark.parametrize("op", ["runtime_archive/chunk", "certificate/set"])
+def test_planted_entries_are_taken_as_the_list_they_are(op: str) -> None:
+    # Get-PlantedEntries writes its list as one object (return , $found.ToArray()); @() around the call made it a
+    # one-element array, so Remove-PlantedEntry's [string] got every planted path joined into one and, once two
+    # entries were planted, deleted none of them. The model deletes each: the unfixed text is refused.
+    resource, operation = op.split("/")
+    text = script(resource, operation)
+    fixed = ("$planted = Get-PlantedEntries $path", "foreach ($entry in (Get-PlantedEntries $path))")
+    assert all(part in text for part in fixed)
+    assert refused(op, text) == []
+    assert refused(op, text.replace(fixed[0], "$planted = @(Get-PlantedEntries $path)")) != []
+    assert refused(op, text.replace(fixed[1], "foreach ($entry in @(Get-PlantedEntries $path))")) != []

@@ -572,7 +572,7 @@ def test_o1_a_records_folder_the_administrators_may_not_read_is_refused_naming_i
 REPAIR_BLOCK_START = (
     "        try {\n            [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))\n"
 )
-REPAIR_BLOCK_END = "        foreach ($entry in @(Get-PlantedEntries $path)) { Remove-PlantedEntry $entry $Trust }\n"
+REPAIR_BLOCK_END = "        foreach ($entry in (Get-PlantedEntries $path)) { Remove-PlantedEntry $entry $Trust }\n"
 UNFIXED_REPAIR = (  # the reviewed Initialize-TrustedFolder: no catch, the planted entries deleted after both scans
     "        [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))\n"
     "        $planted += @(Get-PlantedEntries $path)\n"

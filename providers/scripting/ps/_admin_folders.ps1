@@ -151,7 +151,10 @@ function Initialize-TrustedFolder([string] $Folder, [hashtable] $Trust) {
         # Looked for before the repair (the DACLs inherited then show what others could write) and after it
         # (an entry made meanwhile is its maker's). Those found before are deleted first: once the level's DACL is
         # written, the next run trusts it and never looks for them again (review-locks2 K1).
-        $planted = @(Get-PlantedEntries $path)
+        # Get-PlantedEntries writes its list as one object (return , ...): @() around the call would make it one
+        # element, and Remove-PlantedEntry's [string] would get the whole list joined into one path (deleting
+        # nothing once two entries were planted).
+        $planted = Get-PlantedEntries $path
         try {
             [System.IO.Directory]::SetAccessControl($path, (New-AdminOnlySecurity))
         } catch [System.UnauthorizedAccessException] {
@@ -168,7 +171,7 @@ function Initialize-TrustedFolder([string] $Folder, [hashtable] $Trust) {
             }
         }
         foreach ($entry in $planted) { Remove-PlantedEntry $entry $Trust }
-        foreach ($entry in @(Get-PlantedEntries $path)) { Remove-PlantedEntry $entry $Trust }
+        foreach ($entry in (Get-PlantedEntries $path)) { Remove-PlantedEntry $entry $Trust }
     }
 }
 
