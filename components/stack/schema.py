@@ -39,6 +39,7 @@ class _Schema(BaseModel):
 
 
 DEFAULT_PARALLEL_OPERATIONS = HostConnection.model_fields["max_parallel_operations"].default
+DEFAULT_COMMAND_TIMEOUT_S = HostConnection.model_fields["command_timeout_s"].default
 
 
 class HostingBundleSpec(_Schema):
@@ -80,6 +81,14 @@ class HostSpec(_Schema):
         le=32,
         description="Operations run on this host at once, all in one shell and one powershell.exe.",
     )
+    command_timeout_s: int = Field(
+        DEFAULT_COMMAND_TIMEOUT_S,
+        ge=30,
+        le=86400,
+        description="Longest one operation may run on this host, in seconds (the messages of a wait cut short name "
+        "it command_timeout_s). Raise it for a slow host: an agent that takes long to stop or start, a large "
+        "runtime archive.",
+    )
     hosting_bundle: HostingBundleSpec | None = Field(
         None,
         description="The .NET Hosting Bundle installer to install or repair on this host; not set: the host must "
@@ -102,6 +111,11 @@ class HostSpec(_Schema):
             **(
                 {"max_parallel_operations": self.max_parallel_operations}
                 if self.max_parallel_operations != DEFAULT_PARALLEL_OPERATIONS
+                else {}
+            ),
+            **(
+                {"command_timeout_s": self.command_timeout_s}
+                if self.command_timeout_s != DEFAULT_COMMAND_TIMEOUT_S
                 else {}
             ),
         }

@@ -169,6 +169,20 @@ def test_parallel_operations_per_host_reach_the_connection_only_when_set() -> No
     assert "maxParallelOperations" in str(too_many)
 
 
+def test_the_command_time_out_per_host_reaches_the_connection_only_when_set() -> None:
+    # The scripts' messages of a wait cut short tell to raise command_timeout_s: a stack sets it here.
+    from providers.transport.connection import HostConnection
+
+    default = load(estate()).spec.hosts["main"].connection("pw")
+    assert "command_timeout_s" not in default, "the default adds no key every resource would show as changed"
+    assert HostConnection.model_validate(default).command_timeout_s == 600
+    raw = change(lambda r: r["hosts"]["main"].update(commandTimeoutS=1800))
+    connection = load(raw).spec.hosts["main"].connection("pw")
+    assert HostConnection.model_validate(connection).command_timeout_s == 1800
+    too_short = only(refused(change(lambda r: r["hosts"]["main"].update(commandTimeoutS=5))))
+    assert "hosts.main.commandTimeoutS" in str(too_short) and "30" in str(too_short)
+
+
 def test_a_managed_system_value_may_be_encrypted_and_is_then_a_secret() -> None:
     raw = change(lambda r: r["agents"][0]["settings"]["connections"]["ADExport"].update(Login=Secret("CONTOSO\\x")))
     assert load(raw).is_secret(("agents", 0, "settings", "connections", "ADExport", "Login"))
