@@ -46,8 +46,8 @@ _WELL_KNOWN: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # of an English name fails there with error 1332 / IdentityNotMapped (MicrosoftDocs/windows-powershell-docs#2121:
 # "Jeder", "Administratoren"; markwragg/PowerShell-Lumos#2: "VORDEFINIERT\Administratoren";
 # asheroto/winget-install#71: "NT-AUTORITÄT\SYSTEM"; 0x6d69636b/windows_hardening#36: "Benutzer"). Chosen with
-# ``set_display_language(state_dir, "de-DE")``; the aliases (LocalSystem...) are service-manager names, not
-# localized.
+# ``set_display_language(state_dir, "de-DE")`` (or "fr-FR", below); the aliases (LocalSystem...) are
+# service-manager names, not localized.
 _LOCALIZED: dict[str, dict[str, str]] = {
     "de-DE": {
         "S-1-1-0": "Jeder",
@@ -59,7 +59,24 @@ _LOCALIZED: dict[str, dict[str, str]] = {
         "S-1-5-32-544": "VORDEFINIERT\\Administratoren",
         "S-1-5-32-545": "VORDEFINIERT\\Benutzer",
         "S-1-5-32-568": "VORDEFINIERT\\IIS_IUSRS",
-    }
+    },
+    # A host installed in French (fr-FR): the domain of the built-in groups stays BUILTIN. Names as Get-Acl and
+    # icacls print them there: "AUTORITE NT\Système", "AUTORITE NT\Utilisateurs authentifiés",
+    # "BUILTIN\Administrateurs", "BUILTIN\Utilisateurs" with their SDDL (SY, AU, BA, BU) in ilearned.eu.org's
+    # article on the Windows security model; "Tout le monde" and "CREATEUR PROPRIETAIRE" in icacls listings of
+    # C:\Users and C:\ProgramData on French hosts; "AUTORITE NT\SERVICE LOCAL" and "AUTORITE NT\SERVICE RÉSEAU"
+    # in tables of localized service account names (SQL Server setup scripts, Windows hardening checklists).
+    "fr-FR": {
+        "S-1-1-0": "Tout le monde",
+        "S-1-3-0": "CREATEUR PROPRIETAIRE",
+        "S-1-5-11": "AUTORITE NT\\Utilisateurs authentifiés",
+        "S-1-5-18": "AUTORITE NT\\Système",
+        "S-1-5-19": "AUTORITE NT\\SERVICE LOCAL",
+        "S-1-5-20": "AUTORITE NT\\SERVICE RÉSEAU",
+        "S-1-5-32-544": "BUILTIN\\Administrateurs",
+        "S-1-5-32-545": "BUILTIN\\Utilisateurs",
+        "S-1-5-32-568": "BUILTIN\\IIS_IUSRS",
+    },
 }
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from devhost import installers
+from devhost import accounts, installers
 from stackrun.workspace import open_stack
 from tests.stacks.test_runtime_archive_estate_engine import with_archives
 from tests.support.estate import HOSTS_KEY, EstateProject, SimulatedEstate
@@ -134,3 +134,23 @@ def test_every_create_adopts_and_every_delete_accepts_gone(tmp_path: Path, fresh
     after = host_disks(fresh_estate)
     changed = {path for path in destroyed.keys() | after.keys() if destroyed.get(path) != after.get(path)}
     assert changed == set(), f"a delete of an object already gone changed the hosts: {sorted(changed)}"
+
+
+def test_the_local_estate_on_french_windows_deploys_and_then_changes_nothing(
+    tmp_path: Path, fresh_estate: SimulatedEstate
+) -> None:
+    # Issue 8 §2, a localized host: on a Windows installed in French the well-known accounts have French names
+    # (BUILTIN\Administrateurs, AUTORITE NT\Système, ...), NTAccount.Translate of the English ones fails there, and
+    # every message of Windows is French. The stack names accounts in English; the scripts must go by SIDs.
+    for host in fresh_estate.hosts.values():
+        assert host.state_dir is not None
+        accounts.set_display_language(host.state_dir, "fr-FR")
+        with pytest.raises(accounts.IdentityNotMapped):
+            accounts.resolve(host.state_dir, "BUILTIN\\Administrators")
+    local = EstateProject(tmp_path, fresh_estate)
+    code, text = local.run("up")
+    assert code == 0, text[-3000:]
+    code, text = local.run("refresh", "--preview-only", "--expect-no-changes")
+    assert code == 0, f"drift on French hosts right after up:\n{text[-3000:]}"
+    code, text = local.run("destroy")
+    assert code == 0, text[-3000:]
