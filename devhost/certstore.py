@@ -9,8 +9,9 @@ CSP key or ``...\\Crypto\\Keys\\<unique name>`` for a CNG key, and that file's A
 
 The PFX is opened with ``cryptography`` and accepted or refused as ``X509Certificate2``'s constructor
 does on Windows: a wrong password is "The specified network password is not correct.", bytes that
-are no PFX are "Cannot find the requested object.". An OpenSSL-made PFX names no provider, so Windows
-puts an RSA key in the legacy CSP (CAPI); an ECDSA key can only go to CNG.
+are no PFX are "Cannot find the requested object.". An RSA key goes where its key bag's provider attribute
+says (devhost.pkcs12_bags): a PFX naming none (``cryptography``'s and OpenSSL's default) puts it in the legacy
+CSP (CAPI), one naming the Microsoft Software Key Storage Provider in CNG; an ECDSA key can only go to CNG.
 
 Also the administrator's hand edits (Import-PfxCertificate, Remove-Item Cert:..., icacls on a key
 file) for tests and the devhost CLI: ``admin_import_pfx``, ``admin_remove``, ``admin_grant_key_read``,
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from devhost import accounts, ntfs
+from devhost import accounts, ntfs, pkcs12_bags
 from devhost.fs import WindowsFs
 
 LOCATIONS = ("LocalMachine",)
@@ -93,6 +94,7 @@ class OpenedPfx:
     certificate: x509.Certificate
     key: PrivateKeyTypes | None
     others: tuple[x509.Certificate, ...] = ()  # the PFX's other certificates (its chain), in file order
+    provider: str | None = None  # the key storage provider the key bag names (devhost.pkcs12_bags), if any
 
     @property
     def intermediates(self) -> list[x509.Certificate]:
@@ -126,7 +128,7 @@ def open_pfx(data: bytes, password: str) -> OpenedPfx:
             if not chain:
                 raise CertificateError(NOT_A_PFX, -2146885620)  # CRYPT_E_NOT_FOUND
             return OpenedPfx(chain[0], None, tuple(chain[1:]))
-        return OpenedPfx(certificate, key, tuple(chain))
+        return OpenedPfx(certificate, key, tuple(chain), pkcs12_bags.key_provider(data))
     if not data.startswith(b"\x30"):
         raise CertificateError(NOT_A_PFX, -2146885620)
     raise CertificateError(WRONG_PASSWORD, -2147024810)  # ERROR_INVALID_PASSWORD
@@ -145,6 +147,28 @@ class PrivateKeyHandle:
     dotnet_type: str  # "RSACng" or "ECDsaCng"
     unique_name: str
     exportable: bool | None
+
+
+# The providers a key bag may name (learn.microsoft.com, "Microsoft Cryptographic Service Providers" and "Key
+# Storage Providers"): the software KSP keeps its machine keys in Crypto\Keys; the legacy CSPs theirs in
+# RSA\MachineKeys. Smart card, TPM (Platform Crypto Provider) and HSM providers keep no file there: not modelled.
+_CNG_PROVIDERS = {"microsoft software key storage provider"}
+_CAPI_PROVIDERS = {
+    "microsoft enhanced rsa and aes cryptographic provider",
+    "microsoft enhanced cryptographic provider v1.0",
+    "microsoft strong cryptographic provider",
+    "microsoft base cryptographic provider v1.0",
+    "microsoft rsa schannel cryptographic provider",
+}
+
+
+def _storage_of(provider: str | None) -> str:
+    """Where PFXImportCertStore puts an RSA key: the provider its key bag names, else the legacy CSP."""
+    if provider is None or provider.lower() in _CAPI_PROVIDERS:
+        return "CAPI"
+    if provider.lower() in _CNG_PROVIDERS:
+        return "CNG"
+    raise NotImplementedError(f"SIMULATOR: a key bag naming the provider {provider!r} is not modelled")
 
 
 class CertStore:
@@ -203,7 +227,7 @@ class CertStore:
         certificate"). (key storage, key file name), or None without a key."""
         if pfx.key is None:
             return None
-        key_storage = "CNG" if isinstance(pfx.key, ec.EllipticCurvePrivateKey) else "CAPI"
+        key_storage = "CNG" if isinstance(pfx.key, ec.EllipticCurvePrivateKey) else _storage_of(pfx.provider)
         if not isinstance(pfx.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise CertificateError("Invalid provider type specified.", -2146893792)
         key_file = f"{uuid.uuid4().hex}_{MACHINE_GUID}"

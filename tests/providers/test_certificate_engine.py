@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -307,6 +308,28 @@ def test_key_acl_changed_out_of_band_is_drift_on_private_key_readers(simulated: 
     assert [r["name"] for r in host_state(simulated, thumb)["private_key_readers"]] == [READER_A]
     assert stack.refresh(expect_no_changes=True).ok
     assert stack.destroy().ok and not key_file_exists(simulated, key_file)
+
+
+# A PFX whose RSA key bag names the Microsoft Software Key Storage Provider (made with `openssl pkcs12 -CSP`, see
+# tests/providers/data/README.md): cryptography cannot write that attribute.
+CNG_FLAGGED_PFX = Path(__file__).parent / "data" / "cng-flagged-rsa-2048.pfx"
+
+
+def test_an_rsa_key_flagged_for_cng_is_found_and_managed_in_crypto_keys(target: Target, engine: Engine) -> None:
+    # Review B1: Windows imports an RSA key into the provider its PFX names, so this one is a CNG key with its file
+    # in Crypto\Keys, where an unflagged one would be in RSA\MachineKeys; the readers are set on that file.
+    pfx = base64.b64encode(CNG_FLAGGED_PFX.read_bytes()).decode("ascii")
+    thumb = pfx_thumbprint(pfx)
+    stack = engine(cert_program(target, {"pfx": pfx, "pfx_password": PASSWORD, "private_key_readers": [READER_A]}))
+    created = stack.up()
+    assert created.ok, created.output
+    assert stack.outputs()["key_storage"] == "CNG"
+    state = host_state(target, thumb)
+    key_file = state["key_file"]
+    assert key_file.startswith("C:\\ProgramData\\Microsoft\\Crypto\\Keys\\") and key_file_exists(target, key_file)
+    assert [r["name"] for r in state["private_key_readers"]] == [READER_A]
+    assert stack.refresh(expect_no_changes=True).ok
+    assert stack.destroy().ok and not key_file_exists(target, key_file)
 
 
 def test_new_pfx_replaces_before_deleting_and_moves_the_binding(simulated: Target, engine: Engine) -> None:
