@@ -30,7 +30,9 @@ Test hooks, all under ``<state>/_sim/``:
   class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers),
   ``staging_create_races`` (one-shot: another account makes a staging folder between Exists
   and CreateDirectory, devhost.ops.staging), ``service_create_races`` (one-shot: the named service is installed
-  by hand, with the create's own values, just before a create's CreateService, devhost.scm).
+  by hand, with the create's own values, just before a create's CreateService, devhost.scm),
+  ``service_set_lock_waits`` (one-shot: another set of the named service, of the same owner or of ``owner``, holds
+  the owners lock and runs to its end while this set waits for it, devhost.ops.windows_service).
   ``winrs_idle_timeout_ms`` is the host's winrm/config/winrs IdleTimeout (default 7200000): a shell nobody used
   that long is deleted (devhost.wsman).
 * ``tls/`` — the generated CA and server certificate.

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from devhost import accounts, lsa, ps51, scm
+from devhost import accounts, fileops, lsa, ps51, scm
 from devhost.fs import WindowsFs
+from devhost.hooks import Knobs, sim_dir
 from devhost.ops import ownership
 from devhost.ops.envelope import Envelope, change, fail, require_keys, succeed
 from devhost.ps51 import ScriptFact
@@ -33,6 +34,11 @@ _KEYS = {
 # set.ps1 / _common.ps1: the ownership marker under the service's key, and the records of creates under way.
 OWNER_MARKER = "UsercubeIacOwner"
 CREATING_FOLDER = ownership.folder("WindowsService", "creating")
+# Knob ``service_set_lock_waits``: [{"on": "<service name>", "owner": "<owner id>"}], one-shot. When a set of that
+# service comes to Enter-OwnersLock, another set.ps1 of the same service and values (of ``owner``; without it, of this
+# run's own owner) holds the owners lock, and this one waits until that run has gone through to its end: an `up` run
+# again after its client was killed while the first run's host process went on, or another stack's `up` of the name.
+LOCK_WAIT_KNOB = "service_set_lock_waits"
 
 # Win32 error -> the Win32_Service return value that carries it, with the script's id and fix.
 _METHOD_RESULTS = {
@@ -162,8 +168,21 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"if \(\$before\.ensure -eq 'present' -and \$before\.marked_for_delete\) \{\n"
-        r"    Stop-Operation -Id 'ServiceMarkedForDelete'",
+        r"\s+Stop-Operation -Id 'ServiceMarkedForDelete'",
         "a service marked for deletion is never adopted or configured: it vanishes when the last handle closes",
+    ),
+    ScriptFact(
+        _SET,
+        r"\n\$lock = Enter-OwnersLock\ntry \{\n(\s+#.*\n)*    \$before = Get-ServiceState \$name\n\n(\s+#.*\n)*"
+        r"    if \(\$before\.ensure -eq 'present' -and \$before\.marked_for_delete\) \{\n",
+        "the service is read first thing under the owners lock, and every decision is taken on that reading (review "
+        "service6 S6-2: one from before the wait can be stale, of a moment another set held the lock)",
+    ),
+    ScriptFact(
+        _SET,
+        r"\n\$before = Get-ServiceState \$name\n(.*\n)*?\$lock = Enter-OwnersLock\n",
+        "no reading of the service before the owners lock is taken (review service6 S6-2)",
+        present=False,
     ),
     ScriptFact(
         _SET,
@@ -214,27 +233,36 @@ SCRIPT_FACTS = (
         r"\[System\.IO\.File\]::Delete\(\$creatingPath\) \}\n"
         r"\s+throw\n\s+\}\n"
         r"\s+if \(\$createResult -ne 0\) \{\n(\s+#.*\n)*"
-        r"\s+\[System\.IO\.File\]::Delete\(\$creatingPath\)\n"
-        r"\s+Assert-Win32ServiceResult -Method 'Create' -Code \$createResult\n\s+\}\n(\s+#.*\n)*"
-        r"\s+Set-OwnerMarker \$name \$owner\n(?:(?![^\n]*\[System\.IO\.File\]::Delete).*\n)*?"
+        r"\s+\$recordLeft = ''\n"
+        r"\s+try \{\n\s+\[System\.IO\.File\]::Delete\(\$creatingPath\)\n\s+\} catch \{\n"
+        r"\s+\$failure = \$_\.Exception\n"
+        r"\s+if \(\$null -ne \$failure\.InnerException\) \{ \$failure = \$failure\.InnerException \}\n"
+        r"\s+\$recordLeft = \"; and the record of this create under way could not be deleted "
+        r"\(\$\(\$failure\.Message\)\): \" \+\n"
+        r"\s+\"delete \$creatingPath by hand before the next ``up``, "
+        r"which would otherwise adopt the service that \" \+\n"
+        r"\s+'holds the name as the one its own Create left'\n\s+\}\n"
+        r"\s+Assert-Win32ServiceResult -Method 'Create' -Code \$createResult -Detail \$recordLeft\n\s+\}\n(\s+#.*\n)*"
+        r"\s+Set-OwnerMarker \$name \$owner\n(.*\n)*?"
         r"    \}\n    # Marked .*\n    \[System\.IO\.File\]::Delete\(\$creatingPath\)\n\} finally \{",
         "the record of the create under way is written before Create; whatever Create answers (a return value) it goes "
         "before the error, since Create created nothing then even when a service of that name is there (1073: "
-        "installed by hand since the first read; review S1); with no answer (a CIM error) it stays if a service of "
-        "that name exists; on success the marker is written right after Create and the record goes only after it "
-        "(write_creating_record, _set_owner_marker)",
+        "installed by hand since the read; review S1), and a record that cannot be deleted is named in Create's own "
+        "error, which stays the one reported (review service6 S6-5, _record_left); with no answer (a CIM error) it "
+        "stays if a service of that name exists; on success the marker is written right after Create and the record "
+        "goes only after the marker, nothing else going in between (write_creating_record, _set_owner_marker)",
     ),
     ScriptFact(
         _ALL,
         r"function Assert-Win32ServiceResult \{\n\s+param\(\[string\] \$Method, \[int\] \$Code, "
-        r"\[string\] \$Property = \$null\)\n\s+if \(\$Code -eq 0\) \{ return \}\n(.*\n){3}"
+        r"\[string\] \$Property = \$null, \[string\] \$Detail = ''\)\n\s+if \(\$Code -eq 0\) \{ return \}\n(.*\n){3}"
         r"\s+Stop-Operation -Id \$known\[0\] -Property \$Property -Message "
-        r"\"Win32_Service\.\$Method returned \$\{Code\}: \$\(\$known\[1\]\); \$\(\$known\[2\]\)\"\n\}\n\n"
+        r"\"Win32_Service\.\$Method returned \$\{Code\}: \$\(\$known\[1\]\); \$\(\$known\[2\]\)\$Detail\"\n\}\n\n"
         r"function Invoke-Win32ServiceMethod \{\n.*\n"
         r"\s+Assert-Win32ServiceResult -Method \$Method -Code \(Get-Win32ServiceResult -Method \$Method "
         r"-Arguments \$Arguments -Service \$Service\) -Property \$Property\n\}",
         "a Win32_Service return value other than 0 stops with its id and 'Win32_Service.<method> returned <n>: "
-        "<error>; <fix>' (_method_failed), for Create as for every other method",
+        "<error>; <fix><detail>' (_method_failed), for Create as for every other method",
     ),
     ScriptFact(
         ("windows_service/remove",),
@@ -267,12 +295,13 @@ class _Stop(Exception):
         self.envelope = envelope
 
 
-def _method_failed(method: str, error: scm.ScmError) -> _Stop:
+def _method_failed(method: str, error: scm.ScmError, detail: str = "") -> _Stop:
+    """Assert-Win32ServiceResult (``detail``: its -Detail, appended to the message)."""
     if error.code not in _METHOD_RESULTS:
         raise error  # a Win32 error Win32_Service does not return for this call: not modelled
     value, error_id, fix = _METHOD_RESULTS[error.code]
     text = f"{scm.WIN32_MESSAGES[error.code]} ({error.code})"
-    message = f"Win32_Service.{method} returned {value}: {text}; {fix}"
+    message = f"Win32_Service.{method} returned {value}: {text}; {fix}{detail}"
     return _Stop(fail(error_id, message, prop=_METHOD_PROPERTY[method]))
 
 
@@ -348,6 +377,29 @@ def write_creating_record(fs: WindowsFs, name: str, owner: str) -> None:
     Win32_Service.Create: what lets the next create adopt the unmarked service a kill right after Create leaves."""
     ownership.initialize(fs, CREATING_FOLDER)  # (already done by _set; for a test that plays the interrupted run)
     ownership.write(fs, ownership.record_path(CREATING_FOLDER, owner), {"owner": owner, "name": name})
+
+
+def _delete_record(fs: WindowsFs, path: str) -> None:
+    """[System.IO.File]::Delete of the record, outside any try: a failure (devhost.fileops: a file another program
+    holds open, knob ``files_held_open``) ends the operation through the prelude's trap."""
+    try:
+        fileops.delete_file(fs, path)
+    except fileops.DotNetError as error:
+        raise _Stop(fail("UnexpectedError", error.called("Delete", 1), category="NotSpecified")) from None
+
+
+def _record_left(fs: WindowsFs, path: str) -> str:
+    """set.ps1 after a refused Create: [System.IO.File]::Delete of the record in a try whose catch keeps the .NET
+    exception's message (the InnerException of PowerShell's MethodInvocationException) for Create's error."""
+    try:
+        fileops.delete_file(fs, path)
+    except fileops.DotNetError as error:
+        return (
+            f"; and the record of this create under way could not be deleted ({error.message}): delete {path} by hand "
+            "before the next `up`, which would otherwise adopt the service that holds the name as the one its own "
+            "Create left"
+        )
+    return ""
 
 
 def _failure_key(value: dict[str, Any]) -> str:
@@ -432,19 +484,6 @@ def set_(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
 
 def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
     name = spec["name"]
-    start_name, password = _credential(spec["account"], spec["password"])
-    changes: list[dict[str, Any]] = []
-    before = _state(state_dir, name)
-    created = False
-    if before["ensure"] == "present" and before["marked_for_delete"]:
-        raise _Stop(
-            fail(
-                "ServiceMarkedForDelete",
-                f"service '{name}' is marked for deletion (1072) and goes when the last handle to it closes; "
-                "close services.msc and every program holding the service open (or restart the host), then retry",
-                prop="name",
-            )
-        )
     owner = str(spec["owner"])
     if not owner:
         raise _Stop(
@@ -454,9 +493,25 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
                 prop="owner",
             )
         )
+    start_name, password = _credential(spec["account"], spec["password"])
+    changes: list[dict[str, Any]] = []
+    created = False
     fs = WindowsFs(state_dir)
     creating_path = ownership.record_path(CREATING_FOLDER, owner)
+    _run_holding_the_lock_first(state_dir, spec)
     with ownership.host_lock(fs):
+        # Read under the lock, and decided on this reading only (review service6 S6-2): a reading from before the wait
+        # could be of a moment another set held the lock, before its Create or between its Create and its marker.
+        before = _state(state_dir, name)
+        if before["ensure"] == "present" and before["marked_for_delete"]:
+            raise _Stop(
+                fail(
+                    "ServiceMarkedForDelete",
+                    f"service '{name}' is marked for deletion (1072) and goes when the last handle to it closes; "
+                    "close services.msc and every program holding the service open (or restart the host), then retry",
+                    prop="name",
+                )
+            )
         ownership.initialize(fs, CREATING_FOLDER)
         if before["ensure"] == "present" and before["owner_marker"] != owner:
             marker = before["owner_marker"]
@@ -503,16 +558,20 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
                 )
             except scm.ScmError as error:
                 # Create answered (a return value) and refused: it created nothing, whatever holds the name now (1073:
-                # a service installed since the first read, e.g. by hand). The record goes before the error, or the
-                # next create would adopt that service as the one its own Create left (review S1).
-                ownership.delete(fs, creating_path)
-                raise _method_failed("Create", error) from None
+                # a service installed since the read under the lock, e.g. by hand). CreateService deletes a partly made
+                # record when it fails (NT5 RCreateServiceW cleanup, base/screg/sc/server/cfgapi.cxx: "Delete partially
+                # created service record"; devhost.scm.create checks before it makes anything); Win32_Service.Create
+                # returns CreateService's errors (learn.microsoft.com, "Create method of the Win32_Service class": 23,
+                # Status Service Exists), and that its WMI provider leaves nothing either is unverified. The record goes
+                # before the error, or the next create would adopt that service as the one its own Create left (review
+                # S1); Create's error stays the one reported when the record cannot go (review service6 S6-5).
+                raise _method_failed("Create", error, _record_left(fs, creating_path)) from None
             # Set-OwnerMarker, right after Create; the record goes only after it (below): a run broken off between
             # them leaves the record, and the next create adopts the unmarked service its own Create made.
             _set_owner_marker(state_dir, name, owner)
             changes.append(change("ensure", "absent", "present"))
             created = True
-        ownership.delete(fs, creating_path)  # marked (or already ours): the record has done its job
+        _delete_record(fs, creating_path)  # marked (or already ours): the record has done its job
     before = _state(state_dir, name)
 
     config: dict[str, Any] = {}
@@ -599,6 +658,20 @@ def _set(state_dir: Path, spec: dict[str, Any]) -> Envelope:
     else:
         raise ValueError(f"SIMULATOR: the set script does not handle state {spec['state']!r}")
     return succeed(_state(state_dir, name), changes)
+
+
+def _run_holding_the_lock_first(state_dir: Path, spec: dict[str, Any]) -> None:
+    """LOCK_WAIT_KNOB: the other set.ps1 that holds the owners lock while this one waits runs to its end first (its
+    lock taken and released before this one's wait returns); it must succeed, or the test set the scene wrong."""
+    queued = Knobs(sim_dir(state_dir) / "knobs.json").take_fault(spec["name"], key=LOCK_WAIT_KNOB)
+    if queued is None:
+        return
+    try:
+        ahead = _set(state_dir, spec | {"owner": str(queued.get("owner") or spec["owner"])})
+    except _Stop as stop:
+        ahead = stop.envelope
+    if not ahead.ok:
+        raise ValueError(f"SIMULATOR: the set run ahead of this one ({LOCK_WAIT_KNOB}) failed: {ahead.error}")
 
 
 def _failure_action_text(value: dict[str, Any]) -> str:

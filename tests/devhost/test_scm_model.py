@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -418,20 +419,28 @@ def test_a_service_marked_for_deletion_is_never_adopted(tmp_path: Path) -> None:
         # marker is written.
         (
             "set",
-            "            [System.IO.File]::Delete($creatingPath)\n            Assert-Win32ServiceResult",
-            "            Assert-Win32ServiceResult",
+            "                [System.IO.File]::Delete($creatingPath)\n            } catch {",
+            "            } catch {",
         ),
         (
             "set",
             "        Set-OwnerMarker $name $owner\n",
             "        [System.IO.File]::Delete($creatingPath)\n        Set-OwnerMarker $name $owner\n",
         ),
+        ("set", "    if ($Code -eq 0) { return }\n", "    if ($Code -ne 23) { return }\n"),
+        # Review service6 S6-2: the service read under the owners lock, not before it; S6-5: a record that cannot be
+        # deleted after a refused Create is named in Create's error instead of replacing it.
         (
             "set",
-            "        Set-OwnerMarker $name $owner\n",
-            "        Set-OwnerMarker $name $owner\n        [System.IO.File]::Delete($creatingPath)\n",
+            "$lock = Enter-OwnersLock\ntry {\n",
+            "$before = Get-ServiceState $name\n$lock = Enter-OwnersLock\ntry {\n",
         ),
-        ("set", "    if ($Code -eq 0) { return }\n", "    if ($Code -ne 23) { return }\n"),
+        (
+            "set",
+            "            try {\n                [System.IO.File]::Delete($creatingPath)\n            } catch {",
+            "            [System.IO.File]::Delete($creatingPath)\n            if ($false) {",
+        ),
+        ("set", " -Code $createResult -Detail $recordLeft\n", " -Code $createResult\n"),
         # Review S5: a key gone between Get-CimInstance and its read is the service absent, not ItemNotFound.
         ("get", " -ErrorAction SilentlyContinue -ErrorVariable keyErrors", ""),
         ("get", "    if ($null -eq $values) {\n        return [ordered]@{ ensure = 'absent'", "    if ($false) {\n"),
@@ -579,9 +588,9 @@ def test_a_create_refused_by_a_racing_hand_install_leaves_no_record_and_the_next
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Review S1 (service6): someone installs the service by hand (the manual's `sc.exe create`, with the values set's
-    Create uses) after set's first read found none and before its Create, which then answers 23 (1073). Create
-    answered, so the record of the create under way goes although a service of that name is there: the next create
-    refuses that hand install (ServiceExists) instead of adopting it as its own, and leaves it unmarked."""
+    Create uses) after set's read under the owners lock found none and before its Create, which then answers 23
+    (1073). Create answered, so the record of the create under way goes although a service of that name is there: the
+    next create refuses that hand install (ServiceExists) instead of adopting it as its own, and leaves it unmarked."""
     place_program(tmp_path)
     fs = WindowsFs(tmp_path)
     spec = spec_of() | {"create": True}
@@ -654,3 +663,74 @@ def test_a_value_written_under_the_key_of_a_missing_service_is_item_not_found(tm
     new(tmp_path, "Somewhere")
     scm.set_key_value(tmp_path, "somewhere", windows_service.OWNER_MARKER, OWNER)  # key names are case-insensitive
     assert scm.get(tmp_path, "Somewhere").key_values == {windows_service.OWNER_MARKER: OWNER}  # type: ignore[union-attr]
+
+
+def set_knobs(state: Path, **knobs: object) -> None:
+    (state / "_sim").mkdir(parents=True, exist_ok=True)
+    (state / "_sim" / "knobs.json").write_text(json.dumps(knobs), encoding="utf-8")
+
+
+def test_a_set_that_waited_for_the_owners_lock_behind_its_own_earlier_run_adopts_what_that_run_made(
+    tmp_path: Path,
+) -> None:
+    """Review service6 S6-2 (a): `up` run again after its client was killed, while the first run's set.ps1 still holds
+    the owners lock on the host and creates the service. The second run read the service as absent before the lock;
+    decided on that reading it would call Create, get 23 and refuse its own service. It reads again under the lock,
+    finds its own marker, and has nothing left to do."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    set_knobs(tmp_path, service_set_lock_waits=[{"on": spec["name"]}])
+    waited = windows_service.set_(fs, spec)
+    assert waited.ok, waited.error
+    assert waited.changed is False and waited.state["owner_marker"] == OWNER
+    assert ownership.records(fs, windows_service.CREATING_FOLDER) == []
+
+
+def test_a_stale_record_never_adopts_another_stacks_service_read_before_its_marker(tmp_path: Path) -> None:
+    """Review service6 S6-2 (b): this stack holds a stale record of a create under way for the name (a run of its own
+    broken off long ago, before its Create). Stack X has just created the service with the very same values and holds
+    the owners lock until its marker is written. Read before the lock, X's service is unmarked and as this stack's
+    Create would make it: decided on that reading, this stack would adopt it and overwrite X's marker. Read under the
+    lock, it carries X's marker and is refused, X's marker kept."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    other = "organization/other-stack/prod/windows:WindowsService::agent-service"
+    windows_service.write_creating_record(fs, spec["name"], OWNER)  # this stack's stale record
+    windows_service.write_creating_record(fs, spec["name"], other)  # X's record, written before its Create
+    left = {"name": spec["name"], "display_name": spec["display_name"], "image_path": spec["image_path"]}
+    scm.create(tmp_path, **left, start_mode="Auto", start_name="LocalSystem", password=None)  # X's Create
+    set_knobs(tmp_path, service_set_lock_waits=[{"on": spec["name"], "owner": other}])  # X goes on, holding the lock
+    refused = windows_service.set_(fs, spec)
+    assert not refused.ok and refused.error is not None
+    assert (refused.error["id"], refused.error["property"]) == ("ServiceExists", "name")
+    assert f"carries the ownership marker of '{other}'" in refused.error["message"]
+    service = scm.get(tmp_path, spec["name"])
+    assert service is not None and service.key_values == {windows_service.OWNER_MARKER: other}, "X's marker kept"
+
+
+def test_a_record_that_cannot_be_deleted_after_a_refused_create_is_named_in_the_create_error(tmp_path: Path) -> None:
+    """Review service6 S6-5: Create answered 23 (a hand install raced it), and the record of the create under way
+    cannot be deleted (an antivirus scan holds the new file open: a sharing violation). The error stays Create's own
+    (ServiceExists, with its return value), and says that the record stayed, where it is and that it must go: left
+    there, it makes the next create adopt the hand install as the service its own Create left."""
+    place_program(tmp_path)
+    fs = WindowsFs(tmp_path)
+    spec = spec_of() | {"create": True}
+    record = ownership.record_path(windows_service.CREATING_FOLDER, OWNER)
+    set_knobs(tmp_path, service_create_races=[{"on": spec["name"]}], files_held_open=[record])
+    raced = windows_service.set_(fs, spec)
+    assert not raced.ok and raced.error is not None
+    assert (raced.error["id"], raced.error["property"]) == ("ServiceExists", "name")
+    message = raced.error["message"]
+    assert message.startswith("Win32_Service.Create returned 23: The specified service already exists. (1073)")
+    assert f"could not be deleted (The process cannot access the file '{record}' because it is being used" in message
+    assert f"delete {record} by hand before the next `up`" in message
+    assert [r["name"] for r in ownership.records(fs, windows_service.CREATING_FOLDER)] == ["UsercubeAgent"]
+
+    set_knobs(tmp_path)  # the scan is over, and the file deleted as the message says
+    fs.resolve(record).unlink()
+    again = windows_service.set_(fs, spec)
+    assert not again.ok and again.error is not None and again.error["id"] == "ServiceExists"
+    assert "carries no ownership marker" in again.error["message"]

@@ -377,11 +377,14 @@ def test_a_retried_destroy_of_a_service_already_marked_for_deletion_succeeds(sim
     assert scm.get(simulated.state_dir, desired["name"]) is None
 
 
-def test_a_create_refused_by_a_racing_hand_install_is_never_adopted_later(simulated: Target, engine: Engine) -> None:
+def test_a_create_race_with_a_hand_install_is_refused_and_never_adopted_later(
+    simulated: Target, engine: Engine
+) -> None:
     """Review service6 S1: the service is installed by hand (the manual's `sc.exe create`, with this create's own
-    values) after set's first read found none and before its Win32_Service.Create, which answers 23 (1073). The `up`
-    fails with ServiceExists; Create answered, so no record of a create under way is left, and the next `up` refuses
-    that service again (it carries no ownership marker) instead of adopting it; it stays as installed."""
+    values) after set's read under the owners lock found none and before its Win32_Service.Create, which answers 23
+    (1073). The `up` fails with ServiceExists; Create answered, so no record of a create under way is left, and the
+    next `up` refuses that service again (it carries no ownership marker) instead of adopting it; it stays as
+    installed."""
     from devhost import scm
 
     assert simulated.state_dir is not None
@@ -399,3 +402,25 @@ def test_a_create_refused_by_a_racing_hand_install_is_never_adopted_later(simula
     scm.admin_delete_service(simulated.state_dir, desired["name"])  # the fix the message names
     assert stack.up().ok
     assert stack.destroy().ok
+
+
+def test_an_up_that_races_its_own_earlier_run_for_the_owners_lock_takes_what_that_run_created(
+    simulated: Target, engine: Engine
+) -> None:
+    """Review service6 S6-2: `up` run again while set.ps1 of the first run (its client killed) still holds the owners
+    lock on the host and creates the service. The second run's set.ps1 waits for the lock, then reads the service
+    under it: it finds the service carrying this resource's own marker and takes it, where a reading from before the
+    lock (absent) would have gone on to Create, met 23 and refused the resource's own service."""
+    from devhost import scm
+
+    assert simulated.state_dir is not None
+    desired = new_service(simulated)
+    stack = engine(service_program(simulated, desired))
+    simulated.set_knobs(service_set_lock_waits=[{"on": desired["name"]}])
+    up = stack.up()
+    assert up.ok, up.output
+    service = scm.get(simulated.state_dir, desired["name"])
+    assert service is not None and service.state == "Running"
+    assert list(service.key_values) == ["UsercubeIacOwner"], "the resource's own marker, written by the first run"
+    assert stack.destroy().ok
+    assert scm.get(simulated.state_dir, desired["name"]) is None, "its own: destroy deletes it"

@@ -36,14 +36,14 @@ function Get-Win32ServiceResult {
     return [int]$result.ReturnValue
 }
 
-# A ReturnValue other than 0 stops the operation with its id, the Win32 error it means and the fix.
+# A ReturnValue other than 0 stops the operation with its id, the Win32 error it means and the fix (then -Detail).
 function Assert-Win32ServiceResult {
-    param([string] $Method, [int] $Code, [string] $Property = $null)
+    param([string] $Method, [int] $Code, [string] $Property = $null, [string] $Detail = '')
     if ($Code -eq 0) { return }
     if (-not $Property) { $Property = $Win32ServiceProperty[$Method] }
     $known = $Win32ServiceResults[$Code]
     if ($null -eq $known) { $known = @('ServiceMethodFailed', "unexpected return value $Code", 'see the Win32_Service documentation') }
-    Stop-Operation -Id $known[0] -Property $Property -Message "Win32_Service.$Method returned ${Code}: $($known[1]); $($known[2])"
+    Stop-Operation -Id $known[0] -Property $Property -Message "Win32_Service.$Method returned ${Code}: $($known[1]); $($known[2])$Detail"
 }
 
 function Invoke-Win32ServiceMethod {

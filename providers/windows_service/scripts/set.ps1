@@ -5,19 +5,12 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 
 $name = [string]$Spec.name
 $owner = [string]$Spec.owner
+if (-not $owner) {
+    Stop-Operation -Id 'OwnerMissing' -Property 'owner' -Message 'the owner id is empty; the WindowsService resource sets it: declare the service through it'
+}
 $credential = Get-StartCredential ([string]$Spec.account) $Spec.password
 $changes = New-Object System.Collections.ArrayList
-$before = Get-ServiceState $name
 $created = $false
-
-# A service marked for deletion (a delete, such as the first half of a replace, while services.msc or
-# another program holds a handle to it) is still listed until that handle closes, and then goes:
-# adopting or configuring it would report success on a service about to vanish.
-if ($before.ensure -eq 'present' -and $before.marked_for_delete) {
-    Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
-        "service '$name' is marked for deletion (1072) and goes when the last handle to it closes; " +
-        'close services.msc and every program holding the service open (or restart the host), then retry')
-}
 
 # Ownership (review A3): a service is this resource's when it carries its marker (Set-OwnerMarker, right after Create).
 # Between Create and the marker a kill leaves an unmarked service, so a record of the create under way is written
@@ -29,13 +22,26 @@ if ($before.ensure -eq 'present' -and $before.marked_for_delete) {
 # before markers (previous_owner empty: an earlier version created it), and the marker of previous_owner (the
 # resource's id changed): both get this resource's marker. Decided and stamped under the owners lock, so that two
 # stacks creating the same name are decided one after the other.
-if (-not $owner) {
-    Stop-Operation -Id 'OwnerMissing' -Property 'owner' -Message 'the owner id is empty; the WindowsService resource sets it: declare the service through it'
-}
 $creatingFolder = Get-OwnersFolder 'WindowsService' 'creating'
 $creatingPath = Get-OwnerRecordPath $creatingFolder $owner
 $lock = Enter-OwnersLock
 try {
+    # The service is read here, under the lock, and decided on this reading only (review service6 S6-2). Every set.ps1
+    # holds the lock from this read to its marker, so a reading taken before the wait could be stale both ways: absent
+    # while another run of this same resource created and marked it (its Create would then answer 23 and refuse this
+    # resource's own service), or unmarked in another stack's window between its Create and its marker (adopted on an
+    # old record of this one, then re-marked). Read here, a 23 from Create can only come from a creator that takes no
+    # lock, such as the manual's `sc.exe create` by hand.
+    $before = Get-ServiceState $name
+
+    # A service marked for deletion (a delete, such as the first half of a replace, while services.msc or
+    # another program holds a handle to it) is still listed until that handle closes, and then goes:
+    # adopting or configuring it would report success on a service about to vanish.
+    if ($before.ensure -eq 'present' -and $before.marked_for_delete) {
+        Stop-Operation -Id 'ServiceMarkedForDelete' -Property 'name' -Message (
+            "service '$name' is marked for deletion (1072) and goes when the last handle to it closes; " +
+            'close services.msc and every program holding the service open (or restart the host), then retry')
+    }
     # Admin-only, and what others may have put there deleted (_admin_folders.ps1): these records decide an adoption.
     Initialize-OwnersFolder $creatingFolder
     if ($before.ensure -eq 'present' -and $before.owner_marker -cne $owner) {
@@ -95,10 +101,26 @@ try {
         }
         if ($createResult -ne 0) {
             # Create answered and refused: it created nothing, whatever holds the name now (23, 1073: a service
-            # installed since the first read, e.g. by hand with sc.exe create). The record goes before the error:
-            # kept, it would make the next create adopt that service as the one its own Create left (review S1).
-            [System.IO.File]::Delete($creatingPath)
-            Assert-Win32ServiceResult -Method 'Create' -Code $createResult
+            # installed since the read above, e.g. by hand with sc.exe create). The service control manager deletes a
+            # partly made record when CreateService fails ("Delete partially created service record ...
+            # ScDecrementUseCountAndDelete deletes the service record and the registry entry": NT5 RCreateServiceW,
+            # base/screg/sc/server/cfgapi.cxx, its cleanup), and Win32_Service.Create's return values are
+            # CreateService's errors (learn.microsoft.com, "Create method of the Win32_Service class": 23, Status
+            # Service Exists); that the WMI provider itself leaves nothing behind is unverified. The record goes
+            # before the error: kept, it would make the next create adopt that service as the one its own Create left
+            # (review S1). Create's answer stays the error reported, also when the record cannot be deleted (an
+            # antivirus scan holding the file open, review service6 S6-5): the message then names the file to delete.
+            $recordLeft = ''
+            try {
+                [System.IO.File]::Delete($creatingPath)
+            } catch {
+                $failure = $_.Exception
+                if ($null -ne $failure.InnerException) { $failure = $failure.InnerException }
+                $recordLeft = "; and the record of this create under way could not be deleted ($($failure.Message)): " +
+                    "delete $creatingPath by hand before the next ``up``, which would otherwise adopt the service that " +
+                    'holds the name as the one its own Create left'
+            }
+            Assert-Win32ServiceResult -Method 'Create' -Code $createResult -Detail $recordLeft
         }
         # Created: the marker first, and only then (below) the record goes. A run broken off between the two leaves
         # the record, so that the next create adopts the unmarked service its own Create made.
