@@ -321,6 +321,46 @@ def test_the_secret_lint_refuses(line: str) -> None:
     assert secret_leaks([("sample", "function Get-Mine($a) { $a }\nGet-Mine ([string]$Spec.password)\n")]) == []
 
 
+# --- nothing decides on the text of an error (a localized Windows words every message its own way) -------
+# A French or German Windows Server gives .NET, WMI, IIS and sc.exe messages in its language (review W5: the IIS
+# commit retry matched 'changed on disk'). Decisions go by HResult, NativeErrorCode, exception type or return value.
+_MESSAGE_TEST = re.compile(
+    r"\.Message\s*-(?:not)?(?:match|like|eq|ne|contains)\b"
+    r"|\.Message\.(?:Contains|StartsWith|EndsWith|IndexOf)\("
+    r"|\$_\.ToString\(\)\s*-(?:not)?(?:match|like)\b"
+    r"|\"\$_\"\s*-(?:not)?(?:match|like)\b"
+    r"|\$error\[\d+\]\s*-(?:not)?(?:match|like)\b",
+    re.IGNORECASE,
+)
+
+
+def message_tests(texts: list[tuple[str, str]]) -> list[str]:
+    return [
+        f"{name}:{number}: {line.strip()[:100]}"
+        for name, text in texts
+        for number, line in enumerate(text.splitlines(), 1)
+        if not line.lstrip().startswith("#") and _MESSAGE_TEST.search(line)
+    ]
+
+
+def test_no_script_decides_on_the_words_of_an_error() -> None:
+    assert message_tests(_all_script_texts()) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "if ($_.Exception.Message -match 'changed on disk') { continue }",
+        "if ($e.Message.Contains('already exists')) { }",
+        'if ("$_" -like "*denied*") { }',
+        "if ($_.ToString() -match 'Access is denied') { }",
+    ],
+)
+def test_the_error_words_check_refuses(line: str) -> None:
+    assert message_tests([("s", line + "\n")]) != []
+    assert message_tests([("s", "if ($_.Exception.HResult -eq -2147024864) { }\n")]) == []
+
+
 # --- a list written as one object is not wrapped again -------------------------------------------------
 # A function that ends with `return , $list` (the unary comma) writes its list to the pipeline as ONE object, so
 # that an empty or one-element list survives. `@(Get-Thing)` then collects that one object into a new array of one
