@@ -67,6 +67,8 @@ STATE_READ_S = 20 * 0.25  # Get-IisObjectState: a State that throws is read 20 t
 _PASSING = ("Starting", "Stopping", "Unknown")  # the pool states Stop-Agent waits out (review-archive4 R2)
 
 _SET = ("runtime_archive/set",)
+# $FormerDefaultKeptFiles: what a manifest written before it recorded keep_files kept (the resource's default then).
+FORMER_DEFAULT_KEPT_FILES = ("web.config", "appsettings.json", "appsettings.agent.json")
 MINIMUM_STOP_WAIT_S = 30  # $MinimumStopWaitSeconds: the shortest wait a service's own stop gets (review-archive7 Z2)
 _ALL = ("runtime_archive/get", "runtime_archive/chunk", "runtime_archive/set", "runtime_archive/remove")
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
@@ -78,6 +80,28 @@ SCRIPT_FACTS = (
         r"'CommonApplicationData'\), 'UsercubeIac', 'RuntimeArchive', \$key\)",
         "the staging folder is %ProgramData%\\UsercubeIac\\RuntimeArchive\\<16 hex digits of the Runtime path's "
         "SHA-256>",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$FormerDefaultKeptFiles = @\('web\.config', 'appsettings\.json', 'appsettings\.agent\.json'\)\s+"
+        r"function Get-KeptFiles\(\$Manifest\) \{[^}]*?"
+        r"if \(\$null -eq \$Manifest\.PSObject\.Properties\['keep_files'\]\) \{ "
+        r"return ,@\(\$FormerDefaultKeptFiles\) \}",
+        "a manifest without keep_files (written before they were recorded) kept the former default list",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$keptAsBefore = \$keep\.SetEquals\(\[string\[\]\]@\(\$before\.kept_files\)\)\s+"
+        r"if \(\$before\.sha256 -eq \$sha -and @\(\$before\.missing_files\)\.Count -eq 0 -and \$keptAsBefore\) \{",
+        "set installs the same archive again when the kept files differ from the manifest's (HashSet.SetEquals with "
+        "OrdinalIgnoreCase: any order, case aside)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$committed = \(\$null -ne \$manifest -and \[string\]\$manifest\.sha256 -eq \[string\]\$journal\.sha256\)\s+"
+        r"if \(\$committed -and \$null -ne \$journal\.PSObject\.Properties\['keep_files'\]\) \{",
+        "an interrupted swap counts as committed only when the manifest has its sha256 and its keep_files (a journal "
+        "without keep_files: its sha256 alone)",
     ),
     ScriptFact(
         ("runtime_archive/remove",),
@@ -614,6 +638,16 @@ def _write_manifest(fs: WindowsFs, folder: str, manifest: dict[str, Any]) -> Non
     _write_json(fs, f"{folder}\\manifest.json", manifest)
 
 
+def _kept_files(manifest: dict[str, Any]) -> list[str]:
+    """Get-KeptFiles: the files the installation the manifest records kept."""
+    return [str(name) for name in manifest.get("keep_files", FORMER_DEFAULT_KEPT_FILES)]
+
+
+def _same_paths(left: list[str], right: list[str]) -> bool:
+    """HashSet[string](OrdinalIgnoreCase).SetEquals: the same names in any order, case aside."""
+    return {name.lower() for name in left} == {name.lower() for name in right}
+
+
 def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
     """Get-ArchiveState."""
     runtime = spec["runtime_path"]
@@ -625,6 +659,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "archive_name": None,
         "file_count": 0,
         "missing_files": [],
+        "kept_files": [],
         "held_bytes": 0,
         "held_sha256": None,
         "interrupted": [],
@@ -651,6 +686,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
             archive_name=manifest["archive_name"],
             file_count=len(files),
             missing_files=missing[:20],
+            kept_files=_kept_files(manifest),
         )
     partial = fs.resolve(partial_path(folder, spec["sha256"]))
     if repair is None and partial.is_file():
@@ -1315,7 +1351,10 @@ def _restore_interrupted_swap(
     stopped: list[str] = []
     journal = _read_json(fs, f"{folder}\\swap.json")
     manifest = _manifest(fs, folder)
-    if manifest is None or manifest["sha256"] != journal["sha256"]:
+    committed = manifest is not None and manifest["sha256"] == journal["sha256"]
+    if committed and manifest is not None and "keep_files" in journal:  # (a journal from before: sha256 alone)
+        committed = _same_paths(_kept_files(manifest), journal["keep_files"])
+    if not committed:
         stopped = _stop_agent(fs, spec, folder, starts_again=starts_again)
         errors = _undo_swap(fs, journal["moves"])
         if errors:
@@ -1412,7 +1451,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     for start in _start_agent(fs, folder):
         recovered.append(change(start["property"], f"{start['name']}: stopped by an interrupted run", start["outcome"]))
     before = _state(fs, spec)
-    if before["sha256"] == sha and not before["missing_files"]:
+    kept_as_before = _same_paths(list(spec["keep_files"]), before["kept_files"])
+    if before["sha256"] == sha and not before["missing_files"] and kept_as_before:
         for work in (new, old):
             if fs.resolve(work).is_dir() and _remove_tree_best_effort(fs, work):
                 recovered.append(change("work_folder", work, None))
@@ -1493,12 +1533,21 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             stopped = _stop_agent(fs, spec, folder, starts_again=True)
         if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
             _assert_pool_worker_exited(fs, spec["app_pool"], started_again=True)
-        _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
+        _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "keep_files": list(spec["keep_files"]), "moves": plan})
         swap_begun = True
         for origin, target in plan:
             fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
             move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
-        _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
+        _write_manifest(
+            fs,
+            folder,
+            {
+                "sha256": sha,
+                "archive_name": spec["archive_name"],
+                "files": files,
+                "keep_files": list(spec["keep_files"]),
+            },
+        )
     except (DotNetError, _AgentError) as error:  # (an operation's end, IisNotInstalled, goes on as it is)
         first = _error_report(error)
     undo_errors = _undo_swap(fs, plan) if first is not None else []
@@ -1546,6 +1595,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     )
     changes.append(change("sha256", before["sha256"], sha))
     changes.append(change("files", len(previous), len(files)))
+    if before["ensure"] == "present" and not kept_as_before:
+        changes.append(change("keep_files", ", ".join(before["kept_files"]), ", ".join(spec["keep_files"])))
     if obsolete:
         changes.append(change("removed_files", len(obsolete), 0))
     for start in started:

@@ -717,7 +717,9 @@ function Undo-Swap([object[]] $Moves) {
 
 function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder, [bool] $StartsAgain) {
     # swap.json (written before the first move, deleted after the manifest) says a swap was under way. If the
-    # manifest records its sha256 the swap was committed: only the cleanup was left. Otherwise every move it
+    # manifest records its sha256 and its keep_files (the same archive may be installed again with other kept
+    # files; a journal from before keep_files was recorded is matched on sha256 alone) the swap was committed:
+    # only the cleanup was left. Otherwise every move it
     # planned is undone from .iac-old before anything there is deleted (.iac-old holds the only copies), the
     # agent stopped first: a reboot or an iisreset since may have started it on the mix the swap left (WAS
     # starts a pool whose AutoStart is true, learn.microsoft.com applicationPools <add> autoStart; Windows an
@@ -729,7 +731,13 @@ function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder,
     if (-not [System.IO.File]::Exists($path)) { return ,$stopped }
     $journal = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
     $manifest = Read-Manifest $Folder
-    if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
+    $committed = ($null -ne $manifest -and [string]$manifest.sha256 -eq [string]$journal.sha256)
+    if ($committed -and $null -ne $journal.PSObject.Properties['keep_files']) {
+        $kept = New-PathSet
+        foreach ($file in @(Get-KeptFiles $manifest)) { [void]$kept.Add([string]$file) }
+        $committed = $kept.SetEquals([string[]]@($journal.keep_files))
+    }
+    if (-not $committed) {
         $stopped = Stop-Agent $Spec $Folder $StartsAgain
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {
