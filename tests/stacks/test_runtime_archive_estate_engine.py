@@ -79,9 +79,12 @@ def test_archives_are_extracted_never_sent_twice_and_upgraded_with_the_agent_sto
         assert estate.file(host, f"{RUNTIME}\\identitymanager-Agent.dll").read_bytes() == b"MZ agent v1"
         assert estate.file(host, f"{RUNTIME}\\runtimes\\win\\lib\\net8.0\\v1-only.dll").exists()
         assert estate.file(host, f"{RUNTIME}\\appsettings.agent.json").read_text().startswith("{"), "managed settings"
-        assert not estate.file(host, f"{RUNTIME}\\appsettings.json").exists(), "the vendor's copy is not extracted"
+        # A production agent writes no appsettings.json: the vendor's, its base settings, comes from the archive.
+        assert estate.file(host, f"{RUNTIME}\\appsettings.json").read_bytes() == b'{"the vendor": "defaults"}'
     web_config = estate.file("zone-a", f"{RUNTIME}\\web.config")
     assert 'hostingModel="inprocess"' in web_config.read_text(), "the stack's web.config, not the vendor's sample"
+    service_web_config = estate.file("zone-b", f"{RUNTIME}\\web.config").read_bytes()
+    assert service_web_config == b"<configuration>the vendor's sample</configuration>", "a service writes none"
     zone_b = estate.hosts["zone-b"].state_dir
     assert zone_b is not None
     service = scm.get(zone_b, SERVICE)
