@@ -7,6 +7,7 @@ builds standing in for the vendor's, next to the stack file (a relative path, as
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,34 @@ def test_a_wrong_sha256_or_a_missing_archive_is_refused_before_anything_is_sent(
     assert f"usercube-agents:agents[{zone_a}].runtimeArchive.path: file '" in text, text
     assert "vendor/not-downloaded.zip' does not exist" in text, text
     assert local.estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}, "no host was contacted"
+
+
+def test_the_servers_archive_keeps_the_servers_settings_files_and_gives_it_the_vendors_agent_settings(
+    local: EstateProject,
+) -> None:
+    # The server (integrated agent) writes appsettings.json and web.config; with no agent connections (the local
+    # estate's server has none) it writes no appsettings.agent.json, so the vendor's comes from the archive.
+    config = local.config()
+    files = {
+        "Usercube-Server-tools.dll": b"MZ a vendor tool",
+        "web.config": b"<configuration>the vendor's sample</configuration>",
+        "appsettings.json": b'{"the vendor": "defaults"}',
+        "appsettings.agent.json": b'{"the vendor": "agent defaults"}',
+    }
+    relative = "vendor/IdentityManager-Server-Runtime.zip"
+    (local.project / "vendor").mkdir(exist_ok=True)
+    write_zip(local.project / relative, files)
+    agent(config, "server")["runtimeArchive"] = {"path": relative, "sha256": sha256(local.project, relative)}
+    local.write(config)
+    code, text = local.run("up")
+    assert code == 0, text
+    estate = local.estate
+    runtime = "C:\\identitymanagerContoso\\Runtime"
+    assert estate.file("server", f"{runtime}\\Usercube-Server-tools.dll").read_bytes() == b"MZ a vendor tool"
+    assert "IdentityServer" in json.loads(estate.file("server", f"{runtime}\\appsettings.json").read_text())
+    assert "identitymanager-Server.dll" in estate.file("server", f"{runtime}\\web.config").read_text()
+    assert estate.file("server", f"{runtime}\\appsettings.agent.json").read_bytes() == files["appsettings.agent.json"]
+    marks = estate.marks()
+    code, again = local.run("up")
+    assert code == 0, again
+    assert estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}
