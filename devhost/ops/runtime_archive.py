@@ -99,9 +99,13 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$committed = \(\$null -ne \$manifest -and \[string\]\$manifest\.sha256 -eq \[string\]\$journal\.sha256\)\s+"
-        r"if \(\$committed -and \$null -ne \$journal\.PSObject\.Properties\['keep_files'\]\) \{",
+        r"if \(\$committed -and \$null -ne \$journal\.PSObject\.Properties\['keep_files'\]\) \{\s+"
+        r"\$kept = New-PathSet\s+(#[^\n]*\s+)*"
+        r"foreach \(\$file in \(Get-KeptFiles \$manifest\)\) \{ \[void\]\$kept\.Add\(\[string\]\$file\) \}\s+"
+        r"\$committed = \$kept\.SetEquals\(\[string\[\]\]@\(\$journal\.keep_files\)\)",
         "an interrupted swap counts as committed only when the manifest has its sha256 and its keep_files (a journal "
-        "without keep_files: its sha256 alone)",
+        "without keep_files: its sha256 alone), each of the manifest's files one name (Get-KeptFiles writes its list "
+        "as one object: no @() around the call)",
     ),
     ScriptFact(
         ("runtime_archive/remove",),

@@ -734,7 +734,9 @@ function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder,
     $committed = ($null -ne $manifest -and [string]$manifest.sha256 -eq [string]$journal.sha256)
     if ($committed -and $null -ne $journal.PSObject.Properties['keep_files']) {
         $kept = New-PathSet
-        foreach ($file in @(Get-KeptFiles $manifest)) { [void]$kept.Add([string]$file) }
+        # Get-KeptFiles writes its list as one object (return ,@(...)): @() around the call would wrap it in a
+        # one-element array, and [string] would join the whole list into one name (review-keepfiles K1).
+        foreach ($file in (Get-KeptFiles $manifest)) { [void]$kept.Add([string]$file) }
         $committed = $kept.SetEquals([string[]]@($journal.keep_files))
     }
     if (-not $committed) {
