@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pulumi
@@ -31,6 +32,37 @@ from providers.windows_feature import WindowsFeature
 
 SUBFOLDERS = ("Runtime", "Mails", "Sources", "Temp", "Work")
 DATA_FOLDERS = ("Temp", "Work", "Mails")
+# The settings files an agent may write into Runtime (install-agents-6.2), relative to it.
+WEB_CONFIG = "web.config"
+SERVER_SETTINGS = "appsettings.json"
+AGENT_SETTINGS = "appsettings.agent.json"
+
+
+class RuntimeFiles:
+    """The files one agent writes into Runtime itself, named once when the component starts: every SettingsFile
+    takes its path from ``path`` and the runtime archive keeps exactly these (``names``), so the archive never
+    replaces one of them and always puts the vendor's others in place (a production agent writes no
+    appsettings.json: the vendor's is its base settings). ``check_all_written`` ends the component: a name listed
+    and not written would be a vendor file kept out of Runtime for nothing."""
+
+    def __init__(self, runtime: str, names: Iterable[str]) -> None:
+        self.runtime = runtime
+        self.names = tuple(names)
+        self._written: set[str] = set()
+
+    def path(self, name: str) -> str:
+        """The full path of ``name``, one of ``names`` (any other is a bug of the component: the archive would
+        replace it)."""
+        if name not in self.names:
+            raise ValueError(f"{name} is not among the files this agent keeps from the runtime archive {self.names}")
+        self._written.add(name)
+        return f"{self.runtime}\\{name}"
+
+    def check_all_written(self) -> None:
+        unwritten = [name for name in self.names if name not in self._written]
+        if unwritten:
+            raise ValueError(f"{unwritten} are kept from the runtime archive but no settings file writes them")
+
 
 WEB_CONFIG_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
 <configuration>
@@ -199,7 +231,7 @@ def runtime_archive(
     name: str,
     connection: Any,
     source: RuntimeArchiveSource | None,
-    runtime: str,
+    files: RuntimeFiles,
     opts: pulumi.ResourceOptions,
     after: list[pulumi.Resource],
     *,
@@ -208,7 +240,7 @@ def runtime_archive(
 ) -> list[pulumi.Resource]:
     """The vendor's runtime archive extracted into Runtime (install-agents-6.2: working directory content),
     upgraded with the pool or service stopped; none when the stack names no archive. The settings files
-    are written after it (they depend on it) and kept by it (its keep_files default)."""
+    are written after it (they depend on it) and kept by it: ``files``, the agent's own list."""
     if source is None:
         return []
     return [
@@ -219,7 +251,8 @@ def runtime_archive(
             archive_name=source.name,
             sha256=source.sha256,
             size=source.size,
-            runtime_path=runtime,
+            runtime_path=files.runtime,
+            keep_files=list(files.names),
             app_pool=app_pool,
             service_name=service_name,
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
@@ -230,7 +263,7 @@ def runtime_archive(
 def web_config(
     name: str,
     connection: Any,
-    runtime: str,
+    files: RuntimeFiles,
     dll: str,
     log: str,
     opts: pulumi.ResourceOptions,
@@ -240,7 +273,7 @@ def web_config(
     return SettingsFile(
         name,
         connection=connection,
-        path=f"{runtime}\\web.config",
+        path=files.path(WEB_CONFIG),
         content=WEB_CONFIG_TEMPLATE.format(dll=dll, log=log),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
     )

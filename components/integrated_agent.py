@@ -2,7 +2,13 @@
 
 There is no agent executable: deploying it means deploying the server's site, pool, identity,
 permissions, certificates and settings (agent-requirements, install-server-6.2). The agent's
-settings live in appsettings.agent.json next to the server in Runtime.
+settings live in appsettings.agent.json next to the server in Runtime. The server writes appsettings.json and
+web.config, and appsettings.agent.json only when it has agent connections (``runtime_files``); the runtime
+archive keeps those and puts the vendor's others in place.
+
+Known limit: a server that loses its agent connections gets the archive's appsettings.agent.json extracted
+(it is no longer kept), which the old SettingsFile's delete, run after the update, then deletes; the next
+``up --refresh`` sees it missing and extracts it again.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from components.args import (
     require_secret,
 )
 from components.building_blocks import (
+    AGENT_SETTINGS,
+    SERVER_SETTINGS,
+    WEB_CONFIG,
+    RuntimeFiles,
     certificate,
     data_folder_acls,
     features,
@@ -67,6 +77,12 @@ class IntegratedAgentArgs(AgentArgsBase):
         require_secret(self.connection_string, "connection_string")
 
 
+def runtime_files(runtime: str, agent_connections: bool) -> RuntimeFiles:
+    """What the server writes into Runtime: appsettings.json and web.config, and appsettings.agent.json when it has
+    agent connections."""
+    return RuntimeFiles(runtime, [SERVER_SETTINGS, WEB_CONFIG, *([AGENT_SETTINGS] if agent_connections else [])])
+
+
 class IntegratedAgent(pulumi.ComponentResource):
     identity_account: pulumi.Output[str]
     encryption_thumbprint: pulumi.Output[str]
@@ -87,6 +103,7 @@ class IntegratedAgent(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         root = args.root
         runtime = f"{root}\\Runtime"
+        written = runtime_files(runtime, bool(args.agent_connections))
 
         installed: list[pulumi.Resource] = []
         if baseline is None:
@@ -106,7 +123,7 @@ class IntegratedAgent(pulumi.ComponentResource):
         account = known_after(pool, pool_account(args.web.pool_name, args.identity))
         acls = data_folder_acls(name, connection, root, account, args.data_folder_rights, child, [folders])
         archive = runtime_archive(
-            name, connection, args.runtime_archive, runtime, child, [folders, *acls, pool], app_pool=args.web.pool_name
+            name, connection, args.runtime_archive, written, child, [folders, *acls, pool], app_pool=args.web.pool_name
         )
         encryption = certificate(f"{name}-encryption-cert", connection, args.encryption_certificate, [account], child)
         identity_server = certificate(
@@ -117,7 +134,7 @@ class IntegratedAgent(pulumi.ComponentResource):
         server_settings = SettingsFile(
             f"{name}-appsettings",
             connection=connection,
-            path=f"{runtime}\\appsettings.json",
+            path=written.path(SERVER_SETTINGS),
             json_content={
                 "License": args.license,
                 "ConnectionString": args.connection_string,
@@ -144,7 +161,7 @@ class IntegratedAgent(pulumi.ComponentResource):
                 SettingsFile(
                     f"{name}-appsettings-agent",
                     connection=connection,
-                    path=f"{runtime}\\appsettings.agent.json",
+                    path=written.path(AGENT_SETTINGS),
                     json_content={"Connections": dict(args.agent_connections)},
                     readers=[account],
                     opts=after_folders,
@@ -152,7 +169,7 @@ class IntegratedAgent(pulumi.ComponentResource):
             )
         files.append(
             web_config(
-                f"{name}-web-config", connection, runtime, SERVER_DLL, "stdout-server.log", child, [folders, *archive]
+                f"{name}-web-config", connection, written, SERVER_DLL, "stdout-server.log", child, [folders, *archive]
             )
         )
         web = args.web if baseline is None else args.web.model_copy(update={"remove_default_site": False})
@@ -163,6 +180,7 @@ class IntegratedAgent(pulumi.ComponentResource):
                 name, connection, args.web, runtime, SERVER_DLL.removeprefix("./"), account, ssl,
                 [encryption, identity_server], family, child, [site], health_check=True,
             )  # fmt: skip
+        written.check_all_written()
         self.identity_account = account
         self.encryption_thumbprint = encryption
         self.ssl_thumbprint = ssl

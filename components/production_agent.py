@@ -11,10 +11,11 @@ Composes, in the manual's order (DOMAIN.md):
 6. Certificates: the SSL certificate for the https binding and the encryption key pair
    (RSA >= 2048, SHA-256), private key readable by the agent's identity.
 7. The runtime archive (when the stack names one) extracted into Runtime, then the settings:
-   web.config (in-process, the agent dll, app initialization) and appsettings.agent.json (agent
-   identifier, server URL, OpenId clients, encryption certificate, managed-system connections) —
+   web.config (in-process, the agent dll, app initialization; IIS hosting only) and appsettings.agent.json
+   (agent identifier, server URL, OpenId clients, encryption certificate, managed-system connections) —
    secrets stay Pulumi secrets, and the file is readable only by the agent's account, SYSTEM and
-   Administrators.
+   Administrators. The archive keeps these two (``runtime_files``) and puts the vendor's others in place,
+   appsettings.json (the agent's base settings) among them.
 8. The IIS site on <working directory>\\Runtime with https on 443 (and optional http), preload on;
    the Default Web Site and DefaultAppPool removed when asked.
 9. The manual's "Verify Agent Installation", from the host itself (on by default, ``verify``): the site
@@ -36,6 +37,9 @@ from components.args import (
     WebHosting,
 )
 from components.building_blocks import (
+    AGENT_SETTINGS,
+    WEB_CONFIG,
+    RuntimeFiles,
     agent_settings_document,
     certificate,
     data_folder_acls,
@@ -88,6 +92,12 @@ class ProductionAgentArgs(AgentArgsBase):
         return self
 
 
+def runtime_files(runtime: str, hosting: str) -> RuntimeFiles:
+    """What a production agent writes into Runtime: appsettings.agent.json, and web.config when IIS hosts it (a
+    service reads no web.config); never appsettings.json, which comes from the runtime archive."""
+    return RuntimeFiles(runtime, [AGENT_SETTINGS, *([WEB_CONFIG] if hosting == "iis" else [])])
+
+
 class ProductionAgent(pulumi.ComponentResource):
     """A separate agent: features, folders, identity, permissions, certificates, settings, site or service."""
 
@@ -111,6 +121,7 @@ class ProductionAgent(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         root = args.root
         runtime = f"{root}\\Runtime"
+        written = runtime_files(runtime, args.hosting)
 
         installed: list[pulumi.Resource] = []
         ready: list[pulumi.Resource] = []
@@ -142,7 +153,7 @@ class ProductionAgent(pulumi.ComponentResource):
             name,
             connection,
             args.runtime_archive,
-            runtime,
+            written,
             child,
             [folders, *acls, *([pool] if pool is not None else [])],
             app_pool=args.web.pool_name if args.web is not None and args.hosting == "iis" else "",
@@ -153,7 +164,7 @@ class ProductionAgent(pulumi.ComponentResource):
             SettingsFile(
                 f"{name}-appsettings-agent",
                 connection=connection,
-                path=f"{runtime}\\appsettings.agent.json",
+                path=written.path(AGENT_SETTINGS),
                 json_content=agent_settings_document(args.settings, encryption),
                 # The OpenId client secret and managed-system passwords: only the agent's account (with
                 # SYSTEM and Administrators) may read the file.
@@ -168,7 +179,7 @@ class ProductionAgent(pulumi.ComponentResource):
             assert args.web is not None and args.ssl_certificate is not None and pool is not None
             files.append(
                 web_config(
-                    f"{name}-web-config", connection, runtime, AGENT_DLL, "stdout-agent.log", child, [folders, *archive]
+                    f"{name}-web-config", connection, written, AGENT_DLL, "stdout-agent.log", child, [folders, *archive]
                 )
             )
             ssl = certificate(f"{name}-ssl-cert", connection, args.ssl_certificate, [], child)
@@ -212,6 +223,7 @@ class ProductionAgent(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
                 )
 
+        written.check_all_written()
         self.identity_account = account
         self.encryption_thumbprint = encryption
         self.register_outputs(

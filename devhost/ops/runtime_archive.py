@@ -67,6 +67,8 @@ STATE_READ_S = 20 * 0.25  # Get-IisObjectState: a State that throws is read 20 t
 _PASSING = ("Starting", "Stopping", "Unknown")  # the pool states Stop-Agent waits out (review-archive4 R2)
 
 _SET = ("runtime_archive/set",)
+# $FormerDefaultKeptFiles: what a manifest written before it recorded keep_files kept (the resource's default then).
+FORMER_DEFAULT_KEPT_FILES = ("web.config", "appsettings.json", "appsettings.agent.json")
 MINIMUM_STOP_WAIT_S = 30  # $MinimumStopWaitSeconds: the shortest wait a service's own stop gets (review-archive7 Z2)
 _ALL = ("runtime_archive/get", "runtime_archive/chunk", "runtime_archive/set", "runtime_archive/remove")
 # The constructs of the reviewed scripts that the model below relies on (checked by bless_scripts).
@@ -78,6 +80,32 @@ SCRIPT_FACTS = (
         r"'CommonApplicationData'\), 'UsercubeIac', 'RuntimeArchive', \$key\)",
         "the staging folder is %ProgramData%\\UsercubeIac\\RuntimeArchive\\<16 hex digits of the Runtime path's "
         "SHA-256>",
+    ),
+    ScriptFact(
+        _ALL,
+        r"\$FormerDefaultKeptFiles = @\('web\.config', 'appsettings\.json', 'appsettings\.agent\.json'\)\s+"
+        r"function Get-KeptFiles\(\$Manifest\) \{[^}]*?"
+        r"if \(\$null -eq \$Manifest\.PSObject\.Properties\['keep_files'\]\) \{ "
+        r"return ,@\(\$FormerDefaultKeptFiles\) \}",
+        "a manifest without keep_files (written before they were recorded) kept the former default list",
+    ),
+    ScriptFact(
+        _SET,
+        r"\$keptAsBefore = \$keep\.SetEquals\(\[string\[\]\]@\(\$before\.kept_files\)\)\s+"
+        r"if \(\$before\.sha256 -eq \$sha -and @\(\$before\.missing_files\)\.Count -eq 0 -and \$keptAsBefore\) \{",
+        "set installs the same archive again when the kept files differ from the manifest's (HashSet.SetEquals with "
+        "OrdinalIgnoreCase: any order, case aside)",
+    ),
+    ScriptFact(
+        ("runtime_archive/set", "runtime_archive/remove"),
+        r"\$committed = \(\$null -ne \$manifest -and \[string\]\$manifest\.sha256 -eq \[string\]\$journal\.sha256\)\s+"
+        r"if \(\$committed -and \$null -ne \$journal\.PSObject\.Properties\['keep_files'\]\) \{\s+"
+        r"\$kept = New-PathSet\s+(#[^\n]*\s+)*"
+        r"foreach \(\$file in \(Get-KeptFiles \$manifest\)\) \{ \[void\]\$kept\.Add\(\[string\]\$file\) \}\s+"
+        r"\$committed = \$kept\.SetEquals\(\[string\[\]\]@\(\$journal\.keep_files\)\)",
+        "an interrupted swap counts as committed only when the manifest has its sha256 and its keep_files (a journal "
+        "without keep_files: its sha256 alone), each of the manifest's files one name (Get-KeptFiles writes its list "
+        "as one object: no @() around the call)",
     ),
     ScriptFact(
         ("runtime_archive/remove",),
@@ -171,8 +199,10 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$record\.start_type = \[string\]\$service\[0\]\.StartType[\s\S]*?"
-        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*\$wait = [^\n]*\s+try \{\s+"
-        r"\$service\[0\]\.Stop\(\)\s+\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
+        r"Write-AgentStopped \$Folder \$record\s+\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*\$wait = [^\n]*\s+"
+        r"\$stopReturned = \$false\s+try \{\s+"
+        r"\$service\[0\]\.Stop\(\)\s+\$stopReturned = \$true\s+"
+        r"\$service\[0\]\.WaitForStatus\([^\n]*\)\s+\} catch \{[\s\S]*?"
         r"throw \(New-AgentStopError 'service_name'",
         "Stop-Agent records the service's start type, then a Stop or WaitForStatus that throws is AgentStopFailed",
     ),
@@ -321,7 +351,7 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"\$pendingStart -contains \$found\[0\]\.Status\) \{[\s\S]*?"
-        r"\$wait = Get-WaitBudgetBefore 60 \$LaterSeconds\s+"
+        r"\$wait = Get-WaitBudgetBefore 60 \$reserve\s+[^\n]*\s+"
         r"if \(-not \(Wait-ServiceStateLeft \$found\[0\] \$pendingStart \$wait\)\) \{[\s\S]*?"
         r"if \(\$found\.Count -eq 0\) \{",
         "A5, N3: Start-Agent waits for a service being started until it is neither StartPending nor ContinuePending "
@@ -529,13 +559,17 @@ SCRIPT_FACTS = (
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
         r"\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*"
-        r"\$wait = Get-WaitBudgetBefore 120 \$needed\s+"
+        r"\$wait = Get-WaitBudgetBefore 120 \$needed\s+\$stopReturned = \$false\s+"
         r"try \{\s+\$service\[0\]\.Stop\(\)[\s\S]*?"
         r"\$note = Get-BudgetNote\s+if \(\$wait -lt 120 -and \$needed -gt 0 -and -not \$note\) \{[\s\S]*?"
         r"\$note = \" \(the wait was cut to \$wait s to keep \$needed s [^\n]*raise command_timeout_s[^\n]*\s+\}\s+"
-        r"throw \(New-AgentStopError 'service_name' \"service '\$name' did not stop within \$wait s [^\n]*\" \$note\)",
+        r"\$failed = \"did not stop within \$wait s \(\$\(\$reason\.Message\)\)\"\s+"
+        r"if \(-not \$stopReturned\) \{ "
+        r"\$failed = \"could not be stopped: ServiceController\.Stop\(\) failed [^\n]*\" \}\s+"
+        r"throw \(New-AgentStopError 'service_name' \"service '\$name' \$failed; [^\n]*\" \$note\)",
         "V1, Z3: the main service's stop wait is what is left past the $needed s reserve, taken before Stop(); a stop "
-        "that timed out after a wait the reserve cut says so and names command_timeout_s",
+        "that timed out after a wait the reserve cut says so and names command_timeout_s; R3 (review-archive9): so "
+        "does a Stop() that failed itself, and the message says which call failed",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -555,9 +589,30 @@ SCRIPT_FACTS = (
         r"[\s\S]*?foreach \(\$name in @\(\$record\.dependents\)\) \{\s+\$dependentsLeft--\s+if \(\$runs\) \{\s+"
         r"\$outcomes \+= Start-RecordedService \(\[string\]\$name\) \$false \(30 \* \$dependentsLeft\)[\s\S]*?"
         r"function Start-RecordedService\(\[string\] \$Name, \[bool\] \$DisabledThen, \[int\] \$LaterSeconds\)"
-        r"[\s\S]*?\$wait = Get-WaitBudgetBefore 60 \$LaterSeconds[\s\S]*?"
-        r"FromSeconds\(\(Get-WaitBudgetBefore 60 \$LaterSeconds\)\)",
-        "Z1: each capped wait of Start-Agent keeps 30 s for every StartService still to come",
+        r"[\s\S]*?\$reserve = \$LaterSeconds \+ 30\s+\$wait = Get-WaitBudgetBefore 60 \$reserve\s+"
+        r"\$cutNote = Get-StartCutNote \$wait 60 \$reserve\s+[\s\S]*?"
+        r"\$found\[0\]\.Start\(\)\s+\$wait = Get-WaitBudgetBefore 60 \$LaterSeconds\s+"
+        r"\$cutNote = Get-StartCutNote \$wait 60 \$LaterSeconds\s+"
+        r"\$found\[0\]\.WaitForStatus\(\[System\.ServiceProcess\.ServiceControllerStatus\]::Running, "
+        r"\[TimeSpan\]::FromSeconds\(\$wait\)\)",
+        "Z1: each capped wait of Start-Agent keeps 30 s for every StartService still to come; R2 (review-archive9): "
+        "the wait for a start under way keeps 30 s more, for its own StartService when that start ends Stopped",
+    ),
+    ScriptFact(
+        _SET,
+        r"function Get-StartCutNote\(\[int\] \$Wait, \[int\] \$Asked, \[int\] \$Kept\) \{\s+(?:#[^\n]*\s+)*"
+        r"if \(\$Wait -ge \$Asked -or \$Kept -le 0\) \{ return '' \}\s+"
+        r"return \" \(the wait was cut to \$Wait s: this run's wait budget of \$RunBudgetSeconds s "
+        r"\(of the connection's command_timeout_s of \$\(\[int\]\$Spec\.command_timeout_s\) s\) ran out for it, "
+        r"as \$Kept s are held back for the StartService calls still to come \(up to 30 s each\); "
+        r"raise command_timeout_s in the connection settings to give it more time, then run again\)\"\s+\}[\s\S]*?"
+        r"\$cutNote = ''\s+try \{[\s\S]*?"
+        r"\$cutNote = ''\s+\}[\s\S]*?"
+        r"\$note = Get-BudgetNote\s+if \(-not \$note\) \{ \$note = \$cutNote \}\s+"
+        r"\$problem = \"\$\(\$reason\.Message\)\$note\"",
+        "R1 (review-archive9): a start wait that the reserve for the StartService calls after it cut says that the "
+        "budget ran out for it and names command_timeout_s, while the budget's own note (the budget spent) comes "
+        "first; no cut note for an error of Start() itself",
     ),
     ScriptFact(
         _SET,
@@ -570,9 +625,11 @@ SCRIPT_FACTS = (
     ScriptFact(
         _SET,
         r"System\.TimeoutException \"it is still \$\(\$found\[0\]\.Status\) after \$wait s\"\)[\s\S]*?"
-        r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+"
-        r"\$problem = \"\$\(\$reason\.Message\)\$\(Get-BudgetNote\)\"",
-        "W4: a service still starting is a time-out without the budget's note: the catch adds it, once",
+        r"\} catch \{\s+\$reason = \$_\.Exception\s+while [^\n]*\s+(?:#[^\n]*\s+)*"
+        r"\$note = Get-BudgetNote\s+if \(-not \$note\) \{ \$note = \$cutNote \}\s+"
+        r"\$problem = \"\$\(\$reason\.Message\)\$note\"",
+        "W4: a service still starting is a time-out without the budget's note: the catch adds it (or R1's cut note), "
+        "once",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -614,6 +671,16 @@ def _write_manifest(fs: WindowsFs, folder: str, manifest: dict[str, Any]) -> Non
     _write_json(fs, f"{folder}\\manifest.json", manifest)
 
 
+def _kept_files(manifest: dict[str, Any]) -> list[str]:
+    """Get-KeptFiles: the files the installation the manifest records kept."""
+    return [str(name) for name in manifest.get("keep_files", FORMER_DEFAULT_KEPT_FILES)]
+
+
+def _same_paths(left: list[str], right: list[str]) -> bool:
+    """HashSet[string](OrdinalIgnoreCase).SetEquals: the same names in any order, case aside."""
+    return {name.lower() for name in left} == {name.lower() for name in right}
+
+
 def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
     """Get-ArchiveState."""
     runtime = spec["runtime_path"]
@@ -625,6 +692,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
         "archive_name": None,
         "file_count": 0,
         "missing_files": [],
+        "kept_files": [],
         "held_bytes": 0,
         "held_sha256": None,
         "interrupted": [],
@@ -651,6 +719,7 @@ def _state(fs: WindowsFs, spec: dict[str, Any]) -> dict[str, Any]:
             archive_name=manifest["archive_name"],
             file_count=len(files),
             missing_files=missing[:20],
+            kept_files=_kept_files(manifest),
         )
     partial = fs.resolve(partial_path(folder, spec["sha256"]))
     if repair is None and partial.is_file():
@@ -921,13 +990,22 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str, *, starts_agai
                 stopped.append("service")
                 # review-archive6 V1: the reserve is held back from this wait, not only checked.
                 wait = budget.cap_before(120, reserve)
+                stop_returned = False
                 try:
                     service.stop()
+                    stop_returned = True
                     service.wait_for_status("Stopped", wait)
                 except (DotNetError, scm.ScmError) as error:
+                    # review-archive9 R3: which call failed; the cut note (Z3) either way.
+                    failed = f"did not stop within {wait:g} s ({error})"
+                    if not stop_returned:
+                        failed = (
+                            f"could not be stopped: ServiceController.Stop() failed ({error}), before the wait of "
+                            f"{wait:g} s for its stop began"
+                        )
                     raise _agent_stop_failed(
-                        f"service '{name}' did not stop within {wait:g} s ({error}); see the System event log, stop it "
-                        "(or end its process), then run again",
+                        f"service '{name}' {failed}; see the System event log, stop it (or end its process), then run "
+                        "again",
                         "service_name",
                         _cut_note(wait, reserve, starts_again, budget),
                     ) from None
@@ -993,6 +1071,21 @@ def _cut_note(wait: float, reserve: int, starts_again: bool, budget: _RunBudget)
             "in the connection settings, then run again)"
         )
     return note
+
+
+def _start_cut_note(wait: float, asked: float, kept: int) -> str:
+    """Get-StartCutNote (review-archive9 R1): a start wait that the ``kept`` s held back for the StartService calls
+    still to come cut below its ``asked`` s says that the budget ran out for it and which setting gives it more; ''
+    otherwise (Get-BudgetNote says nothing while the budget still holds them)."""
+    if wait >= asked or kept <= 0:
+        return ""
+    budget = _budget()
+    return (
+        f" (the wait was cut to {wait:g} s: this run's wait budget of {budget.seconds} s (of the connection's "
+        f"command_timeout_s of {budget.command_timeout_s} s) ran out for it, as {kept} s are held back for the "
+        "StartService calls still to come (up to 30 s each); raise command_timeout_s in the connection settings to "
+        "give it more time, then run again)"
+    )
 
 
 def _write_record(fs: WindowsFs, folder: str, record: dict[str, Any]) -> None:
@@ -1089,12 +1182,15 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool, later: int) ->
         # Being started (a delayed automatic start): StartService would fail with 1056 (learn.microsoft.com
         # StartService); Wait-ServiceStateLeft instead, then taken as it is (Stopped: that start failed, started here).
         controller = service_controller.ServiceController(fs.root, name, None)
-        wait = _budget().cap_before(60, later)
+        # review-archive9 R2: 30 s more kept, for the StartService below when that start ends Stopped.
+        reserve = later + 30
+        wait = _budget().cap_before(60, reserve)
         if not controller.wait_while(("StartPending", "ContinuePending"), wait):
+            note = _budget().note() or _start_cut_note(wait, 60, reserve)
             return _outcome(
                 "agent_service",
                 name,
-                f"did not start again (it is still {controller.status} after {wait:g} s{_budget().note()}); {hint}",
+                f"did not start again (it is still {controller.status} after {wait:g} s{note}); {hint}",
                 failed=True,
             )
         service = scm.get(fs.root, name)
@@ -1108,7 +1204,8 @@ def _start_service(fs: WindowsFs, name: str, disabled_then: bool, later: int) ->
     except scm.ScmError as error:
         # ServiceController.Start: InvalidOperationException "Cannot start service <name> on computer '.'."
         # whose inner Win32Exception carries the system message; the script reports the innermost one, with the
-        # budget's note (its catch adds Get-BudgetNote to every error).
+        # budget's note (its catch adds Get-BudgetNote to every error; no wait was under way, so no cut note). The
+        # model's StartService succeeds at once: the WaitForStatus(Running) after it, and its cut note, never fail.
         return _outcome("agent_service", name, f"did not start again ({error}{_budget().note()}); {hint}", failed=True)
     _journal(fs, "start", "service", name)
     return _outcome("agent_service", name, "Started")
@@ -1315,7 +1412,10 @@ def _restore_interrupted_swap(
     stopped: list[str] = []
     journal = _read_json(fs, f"{folder}\\swap.json")
     manifest = _manifest(fs, folder)
-    if manifest is None or manifest["sha256"] != journal["sha256"]:
+    committed = manifest is not None and manifest["sha256"] == journal["sha256"]
+    if committed and manifest is not None and "keep_files" in journal:  # (a journal from before: sha256 alone)
+        committed = _same_paths(_kept_files(manifest), journal["keep_files"])
+    if not committed:
         stopped = _stop_agent(fs, spec, folder, starts_again=starts_again)
         errors = _undo_swap(fs, journal["moves"])
         if errors:
@@ -1412,7 +1512,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     for start in _start_agent(fs, folder):
         recovered.append(change(start["property"], f"{start['name']}: stopped by an interrupted run", start["outcome"]))
     before = _state(fs, spec)
-    if before["sha256"] == sha and not before["missing_files"]:
+    kept_as_before = _same_paths(list(spec["keep_files"]), before["kept_files"])
+    if before["sha256"] == sha and not before["missing_files"] and kept_as_before:
         for work in (new, old):
             if fs.resolve(work).is_dir() and _remove_tree_best_effort(fs, work):
                 recovered.append(change("work_folder", work, None))
@@ -1493,12 +1594,21 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             stopped = _stop_agent(fs, spec, folder, starts_again=True)
         if "pool" in stopped:  # its draining worker may still load an assembly from Runtime: waited for
             _assert_pool_worker_exited(fs, spec["app_pool"], started_again=True)
-        _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "moves": plan})
+        _write_json(fs, f"{folder}\\swap.json", {"sha256": sha, "keep_files": list(spec["keep_files"]), "moves": plan})
         swap_begun = True
         for origin, target in plan:
             fs.resolve(target).parent.mkdir(parents=True, exist_ok=True)
             move_file(fs, origin, target)  # Move-FileWithRetry: a held file stays held
-        _write_manifest(fs, folder, {"sha256": sha, "archive_name": spec["archive_name"], "files": files})
+        _write_manifest(
+            fs,
+            folder,
+            {
+                "sha256": sha,
+                "archive_name": spec["archive_name"],
+                "files": files,
+                "keep_files": list(spec["keep_files"]),
+            },
+        )
     except (DotNetError, _AgentError) as error:  # (an operation's end, IisNotInstalled, goes on as it is)
         first = _error_report(error)
     undo_errors = _undo_swap(fs, plan) if first is not None else []
@@ -1546,6 +1656,8 @@ def _set(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
     )
     changes.append(change("sha256", before["sha256"], sha))
     changes.append(change("files", len(previous), len(files)))
+    if before["ensure"] == "present" and not kept_as_before:
+        changes.append(change("keep_files", ", ".join(before["kept_files"]), ", ".join(spec["keep_files"])))
     if obsolete:
         changes.append(change("removed_files", len(obsolete), 0))
     for start in started:

@@ -12,15 +12,17 @@ from providers.framework.upload import absolute_local_path, sha256_hex
 from providers.framework.validators import MAX_FOLDER_PATH, windows_absolute_path
 
 _FORBIDDEN = re.compile(r'[<>:"/|?*\x00-\x1f]')
-# The files the stack writes itself (SettingsFile resources, after the extraction): never taken from the
-# archive and never removed by an upgrade (DOMAIN.md, settings files in Runtime).
-MANAGED_FILES = ("web.config", "appsettings.json", "appsettings.agent.json")
 # Folders inside Runtime the host scripts use for the swap; an archive entry may not use these names.
 WORK_FOLDERS = (".iac-new", ".iac-old")
 # The share of the connection's command_timeout_s that set and remove may spend waiting for the agent to stop and
 # start (the scripts' Get-WaitBudget); the rest is for the work between the waits (hashing, extraction, the swap)
 # and the transport, so that the client never gives up on a run that still goes on on the host.
 WAIT_BUDGET_SHARE = 0.8
+
+
+def same_paths(left: list[str], right: list[str]) -> bool:
+    """Whether two lists of relative paths name the same files (in any order; NTFS names ignore case)."""
+    return {path.lower() for path in left} == {path.lower() for path in right}
 
 
 def wait_budget_s(command_timeout_s: int) -> int:
@@ -52,10 +54,13 @@ class RuntimeArchiveModel(ResourceModel):
         replaces=True,
         manual="install-production-agent-6.1: working directory, Runtime",
     )
+    # No default: which settings files an agent writes depends on its kind and hosting (components.building_blocks
+    # RuntimeFiles), and a file kept that nothing writes is a vendor file the agent lacks.
     keep_files: list[str] = prop(
-        list(MANAGED_FILES),
         description="Paths relative to runtime_path that this project writes itself (SettingsFile resources): "
-        "never taken from the archive, never removed by an upgrade.",
+        "never taken from the archive, never removed by an upgrade. The host records them with what it "
+        "extracted: another list is drift, and an update extracts the archive again (a file no longer kept "
+        "then comes from the archive).",
     )
     app_pool: str = prop(
         "",

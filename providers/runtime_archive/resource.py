@@ -8,7 +8,6 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from providers.framework.adoption import refuse_import
-from providers.runtime_archive.model import MANAGED_FILES
 from providers.runtime_archive.provider import RuntimeArchiveProvider
 
 
@@ -17,7 +16,8 @@ class RuntimeArchive(Resource, module="windows", name="RuntimeArchive"):
 
     The archive travels in chunks to a folder only SYSTEM and Administrators can read, resumably; the host
     checks its SHA-256, extracts it beside Runtime's content and swaps it in with the agent stopped, keeping
-    ``keep_files`` (the settings files the stack writes: make those resources depend on this one).
+    ``keep_files`` (the settings files the stack writes, and only those: make those resources depend on this
+    one; an agent component lists them once, components.building_blocks.RuntimeFiles).
     ``source_path``, ``archive_name``, ``size`` and ``sha256`` describe the local file
     (``providers.runtime_archive.local.inspect_archive``).
     """
@@ -36,7 +36,7 @@ class RuntimeArchive(Resource, module="windows", name="RuntimeArchive"):
         sha256: pulumi.Input[str],
         size: pulumi.Input[int],
         runtime_path: pulumi.Input[str],
-        keep_files: pulumi.Input[list[str]] | None = None,
+        keep_files: pulumi.Input[list[str]],
         app_pool: pulumi.Input[str] = "",
         service_name: pulumi.Input[str] = "",
         opts: pulumi.ResourceOptions | None = None,
@@ -48,7 +48,7 @@ class RuntimeArchive(Resource, module="windows", name="RuntimeArchive"):
             "sha256": sha256,
             "size": size,
             "runtime_path": runtime_path,
-            "keep_files": keep_files if keep_files is not None else list(MANAGED_FILES),
+            "keep_files": keep_files,
             "app_pool": app_pool,
             "service_name": service_name,
             "files_present": True,

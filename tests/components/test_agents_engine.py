@@ -6,21 +6,27 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pulumi
 import pytest
 
-from components.args import AgentSettings, Identity, PfxCertificate, WebHosting
+from components.args import AgentSettings, Identity, PfxCertificate, RuntimeArchiveSource, WebHosting
+from components.building_blocks import RuntimeFiles
 from components.integrated_agent import IntegratedAgent, IntegratedAgentArgs
+from components.integrated_agent import runtime_files as integrated_runtime_files
 from components.production_agent import ProductionAgent, ProductionAgentArgs
+from components.production_agent import runtime_files as production_runtime_files
 from devhost import accounts, https, iis
 from devhost.ops.file_acl import admin_read_as
+from providers.runtime_archive.local import inspect_archive
 from tests.providers.test_certificate_engine import PASSWORD, make_pfx
 from tests.providers.test_iis_app_pool_engine import install_iis
 from tests.support.engine import EngineStack
 from tests.support.hosts import Target
+from tests.support.zips import write_zip
 
 pytestmark = pytest.mark.engine
 Engine = Callable[[Callable[[], None]], EngineStack]
@@ -329,3 +335,88 @@ def test_production_agent_as_a_windows_service_under_a_gmsa(simulated: Target, e
     assert stack.up().summary.get("same") is not None
     assert stack.destroy().ok
     assert f"IdentityManagerAgent{org}" not in (simulated.state_dir / "_sim" / "services.json").read_text()
+
+
+def test_a_production_agent_keeps_from_the_archive_only_the_files_it_writes(
+    simulated: Target, engine: Engine, tmp_path: Path
+) -> None:
+    # A Windows service writes appsettings.agent.json alone: the vendor's appsettings.json (the agent's base
+    # settings) and web.config come from the runtime archive, which must not keep them.
+    from devhost import accounts
+
+    assert simulated.state_dir is not None
+    org = f"K{uuid.uuid4().hex[:6]}"
+    gmsa = f"CONTOSO\\svc-{org.lower()}$"
+    accounts.add_account(simulated.state_dir, gmsa, "gmsa")
+    root = f"C:\\UsercubeIacTests\\identitymanager{org}"
+    vendor = {
+        "Usercube-Agent.exe": b"MZ simulated agent executable",
+        "appsettings.json": b'{"vendor": "base settings"}',
+        "appsettings.agent.json": b'{"vendor": "agent template"}',
+        "web.config": b"<configuration>the vendor's</configuration>",
+    }
+    found = inspect_archive(write_zip(tmp_path / "IdentityManager-Runtime.zip", vendor))
+    encryption = make_pfx(cn=f"IdentityManager{org}")
+
+    def program() -> None:
+        ProductionAgent(
+            "agent",
+            ProductionAgentArgs(
+                organization=org,
+                working_directory=root,
+                hosting="service",
+                identity=Identity(kind="GroupManagedServiceAccount", account=gmsa),
+                encryption_certificate=pfx(encryption),
+                runtime_archive=RuntimeArchiveSource(
+                    path=found.path, name=found.name, size=found.size, sha256=found.sha256
+                ),
+                settings=AgentSettings(
+                    agent_identifier="A1",
+                    application_uri="https://identitymanager.contoso.example",
+                    openid_clients={"Job": secret("s")},
+                    default_openid_client="Job",
+                ),
+                verify=False,
+            ),
+            connection=connection(simulated),
+        )
+
+    stack = engine(program)
+    up = stack.up()
+    assert up.ok, up.output
+    runtime = f"{root}\\Runtime"
+    assert simulated.windows_file(f"{runtime}\\appsettings.json").read_bytes() == vendor["appsettings.json"]
+    assert simulated.windows_file(f"{runtime}\\web.config").read_bytes() == vendor["web.config"]
+    written = json.loads(simulated.windows_file(f"{runtime}\\appsettings.agent.json").read_text())
+    assert written["OpenId"] == {"AgentIdentifier": "A1"}, "the agent's own settings, not the vendor's template"
+
+    resources = json.loads(stack.export())["deployment"]["resources"]
+    [archive] = [r for r in resources if r["type"].endswith(":RuntimeArchive")]
+    settings_files = [r["inputs"]["path"] for r in resources if r["type"].endswith(":SettingsFile")]
+    assert archive["inputs"]["keep_files"] == ["appsettings.agent.json"]
+    assert [f"{runtime}\\{name}" for name in archive["inputs"]["keep_files"]] == settings_files
+    assert stack.up().summary.get("same") is not None
+    assert stack.destroy().ok
+    assert not simulated.windows_file(f"{runtime}\\appsettings.json").exists(), "the archive's file goes with it"
+
+
+@pytest.mark.parametrize(
+    ("runtime_files", "kind", "expected"),
+    [
+        (production_runtime_files, "iis", ("appsettings.agent.json", "web.config")),
+        (production_runtime_files, "service", ("appsettings.agent.json",)),
+        (integrated_runtime_files, True, ("appsettings.json", "web.config", "appsettings.agent.json")),
+        (integrated_runtime_files, False, ("appsettings.json", "web.config")),
+    ],
+)
+def test_each_agent_kind_keeps_the_settings_files_it_writes_and_no_other(
+    runtime_files: Callable[[str, Any], RuntimeFiles], kind: object, expected: tuple[str, ...]
+) -> None:
+    files = runtime_files("C:\\im\\Runtime", kind)
+    assert files.names == expected
+    with pytest.raises(ValueError, match="not among the files this agent keeps"):
+        files.path("appsettings.encrypted.json")  # a file not listed would be replaced by the archive's
+    with pytest.raises(ValueError, match="no settings file writes them"):
+        files.check_all_written()  # a file listed and not written: a vendor file kept out for nothing
+    assert [files.path(name) for name in expected] == [f"C:\\im\\Runtime\\{name}" for name in expected]
+    files.check_all_written()

@@ -1052,3 +1052,94 @@ def test_get_still_refuses_a_level_set_would_refuse(fs: WindowsFs) -> None:
     ntfs.NtfsStore(fs.root).set_descriptor(top, ntfs.Descriptor("S-1-5-21-1-2-3-1001", False, []))
     refused = model.get(fs, spec(make_zip(V1)))
     assert not refused.ok and refused.error is not None and refused.error["id"] == "StagingFolderUntrusted"
+
+
+# -- keep_files recorded in the manifest (issue 10 §1: a production agent writes no appsettings.json) -------------
+
+FORMER_DEFAULT = ["web.config", "appsettings.json", "appsettings.agent.json"]
+PRODUCTION_IIS = ["appsettings.agent.json", "web.config"]
+VENDOR = {**V1, "appsettings.json": b'{"vendor": "base"}', "appsettings.agent.json": b'{"vendor": "agent"}'}
+
+
+def manifest_of(fs: WindowsFs) -> dict[str, Any]:
+    return json.loads(fs.resolve(f"{model.staging_folder(RUNTIME)}\\manifest.json").read_text(encoding="utf-8"))
+
+
+def as_written_before_keep_files_were_recorded(fs: WindowsFs) -> None:
+    """The manifest an earlier version of set.ps1 wrote: sha256, archive_name and files, no keep_files."""
+    manifest = manifest_of(fs)
+    manifest.pop("keep_files", None)
+    put(fs, f"{model.staging_folder(RUNTIME)}\\manifest.json", json.dumps(manifest).encode())
+
+
+def test_the_manifest_records_the_kept_files_and_get_reports_them(fs: WindowsFs) -> None:
+    state = install(fs, make_zip(VENDOR), keep_files=PRODUCTION_IIS)
+    assert manifest_of(fs)["keep_files"] == PRODUCTION_IIS
+    assert state["kept_files"] == PRODUCTION_IIS
+    assert fs.resolve(f"{RUNTIME}\\appsettings.json").read_bytes() == b'{"vendor": "base"}', "not kept: extracted"
+    assert not fs.resolve(f"{RUNTIME}\\appsettings.agent.json").exists(), "kept: the stack writes it"
+    assert "appsettings.json" in manifest_of(fs)["files"]
+
+
+def test_a_manifest_without_kept_files_counts_as_the_former_default(fs: WindowsFs) -> None:
+    data = make_zip(VENDOR)
+    install(fs, data, keep_files=FORMER_DEFAULT)
+    as_written_before_keep_files_were_recorded(fs)
+    assert model.get(fs, spec(data)).state["kept_files"] == FORMER_DEFAULT
+    again = model.set_(fs, spec(data, keep_files=list(reversed(FORMER_DEFAULT))))  # the same files: nothing to do
+    assert again.ok and not again.changed, again.changes
+
+
+def test_the_same_archive_with_other_kept_files_is_installed_again(fs: WindowsFs) -> None:
+    # A production agent deployed with the former default: its vendor appsettings.json was never extracted.
+    data = make_zip(VENDOR)
+    put(fs, f"{RUNTIME}\\web.config", b"<ours/>")
+    put(fs, f"{RUNTIME}\\appsettings.agent.json", b'{"ours": true}')
+    install(fs, data, keep_files=FORMER_DEFAULT)
+    as_written_before_keep_files_were_recorded(fs)
+    assert not fs.resolve(f"{RUNTIME}\\appsettings.json").exists()
+    # set alone refuses to go on without the archive, deleted after the first installation: it is sent again.
+    refused = model.set_(fs, spec(data, keep_files=PRODUCTION_IIS))
+    assert refused.error is not None and refused.error["id"] == "ArchiveNotUploaded"
+    state = install(fs, data, keep_files=PRODUCTION_IIS)
+    assert fs.resolve(f"{RUNTIME}\\appsettings.json").read_bytes() == b'{"vendor": "base"}'
+    assert fs.resolve(f"{RUNTIME}\\web.config").read_bytes() == b"<ours/>", "still kept"
+    assert fs.resolve(f"{RUNTIME}\\appsettings.agent.json").read_bytes() == b'{"ours": true}', "still kept"
+    assert state["kept_files"] == PRODUCTION_IIS and state["missing_files"] == []
+    assert manifest_of(fs)["keep_files"] == PRODUCTION_IIS
+    assert not fs.resolve(f"{RUNTIME}\\.iac-new").exists() and not fs.resolve(f"{RUNTIME}\\.iac-old").exists()
+
+
+def test_a_file_kept_from_now_on_stays_in_place_and_leaves_the_manifest(fs: WindowsFs) -> None:
+    # A server gains agent connections: appsettings.agent.json, the vendor's until now, becomes the stack's.
+    data = make_zip(VENDOR)
+    install(fs, data, keep_files=["appsettings.json", "web.config"])
+    assert "appsettings.agent.json" in manifest_of(fs)["files"]
+    upload(fs, data)
+    envelope = model.set_(fs, spec(data, keep_files=FORMER_DEFAULT))
+    assert envelope.ok and envelope.changed, envelope.error
+    assert {"property": "keep_files", "before": "appsettings.json, web.config", "after": ", ".join(FORMER_DEFAULT)} in [
+        dict(c) for c in envelope.changes
+    ]
+    assert fs.resolve(f"{RUNTIME}\\appsettings.agent.json").exists(), "left for the SettingsFile to overwrite"
+    assert "appsettings.agent.json" not in manifest_of(fs)["files"]
+    assert model.remove(fs, spec(data, keep_files=FORMER_DEFAULT)).ok
+    assert fs.resolve(f"{RUNTIME}\\appsettings.agent.json").exists(), "removal takes only the manifest's files"
+
+
+def test_an_interrupted_reinstall_with_other_kept_files_is_undone_not_taken_for_committed(fs: WindowsFs) -> None:
+    # The same archive, installed again with other kept files, broke off after moving the old exe aside: the
+    # manifest has the journal's sha256 (the installation before), yet this swap was not committed.
+    data = make_zip(VENDOR)
+    install(fs, data, keep_files=FORMER_DEFAULT)
+    folder = model.staging_folder(RUNTIME)
+    put(fs, f"{RUNTIME}\\.iac-old\\Usercube-Agent.exe", b"MZ v1")
+    fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").unlink()
+    moves = [[f"{RUNTIME}\\Usercube-Agent.exe", f"{RUNTIME}\\.iac-old\\Usercube-Agent.exe"]]
+    journal_of_swap = {"sha256": hashlib.sha256(data).hexdigest(), "keep_files": PRODUCTION_IIS, "moves": moves}
+    put(fs, f"{folder}\\swap.json", json.dumps(journal_of_swap).encode())
+    # The next set undoes it first (then stops: the archive, deleted after the first installation, is not sent).
+    envelope = model.set_(fs, spec(data, keep_files=PRODUCTION_IIS))
+    assert envelope.error is not None and envelope.error["id"] == "ArchiveNotUploaded", envelope.error
+    assert fs.resolve(f"{RUNTIME}\\Usercube-Agent.exe").read_bytes() == b"MZ v1", "put back from .iac-old"
+    assert not fs.resolve(f"{folder}\\swap.json").exists()

@@ -396,3 +396,12 @@ def test_a7_bzip2_entries_still_fail_the_extraction_not_the_open(fs: WindowsFs) 
     upload(fs, data)
     envelope = model.set_(fs, spec(data))
     assert not envelope.ok and envelope.error is not None and envelope.error["id"] == "ExtractionFailed"
+
+
+def test_the_manifests_kept_files_are_read_one_name_each() -> None:
+    # review-keepfiles K1: Get-KeptFiles writes its list as one object (return ,@(...)); @() around the call wraps it
+    # in a one-element array, [string] joins the list into one name, and a committed swap of an agent that keeps two
+    # files or more is taken for unfinished and undone.
+    fixed = "foreach ($file in (Get-KeptFiles $manifest))"
+    for operation in ("runtime_archive/set", "runtime_archive/remove"):
+        assert refused_unfixed(operation, fixed, "foreach ($file in @(Get-KeptFiles $manifest))") != []

@@ -148,6 +148,7 @@ def test_r3_the_budget_is_80_percent_of_the_connections_command_timeout_and_reac
         "sha256": "0" * 64,
         "size": 1,
         "runtime_path": RUNTIME,
+        "keep_files": ["appsettings.agent.json"],
     }
     assert RuntimeArchiveModel.model_validate(base).script_input()["wait_budget_s"] == 480
     assert RuntimeArchiveModel.model_validate(base).script_input()["command_timeout_s"] == 600  # W6: for the note

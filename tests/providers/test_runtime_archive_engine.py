@@ -66,9 +66,18 @@ def new_runtime() -> str:
     return f"C:\\UsercubeIacTests\\{uuid.uuid4().hex[:8]}\\Runtime"
 
 
+# What the tests' stand-in for an agent writes into Runtime itself (the components list theirs, RuntimeFiles).
+KEPT = ["web.config"]
+
+
 def on_host(target: Target, desired: dict[str, Any]) -> dict[str, Any]:
     spec = RuntimeArchiveModel.model_validate(
-        {"connection": target.connection, **archive_inputs(desired["zip"]), "runtime_path": desired["runtime"]}
+        {
+            "connection": target.connection,
+            **archive_inputs(desired["zip"]),
+            "runtime_path": desired["runtime"],
+            "keep_files": desired.get("keep_files", KEPT),
+        }
     )
     return host_state(target, "providers.runtime_archive", spec.script_input())
 
@@ -87,6 +96,7 @@ def archive_program(target: Target, desired: dict[str, Any]) -> Callable[[], Non
             connection=conn,
             **archive_inputs(desired["zip"]),
             runtime_path=desired["runtime"],
+            keep_files=desired.get("keep_files", KEPT),
             app_pool=pool_name,
             opts=pulumi.ResourceOptions(depends_on=after),
         )
@@ -288,6 +298,7 @@ def test_a_local_file_that_no_longer_matches_is_refused_before_anything_is_sent(
             connection=secret_connection(simulated),
             **{**declared, "sha256": "0" * 64},
             runtime_path=new_runtime(),
+            keep_files=KEPT,
         )
 
     mark = simulated.journal_mark()
@@ -297,3 +308,49 @@ def test_a_local_file_that_no_longer_matches_is_refused_before_anything_is_sent(
         run.output
     ), run.output
     assert simulated.journal_since(mark) == [], "nothing reached the host"
+
+
+def test_other_kept_files_extract_the_same_archive_again_and_a_kept_list_changed_on_the_host_is_drift(
+    simulated: Target, engine: Engine, tmp_path: Path
+) -> None:
+    # A production agent deployed when every agent kept the former default list: the vendor's appsettings.json,
+    # its base settings, was never extracted, and the host's manifest (an earlier set.ps1's) records no kept files.
+    former_default = ["web.config", "appsettings.json", "appsettings.agent.json"]
+    vendor = {"appsettings.json": b'{"vendor": "base settings"}'}
+    desired = {"zip": version(tmp_path, 1, **vendor), "runtime": new_runtime(), "keep_files": former_default}
+    appsettings = simulated.windows_file(f"{desired['runtime']}\\appsettings.json")
+    manifest = simulated.windows_file(f"{host_model.staging_folder(desired['runtime'])}\\manifest.json")
+    stack = engine(archive_program(simulated, desired))
+    first = stack.up()
+    assert first.ok, first.output
+    assert not appsettings.exists()
+    recorded = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({key: value for key, value in recorded.items() if key != "keep_files"}))
+    assert stack.refresh(expect_no_changes=True).ok, "a manifest without kept files counts as the former default"
+
+    # The agent now keeps only what it writes (appsettings.agent.json, web.config), with the same archive.
+    desired["keep_files"] = ["appsettings.agent.json", "web.config"]
+    preview = stack.preview(diff=True)
+    assert preview.ok and "RuntimeArchive: (update)" in preview.stdout, preview.stdout
+    assert "keep_files" in preview.stdout, preview.stdout
+    mark = simulated.journal_mark()
+    upgraded = stack.up()
+    assert upgraded.ok and upgraded.summary.get("update") == 1, upgraded.output
+    assert appsettings.read_bytes() == b'{"vendor": "base settings"}', "extracted from the archive, sent again"
+    assert chunk_requests(simulated, mark), "the archive (deleted after the first installation) was sent again"
+    assert json.loads(manifest.read_text())["keep_files"] == desired["keep_files"]
+    assert stack.refresh(expect_no_changes=True).ok
+    mark = simulated.journal_mark()
+    assert stack.up().summary == {"same": 2}
+    assert simulated.journal_since(mark) == [], "installed with these kept files: nothing to do"
+
+    # Someone (or an older deployment) installed it on the host with other kept files: drift that up repairs.
+    recorded = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**recorded, "keep_files": former_default}))
+    drift = stack.refresh(expect_no_changes=True)
+    assert not drift.ok and "keep_files" in drift.output, drift.output
+    assert stack.up(refresh=True).ok
+    assert json.loads(manifest.read_text())["keep_files"] == desired["keep_files"]
+    assert stack.refresh(expect_no_changes=True).ok
+    assert stack.destroy().ok
+    assert not appsettings.exists(), "the archive's appsettings.json goes with it"

@@ -7,6 +7,7 @@ builds standing in for the vendor's, next to the stack file (a relative path, as
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,12 @@ def test_archives_are_extracted_never_sent_twice_and_upgraded_with_the_agent_sto
         assert estate.file(host, f"{RUNTIME}\\identitymanager-Agent.dll").read_bytes() == b"MZ agent v1"
         assert estate.file(host, f"{RUNTIME}\\runtimes\\win\\lib\\net8.0\\v1-only.dll").exists()
         assert estate.file(host, f"{RUNTIME}\\appsettings.agent.json").read_text().startswith("{"), "managed settings"
-        assert not estate.file(host, f"{RUNTIME}\\appsettings.json").exists(), "the vendor's copy is not extracted"
+        # A production agent writes no appsettings.json: the vendor's, its base settings, comes from the archive.
+        assert estate.file(host, f"{RUNTIME}\\appsettings.json").read_bytes() == b'{"the vendor": "defaults"}'
     web_config = estate.file("zone-a", f"{RUNTIME}\\web.config")
     assert 'hostingModel="inprocess"' in web_config.read_text(), "the stack's web.config, not the vendor's sample"
+    service_web_config = estate.file("zone-b", f"{RUNTIME}\\web.config").read_bytes()
+    assert service_web_config == b"<configuration>the vendor's sample</configuration>", "a service writes none"
     zone_b = estate.hosts["zone-b"].state_dir
     assert zone_b is not None
     service = scm.get(zone_b, SERVICE)
@@ -151,3 +155,34 @@ def test_a_wrong_sha256_or_a_missing_archive_is_refused_before_anything_is_sent(
     assert f"usercube-agents:agents[{zone_a}].runtimeArchive.path: file '" in text, text
     assert "vendor/not-downloaded.zip' does not exist" in text, text
     assert local.estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}, "no host was contacted"
+
+
+def test_the_servers_archive_keeps_the_servers_settings_files_and_gives_it_the_vendors_agent_settings(
+    local: EstateProject,
+) -> None:
+    # The server (integrated agent) writes appsettings.json and web.config; with no agent connections (the local
+    # estate's server has none) it writes no appsettings.agent.json, so the vendor's comes from the archive.
+    config = local.config()
+    files = {
+        "Usercube-Server-tools.dll": b"MZ a vendor tool",
+        "web.config": b"<configuration>the vendor's sample</configuration>",
+        "appsettings.json": b'{"the vendor": "defaults"}',
+        "appsettings.agent.json": b'{"the vendor": "agent defaults"}',
+    }
+    relative = "vendor/IdentityManager-Server-Runtime.zip"
+    (local.project / "vendor").mkdir(exist_ok=True)
+    write_zip(local.project / relative, files)
+    agent(config, "server")["runtimeArchive"] = {"path": relative, "sha256": sha256(local.project, relative)}
+    local.write(config)
+    code, text = local.run("up")
+    assert code == 0, text
+    estate = local.estate
+    runtime = "C:\\identitymanagerContoso\\Runtime"
+    assert estate.file("server", f"{runtime}\\Usercube-Server-tools.dll").read_bytes() == b"MZ a vendor tool"
+    assert "IdentityServer" in json.loads(estate.file("server", f"{runtime}\\appsettings.json").read_text())
+    assert "identitymanager-Server.dll" in estate.file("server", f"{runtime}\\web.config").read_text()
+    assert estate.file("server", f"{runtime}\\appsettings.agent.json").read_bytes() == files["appsettings.agent.json"]
+    marks = estate.marks()
+    code, again = local.run("up")
+    assert code == 0, again
+    assert estate.commands_since(marks) == {"server": 0, "zone-a": 0, "zone-b": 0}

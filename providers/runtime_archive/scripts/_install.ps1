@@ -305,23 +305,30 @@ function Stop-Agent($Spec, [string] $Folder, [bool] $StartsAgain) {
                 # The reserve is held back, not only checked: this wait gets what is left past the $needed s that
                 # Stop()'s own waits and the starts after may take, so it cannot use them up (review-archive6 V1).
                 $wait = Get-WaitBudgetBefore 120 $needed
+                $stopReturned = $false
                 try {
                     $service[0].Stop()
+                    $stopReturned = $true
                     $service[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, [TimeSpan]::FromSeconds($wait))
                 } catch {
-                    # Stop: InvalidOperationException (the service control manager refused); WaitForStatus:
-                    # System.ServiceProcess.TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus).
+                    # Stop: InvalidOperationException (the service control manager refused), or the
+                    # System.ServiceProcess.TimeoutException of its 30 s wait for a dependent; WaitForStatus: that
+                    # TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus; referencesource Stop).
                     $reason = $_.Exception
                     while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
                     # A wait the reserve cut below its 120 s says so while the budget still holds the reserve (so
-                    # Get-BudgetNote says nothing): raising command_timeout_s is then the fix (review-archive7 Z3).
+                    # Get-BudgetNote says nothing): raising command_timeout_s is then the fix (review-archive7 Z3). Said
+                    # when Stop() itself failed too (review-archive9 R3), whose message then names Stop() (a refusal, or
+                    # its own 30 s wait for a dependent), not a wait that never began.
                     $note = Get-BudgetNote
                     if ($wait -lt 120 -and $needed -gt 0 -and -not $note) {
                         $kept = 'the stops and starts around it'
                         if (-not $StartsAgain) { $kept = "Stop()'s waits for the dependent services" }
                         $note = " (the wait was cut to $wait s to keep $needed s of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s) for $kept; raise command_timeout_s in the connection settings, then run again)"
                     }
-                    throw (New-AgentStopError 'service_name' "service '$name' did not stop within $wait s ($($reason.Message)); see the System event log, stop it (or end its process), then run again" $note)
+                    $failed = "did not stop within $wait s ($($reason.Message))"
+                    if (-not $stopReturned) { $failed = "could not be stopped: ServiceController.Stop() failed ($($reason.Message)), before the wait of $wait s for its stop began" }
+                    throw (New-AgentStopError 'service_name' "service '$name' $failed; see the System event log, stop it (or end its process), then run again" $note)
                 }
             }
         } finally {
@@ -473,6 +480,15 @@ function Get-BudgetNote {
     return " (the wait was cut short: this run's waits had used their budget of $RunBudgetSeconds s, of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s; raise command_timeout_s in the connection settings, then run again)"
 }
 
+function Get-StartCutNote([int] $Wait, [int] $Asked, [int] $Kept) {
+    # What a start wait adds to its message when the $Kept s held back for the StartService calls still to come cut it
+    # below its $Asked s (Get-WaitBudgetBefore), '' otherwise. Get-BudgetNote says nothing then (the budget still holds
+    # them), so without this a wait cut to 0 s named neither the budget nor the setting that gives it more time
+    # (review-archive9 R1).
+    if ($Wait -ge $Asked -or $Kept -le 0) { return '' }
+    return " (the wait was cut to $Wait s: this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s) ran out for it, as $Kept s are held back for the StartService calls still to come (up to 30 s each); raise command_timeout_s in the connection settings to give it more time, then run again)"
+}
+
 function New-AgentStopError([string] $Property, [string] $Message, [string] $Note = (Get-BudgetNote)) {
     # AgentStopFailed (New-OperationError), with Get-BudgetNote when the run's budget cut the wait short; $Note in
     # its place when the caller knows better ('' for a refusal before any wait, review-archive6 V5).
@@ -610,6 +626,7 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen, [int] $Late
     $all = [System.ServiceProcess.ServiceController]::GetServices()
     $outcome = $null
     $problem = $null
+    $cutNote = ''
     try {
         $found = @($all | Where-Object { $_.ServiceName -eq $Name })
         $pendingStart = @([System.ServiceProcess.ServiceControllerStatus]::StartPending, [System.ServiceProcess.ServiceControllerStatus]::ContinuePending)
@@ -618,11 +635,15 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen, [int] $Late
             # ERROR_SERVICE_ALREADY_RUNNING 1056 (learn.microsoft.com StartService), so its start is waited for until
             # it ends either way, then taken as it is below: running, nothing to do; Stopped (that start failed), it
             # is started here, and its own failure is what is reported (not a time-out). (No Get-BudgetNote here: the
-            # catch below adds it to every error, review-archive5 W4.)
-            $wait = Get-WaitBudgetBefore 60 $LaterSeconds
+            # catch below adds it to every error, review-archive5 W4.) The wait keeps 30 s more, for the Start() below
+            # when that start ends Stopped: StartService blocks up to 30 s, capped by nothing (review-archive9 R2).
+            $reserve = $LaterSeconds + 30
+            $wait = Get-WaitBudgetBefore 60 $reserve
+            $cutNote = Get-StartCutNote $wait 60 $reserve
             if (-not (Wait-ServiceStateLeft $found[0] $pendingStart $wait)) {
                 throw (New-Object System.TimeoutException "it is still $($found[0].Status) after $wait s")
             }
+            $cutNote = ''
         }
         if ($found.Count -eq 0) {
             $outcome = 'gone (nothing to start)'
@@ -633,13 +654,19 @@ function Start-RecordedService([string] $Name, [bool] $DisabledThen, [int] $Late
             $outcome = 'left stopped (its start mode is Disabled)'
         } else {
             $found[0].Start()
-            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds((Get-WaitBudgetBefore 60 $LaterSeconds)))
+            $wait = Get-WaitBudgetBefore 60 $LaterSeconds
+            $cutNote = Get-StartCutNote $wait 60 $LaterSeconds
+            $found[0].WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, [TimeSpan]::FromSeconds($wait))
             $outcome = 'Started'
         }
     } catch {
         $reason = $_.Exception
         while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-        $problem = "$($reason.Message)$(Get-BudgetNote)"
+        # The budget's note when it is spent; otherwise that of the wait under way when the reserve cut it ('' for an
+        # error of Start() itself or of any other call: no wait was cut there).
+        $note = Get-BudgetNote
+        if (-not $note) { $note = $cutNote }
+        $problem = "$($reason.Message)$note"
     } finally {
         foreach ($entry in $all) { $entry.Dispose() }
     }
@@ -717,7 +744,9 @@ function Undo-Swap([object[]] $Moves) {
 
 function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder, [bool] $StartsAgain) {
     # swap.json (written before the first move, deleted after the manifest) says a swap was under way. If the
-    # manifest records its sha256 the swap was committed: only the cleanup was left. Otherwise every move it
+    # manifest records its sha256 and its keep_files (the same archive may be installed again with other kept
+    # files; a journal from before keep_files was recorded is matched on sha256 alone) the swap was committed:
+    # only the cleanup was left. Otherwise every move it
     # planned is undone from .iac-old before anything there is deleted (.iac-old holds the only copies), the
     # agent stopped first: a reboot or an iisreset since may have started it on the mix the swap left (WAS
     # starts a pool whose AutoStart is true, learn.microsoft.com applicationPools <add> autoStart; Windows an
@@ -729,7 +758,15 @@ function Restore-InterruptedSwap($Spec, [string] $RuntimePath, [string] $Folder,
     if (-not [System.IO.File]::Exists($path)) { return ,$stopped }
     $journal = ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path)))
     $manifest = Read-Manifest $Folder
-    if ($null -eq $manifest -or [string]$manifest.sha256 -ne [string]$journal.sha256) {
+    $committed = ($null -ne $manifest -and [string]$manifest.sha256 -eq [string]$journal.sha256)
+    if ($committed -and $null -ne $journal.PSObject.Properties['keep_files']) {
+        $kept = New-PathSet
+        # Get-KeptFiles writes its list as one object (return ,@(...)): @() around the call would wrap it in a
+        # one-element array, and [string] would join the whole list into one name (review-keepfiles K1).
+        foreach ($file in (Get-KeptFiles $manifest)) { [void]$kept.Add([string]$file) }
+        $committed = $kept.SetEquals([string[]]@($journal.keep_files))
+    }
+    if (-not $committed) {
         $stopped = Stop-Agent $Spec $Folder $StartsAgain
         $errors = Undo-Swap @($journal.moves)
         if ($errors.Count -gt 0) {

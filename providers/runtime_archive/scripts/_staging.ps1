@@ -3,7 +3,7 @@
 # On the host, per Runtime folder, in a folder only SYSTEM and Administrators can read (the agent's own
 # account has no business reading the archive, and Users may read %ProgramData% by default):
 #   %ProgramData%\UsercubeIac\RuntimeArchive\<key>\upload-<sha256>.partial  the archive while it travels
-#   %ProgramData%\UsercubeIac\RuntimeArchive\<key>\manifest.json            what was extracted into Runtime
+#   %ProgramData%\UsercubeIac\RuntimeArchive\<key>\manifest.json            what was extracted into Runtime, and kept
 #   %ProgramData%\UsercubeIac\RuntimeArchive\<key>\agent-stopped.json       what set/remove stopped, until started
 #   %ProgramData%\UsercubeIac\RuntimeArchive\<key>\swap.json                a swap under way (what undoes it)
 # <key> is the first 16 hex digits of the SHA-256 of the lower-cased Runtime path. In Runtime itself,
@@ -45,6 +45,16 @@ function Read-Manifest([string] $Folder) {
     return (ConvertTo-SpecObject ($JsonSerializer.DeserializeObject([System.IO.File]::ReadAllText($path))))
 }
 
+# The files a manifest written before it recorded keep_files was installed with: the resource's default then.
+$FormerDefaultKeptFiles = @('web.config', 'appsettings.json', 'appsettings.agent.json')
+
+function Get-KeptFiles($Manifest) {
+    # The files the installation a manifest records kept (never taken from the archive). (Under StrictMode a missing
+    # property throws: looked up in PSObject.Properties.)
+    if ($null -eq $Manifest.PSObject.Properties['keep_files']) { return ,@($FormerDefaultKeptFiles) }
+    return ,@($Manifest.keep_files | ForEach-Object { [string]$_ })
+}
+
 function Write-Manifest([string] $Folder, $Manifest) {
     Write-JsonFile ([System.IO.Path]::Combine($Folder, 'manifest.json')) $Manifest
 }
@@ -68,7 +78,7 @@ function Read-AgentStopped([string] $Folder) {
 function Get-ArchiveState($Spec) {
     $runtime = [string]$Spec.runtime_path
     $folder = Get-StagingFolder $runtime
-    $state = [ordered]@{ ensure = 'absent'; runtime_path = $runtime; sha256 = $null; archive_name = $null; file_count = 0; missing_files = @(); held_bytes = 0; held_sha256 = $null; interrupted = @() }
+    $state = [ordered]@{ ensure = 'absent'; runtime_path = $runtime; sha256 = $null; archive_name = $null; file_count = 0; missing_files = @(); kept_files = @(); held_bytes = 0; held_sha256 = $null; interrupted = @() }
     # A staging level set would refuse is refused; one whose DACL set puts back (an earlier version's folder, one
     # others were let into) is drift, which the next set repairs: get changes nothing, and a refresh still works.
     # What it holds is not counted as uploaded (set deletes what others may have put there).
@@ -96,6 +106,7 @@ function Get-ArchiveState($Spec) {
         $state.archive_name = [string]$manifest.archive_name
         $state.file_count = @($manifest.files).Count
         $state.missing_files = @($missing | Select-Object -First 20)
+        $state.kept_files = Get-KeptFiles $manifest
     }
     $partial = Get-PartialPath $folder ([string]$Spec.sha256)
     if ($null -eq $repair -and [System.IO.File]::Exists($partial)) {

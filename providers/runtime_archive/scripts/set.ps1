@@ -15,7 +15,9 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 #    renames, so each file keeps the permissions Runtime gives it), undoing every move on a failure;
 # 4. records the new file list (the commit), starts the agent again, then deletes the old files (best
 #    effort: an exiting worker may still map them) and the staging file.
-# keep_files (the settings files the stack writes) are never taken from the archive nor removed.
+# keep_files (the settings files the stack writes) are never taken from the archive nor removed. The manifest records
+# them: the same archive installed with other keep_files is installed again, so that a file no longer kept comes
+# from the archive (a production agent's appsettings.json, kept by the former default, which nothing wrote).
 # Every wait of the run (the agent's stop and start) takes its time from one budget (Get-WaitBudget), from here.
 $RunClock = [System.Diagnostics.Stopwatch]::StartNew()
 $RunBudgetSeconds = [int]$Spec.wait_budget_s
@@ -25,6 +27,8 @@ $folder = Get-StagingFolder $runtime
 Initialize-StagingFolder $folder
 $new = [System.IO.Path]::Combine($runtime, $NewFolderName)
 $old = [System.IO.Path]::Combine($runtime, $OldFolderName)
+$keep = New-PathSet
+foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
 $recovered = @()
 if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
     # (Its AgentStopFailed is reported with its id; SwapRollbackIncomplete, an operation's end, goes on as it is.)
@@ -36,7 +40,9 @@ if ([System.IO.File]::Exists((Get-SwapJournalPath $folder))) {
 # this one write, may be what it needs to start). Failing here would block every later run for good.
 foreach ($start in (Start-Agent $folder)) { $recovered += New-Change -Property $start.property -Before "$($start.name): stopped by an interrupted run" -After $start.outcome }
 $before = Get-ArchiveState $Spec
-if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0) {
+# (SetEquals: the same paths in any order, case aside, as NTFS compares names.)
+$keptAsBefore = $keep.SetEquals([string[]]@($before.kept_files))
+if ($before.sha256 -eq $sha -and @($before.missing_files).Count -eq 0 -and $keptAsBefore) {
     # Left by a run that committed but could not delete them (held images), or was interrupted.
     foreach ($work in @($new, $old)) {
         if ([System.IO.Directory]::Exists($work) -and (Remove-TreeBestEffort $work)) { $recovered += New-Change -Property 'work_folder' -Before $work -After $null }
@@ -83,8 +89,6 @@ try {
         Stop-Operation -Id 'ArchiveInvalid' -Property 'source_path' -Message "$($Spec.archive_name) (SHA-256 $sha) is not a zip archive ($($reason.Message)); set source_path to the agent's runtime .zip file"
     }
     try {
-        $keep = New-PathSet
-        foreach ($file in @($Spec.keep_files)) { [void]$keep.Add([string]$file) }
         $files = @((Get-ArchiveFileList $archive $runtime) | Where-Object { -not $keep.Contains($_) })
         $incoming = New-PathSet
         foreach ($file in $files) { [void]$incoming.Add($file) }
@@ -161,13 +165,13 @@ try {
     # running after the wait (AgentStopFailed: undone, nothing moved, the pool started again).
     if ($stopped -contains 'pool') { Assert-PoolWorkerExited ([string]$Spec.app_pool) $true }
     # The journal before the first move: a run that breaks in the middle leaves what undoes it.
-    Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; moves = @($plan) })
+    Write-JsonFile (Get-SwapJournalPath $folder) ([ordered]@{ sha256 = $sha; keep_files = @($Spec.keep_files | ForEach-Object { [string]$_ }); moves = @($plan) })
     $swapBegun = $true
     foreach ($move in $plan) {
         New-ParentFolder $move[1]
         Move-FileWithRetry $move[0] $move[1]
     }
-    Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files) })
+    Write-Manifest $folder ([ordered]@{ sha256 = $sha; archive_name = [string]$Spec.archive_name; files = @($files); keep_files = @($Spec.keep_files | ForEach-Object { [string]$_ }) })
 } catch {
     # An operation's end comes only from Import-IisAdministration (IIS missing), before anything was stopped.
     if (Test-OperationEnd $_.Exception) { throw }
@@ -223,6 +227,7 @@ try { [System.IO.File]::Delete($partial) } catch { $cleanupErrors += (Get-ErrorR
 
 $changes += New-Change -Property 'sha256' -Before $before.sha256 -After $sha
 $changes += New-Change -Property 'files' -Before @($previous).Count -After $files.Count
+if ($before.ensure -eq 'present' -and -not $keptAsBefore) { $changes += New-Change -Property 'keep_files' -Before (@($before.kept_files) -join ', ') -After (@($Spec.keep_files) -join ', ') }
 if ($obsolete.Count -gt 0) { $changes += New-Change -Property 'removed_files' -Before $obsolete.Count -After 0 }
 foreach ($start in $started) { $changes += New-Change -Property $start.property -Before "$($start.name): stopped for the upgrade" -After $start.outcome }
 if (-not $oldGone) { $changes += New-Change -Property 'work_folder' -Before $null -After "$old (still held by the exiting agent; the next run deletes it)" }
