@@ -367,7 +367,11 @@ def test_the_error_words_check_refuses(line: str) -> None:
 # element: the list itself (PowerShell's array subexpression gathers the pipeline's objects, it does not unroll
 # them again: about_Operators, "Array subexpression operator"; "Comma operator"). A loop over it runs once, and a
 # [string] parameter gets the whole list joined by spaces. Assign the call, or loop over `(Get-Thing)`.
-_COMMA_RETURN = re.compile(r"^\s*(return\s*)?,\s*[@$(]", re.MULTILINE)
+# `return , $x`, `return ,@(...)`, `return , [string[]]$x` anywhere in the body (an `if (...) { return , ... }`
+# too), a statement that is only `, $x`, and Write-Output -NoEnumerate (review-round2 V1).
+_COMMA_RETURN = re.compile(
+    r"\breturn\s*,\s*[@$(\[]|^\s*,\s*[@$(\[]|Write-Output\s+-NoEnumerate\b", re.MULTILINE | re.IGNORECASE
+)
 
 
 def _functions_writing_one_list(texts: list[tuple[str, str]]) -> set[str]:
@@ -381,16 +385,28 @@ def _functions_writing_one_list(texts: list[tuple[str, str]]) -> set[str]:
     return names
 
 
+# The forms that take a list written as one object as ONE element (review-round2 V2): @(F), @(& F), @( on one
+# line and F on the next, `foreach ($x in F ...)` without parentheses, `F ... | cmdlet` (the pipeline gets the
+# list as one object too).
+_WRAPPING = (
+    re.compile(r"@\(\s*&?\s*([A-Za-z]+-[A-Za-z0-9]+)\b"),
+    re.compile(r"\bforeach\s*\(\s*\$\w+\s+in\s+([A-Za-z]+-[A-Za-z0-9]+)\b", re.IGNORECASE),
+    re.compile(r"(?:^|[=;{(]\s*)([A-Za-z]+-[A-Za-z0-9]+)\b[^|\n()]*(?:\([^()\n]*\)[^|\n()]*)*\|"),
+)
+
+
 def lists_wrapped_again(texts: list[tuple[str, str]]) -> list[str]:
-    """`@(F ...)` where F writes its list as one object."""
+    """Where a function that writes its list as one object is taken as one element."""
     writers = _functions_writing_one_list(texts)
     found = []
     for name, text in texts:
-        for number, line in enumerate(text.splitlines(), 1):
-            code = "" if line.lstrip().startswith("#") else line
-            for called in re.findall(r"@\(\s*([A-Za-z]+-[A-Za-z0-9]+)\b", code):
-                if called.lower() in writers:
-                    found.append(f"{name}:{number}: @({called} ...) wraps the list {called} writes as one object")
+        code = "\n".join("" if line.lstrip().startswith("#") else line for line in text.splitlines())
+        code = re.sub(r"@\(\s*\n\s*", "@(", code)  # @( and the call on the next line
+        for number, line in enumerate(code.splitlines(), 1):
+            for form in _WRAPPING:
+                for called in form.findall(line):
+                    if called.lower() in writers:
+                        found.append(f"{name}:{number}: {called} writes its list as one object; here it is one element")
     return found
 
 
@@ -398,10 +414,34 @@ def test_no_list_written_as_one_object_is_wrapped_again() -> None:
     assert lists_wrapped_again(_all_script_texts()) == []
 
 
-def test_the_wrapped_list_check_refuses() -> None:
+@pytest.mark.parametrize(
+    "writer",
+    [
+        "function Get-Names($a) {\n    $found = @()\n    return , $found\n}\n",
+        "function Get-Names($a) {\n    if ($a) { return , @($a, 'b') }\n    return $null\n}\n",
+        "function Get-Names($a) {\n    return , [string[]]$a\n}\n",
+        "function Get-Names($a) {\n    Write-Output -NoEnumerate @($a)\n}\n",
+    ],
+)
+@pytest.mark.parametrize(
+    "use",
+    [
+        "foreach ($n in @(Get-Names 1)) { $n }",
+        "$all = @(& Get-Names 1)",
+        "$all = @(\n    Get-Names 1\n)",
+        "foreach ($n in Get-Names 1) { $n }",
+        "Get-Names 1 | ForEach-Object { $_ }",
+        "$c = Get-Names (Get-Date) | Measure-Object",
+    ],
+)
+def test_the_wrapped_list_check_refuses(writer: str, use: str) -> None:
+    assert lists_wrapped_again([("s", writer + use + "\n")]) != []
+
+
+def test_the_wrapped_list_check_accepts_the_list_taken_whole() -> None:
     writer = "function Get-Names($a) {\n    $found = @()\n    return , $found\n}\n"
-    assert lists_wrapped_again([("s", writer + "foreach ($n in @(Get-Names 1)) { $n }\n")]) != []
-    assert lists_wrapped_again([("s", writer + "foreach ($n in (Get-Names 1)) { $n }\n$x = Get-Names 2\n")]) == []
+    uses = "foreach ($n in (Get-Names 1)) { $n }\n$x = Get-Names 2\n$y = (Get-Names 3).Count\n"
+    assert lists_wrapped_again([("s", writer + uses)]) == []
 
 
 # --- the end of an operation is an exception: no catch may swallow it --------------------------------
