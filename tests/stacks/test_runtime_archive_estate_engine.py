@@ -161,8 +161,10 @@ def test_the_servers_archive_keeps_the_servers_settings_files_and_gives_it_the_v
     local: EstateProject,
 ) -> None:
     # The server (integrated agent) writes appsettings.json and web.config; with no agent connections (the local
-    # estate's server has none) it writes no appsettings.agent.json, so the vendor's comes from the archive.
-    config = local.config()
+    # estate's server has none) it writes no appsettings.agent.json, so the vendor's comes from the archive. The
+    # production agents get theirs too: the estate is the module's, and a test before this one may have destroyed
+    # the runtime its hosts were prepared with.
+    config = with_archives(local, 1)
     files = {
         "Usercube-Server-tools.dll": b"MZ a vendor tool",
         "web.config": b"<configuration>the vendor's sample</configuration>",
