@@ -1,4 +1,5 @@
-"""SIMULATOR: model of providers/framework/scripts/machine_identity.ps1 on devhost.machine."""
+"""SIMULATOR: model of providers/framework/scripts/machine_identity.ps1 on devhost.machine: the MachineGuid, the
+computer name and the SMBIOS UUID, with the placeholders the script drops and the WMI failure it names."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from devhost import machine
 from devhost.fs import WindowsFs
+from devhost.hooks import Knobs, sim_dir
 from devhost.ops.envelope import Envelope, fail, require_keys, succeed
 from devhost.ps51 import ScriptFact
 
@@ -33,7 +35,37 @@ SCRIPT_FACTS = (
         "the model answers the value lower-cased, as the script normalizes it",
     ),
     ScriptFact(_OP, r"Set-ItemProperty|SetValue\(|CreateSubKey", "reading only: preview runs it", present=False),
+    ScriptFact(
+        _OP,
+        r"\$computerName = \[Environment\]::MachineName\n",
+        "the computer name is the NetBIOS name GetComputerName returns, as set (machine.computer_name), unchanged",
+    ),
+    ScriptFact(
+        _OP,
+        r"try \{\s+\$products = @\(Get-CimInstance -ClassName Win32_ComputerSystemProduct -Property UUID "
+        r"-OperationTimeoutSec 15\)\s+\} catch \{\s+\$wmiProblem = \$_\.Exception\.Message\s+\}\s+"
+        r"if \(\$null -ne \$wmiProblem\) \{\s+Stop-Operation -Id 'SmbiosUuidUnreadable'",
+        "a Win32_ComputerSystemProduct query that fails (CimException, terminating under EAP=Stop) is "
+        "SmbiosUuidUnreadable, never a UUID not known (knob cim_faults, on Win32_ComputerSystemProduct)",
+    ),
+    ScriptFact(
+        _OP,
+        r"if \(\$products\.Count -eq 1 -and \$products\[0\]\.UUID -is \[string\]\) \{\s+"
+        r"\$reported = \$products\[0\]\.UUID\.Trim\(\)\.ToLowerInvariant\(\)\s+"
+        r"if \(\$reported -ne '' -and \(\$reported -replace '-', ''\) -notmatch '\^\(0\+\|f\+\)\$'\) "
+        r"\{ \$uuid = \$reported \}",
+        "the UUID is answered lower-cased, and null when empty, all zeros or all FF (board placeholders: "
+        "Win32_ComputerSystemProduct docs, DMTF DSP0134 7.2.1), as the model does",
+    ),
+    ScriptFact(
+        _OP,
+        r"machine_guid = \$guid\.Trim\(\)\.ToLowerInvariant\(\)\s+computer_name = \$computerName\s+"
+        r"smbios_uuid = \$uuid\s+\}",
+        "the answer carries the three fields the model answers, by these names",
+    ),
 )
+
+_PLACEHOLDER = re.compile(r"^(0+|f+)$")
 
 
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
@@ -48,7 +80,32 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             "sysprep /generalize on a cloned image.",
             category="ObjectNotFound",
         )
-    return succeed({"machine_guid": guid.strip().lower()})
+    fault = Knobs(sim_dir(fs.root) / "knobs.json").take_fault("Win32_ComputerSystemProduct", key="cim_faults")
+    if fault is not None and fault.get("fails", True):
+        return fail(
+            "SmbiosUuidUnreadable",
+            "Win32_ComputerSystemProduct could not be read (devhost (simulator) injected WMI fault), so this host "
+            "cannot say which machine it is. Check that the Windows Management Instrumentation service (winmgmt) "
+            "runs and answers: Get-CimInstance -ClassName Win32_ComputerSystemProduct.",
+            category="ReadError",
+        )
+    return succeed(
+        {
+            "machine_guid": guid.strip().lower(),
+            # ([Environment]::MachineName: as set, no case change)
+            "computer_name": machine.computer_name(fs.root),
+            "smbios_uuid": _known_uuid(machine.smbios_uuid(fs.root)),
+        }
+    )
+
+
+def _known_uuid(reported: str | None) -> str | None:
+    """What the script makes of Win32_ComputerSystemProduct.UUID: lower-cased, None for no value or a placeholder
+    (all zeros, all FF)."""
+    value = (reported or "").strip().lower()
+    if not value or _PLACEHOLDER.match(value.replace("-", "")):
+        return None
+    return value
 
 
 OPERATIONS = {"framework/machine_identity": get}
