@@ -68,8 +68,11 @@ def computer_name(state_dir: Path) -> str | None:
 
 
 def set_computer_name(state_dir: Path, name: str) -> None:
+    """Rename the computer to ``name`` (a DNS host name): Windows keeps its NetBIOS name, the first 15 characters
+    upper-cased (learn.microsoft.com, "Naming conventions in Active Directory for computers, domains, sites, and
+    OUs": NetBIOS computer names are 15 characters at most), and [Environment]::MachineName answers that."""
     values = iis.registry_key(state_dir, COMPUTER_NAME_KEY) or {}
-    iis.set_registry_key(state_dir, COMPUTER_NAME_KEY, {**values, "ComputerName": name})
+    iis.set_registry_key(state_dir, COMPUTER_NAME_KEY, {**values, "ComputerName": name[:15].upper()})
 
 
 def smbios_uuid(state_dir: Path) -> str | None:

@@ -1,5 +1,5 @@
 """SIMULATOR: model of providers/framework/scripts/machine_identity.ps1 on devhost.machine: the MachineGuid, the
-computer name and the SMBIOS UUID, with the placeholders the script drops and the WMI failure it names."""
+computer name and the SMBIOS UUID (board placeholders answered as they are), and the WMI failures it names."""
 
 from __future__ import annotations
 
@@ -50,12 +50,11 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _OP,
-        r"if \(\$products\.Count -eq 1 -and \$products\[0\]\.UUID -is \[string\]\) \{\s+"
-        r"\$reported = \$products\[0\]\.UUID\.Trim\(\)\.ToLowerInvariant\(\)\s+"
-        r"if \(\$reported -ne '' -and \(\$reported -replace '-', ''\) -notmatch '\^\(0\+\|f\+\)\$'\) "
-        r"\{ \$uuid = \$reported \}",
-        "the UUID is answered lower-cased, and null when empty, all zeros or all FF (board placeholders: "
-        "Win32_ComputerSystemProduct docs, DMTF DSP0134 7.2.1), as the model does",
+        r"if \(\$products\.Count -ne 1 -or \$products\[0\]\.UUID -isnot \[string\]\) \{\s+"
+        r"Stop-Operation -Id 'SmbiosUuidUnreadable'[^\n]*\n[^\n]*\n[^\n]*\n\}\s+"
+        r"\$uuid = \$products\[0\]\.UUID\.Trim\(\)\.ToLowerInvariant\(\)\n",
+        "the UUID is answered lower-cased as reported, placeholders (all zeros, all FF) included; no instance, "
+        "several, or no UUID string is SmbiosUuidUnreadable, as the model does",
     ),
     ScriptFact(
         _OP,
@@ -64,8 +63,6 @@ SCRIPT_FACTS = (
         "the answer carries the three fields the model answers, by these names",
     ),
 )
-
-_PLACEHOLDER = re.compile(r"^(0+|f+)$")
 
 
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
@@ -89,23 +86,23 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             "runs and answers: Get-CimInstance -ClassName Win32_ComputerSystemProduct.",
             category="ReadError",
         )
+    reported = machine.smbios_uuid(fs.root)
+    if reported is None:  # the firmware states no UUID: the script's Win32_ComputerSystemProduct answers none
+        return fail(
+            "SmbiosUuidUnreadable",
+            "Win32_ComputerSystemProduct answered 1 instance(s) where Windows has one with a UUID, so this host "
+            "cannot say which machine it is. Check WMI (winmgmt) on it: Get-CimInstance -ClassName "
+            "Win32_ComputerSystemProduct | Select-Object UUID.",
+            category="ReadError",
+        )
     return succeed(
         {
             "machine_guid": guid.strip().lower(),
             # ([Environment]::MachineName: as set, no case change)
             "computer_name": machine.computer_name(fs.root),
-            "smbios_uuid": _known_uuid(machine.smbios_uuid(fs.root)),
+            "smbios_uuid": reported.strip().lower(),
         }
     )
-
-
-def _known_uuid(reported: str | None) -> str | None:
-    """What the script makes of Win32_ComputerSystemProduct.UUID: lower-cased, None for no value or a placeholder
-    (all zeros, all FF)."""
-    value = (reported or "").strip().lower()
-    if not value or _PLACEHOLDER.match(value.replace("-", "")):
-        return None
-    return value
 
 
 OPERATIONS = {"framework/machine_identity": get}

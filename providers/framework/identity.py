@@ -35,8 +35,8 @@ Endpoint = tuple[str, int]
 
 @dataclass(frozen=True)
 class Identity:
-    """Who answers at an endpoint, or why it could not be asked (``guid`` None, ``problem`` set). ``smbios_uuid``
-    None: the board reports no UUID of its own (none, all zeros or all FF), so it is not compared."""
+    """Who answers at an endpoint, or why it could not be asked (``guid`` None, ``problem`` set). ``smbios_uuid`` is
+    as the board reports it, its placeholders (all zeros, all FF) included."""
 
     guid: str | None
     problem: str | None = None
@@ -44,19 +44,19 @@ class Identity:
     smbios_uuid: str | None = None
 
     def describe(self) -> str:
-        uuid = self.smbios_uuid or "not reported by the board"
-        return f"MachineGuid {self.guid}, computer name {self.computer_name}, SMBIOS UUID {uuid}"
+        return f"MachineGuid {self.guid}, computer name {self.computer_name}, SMBIOS UUID {self.smbios_uuid}"
 
 
 def differences(old: Identity, new: Identity) -> list[str]:
     """What tells the machine at the old address from the one at the new (empty: they are one machine). The
-    computer name is a NetBIOS name, so case aside; the SMBIOS UUID counts only when both boards report one."""
+    computer name is a NetBIOS name, so case aside. Both answers come from the same script, so one machine gives
+    the same through both: any difference is two machines, a board placeholder against a real UUID too."""
     found = []
     if old.guid != new.guid:
         found.append(f"MachineGuid {old.guid} / {new.guid}")
     if (old.computer_name or "").casefold() != (new.computer_name or "").casefold():
         found.append(f"computer name {old.computer_name} / {new.computer_name}")
-    if old.smbios_uuid and new.smbios_uuid and old.smbios_uuid != new.smbios_uuid:
+    if old.smbios_uuid != new.smbios_uuid:
         found.append(f"SMBIOS UUID {old.smbios_uuid} / {new.smbios_uuid}")
     return found
 

@@ -1,6 +1,7 @@
 """SIMULATOR: the model of providers/framework/scripts/machine_identity.ps1 (devhost/ops/machine_identity.py) and
 the machine it reads (devhost/machine.py), without WinRM or Pulumi: what each simulated machine answers, the
-board placeholders the script drops, a failing WMI query, and that the model's facts hold the script to it."""
+board placeholders answered as reported, no UUID at all refused, a failing WMI query, and that the model's facts
+hold the script to it."""
 
 from __future__ import annotations
 
@@ -57,14 +58,28 @@ def test_a_clone_without_sysprep_shares_only_the_guid_unless_told_to_keep_more(t
 
 
 @pytest.mark.parametrize(
-    "board",
-    [machine.ALL_FF, machine.ALL_FF.lower(), machine.ALL_ZERO, "", " ", None],
-    ids=["all-FF", "all-ff", "all-zero", "empty", "blank", "none"],
+    ("board", "answered"),
+    [
+        (machine.ALL_FF, machine.ALL_FF.lower()),
+        (machine.ALL_ZERO, machine.ALL_ZERO),
+        ("", ""),
+        (" ", ""),
+    ],
+    ids=["all-FF", "all-zero", "empty", "blank"],
 )
-def test_a_board_without_a_uuid_of_its_own_answers_none(tmp_path: Path, board: str | None) -> None:
+def test_a_board_placeholder_is_answered_as_reported(tmp_path: Path, board: str, answered: str) -> None:
+    # Compared as reported: one machine answers the same value through both addresses (review-identity2 I2).
     machine.install_identity(tmp_path)
     machine.set_smbios_uuid(tmp_path, board)
-    assert answer(tmp_path)["smbios_uuid"] is None
+    assert answer(tmp_path)["smbios_uuid"] == answered
+
+
+def test_no_uuid_at_all_is_unreadable_never_unknown(tmp_path: Path) -> None:
+    # No instance, or one without a UUID string: the identity would be weaker without anyone knowing (I3).
+    machine.install_identity(tmp_path)
+    machine.set_smbios_uuid(tmp_path, None)
+    refused = get(WindowsFs(tmp_path), {})
+    assert not refused.ok and refused.error is not None and refused.error["id"] == "SmbiosUuidUnreadable"
 
 
 def test_a_uuid_that_only_starts_like_a_placeholder_is_a_uuid(tmp_path: Path) -> None:
@@ -89,8 +104,8 @@ def test_the_facts_hold_the_script_to_what_the_model_does() -> None:
     text = render_script(ScriptRef("providers.framework", "machine_identity"))
     assert ps51.check_script(SCRIPT_FACTS, OP, text) == []
     mutations = {
-        # a placeholder answered as if it were a UUID
-        "keeps placeholders": text.replace(" -notmatch '^(0+|f+)$'", ""),
+        # no instance or no UUID string taken for a UUID not known
+        "no UUID is fine": text.replace("$products.Count -ne 1 -or $products[0].UUID -isnot [string]", "$false"),
         # a failing WMI query taken for a board without UUID
         "swallows WMI": text.replace("Stop-Operation -Id 'SmbiosUuidUnreadable'", "Write-Verbose 'no UUID'"),
         # the name dropped from the answer

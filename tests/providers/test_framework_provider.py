@@ -149,9 +149,10 @@ def test_a_clone_without_sysprep_that_kept_its_name_in_another_vm_is_a_move(
     assert "differ in SMBIOS UUID" in said and "computer name" not in said.split("differ in", 1)[1], said
 
 
-def test_boards_without_a_uuid_leave_the_guid_and_the_name_to_decide(simulated: Target, other_machine: Target) -> None:
-    """All-FF (and all-zero) boards report one value on every unit: not compared, so a clone that kept the name is
-    taken for the same machine (the limit the README states) and one renamed is a move."""
+def test_board_placeholders_are_compared_as_reported(simulated: Target, other_machine: Target) -> None:
+    """Both addresses are asked by the same script, so one machine answers the same through both: two all-FF boards
+    leave the GUID and the name to decide (a clone that kept the name is taken for the same machine: the limit the
+    README states), but a placeholder against any other value is two machines (review-identity2 I2)."""
     assert simulated.state_dir is not None and other_machine.state_dir is not None
     clone(simulated, other_machine, keep_name=True)
     machine.set_smbios_uuid(simulated.state_dir, machine.ALL_FF)
@@ -159,9 +160,13 @@ def test_boards_without_a_uuid_leave_the_guid_and_the_name_to_decide(simulated: 
     old, new = conn(simulated), conn(other_machine)
     assert connection_change({"connection": old}, {"connection": new}) == (False, True)
     identity.forget_identities()
-    machine.set_smbios_uuid(other_machine.state_dir, machine.ALL_ZERO)  # a placeholder on one side only: still none
-    assert connection_change({"connection": old}, {"connection": new}) == (False, True)
+    machine.set_smbios_uuid(other_machine.state_dir, machine.ALL_ZERO)  # another placeholder: another board
+    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
     identity.forget_identities()
+    machine.set_smbios_uuid(other_machine.state_dir, "4C4C4544-0042-3510-8052-B4C04F4E3432")  # a real one
+    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+    identity.forget_identities()
+    machine.set_smbios_uuid(other_machine.state_dir, machine.ALL_FF)
     machine.set_computer_name(other_machine.state_dir, "AGENT-CLONE-02")
     assert connection_change({"connection": old}, {"connection": new}) == (True, False)
 

@@ -41,10 +41,11 @@ $computerName = [Environment]::MachineName
 # VMware KB 1541), so one disk cloned into two VMs differs here even when the name was kept. A board that has no
 # UUID to give reports all zeros (the Win32_ComputerSystemProduct page: "If a UUID is not available, a UUID of all
 # zeros is used") or all FF (DMTF DSP0134 7.2.1: all FFh "not currently present in the system, but it can be
-# set"; dmidecode's dmi_system_uuid shows both as no UUID). Every such board says the same, so these are not
-# known (null): not compared. WMI that does not answer (winmgmt stopped or hung: -OperationTimeoutSec, a
-# CimException, terminating under EAP=Stop) is a failure of its own, never "not known": the identity would be
-# weaker without anyone knowing.
+# set"). Those are answered as they are: both addresses are asked by this same query, so one machine answers the
+# same value through both, and any difference, a placeholder against a real UUID too, is two machines (two boards
+# that both say all FF leave the GUID and the name to decide). WMI that does not answer (winmgmt stopped or hung:
+# -OperationTimeoutSec, a CimException, terminating under EAP=Stop), or answers no instance, several, or no UUID
+# string, is a failure of its own, never "not known": the identity would be weaker without anyone knowing.
 $products = @()
 $wmiProblem = $null
 try {
@@ -57,11 +58,12 @@ if ($null -ne $wmiProblem) {
         "read ($wmiProblem), so this host cannot say which machine it is. Check that the Windows Management " +
         "Instrumentation service (winmgmt) runs and answers: Get-CimInstance -ClassName Win32_ComputerSystemProduct.")
 }
-$uuid = $null
-if ($products.Count -eq 1 -and $products[0].UUID -is [string]) {
-    $reported = $products[0].UUID.Trim().ToLowerInvariant()
-    if ($reported -ne '' -and ($reported -replace '-', '') -notmatch '^(0+|f+)$') { $uuid = $reported }
+if ($products.Count -ne 1 -or $products[0].UUID -isnot [string]) {
+    Stop-Operation -Id 'SmbiosUuidUnreadable' -Category 'ReadError' -Message ("Win32_ComputerSystemProduct answered " +
+        "$($products.Count) instance(s) where Windows has one with a UUID, so this host cannot say which machine it " +
+        "is. Check WMI (winmgmt) on it: Get-CimInstance -ClassName Win32_ComputerSystemProduct | Select-Object UUID.")
 }
+$uuid = $products[0].UUID.Trim().ToLowerInvariant()
 
 Complete-Operation -State ([ordered]@{
     machine_guid = $guid.Trim().ToLowerInvariant()
