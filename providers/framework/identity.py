@@ -9,7 +9,7 @@ pickled into the state and hold no state), so a preview of many resources on one
 The MachineGuid alone is not enough: disks cloned without ``sysprep /generalize`` share it (review-respell M2),
 and a move between two such clones would be taken for the same machine (nothing created on the new one). Such a
 clone is renamed to live beside its source, and a hypervisor gives each VM its own SMBIOS UUID: two addresses
-are one machine only when all three agree (the UUID only where both boards report one; see machine_identity.ps1).
+are one machine only when all three agree (the UUID as reported, placeholders included; see machine_identity.ps1).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _location(connection: Any) -> tuple[str, int] | None:
 
 def _same_machine(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether the old and the new address reach one machine: the same MachineGuid, computer name and SMBIOS UUID
-    (where both boards report one; ``identity.differences``), so that a clone not generalized with sysprep, which
+    (as reported, placeholders included; ``identity.differences``), so that a clone not generalized with sysprep, which
     shares the GUID, is another machine. Raises ``HostIdentityUnknown`` when either address cannot say: guessing
     either way could lose objects or leave them on the old machine (see that error). A new connection not known
     yet (preview) is a move, as before."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devhost import auth, machine
+from devhost import auth, iis, machine
 from providers.directory.provider import DirectoryProvider
 from providers.framework import identity
 from providers.framework.identity import HostIdentityUnknown
@@ -181,7 +181,11 @@ def test_the_same_machine_in_every_field_is_an_update_whatever_the_names_case(
     clone(simulated, other_machine, keep_name=True, keep_uuid=True)
     name = machine.computer_name(simulated.state_dir)
     assert name is not None
-    machine.set_computer_name(other_machine.state_dir, name.lower())
+    # Written as it is, lower case (set_computer_name would upper-case it as Windows does): the comparison itself
+    # must ignore case (review-identity2b J3).
+    key = iis.registry_key(other_machine.state_dir, machine.COMPUTER_NAME_KEY) or {}
+    iis.set_registry_key(other_machine.state_dir, machine.COMPUTER_NAME_KEY, {**key, "ComputerName": name.lower()})
+    assert machine.computer_name(other_machine.state_dir) == name.lower()
     old, new = conn(simulated), conn(other_machine)
     assert connection_change({"connection": old}, {"connection": new}) == (False, True)
     diff = DirectoryProvider().diff("C:\\respell", props(old), props(new))
