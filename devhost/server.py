@@ -27,7 +27,8 @@ Test hooks, all under ``<state>/_sim/``:
   (the Win32 error LsaAddAccountRights fails with,
   devhost.lsa), ``installer_faults`` (one-shot hosting-bundle exit codes or
   ``times_out``, devhost.installers), ``cim_faults`` (one-shot: a Get-CimInstance of the
-  class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers),
+  class named by ``on`` fails, or with ``"fails": false`` lists; read for Win32_Process by devhost.installers, for
+  Win32_ComputerSystemProduct by devhost.ops.machine_identity),
   ``staging_create_races`` (one-shot: another account makes a staging folder between Exists
   and CreateDirectory, devhost.ops.staging), ``service_create_races`` (one-shot: the named service is installed
   by hand, with the create's own values, just before a create's CreateService, devhost.scm),
@@ -481,7 +482,7 @@ class DevhostServer:
                 f"no users file at {self.users_file}; create one with: "
                 f"python -m devhost add-user --state {state_dir} --user NAME --password-stdin"
             )
-        machine.install_identity(state_dir)  # (what Windows setup left: this installation's MachineGuid)
+        machine.install_identity(state_dir)  # (what setup and the board left: MachineGuid, computer name, SMBIOS UUID)
         self.journal = Journal(sim_dir(state_dir) / "journal.jsonl")
         self.knobs = Knobs(sim_dir(state_dir) / "knobs.json")
         self.service = wsman.WinRSService((host_factory or default_host_factory)(state_dir), self.journal)

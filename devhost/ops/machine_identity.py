@@ -1,4 +1,5 @@
-"""SIMULATOR: model of providers/framework/scripts/machine_identity.ps1 on devhost.machine."""
+"""SIMULATOR: model of providers/framework/scripts/machine_identity.ps1 on devhost.machine: the MachineGuid, the
+computer name and the SMBIOS UUID (board placeholders answered as they are), and the WMI failures it names."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from devhost import machine
 from devhost.fs import WindowsFs
+from devhost.hooks import Knobs, sim_dir
 from devhost.ops.envelope import Envelope, fail, require_keys, succeed
 from devhost.ps51 import ScriptFact
 
@@ -33,6 +35,33 @@ SCRIPT_FACTS = (
         "the model answers the value lower-cased, as the script normalizes it",
     ),
     ScriptFact(_OP, r"Set-ItemProperty|SetValue\(|CreateSubKey", "reading only: preview runs it", present=False),
+    ScriptFact(
+        _OP,
+        r"\$computerName = \[Environment\]::MachineName\n",
+        "the computer name is the NetBIOS name GetComputerName returns, as set (machine.computer_name), unchanged",
+    ),
+    ScriptFact(
+        _OP,
+        r"try \{\s+\$products = @\(Get-CimInstance -ClassName Win32_ComputerSystemProduct -Property UUID "
+        r"-OperationTimeoutSec 15\)\s+\} catch \{\s+\$wmiProblem = \$_\.Exception\.Message\s+\}\s+"
+        r"if \(\$null -ne \$wmiProblem\) \{\s+Stop-Operation -Id 'SmbiosUuidUnreadable'",
+        "a Win32_ComputerSystemProduct query that fails (CimException, terminating under EAP=Stop) is "
+        "SmbiosUuidUnreadable, never a UUID not known (knob cim_faults, on Win32_ComputerSystemProduct)",
+    ),
+    ScriptFact(
+        _OP,
+        r"if \(\$products\.Count -ne 1 -or \$products\[0\]\.UUID -isnot \[string\]\) \{\s+"
+        r"Stop-Operation -Id 'SmbiosUuidUnreadable'[^\n]*\n[^\n]*\n[^\n]*\n\}\s+"
+        r"\$uuid = \$products\[0\]\.UUID\.Trim\(\)\.ToLowerInvariant\(\)\n",
+        "the UUID is answered lower-cased as reported, placeholders (all zeros, all FF) included; no instance, "
+        "several, or no UUID string is SmbiosUuidUnreadable, as the model does",
+    ),
+    ScriptFact(
+        _OP,
+        r"machine_guid = \$guid\.Trim\(\)\.ToLowerInvariant\(\)\s+computer_name = \$computerName\s+"
+        r"smbios_uuid = \$uuid\s+\}",
+        "the answer carries the three fields the model answers, by these names",
+    ),
 )
 
 
@@ -48,7 +77,32 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             "sysprep /generalize on a cloned image.",
             category="ObjectNotFound",
         )
-    return succeed({"machine_guid": guid.strip().lower()})
+    fault = Knobs(sim_dir(fs.root) / "knobs.json").take_fault("Win32_ComputerSystemProduct", key="cim_faults")
+    if fault is not None and fault.get("fails", True):
+        return fail(
+            "SmbiosUuidUnreadable",
+            "Win32_ComputerSystemProduct could not be read (devhost (simulator) injected WMI fault), so this host "
+            "cannot say which machine it is. Check that the Windows Management Instrumentation service (winmgmt) "
+            "runs and answers: Get-CimInstance -ClassName Win32_ComputerSystemProduct.",
+            category="ReadError",
+        )
+    reported = machine.smbios_uuid(fs.root)
+    if reported is None:  # the firmware states no UUID: the script's Win32_ComputerSystemProduct answers none
+        return fail(
+            "SmbiosUuidUnreadable",
+            "Win32_ComputerSystemProduct answered 1 instance(s) where Windows has one with a UUID, so this host "
+            "cannot say which machine it is. Check WMI (winmgmt) on it: Get-CimInstance -ClassName "
+            "Win32_ComputerSystemProduct | Select-Object UUID.",
+            category="ReadError",
+        )
+    return succeed(
+        {
+            "machine_guid": guid.strip().lower(),
+            # ([Environment]::MachineName: as set, no case change)
+            "computer_name": machine.computer_name(fs.root),
+            "smbios_uuid": reported.strip().lower(),
+        }
+    )
 
 
 OPERATIONS = {"framework/machine_identity": get}

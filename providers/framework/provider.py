@@ -19,7 +19,7 @@ from pulumi.dynamic import (
 )
 
 from providers.framework.checks import contains_unknown, validate_inputs
-from providers.framework.identity import HostIdentityUnknown, machine_identity
+from providers.framework.identity import HostIdentityUnknown, differences, explain, machine_identity
 from providers.framework.model import CONNECTION, ResourceModel
 from providers.scripting import OperationResult, ScriptRef, run_script
 from providers.transport.connection import port_in_use
@@ -52,18 +52,22 @@ def _location(connection: Any) -> tuple[str, int] | None:
 
 
 def _same_machine(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether the old and the new address reach one Windows installation (the same MachineGuid). Raises
-    ``HostIdentityUnknown`` when either address cannot say: guessing either way could lose objects or leave
-    them on the old machine (see that error). A new connection not known yet (preview) is a move, as before."""
+    """Whether the old and the new address reach one machine: the same MachineGuid, computer name and SMBIOS UUID
+    (as reported, placeholders included; ``identity.differences``), so that a clone not generalized with sysprep, which
+    shares the GUID, is another machine. Raises ``HostIdentityUnknown`` when either address cannot say: guessing
+    either way could lose objects or leave them on the old machine (see that error). A new connection not known
+    yet (preview) is a move, as before."""
     if contains_unknown(new):
         return False
-    guids = []
+    answers = []
     for which, connection in (("the old address", old), ("the new address", new)):
         answer = machine_identity(connection)
         if answer.guid is None:
             raise HostIdentityUnknown(_label(old), _label(new), which, answer.problem or "no answer")
-        guids.append(answer.guid)
-    return guids[0] == guids[1]
+        answers.append(answer)
+    found = differences(answers[0], answers[1])
+    explain(_label(old), _label(new), answers[0], answers[1], found)
+    return not found
 
 
 def _label(connection: dict[str, Any]) -> str:

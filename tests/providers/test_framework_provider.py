@@ -1,5 +1,6 @@
 """The generic provider's view of a connection change (providers/framework/provider.py): a move or only a new
-way to reach the same machine. Against SIMULATED hosts (each answers its own MachineGuid, devhost/machine.py).
+way to reach the same machine. Against SIMULATED hosts (each answers its own MachineGuid, computer name and SMBIOS
+UUID, devhost/machine.py).
 
 Issue 11 §1 / audit gap 1: a host's address spelt another way (127.0.0.1 -> localhost, IP -> name, `port` unset ->
 its default) was taken for a move, and `up` then deleted what it had just adopted.
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devhost import auth, machine
+from devhost import auth, iis, machine
 from providers.directory.provider import DirectoryProvider
 from providers.framework import identity
 from providers.framework.identity import HostIdentityUnknown
@@ -109,6 +110,95 @@ def test_a_clone_generalized_with_sysprep_is_another_machine(simulated: Target, 
     machine.generalize(other_machine.state_dir)
     assert machine.machine_guid(other_machine.state_dir) != before
     assert connection_change({"connection": old}, {"connection": new})[0] is True
+
+
+# -- clones not generalized with sysprep (review-respell M2): one MachineGuid, two machines ------------------------
+
+
+def clone(source: Target, copy: Target, *, keep_name: bool = False, keep_uuid: bool = False) -> None:
+    assert source.state_dir is not None and copy.state_dir is not None
+    machine.clone_without_sysprep(source.state_dir, copy.state_dir, keep_name=keep_name, keep_uuid=keep_uuid)
+    assert machine.machine_guid(copy.state_dir) == machine.machine_guid(source.state_dir)
+
+
+def test_a_clone_without_sysprep_with_another_name_is_a_move_and_says_why(
+    simulated: Target, other_machine: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same MachineGuid, the same board UUID (a VM configuration copied with it), another computer name: taken
+    for the same machine, nothing would be created on the clone and the state would point at it."""
+    clone(simulated, other_machine, keep_uuid=True)
+    old, new = conn(simulated), conn(other_machine)
+    for _ in range(3):  # three resources on that host
+        assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+    diff = DirectoryProvider().diff("C:\\respell", props(old), props(new))
+    assert diff.replaces == ["connection"] and diff.delete_before_replace is False
+    said = capsys.readouterr().err
+    assert said.count("warning:") == 1, f"once per pair of addresses, not per resource: {said}"
+    assert "share MachineGuid" in said and "sysprep" in said and "computer name" in said, said
+    assert "SMBIOS UUID" not in said.split("differ in", 1)[1], "only the field that differed is named"
+
+
+def test_a_clone_without_sysprep_that_kept_its_name_in_another_vm_is_a_move(
+    simulated: Target, other_machine: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same MachineGuid and computer name; the hypervisor gave the clone's VM its own BIOS UUID."""
+    clone(simulated, other_machine, keep_name=True)
+    old, new = conn(simulated), conn(other_machine)
+    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+    said = capsys.readouterr().err
+    assert "differ in SMBIOS UUID" in said and "computer name" not in said.split("differ in", 1)[1], said
+
+
+def test_board_placeholders_are_compared_as_reported(simulated: Target, other_machine: Target) -> None:
+    """Both addresses are asked by the same script, so one machine answers the same through both: two all-FF boards
+    leave the GUID and the name to decide (a clone that kept the name is taken for the same machine: the limit the
+    README states), but a placeholder against any other value is two machines (review-identity2 I2)."""
+    assert simulated.state_dir is not None and other_machine.state_dir is not None
+    clone(simulated, other_machine, keep_name=True)
+    machine.set_smbios_uuid(simulated.state_dir, machine.ALL_FF)
+    machine.set_smbios_uuid(other_machine.state_dir, machine.ALL_FF)
+    old, new = conn(simulated), conn(other_machine)
+    assert connection_change({"connection": old}, {"connection": new}) == (False, True)
+    identity.forget_identities()
+    machine.set_smbios_uuid(other_machine.state_dir, machine.ALL_ZERO)  # another placeholder: another board
+    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+    identity.forget_identities()
+    machine.set_smbios_uuid(other_machine.state_dir, "4C4C4544-0042-3510-8052-B4C04F4E3432")  # a real one
+    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+    identity.forget_identities()
+    machine.set_smbios_uuid(other_machine.state_dir, machine.ALL_FF)
+    machine.set_computer_name(other_machine.state_dir, "AGENT-CLONE-02")
+    assert connection_change({"connection": old}, {"connection": new}) == (True, False)
+
+
+def test_the_same_machine_in_every_field_is_an_update_whatever_the_names_case(
+    simulated: Target, other_machine: Target
+) -> None:
+    """Guards the other way: a NetBIOS name is case-insensitive, so a name that differs only in case (and the same
+    GUID and board UUID) is not taken for another machine. A clone that kept the name and whose VM configuration
+    was copied with its BIOS UUID answers exactly this: the case the README leaves to the operator."""
+    assert simulated.state_dir is not None and other_machine.state_dir is not None
+    clone(simulated, other_machine, keep_name=True, keep_uuid=True)
+    name = machine.computer_name(simulated.state_dir)
+    assert name is not None
+    # Written as it is, lower case (set_computer_name would upper-case it as Windows does): the comparison itself
+    # must ignore case (review-identity2b J3).
+    key = iis.registry_key(other_machine.state_dir, machine.COMPUTER_NAME_KEY) or {}
+    iis.set_registry_key(other_machine.state_dir, machine.COMPUTER_NAME_KEY, {**key, "ComputerName": name.lower()})
+    assert machine.computer_name(other_machine.state_dir) == name.lower()
+    old, new = conn(simulated), conn(other_machine)
+    assert connection_change({"connection": old}, {"connection": new}) == (False, True)
+    diff = DirectoryProvider().diff("C:\\respell", props(old), props(new))
+    assert diff.changes is True and diff.replaces == []
+
+
+def test_a_wmi_that_does_not_answer_is_refused_never_taken_for_a_board_without_uuid(
+    simulated: Target, other_machine: Target
+) -> None:
+    clone(simulated, other_machine, keep_name=True)  # with no UUID compared, this clone would pass for the machine
+    other_machine.set_knobs(cim_faults=[{"on": "Win32_ComputerSystemProduct"}])
+    with pytest.raises(HostIdentityUnknown, match=r"the new address did not say .*SmbiosUuidUnreadable"):
+        connection_change({"connection": conn(simulated)}, {"connection": conn(other_machine)})
 
 
 def test_an_old_address_that_does_not_answer_is_refused_by_name_never_guessed(simulated: Target) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devhost import auth, iis
+from devhost import auth, iis, machine
 from tests.support.estate import (
     AGENTS_KEY,
     HOSTS_KEY,
@@ -316,3 +316,52 @@ def test_a_host_address_or_port_spelt_another_way_is_no_move(tmp_path: Path, res
     code, text = local.run("destroy")
     assert code == 0, text
     assert not any(estate.file(host, path).exists() for host, path in kept), "destroy works through the new addresses"
+
+
+# zone-a and a copy of its disk made without sysprep (the same MachineGuid), renamed and in a VM of its own.
+CLONE_PLACES = {
+    "server": ("127.0.0.36", 0),
+    "zone-a": ("127.0.0.37", 0),
+    "zone-b": ("127.0.0.38", 0),
+    "zone-a-clone": ("127.0.0.39", 0),
+}
+
+
+@pytest.fixture
+def clone_estate(tmp_path: Path, target: Target) -> Iterator[SimulatedEstate]:
+    if not target.simulated:
+        pytest.skip("an estate of several hosts runs on simulated hosts; a real-host run covers one host")
+    yield from start_estate_at(tmp_path / "estate", CLONE_PLACES)
+
+
+def test_a_host_moved_to_a_clone_made_without_sysprep_is_a_move(tmp_path: Path, clone_estate: SimulatedEstate) -> None:
+    """Review-respell M2: `hosts.zone-a.address` changed to a clone of zone-a's disk made without sysprep (one
+    MachineGuid; the clone renamed, its VM with its own SMBIOS UUID). Taken for the same machine (GUID alone), `up`
+    sent nothing and the state pointed at the clone, where nothing was; now zone-a's resources are replaced:
+    created on the clone, then removed from zone-a, and the run says why."""
+    local = EstateProject(tmp_path / "run", clone_estate)
+    code, text = local.run("up")
+    assert code == 0, text
+    estate = local.estate
+    source, copy_ = estate.hosts["zone-a"], estate.hosts["zone-a-clone"]
+    assert source.state_dir is not None and copy_.state_dir is not None
+    machine.clone_without_sysprep(source.state_dir, copy_.state_dir)
+    settings = f"{CONTOSO}\\Runtime\\appsettings.agent.json"
+    assert estate.file("zone-a", settings).exists() and not estate.file("zone-a-clone", settings).exists()
+
+    config = local.config()
+    config[HOSTS_KEY]["zone-a"].update(address=copy_.connection["host"], port=copy_.connection["port"])
+    local.write(config)
+    steps = changed_steps(local)
+    assert steps and all(name.startswith(("zone-a", "host-zone-a")) for _, name in steps), steps
+    assert {op for op, _ in steps} == {"replace"}, steps
+    code, text = local.run("up")
+    assert code == 0, text
+    assert "share MachineGuid" in text and "computer name" in text, text
+    assert estate.file("zone-a-clone", settings).exists(), "created on the clone"
+    assert not estate.file("zone-a", settings).exists(), "then removed from the machine it was on"
+    code, text = local.run("refresh", "--expect-no-changes")
+    assert code == 0, text
+    code, text = local.run("destroy")
+    assert code == 0, text
+    assert not estate.file("zone-a-clone", settings).exists(), "destroy works through the clone's address"

@@ -3,9 +3,10 @@ param([Parameter(Mandatory = $true)] [string] $InputJson)
 
 # Which machine answers at this address: the diff asks the old and the new address when a host's address or
 # port is spelt differently (an IP for a name, 'localhost', an explicit default port), and the same machine
-# means the objects stay where they are. Read only: it runs during preview.
+# means the objects stay where they are. Three answers, all only read (it runs during preview); the provider
+# takes two addresses for one machine only when all three agree (the UUID only where both boards report one).
 #
-# MachineGuid (HKLM\SOFTWARE\Microsoft\Cryptography) is written once per Windows installation by setup and
+# 1. MachineGuid (HKLM\SOFTWARE\Microsoft\Cryptography) is written once per Windows installation by setup and
 # renewed by `sysprep /generalize`; a disk cloned without sysprep keeps its source's value. It exists only in
 # the 64-bit registry view: a 32-bit powershell.exe (SysWOW64) would read SOFTWARE\WOW6432Node\Microsoft\
 # Cryptography, where it is absent (registry redirection, learn.microsoft.com "Registry Keys Affected by WOW64"),
@@ -27,4 +28,45 @@ if ($guid -isnot [string] -or [string]::IsNullOrWhiteSpace($guid)) {
         "taken as another machine. Windows setup writes this value: check the registry (reg query " +
         "HKLM\SOFTWARE\Microsoft\Cryptography /v MachineGuid) or run sysprep /generalize on a cloned image.")
 }
-Complete-Operation -State ([ordered]@{ machine_guid = $guid.Trim().ToLowerInvariant() })
+
+# 2. The computer name: [Environment]::MachineName is the NetBIOS name GetComputerName returns, read from the
+# registry at startup (learn.microsoft.com, Environment.MachineName and GetComputerNameW). A copy of a disk joined
+# to a domain beside its source has to be renamed, so two clones that share a MachineGuid differ here.
+$computerName = [Environment]::MachineName
+
+# 3. The SMBIOS system UUID: Win32_ComputerSystemProduct.UUID is SMBIOS type 1's UUID (learn.microsoft.com,
+# Win32_ComputerSystemProduct). It is the machine's, not its disk's: a hypervisor gives each VM its own (Hyper-V
+# keeps a VM's BIOSGUID in its configuration, apart from its virtual disks, learn.microsoft.com archive, John
+# Howard, "How to uniquely identify a virtual machine in Hyper-V"; VMware makes a new uuid.bios for a VM "copied",
+# VMware KB 1541), so one disk cloned into two VMs differs here even when the name was kept. A board that has no
+# UUID to give reports all zeros (the Win32_ComputerSystemProduct page: "If a UUID is not available, a UUID of all
+# zeros is used") or all FF (DMTF DSP0134 7.2.1: all FFh "not currently present in the system, but it can be
+# set"). Those are answered as they are: both addresses are asked by this same query, so one machine answers the
+# same value through both, and any difference, a placeholder against a real UUID too, is two machines (two boards
+# that both say all FF leave the GUID and the name to decide). WMI that does not answer (winmgmt stopped or hung:
+# -OperationTimeoutSec, a CimException, terminating under EAP=Stop), or answers no instance, several, or no UUID
+# string, is a failure of its own, never "not known": the identity would be weaker without anyone knowing.
+$products = @()
+$wmiProblem = $null
+try {
+    $products = @(Get-CimInstance -ClassName Win32_ComputerSystemProduct -Property UUID -OperationTimeoutSec 15)
+} catch {
+    $wmiProblem = $_.Exception.Message
+}
+if ($null -ne $wmiProblem) {
+    Stop-Operation -Id 'SmbiosUuidUnreadable' -Category 'ReadError' -Message ("Win32_ComputerSystemProduct could not be " +
+        "read ($wmiProblem), so this host cannot say which machine it is. Check that the Windows Management " +
+        "Instrumentation service (winmgmt) runs and answers: Get-CimInstance -ClassName Win32_ComputerSystemProduct.")
+}
+if ($products.Count -ne 1 -or $products[0].UUID -isnot [string]) {
+    Stop-Operation -Id 'SmbiosUuidUnreadable' -Category 'ReadError' -Message ("Win32_ComputerSystemProduct answered " +
+        "$($products.Count) instance(s) where Windows has one with a UUID, so this host cannot say which machine it " +
+        "is. Check WMI (winmgmt) on it: Get-CimInstance -ClassName Win32_ComputerSystemProduct | Select-Object UUID.")
+}
+$uuid = $products[0].UUID.Trim().ToLowerInvariant()
+
+Complete-Operation -State ([ordered]@{
+    machine_guid = $guid.Trim().ToLowerInvariant()
+    computer_name = $computerName
+    smbios_uuid = $uuid
+})
