@@ -85,8 +85,8 @@ def smbios_uuid(state_dir: Path) -> str | None:
 
 
 def set_smbios_uuid(state_dir: Path, value: str | None) -> None:
-    """The board's UUID (None: Win32_ComputerSystemProduct.UUID empty); ALL_FF or ALL_ZERO model a board that gives
-    no real one."""
+    """The board's UUID (None: Win32_ComputerSystemProduct.UUID null; "" or blank: an empty string, refused as
+    null is); ALL_FF or ALL_ZERO model a board that gives no real one (answered as they are)."""
     path = _firmware_file(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"smbios_uuid": value}), encoding="utf-8")

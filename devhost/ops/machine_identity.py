@@ -50,11 +50,12 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _OP,
-        r"if \(\$products\.Count -ne 1 -or \$products\[0\]\.UUID -isnot \[string\]\) \{\s+"
-        r"Stop-Operation -Id 'SmbiosUuidUnreadable'[^\n]*\n[^\n]*\n[^\n]*\n\}\s+"
+        r"if \(\$products\.Count -ne 1 -or \$products\[0\]\.UUID -isnot \[string\] -or "
+        r"\[string\]::IsNullOrWhiteSpace\(\$products\[0\]\.UUID\)\) \{\s+"
+        r"(?:[^\n]*\n){2}\s+Stop-Operation -Id 'SmbiosUuidUnreadable'[^\n]*\n[^\n]*\n[^\n]*\n\}\s+"
         r"\$uuid = \$products\[0\]\.UUID\.Trim\(\)\.ToLowerInvariant\(\)\n",
         "the UUID is answered lower-cased as reported, placeholders (all zeros, all FF) included; no instance, "
-        "several, or no UUID string is SmbiosUuidUnreadable, as the model does",
+        "several, or no UUID string, an empty or blank one too, is SmbiosUuidUnreadable, as the model does",
     ),
     ScriptFact(
         _OP,
@@ -87,12 +88,15 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
             category="ReadError",
         )
     reported = machine.smbios_uuid(fs.root)
-    if reported is None:  # the firmware states no UUID: the script's Win32_ComputerSystemProduct answers none
+    # The firmware states no UUID, or an empty or blank one: the script's one Win32_ComputerSystemProduct instance
+    # has no UUID string to answer ([string]::IsNullOrWhiteSpace tests Char.IsWhiteSpace; str.strip removes the same
+    # Unicode whitespace but for a few separators no board writes).
+    if reported is None or not reported.strip():
         return fail(
             "SmbiosUuidUnreadable",
-            "Win32_ComputerSystemProduct answered 1 instance(s) where Windows has one with a UUID, so this host "
-            "cannot say which machine it is. Check WMI (winmgmt) on it: Get-CimInstance -ClassName "
-            "Win32_ComputerSystemProduct | Select-Object UUID.",
+            "Win32_ComputerSystemProduct answered one instance whose UUID was missing or empty, where Windows has "
+            "exactly one with a UUID, so this host cannot say which machine it is. Check WMI (winmgmt) on it: "
+            "Get-CimInstance -ClassName Win32_ComputerSystemProduct | Select-Object UUID.",
             category="ReadError",
         )
     return succeed(

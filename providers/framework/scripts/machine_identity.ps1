@@ -45,7 +45,9 @@ $computerName = [Environment]::MachineName
 # same value through both, and any difference, a placeholder against a real UUID too, is two machines (two boards
 # that both say all FF leave the GUID and the name to decide). WMI that does not answer (winmgmt stopped or hung:
 # -OperationTimeoutSec, a CimException, terminating under EAP=Stop), or answers no instance, several, or no UUID
-# string, is a failure of its own, never "not known": the identity would be weaker without anyone knowing.
+# string, is a failure of its own, never "not known": the identity would be weaker without anyone knowing. An
+# empty or blank UUID string is "no UUID" too (Windows documents all zeros, not empty, for a board without one):
+# answered as '', the provider would refuse it with advice about the connection that does not fit.
 $products = @()
 $wmiProblem = $null
 try {
@@ -58,10 +60,14 @@ if ($null -ne $wmiProblem) {
         "read ($wmiProblem), so this host cannot say which machine it is. Check that the Windows Management " +
         "Instrumentation service (winmgmt) runs and answers: Get-CimInstance -ClassName Win32_ComputerSystemProduct.")
 }
-if ($products.Count -ne 1 -or $products[0].UUID -isnot [string]) {
+# -or short-circuits, left to right: $products[0] (an index out of range throws under StrictMode) is read only
+# when there is exactly one instance, and IsNullOrWhiteSpace only once the UUID is a string.
+if ($products.Count -ne 1 -or $products[0].UUID -isnot [string] -or [string]::IsNullOrWhiteSpace($products[0].UUID)) {
+    $answered = "$($products.Count) instance(s)"
+    if ($products.Count -eq 1) { $answered = 'one instance whose UUID was missing or empty' }
     Stop-Operation -Id 'SmbiosUuidUnreadable' -Category 'ReadError' -Message ("Win32_ComputerSystemProduct answered " +
-        "$($products.Count) instance(s) where Windows has one with a UUID, so this host cannot say which machine it " +
-        "is. Check WMI (winmgmt) on it: Get-CimInstance -ClassName Win32_ComputerSystemProduct | Select-Object UUID.")
+        "$answered, where Windows has exactly one with a UUID, so this host cannot say which machine it is. Check " +
+        "WMI (winmgmt) on it: Get-CimInstance -ClassName Win32_ComputerSystemProduct | Select-Object UUID.")
 }
 $uuid = $products[0].UUID.Trim().ToLowerInvariant()
 
