@@ -561,15 +561,17 @@ SCRIPT_FACTS = (
         r"\$stopped \+= 'service'\s+(?:#[^\n]*\s+)*"
         r"\$wait = Get-WaitBudgetBefore 120 \$needed\s+\$stopReturned = \$false\s+"
         r"try \{\s+\$service\[0\]\.Stop\(\)[\s\S]*?"
+        r"if \(\$stopReturned\) \{\s+(?:#[^\n]*\s+)*"
         r"\$note = Get-BudgetNote\s+if \(\$wait -lt 120 -and \$needed -gt 0 -and -not \$note\) \{[\s\S]*?"
         r"\$note = \" \(the wait was cut to \$wait s to keep \$needed s [^\n]*raise command_timeout_s[^\n]*\s+\}\s+"
         r"\$failed = \"did not stop within \$wait s \(\$\(\$reason\.Message\)\)\"\s+"
-        r"if \(-not \$stopReturned\) \{ "
-        r"\$failed = \"could not be stopped: ServiceController\.Stop\(\) failed [^\n]*\" \}\s+"
+        r"\} else \{\s+(?:#[^\n]*\s+)*\$note = ''\s+"
+        r"\$failed = \"could not be stopped: ServiceController\.Stop\(\) failed [^\n]*\"\s+\}\s+"
         r"throw \(New-AgentStopError 'service_name' \"service '\$name' \$failed; [^\n]*\" \$note\)",
         "V1, Z3: the main service's stop wait is what is left past the $needed s reserve, taken before Stop(); a stop "
-        "that timed out after a wait the reserve cut says so and names command_timeout_s; R3 (review-archive9): so "
-        "does a Stop() that failed itself, and the message says which call failed",
+        "that timed out after a wait the reserve cut says so and names command_timeout_s; R3 (review-archive9): a "
+        "Stop() that failed itself says which call failed, and (review-round2 V3) with no note: neither the budget "
+        "nor command_timeout_s bears on it, and the wait never began",
     ),
     ScriptFact(
         ("runtime_archive/set", "runtime_archive/remove"),
@@ -996,18 +998,23 @@ def _stop_agent(fs: WindowsFs, spec: dict[str, Any], folder: str, *, starts_agai
                     stop_returned = True
                     service.wait_for_status("Stopped", wait)
                 except (DotNetError, scm.ScmError) as error:
-                    # review-archive9 R3: which call failed; the cut note (Z3) either way.
-                    failed = f"did not stop within {wait:g} s ({error})"
-                    if not stop_returned:
+                    # review-archive9 R3: which call failed. The cut note (Z3) only for the wait that timed out: a
+                    # Stop() that failed itself (a refusal, or its own 30 s wait for a dependent) gets none, as no
+                    # budget bears on it and raising command_timeout_s cannot help (review-round2 V3).
+                    if stop_returned:
+                        failed = f"did not stop within {wait:g} s ({error})"
+                        note = _cut_note(wait, reserve, starts_again, budget)
+                    else:
                         failed = (
                             f"could not be stopped: ServiceController.Stop() failed ({error}), before the wait of "
                             f"{wait:g} s for its stop began"
                         )
+                        note = ""
                     raise _agent_stop_failed(
                         f"service '{name}' {failed}; see the System event log, stop it (or end its process), then run "
                         "again",
                         "service_name",
-                        _cut_note(wait, reserve, starts_again, budget),
+                        note,
                     ) from None
                 finally:
                     for stopped_name in service.stopped:

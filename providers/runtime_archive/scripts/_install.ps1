@@ -316,18 +316,24 @@ function Stop-Agent($Spec, [string] $Folder, [bool] $StartsAgain) {
                     # TimeoutException (learn.microsoft.com ServiceController.Stop, WaitForStatus; referencesource Stop).
                     $reason = $_.Exception
                     while ($null -ne $reason.InnerException) { $reason = $reason.InnerException }
-                    # A wait the reserve cut below its 120 s says so while the budget still holds the reserve (so
-                    # Get-BudgetNote says nothing): raising command_timeout_s is then the fix (review-archive7 Z3). Said
-                    # when Stop() itself failed too (review-archive9 R3), whose message then names Stop() (a refusal, or
-                    # its own 30 s wait for a dependent), not a wait that never began.
-                    $note = Get-BudgetNote
-                    if ($wait -lt 120 -and $needed -gt 0 -and -not $note) {
-                        $kept = 'the stops and starts around it'
-                        if (-not $StartsAgain) { $kept = "Stop()'s waits for the dependent services" }
-                        $note = " (the wait was cut to $wait s to keep $needed s of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s) for $kept; raise command_timeout_s in the connection settings, then run again)"
+                    if ($stopReturned) {
+                        # The wait for its stop timed out. A wait the reserve cut below its 120 s says so while the
+                        # budget still holds the reserve (so Get-BudgetNote says nothing): raising command_timeout_s is
+                        # then the fix (review-archive7 Z3).
+                        $note = Get-BudgetNote
+                        if ($wait -lt 120 -and $needed -gt 0 -and -not $note) {
+                            $kept = 'the stops and starts around it'
+                            if (-not $StartsAgain) { $kept = "Stop()'s waits for the dependent services" }
+                            $note = " (the wait was cut to $wait s to keep $needed s of this run's wait budget of $RunBudgetSeconds s (of the connection's command_timeout_s of $([int]$Spec.command_timeout_s) s) for $kept; raise command_timeout_s in the connection settings, then run again)"
+                        }
+                        $failed = "did not stop within $wait s ($($reason.Message))"
+                    } else {
+                        # Stop() itself failed (review-archive9 R3): a refusal, or its own fixed 30 s wait for a
+                        # dependent. Neither depends on this run's budget and the wait never began, so no note of a
+                        # cut wait nor advice to raise command_timeout_s, which could not help (review-round2 V3).
+                        $note = ''
+                        $failed = "could not be stopped: ServiceController.Stop() failed ($($reason.Message)), before the wait of $wait s for its stop began"
                     }
-                    $failed = "did not stop within $wait s ($($reason.Message))"
-                    if (-not $stopReturned) { $failed = "could not be stopped: ServiceController.Stop() failed ($($reason.Message)), before the wait of $wait s for its stop began" }
                     throw (New-AgentStopError 'service_name' "service '$name' $failed; see the System event log, stop it (or end its process), then run again" $note)
                 }
             }
