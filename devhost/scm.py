@@ -16,6 +16,9 @@ Modelled Windows rules, with the Win32 error each raises:
   learn.microsoft.com StartService, return codes); start of a service that is not Stopped (Running, Paused,
   or any pending state) fails with 1056 (ERROR_SERVICE_ALREADY_RUNNING: StartService needs a stopped service;
   a dependency already running is left as it is);
+- stop through ``control_stop`` (ControlService): a stopped service fails with 1062 (ERROR_SERVICE_NOT_ACTIVE);
+- one-shot races (knobs ``service_start_races``, ``service_stop_races``): another program starts or stops the service
+  just before this start or stop, which then meets 1056 or 1062;
 - the states of SERVICE_STATUS (learn.microsoft.com SERVICE_STATUS, dwCurrentState): Stopped, StartPending,
   StopPending, Running, ContinuePending, PausePending, Paused; a pending state ends with ``settle``;
 - delete of a running service, or of one a program holds a handle to (services.msc, an EDR tool:
@@ -74,6 +77,13 @@ SERVICE_DOMAIN_RID = 80  # NT SERVICE\<name>: S-1-5-80-<SHA-1 of the upper-cased
 # manual's `sc.exe create`, with the very values of the create under way) just before a create's CreateService,
 # which then finds the name taken (1073).
 CREATE_RACE_KNOB = "service_create_races"
+# Knob ``service_start_races``: [{"on": "<service name>", "pending": bool}], one-shot: another program (a second run
+# of the same resource past the owners lock, an administrator) starts that service just before a StartService, which
+# then answers 1056 (the service is no longer stopped); with ``pending`` its program has not reported Running yet
+# (StartPending). Knob ``service_stop_races``: [{"on": "<service name>"}], one-shot: another program stops it just
+# before a ControlService(STOP) of ``control_stop``, which then answers 1062.
+START_RACE_KNOB = "service_start_races"
+STOP_RACE_KNOB = "service_stop_races"
 
 
 class ScmError(Exception):
@@ -407,6 +417,9 @@ def enum_dependent_services(state_dir: Path, name: str) -> list[Service]:
 
 def start(state_dir: Path, name: str) -> Service:
     """StartService, with the checks Windows makes before the program runs."""
+    race = Knobs(sim_dir(state_dir) / "knobs.json").take_fault(name, key=START_RACE_KNOB)
+    if race is not None:
+        _racing_start(state_dir, name, pending=bool(race.get("pending")))
     services = load(state_dir)
     service = services.get(name.lower())
     if service is None:
@@ -450,6 +463,17 @@ def start(state_dir: Path, name: str) -> Service:
     service.started_at = time.time()
     save(state_dir, services)
     return service
+
+
+def _racing_start(state_dir: Path, name: str, *, pending: bool) -> None:
+    """START_RACE_KNOB: the other program's StartService, just before this one (a start of its that fails leaves the
+    service stopped, and this start meets the same failure)."""
+    try:
+        start(state_dir, name)
+    except ScmError:
+        return
+    if pending:
+        set_state(state_dir, name, "StartPending")
 
 
 # -- user rights: devhost.lsa holds them; a service logon needs "Log on as a service" ------------------------
@@ -526,6 +550,22 @@ def stop(state_dir: Path, name: str) -> Service | None:
         return None
     save(state_dir, services)
     return service
+
+
+def control_stop(state_dir: Path, name: str) -> Service | None:
+    """ControlService(SERVICE_CONTROL_STOP) as the service's own ServiceController.Stop() sends it: a stopped service
+    answers ERROR_SERVICE_NOT_ACTIVE (1062; learn.microsoft.com ControlService, Return value; ReactOS
+    base/system/services/rpcserver.c RControlService checks SERVICE_STOPPED first), one gone 1060; otherwise
+    ``stop`` (which takes a stopped service as done: the tests' and the other models' stop, not ControlService).
+    STOP_RACE_KNOB: another program's stop comes first."""
+    if Knobs(sim_dir(state_dir) / "knobs.json").take_fault(name, key=STOP_RACE_KNOB) is not None:
+        stop(state_dir, name)
+    service = get(state_dir, name)
+    if service is None:
+        raise ScmError(1060)
+    if service.state == "Stopped":
+        raise ScmError(1062)
+    return stop(state_dir, name)
 
 
 def delete(state_dir: Path, name: str) -> bool:

@@ -205,8 +205,28 @@ SCRIPT_FACTS = (
     ),
     ScriptFact(
         _ALL,
-        r"\$controller\.Stop\(\) \}\n\s+\$sent = \$true\n\s+\$controller\.WaitForStatus",
-        "a stop counts as sent only once Stop() returned: a 1060 from Stop() itself is a service gone before it",
+        r"\$controller\.Stop\(\) \}\n\s+\$sent = \$true\n\s+\} catch \{\n(\s+#.*\n)*"
+        r"\s+if \(-not \(Test-ServiceControlRaced \$_\.Exception \$Action \$controller\)\) \{ throw \}\n\s+\}\n"
+        r"\s+\$controller\.WaitForStatus\(\$target, \[TimeSpan\]::FromSeconds\(60\)\)\n"
+        r"\s+if \(\$GoneIsStopped\) \{ return \$sent \}",
+        "a stop counts as sent only once Stop() returned: a 1060 from Stop() itself is a service gone before it; a "
+        "start or stop another program did first (1056, 1062: Test-ServiceControlRaced) is waited for as our own, "
+        "and counts as not sent (review-service7 T1)",
+    ),
+    ScriptFact(
+        _ALL,
+        r"function Test-ServiceControlRaced\(\$Exception, \[string\] \$Action, \$Controller\) \{\n"
+        r"\s+\$raceCode = 1062\n\s+\$passing = @\('Stopped', 'StopPending'\)\n"
+        r"\s+if \(\$Action -eq 'Start'\) \{\n\s+\$raceCode = 1056\n\s+\$passing = @\('Running', 'StartPending'\)\n"
+        r"\s+\}\n\s+\$win32 = \$Exception\n"
+        r"\s+while \(\$null -ne \$win32 -and \$win32 -isnot \[System\.ComponentModel\.Win32Exception\]\) "
+        r"\{ \$win32 = \$win32\.InnerException \}\n"
+        r"\s+if \(\$null -eq \$win32 -or \$win32\.NativeErrorCode -ne \$raceCode\) \{ return \$false \}\n"
+        r"\s+\$Controller\.Refresh\(\)\n\s+return \(\$passing -contains \[string\]\$Controller\.Status\)\n\}",
+        "StartService answers 1056 to a service that is not stopped, ControlService(STOP) 1062 to one that is "
+        "(learn.microsoft.com StartServiceW, ControlService: Return value), inside ServiceController's "
+        "InvalidOperationException: another program's start or stop is done only when the service, read again, is "
+        "Running or StartPending (Stopped or StopPending); a stopping or paused service stays a failed start",
     ),
     ScriptFact(
         _SET,
@@ -425,21 +445,49 @@ def _credential(account: str, password: str | None) -> tuple[str, str | None]:
     return account, password or ""
 
 
+def _raced(state_dir: Path, name: str, action: str, error: scm.ScmError) -> bool:
+    """Test-ServiceControlRaced (review-service7 T1): the start met 1056 or the stop 1062 because another program did
+    it first, and the service is (or is on its way to) what was asked. Its Refresh() of a service gone meets 1060."""
+    code, passing = (1056, ("Running", "StartPending")) if action == "Start" else (1062, ("Stopped", "StopPending"))
+    if error.code != code:
+        return False
+    service = scm.get(state_dir, name)
+    if service is None:
+        raise scm.ScmError(1060)
+    return service.state in passing
+
+
+def _wait_for_status(state_dir: Path, name: str, target: str) -> None:
+    """WaitForStatus(target, 60 s): a pending state on its way to ``target`` ends within it (scm.settle). A service
+    gone meets 1060: a marked service goes once stopped, and WaitForStatus's status query finds no service (OpenService
+    1060: microsoft/referencesource ServiceController.GetServiceHandle)."""
+    service = scm.get(state_dir, name)
+    if service is not None and service.state != target and scm.PENDING_END.get(service.state) == target:
+        scm.settle(state_dir, name)
+        service = scm.get(state_dir, name)
+    if service is None:
+        raise scm.ScmError(1060)
+    if service.state != target:
+        raise ValueError(f"SIMULATOR: service {name} is {service.state} after its wait for {target}: not modelled")
+
+
 def _control(state_dir: Path, name: str, action: str, *, gone_is_stopped: bool = False) -> bool:
     """Invoke-ServiceControl; ``gone_is_stopped`` is its -GoneIsStopped switch (remove.ps1 only). Returns whether the
     control was sent: False when the service was gone before it (Stop() itself meets 1060, from ServiceController's
-    GenerateNames, NoService)."""
+    GenerateNames, NoService), or another program had started or stopped it first (1056 or 1062: ``_raced``, then
+    waited for as our own)."""
     sent = False
     try:
-        if action == "Start":
-            scm.start(state_dir, name)
+        try:
+            if action == "Start":
+                scm.start(state_dir, name)
+            else:
+                scm.control_stop(state_dir, name)
             sent = True
-        elif scm.stop(state_dir, name) is None:
-            sent = True
-            # A marked service that went once stopped: Stop() returned, WaitForStatus's status query finds no service
-            # (OpenService 1060: microsoft/referencesource ServiceController.GetServiceHandle).
-            raise scm.ScmError(1060)
-        sent = True
+        except scm.ScmError as error:
+            if not _raced(state_dir, name, action, error):
+                raise
+        _wait_for_status(state_dir, name, "Running" if action == "Start" else "Stopped")
     except scm.ScmError as error:
         if action == "Stop" and error.code == 1060 and gone_is_stopped:
             return sent  # gone before or by the stop: for remove, the stop done
@@ -466,7 +514,7 @@ def _control(state_dir: Path, name: str, action: str, *, gone_is_stopped: bool =
                 )
             ) from None
         raise _control_failed(name, action, error) from None
-    return True
+    return sent
 
 
 def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:

@@ -64,19 +64,46 @@ $StartErrors = @{
     1060 = @('ServiceDeleted', 'name', 'another program deleted the service during this run; find what deletes it, then `up --refresh` creates it again')
 }
 
+# Whether a Start() or Stop() that threw met another program doing the same between the read that decided it and
+# the call: StartService answers ERROR_SERVICE_ALREADY_RUNNING (1056) for a service that is not stopped
+# (learn.microsoft.com StartServiceW, Return value), ControlService(STOP) ERROR_SERVICE_NOT_ACTIVE (1062) for one that
+# is (ControlService, Return value), and ServiceController throws them as the InnerException (a Win32Exception) of an
+# InvalidOperationException (referencesource ServiceController.Start, Stop). Done only when the service is (or is on
+# its way to) what was asked: 1056 also answers a service that is stopping or paused, and a 1062 from Stop()'s stop of
+# a dependent leaves this one running; those stay failures.
+function Test-ServiceControlRaced($Exception, [string] $Action, $Controller) {
+    $raceCode = 1062
+    $passing = @('Stopped', 'StopPending')
+    if ($Action -eq 'Start') {
+        $raceCode = 1056
+        $passing = @('Running', 'StartPending')
+    }
+    $win32 = $Exception
+    while ($null -ne $win32 -and $win32 -isnot [System.ComponentModel.Win32Exception]) { $win32 = $win32.InnerException }
+    if ($null -eq $win32 -or $win32.NativeErrorCode -ne $raceCode) { return $false }
+    $Controller.Refresh()
+    return ($passing -contains [string]$Controller.Status)
+}
+
 # With -GoneIsStopped (remove.ps1 only) it outputs whether this call stopped the service: $false when the service was
 # gone before it (another program stopped and deleted it first: Stop() itself meets 1060, from ServiceController's
-# GenerateNames, NoService), so that remove reports no change it did not make. Without the switch it outputs nothing.
+# GenerateNames, NoService) or stopped before it (1062, Test-ServiceControlRaced), so that remove reports no change it
+# did not make. Without the switch it outputs nothing.
 function Invoke-ServiceControl {
     param([string] $Name, [ValidateSet('Start', 'Stop')] [string] $Action, [switch] $GoneIsStopped)
     $controller = New-Object System.ServiceProcess.ServiceController $Name
     $target = if ($Action -eq 'Start') { 'Running' } else { 'Stopped' }
     $sent = $false
     try {
-        if ($Action -eq 'Start') { $controller.Start() } else { $controller.Stop() }
-        $sent = $true
+        try {
+            if ($Action -eq 'Start') { $controller.Start() } else { $controller.Stop() }
+            $sent = $true
+        } catch {
+            # Another program did it first (Test-ServiceControlRaced): its wait below, as for our own call.
+            if (-not (Test-ServiceControlRaced $_.Exception $Action $controller)) { throw }
+        }
         $controller.WaitForStatus($target, [TimeSpan]::FromSeconds(60))
-        if ($GoneIsStopped) { return $true }
+        if ($GoneIsStopped) { return $sent }
     } catch {
         $exception = $_.Exception
         while ($null -ne $exception) {
