@@ -89,8 +89,8 @@ def get(fs: WindowsFs, spec: dict[str, Any]) -> Envelope:
         )
     reported = machine.smbios_uuid(fs.root)
     # The firmware states no UUID, or an empty or blank one: the script's one Win32_ComputerSystemProduct instance
-    # has no UUID string to answer ([string]::IsNullOrWhiteSpace tests Char.IsWhiteSpace; str.strip removes the same
-    # Unicode whitespace but for a few separators no board writes).
+    # has no UUID string to answer ([string]::IsNullOrWhiteSpace tests Char.IsWhiteSpace; str.strip removes that
+    # whitespace and the ASCII separators U+001C-U+001F too, which no board writes in a UUID).
     if reported is None or not reported.strip():
         return fail(
             "SmbiosUuidUnreadable",
