@@ -220,16 +220,6 @@ def create(
     """CreateService (what Win32_Service.Create calls)."""
     if not name or len(name) > 256 or "/" in name or "\\" in name:
         raise ScmError(123)
-    if Knobs(sim_dir(state_dir) / "knobs.json").take_fault(name, key=CREATE_RACE_KNOB) is not None:
-        _hand_install(state_dir, name, display_name, image_path, start_mode, start_name, password)
-    services = load(state_dir)
-    if name.lower() in services:
-        # "already exists in this database and has been marked for deletion" (CreateService, return codes)
-        raise ScmError(1072 if services[name.lower()].marked_for_delete else 1073)
-    if any(s.display_name.lower() == name.lower() for s in services.values()):
-        raise ScmError(1078)
-    _check_names(services, name, display_name)
-    _check_account(state_dir, start_name)
     service = Service(
         name=name,
         display_name=display_name,
@@ -238,31 +228,22 @@ def create(
         start_name=start_name,
         password_sha256=hash_password(password),
     )
+    if Knobs(sim_dir(state_dir) / "knobs.json").take_fault(name, key=CREATE_RACE_KNOB) is not None:
+        # The racing hand install: the same service, made by someone else just before this CreateService.
+        raced = load(state_dir)
+        raced[name.lower()] = service
+        save(state_dir, raced)
+    services = load(state_dir)
+    if name.lower() in services:
+        # "already exists in this database and has been marked for deletion" (CreateService, return codes)
+        raise ScmError(1072 if services[name.lower()].marked_for_delete else 1073)
+    if any(s.display_name.lower() == name.lower() for s in services.values()):
+        raise ScmError(1078)
+    _check_names(services, name, display_name)
+    _check_account(state_dir, start_name)
     services[name.lower()] = service
     save(state_dir, services)
     return service
-
-
-def _hand_install(
-    state_dir: Path,
-    name: str,
-    display_name: str,
-    image_path: str,
-    start_mode: str,
-    start_name: str,
-    password: str | None,
-) -> None:
-    """The racing hand install of CREATE_RACE_KNOB: the service as CreateService would make it, by someone else."""
-    services = load(state_dir)
-    services[name.lower()] = Service(
-        name=name,
-        display_name=display_name,
-        image_path=image_path,
-        start_mode=start_mode,
-        start_name=start_name,
-        password_sha256=hash_password(password),
-    )
-    save(state_dir, services)
 
 
 def _existing(services: dict[str, Service], name: str) -> Service:
