@@ -292,6 +292,24 @@ def test_component_arguments_are_refused_with_the_setting_named(build: Callable[
         build()
 
 
+def service_agent_args(org: str, root: str, gmsa: str, encryption: str, **extra: Any) -> ProductionAgentArgs:
+    """A production agent run as a Windows service under a gMSA, with ``extra`` arguments."""
+    return ProductionAgentArgs(
+        organization=org,
+        working_directory=root,
+        hosting="service",
+        identity=Identity(kind="GroupManagedServiceAccount", account=gmsa),
+        encryption_certificate=pfx(encryption),
+        settings=AgentSettings(
+            agent_identifier="A1",
+            application_uri="https://identitymanager.contoso.example",
+            openid_clients={"Job": secret("s")},
+            default_openid_client="Job",
+        ),
+        **extra,
+    )
+
+
 def test_production_agent_as_a_windows_service_under_a_gmsa(simulated: Target, engine: Engine) -> None:
     from devhost import accounts
 
@@ -307,23 +325,7 @@ def test_production_agent_as_a_windows_service_under_a_gmsa(simulated: Target, e
     encryption = make_pfx(cn=f"IdentityManager{org}")
 
     def program() -> None:
-        ProductionAgent(
-            "agent",
-            ProductionAgentArgs(
-                organization=org,
-                working_directory=root,
-                hosting="service",
-                identity=Identity(kind="GroupManagedServiceAccount", account=gmsa),
-                encryption_certificate=pfx(encryption),
-                settings=AgentSettings(
-                    agent_identifier="A1",
-                    application_uri="https://identitymanager.contoso.example",
-                    openid_clients={"Job": secret("s")},
-                    default_openid_client="Job",
-                ),
-            ),
-            connection=connection(simulated),
-        )
+        ProductionAgent("agent", service_agent_args(org, root, gmsa, encryption), connection=connection(simulated))
 
     stack = engine(program)
     up = stack.up()
@@ -359,27 +361,9 @@ def test_a_production_agent_keeps_from_the_archive_only_the_files_it_writes(
     encryption = make_pfx(cn=f"IdentityManager{org}")
 
     def program() -> None:
-        ProductionAgent(
-            "agent",
-            ProductionAgentArgs(
-                organization=org,
-                working_directory=root,
-                hosting="service",
-                identity=Identity(kind="GroupManagedServiceAccount", account=gmsa),
-                encryption_certificate=pfx(encryption),
-                runtime_archive=RuntimeArchiveSource(
-                    path=found.path, name=found.name, size=found.size, sha256=found.sha256
-                ),
-                settings=AgentSettings(
-                    agent_identifier="A1",
-                    application_uri="https://identitymanager.contoso.example",
-                    openid_clients={"Job": secret("s")},
-                    default_openid_client="Job",
-                ),
-                verify=False,
-            ),
-            connection=connection(simulated),
-        )
+        archive = RuntimeArchiveSource(path=found.path, name=found.name, size=found.size, sha256=found.sha256)
+        args = service_agent_args(org, root, gmsa, encryption, runtime_archive=archive, verify=False)
+        ProductionAgent("agent", args, connection=connection(simulated))
 
     stack = engine(program)
     up = stack.up()
