@@ -282,13 +282,17 @@ _COMMAND_NAME = re.compile(r"\b[A-Z][a-z]+-[A-Z][A-Za-z0-9]+\b")
 _DEFINED = re.compile(r"^\s*function\s+([A-Za-z]+-[A-Za-z0-9]+)", re.MULTILINE | re.IGNORECASE)
 
 
+def code_lines(text: str) -> list[str]:
+    """The script's lines, a comment line left blank (its words are no code): what the lints below read."""
+    return ["" if line.lstrip().startswith("#") else line for line in text.splitlines()]
+
+
 def secret_leaks(texts: list[tuple[str, str]]) -> list[str]:
     """Lines where a secret field of $Spec meets a pipe or a command the scripts do not define themselves."""
     defined = {name.lower() for _, text in texts for name in _DEFINED.findall(text)}
     found = []
     for name, text in texts:
-        for number, line in enumerate(text.splitlines(), 1):
-            code = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
+        for number, code in enumerate(code_lines(text), 1):
             for cmdlet in FORBIDDEN_CMDLETS:
                 if cmdlet.lower() in code.lower():
                     found.append(f"{name}:{number}: {cmdlet}")
@@ -338,8 +342,8 @@ def message_tests(texts: list[tuple[str, str]]) -> list[str]:
     return [
         f"{name}:{number}: {line.strip()[:100]}"
         for name, text in texts
-        for number, line in enumerate(text.splitlines(), 1)
-        if not line.lstrip().startswith("#") and _MESSAGE_TEST.search(line)
+        for number, line in enumerate(code_lines(text), 1)
+        if _MESSAGE_TEST.search(line)
     ]
 
 
@@ -400,7 +404,7 @@ def lists_wrapped_again(texts: list[tuple[str, str]]) -> list[str]:
     writers = _functions_writing_one_list(texts)
     found = []
     for name, text in texts:
-        code = "\n".join("" if line.lstrip().startswith("#") else line for line in text.splitlines())
+        code = "\n".join(code_lines(text))
         code = re.sub(r"@\(\s*\n\s*", "@(", code)  # @( and the call on the next line
         for number, line in enumerate(code.splitlines(), 1):
             for form in _WRAPPING:
